@@ -1,0 +1,3 @@
+// Package federation holds membership documents, the connection gater,
+// roles and GossipSub validators.
+package federation

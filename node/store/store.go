@@ -1,0 +1,243 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// ErrNotFound is returned by Txn.Get when the key does not exist.
+var ErrNotFound = errors.New("store: key not found")
+
+// ErrLocked is returned by Open when another process holds the database.
+var ErrLocked = errors.New("store: database is in use by another process")
+
+// ErrConflict is returned by Update when a transaction still conflicts after
+// all retries.
+var ErrConflict = errors.New("store: transaction conflict")
+
+// Options tunes the database. The zero value is a small-footprint setup
+// suited to an agency node; tests may set InMemory.
+type Options struct {
+	// InMemory keeps everything in memory (dir is ignored). For tests only:
+	// nothing survives Close.
+	InMemory bool
+	// Logger receives badger's warnings and errors; nil discards them.
+	Logger *slog.Logger
+	// CacheMiB is the block cache size in MiB (default 32).
+	CacheMiB int64
+}
+
+// DB is a node's database. It is safe for concurrent use.
+type DB struct {
+	db *badger.DB
+}
+
+const updateRetries = 16
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, o Options) (*DB, error) {
+	bo := badger.DefaultOptions(dir)
+	if o.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	}
+	cache := o.CacheMiB
+	if cache <= 0 {
+		cache = 32
+	}
+	// An agency node is mostly idle: keep the memory footprint small (the
+	// defaults reserve hundreds of MiB) and acknowledge writes only once they
+	// are on disk.
+	bo = bo.WithSyncWrites(true).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(cache << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(256 << 20).
+		WithNumCompactors(2).
+		WithCompression(options.Snappy).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{o.Logger})
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close flushes and closes the database.
+func (d *DB) Close() error {
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction.
+func (d *DB) View(fn func(tx *Txn) error) error {
+	return d.db.View(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
+}
+
+// Update runs fn in a read-write transaction and commits it durably. fn may
+// be called more than once if the transaction conflicts with another one.
+// ErrTxnTooBig from a huge transaction is returned as is; use Batch for bulk
+// writes that need no isolation.
+func (d *DB) Update(fn func(tx *Txn) error) error {
+	for i := 0; i < updateRetries; i++ {
+		err := d.db.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
+		if errors.Is(err, badger.ErrConflict) {
+			continue
+		}
+		return err
+	}
+	return ErrConflict
+}
+
+// IsTooBig reports whether err says a transaction grew past what one badger
+// transaction can hold.
+func IsTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }
+
+// Size returns the on-disk size of the LSM tree and the value log in bytes.
+func (d *DB) Size() (lsm, vlog int64) { return d.db.Size() }
+
+// Txn is one transaction. It must not be used after the function that
+// received it returns.
+type Txn struct {
+	t *badger.Txn
+}
+
+// Get returns a copy of the value at key, or ErrNotFound.
+func (tx *Txn) Get(key []byte) ([]byte, error) {
+	it, err := tx.t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return it.ValueCopy(nil)
+}
+
+// Has reports whether key exists.
+func (tx *Txn) Has(key []byte) (bool, error) {
+	_, err := tx.t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Set writes value at key.
+func (tx *Txn) Set(key, value []byte) error { return tx.t.Set(key, value) }
+
+// Delete removes key.
+func (tx *Txn) Delete(key []byte) error { return tx.t.Delete(key) }
+
+// IterOptions selects the keys an iteration visits.
+type IterOptions struct {
+	// Prefix limits the iteration to keys that start with it.
+	Prefix []byte
+	// Start is the first key visited (the last one when Reverse); nil starts
+	// at the beginning of Prefix (its end when Reverse).
+	Start []byte
+	// Reverse visits keys in descending order.
+	Reverse bool
+	// KeysOnly skips reading values; fn then gets a nil value.
+	KeysOnly bool
+}
+
+// ErrStop may be returned by an iteration callback to end it early without
+// an error.
+var ErrStop = errors.New("store: stop iteration")
+
+// Iterate calls fn for each key selected by o, in key order. The key and
+// value passed to fn are only valid during the call; copy them to keep them.
+func (tx *Txn) Iterate(o IterOptions, fn func(key, value []byte) error) error {
+	bo := badger.DefaultIteratorOptions
+	bo.Prefix = o.Prefix
+	bo.Reverse = o.Reverse
+	bo.PrefetchValues = !o.KeysOnly
+	it := tx.t.NewIterator(bo)
+	defer it.Close()
+	start := o.Start
+	if start == nil {
+		start = o.Prefix
+		if o.Reverse {
+			start = prefixEnd(o.Prefix)
+		}
+	}
+	for it.Seek(start); it.ValidForPrefix(o.Prefix); it.Next() {
+		item := it.Item()
+		var val []byte
+		if !o.KeysOnly {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			val = v
+		}
+		if err := fn(item.Key(), val); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// prefixEnd returns a key just past every key with prefix p, for reverse
+// seeks.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	return append(end, 0xff, 0xff, 0xff, 0xff)
+}
+
+// Batch applies many writes without isolation, splitting them into as many
+// transactions as needed. Flush makes them durable.
+type Batch struct {
+	wb *badger.WriteBatch
+}
+
+// NewBatch starts a batch.
+func (d *DB) NewBatch() *Batch { return &Batch{wb: d.db.NewWriteBatch()} }
+
+// Set queues a write.
+func (b *Batch) Set(key, value []byte) error { return b.wb.Set(key, value) }
+
+// Delete queues a deletion.
+func (b *Batch) Delete(key []byte) error { return b.wb.Delete(key) }
+
+// Flush commits everything queued and waits until it is on disk.
+func (b *Batch) Flush() error { return b.wb.Flush() }
+
+// Cancel drops a batch that will not be flushed.
+func (b *Batch) Cancel() { b.wb.Cancel() }
+
+// badgerLogger sends badger's log lines to slog; nil discards them.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	if b.l != nil {
+		b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	}
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	if b.l != nil {
+		b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	}
+}
+
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}
