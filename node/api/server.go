@@ -1,0 +1,285 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mimnode/mimnode/node/problem"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Status is the body of GET /api/v1/status.
+type Status struct {
+	PeerID         string   `json:"peerId"`
+	Name           string   `json:"name"`
+	Addresses      []string `json:"addresses"`
+	Version        string   `json:"version"`
+	UptimeSeconds  float64  `json:"uptimeSeconds"`
+	StoreBytes     int64    `json:"storeBytes"`
+	ConnectedPeers int      `json:"connectedPeers"`
+	DataDir        string   `json:"dataDir"`
+}
+
+// Peer is one entry of GET /api/v1/peers.
+type Peer struct {
+	PeerID    string   `json:"peerId"`
+	Addresses []string `json:"addresses"`
+	Direction string   `json:"direction"` // inbound or outbound
+	Transport string   `json:"transport"` // tcp or quic
+	Latency   string   `json:"latency,omitempty"`
+	Agent     string   `json:"agent,omitempty"`
+}
+
+// ConnectRequest is the body of POST /api/v1/peers/connect.
+type ConnectRequest struct {
+	Addr string `json:"addr"`
+}
+
+// ConnectResult is the answer to a successful connect.
+type ConnectResult struct {
+	PeerID  string `json:"peerId"`
+	Latency string `json:"latency"`
+}
+
+// Backend is what the API needs from a node.
+type Backend interface {
+	// Status describes the node now.
+	Status() Status
+	// Peers lists the connected peers.
+	Peers() []Peer
+	// Connect dials the multiaddr (which must end in /p2p/PEERID) and pings
+	// the peer. A malformed address returns an error wrapping ErrBadRequest.
+	Connect(ctx context.Context, addr string) (ConnectResult, error)
+}
+
+// ErrBadRequest marks a Backend error caused by the caller's input; the
+// server answers it with 400 instead of 502.
+var ErrBadRequest = errors.New("bad request")
+
+// Options configures a Server.
+type Options struct {
+	Backend Backend
+	// Token is the API token; RequireToken makes it mandatory on every
+	// request (set when the API listens beyond loopback).
+	Token        string
+	RequireToken bool
+	// Metrics is the registry /metrics serves.
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+}
+
+// Server is the local HTTP API.
+type Server struct {
+	o        Options
+	mux      *http.ServeMux
+	http     *http.Server
+	requests *prometheus.CounterVec
+}
+
+// New builds a server with the node's routes.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{o: o, mux: http.NewServeMux()}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mimnode_api_requests_total",
+		Help: "HTTP API requests by route pattern and status code.",
+	}, []string{"route", "code"})
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(s.requests)
+	}
+	for _, r := range s.routes() {
+		s.mux.HandleFunc(r.pattern, r.handler)
+	}
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// routes is the whole /api/v1 surface of this package, in one table.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /api/v1/status", s.handleStatus},
+		{"GET /api/v1/peers", s.handlePeers},
+		{"POST /api/v1/peers/connect", s.handleConnect},
+		{"GET /metrics", s.handleMetrics},
+		{"GET /{$}", s.handleIndex},
+	}
+}
+
+// Mount lets another package add its routes (Go 1.22 patterns).
+func (s *Server) Mount(register func(*http.ServeMux)) { register(s.mux) }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests and waits for the ones in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// ServeHTTP checks the token, then routes the request and counts it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.o.RequireToken && !s.tokenOK(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mimnode"`)
+		problem.Write(w, problem.New(http.StatusUnauthorized, "unauthorized", "API token required",
+			"this API listens beyond loopback: send 'Authorization: Bearer TOKEN' with the token from DATA/api.token"))
+		s.requests.WithLabelValues("unauthorized", "401").Inc()
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// The mux answers unknown paths and methods in plain text; find out
+		// which it is and answer with a problem instead.
+		probe := &statusRecorder{ResponseWriter: discardWriter{}, code: http.StatusOK}
+		h.ServeHTTP(probe, r)
+		s.notRouted(w, r, probe.code)
+		s.requests.WithLabelValues("unmatched", strconv.Itoa(probe.code)).Inc()
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	h.ServeHTTP(rec, r)
+	s.requests.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
+}
+
+func (s *Server) tokenOK(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || s.o.Token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.o.Token)) == 1
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streaming handlers (notifications, live feeds) flush through.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the real writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, s.o.Backend.Status())
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, s.o.Backend.Peers())
+}
+
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
+	var req ConnectRequest
+	if !ReadJSON(w, r, &req) {
+		return
+	}
+	if strings.TrimSpace(req.Addr) == "" {
+		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Bad request", `body needs "addr": a multiaddr ending in /p2p/PEERID`))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	res, err := s.o.Backend.Connect(ctx, req.Addr)
+	if errors.Is(err, ErrBadRequest) {
+		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Bad request", err.Error()))
+		return
+	}
+	if err != nil {
+		problem.Write(w, problem.New(http.StatusBadGateway, "peer-unreachable", "Peer unreachable", err.Error()))
+		return
+	}
+	WriteJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.o.Metrics == nil {
+		problem.Write(w, problem.New(http.StatusNotFound, "not-found", "Not found", "metrics are not enabled"))
+		return
+	}
+	promhttp.HandlerFor(s.o.Metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, code int) {
+	if code == http.StatusMethodNotAllowed {
+		problem.Write(w, problem.New(code, "method-not-allowed", "Method not allowed",
+			fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+		return
+	}
+	problem.Write(w, problem.New(http.StatusNotFound, "not-found", "Not found",
+		fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path)))
+}
+
+// discardWriter swallows the mux's own plain-text error page.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
+
+func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	st := s.o.Backend.Status()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "mimnode %s\nagency: %s\npeer ID: %s\n\nAPI: /api/v1/status, /api/v1/peers, /ngsi-ld/v1/entities, /metrics\n",
+		st.Version, st.Name, st.PeerID)
+}
+
+// maxBody caps JSON request bodies of the /api/v1 routes.
+const maxBody = 1 << 20
+
+// ReadJSON decodes the request body into v, answering 400 (and returning
+// false) when it is not a single JSON value of the right shape.
+func ReadJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Malformed JSON body", err.Error()))
+		return false
+	}
+	if dec.More() {
+		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Malformed JSON body", "trailing data after the JSON value"))
+		return false
+	}
+	return true
+}
+
+// WriteJSON sends v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,237 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// Files inside a data directory.
+const (
+	KeyFile    = "key"
+	ConfigFile = "config.toml"
+	APIFile    = "api"
+	TokenFile  = "api.token"
+	LockFile   = "lock"
+	StoreDir   = "badger"
+)
+
+// EnvDataDir names the environment variable that selects the data directory
+// when no --data flag is given.
+const EnvDataDir = "MIMNODE_DATA"
+
+// Sentinel errors for data directory problems a user can cause.
+var (
+	// ErrExists is returned by Init when the directory already holds an
+	// identity and force is false.
+	ErrExists = errors.New("data directory already has an identity")
+	// ErrNotInitialized is returned when a data directory has no identity.
+	ErrNotInitialized = errors.New("data directory is not initialised")
+	// ErrLocked is returned when another daemon uses the data directory.
+	ErrLocked = errors.New("data directory is in use by another mimnode daemon")
+	// ErrCorruptKey is returned when the key file cannot be decoded.
+	ErrCorruptKey = errors.New("identity key file is corrupt")
+)
+
+// ResolveDataDir picks the data directory: the flag value, else $MIMNODE_DATA,
+// else ~/.mimnode.
+func ResolveDataDir(flag string) (string, error) {
+	dir := flag
+	if dir == "" {
+		dir = os.Getenv(EnvDataDir)
+	}
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("find home directory for the default data directory (set --data or %s): %w", EnvDataDir, err)
+		}
+		dir = filepath.Join(home, ".mimnode")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve data directory %q: %w", dir, err)
+	}
+	return abs, nil
+}
+
+// InitOptions are the choices `mimnode init` offers.
+type InitOptions struct {
+	Name   string   // agency name; empty keeps the default
+	Listen []string // libp2p listen multiaddrs; empty keeps the defaults
+	API    string   // API host:port; empty keeps the default
+	Force  bool     // replace an existing identity
+}
+
+// Init creates a data directory: identity key (0600), config.toml and the API
+// token. It validates the configuration before writing anything, and refuses
+// to replace an existing identity unless o.Force.
+func Init(dir string, o InitOptions) (Config, error) {
+	c := Default()
+	c.DataDir = dir
+	if o.Name != "" {
+		c.Name = o.Name
+	}
+	if len(o.Listen) > 0 {
+		c.Network.Listen = o.Listen
+	}
+	if o.API != "" {
+		c.API.Listen = o.API
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil && !o.Force {
+		return c, fmt.Errorf("%w: %s (use --force to create a new identity; the peer ID will change)", ErrExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return c, fmt.Errorf("create data directory: %w", err)
+	}
+	// A running daemon must not see its identity replaced under it.
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return c, err
+	}
+	defer unlock()
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return c, fmt.Errorf("generate identity key: %w", err)
+	}
+	kb, err := crypto.MarshalPrivateKey(priv)
+	if err != nil {
+		return c, fmt.Errorf("encode identity key: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, KeyFile), kb, 0o600); err != nil {
+		return c, fmt.Errorf("write identity key: %w", err)
+	}
+	if err := WriteConfig(filepath.Join(dir, ConfigFile), c); err != nil {
+		return c, err
+	}
+	if _, err := ensureToken(dir); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Load reads the data directory's configuration. It does not lock the
+// directory.
+func Load(dir string) (Config, error) {
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); errors.Is(err, fs.ErrNotExist) {
+		return Config{}, fmt.Errorf("%w: %s has no %s (run `mimnode init`)", ErrNotInitialized, dir, KeyFile)
+	}
+	c, err := LoadConfig(filepath.Join(dir, ConfigFile))
+	c.DataDir = dir
+	return c, err
+}
+
+// loadKey reads the identity key. The file must be private to its owner.
+func loadKey(dir string) (crypto.PrivKey, error) {
+	path := filepath.Join(dir, KeyFile)
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s has no %s (run `mimnode init`)", ErrNotInitialized, dir, KeyFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read identity key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("identity key %s is readable by others (mode %o): run `chmod 600 %s`", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read identity key: %w", err)
+	}
+	k, err := crypto.UnmarshalPrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v (restore it from a backup, or run `mimnode init --force` for a new identity)", ErrCorruptKey, path, err)
+	}
+	if k.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("%w: %s holds a %s key, want Ed25519", ErrCorruptKey, path, k.Type())
+	}
+	return k, nil
+}
+
+// ensureToken returns the API token, creating it on first use.
+func ensureToken(dir string) (string, error) {
+	path := filepath.Join(dir, TokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if len(tok) >= 32 {
+			return tok, nil
+		}
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generate API token: %w", err)
+	}
+	tok := hex.EncodeToString(raw)
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write API token: %w", err)
+	}
+	return tok, nil
+}
+
+// ReadToken returns the API token of a data directory, for CLI clients.
+func ReadToken(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err != nil {
+		return "", fmt.Errorf("read API token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// lockDir takes an exclusive lock on DATA/lock, held until unlock is called
+// or the process dies (flock locks die with their process, so a crashed
+// daemon never leaves the directory locked).
+func lockDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, LockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (stop the other daemon, or use another --data directory)", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// writeFileAtomic writes data to a temporary file in the same directory,
+// syncs it and renames it over path, so a crash leaves the old file or the
+// new one, never half of one.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// userAgent is what identify tells peers this node runs.
+var userAgent = "mimnode/" + Version
+
+// newHost builds the node's libp2p host: TCP and QUIC, Noise and TLS, yamux,
+// a resource manager with the configured limits, a connection manager,
+// identify (always on in libp2p) and ping.
+func newHost(c Config, key crypto.PrivKey, reg prometheus.Registerer) (host.Host, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	scaled := limits.Scale(int64(c.Resources.MaxMemoryMiB)<<20, c.Resources.MaxFDs)
+	partial := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Memory:  rcmgr.LimitVal64(int64(c.Resources.MaxMemoryMiB) << 20),
+			Conns:   rcmgr.LimitVal(c.Resources.MaxConnections),
+			Streams: rcmgr.LimitVal(c.Resources.MaxStreams),
+			FD:      rcmgr.LimitVal(c.Resources.MaxFDs),
+		},
+	}
+	rcmgr.MustRegisterWith(reg)
+	str, err := rcmgr.NewStatsTraceReporter()
+	if err != nil {
+		return nil, fmt.Errorf("resource manager metrics: %w", err)
+	}
+	limiter := rcmgr.NewFixedLimiter(partial.Build(scaled))
+	rm, err := rcmgr.NewResourceManager(limiter, rcmgr.WithTraceReporter(str))
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(c.ConnMgr.Low, c.ConnMgr.High, connmgr.WithGracePeriod(c.ConnMgr.GracePeriod.Duration))
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(c.Network.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.Ping(false), // the node runs its own ping service (Node.ping)
+		libp2p.UserAgent(userAgent),
+		libp2p.PrometheusRegisterer(reg),
+	}
+	if len(c.Network.Announce) > 0 {
+		announce := make([]ma.Multiaddr, 0, len(c.Network.Announce))
+		for _, s := range c.Network.Announce {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("network.announce: %w", err)
+			}
+			announce = append(announce, a)
+		}
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,310 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mimnode/mimnode/node/api"
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Version is mimnode's version, reported by `mimnode version`, the API and
+// identify.
+const Version = "0.1.0-dev"
+
+// Node is one running mimnode: identity, store, libp2p host and local API.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	key     crypto.PrivKey
+	unlock  func()
+	store   *store.DB
+	host    host.Host
+	ping    *ping.PingService
+	metrics *prometheus.Registry
+	api     *api.Server
+	token   string
+	started time.Time
+
+	mu     sync.Mutex // guards apiLn, apiURL and closed
+	apiLn  net.Listener
+	apiURL string
+	closed bool
+}
+
+// New opens the node's data directory (locking it), its store and its libp2p
+// host. The host listens at once; Start serves the API. On error everything
+// opened so far is closed again.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: data directory not set", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			n.closeParts()
+		}
+	}()
+	if n.unlock, err = lockDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if n.key, err = loadKey(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if n.token, err = ensureToken(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreDir), store.Options{Logger: log, CacheMiB: cfg.Store.CacheMiB})
+	if err != nil {
+		return nil, err
+	}
+	if n.host, err = newHost(cfg, n.key, n.metrics); err != nil {
+		return nil, err
+	}
+	n.ping = ping.NewPingService(n.host)
+	n.registerMetrics()
+	n.api = api.New(api.Options{
+		Backend:      n,
+		Token:        n.token,
+		RequireToken: !isLoopback(cfg.API.Listen),
+		Metrics:      n.metrics,
+		Logger:       log,
+	})
+	return n, nil
+}
+
+// isLoopback reports whether host:port binds only to the loopback interface.
+func isLoopback(hostport string) bool {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (n *Node) registerMetrics() {
+	n.metrics.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mimnode_uptime_seconds", Help: "Seconds since the node started.",
+		}, func() float64 { return time.Since(n.started).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mimnode_connected_peers", Help: "Peers with an open connection.",
+		}, func() float64 { return float64(len(n.host.Network().Peers())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mimnode_store_bytes", Help: "Size of the badger store on disk (LSM tree plus value log).",
+		}, func() float64 { lsm, vlog := n.store.Size(); return float64(lsm + vlog) }),
+	)
+}
+
+// Start serves the local API and writes its URL to DATA/api so CLI commands
+// find it.
+func (n *Node) Start(ctx context.Context) error {
+	n.started = time.Now()
+	ln, err := net.Listen("tcp", n.cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for the API on %s: %w", n.cfg.API.Listen, err)
+	}
+	url := "http://" + ln.Addr().String()
+	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, APIFile), []byte(url+"\n"), 0o644); err != nil {
+		ln.Close()
+		return fmt.Errorf("write API address file: %w", err)
+	}
+	n.mu.Lock()
+	n.apiLn, n.apiURL = ln, url
+	n.mu.Unlock()
+	go func() {
+		if err := n.api.Serve(ln); err != nil {
+			n.log.Error("API server stopped", "err", err)
+		}
+	}()
+	n.log.Info("node started", "peer", n.host.ID(), "name", n.cfg.Name, "api", url)
+	return nil
+}
+
+// Close stops the API, the host and the store, and releases the data
+// directory. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	started := n.apiLn != nil
+	n.mu.Unlock()
+	if started {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.api.Shutdown(ctx)
+		cancel()
+		os.Remove(filepath.Join(n.cfg.DataDir, APIFile))
+	}
+	return n.closeParts()
+}
+
+// closeParts closes whatever New managed to open, store last so that nothing
+// writes to it after it is closed.
+func (n *Node) closeParts() error {
+	var errs []error
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	if n.unlock != nil {
+		n.unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Host is the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Store is the node's database.
+func (n *Node) Store() *store.DB { return n.store }
+
+// Config is the configuration the node runs with.
+func (n *Node) Config() Config { return n.cfg }
+
+// APIURL is the base URL of the running API ("" before Start).
+func (n *Node) APIURL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.apiURL
+}
+
+// Token is the API token.
+func (n *Node) Token() string { return n.token }
+
+// AddrInfo is the node's peer ID and listen addresses, for dialling it.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()}
+}
+
+// P2PAddrs are the node's listen multiaddrs with /p2p/PEERID appended.
+func (n *Node) P2PAddrs() []string {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Status implements api.Backend.
+func (n *Node) Status() api.Status {
+	lsm, vlog := n.store.Size()
+	return api.Status{
+		PeerID:         n.host.ID().String(),
+		Name:           n.cfg.Name,
+		Addresses:      n.P2PAddrs(),
+		Version:        Version,
+		UptimeSeconds:  time.Since(n.started).Seconds(),
+		StoreBytes:     lsm + vlog,
+		ConnectedPeers: len(n.host.Network().Peers()),
+		DataDir:        n.cfg.DataDir,
+	}
+}
+
+// Peers implements api.Backend.
+func (n *Node) Peers() []api.Peer {
+	var out []api.Peer
+	for _, p := range n.host.Network().Peers() {
+		conns := n.host.Network().ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue
+		}
+		c := conns[0]
+		ap := api.Peer{
+			PeerID:    p.String(),
+			Direction: c.Stat().Direction.String(),
+			Transport: transportOf(c.RemoteMultiaddr()),
+		}
+		for _, c := range conns {
+			ap.Addresses = append(ap.Addresses, c.RemoteMultiaddr().String())
+		}
+		if l := n.host.Peerstore().LatencyEWMA(p); l > 0 {
+			ap.Latency = l.String()
+		}
+		if v, err := n.host.Peerstore().Get(p, "AgentVersion"); err == nil {
+			ap.Agent, _ = v.(string)
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+func transportOf(a ma.Multiaddr) string {
+	if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+		return "quic"
+	}
+	return "tcp"
+}
+
+// Connect implements api.Backend: it dials addr and pings the peer once.
+func (n *Node) Connect(ctx context.Context, addr string) (api.ConnectResult, error) {
+	m, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		return api.ConnectResult{}, fmt.Errorf("%w: %q is not a multiaddr: %v", api.ErrBadRequest, addr, err)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return api.ConnectResult{}, fmt.Errorf("%w: %q must end in /p2p/PEERID: %v", api.ErrBadRequest, addr, err)
+	}
+	if ai.ID == n.host.ID() {
+		return api.ConnectResult{}, fmt.Errorf("%w: %s is this node itself", api.ErrBadRequest, ai.ID)
+	}
+	if err := n.host.Connect(ctx, *ai); err != nil {
+		return api.ConnectResult{}, fmt.Errorf("connect to %s: %w", ai.ID, err)
+	}
+	rtt, err := n.Ping(ctx, ai.ID)
+	if err != nil {
+		return api.ConnectResult{}, err
+	}
+	return api.ConnectResult{PeerID: ai.ID.String(), Latency: rtt.String()}, nil
+}
+
+// Ping measures one round trip to a connected peer.
+func (n *Node) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "ping")
+	select {
+	case res := <-n.ping.Ping(ctx, p):
+		if res.Error != nil {
+			return 0, fmt.Errorf("ping %s: %w", p, res.Error)
+		}
+		return res.RTT, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("ping %s: %w", p, ctx.Err())
+	}
+}

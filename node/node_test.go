@@ -1,0 +1,260 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// testConfig initialises a data directory in a temp dir with loopback
+// listeners on free ports.
+func testConfig(t *testing.T, listen ...string) Config {
+	t.Helper()
+	if len(listen) == 0 {
+		listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	}
+	c, err := Init(t.TempDir(), InitOptions{Name: "Test agency", Listen: listen, API: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func startNode(t *testing.T, c Config) *Node {
+	t.Helper()
+	n, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		n.Close()
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// addrWith returns n's first listen address that carries protocol code.
+func addrWith(t *testing.T, n *Node, code int) peer.AddrInfo {
+	t.Helper()
+	for _, a := range n.Host().Addrs() {
+		if _, err := a.ValueForProtocol(code); err == nil {
+			return peer.AddrInfo{ID: n.ID(), Addrs: []ma.Multiaddr{a}}
+		}
+	}
+	t.Fatalf("node has no address with protocol %d: %v", code, n.Host().Addrs())
+	return peer.AddrInfo{}
+}
+
+func TestTwoNodesConnectAndPing(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		code      int
+		transport string
+	}{
+		{"tcp", ma.P_TCP, "tcp"},
+		{"quic", ma.P_QUIC_V1, "quic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startNode(t, testConfig(t))
+			b := startNode(t, testConfig(t))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			ai := addrWith(t, b, tc.code)
+			p2p, _ := peer.AddrInfoToP2pAddrs(&ai)
+			res, err := a.Connect(ctx, p2p[0].String())
+			if err != nil {
+				t.Fatalf("Connect over %s: %v", tc.name, err)
+			}
+			if res.PeerID != b.ID().String() {
+				t.Fatalf("connected to %s, want %s", res.PeerID, b.ID())
+			}
+			peers := a.Peers()
+			if len(peers) != 1 || peers[0].PeerID != b.ID().String() || peers[0].Transport != tc.transport {
+				t.Fatalf("Peers() = %+v, want one %s peer %s", peers, tc.transport, b.ID())
+			}
+			if _, err := b.Ping(ctx, a.ID()); err != nil {
+				t.Fatalf("ping back: %v", err)
+			}
+		})
+	}
+}
+
+func TestRestartKeepsPeerID(t *testing.T) {
+	c := testConfig(t)
+	n, err := New(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := n.ID()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2 := startNode(t, c)
+	if n2.ID() != id {
+		t.Fatalf("peer ID after restart = %s, want %s", n2.ID(), id)
+	}
+}
+
+func TestSecondDaemonOnSameDataDirFails(t *testing.T) {
+	c := testConfig(t)
+	startNode(t, c)
+	_, err := New(context.Background(), c, nil)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second New on %s: err = %v, want ErrLocked", c.DataDir, err)
+	}
+}
+
+func TestInitRefusesToOverwriteIdentity(t *testing.T) {
+	c := testConfig(t)
+	key1, _ := os.ReadFile(filepath.Join(c.DataDir, KeyFile))
+	if _, err := Init(c.DataDir, InitOptions{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("Init on existing dir: err = %v, want ErrExists", err)
+	}
+	key2, _ := os.ReadFile(filepath.Join(c.DataDir, KeyFile))
+	if string(key1) != string(key2) {
+		t.Fatal("refused Init still changed the key")
+	}
+	if _, err := Init(c.DataDir, InitOptions{Force: true}); err != nil {
+		t.Fatalf("Init --force: %v", err)
+	}
+	key3, _ := os.ReadFile(filepath.Join(c.DataDir, KeyFile))
+	if string(key3) == string(key1) {
+		t.Fatal("Init --force kept the old key")
+	}
+	fi, _ := os.Stat(filepath.Join(c.DataDir, KeyFile))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode = %o, want 600", fi.Mode().Perm())
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	t.Run("unknown config key", func(t *testing.T) {
+		c := testConfig(t)
+		path := filepath.Join(c.DataDir, ConfigFile)
+		b, _ := os.ReadFile(path)
+		os.WriteFile(path, append(b, []byte("\n[network]\nlisten_adress = []\n")...), 0o644)
+		_, err := Load(c.DataDir)
+		if err == nil || !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("Load: err = %v, want ErrInvalidConfig", err)
+		}
+	})
+	t.Run("misspelt key names the key and file", func(t *testing.T) {
+		c := testConfig(t)
+		path := filepath.Join(c.DataDir, ConfigFile)
+		os.WriteFile(path, []byte("name = \"x\"\nnmae = \"y\"\n"), 0o644)
+		_, err := Load(c.DataDir)
+		if err == nil || !strings.Contains(err.Error(), "nmae") || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Load: err = %v, want it to name key nmae and %s", err, path)
+		}
+	})
+	t.Run("bad multiaddr", func(t *testing.T) {
+		_, err := Init(t.TempDir(), InitOptions{Listen: []string{"/ip4/127.0.0.1/tcp/notaport"}})
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "network.listen[0]") {
+			t.Fatalf("Init: err = %v, want ErrInvalidConfig naming network.listen[0]", err)
+		}
+	})
+	t.Run("bad value names the field", func(t *testing.T) {
+		c := testConfig(t)
+		path := filepath.Join(c.DataDir, ConfigFile)
+		os.WriteFile(path, []byte("[log]\nlevel = \"loud\"\n"), 0o644)
+		_, err := Load(c.DataDir)
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "log.level") {
+			t.Fatalf("Load: err = %v, want ErrInvalidConfig naming log.level", err)
+		}
+	})
+	t.Run("unwritable data directory", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			// root ignores permission bits; use a path under a regular file instead.
+			f := filepath.Join(t.TempDir(), "file")
+			os.WriteFile(f, nil, 0o644)
+			if _, err := Init(filepath.Join(f, "data"), InitOptions{}); err == nil {
+				t.Fatal("Init under a regular file succeeded")
+			}
+			return
+		}
+		dir := t.TempDir()
+		os.Chmod(dir, 0o500)
+		defer os.Chmod(dir, 0o700)
+		if _, err := Init(filepath.Join(dir, "data"), InitOptions{}); err == nil {
+			t.Fatal("Init in a read-only directory succeeded")
+		}
+	})
+	t.Run("corrupt key file", func(t *testing.T) {
+		c := testConfig(t)
+		os.WriteFile(filepath.Join(c.DataDir, KeyFile), []byte("not a key"), 0o600)
+		_, err := New(context.Background(), c, nil)
+		if !errors.Is(err, ErrCorruptKey) {
+			t.Fatalf("New: err = %v, want ErrCorruptKey", err)
+		}
+		// The failed start must release the directory.
+		if _, err := lockDir(c.DataDir); err != nil {
+			t.Fatalf("directory still locked after failed start: %v", err)
+		}
+	})
+	t.Run("key readable by others", func(t *testing.T) {
+		c := testConfig(t)
+		os.Chmod(filepath.Join(c.DataDir, KeyFile), 0o644)
+		if _, err := New(context.Background(), c, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Fatalf("New: err = %v, want advice to chmod 600", err)
+		}
+	})
+	t.Run("uninitialised data directory", func(t *testing.T) {
+		if _, err := Load(t.TempDir()); !errors.Is(err, ErrNotInitialized) {
+			t.Fatalf("Load: err = %v, want ErrNotInitialized", err)
+		}
+	})
+}
+
+func TestAPITokenRequiredOffLoopback(t *testing.T) {
+	c, err := Init(t.TempDir(), InitOptions{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "0.0.0.0:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, c)
+	// The server listens on all interfaces; reach it through loopback, which
+	// must not make the token optional.
+	url := strings.Replace(n.APIURL(), "0.0.0.0", "127.0.0.1", 1) + "/api/v1/status"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("GET without token = %d %s, want 401 problem", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+n.Token())
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ PeerID string }
+	json.NewDecoder(resp.Body).Decode(&st)
+	if resp.StatusCode != 200 || st.PeerID != n.ID().String() {
+		t.Fatalf("GET with token = %d peer %q, want 200 and %s", resp.StatusCode, st.PeerID, n.ID())
+	}
+}
+
+func TestAPIFileWrittenAndRemoved(t *testing.T) {
+	c := testConfig(t)
+	n := startNode(t, c)
+	b, err := os.ReadFile(filepath.Join(c.DataDir, APIFile))
+	if err != nil || strings.TrimSpace(string(b)) != n.APIURL() {
+		t.Fatalf("DATA/api = %q, %v; want %s", b, err, n.APIURL())
+	}
+	n.Close()
+	if _, err := os.Stat(filepath.Join(c.DataDir, APIFile)); !os.IsNotExist(err) {
+		t.Fatalf("DATA/api still there after Close: %v", err)
+	}
+}
