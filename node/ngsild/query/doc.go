@@ -1,0 +1,28 @@
+// Package query parses and evaluates the NGSI-LD query language (ETSI GS CIM 009
+// clause 4.9, the q parameter) and geo-queries (clause 4.10). It is pure: no
+// storage, no HTTP, no clock; a store supplies entities through the Entity
+// interface.
+//
+// A store answers GET /entities?q=... in three steps:
+//
+//	q, err := query.Parse(r.URL.Query().Get("q"), ctx.Expand)
+//	if err != nil {
+//		// errors.Is(err, query.ErrSyntax); the *SyntaxError names the offset.
+//		return badRequest(err)
+//	}
+//	for _, t := range q.IndexTerms() {
+//		// narrow the candidates with an attribute-value index, if one exists
+//	}
+//	for _, e := range candidates {
+//		if q.Match(e) { ... }
+//	}
+//
+// Attribute names are expanded while parsing, by the caller's expand function
+// (the request's @context), so Path.Attrs hold the IRIs the store keys on. The
+// metadata members observedAt, createdAt, modifiedAt, unitCode and datasetId at
+// the end of a path are kept as written.
+//
+// MapEntity implements Entity over an entity in normalized form decoded from JSON;
+// a store with its own representation implements Values itself, and can use
+// LookupKeys for the a[k1.k2] part of a path.
+package query
