@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Files inside a data directory.
@@ -234,4 +235,13 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// PeerIDOf returns the peer ID of the identity in a data directory.
+func PeerIDOf(dir string) (peer.ID, error) {
+	k, err := loadKey(dir)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPrivateKey(k)
 }

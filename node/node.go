@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,7 +249,7 @@ func (n *Node) Peers() []api.Peer {
 		c := conns[0]
 		ap := api.Peer{
 			PeerID:    p.String(),
-			Direction: c.Stat().Direction.String(),
+			Direction: strings.ToLower(c.Stat().Direction.String()),
 			Transport: transportOf(c.RemoteMultiaddr()),
 		}
 		for _, c := range conns {
@@ -276,14 +277,14 @@ func transportOf(a ma.Multiaddr) string {
 func (n *Node) Connect(ctx context.Context, addr string) (api.ConnectResult, error) {
 	m, err := ma.NewMultiaddr(addr)
 	if err != nil {
-		return api.ConnectResult{}, fmt.Errorf("%w: %q is not a multiaddr: %v", api.ErrBadRequest, addr, err)
+		return api.ConnectResult{}, api.BadRequest("%q is not a multiaddr: %v", addr, err)
 	}
 	ai, err := peer.AddrInfoFromP2pAddr(m)
 	if err != nil {
-		return api.ConnectResult{}, fmt.Errorf("%w: %q must end in /p2p/PEERID: %v", api.ErrBadRequest, addr, err)
+		return api.ConnectResult{}, api.BadRequest("%q must end in /p2p/PEERID: %v", addr, err)
 	}
 	if ai.ID == n.host.ID() {
-		return api.ConnectResult{}, fmt.Errorf("%w: %s is this node itself", api.ErrBadRequest, ai.ID)
+		return api.ConnectResult{}, api.BadRequest("%s is this node itself", ai.ID)
 	}
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		return api.ConnectResult{}, fmt.Errorf("connect to %s: %w", ai.ID, err)

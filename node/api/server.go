@@ -58,13 +58,23 @@ type Backend interface {
 	// Peers lists the connected peers.
 	Peers() []Peer
 	// Connect dials the multiaddr (which must end in /p2p/PEERID) and pings
-	// the peer. A malformed address returns an error wrapping ErrBadRequest.
+	// the peer. A malformed address returns a BadRequest error.
 	Connect(ctx context.Context, addr string) (ConnectResult, error)
 }
 
-// ErrBadRequest marks a Backend error caused by the caller's input; the
+// BadRequest marks a Backend error as caused by the caller's input; the
 // server answers it with 400 instead of 502.
-var ErrBadRequest = errors.New("bad request")
+func BadRequest(format string, a ...any) error { return &badRequest{fmt.Sprintf(format, a...)} }
+
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// IsBadRequest reports whether err was made by BadRequest.
+func IsBadRequest(err error) bool {
+	var b *badRequest
+	return errors.As(err, &b)
+}
 
 // Options configures a Server.
 type Options struct {
@@ -213,7 +223,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	res, err := s.o.Backend.Connect(ctx, req.Addr)
-	if errors.Is(err, ErrBadRequest) {
+	if IsBadRequest(err) {
 		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Bad request", err.Error()))
 		return
 	}

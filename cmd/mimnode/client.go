@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/problem"
+)
+
+// errNoDaemon says that no daemon answers for the data directory.
+var errNoDaemon = errors.New("no mimnode daemon is running")
+
+// client talks to a running daemon through DATA/api and DATA/api.token.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (g *globals) client() (*client, error) {
+	dir, err := g.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, node.APIFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w for %s (start one with 'mimnode run --data %s')", errNoDaemon, dir, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read API address: %w", err)
+	}
+	tok, _ := node.ReadToken(dir)
+	return &client{
+		base:  strings.TrimSpace(string(b)),
+		token: tok,
+		http:  &http.Client{Timeout: 60 * time.Second},
+	}, nil
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer
+// into out. A problem-details answer becomes an error with its detail.
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w at %s (a daemon stopped without cleaning up? start one with 'mimnode run')", errNoDaemon, c.base)
+		}
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var p problem.Details
+		if json.Unmarshal(data, &p) == nil && p.Title != "" {
+			if p.Detail != "" {
+				return fmt.Errorf("%s: %s", p.Title, p.Detail)
+			}
+			return errors.New(p.Title)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}

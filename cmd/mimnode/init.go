@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mimnode/mimnode/node"
+)
+
+func initCmd(g *globals) *cobra.Command {
+	var o node.InitOptions
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create a data directory: identity key, config.toml, API token",
+		Long: `Create a node's data directory with a new Ed25519 identity (its peer ID is the
+agency's identity on the network), a config.toml with defaults and an API token.
+An existing identity is never replaced unless --force is given.`,
+		Example: `  mimnode init --name "Aarhus Environment Office"
+  mimnode init --data /srv/mimnode --listen /ip4/0.0.0.0/tcp/7410 --listen /ip4/0.0.0.0/udp/7410/quic-v1 --api 127.0.0.1:7480`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := g.dataDir()
+			if err != nil {
+				return err
+			}
+			if _, err := node.Init(dir, o); err != nil {
+				return err
+			}
+			id, err := node.PeerIDOf(dir)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"dataDir": dir, "peerId": id.String()})
+			}
+			fmt.Fprintf(g.stdout, "initialised %s\npeer ID: %s\nconfig:  %s\nstart the node with: mimnode run --data %s\n",
+				dir, id, filepath.Join(dir, node.ConfigFile), dir)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&o.Name, "name", "", "agency name shown to federation peers")
+	c.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 7410)")
+	c.Flags().StringVar(&o.API, "api", "", "local API address host:port (default 127.0.0.1:7480)")
+	c.Flags().BoolVar(&o.Force, "force", false, "replace an existing identity (the peer ID changes)")
+	return c
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mimnode/mimnode/node"
+)
+
+// globals are the flags every command has. They live in the command tree
+// built by run, never in package state, so tests can run commands
+// concurrently.
+type globals struct {
+	dataFlag string
+	json     bool
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// dataDir resolves --data, then $MIMNODE_DATA, then ~/.mimnode.
+func (g *globals) dataDir() (string, error) { return node.ResolveDataDir(g.dataFlag) }
+
+// printJSON writes v as indented JSON to stdout.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// run executes one mimnode command line. main is a thin shell around it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "mimnode",
+		Short: "A peer-to-peer data exchange node for cities (OASC MIMs)",
+		Long: `mimnode is one binary per city agency. It stores the agency's context data behind
+an NGSI-LD API, advertises datasets to the agency's federation over libp2p,
+negotiates usage contracts peer to peer and moves data directly between nodes.
+
+Start a node with 'mimnode run'; the other commands talk to the running node.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	root.PersistentFlags().StringVar(&g.dataFlag, "data", "", "data directory (default $"+node.EnvDataDir+" or ~/.mimnode)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	root.AddCommand(
+		initCmd(g),
+		runCmd(g),
+		statusCmd(g),
+		peersCmd(g),
+		connectCmd(g),
+		versionCmd(g),
+	)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())
+	})
+	return root.ExecuteContext(ctx)
+}
