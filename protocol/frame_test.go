@@ -1,0 +1,248 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int
+	}{
+		{"one byte", 1},
+		{"largest one-byte prefix", 127},
+		{"smallest two-byte prefix", 128},
+		{"largest two-byte prefix", 16383},
+		{"smallest three-byte prefix", 16384},
+		{"above single-write threshold", 16<<10 + 1},
+		{"negotiation cap", MaxNegotiationFrame},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := bytes.Repeat([]byte{'x'}, tc.size)
+			body[0] = '{'
+			var buf bytes.Buffer
+			if err := WriteFrame(&buf, body); err != nil {
+				t.Fatalf("WriteFrame(%d bytes) = %v", tc.size, err)
+			}
+			got, err := ReadFrame(&buf, MaxNegotiationFrame)
+			if err != nil {
+				t.Fatalf("ReadFrame = %v", err)
+			}
+			if !bytes.Equal(got, body) {
+				t.Fatalf("ReadFrame returned %d bytes, want the %d written", len(got), len(body))
+			}
+			if buf.Len() != 0 {
+				t.Fatalf("%d bytes left after one frame", buf.Len())
+			}
+		})
+	}
+}
+
+// onlyReader hides any io.ByteReader the underlying reader has, the way a
+// libp2p stream looks to ReadFrame.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// stingyReader returns at most one byte per call and sometimes none, which
+// io.Reader allows.
+type stingyReader struct {
+	r     io.Reader
+	calls int
+}
+
+func (s *stingyReader) Read(p []byte) (int, error) {
+	s.calls++
+	if s.calls%3 == 0 {
+		return 0, nil
+	}
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return s.r.Read(p)
+}
+
+// TestReadFrameDoesNotOverRead checks the promise the driver relies on:
+// after a frame, the next bytes of the stream are still there.
+func TestReadFrameDoesNotOverRead(t *testing.T) {
+	var stream bytes.Buffer
+	for _, b := range []string{"first", strings.Repeat("y", 300)} {
+		if err := WriteFrame(&stream, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream.WriteString("raw tail")
+	wire := stream.Bytes()
+
+	readers := map[string]func() io.Reader{
+		"plain reader":     func() io.Reader { return onlyReader{bytes.NewReader(wire)} },
+		"stingy reader":    func() io.Reader { return &stingyReader{r: bytes.NewReader(wire)} },
+		"byte reader":      func() io.Reader { return bytes.NewReader(wire) },
+		"bufio over plain": func() io.Reader { return bufio.NewReader(onlyReader{bytes.NewReader(wire)}) },
+	}
+	for name, mk := range readers {
+		t.Run(name, func(t *testing.T) {
+			r := mk()
+			for i, want := range []string{"first", strings.Repeat("y", 300)} {
+				got, err := ReadFrame(r, 1024)
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if string(got) != want {
+					t.Fatalf("frame %d = %q, want %q", i, got, want)
+				}
+			}
+			tail, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(tail) != "raw tail" {
+				t.Fatalf("after two frames the stream holds %q, want %q", tail, "raw tail")
+			}
+		})
+	}
+}
+
+func TestReadFrameErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wire []byte
+		max  int
+		want error
+	}{
+		{"clean end of stream", nil, 100, io.EOF},
+		{"announced length over cap", []byte{0x81, 0x01, 'x'}, 100, ErrFrameTooLarge},
+		{"huge announced length", []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, 100, ErrFrameTooLarge},
+		{"over absolute cap even if max is larger", appendUvarint(MaxFrameSize + 1), 1 << 30, ErrFrameTooLarge},
+		{"zero length", []byte{0x00}, 100, ErrMalformedFrame},
+		{"non-minimal varint", []byte{0x85, 0x00, 'a', 'b', 'c', 'd', 'e'}, 100, ErrMalformedFrame},
+		{"varint longer than nine bytes", bytes.Repeat([]byte{0x80}, 10), 100, ErrMalformedFrame},
+		{"prefix cut off", []byte{0x80}, 100, ErrTruncatedFrame},
+		{"body cut off", []byte{0x05, 'a', 'b'}, 100, ErrTruncatedFrame},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadFrame(onlyReader{bytes.NewReader(tc.wire)}, tc.max)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("ReadFrame(% x) = %v, want %v", tc.wire, err, tc.want)
+			}
+			if tc.want == io.EOF && err != io.EOF {
+				t.Fatalf("clean EOF must be io.EOF itself, got %#v", err)
+			}
+		})
+	}
+}
+
+func TestReadFrameTruncatedIsUnexpectedEOF(t *testing.T) {
+	_, err := ReadFrame(bytes.NewReader([]byte{0x05, 'a'}), 100)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("ReadFrame(truncated) = %v, want it to wrap io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestWriteFrameErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want error
+	}{
+		{"empty body", nil, ErrMalformedFrame},
+		{"over absolute cap", make([]byte, MaxFrameSize+1), ErrFrameTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WriteFrame(&buf, tc.body); !errors.Is(err, tc.want) {
+				t.Fatalf("WriteFrame(%d bytes) = %v, want %v", len(tc.body), err, tc.want)
+			}
+			if buf.Len() != 0 {
+				t.Fatalf("WriteFrame wrote %d bytes for a refused frame", buf.Len())
+			}
+		})
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+func TestWriteFramePassesWriterError(t *testing.T) {
+	for _, size := range []int{10, 32 << 10} {
+		if err := WriteFrame(failingWriter{}, make([]byte, size)); !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("WriteFrame(%d bytes) to a closed pipe = %v, want io.ErrClosedPipe", size, err)
+		}
+	}
+}
+
+func appendUvarint(x uint64) []byte {
+	var b [maxVarintLen]byte
+	return b[:putUvarint(b[:], x)]
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{0x03, '{', '}', '\n'})
+	f.Add([]byte{0x80})
+	f.Add([]byte{0x85, 0x00})
+	f.Add(bytes.Repeat([]byte{0xff}, 12))
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, []byte(`{"@context":["https://w3id.org/dspace/2025/1/context.jsonld"],"@type":"ContractNegotiation"}`)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		r := bytes.NewReader(wire)
+		body, err := ReadFrame(onlyReader{r}, 1024)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, ErrFrameTooLarge) &&
+				!errors.Is(err, ErrMalformedFrame) && !errors.Is(err, ErrTruncatedFrame) {
+				t.Fatalf("ReadFrame(% x) returned an unclassified error %v", wire, err)
+			}
+			return
+		}
+		if len(body) == 0 || len(body) > 1024 {
+			t.Fatalf("ReadFrame returned a %d-byte body", len(body))
+		}
+		// What was read must re-encode to exactly the bytes consumed.
+		var out bytes.Buffer
+		if err := WriteFrame(&out, body); err != nil {
+			t.Fatal(err)
+		}
+		consumed := len(wire) - r.Len()
+		if !bytes.Equal(out.Bytes(), wire[:consumed]) {
+			t.Fatalf("frame % x re-encodes as % x", wire[:consumed], out.Bytes())
+		}
+	})
+}
+
+// BenchmarkReadWriteFrame measures one negotiation-sized frame (1 KiB)
+// written and read back through a bufio.Reader, as the driver does.
+func BenchmarkReadWriteFrame(b *testing.B) {
+	for _, size := range []int{256, 1 << 10, 64 << 10} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			body := bytes.Repeat([]byte{'a'}, size)
+			var buf bytes.Buffer
+			br := bufio.NewReader(&buf)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := WriteFrame(&buf, body); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ReadFrame(br, MaxFrameSize); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func byteSize(n int) string {
+	if n >= 1<<10 && n%(1<<10) == 0 {
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}

@@ -1,0 +1,238 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Context is the JSON-LD context every message is compacted against: the
+// Dataspace Protocol 2025-1 context. Messages list it as the only (or one
+// of the) @context entries.
+const Context = "https://w3id.org/dspace/2025/1/context.jsonld"
+
+// Decoding errors.
+var (
+	// ErrMalformedMessage means a frame body is not a well-formed DSP
+	// message: not a JSON object, no DSP @context, a required property
+	// missing or of the wrong type, an enum value out of range.
+	ErrMalformedMessage = errors.New("malformed message")
+	// ErrUnknownMessageType means @type names no message this package
+	// knows. It is reported separately so that a newer peer's extra message
+	// types can be told apart from garbage.
+	ErrUnknownMessageType = errors.New("unknown message type")
+)
+
+// Message is one DSP message. The set is closed: the concrete types are the
+// pointer types in this package (*ContractRequestMessage, ...).
+type Message interface {
+	// MessageType returns the DSP @type, e.g. "ContractRequestMessage".
+	MessageType() string
+	// PIDs returns the process ids the message carries.
+	PIDs() Pids
+	validate() error
+}
+
+// Pids are the two process ids of a negotiation or transfer process. Each
+// side names the process by its own id and learns the other side's from the
+// first answer.
+type Pids struct {
+	ProviderPid string `json:"providerPid,omitempty"`
+	ConsumerPid string `json:"consumerPid,omitempty"`
+}
+
+// PIDs returns p; it lets every message type satisfy Message by embedding.
+func (p Pids) PIDs() Pids { return p }
+
+// Reasons is the DSP "reason" array. The schema allows any JSON value as an
+// item; strings are kept as they are and any other value as its compact JSON
+// text, so that a reason is always printable.
+type Reasons []string
+
+// UnmarshalJSON accepts an array of arbitrary values.
+func (r *Reasons) UnmarshalJSON(b []byte) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(b, &items); err != nil {
+		return fmt.Errorf("reason must be an array: %w", err)
+	}
+	out := make(Reasons, 0, len(items))
+	for _, it := range items {
+		var s string
+		if err := json.Unmarshal(it, &s); err == nil {
+			out = append(out, s)
+			continue
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, it); err != nil {
+			return fmt.Errorf("reason item: %w", err)
+		}
+		out = append(out, buf.String())
+	}
+	*r = out
+	return nil
+}
+
+// header is the part every message starts with.
+type header struct {
+	Context []string `json:"@context"`
+	Type    string   `json:"@type"`
+}
+
+func hdr(typ string) header { return header{Context: []string{Context}, Type: typ} }
+
+// newMessage returns an empty message of the given @type.
+func newMessage(typ string) Message {
+	switch typ {
+	case TypeContractRequest:
+		return new(ContractRequestMessage)
+	case TypeContractOffer:
+		return new(ContractOfferMessage)
+	case TypeContractAgreement:
+		return new(ContractAgreementMessage)
+	case TypeContractAgreementVerification:
+		return new(ContractAgreementVerificationMessage)
+	case TypeContractNegotiationEvent:
+		return new(ContractNegotiationEventMessage)
+	case TypeContractNegotiationTermination:
+		return new(ContractNegotiationTerminationMessage)
+	case TypeContractNegotiation:
+		return new(ContractNegotiation)
+	case TypeContractNegotiationError:
+		return new(ContractNegotiationError)
+	case TypeTransferRequest:
+		return new(TransferRequestMessage)
+	case TypeTransferStart:
+		return new(TransferStartMessage)
+	case TypeTransferSuspension:
+		return new(TransferSuspensionMessage)
+	case TypeTransferCompletion:
+		return new(TransferCompletionMessage)
+	case TypeTransferTermination:
+		return new(TransferTerminationMessage)
+	case TypeTransferProcess:
+		return new(TransferProcess)
+	case TypeTransferError:
+		return new(TransferError)
+	}
+	return nil
+}
+
+// Decode parses one frame body into its message. It checks what the DSP
+// JSON Schema requires of that message type (required properties, enums,
+// the callbackAddress/pid alternatives) and that @context includes Context;
+// unknown extra properties are ignored, as JSON-LD allows. Errors wrap
+// ErrMalformedMessage or ErrUnknownMessageType.
+func Decode(body []byte) (Message, error) {
+	var h struct {
+		Context json.RawMessage `json:"@context"`
+		Type    json.RawMessage `json:"@type"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil, fmt.Errorf("decoding message: %w: %w", ErrMalformedMessage, err)
+	}
+	if len(h.Context) == 0 {
+		return nil, fmt.Errorf("decoding message: %w: no @context", ErrMalformedMessage)
+	}
+	var ctx []string
+	if err := json.Unmarshal(h.Context, &ctx); err != nil {
+		return nil, fmt.Errorf("decoding message: %w: @context must be an array of strings", ErrMalformedMessage)
+	}
+	found := false
+	for _, c := range ctx {
+		found = found || c == Context
+	}
+	if !found {
+		return nil, fmt.Errorf("decoding message: %w: @context lacks %s", ErrMalformedMessage, Context)
+	}
+	var typ string
+	if err := json.Unmarshal(h.Type, &typ); err != nil || typ == "" {
+		return nil, fmt.Errorf("decoding message: %w: @type must be a non-empty string", ErrMalformedMessage)
+	}
+	m := newMessage(typ)
+	if m == nil {
+		return nil, fmt.Errorf("decoding message: %w: %q", ErrUnknownMessageType, typ)
+	}
+	if err := json.Unmarshal(body, m); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w: %w", typ, ErrMalformedMessage, err)
+	}
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w: %w", typ, ErrMalformedMessage, err)
+	}
+	return m, nil
+}
+
+// Encode checks m the way Decode would and returns its JSON-LD form,
+// compacted against Context, ready for WriteFrame.
+func Encode(m Message) ([]byte, error) {
+	if m == nil {
+		return nil, fmt.Errorf("encoding message: %w: nil message", ErrMalformedMessage)
+	}
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("encoding %s: %w: %w", m.MessageType(), ErrMalformedMessage, err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", m.MessageType(), err)
+	}
+	return b, nil
+}
+
+// requireString reports a missing required string property.
+func requireString(name, v string) error {
+	if v == "" {
+		return fmt.Errorf("missing %s", name)
+	}
+	return nil
+}
+
+// exactlyOne checks the DSP schemas' oneOf-required alternatives.
+func exactlyOne(aName, a, bName, b string) error {
+	switch {
+	case a == "" && b == "":
+		return fmt.Errorf("needs one of %s and %s", aName, bName)
+	case a != "" && b != "":
+		return fmt.Errorf("has both %s and %s; exactly one is allowed", aName, bName)
+	}
+	return nil
+}
+
+// policyObject checks the parts of an ODRL policy (offer or agreement) that
+// the DSP schema requires. The rules themselves are left to package policy.
+func policyObject(name string, raw json.RawMessage, wantType string, required ...string) error {
+	if len(raw) == 0 {
+		return fmt.Errorf("missing %s", name)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return fmt.Errorf("%s must be an object", name)
+	}
+	var typ string
+	if err := json.Unmarshal(obj["@type"], &typ); err != nil || typ != wantType {
+		return fmt.Errorf("%s needs \"@type\": %q", name, wantType)
+	}
+	for _, key := range append([]string{"@id"}, required...) {
+		var s string
+		if err := json.Unmarshal(obj[key], &s); err != nil || s == "" {
+			return fmt.Errorf("%s needs a non-empty string %q", name, key)
+		}
+	}
+	rules := 0
+	for _, key := range []string{"permission", "prohibition", "obligation"} {
+		v, ok := obj[key]
+		if !ok {
+			continue
+		}
+		var items []map[string]json.RawMessage
+		if err := json.Unmarshal(v, &items); err != nil || len(items) == 0 {
+			return fmt.Errorf("%s.%s must be a non-empty array of objects", name, key)
+		}
+		if key != "obligation" {
+			rules++
+		}
+	}
+	if rules == 0 {
+		return fmt.Errorf("%s needs a permission or a prohibition", name)
+	}
+	return nil
+}
