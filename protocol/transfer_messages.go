@@ -88,7 +88,7 @@ type TransferSuspensionMessage struct {
 }
 
 func (*TransferSuspensionMessage) MessageType() string { return TypeTransferSuspension }
-func (m *TransferSuspensionMessage) validate() error  { return bothPids(m.Pids) }
+func (m *TransferSuspensionMessage) validate() error   { return bothPids(m.Pids) }
 
 // MarshalJSON adds @context and @type.
 func (m TransferSuspensionMessage) MarshalJSON() ([]byte, error) {
@@ -105,7 +105,7 @@ type TransferCompletionMessage struct {
 }
 
 func (*TransferCompletionMessage) MessageType() string { return TypeTransferCompletion }
-func (m *TransferCompletionMessage) validate() error  { return bothPids(m.Pids) }
+func (m *TransferCompletionMessage) validate() error   { return bothPids(m.Pids) }
 
 // MarshalJSON adds @context and @type.
 func (m TransferCompletionMessage) MarshalJSON() ([]byte, error) {
@@ -124,7 +124,7 @@ type TransferTerminationMessage struct {
 }
 
 func (*TransferTerminationMessage) MessageType() string { return TypeTransferTermination }
-func (m *TransferTerminationMessage) validate() error  { return bothPids(m.Pids) }
+func (m *TransferTerminationMessage) validate() error   { return bothPids(m.Pids) }
 
 // MarshalJSON adds @context and @type.
 func (m TransferTerminationMessage) MarshalJSON() ([]byte, error) {
@@ -168,7 +168,7 @@ type TransferError struct {
 }
 
 func (*TransferError) MessageType() string { return TypeTransferError }
-func (m *TransferError) validate() error  { return bothPids(m.Pids) }
+func (m *TransferError) validate() error   { return bothPids(m.Pids) }
 
 // MarshalJSON adds @context and @type.
 func (m TransferError) MarshalJSON() ([]byte, error) {
