@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the mimnode executable built once for the subprocess tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mimnode-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "mimnode")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build mimnode: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs one command line in-process and returns stdout, stderr, error.
+func cli(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+// initDir initialises a data directory with loopback listeners on free ports.
+func initDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"init", "--data", dir, "--name", "Test agency",
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--api", "127.0.0.1:0"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, errb.String())
+	}
+	return dir
+}
+
+// daemon is a `mimnode run` subprocess.
+type daemon struct {
+	cmd    *exec.Cmd
+	dir    string
+	stdout *bytes.Buffer
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+// startDaemon starts `mimnode run` on dir and waits until its API answers.
+func startDaemon(t testing.TB, dir string) *daemon {
+	t.Helper()
+	d := &daemon{dir: dir, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(binary, "run", "--data", dir)
+	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.kill() })
+	if err := waitReady(dir, d.done, 30*time.Second); err != nil {
+		t.Fatalf("daemon on %s: %v\nstderr:\n%s", dir, err, d.stderr)
+	}
+	return d
+}
+
+func (d *daemon) kill() {
+	if d.cmd.ProcessState == nil {
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+// waitReady polls the daemon's API until GET /api/v1/status answers, the
+// process exits, or the deadline passes.
+func waitReady(dir string, exited chan error, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("exited early: %v", err)
+		default:
+		}
+		var out, errb bytes.Buffer
+		if run(context.Background(), []string{"status", "--json", "--data", dir}, &out, &errb) == nil {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("API not ready within %s", within)
+}
+
+func statusOf(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	out, _, err := cli(t, "status", "--json", "--data", dir)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+	}
+	return st
+}
+
+func TestInitRunStatusConnect(t *testing.T) {
+	a, b := initDir(t), initDir(t)
+	startDaemon(t, a)
+	startDaemon(t, b)
+	idOut, _, err := cli(t, "init", "--data", a)
+	if err == nil {
+		t.Fatalf("second init succeeded: %s", idOut)
+	}
+	sa, sb := statusOf(t, a), statusOf(t, b)
+	if !strings.HasPrefix(sa["peerId"].(string), "12D3KooW") {
+		t.Fatalf("status peerId = %v", sa["peerId"])
+	}
+	addr := sb["addresses"].([]any)[0].(string)
+	// Flags after the positional argument, as users type them.
+	out, _, err := cli(t, "connect", addr, "--data", a, "--json")
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	var res map[string]any
+	json.Unmarshal([]byte(out), &res)
+	if res["peerId"] != sb["peerId"] {
+		t.Fatalf("connect answered %v, want peer %v", res, sb["peerId"])
+	}
+	out, _, err = cli(t, "peers", "--data", b)
+	if err != nil || !strings.Contains(out, sa["peerId"].(string)) {
+		t.Fatalf("peers on b = %q, %v; want a's peer ID", out, err)
+	}
+}
+
+func TestCommandWithoutDaemonSaysSoInOneLine(t *testing.T) {
+	dir := initDir(t)
+	for _, cmd := range []string{"status", "peers"} {
+		_, _, err := cli(t, cmd, "--data", dir)
+		if err == nil || !strings.Contains(err.Error(), "no mimnode daemon is running") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s without daemon: err = %q, want one line saying no daemon runs", cmd, err)
+		}
+	}
+	out, _, err := cli(t, "version", "--data", dir, "--json")
+	if err != nil || !strings.Contains(out, `"client"`) {
+		t.Errorf("version without daemon = %q, %v; want the client version", out, err)
+	}
+}
+
+func TestSecondDaemonFailsAtOnce(t *testing.T) {
+	dir := initDir(t)
+	startDaemon(t, dir)
+	cmd := exec.Command(binary, "run", "--data", dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another mimnode daemon") {
+		t.Fatalf("second run: %v\n%s", err, out)
+	}
+}
+
+func TestSIGTERMShutsDownCleanlyAndKeepsIdentity(t *testing.T) {
+	dir := initDir(t)
+	d := startDaemon(t, dir)
+	id := statusOf(t, dir)["peerId"]
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("daemon exit after SIGTERM: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop within 30s of SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "api")); !os.IsNotExist(err) {
+		t.Fatalf("DATA/api left behind after clean shutdown: %v", err)
+	}
+	startDaemon(t, dir)
+	if got := statusOf(t, dir)["peerId"]; got != id {
+		t.Fatalf("peer ID after restart = %v, want %v", got, id)
+	}
+}
+
+func TestRunInitialisesMissingDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fresh")
+	cmd := exec.Command(binary, "run", "--data", dir)
+	// Run it only long enough to see it initialise: it listens on the
+	// default ports, which may be taken on a shared machine.
+	done := make(chan error, 1)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.Start()
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		// api.token is the last file init writes.
+		if _, err := os.Stat(filepath.Join(dir, "api.token")); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	<-done
+	if _, err := os.Stat(filepath.Join(dir, "key")); err != nil {
+		t.Fatalf("run did not initialise %s: %v\n%s", dir, err, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.toml")); err != nil {
+		t.Fatalf("run did not write config.toml: %v", err)
+	}
+}
+
+func TestDataDirFromEnvironment(t *testing.T) {
+	dir := initDir(t)
+	t.Setenv("MIMNODE_DATA", dir)
+	startDaemon(t, dir)
+	out, _, err := cli(t, "status", "--json")
+	if err != nil || !strings.Contains(out, dir) {
+		t.Fatalf("status with MIMNODE_DATA=%s: %q, %v", dir, out, err)
+	}
+}
+
+func TestBadFlagsAndArguments(t *testing.T) {
+	dir := initDir(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"status", "--bogus", "--data", dir}, "unknown flag: --bogus"},
+		{"connect without address", []string{"connect", "--data", dir}, "accepts 1 arg"},
+		{"bad listen multiaddr", []string{"init", "--data", filepath.Join(t.TempDir(), "x"), "--listen", "/ip4/nope"}, "network.listen[0]"},
+		{"bad api address", []string{"init", "--data", filepath.Join(t.TempDir(), "y"), "--api", "localhost"}, "api.listen"},
+		{"unknown command", []string{"frobnicate"}, "unknown command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := cli(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("mimnode %v: err = %v, want it to mention %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCorruptConfigFileIsNamed(t *testing.T) {
+	dir := initDir(t)
+	os.WriteFile(filepath.Join(dir, "config.toml"), []byte("name = \"x\"\n[api]\nlisten = 7480\n"), 0o644)
+	out, err := exec.Command(binary, "run", "--data", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "config.toml") {
+		t.Fatalf("run with a wrong-typed api.listen: %v\n%s", err, out)
+	}
+}
+
+func TestHelpExplainsEachCommand(t *testing.T) {
+	for _, cmd := range []string{"init", "run", "status", "peers", "connect", "version"} {
+		out, _, err := cli(t, "help", cmd)
+		if err != nil || !strings.Contains(out, "Examples:") || !strings.Contains(out, "mimnode "+cmd) {
+			t.Errorf("help %s = %q, %v; want usage with an example", cmd, out, err)
+		}
+	}
+}
+
+// BenchmarkRunToReady measures the time from starting `mimnode run` to its
+// API answering, and reports the idle daemon's resident memory.
+func BenchmarkRunToReady(b *testing.B) {
+	var rssKiB int64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dir := initDir(b)
+		cmd := exec.Command(binary, "run", "--data", dir)
+		done := make(chan error, 1)
+		b.StartTimer()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		if err := waitReady(dir, done, 30*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if i == 0 {
+			// Let start-up work settle, then read the idle RSS.
+			time.Sleep(3 * time.Second)
+			rssKiB = readRSS(b, cmd.Process.Pid)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+	}
+	b.ReportMetric(float64(rssKiB)/1024, "idle-RSS-MiB")
+}
+
+func readRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			var kib int64
+			fmt.Sscan(f[1], &kib)
+			return kib
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
