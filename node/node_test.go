@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -256,5 +257,67 @@ func TestAPIFileWrittenAndRemoved(t *testing.T) {
 	n.Close()
 	if _, err := os.Stat(filepath.Join(c.DataDir, APIFile)); !os.IsNotExist(err) {
 		t.Fatalf("DATA/api still there after Close: %v", err)
+	}
+}
+
+func TestMetricsExposeLibp2pAndNodeMetrics(t *testing.T) {
+	a := startNode(t, testConfig(t))
+	b := startNode(t, testConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := a.Connect(ctx, b.P2PAddrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(a.APIURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body strings.Builder
+	if _, err := io.Copy(&body, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"libp2p_rcmgr_",             // resource manager
+		"mimnode_connected_peers 1", // the node's own gauge, with the peer just dialled
+		"mimnode_store_bytes",
+		"mimnode_uptime_seconds",
+	} {
+		if !strings.Contains(body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestAPIErrorsAreProblemDetails(t *testing.T) {
+	n := startNode(t, testConfig(t))
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"unknown route", "GET", "/api/v1/nope", "", 404},
+		{"wrong method", "DELETE", "/api/v1/status", "", 405},
+		{"malformed JSON", "POST", "/api/v1/peers/connect", "{", 400},
+		{"unknown field", "POST", "/api/v1/peers/connect", `{"address":"x"}`, 400},
+		{"bad multiaddr", "POST", "/api/v1/peers/connect", `{"addr":"/ip4/1.2.3"}`, 400},
+		{"no peer id", "POST", "/api/v1/peers/connect", `{"addr":"/ip4/127.0.0.1/tcp/1"}`, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, n.APIURL()+tc.path, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p struct {
+				Type, Title string
+				Status      int
+			}
+			json.NewDecoder(resp.Body).Decode(&p)
+			if resp.StatusCode != tc.status || p.Status != tc.status || p.Title == "" ||
+				resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%s %s = %d %+v (%s), want %d problem details", tc.method, tc.path, resp.StatusCode, p, resp.Header.Get("Content-Type"), tc.status)
+			}
+		})
 	}
 }

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// openBoth runs f against an on-disk and an in-memory store: one conformance
+// suite for both ways of opening.
+func openBoth(t *testing.T, f func(t *testing.T, db *DB)) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+	}{{"disk", Options{}}, {"memory", Options{InMemory: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := Open(t.TempDir(), tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			f(t, db)
+		})
+	}
+}
+
+func TestGetSetDelete(t *testing.T) {
+	openBoth(t, func(t *testing.T, db *DB) {
+		k := Key(PrefixMeta, "a", "b")
+		if string(k) != "m/a/b" {
+			t.Fatalf("Key = %q, want m/a/b", k)
+		}
+		err := db.View(func(tx *Txn) error { _, err := tx.Get(k); return err })
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get missing: %v, want ErrNotFound", err)
+		}
+		if err := db.Update(func(tx *Txn) error { return tx.Set(k, []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		db.View(func(tx *Txn) error { got, err = tx.Get(k); return err })
+		if string(got) != "v" {
+			t.Fatalf("Get = %q, %v; want v", got, err)
+		}
+		db.Update(func(tx *Txn) error { return tx.Delete(k) })
+		db.View(func(tx *Txn) error {
+			ok, _ := tx.Has(k)
+			got = nil
+			if ok {
+				got = []byte{1}
+			}
+			return nil
+		})
+		if got != nil {
+			t.Fatal("key still there after Delete")
+		}
+	})
+}
+
+func TestIterate(t *testing.T) {
+	openBoth(t, func(t *testing.T, db *DB) {
+		db.Update(func(tx *Txn) error {
+			for i := 0; i < 5; i++ {
+				tx.Set(Key(PrefixCatalog, fmt.Sprint(i)), []byte{byte(i)})
+			}
+			return tx.Set(Key(PrefixMeta, "x"), nil)
+		})
+		collect := func(o IterOptions) (keys string) {
+			db.View(func(tx *Txn) error {
+				return tx.Iterate(o, func(k, v []byte) error {
+					keys += string(k[len(PrefixCatalog):])
+					if len(keys) == 3 {
+						return ErrStop
+					}
+					return nil
+				})
+			})
+			return keys
+		}
+		for _, tc := range []struct {
+			name string
+			o    IterOptions
+			want string
+		}{
+			{"prefix", IterOptions{Prefix: []byte(PrefixCatalog)}, "012"},
+			{"reverse", IterOptions{Prefix: []byte(PrefixCatalog), Reverse: true}, "432"},
+			{"start", IterOptions{Prefix: []byte(PrefixCatalog), Start: Key(PrefixCatalog, "3")}, "34"},
+			{"keys only", IterOptions{Prefix: []byte(PrefixCatalog), KeysOnly: true}, "012"},
+		} {
+			if got := collect(tc.o); got != tc.want {
+				t.Errorf("%s: Iterate visited %q, want %q", tc.name, got, tc.want)
+			}
+		}
+	})
+}
+
+func TestBatchAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	for i := 0; i < 10000; i++ {
+		b.Set(Key(PrefixNGSILD, fmt.Sprintf("%05d", i)), make([]byte, 100))
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := 0
+	db.View(func(tx *Txn) error {
+		return tx.Iterate(IterOptions{Prefix: []byte(PrefixNGSILD), KeysOnly: true}, func(k, v []byte) error { n++; return nil })
+	})
+	if n != 10000 {
+		t.Fatalf("after reopen %d keys, want 10000", n)
+	}
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
