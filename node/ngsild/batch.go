@@ -1,0 +1,245 @@
+package ngsild
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// BatchOperationResult is the 207 body of a batch operation (clause 5.2.16).
+type BatchOperationResult struct {
+	Success []string           `json:"success"`
+	Errors  []BatchEntityError `json:"errors"`
+}
+
+// BatchEntityError is one failed entity of a batch (clause 5.2.17).
+type BatchEntityError struct {
+	EntityID string         `json:"entityId"`
+	Error    ProblemDetails `json:"error"`
+}
+
+// maxBatchEntities caps one batch request.
+const maxBatchEntities = 10000
+
+// batchItem is one entity of a batch body: decoded, or the reason it could
+// not be.
+type batchItem struct {
+	id     string
+	entity *Entity
+	err    error
+}
+
+// readBatch decodes a batch body (an array of entities) entity by entity, so
+// one bad entity fails alone.
+func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error) {
+	body, ldJSON, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, newError(InvalidRequest, "invalid batch", "the body must be a JSON array of entities: %v", err)
+	}
+	if len(raw) == 0 {
+		return nil, newError(BadRequestData, "empty batch", "the batch holds no entities")
+	}
+	if len(raw) > maxBatchEntities {
+		return nil, newError(TooManyResults, "batch too large", "a batch may hold at most %d entities", maxBatchEntities)
+	}
+	now := s.now()
+	items := make([]batchItem, len(raw))
+	for i, b := range raw {
+		it := &items[i]
+		m, err := ParseEntity(b)
+		if err != nil {
+			it.err = err
+			continue
+		}
+		if id, ok := m["id"].(string); ok {
+			it.id = id
+		}
+		tc, err := s.bodyContext(r, m, ldJSON)
+		if err != nil {
+			it.err = err
+			continue
+		}
+		it.entity, it.err = decodeEntity(m, tc, now, needType)
+		if it.err == nil && it.entity.ID == "" {
+			it.err = newError(BadRequestData, "invalid entity", "an entity in a batch needs an id")
+		}
+	}
+	return items, nil
+}
+
+// runBatch commits one change per decoded item and sorts out the results.
+func (s *Service) runBatch(items []batchItem, mk func(*Entity) change) (BatchOperationResult, []outcome, error) {
+	res := BatchOperationResult{Success: []string{}, Errors: []BatchEntityError{}}
+	var chs []change
+	var idx []int
+	for i, it := range items {
+		if it.err != nil {
+			res.Errors = append(res.Errors, BatchEntityError{EntityID: it.id, Error: asError(it.err).problem()})
+			continue
+		}
+		chs = append(chs, mk(it.entity))
+		idx = append(idx, i)
+	}
+	outs, err := s.commit(chs)
+	if err != nil {
+		return res, nil, err
+	}
+	full := make([]outcome, len(items))
+	for j, o := range outs {
+		i := idx[j]
+		full[i] = o
+		if o.err != nil {
+			res.Errors = append(res.Errors, BatchEntityError{EntityID: items[i].id, Error: asError(o.err).problem()})
+			continue
+		}
+		res.Success = append(res.Success, items[i].entity.ID)
+	}
+	for i, it := range items {
+		if it.err != nil {
+			full[i].err = it.err
+		}
+	}
+	return res, full, nil
+}
+
+func writeBatchResult(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// batchCreate is POST /entityOperations/create (clause 6.14.3.1).
+func (s *Service) batchCreate(w http.ResponseWriter, r *http.Request) error {
+	items, err := s.readBatch(r, true)
+	if err != nil {
+		return err
+	}
+	res, _, err := s.runBatch(items, s.createChange)
+	if err != nil {
+		return err
+	}
+	if len(res.Errors) > 0 {
+		writeBatchResult(w, http.StatusMultiStatus, res)
+		return nil
+	}
+	writeBatchResult(w, http.StatusCreated, res.Success)
+	return nil
+}
+
+// Upsert writes entities the way POST /entityOperations/upsert does, for
+// callers inside the node (such as received transfers): each entity is
+// created, or replaced (update false) or merged (update true) when it
+// exists. It returns the per-entity result.
+func (s *Service) upsert(items []batchItem, update bool) (BatchOperationResult, []outcome, error) {
+	mk := func(e *Entity) change { return s.replaceChange(e, false) }
+	if update {
+		mk = func(e *Entity) change { return s.mergeChange(e, mergeAppend, true, nil) }
+	}
+	return s.runBatch(items, mk)
+}
+
+// batchUpsert is POST /entityOperations/upsert (clause 6.15.3.1).
+func (s *Service) batchUpsert(w http.ResponseWriter, r *http.Request) error {
+	update := false
+	for _, o := range splitList(r.URL.Query().Get("options")) {
+		switch o {
+		case "update":
+			update = true
+		case "replace":
+		default:
+			return newError(BadRequestData, "invalid options", "upsert takes options=update or options=replace, not %q", o)
+		}
+	}
+	items, err := s.readBatch(r, true)
+	if err != nil {
+		return err
+	}
+	res, outs, err := s.upsert(items, update)
+	if err != nil {
+		return err
+	}
+	if len(res.Errors) > 0 {
+		writeBatchResult(w, http.StatusMultiStatus, res)
+		return nil
+	}
+	created := []string{}
+	for i, o := range outs {
+		if o.created {
+			created = append(created, items[i].entity.ID)
+		}
+	}
+	if len(created) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	writeBatchResult(w, http.StatusCreated, created)
+	return nil
+}
+
+// batchUpdate is POST /entityOperations/update (clause 6.16.3.1): append
+// attributes to existing entities (options=noOverwrite keeps existing ones).
+func (s *Service) batchUpdate(w http.ResponseWriter, r *http.Request) error {
+	mode := mergeAppend
+	for _, o := range splitList(r.URL.Query().Get("options")) {
+		if o != "noOverwrite" {
+			return newError(BadRequestData, "invalid options", "update takes options=noOverwrite, not %q", o)
+		}
+		mode = mergeNoOverwrite
+	}
+	items, err := s.readBatch(r, false)
+	if err != nil {
+		return err
+	}
+	res, _, err := s.runBatch(items, func(e *Entity) change { return s.mergeChange(e, mode, false, nil) })
+	if err != nil {
+		return err
+	}
+	if len(res.Errors) > 0 {
+		writeBatchResult(w, http.StatusMultiStatus, res)
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// batchDelete is POST /entityOperations/delete (clause 6.17.3.1); the body
+// is an array of entity ids.
+func (s *Service) batchDelete(w http.ResponseWriter, r *http.Request) error {
+	body, _, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var ids []any
+	if err := json.Unmarshal(body, &ids); err != nil {
+		return newError(InvalidRequest, "invalid batch", "the body must be a JSON array of entity ids: %v", err)
+	}
+	if len(ids) == 0 {
+		return newError(BadRequestData, "empty batch", "the batch holds no entity ids")
+	}
+	if len(ids) > maxBatchEntities {
+		return newError(TooManyResults, "batch too large", "a batch may hold at most %d entities", maxBatchEntities)
+	}
+	items := make([]batchItem, len(ids))
+	for i, v := range ids {
+		id, ok := v.(string)
+		if !ok || !isURI(id) {
+			items[i].err = newError(BadRequestData, "invalid id", "%v is not an entity id", v)
+			continue
+		}
+		items[i] = batchItem{id: id, entity: &Entity{ID: id}}
+	}
+	res, _, err := s.runBatch(items, func(e *Entity) change { return deleteChange(e.ID) })
+	if err != nil {
+		return err
+	}
+	if len(res.Errors) > 0 {
+		writeBatchResult(w, http.StatusMultiStatus, res)
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,367 @@
+package ngsild
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/piprate/json-gold/ld"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// CoreContextURL is the unversioned NGSI-LD core context URL; CoreContextV19URL
+// the versioned one. Both are served from the embedded copy.
+const (
+	CoreContextURL    = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+	CoreContextV19URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
+)
+
+//go:embed contexts/ngsi-ld-core-context-v1.9.jsonld
+var coreContextDoc []byte
+
+// ErrContextNotAvailable is wrapped by context loading failures: the URL is
+// neither in the node's context store nor fetchable.
+var ErrContextNotAvailable = errors.New("ngsild: JSON-LD context not available")
+
+// maxContextBytes caps a fetched or uploaded context document.
+const maxContextBytes = 4 << 20
+
+// contextStore resolves @context values into term maps. Documents come from
+// memory, then the badger context store (key n/c/<url>), then the network;
+// a fetched document is written to badger so it is fetched only once, even
+// across restarts, which matters on the isolated networks nodes run in.
+type contextStore struct {
+	db      *store.DB
+	client  *http.Client
+	timeout time.Duration
+
+	mu   sync.Mutex
+	docs map[string]any // parsed documents by URL; guarded by mu
+
+	// resolved caches processed contexts by the JSON text of the @context
+	// value: running the JSON-LD context algorithm per request would cost
+	// far more than the rest of a write.
+	resolved *lru.Cache[string, *termContext]
+}
+
+func newContextStore(db *store.DB, client *http.Client, timeout time.Duration) (*contextStore, error) {
+	c, err := lru.New[string, *termContext](256)
+	if err != nil {
+		return nil, fmt.Errorf("create context cache: %w", err)
+	}
+	return &contextStore{db: db, client: client, timeout: timeout, docs: map[string]any{}, resolved: c}, nil
+}
+
+func contextKey(url string) []byte { return []byte(keyContext + url) }
+
+// preload stores doc under url unless the store already has a document there
+// (an admin's replacement survives restarts).
+func (cs *contextStore) preload(url string, doc []byte) error {
+	return cs.db.Update(func(tx *store.Txn) error {
+		ok, err := tx.Has(contextKey(url))
+		if err != nil || ok {
+			return err
+		}
+		return tx.Set(contextKey(url), doc)
+	})
+}
+
+// put validates and stores doc under url, replacing what was there.
+func (cs *contextStore) put(url string, doc []byte) error {
+	parsed, err := parseContextDoc(doc)
+	if err != nil {
+		return err
+	}
+	if err := cs.db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(url), doc) }); err != nil {
+		return fmt.Errorf("store context %s: %w", url, err)
+	}
+	cs.mu.Lock()
+	cs.docs[url] = parsed
+	cs.mu.Unlock()
+	cs.resolved.Purge()
+	return nil
+}
+
+// get returns the raw document stored under url.
+func (cs *contextStore) get(url string) ([]byte, error) {
+	var b []byte
+	err := cs.db.View(func(tx *store.Txn) error {
+		v, err := tx.Get(contextKey(url))
+		b = v
+		return err
+	})
+	return b, err
+}
+
+// remove deletes the document stored under url.
+func (cs *contextStore) remove(url string) error {
+	err := cs.db.Update(func(tx *store.Txn) error {
+		if _, err := tx.Get(contextKey(url)); err != nil {
+			return err
+		}
+		return tx.Delete(contextKey(url))
+	})
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	delete(cs.docs, url)
+	cs.mu.Unlock()
+	cs.resolved.Purge()
+	return nil
+}
+
+// list returns the URLs in the store, sorted.
+func (cs *contextStore) list() ([]string, error) {
+	var urls []string
+	err := cs.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
+			urls = append(urls, string(k[len(keyContext):]))
+			return nil
+		})
+	})
+	return urls, err
+}
+
+func parseContextDoc(doc []byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return nil, newError(BadRequestData, "invalid JSON-LD context", "not JSON: %v", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, newError(BadRequestData, "invalid JSON-LD context", "a context document must be a JSON object")
+	}
+	if _, ok := m["@context"]; !ok {
+		return nil, newError(BadRequestData, "invalid JSON-LD context", "the document has no @context member")
+	}
+	return v, nil
+}
+
+// load returns the parsed document at url: memory, badger, then network.
+func (cs *contextStore) load(url string) (any, error) {
+	cs.mu.Lock()
+	d, ok := cs.docs[url]
+	cs.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	raw, err := cs.get(url)
+	if errors.Is(err, store.ErrNotFound) {
+		raw, err = cs.fetch(url)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, err)
+		}
+		if _, perr := parseContextDoc(raw); perr != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, perr)
+		}
+		if err := cs.db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(url), raw) }); err != nil {
+			return nil, fmt.Errorf("cache context %s: %w", url, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read context %s: %w", url, err)
+	}
+	d, err = parseContextDoc(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, err)
+	}
+	cs.mu.Lock()
+	cs.docs[url] = d
+	cs.mu.Unlock()
+	return d, nil
+}
+
+func (cs *contextStore) fetch(url string) ([]byte, error) {
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return nil, errors.New("not an http(s) URL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cs.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/ld+json, application/json")
+	resp, err := cs.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET returned %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxContextBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxContextBytes {
+		return nil, errors.New("context document too large")
+	}
+	return b, nil
+}
+
+// LoadDocument lets json-gold load remote contexts through the store.
+func (cs *contextStore) LoadDocument(u string) (*ld.RemoteDocument, error) {
+	d, err := cs.load(u)
+	if err != nil {
+		return nil, err
+	}
+	return &ld.RemoteDocument{DocumentURL: u, Document: d}, nil
+}
+
+// termContext is a processed @context: what expansion and compaction of
+// attribute names and types need, read-only once built.
+type termContext struct {
+	terms map[string]string // term -> IRI
+	rev   map[string]string // IRI -> preferred term
+	vocab string
+	// value is the @context as the client gave it (nil: core only); it is
+	// echoed in application/ld+json responses.
+	value any
+	// link is the URL for a Link header in application/json responses.
+	link string
+}
+
+// resolve processes an @context value (nil, a URL, an object or a list of
+// them), always with the core context last so core terms cannot be
+// redefined (clause 5.5.7).
+func (cs *contextStore) resolve(value any) (*termContext, error) {
+	keyb, err := json.Marshal(value)
+	if err != nil {
+		return nil, newError(BadRequestData, "invalid @context", "%v", err)
+	}
+	key := string(keyb)
+	if tc, ok := cs.resolved.Get(key); ok {
+		return tc, nil
+	}
+	var list []any
+	switch v := value.(type) {
+	case nil:
+	case []any:
+		list = append(list, v...)
+	case string, map[string]any:
+		list = append(list, v)
+	default:
+		return nil, newError(BadRequestData, "invalid @context", "@context must be a URL, an object or an array")
+	}
+	for _, item := range list {
+		switch item.(type) {
+		case string, map[string]any:
+		default:
+			return nil, newError(BadRequestData, "invalid @context", "@context entries must be URLs or objects")
+		}
+	}
+	list = append(list, CoreContextURL)
+	opts := ld.NewJsonLdOptions("")
+	opts.DocumentLoader = cs
+	opts.ProcessingMode = ld.JsonLd_1_1
+	active, err := parseContextSafely(ld.NewContext(nil, opts), list)
+	if err != nil {
+		if errors.Is(err, ErrContextNotAvailable) || strings.Contains(err.Error(), ErrContextNotAvailable.Error()) {
+			return nil, &Error{Type: LdContextNotAvailable, Title: "JSON-LD context not available", Detail: err.Error(), Err: err}
+		}
+		return nil, &Error{Type: BadRequestData, Title: "invalid @context", Detail: err.Error(), Err: err}
+	}
+	tc := buildTermContext(active)
+	tc.value = value
+	switch v := value.(type) {
+	case nil:
+		tc.link = CoreContextURL
+	case string:
+		tc.link = v
+	case []any:
+		if len(v) == 1 {
+			if s, ok := v[0].(string); ok {
+				tc.link = s
+			}
+		}
+	}
+	cs.resolved.Add(key, tc)
+	return tc, nil
+}
+
+// parseContextSafely runs json-gold's context processing, turning a panic on
+// a malformed context into an error: the context comes from clients.
+func parseContextSafely(c *ld.Context, list []any) (active *ld.Context, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("processing @context: %v", r)
+		}
+	}()
+	return c.Parse(list)
+}
+
+func buildTermContext(c *ld.Context) *termContext {
+	tc := &termContext{terms: make(map[string]string, len(c.TermDefinitions)), rev: map[string]string{}}
+	if c.Values.Vocab != nil {
+		tc.vocab = *c.Values.Vocab
+	}
+	names := make([]string, 0, len(c.TermDefinitions))
+	for term, def := range c.TermDefinitions {
+		if def == nil || def.ID == "" || strings.HasPrefix(def.ID, "@") || def.Reverse {
+			continue
+		}
+		tc.terms[term] = def.ID
+		names = append(names, term)
+	}
+	// The preferred compact form of an IRI is its shortest term (ties broken
+	// alphabetically), so compaction is deterministic.
+	sort.Slice(names, func(i, j int) bool {
+		if len(names[i]) != len(names[j]) {
+			return len(names[i]) < len(names[j])
+		}
+		return names[i] < names[j]
+	})
+	for _, t := range names {
+		if strings.Contains(t, ":") {
+			continue
+		}
+		iri := tc.terms[t]
+		if _, ok := tc.rev[iri]; !ok {
+			tc.rev[iri] = t
+		}
+	}
+	return tc
+}
+
+// expand maps a term as written by the client to its IRI (JSON-LD IRI
+// expansion with vocab=true).
+func (tc *termContext) expand(term string) string {
+	if iri, ok := tc.terms[term]; ok {
+		return iri
+	}
+	if i := strings.IndexByte(term, ':'); i > 0 {
+		prefix, suffix := term[:i], term[i+1:]
+		if !strings.HasPrefix(suffix, "//") {
+			if iri, ok := tc.terms[prefix]; ok {
+				return iri + suffix
+			}
+		}
+		return term // already an absolute IRI (http:, urn:, ...)
+	}
+	return tc.vocab + term
+}
+
+// compact maps an IRI back to the client's term.
+func (tc *termContext) compact(iri string) string {
+	if t, ok := tc.rev[iri]; ok {
+		return t
+	}
+	if tc.vocab != "" && strings.HasPrefix(iri, tc.vocab) {
+		rest := iri[len(tc.vocab):]
+		if _, taken := tc.terms[rest]; !taken && rest != "" {
+			return rest
+		}
+	}
+	return iri
+}

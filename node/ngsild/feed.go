@@ -1,0 +1,175 @@
+package ngsild
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Op is the kind of an entity change.
+type Op string
+
+// Change operations.
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// Change is one entry of the change feed: an entity write with the entity's
+// state after it.
+type Change struct {
+	// Seq numbers changes from 1 upwards, without gaps, in commit order.
+	Seq uint64
+	Op  Op
+	ID  string
+	// Types are the entity's expanded types (before a delete, its last ones).
+	Types []string
+	At    time.Time
+	// Entity is the new state (names expanded); nil for OpDelete.
+	Entity *Entity
+}
+
+// changeRecord is a Change as stored at n/f/<seq>; the entity is embedded as
+// the bytes already encoded for the entity key.
+type changeRecord struct {
+	Seq    uint64          `json:"seq"`
+	Op     Op              `json:"op"`
+	ID     string          `json:"id"`
+	Types  []string        `json:"types"`
+	At     time.Time       `json:"at"`
+	Entity json.RawMessage `json:"entity,omitempty"`
+}
+
+// LastSeq returns the sequence number of the newest committed change (0 when
+// nothing has been written yet).
+func (s *Service) LastSeq() uint64 { return s.seq.Load() }
+
+// Changes returns up to max committed changes with Seq >= from, oldest first.
+// Fewer than max (possibly none) means the caller has caught up.
+func (s *Service) Changes(ctx context.Context, from uint64, max int) ([]Change, error) {
+	if max <= 0 {
+		max = 256
+	}
+	var out []Change
+	err := s.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), Start: feedKey(from)}, func(_, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var rec changeRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode change: %w", err)
+			}
+			c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At}
+			if len(rec.Entity) > 0 {
+				c.Entity = new(Entity)
+				if err := json.Unmarshal(rec.Entity, c.Entity); err != nil {
+					return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
+				}
+			}
+			out = append(out, c)
+			if len(out) >= max {
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read changes from %d: %w", from, err)
+	}
+	return out, nil
+}
+
+// Notify returns a channel that receives a value after new changes are
+// committed, and a function to stop. Signals are coalesced (the channel has
+// room for one), so a slow consumer never blocks a write: it wakes up, reads
+// Changes from its own cursor until caught up, and waits again.
+func (s *Service) Notify() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.subsMu.Lock()
+	s.subs[ch] = struct{}{}
+	s.subsMu.Unlock()
+	return ch, func() {
+		s.subsMu.Lock()
+		delete(s.subs, ch)
+		s.subsMu.Unlock()
+	}
+}
+
+func (s *Service) notify() {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Follow calls fn for every change with Seq >= from, in order, then for each
+// new one as it is committed, until ctx ends or fn fails. It returns ctx's
+// error or fn's. fn runs on the caller's goroutine, so a slow fn only delays
+// this consumer.
+func (s *Service) Follow(ctx context.Context, from uint64, fn func(Change) error) error {
+	wake, stop := s.Notify()
+	defer stop()
+	for {
+		batch, err := s.Changes(ctx, from, 256)
+		if err != nil {
+			return err
+		}
+		for _, c := range batch {
+			if err := fn(c); err != nil {
+				return err
+			}
+			from = c.Seq + 1
+		}
+		if len(batch) == 256 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// TrimChanges deletes feed entries with Seq < before, once every consumer
+// has moved past them. Sequence numbers are never reused.
+func (s *Service) TrimChanges(before uint64) error {
+	for {
+		var keys [][]byte
+		err := s.db.View(func(tx *store.Txn) error {
+			return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), KeysOnly: true}, func(k, _ []byte) error {
+				if len(k) != len(keyFeed)+8 || binary.BigEndian.Uint64(k[len(keyFeed):]) >= before || len(keys) >= 10000 {
+					return store.ErrStop
+				}
+				keys = append(keys, append([]byte(nil), k...))
+				return nil
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("trim changes: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		b := s.db.NewBatch()
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				b.Cancel()
+				return fmt.Errorf("trim changes: %w", err)
+			}
+		}
+		if err := b.Flush(); err != nil {
+			return fmt.Errorf("trim changes: %w", err)
+		}
+	}
+}

@@ -1,0 +1,319 @@
+package ngsild
+
+import (
+	"encoding/binary"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// typeStats is what the counters say about one entity type.
+type typeStats struct {
+	count int64
+	attrs map[string]map[string]int64 // attrIRI -> attribute type -> entities
+}
+
+// stats reads the type and attribute counters (n/k/...).
+func (s *Service) stats() (map[string]*typeStats, error) {
+	out := map[string]*typeStats{}
+	err := s.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyCount)}, func(k, v []byte) error {
+			if len(v) != 8 {
+				return nil
+			}
+			n := int64(binary.BigEndian.Uint64(v))
+			typ, attr, at := splitCountKey(k)
+			ts := out[typ]
+			if ts == nil {
+				ts = &typeStats{attrs: map[string]map[string]int64{}}
+				out[typ] = ts
+			}
+			if attr == "" {
+				ts.count = n
+				return nil
+			}
+			if ts.attrs[attr] == nil {
+				ts.attrs[attr] = map[string]int64{}
+			}
+			ts.attrs[attr][at] = n
+			return nil
+		})
+	})
+	return out, err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// listTypes is GET /types (clause 6.25.3.1).
+func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.stats()
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("details") == "true" {
+		out := []map[string]any{}
+		for _, t := range sortedKeys(st) {
+			names := []string{}
+			for _, a := range sortedKeys(st[t].attrs) {
+				names = append(names, tc.compact(a))
+			}
+			out = append(out, map[string]any{"id": t, "type": "EntityType", "typeName": tc.compact(t), "attributeNames": names})
+		}
+		writeJSON(w, http.StatusOK, out, acc, tc)
+		return nil
+	}
+	names := []string{}
+	for _, t := range sortedKeys(st) {
+		names = append(names, tc.compact(t))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": "urn:ngsi-ld:EntityTypeList:" + uuid.NewString(), "type": "EntityTypeList", "typeList": names,
+	}, acc, tc)
+	return nil
+}
+
+// typeInfo is GET /types/{type} (clause 6.26.3.1).
+func (s *Service) typeInfo(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("type")
+	if err := checkName(name); err != nil {
+		return err
+	}
+	iri := tc.expand(name)
+	st, err := s.stats()
+	if err != nil {
+		return err
+	}
+	ts := st[iri]
+	if ts == nil || ts.count == 0 {
+		return newError(ResourceNotFound, "type not found", "no entity has type %q", name)
+	}
+	details := []map[string]any{}
+	for _, a := range sortedKeys(ts.attrs) {
+		details = append(details, map[string]any{
+			"id": a, "type": "Attribute", "attributeName": tc.compact(a), "attributeTypes": sortedKeys(ts.attrs[a]),
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": iri, "type": "EntityTypeInfo", "typeName": tc.compact(iri), "entityCount": ts.count, "attributeDetails": details,
+	}, acc, tc)
+	return nil
+}
+
+// attrStats folds the per-type counters into per-attribute ones.
+type attrStats struct {
+	count int64
+	types map[string]bool
+	kinds map[string]bool
+}
+
+func foldAttrs(st map[string]*typeStats) map[string]*attrStats {
+	out := map[string]*attrStats{}
+	for t, ts := range st {
+		for a, kinds := range ts.attrs {
+			as := out[a]
+			if as == nil {
+				as = &attrStats{types: map[string]bool{}, kinds: map[string]bool{}}
+				out[a] = as
+			}
+			as.types[t] = true
+			for k, n := range kinds {
+				as.kinds[k] = true
+				as.count += n
+			}
+		}
+	}
+	return out
+}
+
+func (as *attrStats) render(iri string, tc *termContext) map[string]any {
+	types := []string{}
+	for _, t := range sortedKeys(as.types) {
+		types = append(types, tc.compact(t))
+	}
+	return map[string]any{
+		"id": iri, "type": "Attribute", "attributeName": tc.compact(iri), "attributeCount": as.count,
+		"attributeTypes": sortedKeys(as.kinds), "typeNames": types,
+	}
+}
+
+// listAttributes is GET /attributes (clause 6.27.3.1).
+func (s *Service) listAttributes(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.stats()
+	if err != nil {
+		return err
+	}
+	attrs := foldAttrs(st)
+	if r.URL.Query().Get("details") == "true" {
+		out := []map[string]any{}
+		for _, a := range sortedKeys(attrs) {
+			out = append(out, attrs[a].render(a, tc))
+		}
+		writeJSON(w, http.StatusOK, out, acc, tc)
+		return nil
+	}
+	names := []string{}
+	for _, a := range sortedKeys(attrs) {
+		names = append(names, tc.compact(a))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": "urn:ngsi-ld:AttributeList:" + uuid.NewString(), "type": "AttributeList", "attributeList": names,
+	}, acc, tc)
+	return nil
+}
+
+// attributeInfo is GET /attributes/{attr} (clause 6.28.3.1).
+func (s *Service) attributeInfo(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("attr")
+	if err := checkName(name); err != nil {
+		return err
+	}
+	st, err := s.stats()
+	if err != nil {
+		return err
+	}
+	iri := tc.expand(name)
+	as := foldAttrs(st)[iri]
+	if as == nil {
+		return newError(ResourceNotFound, "attribute not found", "no entity has attribute %q", name)
+	}
+	writeJSON(w, http.StatusOK, as.render(iri, tc), acc, tc)
+	return nil
+}
+
+// ---- @context store (clause 6.30) ----
+
+const hostedContextPath = "/ngsi-ld/v1/jsonldContexts/"
+
+// contextURL maps a {id} path value to the URL the document is stored
+// under: a full URL (percent-encoded in the path) or the id of a context
+// this node hosts.
+func (s *Service) contextURL(id string) string {
+	if strings.Contains(id, "://") {
+		return id
+	}
+	return s.opts.BaseURL + hostedContextPath + id
+}
+
+// listContexts is GET /jsonldContexts: the URLs in the context store.
+func (s *Service) listContexts(w http.ResponseWriter, r *http.Request) error {
+	urls, err := s.ctx.list()
+	if err != nil {
+		return err
+	}
+	if urls == nil {
+		urls = []string{}
+	}
+	writeBatchResult(w, http.StatusOK, urls)
+	return nil
+}
+
+// addContext is POST /jsonldContexts. The body is a context document
+// ({"@context": ...}). With ?url=U it is stored as the document of U, so
+// entities naming U work offline (mimnode context add URL FILE); without,
+// the node hosts it under a new id. 201 with Location either way.
+func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
+	switch mediaType(r) {
+	case "application/json", "application/ld+json":
+	default:
+		return newError(UnsupportedMediaType, "unsupported media type", "send the context as application/ld+json")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxContextBytes+1))
+	if err != nil {
+		return newError(InvalidRequest, "cannot read body", "%v", err)
+	}
+	if len(body) > maxContextBytes {
+		return newError(BadRequestData, "context too large", "a context document may have at most %d bytes", maxContextBytes)
+	}
+	u := r.URL.Query().Get("url")
+	if u == "" {
+		u = s.opts.BaseURL + hostedContextPath + uuid.NewString()
+	} else if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return newError(BadRequestData, "invalid url", "the context URL must be http(s), got %q", u)
+	}
+	if u == CoreContextURL || u == CoreContextV19URL {
+		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be replaced")
+	}
+	if err := s.ctx.put(u, body); err != nil {
+		return err
+	}
+	w.Header().Set("Location", hostedContextPath+url.PathEscape(u))
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// serveContext is GET /jsonldContexts/{id}.
+func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
+	u := s.contextURL(r.PathValue("id"))
+	doc, err := s.ctx.get(u)
+	if err == store.ErrNotFound {
+		return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/ld+json")
+	_, _ = w.Write(doc)
+	return nil
+}
+
+// deleteContext is DELETE /jsonldContexts/{id}.
+func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
+	u := s.contextURL(r.PathValue("id"))
+	if u == CoreContextURL || u == CoreContextV19URL {
+		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be deleted")
+	}
+	err := s.ctx.remove(u)
+	if err == store.ErrNotFound {
+		return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

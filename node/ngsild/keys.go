@@ -1,0 +1,207 @@
+package ngsild
+
+import (
+	"encoding/binary"
+	"math"
+	"strings"
+
+	"github.com/golang/geo/s2"
+	"github.com/paulmach/orb"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Key layout under store.PrefixNGSILD ("n/"). NUL separates variable parts:
+// entity ids are URIs and IRIs never contain it, so the id is whatever
+// follows the last NUL of an index key.
+//
+//	n/e/<id>                                  entity (JSON of Entity, expanded names)
+//	n/t/<typeIRI> 00 <id>                     type index
+//	n/v/<attrIRI> 00 <value> 00 <id>          value index: top-level Property values that are
+//	                                          numbers, strings (first 96 bytes) or booleans,
+//	                                          and Relationship objects; <value> starts with
+//	                                          'n' + order-preserving float64, 's' + bytes,
+//	                                          'b' + 0/1
+//	n/g/<attrIRI> 00 <S2 cell, 8 bytes BE><id> spatial index: leaf cell of a Point, or the
+//	                                          cells covering another geometry's bounding box
+//	n/k/<typeIRI> 00                          count of entities of a type (uint64 BE)
+//	n/k/<typeIRI> 00 <attrIRI> 00 <attrType>  count of those entities with the attribute
+//	n/f/<seq, 8 bytes BE>                     change feed (JSON of Change)
+//	n/q                                       last sequence number given out (uint64 BE)
+//	n/c/<url>                                 JSON-LD context store (the document)
+//
+// Every entity write updates its entity key, index keys, counters and one
+// feed record in one badger transaction.
+const (
+	keyEntity  = store.PrefixNGSILD + "e/"
+	keyType    = store.PrefixNGSILD + "t/"
+	keyValue   = store.PrefixNGSILD + "v/"
+	keyGeo     = store.PrefixNGSILD + "g/"
+	keyCount   = store.PrefixNGSILD + "k/"
+	keyFeed    = store.PrefixNGSILD + "f/"
+	keyContext = store.PrefixNGSILD + "c/"
+	keySeq     = store.PrefixNGSILD + "q"
+)
+
+// maxIndexedString is how much of a string value the value index keeps;
+// longer values match by prefix and are checked against the entity.
+const maxIndexedString = 96
+
+// spatial index cell levels: points use leaf cells; other geometries are
+// covered with at most geoMaxCells cells between these levels.
+const (
+	geoMinLevel = 2
+	geoMaxLevel = 20
+	geoMaxCells = 8
+)
+
+func entityKey(id string) []byte { return []byte(keyEntity + id) }
+
+func typeKey(typ, id string) []byte {
+	b := make([]byte, 0, len(keyType)+len(typ)+1+len(id))
+	b = append(b, keyType...)
+	b = append(b, typ...)
+	b = append(b, 0)
+	return append(b, id...)
+}
+
+func typePrefix(typ string) []byte {
+	return append([]byte(keyType+typ), 0)
+}
+
+func feedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(keyFeed), seq)
+}
+
+func valuePrefix(attr string) []byte {
+	return append([]byte(keyValue+attr), 0)
+}
+
+// encodeIndexValue returns the sortable encoding of v, ok false when v is
+// not indexed.
+func encodeIndexValue(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case float64:
+		b = append(b, 'n')
+		return binary.BigEndian.AppendUint64(b, sortableFloat(x)), true
+	case string:
+		b = append(b, 's')
+		if len(x) > maxIndexedString {
+			x = x[:maxIndexedString]
+		}
+		return append(b, x...), true
+	case bool:
+		b = append(b, 'b')
+		if x {
+			return append(b, 1), true
+		}
+		return append(b, 0), true
+	case map[string]any:
+		// {"@type": "DateTime", "@value": "..."} indexes as its string.
+		if s, ok := x["@value"].(string); ok {
+			return encodeIndexValue(b, s)
+		}
+	}
+	return nil, false
+}
+
+// sortableFloat maps a float64 to a uint64 with the same order.
+func sortableFloat(f float64) uint64 {
+	u := math.Float64bits(f)
+	if u>>63 == 1 {
+		return ^u
+	}
+	return u | 1<<63
+}
+
+func idAfterLastNUL(k []byte) string {
+	for i := len(k) - 1; i >= 0; i-- {
+		if k[i] == 0 {
+			return string(k[i+1:])
+		}
+	}
+	return ""
+}
+
+func geoPrefix(attr string) []byte { return append([]byte(keyGeo+attr), 0) }
+
+// geoCells returns the S2 cells a geometry is indexed under.
+func geoCells(g orb.Geometry) []s2.CellID {
+	if p, ok := g.(orb.Point); ok {
+		return []s2.CellID{s2.CellIDFromLatLng(s2.LatLngFromDegrees(p[1], p[0]))}
+	}
+	rc := &s2.RegionCoverer{MinLevel: geoMinLevel, MaxLevel: geoMaxLevel, MaxCells: geoMaxCells}
+	return []s2.CellID(rc.Covering(boundToRect(g.Bound())))
+}
+
+func boundToRect(b orb.Bound) s2.Rect {
+	r := s2.RectFromLatLng(s2.LatLngFromDegrees(b.Min[1], b.Min[0]))
+	return r.AddPoint(s2.LatLngFromDegrees(b.Max[1], b.Max[0]))
+}
+
+// indexKeys returns every index key of e (type, value and spatial), and
+// adds e's counter contributions times sign to counts.
+func indexKeys(e *Entity, counts map[string]int64, sign int64) map[string]struct{} {
+	keys := make(map[string]struct{}, 4+2*len(e.Attrs))
+	for _, t := range e.Types {
+		keys[string(typeKey(t, e.ID))] = struct{}{}
+		counts[keyCount+t+"\x00"] += sign
+	}
+	for attr, insts := range e.Attrs {
+		seenType := map[AttrType]bool{}
+		for _, a := range insts {
+			if !seenType[a.Type] {
+				seenType[a.Type] = true
+				for _, t := range e.Types {
+					counts[keyCount+t+"\x00"+attr+"\x00"+string(a.Type)] += sign
+				}
+			}
+			switch a.Type {
+			case Property:
+				addValueKey(keys, attr, a.Value, e.ID)
+			case Relationship:
+				switch o := a.Object.(type) {
+				case string:
+					addValueKey(keys, attr, o, e.ID)
+				case []any:
+					for _, x := range o {
+						addValueKey(keys, attr, x, e.ID)
+					}
+				}
+			case GeoProperty:
+				m, _ := a.Value.(map[string]any)
+				g, err := geometryFromJSON(m)
+				if err != nil {
+					continue
+				}
+				pre := geoPrefix(attr)
+				for _, c := range geoCells(g) {
+					k := binary.BigEndian.AppendUint64(append([]byte(nil), pre...), uint64(c))
+					keys[string(append(k, e.ID...))] = struct{}{}
+				}
+			}
+		}
+	}
+	return keys
+}
+
+func addValueKey(keys map[string]struct{}, attr string, v any, id string) {
+	b := valuePrefix(attr)
+	b, ok := encodeIndexValue(b, v)
+	if !ok {
+		return
+	}
+	b = append(b, 0)
+	keys[string(append(b, id...))] = struct{}{}
+}
+
+// splitCountKey parses a counter key into type, attribute and attribute type
+// (the last two empty for an entity count).
+func splitCountKey(k []byte) (typ, attr, attrType string) {
+	parts := strings.SplitN(string(k[len(keyCount):]), "\x00", 3)
+	typ = parts[0]
+	if len(parts) == 3 {
+		attr, attrType = parts[1], parts[2]
+	}
+	return typ, attr, attrType
+}

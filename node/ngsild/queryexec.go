@@ -1,0 +1,453 @@
+package ngsild
+
+import (
+	"bytes"
+	"encoding/binary"
+	"regexp"
+	"sort"
+
+	"github.com/golang/geo/s2"
+
+	"github.com/mimnode/mimnode/node/ngsild/query"
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// entityQuery is a parsed GET /entities request (clause 5.7.2) with names
+// expanded.
+type entityQuery struct {
+	ids       map[string]bool
+	idPattern *regexp.Regexp
+	types     []string // any of these
+	attrs     map[string]bool
+	q         *query.Q
+	geo       *query.Geo
+	geoIRI    string
+	limit     int
+	offset    int
+	count     bool
+}
+
+// match reports whether e satisfies every restriction of eq.
+func (eq *entityQuery) match(e *Entity) bool {
+	if eq.ids != nil && !eq.ids[e.ID] {
+		return false
+	}
+	if eq.idPattern != nil && !eq.idPattern.MatchString(e.ID) {
+		return false
+	}
+	if len(eq.types) > 0 {
+		ok := false
+		for _, t := range eq.types {
+			if contains(e.Types, t) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if eq.attrs != nil && eq.q == nil {
+		// attrs without q selects entities that have one of them
+		// (clause 5.7.2: "entities ... having at least one of the attrs").
+		ok := false
+		for a := range eq.attrs {
+			if _, has := e.Attrs[a]; has {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if eq.q != nil && !eq.q.Match(queryEntity{e}) {
+		return false
+	}
+	if eq.geo != nil {
+		ok := false
+		for _, a := range e.Attrs[eq.geoIRI] {
+			if a.Type != GeoProperty {
+				continue
+			}
+			m, _ := a.Value.(map[string]any)
+			g, err := geometryFromJSON(m)
+			if err == nil && eq.geo.Match(g) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// candidateCap bounds how many ids a source collects while the planner
+// looks for the most selective one.
+const candidateCap = 4096
+
+// source yields candidate entity ids from one index; max < 0 means no limit.
+// complete is false when it stopped at max.
+type source func(tx *store.Txn, max int) (ids []string, complete bool, err error)
+
+// plan lists the index sources that can answer eq, most selective kinds
+// first; nil means a full scan.
+func (eq *entityQuery) plan() []source {
+	var srcs []source
+	if eq.q != nil {
+		for _, t := range eq.q.IndexTerms() {
+			if src := valueSource(t); src != nil {
+				srcs = append(srcs, src)
+			}
+		}
+	}
+	if eq.geo != nil {
+		if b, ok := eq.geo.Bound(); ok {
+			rc := &s2.RegionCoverer{MinLevel: 0, MaxLevel: geoMaxLevel, MaxCells: 12}
+			cells := rc.Covering(boundToRect(b))
+			srcs = append(srcs, geoSource(eq.geoIRI, cells))
+		}
+	}
+	if len(eq.types) > 0 {
+		types := eq.types
+		srcs = append(srcs, func(tx *store.Txn, max int) ([]string, bool, error) {
+			var ids []string
+			for _, t := range types {
+				pre := typePrefix(t)
+				err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+					if max >= 0 && len(ids) >= max {
+						return errCapped
+					}
+					ids = append(ids, string(k[len(pre):]))
+					return nil
+				})
+				if err == errCapped {
+					return ids, false, nil
+				}
+				if err != nil {
+					return nil, false, err
+				}
+			}
+			return ids, true, nil
+		})
+	}
+	return srcs
+}
+
+// errCapped stops an index scan that reached its cap.
+var errCapped = store.ErrStop
+
+// valueSource answers one q index term from the value index.
+func valueSource(t query.Term) source {
+	attr := t.Path.Attrs[0]
+	pre := valuePrefix(attr)
+	type span struct{ from, to []byte } // to is exclusive
+	var spans []span
+	switch t.Op {
+	case "==":
+		for _, v := range t.Values {
+			switch v.(type) {
+			case float64, string, bool:
+			default:
+				return nil
+			}
+			k, ok := encodeIndexValue(bytes.Clone(pre), v)
+			if !ok {
+				return nil
+			}
+			if s, isStr := v.(string); !isStr || len(s) <= maxIndexedString {
+				k = append(k, 0) // exact value, not a prefix
+			}
+			spans = append(spans, span{k, prefixEnd(k)})
+		}
+	case "..", ">", ">=", "<", "<=":
+		lo, hi := t.Min, t.Max
+		from := append(bytes.Clone(pre), 'n')
+		to := append(bytes.Clone(pre), 'n'+1)
+		if lo != nil {
+			f, ok := lo.(float64)
+			if !ok {
+				return nil
+			}
+			from = binary.BigEndian.AppendUint64(append(bytes.Clone(pre), 'n'), sortableFloat(f))
+		}
+		if hi != nil {
+			f, ok := hi.(float64)
+			if !ok {
+				return nil
+			}
+			to = prefixEnd(binary.BigEndian.AppendUint64(append(bytes.Clone(pre), 'n'), sortableFloat(f)))
+		}
+		spans = append(spans, span{from, to})
+	default:
+		return nil
+	}
+	return func(tx *store.Txn, max int) ([]string, bool, error) {
+		var ids []string
+		for _, sp := range spans {
+			err := tx.Iterate(store.IterOptions{Prefix: pre, Start: sp.from, KeysOnly: true}, func(k, _ []byte) error {
+				if bytes.Compare(k, sp.to) >= 0 {
+					return store.ErrStop
+				}
+				if max >= 0 && len(ids) >= max {
+					return errCapped
+				}
+				ids = append(ids, idAfterLastNUL(k))
+				return nil
+			})
+			if err != nil {
+				return nil, false, err
+			}
+			if max >= 0 && len(ids) >= max {
+				return ids, false, nil
+			}
+		}
+		return ids, true, nil
+	}
+}
+
+// prefixEnd is the first key after every key starting with p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return append(end, 0xff)
+}
+
+// geoSource finds entities whose indexed cells intersect the query cells:
+// stored cells inside a query cell by range scan, stored (coarser) cells
+// containing it by exact lookup of its ancestors.
+func geoSource(attr string, cells s2.CellUnion) source {
+	pre := geoPrefix(attr)
+	return func(tx *store.Txn, max int) ([]string, bool, error) {
+		var ids []string
+		add := func(k []byte) error {
+			if max >= 0 && len(ids) >= max {
+				return errCapped
+			}
+			ids = append(ids, string(k[len(pre)+8:]))
+			return nil
+		}
+		ancestors := map[s2.CellID]bool{}
+		for _, c := range cells {
+			from := binary.BigEndian.AppendUint64(bytes.Clone(pre), uint64(c.RangeMin()))
+			to := binary.BigEndian.AppendUint64(bytes.Clone(pre), uint64(c.RangeMax()))
+			err := tx.Iterate(store.IterOptions{Prefix: pre, Start: from, KeysOnly: true}, func(k, _ []byte) error {
+				if len(k) < len(pre)+8 || bytes.Compare(k[:len(pre)+8], to) > 0 {
+					return store.ErrStop
+				}
+				return add(k)
+			})
+			if err != nil {
+				return nil, false, err
+			}
+			for l := geoMinLevel; l < c.Level(); l++ {
+				ancestors[c.Parent(l)] = true
+			}
+		}
+		for a := range ancestors {
+			if cells.ContainsCellID(a) {
+				continue // already scanned as part of a range
+			}
+			p := binary.BigEndian.AppendUint64(bytes.Clone(pre), uint64(a))
+			err := tx.Iterate(store.IterOptions{Prefix: p, KeysOnly: true}, func(k, _ []byte) error { return add(k) })
+			if err != nil {
+				return nil, false, err
+			}
+		}
+		if max >= 0 && len(ids) >= max {
+			return ids, false, nil
+		}
+		return ids, true, nil
+	}
+}
+
+// run executes eq: it picks the most selective index, loads the candidates
+// in id order and filters them. total counts every match (when eq.count, or
+// when every candidate had to be checked anyway); otherwise it is -1.
+func (s *Service) run(eq *entityQuery) (page []*Entity, total int, err error) {
+	total = -1
+	err = s.db.View(func(tx *store.Txn) error {
+		ids, err := eq.candidates(tx)
+		if err != nil {
+			return err
+		}
+		matched := 0
+		want := eq.offset + eq.limit
+		visit := func(e *Entity) bool {
+			if !eq.match(e) {
+				return true
+			}
+			if matched >= eq.offset && matched < want {
+				page = append(page, e)
+			}
+			matched++
+			return eq.count || matched < want
+		}
+		if ids == nil {
+			done := true
+			err := tx.Iterate(store.IterOptions{Prefix: []byte(keyEntity)}, func(k, v []byte) error {
+				e := new(Entity)
+				if err := decodeStored(v, e); err != nil {
+					return err
+				}
+				if !visit(e) {
+					done = false
+					return store.ErrStop
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if done || eq.count {
+				total = matched
+			}
+			return nil
+		}
+		for i, id := range ids {
+			if i > 0 && ids[i-1] == id {
+				continue
+			}
+			e, err := getEntity(tx, id)
+			if err != nil {
+				return err
+			}
+			if e == nil {
+				continue
+			}
+			if !visit(e) {
+				if eq.count {
+					total = matched
+				}
+				return nil
+			}
+		}
+		total = matched
+		return nil
+	})
+	return page, total, err
+}
+
+// candidates returns the sorted candidate ids, or nil for a full scan.
+func (eq *entityQuery) candidates(tx *store.Txn) ([]string, error) {
+	if eq.ids != nil {
+		ids := make([]string, 0, len(eq.ids))
+		for id := range eq.ids {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		return ids, nil
+	}
+	srcs := eq.plan()
+	if len(srcs) == 0 {
+		return nil, nil
+	}
+	var best []string
+	found := false
+	for _, src := range srcs {
+		ids, complete, err := src(tx, candidateCap)
+		if err != nil {
+			return nil, err
+		}
+		if complete && (!found || len(ids) < len(best)) {
+			best, found = ids, true
+			if len(best) <= 64 {
+				break
+			}
+		}
+	}
+	if !found {
+		ids, _, err := srcs[0](tx, -1)
+		if err != nil {
+			return nil, err
+		}
+		best = ids
+	}
+	if best == nil {
+		best = []string{}
+	}
+	sort.Strings(best)
+	return best, nil
+}
+
+// queryEntity lets the q language read a stored entity.
+type queryEntity struct{ e *Entity }
+
+var _ query.Entity = queryEntity{}
+
+// Values implements query.Entity.
+func (qe queryEntity) Values(p query.Path) []any {
+	if len(p.Attrs) == 0 {
+		return nil
+	}
+	insts := qe.e.Attrs[p.Attrs[0]]
+	last := len(p.Attrs) - 1
+	for i := 1; i <= last && len(insts) > 0; i++ {
+		name := p.Attrs[i]
+		if i == last {
+			if meta, ok := metadataValues(insts, name); ok {
+				return meta
+			}
+		}
+		var next []*Attribute
+		for _, a := range insts {
+			next = append(next, a.Sub[name]...)
+		}
+		insts = next
+	}
+	var out []any
+	for _, a := range insts {
+		v := a.simpleValue()
+		if list, ok := v.([]any); ok && a.Type == Relationship {
+			out = append(out, list...)
+			continue
+		}
+		if m, ok := v.(map[string]any); ok && a.Type == Property {
+			if inner, ok := m["@value"]; ok {
+				v = inner
+			}
+		}
+		if len(p.Keys) > 0 {
+			var ok bool
+			if v, ok = query.LookupKeys(v, p.Keys); !ok {
+				continue
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func metadataValues(insts []*Attribute, name string) ([]any, bool) {
+	var out []any
+	for _, a := range insts {
+		switch name {
+		case "observedAt":
+			if a.ObservedAt != "" {
+				out = append(out, a.ObservedAt)
+			}
+		case "unitCode":
+			if a.UnitCode != "" {
+				out = append(out, a.UnitCode)
+			}
+		case "datasetId":
+			if a.DatasetID != "" {
+				out = append(out, a.DatasetID)
+			}
+		case "createdAt":
+			out = append(out, fmtTime(a.CreatedAt))
+		case "modifiedAt":
+			out = append(out, fmtTime(a.ModifiedAt))
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}

@@ -1,0 +1,169 @@
+package ngsild
+
+import (
+	"time"
+)
+
+// format is a representation of entities in responses (clause 4.5).
+type format int
+
+const (
+	normalized format = iota
+	keyValues
+	concise
+)
+
+// renderOpts selects what a response shows of an entity.
+type renderOpts struct {
+	format   format
+	sysAttrs bool
+	// attrs keeps only these expanded attribute names; nil keeps all.
+	attrs map[string]bool
+}
+
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// render compacts e with tc into the requested representation.
+func (e *Entity) render(tc *termContext, o renderOpts) map[string]any {
+	out := make(map[string]any, len(e.Attrs)+4)
+	out["id"] = e.ID
+	out["type"] = compactTypes(e.Types, tc)
+	if o.sysAttrs && o.format != keyValues {
+		out["createdAt"] = fmtTime(e.CreatedAt)
+		out["modifiedAt"] = fmtTime(e.ModifiedAt)
+	}
+	for iri, insts := range e.Attrs {
+		if o.attrs != nil && !o.attrs[iri] {
+			continue
+		}
+		out[tc.compact(iri)] = renderInstances(insts, tc, o)
+	}
+	return out
+}
+
+func compactTypes(types []string, tc *termContext) any {
+	if len(types) == 1 {
+		return tc.compact(types[0])
+	}
+	out := make([]any, len(types))
+	for i, t := range types {
+		out[i] = tc.compact(t)
+	}
+	return out
+}
+
+func renderInstances(insts []*Attribute, tc *termContext, o renderOpts) any {
+	if o.format == keyValues {
+		// keyValues shows one value per attribute: the default instance
+		// when there is one (clause 4.5.4).
+		pick := insts[0]
+		for _, a := range insts {
+			if a.DatasetID == "" {
+				pick = a
+				break
+			}
+		}
+		return pick.simpleValue()
+	}
+	if len(insts) == 1 {
+		return insts[0].render(tc, o)
+	}
+	list := make([]any, len(insts))
+	for i, a := range insts {
+		list[i] = a.render(tc, o)
+	}
+	return list
+}
+
+// simpleValue is the keyValues form of an attribute.
+func (a *Attribute) simpleValue() any {
+	switch a.Type {
+	case Relationship:
+		return a.Object
+	case LanguageProperty:
+		return a.LanguageMap
+	default:
+		return a.Value
+	}
+}
+
+func (a *Attribute) hasMeta() bool {
+	return a.ObservedAt != "" || a.UnitCode != "" || a.DatasetID != "" || len(a.Sub) > 0
+}
+
+func (a *Attribute) render(tc *termContext, o renderOpts) any {
+	if o.format == concise && !o.sysAttrs && !a.hasMeta() && (a.Type == Property || a.Type == GeoProperty) {
+		// concise form drops the wrapper when nothing else is attached;
+		// an object value would then read as an attribute, so keep the
+		// wrapper for values that look like one.
+		if !isExplicitAttr(a.Value) {
+			if m, ok := a.Value.(map[string]any); !ok || a.Type == GeoProperty || !looksLikeGeometry(m) {
+				return a.Value
+			}
+		}
+	}
+	m := make(map[string]any, 4+len(a.Sub))
+	if o.format != concise {
+		m["type"] = string(a.Type)
+	}
+	switch a.Type {
+	case Relationship:
+		m["object"] = a.Object
+	case LanguageProperty:
+		m["languageMap"] = a.LanguageMap
+	default:
+		m["value"] = a.Value
+	}
+	if a.ObservedAt != "" {
+		m["observedAt"] = a.ObservedAt
+	}
+	if a.UnitCode != "" {
+		m["unitCode"] = a.UnitCode
+	}
+	if a.DatasetID != "" {
+		m["datasetId"] = a.DatasetID
+	}
+	if o.sysAttrs {
+		m["createdAt"] = fmtTime(a.CreatedAt)
+		m["modifiedAt"] = fmtTime(a.ModifiedAt)
+	}
+	sub := o
+	sub.attrs = nil
+	for iri, insts := range a.Sub {
+		m[tc.compact(iri)] = renderInstances(insts, tc, sub)
+	}
+	return m
+}
+
+// geometry returns the GeoJSON value of the named GeoProperty's default (or
+// first) instance, nil when absent.
+func (e *Entity) geometry(iri string) map[string]any {
+	insts := e.Attrs[iri]
+	var pick *Attribute
+	for _, a := range insts {
+		if a.Type != GeoProperty {
+			continue
+		}
+		if pick == nil || a.DatasetID == "" {
+			pick = a
+		}
+	}
+	if pick == nil {
+		return nil
+	}
+	g, _ := pick.Value.(map[string]any)
+	return g
+}
+
+// renderFeature is the GeoJSON form of an entity (clause 4.5.16, MIM7).
+func (e *Entity) renderFeature(tc *termContext, o renderOpts, geoIRI string) map[string]any {
+	props := e.render(tc, o)
+	delete(props, "id")
+	var geom any
+	if g := e.geometry(geoIRI); g != nil {
+		geom = g
+	}
+	return map[string]any{"id": e.ID, "type": "Feature", "geometry": geom, "properties": props}
+}

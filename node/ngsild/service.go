@@ -1,0 +1,381 @@
+package ngsild
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Options configures a Service. The zero value works.
+type Options struct {
+	// Logger receives errors the API hides from clients; nil discards.
+	Logger *slog.Logger
+	// HTTPClient fetches remote @context documents the context store does
+	// not hold (default: a client with ContextTimeout).
+	HTTPClient *http.Client
+	// ContextTimeout bounds one remote context fetch (default 5s).
+	ContextTimeout time.Duration
+	// DefaultLimit is the page size when a query gives no limit (default 20).
+	DefaultLimit int
+	// MaxLimit is the largest limit a query may ask for; more gives
+	// TooManyResults (default 1000).
+	MaxLimit int
+	// BaseURL is the node's API address as clients reach it (for example
+	// http://127.0.0.1:7070); contexts uploaded without a URL are served
+	// under BaseURL/ngsi-ld/v1/jsonldContexts/{id}. Default http://localhost.
+	BaseURL string
+	// Now is the clock for createdAt/modifiedAt (default time.Now).
+	Now func() time.Time
+	// Contexts are extra documents to preload into the context store, by
+	// URL, on top of the NGSI-LD core context (for example the Smart Data
+	// Models contexts).
+	Contexts map[string][]byte
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ContextTimeout <= 0 {
+		o.ContextTimeout = 5 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: o.ContextTimeout}
+	}
+	if o.DefaultLimit <= 0 {
+		o.DefaultLimit = 20
+	}
+	if o.MaxLimit <= 0 {
+		o.MaxLimit = 1000
+	}
+	if o.BaseURL == "" {
+		o.BaseURL = "http://localhost"
+	}
+	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Service is a node's NGSI-LD context broker: the entity store in badger and
+// the HTTP API over it. It is safe for concurrent use.
+type Service struct {
+	db   *store.DB
+	opts Options
+	log  *slog.Logger
+	ctx  *contextStore
+	val  *validator
+
+	// wmu serializes entity writes so that change sequence numbers commit
+	// in order (see commit).
+	wmu sync.Mutex
+	seq atomic.Uint64 // last committed sequence number
+
+	subsMu sync.Mutex
+	subs   map[chan struct{}]struct{} // guarded by subsMu
+}
+
+// New opens the NGSI-LD service over db: it preloads the core context (and
+// opts.Contexts) into the context store and reads the change sequence.
+func New(db *store.DB, opts Options) (*Service, error) {
+	opts.setDefaults()
+	cs, err := newContextStore(db, opts.HTTPClient, opts.ContextTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, opts: opts, log: opts.Logger, ctx: cs, subs: map[chan struct{}]struct{}{}}
+	for _, u := range []string{CoreContextURL, CoreContextV19URL} {
+		if err := cs.preload(u, coreContextDoc); err != nil {
+			return nil, fmt.Errorf("preload core context: %w", err)
+		}
+	}
+	for u, doc := range opts.Contexts {
+		if _, err := parseContextDoc(doc); err != nil {
+			return nil, fmt.Errorf("preload context %s: %w", u, err)
+		}
+		if err := cs.preload(u, doc); err != nil {
+			return nil, fmt.Errorf("preload context %s: %w", u, err)
+		}
+	}
+	if s.val, err = newValidator(s); err != nil {
+		return nil, err
+	}
+	seq, err := lastSeq(db)
+	if err != nil {
+		return nil, err
+	}
+	s.seq.Store(seq)
+	return s, nil
+}
+
+// Close releases the service. It does not close the store, which the node
+// owns; every acknowledged write is already durable.
+func (s *Service) Close() error {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for ch := range s.subs {
+		delete(s.subs, ch)
+	}
+	return nil
+}
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC() }
+
+// route is one entry of the route table.
+type route struct {
+	pattern string
+	handler func(*Service, http.ResponseWriter, *http.Request) error
+}
+
+// routes is the whole NGSI-LD API (ETSI GS CIM 009 clause 6), in one table.
+var routes = []route{
+	{"POST /ngsi-ld/v1/entities", (*Service).createEntity},
+	{"GET /ngsi-ld/v1/entities", (*Service).queryEntities},
+	{"GET /ngsi-ld/v1/entities/{id}", (*Service).retrieveEntity},
+	{"DELETE /ngsi-ld/v1/entities/{id}", (*Service).deleteEntity},
+	{"PUT /ngsi-ld/v1/entities/{id}", (*Service).replaceEntity},
+	{"PATCH /ngsi-ld/v1/entities/{id}", (*Service).mergeEntity},
+	{"POST /ngsi-ld/v1/entities/{id}/attrs", (*Service).appendAttrs},
+	{"PATCH /ngsi-ld/v1/entities/{id}/attrs", (*Service).updateAttrs},
+	{"PATCH /ngsi-ld/v1/entities/{id}/attrs/{attr}", (*Service).partialAttrUpdate},
+	{"PUT /ngsi-ld/v1/entities/{id}/attrs/{attr}", (*Service).replaceAttr},
+	{"DELETE /ngsi-ld/v1/entities/{id}/attrs/{attr}", (*Service).deleteAttr},
+	{"POST /ngsi-ld/v1/entityOperations/create", (*Service).batchCreate},
+	{"POST /ngsi-ld/v1/entityOperations/upsert", (*Service).batchUpsert},
+	{"POST /ngsi-ld/v1/entityOperations/update", (*Service).batchUpdate},
+	{"POST /ngsi-ld/v1/entityOperations/delete", (*Service).batchDelete},
+	{"GET /ngsi-ld/v1/types", (*Service).listTypes},
+	{"GET /ngsi-ld/v1/types/{type}", (*Service).typeInfo},
+	{"GET /ngsi-ld/v1/attributes", (*Service).listAttributes},
+	{"GET /ngsi-ld/v1/attributes/{attr}", (*Service).attributeInfo},
+	{"GET /ngsi-ld/v1/jsonldContexts", (*Service).listContexts},
+	{"POST /ngsi-ld/v1/jsonldContexts", (*Service).addContext},
+	{"GET /ngsi-ld/v1/jsonldContexts/{id}", (*Service).serveContext},
+	{"DELETE /ngsi-ld/v1/jsonldContexts/{id}", (*Service).deleteContext},
+}
+
+// Register mounts the NGSI-LD API on mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	for _, rt := range routes {
+		h := rt.handler
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := h(s, w, r); err != nil {
+				s.writeError(w, r, err)
+			}
+		})
+	}
+}
+
+// ---- request helpers ----
+
+const jsonldContextRel = "http://www.w3.org/ns/json-ld#context"
+
+// linkContext returns the @context URL of a Link header (clause 6.3.5), ""
+// when there is none.
+func linkContext(r *http.Request) (string, error) {
+	for _, h := range r.Header.Values("Link") {
+		for _, part := range strings.Split(h, ",") {
+			part = strings.TrimSpace(part)
+			if !strings.Contains(part, jsonldContextRel) {
+				continue
+			}
+			i, j := strings.IndexByte(part, '<'), strings.IndexByte(part, '>')
+			if i < 0 || j < i {
+				return "", newError(BadRequestData, "invalid Link header", "the JSON-LD context link has no <URL>")
+			}
+			u := part[i+1 : j]
+			if !isURI(u) {
+				return "", newError(BadRequestData, "invalid Link header", "%q is not a URL", u)
+			}
+			return u, nil
+		}
+	}
+	return "", nil
+}
+
+// mediaType returns the request's Content-Type without parameters.
+func mediaType(r *http.Request) string {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// readBody reads a JSON request body under the size cap and checks its media
+// type; ldJSON tells whether the @context is in the body.
+func readBody(r *http.Request) (body []byte, ldJSON bool, err error) {
+	switch mediaType(r) {
+	case "application/ld+json":
+		ldJSON = true
+	case "application/json", "application/merge-patch+json":
+	default:
+		return nil, false, newError(UnsupportedMediaType, "unsupported media type",
+			"send application/json or application/ld+json, not %q", r.Header.Get("Content-Type"))
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		return nil, false, newError(InvalidRequest, "cannot read body", "%v", err)
+	}
+	if len(body) > maxBodyBytes {
+		return nil, false, newError(BadRequestData, "body too large", "the body exceeds %d bytes", maxBodyBytes)
+	}
+	return body, ldJSON, nil
+}
+
+// bodyContext resolves the @context of one entity body: from the body for
+// application/ld+json, from the Link header for application/json.
+func (s *Service) bodyContext(r *http.Request, m map[string]any, ldJSON bool) (*termContext, error) {
+	link, err := linkContext(r)
+	if err != nil {
+		return nil, err
+	}
+	ctxVal, hasCtx := m["@context"]
+	if ldJSON {
+		if link != "" {
+			return nil, newError(BadRequestData, "ambiguous @context", "application/ld+json bodies carry their @context; do not send a Link header too")
+		}
+		if !hasCtx {
+			return nil, newError(BadRequestData, "missing @context", "an application/ld+json body needs an @context member")
+		}
+		return s.ctx.resolve(ctxVal)
+	}
+	if hasCtx {
+		return nil, newError(BadRequestData, "unexpected @context", "an application/json body must not have @context; send it in a Link header or use application/ld+json")
+	}
+	if link == "" {
+		return s.ctx.resolve(nil)
+	}
+	return s.ctx.resolve(link)
+}
+
+// queryContext resolves the @context of a GET (or DELETE) from the Link
+// header, defaulting to the core context.
+func (s *Service) queryContext(r *http.Request) (*termContext, error) {
+	link, err := linkContext(r)
+	if err != nil {
+		return nil, err
+	}
+	if link == "" {
+		return s.ctx.resolve(nil)
+	}
+	return s.ctx.resolve(link)
+}
+
+// accepted is the response media type negotiated from Accept.
+type accepted int
+
+const (
+	acceptJSON accepted = iota
+	acceptLD
+	acceptGeo
+)
+
+func negotiate(r *http.Request, geoOK bool) (accepted, error) {
+	h := r.Header.Get("Accept")
+	if h == "" {
+		return acceptJSON, nil
+	}
+	best, bestQ := accepted(-1), -1.0
+	for _, part := range strings.Split(h, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if qs, ok := params["q"]; ok {
+			if _, err := fmt.Sscanf(qs, "%g", &q); err != nil {
+				q = 0
+			}
+		}
+		var a accepted
+		switch mt {
+		case "application/json", "*/*", "application/*":
+			a = acceptJSON
+		case "application/ld+json":
+			a = acceptLD
+		case "application/geo+json":
+			if !geoOK {
+				continue
+			}
+			a = acceptGeo
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestQ = a, q
+		}
+	}
+	if best < 0 {
+		return 0, newError(NotAcceptable, "not acceptable", "this resource is available as application/json, application/ld+json or application/geo+json")
+	}
+	return best, nil
+}
+
+// writeJSON sends v with the @context placed as the negotiated type asks:
+// in the body for ld+json (objects and each array element), in a Link header
+// otherwise.
+func writeJSON(w http.ResponseWriter, status int, v any, acc accepted, tc *termContext) {
+	ctxVal := any(CoreContextURL)
+	if tc != nil && tc.value != nil {
+		ctxVal = tc.value
+	}
+	switch acc {
+	case acceptLD:
+		w.Header().Set("Content-Type", "application/ld+json")
+		switch x := v.(type) {
+		case map[string]any:
+			x["@context"] = ctxVal
+		case []map[string]any:
+			for _, m := range x {
+				m["@context"] = ctxVal
+			}
+		}
+	case acceptGeo:
+		w.Header().Set("Content-Type", "application/geo+json")
+		setLink(w, tc)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		setLink(w, tc)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "cannot encode response", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func setLink(w http.ResponseWriter, tc *termContext) {
+	link := CoreContextURL
+	if tc != nil && tc.link != "" {
+		link = tc.link
+	}
+	w.Header().Set("Link", "<"+link+`>; rel="`+jsonldContextRel+`"; type="application/ld+json"`)
+}
+
+// decodeStored decodes a stored entity.
+func decodeStored(b []byte, e *Entity) error {
+	if err := json.Unmarshal(b, e); err != nil {
+		return fmt.Errorf("decode stored entity: %w", err)
+	}
+	return nil
+}
+
+// errNotFound builds the ResourceNotFound error for an entity.
+func errNotFound(id string) error {
+	return newError(ResourceNotFound, "entity not found", "no entity with id %q", id)
+}
+
+var errBadRequestBody = errors.New("bad request body")

@@ -1,0 +1,131 @@
+package ngsild
+
+import (
+	"sort"
+	"time"
+)
+
+// clone returns a deep-enough copy of e for building a new state: the
+// attribute maps and instance slices are copied, instances are shared
+// (they are never modified in place once stored).
+func (e *Entity) clone() *Entity {
+	c := *e
+	c.Types = append([]string(nil), e.Types...)
+	c.Attrs = make(map[string][]*Attribute, len(e.Attrs))
+	for k, v := range e.Attrs {
+		c.Attrs[k] = append([]*Attribute(nil), v...)
+	}
+	return &c
+}
+
+// mergeMode says how mergeAttrs treats attributes and instances.
+type mergeMode int
+
+const (
+	// mergeAppend adds new attributes and replaces existing instances
+	// (POST .../attrs, upsert with options=update).
+	mergeAppend mergeMode = iota
+	// mergeNoOverwrite adds new attributes and instances only
+	// (options=noOverwrite).
+	mergeNoOverwrite
+	// mergeUpdateOnly replaces existing instances only (PATCH .../attrs).
+	mergeUpdateOnly
+)
+
+// mergeAttrs applies src's attribute instances to dst (a clone) and returns
+// the compact-able IRIs of the attributes it did not apply, sorted.
+func mergeAttrs(dst *Entity, src map[string][]*Attribute, mode mergeMode, now time.Time) []string {
+	var skipped []string
+	for name, insts := range src {
+		cur := dst.Attrs[name]
+		applied := false
+		for _, in := range insts {
+			idx := -1
+			for i, a := range cur {
+				if a.DatasetID == in.DatasetID {
+					idx = i
+					break
+				}
+			}
+			switch {
+			case idx >= 0 && mode == mergeNoOverwrite:
+				continue
+			case idx < 0 && mode == mergeUpdateOnly:
+				continue
+			case idx >= 0:
+				n := *in
+				n.CreatedAt, n.ModifiedAt = cur[idx].CreatedAt, now
+				cur = append(append(append([]*Attribute(nil), cur[:idx]...), &n), cur[idx+1:]...)
+			default:
+				n := *in
+				n.CreatedAt, n.ModifiedAt = now, now
+				cur = append(cur, &n)
+			}
+			applied = true
+		}
+		if applied {
+			dst.Attrs[name] = cur
+			dst.ModifiedAt = now
+		} else {
+			skipped = append(skipped, name)
+		}
+	}
+	sort.Strings(skipped)
+	return skipped
+}
+
+// stampNew sets createdAt/modifiedAt of a new entity and all its instances.
+func stampNew(e *Entity, created, now time.Time) {
+	e.CreatedAt, e.ModifiedAt = created, now
+	for _, insts := range e.Attrs {
+		stampInstances(insts, now)
+	}
+}
+
+func stampInstances(insts []*Attribute, now time.Time) {
+	for _, a := range insts {
+		a.CreatedAt, a.ModifiedAt = now, now
+		for _, sub := range a.Sub {
+			stampInstances(sub, now)
+		}
+	}
+}
+
+// keepCreated carries createdAt of instances that survive a replacement
+// (same attribute and datasetId) over from old.
+func keepCreated(old, ne *Entity) {
+	for name, insts := range ne.Attrs {
+		for _, a := range insts {
+			for _, o := range old.Attrs[name] {
+				if o.DatasetID == a.DatasetID {
+					a.CreatedAt = o.CreatedAt
+				}
+			}
+		}
+	}
+}
+
+// deleteInstances removes an attribute's instance with datasetID, or all of
+// them; ok is false when there was nothing to remove.
+func deleteInstances(e *Entity, name, datasetID string, all bool) bool {
+	cur, has := e.Attrs[name]
+	if !has {
+		return false
+	}
+	if all {
+		delete(e.Attrs, name)
+		return true
+	}
+	for i, a := range cur {
+		if a.DatasetID == datasetID {
+			rest := append(append([]*Attribute(nil), cur[:i]...), cur[i+1:]...)
+			if len(rest) == 0 {
+				delete(e.Attrs, name)
+			} else {
+				e.Attrs[name] = rest
+			}
+			return true
+		}
+	}
+	return false
+}
