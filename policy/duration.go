@@ -1,0 +1,111 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// isoDuration is an ISO 8601 / xsd:duration. Years, months and days are kept
+// apart from the clock part because their length depends on the start date:
+// P1M after 31 January is not 30 days.
+type isoDuration struct {
+	years, months, days int
+	clock               time.Duration
+	text                string
+}
+
+// after returns t plus d, calendar parts first, as time.AddDate does.
+func (d isoDuration) after(t time.Time) time.Time {
+	return t.AddDate(d.years, d.months, d.days).Add(d.clock)
+}
+
+const maxClock = 150 * 365 * 24 * time.Hour
+
+// maxPart bounds each number so that no arithmetic below can overflow.
+var maxPart = map[string]float64{
+	"Y": 10000, "M": 120000, "W": 520000, "D": 3650000,
+	"TH": 1e6, "TM": 6e7, "TS": 3.6e9,
+}
+
+// parseDuration reads "P30D", "PT12H", "P1Y2M3DT4H5M6.5S", "P2W".
+// Negative durations are refused: elapsed time is never negative.
+func parseDuration(s string) (isoDuration, error) {
+	d := isoDuration{text: s}
+	bad := func(why string) (isoDuration, error) {
+		return isoDuration{}, fmt.Errorf("%q is not an ISO 8601 duration (e.g. P30D, PT12H): %s", s, why)
+	}
+	if !strings.HasPrefix(s, "P") {
+		return bad("it must start with P")
+	}
+	rest := s[1:]
+	if rest == "" || rest == "T" {
+		return bad("it has no parts")
+	}
+	inTime := false
+	seen := ""
+	for rest != "" {
+		if rest[0] == 'T' {
+			if inTime {
+				return bad("T appears twice")
+			}
+			inTime = true
+			rest = rest[1:]
+			if rest == "" {
+				return bad("nothing after T")
+			}
+			continue
+		}
+		i := 0
+		for i < len(rest) && (rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.') {
+			i++
+		}
+		if i == 0 || i == len(rest) {
+			return bad("a number must be followed by a unit")
+		}
+		num, unit := rest[:i], rest[i]
+		rest = rest[i+1:]
+		key := string(unit)
+		if inTime {
+			key = "T" + key
+		}
+		if strings.Contains(seen, key+",") {
+			return bad("unit " + key + " repeated")
+		}
+		seen += key + ","
+		if unit != 'S' || !inTime {
+			if strings.Contains(num, ".") {
+				return bad("only seconds may have a fraction")
+			}
+		}
+		n, err := strconv.ParseFloat(num, 64)
+		if err != nil || n > maxPart[key] {
+			return bad("number out of range")
+		}
+		switch {
+		case !inTime && unit == 'Y':
+			d.years = int(n)
+		case !inTime && unit == 'M':
+			d.months = int(n)
+		case !inTime && unit == 'W':
+			d.days += 7 * int(n)
+		case !inTime && unit == 'D':
+			d.days += int(n)
+		case inTime && unit == 'H':
+			d.clock += time.Duration(n) * time.Hour
+		case inTime && unit == 'M':
+			d.clock += time.Duration(n) * time.Minute
+		case inTime && unit == 'S':
+			d.clock += time.Duration(n * float64(time.Second))
+		default:
+			return bad("unknown unit " + string(unit))
+		}
+		// Checked after every part, each part is at most ~115 years, so the
+		// sum cannot overflow time.Duration (292 years) before it is caught.
+		if d.clock > maxClock {
+			return bad("longer than 150 years")
+		}
+	}
+	return d, nil
+}

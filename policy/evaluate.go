@@ -1,0 +1,538 @@
+package policy
+
+import "time"
+
+// Result is the value of a constraint or rule in one evaluation.
+type Result uint8
+
+const (
+	// False: the constraint does not hold (or the rule does not apply / is not satisfiable).
+	False Result = iota
+	// True: it holds.
+	True
+	// Deferred: it cannot be decided in this scope and will be checked in a
+	// later one; it does not deny now.
+	Deferred
+)
+
+func (r Result) String() string {
+	switch r {
+	case True:
+		return "true"
+	case Deferred:
+		return "deferred"
+	}
+	return "false"
+}
+
+// Decision is the outcome of Evaluate: permit or deny, with a reason for the
+// request, for every rule and for every constraint that was evaluated.
+type Decision struct {
+	Permit  bool
+	Scope   Scope
+	Action  Action
+	Reasons []Reason
+}
+
+// Evaluate decides whether req may happen under p in scope. Deny is a result,
+// never an error. The rules, in order:
+//
+//  1. A policy with anything the evaluator does not understand denies
+//     (Validate lists those things; they are also the reasons).
+//  2. The request's action must be known (empty means "any" in the catalog
+//     scope only).
+//  3. Every obligation must be satisfiable.
+//  4. A prohibition whose action covers the request (use covers every action)
+//     and whose constraints all hold applies, and wins over any permission
+//     (ODRL conflict strategy "prohibit").
+//  5. Some permission must cover the action, have all its constraints hold
+//     (or deferred) and all its duties satisfiable.
+//
+// Constraints on an operand the scope cannot know yet are deferred: they
+// count as holding for permissions and duties, and as not holding for
+// prohibitions, and are decided in a later scope. In the transfer scope
+// nothing is deferred.
+func Evaluate(p Policy, req Request, scope Scope) Decision {
+	prog := p.prog
+	if prog == nil {
+		q := p
+		q.Compile()
+		prog = q.prog
+	}
+	e := evaluator{prog: prog, req: &req, scope: scope}
+	e.d = Decision{Scope: scope, Action: req.Action, Reasons: make([]Reason, 0, prog.maxReasons)}
+	e.run()
+	return e.d
+}
+
+type evaluator struct {
+	prog  *program
+	req   *Request
+	scope Scope
+	d     Decision
+}
+
+func (e *evaluator) add(r Reason) {
+	r.req = e.req
+	r.scope = e.scope
+	e.d.Reasons = append(e.d.Reasons, r)
+}
+
+func (e *evaluator) deny(code Code) {
+	e.add(Reason{Code: code, Result: False, Denies: true})
+	e.d.Permit = false
+}
+
+func (e *evaluator) run() {
+	if e.scope < ScopeCatalog || e.scope > ScopeTransfer {
+		e.deny(CodeUnknownScope)
+		return
+	}
+	if len(e.prog.problems) > 0 {
+		for i := range e.prog.problems {
+			pr := &e.prog.problems[i]
+			e.add(Reason{Code: pr.code, Rule: pr.where, Result: False, Denies: true, prob: pr})
+		}
+		return
+	}
+	anyAction := false
+	switch {
+	case e.req.Action == "" && e.scope == ScopeCatalog:
+		anyAction = true
+	case e.req.Action == "":
+		e.deny(CodeMissingAction)
+		return
+	case !ruleActions[e.req.Action]:
+		e.deny(CodeUnknownRequestAction)
+		return
+	}
+
+	obligationsOK := true
+	for i := range e.prog.obligs {
+		if e.duty(&e.prog.obligs[i]) == False {
+			obligationsOK = false
+		}
+	}
+
+	prohibited := false
+	for i := range e.prog.prohibs {
+		r := &e.prog.prohibs[i]
+		covered := r.action == ActionUse || (!anyAction && r.action == e.req.Action)
+		if !covered {
+			e.add(Reason{Code: CodeActionNotCovered, Rule: r.name, Result: False, rule: r})
+			continue
+		}
+		if !e.assigneeOK(r) {
+			e.add(Reason{Code: CodeAssigneeMismatch, Rule: r.name, Result: False, rule: r})
+			continue
+		}
+		switch e.all(r, r.cons) {
+		case True:
+			prohibited = true
+			e.add(Reason{Code: CodeProhibitionApplies, Rule: r.name, Result: True, Denies: true, rule: r})
+		case Deferred:
+			e.add(Reason{Code: CodeDeferred, Rule: r.name, Result: Deferred, rule: r})
+		default:
+			e.add(Reason{Code: CodeConstraintsNotSatisfied, Rule: r.name, Result: False, rule: r})
+		}
+	}
+
+	granted := false
+	for i := range e.prog.perms {
+		r := &e.prog.perms[i]
+		covered := anyAction || r.action == ActionUse || r.action == e.req.Action
+		if !covered {
+			e.add(Reason{Code: CodeActionNotCovered, Rule: r.name, Result: False, rule: r})
+			continue
+		}
+		if !e.assigneeOK(r) {
+			e.add(Reason{Code: CodeAssigneeMismatch, Rule: r.name, Result: False, rule: r})
+			continue
+		}
+		res := e.all(r, r.cons)
+		if res == False {
+			e.add(Reason{Code: CodeConstraintsNotSatisfied, Rule: r.name, Result: False, rule: r})
+			continue
+		}
+		dutiesOK := true
+		for j := range r.duties {
+			switch e.duty(&r.duties[j]) {
+			case False:
+				dutiesOK = false
+			case Deferred:
+				res = Deferred
+			}
+		}
+		if !dutiesOK {
+			e.add(Reason{Code: CodeDutyNotSatisfied, Rule: r.name, Result: False, rule: r})
+			continue
+		}
+		granted = true
+		e.add(Reason{Code: CodePermissionGranted, Rule: r.name, Result: res, rule: r})
+	}
+	if !granted {
+		e.add(Reason{Code: CodeNoPermission, Result: False})
+	}
+	e.d.Permit = granted && !prohibited && obligationsOK
+	if !e.d.Permit {
+		e.markDenies(granted, obligationsOK)
+	}
+}
+
+// markDenies flags the reasons that together explain a deny, so a caller can
+// show just those (Decision.Why).
+func (e *evaluator) markDenies(granted, obligationsOK bool) {
+	for i := range e.d.Reasons {
+		r := &e.d.Reasons[i]
+		if r.rule == nil {
+			if r.Code == CodeNoPermission {
+				r.Denies = true
+			}
+			continue
+		}
+		switch r.rule.top {
+		case kindPermission:
+			r.Denies = !granted && r.Result == False && r.Code != CodeActionNotCovered && (r.node == nil || r.node.logic == "")
+		case kindObligation:
+			r.Denies = !obligationsOK && r.Result == False && (r.node == nil || r.node.logic == "")
+		}
+	}
+}
+
+func (e *evaluator) assigneeOK(r *crule) bool {
+	a := r.assignee
+	if a == "" {
+		a = e.prog.assignee
+	}
+	return a == "" || a == e.req.PeerID
+}
+
+// duty evaluates a duty or obligation: can the consumer satisfy it?
+func (e *evaluator) duty(r *crule) Result {
+	res := e.all(r, r.cons)
+	act, code := True, CodeDutySatisfied
+	switch r.action {
+	case ActionAttribute, ActionInform, ActionDelete:
+		code = CodeDutyPromised
+	case ActionObtainConsent:
+		switch {
+		case e.scope != ScopeTransfer:
+			act = Deferred
+		case !e.hasConsent():
+			act, code = False, CodeConsentMissing
+		}
+	}
+	res = and2(res, act)
+	switch res {
+	case False:
+		if act != False {
+			code = CodeConstraintsNotSatisfied
+		}
+	case Deferred:
+		code = CodeDeferred
+	}
+	e.add(Reason{Code: code, Rule: r.name, Result: res, rule: r})
+	return res
+}
+
+// hasConsent: some consent record, valid now, covers the request's purpose.
+func (e *evaluator) hasConsent() bool {
+	if e.req.Purpose == "" {
+		return false
+	}
+	for _, c := range e.req.Consents {
+		if c.Withdrawn || c.Given.IsZero() || e.req.Now.Before(c.Given) {
+			continue
+		}
+		if !c.Expires.IsZero() && !e.req.Now.Before(c.Expires) {
+			continue
+		}
+		for _, p := range c.Purposes {
+			if p == e.req.Purpose {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func and2(a, b Result) Result {
+	if a == False || b == False {
+		return False
+	}
+	if a == Deferred || b == Deferred {
+		return Deferred
+	}
+	return True
+}
+
+// all evaluates a rule's constraints, which hold together. Every constraint
+// is evaluated, even after one fails, so that each gets its reason.
+func (e *evaluator) all(r *crule, ns []*cnode) Result {
+	res := True
+	for _, n := range ns {
+		res = and2(res, e.node(r, n))
+	}
+	return res
+}
+
+func (e *evaluator) node(r *crule, n *cnode) Result {
+	if n.logic != "" {
+		var nTrue, nDeferred, nFalse int
+		for _, k := range n.kids {
+			switch e.node(r, k) {
+			case True:
+				nTrue++
+			case Deferred:
+				nDeferred++
+			default:
+				nFalse++
+			}
+		}
+		var res Result
+		switch n.logic {
+		case LogicOr:
+			res = pick(nTrue > 0, nDeferred > 0)
+		case LogicXone:
+			switch {
+			case nTrue > 1 || nTrue+nDeferred == 0:
+				res = False
+			case nTrue == 1 && nDeferred == 0:
+				res = True
+			default:
+				res = Deferred
+			}
+		default: // and, andSequence
+			switch {
+			case nFalse > 0:
+				res = False
+			case nDeferred > 0:
+				res = Deferred
+			default:
+				res = True
+			}
+		}
+		e.add(Reason{Code: codeOf(res), Rule: r.name, Path: n.path, Result: res, rule: r, node: n})
+		return res
+	}
+	res, code := e.atomic(n)
+	e.add(Reason{Code: code, Rule: r.name, Path: n.path, Result: res, rule: r, node: n})
+	return res
+}
+
+func pick(isTrue, isDeferred bool) Result {
+	switch {
+	case isTrue:
+		return True
+	case isDeferred:
+		return Deferred
+	}
+	return False
+}
+
+func codeOf(r Result) Code {
+	switch r {
+	case True:
+		return CodeSatisfied
+	case Deferred:
+		return CodeDeferred
+	}
+	return CodeNotSatisfied
+}
+
+func boolResult(b bool) (Result, Code) {
+	if b {
+		return True, CodeSatisfied
+	}
+	return False, CodeNotSatisfied
+}
+
+func (e *evaluator) atomic(n *cnode) (Result, Code) {
+	if scopeMask[n.left]&(1<<e.scope) == 0 {
+		return Deferred, CodeDeferred
+	}
+	req := e.req
+	switch n.left {
+	case lPurpose:
+		if req.Purpose == "" {
+			return False, CodeMissingValue
+		}
+		return boolResult(setOp(n.op, one(req.Purpose), n.strs))
+	case lRecipient:
+		if req.PeerID == "" {
+			return False, CodeMissingValue
+		}
+		return boolResult(setOp(n.op, one(req.PeerID), n.strs))
+	case lRole:
+		if req.Role == "" {
+			return False, CodeMissingValue
+		}
+		return boolResult(setOp(n.op, one(req.Role), n.strs))
+	case lFederation:
+		return boolResult(setOp(n.op, many(req.Federations), n.strs))
+	case lSpatialPlace:
+		if len(req.Places) == 0 {
+			return False, CodeMissingValue
+		}
+		return boolResult(placeOp(n.op, req.Places, n.strs))
+	case lSpatialArea:
+		if req.Location == nil {
+			return False, CodeMissingValue
+		}
+		return boolResult(within(req.Location, n.area, n.bound))
+	case lDateTime:
+		if req.Now.IsZero() {
+			return False, CodeMissingValue
+		}
+		return boolResult(cmpOp(n.op, compareTime(req.Now, n.t)))
+	case lElapsedTime:
+		if req.Now.IsZero() || req.Usage.AgreementStart.IsZero() {
+			return False, CodeMissingValue
+		}
+		// elapsed op d  <=>  now op start+d, which keeps calendar units exact.
+		return boolResult(cmpOp(n.op, compareTime(req.Now, n.dur.after(req.Usage.AgreementStart))))
+	case lCount:
+		return boolResult(cmpOp(n.op, compareNum(float64(req.Usage.Count)+1, n.num)))
+	case lPayAmount:
+		if n.unit != "" && req.Currency != n.unit {
+			return False, CodeUnitMismatch
+		}
+		return boolResult(cmpOp(n.op, compareNum(req.PayAmount, n.num)))
+	}
+	// Unreachable: compile leaves unknown operands as problems, which stop
+	// evaluation before any constraint is looked at.
+	return False, CodeNotSatisfied
+}
+
+func compareTime(a, b time.Time) int { return a.Compare(b) }
+
+func compareNum(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpOp(op opKind, c int) bool {
+	switch op {
+	case oEq:
+		return c == 0
+	case oNeq:
+		return c != 0
+	case oLt:
+		return c < 0
+	case oLteq:
+		return c <= 0
+	case oGt:
+		return c > 0
+	case oGteq:
+		return c >= 0
+	}
+	return false
+}
+
+// strset is the request side of a set comparison, without allocating for
+// the common single value.
+type strset struct {
+	one   string
+	many  []string
+	isOne bool
+}
+
+func one(s string) strset    { return strset{one: s, isOne: true} }
+func many(s []string) strset { return strset{many: s} }
+func (s strset) size() int {
+	if s.isOne {
+		return 1
+	}
+	return len(s.many)
+}
+func (s strset) at(i int) string {
+	if s.isOne {
+		return s.one
+	}
+	return s.many[i]
+}
+func (s strset) has(x string) bool {
+	for i := 0; i < s.size(); i++ {
+		if s.at(i) == x {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, x string) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func anyIn(l strset, r []string) bool {
+	for i := 0; i < l.size(); i++ {
+		if contains(r, l.at(i)) {
+			return true
+		}
+	}
+	return false
+}
+
+// setOp compares the request's set L with the right operand R:
+// eq/isA r: r ∈ L; neq r: r ∉ L; hasPart/isAllOf R: R ⊆ L;
+// isPartOf R: L ≠ ∅ and L ⊆ R; isAnyOf R: L ∩ R ≠ ∅; isNoneOf R: L ∩ R = ∅.
+func setOp(op opKind, l strset, r []string) bool {
+	switch op {
+	case oEq, oIsA:
+		return l.has(r[0])
+	case oNeq:
+		return !l.has(r[0])
+	case oHasPart, oIsAllOf:
+		for _, x := range r {
+			if !l.has(x) {
+				return false
+			}
+		}
+		return true
+	case oIsPartOf:
+		if l.size() == 0 {
+			return false
+		}
+		for i := 0; i < l.size(); i++ {
+			if !contains(r, l.at(i)) {
+				return false
+			}
+		}
+		return true
+	case oIsAnyOf:
+		return anyIn(l, r)
+	case oIsNoneOf:
+		return !anyIn(l, r)
+	}
+	return false
+}
+
+// placeOp compares named places. Request.Places lists every named place that
+// contains the location, so "isPartOf EU" means EU is among them: the
+// location is part of at least one of the named areas.
+func placeOp(op opKind, places []string, r []string) bool {
+	l := many(places)
+	switch op {
+	case oEq:
+		return l.has(r[0])
+	case oNeq:
+		return !l.has(r[0])
+	case oIsPartOf, oIsAnyOf:
+		return anyIn(l, r)
+	case oIsAllOf:
+		return setOp(oIsAllOf, l, r)
+	case oIsNoneOf:
+		return !anyIn(l, r)
+	}
+	return false
+}

@@ -1,0 +1,390 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Code is the machine-readable kind of a Reason. The values are stable: they
+// may be stored, logged and matched on by peers.
+type Code string
+
+// Reasons about single constraints.
+const (
+	CodeSatisfied    Code = "satisfied"
+	CodeNotSatisfied Code = "not-satisfied"
+	// CodeDeferred: cannot be decided in this scope; checked in a later one.
+	CodeDeferred Code = "deferred"
+	// CodeMissingValue: the request lacks the value the constraint is about
+	// (no purpose, no location, ...). It denies: missing is never a match.
+	CodeMissingValue Code = "missing-value"
+	// CodeUnitMismatch: payAmount in a different currency than the constraint's unit.
+	CodeUnitMismatch Code = "unit-mismatch"
+)
+
+// Reasons about rules.
+const (
+	CodePermissionGranted       Code = "permission-granted"
+	CodeConstraintsNotSatisfied Code = "constraints-not-satisfied"
+	CodeDutyNotSatisfied        Code = "duty-not-satisfied"
+	CodeProhibitionApplies      Code = "prohibition-applies"
+	CodeActionNotCovered        Code = "action-not-covered"
+	CodeAssigneeMismatch        Code = "assignee-mismatch"
+	CodeDutySatisfied           Code = "duty-satisfied"
+	// CodeDutyPromised: a duty the engine cannot observe (attribute, inform,
+	// delete); the consumer takes it on with the agreement.
+	CodeDutyPromised   Code = "duty-promised"
+	CodeConsentMissing Code = "consent-missing"
+	CodeNoPermission   Code = "no-permission"
+)
+
+// Reasons about the request.
+const (
+	CodeMissingAction        Code = "missing-action"
+	CodeUnknownRequestAction Code = "unknown-request-action"
+	CodeUnknownScope         Code = "unknown-scope"
+)
+
+// Reasons about the policy: things the evaluator does not understand. Any one
+// of them denies every request (and Validate reports it).
+const (
+	CodeUnknownLeftOperand  Code = "unknown-left-operand"
+	CodeUnknownOperator     Code = "unknown-operator"
+	CodeUnknownAction       Code = "unknown-action"
+	CodeUnsupportedOperator Code = "unsupported-operator"
+	CodeBadRightOperand     Code = "bad-right-operand"
+	CodeUnsupportedFeature  Code = "unsupported-feature"
+)
+
+// Reason explains one step of a decision.
+type Reason struct {
+	Code Code
+	// Rule names the rule ("permission[0]", "permission[0].duty[1]"), or the
+	// policy part a problem is in; empty for reasons about the request.
+	Rule string
+	// Path names the constraint within the rule ("constraint[1].or[0]");
+	// empty for reasons about a whole rule.
+	Path string
+	// Result is the constraint's value, or for a rule: whether the
+	// permission is granted, the prohibition applies, the duty is satisfiable.
+	Result Result
+	// Denies marks the reasons that together explain a deny.
+	Denies bool
+
+	scope Scope
+	req   *Request
+	rule  *crule
+	node  *cnode
+	prob  *problem
+}
+
+// Where is Rule and Path joined: "permission[0].constraint[1]".
+func (r Reason) Where() string {
+	switch {
+	case r.Rule == "":
+		return "request"
+	case r.Path == "":
+		return r.Rule
+	}
+	return r.Rule + "." + r.Path
+}
+
+// String is "where: text [code]".
+func (r Reason) String() string {
+	return r.Where() + ": " + r.Text() + " [" + string(r.Code) + "]"
+}
+
+// Text says in words what was decided and why. It is built on demand so that
+// Evaluate itself does not format strings.
+func (r Reason) Text() string {
+	if r.prob != nil {
+		return r.prob.text
+	}
+	if r.node != nil {
+		return r.constraintText()
+	}
+	switch r.Code {
+	case CodeUnknownScope:
+		return fmt.Sprintf("scope %v is not catalog, negotiation or transfer", r.scope)
+	case CodeMissingAction:
+		return "the request names no action"
+	case CodeUnknownRequestAction:
+		return fmt.Sprintf("requested action %q is not one of use, read, distribute, aggregate, derive, delete", r.req.Action)
+	case CodeNoPermission:
+		return fmt.Sprintf("no permission grants %s", actionWords(r.req.Action))
+	}
+	if r.rule == nil {
+		return string(r.Code)
+	}
+	a := r.rule.action
+	switch r.Code {
+	case CodeActionNotCovered:
+		return fmt.Sprintf("the rule is about %s, which does not cover %s", a, actionWords(r.req.Action))
+	case CodeAssigneeMismatch:
+		return fmt.Sprintf("the rule is for %s, not for %s", r.assignee(), orNone(r.req.PeerID))
+	case CodePermissionGranted:
+		if r.Result == Deferred {
+			return fmt.Sprintf("may %s, subject to checks in a later scope", a)
+		}
+		return fmt.Sprintf("may %s", a)
+	case CodeProhibitionApplies:
+		return fmt.Sprintf("must not %s: the prohibition applies and wins over any permission", a)
+	case CodeDeferred:
+		if r.rule.kind == kindProhibition {
+			return fmt.Sprintf("prohibition of %s may apply; decided in a later scope", a)
+		}
+		if a == ActionObtainConsent && r.scope != ScopeTransfer {
+			return "consent is checked when data is transferred"
+		}
+		return fmt.Sprintf("duty to %s is checked in a later scope", a)
+	case CodeConstraintsNotSatisfied:
+		switch r.rule.kind {
+		case kindProhibition:
+			return fmt.Sprintf("prohibition of %s does not apply: its constraints do not hold", a)
+		case kindPermission:
+			return fmt.Sprintf("permission to %s not granted: its constraints do not hold", a)
+		}
+		return fmt.Sprintf("duty to %s cannot be satisfied: its constraints do not hold", a)
+	case CodeDutyNotSatisfied:
+		return fmt.Sprintf("permission to %s not granted: a duty cannot be satisfied", a)
+	case CodeDutySatisfied:
+		return fmt.Sprintf("duty to %s is satisfied", a)
+	case CodeDutyPromised:
+		return fmt.Sprintf("the consumer must %s (taken on with the agreement)", a)
+	case CodeConsentMissing:
+		if r.req.Purpose == "" {
+			return "consent required, but the request states no purpose"
+		}
+		return fmt.Sprintf("no valid consent record covers purpose %q at %s", r.req.Purpose, r.req.Now.UTC().Format(time.RFC3339))
+	}
+	return string(r.Code)
+}
+
+func (r Reason) assignee() string {
+	if r.rule.assignee != "" {
+		return r.rule.assignee
+	}
+	return "the policy's assignee"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "an unnamed peer"
+	}
+	return s
+}
+
+func actionWords(a Action) string {
+	if a == "" {
+		return "any action"
+	}
+	return string(a)
+}
+
+func (r Reason) constraintText() string {
+	c := r.node.src
+	head := constraintWords(c)
+	switch r.Code {
+	case CodeDeferred:
+		if r.node.logic == "" {
+			return head + ": checked in a later scope (not known at " + r.scope.String() + ")"
+		}
+		return head + ": not decided yet"
+	case CodeMissingValue:
+		return head + ": not satisfied, the request has no " + r.missingWhat()
+	case CodeUnitMismatch:
+		return fmt.Sprintf("%s: not satisfied, paid in %s, not %s", head, orNone(r.req.Currency), c.Unit)
+	}
+	verdict := "satisfied"
+	if r.Result == False {
+		verdict = "not satisfied"
+	}
+	if r.node.logic != "" {
+		return head + ": " + verdict
+	}
+	return head + ": " + verdict + " (" + r.gotWords() + ")"
+}
+
+func (r Reason) missingWhat() string {
+	switch r.node.left {
+	case lPurpose:
+		return "purpose"
+	case lRecipient:
+		return "peer ID"
+	case lRole:
+		return "role"
+	case lSpatialArea:
+		return "location"
+	case lSpatialPlace:
+		return "named place"
+	case lDateTime:
+		return "time"
+	case lElapsedTime:
+		return "agreement start time"
+	}
+	return "value"
+}
+
+// gotWords describes the request's side of a constraint.
+func (r Reason) gotWords() string {
+	q := r.req
+	switch r.node.left {
+	case lPurpose:
+		return "purpose: " + q.Purpose
+	case lRecipient:
+		return "recipient: " + q.PeerID
+	case lRole:
+		return "role: " + q.Role
+	case lFederation:
+		if len(q.Federations) == 0 {
+			return "member of no federation"
+		}
+		return "federations: " + strings.Join(q.Federations, ", ")
+	case lSpatialPlace:
+		return "places: " + strings.Join(q.Places, ", ")
+	case lSpatialArea:
+		return "location: " + geomName(q.Location)
+	case lDateTime:
+		return "now: " + q.Now.UTC().Format(time.RFC3339)
+	case lElapsedTime:
+		return fmt.Sprintf("agreement started %s, limit ends %s, now %s",
+			q.Usage.AgreementStart.UTC().Format(time.RFC3339),
+			r.node.dur.after(q.Usage.AgreementStart).UTC().Format(time.RFC3339),
+			q.Now.UTC().Format(time.RFC3339))
+	case lCount:
+		return fmt.Sprintf("this would be transfer %d", q.Usage.Count+1)
+	case lPayAmount:
+		return "paying " + strconv.FormatFloat(q.PayAmount, 'f', -1, 64) + " " + q.Currency
+	}
+	return ""
+}
+
+// Why returns the reasons that explain a deny (nil for a permit).
+func (d Decision) Why() []Reason {
+	var out []Reason
+	for _, r := range d.Reasons {
+		if r.Denies {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// String explains the decision in a few lines: the verdict, then the
+// reasons that caused a deny, or the permissions that granted a permit.
+func (d Decision) String() string {
+	var b strings.Builder
+	verdict := "deny"
+	if d.Permit {
+		verdict = "permit"
+	}
+	fmt.Fprintf(&b, "%s %s (%s scope)\n", verdict, actionWords(d.Action), d.Scope)
+	for _, r := range d.Reasons {
+		if r.Denies || (d.Permit && (r.Code == CodePermissionGranted || r.Code == CodeDutyPromised || r.Result == Deferred && r.Path == "")) {
+			fmt.Fprintf(&b, "  %s\n", r)
+		}
+	}
+	return b.String()
+}
+
+// leftWords names a left operand in a sentence.
+var leftWords = map[LeftOperand]string{
+	LeftPurpose:     "the purpose",
+	LeftDateTime:    "the time of use",
+	LeftElapsedTime: "the time since the agreement started",
+	LeftSpatial:     "the place of use",
+	LeftCount:       "the number of transfers",
+	LeftRecipient:   "the recipient",
+	LeftRole:        "the recipient's role",
+	LeftFederation:  "the recipient's federations",
+	LeftPayAmount:   "the amount paid",
+}
+
+// constraintWords says a constraint in words, e.g. "the purpose is one of
+// research, education". Terms the evaluator does not know are quoted as
+// written, never guessed at.
+func constraintWords(c *Constraint) string {
+	if c.Logic != "" {
+		parts := make([]string, len(c.Constraints))
+		for i := range c.Constraints {
+			parts[i] = constraintWords(&c.Constraints[i])
+		}
+		lead := map[Logic]string{LogicAnd: "all of", LogicOr: "at least one of", LogicXone: "exactly one of", LogicAndSequence: "all of, in this order"}[c.Logic]
+		if lead == "" {
+			lead = fmt.Sprintf("%q of", c.Logic)
+		}
+		return lead + " (" + strings.Join(parts, "; ") + ")"
+	}
+	left, ok := leftWords[c.LeftOperand]
+	if !ok {
+		left = fmt.Sprintf("unknown leftOperand %q", c.LeftOperand)
+	}
+	right := operandWords(c.RightOperand)
+	if c.Unit != "" {
+		right += " " + c.Unit
+	}
+	temporal := c.LeftOperand == LeftDateTime
+	var rel string
+	switch c.Operator {
+	case OpEq:
+		rel = "is"
+		if c.LeftOperand == LeftFederation || c.LeftOperand == LeftSpatial {
+			rel = "include"
+		}
+	case OpNeq:
+		rel = "is not"
+		if c.LeftOperand == LeftFederation || c.LeftOperand == LeftSpatial {
+			rel = "do not include"
+		}
+	case OpLt:
+		rel = pickStr(temporal, "is before", "is less than")
+	case OpLteq:
+		rel = pickStr(temporal, "is at or before", "is at most")
+	case OpGt:
+		rel = pickStr(temporal, "is after", "is more than")
+	case OpGteq:
+		rel = pickStr(temporal, "is at or after", "is at least")
+	case OpIsA:
+		rel = "is a"
+	case OpIsPartOf:
+		rel = "is part of"
+		if c.LeftOperand == LeftSpatial {
+			rel = "is within"
+		}
+	case OpHasPart:
+		rel = "includes"
+	case OpIsAnyOf:
+		rel = "is one of"
+	case OpIsAllOf:
+		rel = "includes all of"
+	case OpIsNoneOf:
+		rel = "is none of"
+	default:
+		rel = fmt.Sprintf("(unknown operator %q)", c.Operator)
+	}
+	if c.LeftOperand == LeftElapsedTime && c.Operator == OpLteq {
+		return left + " is at most " + right
+	}
+	return left + " " + rel + " " + right
+}
+
+func pickStr(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+func operandWords(o Operand) string {
+	if o.Geometry != nil {
+		b := o.Geometry.Bound()
+		return fmt.Sprintf("a %s area (bounding box %.4f,%.4f to %.4f,%.4f)", geomName(o.Geometry), b.Min[0], b.Min[1], b.Max[0], b.Max[1])
+	}
+	vals := make([]string, len(o.Values))
+	for i, l := range o.Values {
+		vals[i] = l.Value
+	}
+	return strings.Join(vals, ", ")
+}
