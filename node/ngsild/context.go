@@ -261,6 +261,7 @@ func (cs *contextStore) resolve(value any) (*termContext, error) {
 			return nil, newError(BadRequestData, "invalid @context", "@context entries must be URLs or objects")
 		}
 	}
+	list = dedupeContexts(list)
 	list = append(list, CoreContextURL)
 	opts := ld.NewJsonLdOptions("")
 	opts.DocumentLoader = cs
@@ -288,6 +289,28 @@ func (cs *contextStore) resolve(value any) (*termContext, error) {
 	}
 	cs.resolved.Add(key, tc)
 	return tc, nil
+}
+
+// dedupeContexts drops the core context (it is always applied last) and
+// repeats of a URL (the last one counts in JSON-LD), which json-gold would
+// otherwise reject as a recursive inclusion.
+func dedupeContexts(list []any) []any {
+	last := map[string]int{}
+	for i, item := range list {
+		if u, ok := item.(string); ok {
+			last[u] = i
+		}
+	}
+	out := list[:0:0]
+	for i, item := range list {
+		if u, ok := item.(string); ok {
+			if u == CoreContextURL || u == CoreContextV19URL || last[u] != i {
+				continue
+			}
+		}
+		out = append(out, item)
+	}
+	return out
 }
 
 // parseContextSafely runs json-gold's context processing, turning a panic on

@@ -285,7 +285,7 @@ func (s *Service) mergeEntity(w http.ResponseWriter, r *http.Request) error {
 
 // updateResult is the 207 body of attribute updates (clause 5.2.18).
 type updateResult struct {
-	Updated    []string      `json:"updated"`
+	Updated    []string     `json:"updated"`
 	NotUpdated []notUpdated `json:"notUpdated"`
 }
 
