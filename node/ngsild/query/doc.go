@@ -22,6 +22,18 @@
 // metadata members observedAt, createdAt, modifiedAt, unitCode and datasetId at
 // the end of a path are kept as written.
 //
+// Geo-queries work the same way on the geoproperty's geometry:
+//
+//	g, err := query.ParseGeo(v.Get("georel"), v.Get("geometry"), v.Get("coordinates"), v.Get("geoproperty"))
+//	if b, ok := g.Bound(); ok {
+//		// candidates = spatial index cells touching b
+//	}
+//	geom, err := query.Geometry(e.Values(query.Path{Attrs: []string{expand(g.Property())}})[0])
+//	if g.Match(geom) { ... }
+//
+// Distances are metres on a sphere; the topological relations are computed in
+// planar longitude/latitude (see Geo for the approximation).
+//
 // MapEntity implements Entity over an entity in normalized form decoded from JSON;
 // a store with its own representation implements Values itself, and can use
 // LookupKeys for the a[k1.k2] part of a path.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/paulmach/orb"
 )
 
 // qSeeds are real q expressions: from ETSI GS CIM 009 examples and written against
@@ -67,5 +69,34 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		_ = q.IndexTerms()
+	})
+}
+
+func FuzzParseGeo(f *testing.F) {
+	f.Add("near;maxDistance==1000", "Point", "[-3.712247222222222,40.423852777777775]", "location")
+	f.Add("near;minDistance==10;maxDistance==2000", "Point", "[-8.60961198807,41.150691773]", "")
+	f.Add("within", "Polygon", "[[[-3.72,40.42],[-3.70,40.42],[-3.70,40.43],[-3.72,40.43],[-3.72,40.42]]]", "location")
+	f.Add("intersects", "LineString", "[[-4.73735395519672,41.6538181849672],[-4.73414858659993,41.6600594193478]]", "location")
+	f.Add("contains", "Point", "[-3.80356167695194,43.46296641666926]", "observationSpace")
+	f.Add("overlaps", "MultiPolygon", "[[[[0,0],[1,0],[1,1],[0,1],[0,0]]],[[[2,2],[3,2],[3,3],[2,2]]]]", "")
+	f.Add("equals", "MultiPoint", "[[1,2],[3,4]]", "")
+	f.Add("disjoint", "MultiLineString", "[[[0,0],[1,1]],[[2,2],[3,3]]]", "")
+	entities := []orb.Geometry{
+		orb.Point{-3.712247222222222, 40.423852777777775},
+		orb.LineString{{-4.73735395519672, 41.6538181849672}, {-4.73414858659993, 41.6600594193478}, {-4.73447575302641, 41.6595851950}},
+		orb.Polygon{{{-3.72, 40.42}, {-3.70, 40.42}, {-3.70, 40.43}, {-3.72, 40.43}, {-3.72, 40.42}}},
+		orb.MultiPoint{{0, 0}, {1, 1}},
+	}
+	f.Fuzz(func(t *testing.T, georel, geometry, coordinates, geoproperty string) {
+		g, err := ParseGeo(georel, geometry, coordinates, geoproperty)
+		if err != nil {
+			return
+		}
+		b, hasBound := g.Bound()
+		for _, e := range entities {
+			if g.Match(e) && hasBound && !b.Pad(1e-9).Intersects(e.Bound()) {
+				t.Fatalf("%s %s %s matches %v outside its Bound %v", georel, geometry, coordinates, e, b)
+			}
+		}
 	})
 }
