@@ -138,7 +138,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := e.Code.String()
+	msg := string(e.Code)
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

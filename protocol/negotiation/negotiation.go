@@ -1,0 +1,549 @@
+package negotiation
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mimnode/mimnode/protocol"
+)
+
+// Errors returned for local misuse. A bad message from the peer is never
+// one of these: it is a *protocol.Error wrapping ErrInvalidTransition,
+// ErrWrongParty or ErrUnknownNegotiation, and is also answered (Ready.Reply).
+var (
+	// ErrInvalidTransition: the peer's message is not allowed in the
+	// current state. Wrapped by the *protocol.Error Step returns.
+	ErrInvalidTransition = errors.New("invalid transition")
+	// ErrWrongParty: the message comes from a peer other than the
+	// counter-party, or is one only this side's own role sends.
+	ErrWrongParty = errors.New("wrong party")
+	// ErrUnknownNegotiation: the message's pids do not name this
+	// negotiation.
+	ErrUnknownNegotiation = errors.New("unknown negotiation")
+	// ErrNotAllowed: a local input (accept, decide, terminate, ...) that
+	// this role or state does not take, e.g. MsgAccept while REQUESTED.
+	ErrNotAllowed = errors.New("input not allowed now")
+	// ErrBadInput: a local input lacks what it needs (no time, no offer,
+	// no agreement, a nil message).
+	ErrBadInput = errors.New("bad input")
+	// ErrReplyPending: a peer message was stepped while the answer to the
+	// previous one was still in Ready. Take Ready and Advance first.
+	ErrReplyPending = errors.New("reply to previous message not taken")
+	// ErrBadConfig: NewConsumer/NewProvider got an incomplete Config.
+	ErrBadConfig = errors.New("bad negotiation config")
+)
+
+// Role is the side of the negotiation this value plays.
+type Role string
+
+// The two roles.
+const (
+	Consumer Role = "consumer"
+	Provider Role = "provider"
+)
+
+// State is a DSP contract-negotiation state, plus Initial for a
+// negotiation that has not yet sent or received its first message.
+type State string
+
+// The states. All but Initial are the DSP names and appear on the wire.
+const (
+	Initial    State = "INITIAL"
+	Requested  State = "REQUESTED"
+	Offered    State = "OFFERED"
+	Accepted   State = "ACCEPTED"
+	Agreed     State = "AGREED"
+	Verified   State = "VERIFIED"
+	Finalized  State = "FINALIZED"
+	Terminated State = "TERMINATED"
+)
+
+// Terminal reports whether no transition leaves s.
+func (s State) Terminal() bool { return s == Finalized || s == Terminated }
+
+// RetryPolicy says how long to wait for the peer's answer to a message
+// before sending it again, and when to give up.
+type RetryPolicy struct {
+	// Initial is the wait before the first resend; it doubles after each
+	// resend up to Max. Defaults: 500ms and 30s.
+	Initial, Max time.Duration
+	// Timeout is how long after the first send an unanswered message is
+	// given up; the negotiation then terminates with CodeTimeout. Default
+	// two minutes.
+	Timeout time.Duration
+	// Idle, if set, terminates a negotiation (CodeTimeout) whose peer made
+	// no move for this long while it was the peer's turn. Zero (default)
+	// waits for ever, which suits providers with manual approval.
+	Idle time.Duration
+}
+
+func (r RetryPolicy) withDefaults() RetryPolicy {
+	if r.Initial <= 0 {
+		r.Initial = 500 * time.Millisecond
+	}
+	if r.Max <= 0 {
+		r.Max = 30 * time.Second
+	}
+	if r.Max < r.Initial {
+		r.Max = r.Initial
+	}
+	if r.Timeout <= 0 {
+		r.Timeout = 2 * time.Minute
+	}
+	return r
+}
+
+// Config describes a new negotiation.
+type Config struct {
+	Role Role
+	// Pid is this side's process id (consumerPid for a consumer,
+	// providerPid for a provider); the driver generates it, e.g. a
+	// urn:uuid, so that the state machine needs no randomness.
+	Pid string
+	// Peer is the counter-party's identity (its libp2p peer ID). Messages
+	// from anyone else are refused with CodeWrongParty.
+	Peer string
+	// CallbackAddress is the consumer's own address, sent in its first
+	// ContractRequestMessage. Unused by providers.
+	CallbackAddress string
+	Retry           RetryPolicy
+}
+
+// MsgType says what a Msg is: a message from the peer, a tick, or one of
+// the local decisions the driver makes on the state machine's behalf.
+type MsgType int
+
+// The inputs. Each names the role and states that accept it.
+const (
+	// MsgReceive: Body arrived from From. Both roles, every state.
+	MsgReceive MsgType = iota + 1
+	// MsgRequest: consumer, INITIAL. Ask for Offer; sends the first
+	// ContractRequestMessage.
+	MsgRequest
+	// MsgCounter: consumer, OFFERED. Answer the provider's offer with a
+	// different Offer (a new ContractRequestMessage).
+	MsgCounter
+	// MsgAccept: consumer, OFFERED. Accept the provider's offer.
+	MsgAccept
+	// MsgVerify: consumer, AGREED. The driver has checked the provider's
+	// agreement and signature and countersigned; Agreement is the
+	// countersigned document.
+	MsgVerify
+	// MsgDecide: provider, REQUESTED or ACCEPTED. The outcome of the policy
+	// evaluation or of a person: Verdict, with Agreement, Offer or
+	// Code/Reasons as the verdict needs.
+	MsgDecide
+	// MsgFinalize: provider, VERIFIED. The driver has checked the
+	// consumer's countersignature.
+	MsgFinalize
+	// MsgTerminate: both roles, any non-terminal state. End with Code and
+	// Reasons.
+	MsgTerminate
+	// MsgTick: both roles, every state. Time passed; resend or give up.
+	MsgTick
+)
+
+var msgTypeNames = map[MsgType]string{
+	MsgReceive: "receive", MsgRequest: "request", MsgCounter: "counter", MsgAccept: "accept",
+	MsgVerify: "verify", MsgDecide: "decide", MsgFinalize: "finalize", MsgTerminate: "terminate", MsgTick: "tick",
+}
+
+func (t MsgType) String() string {
+	if s, ok := msgTypeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("MsgType(%d)", int(t))
+}
+
+// Verdict is the provider's decision on a request.
+type Verdict int
+
+// The verdicts.
+const (
+	// Agree: send Msg.Agreement (already signed by the provider).
+	Agree Verdict = iota + 1
+	// CounterOffer: send Msg.Offer instead of agreeing (REQUESTED only).
+	CounterOffer
+	// Refuse: terminate with Msg.Code (CodeRefused, CodeRejected) and
+	// Msg.Reasons, e.g. the failed policy constraints.
+	Refuse
+	// Queue: a person must decide (manual approval). The negotiation stays
+	// REQUESTED and Pending reports true until a later MsgDecide.
+	Queue
+)
+
+// Msg is one input to Step.
+type Msg struct {
+	Type MsgType
+	// Now is the driver's clock; required for every input, because any of
+	// them may send a message whose retry schedule starts now.
+	Now time.Time
+	// From and Body: MsgReceive.
+	From string
+	Body protocol.Message
+	// Offer: MsgRequest, MsgCounter, MsgDecide with CounterOffer.
+	Offer json.RawMessage
+	// Agreement: MsgVerify, MsgDecide with Agree.
+	Agreement json.RawMessage
+	// Verdict: MsgDecide.
+	Verdict Verdict
+	// Code and Reasons: MsgTerminate, MsgDecide with Refuse.
+	Code    protocol.Code
+	Reasons []string
+}
+
+// Negotiation is one contract negotiation seen from one side. It is not
+// safe for concurrent use; the driver serialises Step, Ready and Advance per
+// negotiation.
+type Negotiation struct {
+	role     Role
+	state    State
+	pids     protocol.Pids
+	peer     string
+	callback string
+	retry    RetryPolicy
+
+	offer     json.RawMessage // latest offer requested or offered
+	agreement json.RawMessage // latest agreement (provider-signed, then countersigned)
+	pending   bool            // provider: queued for a person
+	code      protocol.Code   // why it terminated
+	reasons   []string
+
+	out          *outgoing // our last message not yet answered
+	seen         []seen    // peer messages already answered, for idempotent resends
+	lastProgress time.Time // last time the peer moved or answered
+
+	step stepFunc
+	rd   Ready // collected since the last Advance; not persisted
+}
+
+type stepFunc func(n *Negotiation, m Msg) error
+
+// outgoing is a sent message awaiting its answer.
+type outgoing struct {
+	msg         protocol.Message
+	expect      State // the state the peer answers with once it processed msg
+	attempts    int
+	firstSent   time.Time
+	nextAttempt time.Time
+}
+
+// seen records one answered peer message by digest, with the state it was
+// answered with, so that a resend gets the same answer.
+type seen struct {
+	Digest string `json:"digest"`
+	State  State  `json:"state"`
+}
+
+// maxSeen bounds the idempotency record. A negotiation has at most a
+// handful of peer messages per round of offers; 32 covers many rounds.
+const maxSeen = 32
+
+// NewConsumer returns a consumer-side negotiation in state INITIAL. Start it
+// with a MsgRequest.
+func NewConsumer(cfg Config) (*Negotiation, error) {
+	cfg.Role = Consumer
+	if cfg.CallbackAddress == "" {
+		return nil, fmt.Errorf("creating consumer negotiation: %w: CallbackAddress is empty", ErrBadConfig)
+	}
+	return newNegotiation(cfg)
+}
+
+// NewProvider returns a provider-side negotiation in state INITIAL. Step the
+// consumer's first ContractRequestMessage into it.
+func NewProvider(cfg Config) (*Negotiation, error) {
+	cfg.Role = Provider
+	return newNegotiation(cfg)
+}
+
+func newNegotiation(cfg Config) (*Negotiation, error) {
+	if cfg.Pid == "" || cfg.Peer == "" {
+		return nil, fmt.Errorf("creating %s negotiation: %w: Pid and Peer are required", cfg.Role, ErrBadConfig)
+	}
+	n := &Negotiation{role: cfg.Role, peer: cfg.Peer, callback: cfg.CallbackAddress, retry: cfg.Retry.withDefaults()}
+	if cfg.Role == Consumer {
+		n.pids.ConsumerPid = cfg.Pid
+	} else {
+		n.pids.ProviderPid = cfg.Pid
+	}
+	n.state = Initial
+	n.step = stepInitial
+	return n, nil
+}
+
+// Role returns the side this negotiation plays.
+func (n *Negotiation) Role() Role { return n.role }
+
+// State returns the current state.
+func (n *Negotiation) State() State { return n.state }
+
+// Pids returns both process ids; the other side's is empty until learnt.
+func (n *Negotiation) Pids() protocol.Pids { return n.pids }
+
+// Pid returns this side's own process id.
+func (n *Negotiation) Pid() string {
+	if n.role == Consumer {
+		return n.pids.ConsumerPid
+	}
+	return n.pids.ProviderPid
+}
+
+// Peer returns the counter-party.
+func (n *Negotiation) Peer() string { return n.peer }
+
+// Offer returns the latest offer requested or offered (nil before any).
+func (n *Negotiation) Offer() json.RawMessage { return n.offer }
+
+// Agreement returns the latest agreement: the provider-signed one from
+// AGREED, the countersigned one from VERIFIED (if the consumer sent it).
+func (n *Negotiation) Agreement() json.RawMessage { return n.agreement }
+
+// Pending reports whether a provider-side request waits for a person.
+func (n *Negotiation) Pending() bool { return n.pending }
+
+// Termination returns why the negotiation terminated (zero values unless
+// TERMINATED).
+func (n *Negotiation) Termination() (protocol.Code, []string) { return n.code, n.reasons }
+
+// Step feeds one input to the state machine. For a MsgReceive, the answer
+// to send back to the peer is in Ready().Reply whatever the outcome; a
+// message the state machine refuses also returns a *protocol.Error (with
+// the code of the answer) and changes nothing else. Errors for local inputs
+// wrap ErrNotAllowed or ErrBadInput and also change nothing.
+func (n *Negotiation) Step(m Msg) error {
+	if m.Now.IsZero() {
+		return fmt.Errorf("stepping %s: %w: Now is zero", m.Type, ErrBadInput)
+	}
+	switch m.Type {
+	case MsgReceive:
+		return n.receive(m)
+	case MsgTick:
+		n.tick(m.Now)
+		return nil
+	case MsgRequest, MsgCounter, MsgAccept, MsgVerify, MsgDecide, MsgFinalize, MsgTerminate:
+		if err := n.checkLocal(m); err != nil {
+			return err
+		}
+		return n.step(n, m)
+	}
+	return fmt.Errorf("stepping: %w: unknown input type %d", ErrBadInput, int(m.Type))
+}
+
+// checkLocal rejects local inputs that lack what they carry, before any
+// state function looks at them.
+func (n *Negotiation) checkLocal(m Msg) error {
+	switch {
+	case (m.Type == MsgRequest || m.Type == MsgCounter) && len(m.Offer) == 0:
+		return fmt.Errorf("%s: %w: no offer", m.Type, ErrBadInput)
+	case m.Type == MsgVerify && len(m.Agreement) == 0:
+		return fmt.Errorf("%s: %w: no agreement", m.Type, ErrBadInput)
+	case m.Type == MsgDecide && m.Verdict == Agree && len(m.Agreement) == 0:
+		return fmt.Errorf("%s: %w: Agree without an agreement", m.Type, ErrBadInput)
+	case m.Type == MsgDecide && m.Verdict == CounterOffer && len(m.Offer) == 0:
+		return fmt.Errorf("%s: %w: CounterOffer without an offer", m.Type, ErrBadInput)
+	case m.Type == MsgDecide && (m.Verdict < Agree || m.Verdict > Queue):
+		return fmt.Errorf("%s: %w: unknown verdict %d", m.Type, ErrBadInput, int(m.Verdict))
+	}
+	return nil
+}
+
+// receive handles a message from the peer: answers to our own messages,
+// resends of messages already answered, and new messages for the state
+// function.
+func (n *Negotiation) receive(m Msg) error {
+	if m.Body == nil {
+		return fmt.Errorf("receiving: %w: nil message", ErrBadInput)
+	}
+	if n.rd.Reply != nil {
+		return fmt.Errorf("receiving %s: %w", m.Body.MessageType(), ErrReplyPending)
+	}
+	if m.From != n.peer {
+		return n.refuse(m.Body, protocol.Errorf(protocol.CodeWrongParty, ErrWrongParty,
+			"%s is not the counter-party of negotiation %s", m.From, n.Pid()))
+	}
+	if err := n.checkPids(m.Body); err != nil {
+		return n.refuse(m.Body, err)
+	}
+	switch body := m.Body.(type) {
+	case *protocol.ContractNegotiation:
+		n.answered(body, m.Now)
+		return nil
+	case *protocol.ContractNegotiationError:
+		n.answeredWithError(body, m.Now)
+		return nil
+	}
+	digest, err := digestOf(m.Body)
+	if err != nil {
+		return n.refuse(m.Body, protocol.Errorf(protocol.CodeMalformedMessage, err, "cannot encode message"))
+	}
+	for _, s := range n.seen {
+		if s.Digest == digest {
+			n.rd.Reply = n.ack(s.State)
+			return nil
+		}
+	}
+	if sender := SenderRole(m.Body); sender == n.role {
+		return n.refuse(m.Body, protocol.Errorf(protocol.CodeWrongParty, ErrWrongParty,
+			"%s is sent by the %s, and this side is the %s", describe(m.Body), sender, n.role))
+	}
+	prev := n.out
+	if err := n.step(n, m); err != nil {
+		return n.refuse(m.Body, err)
+	}
+	// The peer moved: whatever we sent before has been processed or is
+	// moot, so stop resending it (a message the state function just queued
+	// is a new one and stays).
+	if n.out == prev {
+		n.out = nil
+	}
+	n.learnPids(m.Body.PIDs())
+	n.lastProgress = m.Now
+	n.seen = append(n.seen, seen{Digest: digest, State: n.state})
+	if len(n.seen) > maxSeen {
+		n.seen = n.seen[len(n.seen)-maxSeen:]
+	}
+	n.rd.MustPersist = true
+	n.rd.Reply = n.ack(n.state)
+	return nil
+}
+
+// refuse answers m with err and returns it.
+func (n *Negotiation) refuse(m protocol.Message, err error) error {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		pe = &protocol.Error{Code: protocol.CodeInternal, Err: err, Reasons: []string{err.Error()}}
+	}
+	reply := protocol.NegotiationErrorFor(m, pe)
+	// Our own pids are authoritative in the answer when the message named
+	// this negotiation.
+	if n.Pid() == ownPid(n.role, m.PIDs()) {
+		reply.Pids = n.pidsOr(m.PIDs())
+	}
+	n.rd.Reply = reply
+	return pe
+}
+
+func (n *Negotiation) pidsOr(p protocol.Pids) protocol.Pids {
+	out := n.pids
+	if out.ConsumerPid == "" {
+		out.ConsumerPid = p.ConsumerPid
+	}
+	if out.ProviderPid == "" {
+		out.ProviderPid = p.ProviderPid
+	}
+	if out.ConsumerPid == "" {
+		out.ConsumerPid = protocol.UnknownPid
+	}
+	if out.ProviderPid == "" {
+		out.ProviderPid = protocol.UnknownPid
+	}
+	return out
+}
+
+func (n *Negotiation) ack(s State) *protocol.ContractNegotiation {
+	return &protocol.ContractNegotiation{Pids: n.pidsOr(protocol.Pids{}), State: string(s)}
+}
+
+func ownPid(r Role, p protocol.Pids) string {
+	if r == Consumer {
+		return p.ConsumerPid
+	}
+	return p.ProviderPid
+}
+
+// checkPids makes sure the message names this negotiation: our own pid must
+// match, and the other side's too once we know it. The provider's first
+// request carries no providerPid.
+func (n *Negotiation) checkPids(m protocol.Message) error {
+	p := m.PIDs()
+	own := ownPid(n.role, p)
+	first := n.role == Provider && n.state == Initial
+	if first {
+		if p.ProviderPid != "" {
+			return protocol.Errorf(protocol.CodeUnknownNegotiation, ErrUnknownNegotiation,
+				"providerPid %s is not known here", p.ProviderPid)
+		}
+		return nil
+	}
+	if own != n.Pid() {
+		return protocol.Errorf(protocol.CodeUnknownNegotiation, ErrUnknownNegotiation,
+			"%s pid %q does not match negotiation %s", n.role, own, n.Pid())
+	}
+	other, otherName := p.ProviderPid, "providerPid"
+	known := n.pids.ProviderPid
+	if n.role == Provider {
+		other, otherName, known = p.ConsumerPid, "consumerPid", n.pids.ConsumerPid
+	}
+	if known != "" && other != known {
+		return protocol.Errorf(protocol.CodeUnknownNegotiation, ErrUnknownNegotiation,
+			"%s %q does not match negotiation %s (%s)", otherName, other, n.Pid(), known)
+	}
+	return nil
+}
+
+func (n *Negotiation) learnPids(p protocol.Pids) {
+	if n.pids.ConsumerPid == "" && p.ConsumerPid != "" {
+		n.pids.ConsumerPid = p.ConsumerPid
+		n.rd.MustPersist = true
+	}
+	if n.pids.ProviderPid == "" && p.ProviderPid != "" {
+		n.pids.ProviderPid = p.ProviderPid
+		n.rd.MustPersist = true
+	}
+}
+
+// answered handles the peer's ContractNegotiation answer. It settles our
+// outstanding message only if it reports the state that message leads to:
+// a late answer to an older message must not cancel the resend of a newer
+// one.
+func (n *Negotiation) answered(a *protocol.ContractNegotiation, now time.Time) {
+	if n.out == nil || State(a.State) != n.out.expect {
+		return
+	}
+	n.out = nil
+	n.learnPids(a.Pids)
+	n.lastProgress = now
+	n.rd.MustPersist = true
+}
+
+// answeredWithError handles the peer's ContractNegotiationError answer to
+// our outstanding message. Retryable codes leave the resend schedule alone.
+// A final refusal means the two sides disagree about the negotiation; the
+// only way back to one state is to end it, so a live negotiation terminates
+// (telling the peer) and a finished one stops resending.
+func (n *Negotiation) answeredWithError(e *protocol.ContractNegotiationError, now time.Time) {
+	if n.out == nil || e.Code.Retryable() {
+		return
+	}
+	refused := n.out.msg.MessageType()
+	n.out = nil
+	n.lastProgress = now
+	n.rd.MustPersist = true
+	if n.state.Terminal() {
+		return
+	}
+	reasons := append([]string{fmt.Sprintf("peer refused %s with %s", refused, e.Code)}, e.Reason...)
+	n.becomeTerminated(now, protocol.CodePeerRejected, reasons, "peer refused our message", true)
+}
+
+// digestOf identifies a message for idempotency. Encode compacts embedded
+// JSON, so a resend that differs only in whitespace is the same message.
+func digestOf(m protocol.Message) (string, error) {
+	b, err := protocol.Encode(m)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+func describe(m protocol.Message) string {
+	if e, ok := m.(*protocol.ContractNegotiationEventMessage); ok {
+		return m.MessageType() + ":" + e.EventType
+	}
+	return m.MessageType()
+}

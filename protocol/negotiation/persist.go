@@ -1,0 +1,127 @@
+package negotiation
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mimnode/mimnode/protocol"
+)
+
+// ErrCorrupt means stored bytes are not a negotiation this version can
+// resume.
+var ErrCorrupt = errors.New("corrupt stored negotiation")
+
+// persistVersion is bumped when the stored form changes incompatibly.
+const persistVersion = 1
+
+type persisted struct {
+	Version      int             `json:"v"`
+	Role         Role            `json:"role"`
+	State        State           `json:"state"`
+	Pids         protocol.Pids   `json:"pids"`
+	Peer         string          `json:"peer"`
+	Callback     string          `json:"callback,omitempty"`
+	Retry        persistedRetry  `json:"retry"`
+	Offer        json.RawMessage `json:"offer,omitempty"`
+	Agreement    json.RawMessage `json:"agreement,omitempty"`
+	Pending      bool            `json:"pending,omitempty"`
+	Code         protocol.Code   `json:"code,omitempty"`
+	Reasons      []string        `json:"reasons,omitempty"`
+	Out          *persistedOut   `json:"out,omitempty"`
+	Seen         []seen          `json:"seen,omitempty"`
+	LastProgress time.Time       `json:"lastProgress,omitzero"`
+}
+
+type persistedRetry struct {
+	Initial time.Duration `json:"initial"`
+	Max     time.Duration `json:"max"`
+	Timeout time.Duration `json:"timeout"`
+	Idle    time.Duration `json:"idle,omitempty"`
+}
+
+type persistedOut struct {
+	Msg         json.RawMessage `json:"msg"`
+	Expect      State           `json:"expect"`
+	Attempts    int             `json:"attempts"`
+	FirstSent   time.Time       `json:"firstSent"`
+	NextAttempt time.Time       `json:"nextAttempt"`
+}
+
+var stepFuncs = map[State]stepFunc{
+	Initial: stepInitial, Requested: stepRequested, Offered: stepOffered, Accepted: stepAccepted,
+	Agreed: stepAgreed, Verified: stepVerified, Finalized: stepFinalized, Terminated: stepTerminated,
+}
+
+// MarshalJSON returns the durable form of the negotiation: everything
+// needed to resume after a restart, including the unanswered outgoing
+// message and the answers already given. What Ready holds is not included:
+// the driver persists before it sends, so after a restart an unsent message
+// is simply resent at the next tick and an unsent answer is given again
+// when the peer resends.
+func (n *Negotiation) MarshalJSON() ([]byte, error) {
+	p := persisted{
+		Version: persistVersion, Role: n.role, State: n.state, Pids: n.pids, Peer: n.peer,
+		Callback: n.callback, Offer: n.offer, Agreement: n.agreement, Pending: n.pending,
+		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
+		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle},
+	}
+	if o := n.out; o != nil {
+		b, err := protocol.Encode(o.msg)
+		if err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
+		p.Out = &persistedOut{Msg: b, Expect: o.expect, Attempts: o.attempts, FirstSent: o.firstSent, NextAttempt: o.nextAttempt}
+	}
+	return json.Marshal(p)
+}
+
+// UnmarshalJSON restores a negotiation stored with MarshalJSON. Use
+// Unmarshal for a fresh value.
+func (n *Negotiation) UnmarshalJSON(b []byte) error {
+	var p persisted
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("restoring negotiation: %w: %w", ErrCorrupt, err)
+	}
+	if p.Version != persistVersion {
+		return fmt.Errorf("restoring negotiation: %w: version %d, want %d", ErrCorrupt, p.Version, persistVersion)
+	}
+	if p.Role != Consumer && p.Role != Provider {
+		return fmt.Errorf("restoring negotiation: %w: role %q", ErrCorrupt, p.Role)
+	}
+	step, ok := stepFuncs[p.State]
+	if !ok {
+		return fmt.Errorf("restoring negotiation: %w: state %q", ErrCorrupt, p.State)
+	}
+	if ownPid(p.Role, p.Pids) == "" || p.Peer == "" {
+		return fmt.Errorf("restoring negotiation: %w: own pid or peer missing", ErrCorrupt)
+	}
+	restored := Negotiation{
+		role: p.Role, state: p.State, pids: p.Pids, peer: p.Peer, callback: p.Callback,
+		retry: RetryPolicy{Initial: p.Retry.Initial, Max: p.Retry.Max, Timeout: p.Retry.Timeout, Idle: p.Retry.Idle}.withDefaults(),
+		offer: p.Offer, agreement: p.Agreement, pending: p.Pending, code: p.Code, reasons: p.Reasons,
+		seen: p.Seen, lastProgress: p.LastProgress, step: step,
+	}
+	if p.Out != nil {
+		msg, err := protocol.Decode(p.Out.Msg)
+		if err != nil {
+			return fmt.Errorf("restoring negotiation %s: %w: outgoing message: %w", ownPid(p.Role, p.Pids), ErrCorrupt, err)
+		}
+		restored.out = &outgoing{msg: msg, expect: p.Out.Expect, attempts: p.Out.Attempts, firstSent: p.Out.FirstSent, nextAttempt: p.Out.NextAttempt}
+	}
+	*n = restored
+	return nil
+}
+
+// Unmarshal restores a negotiation stored with Marshal.
+func Unmarshal(b []byte) (*Negotiation, error) {
+	n := new(Negotiation)
+	if err := n.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Marshal returns the durable form (see MarshalJSON).
+func (n *Negotiation) Marshal() ([]byte, error) { return n.MarshalJSON() }
