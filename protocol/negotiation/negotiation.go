@@ -365,17 +365,21 @@ func (n *Negotiation) receive(m Msg) error {
 		return n.refuse(m.Body, protocol.Errorf(protocol.CodeWrongParty, ErrWrongParty,
 			"%s is not the counter-party of negotiation %s", m.From, n.Pid()))
 	}
-	if err := n.checkPids(m.Body); err != nil {
-		return n.refuse(m.Body, err)
-	}
 	switch body := m.Body.(type) {
 	case *protocol.ContractNegotiation:
-		n.answered(body, m.Now)
+		if n.checkPids(body) == nil {
+			n.answered(body, m.Now)
+		}
 		return nil
 	case *protocol.ContractNegotiationError:
-		n.answeredWithError(body, m.Now)
+		if n.checkPids(body) == nil {
+			n.answeredWithError(body, m.Now)
+		}
 		return nil
 	}
+	// A resend of a message already answered gets the same answer. This
+	// comes before the pid check: the consumer's first request carries no
+	// providerPid, and its resend must still be recognised.
 	digest, err := digestOf(m.Body)
 	if err != nil {
 		return n.refuse(m.Body, protocol.Errorf(protocol.CodeMalformedMessage, err, "cannot encode message"))
@@ -385,6 +389,9 @@ func (n *Negotiation) receive(m Msg) error {
 			n.rd.Reply = n.ack(s.State)
 			return nil
 		}
+	}
+	if err := n.checkPids(m.Body); err != nil {
+		return n.refuse(m.Body, err)
 	}
 	if sender := SenderRole(m.Body); sender == n.role {
 		return n.refuse(m.Body, protocol.Errorf(protocol.CodeWrongParty, ErrWrongParty,

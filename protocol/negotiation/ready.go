@@ -129,7 +129,7 @@ func (n *Negotiation) NextTick() time.Time {
 	var next time.Time
 	if n.out != nil {
 		next = n.out.nextAttempt
-		if giveUp := n.out.firstSent.Add(n.retry.Timeout); giveUp.Before(next) {
+		if giveUp := n.out.firstSent.Add(n.retry.Timeout); n.out.expect != Finalized && giveUp.Before(next) {
 			next = giveUp
 		}
 	}
@@ -141,8 +141,11 @@ func (n *Negotiation) NextTick() time.Time {
 
 // waitingForPeer reports whether it is the peer's turn.
 func (n *Negotiation) waitingForPeer() bool {
+	// VERIFIED is left out on purpose: the provider resends FINALIZED until
+	// it is answered, and giving up there would leave the consumer
+	// TERMINATED while the provider holds a finalized agreement.
 	if n.role == Consumer {
-		return n.state == Requested || n.state == Accepted || n.state == Verified
+		return n.state == Requested || n.state == Accepted
 	}
 	return n.state == Offered || n.state == Agreed
 }
@@ -158,11 +161,15 @@ func (n *Negotiation) idleDeadline() (time.Time, bool) {
 // up when the peer stayed silent for the whole retry timeout.
 func (n *Negotiation) tick(now time.Time) {
 	if o := n.out; o != nil {
-		if !now.Before(o.firstSent.Add(n.retry.Timeout)) {
+		// The FINALIZED event is never given up: the consumer has signed and
+		// waits for it, and only its arrival makes both sides agree that the
+		// agreement holds.
+		if o.expect != Finalized && !now.Before(o.firstSent.Add(n.retry.Timeout)) {
 			n.out = nil
 			n.rd.MustPersist = true
 			if n.state.Terminal() {
-				n.record(n.state, fmt.Sprintf("gave up sending %s after %d attempts", o.msg.MessageType(), o.attempts), "", nil)
+				n.record(n.state, "gave up resending", "", []string{
+					fmt.Sprintf("no answer from %s to %s after %d attempts in %s", n.peer, o.msg.MessageType(), o.attempts, n.retry.Timeout)})
 				return
 			}
 			reason := fmt.Sprintf("no answer from %s to %s after %d attempts in %s", n.peer, o.msg.MessageType(), o.attempts, n.retry.Timeout)

@@ -11,9 +11,12 @@ type Key struct {
 }
 
 // Route tells the driver where an incoming message belongs. isNew is set
-// for a consumer's first ContractRequestMessage (no providerPid): the driver
-// creates a provider-side negotiation with NewProvider and steps the message
-// into it. Otherwise candidates lists the keys to look up, in order: one
+// for a consumer's first ContractRequestMessage (no providerPid). The
+// driver then looks for a provider-side negotiation with the same sender
+// and consumerPid first, because a consumer whose answer got lost resends
+// its first request, and that must reach the negotiation it created (and
+// get the same answer), not start a second one. Only if there is none does
+// it create one with NewProvider and step the message into it. Otherwise candidates lists the keys to look up, in order: one
 // for messages only one role sends, two for terminations and answers, which
 // either side may send. If no candidate exists, answer with
 // UnknownNegotiation.
