@@ -362,8 +362,12 @@ func (n *Negotiation) receive(m Msg) error {
 		return fmt.Errorf("receiving %s: %w", m.Body.MessageType(), ErrReplyPending)
 	}
 	if m.From != n.peer {
-		return n.refuse(m.Body, protocol.Errorf(protocol.CodeWrongParty, ErrWrongParty,
-			"%s is not the counter-party of negotiation %s", m.From, n.Pid()))
+		err := protocol.Errorf(protocol.CodeWrongParty, ErrWrongParty,
+			"%s is not the counter-party of negotiation %s", m.From, n.Pid())
+		if isAnswer(m.Body) {
+			return err // answers are never answered
+		}
+		return n.refuse(m.Body, err)
 	}
 	switch body := m.Body.(type) {
 	case *protocol.ContractNegotiation:
@@ -546,6 +550,14 @@ func digestOf(m protocol.Message) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16]), nil
+}
+
+func isAnswer(m protocol.Message) bool {
+	switch m.(type) {
+	case *protocol.ContractNegotiation, *protocol.ContractNegotiationError:
+		return true
+	}
+	return false
 }
 
 func describe(m protocol.Message) string {

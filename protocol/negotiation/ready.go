@@ -129,7 +129,7 @@ func (n *Negotiation) NextTick() time.Time {
 	var next time.Time
 	if n.out != nil {
 		next = n.out.nextAttempt
-		if giveUp := n.out.firstSent.Add(n.retry.Timeout); n.out.expect != Finalized && giveUp.Before(next) {
+		if giveUp := n.out.firstSent.Add(n.retry.Timeout); !neverGiveUp(n.out.expect) && giveUp.Before(next) {
 			next = giveUp
 		}
 	}
@@ -138,6 +138,14 @@ func (n *Negotiation) NextTick() time.Time {
 	}
 	return next
 }
+
+// neverGiveUp reports whether a message leading the peer to state s is
+// resent until answered, however long that takes. Once the consumer has
+// countersigned (VERIFIED) or the provider has finalized, the peer may
+// already hold the agreement as binding; giving up and terminating could
+// leave one side FINALIZED and the other TERMINATED. Resending instead
+// ends either in the answer or in a final error that terminates both.
+func neverGiveUp(s State) bool { return s == Verified || s == Finalized }
 
 // waitingForPeer reports whether it is the peer's turn.
 func (n *Negotiation) waitingForPeer() bool {
@@ -161,10 +169,7 @@ func (n *Negotiation) idleDeadline() (time.Time, bool) {
 // up when the peer stayed silent for the whole retry timeout.
 func (n *Negotiation) tick(now time.Time) {
 	if o := n.out; o != nil {
-		// The FINALIZED event is never given up: the consumer has signed and
-		// waits for it, and only its arrival makes both sides agree that the
-		// agreement holds.
-		if o.expect != Finalized && !now.Before(o.firstSent.Add(n.retry.Timeout)) {
+		if !neverGiveUp(o.expect) && !now.Before(o.firstSent.Add(n.retry.Timeout)) {
 			n.out = nil
 			n.rd.MustPersist = true
 			if n.state.Terminal() {
