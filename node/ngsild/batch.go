@@ -3,6 +3,9 @@ package ngsild
 import (
 	"encoding/json"
 	"net/http"
+	"runtime"
+	"sync"
+	"time"
 )
 
 // BatchOperationResult is the 207 body of a batch operation (clause 5.2.16).
@@ -47,27 +50,42 @@ func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error)
 	}
 	now := s.now()
 	items := make([]batchItem, len(raw))
-	for i, b := range raw {
-		it := &items[i]
-		m, err := ParseEntity(b)
-		if err != nil {
-			it.err = err
-			continue
-		}
-		if id, ok := m["id"].(string); ok {
-			it.id = id
-		}
-		tc, err := s.bodyContext(r, m, ldJSON)
-		if err != nil {
-			it.err = err
-			continue
-		}
-		it.entity, it.err = decodeEntity(m, tc, now, needType)
-		if it.err == nil && it.entity.ID == "" {
-			it.err = newError(BadRequestData, "invalid entity", "an entity in a batch needs an id")
-		}
+	// Decoding is pure CPU work per entity; spread it over the cores so a
+	// big batch is not bound by one.
+	workers := min(runtime.GOMAXPROCS(0), (len(raw)+63)/64)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(raw); i += workers {
+				items[i] = s.decodeBatchItem(r, raw[i], ldJSON, needType, now)
+			}
+		}(w)
 	}
+	wg.Wait()
 	return items, nil
+}
+
+func (s *Service) decodeBatchItem(r *http.Request, b []byte, ldJSON, needType bool, now time.Time) (it batchItem) {
+	m, err := ParseEntity(b)
+	if err != nil {
+		it.err = err
+		return it
+	}
+	if id, ok := m["id"].(string); ok {
+		it.id = id
+	}
+	tc, err := s.bodyContext(r, m, ldJSON)
+	if err != nil {
+		it.err = err
+		return it
+	}
+	it.entity, it.err = decodeEntity(m, tc, now, needType)
+	if it.err == nil && it.entity.ID == "" {
+		it.err = newError(BadRequestData, "invalid entity", "an entity in a batch needs an id")
+	}
+	return it
 }
 
 // runBatch commits one change per decoded item and sorts out the results.

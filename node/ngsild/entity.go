@@ -46,8 +46,8 @@ type Attribute struct {
 	DatasetID   string                  `json:"d,omitempty"`
 	ObservedAt  string                  `json:"oa,omitempty"`
 	UnitCode    string                  `json:"u,omitempty"`
-	CreatedAt   time.Time               `json:"c"`
-	ModifiedAt  time.Time               `json:"m"`
+	CreatedAt   time.Time               `json:"c,omitzero"`
+	ModifiedAt  time.Time               `json:"m,omitzero"`
 	Sub         map[string][]*Attribute `json:"s,omitempty"`
 }
 

@@ -68,7 +68,7 @@ func (s *Service) Changes(ctx context.Context, from uint64, max int) ([]Change, 
 			c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At}
 			if len(rec.Entity) > 0 {
 				c.Entity = new(Entity)
-				if err := json.Unmarshal(rec.Entity, c.Entity); err != nil {
+				if err := decodeEntityRecord(rec.Entity, c.Entity); err != nil {
 					return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
 				}
 			}

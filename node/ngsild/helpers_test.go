@@ -24,7 +24,7 @@ var sdmContextURLs = map[string]string{
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.WasteManagement/master/context.jsonld": "WasteManagement",
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.WaterQuality/master/context.jsonld":    "WaterQuality",
 	"https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/context.jsonld":         "Weather",
-	"https://smart-data-models.github.io/dataModel.Weather/context.jsonld":                                 "Weather",
+	"https://smart-data-models.github.io/dataModel.Weather/context.jsonld":                                "Weather",
 }
 
 // sdmContexts returns the Smart Data Models contexts to preload.

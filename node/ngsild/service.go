@@ -367,7 +367,7 @@ func setLink(w http.ResponseWriter, tc *termContext) {
 
 // decodeStored decodes a stored entity.
 func decodeStored(b []byte, e *Entity) error {
-	if err := json.Unmarshal(b, e); err != nil {
+	if err := decodeEntityRecord(b, e); err != nil {
 		return fmt.Errorf("decode stored entity: %w", err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package ngsild
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -30,7 +29,7 @@ type outcome struct {
 
 // commitChunk is how many entity writes share one transaction (and one
 // fsync); a chunk that is still too big for badger is halved.
-const commitChunk = 256
+const commitChunk = 128
 
 // commit applies the changes durably. Writes are serialized by wmu so that
 // feed sequence numbers are committed in order: a consumer that has read
@@ -118,10 +117,7 @@ func (s *Service) commitTxn(chs []change, outs []outcome) (uint64, error) {
 					return err
 				}
 			default:
-				b, err := json.Marshal(ne)
-				if err != nil {
-					return fmt.Errorf("encode entity %s: %w", ch.id, err)
-				}
+				b := appendEntity(nil, ne)
 				if err := tx.Set(entityKey(ch.id), b); err != nil {
 					return err
 				}
@@ -132,11 +128,7 @@ func (s *Service) commitTxn(chs []change, outs []outcome) (uint64, error) {
 				}
 				outs[i].entity = ne
 			}
-			fb, err := json.Marshal(rec)
-			if err != nil {
-				return fmt.Errorf("encode change %d: %w", seq, err)
-			}
-			if err := tx.Set(feedKey(seq), fb); err != nil {
+			if err := tx.Set(feedKey(seq), appendChange(nil, &rec)); err != nil {
 				return err
 			}
 		}
@@ -195,7 +187,7 @@ func getEntity(tx *store.Txn, id string) (*Entity, error) {
 		return nil, fmt.Errorf("read entity %s: %w", id, err)
 	}
 	e := new(Entity)
-	if err := json.Unmarshal(b, e); err != nil {
+	if err := decodeEntityRecord(b, e); err != nil {
 		return nil, fmt.Errorf("decode entity %s: %w", id, err)
 	}
 	return e, nil

