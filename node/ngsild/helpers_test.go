@@ -5,41 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mimnode/mimnode/node/store"
 )
-
-// sdmContextURLs maps the context URLs the Smart Data Models examples use to
-// their repository.
-var sdmContextURLs = map[string]string{
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld":     "Environment",
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.Parking/master/context.jsonld":         "Parking",
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld":  "Streetlighting",
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.Transportation/master/context.jsonld":  "Transportation",
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.WasteManagement/master/context.jsonld": "WasteManagement",
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.WaterQuality/master/context.jsonld":    "WaterQuality",
-	"https://raw.githubusercontent.com/smart-data-models/dataModel.Weather/master/context.jsonld":         "Weather",
-	"https://smart-data-models.github.io/dataModel.Weather/context.jsonld":                                "Weather",
-}
-
-// sdmContexts returns the Smart Data Models contexts to preload.
-func sdmContexts(t testing.TB) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	for u, repo := range sdmContextURLs {
-		b, err := os.ReadFile(filepath.Join("/work/shared/data/smart-data-models/context", "dataModel."+repo+".context.jsonld"))
-		if err != nil {
-			t.Skipf("Smart Data Models contexts not available: %v", err)
-		}
-		out[u] = b
-	}
-	return out
-}
 
 // noNetwork is an HTTP client that fails every request, as on the isolated
 // networks nodes run in; a test that needs a context the store lacks sees
@@ -77,7 +48,7 @@ func newTestNode(t testing.TB, mod func(*Options)) *testNode {
 
 func newTestNodeOn(t testing.TB, db *store.DB, mod func(*Options)) *testNode {
 	t.Helper()
-	opts := Options{HTTPClient: noNetwork, Contexts: sdmContexts(t), BaseURL: "http://node.test"}
+	opts := Options{HTTPClient: noNetwork, BaseURL: "http://node.test"}
 	if mod != nil {
 		mod(&opts)
 	}

@@ -29,6 +29,7 @@ import (
 //	n/f/<seq, 8 bytes BE>                     change feed (JSON of Change)
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/c/<url>                                 JSON-LD context store (the document)
+//	n/m/<typeIRI>                             JSON Schema an admin bound to a type (MIM2)
 //
 // Every entity write updates its entity key, index keys, counters and one
 // feed record in one badger transaction.
@@ -41,6 +42,7 @@ const (
 	keyFeed    = store.PrefixNGSILD + "f/"
 	keyContext = store.PrefixNGSILD + "c/"
 	keySeq     = store.PrefixNGSILD + "q"
+	keyModel   = store.PrefixNGSILD + "m/"
 )
 
 // maxIndexedString is how much of a string value the value index keeps;

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -88,13 +89,23 @@ func firstPosition(m map[string]any) []any {
 	}
 }
 
+// schemaDefects lists the examples that break their own model's JSON Schema
+// upstream, with the attributes at fault: in the normalized
+// AirQualityObserved example windDirection is 186 (the schema's maximum is
+// 180) and tsp is 73.3 (the schema wants an integer); the keyValues example
+// has other values.
+var schemaDefects = map[string][]string{
+	"AirQualityObserved/example-normalized.jsonld": {"tsp", "windDirection"},
+}
+
 // TestSmartDataModelsExamples is the issue's acceptance test: every example,
 // in normalized and keyValues form, with the @context it carries and no
 // network, is created, read back identically (system attributes aside),
 // found by type, by q on one of its attributes and by a geo-query around its
 // location.
 func TestSmartDataModelsExamples(t *testing.T) {
-	n := newTestNode(t, nil)
+	strict := newTestNode(t, nil)
+	lenient := newTestNode(t, func(o *Options) { o.SkipValidation = true })
 	for _, model := range sdmModels {
 		for _, form := range []struct{ file, options string }{
 			{"example-normalized.jsonld", "normalized"},
@@ -104,7 +115,21 @@ func TestSmartDataModelsExamples(t *testing.T) {
 				body, want := readExample(t, model, form.file)
 				id := want["id"].(string)
 				ctxURL := modelContext(want)
+				n := strict
 				rec := n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...)
+				if bad := schemaDefects[model+"/"+form.file]; bad != nil {
+					// MIM2: the node refuses it, naming the attributes;
+					// the rest of the checks run on a node that imports
+					// without validation.
+					wantProblem(t, rec, BadRequestData)
+					for _, attr := range bad {
+						if !strings.Contains(rec.Body.String(), `\"`+attr+`\"`) {
+							t.Errorf("validation error does not name %q: %s", attr, rec.Body.String())
+						}
+					}
+					n = lenient
+					rec = n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...)
+				}
 				wantStatus(t, rec, http.StatusCreated)
 				if loc := rec.Header().Get("Location"); loc != entityLocation(id) {
 					t.Errorf("Location %q, want %q", loc, entityLocation(id))

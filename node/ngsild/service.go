@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mimnode/mimnode/node/ngsild/model"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -37,9 +38,15 @@ type Options struct {
 	// Now is the clock for createdAt/modifiedAt (default time.Now).
 	Now func() time.Time
 	// Contexts are extra documents to preload into the context store, by
-	// URL, on top of the NGSI-LD core context (for example the Smart Data
-	// Models contexts).
+	// URL, on top of the NGSI-LD core context and the Smart Data Models
+	// contexts (model.Contexts), which are always preloaded.
 	Contexts map[string][]byte
+	// Models is the MIM2 schema registry (default model.NewRegistry(): the
+	// shipped Smart Data Models).
+	Models *model.Registry
+	// SkipValidation turns MIM2 validation off, for importing data that
+	// predates its model (some upstream examples break their own schema).
+	SkipValidation bool
 }
 
 func (o *Options) setDefaults() {
@@ -99,7 +106,11 @@ func New(db *store.DB, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("preload core context: %w", err)
 		}
 	}
+	preload := model.Contexts()
 	for u, doc := range opts.Contexts {
+		preload[u] = doc
+	}
+	for u, doc := range preload {
 		if _, err := parseContextDoc(doc); err != nil {
 			return nil, fmt.Errorf("preload context %s: %w", u, err)
 		}
@@ -107,7 +118,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("preload context %s: %w", u, err)
 		}
 	}
-	if s.val, err = newValidator(s); err != nil {
+	if s.val, err = newValidator(s, opts.Models); err != nil {
 		return nil, err
 	}
 	seq, err := lastSeq(db)

@@ -1,13 +1,112 @@
 package ngsild
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mimnode/mimnode/node/ngsild/model"
+	"github.com/mimnode/mimnode/node/store"
+)
+
 // validator checks entities of types bound to a Smart Data Models schema
-// (MIM2) before they are written.
+// (MIM2) before they are written. Bindings an admin adds are kept in badger
+// under n/m/<typeIRI> and bound again at start.
 type validator struct {
-	s *Service
+	s   *Service
+	reg *model.Registry
 }
 
-func newValidator(s *Service) (*validator, error) { return &validator{s: s}, nil }
+func newValidator(s *Service, reg *model.Registry) (*validator, error) {
+	if reg == nil {
+		var err error
+		if reg, err = model.NewRegistry(); err != nil {
+			return nil, fmt.Errorf("load data models: %w", err)
+		}
+	}
+	v := &validator{s: s, reg: reg}
+	err := s.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyModel)}, func(k, val []byte) error {
+			typ := string(k[len(keyModel):])
+			if err := reg.Bind(typ, val); err != nil {
+				return fmt.Errorf("bind stored schema for %s: %w", typ, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load data model bindings: %w", err)
+	}
+	return v, nil
+}
 
 // check returns a BadRequestData error naming the attribute when e breaks
-// the schema bound to one of its types.
-func (v *validator) check(e *Entity) error { return nil }
+// the schema bound to one of its types. The entity is compacted with the
+// model's own @context, so the schema's short names apply whatever context
+// the client wrote with.
+func (v *validator) check(e *Entity) error {
+	if v.s.opts.SkipValidation {
+		return nil
+	}
+	for _, typ := range e.Types {
+		m, bound := v.reg.Lookup(typ)
+		if !bound {
+			continue
+		}
+		var ctxVal any
+		if m.ContextURL != "" {
+			ctxVal = m.ContextURL
+		}
+		tc, err := v.s.ctx.resolve(ctxVal)
+		if err != nil {
+			return fmt.Errorf("load context of data model %s: %w", m.ShortName, err)
+		}
+		kv := model.KeyValues(e.render(tc, renderOpts{format: normalized}))
+		if err := v.reg.Validate(typ, kv); err != nil {
+			var ve *model.ValidationError
+			if errors.As(err, &ve) {
+				return &Error{Type: BadRequestData, Title: "entity does not match its data model",
+					Detail: validationDetail(m.ShortName, ve), Err: err}
+			}
+			return fmt.Errorf("validate %s against %s: %w", e.ID, m.ShortName, err)
+		}
+	}
+	return nil
+}
+
+func validationDetail(model string, ve *model.ValidationError) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ", model)
+	write := func(attr, reason string) {
+		if attr == "" {
+			attr = "(entity)"
+		}
+		fmt.Fprintf(&b, "attribute %q: %s", attr, reason)
+	}
+	write(ve.Attribute, ve.Reason)
+	for _, more := range ve.More {
+		b.WriteString("; ")
+		write(more.Attribute, more.Reason)
+	}
+	return b.String()
+}
+
+// BindModel binds an entity type (expanded IRI) to a JSON Schema of its
+// keyValues form; entities of that type written afterwards are validated
+// against it. The binding is stored and survives restarts.
+func (s *Service) BindModel(typeIRI string, schemaJSON []byte) error {
+	if !isURI(typeIRI) {
+		return newError(BadRequestData, "invalid type", "%q is not an expanded type IRI", typeIRI)
+	}
+	if err := s.val.reg.Bind(typeIRI, schemaJSON); err != nil {
+		return &Error{Type: BadRequestData, Title: "unusable schema", Detail: err.Error(), Err: err}
+	}
+	err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keyModel+typeIRI), schemaJSON) })
+	if err != nil {
+		return fmt.Errorf("store schema binding for %s: %w", typeIRI, err)
+	}
+	return nil
+}
+
+// Models lists the data models entities are validated against.
+func (s *Service) Models() []model.Model { return s.val.reg.Models() }
