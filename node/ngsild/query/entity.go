@@ -85,10 +85,13 @@ var valueMember = map[string]string{
 
 func attributeValue(in map[string]any) (any, bool) {
 	if typ, ok := in["type"].(string); ok {
-		if i := strings.LastIndexAny(typ, "/#"); i >= 0 {
-			typ = typ[i+1:]
+		member, ok := valueMember[typ]
+		if !ok {
+			if i := strings.LastIndexAny(typ, "/#"); i >= 0 {
+				member, ok = valueMember[typ[i+1:]]
+			}
 		}
-		if member, ok := valueMember[typ]; ok {
+		if ok {
 			v, ok := in[member]
 			return v, ok
 		}

@@ -341,3 +341,6 @@ func TestGeometryFromJSON(t *testing.T) {
 		})
 	}
 }
+
+func cosDeg(d float64) float64 { return math.Cos(d * math.Pi / 180) }
+func sinDeg(d float64) float64 { return math.Sin(d * math.Pi / 180) }

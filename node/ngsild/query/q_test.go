@@ -418,3 +418,33 @@ func termString(it Term) string {
 		return name + it.Op + lit(it.Values[0])
 	}
 }
+
+func TestParseInstant(t *testing.T) {
+	utc := func(h, m, s, ns int) time.Time { return time.Date(2016, 3, 15, h, m, s, ns, time.UTC) }
+	tests := []struct {
+		name, in string
+		want     time.Time
+		ok       bool
+	}{
+		{"RFC 3339", "2016-03-15T11:00:00Z", utc(11, 0, 0, 0), true},
+		{"offset", "2016-03-15T12:00:00+01:00", utc(11, 0, 0, 0), true},
+		{"fraction", "2016-03-15T11:00:00.25Z", utc(11, 0, 0, 250000000), true},
+		{"no zone is UTC", "2016-03-15T11:00:00", utc(11, 0, 0, 0), true},
+		{"no zone with fraction", "2016-03-15T11:00:00.5", utc(11, 0, 0, 500000000), true},
+		{"no seconds", "2016-03-15T11:00Z", utc(11, 0, 0, 0), true},
+		{"no seconds no zone", "2016-03-15T11:00", utc(11, 0, 0, 0), true},
+		{"no seconds with offset", "2016-03-15T11:00-02:00", utc(13, 0, 0, 0), true},
+		{"date", "2016-03-15", utc(0, 0, 0, 0), true},
+		{"interval is not an instant", "2016-12-07T11:10:00/2016-12-07T11:15:00", time.Time{}, false},
+		{"text", "moderate", time.Time{}, false},
+		{"bad month", "2016-13-15T11:00:00Z", time.Time{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseInstant(tt.in)
+			if ok != tt.ok || !got.Equal(tt.want) {
+				t.Errorf("parseInstant(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
