@@ -373,10 +373,15 @@ func decodeAgreement(data []byte) (Agreement, error) {
 		if !ok {
 			return Agreement{}, fmt.Errorf("%w: signatures[%d] must be an object", ErrSyntax, i)
 		}
-		var s signatureJSON
-		if err := json.Unmarshal(rawOf(obj), &s); err != nil || len(obj) != 3 {
+		// Read by exact key: encoding/json would also accept "Peer" or "SIG",
+		// letting a byte change pass unnoticed.
+		role, okR := obj["role"].(string)
+		peer, okP := obj["peer"].(string)
+		sig, okS := obj["sig"].(string)
+		if !okR || !okP || !okS || len(obj) != 3 {
 			return Agreement{}, fmt.Errorf("%w: signatures[%d] must have exactly role, peer and sig strings", ErrSyntax, i)
 		}
+		s := signatureJSON{Role: role, Peer: peer, Sig: sig}
 		val, err := base64.StdEncoding.Strict().DecodeString(s.Sig)
 		if err != nil {
 			return Agreement{}, fmt.Errorf("%w: signatures[%d].sig is not base64: %w", ErrSyntax, i, err)

@@ -1,0 +1,374 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gowebpki/jcs"
+)
+
+// testKey is a party with an Ed25519 key. Its peer ID embeds the public key,
+// as an Ed25519 libp2p peer ID does, so the verifier needs nothing else.
+type testKey struct{ priv ed25519.PrivateKey }
+
+func newTestKey(seed byte) testKey {
+	return testKey{ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))}
+}
+
+func (k testKey) PeerID() string {
+	return "ed25519:" + base64.RawURLEncoding.EncodeToString(k.priv.Public().(ed25519.PublicKey))
+}
+
+func (k testKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
+
+// impostor signs with its own key but claims another peer's ID.
+type impostor struct {
+	testKey
+	claims string
+}
+
+func (i impostor) PeerID() string { return i.claims }
+
+type testVerifier struct{}
+
+func (testVerifier) Verify(peerID string, msg, sig []byte) error {
+	raw, ok := strings.CutPrefix(peerID, "ed25519:")
+	if !ok {
+		return fmt.Errorf("peer ID %q is not an ed25519 test ID", peerID)
+	}
+	pub, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("peer ID %q holds no public key", peerID)
+	}
+	if !ed25519.Verify(pub, msg, sig) {
+		return errors.New("signature does not verify")
+	}
+	return nil
+}
+
+var (
+	_ Signer   = testKey{}
+	_ Verifier = testVerifier{}
+)
+
+var provider, consumer, third = newTestKey(1), newTestKey(2), newTestKey(3)
+
+func testAgreement(t *testing.T) Agreement {
+	t.Helper()
+	tpl, err := LookupTemplate("time-limited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := tpl.New(Params{Days: 30, Federation: "fed-nl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAgreement(Agreement{
+		ID: "urn:uuid:5b7c0a1e-agreement", Dataset: "urn:mimnode:dataset:air-quality <&> \u00e9",
+		Version:  "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+		Provider: provider.PeerID(), Consumer: consumer.PeerID(),
+		Policy: offer, Created: t0, NotAfter: t0.AddDate(0, 2, 0),
+	})
+	if err != nil {
+		t.Fatalf("NewAgreement: %v", err)
+	}
+	return a
+}
+
+func signedFile(t *testing.T) (Agreement, []byte) {
+	t.Helper()
+	a := testAgreement(t)
+	if err := a.Sign(provider); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Sign(consumer); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// json.Marshal escapes <, > and & in what MarshalJSON returned; the file
+	// is written with MarshalJSON itself.
+	file, err := a.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, file) && !bytes.Contains(b, []byte(`\u003c`)) {
+		t.Fatalf("json.Marshal and MarshalJSON differ unexpectedly")
+	}
+	return a, file
+}
+
+func TestAgreementSignVerifyRoundTrip(t *testing.T) {
+	a, file := signedFile(t)
+	if err := a.Verify(testVerifier{}); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	b, err := ParseAgreement(file)
+	if err != nil {
+		t.Fatalf("ParseAgreement: %v", err)
+	}
+	if err := b.Verify(testVerifier{}); err != nil {
+		t.Fatalf("Verify after reading the file: %v", err)
+	}
+	if _, err := ParseAgreement(append(append([]byte(nil), file...), '\n')); err != nil {
+		t.Errorf("a trailing newline must be allowed: %v", err)
+	}
+	again, err := b.MarshalJSON()
+	if err != nil || !bytes.Equal(again, file) {
+		t.Errorf("re-encoding a read agreement changed its bytes")
+	}
+	if !strings.Contains(b.Describe(), "signed by consumer "+consumer.PeerID()) {
+		t.Errorf("Describe:\n%s", b.Describe())
+	}
+}
+
+// TestAgreementCanonicalIsRFC8785: the signed bytes are the JCS form, so
+// another implementation that reads the same terms signs the same bytes.
+func TestAgreementCanonicalIsRFC8785(t *testing.T) {
+	a := testAgreement(t)
+	c, err := a.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := jcs.Transform(c)
+	if err != nil || !bytes.Equal(again, c) {
+		t.Fatalf("Canonical is not a fixed point of JCS")
+	}
+	if !bytes.HasPrefix(c, []byte(`{"consumer":"`)) || bytes.Contains(c, []byte("\n")) || !bytes.Contains(c, []byte(`"format":"mimnode-agreement/1"`)) {
+		t.Errorf("unexpected canonical form: %s", c)
+	}
+	if !bytes.Contains(c, []byte("<&> \u00e9")) {
+		t.Errorf("JCS writes <, &, > and non-ASCII as themselves: %s", c)
+	}
+}
+
+// TestAgreementTamperAnyByte flips bits in every byte of a signed agreement
+// file: no change may survive ParseAgreement + Verify.
+func TestAgreementTamperAnyByte(t *testing.T) {
+	_, file := signedFile(t)
+	rng := rand.New(rand.NewSource(3))
+	for i := range file {
+		for _, mask := range []byte{0x01, 0x20, byte(1 + rng.Intn(255))} {
+			bad := append([]byte(nil), file...)
+			bad[i] ^= mask
+			a, err := ParseAgreement(bad)
+			if err == nil {
+				err = a.Verify(testVerifier{})
+			}
+			if err == nil {
+				t.Fatalf("byte %d (%q) xor %#x accepted: ...%s...", i, file[i], mask, file[max(0, i-20):min(len(file), i+20)])
+			}
+		}
+	}
+	// Dropping a byte or adding one is caught too.
+	for _, i := range []int{0, len(file) / 3, len(file) / 2, len(file) - 1} {
+		cut := append(append([]byte(nil), file[:i]...), file[i+1:]...)
+		if a, err := ParseAgreement(cut); err == nil && a.Verify(testVerifier{}) == nil {
+			t.Errorf("deleting byte %d accepted", i)
+		}
+	}
+	if _, err := ParseAgreement(append([]byte(" "), file...)); !errors.Is(err, ErrNotCanonical) {
+		t.Errorf("leading space: err = %v, want ErrNotCanonical", err)
+	}
+}
+
+func TestAgreementWrongSigners(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(a *Agreement) error
+		want error
+	}{
+		{"third key cannot sign", func(a *Agreement) error { return a.Sign(third) }, ErrNotAParty},
+		{"third key claiming to be the provider", func(a *Agreement) error {
+			return a.Sign(impostor{third, provider.PeerID()})
+		}, ErrBadSignature},
+		{"provider signature moved to consumer", func(a *Agreement) error {
+			for i := range a.Signatures {
+				if a.Signatures[i].Role == RoleConsumer {
+					a.Signatures[i].Value = a.Signatures[0].Value
+				}
+			}
+			return nil
+		}, ErrBadSignature},
+		{"signature entry names a third peer", func(a *Agreement) error {
+			a.Signatures[0].Peer = third.PeerID()
+			return nil
+		}, ErrBadSignature},
+		{"consumer signature missing", func(a *Agreement) error {
+			a.Signatures = a.Signatures[:1]
+			return nil
+		}, ErrMissingSignature},
+		{"signature over other terms", func(a *Agreement) error {
+			a.NotAfter = a.NotAfter.AddDate(1, 0, 0) // extend validity after signing
+			return nil
+		}, ErrBadSignature},
+		{"duplicate role", func(a *Agreement) error {
+			a.Signatures = append(a.Signatures, a.Signatures[0])
+			return nil
+		}, ErrBadSignature},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _ := signedFile(t)
+			err := tc.edit(&a)
+			if err == nil {
+				err = a.Verify(testVerifier{})
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewAgreementChecks(t *testing.T) {
+	offer := Policy{Permissions: []Rule{{Action: ActionUse}}}
+	good := Agreement{ID: "urn:a", Dataset: "urn:d", Provider: provider.PeerID(), Consumer: consumer.PeerID(), Policy: offer, Created: t0}
+	cases := []struct {
+		name string
+		edit func(*Agreement)
+		want string
+	}{
+		{"no consumer", func(a *Agreement) { a.Consumer = "" }, "consumer is missing"},
+		{"same peer", func(a *Agreement) { a.Consumer = a.Provider }, "same peer"},
+		{"no created", func(a *Agreement) { a.Created = time.Time{} }, "created time is missing"},
+		{"ends before start", func(a *Agreement) { a.NotAfter = t0.Add(-time.Hour) }, "is not after notBefore"},
+		{"policy not understood", func(a *Agreement) {
+			a.Policy = Policy{Permissions: []Rule{{Action: ActionUse, Constraints: []Constraint{Atomic("partner", OpEq, Lit("gold"))}}}}
+		}, `leftOperand "partner"`},
+		{"policy permits nothing", func(a *Agreement) { a.Policy = Policy{} }, "no permission"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := good
+			tc.edit(&a)
+			_, err := NewAgreement(a)
+			if !errors.Is(err, ErrAgreement) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want ErrAgreement saying %q", err, tc.want)
+			}
+		})
+	}
+	a, err := NewAgreement(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Policy.Type != TypeAgreement || a.Policy.Assignee != consumer.PeerID() || a.Policy.Target != "urn:d" || !a.NotBefore.Equal(t0) {
+		t.Errorf("agreement policy not filled in: %+v", a.Policy)
+	}
+	if offer.Type != "" || offer.Assignee != "" {
+		t.Errorf("NewAgreement changed the caller's offer")
+	}
+}
+
+// Agreement files whose terms are valid JSON but not what the model would
+// write (another spelling, an extra member) are refused: the bytes signed
+// must be the bytes the evaluator reads.
+func TestAgreementFileStrictness(t *testing.T) {
+	_, file := signedFile(t)
+	var doc map[string]any
+	if err := json.Unmarshal(file, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		edit func(terms map[string]any)
+		want error
+	}{
+		{"prefixed policy term", func(terms map[string]any) {
+			pol := terms["policy"].(map[string]any)
+			pol["odrl:permission"] = pol["permission"]
+			delete(pol, "permission")
+		}, ErrNotCanonical},
+		{"time with offset", func(terms map[string]any) { terms["created"] = "2026-03-01T13:00:00+01:00" }, ErrNotCanonical},
+		{"unknown member", func(terms map[string]any) { terms["price"] = "free" }, ErrSyntax},
+		{"other format", func(terms map[string]any) { terms["format"] = "mimnode-agreement/2" }, ErrSyntax},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var d map[string]any
+			json.Unmarshal(file, &d)
+			tc.edit(d["agreement"].(map[string]any))
+			raw, _ := json.Marshal(d)
+			canon, err := jcs.Transform(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ParseAgreement(canon); !errors.Is(err, tc.want) {
+				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	indented, _ := json.MarshalIndent(doc, "", "  ")
+	if _, err := ParseAgreement(indented); !errors.Is(err, ErrNotCanonical) {
+		t.Errorf("indented file: err = %v, want ErrNotCanonical", err)
+	}
+}
+
+// An agreement embedded in another JSON document (a negotiation record) is
+// read back with json.Unmarshal and still verifies.
+func TestAgreementEmbedded(t *testing.T) {
+	a, _ := signedFile(t)
+	type record struct {
+		State     string    `json:"state"`
+		Agreement Agreement `json:"agreement"`
+	}
+	b, err := json.MarshalIndent(record{"FINALIZED", a}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if err := r.Agreement.Verify(testVerifier{}); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
+func TestAgreementEvaluate(t *testing.T) {
+	a, _ := signedFile(t) // time-limited 30 days, fed-nl, valid two months from t0
+	req := Request{Now: t0.AddDate(0, 0, 10), Action: ActionRead, PeerID: consumer.PeerID(), Federations: []string{"fed-nl"}}
+	cases := []struct {
+		name string
+		edit func(*Request)
+		want Code // "" for permit
+	}{
+		{"consumer within 30 days", nil, ""},
+		{"after 30 days", func(r *Request) { r.Now = t0.AddDate(0, 0, 31) }, CodeNotSatisfied},
+		{"before validity", func(r *Request) { r.Now = t0.Add(-time.Minute) }, CodeOutsideValidity},
+		{"after validity", func(r *Request) { r.Now = t0.AddDate(0, 2, 0) }, CodeOutsideValidity},
+		{"not the consumer", func(r *Request) { r.PeerID = third.PeerID() }, CodeNotConsumer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := req
+			if tc.edit != nil {
+				tc.edit(&r)
+			}
+			d := a.Evaluate(r)
+			if d.Permit != (tc.want == "") {
+				t.Fatalf("permit = %v\n%s", d.Permit, d)
+			}
+			if tc.want == "" {
+				return
+			}
+			found := false
+			for _, x := range d.Why() {
+				found = found || x.Code == tc.want
+			}
+			if !found {
+				t.Errorf("why = %v, want %s", d.Why(), tc.want)
+			}
+		})
+	}
+}
