@@ -1,14 +1,13 @@
 package negotiation
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/internal/resend"
 )
 
 // Errors returned for local misuse. A bad message from the peer is never
@@ -82,19 +81,13 @@ type RetryPolicy struct {
 }
 
 func (r RetryPolicy) withDefaults() RetryPolicy {
-	if r.Initial <= 0 {
-		r.Initial = 500 * time.Millisecond
-	}
-	if r.Max <= 0 {
-		r.Max = 30 * time.Second
-	}
-	if r.Max < r.Initial {
-		r.Max = r.Initial
-	}
-	if r.Timeout <= 0 {
-		r.Timeout = 2 * time.Minute
-	}
+	d := r.schedule().WithDefaults()
+	r.Initial, r.Max, r.Timeout = d.Initial, d.Max, d.Timeout
 	return r
+}
+
+func (r RetryPolicy) schedule() resend.Policy {
+	return resend.Policy{Initial: r.Initial, Max: r.Max, Timeout: r.Timeout}
 }
 
 // Config describes a new negotiation.
@@ -213,35 +206,15 @@ type Negotiation struct {
 	code      protocol.Code   // why it terminated
 	reasons   []string
 
-	out          *outgoing // our last message not yet answered
-	seen         []seen    // peer messages already answered, for idempotent resends
-	lastProgress time.Time // last time the peer moved or answered
+	out          *resend.Pending // our last message not yet answered
+	seen         resend.Seen     // peer messages already answered, for idempotent resends
+	lastProgress time.Time       // last time the peer moved or answered
 
 	step stepFunc
 	rd   Ready // collected since the last Advance; not persisted
 }
 
 type stepFunc func(n *Negotiation, m Msg) error
-
-// outgoing is a sent message awaiting its answer.
-type outgoing struct {
-	msg         protocol.Message
-	expect      State // the state the peer answers with once it processed msg
-	attempts    int
-	firstSent   time.Time
-	nextAttempt time.Time
-}
-
-// seen records one answered peer message by digest, with the state it was
-// answered with, so that a resend gets the same answer.
-type seen struct {
-	Digest string `json:"digest"`
-	State  State  `json:"state"`
-}
-
-// maxSeen bounds the idempotency record. A negotiation has at most a
-// handful of peer messages per round of offers; 32 covers many rounds.
-const maxSeen = 32
 
 // NewConsumer returns a consumer-side negotiation in state INITIAL. Start it
 // with a MsgRequest.
@@ -384,15 +357,13 @@ func (n *Negotiation) receive(m Msg) error {
 	// A resend of a message already answered gets the same answer. This
 	// comes before the pid check: the consumer's first request carries no
 	// providerPid, and its resend must still be recognised.
-	digest, err := digestOf(m.Body)
+	digest, err := resend.Digest(m.Body)
 	if err != nil {
 		return n.refuse(m.Body, protocol.Errorf(protocol.CodeMalformedMessage, err, "cannot encode message"))
 	}
-	for _, s := range n.seen {
-		if s.Digest == digest {
-			n.rd.Reply = n.ack(s.State)
-			return nil
-		}
+	if s, ok := n.seen.Lookup(digest); ok {
+		n.rd.Reply = n.ack(State(s))
+		return nil
 	}
 	if err := n.checkPids(m.Body); err != nil {
 		return n.refuse(m.Body, err)
@@ -413,10 +384,7 @@ func (n *Negotiation) receive(m Msg) error {
 	}
 	n.learnPids(m.Body.PIDs())
 	n.lastProgress = m.Now
-	n.seen = append(n.seen, seen{Digest: digest, State: n.state})
-	if len(n.seen) > maxSeen {
-		n.seen = n.seen[len(n.seen)-maxSeen:]
-	}
+	n.seen = n.seen.Add(digest, string(n.state))
 	n.rd.MustPersist = true
 	n.rd.Reply = n.ack(n.state)
 	return nil
@@ -512,7 +480,7 @@ func (n *Negotiation) learnPids(p protocol.Pids) {
 // a late answer to an older message must not cancel the resend of a newer
 // one.
 func (n *Negotiation) answered(a *protocol.ContractNegotiation, now time.Time) {
-	if n.out == nil || State(a.State) != n.out.expect {
+	if n.out == nil || a.State != n.out.Expect {
 		return
 	}
 	n.out = nil
@@ -530,7 +498,7 @@ func (n *Negotiation) answeredWithError(e *protocol.ContractNegotiationError, no
 	if n.out == nil || e.Code.Retryable() {
 		return
 	}
-	refused := n.out.msg.MessageType()
+	refused := n.out.Msg.MessageType()
 	n.out = nil
 	n.lastProgress = now
 	n.rd.MustPersist = true
@@ -539,17 +507,6 @@ func (n *Negotiation) answeredWithError(e *protocol.ContractNegotiationError, no
 	}
 	reasons := append([]string{fmt.Sprintf("peer refused %s with %s", refused, e.Code)}, e.Reason...)
 	n.becomeTerminated(now, protocol.CodePeerRejected, reasons, "peer refused our message", true)
-}
-
-// digestOf identifies a message for idempotency. Encode compacts embedded
-// JSON, so a resend that differs only in whitespace is the same message.
-func digestOf(m protocol.Message) (string, error) {
-	b, err := protocol.Encode(m)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16]), nil
 }
 
 func isAnswer(m protocol.Message) bool {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/internal/resend"
 )
 
 // ErrCorrupt means stored bytes are not a negotiation this version can
@@ -29,8 +30,8 @@ type persisted struct {
 	Pending      bool            `json:"pending,omitempty"`
 	Code         protocol.Code   `json:"code,omitempty"`
 	Reasons      []string        `json:"reasons,omitempty"`
-	Out          *persistedOut   `json:"out,omitempty"`
-	Seen         []seen          `json:"seen,omitempty"`
+	Out          *resend.Pending `json:"out,omitempty"`
+	Seen         resend.Seen     `json:"seen,omitempty"`
 	LastProgress time.Time       `json:"lastProgress,omitzero"`
 }
 
@@ -39,14 +40,6 @@ type persistedRetry struct {
 	Max     time.Duration `json:"max"`
 	Timeout time.Duration `json:"timeout"`
 	Idle    time.Duration `json:"idle,omitempty"`
-}
-
-type persistedOut struct {
-	Msg         json.RawMessage `json:"msg"`
-	Expect      State           `json:"expect"`
-	Attempts    int             `json:"attempts"`
-	FirstSent   time.Time       `json:"firstSent"`
-	NextAttempt time.Time       `json:"nextAttempt"`
 }
 
 var stepFuncs = map[State]stepFunc{
@@ -66,15 +59,13 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		Callback: n.callback, Offer: n.offer, Agreement: n.agreement, Pending: n.pending,
 		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
 		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle},
+		Out:   n.out,
 	}
-	if o := n.out; o != nil {
-		b, err := protocol.Encode(o.msg)
-		if err != nil {
-			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
-		}
-		p.Out = &persistedOut{Msg: b, Expect: o.expect, Attempts: o.attempts, FirstSent: o.firstSent, NextAttempt: o.nextAttempt}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
 	}
-	return json.Marshal(p)
+	return b, nil
 }
 
 // UnmarshalJSON restores a negotiation stored with MarshalJSON. Use
@@ -101,14 +92,7 @@ func (n *Negotiation) UnmarshalJSON(b []byte) error {
 		role: p.Role, state: p.State, pids: p.Pids, peer: p.Peer, callback: p.Callback,
 		retry: RetryPolicy{Initial: p.Retry.Initial, Max: p.Retry.Max, Timeout: p.Retry.Timeout, Idle: p.Retry.Idle}.withDefaults(),
 		offer: p.Offer, agreement: p.Agreement, pending: p.Pending, code: p.Code, reasons: p.Reasons,
-		seen: p.Seen, lastProgress: p.LastProgress, step: step,
-	}
-	if p.Out != nil {
-		msg, err := protocol.Decode(p.Out.Msg)
-		if err != nil {
-			return fmt.Errorf("restoring negotiation %s: %w: outgoing message: %w", ownPid(p.Role, p.Pids), ErrCorrupt, err)
-		}
-		restored.out = &outgoing{msg: msg, expect: p.Out.Expect, attempts: p.Out.Attempts, firstSent: p.Out.FirstSent, nextAttempt: p.Out.NextAttempt}
+		seen: p.Seen, lastProgress: p.LastProgress, step: step, out: p.Out,
 	}
 	*n = restored
 	return nil

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/internal/resend"
 )
 
 // Transition is one line of the negotiation's history: a state change, or
@@ -128,10 +129,7 @@ func (n *Negotiation) Advance() {
 func (n *Negotiation) NextTick() time.Time {
 	var next time.Time
 	if n.out != nil {
-		next = n.out.nextAttempt
-		if giveUp := n.out.firstSent.Add(n.retry.Timeout); !neverGiveUp(n.out.expect) && giveUp.Before(next) {
-			next = giveUp
-		}
+		next = n.out.Next(n.retry.schedule())
 	}
 	if d, ok := n.idleDeadline(); ok && (next.IsZero() || d.Before(next)) {
 		next = d
@@ -169,27 +167,19 @@ func (n *Negotiation) idleDeadline() (time.Time, bool) {
 // up when the peer stayed silent for the whole retry timeout.
 func (n *Negotiation) tick(now time.Time) {
 	if o := n.out; o != nil {
-		if !neverGiveUp(o.expect) && !now.Before(o.firstSent.Add(n.retry.Timeout)) {
+		switch o.Tick(now, n.retry.schedule()) {
+		case resend.Resend:
+			n.rd.Messages = append(n.rd.Messages, o.Msg)
+			n.rd.MustPersist = true
+		case resend.GiveUp:
 			n.out = nil
 			n.rd.MustPersist = true
+			reason := o.GiveUpReason(n.peer, n.retry.schedule())
 			if n.state.Terminal() {
-				n.record(n.state, "gave up resending", "", []string{
-					fmt.Sprintf("no answer from %s to %s after %d attempts in %s", n.peer, o.msg.MessageType(), o.attempts, n.retry.Timeout)})
+				n.record(n.state, "gave up resending", "", []string{reason})
 				return
 			}
-			reason := fmt.Sprintf("no answer from %s to %s after %d attempts in %s", n.peer, o.msg.MessageType(), o.attempts, n.retry.Timeout)
 			n.becomeTerminated(now, protocol.CodeTimeout, []string{reason}, "peer unreachable", true)
-			return
-		}
-		if !now.Before(o.nextAttempt) {
-			backoff := n.retry.Initial << o.attempts
-			if backoff > n.retry.Max || backoff <= 0 {
-				backoff = n.retry.Max
-			}
-			o.attempts++
-			o.nextAttempt = now.Add(backoff)
-			n.rd.Messages = append(n.rd.Messages, o.msg)
-			n.rd.MustPersist = true
 		}
 		return
 	}

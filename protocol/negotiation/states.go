@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/internal/resend"
 )
 
 // SenderRole returns the role that sends messages of m's type, or "" for
@@ -320,7 +321,7 @@ func (n *Negotiation) record(to State, cause string, code protocol.Code, reasons
 // send queues msg for the peer and starts its resend schedule. The peer's
 // answer must report state expect to settle it.
 func (n *Negotiation) send(now time.Time, msg protocol.Message, expect State) {
-	n.out = &outgoing{msg: msg, expect: expect, attempts: 1, firstSent: now, nextAttempt: now.Add(n.retry.Initial)}
+	n.out = resend.Start(now, n.retry.schedule(), msg, string(expect), neverGiveUp(expect))
 	n.rd.Messages = append(n.rd.Messages, msg)
 	n.rd.MustPersist = true
 }

@@ -1,0 +1,181 @@
+// Package resend holds the two mechanisms the negotiation and transfer state
+// machines share to make a lossy, restartable exchange reliable: the resend
+// schedule of the one message a side waits to have answered (Pending), and
+// the record of peer messages already answered, so that a resend gets the
+// same answer (Seen). Both are plain values with a JSON form, persisted as
+// part of their state machine; neither reads a clock.
+package resend
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mimnode/mimnode/protocol"
+)
+
+// Policy is a resend schedule: the first resend after Initial, doubling up
+// to Max between resends, giving up Timeout after the first send.
+type Policy struct {
+	Initial, Max, Timeout time.Duration
+}
+
+// WithDefaults fills unset fields: 500ms, 30s, 2 minutes.
+func (p Policy) WithDefaults() Policy {
+	if p.Initial <= 0 {
+		p.Initial = 500 * time.Millisecond
+	}
+	if p.Max <= 0 {
+		p.Max = 30 * time.Second
+	}
+	if p.Max < p.Initial {
+		p.Max = p.Initial
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = 2 * time.Minute
+	}
+	return p
+}
+
+// Pending is a sent message awaiting its answer.
+type Pending struct {
+	Msg protocol.Message
+	// Expect is the state the peer reports once it processed Msg; an
+	// answer with another state belongs to an older message.
+	Expect      string
+	Attempts    int
+	FirstSent   time.Time
+	NextAttempt time.Time
+	// Forever marks a message that is resent until answered, never given
+	// up (see the state machines for which and why).
+	Forever bool
+}
+
+// Start records msg as sent now.
+func Start(now time.Time, p Policy, msg protocol.Message, expect string, forever bool) *Pending {
+	return &Pending{Msg: msg, Expect: expect, Attempts: 1, FirstSent: now, NextAttempt: now.Add(p.Initial), Forever: forever}
+}
+
+// Action is what Tick asks the state machine to do.
+type Action int
+
+// The actions.
+const (
+	Wait Action = iota
+	Resend
+	GiveUp
+)
+
+// Tick decides what to do at now: nothing yet, resend Msg (the schedule
+// has advanced), or give up.
+func (o *Pending) Tick(now time.Time, p Policy) Action {
+	if !o.Forever && !now.Before(o.FirstSent.Add(p.Timeout)) {
+		return GiveUp
+	}
+	if now.Before(o.NextAttempt) {
+		return Wait
+	}
+	backoff := p.Initial << o.Attempts
+	if backoff > p.Max || backoff <= 0 {
+		backoff = p.Max
+	}
+	o.Attempts++
+	o.NextAttempt = now.Add(backoff)
+	return Resend
+}
+
+// Next returns when Tick has something to do.
+func (o *Pending) Next(p Policy) time.Time {
+	next := o.NextAttempt
+	if giveUp := o.FirstSent.Add(p.Timeout); !o.Forever && giveUp.Before(next) {
+		next = giveUp
+	}
+	return next
+}
+
+// GiveUpReason says why a message was given up, for termination reasons.
+func (o *Pending) GiveUpReason(peer string, p Policy) string {
+	return fmt.Sprintf("no answer from %s to %s after %d attempts in %s", peer, o.Msg.MessageType(), o.Attempts, p.Timeout)
+}
+
+type pendingJSON struct {
+	Msg         json.RawMessage `json:"msg"`
+	Expect      string          `json:"expect"`
+	Attempts    int             `json:"attempts"`
+	FirstSent   time.Time       `json:"firstSent"`
+	NextAttempt time.Time       `json:"nextAttempt"`
+	Forever     bool            `json:"forever,omitempty"`
+}
+
+// MarshalJSON stores Msg in its wire form.
+func (o *Pending) MarshalJSON() ([]byte, error) {
+	b, err := protocol.Encode(o.Msg)
+	if err != nil {
+		return nil, fmt.Errorf("persisting pending message: %w", err)
+	}
+	return json.Marshal(pendingJSON{Msg: b, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Forever: o.Forever})
+}
+
+// UnmarshalJSON restores a Pending, decoding Msg.
+func (o *Pending) UnmarshalJSON(b []byte) error {
+	var j pendingJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	msg, err := protocol.Decode(j.Msg)
+	if err != nil {
+		return fmt.Errorf("pending message: %w", err)
+	}
+	if j.Attempts < 1 || j.Expect == "" {
+		return errors.New("pending message: no attempts or expected state")
+	}
+	*o = Pending{Msg: msg, Expect: j.Expect, Attempts: j.Attempts, FirstSent: j.FirstSent, NextAttempt: j.NextAttempt, Forever: j.Forever}
+	return nil
+}
+
+// Seen records peer messages already answered, with the state each was
+// answered with, newest last.
+type Seen []Entry
+
+// Entry is one answered message.
+type Entry struct {
+	Digest string `json:"digest"`
+	State  string `json:"state"`
+}
+
+// MaxSeen bounds the record: a process has a handful of peer messages per
+// round; 32 covers many rounds of counter-offers or suspensions.
+const MaxSeen = 32
+
+// Lookup returns the state a message with this digest was answered with.
+func (s Seen) Lookup(digest string) (string, bool) {
+	for _, e := range s {
+		if e.Digest == digest {
+			return e.State, true
+		}
+	}
+	return "", false
+}
+
+// Add records an answer, forgetting the oldest beyond MaxSeen.
+func (s Seen) Add(digest, state string) Seen {
+	s = append(s, Entry{Digest: digest, State: state})
+	if len(s) > MaxSeen {
+		s = append(Seen(nil), s[len(s)-MaxSeen:]...)
+	}
+	return s
+}
+
+// Digest identifies a message for Seen. Encode compacts embedded JSON, so
+// a resend that differs only in whitespace is the same message.
+func Digest(m protocol.Message) (string, error) {
+	b, err := protocol.Encode(m)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}
