@@ -42,7 +42,7 @@ func aqoEntity(rng *rand.Rand, i int) map[string]any {
 		"airQualityLevel":  prop([]string{"good", "moderate", "unhealthy"}[rng.IntN(3)]),
 		"temperature":      prop(float64(rng.IntN(400)) / 10),
 		"relativeHumidity": prop(rng.Float64()),
-		"windDirection":    prop(float64(rng.IntN(360))),
+		"windDirection":    prop(float64(rng.IntN(361) - 180)),
 		"windSpeed":        prop(rng.Float64() * 10),
 		"precipitation":    prop(0.0),
 		"reliability":      prop(0.7),

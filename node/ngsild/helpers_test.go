@@ -169,3 +169,5 @@ func fixedClock() func() time.Time {
 }
 
 func esc(s string) string { return strings.ReplaceAll(s, "#", "%23") }
+
+type storeTxn = store.Txn

@@ -97,8 +97,41 @@ type source func(tx *store.Txn, max int) (ids []string, complete bool, err error
 func (eq *entityQuery) plan() []source {
 	var srcs []source
 	if eq.q != nil {
+		// Bounds on the same attribute (a>=1;a<5) narrow one range scan.
+		ranges := map[string]*query.Term{}
+		var order []string
 		for _, t := range eq.q.IndexTerms() {
-			if src := valueSource(t); src != nil {
+			if t.Op == "==" {
+				if src := valueSource(t); src != nil {
+					srcs = append(srcs, src)
+				}
+				continue
+			}
+			lo, loOK := t.Min.(float64)
+			hi, hiOK := t.Max.(float64)
+			if (t.Min != nil && !loOK) || (t.Max != nil && !hiOK) {
+				continue
+			}
+			attr := t.Path.Attrs[0]
+			r := ranges[attr]
+			if r == nil {
+				r = &query.Term{Path: t.Path, Op: ".."}
+				ranges[attr] = r
+				order = append(order, attr)
+			}
+			if loOK {
+				if cur, ok := r.Min.(float64); !ok || lo > cur {
+					r.Min = lo
+				}
+			}
+			if hiOK {
+				if cur, ok := r.Max.(float64); !ok || hi < cur {
+					r.Max = hi
+				}
+			}
+		}
+		for _, attr := range order {
+			if src := valueSource(*ranges[attr]); src != nil {
 				srcs = append(srcs, src)
 			}
 		}
