@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mimnode/mimnode/protocol"
 	"github.com/mimnode/mimnode/protocol/internal/dspschema"
+	"github.com/mimnode/mimnode/protocol/internal/transcript"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt transcripts with the actual output")
@@ -141,87 +141,12 @@ type harness struct {
 func (h *harness) printf(format string, args ...any) { fmt.Fprintf(h.out, format+"\n", args...) }
 
 func runTranscript(t *testing.T, path string, v *dspschema.Validator, covered map[string]bool) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(raw), "\n")
-	var rewritten strings.Builder
 	h := &harness{t: t, v: v, covered: covered, now: epoch}
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if strings.TrimSpace(line) == "" {
-			if !strings.HasSuffix(rewritten.String(), "\n\n") {
-				rewritten.WriteString("\n")
-			}
-			continue
-		}
-		if strings.HasPrefix(line, "#") {
-			rewritten.WriteString(line + "\n")
-			continue
-		}
-		cmdLine := i + 1
-		var want []string
-		if i+1 < len(lines) && lines[i+1] == "----" {
-			i += 2
-			for ; i < len(lines) && lines[i] != ""; i++ {
-				want = append(want, lines[i])
-			}
-			// lines[i] is the blank line ending the block; it is written
-			// back below.
-		}
+	transcript.Run(t, path, *rewrite, func(line string) string {
 		h.out = new(strings.Builder)
 		h.run(line)
-		got := strings.TrimRight(h.out.String(), "\n")
-		rewritten.WriteString(line + "\n----\n" + got + "\n\n")
-		if !*rewrite && got != strings.Join(want, "\n") {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, cmdLine, line, got, strings.Join(want, "\n"))
-		}
-	}
-	if *rewrite {
-		out := strings.TrimRight(rewritten.String(), "\n") + "\n"
-		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// args splits "key=value" words; values may be double-quoted.
-func parseArgs(words []string) (pos []string, kv map[string]string) {
-	kv = map[string]string{}
-	for _, w := range words {
-		if k, val, ok := strings.Cut(w, "="); ok {
-			kv[k] = strings.Trim(val, `"`)
-		} else {
-			pos = append(pos, w)
-		}
-	}
-	return pos, kv
-}
-
-// splitWords splits on spaces outside double quotes.
-func splitWords(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quoted := false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			quoted = !quoted
-			cur.WriteRune(r)
-		case r == ' ' && !quoted:
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-		default:
-			cur.WriteRune(r)
-		}
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
+		return h.out.String()
+	})
 }
 
 func fixture(name string) json.RawMessage {
@@ -246,10 +171,9 @@ func (h *harness) run(line string) {
 		h.deliver(h.cfg.Peer, body)
 		return
 	}
-	words := splitWords(line)
-	pos, kv := parseArgs(words[1:])
+	cmd, pos, kv := transcript.Args(line)
 	m := Msg{Now: h.now}
-	switch words[0] {
+	switch cmd {
 	case "new":
 		h.newNegotiation(pos, kv)
 		return
@@ -311,10 +235,10 @@ func (h *harness) run(line string) {
 		h.recv(pos, kv)
 		return
 	default:
-		h.t.Fatalf("unknown command %q", words[0])
+		h.t.Fatalf("unknown command %q", cmd)
 	}
 	if h.n == nil {
-		h.t.Fatalf("%s before the negotiation exists", words[0])
+		h.t.Fatalf("%s before the negotiation exists", cmd)
 	}
 	if err := h.n.Step(m); err != nil {
 		h.printf("error: %v", err)
