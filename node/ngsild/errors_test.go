@@ -1,0 +1,104 @@
+package ngsild
+
+import (
+	"net/http/httptest"
+	"testing"
+)
+
+// TestErrorTypes provokes every NGSI-LD error type (clause 5.5.2) through
+// the API and checks the problem details.
+func TestErrorTypes(t *testing.T) {
+	n := newTestNode(t, nil)
+	loadFixture(t, n)
+	tests := []struct {
+		name string
+		typ  ErrorType
+		do   func() *httptest.ResponseRecorder
+	}{
+		{"InvalidRequest/malformed-json", InvalidRequest, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": `)
+		}},
+		{"InvalidRequest/batch-not-array", InvalidRequest, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entityOperations/create", `{"id": "urn:x:1"}`)
+		}},
+		{"BadRequestData/no-type", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "p": 1}`)
+		}},
+		{"BadRequestData/id-not-uri", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "not a uri", "type": "T"}`)
+		}},
+		{"BadRequestData/bad-geometry", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": "T", "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [500, 1]}}}`)
+		}},
+		{"BadRequestData/relationship-without-object", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": "T", "r": {"type": "Relationship"}}`)
+		}},
+		{"BadRequestData/context-in-json-body", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": "T", "@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"}`)
+		}},
+		{"BadRequestData/ld-json-without-context", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": "T"}`, ldJSON()...)
+		}},
+		{"BadRequestData/bad-q", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities?q=%28temperature%3D%3D1", nil)
+		}},
+		{"BadRequestData/bad-georel", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities?georel=nearby&geometry=Point&coordinates=%5B1,2%5D", nil)
+		}},
+		{"BadRequestData/no-restriction", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities", nil)
+		}},
+		{"BadRequestData/schema", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:aqo", "type": "AirQualityObserved", "windDirection": 400}`, link(envContext)...)
+		}},
+		{"AlreadyExists", AlreadyExists, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", fixture[0])
+		}},
+		{"OperationNotSupported", OperationNotSupported, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+CoreContextURL, `{"@context": {}}`)
+		}},
+		{"ResourceNotFound/entity", ResourceNotFound, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:zzz", nil)
+		}},
+		{"ResourceNotFound/attribute", ResourceNotFound, func() *httptest.ResponseRecorder {
+			return n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a/attrs/nothing", nil)
+		}},
+		{"ResourceNotFound/type", ResourceNotFound, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/types/Nothing", nil)
+		}},
+		{"TooManyResults", TooManyResults, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities?type=Sensor&limit=5000", nil)
+		}},
+		{"LdContextNotAvailable/link", LdContextNotAvailable, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities?type=Sensor", nil, link("https://example.org/missing-context.jsonld")...)
+		}},
+		{"LdContextNotAvailable/body", LdContextNotAvailable, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": "T", "@context": ["https://example.org/missing-context.jsonld"]}`, ldJSON()...)
+		}},
+		{"NotAcceptable", NotAcceptable, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a", nil, "Accept", "text/html")
+		}},
+		{"UnsupportedMediaType", UnsupportedMediaType, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{}`, "Content-Type", "text/plain")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantProblem(t, tt.do(), tt.typ)
+		})
+	}
+}
+
+// TestInternalError checks a storage failure becomes InternalError without
+// leaking the cause to the client.
+func TestInternalError(t *testing.T) {
+	n := newTestNode(t, nil)
+	loadFixture(t, n)
+	if err := n.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rec := n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a", nil)
+	wantProblem(t, rec, InternalError)
+	rec = n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:x:new", "type": "T"})
+	wantProblem(t, rec, InternalError)
+}
