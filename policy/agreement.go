@@ -477,18 +477,14 @@ func (a Agreement) Evaluate(req Request) Decision {
 	}
 	d := Evaluate(a.Policy, req, ScopeTransfer)
 	if req.PeerID != a.Consumer {
-		d.Permit = false
-		d.Reasons = append(d.Reasons, Reason{Code: CodeNotConsumer, Result: False, Denies: true, scope: ScopeTransfer, req: &req,
-			prob: &problem{text: fmt.Sprintf("%s is not the agreement's consumer %s", orNone(req.PeerID), a.Consumer)}})
+		d.addExtra(CodeNotConsumer, fmt.Sprintf("%s is not the agreement's consumer %s", orNone(req.PeerID), a.Consumer))
 	}
 	if req.Now.Before(a.NotBefore) || (!a.NotAfter.IsZero() && !req.Now.Before(a.NotAfter)) {
 		end := "open-ended"
 		if !a.NotAfter.IsZero() {
 			end = a.NotAfter.Format(time.RFC3339)
 		}
-		d.Permit = false
-		d.Reasons = append(d.Reasons, Reason{Code: CodeOutsideValidity, Result: False, Denies: true, scope: ScopeTransfer, req: &req,
-			prob: &problem{text: fmt.Sprintf("%s is outside the agreement's validity %s to %s", req.Now.UTC().Format(time.RFC3339), a.NotBefore.Format(time.RFC3339), end)}})
+		d.addExtra(CodeOutsideValidity, fmt.Sprintf("%s is outside the agreement's validity %s to %s", req.Now.UTC().Format(time.RFC3339), a.NotBefore.Format(time.RFC3339), end))
 	}
 	return d
 }

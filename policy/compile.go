@@ -21,6 +21,11 @@ type program struct {
 	obligs     []crule
 	assignee   string
 	maxReasons int
+
+	// rules and nodes index every rule and constraint, so that a reason can
+	// refer to one by number instead of by pointer.
+	rules []*crule
+	nodes []*cnode
 }
 
 // problem is something in the policy the evaluator does not understand.
@@ -42,6 +47,7 @@ const (
 type crule struct {
 	kind     ruleKind
 	top      ruleKind // kind of the top-level rule a duty belongs to
+	idx      int32    // position in program.rules
 	name     string   // "permission[0]", "permission[0].duty[1]"
 	action   Action
 	assignee string
@@ -124,6 +130,8 @@ var (
 type cnode struct {
 	path string // within the rule: "constraint[1].or[0]"
 	src  *Constraint
+	rule *crule
+	idx  int32 // position in program.nodes
 
 	logic Logic
 	kids  []*cnode
@@ -163,7 +171,34 @@ func (p *Policy) Compile() {
 	// Every node and rule gives at most one reason, plus the final verdict
 	// and one per problem.
 	c.prog.maxReasons = c.reasons + len(c.prog.problems) + 2
+	for _, rs := range [][]crule{c.prog.perms, c.prog.prohibs, c.prog.obligs} {
+		for i := range rs {
+			c.prog.index(&rs[i])
+		}
+	}
 	p.prog = c.prog
+}
+
+// index numbers r, its constraints and its duties. It runs once the rule
+// values sit in their final slices, so the pointers stay valid.
+func (prog *program) index(r *crule) {
+	r.idx = int32(len(prog.rules))
+	prog.rules = append(prog.rules, r)
+	var walk func(n *cnode)
+	walk = func(n *cnode) {
+		n.rule = r
+		n.idx = int32(len(prog.nodes))
+		prog.nodes = append(prog.nodes, n)
+		for _, k := range n.kids {
+			walk(k)
+		}
+	}
+	for _, n := range r.cons {
+		walk(n)
+	}
+	for i := range r.duties {
+		prog.index(&r.duties[i])
+	}
 }
 
 func sortedRawKeys[V any](m map[string]V) []string {

@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"time"
+
+	"github.com/paulmach/orb"
+)
 
 // Result is the value of a constraint or rule in one evaluation.
 type Result uint8
@@ -27,11 +31,43 @@ func (r Result) String() string {
 
 // Decision is the outcome of Evaluate: permit or deny, with a reason for the
 // request, for every rule and for every constraint that was evaluated.
+//
+// Reasons are recorded compactly and turned into Reason values (with their
+// text) only when asked for, so that evaluating stays cheap.
 type Decision struct {
-	Permit  bool
-	Scope   Scope
-	Action  Action
-	Reasons []Reason
+	Permit bool
+	Scope  Scope
+	Action Action
+
+	recs []reasonRec
+	ctx  *evalCtx
+}
+
+// evalCtx is what reasons need to explain themselves later.
+type evalCtx struct {
+	prog  *program
+	req   Request
+	extra []problem // reasons added after evaluation (Agreement.Evaluate)
+}
+
+type refKind uint8
+
+const (
+	refRequest refKind = iota
+	refRule
+	refNode
+	refProblem
+	refExtra
+)
+
+// reasonRec is one reason, without pointers: a slice of them costs the
+// garbage collector nothing to scan.
+type reasonRec struct {
+	code   codeIdx
+	result Result
+	denies bool
+	kind   refKind
+	ref    int32
 }
 
 // Evaluate decides whether req may happen under p in scope. Deny is a result,
@@ -59,8 +95,9 @@ func Evaluate(p Policy, req Request, scope Scope) Decision {
 		q.Compile()
 		prog = q.prog
 	}
-	e := evaluator{prog: prog, req: &req, scope: scope}
-	e.d = Decision{Scope: scope, Action: req.Action, Reasons: make([]Reason, 0, prog.maxReasons)}
+	ctx := &evalCtx{prog: prog, req: req}
+	e := evaluator{prog: prog, req: &ctx.req, scope: scope}
+	e.d = Decision{Scope: scope, Action: req.Action, recs: make([]reasonRec, 0, prog.maxReasons), ctx: ctx}
 	e.run()
 	return e.d
 }
@@ -72,26 +109,27 @@ type evaluator struct {
 	d     Decision
 }
 
-func (e *evaluator) add(r Reason) {
-	r.req = e.req
-	r.scope = e.scope
-	e.d.Reasons = append(e.d.Reasons, r)
+func (e *evaluator) addRule(code codeIdx, r *crule, res Result, denies bool) {
+	e.d.recs = append(e.d.recs, reasonRec{code: code, result: res, denies: denies, kind: refRule, ref: r.idx})
 }
 
-func (e *evaluator) deny(code Code) {
-	e.add(Reason{Code: code, Result: False, Denies: true})
+func (e *evaluator) addNode(code codeIdx, n *cnode, res Result) {
+	e.d.recs = append(e.d.recs, reasonRec{code: code, result: res, kind: refNode, ref: n.idx})
+}
+
+func (e *evaluator) deny(code codeIdx) {
+	e.d.recs = append(e.d.recs, reasonRec{code: code, result: False, denies: true, kind: refRequest})
 	e.d.Permit = false
 }
 
 func (e *evaluator) run() {
 	if e.scope < ScopeCatalog || e.scope > ScopeTransfer {
-		e.deny(CodeUnknownScope)
+		e.deny(cUnknownScope)
 		return
 	}
 	if len(e.prog.problems) > 0 {
-		for i := range e.prog.problems {
-			pr := &e.prog.problems[i]
-			e.add(Reason{Code: pr.code, Rule: pr.where, Result: False, Denies: true, prob: pr})
+		for i, pr := range e.prog.problems {
+			e.d.recs = append(e.d.recs, reasonRec{code: codeIndex(pr.code), result: False, denies: true, kind: refProblem, ref: int32(i)})
 		}
 		return
 	}
@@ -100,10 +138,10 @@ func (e *evaluator) run() {
 	case e.req.Action == "" && e.scope == ScopeCatalog:
 		anyAction = true
 	case e.req.Action == "":
-		e.deny(CodeMissingAction)
+		e.deny(cMissingAction)
 		return
 	case !ruleActions[e.req.Action]:
-		e.deny(CodeUnknownRequestAction)
+		e.deny(cUnknownRequestAction)
 		return
 	}
 
@@ -119,21 +157,21 @@ func (e *evaluator) run() {
 		r := &e.prog.prohibs[i]
 		covered := r.action == ActionUse || (!anyAction && r.action == e.req.Action)
 		if !covered {
-			e.add(Reason{Code: CodeActionNotCovered, Rule: r.name, Result: False, rule: r})
+			e.addRule(cActionNotCovered, r, False, false)
 			continue
 		}
 		if !e.assigneeOK(r) {
-			e.add(Reason{Code: CodeAssigneeMismatch, Rule: r.name, Result: False, rule: r})
+			e.addRule(cAssigneeMismatch, r, False, false)
 			continue
 		}
 		switch e.all(r, r.cons) {
 		case True:
 			prohibited = true
-			e.add(Reason{Code: CodeProhibitionApplies, Rule: r.name, Result: True, Denies: true, rule: r})
+			e.addRule(cProhibitionApplies, r, True, true)
 		case Deferred:
-			e.add(Reason{Code: CodeDeferred, Rule: r.name, Result: Deferred, rule: r})
+			e.addRule(cDeferred, r, Deferred, false)
 		default:
-			e.add(Reason{Code: CodeConstraintsNotSatisfied, Rule: r.name, Result: False, rule: r})
+			e.addRule(cConstraintsNotSatisfied, r, False, false)
 		}
 	}
 
@@ -142,16 +180,16 @@ func (e *evaluator) run() {
 		r := &e.prog.perms[i]
 		covered := anyAction || r.action == ActionUse || r.action == e.req.Action
 		if !covered {
-			e.add(Reason{Code: CodeActionNotCovered, Rule: r.name, Result: False, rule: r})
+			e.addRule(cActionNotCovered, r, False, false)
 			continue
 		}
 		if !e.assigneeOK(r) {
-			e.add(Reason{Code: CodeAssigneeMismatch, Rule: r.name, Result: False, rule: r})
+			e.addRule(cAssigneeMismatch, r, False, false)
 			continue
 		}
 		res := e.all(r, r.cons)
 		if res == False {
-			e.add(Reason{Code: CodeConstraintsNotSatisfied, Rule: r.name, Result: False, rule: r})
+			e.addRule(cConstraintsNotSatisfied, r, False, false)
 			continue
 		}
 		dutiesOK := true
@@ -164,14 +202,14 @@ func (e *evaluator) run() {
 			}
 		}
 		if !dutiesOK {
-			e.add(Reason{Code: CodeDutyNotSatisfied, Rule: r.name, Result: False, rule: r})
+			e.addRule(cDutyNotSatisfied, r, False, false)
 			continue
 		}
 		granted = true
-		e.add(Reason{Code: CodePermissionGranted, Rule: r.name, Result: res, rule: r})
+		e.addRule(cPermissionGranted, r, res, false)
 	}
 	if !granted {
-		e.add(Reason{Code: CodeNoPermission, Result: False})
+		e.d.recs = append(e.d.recs, reasonRec{code: cNoPermission, result: False, kind: refRequest})
 	}
 	e.d.Permit = granted && !prohibited && obligationsOK
 	if !e.d.Permit {
@@ -182,19 +220,29 @@ func (e *evaluator) run() {
 // markDenies flags the reasons that together explain a deny, so a caller can
 // show just those (Decision.Why).
 func (e *evaluator) markDenies(granted, obligationsOK bool) {
-	for i := range e.d.Reasons {
-		r := &e.d.Reasons[i]
-		if r.rule == nil {
-			if r.Code == CodeNoPermission {
-				r.Denies = true
+	for i := range e.d.recs {
+		r := &e.d.recs[i]
+		var rule *crule
+		leaf := true
+		switch r.kind {
+		case refRequest:
+			if r.code == cNoPermission {
+				r.denies = true
 			}
 			continue
+		case refRule:
+			rule = e.prog.rules[r.ref]
+		case refNode:
+			n := e.prog.nodes[r.ref]
+			rule, leaf = n.rule, n.logic == ""
+		default:
+			continue
 		}
-		switch r.rule.top {
+		switch rule.top {
 		case kindPermission:
-			r.Denies = !granted && r.Result == False && r.Code != CodeActionNotCovered && (r.node == nil || r.node.logic == "")
+			r.denies = !granted && r.result == False && r.code != cActionNotCovered && leaf
 		case kindObligation:
-			r.Denies = !obligationsOK && r.Result == False && (r.node == nil || r.node.logic == "")
+			r.denies = !obligationsOK && r.result == False && leaf
 		}
 	}
 }
@@ -210,28 +258,28 @@ func (e *evaluator) assigneeOK(r *crule) bool {
 // duty evaluates a duty or obligation: can the consumer satisfy it?
 func (e *evaluator) duty(r *crule) Result {
 	res := e.all(r, r.cons)
-	act, code := True, CodeDutySatisfied
+	act, code := True, cDutySatisfied
 	switch r.action {
 	case ActionAttribute, ActionInform, ActionDelete:
-		code = CodeDutyPromised
+		code = cDutyPromised
 	case ActionObtainConsent:
 		switch {
 		case e.scope != ScopeTransfer:
 			act = Deferred
 		case !e.hasConsent():
-			act, code = False, CodeConsentMissing
+			act, code = False, cConsentMissing
 		}
 	}
 	res = and2(res, act)
 	switch res {
 	case False:
 		if act != False {
-			code = CodeConstraintsNotSatisfied
+			code = cConstraintsNotSatisfied
 		}
 	case Deferred:
-		code = CodeDeferred
+		code = cDeferred
 	}
-	e.add(Reason{Code: code, Rule: r.name, Result: res, rule: r})
+	e.addRule(code, r, res, false)
 	return res
 }
 
@@ -312,11 +360,11 @@ func (e *evaluator) node(r *crule, n *cnode) Result {
 				res = True
 			}
 		}
-		e.add(Reason{Code: codeOf(res), Rule: r.name, Path: n.path, Result: res, rule: r, node: n})
+		e.addNode(codeOf(res), n, res)
 		return res
 	}
 	res, code := e.atomic(n)
-	e.add(Reason{Code: code, Rule: r.name, Path: n.path, Result: res, rule: r, node: n})
+	e.addNode(code, n, res)
 	return res
 }
 
@@ -330,64 +378,67 @@ func pick(isTrue, isDeferred bool) Result {
 	return False
 }
 
-func codeOf(r Result) Code {
+func codeOf(r Result) codeIdx {
 	switch r {
 	case True:
-		return CodeSatisfied
+		return cSatisfied
 	case Deferred:
-		return CodeDeferred
+		return cDeferred
 	}
-	return CodeNotSatisfied
+	return cNotSatisfied
 }
 
-func boolResult(b bool) (Result, Code) {
+func boolResult(b bool) (Result, codeIdx) {
 	if b {
-		return True, CodeSatisfied
+		return True, cSatisfied
 	}
-	return False, CodeNotSatisfied
+	return False, cNotSatisfied
 }
 
-func (e *evaluator) atomic(n *cnode) (Result, Code) {
+func (e *evaluator) atomic(n *cnode) (Result, codeIdx) {
 	if scopeMask[n.left]&(1<<e.scope) == 0 {
-		return Deferred, CodeDeferred
+		return Deferred, cDeferred
 	}
 	req := e.req
 	switch n.left {
 	case lPurpose:
 		if req.Purpose == "" {
-			return False, CodeMissingValue
+			return False, cMissingValue
 		}
 		return boolResult(setOp(n.op, one(req.Purpose), n.strs))
 	case lRecipient:
 		if req.PeerID == "" {
-			return False, CodeMissingValue
+			return False, cMissingValue
 		}
 		return boolResult(setOp(n.op, one(req.PeerID), n.strs))
 	case lRole:
 		if req.Role == "" {
-			return False, CodeMissingValue
+			return False, cMissingValue
 		}
 		return boolResult(setOp(n.op, one(req.Role), n.strs))
 	case lFederation:
 		return boolResult(setOp(n.op, many(req.Federations), n.strs))
 	case lSpatialPlace:
 		if len(req.Places) == 0 {
-			return False, CodeMissingValue
+			return False, cMissingValue
 		}
 		return boolResult(placeOp(n.op, req.Places, n.strs))
 	case lSpatialArea:
 		if req.Location == nil {
-			return False, CodeMissingValue
+			return False, cMissingValue
+		}
+		if pt, ok := req.Location.(orb.Point); ok {
+			return boolResult(pointWithin(pt, n.area, n.bound)) // the common case, without allocating
 		}
 		return boolResult(within(req.Location, n.area, n.bound))
 	case lDateTime:
 		if req.Now.IsZero() {
-			return False, CodeMissingValue
+			return False, cMissingValue
 		}
 		return boolResult(cmpOp(n.op, compareTime(req.Now, n.t)))
 	case lElapsedTime:
 		if req.Now.IsZero() || req.Usage.AgreementStart.IsZero() {
-			return False, CodeMissingValue
+			return False, cMissingValue
 		}
 		// elapsed op d  <=>  now op start+d, which keeps calendar units exact.
 		return boolResult(cmpOp(n.op, compareTime(req.Now, n.dur.after(req.Usage.AgreementStart))))
@@ -395,13 +446,13 @@ func (e *evaluator) atomic(n *cnode) (Result, Code) {
 		return boolResult(cmpOp(n.op, compareNum(float64(req.Usage.Count)+1, n.num)))
 	case lPayAmount:
 		if n.unit != "" && req.Currency != n.unit {
-			return False, CodeUnitMismatch
+			return False, cUnitMismatch
 		}
 		return boolResult(cmpOp(n.op, compareNum(req.PayAmount, n.num)))
 	}
 	// Unreachable: compile leaves unknown operands as problems, which stop
 	// evaluation before any constraint is looked at.
-	return False, CodeNotSatisfied
+	return False, cNotSatisfied
 }
 
 func compareTime(a, b time.Time) int { return a.Compare(b) }

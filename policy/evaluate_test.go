@@ -38,13 +38,13 @@ func onePermission(cs ...Constraint) Policy {
 // reasonAt finds the reason for a rule or constraint ("permission[0].constraint[0]").
 func reasonAt(t *testing.T, d Decision, where string) Reason {
 	t.Helper()
-	for _, r := range d.Reasons {
+	for _, r := range d.Reasons() {
 		if r.Where() == where {
 			return r
 		}
 	}
 	var all []string
-	for _, r := range d.Reasons {
+	for _, r := range d.Reasons() {
 		all = append(all, r.String())
 	}
 	t.Fatalf("no reason at %s; reasons:\n%s", where, strings.Join(all, "\n"))

@@ -250,7 +250,7 @@ func TestEvaluateMatchesNaive(t *testing.T) {
 		d := Evaluate(p, req, scope)
 		want := naiveEvaluate(p, req, scope)
 		granted, applies := map[int]bool{}, map[int]bool{}
-		for _, r := range d.Reasons {
+		for _, r := range d.Reasons() {
 			var idx int
 			if r.Code == CodePermissionGranted && r.Path == "" {
 				fmt.Sscanf(r.Rule, "permission[%d]", &idx)
@@ -313,12 +313,13 @@ func TestRandomPoliciesRoundTrip(t *testing.T) {
 			req := g.request()
 			scope := Scope(1 + g.r.Intn(3))
 			a, b := Evaluate(p, req, scope), Evaluate(q, req, scope)
-			if a.Permit != b.Permit || len(a.Reasons) != len(b.Reasons) {
+			if a.Permit != b.Permit || len(a.Reasons()) != len(b.Reasons()) {
 				t.Fatalf("case %d: decision changed by round trip: %v vs %v\n%s", i, a.Permit, b.Permit, js)
 			}
-			for k := range a.Reasons {
-				if a.Reasons[k].String() != b.Reasons[k].String() {
-					t.Fatalf("case %d: reason %d changed: %q vs %q", i, k, a.Reasons[k], b.Reasons[k])
+			ra, rb := a.Reasons(), b.Reasons()
+			for k := range ra {
+				if ra[k].String() != rb[k].String() {
+					t.Fatalf("case %d: reason %d changed: %q vs %q", i, k, ra[k], rb[k])
 				}
 			}
 		}

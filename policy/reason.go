@@ -58,6 +58,102 @@ const (
 	CodeUnsupportedFeature  Code = "unsupported-feature"
 )
 
+// codeIdx numbers the codes for compact storage in a Decision; codeTable
+// maps back. The order is internal; only the Code strings are stable.
+type codeIdx uint8
+
+const (
+	cSatisfied codeIdx = iota
+	cNotSatisfied
+	cDeferred
+	cMissingValue
+	cUnitMismatch
+	cPermissionGranted
+	cConstraintsNotSatisfied
+	cDutyNotSatisfied
+	cProhibitionApplies
+	cActionNotCovered
+	cAssigneeMismatch
+	cDutySatisfied
+	cDutyPromised
+	cConsentMissing
+	cNoPermission
+	cMissingAction
+	cUnknownRequestAction
+	cUnknownScope
+	cUnknownLeftOperand
+	cUnknownOperator
+	cUnknownAction
+	cUnsupportedOperator
+	cBadRightOperand
+	cUnsupportedFeature
+	cNotConsumer
+	cOutsideValidity
+)
+
+var codeTable = [...]Code{
+	cSatisfied: CodeSatisfied, cNotSatisfied: CodeNotSatisfied, cDeferred: CodeDeferred,
+	cMissingValue: CodeMissingValue, cUnitMismatch: CodeUnitMismatch,
+	cPermissionGranted: CodePermissionGranted, cConstraintsNotSatisfied: CodeConstraintsNotSatisfied,
+	cDutyNotSatisfied: CodeDutyNotSatisfied, cProhibitionApplies: CodeProhibitionApplies,
+	cActionNotCovered: CodeActionNotCovered, cAssigneeMismatch: CodeAssigneeMismatch,
+	cDutySatisfied: CodeDutySatisfied, cDutyPromised: CodeDutyPromised, cConsentMissing: CodeConsentMissing,
+	cNoPermission: CodeNoPermission, cMissingAction: CodeMissingAction,
+	cUnknownRequestAction: CodeUnknownRequestAction, cUnknownScope: CodeUnknownScope,
+	cUnknownLeftOperand: CodeUnknownLeftOperand, cUnknownOperator: CodeUnknownOperator,
+	cUnknownAction: CodeUnknownAction, cUnsupportedOperator: CodeUnsupportedOperator,
+	cBadRightOperand: CodeBadRightOperand, cUnsupportedFeature: CodeUnsupportedFeature,
+	cNotConsumer: CodeNotConsumer, cOutsideValidity: CodeOutsideValidity,
+}
+
+func codeIndex(c Code) codeIdx {
+	for i, x := range codeTable {
+		if x == c {
+			return codeIdx(i)
+		}
+	}
+	panic("policy: code " + string(c) + " missing from codeTable") // a bug in this package
+}
+
+// Reasons returns every reason, in evaluation order: the request, then
+// obligations, prohibitions and permissions, each rule's constraints before
+// the rule itself.
+func (d Decision) Reasons() []Reason {
+	out := make([]Reason, len(d.recs))
+	for i, rec := range d.recs {
+		out[i] = d.reason(rec)
+	}
+	return out
+}
+
+func (d Decision) reason(rec reasonRec) Reason {
+	r := Reason{Code: codeTable[rec.code], Result: rec.result, Denies: rec.denies, scope: d.Scope, req: &d.ctx.req}
+	prog := d.ctx.prog
+	switch rec.kind {
+	case refRule:
+		r.rule = prog.rules[rec.ref]
+		r.Rule = r.rule.name
+	case refNode:
+		r.node = prog.nodes[rec.ref]
+		r.rule = r.node.rule
+		r.Rule, r.Path = r.rule.name, r.node.path
+	case refProblem:
+		r.prob = &prog.problems[rec.ref]
+		r.Rule = r.prob.where
+	case refExtra:
+		r.prob = &d.ctx.extra[rec.ref]
+	}
+	return r
+}
+
+// addExtra appends a deny reason decided outside the policy (by the
+// agreement around it).
+func (d *Decision) addExtra(code Code, text string) {
+	d.Permit = false
+	d.ctx.extra = append(d.ctx.extra, problem{code: code, text: text})
+	d.recs = append(d.recs, reasonRec{code: codeIndex(code), result: False, denies: true, kind: refExtra, ref: int32(len(d.ctx.extra) - 1)})
+}
+
 // Reason explains one step of a decision.
 type Reason struct {
 	Code Code
@@ -264,9 +360,9 @@ func (r Reason) gotWords() string {
 // Why returns the reasons that explain a deny (nil for a permit).
 func (d Decision) Why() []Reason {
 	var out []Reason
-	for _, r := range d.Reasons {
-		if r.Denies {
-			out = append(out, r)
+	for _, rec := range d.recs {
+		if rec.denies {
+			out = append(out, d.reason(rec))
 		}
 	}
 	return out
@@ -281,7 +377,7 @@ func (d Decision) String() string {
 		verdict = "permit"
 	}
 	fmt.Fprintf(&b, "%s %s (%s scope)\n", verdict, actionWords(d.Action), d.Scope)
-	for _, r := range d.Reasons {
+	for _, r := range d.Reasons() {
 		if r.Denies || (d.Permit && (r.Code == CodePermissionGranted || r.Code == CodeDutyPromised || r.Result == Deferred && r.Path == "")) {
 			fmt.Fprintf(&b, "  %s\n", r)
 		}

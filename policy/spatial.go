@@ -43,6 +43,10 @@ func within(loc orb.Geometry, area orb.MultiPolygon, b orb.Bound) bool {
 	return true
 }
 
+func pointWithin(p orb.Point, area orb.MultiPolygon, b orb.Bound) bool {
+	return b.Contains(p) && planar.MultiPolygonContains(area, p)
+}
+
 type geomParts struct {
 	points []orb.Point
 	segs   [][2]orb.Point
