@@ -90,7 +90,8 @@ func (m Model) Description() string { return m.description }
 
 type entry struct {
 	model  Model
-	schema *jsonschema.Schema
+	schema *jsonschema.Schema // without the attributes in fast
+	fast   []fastProp
 }
 
 // Registry binds entity types to JSON Schemas. It is safe for concurrent use.
@@ -167,14 +168,14 @@ func (r *Registry) loadShipped(name string) error {
 	if !ok {
 		return fmt.Errorf("model: the %s @context does not define %s", repo, name)
 	}
-	m, sch, err := r.compile(doc, iri)
+	e, err := r.compile(doc, iri)
 	if err != nil {
 		return fmt.Errorf("model: compiling shipped %s: %w", name, err)
 	}
-	m.ShortName = name
-	m.ContextURL = contextURLs[repo][0]
-	m.Shipped = true
-	r.models[iri] = entry{model: m, schema: sch}
+	e.model.ShortName = name
+	e.model.ContextURL = contextURLs[repo][0]
+	e.model.Shipped = true
+	r.models[iri] = e
 	return nil
 }
 
@@ -191,17 +192,17 @@ func (r *Registry) Bind(typeIRI string, schemaJSON []byte) error {
 	if err != nil {
 		return fmt.Errorf("model: binding %s: schema is not JSON: %v: %w", typeIRI, err, ErrSchema)
 	}
-	m, sch, err := r.compile(doc, typeIRI)
+	e, err := r.compile(doc, typeIRI)
 	if err != nil {
 		return fmt.Errorf("model: binding %s: %w", typeIRI, err)
 	}
-	m.ShortName = shortName(typeIRI)
+	e.model.ShortName = shortName(typeIRI)
 	if repo, _, ok := strings.Cut(strings.TrimPrefix(typeIRI, "https://smartdatamodels.org/"), "/"); ok && strings.HasPrefix(typeIRI, "https://smartdatamodels.org/") {
-		m.ContextURL = rawContextURL(repo)
+		e.model.ContextURL = rawContextURL(repo)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.models[typeIRI] = entry{model: m, schema: sch}
+	r.models[typeIRI] = e
 	return nil
 }
 
@@ -214,11 +215,12 @@ func shortName(iri string) string {
 
 // compile compiles one model schema with a fresh compiler (so a rebinding with the
 // same $id does not clash) that resolves the shared schemas offline.
-func (r *Registry) compile(doc any, typeIRI string) (Model, *jsonschema.Schema, error) {
+func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return Model{}, nil, fmt.Errorf("schema is not a JSON object: %w", ErrSchema)
+		return entry{}, fmt.Errorf("schema is not a JSON object: %w", ErrSchema)
 	}
+	reduced, fast := splitSimple(obj)
 	id, _ := obj["$id"].(string)
 	if id == "" {
 		id = "urn:mimnode:schema:" + typeIRI
@@ -227,13 +229,15 @@ func (r *Registry) compile(doc any, typeIRI string) (Model, *jsonschema.Schema, 
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.UseLoader(offlineLoader(r.shared))
 	if _, shared := r.shared[id]; !shared {
-		if err := c.AddResource(id, doc); err != nil {
-			return Model{}, nil, fmt.Errorf("adding schema %s: %v: %w", id, err, ErrSchema)
+		if err := c.AddResource(id, reduced); err != nil {
+			return entry{}, fmt.Errorf("adding schema %s: %v: %w", id, err, ErrSchema)
 		}
+	} else {
+		fast = nil // compiled from the shared copy, unreduced
 	}
 	sch, err := c.Compile(id)
 	if err != nil {
-		return Model{}, nil, fmt.Errorf("%v: %w", err, ErrSchema)
+		return entry{}, fmt.Errorf("%v: %w", err, ErrSchema)
 	}
 	m := Model{TypeIRI: typeIRI, SchemaID: id}
 	m.Version, _ = obj["$schemaVersion"].(string)
@@ -247,7 +251,7 @@ func (r *Registry) compile(doc any, typeIRI string) (Model, *jsonschema.Schema, 
 		}
 	}
 	m.Attributes = declared(sch)
-	return m, sch, nil
+	return entry{model: m, schema: sch, fast: fast}, nil
 }
 
 // declared collects the property names a schema declares, through allOf and $ref.

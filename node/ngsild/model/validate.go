@@ -66,19 +66,29 @@ func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
 		}
 	}
 	inst["type"] = e.model.ShortName
-	err := e.schema.Validate(inst)
-	if err == nil {
-		return nil
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		// Not a verdict on the data: the value held something that is not JSON.
-		return fmt.Errorf("model: validating an entity of type %s: %w", typeIRI, err)
-	}
 	var probs []ValidationError
-	problems(ve, &probs)
+	for i := range e.fast {
+		fp := &e.fast[i]
+		if v, ok := inst[fp.name]; ok {
+			if reason := fp.check(v); reason != "" {
+				probs = append(probs, ValidationError{Attribute: fp.name, Reason: reason})
+			}
+		}
+	}
+	if err := e.schema.Validate(inst); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			// Not a verdict on the data: the value held something that is not JSON.
+			return fmt.Errorf("model: validating an entity of type %s: %w", typeIRI, err)
+		}
+		n := len(probs)
+		problems(ve, &probs)
+		if len(probs) == n {
+			probs = append(probs, ValidationError{Reason: reasonOf(ve)})
+		}
+	}
 	if len(probs) == 0 {
-		probs = append(probs, ValidationError{Reason: reasonOf(ve)})
+		return nil
 	}
 	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Attribute < probs[j].Attribute })
 	first := probs[0]
