@@ -171,3 +171,12 @@ func fixedClock() func() time.Time {
 func esc(s string) string { return strings.ReplaceAll(s, "#", "%23") }
 
 type storeTxn = store.Txn
+
+func decodeBytes(t testing.TB, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

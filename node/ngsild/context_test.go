@@ -1,0 +1,136 @@
+package ngsild
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// TestContextCompaction checks clause 5.5.7: names are stored expanded and
+// every client reads them back in the terms of its own @context.
+func TestContextCompaction(t *testing.T) {
+	n := newTestNode(t, nil)
+	body, _ := readExample(t, "AirQualityObserved", "example.jsonld")
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...), http.StatusCreated)
+	id := url.PathEscape("urn:ngsi-ld:AirQualityObserved:Madrid-AmbientObserved-28079004-2016-03-15T11:00:00")
+
+	short := fetch(t, n, id, "?options=keyValues", link(envContext)...)
+	if short["type"] != "AirQualityObserved" || short["no2"] != 69.0 {
+		t.Errorf("with the model's context: type %v, no2 %v", short["type"], short["no2"])
+	}
+	long := fetch(t, n, id, "?options=keyValues")
+	if long["type"] != "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved" ||
+		long["https://smartdatamodels.org/dataModel.Environment/no2"] != 69.0 {
+		t.Errorf("with the core context only, names should be full IRIs: %v", long)
+	}
+	// typeOfLocation is in no context: it expands with the core @vocab and
+	// compacts back to the short name under any context.
+	if long["typeOfLocation"] != "outdoor" || short["typeOfLocation"] != "outdoor" {
+		t.Errorf("typeOfLocation: %v / %v", long["typeOfLocation"], short["typeOfLocation"])
+	}
+	// The same type queried by its full IRI or by its short name.
+	for _, q := range []struct {
+		query string
+		hdr   []string
+	}{
+		{"type=AirQualityObserved", link(envContext)},
+		{"type=" + url.QueryEscape("https://smartdatamodels.org/dataModel.Environment/AirQualityObserved"), nil},
+	} {
+		if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities?"+q.query, nil, q.hdr...)); len(got) != 1 {
+			t.Errorf("%s found %v", q.query, got)
+		}
+	}
+	// Under the core context alone, AirQualityObserved is another type.
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities?type=AirQualityObserved", nil)); len(got) != 0 {
+		t.Errorf("type=AirQualityObserved without the model's context found %v", got)
+	}
+}
+
+// TestRemoteContextFetchedOnce checks a context the store lacks is fetched
+// once, kept in badger, and used offline afterwards, even after a restart.
+func TestRemoteContextFetchedOnce(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/ld+json")
+		_, _ = w.Write([]byte(`{"@context": {"speed": "https://example.org/vocab/speed", "Car": "https://example.org/vocab/Car"}}`))
+	}))
+	defer srv.Close()
+	ctxURL := srv.URL + "/context.jsonld"
+
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNodeOn(t, db, func(o *Options) { o.HTTPClient = srv.Client() })
+	for _, id := range []string{"urn:car:1", "urn:car:2"} {
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON(id, "Car", `, "speed": 50`), link(ctxURL)...), http.StatusCreated)
+	}
+	if h := hits.Load(); h != 1 {
+		t.Errorf("context fetched %d times, want once", h)
+	}
+	if e := fetch(t, n, "urn:car:1", "?options=keyValues"); e["https://example.org/vocab/speed"] != 50.0 {
+		t.Errorf("speed was not expanded with the fetched context: %v", e)
+	}
+
+	// A restarted node without network still has it.
+	n2 := newTestNodeOn(t, db, nil)
+	if e := fetch(t, n2, "urn:car:2", "?options=keyValues", link(ctxURL)...); e["speed"] != 50.0 || e["type"] != "Car" {
+		t.Errorf("after restart without network: %v", e)
+	}
+	if h := hits.Load(); h != 1 {
+		t.Errorf("context fetched %d times after restart, want once", h)
+	}
+}
+
+// TestContextStoreEndpoints covers GET/POST/DELETE /jsonldContexts (clause
+// 6.30), the endpoint behind `mimnode context add URL FILE`.
+func TestContextStoreEndpoints(t *testing.T) {
+	n := newTestNode(t, nil)
+	const u = "https://city.example/contexts/parking.jsonld"
+	doc := `{"@context": {"Garage": "https://city.example/Garage", "spaces": "https://city.example/spaces"}}`
+
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:g:1", "Garage", ""), link(u)...), LdContextNotAvailable)
+	rec := n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), doc, "Content-Type", "application/ld+json")
+	wantStatus(t, rec, http.StatusCreated)
+	if loc := rec.Header().Get("Location"); loc != "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u) {
+		t.Errorf("Location %q", loc)
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:g:1", "Garage", `, "spaces": 120`), link(u)...), http.StatusCreated)
+	if e := fetch(t, n, "urn:g:1", "?options=keyValues"); e["type"] != "https://city.example/Garage" {
+		t.Errorf("type not expanded with the added context: %v", e)
+	}
+
+	var list []string
+	for _, x := range decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts", nil)).([]any) {
+		list = append(list, x.(string))
+	}
+	for _, want := range []string{u, CoreContextURL, CoreContextV19URL, envContext} {
+		if !contains(list, want) {
+			t.Errorf("context list lacks %s", want)
+		}
+	}
+	rec = n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u), nil)
+	wantStatus(t, rec, http.StatusOK)
+	if rec.Body.String() != doc {
+		t.Errorf("served %s, want the document as added", rec.Body.String())
+	}
+
+	rec = n.do("POST", "/ngsi-ld/v1/jsonldContexts", doc, "Content-Type", "application/ld+json")
+	wantStatus(t, rec, http.StatusCreated)
+	hosted := rec.Header().Get("Location")
+	wantStatus(t, n.do("GET", hosted, nil), http.StatusOK)
+
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), `{"no": "context"}`, "Content-Type", "application/ld+json"), BadRequestData)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u), nil), http.StatusNoContent)
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u), nil), ResourceNotFound)
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(CoreContextURL), nil), OperationNotSupported)
+	if got := decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(CoreContextURL), nil)); !reflect.DeepEqual(got, decodeBytes(t, coreContextDoc)) {
+		t.Error("the core context is not served as embedded")
+	}
+}
