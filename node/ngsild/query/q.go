@@ -94,6 +94,12 @@ type node interface {
 // == != > >= < <= ~= !~=. After == and != the value may be a list (a,b,c) or a range
 // (a..b). Values are numbers, "quoted strings", true/false, dates (2024-01-31),
 // times (12:00:00Z), date-times (RFC 3339), or unquoted URIs (== and != only).
+// Dates and date-times compare as instants (a date is 00:00 UTC, a date-time
+// without zone is UTC) with entity strings read the same way; a time compares
+// with the UTC time of day. A comparison on an absent attribute, or between
+// values of different JSON types, is false (for != too); on an array value or
+// several datasetId instances it holds when any element matches (for != and !~=:
+// when none matches the positive form).
 // A pattern after ~= is a Go RE2 expression, unquoted or quoted; unquoted, it ends
 // at a ';' or '|' outside parentheses, so write alternations as (a|b).
 //
