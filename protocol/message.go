@@ -45,6 +45,32 @@ type Pids struct {
 // PIDs returns p; it lets every message type satisfy Message by embedding.
 func (p Pids) PIDs() Pids { return p }
 
+// Seq is a mimnode extension carried by every protocol message (not by
+// the answers): each side numbers the messages it sends in a process 1, 2,
+// 3, ..., and a resend carries the number of the original. It lets the
+// receiver tell a resend (same message, same number: answered as before)
+// from a new message that happens to have the same content (a second
+// identical counter-offer, a second start after a suspension). The JSON key
+// is an absolute IRI so that it stays valid JSON-LD; peers that do not send
+// it are still understood, but identical messages from them count as
+// resends.
+type Seq struct {
+	N uint64 `json:"urn:mimnode:seq,omitempty"`
+}
+
+// SeqNo returns the sequence number (0 if absent).
+func (s *Seq) SeqNo() uint64 { return s.N }
+
+// SetSeqNo sets the sequence number.
+func (s *Seq) SetSeqNo(n uint64) { s.N = n }
+
+// Sequenced is implemented by the protocol messages that carry Seq.
+type Sequenced interface {
+	Message
+	SeqNo() uint64
+	SetSeqNo(uint64)
+}
+
 // Reasons is the DSP "reason" array. The schema allows any JSON value as an
 // item; strings are kept as they are and any other value as its compact JSON
 // text, so that a reason is always printable.

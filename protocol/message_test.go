@@ -117,6 +117,7 @@ func TestEncodedMessagesValidate(t *testing.T) {
 		&ContractAgreementVerificationMessage{Pids: both},
 		&ContractAgreementVerificationMessage{Pids: both, Agreement: json.RawMessage(agreementJSON)},
 		&ContractNegotiationEventMessage{Pids: both, EventType: EventAccepted},
+		&ContractNegotiationEventMessage{Pids: both, Seq: Seq{N: 7}, EventType: EventAccepted},
 		&ContractNegotiationEventMessage{Pids: both, EventType: EventFinalized},
 		&ContractNegotiationTerminationMessage{Pids: both, Code: CodeRefused, Reason: Reasons{"purpose is not research"}},
 		&ContractNegotiation{Pids: both, State: "AGREED"},
@@ -183,6 +184,25 @@ func TestDecodeRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSeqRoundTrip(t *testing.T) {
+	m := &TransferStartMessage{Pids: Pids{ProviderPid: "p", ConsumerPid: "c"}, Seq: Seq{N: 3}}
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"urn:mimnode:seq":3`) {
+		t.Fatalf("Encode = %s, want the sequence number under urn:mimnode:seq", b)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := got.(Sequenced).SeqNo(); n != 3 {
+		t.Fatalf("decoded SeqNo = %d, want 3", n)
+	}
+	var _ Sequenced = (*ContractRequestMessage)(nil)
 }
 
 func TestReasonsKeepNonStrings(t *testing.T) {

@@ -42,6 +42,7 @@ func oneOf(name, v string, allowed []string) error {
 // ProviderPid, without CallbackAddress) are counter-offers.
 type ContractRequestMessage struct {
 	Pids
+	Seq
 	// Offer is the ODRL offer (a JSON object with "@type": "Offer") the
 	// consumer asks for, produced and interpreted by package policy.
 	Offer json.RawMessage `json:"offer"`
@@ -75,6 +76,7 @@ func (m ContractRequestMessage) MarshalJSON() ([]byte, error) {
 // ContractOfferMessage is sent by the provider: a (counter-)offer.
 type ContractOfferMessage struct {
 	Pids
+	Seq
 	// Offer must have "@id" and "target" (the dataset).
 	Offer           json.RawMessage `json:"offer"`
 	CallbackAddress string          `json:"callbackAddress,omitempty"`
@@ -104,6 +106,7 @@ func (m ContractOfferMessage) MarshalJSON() ([]byte, error) {
 // ContractAgreementMessage is sent by the provider at AGREED.
 type ContractAgreementMessage struct {
 	Pids
+	Seq
 	// Agreement is the ODRL agreement ("@type": "Agreement" with target,
 	// assigner, assignee), signed by the provider (package policy).
 	Agreement json.RawMessage `json:"agreement"`
@@ -130,6 +133,7 @@ func (m ContractAgreementMessage) MarshalJSON() ([]byte, error) {
 // ContractAgreementVerificationMessage is sent by the consumer at VERIFIED.
 type ContractAgreementVerificationMessage struct {
 	Pids
+	Seq
 	// Agreement is a mimnode extension (DSP leaves the message open): the
 	// agreement with the consumer's signature added, so that the provider
 	// stores the same doubly signed document. Optional for other peers.
@@ -163,6 +167,7 @@ func (m ContractAgreementVerificationMessage) MarshalJSON() ([]byte, error) {
 // FINALIZED (provider).
 type ContractNegotiationEventMessage struct {
 	Pids
+	Seq
 	EventType string `json:"eventType"`
 }
 
@@ -188,6 +193,7 @@ func (m ContractNegotiationEventMessage) MarshalJSON() ([]byte, error) {
 // send it from any non-terminal state.
 type ContractNegotiationTerminationMessage struct {
 	Pids
+	Seq
 	Code   Code    `json:"code,omitempty"`
 	Reason Reasons `json:"reason,omitempty"`
 }

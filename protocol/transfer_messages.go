@@ -24,6 +24,7 @@ var TransferStates = []string{"REQUESTED", "STARTED", "SUSPENDED", "COMPLETED", 
 // pid.
 type TransferRequestMessage struct {
 	Pids
+	Seq
 	AgreementID string `json:"agreementId"`
 	// Format names the distribution, e.g. "mimnode-blocks" for a snapshot
 	// pull or "mimnode-live" for a live feed.
@@ -59,6 +60,7 @@ func (m TransferRequestMessage) MarshalJSON() ([]byte, error) {
 // TransferStartMessage starts (or resumes) a transfer.
 type TransferStartMessage struct {
 	Pids
+	Seq
 	DataAddress json.RawMessage `json:"dataAddress,omitempty"`
 }
 
@@ -83,6 +85,7 @@ func (m TransferStartMessage) MarshalJSON() ([]byte, error) {
 // TransferSuspensionMessage pauses a started transfer.
 type TransferSuspensionMessage struct {
 	Pids
+	Seq
 	Code   Code    `json:"code,omitempty"`
 	Reason Reasons `json:"reason,omitempty"`
 }
@@ -102,6 +105,7 @@ func (m TransferSuspensionMessage) MarshalJSON() ([]byte, error) {
 // TransferCompletionMessage ends a transfer successfully.
 type TransferCompletionMessage struct {
 	Pids
+	Seq
 }
 
 func (*TransferCompletionMessage) MessageType() string { return TypeTransferCompletion }
@@ -119,6 +123,7 @@ func (m TransferCompletionMessage) MarshalJSON() ([]byte, error) {
 // TransferTerminationMessage ends a transfer unsuccessfully.
 type TransferTerminationMessage struct {
 	Pids
+	Seq
 	Code   Code    `json:"code,omitempty"`
 	Reason Reasons `json:"reason,omitempty"`
 }

@@ -206,6 +206,7 @@ type Negotiation struct {
 	code      protocol.Code   // why it terminated
 	reasons   []string
 
+	seq          uint64          // number of the last protocol message we sent
 	out          *resend.Pending // our last message not yet answered
 	seen         resend.Seen     // peer messages already answered, for idempotent resends
 	lastProgress time.Time       // last time the peer moved or answered

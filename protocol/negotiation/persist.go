@@ -30,6 +30,7 @@ type persisted struct {
 	Pending      bool            `json:"pending,omitempty"`
 	Code         protocol.Code   `json:"code,omitempty"`
 	Reasons      []string        `json:"reasons,omitempty"`
+	Seq          uint64          `json:"seq,omitempty"`
 	Out          *resend.Pending `json:"out,omitempty"`
 	Seen         resend.Seen     `json:"seen,omitempty"`
 	LastProgress time.Time       `json:"lastProgress,omitzero"`
@@ -59,7 +60,7 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		Callback: n.callback, Offer: n.offer, Agreement: n.agreement, Pending: n.pending,
 		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
 		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle},
-		Out:   n.out,
+		Out:   n.out, Seq: n.seq,
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -92,7 +93,7 @@ func (n *Negotiation) UnmarshalJSON(b []byte) error {
 		role: p.Role, state: p.State, pids: p.Pids, peer: p.Peer, callback: p.Callback,
 		retry: RetryPolicy{Initial: p.Retry.Initial, Max: p.Retry.Max, Timeout: p.Retry.Timeout, Idle: p.Retry.Idle}.withDefaults(),
 		offer: p.Offer, agreement: p.Agreement, pending: p.Pending, code: p.Code, reasons: p.Reasons,
-		seen: p.Seen, lastProgress: p.LastProgress, step: step, out: p.Out,
+		seen: p.Seen, lastProgress: p.LastProgress, step: step, out: p.Out, seq: p.Seq,
 	}
 	*n = restored
 	return nil

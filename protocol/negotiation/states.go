@@ -321,6 +321,10 @@ func (n *Negotiation) record(to State, cause string, code protocol.Code, reasons
 // send queues msg for the peer and starts its resend schedule. The peer's
 // answer must report state expect to settle it.
 func (n *Negotiation) send(now time.Time, msg protocol.Message, expect State) {
+	if s, ok := msg.(protocol.Sequenced); ok {
+		n.seq++
+		s.SetSeqNo(n.seq)
+	}
 	n.out = resend.Start(now, n.retry.schedule(), msg, string(expect), neverGiveUp(expect))
 	n.rd.Messages = append(n.rd.Messages, msg)
 	n.rd.MustPersist = true

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,7 @@ type harness struct {
 	n       *Negotiation // nil until created (provider: by the first request)
 	lastIn  protocol.Message
 	lastOut protocol.Message
+	peerSeq uint64 // numbers the peer's messages as a mimnode peer would
 	out     *strings.Builder
 }
 
@@ -259,7 +261,7 @@ func (h *harness) newNegotiation(pos []string, kv map[string]string) {
 	}
 	h.cfg = Config{Role: Role(pos[0]), Pid: kv["pid"], Peer: kv["peer"], CallbackAddress: "/p2p/self",
 		Retry: RetryPolicy{Initial: dur("initial"), Max: dur("max"), Timeout: dur("timeout"), Idle: dur("idle")}}
-	h.n, h.lastIn, h.lastOut = nil, nil, nil
+	h.n, h.lastIn, h.lastOut, h.peerSeq = nil, nil, nil, 0
 	h.now = epoch
 	if h.cfg.Role == Consumer {
 		n, err := NewConsumer(h.cfg)
@@ -320,6 +322,7 @@ func (h *harness) recv(pos []string, kv map[string]string) {
 	default:
 		h.t.Fatalf("recv: unknown type %q", typ)
 	}
+	h.numberPeerMessage(body, kv)
 	// The peer's message goes through the wire format, as it would.
 	b, err := protocol.Encode(body)
 	if err != nil {
@@ -464,6 +467,26 @@ func (h *harness) printState() {
 
 // printMsg prints a one-line summary of m after checking it against its
 // DSP schema.
+// numberPeerMessage gives the peer's protocol message its sequence
+// number: the next one, or seq=N from the script (seq=0 plays a peer that
+// sends none).
+func (h *harness) numberPeerMessage(body protocol.Message, kv map[string]string) {
+	s, ok := body.(protocol.Sequenced)
+	if !ok {
+		return
+	}
+	if v, given := kv["seq"]; given {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			h.t.Fatalf("seq=%q: %v", v, err)
+		}
+		s.SetSeqNo(n)
+		return
+	}
+	h.peerSeq++
+	s.SetSeqNo(h.peerSeq)
+}
+
 func (h *harness) printMsg(label string, m protocol.Message) {
 	b, err := protocol.Encode(m)
 	if err != nil {
@@ -498,6 +521,9 @@ func (h *harness) printMsg(label string, m protocol.Message) {
 		if _, ok := f[k]; ok {
 			parts = append(parts, k+"="+id(k))
 		}
+	}
+	if raw, ok := f["urn:mimnode:seq"]; ok {
+		parts = append(parts, "seq="+string(raw))
 	}
 	if _, ok := f["reason"]; ok {
 		var r []string
