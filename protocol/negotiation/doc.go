@@ -59,11 +59,13 @@
 // An outgoing message is resent with exponential backoff until the peer
 // answers it (RetryPolicy). If it stays unanswered for RetryPolicy.Timeout
 // the negotiation terminates with CodeTimeout and says why; an optional
-// Idle timeout also ends negotiations whose peer stops moving. The
-// agreement verification and the FINALIZED event are the exception: they
-// are resent until answered, because giving up on them could leave one side
-// FINALIZED and the other TERMINATED. A final error answer to any message
-// terminates the negotiation (CodePeerRejected). TestPairConverges checks,
-// over hundreds of seeded runs with heavy message loss and restarts, that
-// both sides always end in the same state.
+// Idle timeout also ends negotiations whose peer stops moving. The messages
+// that settle the outcome (verification, FINALIZED, termination) are
+// resent for the much longer FinalTimeout, because giving up on them early
+// could leave one side FINALIZED and the other TERMINATED. A final error
+// answer to any message terminates the negotiation (CodePeerRejected).
+// Each protocol message carries a sequence number (protocol.Seq), so that a
+// resend is told from a new message with the same content. TestPairConverges
+// checks, over hundreds of seeded runs with heavy message loss and
+// restarts, that both sides always end in the same state.
 package negotiation

@@ -74,6 +74,9 @@ type RetryPolicy struct {
 	// given up; the negotiation then terminates with CodeTimeout. Default
 	// two minutes.
 	Timeout time.Duration
+	// FinalTimeout replaces Timeout for the messages that settle the
+	// outcome (verification, FINALIZED, termination). Default 24 hours.
+	FinalTimeout time.Duration
 	// Idle, if set, terminates a negotiation (CodeTimeout) whose peer made
 	// no move for this long while it was the peer's turn. Zero (default)
 	// waits for ever, which suits providers with manual approval.
@@ -82,12 +85,12 @@ type RetryPolicy struct {
 
 func (r RetryPolicy) withDefaults() RetryPolicy {
 	d := r.schedule().WithDefaults()
-	r.Initial, r.Max, r.Timeout = d.Initial, d.Max, d.Timeout
+	r.Initial, r.Max, r.Timeout, r.FinalTimeout = d.Initial, d.Max, d.Timeout, d.FinalTimeout
 	return r
 }
 
 func (r RetryPolicy) schedule() resend.Policy {
-	return resend.Policy{Initial: r.Initial, Max: r.Max, Timeout: r.Timeout}
+	return resend.Policy{Initial: r.Initial, Max: r.Max, Timeout: r.Timeout, FinalTimeout: r.FinalTimeout}
 }
 
 // Config describes a new negotiation.

@@ -41,6 +41,7 @@ type persistedRetry struct {
 	Max     time.Duration `json:"max"`
 	Timeout time.Duration `json:"timeout"`
 	Idle    time.Duration `json:"idle,omitempty"`
+	Final   time.Duration `json:"final"`
 }
 
 var stepFuncs = map[State]stepFunc{
@@ -59,7 +60,7 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		Version: persistVersion, Role: n.role, State: n.state, Pids: n.pids, Peer: n.peer,
 		Callback: n.callback, Offer: n.offer, Agreement: n.agreement, Pending: n.pending,
 		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
-		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle},
+		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle, Final: n.retry.FinalTimeout},
 		Out:   n.out, Seq: n.seq,
 	}
 	b, err := json.Marshal(p)
@@ -91,7 +92,7 @@ func (n *Negotiation) UnmarshalJSON(b []byte) error {
 	}
 	restored := Negotiation{
 		role: p.Role, state: p.State, pids: p.Pids, peer: p.Peer, callback: p.Callback,
-		retry: RetryPolicy{Initial: p.Retry.Initial, Max: p.Retry.Max, Timeout: p.Retry.Timeout, Idle: p.Retry.Idle}.withDefaults(),
+		retry: RetryPolicy{Initial: p.Retry.Initial, Max: p.Retry.Max, Timeout: p.Retry.Timeout, Idle: p.Retry.Idle, FinalTimeout: p.Retry.Final}.withDefaults(),
 		offer: p.Offer, agreement: p.Agreement, pending: p.Pending, code: p.Code, reasons: p.Reasons,
 		seen: p.Seen, lastProgress: p.LastProgress, step: step, out: p.Out, seq: p.Seq,
 	}

@@ -137,13 +137,14 @@ func (n *Negotiation) NextTick() time.Time {
 	return next
 }
 
-// neverGiveUp reports whether a message leading the peer to state s is
-// resent until answered, however long that takes. Once the consumer has
-// countersigned (VERIFIED) or the provider has finalized, the peer may
-// already hold the agreement as binding; giving up and terminating could
-// leave one side FINALIZED and the other TERMINATED. Resending instead
-// ends either in the answer or in a final error that terminates both.
-func neverGiveUp(s State) bool { return s == Verified || s == Finalized }
+// final reports whether a message leading the peer to state s settles the
+// outcome, and so is resent for RetryPolicy.FinalTimeout (24 hours) rather
+// than Timeout. Once the consumer has countersigned (VERIFIED) or the
+// provider has finalized, the peer may already hold the agreement as
+// binding; and a termination the peer never hears of leaves it waiting.
+// Giving up on these after two minutes could leave one side FINALIZED or
+// waiting and the other TERMINATED.
+func final(s State) bool { return s == Verified || s == Finalized || s == Terminated }
 
 // waitingForPeer reports whether it is the peer's turn.
 func (n *Negotiation) waitingForPeer() bool {

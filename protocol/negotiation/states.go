@@ -325,7 +325,7 @@ func (n *Negotiation) send(now time.Time, msg protocol.Message, expect State) {
 		n.seq++
 		s.SetSeqNo(n.seq)
 	}
-	n.out = resend.Start(now, n.retry.schedule(), msg, string(expect), neverGiveUp(expect))
+	n.out = resend.Start(now, n.retry.schedule(), msg, string(expect), final(expect))
 	n.rd.Messages = append(n.rd.Messages, msg)
 	n.rd.MustPersist = true
 }

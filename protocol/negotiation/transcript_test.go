@@ -30,7 +30,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt transcripts wi
 //
 // Commands:
 //
-//	new consumer|provider pid=P peer=X [initial=D] [max=D] [timeout=D] [idle=D]
+//	new consumer|provider pid=P peer=X [initial=D] [max=D] [timeout=D] [final=D] [idle=D]
 //	request offer=O | counter offer=O | accept | verify agreement=A
 //	decide agree agreement=A | decide offer offer=O | decide refuse|reject [reason=R] | decide queue
 //	finalize | terminate [code=C] [reason=R]
@@ -260,7 +260,7 @@ func (h *harness) newNegotiation(pos []string, kv map[string]string) {
 		return d
 	}
 	h.cfg = Config{Role: Role(pos[0]), Pid: kv["pid"], Peer: kv["peer"], CallbackAddress: "/p2p/self",
-		Retry: RetryPolicy{Initial: dur("initial"), Max: dur("max"), Timeout: dur("timeout"), Idle: dur("idle")}}
+		Retry: RetryPolicy{Initial: dur("initial"), Max: dur("max"), Timeout: dur("timeout"), Idle: dur("idle"), FinalTimeout: dur("final")}}
 	h.n, h.lastIn, h.lastOut, h.peerSeq = nil, nil, nil, 0
 	h.now = epoch
 	if h.cfg.Role == Consumer {

@@ -100,7 +100,7 @@ func (p *Process) tick(now time.Time) {
 		p.rd.Messages = append(p.rd.Messages, o.Msg)
 		p.rd.MustPersist = true
 	case resend.GiveUp:
-		p.out = nil
+		p.out, p.queue = nil, nil
 		p.rd.MustPersist = true
 		reason := o.GiveUpReason(p.peer, p.retry.schedule())
 		if p.state.Terminal() {

@@ -161,7 +161,7 @@ func (p *Process) becomeCompleted(cause string) { p.transition(Completed, stepCo
 // termination with the same code and reasons.
 func (p *Process) becomeTerminated(now time.Time, code protocol.Code, reasons []string, cause string, tell bool) {
 	p.code, p.reasons = code, append([]string(nil), reasons...)
-	p.out = nil
+	p.out, p.queue = nil, nil // a termination supersedes whatever was pending
 	p.record(Terminated, cause, code, p.reasons)
 	p.state, p.step = Terminated, stepTerminated
 	if tell {
@@ -190,15 +190,29 @@ func (p *Process) record(to State, cause string, code protocol.Code, reasons []s
 	p.rd.MustPersist = true
 }
 
-// send queues msg and starts its resend schedule. Completion is resent
-// until answered: a side that gave up on it would stay COMPLETED while the
-// other, never told, waits in STARTED.
+// send sends msg, or queues it behind the message in flight. Completions
+// and terminations are final (resent for FinalTimeout): a side that gave up
+// on one early would stay COMPLETED or TERMINATED while the other, never
+// told, waits. Messages queued ahead of a final one become final too, since
+// it can only leave after them.
 func (p *Process) send(now time.Time, msg protocol.Message, expect State) {
 	if s, ok := msg.(protocol.Sequenced); ok {
 		p.seq++
 		s.SetSeqNo(p.seq)
 	}
-	p.out = resend.Start(now, p.retry.schedule(), msg, string(expect), expect == Completed)
-	p.rd.Messages = append(p.rd.Messages, msg)
+	final := expect == Completed || expect == Terminated
+	pending := resend.Start(now, p.retry.schedule(), msg, string(expect), final)
 	p.rd.MustPersist = true
+	if p.out != nil {
+		if final {
+			p.out.Final = true
+			for _, q := range p.queue {
+				q.Final = true
+			}
+		}
+		p.queue = append(p.queue, pending)
+		return
+	}
+	p.out = pending
+	p.rd.Messages = append(p.rd.Messages, msg)
 }

@@ -22,7 +22,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt transcripts wi
 // Transcript files (testdata/*.txt) script one side of a transfer process,
 // in the format of package negotiation's transcripts. Commands:
 //
-//	new consumer|provider pid=P peer=X [initial=D] [max=D] [timeout=D]
+//	new consumer|provider pid=P peer=X [initial=D] [max=D] [timeout=D] [final=D]
 //	request agreement=A format=F | start [address=yes] | suspend [code=C] [reason=R]
 //	complete | terminate [code=C] [reason=R]
 //	tick +D | restart | ack | resend | raw JSON
@@ -183,7 +183,7 @@ func (h *harness) newProcess(pos []string, kv map[string]string) {
 	}
 	h.role = Role(pos[0])
 	h.cfg = Config{Pid: kv["pid"], Peer: kv["peer"], CallbackAddress: "/p2p/self",
-		Retry: RetryPolicy{Initial: dur("initial"), Max: dur("max"), Timeout: dur("timeout")}}
+		Retry: RetryPolicy{Initial: dur("initial"), Max: dur("max"), Timeout: dur("timeout"), FinalTimeout: dur("final")}}
 	h.p, h.lastIn, h.lastOut, h.now, h.peerSeq = nil, nil, nil, epoch, 0
 	if h.role == Consumer {
 		p, err := NewConsumer(h.cfg)

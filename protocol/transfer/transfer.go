@@ -63,13 +63,15 @@ func (s State) Terminal() bool { return s == Completed || s == Terminated }
 
 // RetryPolicy is the resend schedule of unanswered messages: first resend
 // after Initial (500ms), doubling up to Max (30s), given up after Timeout
-// (2 minutes), which terminates the process with CodeTimeout.
+// (2 minutes), which terminates the process with CodeTimeout. Completions
+// and terminations settle the outcome and are resent for FinalTimeout (24
+// hours) instead.
 type RetryPolicy struct {
-	Initial, Max, Timeout time.Duration
+	Initial, Max, Timeout, FinalTimeout time.Duration
 }
 
 func (r RetryPolicy) schedule() resend.Policy {
-	return resend.Policy{Initial: r.Initial, Max: r.Max, Timeout: r.Timeout}.WithDefaults()
+	return resend.Policy{Initial: r.Initial, Max: r.Max, Timeout: r.Timeout, FinalTimeout: r.FinalTimeout}.WithDefaults()
 }
 
 // Config describes a new transfer process.
@@ -154,9 +156,14 @@ type Process struct {
 	code        protocol.Code // why it was last suspended or terminated
 	reasons     []string
 
-	seq  uint64 // number of the last protocol message we sent
-	out  *resend.Pending
-	seen resend.Seen
+	seq uint64 // number of the last protocol message we sent
+	// out is our message in flight; queue holds the ones sent after it,
+	// which leave only once it is answered. A side may send several in a
+	// row (suspend, resume, complete), and the peer must see them in order:
+	// a resume that overtook its suspension would be refused.
+	out   *resend.Pending
+	queue []*resend.Pending
+	seen  resend.Seen
 
 	step stepFunc
 	rd   Ready
@@ -274,7 +281,7 @@ func (p *Process) receive(m Msg) error {
 	switch body := m.Body.(type) {
 	case *protocol.TransferProcess:
 		if p.checkPids(body) == nil {
-			p.answered(body)
+			p.answered(body, m.Now)
 		}
 		return nil
 	case *protocol.TransferError:
@@ -302,8 +309,8 @@ func (p *Process) receive(m Msg) error {
 	if err := p.step(p, m); err != nil {
 		return p.refuse(m.Body, err)
 	}
-	if p.out == prev {
-		p.out = nil
+	if p.out == prev && prev != nil {
+		p.settle(m.Now)
 	}
 	p.learnPids(m.Body.PIDs())
 	p.seen = p.seen.Add(digest, string(p.state))
@@ -382,13 +389,25 @@ func (p *Process) learnPids(pids protocol.Pids) {
 
 // answered settles our outstanding message if the answer reports the state
 // it leads to.
-func (p *Process) answered(a *protocol.TransferProcess) {
+func (p *Process) answered(a *protocol.TransferProcess, now time.Time) {
 	if p.out == nil || a.State != p.out.Expect {
 		return
 	}
-	p.out = nil
 	p.learnPids(a.Pids)
+	p.settle(now)
+}
+
+// settle ends the in-flight message and sends the next queued one.
+func (p *Process) settle(now time.Time) {
+	p.out = nil
 	p.rd.MustPersist = true
+	if len(p.queue) == 0 {
+		return
+	}
+	next := p.queue[0]
+	p.queue = p.queue[1:]
+	p.out = resend.Start(now, p.retry.schedule(), next.Msg, next.Expect, next.Final)
+	p.rd.Messages = append(p.rd.Messages, next.Msg)
 }
 
 // answeredWithError: retryable codes keep the schedule; a final error
@@ -399,7 +418,7 @@ func (p *Process) answeredWithError(e *protocol.TransferError, now time.Time) {
 		return
 	}
 	refused := p.out.Msg.MessageType()
-	p.out = nil
+	p.out, p.queue = nil, nil
 	p.rd.MustPersist = true
 	if p.state.Terminal() {
 		return

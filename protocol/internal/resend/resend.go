@@ -18,12 +18,13 @@ import (
 )
 
 // Policy is a resend schedule: the first resend after Initial, doubling up
-// to Max between resends, giving up Timeout after the first send.
+// to Max between resends, giving up Timeout after the first send, or
+// FinalTimeout for a Final message.
 type Policy struct {
-	Initial, Max, Timeout time.Duration
+	Initial, Max, Timeout, FinalTimeout time.Duration
 }
 
-// WithDefaults fills unset fields: 500ms, 30s, 2 minutes.
+// WithDefaults fills unset fields: 500ms, 30s, 2 minutes, 24 hours.
 func (p Policy) WithDefaults() Policy {
 	if p.Initial <= 0 {
 		p.Initial = 500 * time.Millisecond
@@ -37,7 +38,17 @@ func (p Policy) WithDefaults() Policy {
 	if p.Timeout <= 0 {
 		p.Timeout = 2 * time.Minute
 	}
+	if p.FinalTimeout < p.Timeout {
+		p.FinalTimeout = 24 * time.Hour
+	}
 	return p
+}
+
+func (p Policy) timeout(final bool) time.Duration {
+	if final {
+		return p.FinalTimeout
+	}
+	return p.Timeout
 }
 
 // Pending is a sent message awaiting its answer.
@@ -49,14 +60,16 @@ type Pending struct {
 	Attempts    int
 	FirstSent   time.Time
 	NextAttempt time.Time
-	// Forever marks a message that is resent until answered, never given
-	// up (see the state machines for which and why).
-	Forever bool
+	// Final marks a message that settles the outcome (a termination, a
+	// completion, an agreement verification, FINALIZED). It is resent for
+	// FinalTimeout instead of Timeout: giving up early could leave the two
+	// sides in different end states.
+	Final bool
 }
 
 // Start records msg as sent now.
-func Start(now time.Time, p Policy, msg protocol.Message, expect string, forever bool) *Pending {
-	return &Pending{Msg: msg, Expect: expect, Attempts: 1, FirstSent: now, NextAttempt: now.Add(p.Initial), Forever: forever}
+func Start(now time.Time, p Policy, msg protocol.Message, expect string, final bool) *Pending {
+	return &Pending{Msg: msg, Expect: expect, Attempts: 1, FirstSent: now, NextAttempt: now.Add(p.Initial), Final: final}
 }
 
 // Action is what Tick asks the state machine to do.
@@ -72,7 +85,7 @@ const (
 // Tick decides what to do at now: nothing yet, resend Msg (the schedule
 // has advanced), or give up.
 func (o *Pending) Tick(now time.Time, p Policy) Action {
-	if !o.Forever && !now.Before(o.FirstSent.Add(p.Timeout)) {
+	if !now.Before(o.FirstSent.Add(p.timeout(o.Final))) {
 		return GiveUp
 	}
 	if now.Before(o.NextAttempt) {
@@ -90,7 +103,7 @@ func (o *Pending) Tick(now time.Time, p Policy) Action {
 // Next returns when Tick has something to do.
 func (o *Pending) Next(p Policy) time.Time {
 	next := o.NextAttempt
-	if giveUp := o.FirstSent.Add(p.Timeout); !o.Forever && giveUp.Before(next) {
+	if giveUp := o.FirstSent.Add(p.timeout(o.Final)); giveUp.Before(next) {
 		next = giveUp
 	}
 	return next
@@ -98,7 +111,7 @@ func (o *Pending) Next(p Policy) time.Time {
 
 // GiveUpReason says why a message was given up, for termination reasons.
 func (o *Pending) GiveUpReason(peer string, p Policy) string {
-	return fmt.Sprintf("no answer from %s to %s after %d attempts in %s", peer, o.Msg.MessageType(), o.Attempts, p.Timeout)
+	return fmt.Sprintf("no answer from %s to %s after %d attempts in %s", peer, o.Msg.MessageType(), o.Attempts, p.timeout(o.Final))
 }
 
 type pendingJSON struct {
@@ -107,7 +120,7 @@ type pendingJSON struct {
 	Attempts    int             `json:"attempts"`
 	FirstSent   time.Time       `json:"firstSent"`
 	NextAttempt time.Time       `json:"nextAttempt"`
-	Forever     bool            `json:"forever,omitempty"`
+	Final       bool            `json:"final,omitempty"`
 }
 
 // MarshalJSON stores Msg in its wire form.
@@ -116,7 +129,7 @@ func (o *Pending) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persisting pending message: %w", err)
 	}
-	return json.Marshal(pendingJSON{Msg: b, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Forever: o.Forever})
+	return json.Marshal(pendingJSON{Msg: b, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Final: o.Final})
 }
 
 // UnmarshalJSON restores a Pending, decoding Msg.
@@ -132,7 +145,7 @@ func (o *Pending) UnmarshalJSON(b []byte) error {
 	if j.Attempts < 1 || j.Expect == "" {
 		return errors.New("pending message: no attempts or expected state")
 	}
-	*o = Pending{Msg: msg, Expect: j.Expect, Attempts: j.Attempts, FirstSent: j.FirstSent, NextAttempt: j.NextAttempt, Forever: j.Forever}
+	*o = Pending{Msg: msg, Expect: j.Expect, Attempts: j.Attempts, FirstSent: j.FirstSent, NextAttempt: j.NextAttempt, Final: j.Final}
 	return nil
 }
 
