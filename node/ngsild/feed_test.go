@@ -1,0 +1,139 @@
+package ngsild
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// TestChangeFeed checks every write lands in the feed, in order, with the
+// entity's new state.
+func TestChangeFeed(t *testing.T) {
+	n := newTestNode(t, nil)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:x:1", "T", `, "p": 1`)), http.StatusCreated)
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/urn:x:1/attrs", `{"p": 2}`), http.StatusNoContent)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", "["+entityJSON("urn:x:2", "T", "")+","+entityJSON("urn:x:1", "T", `, "p": 3`)+"]"), http.StatusCreated)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:x:1", nil), http.StatusNoContent)
+	// A failed write leaves no trace.
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:x:1", nil), ResourceNotFound)
+
+	changes, err := n.svc.Changes(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const p = "https://uri.etsi.org/ngsi-ld/default-context/p"
+	want := []struct {
+		op Op
+		id string
+		p  any
+	}{
+		{OpCreate, "urn:x:1", 1.0}, {OpUpdate, "urn:x:1", 2.0}, {OpCreate, "urn:x:2", nil}, {OpUpdate, "urn:x:1", 3.0}, {OpDelete, "urn:x:1", nil},
+	}
+	if len(changes) != len(want) {
+		t.Fatalf("%d changes, want %d", len(changes), len(want))
+	}
+	for i, c := range changes {
+		w := want[i]
+		if c.Seq != uint64(i+1) || c.Op != w.op || c.ID != w.id {
+			t.Errorf("change %d = seq %d %s %s, want seq %d %s %s", i, c.Seq, c.Op, c.ID, i+1, w.op, w.id)
+		}
+		if w.op == OpDelete {
+			if c.Entity != nil || len(c.Types) != 1 {
+				t.Errorf("delete change carries entity %v, types %v", c.Entity, c.Types)
+			}
+			continue
+		}
+		var got any
+		if insts := c.Entity.Attrs[p]; len(insts) > 0 {
+			got = insts[0].Value
+		}
+		if got != w.p {
+			t.Errorf("change %d: p = %v, want %v", i, got, w.p)
+		}
+	}
+	if n.svc.LastSeq() != 5 {
+		t.Errorf("LastSeq = %d, want 5", n.svc.LastSeq())
+	}
+	tail, _ := n.svc.Changes(context.Background(), 4, 100)
+	if len(tail) != 2 || tail[0].Seq != 4 {
+		t.Errorf("Changes(from 4) = %d changes starting at %d", len(tail), tail[0].Seq)
+	}
+}
+
+// TestFollow checks a consumer sees history, then live changes, and that a
+// consumer that never reads does not hold up writes.
+func TestFollow(t *testing.T) {
+	n := newTestNode(t, nil)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:x:0", "T", "")), http.StatusCreated)
+
+	// A subscriber that never drains its channel.
+	_, stop := n.svc.Notify()
+	defer stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan Change, 100)
+	done := make(chan error, 1)
+	go func() { done <- n.svc.Follow(ctx, 1, func(c Change) error { got <- c; return nil }) }()
+
+	for i := 1; i <= 50; i++ {
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON(fmt.Sprintf("urn:x:%d", i), "T", "")), http.StatusCreated)
+	}
+	for want := uint64(1); want <= 51; want++ {
+		select {
+		case c := <-got:
+			if c.Seq != want {
+				t.Fatalf("follower got seq %d, want %d", c.Seq, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("follower stalled before seq %d", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Follow returned %v, want context.Canceled", err)
+	}
+}
+
+// TestFeedSurvivesRestart checks sequence numbers persist, continue after a
+// restart and are never reused after trimming.
+func TestFeedSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() (*store.DB, *testNode) {
+		db, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, newTestNodeOn(t, db, nil)
+	}
+	db, n := open()
+	for i := 0; i < 3; i++ {
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON(fmt.Sprintf("urn:x:%d", i), "T", "")), http.StatusCreated)
+	}
+	if err := n.svc.TrimChanges(4); err != nil {
+		t.Fatal(err)
+	}
+	n.svc.Close()
+	db.Close()
+
+	db, n = open()
+	defer db.Close()
+	if n.svc.LastSeq() != 3 {
+		t.Fatalf("LastSeq after restart = %d, want 3", n.svc.LastSeq())
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:x:new", "T", "")), http.StatusCreated)
+	changes, err := n.svc.Changes(context.Background(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].Seq != 4 || changes[0].ID != "urn:x:new" {
+		t.Errorf("after trim and restart: %+v, want only seq 4 for urn:x:new", changes)
+	}
+	if e, _ := n.svc.Entity("urn:x:1"); e == nil {
+		t.Error("trimming the feed lost an entity")
+	}
+}
