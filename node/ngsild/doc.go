@@ -1,3 +1,67 @@
-// Package ngsild implements MIM1: the NGSI-LD entity model, @context
-// handling, the query language, geo-queries, the entity store and its HTTP handlers.
+// Package ngsild is MIM1: the node's NGSI-LD context broker (ETSI GS CIM
+// 009). It keeps entities in the node's badger store (through node/store,
+// under store.PrefixNGSILD), serves the NGSI-LD API over them, validates
+// entities of Smart Data Models types (MIM2, via node/ngsild/model) and
+// answers geo-queries and GeoJSON (MIM7). The q language and geo-query
+// semantics live in the pure package node/ngsild/query.
+//
+// # Wiring
+//
+// node.New builds one Service over the node's store and mounts its routes:
+//
+//	svc, err := ngsild.New(db, ngsild.Options{Logger: log, BaseURL: "http://127.0.0.1:7070"})
+//	srv.Mount(svc.Register) // "POST /ngsi-ld/v1/entities", ... (the routes table in service.go)
+//	defer svc.Close()
+//
+// Existing NGSI-LD clients then point at http://HOST:PORT/ngsi-ld/v1 and work
+// unchanged: entities (normalized, concise or keyValues input), attributes,
+// batch operations, queries (type, id, idPattern, attrs, q, geo-queries,
+// limit/offset/count, options=keyValues|concise|sysAttrs, Accept:
+// application/geo+json), /types, /attributes and /jsonldContexts. Errors are
+// problem details with the NGSI-LD error type URIs (errors.go has the table).
+//
+// # @context
+//
+// Entities are stored once, with attribute names and types expanded to IRIs;
+// each request's @context (in the body for application/ld+json, in the Link
+// header for application/json, the core context otherwise) expands what the
+// client writes and compacts what it reads, so a client using the Smart Data
+// Models context gets back the short names it sent. Contexts are processed
+// with json-gold once per distinct @context value and cached; the hot path
+// only does map lookups. Context documents come from the context store in
+// badger, preloaded with the embedded NGSI-LD core context (under the v1.9
+// and the unversioned URL) and the Smart Data Models contexts; an admin adds
+// more with POST /ngsi-ld/v1/jsonldContexts?url=URL (the `mimnode context
+// add URL FILE` command). Any other URL is fetched once (Options.HTTPClient,
+// ContextTimeout), kept in badger, and never fetched again; when it cannot
+// be loaded the request fails with LdContextNotAvailable.
+//
+// # Storage and durability
+//
+// keys.go documents the key layout: the entity, a type index, a value index
+// (numbers, strings, booleans and relationship objects of top-level
+// attributes, which the planner uses for q's ==, ranges and bounds) and an
+// S2-cell spatial index, so queries by type, value and area read only
+// candidates. All writes go through one commit path that writes the entity,
+// its index changes, type/attribute counters and a change-feed record in one
+// badger transaction and returns only once badger has synced it: a 201, 204
+// or 207 is on disk.
+//
+// # Change feed
+//
+// Every create, update and delete gets the next sequence number and a feed
+// record with the entity's new state, written in the same transaction. The
+// subscription, live-transfer and catalogue-version features consume it:
+//
+//	err := svc.Follow(ctx, cursor+1, func(c ngsild.Change) error {
+//		// c.Seq, c.Op (create/update/delete), c.ID, c.Types, c.Entity (nil on delete)
+//		cursor = c.Seq // persist it with the consumer's own state
+//		return nil
+//	})
+//
+// Follow replays from the cursor, then waits for new changes. Writers only
+// signal a coalescing channel (Notify), so a slow consumer never blocks a
+// write; it catches up by reading Changes from its own cursor. TrimChanges
+// drops records every consumer has passed; sequence numbers are never
+// reused. Entity.render-style access to one entity is Service.Entity.
 package ngsild
