@@ -13,7 +13,7 @@
 // protocol:
 //
 //	br := bufio.NewReader(stream)                       // once per stream
-//	stream.SetReadDeadline(now.Add(10 * time.Second))
+//	stream.SetReadDeadline(now.Add(5 * time.Second))  // docs/protocol.md 1.2
 //	body, err := protocol.ReadFrame(br, protocol.MaxNegotiationFrame)
 //	if err != nil { stream.Reset(); return }             // ErrFrameTooLarge, ErrMalformedFrame, ...
 //

@@ -50,6 +50,11 @@ type ContractRequestMessage struct {
 	// libp2p it is the consumer's "/p2p/<peer-id>" address; the driver
 	// never dials it blindly, it checks it names the stream's peer.
 	CallbackAddress string `json:"callbackAddress,omitempty"`
+	// Purpose is a mimnode extension: the purpose the consumer states for
+	// its use of the data (e.g. "research"), which the provider's policy
+	// evaluates in the negotiation scope. Optional; an absolute IRI key so
+	// the message stays valid JSON-LD.
+	Purpose string `json:"urn:mimnode:purpose,omitempty"`
 }
 
 func (*ContractRequestMessage) MessageType() string { return TypeContractRequest }

@@ -183,6 +183,9 @@ type Msg struct {
 	Body protocol.Message
 	// Offer: MsgRequest, MsgCounter, MsgDecide with CounterOffer.
 	Offer json.RawMessage
+	// Purpose: MsgRequest, MsgCounter (optional): the purpose the consumer
+	// states, sent with the request for the provider's policy.
+	Purpose string
 	// Agreement: MsgVerify, MsgDecide with Agree.
 	Agreement json.RawMessage
 	// Verdict: MsgDecide.
@@ -204,6 +207,7 @@ type Negotiation struct {
 	retry    RetryPolicy
 
 	offer     json.RawMessage // latest offer requested or offered
+	purpose   string          // purpose the consumer stated with its latest request
 	agreement json.RawMessage // latest agreement (provider-signed, then countersigned)
 	pending   bool            // provider: queued for a person
 	code      protocol.Code   // why it terminated
@@ -274,6 +278,10 @@ func (n *Negotiation) Peer() string { return n.peer }
 
 // Offer returns the latest offer requested or offered (nil before any).
 func (n *Negotiation) Offer() json.RawMessage { return n.offer }
+
+// Purpose returns the purpose the consumer stated with its latest request
+// ("" if none): the provider's policy evaluates it in the negotiation scope.
+func (n *Negotiation) Purpose() string { return n.purpose }
 
 // Agreement returns the latest agreement: the provider-signed one from
 // AGREED, the countersigned one from VERIFIED (if the consumer sent it).

@@ -26,6 +26,7 @@ type persisted struct {
 	Callback     string          `json:"callback,omitempty"`
 	Retry        persistedRetry  `json:"retry"`
 	Offer        json.RawMessage `json:"offer,omitempty"`
+	Purpose      string          `json:"purpose,omitempty"`
 	Agreement    json.RawMessage `json:"agreement,omitempty"`
 	Pending      bool            `json:"pending,omitempty"`
 	Code         protocol.Code   `json:"code,omitempty"`
@@ -58,7 +59,7 @@ var stepFuncs = map[State]stepFunc{
 func (n *Negotiation) MarshalJSON() ([]byte, error) {
 	p := persisted{
 		Version: persistVersion, Role: n.role, State: n.state, Pids: n.pids, Peer: n.peer,
-		Callback: n.callback, Offer: n.offer, Agreement: n.agreement, Pending: n.pending,
+		Callback: n.callback, Offer: n.offer, Purpose: n.purpose, Agreement: n.agreement, Pending: n.pending,
 		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
 		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle, Final: n.retry.FinalTimeout},
 		Out:   n.out, Seq: n.seq,
@@ -93,7 +94,7 @@ func (n *Negotiation) UnmarshalJSON(b []byte) error {
 	restored := Negotiation{
 		role: p.Role, state: p.State, pids: p.Pids, peer: p.Peer, callback: p.Callback,
 		retry: RetryPolicy{Initial: p.Retry.Initial, Max: p.Retry.Max, Timeout: p.Retry.Timeout, Idle: p.Retry.Idle, FinalTimeout: p.Retry.Final}.withDefaults(),
-		offer: p.Offer, agreement: p.Agreement, pending: p.Pending, code: p.Code, reasons: p.Reasons,
+		offer: p.Offer, purpose: p.Purpose, agreement: p.Agreement, pending: p.Pending, code: p.Code, reasons: p.Reasons,
 		seen: p.Seen, lastProgress: p.LastProgress, step: step, out: p.Out, seq: p.Seq,
 	}
 	*n = restored

@@ -61,9 +61,9 @@ func (n *Negotiation) stepNonTerminal(m Msg) (ok bool) {
 func stepInitial(n *Negotiation, m Msg) error {
 	switch {
 	case n.role == Consumer && m.Type == MsgRequest:
-		n.offer = m.Offer
+		n.offer, n.purpose = m.Offer, m.Purpose
 		n.becomeRequested("consumer requested offer")
-		n.send(m.Now, &protocol.ContractRequestMessage{Pids: n.pids, Offer: m.Offer, CallbackAddress: n.callback}, Requested)
+		n.send(m.Now, &protocol.ContractRequestMessage{Pids: n.pids, Offer: m.Offer, CallbackAddress: n.callback, Purpose: m.Purpose}, Requested)
 		return nil
 	case n.role == Provider && m.Type == MsgReceive:
 		req, ok := m.Body.(*protocol.ContractRequestMessage)
@@ -71,7 +71,7 @@ func stepInitial(n *Negotiation, m Msg) error {
 			return n.invalid(m)
 		}
 		n.pids.ConsumerPid = req.ConsumerPid
-		n.offer = req.Offer
+		n.offer, n.purpose = req.Offer, req.Purpose
 		n.becomeRequested("consumer requested offer")
 		return nil
 	case m.Type == MsgReceive:
@@ -149,9 +149,9 @@ func stepOffered(n *Negotiation, m Msg) error {
 			n.send(m.Now, &protocol.ContractNegotiationEventMessage{Pids: n.pids, EventType: protocol.EventAccepted}, Accepted)
 			return nil
 		case MsgCounter:
-			n.offer = m.Offer
+			n.offer, n.purpose = m.Offer, m.Purpose
 			n.becomeRequested("consumer counter-offered")
-			n.send(m.Now, &protocol.ContractRequestMessage{Pids: n.pids, Offer: m.Offer}, Requested)
+			n.send(m.Now, &protocol.ContractRequestMessage{Pids: n.pids, Offer: m.Offer, Purpose: m.Purpose}, Requested)
 			return nil
 		}
 	} else {
@@ -160,7 +160,7 @@ func stepOffered(n *Negotiation, m Msg) error {
 			if b.ProviderPid == "" {
 				return n.invalid(m)
 			}
-			n.offer = b.Offer
+			n.offer, n.purpose = b.Offer, b.Purpose
 			n.becomeRequested("consumer counter-offered")
 			return nil
 		case *protocol.ContractNegotiationEventMessage:

@@ -31,13 +31,13 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt transcripts wi
 // Commands:
 //
 //	new consumer|provider pid=P peer=X [initial=D] [max=D] [timeout=D] [final=D] [idle=D]
-//	request offer=O | counter offer=O | accept | verify agreement=A
+//	request offer=O [purpose=P] | counter offer=O [purpose=P] | accept | verify agreement=A
 //	decide agree agreement=A | decide offer offer=O | decide refuse|reject [reason=R] | decide queue
 //	finalize | terminate [code=C] [reason=R]
 //	tick +D              advance the clock by D, then step a MsgTick
 //	restart              marshal, drop, unmarshal (a node restart)
 //	ack                  the peer answers our last sent message with the state it leads to
-//	recv TYPE [from=X] [cpid=P] [ppid=P] [offer=O] [agreement=A] [event=E] [state=S] [code=C] [reason=R] [callback=U]
+//	recv TYPE [from=X] [cpid=P] [ppid=P] [offer=O] [agreement=A] [event=E] [state=S] [code=C] [reason=R] [callback=U] [purpose=P] [seq=N]
 //	                     a peer message; pids default to the negotiation's, "-" omits one;
 //	                     route=no skips the driver's routing and steps it in directly
 //	resend               the peer sends its last message again
@@ -180,9 +180,9 @@ func (h *harness) run(line string) {
 		h.newNegotiation(pos, kv)
 		return
 	case "request":
-		m.Type, m.Offer = MsgRequest, fixture(kv["offer"])
+		m.Type, m.Offer, m.Purpose = MsgRequest, fixture(kv["offer"]), kv["purpose"]
 	case "counter":
-		m.Type, m.Offer = MsgCounter, fixture(kv["offer"])
+		m.Type, m.Offer, m.Purpose = MsgCounter, fixture(kv["offer"]), kv["purpose"]
 	case "accept":
 		m.Type = MsgAccept
 	case "verify":
@@ -304,7 +304,7 @@ func (h *harness) recv(pos []string, kv map[string]string) {
 			cb = "/p2p/" + h.cfg.Peer
 		}
 		set("callback", &cb)
-		body = &protocol.ContractRequestMessage{Pids: pids, Offer: fixture(kv["offer"]), CallbackAddress: cb}
+		body = &protocol.ContractRequestMessage{Pids: pids, Offer: fixture(kv["offer"]), CallbackAddress: cb, Purpose: kv["purpose"]}
 	case protocol.TypeContractOffer:
 		body = &protocol.ContractOfferMessage{Pids: pids, Offer: fixture(kv["offer"])}
 	case protocol.TypeContractAgreement:
@@ -459,6 +459,9 @@ func (h *harness) printState() {
 	if todo := h.n.Todo(); todo != TodoNone {
 		s += " todo=" + string(todo)
 	}
+	if p := h.n.Purpose(); p != "" {
+		s += " purpose=" + p
+	}
 	if next := h.n.NextTick(); !next.IsZero() {
 		s += " next-tick=+" + next.Sub(h.now).String()
 	}
@@ -524,6 +527,9 @@ func (h *harness) printMsg(label string, m protocol.Message) {
 	}
 	if raw, ok := f["urn:mimnode:seq"]; ok {
 		parts = append(parts, "seq="+string(raw))
+	}
+	if _, ok := f["urn:mimnode:purpose"]; ok {
+		parts = append(parts, "purpose="+str("urn:mimnode:purpose"))
 	}
 	if _, ok := f["reason"]; ok {
 		var r []string
