@@ -144,7 +144,8 @@ func (h *harness) printf(format string, args ...any) { fmt.Fprintf(h.out, format
 
 func runTranscript(t *testing.T, path string, v *dspschema.Validator, covered map[string]bool) {
 	h := &harness{t: t, v: v, covered: covered, now: epoch}
-	transcript.Run(t, path, *rewrite, func(line string) string {
+	transcript.Run(t, path, *rewrite, func(t *testing.T, line string) string {
+		h.t = t
 		h.out = new(strings.Builder)
 		h.run(line)
 		return h.out.String()

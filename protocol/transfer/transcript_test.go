@@ -43,7 +43,8 @@ func TestTranscripts(t *testing.T) {
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
 			h := &harness{t: t, v: v, covered: covered, now: epoch}
-			transcript.Run(t, f, *rewrite, func(line string) string {
+			transcript.Run(t, f, *rewrite, func(t *testing.T, line string) string {
+				h.t = t
 				h.out = new(strings.Builder)
 				h.run(line)
 				return h.out.String()

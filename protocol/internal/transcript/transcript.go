@@ -21,8 +21,13 @@ import (
 )
 
 // Run executes the transcript at path. exec runs one command line and
-// returns its output.
-func Run(t *testing.T, path string, rewrite bool, exec func(line string) string) {
+// returns its output; it gets the subtest the command runs in.
+//
+// Each scenario runs as a subtest named after the first line of the
+// comment paragraph that opens it, up to its first ": " (so "# CN:01-03:
+// contract request, ..." gives the subtest CN:01-03). Scenarios run in
+// order and share exec's state.
+func Run(t *testing.T, path string, rewrite bool, exec func(t *testing.T, line string) string) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -30,33 +35,77 @@ func Run(t *testing.T, path string, rewrite bool, exec func(line string) string)
 	}
 	lines := strings.Split(string(raw), "\n")
 	var out strings.Builder
+	type block struct {
+		line    int
+		cmd     string
+		want    []string
+		comment []string // comment lines and blanks before the command
+	}
+	type section struct {
+		name   string
+		blocks []block
+	}
+	var sections []section
+	var comment []string
+	newParagraph := true
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
 		switch {
 		case strings.TrimSpace(line) == "":
-			if !strings.HasSuffix(out.String(), "\n\n") {
-				out.WriteString("\n")
-			}
+			comment = append(comment, "")
+			newParagraph = true
 			continue
 		case strings.HasPrefix(line, "#"):
-			out.WriteString(line + "\n")
+			if newParagraph {
+				name := strings.TrimSpace(strings.TrimPrefix(line, "#"))
+				if head, _, ok := strings.Cut(name, ": "); ok {
+					name = head
+				}
+				sections = append(sections, section{name: strings.TrimSuffix(name, ".")})
+				newParagraph = false
+			}
+			comment = append(comment, line)
 			continue
 		}
-		cmdLine := i + 1
-		var want []string
+		newParagraph = false
+		if len(sections) == 0 {
+			sections = append(sections, section{name: "transcript"})
+		}
+		b := block{line: i + 1, cmd: line, comment: comment}
+		comment = nil
 		if i+1 < len(lines) && lines[i+1] == "----" {
 			i += 2
 			for ; i < len(lines) && lines[i] != ""; i++ {
-				want = append(want, lines[i])
+				b.want = append(b.want, lines[i])
 			}
 			// lines[i] is the blank line that ends the block; the block
 			// written below ends with one.
+			newParagraph = true
 		}
-		got := strings.TrimRight(exec(line), "\n")
-		out.WriteString(line + "\n----\n" + got + "\n\n")
-		if !rewrite && got != strings.Join(want, "\n") {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, cmdLine, line, got, strings.Join(want, "\n"))
+		sections[len(sections)-1].blocks = append(sections[len(sections)-1].blocks, b)
+	}
+	for _, sec := range sections {
+		if len(sec.blocks) == 0 {
+			continue
 		}
+		t.Run(sec.name, func(t *testing.T) {
+			for _, b := range sec.blocks {
+				for _, c := range b.comment {
+					if c == "" {
+						if !strings.HasSuffix(out.String(), "\n\n") && out.Len() > 0 {
+							out.WriteString("\n")
+						}
+						continue
+					}
+					out.WriteString(c + "\n")
+				}
+				got := strings.TrimRight(exec(t, b.cmd), "\n")
+				out.WriteString(b.cmd + "\n----\n" + got + "\n\n")
+				if !rewrite && got != strings.Join(b.want, "\n") {
+					t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, b.line, b.cmd, got, strings.Join(b.want, "\n"))
+				}
+			}
+		})
 	}
 	if rewrite {
 		if err := os.WriteFile(path, []byte(strings.TrimRight(out.String(), "\n")+"\n"), 0o644); err != nil {
