@@ -1,0 +1,97 @@
+package resend
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/protocol"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestScheduleBacksOffThenGivesUp(t *testing.T) {
+	p := Policy{Initial: time.Second, Max: 4 * time.Second, Timeout: 20 * time.Second}.WithDefaults()
+	msg := &protocol.TransferCompletionMessage{Pids: protocol.Pids{ProviderPid: "p", ConsumerPid: "c"}}
+	for _, tc := range []struct {
+		name  string
+		final bool
+		// resends lists the offsets (from the first send) at which Tick,
+		// called every 250ms, asks for a resend; giveUp when it gives up.
+		resends []time.Duration
+		giveUp  time.Duration
+	}{
+		{"ordinary message", false, []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 11 * time.Second, 15 * time.Second, 19 * time.Second}, 20 * time.Second},
+		{"final message outlives the timeout", true, []time.Duration{1 * time.Second, 3 * time.Second, 7 * time.Second, 11 * time.Second, 15 * time.Second, 19 * time.Second, 23 * time.Second}, p.FinalTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Start(t0, p, msg, "COMPLETED", tc.final)
+			var resends []time.Duration
+			var gaveUp time.Duration
+			for at := 250 * time.Millisecond; at <= 25*time.Second || (tc.final && at <= p.FinalTimeout); at += 250 * time.Millisecond {
+				if tc.final && at > 25*time.Second {
+					// Only check that it is still alive up to the final timeout.
+					if a := o.Tick(t0.Add(at), p); a == GiveUp {
+						gaveUp = at
+						break
+					}
+					continue
+				}
+				switch o.Tick(t0.Add(at), p) {
+				case Resend:
+					resends = append(resends, at)
+				case GiveUp:
+					gaveUp = at
+				}
+				if gaveUp != 0 {
+					break
+				}
+			}
+			if len(resends) < len(tc.resends) {
+				t.Fatalf("resends at %v, want %v", resends, tc.resends)
+			}
+			for i, want := range tc.resends {
+				if resends[i] != want {
+					t.Fatalf("resends at %v, want %v", resends, tc.resends)
+				}
+			}
+			if gaveUp != tc.giveUp {
+				t.Fatalf("gave up at %v, want %v", gaveUp, tc.giveUp)
+			}
+		})
+	}
+}
+
+func TestPendingRoundTrip(t *testing.T) {
+	p := Policy{}.WithDefaults()
+	msg := &protocol.TransferStartMessage{Pids: protocol.Pids{ProviderPid: "p", ConsumerPid: "c"}, Seq: protocol.Seq{N: 2}}
+	o := Start(t0, p, msg, "STARTED", true)
+	o.Tick(t0.Add(time.Second), p)
+	b, err := o.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Pending
+	if err := got.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if got.Attempts != 2 || !got.Final || got.Expect != "STARTED" || !got.NextAttempt.Equal(o.NextAttempt) ||
+		got.Msg.(protocol.Sequenced).SeqNo() != 2 {
+		t.Fatalf("round trip gave %+v, want %+v", got, *o)
+	}
+}
+
+func TestSeenKeepsTheNewest(t *testing.T) {
+	var s Seen
+	for i := 0; i < MaxSeen+5; i++ {
+		s = s.Add(string(rune('a'+i%26))+string(rune('0'+i/26)), "S")
+	}
+	if len(s) != MaxSeen {
+		t.Fatalf("len = %d, want %d", len(s), MaxSeen)
+	}
+	if _, ok := s.Lookup("a0"); ok {
+		t.Fatal("the oldest entry survived")
+	}
+	if _, ok := s.Lookup(s[len(s)-1].Digest); !ok {
+		t.Fatal("the newest entry is missing")
+	}
+}
