@@ -109,3 +109,30 @@ func parseDuration(s string) (isoDuration, error) {
 	}
 	return d, nil
 }
+
+// words says the duration for people: "30 days", "1 month 2 hours".
+func (d isoDuration) words() string {
+	var parts []string
+	add := func(n int, unit string) {
+		if n == 0 {
+			return
+		}
+		if n != 1 {
+			unit += "s"
+		}
+		parts = append(parts, strconv.Itoa(n)+" "+unit)
+	}
+	add(d.years, "year")
+	add(d.months, "month")
+	add(d.days, "day")
+	c := d.clock
+	add(int(c/time.Hour), "hour")
+	add(int(c%time.Hour/time.Minute), "minute")
+	if s := c % time.Minute; s != 0 {
+		parts = append(parts, strconv.FormatFloat(s.Seconds(), 'f', -1, 64)+" seconds")
+	}
+	if len(parts) == 0 {
+		return "no time"
+	}
+	return strings.Join(parts, " ")
+}

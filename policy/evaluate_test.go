@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -669,6 +670,53 @@ func TestDecisionString(t *testing.T) {
 	for _, want := range []string{"deny use (negotiation scope)", "the purpose is research: not satisfied (purpose: marketing)", "[not-satisfied]"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("decision text lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// One compiled policy is evaluated from many goroutines at once (the node
+// does this for concurrent transfers); run with -race.
+func TestEvaluateConcurrently(t *testing.T) {
+	p := tenConstraints()
+	done := make(chan string)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			req := baseReq()
+			req.Federations = []string{"fed-nl"}
+			req.Usage.Count = g * 20 // goroutines past 100 transfers are denied
+			d := Evaluate(p, req, ScopeTransfer)
+			done <- fmt.Sprintf("%d:%v:%d", g, d.Permit, len(d.Why()))
+		}(g)
+	}
+	got := map[string]bool{}
+	for g := 0; g < 8; g++ {
+		got[<-done] = true
+	}
+	for g := 0; g < 8; g++ {
+		permit := g*20+1 <= 100
+		why := 0
+		if !permit {
+			why = 3 // the count constraint, the permission, no-permission
+		}
+		if want := fmt.Sprintf("%d:%v:%d", g, permit, why); !got[want] {
+			t.Errorf("missing result %s in %v", want, got)
+		}
+	}
+}
+
+func TestDurationWords(t *testing.T) {
+	for in, want := range map[string]string{"P30D": "30 days", "P1Y2M": "1 year 2 months", "PT1H30M": "1 hour 30 minutes", "P2W": "14 days", "PT0.5S": "0.5 seconds", "P0D": "no time"} {
+		d, err := parseDuration(in)
+		if err != nil {
+			t.Fatalf("parseDuration(%q): %v", in, err)
+		}
+		if got := d.words(); got != want {
+			t.Errorf("words(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"", "P", "PT", "30D", "P-1D", "P1.5D", "P1DT", "P1D1D", "PT1X", "P99999999999D"} {
+		if _, err := parseDuration(bad); err == nil {
+			t.Errorf("parseDuration(%q) accepted", bad)
 		}
 	}
 }

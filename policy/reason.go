@@ -418,6 +418,11 @@ func constraintWords(c *Constraint) string {
 		left = fmt.Sprintf("unknown leftOperand %q", c.LeftOperand)
 	}
 	right := operandWords(c.RightOperand)
+	if c.LeftOperand == LeftElapsedTime && len(c.RightOperand.Values) == 1 {
+		if d, err := parseDuration(c.RightOperand.Values[0].Value); err == nil {
+			right = d.words() + " (" + d.text + ")"
+		}
+	}
 	if c.Unit != "" {
 		right += " " + c.Unit
 	}
