@@ -148,10 +148,9 @@ func (s *Service) batchCreate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Upsert writes entities the way POST /entityOperations/upsert does, for
-// callers inside the node (such as received transfers): each entity is
-// created, or replaced (update false) or merged (update true) when it
-// exists. It returns the per-entity result.
+// upsert writes entities the way POST /entityOperations/upsert does: each
+// is created, or replaced (update false) or merged (update true) when it
+// exists.
 func (s *Service) upsert(items []batchItem, update bool) (BatchOperationResult, []outcome, error) {
 	mk := func(e *Entity) change { return s.replaceChange(e, false) }
 	if update {
@@ -260,4 +259,35 @@ func (s *Service) batchDelete(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// Put creates or replaces entities given in stored form (expanded names, as
+// Change.Entity and Service.Entity return them), for callers inside the node
+// such as a transfer landing a provider's entities. Each is validated like
+// an API write; errs[i] is entity i's failure (nil when written), err a
+// storage failure. Timestamps are the node's own: createdAt is kept for
+// entities that exist.
+func (s *Service) Put(entities []*Entity) (errs []error, err error) {
+	now := s.now()
+	chs := make([]change, len(entities))
+	for i, e := range entities {
+		if e == nil || !isURI(e.ID) || len(e.Types) == 0 {
+			chs[i] = change{id: "", apply: func(*Entity) (*Entity, error) {
+				return nil, newError(BadRequestData, "invalid entity", "an entity needs an id URI and a type")
+			}}
+			continue
+		}
+		c := e.clone()
+		stampNew(c, now, now)
+		chs[i] = s.replaceChange(c, false)
+	}
+	outs, err := s.commit(chs)
+	if err != nil {
+		return nil, err
+	}
+	errs = make([]error, len(outs))
+	for i, o := range outs {
+		errs[i] = o.err
+	}
+	return errs, nil
 }

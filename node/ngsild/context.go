@@ -15,6 +15,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/piprate/json-gold/ld"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -47,6 +48,10 @@ type contextStore struct {
 
 	mu   sync.Mutex
 	docs map[string]any // parsed documents by URL; guarded by mu
+
+	// fetches makes concurrent requests naming the same unknown URL share
+	// one fetch, so a remote context is fetched once.
+	fetches singleflight.Group
 
 	// resolved caches processed contexts by the JSON text of the @context
 	// value: running the JSON-LD context algorithm per request would cost
@@ -158,16 +163,11 @@ func (cs *contextStore) load(url string) (any, error) {
 	}
 	raw, err := cs.get(url)
 	if errors.Is(err, store.ErrNotFound) {
-		raw, err = cs.fetch(url)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, err)
+		v, ferr, _ := cs.fetches.Do(url, func() (any, error) { return cs.fetchAndKeep(url) })
+		if ferr != nil {
+			return nil, ferr
 		}
-		if _, perr := parseContextDoc(raw); perr != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, perr)
-		}
-		if err := cs.db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(url), raw) }); err != nil {
-			return nil, fmt.Errorf("cache context %s: %w", url, err)
-		}
+		raw, err = v.([]byte), nil
 	} else if err != nil {
 		return nil, fmt.Errorf("read context %s: %w", url, err)
 	}
@@ -179,6 +179,24 @@ func (cs *contextStore) load(url string) (any, error) {
 	cs.docs[url] = d
 	cs.mu.Unlock()
 	return d, nil
+}
+
+// fetchAndKeep fetches a context document and stores it in badger.
+func (cs *contextStore) fetchAndKeep(url string) ([]byte, error) {
+	if raw, err := cs.get(url); err == nil {
+		return raw, nil // a concurrent fetch finished first
+	}
+	raw, err := cs.fetch(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, err)
+	}
+	if _, perr := parseContextDoc(raw); perr != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, perr)
+	}
+	if err := cs.db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(url), raw) }); err != nil {
+		return nil, fmt.Errorf("cache context %s: %w", url, err)
+	}
+	return raw, nil
 }
 
 func (cs *contextStore) fetch(url string) ([]byte, error) {

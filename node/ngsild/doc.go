@@ -63,5 +63,6 @@
 // signal a coalescing channel (Notify), so a slow consumer never blocks a
 // write; it catches up by reading Changes from its own cursor. TrimChanges
 // drops records every consumer has passed; sequence numbers are never
-// reused. Entity.render-style access to one entity is Service.Entity.
+// reused. Service.Entity reads one entity in stored form and Service.Put
+// writes entities in that form (for transfers landing a provider's data).
 package ngsild

@@ -47,9 +47,9 @@ func (eq *entityQuery) match(e *Entity) bool {
 			return false
 		}
 	}
-	if eq.attrs != nil && eq.q == nil {
-		// attrs without q selects entities that have one of them
-		// (clause 5.7.2: "entities ... having at least one of the attrs").
+	if eq.attrs != nil {
+		// Entities with none of the requested attributes do not match
+		// (clause 6.4.3.2, attrs).
 		ok := false
 		for a := range eq.attrs {
 			if _, has := e.Attrs[a]; has {

@@ -2,7 +2,6 @@ package ngsild
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -388,5 +387,3 @@ func decodeStored(b []byte, e *Entity) error {
 func errNotFound(id string) error {
 	return newError(ResourceNotFound, "entity not found", "no entity with id %q", id)
 }
-
-var errBadRequestBody = errors.New("bad request body")
