@@ -33,7 +33,9 @@ func (r Result) String() string {
 // request, for every rule and for every constraint that was evaluated.
 //
 // Reasons are recorded compactly and turned into Reason values (with their
-// text) only when asked for, so that evaluating stays cheap.
+// text) only when asked for, so that evaluating stays cheap. Their text reads
+// the request's slices (Federations, Places) as they are then: do not modify
+// them while the Decision is in use.
 type Decision struct {
 	Permit bool
 	Scope  Scope

@@ -132,6 +132,13 @@ func FuzzParseAgreement(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(file)
+	one := a
+	one.Signatures = one.Signatures[:1]
+	b, _ := one.MarshalJSON()
+	f.Add(b)
+	one.Signatures = nil
+	b, _ = one.MarshalJSON()
+	f.Add(b)
 	f.Add([]byte(`{"agreement":{},"signatures":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := ParseAgreement(data)
