@@ -242,7 +242,7 @@ func (e *evaluator) markDenies(granted, obligationsOK bool) {
 		}
 		switch rule.top {
 		case kindPermission:
-			r.denies = !granted && r.result == False && r.code != cActionNotCovered && leaf
+			r.denies = !granted && r.result == False && leaf
 		case kindObligation:
 			r.denies = !obligationsOK && r.result == False && leaf
 		}

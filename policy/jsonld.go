@@ -36,8 +36,9 @@ func Parse(data []byte) (Policy, error) {
 }
 
 // FindPolicies reads a Dataspace Protocol message, dataset or catalogue (or a
-// bare policy) and returns every ODRL policy in it, in document order of the
-// containing properties: offers, agreements and hasPolicy entries.
+// bare policy) and returns every ODRL policy in it (offers, agreements,
+// hasPolicy entries): any object typed Set, Offer, Agreement or Policy. The
+// order is fixed: arrays in order, object members by sorted key.
 func FindPolicies(data []byte) ([]Policy, error) {
 	v, err := decodeJSON(data)
 	if err != nil {
