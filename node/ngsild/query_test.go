@@ -240,6 +240,7 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 		{"relationship", "q=" + url.QueryEscape("refPointOfInterest==urn:ngsi-ld:PointOfInterest:7"), 2},
 		{"spatial", "georel=" + url.QueryEscape("near;maxDistance==200") + "&geometry=Point&coordinates=" + url.QueryEscape("[-3.7,40.45]"), 60},
 		{"type", "type=Nothing", 0},
+		{"intersection", "type=AirQualityObserved&q=" + url.QueryEscape(`no2==5;airQualityLevel=="moderate"`), 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,8 +263,12 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 			}
 			rec := n.do("GET", "/ngsi-ld/v1/entities?limit=1000&"+tt.query, nil, link(envContext)...)
 			wantStatus(t, rec, http.StatusOK)
-			if got := len(ids(t, rec)); got > len(cands) {
+			got := len(ids(t, rec))
+			if got > len(cands) {
 				t.Errorf("%d results from %d candidates", got, len(cands))
+			}
+			if tt.name == "intersection" && got != len(cands) {
+				t.Errorf("equality terms and type should be intersected in the index: %d candidates for %d results", len(cands), got)
 			}
 		})
 	}

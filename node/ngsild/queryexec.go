@@ -88,9 +88,16 @@ func (eq *entityQuery) match(e *Entity) bool {
 // looks for the most selective one.
 const candidateCap = 4096
 
-// source yields candidate entity ids from one index; max < 0 means no limit.
-// complete is false when it stopped at max.
-type source func(tx *store.Txn, max int) (ids []string, complete bool, err error)
+// source yields candidate entity ids from one index.
+type source struct {
+	// scan lists the ids; max < 0 means no limit, complete is false when it
+	// stopped at max.
+	scan func(tx *store.Txn, max int) (ids []string, complete bool, err error)
+	// probe, when set, tells whether one entity is in this source by key
+	// lookups, which is far cheaper than loading the entity: the planner
+	// intersects the smallest source with the others this way.
+	probe func(tx *store.Txn, id string) (bool, error)
+}
 
 // plan lists the index sources that can answer eq, most selective kinds
 // first; nil means a full scan.
@@ -103,7 +110,7 @@ func (eq *entityQuery) plan() []source {
 		for _, t := range eq.q.IndexTerms() {
 			if t.Op == "==" {
 				if src := valueSource(t); src != nil {
-					srcs = append(srcs, src)
+					srcs = append(srcs, *src)
 				}
 				continue
 			}
@@ -132,7 +139,7 @@ func (eq *entityQuery) plan() []source {
 		}
 		for _, attr := range order {
 			if src := valueSource(*ranges[attr]); src != nil {
-				srcs = append(srcs, src)
+				srcs = append(srcs, *src)
 			}
 		}
 	}
@@ -140,12 +147,20 @@ func (eq *entityQuery) plan() []source {
 		if b, ok := eq.geo.Bound(); ok {
 			rc := &s2.RegionCoverer{MinLevel: 0, MaxLevel: geoMaxLevel, MaxCells: 12}
 			cells := rc.Covering(boundToRect(b))
-			srcs = append(srcs, geoSource(eq.geoIRI, cells))
+			srcs = append(srcs, source{scan: geoSource(eq.geoIRI, cells)})
 		}
 	}
 	if len(eq.types) > 0 {
 		types := eq.types
-		srcs = append(srcs, func(tx *store.Txn, max int) ([]string, bool, error) {
+		probe := func(tx *store.Txn, id string) (bool, error) {
+			for _, t := range types {
+				if ok, err := tx.Has(typeKey(t, id)); ok || err != nil {
+					return ok, err
+				}
+			}
+			return false, nil
+		}
+		srcs = append(srcs, source{probe: probe, scan: func(tx *store.Txn, max int) ([]string, bool, error) {
 			var ids []string
 			for _, t := range types {
 				pre := typePrefix(t)
@@ -164,7 +179,7 @@ func (eq *entityQuery) plan() []source {
 				}
 			}
 			return ids, true, nil
-		})
+		}})
 	}
 	return srcs
 }
@@ -173,11 +188,12 @@ func (eq *entityQuery) plan() []source {
 var errCapped = store.ErrStop
 
 // valueSource answers one q index term from the value index.
-func valueSource(t query.Term) source {
+func valueSource(t query.Term) *source {
 	attr := t.Path.Attrs[0]
 	pre := valuePrefix(attr)
 	type span struct{ from, to []byte } // to is exclusive
 	var spans []span
+	var exact [][]byte // for probing: the full key but the id, when every value is exact
 	switch t.Op {
 	case "==":
 		for _, v := range t.Values {
@@ -192,6 +208,7 @@ func valueSource(t query.Term) source {
 			}
 			if s, isStr := v.(string); !isStr || len(s) <= maxIndexedString {
 				k = append(k, 0) // exact value, not a prefix
+				exact = append(exact, k)
 			}
 			spans = append(spans, span{k, prefixEnd(k)})
 		}
@@ -217,7 +234,18 @@ func valueSource(t query.Term) source {
 	default:
 		return nil
 	}
-	return func(tx *store.Txn, max int) ([]string, bool, error) {
+	src := &source{}
+	if len(exact) == len(spans) && t.Op == "==" {
+		src.probe = func(tx *store.Txn, id string) (bool, error) {
+			for _, k := range exact {
+				if ok, err := tx.Has(append(bytes.Clone(k), id...)); ok || err != nil {
+					return ok, err
+				}
+			}
+			return false, nil
+		}
+	}
+	src.scan = func(tx *store.Txn, max int) ([]string, bool, error) {
 		var ids []string
 		for _, sp := range spans {
 			err := tx.Iterate(store.IterOptions{Prefix: pre, Start: sp.from, KeysOnly: true}, func(k, _ []byte) error {
@@ -239,6 +267,7 @@ func valueSource(t query.Term) source {
 		}
 		return ids, true, nil
 	}
+	return src
 }
 
 // prefixEnd is the first key after every key starting with p.
@@ -256,7 +285,7 @@ func prefixEnd(p []byte) []byte {
 // geoSource finds entities whose indexed cells intersect the query cells:
 // stored cells inside a query cell by range scan, stored (coarser) cells
 // containing it by exact lookup of its ancestors.
-func geoSource(attr string, cells s2.CellUnion) source {
+func geoSource(attr string, cells s2.CellUnion) func(*store.Txn, int) ([]string, bool, error) {
 	pre := geoPrefix(attr)
 	return func(tx *store.Txn, max int) ([]string, bool, error) {
 		var ids []string
@@ -383,25 +412,42 @@ func (eq *entityQuery) candidates(tx *store.Txn) ([]string, error) {
 		return nil, nil
 	}
 	var best []string
-	found := false
-	for _, src := range srcs {
-		ids, complete, err := src(tx, candidateCap)
+	bestIdx := -1
+	for i, src := range srcs {
+		ids, complete, err := src.scan(tx, candidateCap)
 		if err != nil {
 			return nil, err
 		}
-		if complete && (!found || len(ids) < len(best)) {
-			best, found = ids, true
+		if complete && (bestIdx < 0 || len(ids) < len(best)) {
+			best, bestIdx = ids, i
 			if len(best) <= 64 {
 				break
 			}
 		}
 	}
-	if !found {
-		ids, _, err := srcs[0](tx, -1)
+	if bestIdx < 0 {
+		bestIdx = 0
+		ids, _, err := srcs[0].scan(tx, -1)
 		if err != nil {
 			return nil, err
 		}
 		best = ids
+	}
+	for i, src := range srcs {
+		if i == bestIdx || src.probe == nil {
+			continue
+		}
+		kept := best[:0]
+		for _, id := range best {
+			ok, err := src.probe(tx, id)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				kept = append(kept, id)
+			}
+		}
+		best = kept
 	}
 	if best == nil {
 		best = []string{}
