@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -718,5 +719,34 @@ func TestDurationWords(t *testing.T) {
 		if _, err := parseDuration(bad); err == nil {
 			t.Errorf("parseDuration(%q) accepted", bad)
 		}
+	}
+}
+
+func TestDecisionJSON(t *testing.T) {
+	req := baseReq()
+	req.Role = RoleResearcher
+	d := Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit(RoleAgency))), req, ScopeCatalog)
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"permit":false,"scope":"catalog","action":"use","reasons":[` +
+		`{"code":"not-satisfied","where":"permission[0].constraint[0]","result":"false","denies":true,"text":"the recipient's role is agency: not satisfied (role: researcher)"},` +
+		`{"code":"constraints-not-satisfied","where":"permission[0]","result":"false","denies":true,"text":"permission to use not granted: its constraints do not hold"},` +
+		`{"code":"no-permission","where":"request","result":"false","denies":true,"text":"no permission grants use"}]}`
+	if string(b) != want {
+		t.Errorf("JSON =\n%s\nwant\n%s", b, want)
+	}
+}
+
+func TestParseScope(t *testing.T) {
+	for _, s := range []Scope{ScopeCatalog, ScopeNegotiation, ScopeTransfer} {
+		got, err := ParseScope(s.String())
+		if err != nil || got != s {
+			t.Errorf("ParseScope(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := ParseScope("browse"); err == nil {
+		t.Errorf("ParseScope(browse) accepted")
 	}
 }

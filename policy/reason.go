@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -488,4 +489,50 @@ func operandWords(o Operand) string {
 		vals[i] = l.Value
 	}
 	return strings.Join(vals, ", ")
+}
+
+// ParseScope reads "catalog", "negotiation" or "transfer".
+func ParseScope(s string) (Scope, error) {
+	for sc := ScopeCatalog; sc <= ScopeTransfer; sc++ {
+		if sc.String() == s {
+			return sc, nil
+		}
+	}
+	return 0, fmt.Errorf("policy: scope %q is not catalog, negotiation or transfer", s)
+}
+
+// MarshalText writes the scope's name.
+func (s Scope) MarshalText() ([]byte, error) {
+	if s < ScopeCatalog || s > ScopeTransfer {
+		return nil, fmt.Errorf("policy: cannot encode %v", s)
+	}
+	return []byte(s.String()), nil
+}
+
+// MarshalText writes "true", "false" or "deferred".
+func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+type reasonJSON struct {
+	Code   Code   `json:"code"`
+	Where  string `json:"where"`
+	Result Result `json:"result"`
+	Denies bool   `json:"denies,omitempty"`
+	Text   string `json:"text"`
+}
+
+// MarshalJSON writes the decision for the API and the audit log:
+// {"permit", "scope", "action", "reasons": [{"code", "where", "result",
+// "denies", "text"}]}.
+func (d Decision) MarshalJSON() ([]byte, error) {
+	rs := d.Reasons()
+	out := struct {
+		Permit  bool         `json:"permit"`
+		Scope   string       `json:"scope"`
+		Action  Action       `json:"action"`
+		Reasons []reasonJSON `json:"reasons"`
+	}{Permit: d.Permit, Scope: d.Scope.String(), Action: d.Action, Reasons: make([]reasonJSON, len(rs))}
+	for i, r := range rs {
+		out.Reasons[i] = reasonJSON{Code: r.Code, Where: r.Where(), Result: r.Result, Denies: r.Denies, Text: r.Text()}
+	}
+	return json.Marshal(out)
 }
