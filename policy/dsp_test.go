@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -269,6 +270,23 @@ func TestJSONLDSpellings(t *testing.T) {
 			}
 		})
 	}
+	if _, err := FindPolicies([]byte(`{"@context":{"offer":"dspace:offer","permission":"odrl:prohibition"},"offer":{"@type":"Offer","permission":[{"action":"use"}]}}`)); !errors.Is(err, ErrSyntax) {
+		t.Errorf("FindPolicies with a message context that redefines permission: %v", err)
+	}
+	// Inline contexts that keep the usual meaning are fine (the DSP and ODRL
+	// contexts inlined, for instance).
+	odrlCtx, err := os.ReadFile("testdata/dsp/context/odrl.jsonld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctxDoc map[string]any
+	if err := json.Unmarshal(odrlCtx, &ctxDoc); err != nil {
+		t.Fatal(err)
+	}
+	inline, _ := json.Marshal(map[string]any{"@context": []any{ctxDoc["@context"], map[string]any{"mim": MimNS, "role": "mim:role"}}, "permission": []any{map[string]any{"action": "use"}}})
+	if _, err := Parse(inline); err != nil {
+		t.Errorf("Parse with the DSP ODRL context inlined: %v", err)
+	}
 	out, _ := Marshal(want)
 	for _, frag := range []string{`"leftOperand":"mim:role"`, `"http://www.w3.org/ns/odrl.jsonld"`, `"mim":"https://w3id.org/mimnode/policy/"`, `"@type":"Offer"`} {
 		if !strings.Contains(string(out), frag) {
@@ -348,6 +366,9 @@ func TestParseErrors(t *testing.T) {
 		{"GeoJSON ring not closed", `{"permission":[{"action":"use","constraint":[{"leftOperand":"spatial","operator":"isPartOf","rightOperand":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}}]}]}`, "must end where it starts"},
 		{"GeoJSON bad position", `{"permission":[{"action":"use","constraint":[{"leftOperand":"spatial","operator":"isPartOf","rightOperand":{"type":"Point","coordinates":["a","b"]}}]}]}`, "numbers"},
 		{"target is a number", `{"target":5}`, "target must be an IRI"},
+		{"context redefines a term", `{"@context":{"permission":"odrl:prohibition"},"permission":[{"action":"use"}]}`, `redefines "permission"`},
+		{"context redefines an operator", `{"@context":[{"eq":{"@id":"http://example.com/neq"}}],"permission":[{"action":"use"}]}`, `redefines "eq"`},
+		{"context rebinds odrl prefix", `{"@context":{"odrl":"http://example.com/"},"permission":[{"action":"use"}]}`, "binds the odrl prefix"},
 		{"deep nesting", `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, "nesting deeper"},
 	}
 	for _, tc := range cases {

@@ -60,6 +60,11 @@ func findPolicies(v any, out *[]Policy) error {
 			}
 		}
 	case map[string]any:
+		if c, ok := t["@context"]; ok {
+			if err := checkContext(c); err != nil {
+				return err
+			}
+		}
 		if isPolicyObject(t) {
 			p, err := parsePolicy(t)
 			if err != nil {
@@ -122,6 +127,9 @@ func parsePolicy(obj map[string]any) (Policy, error) {
 		v := obj[k]
 		nk := normKey(k)
 		if nk == "@context" {
+			if err := checkContext(v); err != nil {
+				return Policy{}, err
+			}
 			continue
 		}
 		if err := s.add(nk, k); err != nil {
