@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/planar"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -749,4 +750,55 @@ func TestParseScope(t *testing.T) {
 	if _, err := ParseScope("browse"); err == nil {
 		t.Errorf("ParseScope(browse) accepted")
 	}
+}
+
+// The point fast path agrees with orb's planar containment on a grid of
+// points around an area with a hole and a notch.
+func TestPointWithinMatchesPlanar(t *testing.T) {
+	area := orb.MultiPolygon{
+		{{{0, 0}, {10, 0}, {10, 10}, {5, 5}, {0, 10}, {0, 0}}, {{2, 1}, {4, 1}, {4, 3}, {2, 3}, {2, 1}}},
+		{{{20, 20}, {25, 20}, {25, 25}, {20, 25}, {20, 20}}},
+	}
+	b := area.Bound()
+	exact := []struct {
+		p    orb.Point
+		want bool
+	}{
+		{orb.Point{0, 5}, true},   // outer edge: inside
+		{orb.Point{5, 5}, true},   // notch vertex: inside
+		{orb.Point{5, 6}, false},  // in the notch
+		{orb.Point{2, 2}, false},  // hole edge: outside
+		{orb.Point{3, 2}, false},  // in the hole
+		{orb.Point{20, 22}, true}, // second polygon's edge
+	}
+	for _, c := range exact {
+		if got := pointWithin(c.p, area, b); got != c.want {
+			t.Errorf("pointWithin(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	for x := -10; x <= 260; x++ {
+		for y := -10; y <= 260; y += 3 {
+			p := orb.Point{float64(x) / 10, float64(y) / 10}
+			if nearEdge(area, p) {
+				continue // on the boundary up to rounding: either answer is right
+			}
+			if got, want := pointWithin(p, area, b), planar.MultiPolygonContains(area, p); got != want {
+				t.Fatalf("pointWithin(%v) = %v, planar says %v", p, got, want)
+			}
+		}
+	}
+}
+
+func nearEdge(area orb.MultiPolygon, p orb.Point) bool {
+	for _, poly := range area {
+		for _, r := range poly {
+			for i := 0; i+1 < len(r); i++ {
+				a, b := r[i], r[i+1]
+				if planar.DistanceFromSegment(a, b, p) < 1e-9 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

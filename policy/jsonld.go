@@ -12,7 +12,9 @@ import (
 //
 // It accepts prefixed (odrl:permission) and plain terms, @id or uid, terms
 // written as strings or as {"@id": ...}, and single objects where ODRL allows
-// arrays. The @context is not processed: terms are read by their ODRL names.
+// arrays. The @context is not processed: terms are read by their ODRL names,
+// and an inline context that gives one of those names another meaning is
+// refused rather than misread (remote context URLs are accepted as is).
 //
 // Parse fails only on documents it cannot read at all (ErrSyntax). Terms it
 // reads but does not understand (an unknown leftOperand, say) are kept: the
