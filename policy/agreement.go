@@ -68,15 +68,16 @@ type Signature struct {
 }
 
 // NewAgreement turns agreed terms into an Agreement: it copies the offer's
-// rules into an Agreement-typed policy naming the dataset and both parties,
+// rules into an Agreement-typed policy with the agreement's id, naming the
+// dataset and both parties,
 // fills NotBefore from Created when zero, drops any signatures and checks
 // that the result is complete and understood (ErrAgreement otherwise).
 func NewAgreement(a Agreement) (Agreement, error) {
 	p := a.Policy.Clone()
+	// The agreed policy is a new policy (ODRL Agreement, as in DSP's
+	// ContractAgreementMessage): it carries the agreement's id, not the offer's.
 	p.Type = TypeAgreement
-	if p.ID == "" {
-		p.ID = a.ID
-	}
+	p.ID = a.ID
 	p.Target, p.Assigner, p.Assignee = a.Dataset, a.Provider, a.Consumer
 	p.Compile()
 	a.Policy = p

@@ -232,7 +232,7 @@ func TestAgreementWrongSigners(t *testing.T) {
 }
 
 func TestNewAgreementChecks(t *testing.T) {
-	offer := Policy{Permissions: []Rule{{Action: ActionUse}}}
+	offer := Policy{ID: "urn:offer", Permissions: []Rule{{Action: ActionUse}}}
 	good := Agreement{ID: "urn:a", Dataset: "urn:d", Provider: provider.PeerID(), Consumer: consumer.PeerID(), Policy: offer, Created: t0}
 	cases := []struct {
 		name string
@@ -262,10 +262,10 @@ func TestNewAgreementChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Policy.Type != TypeAgreement || a.Policy.Assignee != consumer.PeerID() || a.Policy.Target != "urn:d" || !a.NotBefore.Equal(t0) {
+	if a.Policy.Type != TypeAgreement || a.Policy.ID != "urn:a" || a.Policy.Assignee != consumer.PeerID() || a.Policy.Target != "urn:d" || !a.NotBefore.Equal(t0) {
 		t.Errorf("agreement policy not filled in: %+v", a.Policy)
 	}
-	if offer.Type != "" || offer.Assignee != "" {
+	if offer.Type != "" || offer.Assignee != "" || offer.ID != "urn:offer" {
 		t.Errorf("NewAgreement changed the caller's offer")
 	}
 }
