@@ -59,9 +59,28 @@
 // and delete; a prohibition that applies wins over any permission (ODRL
 // conflict strategy "prohibit"); a permission is granted when its constraints
 // hold and its duties are satisfiable; every obligation must be satisfiable;
-// a value the request lacks never matches. Set-valued operands (federations,
-// named places) follow the rules written at setOp and placeOp. Evaluate is
-// cheap (about a microsecond for ten constraints) and allocates twice.
+// a value the request lacks never matches. Evaluate is cheap (about a
+// microsecond for ten constraints) and allocates twice.
+//
+// Operators compare the request's value(s) L with the right operand R:
+//
+//	purpose, recipient, role, federation (L is one value, or the peer's federations):
+//	  eq r, isA r      r is in L             neq r       r is not in L
+//	  hasPart R        all of R are in L     isAllOf R   all of R are in L
+//	  isPartOf R       L is non-empty and all of L is in R
+//	  isAnyOf R        some of L is in R     isNoneOf R  none of L is in R
+//	spatial with named places (L = every named place containing the location):
+//	  eq r, neq r as above; isPartOf R and isAnyOf R: some of L is in R;
+//	  isAllOf R: all of R are in L; isNoneOf R: none of L is in R
+//	spatial with a GeoJSON (Multi)Polygon: isPartOf only; boundary counts as inside
+//	dateTime, elapsedTime, count, payAmount: eq, neq, lt, lteq, gt, gteq
+//	  count compares Usage.Count+1 (the transfer being asked for counts);
+//	  elapsedTime runs from Usage.AgreementStart, months and years by the calendar;
+//	  payAmount must be in the constraint's unit when it has one.
+//
+// Anything else (another operator for an operand, a dateTime without a time
+// zone, a fractional count, a role other than agency or researcher) is not
+// understood and denies.
 //
 // # Agreements
 //
