@@ -430,3 +430,61 @@ func TestUnsupportedPropertiesKeptAndDenied(t *testing.T) {
 		t.Errorf("conflict prohibit rejected: %v", err)
 	}
 }
+
+// TestExpandedFormReadsBack: connectors often exchange expanded JSON-LD (full
+// IRIs, every value in an array, @list wrappers). Expanding what Marshal
+// writes with an independent JSON-LD processor and parsing the result gives
+// the same policy. (The official ODRL context is not available offline; the
+// DSP ODRL profile context plus @vocab defines the same terms.)
+func TestExpandedFormReadsBack(t *testing.T) {
+	var policies []Policy
+	for _, tpl := range Templates() {
+		p, err := tpl.New(Params{ID: "urn:p", Target: "urn:d", Assigner: "peer-P", Federation: "fed-nl", Days: 30, Purposes: []string{"research", "health"}, Licence: "https://creativecommons.org/licenses/by/4.0/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies = append(policies, p)
+	}
+	logical := onePermission(Logical(LogicOr,
+		Logical(LogicAnd, Atomic(LeftRole, OpEq, Lit(RoleAgency)), Atomic(LeftFederation, OpIsAnyOf, Lit("fed-nl", "fed-eu"))),
+		Atomic(LeftPayAmount, OpGteq, Num(25)), Atomic(LeftDateTime, OpLt, DateTimeOp(t0))))
+	policies = append(policies, logical)
+	for i, p := range policies {
+		b, err := Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		doc["@context"] = []any{"https://w3id.org/dspace/2025/1/odrl-profile.jsonld",
+			map[string]any{"@vocab": odrlNS, "mim": MimNS, "dct": dctNS,
+				// ODRL's own context makes logical operands ordered lists.
+				"or":  map[string]any{"@id": "odrl:or", "@container": "@list"},
+				"and": map[string]any{"@id": "odrl:and", "@container": "@list"}}}
+		opts := ld.NewJsonLdOptions("")
+		opts.DocumentLoader = offlineLoader{}
+		expanded, err := ld.NewJsonLdProcessor().Expand(doc, opts)
+		if err != nil {
+			t.Fatalf("policy %d: expand: %v", i, err)
+		}
+		if len(expanded) != 1 {
+			t.Fatalf("policy %d: expanded to %d nodes", i, len(expanded))
+		}
+		eb, _ := json.Marshal(expanded[0])
+		if !strings.Contains(string(eb), odrlNS+"permission") {
+			t.Fatalf("policy %d: not expanded: %s", i, eb)
+		}
+		if i == len(policies)-1 && !strings.Contains(string(eb), `"@list"`) {
+			t.Fatalf("logical constraints not expanded as lists: %s", eb)
+		}
+		q, err := Parse(eb)
+		if err != nil {
+			t.Fatalf("policy %d: Parse(expanded): %v\n%s", i, err, eb)
+		}
+		if !samePolicy(p, q) {
+			t.Errorf("policy %d: expanded form reads differently\n%s\n%#v\n%#v", i, eb, p, q)
+		}
+	}
+}

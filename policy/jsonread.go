@@ -135,22 +135,44 @@ func normKey(k string) string {
 }
 
 // asList returns v as a list: JSON-LD allows a single value where a set is
-// expected, and {"@list": [...]} / {"@set": [...]} wrappers.
+// expected, and {"@list": [...]} / {"@set": [...]} wrappers, which expanded
+// JSON-LD (as some connectors send) puts inside an array: [{"@list": [...]}].
 func asList(v any) []any {
-	switch t := v.(type) {
-	case []any:
-		return t
-	case map[string]any:
-		if len(t) == 1 {
-			if l, ok := t["@list"].([]any); ok {
-				return l
+	if l, ok := listWrapper(v); ok {
+		return l
+	}
+	t, ok := v.([]any)
+	if !ok {
+		return []any{v}
+	}
+	for _, x := range t {
+		if _, ok := listWrapper(x); ok {
+			var out []any
+			for _, y := range t {
+				if l, ok := listWrapper(y); ok {
+					out = append(out, l...)
+				} else {
+					out = append(out, y)
+				}
 			}
-			if l, ok := t["@set"].([]any); ok {
-				return l
-			}
+			return out
 		}
 	}
-	return []any{v}
+	return t
+}
+
+func listWrapper(v any) ([]any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return nil, false
+	}
+	if l, ok := m["@list"].([]any); ok {
+		return l, true
+	}
+	if l, ok := m["@set"].([]any); ok {
+		return l, true
+	}
+	return nil, false
 }
 
 // asIRI reads a node reference: "x" or {"@id": "x", ...}.
