@@ -1,9 +1,11 @@
 package ngsild
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -34,15 +36,14 @@ type Change struct {
 	Entity *Entity
 }
 
-// changeRecord is a Change as stored at n/f/<seq>; the entity is embedded as
-// the bytes already encoded for the entity key.
+// changeRecord is a Change as stored at n/f/<seq> (see appendChange).
 type changeRecord struct {
-	Seq    uint64          `json:"seq"`
-	Op     Op              `json:"op"`
-	ID     string          `json:"id"`
-	Types  []string        `json:"types"`
-	At     time.Time       `json:"at"`
-	Entity json.RawMessage `json:"entity,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Op     Op        `json:"op"`
+	ID     string    `json:"id"`
+	Types  []string  `json:"types"`
+	At     time.Time `json:"at"`
+	Entity []byte    `json:"-"` // the entity's stored bytes; nil for a delete
 }
 
 // LastSeq returns the sequence number of the newest committed change (0 when
@@ -57,18 +58,29 @@ func (s *Service) Changes(ctx context.Context, from uint64, max int) ([]Change, 
 	}
 	var out []Change
 	err := s.db.View(func(tx *store.Txn) error {
+		// Records below the trim mark that are kept only because they hold
+		// an entity's current state are not part of the feed any more.
+		if trimmed, err := readUint64(tx, keyTrim); err != nil {
+			return err
+		} else if from < trimmed {
+			from = trimmed
+		}
 		return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), Start: feedKey(from)}, func(_, v []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			header, body, err := splitChange(v)
+			if err != nil {
+				return err
+			}
 			var rec changeRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
+			if err := json.Unmarshal(header, &rec); err != nil {
 				return fmt.Errorf("decode change: %w", err)
 			}
 			c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At}
-			if len(rec.Entity) > 0 {
+			if len(body) > 0 {
 				c.Entity = new(Entity)
-				if err := decodeEntityRecord(rec.Entity, c.Entity); err != nil {
+				if err := decodeEntityRecord(body, c.Entity); err != nil {
 					return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
 				}
 			}
@@ -141,17 +153,46 @@ func (s *Service) Follow(ctx context.Context, from uint64, fn func(Change) error
 	}
 }
 
-// TrimChanges deletes feed entries with Seq < before, once every consumer
-// has moved past them. Sequence numbers are never reused.
+// TrimChanges drops feed entries with Seq < before, once every consumer has
+// moved past them. A record that still holds an entity's current state is
+// kept for the entity but no longer returned by Changes. Sequence numbers
+// are never reused.
 func (s *Service) TrimChanges(before uint64) error {
+	s.wmu.Lock() // no write may repoint an entity while we decide
+	defer s.wmu.Unlock()
+	if err := s.db.Update(func(tx *store.Txn) error {
+		cur, err := readUint64(tx, keyTrim)
+		if err != nil || before <= cur {
+			return err
+		}
+		return tx.Set([]byte(keyTrim), binary.BigEndian.AppendUint64(nil, before))
+	}); err != nil {
+		return fmt.Errorf("trim changes: %w", err)
+	}
+	start := feedKey(0)
 	for {
 		var keys [][]byte
 		err := s.db.View(func(tx *store.Txn) error {
-			return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), KeysOnly: true}, func(k, _ []byte) error {
+			return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), Start: start}, func(k, v []byte) error {
 				if len(k) != len(keyFeed)+8 || binary.BigEndian.Uint64(k[len(keyFeed):]) >= before || len(keys) >= 10000 {
 					return store.ErrStop
 				}
-				keys = append(keys, append([]byte(nil), k...))
+				start = append(bytes.Clone(k), 0)
+				header, body, err := splitChange(v)
+				if err != nil {
+					return err
+				}
+				if len(body) > 0 {
+					var rec changeRecord
+					if err := json.Unmarshal(header, &rec); err != nil {
+						return fmt.Errorf("decode change: %w", err)
+					}
+					ptr, err := tx.Get(entityKey(rec.ID))
+					if err == nil && bytes.Equal(ptr, k[len(keyFeed):]) {
+						return nil // the entity's current state
+					}
+				}
+				keys = append(keys, bytes.Clone(k))
 				return nil
 			})
 		})
@@ -159,7 +200,10 @@ func (s *Service) TrimChanges(before uint64) error {
 			return fmt.Errorf("trim changes: %w", err)
 		}
 		if len(keys) == 0 {
-			return nil
+			if s.feedDone(start, before) {
+				return nil
+			}
+			continue
 		}
 		b := s.db.NewBatch()
 		for _, k := range keys {
@@ -172,4 +216,32 @@ func (s *Service) TrimChanges(before uint64) error {
 			return fmt.Errorf("trim changes: %w", err)
 		}
 	}
+}
+
+// feedDone reports whether no feed key below before remains at or after
+// start.
+func (s *Service) feedDone(start []byte, before uint64) bool {
+	done := true
+	_ = s.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), Start: start, KeysOnly: true}, func(k, _ []byte) error {
+			done = len(k) != len(keyFeed)+8 || binary.BigEndian.Uint64(k[len(keyFeed):]) >= before
+			return store.ErrStop
+		})
+	})
+	return done
+}
+
+// readUint64 reads a big-endian counter, 0 when absent.
+func readUint64(tx *store.Txn, key string) (uint64, error) {
+	v, err := tx.Get([]byte(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("corrupt counter %s", key)
+	}
+	return binary.BigEndian.Uint64(v), nil
 }

@@ -2,8 +2,10 @@ package ngsild
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -114,26 +116,43 @@ func TestFeedSurvivesRestart(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON(fmt.Sprintf("urn:x:%d", i), "T", "")), http.StatusCreated)
 	}
-	if err := n.svc.TrimChanges(4); err != nil {
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities/urn:x:0/attrs", `{"p": 1}`), http.StatusNoContent)
+	if err := n.svc.TrimChanges(5); err != nil {
 		t.Fatal(err)
+	}
+	// Seq 1 (urn:x:0's first state) is gone; 2, 3 and 4 hold current states.
+	var kept []uint64
+	_ = db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), KeysOnly: true}, func(k, _ []byte) error {
+			kept = append(kept, binary.BigEndian.Uint64(k[len(keyFeed):]))
+			return nil
+		})
+	})
+	if !reflect.DeepEqual(kept, []uint64{2, 3, 4}) {
+		t.Errorf("feed records after trim: %v, want [2 3 4]", kept)
 	}
 	n.svc.Close()
 	db.Close()
 
 	db, n = open()
 	defer db.Close()
-	if n.svc.LastSeq() != 3 {
-		t.Fatalf("LastSeq after restart = %d, want 3", n.svc.LastSeq())
+	if n.svc.LastSeq() != 4 {
+		t.Fatalf("LastSeq after restart = %d, want 4", n.svc.LastSeq())
 	}
 	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:x:new", "T", "")), http.StatusCreated)
 	changes, err := n.svc.Changes(context.Background(), 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 1 || changes[0].Seq != 4 || changes[0].ID != "urn:x:new" {
-		t.Errorf("after trim and restart: %+v, want only seq 4 for urn:x:new", changes)
+	if len(changes) != 1 || changes[0].Seq != 5 || changes[0].ID != "urn:x:new" {
+		t.Errorf("after trim and restart: %+v, want only seq 5 for urn:x:new", changes)
 	}
-	if e, _ := n.svc.Entity("urn:x:1"); e == nil {
-		t.Error("trimming the feed lost an entity")
+	for i := 0; i < 3; i++ {
+		if e, _ := n.svc.Entity(fmt.Sprintf("urn:x:%d", i)); e == nil {
+			t.Errorf("trimming the feed lost urn:x:%d", i)
+		}
+	}
+	if e := fetch(t, n, "urn:x:0", "?options=keyValues"); e["p"] != 1.0 {
+		t.Errorf("urn:x:0 after trim and restart: %v", e)
 	}
 }

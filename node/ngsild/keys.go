@@ -15,7 +15,8 @@ import (
 // entity ids are URIs and IRIs never contain it, so the id is whatever
 // follows the last NUL of an index key.
 //
-//	n/e/<id>                                  entity (JSON of Entity, expanded names)
+//	n/e/<id>                                  seq of the feed record holding the entity's
+//	                                          current state (8 bytes BE)
 //	n/t/<typeIRI> 00 <id>                     type index
 //	n/v/<attrIRI> 00 <value> 00 <id>          value index: top-level Property values that are
 //	                                          numbers, strings (first 96 bytes) or booleans,
@@ -26,13 +27,16 @@ import (
 //	                                          cells covering another geometry's bounding box
 //	n/k/<typeIRI> 00                          count of entities of a type (uint64 BE)
 //	n/k/<typeIRI> 00 <attrIRI> 00 <attrType>  count of those entities with the attribute
-//	n/f/<seq, 8 bytes BE>                     change feed (JSON of Change)
+//	n/f/<seq, 8 bytes BE>                     change feed: header (JSON) + the entity's state as
+//	                                          JSON of Entity with expanded names (appendChange)
 //	n/q                                       last sequence number given out (uint64 BE)
+//	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
 //	n/m/<typeIRI>                             JSON Schema an admin bound to a type (MIM2)
 //
 // Every entity write updates its entity key, index keys, counters and one
-// feed record in one badger transaction.
+// feed record in one badger transaction. Each entity state is stored once,
+// in its feed record, which the entity key points at.
 const (
 	keyEntity  = store.PrefixNGSILD + "e/"
 	keyType    = store.PrefixNGSILD + "t/"
@@ -42,6 +46,7 @@ const (
 	keyFeed    = store.PrefixNGSILD + "f/"
 	keyContext = store.PrefixNGSILD + "c/"
 	keySeq     = store.PrefixNGSILD + "q"
+	keyTrim    = store.PrefixNGSILD + "qt"
 	keyModel   = store.PrefixNGSILD + "m/"
 )
 

@@ -355,8 +355,8 @@ func (s *Service) run(eq *entityQuery) (page []*Entity, total int, err error) {
 		if ids == nil {
 			done := true
 			err := tx.Iterate(store.IterOptions{Prefix: []byte(keyEntity)}, func(k, v []byte) error {
-				e := new(Entity)
-				if err := decodeStored(v, e); err != nil {
+				e, err := entityAt(tx, string(k[len(keyEntity):]), v)
+				if err != nil {
 					return err
 				}
 				if !visit(e) {

@@ -375,14 +375,6 @@ func setLink(w http.ResponseWriter, tc *termContext) {
 	w.Header().Set("Link", "<"+link+`>; rel="`+jsonldContextRel+`"; type="application/ld+json"`)
 }
 
-// decodeStored decodes a stored entity.
-func decodeStored(b []byte, e *Entity) error {
-	if err := decodeEntityRecord(b, e); err != nil {
-		return fmt.Errorf("decode stored entity: %w", err)
-	}
-	return nil
-}
-
 // errNotFound builds the ResourceNotFound error for an entity.
 func errNotFound(id string) error {
 	return newError(ResourceNotFound, "entity not found", "no entity with id %q", id)

@@ -118,7 +118,7 @@ func (s *Service) commitTxn(chs []change, outs []outcome) (uint64, error) {
 				}
 			default:
 				b := appendEntity(nil, ne)
-				if err := tx.Set(entityKey(ch.id), b); err != nil {
+				if err := tx.Set(entityKey(ch.id), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 					return err
 				}
 				rec.Op, rec.Types, rec.Entity = OpUpdate, ne.Types, b
@@ -177,17 +177,37 @@ func applyCounts(tx *store.Txn, counts map[string]int64) error {
 	return nil
 }
 
-// getEntity reads an entity, nil when absent.
+// getEntity reads an entity, nil when absent. The entity key holds the
+// sequence number of the feed record with the entity's current state, so
+// each state is stored once.
 func getEntity(tx *store.Txn, id string) (*Entity, error) {
-	b, err := tx.Get(entityKey(id))
+	v, err := tx.Get(entityKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read entity %s: %w", id, err)
 	}
+	return entityAt(tx, id, v)
+}
+
+// entityAt reads the entity state a seq pointer (an entity key's value)
+// names.
+func entityAt(tx *store.Txn, id string, ptr []byte) (*Entity, error) {
+	if len(ptr) != 8 {
+		return nil, fmt.Errorf("read entity %s: corrupt version pointer", id)
+	}
+	seq := binary.BigEndian.Uint64(ptr)
+	rec, err := tx.Get(feedKey(seq))
+	if err != nil {
+		return nil, fmt.Errorf("read entity %s at change %d: %w", id, seq, err)
+	}
+	_, body, err := splitChange(rec)
+	if err != nil || len(body) == 0 {
+		return nil, fmt.Errorf("read entity %s at change %d: corrupt record", id, seq)
+	}
 	e := new(Entity)
-	if err := decodeEntityRecord(b, e); err != nil {
+	if err := decodeEntityRecord(body, e); err != nil {
 		return nil, fmt.Errorf("decode entity %s: %w", id, err)
 	}
 	return e, nil
