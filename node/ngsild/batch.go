@@ -162,7 +162,7 @@ func (s *Service) upsert(items []batchItem, update bool) (BatchOperationResult, 
 // batchUpsert is POST /entityOperations/upsert (clause 6.15.3.1).
 func (s *Service) batchUpsert(w http.ResponseWriter, r *http.Request) error {
 	update := false
-	for _, o := range splitList(r.URL.Query().Get("options")) {
+	for _, o := range splitList(queryParams(r).Get("options")) {
 		switch o {
 		case "update":
 			update = true
@@ -201,7 +201,7 @@ func (s *Service) batchUpsert(w http.ResponseWriter, r *http.Request) error {
 // attributes to existing entities (options=noOverwrite keeps existing ones).
 func (s *Service) batchUpdate(w http.ResponseWriter, r *http.Request) error {
 	mode := mergeAppend
-	for _, o := range splitList(r.URL.Query().Get("options")) {
+	for _, o := range splitList(queryParams(r).Get("options")) {
 		if o != "noOverwrite" {
 			return newError(BadRequestData, "invalid options", "update takes options=noOverwrite, not %q", o)
 		}

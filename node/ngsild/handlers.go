@@ -78,7 +78,7 @@ func (s *Service) retrieveEntity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ro, err := parseRenderOpts(r.URL.Query(), tc)
+	ro, err := parseRenderOpts(queryParams(r), tc)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Service) retrieveEntity(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound(id)
 	}
 	if acc == acceptGeo {
-		geoIRI := tc.expand(geometryProperty(r.URL.Query()))
+		geoIRI := tc.expand(geometryProperty(queryParams(r)))
 		writeJSON(w, http.StatusOK, e.renderFeature(tc, ro, geoIRI), acc, tc)
 		return nil
 	}
@@ -325,7 +325,7 @@ func (s *Service) appendAttrs(w http.ResponseWriter, r *http.Request) error {
 	}
 	frag.ID, frag.Types = id, nil
 	mode := mergeAppend
-	for _, o := range splitList(r.URL.Query().Get("options")) {
+	for _, o := range splitList(queryParams(r).Get("options")) {
 		if o == "noOverwrite" {
 			mode = mergeNoOverwrite
 		}
@@ -511,7 +511,7 @@ func (s *Service) deleteAttr(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := tc.expand(attr)
-	q := r.URL.Query()
+	q := queryParams(r)
 	ds, all := q.Get("datasetId"), q.Get("deleteAll") == "true"
 	now := s.now()
 	ch := change{id: id, apply: func(old *Entity) (*Entity, error) {

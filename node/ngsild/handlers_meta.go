@@ -71,7 +71,7 @@ func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if r.URL.Query().Get("details") == "true" {
+	if queryParams(r).Get("details") == "true" {
 		out := []map[string]any{}
 		for _, t := range sortedKeys(st) {
 			names := []string{}
@@ -180,7 +180,7 @@ func (s *Service) listAttributes(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	attrs := foldAttrs(st)
-	if r.URL.Query().Get("details") == "true" {
+	if queryParams(r).Get("details") == "true" {
 		out := []map[string]any{}
 		for _, a := range sortedKeys(attrs) {
 			out = append(out, attrs[a].render(a, tc))
@@ -269,7 +269,7 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 	if len(body) > maxContextBytes {
 		return newError(BadRequestData, "context too large", "a context document may have at most %d bytes", maxContextBytes)
 	}
-	u := r.URL.Query().Get("url")
+	u := queryParams(r).Get("url")
 	if u == "" {
 		u = s.opts.BaseURL + hostedContextPath + uuid.NewString()
 	} else if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {

@@ -116,7 +116,7 @@ func (s *Service) queryEntities(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	params := r.URL.Query()
+	params := queryParams(r)
 	ro, err := parseRenderOpts(params, tc)
 	if err != nil {
 		return err

@@ -173,6 +173,7 @@ func TestQuerySelectors(t *testing.T) {
 		{"id-and-type", "id=urn:ngsi-ld:Sensor:a,urn:ngsi-ld:Road:d&type=Road", []string{"d"}},
 		{"idPattern", "idPattern=" + url.QueryEscape("^urn:ngsi-ld:(Room|Road):"), []string{"c", "d"}},
 		{"attrs-selects", "attrs=status", []string{"a", "b"}},
+		{"q-unescaped-semicolon", `q=status=="ok";temperature>20`, []string{"a"}},
 		{"type-and-q-and-geo", "type=Sensor&q=" + url.QueryEscape("temperature>10") + "&georel=" + url.QueryEscape("near;maxDistance==1000") +
 			"&geometry=Point&coordinates=" + url.QueryEscape("[-3.70,40.42]"), []string{"a"}},
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -378,4 +379,27 @@ func setLink(w http.ResponseWriter, tc *termContext) {
 // errNotFound builds the ResourceNotFound error for an entity.
 func errNotFound(id string) error {
 	return newError(ResourceNotFound, "entity not found", "no entity with id %q", id)
+}
+
+// queryParams parses the query string splitting on '&' only. NGSI-LD
+// clients commonly send q=a==1;b==2 without escaping the ';', which
+// url.ParseQuery rejects (and r.URL.Query silently drops).
+func queryParams(r *http.Request) url.Values {
+	out := url.Values{}
+	for _, part := range strings.Split(r.URL.RawQuery, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			key = k
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			val = v
+		}
+		out[key] = append(out[key], val)
+	}
+	return out
 }
