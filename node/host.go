@@ -4,11 +4,12 @@ import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	basicconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -23,7 +24,7 @@ var userAgent = "mimnode/" + Version
 // newHost builds the node's libp2p host: TCP and QUIC, Noise and TLS, yamux,
 // a resource manager with the configured limits, a connection manager,
 // identify (always on in libp2p) and ping.
-func newHost(c Config, key crypto.PrivKey, reg prometheus.Registerer) (host.Host, error) {
+func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg prometheus.Registerer) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	scaled := limits.Scale(int64(c.Resources.MaxMemoryMiB)<<20, c.Resources.MaxFDs)
@@ -45,7 +46,7 @@ func newHost(c Config, key crypto.PrivKey, reg prometheus.Registerer) (host.Host
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
-	cm, err := connmgr.NewConnManager(c.ConnMgr.Low, c.ConnMgr.High, connmgr.WithGracePeriod(c.ConnMgr.GracePeriod.Duration))
+	cm, err := basicconnmgr.NewConnManager(c.ConnMgr.Low, c.ConnMgr.High, basicconnmgr.WithGracePeriod(c.ConnMgr.GracePeriod.Duration))
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -60,6 +61,7 @@ func newHost(c Config, key crypto.PrivKey, reg prometheus.Registerer) (host.Host
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(gater),
 		libp2p.Ping(false), // the node runs its own ping service (Node.ping)
 		libp2p.UserAgent(userAgent),
 		libp2p.PrometheusRegisterer(reg),

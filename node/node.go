@@ -12,16 +12,19 @@ import (
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mimnode/mimnode/node/api"
+	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -38,6 +41,10 @@ type Node struct {
 	store   *store.DB
 	host    host.Host
 	ping    *ping.PingService
+	gater   *federation.Gater
+	pubsub  *pubsub.PubSub
+	fed     *federation.Service
+	mdns    mdns.Service
 	metrics *prometheus.Registry
 	api     *api.Server
 	token   string
@@ -81,10 +88,30 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if err != nil {
 		return nil, err
 	}
-	if n.host, err = newHost(cfg, n.key, n.metrics); err != nil {
+	n.gater = federation.NewGater()
+	if n.host, err = newHost(cfg, n.key, n.gater, n.metrics); err != nil {
 		return nil, err
 	}
 	n.ping = ping.NewPingService(n.host)
+	n.pubsub, err = pubsub.NewGossipSub(ctx, n.host,
+		pubsub.WithMessageSigning(true),
+		pubsub.WithStrictSignatureVerification(true),
+		pubsub.WithPeerFilter(func(p peer.ID, topic string) bool {
+			// Only exchange a federation's topics with its members.
+			return n.fed != nil && n.fed.TopicPeerAllowed(p, topic)
+		}),
+		pubsub.WithLogger(log.With("component", "pubsub")),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start GossipSub: %w", err)
+	}
+	n.fed, err = federation.New(federation.Options{
+		Host: n.host, Store: n.store, Key: n.key, PubSub: n.pubsub, Gater: n.gater,
+		Agency: cfg.Name, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	n.registerMetrics()
 	n.api = api.New(api.Options{
 		Backend:      n,
@@ -93,6 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		Metrics:      n.metrics,
 		Logger:       log,
 	})
+	n.api.Mount(n.fed.Register)
 	return n, nil
 }
 
@@ -129,6 +157,15 @@ func (n *Node) registerMetrics() {
 // find it.
 func (n *Node) Start(ctx context.Context) error {
 	n.started = time.Now()
+	if err := n.fed.Start(ctx); err != nil {
+		return err
+	}
+	if n.cfg.Network.MDNS {
+		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
+		if err := n.mdns.Start(); err != nil {
+			return fmt.Errorf("start mDNS: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", n.cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("listen for the API on %s: %w", n.cfg.API.Listen, err)
@@ -174,6 +211,12 @@ func (n *Node) Close() error {
 // writes to it after it is closed.
 func (n *Node) closeParts() error {
 	var errs []error
+	if n.mdns != nil {
+		errs = append(errs, n.mdns.Close())
+	}
+	if n.fed != nil {
+		errs = append(errs, n.fed.Close())
+	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
 	}
@@ -194,6 +237,12 @@ func (n *Node) Host() host.Host { return n.host }
 
 // Store is the node's database.
 func (n *Node) Store() *store.DB { return n.store }
+
+// Federations is the node's federation service.
+func (n *Node) Federations() *federation.Service { return n.fed }
+
+// Gater is the node's connection gater.
+func (n *Node) Gater() *federation.Gater { return n.gater }
 
 // Config is the configuration the node runs with.
 func (n *Node) Config() Config { return n.cfg }
@@ -286,6 +335,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (api.ConnectResult, err
 	if ai.ID == n.host.ID() {
 		return api.ConnectResult{}, api.BadRequest("%s is this node itself", ai.ID)
 	}
+	n.gater.AllowExplicit(ai.ID)
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		return api.ConnectResult{}, fmt.Errorf("connect to %s: %w", ai.ID, err)
 	}
@@ -308,4 +358,20 @@ func (n *Node) Ping(ctx context.Context, p peer.ID) (time.Duration, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("ping %s: %w", p, ctx.Err())
 	}
+}
+
+// mdnsService is the mDNS service name mimnode nodes advertise on a LAN.
+const mdnsService = "_mimnode._udp"
+
+// mdnsNotifee dials LAN peers found by mDNS; the gater still decides whether
+// the connection is admitted.
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == m.n.host.ID() || !m.n.gater.Allowed(ai.ID) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = m.n.host.Connect(ctx, ai)
 }
