@@ -57,6 +57,9 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		peersCmd(g),
 		connectCmd(g),
 		versionCmd(g),
+		federationCmd(g),
+		policyCmd(g),
+		agreementCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())

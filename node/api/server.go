@@ -171,7 +171,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-	h.ServeHTTP(rec, r)
+	// Serve through the mux, not h: only ServeMux.ServeHTTP sets the
+	// request's path values ({id} in a pattern).
+	s.mux.ServeHTTP(rec, r)
 	s.requests.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
 }
 
