@@ -105,6 +105,7 @@ func benchUpsert(b *testing.B, mod func(*Options)) {
 	}
 	el, cpu := time.Since(start), cpuTime()-cpu0
 	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
+
 	// On a shared machine wall time depends on the neighbours; CPU time
 	// per entity (all threads, including badger's) does not.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -14,8 +16,8 @@ type change struct {
 	id string
 	// apply computes the new state from the stored one (nil when absent).
 	// Returning (nil, nil) deletes the entity; an error fails this entity
-	// only. It may run more than once (transaction retries), so it must not
-	// keep state between calls.
+	// only. It runs once, possibly on another goroutine than the caller's
+	// and concurrently with other changes' apply; it must not modify old.
 	apply func(old *Entity) (*Entity, error)
 }
 
@@ -28,105 +30,204 @@ type outcome struct {
 }
 
 // commitChunk is how many entity writes share one transaction (and one
-// fsync); a chunk that is still too big for badger is halved.
+// fsync); a chunk that is still too big for badger is written in halves.
 const commitChunk = 128
 
-// commit applies the changes durably. Writes are serialized by wmu so that
-// feed sequence numbers are committed in order: a consumer that has read
-// sequence N never later finds a committed N-1 it missed. Badger's sync
-// writes make each transaction durable before commit returns.
+// prepared is one change worked out before its transaction: the new state
+// encoded, the index keys to delete and to set, the counter deltas.
+type prepared struct {
+	out   outcome
+	write bool
+	id    string
+	types []string // of the new state, or of the deleted entity
+	body  []byte   // the new state as stored; nil for a delete
+	del   [][]byte
+	set   [][]byte
+	count map[string]int64
+}
+
+// commit applies the changes durably and returns one outcome per change.
+//
+// Writes are serialized by wmu, so feed sequence numbers commit in order (a
+// consumer that has read sequence N never later finds a committed N-1 it
+// missed) and nothing else changes entity keys meanwhile. That lets the
+// CPU-heavy part (apply, validation, encoding, index keys) run before the
+// transaction, spread over the cores and overlapped with the previous
+// chunk's commit; the transaction then only writes. Each transaction is
+// synced by badger before commit moves on, so everything is durable when
+// commit returns.
 func (s *Service) commit(chs []change) ([]outcome, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	outs := make([]outcome, len(chs))
+	preps := make([]prepared, len(chs))
+	workers := max(1, min(runtime.GOMAXPROCS(0), (len(chs)+31)/32))
+	overlays := make([]map[string]*Entity, workers)
+	for w := range overlays {
+		overlays[w] = map[string]*Entity{}
+	}
+	prep := func(lo, hi int) error {
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				errs[w] = s.db.View(func(tx *store.Txn) error {
+					for i := lo; i < hi; i++ {
+						// The same id always goes to the same worker, so
+						// its overlay holds what earlier changes of this
+						// commit made of the entity.
+						if workers > 1 && int(fnv32(chs[i].id)%uint32(workers)) != w {
+							continue
+						}
+						if err := s.prepare(tx, chs[i], overlays[w], &preps[i]); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}(w)
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
 	var err error
-	for start := 0; start < len(chs); {
-		n := min(commitChunk, len(chs)-start)
-		for {
-			var seq uint64
-			seq, err = s.commitTxn(chs[start:start+n], outs[start:start+n])
-			if store.IsTooBig(err) && n > 1 {
-				n /= 2
-				continue
-			}
-			if err == nil {
-				s.seq.Store(seq)
-			}
-			break
+	if len(chs) > 0 {
+		err = prep(0, min(commitChunk, len(chs)))
+	}
+	for lo := 0; lo < len(chs) && err == nil; lo += commitChunk {
+		hi := min(lo+commitChunk, len(chs))
+		next := make(chan error, 1)
+		if hi < len(chs) {
+			go func() { next <- prep(hi, min(hi+commitChunk, len(chs))) }()
+		} else {
+			next <- nil
 		}
-		if err != nil {
-			break
+		err = s.writeChunk(preps[lo:hi])
+		if perr := <-next; err == nil {
+			err = perr
 		}
-		start += n
 	}
 	s.notify()
+	for i := range preps {
+		outs[i] = preps[i].out
+	}
 	if err != nil {
 		return outs, fmt.Errorf("commit entity changes: %w", err)
 	}
 	return outs, nil
 }
 
-func (s *Service) commitTxn(chs []change, outs []outcome) (uint64, error) {
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// prepare works out one change against the state in tx (or in overlay, when
+// an earlier change of the same commit touched the entity).
+func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, p *prepared) error {
+	old, seen := overlay[ch.id]
+	if !seen {
+		var err error
+		if old, err = getEntity(tx, ch.id); err != nil {
+			return err
+		}
+	}
+	ne, err := ch.apply(old)
+	if err != nil {
+		p.out.err = err
+		return nil
+	}
+	if ne == nil && old == nil {
+		return nil
+	}
+	overlay[ch.id] = ne
+	p.write, p.id, p.count = true, ch.id, map[string]int64{}
+	var oldKeys, newKeys map[string]struct{}
+	if old != nil {
+		oldKeys = indexKeys(old, p.count, -1)
+	}
+	if ne != nil {
+		newKeys = indexKeys(ne, p.count, +1)
+	}
+	for k := range oldKeys {
+		if _, keep := newKeys[k]; !keep {
+			p.del = append(p.del, []byte(k))
+		}
+	}
+	for k := range newKeys {
+		if _, had := oldKeys[k]; !had {
+			p.set = append(p.set, []byte(k))
+		}
+	}
+	if ne == nil {
+		p.types = old.Types
+		p.out.deleted = true
+		return nil
+	}
+	p.types, p.body = ne.Types, appendEntity(nil, ne)
+	p.out.created, p.out.entity = old == nil, ne
+	return nil
+}
+
+// writeChunk writes prepared changes in one transaction, giving each a
+// sequence number; a chunk too big for one transaction is split.
+func (s *Service) writeChunk(ps []prepared) error {
+	err := s.writeTxn(ps)
+	if store.IsTooBig(err) && len(ps) > 1 {
+		if err := s.writeChunk(ps[:len(ps)/2]); err != nil {
+			return err
+		}
+		return s.writeChunk(ps[len(ps)/2:])
+	}
+	return err
+}
+
+func (s *Service) writeTxn(ps []prepared) error {
+	now := s.now()
 	var last uint64
 	err := s.db.Update(func(tx *store.Txn) error {
 		seq := s.seq.Load()
 		counts := map[string]int64{}
-		now := s.now()
-		for i, ch := range chs {
-			outs[i] = outcome{}
-			old, err := getEntity(tx, ch.id)
-			if err != nil {
-				return err
-			}
-			ne, err := ch.apply(old)
-			if err != nil {
-				outs[i].err = err
+		for i := range ps {
+			p := &ps[i]
+			if !p.write {
 				continue
 			}
-			if ne == nil && old == nil {
-				continue
-			}
-			var oldKeys, newKeys map[string]struct{}
-			if old != nil {
-				oldKeys = indexKeys(old, counts, -1)
-			}
-			if ne != nil {
-				newKeys = indexKeys(ne, counts, +1)
-			}
-			for k := range oldKeys {
-				if _, keep := newKeys[k]; !keep {
-					if err := tx.Delete([]byte(k)); err != nil {
-						return err
-					}
+			for _, k := range p.del {
+				if err := tx.Delete(k); err != nil {
+					return err
 				}
 			}
-			for k := range newKeys {
-				if _, had := oldKeys[k]; !had {
-					if err := tx.Set([]byte(k), nil); err != nil {
-						return err
-					}
+			for _, k := range p.set {
+				if err := tx.Set(k, nil); err != nil {
+					return err
 				}
+			}
+			for k, d := range p.count {
+				counts[k] += d
 			}
 			seq++
-			rec := changeRecord{Seq: seq, ID: ch.id, At: now}
+			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Entity: p.body}
 			switch {
-			case ne == nil:
-				rec.Op, rec.Types = OpDelete, old.Types
-				outs[i].deleted = true
-				if err := tx.Delete(entityKey(ch.id)); err != nil {
+			case p.body == nil:
+				rec.Op = OpDelete
+				if err := tx.Delete(entityKey(p.id)); err != nil {
 					return err
 				}
 			default:
-				b := appendEntity(nil, ne)
-				if err := tx.Set(entityKey(ch.id), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+				rec.Op = OpUpdate
+				if p.out.created {
+					rec.Op = OpCreate
+				}
+				if err := tx.Set(entityKey(p.id), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
 					return err
 				}
-				rec.Op, rec.Types, rec.Entity = OpUpdate, ne.Types, b
-				if old == nil {
-					rec.Op = OpCreate
-					outs[i].created = true
-				}
-				outs[i].entity = ne
 			}
 			if err := tx.Set(feedKey(seq), appendChange(nil, &rec)); err != nil {
 				return err
@@ -140,7 +241,10 @@ func (s *Service) commitTxn(chs []change, outs []outcome) (uint64, error) {
 		}
 		return applyCounts(tx, counts)
 	})
-	return last, err
+	if err == nil {
+		s.seq.Store(last)
+	}
+	return err
 }
 
 // applyCounts adds the deltas to the counters, in key order so concurrent
