@@ -25,6 +25,7 @@ import (
 
 	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -44,16 +45,19 @@ type Node struct {
 	gater   *federation.Gater
 	pubsub  *pubsub.PubSub
 	fed     *federation.Service
+	ngsi    *ngsild.Service
 	mdns    mdns.Service
 	metrics *prometheus.Registry
 	api     *api.Server
 	token   string
 	started time.Time
 
-	mu     sync.Mutex // guards apiLn, apiURL and closed
-	apiLn  net.Listener
+	apiLn  net.Listener // bound in New, served from Start
 	apiURL string
-	closed bool
+
+	mu      sync.Mutex // guards serving and closed
+	serving bool
+	closed  bool
 }
 
 // New opens the node's data directory (locking it), its store and its libp2p
@@ -113,6 +117,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		return nil, err
 	}
 	n.registerMetrics()
+	// Bind the API now: its address is part of the NGSI-LD service's
+	// configuration, and a taken port should fail before anything starts.
+	n.apiLn, err = net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.API.Listen, err)
+	}
+	n.apiURL = "http://" + n.apiLn.Addr().String()
+	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL})
+	if err != nil {
+		return nil, err
+	}
 	n.api = api.New(api.Options{
 		Backend:      n,
 		Token:        n.token,
@@ -121,6 +136,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		Logger:       log,
 	})
 	n.api.Mount(n.fed.Register)
+	n.api.Mount(n.ngsi.Register)
 	return n, nil
 }
 
@@ -166,17 +182,13 @@ func (n *Node) Start(ctx context.Context) error {
 			return fmt.Errorf("start mDNS: %w", err)
 		}
 	}
-	ln, err := net.Listen("tcp", n.cfg.API.Listen)
-	if err != nil {
-		return fmt.Errorf("listen for the API on %s: %w", n.cfg.API.Listen, err)
-	}
-	url := "http://" + ln.Addr().String()
+	url := n.APIURL()
 	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, APIFile), []byte(url+"\n"), 0o644); err != nil {
-		ln.Close()
 		return fmt.Errorf("write API address file: %w", err)
 	}
 	n.mu.Lock()
-	n.apiLn, n.apiURL = ln, url
+	ln := n.apiLn
+	n.serving = true
 	n.mu.Unlock()
 	go func() {
 		if err := n.api.Serve(ln); err != nil {
@@ -196,9 +208,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	started := n.apiLn != nil
+	serving := n.serving
 	n.mu.Unlock()
-	if started {
+	if serving {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = n.api.Shutdown(ctx)
 		cancel()
@@ -211,6 +223,12 @@ func (n *Node) Close() error {
 // writes to it after it is closed.
 func (n *Node) closeParts() error {
 	var errs []error
+	if n.apiLn != nil {
+		n.apiLn.Close() // no-op once the server has shut down
+	}
+	if n.ngsi != nil {
+		errs = append(errs, n.ngsi.Close())
+	}
 	if n.mdns != nil {
 		errs = append(errs, n.mdns.Close())
 	}
@@ -247,12 +265,11 @@ func (n *Node) Gater() *federation.Gater { return n.gater }
 // Config is the configuration the node runs with.
 func (n *Node) Config() Config { return n.cfg }
 
-// APIURL is the base URL of the running API ("" before Start).
-func (n *Node) APIURL() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.apiURL
-}
+// APIURL is the base URL of the API (bound in New, served after Start).
+func (n *Node) APIURL() string { return n.apiURL }
+
+// NGSILD is the node's entity store and NGSI-LD API.
+func (n *Node) NGSILD() *ngsild.Service { return n.ngsi }
 
 // Token is the API token.
 func (n *Node) Token() string { return n.token }

@@ -51,20 +51,29 @@ func (g *globals) client() (*client, error) {
 // do sends a request with an optional JSON body and decodes a JSON answer
 // into out. A problem-details answer becomes an error with its detail.
 func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		raw = b
+	}
+	return c.doRaw(ctx, method, path, "application/json", raw, out)
+}
+
+// doRaw sends body as is with the given content type.
+func (c *client) doRaw(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

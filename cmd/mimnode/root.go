@@ -60,6 +60,7 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		federationCmd(g),
 		policyCmd(g),
 		agreementCmd(g),
+		contextCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func contextCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "context",
+		Short: "Manage the node's JSON-LD @context store (for networks without internet)",
+		Long: `The node resolves @context URLs from its own store: the NGSI-LD core context and the
+Smart Data Models contexts are preloaded, other remote contexts are fetched once and
+cached. On an isolated network, add the contexts your clients use by hand.`,
+	}
+	c.AddCommand(&cobra.Command{
+		Use:     "add URL FILE",
+		Short:   "Store FILE as the @context document served for URL",
+		Example: "  mimnode context add https://example.org/city/context.jsonld ./context.jsonld",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := cl.doRaw(cmd.Context(), "POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(args[0]), "application/ld+json", body, nil); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"url": args[0], "status": "stored"})
+			}
+			fmt.Fprintf(g.stdout, "stored %s (%d bytes)\n", args[0], len(body))
+			return nil
+		},
+	}, &cobra.Command{
+		Use:     "list",
+		Short:   "List the @context documents the node holds",
+		Example: "  mimnode context list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var list []any
+			if err := cl.do(cmd.Context(), "GET", "/ngsi-ld/v1/jsonldContexts", nil, &list); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(list)
+			}
+			for _, c := range list {
+				switch v := c.(type) {
+				case string:
+					fmt.Fprintln(g.stdout, v)
+				case map[string]any:
+					fmt.Fprintln(g.stdout, v["url"])
+				}
+			}
+			return nil
+		},
+	})
+	return c
+}
