@@ -23,20 +23,20 @@ const (
 // Themes are the DCAT-AP data themes (EU Publications Office "data-theme"
 // authority table); a dataset's themes are codes from it.
 var Themes = map[string]string{
-	"AGRI": "Agriculture, fisheries, forestry and food",
-	"ECON": "Economy and finance",
-	"EDUC": "Education, culture and sport",
-	"ENER": "Energy",
-	"ENVI": "Environment",
-	"GOVE": "Government and public sector",
-	"HEAL": "Health",
-	"INTR": "International issues",
-	"JUST": "Justice, legal system and public safety",
+	"AGRI":      "Agriculture, fisheries, forestry and food",
+	"ECON":      "Economy and finance",
+	"EDUC":      "Education, culture and sport",
+	"ENER":      "Energy",
+	"ENVI":      "Environment",
+	"GOVE":      "Government and public sector",
+	"HEAL":      "Health",
+	"INTR":      "International issues",
+	"JUST":      "Justice, legal system and public safety",
 	"OP_DATPRO": "Provisional data",
-	"REGI": "Regions and cities",
-	"SOCI": "Population and society",
-	"TECH": "Science and technology",
-	"TRAN": "Transport",
+	"REGI":      "Regions and cities",
+	"SOCI":      "Population and society",
+	"TECH":      "Science and technology",
+	"TRAN":      "Transport",
 }
 
 // ThemeIRI is the prefix of the DCAT-AP data theme IRIs.
