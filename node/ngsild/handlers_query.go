@@ -1,7 +1,9 @@
 package ngsild
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -116,7 +118,12 @@ func (s *Service) queryEntities(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	params := queryParams(r)
+	return s.answerQuery(w, queryParams(r), tc, acc)
+}
+
+// answerQuery runs a query given as GET /entities parameters and writes the
+// result.
+func (s *Service) answerQuery(w http.ResponseWriter, params url.Values, tc *termContext, acc accepted) error {
 	ro, err := parseRenderOpts(params, tc)
 	if err != nil {
 		return err
@@ -147,4 +154,97 @@ func (s *Service) queryEntities(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out, acc, tc)
 	return nil
+}
+
+// queryBody is the Query data type of POST /entityOperations/query (clause
+// 5.2.23).
+type queryBody struct {
+	Type     string `json:"type"`
+	Entities []struct {
+		ID        string `json:"id"`
+		IDPattern string `json:"idPattern"`
+		Type      string `json:"type"`
+	} `json:"entities"`
+	Attrs []string `json:"attrs"`
+	Q     string   `json:"q"`
+	GeoQ  *struct {
+		Geometry    string          `json:"geometry"`
+		Coordinates json.RawMessage `json:"coordinates"`
+		Georel      string          `json:"georel"`
+		Geoproperty string          `json:"geoproperty"`
+	} `json:"geoQ"`
+}
+
+// postQuery is POST /entityOperations/query (clause 6.23.3.1): the same
+// query as GET /entities, with the restrictions in the body (for queries
+// too long for a URL); limit, offset, count and options stay in the URL.
+func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, true)
+	if err != nil {
+		return err
+	}
+	body, ldJSON, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
+		return newError(InvalidRequest, "invalid query", "the body must be a JSON object")
+	}
+	tc, err := s.bodyContext(r, raw, ldJSON)
+	if err != nil {
+		return err
+	}
+	var qb queryBody
+	if err := json.Unmarshal(body, &qb); err != nil {
+		return newError(BadRequestData, "invalid query", "%v", err)
+	}
+	if qb.Type != "Query" {
+		return newError(BadRequestData, "invalid query", `the body's type must be "Query"`)
+	}
+	params := queryParams(r)
+	for _, k := range []string{"id", "idPattern", "type", "attrs", "q", "georel", "geometry", "coordinates", "geoproperty"} {
+		delete(params, k)
+	}
+	var ids, types []string
+	for _, sel := range qb.Entities {
+		switch {
+		case sel.ID != "":
+			ids = append(ids, sel.ID)
+		case sel.IDPattern != "":
+			if params.Get("idPattern") != "" {
+				return newError(OperationNotSupported, "query not supported", "at most one entity selector may use idPattern")
+			}
+			params.Set("idPattern", sel.IDPattern)
+		}
+		if sel.Type != "" && !contains(types, sel.Type) {
+			types = append(types, sel.Type)
+		}
+	}
+	if len(ids) > 0 {
+		params.Set("id", strings.Join(ids, ","))
+	}
+	if len(types) > 0 {
+		params.Set("type", strings.Join(types, ","))
+	}
+	if len(qb.Attrs) > 0 {
+		params.Set("attrs", strings.Join(qb.Attrs, ","))
+	}
+	if qb.Q != "" {
+		params.Set("q", qb.Q)
+	}
+	if g := qb.GeoQ; g != nil {
+		coords := string(g.Coordinates)
+		var asString string
+		if json.Unmarshal(g.Coordinates, &asString) == nil {
+			coords = asString // coordinates may be given as the URL form's text
+		}
+		params.Set("georel", g.Georel)
+		params.Set("geometry", g.Geometry)
+		params.Set("coordinates", coords)
+		if g.Geoproperty != "" {
+			params.Set("geoproperty", g.Geoproperty)
+		}
+	}
+	return s.answerQuery(w, params, tc, acc)
 }

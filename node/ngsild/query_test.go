@@ -274,3 +274,29 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 		})
 	}
 }
+
+// TestPostQuery checks POST /entityOperations/query (clause 6.23) answers
+// like the equivalent GET.
+func TestPostQuery(t *testing.T) {
+	n := newTestNode(t, nil)
+	loadFixture(t, n)
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"type-and-q", `{"type": "Query", "entities": [{"type": "Sensor"}], "q": "temperature>20"}`, []string{"a"}},
+		{"ids", `{"type": "Query", "entities": [{"id": "urn:ngsi-ld:Sensor:a"}, {"id": "urn:ngsi-ld:Road:d"}]}`, []string{"a", "d"}},
+		{"geoQ", `{"type": "Query", "geoQ": {"georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": [-3.70, 40.42]}}`, []string{"a", "c", "d"}},
+		{"geoQ-text-coordinates", `{"type": "Query", "entities": [{"type": "Sensor"}], "geoQ": {"georel": "within", "geometry": "Polygon", "coordinates": "[[[-3.8,40.3],[-3.6,40.3],[-3.6,40.5],[-3.8,40.5],[-3.8,40.3]]]"}}`, []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := n.do("POST", "/ngsi-ld/v1/entityOperations/query", tt.body)
+			wantStatus(t, rec, http.StatusOK)
+			if got := short(ids(t, rec)); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("found %v, want %v", got, tt.want)
+			}
+		})
+	}
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/entityOperations/query", `{"type": "Subscription"}`), BadRequestData)
+}
