@@ -135,6 +135,7 @@ func parseRenderOpts(q url.Values, tc *termContext) (renderOpts, error) {
 			return ro, newError(BadRequestData, "invalid format", "unknown format %q", f)
 		}
 	}
+	ro.lang = q.Get("lang")
 	if a := q.Get("attrs"); a != "" {
 		ro.attrs = map[string]bool{}
 		for _, name := range splitList(a) {
@@ -276,7 +277,7 @@ func (s *Service) mergeEntity(w http.ResponseWriter, r *http.Request) error {
 		return newError(BadRequestData, "id mismatch", "the body's id %q differs from the URL's %q", e.ID, id)
 	}
 	e.ID = id
-	if _, err := s.commitOne(s.mergeChange(e, mergeAppend, false, nil)); err != nil {
+	if _, err := s.commitOne(s.mergeChange(e, mergePatch, false, nil)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -115,6 +115,11 @@ func TestEntityOperations(t *testing.T) {
 		t.Errorf("after merge: %v", e)
 	}
 
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/"+id, `{"extra": "urn:ngsi-ld:null"}`), http.StatusNoContent)
+	if e := fetch(t, n, id, "?options=keyValues"); e["extra"] != nil {
+		t.Errorf("merge with urn:ngsi-ld:null kept the attribute: %v", e)
+	}
+
 	wantStatus(t, n.do("PUT", "/ngsi-ld/v1/entities/"+id, `{"type": "Sensor", "only": {"type": "Property", "value": true}}`), http.StatusNoContent)
 	e = fetch(t, n, id, "?options=sysAttrs,keyValues")
 	if !reflect.DeepEqual(e, map[string]any{"id": id, "type": "Sensor", "only": true}) {
@@ -162,6 +167,15 @@ func TestMultiAttributeAndLanguage(t *testing.T) {
 		if got := len(ids(t, n.do("GET", "/ngsi-ld/v1/entities?q="+q, nil))); got != want {
 			t.Errorf("q=%s found %d, want %d", q, got, want)
 		}
+	}
+	for lang, want := range map[string]string{"es": "Puerta norte", "en-GB": "North gate", "fr": "North gate"} {
+		kv := fetch(t, n, "urn:ngsi-ld:Station:1", "?options=keyValues&lang="+lang)
+		if kv["label"] != want {
+			t.Errorf("keyValues lang=%s: label %v, want %q", lang, kv["label"], want)
+		}
+	}
+	if l := attr(fetch(t, n, "urn:ngsi-ld:Station:1", "?lang=es"), "label"); l["type"] != "Property" || l["value"] != "Puerta norte" || l["lang"] != "es" {
+		t.Errorf("normalized lang=es: %v", l)
 	}
 	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Station:1/attrs/speed?datasetId=urn:ngsi-ld:Dataset:radar", nil), http.StatusNoContent)
 	if s := attr(fetch(t, n, "urn:ngsi-ld:Station:1", ""), "speed"); s["value"] != 50.0 {

@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"strings"
 	"time"
 )
 
@@ -19,6 +20,9 @@ type renderOpts struct {
 	sysAttrs bool
 	// attrs keeps only these expanded attribute names; nil keeps all.
 	attrs map[string]bool
+	// lang, when set, shows LanguageProperties as Properties holding the
+	// string in that language (clause 4.15).
+	lang string
 }
 
 const timeLayout = "2006-01-02T15:04:05.000000Z"
@@ -65,6 +69,10 @@ func renderInstances(insts []*Attribute, tc *termContext, o renderOpts) any {
 				break
 			}
 		}
+		if o.lang != "" && pick.Type == LanguageProperty {
+			v, _ := pickLanguage(pick.LanguageMap, o.lang)
+			return v
+		}
 		return pick.simpleValue()
 	}
 	if len(insts) == 1 {
@@ -108,10 +116,16 @@ func (a *Attribute) render(tc *termContext, o renderOpts) any {
 	if o.format != concise {
 		m["type"] = string(a.Type)
 	}
-	switch a.Type {
-	case Relationship:
+	switch {
+	case a.Type == Relationship:
 		m["object"] = a.Object
-	case LanguageProperty:
+	case a.Type == LanguageProperty && o.lang != "":
+		v, tag := pickLanguage(a.LanguageMap, o.lang)
+		m["value"], m["lang"] = v, tag
+		if o.format != concise {
+			m["type"] = string(Property)
+		}
+	case a.Type == LanguageProperty:
 		m["languageMap"] = a.LanguageMap
 	default:
 		m["value"] = a.Value
@@ -166,4 +180,29 @@ func (e *Entity) renderFeature(tc *termContext, o renderOpts, geoIRI string) map
 		geom = g
 	}
 	return map[string]any{"id": e.ID, "type": "Feature", "geometry": geom, "properties": props}
+}
+
+// pickLanguage chooses the string for lang from a languageMap: the exact
+// tag, then its primary language, then "@none", then the alphabetically
+// first tag, so the choice is stable (clause 4.15).
+func pickLanguage(lm map[string]any, lang string) (any, string) {
+	for _, want := range strings.Split(lang, ",") {
+		want = strings.TrimSpace(strings.SplitN(want, ";", 2)[0])
+		if v, ok := lm[want]; ok {
+			return v, want
+		}
+		if primary, _, found := strings.Cut(want, "-"); found {
+			if v, ok := lm[primary]; ok {
+				return v, primary
+			}
+		}
+	}
+	if v, ok := lm["@none"]; ok {
+		return v, "@none"
+	}
+	keys := sortedKeys(lm)
+	if len(keys) == 0 {
+		return nil, ""
+	}
+	return lm[keys[0]], keys[0]
 }

@@ -30,7 +30,13 @@ const (
 	mergeNoOverwrite
 	// mergeUpdateOnly replaces existing instances only (PATCH .../attrs).
 	mergeUpdateOnly
+	// mergePatch is mergeAppend where a value of "urn:ngsi-ld:null"
+	// deletes the instance (PATCH /entities/{id}, clause 5.6.17).
+	mergePatch
 )
+
+// ngsiNull marks an attribute for deletion in a merge.
+const ngsiNull = "urn:ngsi-ld:null"
 
 // mergeAttrs applies src's attribute instances to dst (a clone) and returns
 // the compact-able IRIs of the attributes it did not apply, sorted.
@@ -48,6 +54,10 @@ func mergeAttrs(dst *Entity, src map[string][]*Attribute, mode mergeMode, now ti
 				}
 			}
 			switch {
+			case mode == mergePatch && (in.Value == ngsiNull || in.Object == ngsiNull):
+				if idx >= 0 {
+					cur = append(append([]*Attribute(nil), cur[:idx]...), cur[idx+1:]...)
+				}
 			case idx >= 0 && mode == mergeNoOverwrite:
 				continue
 			case idx < 0 && mode == mergeUpdateOnly:
@@ -64,7 +74,11 @@ func mergeAttrs(dst *Entity, src map[string][]*Attribute, mode mergeMode, now ti
 			applied = true
 		}
 		if applied {
-			dst.Attrs[name] = cur
+			if len(cur) == 0 {
+				delete(dst.Attrs, name)
+			} else {
+				dst.Attrs[name] = cur
+			}
 			dst.ModifiedAt = now
 		} else {
 			skipped = append(skipped, name)
