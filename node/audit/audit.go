@@ -1,0 +1,282 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gowebpki/jcs"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Errors.
+var (
+	// ErrBroken means the stored chain does not verify: an entry was
+	// changed, removed or inserted. It is wrapped by *BrokenError, which
+	// names the first entry that does not fit.
+	ErrBroken = errors.New("audit log chain broken")
+	// ErrBadEntry means an entry given to Append lacks its kind or subject.
+	ErrBadEntry = errors.New("bad audit entry")
+)
+
+// Kinds of entries the node writes. Kind is an open string so that later
+// features (transfers, consent checks) add their own without touching
+// this package; these are the ones the contract driver uses.
+const (
+	KindNegotiationRequested  = "negotiation.requested"
+	KindNegotiationTransition = "negotiation.transition"
+	KindNegotiationRefused    = "negotiation.refused"
+	KindAgreementSigned       = "agreement.signed"
+	KindDecision              = "decision"
+)
+
+// Entry is one line of the log. Seq, Prev and Hash are filled in by
+// Append; the caller sets the rest.
+type Entry struct {
+	Seq     uint64          `json:"seq"`
+	Time    time.Time       `json:"time"`
+	Kind    string          `json:"kind"`
+	Subject string          `json:"subject"`
+	Peer    string          `json:"peer,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	// Prev is the hex SHA-256 of the previous entry ("" for the first).
+	Prev string `json:"prev"`
+	// Hash is hex SHA-256(prev hash bytes || JCS(entry without hash)).
+	Hash string `json:"hash"`
+}
+
+// Key layout under store.PrefixAudit:
+//
+//	a/e/<seq, 20 decimal digits>  one Entry as JSON
+//	a/head                        {"seq":N,"hash":"..."} of the last entry
+var (
+	entryPrefix = store.Key(store.PrefixAudit, "e", "")
+	headKey     = store.Key(store.PrefixAudit, "head")
+)
+
+func entryKey(seq uint64) []byte {
+	return store.Key(store.PrefixAudit, "e", fmt.Sprintf("%020d", seq))
+}
+
+type head struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Log is a node's hash-chained transaction log. It is safe for concurrent
+// use.
+type Log struct {
+	db *store.DB
+	// mu serialises the transactions that append, so that they never
+	// conflict on the head key (store.Update would retry them, but under
+	// load the retries are wasted fsyncs).
+	mu sync.Mutex
+}
+
+// Open returns the log kept in db.
+func Open(db *store.DB) *Log { return &Log{db: db} }
+
+// Hash computes e's hash from its fields and e.Prev, ignoring e.Hash.
+func Hash(e Entry) (string, error) {
+	prev, err := hex.DecodeString(e.Prev)
+	if err != nil {
+		return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
+	}
+	e.Hash = ""
+	e.Time = e.Time.UTC()
+	raw, err := json.Marshal(struct {
+		Entry
+		Hash string `json:"hash,omitempty"`
+	}{Entry: e})
+	if err != nil {
+		return "", fmt.Errorf("hashing audit entry %d: %w", e.Seq, err)
+	}
+	canon, err := jcs.Transform(raw)
+	if err != nil {
+		return "", fmt.Errorf("hashing audit entry %d: canonical form: %w", e.Seq, err)
+	}
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(canon)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// AppendTx appends e to the log inside tx, so that the entry is stored if
+// and only if the state change tx makes is. It returns the entry as stored
+// (Seq, Prev and Hash set). Concurrent transactions that append conflict on
+// the head and are retried by store.Update; Update avoids that by taking
+// the log's lock around the whole transaction.
+func AppendTx(tx *store.Txn, e Entry) (Entry, error) {
+	if e.Kind == "" || e.Subject == "" {
+		return Entry{}, fmt.Errorf("appending to audit log: %w: kind and subject are required", ErrBadEntry)
+	}
+	if e.Time.IsZero() {
+		return Entry{}, fmt.Errorf("appending to audit log: %w: time is required", ErrBadEntry)
+	}
+	h, err := readHead(tx)
+	if err != nil {
+		return Entry{}, err
+	}
+	e.Seq, e.Prev, e.Time = h.Seq+1, h.Hash, e.Time.UTC()
+	if e.Hash, err = Hash(e); err != nil {
+		return Entry{}, err
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return Entry{}, fmt.Errorf("appending to audit log: %w", err)
+	}
+	if err := tx.Set(entryKey(e.Seq), b); err != nil {
+		return Entry{}, fmt.Errorf("appending audit entry %d: %w", e.Seq, err)
+	}
+	hb, _ := json.Marshal(head{Seq: e.Seq, Hash: e.Hash})
+	if err := tx.Set(headKey, hb); err != nil {
+		return Entry{}, fmt.Errorf("appending audit entry %d: head: %w", e.Seq, err)
+	}
+	return e, nil
+}
+
+func readHead(tx *store.Txn) (head, error) {
+	b, err := tx.Get(headKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return head{}, nil
+	}
+	if err != nil {
+		return head{}, fmt.Errorf("reading audit log head: %w", err)
+	}
+	var h head
+	if err := json.Unmarshal(b, &h); err != nil {
+		return head{}, fmt.Errorf("reading audit log head: %w: %w", ErrBroken, err)
+	}
+	return h, nil
+}
+
+// Update runs fn in one durable store transaction with the log's lock
+// held; fn appends with AppendTx. Use it for every transaction that
+// appends, so that appenders queue instead of conflicting.
+func (l *Log) Update(fn func(tx *store.Txn) error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.db.Update(fn)
+}
+
+// Append appends e in a transaction of its own and returns it as stored.
+func (l *Log) Append(e Entry) (Entry, error) {
+	var out Entry
+	err := l.Update(func(tx *store.Txn) error {
+		var err error
+		out, err = AppendTx(tx, e)
+		return err
+	})
+	return out, err
+}
+
+// List returns up to limit entries starting at sequence number from (1 is
+// the first entry). limit <= 0 means all.
+func (l *Log) List(from uint64, limit int) ([]Entry, error) {
+	if from == 0 {
+		from = 1
+	}
+	var out []Entry
+	err := l.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: entryPrefix, Start: entryKey(from)}, func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("reading audit entry %s: %w: %w", k[len(entryPrefix):], ErrBroken, err)
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) >= limit {
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing audit log: %w", err)
+	}
+	return out, nil
+}
+
+// BrokenError names the first entry at which Verify found the chain broken.
+type BrokenError struct {
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("%s at entry %d: %s", ErrBroken, e.Seq, e.Reason)
+}
+
+func (e *BrokenError) Unwrap() error { return ErrBroken }
+
+// Report is the result of a successful Verify.
+type Report struct {
+	Entries uint64 `json:"entries"`
+	Head    string `json:"head"`
+}
+
+// Verify walks the whole chain: every entry must be stored under its own
+// sequence number, follow its predecessor without a gap, name the
+// predecessor's hash as Prev and carry the hash of its own content. The
+// head must name the last entry. The first entry that fails is reported as
+// a *BrokenError (errors.Is ErrBroken).
+func (l *Log) Verify() (Report, error) {
+	var rep Report
+	err := l.db.View(func(tx *store.Txn) error {
+		prev := ""
+		var want uint64 = 1
+		err := tx.Iterate(store.IterOptions{Prefix: entryPrefix}, func(k, v []byte) error {
+			keySeq, perr := strconv.ParseUint(string(k[len(entryPrefix):]), 10, 64)
+			if perr != nil {
+				return &BrokenError{Seq: want, Reason: fmt.Sprintf("stray key %q", k)}
+			}
+			if keySeq != want {
+				return &BrokenError{Seq: want, Reason: fmt.Sprintf("entry missing (next stored is %d)", keySeq)}
+			}
+			var e Entry
+			dec := json.NewDecoder(bytes.NewReader(v))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&e); err != nil {
+				return &BrokenError{Seq: want, Reason: "not a valid entry: " + err.Error()}
+			}
+			if e.Seq != keySeq {
+				return &BrokenError{Seq: want, Reason: fmt.Sprintf("stored under %d but says %d", keySeq, e.Seq)}
+			}
+			if e.Prev != prev {
+				return &BrokenError{Seq: want, Reason: "prev does not match the hash of the entry before"}
+			}
+			h, err := Hash(e)
+			if err != nil {
+				return &BrokenError{Seq: want, Reason: err.Error()}
+			}
+			if h != e.Hash {
+				return &BrokenError{Seq: want, Reason: "content does not match its hash"}
+			}
+			prev = e.Hash
+			want++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		h, err := readHead(tx)
+		if err != nil {
+			return &BrokenError{Seq: want, Reason: err.Error()}
+		}
+		if h.Seq != want-1 || h.Hash != prev {
+			return &BrokenError{Seq: want - 1, Reason: fmt.Sprintf("head names entry %d, last stored is %d", h.Seq, want-1)}
+		}
+		rep = Report{Entries: want - 1, Head: prev}
+		return nil
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("verifying audit log: %w", err)
+	}
+	return rep, nil
+}

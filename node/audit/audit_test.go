@@ -1,0 +1,240 @@
+package audit_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/store"
+)
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+func openDB(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// fill appends n entries the way the contract driver does and returns them.
+func fill(t *testing.T, l *audit.Log, n int) []audit.Entry {
+	t.Helper()
+	var out []audit.Entry
+	for i := 0; i < n; i++ {
+		e, err := l.Append(audit.Entry{Time: t0.Add(time.Duration(i) * time.Second), Kind: audit.KindNegotiationTransition,
+			Subject: fmt.Sprintf("urn:uuid:neg-%d", i%3), Peer: "12D3KooWPeer", Data: json.RawMessage(`{"from":"REQUESTED","to":"AGREED"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestAppendChainsEntries(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	es := fill(t, l, 5)
+	for i, e := range es {
+		if e.Seq != uint64(i+1) {
+			t.Errorf("entry %d has seq %d", i, e.Seq)
+		}
+		if i > 0 && e.Prev != es[i-1].Hash {
+			t.Errorf("entry %d prev = %s, want %s", e.Seq, e.Prev, es[i-1].Hash)
+		}
+		if h, _ := audit.Hash(e); h != e.Hash {
+			t.Errorf("entry %d hash does not recompute", e.Seq)
+		}
+	}
+	rep, err := l.Verify()
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if rep.Entries != 5 || rep.Head != es[4].Hash {
+		t.Errorf("Verify = %+v, want 5 entries ending in %s", rep, es[4].Hash)
+	}
+	got, err := l.List(2, 2)
+	if err != nil || len(got) != 2 || got[0].Seq != 2 || got[1].Seq != 3 {
+		t.Errorf("List(2, 2) = %v, %v; want entries 2 and 3", got, err)
+	}
+}
+
+func TestAppendRefusesIncompleteEntries(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	for _, tc := range []struct {
+		name string
+		e    audit.Entry
+	}{
+		{"no kind", audit.Entry{Time: t0, Subject: "x"}},
+		{"no subject", audit.Entry{Time: t0, Kind: "decision"}},
+		{"no time", audit.Entry{Kind: "decision", Subject: "x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := l.Append(tc.e); !errors.Is(err, audit.ErrBadEntry) {
+				t.Errorf("Append = %v, want ErrBadEntry", err)
+			}
+		})
+	}
+}
+
+// TestTamperingBreaksVerifyAtThatEntry edits the stored bytes of entries
+// through the store, as someone with access to the data directory could,
+// and checks that Verify names the entry that no longer fits.
+func TestTamperingBreaksVerifyAtThatEntry(t *testing.T) {
+	key := func(seq uint64) []byte { return store.Key(store.PrefixAudit, "e", fmt.Sprintf("%020d", seq)) }
+	for _, tc := range []struct {
+		name   string
+		edit   func(tx *store.Txn, es []audit.Entry) error
+		broken uint64
+	}{
+		{"change data of entry 3", func(tx *store.Txn, es []audit.Entry) error {
+			e := es[2]
+			e.Data = json.RawMessage(`{"from":"REQUESTED","to":"TERMINATED"}`)
+			b, _ := json.Marshal(e)
+			return tx.Set(key(3), b)
+		}, 3},
+		{"change entry 2 and rehash it", func(tx *store.Txn, es []audit.Entry) error {
+			e := es[1]
+			e.Peer = "12D3KooWSomeoneElse"
+			e.Hash, _ = audit.Hash(e)
+			b, _ := json.Marshal(e)
+			return tx.Set(key(2), b)
+		}, 3},
+		{"flip one byte of entry 4", func(tx *store.Txn, es []audit.Entry) error {
+			b, err := tx.Get(key(4))
+			if err != nil {
+				return err
+			}
+			b = []byte(strings.Replace(string(b), "neg-", "neG-", 1))
+			return tx.Set(key(4), b)
+		}, 4},
+		{"delete entry 2", func(tx *store.Txn, es []audit.Entry) error { return tx.Delete(key(2)) }, 2},
+		{"garbage in entry 1", func(tx *store.Txn, es []audit.Entry) error { return tx.Set(key(1), []byte("{not json")) }, 1},
+		{"drop the last entry", func(tx *store.Txn, es []audit.Entry) error { return tx.Delete(key(5)) }, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			l := audit.Open(db)
+			es := fill(t, l, 5)
+			if err := db.Update(func(tx *store.Txn) error { return tc.edit(tx, es) }); err != nil {
+				t.Fatal(err)
+			}
+			_, err := l.Verify()
+			var be *audit.BrokenError
+			if !errors.As(err, &be) || !errors.Is(err, audit.ErrBroken) {
+				t.Fatalf("Verify = %v, want a BrokenError", err)
+			}
+			if be.Seq != tc.broken {
+				t.Errorf("Verify broken at %d (%s), want %d", be.Seq, be.Reason, tc.broken)
+			}
+		})
+	}
+}
+
+func TestSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	es := fill(t, audit.Open(db), 3)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	defer db.Close()
+	l := audit.Open(db)
+	more := fill(t, l, 2)
+	if more[0].Seq != 4 || more[0].Prev != es[2].Hash {
+		t.Errorf("after restart first entry = seq %d prev %s, want seq 4 after %s", more[0].Seq, more[0].Prev, es[2].Hash)
+	}
+	if rep, err := l.Verify(); err != nil || rep.Entries != 5 {
+		t.Errorf("Verify after restart = %+v, %v", rep, err)
+	}
+}
+
+func TestAppendTxIsAtomicWithTheChange(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	fill(t, l, 1)
+	boom := errors.New("state change failed")
+	err := l.Update(func(tx *store.Txn) error {
+		if _, err := audit.AppendTx(tx, audit.Entry{Time: t0, Kind: "decision", Subject: "x"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v", err)
+	}
+	if es, _ := l.List(1, 0); len(es) != 1 {
+		t.Errorf("a failed transaction left %d entries, want 1", len(es))
+	}
+	if _, err := l.Verify(); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+}
+
+func TestHTTPListAndVerify(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	fill(t, l, 4)
+	mux := http.NewServeMux()
+	l.Register(mux)
+	for _, tc := range []struct {
+		name, query string
+		status      int
+		entries     int
+		verified    bool
+	}{
+		{"all", "", 200, 4, false},
+		{"from and limit", "?from=2&limit=2", 200, 2, false},
+		{"verify", "?verify=true", 200, 4, true},
+		{"bad from", "?from=x", 400, 0, false},
+		{"bad limit", "?limit=-1", 400, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/audit"+tc.query, nil))
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if tc.status != 200 {
+				return
+			}
+			var out audit.Listing
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Entries) != tc.entries || out.Verified != tc.verified {
+				t.Errorf("got %d entries verified=%v, want %d verified=%v", len(out.Entries), out.Verified, tc.entries, tc.verified)
+			}
+		})
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	db, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	l := audit.Open(db)
+	for i := 0; b.Loop(); i++ {
+		if _, err := l.Append(audit.Entry{Time: t0, Kind: "decision", Subject: "x", Data: json.RawMessage(`{"permit":true}`)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package audit
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/mimnode/mimnode/node/api"
+	"github.com/mimnode/mimnode/node/problem"
+)
+
+// Listing is the answer of GET /api/v1/audit.
+type Listing struct {
+	Entries []Entry `json:"entries"`
+	// Verified is set when the request asked for verify=true and the
+	// whole chain verified; Report says how far.
+	Verified bool    `json:"verified,omitempty"`
+	Report   *Report `json:"report,omitempty"`
+	// Broken names the first broken entry when verification failed.
+	Broken *BrokenError `json:"broken,omitempty"`
+}
+
+// Register mounts GET /api/v1/audit?from=&limit=&verify=true on mux.
+func (l *Log) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/audit", l.handleList)
+}
+
+func (l *Log) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var from uint64
+	limit := 0
+	if s := q.Get("from"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Invalid query", "from must be a sequence number"))
+			return
+		}
+		from = v
+	}
+	if s := q.Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 {
+			problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Invalid query", "limit must be a non-negative number"))
+			return
+		}
+		limit = v
+	}
+	var out Listing
+	if q.Get("verify") == "true" {
+		rep, err := l.Verify()
+		var be *BrokenError
+		switch {
+		case errors.As(err, &be):
+			out.Broken = be
+		case err != nil:
+			problem.Write(w, problem.New(http.StatusInternalServerError, "audit-failed", "Audit log verification failed", err.Error()))
+			return
+		default:
+			out.Verified, out.Report = true, &rep
+		}
+	}
+	entries, err := l.List(from, limit)
+	if err != nil && out.Broken == nil {
+		problem.Write(w, problem.New(http.StatusInternalServerError, "audit-failed", "Audit log unreadable", err.Error()))
+		return
+	}
+	out.Entries = entries
+	if out.Entries == nil {
+		out.Entries = []Entry{}
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
