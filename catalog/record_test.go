@@ -46,9 +46,9 @@ func (testVerifier) Verify(peerID string, msg, sig []byte) error {
 }
 
 var (
-	_ policy.Signer   = testKey{}
-	_ policy.Verifier = testVerifier{}
-	t0                = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	_  policy.Signer   = testKey{}
+	_  policy.Verifier = testVerifier{}
+	t0                 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 )
 
 func exampleDataset(t testing.TB) Dataset {

@@ -1,0 +1,473 @@
+package catalog
+
+import (
+	"cmp"
+	"container/heap"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/paulmach/orb"
+)
+
+// Index is a node's federated index: the latest record of every dataset the
+// node may see, from every publisher, searchable by text and filters. It
+// lives in memory; the node persists the records it feeds in (Put) and
+// feeds them all in again on start.
+//
+// Search may run concurrently with other Searches; Put and Remove need
+// exclusive access (the node guards the Index with a sync.RWMutex).
+type Index struct {
+	docs     []doc
+	byKey    map[Key]uint32
+	retired  map[Key]uint64 // seq of the retirement, so that an older live record arriving late is ignored
+	free     []uint32
+	postings map[string][]posting
+	live     int
+	totalLen float64 // sum of the weighted lengths of live docs
+
+	scratch sync.Pool // *[]float32, one score per doc slot
+}
+
+type doc struct {
+	rec      Record
+	live     bool
+	terms    []string // distinct terms, to take the doc out of postings again
+	length   float32  // weighted number of terms
+	bound    orb.Bound
+	hasBound bool
+	types    []string // entity type IRIs and their short names, as given
+	themes   []string
+}
+
+type posting struct {
+	doc uint32
+	tf  float32 // weighted term frequency
+}
+
+// Field weights in the text score: a word in the title counts three times,
+// a keyword twice, a word of the description, entity type or theme once.
+const (
+	weightTitle   = 3
+	weightKeyword = 2
+	weightOther   = 1
+)
+
+// BM25 parameters (the usual Robertson/Zaragoza values).
+const (
+	bm25K1 = 1.2
+	bm25B  = 0.75
+)
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{byKey: map[Key]uint32{}, retired: map[Key]uint64{}, postings: map[string][]posting{}}
+}
+
+// Len returns the number of datasets in the index.
+func (x *Index) Len() int { return x.live }
+
+// Seq returns the sequence number of the record held for key (a retired
+// dataset's retirement included); ok is false if none was ever put.
+func (x *Index) Seq(k Key) (seq uint64, ok bool) {
+	if i, ok := x.byKey[k]; ok {
+		return x.docs[i].rec.Seq, true
+	}
+	seq, ok = x.retired[k]
+	return seq, ok
+}
+
+// Get returns the record held for key.
+func (x *Index) Get(k Key) (Record, bool) {
+	if i, ok := x.byKey[k]; ok {
+		return x.docs[i].rec, true
+	}
+	return Record{}, false
+}
+
+// Put adds a record the node has verified (Record.Verify) or replaces the
+// one it holds for the same dataset when r's Seq is higher; a retired record
+// removes the dataset. It reports whether the index changed: false for a
+// record that is not newer than the one held.
+func (x *Index) Put(r Record) bool {
+	k := r.Key()
+	if seq, ok := x.Seq(k); ok && seq >= r.Seq {
+		return false
+	}
+	x.remove(k)
+	if r.Retired {
+		x.retired[k] = r.Seq
+		return true
+	}
+	delete(x.retired, k)
+	x.add(r)
+	return true
+}
+
+// Remove drops a dataset (e.g. its publisher left the federation) and
+// forgets its sequence number, so any later record of it is taken.
+func (x *Index) Remove(k Key) bool {
+	delete(x.retired, k)
+	return x.remove(k)
+}
+
+func (x *Index) remove(k Key) bool {
+	i, ok := x.byKey[k]
+	if !ok {
+		return false
+	}
+	d := &x.docs[i]
+	for _, t := range d.terms {
+		ps := x.postings[t]
+		j := slices.IndexFunc(ps, func(p posting) bool { return p.doc == i })
+		if j >= 0 {
+			ps = slices.Delete(ps, j, j+1)
+		}
+		if len(ps) == 0 {
+			delete(x.postings, t)
+		} else {
+			x.postings[t] = ps
+		}
+	}
+	x.totalLen -= float64(d.length)
+	x.live--
+	*d = doc{}
+	delete(x.byKey, k)
+	x.free = append(x.free, i)
+	return true
+}
+
+func (x *Index) add(r Record) {
+	tf := map[string]float32{}
+	var length float32
+	addText := func(s string, w float32) {
+		for _, t := range tokens(s) {
+			tf[t] += w
+			length += w
+		}
+	}
+	ds := r.Dataset
+	addText(ds.Title, weightTitle)
+	for _, kw := range ds.Keywords {
+		addText(kw, weightKeyword)
+	}
+	addText(ds.Description, weightOther)
+	d := doc{rec: r, live: true, themes: ds.Themes}
+	for _, t := range ds.EntityTypes {
+		short := shortType(t)
+		d.types = append(d.types, t)
+		if short != t {
+			d.types = append(d.types, short)
+		}
+		addText(splitCamel(short), weightOther)
+	}
+	for _, th := range ds.Themes {
+		addText(Themes[th], weightOther)
+	}
+	d.bound, d.hasBound = ds.Bound()
+	d.length = length
+	d.terms = make([]string, 0, len(tf))
+	for t := range tf {
+		d.terms = append(d.terms, t)
+	}
+	slices.Sort(d.terms)
+
+	var i uint32
+	if n := len(x.free); n > 0 {
+		i = x.free[n-1]
+		x.free = x.free[:n-1]
+		x.docs[i] = d
+	} else {
+		i = uint32(len(x.docs))
+		x.docs = append(x.docs, d)
+	}
+	for _, t := range d.terms {
+		x.postings[t] = append(x.postings[t], posting{doc: i, tf: tf[t]})
+	}
+	x.byKey[r.Key()] = i
+	x.live++
+	x.totalLen += float64(length)
+}
+
+// Query is a catalogue search. Every non-empty filter must match; Text
+// ranks the results (BM25 over title, keywords, description, entity types
+// and themes) and at least one of its words must occur.
+type Query struct {
+	Text      string     `json:"text,omitempty"`
+	Type      string     `json:"type,omitempty"`      // entity type IRI or its short name (AirQualityObserved)
+	Theme     string     `json:"theme,omitempty"`     // DCAT-AP theme code (ENVI)
+	Publisher string     `json:"publisher,omitempty"` // peer ID or publisher name
+	License   string     `json:"license,omitempty"`   // SPDX id or licence IRI
+	BBox      *orb.Bound `json:"bbox,omitempty"`      // spatial coverage must intersect it
+	Limit     int        `json:"limit,omitempty"`     // 0: DefaultLimit
+	Offset    int        `json:"offset,omitempty"`
+}
+
+// Result limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 1000
+)
+
+// ErrBadQuery means a query's limit, offset or bbox is out of range.
+var ErrBadQuery = errors.New("catalog: bad search query")
+
+// Hit is one search result.
+type Hit struct {
+	Record Record
+	Score  float64 // text relevance; 0 without text
+}
+
+// Result is a page of search results.
+type Result struct {
+	Total int // datasets matching, over all pages
+	Hits  []Hit
+}
+
+// ParseBBox reads "minLon,minLat,maxLon,maxLat" (EPSG:4326).
+func ParseBBox(s string) (orb.Bound, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return orb.Bound{}, fmt.Errorf("%w: bbox %q is not minLon,minLat,maxLon,maxLat", ErrBadQuery, s)
+	}
+	var v [4]float64
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil {
+			return orb.Bound{}, fmt.Errorf("%w: bbox %q: %q is not a number", ErrBadQuery, s, p)
+		}
+		v[i] = f
+	}
+	b := orb.Bound{Min: orb.Point{v[0], v[1]}, Max: orb.Point{v[2], v[3]}}
+	if err := checkBBox(b); err != nil {
+		return orb.Bound{}, err
+	}
+	return b, nil
+}
+
+func checkBBox(b orb.Bound) error {
+	in := func(p orb.Point) bool { return p[0] >= -180 && p[0] <= 180 && p[1] >= -90 && p[1] <= 90 }
+	if !in(b.Min) || !in(b.Max) {
+		return fmt.Errorf("%w: bbox %v is outside EPSG:4326", ErrBadQuery, b)
+	}
+	if b.Min[0] > b.Max[0] || b.Min[1] > b.Max[1] {
+		return fmt.Errorf("%w: bbox minimum %v is above its maximum %v", ErrBadQuery, b.Min, b.Max)
+	}
+	return nil
+}
+
+func (q Query) check() (Query, error) {
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		return q, fmt.Errorf("%w: limit %d is not between 0 and %d", ErrBadQuery, q.Limit, MaxLimit)
+	}
+	if q.Offset < 0 {
+		return q, fmt.Errorf("%w: offset %d is negative", ErrBadQuery, q.Offset)
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	if q.BBox != nil {
+		if err := checkBBox(*q.BBox); err != nil {
+			return q, err
+		}
+	}
+	return q, nil
+}
+
+// matches applies the exact filters.
+func (q *Query) matches(d *doc) bool {
+	ds := &d.rec.Dataset
+	if q.Type != "" && !slices.Contains(d.types, q.Type) {
+		return false
+	}
+	if q.Theme != "" && !slices.ContainsFunc(d.themes, func(t string) bool {
+		return strings.EqualFold(t, q.Theme) || ThemeIRI+t == q.Theme
+	}) {
+		return false
+	}
+	if q.Publisher != "" && q.Publisher != d.rec.Publisher && !strings.EqualFold(q.Publisher, ds.Publisher.Name) {
+		return false
+	}
+	if q.License != "" && q.License != ds.License && q.License != LicenceIRI(ds.License) {
+		return false
+	}
+	if q.BBox != nil && (!d.hasBound || !d.bound.Intersects(*q.BBox)) {
+		return false
+	}
+	return true
+}
+
+// Search answers a query from the index alone.
+func (x *Index) Search(q Query) (Result, error) {
+	q, err := q.check()
+	if err != nil {
+		return Result{}, err
+	}
+	k := q.Offset + q.Limit
+	h := &hitHeap{x: x}
+	total := 0
+	consider := func(i uint32, score float64) {
+		total++
+		c := cand{doc: i, score: score}
+		if h.Len() < k {
+			heap.Push(h, c)
+		} else if x.better(c, h.c[0]) {
+			h.c[0] = c
+			heap.Fix(h, 0)
+		}
+	}
+	terms := queryTerms(q.Text)
+	if len(terms) == 0 && strings.TrimSpace(q.Text) != "" {
+		return Result{}, nil // only stop words or punctuation: nothing can match
+	}
+	if len(terms) == 0 {
+		for i := range x.docs {
+			if d := &x.docs[i]; d.live && q.matches(d) {
+				consider(uint32(i), 0)
+			}
+		}
+	} else {
+		sp, _ := x.scratch.Get().(*[]float32)
+		if sp == nil {
+			sp = new([]float32)
+		}
+		scores := *sp
+		if len(scores) < len(x.docs) {
+			scores = make([]float32, len(x.docs))
+		}
+		var touched []uint32
+		n := float64(x.live)
+		avg := x.totalLen / max(n, 1)
+		for _, t := range terms {
+			ps := x.postings[t]
+			if len(ps) == 0 {
+				continue
+			}
+			df := float64(len(ps))
+			idf := math.Log(1 + (n-df+0.5)/(df+0.5))
+			for _, p := range ps {
+				if scores[p.doc] == 0 {
+					touched = append(touched, p.doc)
+				}
+				tf := float64(p.tf)
+				norm := bm25K1 * (1 - bm25B + bm25B*float64(x.docs[p.doc].length)/avg)
+				scores[p.doc] += float32(idf * tf * (bm25K1 + 1) / (tf + norm))
+			}
+		}
+		for _, i := range touched {
+			if d := &x.docs[i]; q.matches(d) {
+				consider(i, float64(scores[i]))
+			}
+			scores[i] = 0
+		}
+		*sp = scores
+		x.scratch.Put(sp)
+	}
+	out := make([]cand, h.Len())
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(h).(cand)
+	}
+	res := Result{Total: total}
+	for i := q.Offset; i < len(out); i++ {
+		res.Hits = append(res.Hits, Hit{Record: x.docs[out[i].doc].rec, Score: out[i].score})
+	}
+	return res, nil
+}
+
+type cand struct {
+	doc   uint32
+	score float64
+}
+
+// better orders results: higher score, then more recently modified, then by
+// publisher and id, so that equal queries give equal pages.
+func (x *Index) better(a, b cand) bool {
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	da, db := &x.docs[a.doc].rec, &x.docs[b.doc].rec
+	if c := da.Dataset.Modified.Compare(db.Dataset.Modified); c != 0 {
+		return c > 0
+	}
+	if c := cmp.Compare(da.Dataset.ID, db.Dataset.ID); c != 0 {
+		return c < 0
+	}
+	return da.Publisher < db.Publisher
+}
+
+// hitHeap is a min-heap by x.better: the root is the worst of the best k.
+type hitHeap struct {
+	x *Index
+	c []cand
+}
+
+func (h *hitHeap) Len() int           { return len(h.c) }
+func (h *hitHeap) Less(i, j int) bool { return h.x.better(h.c[j], h.c[i]) }
+func (h *hitHeap) Swap(i, j int)      { h.c[i], h.c[j] = h.c[j], h.c[i] }
+func (h *hitHeap) Push(v any)         { h.c = append(h.c, v.(cand)) }
+func (h *hitHeap) Pop() any {
+	v := h.c[len(h.c)-1]
+	h.c = h.c[:len(h.c)-1]
+	return v
+}
+
+// stopWords carry no meaning in a catalogue search; leaving them out keeps
+// the postings small.
+var stopWords = map[string]bool{
+	"a": true, "an": true, "and": true, "the": true, "of": true, "in": true, "on": true,
+	"for": true, "from": true, "to": true, "with": true, "by": true, "at": true, "or": true,
+}
+
+// tokens splits text into index terms: lower-case letter/digit runs, stop
+// words dropped, a plural "s" folded ("observations" finds "observation").
+func tokens(s string) []string {
+	fields := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+	out := fields[:0]
+	for _, f := range fields {
+		if stopWords[f] {
+			continue
+		}
+		if len(f) > 3 && strings.HasSuffix(f, "s") && !strings.HasSuffix(f, "ss") {
+			f = f[:len(f)-1]
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func queryTerms(s string) []string {
+	ts := tokens(s)
+	slices.Sort(ts)
+	return slices.Compact(ts)
+}
+
+// shortType is the last segment of an entity type IRI
+// (".../AirQualityObserved" -> "AirQualityObserved").
+func shortType(t string) string {
+	if i := strings.LastIndexAny(t, "/#:"); i >= 0 && i < len(t)-1 {
+		return t[i+1:]
+	}
+	return t
+}
+
+// splitCamel turns "AirQualityObserved" into "Air Quality Observed" so the
+// type's words are searchable.
+func splitCamel(s string) string {
+	var b strings.Builder
+	prevLower := false
+	for _, r := range s {
+		if unicode.IsUpper(r) && prevLower {
+			b.WriteByte(' ')
+		}
+		prevLower = unicode.IsLower(r) || unicode.IsDigit(r)
+		b.WriteRune(r)
+	}
+	return b.String()
+}
