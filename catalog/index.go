@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mathbits "math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,31 +24,54 @@ import (
 // Search may run concurrently with other Searches; Put and Remove need
 // exclusive access (the node guards the Index with a sync.RWMutex).
 type Index struct {
-	docs     []doc
+	// One slot per dataset; slots of removed datasets are reused. The
+	// per-slot columns below are kept apart from the records so that a
+	// scan over 100,000 datasets touches a few compact arrays only.
+	recs   []Record
+	terms  [][]string // per slot: distinct terms, to take it out of postings again
+	facets [][]string // per slot: facet keys, to clear its bits again
+	lens   []float32  // per slot: weighted number of terms
+	bounds []orb.Bound
+	spat   bitset  // slots with a spatial coverage
+	mod    []int64 // per slot: Modified, Unix nanoseconds, for ordering
+	alive  bitset
+
 	byKey    map[Key]uint32
 	retired  map[Key]uint64 // seq of the retirement, so that an older live record arriving late is ignored
 	free     []uint32
 	postings map[string][]posting
+	facet    map[string]bitset // "t:"+type, "h:"+theme, "p:"+peer, "n:"+name, "l:"+licence IRI
 	live     int
-	totalLen float64 // sum of the weighted lengths of live docs
+	totalLen float64 // sum of the weighted lengths of live slots
 
-	scratch sync.Pool // *[]float32, one score per doc slot
-}
-
-type doc struct {
-	rec      Record
-	live     bool
-	terms    []string // distinct terms, to take the doc out of postings again
-	length   float32  // weighted number of terms
-	bound    orb.Bound
-	hasBound bool
-	types    []string // entity type IRIs and their short names, as given
-	themes   []string
+	scratch sync.Pool // *[]float32, one score per slot
 }
 
 type posting struct {
 	doc uint32
 	tf  float32 // weighted term frequency
+}
+
+// bitset is a set of slots.
+type bitset []uint64
+
+func (b *bitset) set(i uint32) {
+	w := int(i / 64)
+	for len(*b) <= w {
+		*b = append(*b, 0)
+	}
+	(*b)[w] |= 1 << (i % 64)
+}
+
+func (b bitset) clear(i uint32) {
+	if w := int(i / 64); w < len(b) {
+		b[w] &^= 1 << (i % 64)
+	}
+}
+
+func (b bitset) has(i uint32) bool {
+	w := int(i / 64)
+	return w < len(b) && b[w]&(1<<(i%64)) != 0
 }
 
 // Field weights in the text score: a word in the title counts three times,
@@ -66,7 +90,7 @@ const (
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byKey: map[Key]uint32{}, retired: map[Key]uint64{}, postings: map[string][]posting{}}
+	return &Index{byKey: map[Key]uint32{}, retired: map[Key]uint64{}, postings: map[string][]posting{}, facet: map[string]bitset{}}
 }
 
 // Len returns the number of datasets in the index.
@@ -76,7 +100,7 @@ func (x *Index) Len() int { return x.live }
 // dataset's retirement included); ok is false if none was ever put.
 func (x *Index) Seq(k Key) (seq uint64, ok bool) {
 	if i, ok := x.byKey[k]; ok {
-		return x.docs[i].rec.Seq, true
+		return x.recs[i].Seq, true
 	}
 	seq, ok = x.retired[k]
 	return seq, ok
@@ -85,7 +109,7 @@ func (x *Index) Seq(k Key) (seq uint64, ok bool) {
 // Get returns the record held for key.
 func (x *Index) Get(k Key) (Record, bool) {
 	if i, ok := x.byKey[k]; ok {
-		return x.docs[i].rec, true
+		return x.recs[i], true
 	}
 	return Record{}, false
 }
@@ -121,8 +145,7 @@ func (x *Index) remove(k Key) bool {
 	if !ok {
 		return false
 	}
-	d := &x.docs[i]
-	for _, t := range d.terms {
+	for _, t := range x.terms[i] {
 		ps := x.postings[t]
 		j := slices.IndexFunc(ps, func(p posting) bool { return p.doc == i })
 		if j >= 0 {
@@ -134,12 +157,21 @@ func (x *Index) remove(k Key) bool {
 			x.postings[t] = ps
 		}
 	}
-	x.totalLen -= float64(d.length)
+	for _, f := range x.facets[i] {
+		x.facet[f].clear(i)
+	}
+	x.totalLen -= float64(x.lens[i])
 	x.live--
-	*d = doc{}
+	x.recs[i], x.terms[i], x.facets[i], x.lens[i], x.mod[i] = Record{}, nil, nil, 0, 0
+	x.alive.clear(i)
+	x.spat.clear(i)
 	delete(x.byKey, k)
 	x.free = append(x.free, i)
 	return true
+}
+
+func themeCode(t string) string {
+	return strings.ToUpper(strings.TrimPrefix(t, ThemeIRI))
 }
 
 func (x *Index) add(r Record) {
@@ -157,36 +189,53 @@ func (x *Index) add(r Record) {
 		addText(kw, weightKeyword)
 	}
 	addText(ds.Description, weightOther)
-	d := doc{rec: r, live: true, themes: ds.Themes}
+	facets := []string{"p:" + r.Publisher, "l:" + LicenceIRI(ds.License)}
+	if ds.Publisher.Name != "" {
+		facets = append(facets, "n:"+strings.ToLower(ds.Publisher.Name))
+	}
 	for _, t := range ds.EntityTypes {
 		short := shortType(t)
-		d.types = append(d.types, t)
-		if short != t {
-			d.types = append(d.types, short)
-		}
+		facets = append(facets, "t:"+t, "t:"+short)
 		addText(splitCamel(short), weightOther)
 	}
 	for _, th := range ds.Themes {
+		facets = append(facets, "h:"+themeCode(th))
 		addText(Themes[th], weightOther)
 	}
-	d.bound, d.hasBound = ds.Bound()
-	d.length = length
-	d.terms = make([]string, 0, len(tf))
+	slices.Sort(facets)
+	facets = slices.Compact(facets)
+	terms := make([]string, 0, len(tf))
 	for t := range tf {
-		d.terms = append(d.terms, t)
+		terms = append(terms, t)
 	}
-	slices.Sort(d.terms)
+	slices.Sort(terms)
 
 	var i uint32
 	if n := len(x.free); n > 0 {
 		i = x.free[n-1]
 		x.free = x.free[:n-1]
-		x.docs[i] = d
 	} else {
-		i = uint32(len(x.docs))
-		x.docs = append(x.docs, d)
+		i = uint32(len(x.recs))
+		x.recs = append(x.recs, Record{})
+		x.terms = append(x.terms, nil)
+		x.facets = append(x.facets, nil)
+		x.lens = append(x.lens, 0)
+		x.bounds = append(x.bounds, orb.Bound{})
+		x.mod = append(x.mod, 0)
 	}
-	for _, t := range d.terms {
+	x.recs[i], x.terms[i], x.facets[i], x.lens[i] = r, terms, facets, length
+	x.mod[i] = ds.Modified.UnixNano()
+	if b, ok := ds.Bound(); ok {
+		x.bounds[i] = b
+		x.spat.set(i)
+	}
+	x.alive.set(i)
+	for _, f := range facets {
+		b := x.facet[f]
+		b.set(i)
+		x.facet[f] = b
+	}
+	for _, t := range terms {
 		x.postings[t] = append(x.postings[t], posting{doc: i, tf: tf[t]})
 	}
 	x.byKey[r.Key()] = i
@@ -279,27 +328,51 @@ func (q Query) check() (Query, error) {
 	return q, nil
 }
 
-// matches applies the exact filters.
-func (q *Query) matches(d *doc) bool {
-	ds := &d.rec.Dataset
-	if q.Type != "" && !slices.Contains(d.types, q.Type) {
-		return false
+// filter returns the slots that pass the exact filters other than the bbox
+// (nil: no such filter, every live slot passes).
+func (x *Index) filter(q *Query) (bitset, bool) {
+	var sets []bitset
+	if q.Type != "" {
+		sets = append(sets, x.facet["t:"+q.Type])
 	}
-	if q.Theme != "" && !slices.ContainsFunc(d.themes, func(t string) bool {
-		return strings.EqualFold(t, q.Theme) || ThemeIRI+t == q.Theme
-	}) {
-		return false
+	if q.Theme != "" {
+		sets = append(sets, x.facet["h:"+themeCode(q.Theme)])
 	}
-	if q.Publisher != "" && q.Publisher != d.rec.Publisher && !strings.EqualFold(q.Publisher, ds.Publisher.Name) {
-		return false
+	if q.License != "" {
+		sets = append(sets, x.facet["l:"+LicenceIRI(q.License)])
 	}
-	if q.License != "" && q.License != ds.License && q.License != LicenceIRI(ds.License) {
-		return false
+	if q.Publisher != "" {
+		byID, byName := x.facet["p:"+q.Publisher], x.facet["n:"+strings.ToLower(q.Publisher)]
+		u := make(bitset, max(len(byID), len(byName)))
+		for w := range u {
+			if w < len(byID) {
+				u[w] |= byID[w]
+			}
+			if w < len(byName) {
+				u[w] |= byName[w]
+			}
+		}
+		sets = append(sets, u)
 	}
-	if q.BBox != nil && (!d.hasBound || !d.bound.Intersects(*q.BBox)) {
-		return false
+	if len(sets) == 0 {
+		return nil, false
 	}
-	return true
+	out := slices.Clone(sets[0])
+	for _, s := range sets[1:] {
+		out = out[:min(len(out), len(s))]
+		for w := range out {
+			out[w] &= s[w]
+		}
+	}
+	return out, true
+}
+
+func (x *Index) inBBox(q *Query, i uint32) bool {
+	if q.BBox == nil {
+		return true
+	}
+	b, r := &x.bounds[i], q.BBox
+	return x.spat.has(i) && b.Min[0] <= r.Max[0] && b.Max[0] >= r.Min[0] && b.Min[1] <= r.Max[1] && b.Max[1] >= r.Min[1]
 }
 
 // Search answers a query from the index alone.
@@ -311,7 +384,7 @@ func (x *Index) Search(q Query) (Result, error) {
 	k := q.Offset + q.Limit
 	h := &hitHeap{x: x}
 	total := 0
-	consider := func(i uint32, score float64) {
+	consider := func(i uint32, score float32) {
 		total++
 		c := cand{doc: i, score: score}
 		if h.Len() < k {
@@ -325,10 +398,19 @@ func (x *Index) Search(q Query) (Result, error) {
 	if len(terms) == 0 && strings.TrimSpace(q.Text) != "" {
 		return Result{}, nil // only stop words or punctuation: nothing can match
 	}
+	allowed, filtered := x.filter(&q)
 	if len(terms) == 0 {
-		for i := range x.docs {
-			if d := &x.docs[i]; d.live && q.matches(d) {
-				consider(uint32(i), 0)
+		set := x.alive
+		if filtered {
+			set = allowed
+		}
+		for w, bits := range set {
+			for bits != 0 {
+				i := uint32(w*64 + mathbits.TrailingZeros64(bits))
+				bits &= bits - 1
+				if x.inBBox(&q, i) {
+					consider(i, 0)
+				}
 			}
 		}
 	} else {
@@ -337,8 +419,8 @@ func (x *Index) Search(q Query) (Result, error) {
 			sp = new([]float32)
 		}
 		scores := *sp
-		if len(scores) < len(x.docs) {
-			scores = make([]float32, len(x.docs))
+		if len(scores) < len(x.recs) {
+			scores = make([]float32, len(x.recs))
 		}
 		var touched []uint32
 		n := float64(x.live)
@@ -349,19 +431,22 @@ func (x *Index) Search(q Query) (Result, error) {
 				continue
 			}
 			df := float64(len(ps))
-			idf := math.Log(1 + (n-df+0.5)/(df+0.5))
+			idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
+			c1 := float32(bm25K1 * (1 - bm25B))
+			c2 := float32(bm25K1 * bm25B / avg)
 			for _, p := range ps {
+				if filtered && !allowed.has(p.doc) {
+					continue
+				}
 				if scores[p.doc] == 0 {
 					touched = append(touched, p.doc)
 				}
-				tf := float64(p.tf)
-				norm := bm25K1 * (1 - bm25B + bm25B*float64(x.docs[p.doc].length)/avg)
-				scores[p.doc] += float32(idf * tf * (bm25K1 + 1) / (tf + norm))
+				scores[p.doc] += idf * p.tf * (bm25K1 + 1) / (p.tf + c1 + c2*x.lens[p.doc])
 			}
 		}
 		for _, i := range touched {
-			if d := &x.docs[i]; q.matches(d) {
-				consider(i, float64(scores[i]))
+			if x.inBBox(&q, i) {
+				consider(i, scores[i])
 			}
 			scores[i] = 0
 		}
@@ -374,14 +459,14 @@ func (x *Index) Search(q Query) (Result, error) {
 	}
 	res := Result{Total: total}
 	for i := q.Offset; i < len(out); i++ {
-		res.Hits = append(res.Hits, Hit{Record: x.docs[out[i].doc].rec, Score: out[i].score})
+		res.Hits = append(res.Hits, Hit{Record: x.recs[out[i].doc], Score: float64(out[i].score)})
 	}
 	return res, nil
 }
 
 type cand struct {
 	doc   uint32
-	score float64
+	score float32
 }
 
 // better orders results: higher score, then more recently modified, then by
@@ -390,10 +475,10 @@ func (x *Index) better(a, b cand) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
-	da, db := &x.docs[a.doc].rec, &x.docs[b.doc].rec
-	if c := da.Dataset.Modified.Compare(db.Dataset.Modified); c != 0 {
-		return c > 0
+	if ma, mb := x.mod[a.doc], x.mod[b.doc]; ma != mb {
+		return ma > mb
 	}
+	da, db := &x.recs[a.doc], &x.recs[b.doc]
 	if c := cmp.Compare(da.Dataset.ID, db.Dataset.ID); c != 0 {
 		return c < 0
 	}
