@@ -67,6 +67,6 @@ func FuzzParseEntity(f *testing.F) {
 				t.Fatalf("format %d changed through storage:\n%v\n%v", f, want, got)
 			}
 		}
-		_ = indexKeys(e, map[string]int64{}, 1)
+		_ = indexKeys(e, map[string]int64{}, 1, func(string) bool { return true })
 	})
 }

@@ -18,11 +18,12 @@ import (
 //	n/e/<id>                                  seq of the feed record holding the entity's
 //	                                          current state (8 bytes BE)
 //	n/t/<typeIRI> 00 <id>                     type index
-//	n/v/<attrIRI> 00 <value> 00 <id>          value index: top-level Property values that are
-//	                                          numbers, strings (first 96 bytes) or booleans,
-//	                                          and Relationship objects; <value> starts with
-//	                                          'n' + order-preserving float64, 's' + bytes,
-//	                                          'b' + 0/1
+//	n/v/<attrIRI> 00 <value> 00 <id>          value index, for the attributes in n/i/: top-level
+//	                                          Property values that are numbers, strings (first
+//	                                          96 bytes) or booleans, and Relationship objects;
+//	                                          <value> starts with 'n' + order-preserving
+//	                                          float64, 's' + bytes, 'b' + 0/1
+//	n/i/<attrIRI>                             attribute with a value index: 'b' building, 'r' ready
 //	n/g/<attrIRI> 00 <S2 cell, 8 bytes BE><id> spatial index: leaf cell of a Point, or the
 //	                                          cells covering another geometry's bounding box
 //	n/k/<typeIRI> 00                          count of entities of a type (uint64 BE)
@@ -48,6 +49,7 @@ const (
 	keySeq     = store.PrefixNGSILD + "q"
 	keyTrim    = store.PrefixNGSILD + "qt"
 	keyModel   = store.PrefixNGSILD + "m/"
+	keyIndexed = store.PrefixNGSILD + "i/"
 )
 
 // maxIndexedString is how much of a string value the value index keeps;
@@ -146,9 +148,10 @@ func boundToRect(b orb.Bound) s2.Rect {
 	return r.AddPoint(s2.LatLngFromDegrees(b.Max[1], b.Max[0]))
 }
 
-// indexKeys returns every index key of e (type, value and spatial), and
-// adds e's counter contributions times sign to counts.
-func indexKeys(e *Entity, counts map[string]int64, sign int64) map[string]struct{} {
+// indexKeys returns every index key of e (type, spatial, and value keys of
+// the attributes valued says are indexed), and adds e's counter
+// contributions times sign to counts.
+func indexKeys(e *Entity, counts map[string]int64, sign int64, valued func(string) bool) map[string]struct{} {
 	keys := make(map[string]struct{}, 4+2*len(e.Attrs))
 	for _, t := range e.Types {
 		keys[string(typeKey(t, e.ID))] = struct{}{}
@@ -156,6 +159,7 @@ func indexKeys(e *Entity, counts map[string]int64, sign int64) map[string]struct
 	}
 	for attr, insts := range e.Attrs {
 		seenType := map[AttrType]bool{}
+		withValues := valued(attr)
 		for _, a := range insts {
 			if !seenType[a.Type] {
 				seenType[a.Type] = true
@@ -164,16 +168,9 @@ func indexKeys(e *Entity, counts map[string]int64, sign int64) map[string]struct
 				}
 			}
 			switch a.Type {
-			case Property:
-				addValueKey(keys, attr, a.Value, e.ID)
-			case Relationship:
-				switch o := a.Object.(type) {
-				case string:
-					addValueKey(keys, attr, o, e.ID)
-				case []any:
-					for _, x := range o {
-						addValueKey(keys, attr, x, e.ID)
-					}
+			case Property, Relationship:
+				if withValues {
+					addValueKeys(keys, attr, a, e.ID)
 				}
 			case GeoProperty:
 				m, _ := a.Value.(map[string]any)
@@ -190,6 +187,31 @@ func indexKeys(e *Entity, counts map[string]int64, sign int64) map[string]struct
 		}
 	}
 	return keys
+}
+
+// valueKeys returns the value index keys of one attribute of e.
+func valueKeys(e *Entity, attr string) map[string]struct{} {
+	keys := map[string]struct{}{}
+	for _, a := range e.Attrs[attr] {
+		addValueKeys(keys, attr, a, e.ID)
+	}
+	return keys
+}
+
+func addValueKeys(keys map[string]struct{}, attr string, a *Attribute, id string) {
+	switch a.Type {
+	case Property:
+		addValueKey(keys, attr, a.Value, id)
+	case Relationship:
+		switch o := a.Object.(type) {
+		case string:
+			addValueKey(keys, attr, o, id)
+		case []any:
+			for _, x := range o {
+				addValueKey(keys, attr, x, id)
+			}
+		}
+	}
 }
 
 func addValueKey(keys map[string]struct{}, attr string, v any, id string) {

@@ -1,12 +1,17 @@
 package ngsild
 
 import (
+	"fmt"
+
+	"context"
+	"github.com/mimnode/mimnode/node/store"
 	"net/http"
 	"net/url"
 	"reflect"
 	"sort"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // fixture is a small city: sensors, a room, a road and a district, in
@@ -232,6 +237,8 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	tests := []struct {
 		name, query string
 		max         int
@@ -245,6 +252,11 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The first query on an attribute starts its value index.
+			wantStatus(t, n.do("GET", "/ngsi-ld/v1/entities?limit=1000&"+tt.query, nil, link(envContext)...), http.StatusOK)
+			if err := n.svc.waitIndexes(ctx); err != nil {
+				t.Fatal(err)
+			}
 			q, _ := url.ParseQuery(tt.query)
 			eq, err := n.svc.parseEntityQuery(q, tc)
 			if err != nil {
@@ -253,7 +265,7 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 			var cands []string
 			err = n.db.View(func(tx *storeTxn) error {
 				var err error
-				cands, err = eq.candidates(tx)
+				cands, err = n.svc.candidates(tx, eq)
 				return err
 			})
 			if err != nil {
@@ -299,4 +311,57 @@ func TestPostQuery(t *testing.T) {
 		})
 	}
 	wantProblem(t, n.do("POST", "/ngsi-ld/v1/entityOperations/query", `{"type": "Subscription"}`), BadRequestData)
+}
+
+// TestValueIndexLifecycle checks a value index appears when a query first
+// filters on an attribute, answers correctly before and after, follows
+// writes, and survives a restart.
+func TestValueIndexLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNodeOn(t, db, nil)
+	for i := 0; i < 1200; i++ {
+		body := fmt.Sprintf(`{"id": "urn:x:%d", "type": "T", "p": %d}`, i, i%100)
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", body), http.StatusCreated)
+	}
+	const p = "https://uri.etsi.org/ngsi-ld/default-context/p"
+	query := func(n *testNode) []string {
+		rec := n.do("GET", "/ngsi-ld/v1/entities?limit=100&q=p==7", nil)
+		wantStatus(t, rec, http.StatusOK)
+		return ids(t, rec)
+	}
+	if got := query(n); len(got) != 12 {
+		t.Fatalf("before the index: %d matches, want 12", len(got))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.svc.waitIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !n.svc.vidx.isReady(p) {
+		t.Fatal("no value index after the first query on p")
+	}
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/urn:x:8/attrs", `{"p": 7}`), http.StatusNoContent)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:x:7", nil), http.StatusNoContent)
+	if got := query(n); len(got) != 12 || !contains(got, "urn:x:8") || contains(got, "urn:x:7") {
+		t.Errorf("after writes: %v", got)
+	}
+	n.svc.Close()
+	db.Close()
+
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n = newTestNodeOn(t, db, nil)
+	if !n.svc.vidx.isReady(p) {
+		t.Fatal("value index not ready after restart")
+	}
+	if got := query(n); len(got) != 12 {
+		t.Errorf("after restart: %d matches, want 12", len(got))
+	}
 }

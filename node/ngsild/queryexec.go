@@ -101,13 +101,19 @@ type source struct {
 
 // plan lists the index sources that can answer eq, most selective kinds
 // first; nil means a full scan.
-func (eq *entityQuery) plan() []source {
+// useValues says whether an attribute's value index is complete; plan
+// passes the others to requestIndex.
+func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) []source {
 	var srcs []source
 	if eq.q != nil {
 		// Bounds on the same attribute (a>=1;a<5) narrow one range scan.
 		ranges := map[string]*query.Term{}
 		var order []string
 		for _, t := range eq.q.IndexTerms() {
+			if !useValues(t.Path.Attrs[0]) {
+				request(t.Path.Attrs[0])
+				continue
+			}
 			if t.Op == "==" {
 				if src := valueSource(t); src != nil {
 					srcs = append(srcs, *src)
@@ -336,7 +342,7 @@ func geoSource(attr string, cells s2.CellUnion) func(*store.Txn, int) ([]string,
 func (s *Service) run(eq *entityQuery) (page []*Entity, total int, err error) {
 	total = -1
 	err = s.db.View(func(tx *store.Txn) error {
-		ids, err := eq.candidates(tx)
+		ids, err := s.candidates(tx, eq)
 		if err != nil {
 			return err
 		}
@@ -398,7 +404,7 @@ func (s *Service) run(eq *entityQuery) (page []*Entity, total int, err error) {
 }
 
 // candidates returns the sorted candidate ids, or nil for a full scan.
-func (eq *entityQuery) candidates(tx *store.Txn) ([]string, error) {
+func (s *Service) candidates(tx *store.Txn, eq *entityQuery) ([]string, error) {
 	if eq.ids != nil {
 		ids := make([]string, 0, len(eq.ids))
 		for id := range eq.ids {
@@ -407,7 +413,7 @@ func (eq *entityQuery) candidates(tx *store.Txn) ([]string, error) {
 		sort.Strings(ids)
 		return ids, nil
 	}
-	srcs := eq.plan()
+	srcs := eq.plan(s.vidx.isReady, s.requestIndex)
 	if len(srcs) == 0 {
 		return nil, nil
 	}

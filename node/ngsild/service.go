@@ -47,6 +47,10 @@ type Options struct {
 	// SkipValidation turns MIM2 validation off, for importing data that
 	// predates its model (some upstream examples break their own schema).
 	SkipValidation bool
+	// IndexedAttributes are attribute IRIs to keep a value index on from
+	// the start; others get one when a query first filters on them (see
+	// valueIndexes).
+	IndexedAttributes []string
 }
 
 func (o *Options) setDefaults() {
@@ -90,6 +94,10 @@ type Service struct {
 
 	subsMu sync.Mutex
 	subs   map[chan struct{}]struct{} // guarded by subsMu
+
+	vidx   valueIndexes
+	bg     sync.WaitGroup // background index builds
+	closed atomic.Bool
 }
 
 // New opens the NGSI-LD service over db: it preloads the core context (and
@@ -126,12 +134,18 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.seq.Store(seq)
+	if err := s.loadValueIndexes(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close releases the service. It does not close the store, which the node
 // owns; every acknowledged write is already durable.
 func (s *Service) Close() error {
+	// An unfinished index build resumes at the next start.
+	s.closed.Store(true)
+	s.bg.Wait()
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	for ch := range s.subs {

@@ -150,10 +150,10 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 	p.write, p.id, p.count = true, ch.id, map[string]int64{}
 	var oldKeys, newKeys map[string]struct{}
 	if old != nil {
-		oldKeys = indexKeys(old, p.count, -1)
+		oldKeys = indexKeys(old, p.count, -1, s.vidx.isWritten)
 	}
 	if ne != nil {
-		newKeys = indexKeys(ne, p.count, +1)
+		newKeys = indexKeys(ne, p.count, +1, s.vidx.isWritten)
 	}
 	for k := range oldKeys {
 		if _, keep := newKeys[k]; !keep {
