@@ -1,0 +1,201 @@
+package content
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/gowebpki/jcs"
+	"github.com/ipfs/go-cid"
+)
+
+// ManifestFormat names the manifest format and the chunking rules behind it
+// (entity boundaries, the gear table and masks of the file chunker). Any
+// change to those rules is a new format: the same data must always give the
+// same version id.
+const ManifestFormat = "mimnode-manifest/1"
+
+// Kinds of version.
+const (
+	KindEntities = "ngsi-ld-entities" // blocks of NGSI-LD entities, one JSON object per line, in id order
+	KindFile     = "file"             // blocks of one file's bytes
+)
+
+// MaxManifestSize bounds encoded manifest bytes DecodeManifest reads. At
+// about 150 bytes per block it covers versions of several hundred GiB.
+const MaxManifestSize = 64 << 20
+
+// Manifest lists the blocks of one version, in order. Its CID is the
+// version id.
+type Manifest struct {
+	Kind   string
+	Size   int64 // total bytes of all blocks
+	Blocks []BlockRef
+}
+
+// BlockRef is one block of a manifest.
+type BlockRef struct {
+	CID  cid.Cid
+	Size int64
+	// Entities manifests only: how many entities the block holds and the
+	// first and last entity id, so a consumer can tell which block holds an
+	// entity without fetching the others.
+	Count       int64
+	First, Last string
+}
+
+// Entities returns the number of entities in an entities manifest.
+func (m Manifest) Entities() int64 {
+	var n int64
+	for _, b := range m.Blocks {
+		n += b.Count
+	}
+	return n
+}
+
+type linkJSON struct {
+	Link string `json:"/"`
+}
+
+type blockRefJSON struct {
+	CID   linkJSON `json:"cid"`
+	Size  int64    `json:"size"`
+	Count int64    `json:"count,omitempty"`
+	First string   `json:"first,omitempty"`
+	Last  string   `json:"last,omitempty"`
+}
+
+type manifestJSON struct {
+	Format string         `json:"format"`
+	Kind   string         `json:"kind"`
+	Size   int64          `json:"size"`
+	Blocks []blockRefJSON `json:"blocks"`
+}
+
+// Encode returns the manifest's canonical bytes: DAG-JSON (block CIDs as
+// {"/": cid} links, keys sorted, no whitespace), which is also RFC 8785
+// canonical JSON. Encoding checks the manifest first.
+func (m Manifest) Encode() ([]byte, error) {
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("encoding manifest: %w", err)
+	}
+	w := manifestJSON{Format: ManifestFormat, Kind: m.Kind, Size: m.Size, Blocks: make([]blockRefJSON, len(m.Blocks))}
+	for i, b := range m.Blocks {
+		w.Blocks[i] = blockRefJSON{CID: linkJSON{b.CID.String()}, Size: b.Size, Count: b.Count, First: b.First, Last: b.Last}
+	}
+	raw, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("encoding manifest: %w", err)
+	}
+	c, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalising manifest: %w", err)
+	}
+	return c, nil
+}
+
+// CID returns the version id: CIDv1, dag-json codec, SHA2-256 of Encode().
+func (m Manifest) CID() (cid.Cid, error) {
+	b, err := m.Encode()
+	if err != nil {
+		return cid.Undef, err
+	}
+	return sum(cid.DagJSON, b), nil
+}
+
+// VerifyManifest checks that data is the manifest c names and decodes it.
+func VerifyManifest(c cid.Cid, data []byte) (Manifest, error) {
+	if err := checkCID(c, cid.DagJSON); err != nil {
+		return Manifest{}, fmt.Errorf("verifying manifest: %w", err)
+	}
+	if got := sum(cid.DagJSON, data); !got.Equals(c) {
+		return Manifest{}, fmt.Errorf("verifying manifest %s: %w: the bytes hash to %s", c, ErrBlockMismatch, got)
+	}
+	return DecodeManifest(data)
+}
+
+// DecodeManifest reads manifest bytes. It accepts only the canonical
+// encoding Encode produces, so a manifest has exactly one byte form and one
+// CID.
+func DecodeManifest(data []byte) (Manifest, error) {
+	if len(data) > MaxManifestSize {
+		return Manifest{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedManifest, len(data), MaxManifestSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w manifestJSON
+	if err := dec.Decode(&w); err != nil {
+		return Manifest{}, fmt.Errorf("%w: %v", ErrMalformedManifest, err)
+	}
+	if w.Format != ManifestFormat {
+		return Manifest{}, fmt.Errorf("%w: format %q, want %s", ErrMalformedManifest, w.Format, ManifestFormat)
+	}
+	m := Manifest{Kind: w.Kind, Size: w.Size, Blocks: make([]BlockRef, len(w.Blocks))}
+	for i, b := range w.Blocks {
+		c, err := cid.Decode(b.CID.Link)
+		if err != nil {
+			return Manifest{}, fmt.Errorf("%w: blocks[%d].cid: %v", ErrMalformedManifest, i, err)
+		}
+		m.Blocks[i] = BlockRef{CID: c, Size: b.Size, Count: b.Count, First: b.First, Last: b.Last}
+	}
+	again, err := m.Encode()
+	if err != nil {
+		return Manifest{}, fmt.Errorf("%w: %w", ErrMalformedManifest, err)
+	}
+	if !bytes.Equal(again, data) {
+		return Manifest{}, fmt.Errorf("%w: not in canonical form", ErrMalformedManifest)
+	}
+	return m, nil
+}
+
+// check enforces what every manifest must satisfy.
+func (m Manifest) check() error {
+	var total int64
+	switch m.Kind {
+	case KindEntities, KindFile:
+	default:
+		return fmt.Errorf("kind %q is not %s or %s", m.Kind, KindEntities, KindFile)
+	}
+	for i, b := range m.Blocks {
+		if err := checkCID(b.CID, cid.Raw); err != nil {
+			return fmt.Errorf("blocks[%d]: %w", i, err)
+		}
+		if b.Size <= 0 || b.Size > MaxBlockSize {
+			return fmt.Errorf("blocks[%d]: size %d is not in 1..%d", i, b.Size, MaxBlockSize)
+		}
+		total += b.Size
+		if m.Kind == KindFile {
+			if b.Count != 0 || b.First != "" || b.Last != "" {
+				return fmt.Errorf("blocks[%d]: a file block has no entities", i)
+			}
+			continue
+		}
+		if b.Count <= 0 || b.First == "" || b.Last == "" || b.Last < b.First || (b.Count == 1) != (b.First == b.Last) {
+			return fmt.Errorf("blocks[%d]: entity count %d and ids %q..%q do not fit", i, b.Count, b.First, b.Last)
+		}
+		if i > 0 && b.First <= m.Blocks[i-1].Last {
+			return fmt.Errorf("blocks[%d]: first id %q is not after the previous block's last %q", i, b.First, m.Blocks[i-1].Last)
+		}
+	}
+	if total != m.Size {
+		return fmt.Errorf("size %d is not the sum of the block sizes %d", m.Size, total)
+	}
+	return nil
+}
+
+// Diff returns the blocks of next that old does not have, in next's order
+// and each once: what a consumer holding old must fetch to have next.
+func Diff(old, next Manifest) []BlockRef {
+	have := make(map[cid.Cid]bool, len(old.Blocks))
+	for _, b := range old.Blocks {
+		have[b.CID] = true
+	}
+	var out []BlockRef
+	for _, b := range next.Blocks {
+		if !have[b.CID] {
+			have[b.CID] = true
+			out = append(out, b)
+		}
+	}
+	return out
+}
