@@ -38,9 +38,13 @@ func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error)
 	if err != nil {
 		return nil, err
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, newError(InvalidRequest, "invalid batch", "the body must be a JSON array of entities: %v", err)
+	v, err := parseJSON(body)
+	if err != nil {
+		return nil, newError(InvalidRequest, "invalid batch", "the body is not JSON: %v", err)
+	}
+	raw, ok := v.([]any)
+	if !ok {
+		return nil, newError(InvalidRequest, "invalid batch", "the body must be a JSON array of entities")
 	}
 	if len(raw) == 0 {
 		return nil, newError(BadRequestData, "empty batch", "the batch holds no entities")
@@ -67,10 +71,10 @@ func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error)
 	return items, nil
 }
 
-func (s *Service) decodeBatchItem(r *http.Request, b []byte, ldJSON, needType bool, now time.Time) (it batchItem) {
-	m, err := ParseEntity(b)
-	if err != nil {
-		it.err = err
+func (s *Service) decodeBatchItem(r *http.Request, v any, ldJSON, needType bool, now time.Time) (it batchItem) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		it.err = newError(BadRequestData, "invalid entity", "a batch entry must be a JSON object")
 		return it
 	}
 	if id, ok := m["id"].(string); ok {

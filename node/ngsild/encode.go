@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -278,11 +279,87 @@ func fillTimes(m map[string][]*Attribute, parentCreated time.Time) {
 	}
 }
 
-// decodeEntityRecord decodes a stored entity.
+// decodeEntityRecord decodes a stored entity (the JSON appendEntity
+// writes), without reflection for the same reason as parseJSON.
 func decodeEntityRecord(b []byte, e *Entity) error {
-	if err := json.Unmarshal(b, e); err != nil {
+	v, err := parseJSON(b)
+	if err != nil {
 		return err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return errors.New("stored entity is not an object")
+	}
+	e.ID, _ = m["id"].(string)
+	types, _ := m["t"].([]any)
+	e.Types = make([]string, 0, len(types))
+	for _, t := range types {
+		if s, ok := t.(string); ok {
+			e.Types = append(e.Types, s)
+		}
+	}
+	if e.CreatedAt, err = storedTime(m["c"]); err != nil {
+		return err
+	}
+	if e.ModifiedAt, err = storedTime(m["m"]); err != nil {
+		return err
+	}
+	if e.Attrs, err = storedAttrs(m["a"]); err != nil {
+		return err
+	}
+	if e.Attrs == nil {
+		e.Attrs = map[string][]*Attribute{}
 	}
 	fillTimes(e.Attrs, e.CreatedAt)
 	return nil
+}
+
+func storedTime(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, nil // elided: fillTimes supplies it
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stored time %q: %w", s, err)
+	}
+	return t, nil
+}
+
+func storedAttrs(v any) (map[string][]*Attribute, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil
+	}
+	out := make(map[string][]*Attribute, len(m))
+	for name, list := range m {
+		insts, _ := list.([]any)
+		as := make([]*Attribute, 0, len(insts))
+		for _, x := range insts {
+			am, ok := x.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("stored attribute %s is not an object", name)
+			}
+			a := &Attribute{Value: am["v"], Object: am["o"]}
+			t, _ := am["t"].(string)
+			a.Type = AttrType(t)
+			a.LanguageMap, _ = am["l"].(map[string]any)
+			a.DatasetID, _ = am["d"].(string)
+			a.ObservedAt, _ = am["oa"].(string)
+			a.UnitCode, _ = am["u"].(string)
+			var err error
+			if a.CreatedAt, err = storedTime(am["c"]); err != nil {
+				return nil, err
+			}
+			if a.ModifiedAt, err = storedTime(am["m"]); err != nil {
+				return nil, err
+			}
+			if a.Sub, err = storedAttrs(am["s"]); err != nil {
+				return nil, err
+			}
+			as = append(as, a)
+		}
+		out[name] = as
+	}
+	return out, nil
 }

@@ -1,7 +1,6 @@
 package ngsild
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -76,11 +75,12 @@ func ParseEntity(body []byte) (map[string]any, error) {
 	if len(body) > maxBodyBytes {
 		return nil, newError(BadRequestData, "entity too large", "the body exceeds %d bytes", maxBodyBytes)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, newError(InvalidRequest, "invalid JSON", "the body is not a JSON object: %v", err)
+	v, err := parseJSON(body)
+	if err != nil {
+		return nil, newError(InvalidRequest, "invalid JSON", "the body is not JSON: %v", err)
 	}
-	if m == nil {
+	m, ok := v.(map[string]any)
+	if !ok {
 		return nil, newError(BadRequestData, "invalid entity", "the body must be a JSON object")
 	}
 	return m, nil
