@@ -89,7 +89,7 @@ func ParseEntity(body []byte) (map[string]any, error) {
 // decodeEntity converts a parsed entity body into the stored form, expanding
 // names with tc. needIDType is false for fragments (append/update attributes).
 func decodeEntity(m map[string]any, tc *termContext, now time.Time, needIDType bool) (*Entity, error) {
-	e := &Entity{Attrs: map[string][]*Attribute{}, CreatedAt: now, ModifiedAt: now}
+	e := &Entity{Attrs: make(map[string][]*Attribute, len(m)), CreatedAt: now, ModifiedAt: now}
 	id, hasID := m["id"]
 	if !hasID {
 		id, hasID = m["@id"]
@@ -198,6 +198,9 @@ func isURI(s string) bool {
 }
 
 func checkDatasets(name string, insts []*Attribute) error {
+	if len(insts) < 2 {
+		return nil
+	}
 	seen := map[string]bool{}
 	for _, a := range insts {
 		if seen[a.DatasetID] {

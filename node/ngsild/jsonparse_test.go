@@ -31,6 +31,8 @@ func TestParseJSON(t *testing.T) {
 		{"unterminated", `{"a": [1, 2`, false},
 		{"missing-colon", `{"a" 1}`, false},
 		{"trailing-comma", `[1,]`, false},
+		{"html-and-separators", `"<a href=\"x\">&amp;\u2028\u2029</a>"`, true},
+		{"numbers", `[0, -0, 1e21, 1e20, 1e-7, 0.000001, 123456789012345678901234567890]`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +44,12 @@ func TestParseJSON(t *testing.T) {
 			}
 			if tt.ok && !reflect.DeepEqual(got, want) {
 				t.Errorf("parseJSON(%q) = %#v, encoding/json gives %#v", tt.in, got, want)
+			}
+			if tt.ok {
+				enc, _ := json.Marshal(want)
+				if mine := appendValue(nil, got); string(mine) != string(enc) {
+					t.Errorf("appendValue = %s, encoding/json = %s", mine, enc)
+				}
 			}
 		})
 	}
@@ -67,8 +75,17 @@ func FuzzParseJSON(f *testing.F) {
 		if (err == nil) != (werr == nil) {
 			t.Fatalf("parseJSON err = %v, encoding/json err = %v for %q", err, werr, b)
 		}
-		if err == nil && !reflect.DeepEqual(got, want) {
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("parseJSON = %#v, encoding/json = %#v for %q", got, want, b)
+		}
+		// The encoder used for stored entities writes what encoding/json
+		// writes.
+		enc, _ := json.Marshal(want)
+		if mine := appendValue(nil, got); string(mine) != string(enc) {
+			t.Fatalf("appendValue = %s, encoding/json = %s", mine, enc)
 		}
 	})
 }
