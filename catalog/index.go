@@ -3,6 +3,7 @@ package catalog
 import (
 	"cmp"
 	"container/heap"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -252,9 +253,43 @@ type Query struct {
 	Theme     string     `json:"theme,omitempty"`     // DCAT-AP theme code (ENVI)
 	Publisher string     `json:"publisher,omitempty"` // peer ID or publisher name
 	License   string     `json:"license,omitempty"`   // SPDX id or licence IRI
-	BBox      *orb.Bound `json:"bbox,omitempty"`      // spatial coverage must intersect it
+	BBox      *orb.Bound `json:"-"`                   // spatial coverage must intersect it
 	Limit     int        `json:"limit,omitempty"`     // 0: DefaultLimit
 	Offset    int        `json:"offset,omitempty"`
+}
+
+type queryJSON struct {
+	Text      string      `json:"text,omitempty"`
+	Type      string      `json:"type,omitempty"`
+	Theme     string      `json:"theme,omitempty"`
+	Publisher string      `json:"publisher,omitempty"`
+	License   string      `json:"license,omitempty"`
+	BBox      *[4]float64 `json:"bbox,omitempty"` // minLon, minLat, maxLon, maxLat
+	Limit     int         `json:"limit,omitempty"`
+	Offset    int         `json:"offset,omitempty"`
+}
+
+// MarshalJSON writes the query as a DSP catalogue filter item, the bbox as
+// [minLon, minLat, maxLon, maxLat].
+func (q Query) MarshalJSON() ([]byte, error) {
+	w := queryJSON{Text: q.Text, Type: q.Type, Theme: q.Theme, Publisher: q.Publisher, License: q.License, Limit: q.Limit, Offset: q.Offset}
+	if q.BBox != nil {
+		w.BBox = &[4]float64{q.BBox.Min[0], q.BBox.Min[1], q.BBox.Max[0], q.BBox.Max[1]}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; unknown fields are errors.
+func (q *Query) UnmarshalJSON(b []byte) error {
+	var w queryJSON
+	if err := strictUnmarshal(b, &w); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadQuery, err)
+	}
+	*q = Query{Text: w.Text, Type: w.Type, Theme: w.Theme, Publisher: w.Publisher, License: w.License, Limit: w.Limit, Offset: w.Offset}
+	if w.BBox != nil {
+		q.BBox = &orb.Bound{Min: orb.Point{w.BBox[0], w.BBox[1]}, Max: orb.Point{w.BBox[2], w.BBox[3]}}
+	}
+	return nil
 }
 
 // Result limits.
