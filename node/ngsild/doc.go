@@ -16,9 +16,10 @@
 // Existing NGSI-LD clients then point at http://HOST:PORT/ngsi-ld/v1 and work
 // unchanged: entities (normalized, concise or keyValues input), attributes,
 // batch operations, queries (type, id, idPattern, attrs, q, geo-queries,
-// limit/offset/count, options=keyValues|concise|sysAttrs, Accept:
-// application/geo+json), /types, /attributes and /jsonldContexts. Errors are
-// problem details with the NGSI-LD error type URIs (errors.go has the table).
+// limit/offset/count, options=keyValues|concise|sysAttrs, lang, Accept:
+// application/geo+json; also as POST /entityOperations/query), /types,
+// /attributes and /jsonldContexts. Errors are problem details with the
+// NGSI-LD error type URIs (errors.go has the table).
 //
 // # @context
 //
@@ -38,14 +39,21 @@
 //
 // # Storage and durability
 //
-// keys.go documents the key layout: the entity, a type index, a value index
-// (numbers, strings, booleans and relationship objects of top-level
-// attributes, which the planner uses for q's ==, ranges and bounds) and an
-// S2-cell spatial index, so queries by type, value and area read only
-// candidates. All writes go through one commit path that writes the entity,
-// its index changes, type/attribute counters and a change-feed record in one
-// badger transaction and returns only once badger has synced it: a 201, 204
-// or 207 is on disk.
+// keys.go documents the key layout: a type index, an S2-cell spatial index
+// and value indexes (numbers, strings, booleans and relationship objects of
+// top-level attributes, which the planner uses for q's ==, ranges and
+// bounds, intersecting equality terms by key probes), so queries by type,
+// value and area read only candidates. A value index exists per attribute:
+// it is built in the background the first time a query filters on the
+// attribute (or at start for Options.IndexedAttributes), because indexing
+// every attribute of every entity halved write throughput (valueindex.go).
+//
+// All writes go through one commit path (storage.go): the new states,
+// validation, encoding and index changes are prepared on all cores, then
+// the entity pointer, index changes, type/attribute counters and a
+// change-feed record holding the new state are written in one badger
+// transaction per chunk; commit returns only once badger has synced it, so
+// a 201, 204 or 207 is on disk.
 //
 // # Change feed
 //
