@@ -2,6 +2,8 @@ package ngsild
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -68,5 +70,38 @@ func FuzzParseEntity(f *testing.F) {
 			}
 		}
 		_ = indexKeys(e, map[string]int64{}, 1, func(string) bool { return true })
+	})
+}
+
+// FuzzQuery sends arbitrary query parameters to GET /entities over the
+// fixture: the planner, the indexes and the geo code must answer 200 or a
+// problem, never panic or fail internally.
+func FuzzQuery(f *testing.F) {
+	n := newTestNode(f, nil)
+	loadFixture(f, n)
+	seeds := []struct{ typ, q, georel, geometry, coords string }{
+		{"Sensor", `temperature>20;name=="alpha"`, "", "", ""},
+		{"", `temperature==18..22|address[city]=="Madrid"`, "near;maxDistance==2000", "Point", "[-3.70,40.42]"},
+		{"Room,Road", `!temperature`, "within", "Polygon", "[[[-3.8,40.3],[-3.6,40.3],[-3.6,40.5],[-3.8,40.5],[-3.8,40.3]]]"},
+		{"", `installedAt<2024-01-01`, "near;minDistance==10", "Point", "[179.9,89.9]"},
+		{"", `p==1`, "intersects", "LineString", "[[-180,-90],[180,90]]"},
+	}
+	for _, s := range seeds {
+		f.Add(s.typ, s.q, s.georel, s.geometry, s.coords)
+	}
+	f.Fuzz(func(t *testing.T, typ, q, georel, geometry, coords string) {
+		v := url.Values{}
+		for k, val := range map[string]string{"type": typ, "q": q, "georel": georel, "geometry": geometry, "coordinates": coords} {
+			if val != "" {
+				v.Set(k, val)
+			}
+		}
+		v.Set("limit", "1000")
+		tn := *n
+		tn.t = t
+		rec := tn.do("GET", "/ngsi-ld/v1/entities?"+v.Encode(), nil)
+		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
+			t.Fatalf("%s: status %d: %s", v.Encode(), rec.Code, rec.Body.String())
+		}
 	})
 }
