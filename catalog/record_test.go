@@ -369,3 +369,30 @@ func TestVisibility(t *testing.T) {
 		t.Errorf("Since(0) for an outsider has %d records, want 2 (fed, mixed)", n)
 	}
 }
+
+// TestNewVersionKeepsOffers is the node's version update: get the record,
+// set the version, put it back. The offers resolve to the same policies.
+func TestNewVersionKeepsOffers(t *testing.T) {
+	c, _ := NewCatalog(newTestKey(1), nil)
+	d, _ := ParseDataset(readTestdata(t, "full.json"), "json")
+	d.Audience = []string{newTestKey(1).PeerID()}
+	r1, err := c.Put(d, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := c.Get(d.ID)
+	cur.Dataset.Version = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+	r2, err := c.Put(cur.Dataset, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Seq != r1.Seq+1 || r2.Dataset.Version != cur.Dataset.Version {
+		t.Errorf("version update: seq %d version %q", r2.Seq, r2.Dataset.Version)
+	}
+	if fmt.Sprint(r1.OfferDigests) != fmt.Sprint(r2.OfferDigests) {
+		t.Errorf("offers changed with the version:\n%v\n%v", r1.OfferDigests, r2.OfferDigests)
+	}
+	if err := r2.Verify(testVerifier{}); err != nil {
+		t.Error(err)
+	}
+}

@@ -76,12 +76,7 @@ func isDuration(s string) bool {
 
 // Validate checks every rule of a dataset description and returns the first
 // problem as a *FieldError (wrapping ErrInvalidDataset).
-func (d Dataset) Validate() error {
-	if err := d.validate(); err != nil {
-		return err
-	}
-	return nil
-}
+func (d Dataset) Validate() error { return d.validate() }
 
 func checkText(field, s string, max int, required bool) error {
 	if s == "" {
