@@ -71,6 +71,9 @@
 // signal a coalescing channel (Notify), so a slow consumer never blocks a
 // write; it catches up by reading Changes from its own cursor. TrimChanges
 // drops records every consumer has passed; sequence numbers are never
-// reused. Service.Entity reads one entity in stored form and Service.Put
-// writes entities in that form (for transfers landing a provider's data).
+// reused. A consumer matches a change with a q expression directly (*Entity
+// implements query.Entity; parse with Service.Expand as the expand
+// function) and shows it to its client with Service.Render. Service.Entity
+// reads one entity in stored form and Service.Put writes entities in that
+// form (for transfers landing a provider's data).
 package ngsild

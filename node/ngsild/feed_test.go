@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/node/ngsild/query"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -154,5 +155,45 @@ func TestFeedSurvivesRestart(t *testing.T) {
 	}
 	if e := fetch(t, n, "urn:x:0", "?options=keyValues"); e["p"] != 1.0 {
 		t.Errorf("urn:x:0 after trim and restart: %v", e)
+	}
+}
+
+// TestRenderAndMatchChanges shows how a feed consumer (subscriptions, live
+// transfers) uses a Change: match it with a q expression and render it for
+// its client's @context.
+func TestRenderAndMatchChanges(t *testing.T) {
+	n := newTestNode(t, nil)
+	body, _ := readExample(t, "AirQualityObserved", "example.jsonld")
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...), http.StatusCreated)
+	changes, err := n.svc.Changes(context.Background(), 0, 10)
+	if err != nil || len(changes) != 1 {
+		t.Fatalf("changes %v, %v", changes, err)
+	}
+	e := changes[0].Entity
+	expand := func(term string) string {
+		iri, err := n.svc.Expand(envContext, term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iri
+	}
+	for q, want := range map[string]bool{"no2>50": true, "no2>100": false, `airQualityLevel=="moderate"`: true} {
+		parsed, err := query.Parse(q, expand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parsed.Match(e); got != want {
+			t.Errorf("%s matched %v, want %v", q, got, want)
+		}
+	}
+	out, err := n.svc.Render(e, RenderOptions{Context: envContext, Format: "keyValues", Attrs: []string{"no2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, map[string]any{"id": e.ID, "type": "AirQualityObserved", "no2": 69.0}) {
+		t.Errorf("Render = %v", out)
+	}
+	if _, err := n.svc.Render(e, RenderOptions{Context: "https://example.org/unknown.jsonld"}); err == nil {
+		t.Error("Render with an unavailable context succeeded")
 	}
 }

@@ -61,7 +61,7 @@ func (eq *entityQuery) match(e *Entity) bool {
 			return false
 		}
 	}
-	if eq.q != nil && !eq.q.Match(queryEntity{e}) {
+	if eq.q != nil && !eq.q.Match(e) {
 		return false
 	}
 	if eq.geo != nil {
@@ -462,17 +462,16 @@ func (s *Service) candidates(tx *store.Txn, eq *entityQuery) ([]string, error) {
 	return best, nil
 }
 
-// queryEntity lets the q language read a stored entity.
-type queryEntity struct{ e *Entity }
+var _ query.Entity = (*Entity)(nil)
 
-var _ query.Entity = queryEntity{}
-
-// Values implements query.Entity.
-func (qe queryEntity) Values(p query.Path) []any {
+// Values implements query.Entity, so a q expression parsed with expanded
+// names (query.Parse) can be matched against a stored entity, as the
+// subscription feature does with each Change.
+func (e *Entity) Values(p query.Path) []any {
 	if len(p.Attrs) == 0 {
 		return nil
 	}
-	insts := qe.e.Attrs[p.Attrs[0]]
+	insts := e.Attrs[p.Attrs[0]]
 	last := len(p.Attrs) - 1
 	for i := 1; i <= last && len(insts) > 0; i++ {
 		name := p.Attrs[i]

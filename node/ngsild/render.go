@@ -206,3 +206,57 @@ func pickLanguage(lm map[string]any, lang string) (any, string) {
 	}
 	return lm[keys[0]], keys[0]
 }
+
+// RenderOptions selects how Render shows an entity.
+type RenderOptions struct {
+	// Context is the @context whose terms the output uses: a URL, an
+	// object or a list of them, as in a request; nil means the core
+	// context alone.
+	Context any
+	// Format is "normalized" (the default), "keyValues" or "concise".
+	Format string
+	// Attrs keeps only these attributes (terms of Context); empty keeps
+	// all.
+	Attrs    []string
+	SysAttrs bool
+	// Lang picks one language of LanguageProperties (clause 4.15).
+	Lang string
+}
+
+// Render shows a stored entity (from Entity, Changes or Follow) the way the
+// API would answer a client using o.Context, for features that send
+// entities themselves, such as notifications.
+func (s *Service) Render(e *Entity, o RenderOptions) (map[string]any, error) {
+	tc, err := s.ctx.resolve(o.Context)
+	if err != nil {
+		return nil, err
+	}
+	ro := renderOpts{sysAttrs: o.SysAttrs, lang: o.Lang}
+	switch o.Format {
+	case "", "normalized":
+	case "keyValues", "simplified":
+		ro.format = keyValues
+	case "concise":
+		ro.format = concise
+	default:
+		return nil, newError(BadRequestData, "invalid format", "unknown format %q", o.Format)
+	}
+	if len(o.Attrs) > 0 {
+		ro.attrs = map[string]bool{}
+		for _, a := range o.Attrs {
+			ro.attrs[tc.expand(a)] = true
+		}
+	}
+	return e.render(tc, ro), nil
+}
+
+// Expand returns the IRI a term stands for under the given @context (nil:
+// the core context), for features that take names from clients, such as a
+// subscription's watched attributes.
+func (s *Service) Expand(context any, term string) (string, error) {
+	tc, err := s.ctx.resolve(context)
+	if err != nil {
+		return "", err
+	}
+	return tc.expand(term), nil
+}
