@@ -1,6 +1,11 @@
 package ngsild
 
 import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mimnode/mimnode/node/store"
 	"net/http/httptest"
 	"testing"
 )
@@ -101,4 +106,49 @@ func TestInternalError(t *testing.T) {
 	wantProblem(t, rec, InternalError)
 	rec = n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:x:new", "type": "T"})
 	wantProblem(t, rec, InternalError)
+}
+
+// TestBindModel checks MIM2 for a type an admin binds: writes are checked
+// against the schema, the error names the attribute, and the binding
+// survives a restart.
+func TestBindModel(t *testing.T) {
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n := newTestNodeOn(t, db, nil)
+	const ctxURL = "https://city.example/bench-context.jsonld"
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(ctxURL),
+		`{"@context": {"Bench": "https://city.example/Bench", "seats": "https://city.example/seats"}}`, "Content-Type", "application/ld+json"), http.StatusCreated)
+	schema := `{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+		"properties": {"seats": {"type": "integer", "minimum": 1}}, "required": ["seats"]}`
+	if err := n.svc.BindModel("https://city.example/Bench", ctxURL, []byte(schema)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.svc.BindModel("https://city.example/Bad", "", []byte(`{"type": 5}`)); err == nil {
+		t.Error("an unusable schema was bound")
+	}
+	check := func(n *testNode) {
+		t.Helper()
+		rec := n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:bench:x", "type": "Bench", "seats": 2.5}`, link(ctxURL)...)
+		wantProblem(t, rec, BadRequestData)
+		if !strings.Contains(rec.Body.String(), `\"seats\"`) {
+			t.Errorf("error does not name seats: %s", rec.Body.String())
+		}
+		wantProblem(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:bench:x", "type": "Bench"}`, link(ctxURL)...), BadRequestData)
+	}
+	check(n)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:bench:1", "type": "Bench", "seats": 4}`, link(ctxURL)...), http.StatusCreated)
+	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/entities/urn:bench:1/attrs", `{"seats": 0}`, link(ctxURL)...), BadRequestData)
+
+	n2 := newTestNodeOn(t, db, nil)
+	check(n2)
+	found := false
+	for _, m := range n2.svc.Models() {
+		found = found || m.TypeIRI == "https://city.example/Bench"
+	}
+	if !found {
+		t.Error("Models does not list the bound type after restart")
+	}
 }

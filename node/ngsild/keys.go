@@ -33,7 +33,8 @@ import (
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
-//	n/m/<typeIRI>                             JSON Schema an admin bound to a type (MIM2)
+//	n/m/<typeIRI>                             schema binding an admin added (MIM2): JSON
+//	                                          {"context": URL, "schema": JSON Schema}
 //
 // Every entity write updates its entity key, index keys, counters and one
 // feed record in one badger transaction. Each entity state is stored once,

@@ -1,9 +1,11 @@
 package ngsild
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/mimnode/mimnode/node/ngsild/model"
 	"github.com/mimnode/mimnode/node/store"
@@ -15,6 +17,15 @@ import (
 type validator struct {
 	s   *Service
 	reg *model.Registry
+
+	mu       sync.RWMutex
+	contexts map[string]string // type IRI -> context URL of admin bindings; guarded by mu
+}
+
+// binding is an admin's schema binding as stored at n/m/<typeIRI>.
+type binding struct {
+	Context string          `json:"context,omitempty"`
+	Schema  json.RawMessage `json:"schema"`
 }
 
 func newValidator(s *Service, reg *model.Registry) (*validator, error) {
@@ -24,13 +35,18 @@ func newValidator(s *Service, reg *model.Registry) (*validator, error) {
 			return nil, fmt.Errorf("load data models: %w", err)
 		}
 	}
-	v := &validator{s: s, reg: reg}
+	v := &validator{s: s, reg: reg, contexts: map[string]string{}}
 	err := s.db.View(func(tx *store.Txn) error {
 		return tx.Iterate(store.IterOptions{Prefix: []byte(keyModel)}, func(k, val []byte) error {
 			typ := string(k[len(keyModel):])
-			if err := reg.Bind(typ, val); err != nil {
+			var b binding
+			if err := json.Unmarshal(val, &b); err != nil {
+				return fmt.Errorf("decode stored schema binding for %s: %w", typ, err)
+			}
+			if err := reg.Bind(typ, b.Schema); err != nil {
 				return fmt.Errorf("bind stored schema for %s: %w", typ, err)
 			}
+			v.contexts[typ] = b.Context
 			return nil
 		})
 	})
@@ -54,7 +70,13 @@ func (v *validator) check(e *Entity) error {
 			continue
 		}
 		var ctxVal any
-		if m.ContextURL != "" {
+		v.mu.RLock()
+		adminCtx, isBound := v.contexts[typ]
+		v.mu.RUnlock()
+		switch {
+		case isBound && adminCtx != "":
+			ctxVal = adminCtx
+		case !isBound && m.ContextURL != "":
 			ctxVal = m.ContextURL
 		}
 		tc, err := v.s.ctx.resolve(ctxVal)
@@ -93,16 +115,31 @@ func validationDetail(model string, ve *model.ValidationError) string {
 
 // BindModel binds an entity type (expanded IRI) to a JSON Schema of its
 // keyValues form; entities of that type written afterwards are validated
-// against it. The binding is stored and survives restarts.
-func (s *Service) BindModel(typeIRI string, schemaJSON []byte) error {
+// against it. contextURL is the @context whose terms are the schema's
+// attribute names ("" for the core context, whose @vocab gives plain
+// names). The binding is stored and survives restarts.
+func (s *Service) BindModel(typeIRI, contextURL string, schemaJSON []byte) error {
 	if !isURI(typeIRI) {
 		return newError(BadRequestData, "invalid type", "%q is not an expanded type IRI", typeIRI)
 	}
+	if contextURL != "" {
+		if _, err := s.ctx.resolve(contextURL); err != nil {
+			return err
+		}
+	}
+	rec, err := json.Marshal(binding{Context: contextURL, Schema: schemaJSON})
+	if err != nil {
+		return newError(BadRequestData, "unusable schema", "the schema is not JSON: %v", err)
+	}
+	s.wmu.Lock() // no write validates against a half-made binding
+	defer s.wmu.Unlock()
 	if err := s.val.reg.Bind(typeIRI, schemaJSON); err != nil {
 		return &Error{Type: BadRequestData, Title: "unusable schema", Detail: err.Error(), Err: err}
 	}
-	err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keyModel+typeIRI), schemaJSON) })
-	if err != nil {
+	s.val.mu.Lock()
+	s.val.contexts[typeIRI] = contextURL
+	s.val.mu.Unlock()
+	if err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keyModel+typeIRI), rec) }); err != nil {
 		return fmt.Errorf("store schema binding for %s: %w", typeIRI, err)
 	}
 	return nil
