@@ -29,7 +29,8 @@ type Index struct {
 	// per-slot columns below are kept apart from the records so that a
 	// scan over 100,000 datasets touches a few compact arrays only.
 	recs   []Record
-	terms  [][]string // per slot: distinct terms, to take it out of postings again
+	terms  [][]string // per slot: distinct terms, to count its postings dead again
+	gen    []uint32   // per slot: bumped when the slot is emptied, which kills its postings
 	facets [][]string // per slot: facet keys, to clear its bits again
 	lens   []float32  // per slot: weighted number of terms
 	bounds []orb.Bound
@@ -40,7 +41,7 @@ type Index struct {
 	byKey    map[Key]uint32
 	retired  map[Key]uint64 // seq of the retirement, so that an older live record arriving late is ignored
 	free     []uint32
-	postings map[string][]posting
+	postings map[string]*postingList
 	facet    map[string]bitset // "t:"+type, "h:"+theme, "p:"+peer, "n:"+name, "l:"+licence IRI
 	live     int
 	totalLen float64 // sum of the weighted lengths of live slots
@@ -50,7 +51,17 @@ type Index struct {
 
 type posting struct {
 	doc uint32
+	gen uint32  // the slot's gen when the posting was made; stale once it differs
 	tf  float32 // weighted term frequency
+}
+
+// postingList is one term's postings. Removing a dataset does not search
+// the lists of its terms (some hold most of the index): its postings go
+// stale with the slot's generation and are dropped when stale ones make up
+// half of a list.
+type postingList struct {
+	ps   []posting
+	dead int
 }
 
 // bitset is a set of slots.
@@ -91,7 +102,7 @@ const (
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byKey: map[Key]uint32{}, retired: map[Key]uint64{}, postings: map[string][]posting{}, facet: map[string]bitset{}}
+	return &Index{byKey: map[Key]uint32{}, retired: map[Key]uint64{}, postings: map[string]*postingList{}, facet: map[string]bitset{}}
 }
 
 // Len returns the number of datasets in the index.
@@ -146,16 +157,17 @@ func (x *Index) remove(k Key) bool {
 	if !ok {
 		return false
 	}
+	x.gen[i]++
 	for _, t := range x.terms[i] {
-		ps := x.postings[t]
-		j := slices.IndexFunc(ps, func(p posting) bool { return p.doc == i })
-		if j >= 0 {
-			ps = slices.Delete(ps, j, j+1)
+		pl := x.postings[t]
+		pl.dead++
+		if pl.dead*2 < len(pl.ps) {
+			continue
 		}
-		if len(ps) == 0 {
+		pl.ps = slices.DeleteFunc(pl.ps, func(p posting) bool { return p.gen != x.gen[p.doc] })
+		pl.dead = 0
+		if len(pl.ps) == 0 {
 			delete(x.postings, t)
-		} else {
-			x.postings[t] = ps
 		}
 	}
 	for _, f := range x.facets[i] {
@@ -221,6 +233,7 @@ func (x *Index) add(r Record) {
 		x.terms = append(x.terms, nil)
 		x.facets = append(x.facets, nil)
 		x.lens = append(x.lens, 0)
+		x.gen = append(x.gen, 0)
 		x.bounds = append(x.bounds, orb.Bound{})
 		x.mod = append(x.mod, 0)
 	}
@@ -237,7 +250,12 @@ func (x *Index) add(r Record) {
 		x.facet[f] = b
 	}
 	for _, t := range terms {
-		x.postings[t] = append(x.postings[t], posting{doc: i, tf: tf[t]})
+		pl := x.postings[t]
+		if pl == nil {
+			pl = &postingList{}
+			x.postings[t] = pl
+		}
+		pl.ps = append(pl.ps, posting{doc: i, gen: x.gen[i], tf: tf[t]})
 	}
 	x.byKey[r.Key()] = i
 	x.live++
@@ -301,7 +319,8 @@ const (
 // ErrBadQuery means a query's limit, offset or bbox is out of range.
 var ErrBadQuery = errors.New("catalog: bad search query")
 
-// Hit is one search result.
+// Hit is one search result. Its Record shares memory with the index: read
+// it, do not modify it.
 type Hit struct {
 	Record Record
 	Score  float64 // text relevance; 0 without text
@@ -461,16 +480,16 @@ func (x *Index) Search(q Query) (Result, error) {
 		n := float64(x.live)
 		avg := x.totalLen / max(n, 1)
 		for _, t := range terms {
-			ps := x.postings[t]
-			if len(ps) == 0 {
+			pl := x.postings[t]
+			if pl == nil {
 				continue
 			}
-			df := float64(len(ps))
+			df := float64(len(pl.ps) - pl.dead)
 			idf := float32(math.Log(1 + (n-df+0.5)/(df+0.5)))
 			c1 := float32(bm25K1 * (1 - bm25B))
 			c2 := float32(bm25K1 * bm25B / avg)
-			for _, p := range ps {
-				if filtered && !allowed.has(p.doc) {
+			for _, p := range pl.ps {
+				if p.gen != x.gen[p.doc] || (filtered && !allowed.has(p.doc)) {
 					continue
 				}
 				if scores[p.doc] == 0 {
