@@ -176,7 +176,9 @@ func (c *Catalog) Lookup(id string, v Viewer) (Record, error) {
 	return Record{}, fmt.Errorf("looking up %s: %w", id, ErrUnknownDataset)
 }
 
-// Viewer is the peer a catalogue copy is made for.
+// Viewer is the peer a catalogue copy is made for. Fill in everything the
+// node knows: offers with a role or federation constraint are hidden from
+// a viewer without one.
 type Viewer struct {
 	PeerID      string
 	Role        string   // policy.RoleAgency or policy.RoleResearcher

@@ -75,6 +75,11 @@
 // (publisher, dataset id) and drops retired datasets (remembering the
 // retirement, so an older record arriving late does not bring a dataset
 // back). Remove drops a dataset whose publisher left the federation.
+// A dataset the publisher later hides from this node (made restricted or
+// private) is in no answer to this node, so the node also resyncs now and
+// then (on reconnecting to a publisher, say): it collects every page of
+// ChangesRequest{Since: 0} and calls index.Replace(publisher, records),
+// which drops whatever the publisher no longer shows it.
 //
 //	res, err := index.Search(catalog.Query{Text: "air quality", Type: "AirQualityObserved",
 //		Theme: "ENVI", Publisher: peerOrName, License: "CC-BY-4.0", BBox: &bbox, Limit: 20})

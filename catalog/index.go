@@ -152,6 +152,37 @@ func (x *Index) Remove(k Key) bool {
 	return x.remove(k)
 }
 
+// Replace makes the index hold exactly the given records of publisher:
+// every one is Put, and the publisher's other datasets are removed. The
+// node calls it with the complete answer to ChangesRequest{Since: 0} (all
+// pages): datasets the publisher has since hidden from this node (made
+// restricted or private, or whose offers it may no longer see) are not in
+// any changes answer, and this is how they leave the index. It returns the
+// number of datasets removed.
+func (x *Index) Replace(publisher string, records []Record) (removed int) {
+	keep := make(map[Key]bool, len(records))
+	for _, r := range records {
+		if r.Publisher == publisher {
+			x.Put(r)
+			keep[r.Key()] = true
+		}
+	}
+	var drop []Key
+	for w, bits := range x.facet["p:"+publisher] {
+		for bits != 0 {
+			i := uint32(w*64 + mathbits.TrailingZeros64(bits))
+			bits &= bits - 1
+			if k := x.recs[i].Key(); !keep[k] {
+				drop = append(drop, k)
+			}
+		}
+	}
+	for _, k := range drop {
+		x.remove(k)
+	}
+	return len(drop)
+}
+
 func (x *Index) remove(k Key) bool {
 	i, ok := x.byKey[k]
 	if !ok {

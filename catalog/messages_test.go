@@ -246,6 +246,25 @@ func newNode(t testing.TB, seed byte) *node {
 	return &node{key: k, cat: c, index: NewIndex(), seen: map[string]uint64{}}
 }
 
+// pullAll collects every page of a changes answer from since 0.
+func (n *node) pullAll(t testing.TB, from *node) []Record {
+	t.Helper()
+	v := Viewer{PeerID: n.key.PeerID(), Role: policy.RoleAgency, Now: t0}
+	var out []Record
+	since := uint64(0)
+	for {
+		resp := from.cat.Answer(&ChangesRequest{Since: since}, v).(*CatalogResponse)
+		if err := resp.Verify(testVerifier{}); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, resp.Records...)
+		since = resp.Seq
+		if !resp.More {
+			return out
+		}
+	}
+}
+
 // pull is what the node does on an announcement: changes requests until
 // the publisher has no more, every frame encoded and decoded, every record
 // verified before it enters the index.
@@ -356,6 +375,22 @@ func TestFederationCatalogueFlow(t *testing.T) {
 		if found(t, n, Query{Text: "pollen"}) != 0 {
 			t.Errorf("retired dataset still found")
 		}
+	}
+	// Visibility narrows: the cameras become private. b gets no
+	// record saying so (a private dataset is in nobody's answer); a full
+	// resync removes it.
+	r.Dissemination, r.Audience = Private, nil
+	if _, err := a.cat.Put(r, t0.Add(3)); err != nil {
+		t.Fatal(err)
+	}
+	gossip()
+	if found(t, b, Query{Text: "cameras"}) != 1 {
+		t.Fatalf("expected the stale entry before the resync")
+	}
+	b.seen[a.key.PeerID()] = 0
+	full := b.pullAll(t, a)
+	if removed := b.index.Replace(a.key.PeerID(), full); removed != 1 || found(t, b, Query{Text: "cameras"}) != 0 {
+		t.Errorf("Replace removed %d; cameras found %d times; want 1 and 0", removed, found(t, b, Query{Text: "cameras"}))
 	}
 	// Many changes while b is offline: catch-up pages through them.
 	for i := 0; i < MaxPage+50; i++ {
