@@ -152,20 +152,29 @@ func boundToRect(b orb.Bound) s2.Rect {
 // indexKeys returns every index key of e (type, spatial, and value keys of
 // the attributes valued says are indexed), and adds e's counter
 // contributions times sign to counts.
-func indexKeys(e *Entity, counts map[string]int64, sign int64, valued func(string) bool) map[string]struct{} {
+func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(string) bool) map[string]struct{} {
 	keys := make(map[string]struct{}, 4+2*len(e.Attrs))
 	for _, t := range e.Types {
 		keys[string(typeKey(t, e.ID))] = struct{}{}
-		counts[keyCount+t+"\x00"] += sign
+		counts[countKey{typ: t}] += sign
 	}
 	for attr, insts := range e.Attrs {
-		seenType := map[AttrType]bool{}
+		var seen [4]AttrType // attribute types counted for this attribute
 		withValues := valued(attr)
 		for _, a := range insts {
-			if !seenType[a.Type] {
-				seenType[a.Type] = true
+			counted := false
+			for _, x := range seen {
+				counted = counted || x == a.Type
+			}
+			if !counted {
+				for i := range seen {
+					if seen[i] == "" {
+						seen[i] = a.Type
+						break
+					}
+				}
 				for _, t := range e.Types {
-					counts[keyCount+t+"\x00"+attr+"\x00"+string(a.Type)] += sign
+					counts[countKey{typ: t, attr: attr, at: a.Type}] += sign
 				}
 			}
 			switch a.Type {
@@ -223,6 +232,20 @@ func addValueKey(keys map[string]struct{}, attr string, v any, id string) {
 	}
 	b = append(b, 0)
 	keys[string(append(b, id...))] = struct{}{}
+}
+
+// countKey names a counter: entities of a type (attr empty), or those of
+// them with an attribute of an attribute type.
+type countKey struct {
+	typ, attr string
+	at        AttrType
+}
+
+func (c countKey) key() string {
+	if c.attr == "" {
+		return keyCount + c.typ + "\x00"
+	}
+	return keyCount + c.typ + "\x00" + c.attr + "\x00" + string(c.at)
 }
 
 // splitCountKey parses a counter key into type, attribute and attribute type

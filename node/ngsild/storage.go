@@ -43,7 +43,7 @@ type prepared struct {
 	body  []byte   // the new state as stored; nil for a delete
 	del   [][]byte
 	set   [][]byte
-	count map[string]int64
+	count map[countKey]int64
 }
 
 // commit applies the changes durably and returns one outcome per change.
@@ -147,7 +147,7 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 		return nil
 	}
 	overlay[ch.id] = ne
-	p.write, p.id, p.count = true, ch.id, map[string]int64{}
+	p.write, p.id, p.count = true, ch.id, map[countKey]int64{}
 	var oldKeys, newKeys map[string]struct{}
 	if old != nil {
 		oldKeys = indexKeys(old, p.count, -1, s.vidx.isWritten)
@@ -193,7 +193,7 @@ func (s *Service) writeTxn(ps []prepared) error {
 	var last uint64
 	err := s.db.Update(func(tx *store.Txn) error {
 		seq := s.seq.Load()
-		counts := map[string]int64{}
+		counts := map[countKey]int64{}
 		for i := range ps {
 			p := &ps[i]
 			if !p.write {
@@ -249,10 +249,13 @@ func (s *Service) writeTxn(ps []prepared) error {
 
 // applyCounts adds the deltas to the counters, in key order so concurrent
 // readers see a consistent picture per key.
-func applyCounts(tx *store.Txn, counts map[string]int64) error {
-	keys := make([]string, 0, len(counts))
-	for k, d := range counts {
+func applyCounts(tx *store.Txn, deltas map[countKey]int64) error {
+	counts := make(map[string]int64, len(deltas))
+	keys := make([]string, 0, len(deltas))
+	for c, d := range deltas {
 		if d != 0 {
+			k := c.key()
+			counts[k] = d
 			keys = append(keys, k)
 		}
 	}

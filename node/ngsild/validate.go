@@ -83,7 +83,7 @@ func (v *validator) check(e *Entity) error {
 		if err != nil {
 			return fmt.Errorf("load context of data model %s: %w", m.ShortName, err)
 		}
-		kv := model.KeyValues(e.render(tc, renderOpts{format: normalized}))
+		kv := validationForm(e, tc)
 		if err := v.reg.Validate(typ, kv); err != nil {
 			var ve *model.ValidationError
 			if errors.As(err, &ve) {
@@ -94,6 +94,20 @@ func (v *validator) check(e *Entity) error {
 		}
 	}
 	return nil
+}
+
+// validationForm is the keyValues form model.KeyValues would make of the
+// normalized rendering, built directly since it runs on every write.
+func validationForm(e *Entity, tc *termContext) map[string]any {
+	kv := e.render(tc, renderOpts{format: keyValues})
+	for k, v := range kv {
+		if m, ok := v.(map[string]any); ok {
+			if inner, ok := m["@value"]; ok {
+				kv[k] = inner
+			}
+		}
+	}
+	return kv
 }
 
 func validationDetail(model string, ve *model.ValidationError) string {
