@@ -2,6 +2,7 @@ package ngsild
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -290,7 +291,7 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
 	u := s.contextURL(r.PathValue("id"))
 	doc, err := s.ctx.get(u)
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
 	}
 	if err != nil {
@@ -308,7 +309,7 @@ func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
 		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be deleted")
 	}
 	err := s.ctx.remove(u)
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
 	}
 	if err != nil {
