@@ -1,7 +1,6 @@
 package ngsild
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -374,10 +373,20 @@ func writeJSON(w http.ResponseWriter, status int, v any, acc accepted, tc *termC
 		w.Header().Set("Content-Type", "application/json")
 		setLink(w, tc)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "cannot encode response", http.StatusInternalServerError)
-		return
+	// appendValue writes what encoding/json would (FuzzParseJSON checks),
+	// several times faster, which matters for large query results.
+	var b []byte
+	if list, ok := v.([]map[string]any); ok {
+		b = append(b, '[')
+		for i, m := range list {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(b, m)
+		}
+		b = append(b, ']')
+	} else {
+		b = appendValue(nil, v)
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
