@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mimnode/mimnode/node/api"
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
@@ -45,6 +48,9 @@ type Node struct {
 	gater   *federation.Gater
 	pubsub  *pubsub.PubSub
 	fed     *federation.Service
+	audit   *audit.Log
+	offers  *contract.Registry
+	deals   *contract.Service
 	ngsi    *ngsild.Service
 	mdns    mdns.Service
 	metrics *prometheus.Registry
@@ -116,6 +122,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if err != nil {
 		return nil, err
 	}
+	n.audit = audit.Open(n.store)
+	// Offers come from the interim registry until the catalogue provides
+	// them (contract.Offers).
+	n.offers = contract.NewRegistry(n.store)
+	signer, err := NewKeySigner(n.key)
+	if err != nil {
+		return nil, err
+	}
+	n.deals, err = contract.New(contract.Options{
+		Host: n.host, Store: n.store, Audit: n.audit, Members: n.fed, Signer: signer,
+		Verifier: PeerIDVerifier{}, Offers: n.offers, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	n.registerMetrics()
 	// Bind the API now: its address is part of the NGSI-LD service's
 	// configuration, and a taken port should fail before anything starts.
@@ -137,6 +158,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	})
 	n.api.Mount(n.fed.Register)
 	n.api.Mount(n.ngsi.Register)
+	n.api.Mount(n.audit.Register)
+	n.api.Mount(n.deals.Register)
+	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
 }
 
@@ -174,6 +198,9 @@ func (n *Node) registerMetrics() {
 func (n *Node) Start(ctx context.Context) error {
 	n.started = time.Now()
 	if err := n.fed.Start(ctx); err != nil {
+		return err
+	}
+	if err := n.deals.Start(ctx); err != nil {
 		return err
 	}
 	if n.cfg.Network.MDNS {
@@ -226,6 +253,9 @@ func (n *Node) closeParts() error {
 	if n.apiLn != nil {
 		n.apiLn.Close() // no-op once the server has shut down
 	}
+	if n.deals != nil {
+		errs = append(errs, n.deals.Close())
+	}
 	if n.ngsi != nil {
 		errs = append(errs, n.ngsi.Close())
 	}
@@ -258,6 +288,16 @@ func (n *Node) Store() *store.DB { return n.store }
 
 // Federations is the node's federation service.
 func (n *Node) Federations() *federation.Service { return n.fed }
+
+// Contracts is the node's contract negotiation service.
+func (n *Node) Contracts() *contract.Service { return n.deals }
+
+// Offers is the interim offers registry (until the catalogue provides
+// offers).
+func (n *Node) Offers() *contract.Registry { return n.offers }
+
+// Audit is the node's hash-chained transaction log.
+func (n *Node) Audit() *audit.Log { return n.audit }
 
 // Gater is the node's connection gater.
 func (n *Node) Gater() *federation.Gater { return n.gater }

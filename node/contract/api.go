@@ -1,0 +1,313 @@
+package contract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/negotiation"
+)
+
+// RequestOptions start a negotiation as consumer.
+type RequestOptions struct {
+	// Provider is the peer that holds the dataset.
+	Provider peer.ID
+	// Dataset is the dataset id (the offer's target).
+	Dataset string
+	// OfferID names the offer; with no Offer, it is looked up in the
+	// node's Offers ("" takes the dataset's first offer).
+	OfferID string
+	// Offer is the ODRL offer as the provider advertised it. Its terms
+	// must be the provider's exactly: the provider refuses anything else.
+	Offer json.RawMessage
+	// Purpose is the purpose stated to the provider's policy.
+	Purpose string
+}
+
+// Info describes one negotiation for the API and CLI.
+type Info struct {
+	// ID is this node's process id for the negotiation.
+	ID          string            `json:"id"`
+	Role        negotiation.Role  `json:"role"`
+	State       negotiation.State `json:"state"`
+	Peer        string            `json:"peer"`
+	Dataset     string            `json:"dataset,omitempty"`
+	OfferID     string            `json:"offerId,omitempty"`
+	Purpose     string            `json:"purpose,omitempty"`
+	ProviderPid string            `json:"providerPid,omitempty"`
+	ConsumerPid string            `json:"consumerPid,omitempty"`
+	// Pending: a person must approve or reject (provider side).
+	Pending bool `json:"pending,omitempty"`
+	// Code and Reasons say why it TERMINATED (for a refusal, one reason
+	// per failed policy constraint).
+	Code        protocol.Code   `json:"code,omitempty"`
+	Reasons     []string        `json:"reasons,omitempty"`
+	AgreementID string          `json:"agreementId,omitempty"`
+	Decision    json.RawMessage `json:"decision,omitempty"`
+	Created     time.Time       `json:"created"`
+	Updated     time.Time       `json:"updated"`
+}
+
+func infoOf(n *negotiation.Negotiation, m meta) Info {
+	code, reasons := n.Termination()
+	in := Info{
+		ID: n.Pid(), Role: n.Role(), State: n.State(), Peer: n.Peer(), Dataset: m.Dataset, OfferID: m.OfferID,
+		Purpose: n.Purpose(), ProviderPid: n.Pids().ProviderPid, ConsumerPid: n.Pids().ConsumerPid,
+		Pending: n.Pending(), Code: code, Reasons: reasons, Decision: m.Decision, Created: m.Created, Updated: m.Updated,
+	}
+	if n.State() == negotiation.Finalized {
+		in.AgreementID = m.AgreementID
+	}
+	return in
+}
+
+// Request starts a negotiation as consumer and returns its id. The
+// request is stored before it is sent; sending and everything after
+// happens in the background (Wait follows it).
+func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error) {
+	if o.Provider == "" || o.Dataset == "" {
+		return "", fmt.Errorf("requesting a contract: %w: provider and dataset are required", ErrBadRequest)
+	}
+	if o.Provider == s.self {
+		return "", fmt.Errorf("requesting a contract: %w: the provider is this node itself", ErrBadRequest)
+	}
+	var offer policy.Policy
+	var err error
+	if len(o.Offer) > 0 {
+		offer, err = policy.Parse(o.Offer)
+	} else {
+		offer, err = s.o.Offers.Offer(o.Dataset, o.OfferID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("requesting a contract for %s: %w: %w", o.Dataset, ErrBadRequest, err)
+	}
+	offer = offer.Clone()
+	switch {
+	case offer.ID == "":
+		return "", fmt.Errorf("requesting a contract: %w: the offer has no @id", ErrBadRequest)
+	case o.OfferID != "" && offer.ID != o.OfferID:
+		return "", fmt.Errorf("requesting a contract: %w: the offer is %s, not %s", ErrBadRequest, offer.ID, o.OfferID)
+	case offer.Target != "" && offer.Target != o.Dataset:
+		return "", fmt.Errorf("requesting a contract: %w: the offer is for %s, not %s", ErrBadRequest, offer.Target, o.Dataset)
+	case offer.Assigner != "" && offer.Assigner != o.Provider.String():
+		return "", fmt.Errorf("requesting a contract: %w: the offer is made by %s, not %s", ErrBadRequest, offer.Assigner, o.Provider)
+	}
+	offer.Type, offer.Target = policy.TypeOffer, o.Dataset
+	raw, err := policy.Marshal(offer)
+	if err != nil {
+		return "", fmt.Errorf("requesting a contract: %w: %w", ErrBadRequest, err)
+	}
+	n, err := negotiation.NewConsumer(negotiation.Config{Pid: newPid(), Peer: o.Provider.String(),
+		CallbackAddress: "/p2p/" + s.self.String(), Retry: s.retry()})
+	if err != nil {
+		return "", err
+	}
+	if !s.enter() {
+		return "", ErrClosed
+	}
+	defer s.wg.Done()
+	now := s.o.Now()
+	e := &entry{key: negotiation.Key{Role: negotiation.Consumer, Pid: n.Pid()}, n: n,
+		meta: meta{Dataset: o.Dataset, OfferID: offer.ID, Created: now}}
+	e.mu.Lock()
+	s.mu.Lock()
+	s.live[e.key] = e
+	s.mu.Unlock()
+	_, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgRequest, Now: now, Offer: raw, Purpose: o.Purpose})
+	e.mu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("requesting a contract for %s: %w", o.Dataset, err)
+	}
+	k, provider := e.key, o.Provider.String()
+	s.goDo(func() { s.sendAll(k, provider, out) })
+	return k.Pid, nil
+}
+
+// Get returns negotiation id as stored (either role).
+func (s *Service) Get(id string) (Info, error) {
+	for _, role := range []negotiation.Role{negotiation.Consumer, negotiation.Provider} {
+		e, err := s.load(negotiation.Key{Role: role, Pid: id})
+		if err == nil {
+			return infoOf(e.n, e.meta), nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return Info{}, fmt.Errorf("reading negotiation %s: %w", id, err)
+		}
+	}
+	return Info{}, fmt.Errorf("negotiation %s: %w", id, ErrUnknownNegotiation)
+}
+
+// Wait blocks until negotiation id is FINALIZED or TERMINATED, or ctx
+// ends, and returns it as it then is.
+func (s *Service) Wait(ctx context.Context, id string) (Info, error) {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		in, err := s.Get(id)
+		if err != nil || in.State.Terminal() {
+			return in, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return in, fmt.Errorf("waiting for negotiation %s (now %s): %w", id, in.State, ctx.Err())
+		}
+	}
+}
+
+// List returns every negotiation on this node, newest first.
+func (s *Service) List() ([]Info, error) {
+	out := []Info{}
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "n", "")}, func(k, v []byte) error {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", k, err)
+			}
+			out = append(out, infoOf(e.n, e.meta))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing negotiations: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Pending returns the requests waiting for a person's approval.
+func (s *Service) Pending() ([]Info, error) {
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	out := []Info{}
+	for _, in := range all {
+		if in.Pending && !in.State.Terminal() {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+// Approve is a person's approval of a queued request: the policy is
+// evaluated once more (time has passed) and, if it still permits, the
+// agreement is signed and sent.
+func (s *Service) Approve(ctx context.Context, id string) (Info, error) {
+	return s.judge(id, func(e *entry, now time.Time) negotiation.Msg {
+		e.meta.Approved = true
+		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision, Subject: id,
+			Peer: e.n.Peer(), Data: json.RawMessage(`{"manual":"approved"}`)}})
+		return s.decideLocked(e, now)
+	})
+}
+
+// Reject is a person's rejection of a queued request; reason goes to the
+// consumer with code MIM-602.
+func (s *Service) Reject(ctx context.Context, id, reason string) (Info, error) {
+	if reason == "" {
+		reason = "rejected by the provider"
+	}
+	return s.judge(id, func(e *entry, now time.Time) negotiation.Msg {
+		data, _ := json.Marshal(map[string]string{"manual": "rejected", "reason": reason})
+		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision, Subject: id,
+			Peer: e.n.Peer(), Data: data}})
+		return refuse(protocol.CodeRejected, reason)
+	})
+}
+
+func (s *Service) judge(id string, decide func(*entry, time.Time) negotiation.Msg) (Info, error) {
+	if !s.enter() {
+		return Info{}, ErrClosed
+	}
+	defer s.wg.Done()
+	k := negotiation.Key{Role: negotiation.Provider, Pid: id}
+	e := s.lock(k)
+	if e == nil {
+		return Info{}, fmt.Errorf("negotiation %s: %w", id, ErrUnknownNegotiation)
+	}
+	if e.n.Todo() != negotiation.TodoApprove {
+		st := e.n.State()
+		e.mu.Unlock()
+		return Info{}, fmt.Errorf("negotiation %s (%s): %w", id, st, ErrNotPending)
+	}
+	now := s.o.Now()
+	m := decide(e, now)
+	m.Now = now
+	peerID := e.n.Peer()
+	_, out, err := s.stepLocked(e, m)
+	in := infoOf(e.n, e.meta)
+	e.mu.Unlock()
+	if err != nil {
+		return Info{}, fmt.Errorf("deciding negotiation %s: %w", id, err)
+	}
+	s.goDo(func() { s.sendAll(k, peerID, out) })
+	return in, nil
+}
+
+// AgreementInfo describes one stored agreement.
+type AgreementInfo struct {
+	ID        string    `json:"id"`
+	Dataset   string    `json:"dataset"`
+	Provider  string    `json:"provider"`
+	Consumer  string    `json:"consumer"`
+	Role      string    `json:"role"` // this node's role: provider or consumer
+	Created   time.Time `json:"created"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter,omitzero"`
+}
+
+// Agreement returns the agreement file of agreement id: the canonical,
+// doubly signed form that `mimnode agreement verify` reads.
+func (s *Service) Agreement(id string) ([]byte, error) {
+	var b []byte
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		var err error
+		b, err = tx.Get(agreementKey(id))
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("agreement %s: %w", id, ErrUnknownAgreement)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading agreement %s: %w", id, err)
+	}
+	return b, nil
+}
+
+// Agreements lists the agreements this node holds, newest first.
+func (s *Service) Agreements() ([]AgreementInfo, error) {
+	out := []AgreementInfo{}
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "a", "")}, func(k, v []byte) error {
+			a, err := policy.ParseAgreement(v)
+			if err != nil {
+				id, _ := url.PathUnescape(string(k[len(store.Key(store.PrefixNegotiation, "a", "")):]))
+				return fmt.Errorf("reading agreement %s: %w", id, err)
+			}
+			role := policy.RoleConsumer
+			if a.Provider == s.self.String() {
+				role = policy.RoleProvider
+			}
+			out = append(out, AgreementInfo{ID: a.ID, Dataset: a.Dataset, Provider: a.Provider, Consumer: a.Consumer,
+				Role: role, Created: a.Created, NotBefore: a.NotBefore, NotAfter: a.NotAfter})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing agreements: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}

@@ -1,0 +1,328 @@
+package contract
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/negotiation"
+)
+
+// SignedAgreementKey is the property of a DSP agreement object (in
+// ContractAgreementMessage and ContractAgreementVerificationMessage) that
+// carries mimnode's signed agreement file (policy.Agreement.MarshalJSON):
+// the ODRL agreement around it is what DSP peers read, the file is what
+// both parties sign and store. The mim: prefix is policy.MimNS.
+const SignedAgreementKey = "mim:signedAgreement"
+
+// act performs the local step negotiation k waits for, if the node can
+// take it on its own: the provider's decision, the consumer's check and
+// countersignature, the provider's check before FINALIZED. A request
+// queued for a person stays as it is until Approve or Reject.
+func (s *Service) act(k negotiation.Key) {
+	for {
+		e := s.lock(k)
+		if e == nil {
+			return
+		}
+		var m negotiation.Msg
+		now := s.o.Now()
+		switch e.n.Todo() {
+		case negotiation.TodoDecide:
+			m = s.decideLocked(e, now)
+		case negotiation.TodoVerify:
+			m = s.verifyLocked(e, now)
+		case negotiation.TodoFinalize:
+			m = s.finalizeLocked(e, now)
+		case negotiation.TodoChoose:
+			// Counter-offers are not taken automatically: the consumer
+			// asked for terms it had read, and a person would have to
+			// judge different ones. Ending cleanly tells the provider.
+			m = negotiation.Msg{Type: negotiation.MsgTerminate, Code: protocol.CodeCancelled,
+				Reasons: []string{"this node does not accept counter-offers; request the offer you want instead"}}
+		default:
+			e.mu.Unlock()
+			return
+		}
+		m.Now = now
+		peerID := e.n.Peer()
+		_, out, err := s.stepLocked(e, m)
+		e.mu.Unlock()
+		if err != nil {
+			s.log.Error("local negotiation step", "pid", k.Pid, "input", m.Type, "err", err)
+			return
+		}
+		s.sendAll(k, peerID, out)
+	}
+}
+
+// refuse is a provider decision to terminate with reasons.
+func refuse(code protocol.Code, reasons ...string) negotiation.Msg {
+	return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Refuse, Code: code, Reasons: reasons}
+}
+
+// decideLocked is the provider's decision on the request in e: its own
+// offer (looked up, never the consumer's copy) evaluated in the
+// negotiation scope for the consumer's peer ID, role, federations and
+// stated purpose; then a person's approval if the offer asks for one;
+// then a signed agreement.
+func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
+	asked, err := policy.Parse(e.n.Offer())
+	if err != nil {
+		return refuse(protocol.CodeRefused, "the requested offer is not a policy this node reads: "+err.Error())
+	}
+	own, err := s.o.Offers.Offer(asked.Target, asked.ID)
+	if err != nil {
+		return refuse(protocol.CodeRefused, fmt.Sprintf("dataset %s has no offer %s here", asked.Target, asked.ID))
+	}
+	if !sameTerms(own, asked) {
+		return refuse(protocol.CodeRefused, fmt.Sprintf("the requested terms differ from offer %s as this node offers it", own.ID))
+	}
+	e.meta.Dataset, e.meta.OfferID = own.Target, own.ID
+	consumer, err := peer.Decode(e.n.Peer())
+	if err != nil {
+		return refuse(protocol.CodeRefused, "the consumer's peer ID does not parse: "+err.Error())
+	}
+	feds := s.o.Members.SharedFederations(consumer)
+	req := policy.Request{Now: now, Action: policy.ActionUse, PeerID: consumer.String(),
+		Role: s.roleOf(consumer, feds), Federations: feds, Purpose: e.n.Purpose()}
+	d := policy.Evaluate(own, req, policy.ScopeNegotiation)
+	if dj, err := d.MarshalJSON(); err == nil && !e.meta.Approved {
+		e.meta.Decision = dj
+		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision,
+			Subject: e.key.Pid, Peer: consumer.String(), Data: dj}})
+	}
+	if !d.Permit {
+		var reasons []string
+		for _, r := range d.Why() {
+			reasons = append(reasons, r.String())
+		}
+		if len(reasons) == 0 {
+			reasons = []string{"the policy does not permit this use"}
+		}
+		return refuse(protocol.CodeRefused, reasons...)
+	}
+	if IsManual(own) && !e.meta.Approved {
+		return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Queue}
+	}
+	return s.agreeLocked(e, own, consumer, now)
+}
+
+// agreeLocked makes and signs the agreement for offer own.
+func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now time.Time) negotiation.Msg {
+	terms := own.Clone()
+	// Manual approval is about how the agreement was reached, not about
+	// its use; it does not belong in the signed terms.
+	delete(terms.Extra, ManualApproval)
+	a := policy.Agreement{ID: newPid(), Dataset: own.Target, Provider: s.self.String(), Consumer: consumer.String(),
+		Policy: terms, Created: now}
+	if s.o.Validity > 0 {
+		a.NotAfter = now.Add(s.o.Validity)
+	}
+	a, err := policy.NewAgreement(a)
+	if err == nil {
+		err = a.Sign(s.o.Signer)
+	}
+	var canon []byte
+	if err == nil {
+		canon, err = a.Canonical()
+	}
+	var raw json.RawMessage
+	if err == nil {
+		raw, err = agreementJSON(a)
+	}
+	if err != nil {
+		return refuse(protocol.CodeRefused, "this node could not make the agreement: "+err.Error())
+	}
+	e.meta.AgreementID, e.meta.Canonical = a.ID, canon
+	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, canon, policy.RoleProvider, now)})
+	return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Agree, Agreement: raw}
+}
+
+// verifyLocked is the consumer's check of the provider's agreement: the
+// right parties and dataset, the terms it asked for, and the provider's
+// signature; then it countersigns.
+func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
+	bad := func(why string) negotiation.Msg {
+		return negotiation.Msg{Type: negotiation.MsgTerminate, Code: protocol.CodeInvalidAgreement, Reasons: []string{why}}
+	}
+	a, err := parseAgreementJSON(e.n.Agreement())
+	if err != nil {
+		return bad(err.Error())
+	}
+	switch {
+	case a.Provider != e.n.Peer():
+		return bad(fmt.Sprintf("the agreement names provider %s, not %s", a.Provider, e.n.Peer()))
+	case a.Consumer != s.self.String():
+		return bad(fmt.Sprintf("the agreement names consumer %s, not this node", a.Consumer))
+	case a.Dataset != e.meta.Dataset:
+		return bad(fmt.Sprintf("the agreement is for dataset %s, not %s", a.Dataset, e.meta.Dataset))
+	}
+	asked, err := policy.Parse(e.n.Offer())
+	if err != nil || !sameTerms(a.Policy, asked) {
+		return bad("the agreed terms are not the terms requested")
+	}
+	if err := a.Sign(s.o.Signer); err != nil {
+		return bad(err.Error())
+	}
+	// With our own signature just made, Verify failing means the
+	// provider's signature is missing or wrong.
+	if err := a.Verify(s.o.Verifier); err != nil {
+		return bad(err.Error())
+	}
+	canon, err := a.Canonical()
+	if err != nil {
+		return bad(err.Error())
+	}
+	raw, err := agreementJSON(a)
+	if err != nil {
+		return bad(err.Error())
+	}
+	file, err := a.MarshalJSON()
+	if err != nil {
+		return bad(err.Error())
+	}
+	e.meta.AgreementID, e.meta.Canonical, e.meta.File = a.ID, canon, file
+	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, canon, policy.RoleConsumer, now)})
+	return negotiation.Msg{Type: negotiation.MsgVerify, Agreement: raw}
+}
+
+// finalizeLocked is the provider's check of the consumer's
+// countersignature over the very terms the provider signed.
+func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
+	bad := func(why string) negotiation.Msg {
+		return negotiation.Msg{Type: negotiation.MsgTerminate, Code: protocol.CodeInvalidAgreement, Reasons: []string{why}}
+	}
+	a, err := parseAgreementJSON(e.n.Agreement())
+	if err != nil {
+		return bad("the verification carries no readable agreement: " + err.Error())
+	}
+	canon, err := a.Canonical()
+	if err != nil || a.ID != e.meta.AgreementID || !bytes.Equal(canon, e.meta.Canonical) {
+		return bad("the countersigned agreement is not the one this node signed")
+	}
+	if err := a.Verify(s.o.Verifier); err != nil {
+		return bad(err.Error())
+	}
+	file, err := a.MarshalJSON()
+	if err != nil {
+		return bad(err.Error())
+	}
+	e.meta.File = file
+	return negotiation.Msg{Type: negotiation.MsgFinalize}
+}
+
+// signedEntry is the audit entry for this node's signature on a.
+func (s *Service) signedEntry(e *entry, a policy.Agreement, canon []byte, role string, now time.Time) *audit.Entry {
+	sum := sha256.Sum256(canon)
+	data, _ := json.Marshal(map[string]string{
+		"negotiation": e.key.Pid, "dataset": a.Dataset, "provider": a.Provider, "consumer": a.Consumer,
+		"signedAs": role, "terms": hex.EncodeToString(sum[:]),
+	})
+	return &audit.Entry{Time: now, Kind: audit.KindAgreementSigned, Subject: a.ID, Peer: e.n.Peer(), Data: data}
+}
+
+// roleOf is the consumer's role for policy evaluation: agency if it is an
+// agency in any federation both share, else researcher.
+func (s *Service) roleOf(p peer.ID, feds []string) string {
+	role := ""
+	for _, f := range feds {
+		r, ok := s.o.Members.RoleOf(f, p)
+		if !ok {
+			continue
+		}
+		if r == federation.RoleAgency {
+			return policy.RoleAgency
+		}
+		if r == federation.RoleResearcher {
+			role = policy.RoleResearcher
+		}
+	}
+	return role
+}
+
+// sameTerms reports whether two policies say the same thing, whatever
+// their ids, types and parties: an offer and the agreement made from it,
+// or the offer as advertised and as requested.
+func sameTerms(a, b policy.Policy) bool {
+	strip := func(p policy.Policy) ([]byte, error) {
+		p = p.Clone()
+		p.ID, p.Type, p.Target, p.Assigner, p.Assignee = "", policy.TypeSet, "", "", ""
+		delete(p.Extra, ManualApproval)
+		delete(p.Extra, SignedAgreementKey)
+		return policy.Marshal(p)
+	}
+	x, err1 := strip(a)
+	y, err2 := strip(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// offerRef reads the dataset (target) and offer id of a DSP offer.
+func offerRef(raw json.RawMessage) (dataset, id string, err error) {
+	var o struct {
+		ID     string `json:"@id"`
+		Target string `json:"target"`
+	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return "", "", err
+	}
+	return o.Target, o.ID, nil
+}
+
+// agreementJSON is the DSP agreement object: the agreed ODRL policy, with
+// the signed agreement file under SignedAgreementKey.
+func agreementJSON(a policy.Agreement) (json.RawMessage, error) {
+	pb, err := policy.Marshal(a.Policy)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(pb, &m); err != nil {
+		return nil, err
+	}
+	file, err := a.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	m[SignedAgreementKey] = file
+	return json.Marshal(m)
+}
+
+// parseAgreementJSON reads the signed agreement out of a DSP agreement
+// object and checks that the ODRL around it names the same agreement.
+func parseAgreementJSON(raw json.RawMessage) (policy.Agreement, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return policy.Agreement{}, fmt.Errorf("agreement is not a JSON object: %w", err)
+	}
+	file, ok := m[SignedAgreementKey]
+	if !ok {
+		return policy.Agreement{}, fmt.Errorf("agreement carries no %s", SignedAgreementKey)
+	}
+	var a policy.Agreement
+	if err := a.UnmarshalJSON(file); err != nil {
+		return policy.Agreement{}, err
+	}
+	var outer struct {
+		ID       string `json:"@id"`
+		Target   string `json:"target"`
+		Assigner string `json:"assigner"`
+		Assignee string `json:"assignee"`
+	}
+	if err := json.Unmarshal(raw, &outer); err != nil {
+		return policy.Agreement{}, err
+	}
+	if outer.ID != a.ID || outer.Target != a.Dataset || outer.Assigner != a.Provider || outer.Assignee != a.Consumer {
+		return policy.Agreement{}, fmt.Errorf("the ODRL agreement and the signed agreement name different terms")
+	}
+	return a, nil
+}

@@ -1,0 +1,544 @@
+package contract
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/negotiation"
+)
+
+// Errors of the local API. Peers never see these: what goes on the wire
+// is a protocol error code.
+var (
+	// ErrBadRequest: a request lacks what it needs or names something
+	// impossible (no dataset, the node itself as provider, ...).
+	ErrBadRequest = errors.New("bad contract request")
+	// ErrUnknownNegotiation: no negotiation with that id on this node.
+	ErrUnknownNegotiation = errors.New("unknown negotiation")
+	// ErrUnknownAgreement: no finalized agreement with that id here.
+	ErrUnknownAgreement = errors.New("unknown agreement")
+	// ErrNotPending: approve or reject of a negotiation that is not
+	// waiting for a person.
+	ErrNotPending = errors.New("negotiation is not waiting for approval")
+	// ErrClosed: the service has been closed.
+	ErrClosed = errors.New("contract service closed")
+)
+
+// Membership is what the driver needs from the federation service: the
+// authorization table for its stream protocol, and the consumer's
+// federations and role for the provider's policy evaluation.
+type Membership interface {
+	// Guard wraps h so that only peers the authorization table admits
+	// reach it.
+	Guard(proto p2pproto.ID, h network.StreamHandler) network.StreamHandler
+	// SharedFederations lists the federations this node and p are both
+	// members of.
+	SharedFederations(p peer.ID) []string
+	// RoleOf returns p's role in federation fed.
+	RoleOf(fed string, p peer.ID) (federation.Role, bool)
+}
+
+var _ Membership = (*federation.Service)(nil)
+
+// Options configure a Service. Host, Store, Audit, Members, Signer,
+// Verifier and Offers are required.
+type Options struct {
+	Host     host.Host
+	Store    *store.DB
+	Audit    *audit.Log
+	Members  Membership
+	Signer   policy.Signer
+	Verifier policy.Verifier
+	Offers   Offers
+	// Retry is the resend schedule and timeouts of new negotiations
+	// (negotiation.RetryPolicy; zero values take its defaults).
+	Retry negotiation.RetryPolicy
+	// Validity, if set, limits each agreement the node grants as provider
+	// to this long after it is made; zero makes them open-ended (the
+	// policy's own constraints still apply).
+	Validity time.Duration
+	// ExchangeTimeout bounds one outgoing exchange, from opening the
+	// stream to reading the answer (docs/protocol.md 1.2: 10 s).
+	ExchangeTimeout time.Duration
+	// ReadTimeout bounds reading an incoming message and writing its
+	// answer (docs/protocol.md 1.2: 5 s each).
+	ReadTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service drives this node's contract negotiations, in both roles, over
+// /mim/negotiation/1.0.0.
+type Service struct {
+	o    Options
+	log  *slog.Logger
+	self peer.ID
+
+	ctx    context.Context // cancelled by Close; ends exchanges in flight
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // work in flight: handlers, sends, ticks
+
+	firstMu sync.Mutex        // serialises the creation of provider-side negotiations
+	firsts  map[string]string // guarded by firstMu; "consumer peer consumerPid" -> provider pid
+
+	mu      sync.Mutex
+	live    map[negotiation.Key]*entry // guarded by mu; negotiations with work left
+	changed chan struct{}              // guarded by mu; closed and replaced on every stored change
+	closed  bool                       // guarded by mu
+}
+
+// entry is one negotiation in memory. Its mutex serialises Step, Ready,
+// persisting and Advance, as the state machine requires.
+type entry struct {
+	key negotiation.Key
+
+	mu     sync.Mutex
+	n      *negotiation.Negotiation // guarded by mu
+	meta   meta                     // guarded by mu
+	timer  *time.Timer              // guarded by mu
+	gone   bool                     // guarded by mu; dropped from live, look it up again
+	staged []staged                 // guarded by mu; written with the next persist
+}
+
+// staged is a write (or audit entry) to make in the same transaction as
+// the next persisted step.
+type staged struct {
+	key   []byte
+	value []byte
+	audit *audit.Entry
+}
+
+// meta is what the driver keeps about a negotiation besides the state
+// machine.
+type meta struct {
+	Dataset string    `json:"dataset"`
+	OfferID string    `json:"offerId,omitempty"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// AgreementID names the agreement once signed by this side.
+	AgreementID string `json:"agreementId,omitempty"`
+	// Canonical is the agreement's signed terms (provider: to check that
+	// the consumer countersigned the same terms).
+	Canonical []byte `json:"canonical,omitempty"`
+	// File is the doubly signed agreement, stored as an agreement when the
+	// negotiation is FINALIZED.
+	File []byte `json:"file,omitempty"`
+	// Approved: a person approved this request (manual approval).
+	Approved bool `json:"approved,omitempty"`
+	// Decision is the provider's last policy decision (policy.Decision JSON).
+	Decision json.RawMessage `json:"decision,omitempty"`
+}
+
+// record is a negotiation as stored.
+type record struct {
+	Meta        meta            `json:"meta"`
+	Negotiation json.RawMessage `json:"negotiation"`
+}
+
+// Key layout under store.PrefixNegotiation (path parts escaped):
+//
+//	g/n/<role>/<own pid>            record (meta and negotiation.Marshal)
+//	g/r/<consumer peer>/<consumer pid>  provider pid, to find a resent first request
+//	g/a/<agreement id>              the doubly signed agreement file (policy canonical form)
+//	g/o/<dataset>/<offer id>        interim offers registry (Registry)
+func negKey(k negotiation.Key) []byte {
+	return store.Key(store.PrefixNegotiation, "n", string(k.Role), url.PathEscape(k.Pid))
+}
+
+func firstKey(consumer, consumerPid string) []byte {
+	return store.Key(store.PrefixNegotiation, "r", consumer, url.PathEscape(consumerPid))
+}
+
+func agreementKey(id string) []byte {
+	return store.Key(store.PrefixNegotiation, "a", url.PathEscape(id))
+}
+
+// New checks the options and returns a service; Start serves it.
+func New(o Options) (*Service, error) {
+	switch {
+	case o.Host == nil, o.Store == nil, o.Audit == nil, o.Members == nil, o.Signer == nil, o.Verifier == nil, o.Offers == nil:
+		return nil, fmt.Errorf("creating contract service: %w: Host, Store, Audit, Members, Signer, Verifier and Offers are required", ErrBadRequest)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ExchangeTimeout <= 0 {
+		o.ExchangeTimeout = 10 * time.Second
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 5 * time.Second
+	}
+	if o.Signer.PeerID() != o.Host.ID().String() {
+		return nil, fmt.Errorf("creating contract service: %w: signer %s is not the host %s", ErrBadRequest, o.Signer.PeerID(), o.Host.ID())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
+		ctx: ctx, cancel: cancel,
+		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, changed: make(chan struct{}),
+	}, nil
+}
+
+// Start serves the negotiation protocol and resumes every negotiation that
+// has work left (an unanswered message, a decision to make), as stored
+// before the last stop.
+func (s *Service) Start(ctx context.Context) error {
+	var keys []negotiation.Key
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "n", "")}, func(k, v []byte) error {
+			e, err := decodeEntry(v)
+			if err != nil {
+				s.log.Error("skipping unreadable negotiation", "key", string(k), "err", err)
+				return nil
+			}
+			if e.n.State().Terminal() && e.n.NextTick().IsZero() {
+				return nil
+			}
+			s.live[e.key] = e
+			keys = append(keys, e.key)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("loading negotiations: %w", err)
+	}
+	proto := p2pproto.ID(protocol.NegotiationProtocol)
+	s.o.Host.SetStreamHandler(proto, s.o.Members.Guard(proto, s.handleStream))
+	for _, k := range keys {
+		s.goDo(func() {
+			// Act first (a decision or signature may be due), then tick:
+			// whatever was unanswered at the stop is resent now.
+			s.act(k)
+			s.tick(k)
+		})
+	}
+	if len(keys) > 0 {
+		s.log.Info("resumed negotiations", "count", len(keys))
+	}
+	return nil
+}
+
+// Close stops serving, ends exchanges in flight and waits for the work
+// already started to finish. Negotiations carry on at the next Start.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	live := make([]*entry, 0, len(s.live))
+	for _, e := range s.live {
+		live = append(live, e)
+	}
+	s.mu.Unlock()
+	// Entries are locked without s.mu held: the lock order is entry, then
+	// service.
+	for _, e := range live {
+		e.mu.Lock()
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		e.mu.Unlock()
+	}
+	s.o.Host.RemoveStreamHandler(p2pproto.ID(protocol.NegotiationProtocol))
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// SetRetry changes the retry schedule and timeouts of the negotiations
+// started or accepted from now on; those already running keep theirs.
+func (s *Service) SetRetry(r negotiation.RetryPolicy) {
+	s.mu.Lock()
+	s.o.Retry = r
+	s.mu.Unlock()
+}
+
+func (s *Service) retry() negotiation.RetryPolicy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Retry
+}
+
+// enter registers one piece of work; it fails once Close has begun.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// goDo runs fn in the background as tracked work.
+func (s *Service) goDo(fn func()) {
+	if !s.enter() {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+}
+
+func decodeEntry(b []byte) (*entry, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", negotiation.ErrCorrupt, err)
+	}
+	n, err := negotiation.Unmarshal(r.Negotiation)
+	if err != nil {
+		return nil, err
+	}
+	return &entry{key: negotiation.Key{Role: n.Role(), Pid: n.Pid()}, n: n, meta: r.Meta}, nil
+}
+
+// lock returns the entry for k with its mutex held, loading it from the
+// store if it is not live, or nil if there is no such negotiation.
+func (s *Service) lock(k negotiation.Key) *entry {
+	for {
+		s.mu.Lock()
+		e := s.live[k]
+		s.mu.Unlock()
+		if e == nil {
+			var err error
+			e, err = s.load(k)
+			if err != nil {
+				if !errors.Is(err, store.ErrNotFound) {
+					s.log.Error("loading negotiation", "pid", k.Pid, "err", err)
+				}
+				return nil
+			}
+			s.mu.Lock()
+			if cur := s.live[k]; cur != nil {
+				e = cur // loaded concurrently; keep the one already live
+			} else {
+				s.live[k] = e
+			}
+			s.mu.Unlock()
+		}
+		e.mu.Lock()
+		if !e.gone {
+			return e
+		}
+		e.mu.Unlock()
+	}
+}
+
+func (s *Service) load(k negotiation.Key) (*entry, error) {
+	var b []byte
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		var err error
+		b, err = tx.Get(negKey(k))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return decodeEntry(b)
+}
+
+// stepLocked feeds m to e's negotiation and makes the outcome durable
+// (with its audit entries and staged writes) before anything it produced
+// is handed out: the answer to m, and the messages to send to the peer.
+// If storing fails, the negotiation is reloaded as it was stored and a
+// peer message is answered with a retryable internal error, so that the
+// peer resends it. e.mu must be held.
+func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Message, out []protocol.Message, err error) {
+	stepErr := e.n.Step(m)
+	rd := e.n.Ready()
+	if rd.MustPersist || len(rd.Transitions) > 0 || len(e.staged) > 0 {
+		if perr := s.persist(e, rd, m.Now); perr != nil {
+			s.log.Error("storing negotiation", "pid", e.key.Pid, "err", perr)
+			e.staged = nil
+			s.reloadLocked(e)
+			if m.Type == negotiation.MsgReceive && m.Body != nil && !isAnswer(m.Body) {
+				reply = protocol.NegotiationErrorFor(m.Body, protocol.Errorf(protocol.CodeInternal, perr, "storing the negotiation failed"))
+			}
+			return reply, nil, perr
+		}
+		s.notify()
+	}
+	e.staged = nil
+	reply, out = rd.Reply, rd.Messages
+	e.n.Advance()
+	s.scheduleLocked(e)
+	return reply, out, stepErr
+}
+
+// persist stores e's negotiation, the audit entries of rd's transitions
+// and the staged writes in one durable transaction.
+func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
+	nb, err := e.n.Marshal()
+	if err != nil {
+		return err
+	}
+	for _, t := range rd.Transitions {
+		if t.To == negotiation.Finalized && t.From != t.To && len(e.meta.File) > 0 {
+			e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: e.meta.File})
+		}
+	}
+	if e.meta.Created.IsZero() {
+		e.meta.Created = now
+	}
+	e.meta.Updated = now
+	b, err := json.Marshal(record{Meta: e.meta, Negotiation: nb})
+	if err != nil {
+		return fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
+	}
+	entries := make([]audit.Entry, 0, len(rd.Transitions)+len(e.staged))
+	for _, st := range e.staged {
+		if st.audit != nil {
+			entries = append(entries, *st.audit)
+		}
+	}
+	for _, t := range rd.Transitions {
+		entries = append(entries, s.transitionEntry(e, t, now))
+	}
+	write := func(tx *store.Txn) error {
+		if err := tx.Set(negKey(e.key), b); err != nil {
+			return err
+		}
+		for _, st := range e.staged {
+			if st.key != nil {
+				if err := tx.Set(st.key, st.value); err != nil {
+					return err
+				}
+			}
+		}
+		for _, a := range entries {
+			if _, err := audit.AppendTx(tx, a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(entries) > 0 {
+		err = s.o.Audit.Update(write)
+	} else {
+		// No audit entry: no need to queue behind the log's appenders.
+		err = s.o.Store.Update(write)
+	}
+	if err != nil {
+		return fmt.Errorf("storing negotiation %s: %w", e.key.Pid, err)
+	}
+	return nil
+}
+
+// transitionEntry is the audit entry of one transition.
+func (s *Service) transitionEntry(e *entry, t negotiation.Transition, now time.Time) audit.Entry {
+	kind := audit.KindNegotiationTransition
+	switch {
+	case t.From == negotiation.Initial:
+		kind = audit.KindNegotiationRequested
+	case t.To == negotiation.Terminated && (t.Code == protocol.CodeRefused || t.Code == protocol.CodeRejected):
+		kind = audit.KindNegotiationRefused
+	}
+	data, _ := json.Marshal(struct {
+		Role    negotiation.Role  `json:"role"`
+		Dataset string            `json:"dataset,omitempty"`
+		From    negotiation.State `json:"from"`
+		To      negotiation.State `json:"to"`
+		Cause   string            `json:"cause"`
+		Code    protocol.Code     `json:"code,omitempty"`
+		Reasons []string          `json:"reasons,omitempty"`
+		Pids    protocol.Pids     `json:"pids"`
+	}{e.key.Role, e.meta.Dataset, t.From, t.To, t.Cause, t.Code, t.Reasons, e.n.Pids()})
+	return audit.Entry{Time: now, Kind: kind, Subject: e.key.Pid, Peer: e.n.Peer(), Data: data}
+}
+
+// reloadLocked puts e back to what is stored, or drops it if nothing is.
+func (s *Service) reloadLocked(e *entry) {
+	fresh, err := s.load(e.key)
+	if err != nil {
+		e.gone = true
+		s.mu.Lock()
+		if s.live[e.key] == e {
+			delete(s.live, e.key)
+		}
+		s.mu.Unlock()
+		return
+	}
+	e.n, e.meta = fresh.n, fresh.meta
+}
+
+// scheduleLocked arms e's timer for its next tick, or drops a finished
+// negotiation from memory (it stays in the store, where resends of
+// finished negotiations find it).
+func (s *Service) scheduleLocked(e *entry) {
+	next := e.n.NextTick()
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	if next.IsZero() {
+		if e.n.State().Terminal() {
+			e.gone = true
+			s.mu.Lock()
+			if s.live[e.key] == e {
+				delete(s.live, e.key)
+			}
+			s.mu.Unlock()
+		}
+		return
+	}
+	k := e.key
+	e.timer = time.AfterFunc(max(0, next.Sub(s.o.Now())), func() { s.goDo(func() { s.tick(k) }) })
+}
+
+// notify wakes Wait calls.
+func (s *Service) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// tick steps a MsgTick into negotiation k and sends what it produced.
+func (s *Service) tick(k negotiation.Key) {
+	e := s.lock(k)
+	if e == nil {
+		return
+	}
+	peerID := e.n.Peer()
+	_, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgTick, Now: s.o.Now()})
+	e.mu.Unlock()
+	if err != nil {
+		s.log.Warn("tick", "pid", k.Pid, "err", err)
+	}
+	s.sendAll(k, peerID, out)
+}
+
+// newPid returns a fresh process id.
+func newPid() string { return "urn:uuid:" + uuid.NewString() }
+
+func isAnswer(m protocol.Message) bool {
+	switch m.(type) {
+	case *protocol.ContractNegotiation, *protocol.ContractNegotiationError:
+		return true
+	}
+	return false
+}
