@@ -34,7 +34,11 @@ func (s *Service) handleStream(st network.Stream) {
 		if errors.Is(err, protocol.ErrFrameTooLarge) {
 			// Say why before resetting, as docs/protocol.md 1.3 asks;
 			// the body is never read.
+			// the body is never read. Close, not Reset: a reset could
+			// discard the answer before it leaves.
 			s.answer(st, protocol.NegotiationErrorFor(nil, err))
+			st.Close()
+			return
 		}
 		s.log.Debug("bad negotiation frame", "peer", remote, "err", err)
 		st.Reset()
