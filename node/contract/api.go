@@ -151,16 +151,16 @@ func (s *Service) Get(id string) (Info, error) {
 // ends, and returns it as it then is.
 func (s *Service) Wait(ctx context.Context, id string) (Info, error) {
 	for {
-		s.mu.Lock()
-		ch := s.changed
-		s.mu.Unlock()
+		ch, cancel := s.waiter(id)
 		in, err := s.Get(id)
 		if err != nil || in.State.Terminal() {
+			cancel()
 			return in, err
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			cancel()
 			return in, fmt.Errorf("waiting for negotiation %s (now %s): %w", id, in.State, ctx.Err())
 		}
 	}

@@ -24,45 +24,69 @@ import (
 // both parties sign and store. The mim: prefix is policy.MimNS.
 const SignedAgreementKey = "mim:signedAgreement"
 
-// act performs the local step negotiation k waits for, if the node can
-// take it on its own: the provider's decision, the consumer's check and
-// countersignature, the provider's check before FINALIZED. A request
-// queued for a person stays as it is until Approve or Reject.
+// act performs the local steps negotiation k waits for, if the node can
+// take them on its own (see autoLocked), and sends what they produce. A
+// request queued for a person stays as it is until Approve or Reject.
 func (s *Service) act(k negotiation.Key) {
-	for {
-		e := s.lock(k)
-		if e == nil {
-			return
-		}
-		var m negotiation.Msg
-		now := s.o.Now()
-		switch e.n.Todo() {
-		case negotiation.TodoDecide:
-			m = s.decideLocked(e, now)
-		case negotiation.TodoVerify:
-			m = s.verifyLocked(e, now)
-		case negotiation.TodoFinalize:
-			m = s.finalizeLocked(e, now)
-		case negotiation.TodoChoose:
-			// Counter-offers are not taken automatically: the consumer
-			// asked for terms it had read, and a person would have to
-			// judge different ones. Ending cleanly tells the provider.
-			m = negotiation.Msg{Type: negotiation.MsgTerminate, Code: protocol.CodeCancelled,
-				Reasons: []string{"this node does not accept counter-offers; request the offer you want instead"}}
-		default:
-			e.mu.Unlock()
+	e := s.lockLive(k)
+	if e == nil {
+		return
+	}
+	if _, ok := s.localInputLocked(e, s.o.Now()); !ok {
+		e.mu.Unlock()
+		return
+	}
+	peerID := e.n.Peer()
+	_, out, err := s.stepLocked(e, negotiation.Msg{Now: s.o.Now()})
+	e.mu.Unlock()
+	if err != nil {
+		s.log.Error("local negotiation step", "pid", k.Pid, "err", err)
+		return
+	}
+	s.sendAll(k, peerID, out)
+}
+
+// autoLocked steps in the local inputs the negotiation waits for and the
+// node decides alone: the provider's decision, the consumer's check and
+// countersignature, the provider's check before FINALIZED. They are
+// stepped before the Ready they follow is persisted, so that a received
+// message and the decision it calls for cost one durable write and the
+// decision leaves with the answer. A person's approval is not automatic.
+func (s *Service) autoLocked(e *entry, now time.Time) {
+	// Each automatic input moves the state on, so a handful is the most
+	// a negotiation can take in a row; the bound guards against a bug
+	// looping for ever.
+	for range 4 {
+		m, ok := s.localInputLocked(e, now)
+		if !ok {
 			return
 		}
 		m.Now = now
-		peerID := e.n.Peer()
-		_, out, err := s.stepLocked(e, m)
-		e.mu.Unlock()
-		if err != nil {
-			s.log.Error("local negotiation step", "pid", k.Pid, "input", m.Type, "err", err)
+		if err := e.n.Step(m); err != nil {
+			s.log.Error("local negotiation step", "pid", e.key.Pid, "input", m.Type, "err", err)
 			return
 		}
-		s.sendAll(k, peerID, out)
 	}
+}
+
+// localInputLocked returns the local input the negotiation waits for, if
+// the node takes it without a person.
+func (s *Service) localInputLocked(e *entry, now time.Time) (negotiation.Msg, bool) {
+	switch e.n.Todo() {
+	case negotiation.TodoDecide:
+		return s.decideLocked(e, now), true
+	case negotiation.TodoVerify:
+		return s.verifyLocked(e, now), true
+	case negotiation.TodoFinalize:
+		return s.finalizeLocked(e, now), true
+	case negotiation.TodoChoose:
+		// Counter-offers are not taken automatically: the consumer asked
+		// for terms it had read, and a person would have to judge
+		// different ones. Ending cleanly tells the provider.
+		return negotiation.Msg{Type: negotiation.MsgTerminate, Code: protocol.CodeCancelled,
+			Reasons: []string{"this node does not accept counter-offers; request the offer you want instead"}}, true
+	}
+	return negotiation.Msg{}, false
 }
 
 // refuse is a provider decision to terminate with reasons.

@@ -101,7 +101,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	live    map[negotiation.Key]*entry // guarded by mu; negotiations with work left
-	changed chan struct{}              // guarded by mu; closed and replaced on every stored change
+	waiters map[string][]chan struct{} // guarded by mu; Wait calls by pid, woken when it ends
 	closed  bool                       // guarded by mu
 }
 
@@ -196,7 +196,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
 		ctx: ctx, cancel: cancel,
-		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, changed: make(chan struct{}),
+		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan struct{}{},
 	}, nil
 }
 
@@ -318,11 +318,20 @@ func decodeEntry(b []byte) (*entry, error) {
 
 // lock returns the entry for k with its mutex held, loading it from the
 // store if it is not live, or nil if there is no such negotiation.
-func (s *Service) lock(k negotiation.Key) *entry {
+func (s *Service) lock(k negotiation.Key) *entry { return s.lockEntry(k, true) }
+
+// lockLive is lock for negotiations with work left only: those are always
+// live (Start loads them), so a finished one is not read from the store.
+func (s *Service) lockLive(k negotiation.Key) *entry { return s.lockEntry(k, false) }
+
+func (s *Service) lockEntry(k negotiation.Key, load bool) *entry {
 	for {
 		s.mu.Lock()
 		e := s.live[k]
 		s.mu.Unlock()
+		if e == nil && !load {
+			return nil
+		}
 		if e == nil {
 			var err error
 			e, err = s.load(k)
@@ -367,10 +376,23 @@ func (s *Service) load(k negotiation.Key) (*entry, error) {
 // If storing fails, the negotiation is reloaded as it was stored and a
 // peer message is answered with a retryable internal error, so that the
 // peer resends it. e.mu must be held.
+//
+// A Msg with no Type steps nothing itself; it only takes the automatic
+// local steps (autoLocked), which every call takes after m.
 func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Message, out []protocol.Message, err error) {
-	stepErr := e.n.Step(m)
+	var stepErr error
+	if m.Type != 0 {
+		stepErr = e.n.Step(m)
+	}
+	s.autoLocked(e, m.Now)
 	rd := e.n.Ready()
-	if rd.MustPersist || len(rd.Transitions) > 0 || len(e.staged) > 0 {
+	// A change that neither moves the state nor answers nor sends
+	// anything (an answer settling our message, a pid learnt from it) is
+	// not worth a synced write of its own: lost in a crash, it only
+	// makes the node resend a message the peer answers again the same
+	// way. It is stored with the next write.
+	mustWrite := len(rd.Transitions) > 0 || len(rd.Messages) > 0 || rd.Reply != nil || len(e.staged) > 0
+	if rd.MustPersist && mustWrite {
 		if perr := s.persist(e, rd, m.Now); perr != nil {
 			s.log.Error("storing negotiation", "pid", e.key.Pid, "err", perr)
 			e.staged = nil
@@ -380,7 +402,9 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 			}
 			return reply, nil, perr
 		}
-		s.notify()
+		if e.n.State().Terminal() {
+			s.notify(e.key.Pid)
+		}
 	}
 	e.staged = nil
 	reply, out = rd.Reply, rd.Messages
@@ -405,10 +429,15 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 		e.meta.Created = now
 	}
 	e.meta.Updated = now
-	b, err := json.Marshal(record{Meta: e.meta, Negotiation: nb})
+	mb, err := json.Marshal(e.meta)
 	if err != nil {
 		return fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
 	}
+	// The record is assembled by hand: json.Marshal would re-validate and
+	// compact the negotiation's bytes, which costs more than making them.
+	b := make([]byte, 0, len(mb)+len(nb)+32)
+	b = append(append(append(append(b, `{"meta":`...), mb...), `,"negotiation":`...), nb...)
+	b = append(b, '}')
 	entries := make([]audit.Entry, 0, len(rd.Transitions)+len(e.staged))
 	for _, st := range e.staged {
 		if st.audit != nil {
@@ -509,12 +538,37 @@ func (s *Service) scheduleLocked(e *entry) {
 	e.timer = time.AfterFunc(max(0, next.Sub(s.o.Now())), func() { s.goDo(func() { s.tick(k) }) })
 }
 
-// notify wakes Wait calls.
-func (s *Service) notify() {
+// notify wakes the Wait calls for negotiation pid.
+func (s *Service) notify(pid string) {
 	s.mu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
+	ws := s.waiters[pid]
+	delete(s.waiters, pid)
 	s.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+// waiter returns a channel closed when negotiation pid next ends.
+func (s *Service) waiter(pid string) (ch chan struct{}, cancel func()) {
+	ch = make(chan struct{})
+	s.mu.Lock()
+	s.waiters[pid] = append(s.waiters[pid], ch)
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ws := s.waiters[pid]
+		for i, w := range ws {
+			if w == ch {
+				s.waiters[pid] = append(ws[:i:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(s.waiters[pid]) == 0 {
+			delete(s.waiters, pid)
+		}
+	}
 }
 
 // tick steps a MsgTick into negotiation k and sends what it produced.
