@@ -815,11 +815,17 @@ func (s *Service) Announce(ctx context.Context, id string, data []byte) error {
 // gossip alone.
 func (s *Service) TopicPeers(id string) []peer.ID {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f := s.feds[id]; f != nil && f.topic != nil {
-		return f.topic.ListPeers()
+	var t *pubsub.Topic
+	if f := s.feds[id]; f != nil {
+		t = f.topic
 	}
-	return nil
+	s.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	// Outside the lock: ListPeers waits for the pubsub event loop, which
+	// may be calling our peer filter, which takes the lock.
+	return t.ListPeers()
 }
 
 // CatalogTopicHandle returns the joined catalogue topic of a federation, for

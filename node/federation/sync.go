@@ -190,10 +190,15 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 			if now.Before(b.next) {
 				continue
 			}
+			known := len(s.o.Host.Peerstore().Addrs(p)) > 0
 			s.wg.Go(func() { s.redial(ctx, p) })
 			jitter := time.Duration(rand.Int64N(int64(b.delay)/4 + 1))
 			b.next = now.Add(b.delay + jitter)
-			b.delay = min(2*b.delay, time.Minute)
+			if known {
+				// Back off only from peers whose addresses failed; a peer
+				// we have no address for yet is looked up again next tick.
+				b.delay = min(2*b.delay, time.Minute)
+			}
 		}
 	}
 }
