@@ -174,5 +174,6 @@ public keys inside their peer IDs. Needs no daemon and no network.`,
 			return nil
 		},
 	})
+	c.AddCommand(agreementExportCmd(g), agreementListCmd(g))
 	return c
 }

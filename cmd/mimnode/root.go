@@ -61,6 +61,8 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		policyCmd(g),
 		agreementCmd(g),
 		contextCmd(g),
+		contractCmd(g),
+		auditCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mimnode/mimnode/node/contract"
+	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/negotiation"
+)
+
+func contractCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:     "contract",
+		Aliases: []string{"negotiation"},
+		Short:   "Negotiate usage contracts with other nodes (Dataspace Protocol over libp2p)",
+		Long: `A consumer asks a provider for a dataset under one of its offers; the provider's node
+decides from the offer's policy (or queues the request for a person when the offer asks
+for manual approval), and both end with an agreement signed by both, or a refusal with
+its reasons. Every step is kept in the node's audit log ('mimnode audit').`,
+	}
+	c.AddCommand(contractRequestCmd(g), contractListCmd(g), contractShowCmd(g), contractPendingCmd(g),
+		contractApproveCmd(g), contractRejectCmd(g), contractOfferCmd(g))
+	return c
+}
+
+// printNegotiation prints one negotiation: the agreement id when it is
+// finalized, the code and reasons when it terminated.
+func printNegotiation(g *globals, in contract.Info) error {
+	if g.json {
+		return g.printJSON(in)
+	}
+	fmt.Fprintf(g.stdout, "negotiation: %s\nrole:        %s\nstate:       %s\npeer:        %s\ndataset:     %s\n",
+		in.ID, in.Role, in.State, in.Peer, in.Dataset)
+	if in.OfferID != "" {
+		fmt.Fprintf(g.stdout, "offer:       %s\n", in.OfferID)
+	}
+	if in.Purpose != "" {
+		fmt.Fprintf(g.stdout, "purpose:     %s\n", in.Purpose)
+	}
+	if in.Pending {
+		fmt.Fprintf(g.stdout, "waiting for: approval ('mimnode contract approve %s' or 'reject')\n", in.ID)
+	}
+	if in.AgreementID != "" {
+		fmt.Fprintf(g.stdout, "agreement:   %s\n", in.AgreementID)
+	}
+	if in.State == negotiation.Terminated {
+		fmt.Fprintf(g.stdout, "ended:       %s\n", in.Code)
+		for _, r := range in.Reasons {
+			fmt.Fprintf(g.stdout, "  - %s\n", r)
+		}
+	}
+	return nil
+}
+
+func contractRequestCmd(g *globals) *cobra.Command {
+	var provider, offerID, offerFile, purpose string
+	var wait bool
+	var waitSeconds int
+	c := &cobra.Command{
+		Use:   "request DATASET-ID --provider PEER",
+		Short: "Ask a provider for a dataset under one of its offers",
+		Long: `Start a negotiation as consumer. The offer is taken from --offer-file (the ODRL offer as
+the provider advertises it), or looked up by --offer in the offers this node knows.
+With --wait, the command waits until the negotiation ends and prints the agreement id,
+or the provider's reasons for refusing; it then fails if there is no agreement.`,
+		Example: `  mimnode contract request urn:ngsi-ld:Dataset:noise --provider 12D3KooW... --purpose research --wait`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if provider == "" {
+				return fmt.Errorf("--provider is required (the peer ID of the node that holds the dataset)")
+			}
+			body := contract.NegotiationRequest{Dataset: args[0], Provider: provider, OfferID: offerID,
+				Purpose: purpose, Wait: wait, WaitSeconds: waitSeconds}
+			if offerFile != "" {
+				b, err := os.ReadFile(offerFile)
+				if err != nil {
+					return err
+				}
+				if !json.Valid(b) {
+					return fmt.Errorf("%s is not JSON", offerFile)
+				}
+				body.Offer = b
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var in contract.Info
+			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations", body, &in); err != nil {
+				return err
+			}
+			if !wait {
+				if g.json {
+					return g.printJSON(in)
+				}
+				fmt.Fprintf(g.stdout, "negotiation %s: %s\n", in.ID, in.State)
+				return nil
+			}
+			if g.json {
+				if err := g.printJSON(in); err != nil {
+					return err
+				}
+			}
+			switch in.State {
+			case negotiation.Finalized:
+				if !g.json {
+					fmt.Fprintf(g.stdout, "agreement %s\n", in.AgreementID)
+				}
+				return nil
+			case negotiation.Terminated:
+				if !g.json {
+					fmt.Fprintf(g.stdout, "refused (%s):\n", string(in.Code))
+					for _, r := range in.Reasons {
+						fmt.Fprintf(g.stdout, "  - %s\n", r)
+					}
+				}
+				return fmt.Errorf("negotiation %s ended without an agreement: %s", in.ID, describeCode(in.Code))
+			}
+			return fmt.Errorf("negotiation %s still %s; follow it with 'mimnode contract show %s'", in.ID, in.State, in.ID)
+		},
+	}
+	c.Flags().StringVar(&provider, "provider", "", "peer ID of the provider")
+	c.Flags().StringVar(&offerID, "offer", "", "offer id (default: the dataset's first offer known here)")
+	c.Flags().StringVar(&offerFile, "offer-file", "", "file with the ODRL offer as the provider advertises it")
+	c.Flags().StringVar(&purpose, "purpose", "", "purpose of use stated to the provider's policy (e.g. research)")
+	c.Flags().BoolVar(&wait, "wait", false, "wait until the negotiation ends")
+	c.Flags().IntVar(&waitSeconds, "wait-seconds", 30, "how long --wait waits")
+	return c
+}
+
+func describeCode(c protocol.Code) string {
+	if info, ok := protocol.Lookup(c); ok {
+		return info.Description
+	}
+	return string(c)
+}
+
+func contractListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List this node's negotiations, as consumer and as provider",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return listNegotiations(g, cmd, "/api/v1/negotiations")
+		},
+	}
+}
+
+func contractPendingCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pending",
+		Short: "List requests waiting for a person's approval",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return listNegotiations(g, cmd, "/api/v1/negotiations/pending")
+		},
+	}
+}
+
+func listNegotiations(g *globals, cmd *cobra.Command, path string) error {
+	cl, err := g.client()
+	if err != nil {
+		return err
+	}
+	var list []contract.Info
+	if err := cl.do(cmd.Context(), "GET", path, nil, &list); err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(g.stdout, "no negotiations")
+		return nil
+	}
+	for _, in := range list {
+		extra := in.AgreementID
+		if in.State == negotiation.Terminated {
+			extra = string(in.Code)
+		}
+		if in.Pending {
+			extra = "awaiting approval"
+		}
+		fmt.Fprintf(g.stdout, "%s  %-8s %-10s %s  %s  %s\n", in.ID, in.Role, in.State, in.Peer, in.Dataset, extra)
+	}
+	return nil
+}
+
+func contractShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one negotiation, with the refusal reasons if it was refused",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var in contract.Info
+			if err := cl.do(cmd.Context(), "GET", "/api/v1/negotiations/"+url.PathEscape(args[0]), nil, &in); err != nil {
+				return err
+			}
+			return printNegotiation(g, in)
+		},
+	}
+}
+
+func contractApproveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "approve ID",
+		Short: "Approve a request waiting for approval; the agreement is signed and sent",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var in contract.Info
+			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/approve", struct{}{}, &in); err != nil {
+				return err
+			}
+			return printNegotiation(g, in)
+		},
+	}
+}
+
+func contractRejectCmd(g *globals) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:     "reject ID --reason TEXT",
+		Short:   "Reject a request waiting for approval; the reason goes to the consumer",
+		Example: `  mimnode contract reject urn:uuid:... --reason "send us your research plan first"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var in contract.Info
+			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/reject",
+				contract.RejectRequest{Reason: reason}, &in); err != nil {
+				return err
+			}
+			return printNegotiation(g, in)
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "why, for the consumer")
+	return c
+}
+
+func contractOfferCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "offer",
+		Short: "Offers this node makes or knows (interim, until the catalogue provides them)",
+	}
+	var id, template, federation, file string
+	var days int
+	var purposes []string
+	var manual bool
+	add := &cobra.Command{
+		Use:   "add DATASET-ID (--template NAME | --file ODRL.json)",
+		Short: "Record an offer for a dataset: a policy template or an ODRL offer",
+		Long: `Record an offer. Offers made by this node are what it evaluates requests against; an
+offer read from another node's catalogue (--file) lets 'contract request --offer ID'
+find it. --manual marks the offer for manual approval ("mim:manualApproval": true):
+requests the policy permits then wait for 'mimnode contract approve'. Prints the offer
+as the node advertises it.`,
+		Example: `  mimnode contract offer add urn:ngsi-ld:Dataset:noise --template research-only --manual`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := contract.OfferRequest{Dataset: args[0], ID: id, Template: template, Federation: federation,
+				Days: days, Purposes: purposes, Manual: manual}
+			if file != "" {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return err
+				}
+				body.ODRL = b
+			}
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var out json.RawMessage
+			if err := cl.do(cmd.Context(), "POST", "/api/v1/offers", body, &out); err != nil {
+				return err
+			}
+			return g.printJSON(out)
+		},
+	}
+	add.Flags().StringVar(&id, "id", "", "offer id (default: a new urn:uuid)")
+	add.Flags().StringVar(&template, "template", "", "policy template ('mimnode policy templates')")
+	add.Flags().StringVar(&federation, "federation", "", "federation id, for templates that need one")
+	add.Flags().IntVar(&days, "days", 0, "days, for time-limited")
+	add.Flags().StringSliceVar(&purposes, "purpose", nil, "purposes, for personal-data")
+	add.Flags().StringVar(&file, "file", "", "ODRL offer file instead of a template")
+	add.Flags().BoolVar(&manual, "manual", false, "require manual approval of requests")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List recorded offers (ODRL)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var out []json.RawMessage
+			if err := cl.do(cmd.Context(), "GET", "/api/v1/offers", nil, &out); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(out)
+			}
+			for _, o := range out {
+				var h struct {
+					ID     string `json:"@id"`
+					Target string `json:"target"`
+					Manual bool   `json:"mim:manualApproval"`
+				}
+				json.Unmarshal(o, &h)
+				m := ""
+				if h.Manual {
+					m = "  (manual approval)"
+				}
+				fmt.Fprintf(g.stdout, "%s  %s%s\n", h.Target, h.ID, m)
+			}
+			return nil
+		},
+	}
+	c.AddCommand(add, list)
+	return c
+}
+
+// agreementExportCmd is `mimnode agreement export ID`: the agreement file,
+// byte for byte as stored, which `mimnode agreement verify` checks.
+func agreementExportCmd(g *globals) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:     "export ID",
+		Short:   "Write a finalized agreement to a file (or stdout) for 'mimnode agreement verify'",
+		Example: "  mimnode agreement export urn:uuid:... --out agreement.json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := cl.do(cmd.Context(), "GET", "/api/v1/agreements/"+url.PathEscape(args[0]), nil, &raw); err != nil {
+				return err
+			}
+			data := append([]byte(strings.TrimSpace(string(raw))), '\n')
+			if out == "" || out == "-" {
+				_, err := g.stdout.Write(data)
+				return err
+			}
+			if err := os.WriteFile(out, data, 0o644); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"id": args[0], "file": out})
+			}
+			fmt.Fprintf(g.stdout, "wrote %s\n", out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "file to write (default stdout)")
+	return c
+}
+
+// agreementListCmd is `mimnode agreement list`.
+func agreementListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the agreements this node holds",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
+			var list []contract.AgreementInfo
+			if err := cl.do(cmd.Context(), "GET", "/api/v1/agreements", nil, &list); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(list)
+			}
+			for _, a := range list {
+				other := a.Provider
+				if a.Role == "provider" {
+					other = a.Consumer
+				}
+				fmt.Fprintf(g.stdout, "%s  %-8s %s  %s\n", a.ID, a.Role, other, a.Dataset)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestContractRequestWaitExportVerify runs the CLI story against
+// two daemons: a provider records a research-only offer, a researcher
+// requests it with --wait and gets an agreement id, exports the agreement
+// and verifies it offline; a request with the wrong purpose prints the
+// refusal reasons and fails; both audit logs verify.
+func TestContractRequestWaitExportVerify(t *testing.T) {
+	prov, res := initDir(t), initDir(t)
+	startDaemon(t, prov)
+	startDaemon(t, res)
+	out, _, err := cli(t, "federation", "create", "Region", "--data", prov, "--json")
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	resID := statusOf(t, res)["peerId"].(string)
+	provID := statusOf(t, prov)["peerId"].(string)
+	out, _, err = cli(t, "federation", "invite", resID, "--role", "researcher", "--name", "Lab", "--data", prov, "--json")
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	var inv struct{ Token string }
+	json.Unmarshal([]byte(out), &inv)
+	if _, _, err := cli(t, "federation", "join", inv.Token, "--data", res); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+
+	const ds = "urn:ngsi-ld:Dataset:noise-levels-2025"
+	offer, _, err := cli(t, "contract", "offer", "add", ds, "--template", "research-only", "--id", "urn:offer:noise-research", "--data", prov)
+	if err != nil {
+		t.Fatalf("offer add: %v", err)
+	}
+	offerFile := filepath.Join(t.TempDir(), "offer.json")
+	os.WriteFile(offerFile, []byte(offer), 0o644)
+
+	out, _, err = cli(t, "contract", "request", ds, "--provider", provID, "--offer-file", offerFile, "--purpose", "research", "--wait", "--data", res)
+	if err != nil {
+		t.Fatalf("request --wait: %v\n%s", err, out)
+	}
+	agreementID, ok := strings.CutPrefix(strings.TrimSpace(out), "agreement ")
+	if !ok || !strings.HasPrefix(agreementID, "urn:uuid:") {
+		t.Fatalf("request --wait printed %q, want the agreement id", out)
+	}
+	file := filepath.Join(t.TempDir(), "agreement.json")
+	if _, _, err := cli(t, "agreement", "export", agreementID, "--out", file, "--data", res); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	out, _, err = cli(t, "agreement", "verify", file)
+	if err != nil || !strings.Contains(out, "valid") || !strings.Contains(out, provID) {
+		t.Fatalf("verify exported agreement: %q, %v", out, err)
+	}
+	// The provider holds the same agreement.
+	provFile := filepath.Join(t.TempDir(), "provider.json")
+	if _, _, err := cli(t, "agreement", "export", agreementID, "--out", provFile, "--data", prov); err != nil {
+		t.Fatalf("export on provider: %v", err)
+	}
+	a, _ := os.ReadFile(file)
+	b, _ := os.ReadFile(provFile)
+	if string(a) != string(b) {
+		t.Errorf("consumer and provider export different agreement files")
+	}
+
+	out, _, err = cli(t, "contract", "request", ds, "--provider", provID, "--offer-file", offerFile, "--purpose", "advertising", "--wait", "--data", res)
+	if err == nil || !strings.Contains(out, "refused (MIM-601)") || !strings.Contains(out, "purpose") {
+		t.Fatalf("request with the wrong purpose: %v\n%s", err, out)
+	}
+
+	out, _, err = cli(t, "contract", "list", "--data", res)
+	if err != nil || strings.Count(out, "consumer") != 2 || !strings.Contains(out, "FINALIZED") || !strings.Contains(out, "TERMINATED") {
+		t.Fatalf("contract list: %v\n%s", err, out)
+	}
+	for _, dir := range []string{prov, res} {
+		out, _, err = cli(t, "audit", "--verify", "--data", dir)
+		if err != nil || !strings.Contains(out, "chain verified") || !strings.Contains(out, "agreement.signed") {
+			t.Fatalf("audit --verify: %v\n%s", err, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"contract", "request", ds}, "--provider is required"},
+		{[]string{"contract", "request", ds, "--provider", "nope"}, "not a peer ID"},
+		{[]string{"contract", "show", "urn:uuid:none"}, "unknown negotiation"},
+		{[]string{"contract", "approve", "urn:uuid:none"}, "unknown negotiation"},
+		{[]string{"agreement", "export", "urn:uuid:none"}, "unknown agreement"},
+		{[]string{"contract", "offer", "add", ds, "--template", "nosuch"}, "unknown template"},
+	} {
+		_, _, err := cli(t, append(tc.args, "--data", res)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("mimnode %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
