@@ -3,6 +3,8 @@ package contract
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"errors"
 	"fmt"
 	"time"
@@ -44,6 +46,7 @@ func (s *Service) handleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
+	s.trace("negotiation message in", remote, body)
 	msg, err := protocol.Decode(body)
 	if err != nil {
 		s.answer(st, protocol.NegotiationErrorFor(nil, err))
@@ -67,6 +70,7 @@ func (s *Service) answer(st network.Stream, m protocol.Message) {
 		s.log.Error("encoding answer", "err", err)
 		return
 	}
+	s.trace("negotiation answer out", st.Conn().RemotePeer(), b)
 	_ = st.SetWriteDeadline(time.Now().Add(s.o.ReadTimeout))
 	if err := protocol.WriteFrame(st, b); err != nil {
 		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
@@ -202,6 +206,7 @@ func (s *Service) exchange(peerID string, m protocol.Message) (protocol.Message,
 	if err != nil {
 		return nil, err
 	}
+	s.trace("negotiation message out", p, body)
 	ctx, cancel := context.WithTimeout(s.ctx, s.o.ExchangeTimeout)
 	defer cancel()
 	st, err := s.o.Host.NewStream(ctx, p, p2pproto.ID(protocol.NegotiationProtocol))
@@ -224,6 +229,7 @@ func (s *Service) exchange(peerID string, m protocol.Message) (protocol.Message,
 		return nil, fmt.Errorf("reading the answer to %s from %s: %w", m.MessageType(), p, err)
 	}
 	st.Close()
+	s.trace("negotiation answer in", p, raw)
 	ans, err := protocol.Decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("answer to %s from %s: %w", m.MessageType(), p, err)
@@ -232,4 +238,13 @@ func (s *Service) exchange(peerID string, m protocol.Message) (protocol.Message,
 		return nil, fmt.Errorf("answer to %s from %s is a %s: %w", m.MessageType(), p, ans.MessageType(), protocol.ErrMalformedMessage)
 	}
 	return ans, nil
+}
+
+// trace logs a wire message at debug level, for following a negotiation
+// with a peer message by message. The check keeps the hot path free of
+// the conversion when debug logging is off.
+func (s *Service) trace(what string, p peer.ID, body []byte) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug(what, "peer", p, "body", json.RawMessage(body))
+	}
 }
