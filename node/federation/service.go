@@ -38,8 +38,6 @@ type Options struct {
 	Now func() time.Time
 	// ReconnectInterval is how often missing members are redialled (default 2s).
 	ReconnectInterval time.Duration
-	// OnChange, when set, is called after a federation's document changes.
-	OnChange func(fedID string)
 }
 
 // Service keeps this node's federations: their document chains in badger,
@@ -55,8 +53,9 @@ type Service struct {
 	// kick wakes the reconnect loop early, after membership changed.
 	kick chan struct{}
 
-	mu   sync.Mutex
-	feds map[string]*fed // guarded by mu
+	mu        sync.Mutex
+	feds      map[string]*fed      // guarded by mu
+	listeners []func(fedID string) // guarded by mu
 }
 
 // fed is one federation this node belongs to (or was revoked from).
@@ -399,13 +398,24 @@ func (s *Service) adopt(ctx context.Context, chain []*Document) error {
 	return nil
 }
 
+// OnChange registers fn to be called (in its own goroutine) whenever a
+// federation's document changes or this node joins or creates one.
+func (s *Service) OnChange(fn func(fedID string)) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, fn)
+	s.mu.Unlock()
+}
+
 func (s *Service) changed(id string) {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	if s.o.OnChange != nil {
-		s.o.OnChange(id)
+	s.mu.Lock()
+	ls := slices.Clone(s.listeners)
+	s.mu.Unlock()
+	for _, fn := range ls {
+		go fn(id)
 	}
 }
 
@@ -887,6 +897,16 @@ func (s *Service) Chain(id string) []*Document {
 		return slices.Clone(f.chain)
 	}
 	return nil
+}
+
+// IDs lists the federations this node is a member of.
+func (s *Service) IDs() []string {
+	var out []string
+	for id := range s.Roles() {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Roles returns this node's role in each federation it is a member of.

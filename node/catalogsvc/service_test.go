@@ -1,0 +1,196 @@
+package catalogsvc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/catalogsvc"
+	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/testnet"
+)
+
+var ctx = context.Background()
+
+// member is a testnet node with a catalogue service on it.
+type member struct {
+	n   *node.Node
+	cat *catalogsvc.Service
+}
+
+func withCatalog(t testing.TB, n *node.Node) *catalogsvc.Service {
+	t.Helper()
+	s, err := catalogsvc.New(catalogsvc.Options{Host: n.Host(), Store: n.Store(), Signer: n.Signer(),
+		Verifier: node.PeerIDVerifier{}, Federations: n.Federations(), Agency: n.Config().Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func federation3(t testing.TB, shape testnet.Shape) (*testnet.Net, []member) {
+	net := testnet.New(t, shape).Federate()
+	var ms []member
+	for _, m := range net.Members {
+		ms = append(ms, member{m.Node(), withCatalog(t, m.Node())})
+	}
+	return net, ms
+}
+
+func dataset(id, title string, extra func(*catalog.Dataset)) catalog.Dataset {
+	d, err := catalog.ParseDataset([]byte(fmt.Sprintf(`{
+	  "id": %q, "title": %q,
+	  "description": "Hourly NO2, PM10 and PM2.5 readings from the city's monitoring stations.",
+	  "keywords": ["air quality", "NO2", "PM10"], "themes": ["ENVI"],
+	  "entityTypes": ["https://smartdatamodels.org/dataModel.Environment/AirQualityObserved"],
+	  "spatial": {"type": "Polygon", "coordinates": [[[10.0,56.0],[10.4,56.0],[10.4,56.3],[10.0,56.3],[10.0,56.0]]]},
+	  "license": "CC-BY-4.0", "offers": [{"template": "research-only"}], "dissemination": "federation"}`, id, title)), "json")
+	if err != nil {
+		panic(err)
+	}
+	if extra != nil {
+		extra(&d)
+	}
+	return d
+}
+
+func found(s *catalogsvc.Service, q catalog.Query, id string) bool {
+	res, err := s.Search(q)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(res.Hits, func(h catalog.Hit) bool { return h.Record.Dataset.ID == id })
+}
+
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestPublishedDatasetIsFoundByEveryMember(t *testing.T) {
+	_, ms := federation3(t, testnet.Shape{Cities: 2, AgenciesPerCity: 2, Researchers: 1})
+	id := "urn:mim:dataset:aarhus:air-quality"
+	if _, err := ms[0].cat.Publish(ctx, dataset(id, "Air quality observations, Aarhus", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		eventually(t, 5*time.Second, fmt.Sprintf("member %d finds the dataset", i), func() bool {
+			return found(m.cat, catalog.Query{Text: "air quality", Type: "AirQualityObserved", Theme: "ENVI"}, id)
+		})
+	}
+	// An update propagates.
+	if _, err := ms[0].cat.Publish(ctx, dataset(id, "Air quality, Aarhus (hourly)", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		eventually(t, 5*time.Second, fmt.Sprintf("member %d sees the new title", i), func() bool {
+			return found(m.cat, catalog.Query{Text: "hourly"}, id)
+		})
+	}
+	// A retirement propagates.
+	if _, err := ms[0].cat.Retire(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		eventually(t, 5*time.Second, fmt.Sprintf("member %d drops the retired dataset", i), func() bool {
+			return !found(m.cat, catalog.Query{}, id)
+		})
+	}
+}
+
+func TestOfflineMemberCatchesUp(t *testing.T) {
+	net, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 3})
+	net.Stop(2)
+	for i := range 3 {
+		id := fmt.Sprintf("urn:mim:dataset:aarhus:set-%d", i)
+		if _, err := ms[0].cat.Publish(ctx, dataset(id, "Set", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net.Restart(2)
+	cat := withCatalog(t, net.Members[2].Node())
+	eventually(t, 10*time.Second, "restarted member has all three datasets", func() bool {
+		res, _ := cat.Search(catalog.Query{})
+		return res.Total == 3
+	})
+}
+
+func TestRestrictedDatasetOnlyReachesItsAudience(t *testing.T) {
+	_, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 3})
+	id := "urn:mim:dataset:aarhus:restricted"
+	d := dataset(id, "Restricted", func(d *catalog.Dataset) {
+		d.Dissemination = catalog.Restricted
+		d.Audience = []string{ms[1].n.ID().String()}
+	})
+	if _, err := ms[0].cat.Publish(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	public := "urn:mim:dataset:aarhus:public"
+	if _, err := ms[0].cat.Publish(ctx, dataset(public, "Public", nil)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "audience member sees it", func() bool { return found(ms[1].cat, catalog.Query{}, id) })
+	eventually(t, 5*time.Second, "other member got the later public one", func() bool { return found(ms[2].cat, catalog.Query{}, public) })
+	if found(ms[2].cat, catalog.Query{}, id) {
+		t.Fatal("restricted dataset reached a member outside its audience")
+	}
+}
+
+func TestResearcherCannotPublish(t *testing.T) {
+	_, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 1, Researchers: 1})
+	_, err := ms[1].cat.Publish(ctx, dataset("urn:mim:dataset:lab:x", "X", nil))
+	if !errors.Is(err, federation.ErrResearcher) {
+		t.Fatalf("researcher publish: %v, want ErrResearcher", err)
+	}
+}
+
+func TestCatalogueSurvivesRestart(t *testing.T) {
+	net, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 2})
+	id := "urn:mim:dataset:aarhus:air-quality"
+	ms[0].cat.Publish(ctx, dataset(id, "Air", nil))
+	eventually(t, 5*time.Second, "member 1 has it", func() bool { return found(ms[1].cat, catalog.Query{}, id) })
+	ms[1].cat.Close()
+	net.Stop(1).Restart(1)
+	cat := withCatalog(t, net.Members[1].Node())
+	if !found(cat, catalog.Query{Text: "air"}, id) {
+		t.Fatal("index lost over a restart")
+	}
+}
+
+// BenchmarkPropagation20 measures publish-to-searchable on all 19 other
+// members of a 20-node federation.
+func BenchmarkPropagation20(b *testing.B) {
+	_, ms := federation3(b, testnet.Shape{Cities: 4, AgenciesPerCity: 4, Researchers: 4})
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("urn:mim:dataset:bench:%d", i)
+		start := time.Now()
+		if _, err := ms[i%16].cat.Publish(ctx, dataset(id, "Bench", nil)); err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range ms {
+			eventually(b, 10*time.Second, "searchable everywhere", func() bool { return found(m.cat, catalog.Query{Text: "bench"}, id) })
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
