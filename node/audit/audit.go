@@ -74,10 +74,20 @@ type head struct {
 // use.
 type Log struct {
 	db *store.DB
-	// mu serialises the transactions that append, so that they never
-	// conflict on the head key (store.Update would retry them, but under
-	// load the retries are wasted fsyncs).
-	mu sync.Mutex
+	// leader is held by the one Update call that commits a batch; the
+	// others queue meanwhile and are committed together by the next
+	// leader (group commit: one synced write for many appenders, and no
+	// conflicts on the head key between them).
+	leader sync.Mutex
+
+	mu    sync.Mutex
+	queue []*pending // guarded by mu
+}
+
+// pending is one Update waiting to be committed.
+type pending struct {
+	fn   func(tx *store.Txn) error
+	done chan error
 }
 
 // Open returns the log kept in db.
@@ -111,8 +121,8 @@ func Hash(e Entry) (string, error) {
 // AppendTx appends e to the log inside tx, so that the entry is stored if
 // and only if the state change tx makes is. It returns the entry as stored
 // (Seq, Prev and Hash set). Concurrent transactions that append conflict on
-// the head and are retried by store.Update; Update avoids that by taking
-// the log's lock around the whole transaction.
+// the head and are retried by store.Update; Log.Update avoids that by
+// committing appenders together.
 func AppendTx(tx *store.Txn, e Entry) (Entry, error) {
 	if e.Kind == "" || e.Subject == "" {
 		return Entry{}, fmt.Errorf("appending to audit log: %w: kind and subject are required", ErrBadEntry)
@@ -157,13 +167,48 @@ func readHead(tx *store.Txn) (head, error) {
 	return h, nil
 }
 
-// Update runs fn in one durable store transaction with the log's lock
-// held; fn appends with AppendTx. Use it for every transaction that
-// appends, so that appenders queue instead of conflicting.
+// Update runs fn in a durable store transaction and returns when it is
+// committed; fn appends with AppendTx. Use it for every transaction that
+// appends. Concurrent calls are committed together, in arrival order, in
+// one transaction (fn must therefore not assume it sees the store as it
+// was before other callers' changes, which store.Update's retries already
+// require); if that batch fails, each is retried alone so that one
+// failing fn fails only its own caller.
 func (l *Log) Update(fn func(tx *store.Txn) error) error {
+	p := &pending{fn: fn, done: make(chan error, 1)}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.db.Update(fn)
+	l.queue = append(l.queue, p)
+	l.mu.Unlock()
+
+	l.leader.Lock()
+	defer l.leader.Unlock()
+	select {
+	case err := <-p.done: // committed by the previous leader
+		return err
+	default:
+	}
+	l.mu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	err := l.db.Update(func(tx *store.Txn) error {
+		for _, b := range batch {
+			if err := b.fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 {
+		for _, b := range batch {
+			b.done <- l.db.Update(b.fn)
+		}
+	} else {
+		for _, b := range batch {
+			b.done <- err
+		}
+	}
+	return <-p.done
 }
 
 // Append appends e in a transaction of its own and returns it as stored.

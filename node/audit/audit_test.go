@@ -238,3 +238,95 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// TestConcurrentAppendersKeepOneChain appends from many goroutines at once
+// (the group commit path) and checks that the chain has every entry once.
+func TestConcurrentAppendersKeepOneChain(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	const workers, each = 8, 25
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				if _, err := l.Append(audit.Entry{Time: t0, Kind: "decision", Subject: fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := l.Verify()
+	if err != nil || rep.Entries != workers*each {
+		t.Fatalf("Verify = %+v, %v; want %d entries", rep, err, workers*each)
+	}
+	es, _ := l.List(1, 0)
+	seen := map[string]bool{}
+	for _, e := range es {
+		if seen[e.Subject] {
+			t.Errorf("%s appended twice", e.Subject)
+		}
+		seen[e.Subject] = true
+	}
+}
+
+// TestFailingUpdateFailsOnlyItsCaller: in a group commit, one caller's
+// error must not undo the others' changes.
+func TestFailingUpdateFailsOnlyItsCaller(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	boom := errors.New("boom")
+	const n = 16
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			errs <- l.Update(func(tx *store.Txn) error {
+				if _, err := audit.AppendTx(tx, audit.Entry{Time: t0, Kind: "decision", Subject: fmt.Sprint(i)}); err != nil {
+					return err
+				}
+				if i%4 == 0 {
+					return boom
+				}
+				return nil
+			})
+		}()
+	}
+	failed := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; errors.Is(err, boom) {
+			failed++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := l.Verify()
+	if failed != n/4 || err != nil || rep.Entries != n-n/4 {
+		t.Fatalf("failed %d, Verify = %+v, %v; want %d failed and %d entries", failed, rep, err, n/4, n-n/4)
+	}
+}
+
+func BenchmarkAppendParallel(b *testing.B) {
+	db, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	l := audit.Open(db)
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := l.Append(audit.Entry{Time: t0, Kind: "decision", Subject: "x"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

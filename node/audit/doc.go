@@ -8,8 +8,9 @@
 //
 // An entry must be stored if and only if the state change it records is.
 // The contract driver therefore appends inside the same store transaction
-// as the negotiation it persists, through Log.Update (which queues
-// appenders so that they do not conflict on the chain's head):
+// as the negotiation it persists, through Log.Update (which commits
+// concurrent appenders together in one synced transaction, so that they
+// neither conflict on the chain's head nor wait for one fsync each):
 //
 //	log := audit.Open(db)
 //	err := log.Update(func(tx *store.Txn) error {
