@@ -1,0 +1,522 @@
+package transfer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/mimnode/mimnode/content"
+	"github.com/mimnode/mimnode/node/ngsild"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// Progress is reported while a fetch runs.
+type Progress struct {
+	Phase        string // "manifest", "blocks", "landing", "done"
+	Blocks       int64  // blocks held of the version so far
+	TotalBlocks  int64
+	Bytes        int64 // bytes held of the version so far
+	TotalBytes   int64
+	Entities     int64 // entities landed so far
+	TotalEntites int64
+}
+
+// FetchOptions tune one fetch.
+type FetchOptions struct {
+	// Progress, if set, is called as blocks arrive and entities land,
+	// from the fetching goroutines (serialised).
+	Progress func(Progress)
+}
+
+// maxBlockTries bounds how often one block is fetched when it keeps
+// failing verification.
+const maxBlockTries = 3
+
+// landBatch is how many entities one ngsild.Put writes.
+const landBatch = 1000
+
+// Fetch runs a snapshot pull under agreement id: it asks the provider for a
+// transfer (or resumes this node's started one), fetches the version's
+// manifest and the blocks it lacks over parallel streams, verifying each
+// against its CID, lands the entities in the node's store with provenance,
+// exchanges the signed receipt and acknowledgement and completes the
+// transfer. A refusal is a *RefusedError.
+func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions) (Info, error) {
+	if !s.enter() {
+		return Info{}, ErrClosed
+	}
+	defer s.wg.Done()
+	a, err := s.agreement(agreementID)
+	if err != nil {
+		return Info{}, err
+	}
+	if a.Consumer != s.self.String() {
+		return Info{}, fmt.Errorf("agreement %s names consumer %s, not this node: %w", a.ID, a.Consumer, ErrBadState)
+	}
+	provider, err := peer.Decode(a.Provider)
+	if err != nil {
+		return Info{}, fmt.Errorf("agreement %s provider: %w", a.ID, err)
+	}
+	e, err := s.startedConsumer(ctx, a, provider)
+	if err != nil {
+		return Info{}, err
+	}
+	started := s.o.Now()
+	u, err := s.pull(ctx, provider, e, a, o)
+	if err != nil {
+		return e.info, err
+	}
+	u.Duration = s.o.Now().Sub(started)
+	unlock := s.lockProc(dsp.Consumer, e.info.ID)
+	defer unlock()
+	e.info.Usage = u
+	if err := s.exchangeReceipt(ctx, provider, e); err != nil {
+		s.log.Warn("receipt exchange failed", "transfer", e.info.ID, "err", err)
+	}
+	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgComplete})
+	if err != nil {
+		return e.info, fmt.Errorf("completing transfer %s: %w", e.info.ID, err)
+	}
+	for _, m := range rd.Messages {
+		ans, err := s.exchange(ctx, provider, m)
+		if err != nil {
+			// The data is here; the provider learns of the completion
+			// when it is resent (state kept on disk).
+			s.log.Warn("sending completion", "transfer", e.info.ID, "err", err)
+			break
+		}
+		s.step(e, dsp.Msg{Type: dsp.MsgReceive, From: provider.String(), Body: ans})
+	}
+	return e.info, nil
+}
+
+// startedConsumer returns this node's STARTED consumer process under a
+// (resuming an interrupted fetch), or requests a new transfer.
+func (s *Service) startedConsumer(ctx context.Context, a policy.Agreement, provider peer.ID) (*entry, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range list {
+		if in.Role == dsp.Consumer && in.Agreement == a.ID && in.State == dsp.Started && in.Format == FormatBlocks {
+			return s.load(dsp.Consumer, in.ID)
+		}
+	}
+	return s.request(ctx, a, provider, FormatBlocks)
+}
+
+// request asks the provider for a transfer and waits on the same stream
+// for its start or termination.
+func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer.ID, format string) (*entry, error) {
+	pid := newPid()
+	unlock := s.lockProc(dsp.Consumer, pid)
+	defer unlock()
+	p, err := dsp.NewConsumer(dsp.Config{Pid: pid, Peer: provider.String(), CallbackAddress: "/p2p/" + s.self.String()})
+	if err != nil {
+		return nil, err
+	}
+	now := s.o.Now().UTC()
+	e := &entry{p: p, info: Info{ID: pid, Role: dsp.Consumer, Agreement: a.ID, Dataset: a.Dataset, Format: format,
+		Provider: a.Provider, Consumer: a.Consumer, Created: now}}
+	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgRequest, AgreementID: a.ID, Format: format})
+	if err != nil {
+		return nil, fmt.Errorf("requesting a transfer under %s: %w", a.ID, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(cctx, "transfer"), provider, p2pproto.ID(protocol.TransferProtocol))
+	if err != nil {
+		return nil, fmt.Errorf("opening a transfer stream to %s: %w", provider, err)
+	}
+	defer st.Close()
+	stop := context.AfterFunc(cctx, func() { st.Reset() })
+	defer stop()
+	br := bufio.NewReader(st)
+	for _, m := range rd.Messages {
+		if err := s.writeMsg(st, m); err != nil {
+			return nil, fmt.Errorf("sending the transfer request to %s: %w", provider, err)
+		}
+	}
+	// The answer, then the provider's start or termination.
+	for i := 0; i < 2 && !e.p.State().Terminal() && e.p.State() != dsp.Started; i++ {
+		_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+		body, err := protocol.ReadFrame(br, protocol.MaxTransferFrame)
+		if err != nil {
+			return nil, fmt.Errorf("reading the provider's answer to the transfer request: %w", err)
+		}
+		m, err := protocol.Decode(body)
+		if err != nil {
+			return nil, fmt.Errorf("provider's answer to the transfer request: %w", err)
+		}
+		rd, err := s.step(e, dsp.Msg{Type: dsp.MsgReceive, From: provider.String(), Body: m})
+		if err != nil {
+			return nil, fmt.Errorf("stepping the provider's %s: %w", m.MessageType(), err)
+		}
+		if rd.Reply != nil {
+			if err := s.writeMsg(st, rd.Reply); err != nil {
+				return nil, fmt.Errorf("answering the provider: %w", err)
+			}
+		}
+	}
+	switch e.p.State() {
+	case dsp.Started:
+		var da struct {
+			Version string `json:"urn:mimnode:version"`
+		}
+		if err := json.Unmarshal(e.p.DataAddress(), &da); err != nil || da.Version == "" {
+			return nil, fmt.Errorf("provider's start names no version: %w", ErrBadRequest)
+		}
+		e.info.Version = da.Version
+		if err := s.save(e, nil); err != nil {
+			return nil, err
+		}
+		return e, nil
+	case dsp.Terminated:
+		code, reasons := e.p.Reason()
+		s.auditf(KindRefused, pid, provider.String(), map[string]any{"agreement": a.ID, "code": code, "reasons": reasons})
+		return nil, &RefusedError{Code: code, Reasons: reasons}
+	}
+	return nil, fmt.Errorf("transfer %s is %s after the provider's answer: %w", pid, e.p.State(), ErrBadState)
+}
+
+// exchange sends one DSP message on a new stream and reads its answer.
+func (s *Service) exchange(ctx context.Context, p peer.ID, m protocol.Message) (protocol.Message, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	st, err := s.o.Host.NewStream(cctx, p, p2pproto.ID(protocol.TransferProtocol))
+	if err != nil {
+		return nil, fmt.Errorf("opening a transfer stream to %s: %w", p, err)
+	}
+	defer st.Close()
+	stop := context.AfterFunc(cctx, func() { st.Reset() })
+	defer stop()
+	if err := s.writeMsg(st, m); err != nil {
+		return nil, fmt.Errorf("sending %s: %w", m.MessageType(), err)
+	}
+	_ = st.CloseWrite()
+	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+	body, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxTransferFrame)
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer to %s: %w", m.MessageType(), err)
+	}
+	return protocol.Decode(body)
+}
+
+// dataStream opens a stream, sends one data request and returns the
+// stream and its reader for the answer frames.
+func (s *Service) dataStream(ctx context.Context, p peer.ID, r DataRequest) (network.Stream, *bufio.Reader, error) {
+	st, err := s.o.Host.NewStream(ctx, p, p2pproto.ID(protocol.TransferProtocol))
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening a transfer stream to %s: %w", p, err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		st.Reset()
+		return nil, nil, err
+	}
+	if err := s.writeFrame(st, b); err != nil {
+		st.Reset()
+		return nil, nil, fmt.Errorf("sending %s: %w", r.Type, err)
+	}
+	_ = st.CloseWrite()
+	return st, bufio.NewReaderSize(st, 64<<10), nil
+}
+
+func (s *Service) readAnswer(st network.Stream, br *bufio.Reader) ([]byte, error) {
+	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+	f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeAnswer(f)
+}
+
+func (s *Service) hasKey(k []byte) (bool, error) {
+	var ok bool
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		var err error
+		ok, err = tx.Has(k)
+		return err
+	})
+	return ok, err
+}
+
+// pull fetches the manifest and the missing blocks and lands the entities.
+func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy.Agreement, o FetchOptions) (Usage, error) {
+	var u Usage
+	pids := e.p.Pids()
+	report := func(p Progress) {
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+	}
+	report(Progress{Phase: "manifest"})
+	m, mb, err := s.fetchManifest(ctx, provider, pids, e.info.Version)
+	if err != nil {
+		return u, err
+	}
+	u.Bytes += int64(len(mb))
+	var missing []content.BlockRef
+	var held, heldBytes int64
+	for _, b := range m.Blocks {
+		ok, err := s.hasKey(blockKey(b.CID.String()))
+		if err != nil {
+			return u, err
+		}
+		if ok {
+			held++
+			heldBytes += b.Size
+			continue
+		}
+		missing = append(missing, b)
+	}
+	u.Skipped = held
+	var mu sync.Mutex // serialises progress reports
+	var nBlocks, nBytes atomic.Int64
+	nBlocks.Store(held)
+	nBytes.Store(heldBytes)
+	total := Progress{TotalBlocks: int64(len(m.Blocks)), TotalBytes: m.Size, TotalEntites: m.Entities()}
+	var refetched atomic.Int64
+	onBlock := func(size int64) {
+		nBlocks.Add(1)
+		nBytes.Add(size)
+		mu.Lock()
+		p := total
+		p.Phase, p.Blocks, p.Bytes = "blocks", nBlocks.Load(), nBytes.Load()
+		report(p)
+		mu.Unlock()
+	}
+	if err := s.fetchBlocks(ctx, provider, pids, missing, onBlock, &refetched); err != nil {
+		return u, err
+	}
+	u.Blocks = int64(len(missing))
+	for _, b := range missing {
+		u.Bytes += b.Size
+	}
+	u.Refetched = refetched.Load()
+	n, err := s.land(ctx, e, a, m, func(n int64) {
+		p := total
+		p.Phase, p.Blocks, p.Bytes, p.Entities = "landing", total.TotalBlocks, total.TotalBytes, n
+		report(p)
+	})
+	u.Entities = n
+	if err != nil {
+		return u, err
+	}
+	p := total
+	p.Phase, p.Blocks, p.Bytes, p.Entities = "done", total.TotalBlocks, total.TotalBytes, n
+	report(p)
+	return u, nil
+}
+
+func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids protocol.Pids, version string) (content.Manifest, []byte, error) {
+	vc, err := cid.Decode(version)
+	if err != nil {
+		return content.Manifest{}, nil, fmt.Errorf("version %q: %w", version, err)
+	}
+	if b, err := s.getBytes(manifestKey(version)); err == nil {
+		m, err := content.VerifyManifest(vc, b)
+		if err == nil {
+			return m, nil, nil
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	st, br, err := s.dataStream(cctx, provider, DataRequest{Type: TypeManifestRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid})
+	if err != nil {
+		return content.Manifest{}, nil, err
+	}
+	defer st.Close()
+	b, err := s.readAnswer(st, br)
+	if err != nil {
+		return content.Manifest{}, nil, fmt.Errorf("fetching manifest %s: %w", version, err)
+	}
+	m, err := content.VerifyManifest(vc, b)
+	if err != nil {
+		return content.Manifest{}, nil, fmt.Errorf("manifest %s from %s: %w", version, provider, err)
+	}
+	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(version), b) }); err != nil {
+		return content.Manifest{}, nil, fmt.Errorf("storing manifest %s: %w", version, err)
+	}
+	return m, b, nil
+}
+
+// fetchBlocks fetches refs over Streams parallel streams, in batches;
+// every block is verified against its CID and stored at once, so an
+// interrupted fetch never fetches a verified block again. A block that
+// fails verification is fetched again, up to maxBlockTries times.
+func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protocol.Pids, refs []content.BlockRef,
+	onBlock func(int64), refetched *atomic.Int64) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	batches := make(chan []content.BlockRef)
+	var wg sync.WaitGroup
+	for range s.o.Streams {
+		wg.Go(func() {
+			for batch := range batches {
+				if err := s.fetchBatch(ctx, provider, pids, batch, onBlock, refetched); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+	for b := range slices.Chunk(refs, s.o.BatchBlocks) {
+		select {
+		case batches <- b:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(batches)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef,
+	onBlock func(int64), refetched *atomic.Int64) error {
+	for try := 1; len(batch) > 0; try++ {
+		if try > maxBlockTries {
+			return fmt.Errorf("block %s after %d tries: %w", batch[0].CID, maxBlockTries, ErrCorruptBlock)
+		}
+		bad, err := s.fetchOnce(ctx, provider, pids, batch, onBlock)
+		if err != nil {
+			return err
+		}
+		refetched.Add(int64(len(bad)))
+		batch = bad
+	}
+	return nil
+}
+
+// fetchOnce asks for batch on one stream and returns the blocks that
+// failed verification.
+func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef, onBlock func(int64)) ([]content.BlockRef, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	defer cancel()
+	req := DataRequest{Type: TypeBlockRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}
+	for _, b := range batch {
+		req.CIDs = append(req.CIDs, b.CID.String())
+	}
+	st, br, err := s.dataStream(cctx, provider, req)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(cctx, func() { st.Reset() })
+	defer stop()
+	var bad []content.BlockRef
+	for _, ref := range batch {
+		data, err := s.readAnswer(st, br)
+		if err != nil {
+			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
+		}
+		if err := content.VerifyBlock(ref.CID, data); err != nil {
+			s.log.Warn("block failed verification; fetching it again", "cid", ref.CID, "err", err)
+			bad = append(bad, ref)
+			continue
+		}
+		if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(ref.CID.String()), data) }); err != nil {
+			return nil, fmt.Errorf("storing block %s: %w", ref.CID, err)
+		}
+		onBlock(int64(len(data)))
+	}
+	return bad, nil
+}
+
+// land writes the version's entities into the node's store with
+// provenance, block by block in manifest order.
+func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, progress func(int64)) (int64, error) {
+	prov, _ := json.Marshal(Provenance{Provider: a.Provider, Dataset: a.Dataset, Agreement: a.ID, Version: e.info.Version,
+		Distribute: permits(a, policy.ActionDistribute)})
+	var n int64
+	batch := make([]*ngsild.Entity, 0, landBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		errs, err := s.o.NGSILD.Put(batch)
+		if err != nil {
+			return fmt.Errorf("landing entities: %w", err)
+		}
+		wb := s.o.Store.NewBatch()
+		defer wb.Cancel()
+		for i, ent := range batch {
+			if errs[i] != nil {
+				return fmt.Errorf("landing entity %s: %w", ent.ID, errs[i])
+			}
+			if err := wb.Set(provenanceKey(ent.ID), prov); err != nil {
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("storing provenance: %w", err)
+		}
+		n += int64(len(batch))
+		progress(n)
+		batch = batch[:0]
+		return nil
+	}
+	for _, ref := range m.Blocks {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		data, err := s.getBytes(blockKey(ref.CID.String()))
+		if err != nil {
+			return n, err
+		}
+		for line := range bytes.SplitSeq(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+			ent := new(ngsild.Entity)
+			if err := json.Unmarshal(line, ent); err != nil {
+				return n, fmt.Errorf("decoding an entity of block %s: %w", ref.CID, err)
+			}
+			batch = append(batch, ent)
+			if len(batch) == landBatch {
+				if err := flush(); err != nil {
+					return n, err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return n, err
+	}
+	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(landedKey(a.ID), []byte(e.info.Version)) }); err != nil {
+		return n, fmt.Errorf("recording the landed version: %w", err)
+	}
+	return n, nil
+}
+
+// permits reports whether the agreement's policy permits action for its
+// consumer at all (constraints aside): a data copy whose agreement does not
+// permit distribute must never be served onwards.
+func permits(a policy.Agreement, action policy.Action) bool {
+	d := policy.Evaluate(a.Policy, policy.Request{Now: a.NotBefore, Action: action, PeerID: a.Consumer}, policy.ScopeCatalog)
+	return d.Permit
+}
+
+var _ = errors.New
+var _ = time.Second

@@ -1,0 +1,253 @@
+package transfer
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/protocol"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// Key layout under store.PrefixTransfer:
+//
+//	t/p/<role>/<pid>              a process: state machine and Info
+//	t/r/<consumer>/<consumerPid>  provider pid of a consumer's request (resends)
+//	t/n/<agreement>               transfers granted under an agreement, uint64
+//	t/m/<version CID>             manifest bytes (both sides)
+//	t/b/<block CID>               block bytes (both sides; verified on receipt)
+//	t/v/<agreement>               consumer: last version landed
+//	t/e/<entity id>               consumer: provenance of a received entity
+func procKey(role dsp.Role, pid string) []byte {
+	return store.Key(store.PrefixTransfer, "p", string(role), url.PathEscape(pid))
+}
+func firstKey(consumer, consumerPid string) []byte {
+	return store.Key(store.PrefixTransfer, "r", consumer, url.PathEscape(consumerPid))
+}
+func countKey(agreement string) []byte {
+	return store.Key(store.PrefixTransfer, "n", url.PathEscape(agreement))
+}
+func manifestKey(c string) []byte { return store.Key(store.PrefixTransfer, "m", c) }
+func blockKey(c string) []byte    { return store.Key(store.PrefixTransfer, "b", c) }
+func landedKey(agreement string) []byte {
+	return store.Key(store.PrefixTransfer, "v", url.PathEscape(agreement))
+}
+func provenanceKey(id string) []byte {
+	return store.Key(store.PrefixTransfer, "e", url.PathEscape(id))
+}
+
+// Formats a consumer asks for in its TransferRequestMessage.
+const (
+	FormatBlocks = "mimnode-blocks" // snapshot pull of a version's blocks
+	FormatLive   = "mimnode-live"   // snapshot, then pushed changes
+)
+
+// Usage is the accounting of one transfer (MIM3): what moved and how long
+// it took.
+type Usage struct {
+	Bytes     int64 `json:"bytes"`
+	Blocks    int64 `json:"blocks"`
+	Entities  int64 `json:"entities"`
+	Refetched int64 `json:"refetched,omitempty"` // blocks fetched again after failing verification
+	// Skipped counts blocks of the version the consumer already held.
+	Skipped  int64         `json:"skipped,omitempty"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Info describes one transfer process as the API shows it.
+type Info struct {
+	ID        string        `json:"id"` // this side's pid
+	Role      dsp.Role      `json:"role"`
+	State     dsp.State     `json:"state"`
+	Agreement string        `json:"agreement"`
+	Dataset   string        `json:"dataset"`
+	Provider  string        `json:"provider"`
+	Consumer  string        `json:"consumer"`
+	Format    string        `json:"format"`
+	Version   string        `json:"version,omitempty"`
+	Code      protocol.Code `json:"code,omitempty"`
+	Reasons   []string      `json:"reasons,omitempty"`
+	Usage     Usage         `json:"usage"`
+	Receipt   bool          `json:"receipt,omitempty"` // a signed receipt and acknowledgement were exchanged
+	Created   time.Time     `json:"created"`
+	Updated   time.Time     `json:"updated"`
+}
+
+type record struct {
+	Proc json.RawMessage `json:"proc"`
+	Info Info            `json:"info"`
+}
+
+// entry is a process loaded for stepping; hold its lock (lockProc).
+type entry struct {
+	p    *dsp.Process
+	info Info
+}
+
+func (s *Service) load(role dsp.Role, pid string) (*entry, error) {
+	var b []byte
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		var err error
+		b, err = tx.Get(procKey(role, pid))
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("transfer %s: %w", pid, ErrUnknownTransfer)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading transfer %s: %w", pid, err)
+	}
+	return decodeRecord(b)
+}
+
+func decodeRecord(b []byte) (*entry, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decoding transfer record: %w", err)
+	}
+	p, err := dsp.Unmarshal(r.Proc)
+	if err != nil {
+		return nil, fmt.Errorf("decoding transfer %s: %w", r.Info.ID, err)
+	}
+	return &entry{p: p, info: r.Info}, nil
+}
+
+func (s *Service) save(e *entry, extra func(tx *store.Txn) error) error {
+	proc, err := e.p.Marshal()
+	if err != nil {
+		return fmt.Errorf("encoding transfer %s: %w", e.info.ID, err)
+	}
+	e.info.State = e.p.State()
+	e.info.Code, e.info.Reasons = e.p.Reason()
+	e.info.Updated = s.o.Now().UTC()
+	b, err := json.Marshal(record{Proc: proc, Info: e.info})
+	if err != nil {
+		return fmt.Errorf("encoding transfer %s: %w", e.info.ID, err)
+	}
+	if err := s.o.Store.Update(func(tx *store.Txn) error {
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		return tx.Set(procKey(e.p.Role(), e.info.ID), b)
+	}); err != nil {
+		return fmt.Errorf("saving transfer %s: %w", e.info.ID, err)
+	}
+	return nil
+}
+
+// step feeds m to the process, persists it with its Info on every
+// transition and logs the transitions, as the state machine's driver must.
+// The returned Ready carries the reply and messages to send.
+func (s *Service) step(e *entry, m dsp.Msg) (dsp.Ready, error) {
+	m.Now = s.o.Now()
+	err := e.p.Step(m)
+	rd := e.p.Ready()
+	if rd.MustPersist || len(rd.Transitions) > 0 {
+		if perr := s.save(e, nil); perr != nil {
+			return rd, perr
+		}
+	}
+	for _, t := range rd.Transitions {
+		s.auditf(KindTransition, e.info.ID, e.p.Peer(), map[string]any{
+			"role": e.p.Role(), "agreement": e.info.Agreement, "from": t.From, "to": t.To,
+			"cause": t.Cause, "code": t.Code, "reasons": t.Reasons})
+	}
+	e.p.Advance()
+	return rd, err
+}
+
+// List returns every transfer on this node, newest first.
+func (s *Service) List() ([]Info, error) {
+	out := []Info{}
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixTransfer, "p", "")}, func(_, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decoding transfer record: %w", err)
+			}
+			out = append(out, r.Info)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing transfers: %w", err)
+	}
+	sortNewest(out)
+	return out, nil
+}
+
+// Get returns transfer id (either role).
+func (s *Service) Get(id string) (Info, error) {
+	for _, r := range []dsp.Role{dsp.Consumer, dsp.Provider} {
+		e, err := s.load(r, id)
+		if err == nil {
+			return e.info, nil
+		}
+		if !errors.Is(err, ErrUnknownTransfer) {
+			return Info{}, err
+		}
+	}
+	return Info{}, fmt.Errorf("transfer %s: %w", id, ErrUnknownTransfer)
+}
+
+func readCount(tx *store.Txn, agreement string) (uint64, error) {
+	b, err := tx.Get(countKey(agreement))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("transfer count of %s: %d bytes, want 8", agreement, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// Count returns how many transfers this node granted under agreement.
+func (s *Service) Count(agreement string) (int, error) {
+	var n uint64
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		var err error
+		n, err = readCount(tx, agreement)
+		return err
+	})
+	return int(n), err
+}
+
+// Provenance says where a received entity came from.
+type Provenance struct {
+	Provider  string `json:"provider"`
+	Dataset   string `json:"dataset"`
+	Agreement string `json:"agreement"`
+	Version   string `json:"version"`
+	// Distribute is false when the agreement's policy does not permit
+	// distribute: the node must never serve the entity onwards.
+	Distribute bool `json:"distribute"`
+}
+
+// ProvenanceOf returns the provenance of a received entity; ok is false
+// for the node's own entities.
+func (s *Service) ProvenanceOf(entityID string) (p Provenance, ok bool, err error) {
+	err = s.o.Store.View(func(tx *store.Txn) error {
+		b, err := tx.Get(provenanceKey(entityID))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		return json.Unmarshal(b, &p)
+	})
+	if err != nil {
+		return Provenance{}, false, fmt.Errorf("reading provenance of %s: %w", entityID, err)
+	}
+	return p, ok, nil
+}

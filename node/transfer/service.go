@@ -1,0 +1,267 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/content"
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/contract"
+	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/node/ngsild"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// Sentinel errors.
+var (
+	// ErrRefused: the provider refused the transfer; the *RefusedError
+	// wrapping it carries the code and the reasons.
+	ErrRefused = errors.New("transfer refused")
+	// ErrUnknownTransfer: no transfer process with that id on this node.
+	ErrUnknownTransfer = errors.New("unknown transfer")
+	// ErrUnknownDataset: the agreement names a dataset this node does not
+	// publish, or one that is not an NGSI-LD view.
+	ErrUnknownDataset = errors.New("unknown dataset")
+	// ErrBadState: the transfer is not in a state that allows the action.
+	ErrBadState = errors.New("transfer not in a state that allows this")
+	// ErrCorruptBlock: a block kept failing verification against its CID.
+	ErrCorruptBlock = errors.New("block failed verification")
+	// ErrClosed: the service has been closed.
+	ErrClosed = errors.New("transfer service closed")
+)
+
+// RefusedError is a refusal by the provider, with the protocol code and
+// the reasons it gave (each failed constraint).
+type RefusedError struct {
+	Code    protocol.Code
+	Reasons []string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("transfer refused [%s]: %v", e.Code, e.Reasons)
+}
+
+// Unwrap makes errors.Is(err, ErrRefused) hold.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+// Agreements is what the service needs from the contract driver: the
+// canonical, doubly signed agreement file by id. node/contract.Service
+// implements it; the service parses and verifies the bytes itself on every
+// use, so a changed stored copy is caught.
+type Agreements interface {
+	Agreement(id string) ([]byte, error)
+}
+
+// Auditor appends to the node's hash-chained log; *audit.Log implements it.
+type Auditor interface {
+	Append(e audit.Entry) (audit.Entry, error)
+}
+
+// Datasets resolves the dataset an agreement names to its description, on
+// the provider. CatalogDatasets adapts a *catalog.Catalog.
+type Datasets interface {
+	Dataset(id string) (catalog.Dataset, error)
+}
+
+// Membership is what the provider needs from the federation service: the
+// stream authorization table, and the consumer's federations and role for
+// the policy's federation and role constraints.
+type Membership interface {
+	Guard(proto p2pproto.ID, h network.StreamHandler) network.StreamHandler
+	SharedFederations(p peer.ID) []string
+	RoleOf(fed string, p peer.ID) (federation.Role, bool)
+}
+
+var (
+	_ Agreements = (*contract.Service)(nil)
+	_ Auditor    = (*audit.Log)(nil)
+	_ Membership = (*federation.Service)(nil)
+)
+
+// CatalogDatasets serves datasets from a publisher's catalogue.
+type CatalogDatasets struct{ Catalog *catalog.Catalog }
+
+// Dataset returns the live dataset id of the catalogue.
+func (c CatalogDatasets) Dataset(id string) (catalog.Dataset, error) {
+	r, ok := c.Catalog.Get(id)
+	if !ok || r.Retired {
+		return catalog.Dataset{}, fmt.Errorf("dataset %s: %w", id, ErrUnknownDataset)
+	}
+	return r.Dataset, nil
+}
+
+// Options configure a Service. Host, Store, NGSILD, Agreements, Audit,
+// Members, Datasets, Signer and Verifier are required.
+type Options struct {
+	Host       host.Host
+	Store      *store.DB
+	NGSILD     *ngsild.Service
+	Agreements Agreements
+	Audit      Auditor
+	Members    Membership
+	Datasets   Datasets
+	Signer     policy.Signer
+	Verifier   policy.Verifier
+	// Streams is how many block streams a snapshot pull opens in parallel
+	// (default 4).
+	Streams int
+	// BatchBlocks is how many blocks one block request asks for (default 16).
+	BatchBlocks int
+	// Timeout bounds one exchange or one block batch (default 30 s).
+	Timeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service runs this node's transfers in both roles over
+// /mim/transfer/1.0.0.
+type Service struct {
+	o    Options
+	log  *slog.Logger
+	self peer.ID
+
+	ctx    context.Context // cancelled by Close; ends streams in flight
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// procMu serialises steps of one process; keyed by role/pid.
+	procMu sync.Map // string -> *sync.Mutex
+	// countMu serialises the provider's grant decisions, so that two
+	// simultaneous requests cannot both take the last allowed transfer.
+	countMu sync.Mutex
+
+	mu      sync.Mutex
+	closed  bool                          // guarded by mu
+	cancels map[string]context.CancelFunc // guarded by mu; running fetches by pid
+	// manifests caches decoded manifests by version; guarded by mu.
+	manifests map[string]content.Manifest
+	// built remembers the last version built per dataset and the change
+	// feed position it was built at; guarded by mu.
+	built map[string]builtVersion
+
+	// corrupt, set by tests only (export_test.go), garbles the first
+	// delivery of the named blocks on the provider side.
+	corrupt sync.Map // string CID -> struct{}
+}
+
+// New checks the options and returns a Service; Start registers its
+// stream handler.
+func New(o Options) (*Service, error) {
+	if o.Host == nil || o.Store == nil || o.NGSILD == nil || o.Agreements == nil || o.Audit == nil ||
+		o.Members == nil || o.Datasets == nil || o.Signer == nil || o.Verifier == nil {
+		return nil, errors.New("transfer: Host, Store, NGSILD, Agreements, Audit, Members, Datasets, Signer and Verifier are required")
+	}
+	if o.Streams <= 0 {
+		o.Streams = 4
+	}
+	if o.BatchBlocks <= 0 {
+		o.BatchBlocks = 16
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{o: o, log: o.Logger.With("component", "transfer"), self: o.Host.ID(),
+		ctx: ctx, cancel: cancel, cancels: map[string]context.CancelFunc{},
+		manifests: map[string]content.Manifest{}, built: map[string]builtVersion{}}, nil
+}
+
+// Start registers the /mim/transfer/1.0.0 handler behind the federation
+// guard (members only; researchers never serve).
+func (s *Service) Start(context.Context) error {
+	s.o.Host.SetStreamHandler(p2pproto.ID(protocol.TransferProtocol),
+		s.o.Members.Guard(p2pproto.ID(protocol.TransferProtocol), s.handleStream))
+	return nil
+}
+
+// Close removes the handler and ends transfers in flight; their state is
+// on disk and a later Fetch resumes them.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.o.Host.RemoveStreamHandler(p2pproto.ID(protocol.TransferProtocol))
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Service) lockProc(role dsp.Role, pid string) func() {
+	m, _ := s.procMu.LoadOrStore(string(role)+" "+pid, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// agreement reads, parses and verifies agreement id: both signatures, by
+// the peers named for each role.
+func (s *Service) agreement(id string) (policy.Agreement, error) {
+	b, err := s.o.Agreements.Agreement(id)
+	if err != nil {
+		return policy.Agreement{}, err
+	}
+	a, err := policy.ParseAgreement(b)
+	if err != nil {
+		return policy.Agreement{}, fmt.Errorf("parsing agreement %s: %w", id, err)
+	}
+	if err := a.Verify(s.o.Verifier); err != nil {
+		return policy.Agreement{}, fmt.Errorf("verifying agreement %s: %w", id, err)
+	}
+	return a, nil
+}
+
+func (s *Service) auditf(kind, subject, peerID string, data any) {
+	var raw json.RawMessage
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err == nil {
+			raw = b
+		}
+	}
+	if _, err := s.o.Audit.Append(audit.Entry{Time: s.o.Now().UTC(), Kind: kind, Subject: subject, Peer: peerID, Data: raw}); err != nil {
+		s.log.Error("audit append", "kind", kind, "subject", subject, "err", err)
+	}
+}
+
+// Audit kinds this package writes.
+const (
+	KindTransition = "transfer.transition"
+	KindRefused    = "transfer.refused"
+	KindReceipt    = "transfer.receipt"
+	KindAck        = "transfer.ack"
+)

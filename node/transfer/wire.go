@@ -1,0 +1,132 @@
+package transfer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/mimnode/mimnode/protocol"
+)
+
+// Data requests travel on /mim/transfer/1.0.0 next to the DSP messages:
+// the first frame of a stream is either a DSP transfer message (package
+// protocol) or one of these, told apart by an "@type" starting with "mim:".
+const (
+	TypeManifestRequest = "mim:ManifestRequest" // answer: the manifest bytes
+	TypeBlockRequest    = "mim:BlockRequest"    // answer: one frame per block, in order
+	TypeReceiptRequest  = "mim:ReceiptRequest"  // answer: the provider's signed receipt
+	TypeAcknowledgement = "mim:Acknowledgement" // answer: empty data frame
+	TypeLiveRequest     = "mim:LiveRequest"     // answer: changes as they happen
+)
+
+// MaxBlocksPerRequest bounds the CIDs of one block request.
+const MaxBlocksPerRequest = 256
+
+// ErrBadRequest: a data request or answer frame is malformed.
+var ErrBadRequest = errors.New("malformed transfer data frame")
+
+// DataRequest is one data request of a consumer under a started transfer.
+type DataRequest struct {
+	Type        string `json:"@type"`
+	ProviderPid string `json:"providerPid"`
+	ConsumerPid string `json:"consumerPid"`
+	// CIDs: TypeBlockRequest, the blocks wanted.
+	CIDs []string `json:"cids,omitempty"`
+	// Usage: TypeReceiptRequest, what the consumer counted.
+	Usage *Usage `json:"usage,omitempty"`
+	// Ack: TypeAcknowledgement, the consumer's signed acknowledgement.
+	Ack *Signed `json:"ack,omitempty"`
+	// From: TypeLiveRequest, the first change sequence number wanted.
+	From uint64 `json:"from,omitempty"`
+}
+
+// isDataFrame reports whether a first frame is a data request rather
+// than a DSP message.
+func isDataFrame(body []byte) bool {
+	var h struct {
+		Type string `json:"@type"`
+	}
+	if json.Unmarshal(body, &h) != nil {
+		return false
+	}
+	return strings.HasPrefix(h.Type, "mim:")
+}
+
+// DecodeDataRequest reads and checks one data request frame body.
+func DecodeDataRequest(body []byte) (*DataRequest, error) {
+	var r DataRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if r.ProviderPid == "" || r.ConsumerPid == "" {
+		return nil, fmt.Errorf("%w: providerPid and consumerPid are required", ErrBadRequest)
+	}
+	switch r.Type {
+	case TypeManifestRequest, TypeLiveRequest:
+	case TypeBlockRequest:
+		if len(r.CIDs) == 0 || len(r.CIDs) > MaxBlocksPerRequest {
+			return nil, fmt.Errorf("%w: %d cids, want 1..%d", ErrBadRequest, len(r.CIDs), MaxBlocksPerRequest)
+		}
+		for _, c := range r.CIDs {
+			if _, err := cid.Decode(c); err != nil {
+				return nil, fmt.Errorf("%w: cid %q: %v", ErrBadRequest, c, err)
+			}
+		}
+	case TypeReceiptRequest:
+		if r.Usage == nil {
+			return nil, fmt.Errorf("%w: usage is required", ErrBadRequest)
+		}
+	case TypeAcknowledgement:
+		if r.Ack == nil {
+			return nil, fmt.Errorf("%w: ack is required", ErrBadRequest)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown @type %q", ErrBadRequest, r.Type)
+	}
+	return &r, nil
+}
+
+// Answer frames to data requests start with one status byte.
+const (
+	statusData  = 0 // the rest is the payload
+	statusError = 1 // the rest is a JSON wireError
+)
+
+type wireError struct {
+	Code   protocol.Code `json:"code"`
+	Reason []string      `json:"reason"`
+}
+
+func dataFrame(payload []byte) []byte {
+	out := make([]byte, 1+len(payload))
+	out[0] = statusData
+	copy(out[1:], payload)
+	return out
+}
+
+func errorFrame(code protocol.Code, reasons ...string) []byte {
+	b, _ := json.Marshal(wireError{Code: code, Reason: reasons})
+	return append([]byte{statusError}, b...)
+}
+
+// DecodeAnswer splits an answer frame into its payload, or the refusal it
+// carries (a *RefusedError).
+func DecodeAnswer(frame []byte) ([]byte, error) {
+	if len(frame) == 0 {
+		return nil, fmt.Errorf("%w: empty answer frame", ErrBadRequest)
+	}
+	switch frame[0] {
+	case statusData:
+		return frame[1:], nil
+	case statusError:
+		var e wireError
+		if err := json.Unmarshal(frame[1:], &e); err != nil || e.Code == "" {
+			return nil, fmt.Errorf("%w: error answer is not {code, reason}", ErrBadRequest)
+		}
+		return nil, &RefusedError{Code: e.Code, Reasons: e.Reason}
+	}
+	return nil, fmt.Errorf("%w: status byte %d", ErrBadRequest, frame[0])
+}
