@@ -275,6 +275,16 @@ func appendChange(b []byte, rec *changeRecord) []byte {
 	}
 	b = append(b, `],"at":`...)
 	b = appendTime(b, rec.At)
+	if len(rec.Removed) > 0 {
+		b = append(b, `,"gone":[`...)
+		for i, a := range rec.Removed {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, a)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, '}')
 	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	return append(b, rec.Entity...)

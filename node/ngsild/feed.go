@@ -34,16 +34,20 @@ type Change struct {
 	At    time.Time
 	// Entity is the new state (names expanded); nil for OpDelete.
 	Entity *Entity
+	// Removed are the attributes (expanded) the change deleted from the
+	// entity; with Entity.Touched they are what the change changed.
+	Removed []string
 }
 
 // changeRecord is a Change as stored at n/f/<seq> (see appendChange).
 type changeRecord struct {
-	Seq    uint64    `json:"seq"`
-	Op     Op        `json:"op"`
-	ID     string    `json:"id"`
-	Types  []string  `json:"types"`
-	At     time.Time `json:"at"`
-	Entity []byte    `json:"-"` // the entity's stored bytes; nil for a delete
+	Seq     uint64    `json:"seq"`
+	Op      Op        `json:"op"`
+	ID      string    `json:"id"`
+	Types   []string  `json:"types"`
+	At      time.Time `json:"at"`
+	Removed []string  `json:"gone,omitempty"`
+	Entity  []byte    `json:"-"` // the entity's stored bytes; nil for a delete
 }
 
 // LastSeq returns the sequence number of the newest committed change (0 when
@@ -77,7 +81,7 @@ func (s *Service) Changes(ctx context.Context, from uint64, max int) ([]Change, 
 			if err := json.Unmarshal(header, &rec); err != nil {
 				return fmt.Errorf("decode change: %w", err)
 			}
-			c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At}
+			c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed}
 			if len(body) > 0 {
 				c.Entity = new(Entity)
 				if err := decodeEntityRecord(body, c.Entity); err != nil {

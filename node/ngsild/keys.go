@@ -33,6 +33,11 @@ import (
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
+//	n/h/<id> 00 <attrIRI> 00 <^instant><seq><n> attribute history: one temporal instance
+//	                                          (history.go has the details)
+//	n/s/<subscription id>                     subscription: JSON (subscription.go)
+//	n/sc                                      subscription delivery cursor: last change
+//	                                          seq matched (uint64 BE)
 //	n/m/<typeIRI>                             schema binding an admin added (MIM2): JSON
 //	                                          {"context": URL, "schema": JSON Schema}
 //
@@ -51,6 +56,9 @@ const (
 	keyTrim    = store.PrefixNGSILD + "qt"
 	keyModel   = store.PrefixNGSILD + "m/"
 	keyIndexed = store.PrefixNGSILD + "i/"
+	keyHist    = store.PrefixNGSILD + "h/"
+	keySub     = store.PrefixNGSILD + "s/"
+	keySubCur  = store.PrefixNGSILD + "sc"
 )
 
 // maxIndexedString is how much of a string value the value index keeps;

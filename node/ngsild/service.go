@@ -50,6 +50,13 @@ type Options struct {
 	// the start; others get one when a query first filters on them (see
 	// valueIndexes).
 	IndexedAttributes []string
+	// Retention is how long attribute history is kept, by entity type IRI
+	// (default, and for types not listed: forever). Start trims it every
+	// RetentionInterval (default 1h); TrimHistory does it on demand.
+	Retention         map[string]time.Duration
+	RetentionInterval time.Duration
+	// Notify configures subscription notification delivery (notify.go).
+	Notify NotifyOptions
 }
 
 func (o *Options) setDefaults() {
@@ -94,6 +101,7 @@ type Service struct {
 	subsMu sync.Mutex
 	subs   map[chan struct{}]struct{} // guarded by subsMu
 
+	notif  *notifier // subscriptions (notify.go)
 	vidx   valueIndexes
 	bg     sync.WaitGroup // background index builds
 	closed atomic.Bool
@@ -136,6 +144,9 @@ func New(db *store.DB, opts Options) (*Service, error) {
 	if err := s.loadValueIndexes(); err != nil {
 		return nil, err
 	}
+	if s.notif, err = newNotifier(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -144,6 +155,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 func (s *Service) Close() error {
 	// An unfinished index build resumes at the next start.
 	s.closed.Store(true)
+	s.notif.close()
 	s.bg.Wait()
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
@@ -183,6 +195,17 @@ var routes = []route{
 	{"GET /ngsi-ld/v1/types/{type}", (*Service).typeInfo},
 	{"GET /ngsi-ld/v1/attributes", (*Service).listAttributes},
 	{"GET /ngsi-ld/v1/attributes/{attr}", (*Service).attributeInfo},
+	{"POST /ngsi-ld/v1/temporal/entities", (*Service).createTemporal},
+	{"GET /ngsi-ld/v1/temporal/entities", (*Service).queryTemporal},
+	{"GET /ngsi-ld/v1/temporal/entities/{id}", (*Service).retrieveTemporal},
+	{"DELETE /ngsi-ld/v1/temporal/entities/{id}", (*Service).deleteTemporal},
+	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}", (*Service).deleteTemporalAttr},
+	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instanceId}", (*Service).deleteTemporalInstance},
+	{"POST /ngsi-ld/v1/subscriptions", (*Service).createSubscription},
+	{"GET /ngsi-ld/v1/subscriptions", (*Service).listSubscriptions},
+	{"GET /ngsi-ld/v1/subscriptions/{id}", (*Service).retrieveSubscription},
+	{"PATCH /ngsi-ld/v1/subscriptions/{id}", (*Service).updateSubscription},
+	{"DELETE /ngsi-ld/v1/subscriptions/{id}", (*Service).deleteSubscription},
 	{"GET /ngsi-ld/v1/jsonldContexts", (*Service).listContexts},
 	{"POST /ngsi-ld/v1/jsonldContexts", (*Service).addContext},
 	{"GET /ngsi-ld/v1/jsonldContexts/{id}", (*Service).serveContext},

@@ -19,6 +19,10 @@ type change struct {
 	// only. It runs once, possibly on another goroutine than the caller's
 	// and concurrently with other changes' apply; it must not modify old.
 	apply func(old *Entity) (*Entity, error)
+	// history, when set, are the temporal instances to keep for this write
+	// (POST /temporal/entities); otherwise every instance the write
+	// stamped is kept.
+	history map[string][]*Attribute
 }
 
 // outcome is what happened to one change.
@@ -44,6 +48,8 @@ type prepared struct {
 	del   [][]byte
 	set   [][]byte
 	count map[countKey]int64
+	hist  []histEntry // temporal instances (history.go)
+	gone  []string    // attributes the write removed
 }
 
 // commit applies the changes durably and returns one outcome per change.
@@ -170,6 +176,14 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 		p.out.deleted = true
 		return nil
 	}
+	if old != nil {
+		for attr := range old.Attrs {
+			if _, ok := ne.Attrs[attr]; !ok {
+				p.gone = append(p.gone, attr)
+			}
+		}
+	}
+	p.hist = historyOf(ne, ch.history)
 	p.types, p.body = ne.Types, appendEntity(nil, ne)
 	p.out.created, p.out.entity = old == nil, ne
 	return nil
@@ -213,7 +227,10 @@ func (s *Service) writeTxn(ps []prepared) error {
 				counts[k] += d
 			}
 			seq++
-			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Entity: p.body}
+			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Removed: p.gone, Entity: p.body}
+			if err := writeHistory(tx, p.hist, seq); err != nil {
+				return err
+			}
 			switch {
 			case p.body == nil:
 				rec.Op = OpDelete

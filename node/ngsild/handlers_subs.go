@@ -1,0 +1,304 @@
+package ngsild
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// subscriptionLocation is the URL path of a subscription.
+func subscriptionLocation(id string) string {
+	return "/ngsi-ld/v1/subscriptions/" + url.PathEscape(id)
+}
+
+// readSubscription reads a subscription body and its @context (the value
+// to keep: the body's for ld+json, the Link URL for json, nil for core).
+func (s *Service) readSubscription(r *http.Request) (raw map[string]any, ctxVal any, tc *termContext, err error) {
+	body, ldJSON, err := readBody(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := parseJSON(body)
+	if err != nil {
+		return nil, nil, nil, newError(InvalidRequest, "invalid JSON", "the body is not JSON: %v", err)
+	}
+	raw, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, nil, newError(BadRequestData, "invalid subscription", "the body must be a JSON object")
+	}
+	if tc, err = s.bodyContext(r, raw, ldJSON); err != nil {
+		return nil, nil, nil, err
+	}
+	if ldJSON {
+		ctxVal = raw["@context"]
+	} else if l, _ := linkContext(r); l != "" {
+		ctxVal = l
+	}
+	delete(raw, "@context")
+	return raw, ctxVal, tc, nil
+}
+
+func decodeSubscriptionBody(raw map[string]any) (*subscriptionBody, error) {
+	j, err := json.Marshal(raw)
+	if err != nil {
+		return nil, newError(BadRequestData, "invalid subscription", "%v", err)
+	}
+	var b subscriptionBody
+	if err := json.Unmarshal(j, &b); err != nil {
+		return nil, newError(BadRequestData, "invalid subscription", "%v", err)
+	}
+	return &b, nil
+}
+
+// createSubscription is POST /subscriptions (clause 6.10.3.1).
+func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) error {
+	raw, ctxVal, tc, err := s.readSubscription(r)
+	if err != nil {
+		return err
+	}
+	b, err := decodeSubscriptionBody(raw)
+	if err != nil {
+		return err
+	}
+	if b.ID == "" {
+		b.ID = "urn:ngsi-ld:Subscription:" + randomID()
+	}
+	sub, err := compileSubscription(b, tc)
+	if err != nil {
+		return err
+	}
+	if !sub.ExpiresAt.IsZero() && !sub.ExpiresAt.After(s.now()) {
+		return newError(BadRequestData, "invalid subscription", "expiresAt is in the past")
+	}
+	st := &subState{body: *b, context: ctxVal, sub: sub}
+	rec, err := st.record()
+	if err != nil {
+		return err
+	}
+	n := s.notif
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.subs[b.ID] != nil {
+		return newError(AlreadyExists, "subscription exists", "a subscription with id %q exists", b.ID)
+	}
+	if err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keySub+b.ID), rec) }); err != nil {
+		return err
+	}
+	n.subs[b.ID] = st
+	n.match.Put(sub)
+	w.Header().Set("Location", subscriptionLocation(b.ID))
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// renderSubscription is the client's view: the body as sent plus the
+// service's status members (clause 5.2.12, 5.2.14).
+func (st *subState) render(now time.Time) map[string]any {
+	j, _ := json.Marshal(&st.body)
+	var m map[string]any
+	_ = json.Unmarshal(j, &m)
+	active := st.body.IsActive == nil || *st.body.IsActive
+	m["isActive"] = active
+	switch {
+	case st.sub != nil && !st.sub.ExpiresAt.IsZero() && !now.Before(st.sub.ExpiresAt):
+		m["status"] = "expired"
+	case !active:
+		m["status"] = "paused"
+	default:
+		m["status"] = "active"
+	}
+	nd, _ := m["notification"].(map[string]any)
+	if nd == nil {
+		nd = map[string]any{}
+		m["notification"] = nd
+	}
+	nd["timesSent"] = float64(st.status.TimesSent)
+	nd["timesFailed"] = float64(st.status.TimesFailed)
+	for k, t := range map[string]time.Time{"lastNotification": st.status.LastNotification, "lastSuccess": st.status.LastSuccess, "lastFailure": st.status.LastFailure} {
+		if !t.IsZero() {
+			nd[k] = fmtTime(t)
+		}
+	}
+	switch {
+	case st.status.LastNotification.IsZero():
+	case st.status.LastFailure.Equal(st.status.LastNotification):
+		nd["status"] = "failed"
+	default:
+		nd["status"] = "ok"
+	}
+	return m
+}
+
+func (s *Service) subscriptionView(r *http.Request, id string) (map[string]any, *termContext, error) {
+	n := s.notif
+	n.mu.Lock()
+	st := n.subs[id]
+	var m map[string]any
+	var ctxVal any
+	if st != nil {
+		m, ctxVal = st.render(s.now()), st.context
+	}
+	n.mu.Unlock()
+	if st == nil {
+		return nil, nil, newError(ResourceNotFound, "subscription not found", "no subscription with id %q", id)
+	}
+	tc, err := s.ctx.resolve(ctxVal)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, tc, nil
+}
+
+// retrieveSubscription is GET /subscriptions/{id} (clause 6.11.3.1).
+func (s *Service) retrieveSubscription(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	m, tc, err := s.subscriptionView(r, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m, acc, tc)
+	return nil
+}
+
+// listSubscriptions is GET /subscriptions (clause 6.10.3.2), by id, with
+// limit and offset.
+func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	q := queryParams(r)
+	limit, offset := s.opts.DefaultLimit, 0
+	if l := q.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil || limit < 0 || limit > s.opts.MaxLimit {
+			return newError(BadRequestData, "invalid limit", "limit must be an integer from 0 to %d", s.opts.MaxLimit)
+		}
+	}
+	if o := q.Get("offset"); o != "" {
+		if offset, err = strconv.Atoi(o); err != nil || offset < 0 {
+			return newError(BadRequestData, "invalid offset", "offset must be a non-negative integer")
+		}
+	}
+	n := s.notif
+	n.mu.Lock()
+	ids := make([]string, 0, len(n.subs))
+	for id := range n.subs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	total := len(ids)
+	ids = ids[min(offset, len(ids)):]
+	ids = ids[:min(limit, len(ids))]
+	out := make([]map[string]any, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, n.subs[id].render(s.now()))
+	}
+	n.mu.Unlock()
+	if q.Get("count") == "true" {
+		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out, acc, tc)
+	return nil
+}
+
+// updateSubscription is PATCH /subscriptions/{id} (clause 6.11.3.2): the
+// members given replace the stored ones (notification and its endpoint
+// merge member by member); names keep the subscription's @context.
+func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	patch, _, _, err := s.readSubscription(r)
+	if err != nil {
+		return err
+	}
+	if pid, ok := patch["id"]; ok && pid != id {
+		return newError(BadRequestData, "id mismatch", "the body's id differs from the URL's")
+	}
+	n := s.notif
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.subs[id]
+	if st == nil {
+		return newError(ResourceNotFound, "subscription not found", "no subscription with id %q", id)
+	}
+	j, err := json.Marshal(&st.body)
+	if err != nil {
+		return err
+	}
+	var cur map[string]any
+	if err := json.Unmarshal(j, &cur); err != nil {
+		return err
+	}
+	mergeMembers(cur, patch)
+	b, err := decodeSubscriptionBody(cur)
+	if err != nil {
+		return err
+	}
+	tc, err := s.ctx.resolve(st.context)
+	if err != nil {
+		return err
+	}
+	sub, err := compileSubscription(b, tc)
+	if err != nil {
+		return err
+	}
+	next := &subState{body: *b, context: st.context, sub: sub, status: st.status}
+	rec, err := next.record()
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keySub+id), rec) }); err != nil {
+		return err
+	}
+	n.subs[id] = next
+	n.match.Put(sub)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// mergeMembers applies patch to dst; objects under notification merge.
+func mergeMembers(dst, patch map[string]any) {
+	for k, v := range patch {
+		pm, isMap := v.(map[string]any)
+		dm, dstMap := dst[k].(map[string]any)
+		if isMap && dstMap && (k == "notification" || k == "endpoint") {
+			mergeMembers(dm, pm)
+			continue
+		}
+		if v == nil {
+			delete(dst, k)
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// deleteSubscription is DELETE /subscriptions/{id} (clause 6.11.3.3).
+func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	n := s.notif
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.subs[id] == nil {
+		return newError(ResourceNotFound, "subscription not found", "no subscription with id %q", id)
+	}
+	if err := s.db.Update(func(tx *store.Txn) error { return tx.Delete([]byte(keySub + id)) }); err != nil {
+		return err
+	}
+	delete(n.subs, id)
+	delete(n.dirty, id)
+	n.match.Remove(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

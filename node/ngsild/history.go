@@ -1,0 +1,339 @@
+package ngsild
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Attribute history (the temporal API's storage).
+//
+// Every attribute instance a write touches is kept as a temporal instance
+// under
+//
+//	n/h/<id> 00 <attrIRI> 00 <^instant, 8 bytes BE> <seq, 8 bytes BE> <n, 2 bytes BE>
+//
+// written in the same transaction as the entity change. The instant is the
+// instance's observedAt when it has one, otherwise its modifiedAt; storing
+// it complemented puts the newest instance first, so lastN is the first N
+// keys of the attribute's prefix and a time range is one key-range scan.
+// seq and n (the instance's position in the write) keep instances of the
+// same instant apart. The key is also the instance's identity:
+// instanceId is urn:ngsi-ld:Instance: + the hex of the key's last 18 bytes,
+// so deleting an instance is a single key delete.
+
+// histEntry is one temporal instance of a prepared write; seq is appended
+// to key when the transaction gives out sequence numbers.
+type histEntry struct {
+	key []byte // n/h/<id> 00 <attr> 00 <^instant>
+	val []byte // the instance as appendAttribute encodes it
+}
+
+const instancePrefix = "urn:ngsi-ld:Instance:"
+
+func histEntityPrefix(id string) []byte {
+	b := make([]byte, 0, len(keyHist)+len(id)+1)
+	b = append(b, keyHist...)
+	b = append(b, id...)
+	return append(b, 0)
+}
+
+func histAttrPrefix(id, attr string) []byte {
+	b := histEntityPrefix(id)
+	b = append(b, attr...)
+	return append(b, 0)
+}
+
+// instantOf is the time an instance is filed under: observedAt when it is
+// a valid date, else modifiedAt.
+func instantOf(a *Attribute) time.Time {
+	if a.ObservedAt != "" {
+		if t, err := time.Parse(time.RFC3339Nano, a.ObservedAt); err == nil {
+			return t
+		}
+	}
+	return a.ModifiedAt
+}
+
+func revTime(t time.Time) uint64 { return ^uint64(t.UnixNano()) }
+
+// historyOf lists the temporal instances of a new entity state: every
+// instance the write stamped (its modifiedAt is the entity's), or, when
+// explicit is set (POST /temporal/entities), exactly those.
+func historyOf(ne *Entity, explicit map[string][]*Attribute) []histEntry {
+	src := ne.Attrs
+	if explicit != nil {
+		src = explicit
+	}
+	var out []histEntry
+	for attr, insts := range src {
+		for _, a := range insts {
+			if explicit == nil && !a.ModifiedAt.Equal(ne.ModifiedAt) {
+				continue
+			}
+			k := histAttrPrefix(ne.ID, attr)
+			k = binary.BigEndian.AppendUint64(k, revTime(instantOf(a)))
+			out = append(out, histEntry{key: k, val: appendAttribute(nil, a, time.Time{})})
+		}
+	}
+	return out
+}
+
+// writeHistory stores a write's instances under the write's sequence number.
+func writeHistory(tx *store.Txn, hist []histEntry, seq uint64) error {
+	for i, h := range hist {
+		k := binary.BigEndian.AppendUint64(h.key, seq)
+		k = binary.BigEndian.AppendUint16(k, uint16(i))
+		if err := tx.Set(k, h.val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Instance is one temporal instance of an attribute.
+type Instance struct {
+	// InstanceID identifies the instance (for deleting it).
+	InstanceID string
+	// At is the instant the instance is filed under: observedAt, or
+	// modifiedAt when it has none.
+	At   time.Time
+	Attr *Attribute
+}
+
+// timeRange selects instants: From <= t < To; zero bounds are open.
+type timeRange struct {
+	from, to time.Time
+}
+
+// instanceSuffixLen is the length of ^instant, seq and n at the end of a
+// history key.
+const instanceSuffixLen = 18
+
+func instanceID(k []byte) string {
+	return instancePrefix + strconv.FormatUint(binary.BigEndian.Uint64(k[len(k)-18:]), 16) + "-" +
+		strconv.FormatUint(binary.BigEndian.Uint64(k[len(k)-10:]), 16) + "-" +
+		strconv.FormatUint(uint64(binary.BigEndian.Uint16(k[len(k)-2:])), 16)
+}
+
+// parseInstanceID returns the key suffix an instanceId names.
+func parseInstanceID(s string) ([]byte, bool) {
+	rest, ok := strings.CutPrefix(s, instancePrefix)
+	if !ok {
+		return nil, false
+	}
+	parts := strings.Split(rest, "-")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	rt, err1 := strconv.ParseUint(parts[0], 16, 64)
+	seq, err2 := strconv.ParseUint(parts[1], 16, 64)
+	n, err3 := strconv.ParseUint(parts[2], 16, 16)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, false
+	}
+	b := binary.BigEndian.AppendUint64(nil, rt)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return binary.BigEndian.AppendUint16(b, uint16(n)), true
+}
+
+// decodeHistInstance decodes a stored temporal instance.
+func decodeHistInstance(k, v []byte) (Instance, error) {
+	if len(k) < instanceSuffixLen {
+		return Instance{}, errors.New("short history key")
+	}
+	parsed, err := parseJSON(v)
+	if err != nil {
+		return Instance{}, fmt.Errorf("decode history instance: %w", err)
+	}
+	attrs, err := storedAttrs(map[string]any{"": []any{parsed}})
+	if err != nil {
+		return Instance{}, fmt.Errorf("decode history instance: %w", err)
+	}
+	a := attrs[""][0]
+	if a.ModifiedAt.IsZero() {
+		a.ModifiedAt = a.CreatedAt
+	}
+	rt := binary.BigEndian.Uint64(k[len(k)-instanceSuffixLen:])
+	return Instance{InstanceID: instanceID(k), At: time.Unix(0, int64(^rt)).UTC(), Attr: a}, nil
+}
+
+// scanInstances calls fn for the instances of one attribute of id with
+// instants in r, newest first, until fn returns false.
+func scanInstances(tx *store.Txn, id, attr string, r timeRange, fn func(Instance) (bool, error)) error {
+	pre := histAttrPrefix(id, attr)
+	start := pre
+	if !r.to.IsZero() {
+		// Newest first: the first key in range is the one for to-1ns.
+		start = binary.BigEndian.AppendUint64(bytes.Clone(pre), revTime(r.to.Add(-time.Nanosecond)))
+	}
+	var stop uint64
+	if !r.from.IsZero() {
+		stop = revTime(r.from)
+	}
+	return tx.Iterate(store.IterOptions{Prefix: pre, Start: start}, func(k, v []byte) error {
+		if len(k) != len(pre)+instanceSuffixLen {
+			return nil
+		}
+		if !r.from.IsZero() && binary.BigEndian.Uint64(k[len(pre):]) > stop {
+			return store.ErrStop
+		}
+		in, err := decodeHistInstance(k, v)
+		if err != nil {
+			return err
+		}
+		more, err := fn(in)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return store.ErrStop
+		}
+		return nil
+	})
+}
+
+// historyAttrs lists the attributes id has history for.
+func historyAttrs(tx *store.Txn, id string) ([]string, error) {
+	pre := histEntityPrefix(id)
+	var out []string
+	start := pre
+	for {
+		var found string
+		err := tx.Iterate(store.IterOptions{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
+			rest := k[len(pre):]
+			if i := bytes.IndexByte(rest, 0); i >= 0 {
+				found = string(rest[:i])
+			}
+			return store.ErrStop
+		})
+		if err != nil {
+			return nil, err
+		}
+		if found == "" {
+			return out, nil
+		}
+		out = append(out, found)
+		// Skip the rest of this attribute: its keys continue with 00.
+		start = append(histAttrPrefix(id, found)[:len(pre)+len(found)], 1)
+	}
+}
+
+// deleteHistory removes the history keys under pre whose instant is before
+// cutoff (every one when cutoff is zero), in batches so one trim never
+// needs a huge transaction. It returns how many were removed.
+func (s *Service) deleteHistory(ctx context.Context, pre []byte, cutoff time.Time) (int, error) {
+	removed := 0
+	for {
+		var keys [][]byte
+		err := s.db.View(func(tx *store.Txn) error {
+			return tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if len(k) < len(pre)+instanceSuffixLen {
+					return nil
+				}
+				if !cutoff.IsZero() && int64(^binary.BigEndian.Uint64(k[len(k)-instanceSuffixLen:])) >= cutoff.UnixNano() {
+					return nil
+				}
+				keys = append(keys, bytes.Clone(k))
+				if len(keys) >= 10000 {
+					return store.ErrStop
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return removed, err
+		}
+		if len(keys) == 0 {
+			return removed, nil
+		}
+		b := s.db.NewBatch()
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				b.Cancel()
+				return removed, err
+			}
+		}
+		if err := b.Flush(); err != nil {
+			return removed, err
+		}
+		removed += len(keys)
+		if len(keys) < 10000 {
+			return removed, nil
+		}
+	}
+}
+
+// History returns the temporal instances of one attribute (expanded name)
+// of an entity, newest first, at most lastN (all when lastN <= 0), with
+// instants in [from, to) (zero bounds are open).
+func (s *Service) History(id, attr string, from, to time.Time, lastN int) ([]Instance, error) {
+	var out []Instance
+	err := s.db.View(func(tx *store.Txn) error {
+		return scanInstances(tx, id, attr, timeRange{from, to}, func(in Instance) (bool, error) {
+			out = append(out, in)
+			return lastN <= 0 || len(out) < lastN, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read history of %s %s: %w", id, attr, err)
+	}
+	return out, nil
+}
+
+// TrimHistory enforces Options.Retention: it deletes the instances older
+// than their entity type's retention, measured from now. It returns how
+// many instances it removed. Start runs it periodically.
+func (s *Service) TrimHistory(ctx context.Context, now time.Time) (int, error) {
+	removed := 0
+	for typ, keep := range s.opts.Retention {
+		if keep <= 0 {
+			continue
+		}
+		cutoff := now.Add(-keep)
+		var ids []string
+		err := s.db.View(func(tx *store.Txn) error {
+			pre := typePrefix(typ)
+			return tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+				ids = append(ids, string(k[len(pre):]))
+				return ctx.Err()
+			})
+		})
+		if err != nil {
+			return removed, fmt.Errorf("trim history of %s: %w", typ, err)
+		}
+		for _, id := range ids {
+			n, err := s.deleteHistory(ctx, histEntityPrefix(id), cutoff)
+			removed += n
+			if err != nil {
+				return removed, fmt.Errorf("trim history of %s: %w", id, err)
+			}
+		}
+	}
+	return removed, nil
+}
+
+// Touched lists the attributes (expanded) the write that produced e
+// changed: those with an instance stamped at e's modifiedAt.
+func (e *Entity) Touched() []string {
+	var out []string
+	for attr, insts := range e.Attrs {
+		for _, a := range insts {
+			if a.ModifiedAt.Equal(e.ModifiedAt) {
+				out = append(out, attr)
+				break
+			}
+		}
+	}
+	return out
+}

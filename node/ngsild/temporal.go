@@ -1,0 +1,585 @@
+package ngsild
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// temporalQuery is the temporal part of a GET /temporal/entities request
+// (clause 6.18.3.2 and 4.11).
+type temporalQuery struct {
+	r            timeRange
+	timeProperty string // observedAt (the key order), modifiedAt or createdAt
+	lastN        int
+	values       bool // options=temporalValues
+	aggr         []string
+	period       isoDuration
+	sysAttrs     bool
+}
+
+var aggrMethods = map[string]bool{
+	"totalCount": true, "distinctCount": true, "sum": true, "avg": true, "min": true, "max": true,
+}
+
+func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
+	tq := &temporalQuery{timeProperty: "observedAt"}
+	parseTime := func(name string) (time.Time, error) {
+		v := q.Get(name)
+		if v == "" {
+			return time.Time{}, newError(BadRequestData, "invalid temporal query", "timerel needs %s", name)
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return time.Time{}, newError(BadRequestData, "invalid temporal query", "%s %q is not an ISO 8601 date-time", name, v)
+		}
+		return t, nil
+	}
+	switch rel := q.Get("timerel"); rel {
+	case "":
+		if q.Get("timeAt") != "" || q.Get("endTimeAt") != "" {
+			return nil, newError(BadRequestData, "invalid temporal query", "timeAt needs timerel")
+		}
+	case "before", "after", "between":
+		at, err := parseTime("timeAt")
+		if err != nil {
+			return nil, err
+		}
+		switch rel {
+		case "before":
+			tq.r.to = at
+		case "after":
+			tq.r.from = at.Add(time.Nanosecond)
+		case "between":
+			end, err := parseTime("endTimeAt")
+			if err != nil {
+				return nil, err
+			}
+			if !end.After(at) {
+				return nil, newError(BadRequestData, "invalid temporal query", "endTimeAt must be after timeAt")
+			}
+			tq.r.from, tq.r.to = at, end
+		}
+	default:
+		return nil, newError(BadRequestData, "invalid temporal query", "timerel must be before, after or between, not %q", rel)
+	}
+	switch tp := q.Get("timeproperty"); tp {
+	case "", "observedAt":
+	case "modifiedAt", "createdAt":
+		tq.timeProperty = tp
+	default:
+		return nil, newError(BadRequestData, "invalid temporal query", "timeproperty must be observedAt, modifiedAt or createdAt, not %q", tp)
+	}
+	if l := q.Get("lastN"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return nil, newError(BadRequestData, "invalid temporal query", "lastN must be a positive integer, got %q", l)
+		}
+		tq.lastN = n
+	}
+	for _, o := range splitList(q.Get("options")) {
+		switch o {
+		case "temporalValues":
+			tq.values = true
+		case "sysAttrs":
+			tq.sysAttrs = true
+		}
+	}
+	for _, m := range splitList(q.Get("aggrMethods")) {
+		if !aggrMethods[m] {
+			return nil, newError(BadRequestData, "invalid temporal query", "unknown aggrMethods %q (totalCount, distinctCount, sum, avg, min, max)", m)
+		}
+		tq.aggr = append(tq.aggr, m)
+	}
+	if p := q.Get("aggrPeriodDuration"); p != "" {
+		if tq.aggr == nil {
+			return nil, newError(BadRequestData, "invalid temporal query", "aggrPeriodDuration needs aggrMethods")
+		}
+		d, err := parseISODuration(p)
+		if err != nil {
+			return nil, &Error{Type: BadRequestData, Title: "invalid temporal query", Detail: err.Error(), Err: err}
+		}
+		tq.period = d
+	}
+	if tq.values && tq.aggr != nil {
+		return nil, newError(BadRequestData, "invalid temporal query", "options=temporalValues and aggrMethods exclude each other")
+	}
+	return tq, nil
+}
+
+// instances reads one attribute's history as tq selects it, oldest first.
+func (tq *temporalQuery) instances(tx *store.Txn, id, attr string) ([]Instance, error) {
+	var out []Instance
+	r := tq.r
+	byKey := tq.timeProperty == "observedAt"
+	if !byKey {
+		r = timeRange{} // the key order is by instant, not by system time
+	}
+	err := scanInstances(tx, id, attr, r, func(in Instance) (bool, error) {
+		if !byKey {
+			t := in.Attr.ModifiedAt
+			if tq.timeProperty == "createdAt" {
+				t = in.Attr.CreatedAt
+			}
+			if (!tq.r.from.IsZero() && t.Before(tq.r.from)) || (!tq.r.to.IsZero() && !t.Before(tq.r.to)) {
+				return true, nil
+			}
+			in.At = t
+		}
+		out = append(out, in)
+		return tq.lastN <= 0 || len(out) < tq.lastN, nil
+	})
+	if !byKey {
+		// System times are not the key order: sort, then keep the newest.
+		sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+// renderTemporal builds the temporal representation of one entity (clause
+// 4.5.7; 4.5.9 simplified with temporalValues; 4.5.19 aggregated).
+func (s *Service) renderTemporal(tx *store.Txn, id string, types []string, attrs map[string]bool, tq *temporalQuery, tc *termContext) (map[string]any, error) {
+	out := map[string]any{"id": id}
+	if len(types) > 0 {
+		out["type"] = compactTypes(types, tc)
+	}
+	names, err := historyAttrs(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	ro := renderOpts{sysAttrs: tq.sysAttrs}
+	for _, attr := range names {
+		if attrs != nil && !attrs[attr] {
+			continue
+		}
+		insts, err := tq.instances(tx, id, attr)
+		if err != nil {
+			return nil, err
+		}
+		if len(insts) == 0 {
+			continue
+		}
+		name := tc.compact(attr)
+		switch {
+		case tq.aggr != nil:
+			out[name] = aggregate(insts, tq)
+		case tq.values:
+			out[name] = simplifiedTemporal(insts)
+		default:
+			list := make([]any, len(insts))
+			for i, in := range insts {
+				m, _ := in.Attr.render(tc, ro).(map[string]any)
+				m["instanceId"] = in.InstanceID
+				list[i] = m
+			}
+			out[name] = list
+		}
+	}
+	return out, nil
+}
+
+func simplifiedTemporal(insts []Instance) map[string]any {
+	typ := insts[len(insts)-1].Attr.Type
+	key := "values"
+	switch typ {
+	case Relationship:
+		key = "objects"
+	case LanguageProperty:
+		key = "languageMaps"
+	}
+	pairs := make([]any, len(insts))
+	for i, in := range insts {
+		var v any
+		switch typ {
+		case Relationship:
+			v = in.Attr.Object
+		case LanguageProperty:
+			v = in.Attr.LanguageMap
+		default:
+			v = in.Attr.Value
+		}
+		pairs[i] = []any{v, fmtTime(in.At)}
+	}
+	return map[string]any{"type": string(typ), key: pairs}
+}
+
+// aggregate computes tq.aggr over insts (oldest first) per period: the
+// periods start at the query's timeAt (or the first instance) and each is
+// aggrPeriodDuration long; without one, the whole range is one period.
+// Periods without instances are left out.
+func aggregate(insts []Instance, tq *temporalQuery) map[string]any {
+	out := map[string]any{"type": string(insts[len(insts)-1].Attr.Type)}
+	start := tq.r.from
+	if start.IsZero() || start.After(insts[0].At) {
+		start = insts[0].At
+	}
+	results := map[string][]any{}
+	for _, m := range tq.aggr {
+		results[m] = []any{}
+	}
+	for i := 0; i < len(insts); {
+		var end time.Time
+		if tq.period.zero() {
+			end = tq.r.to
+			if end.IsZero() {
+				end = insts[len(insts)-1].At.Add(time.Nanosecond)
+			}
+		} else {
+			end = tq.period.addTo(start)
+			if !end.After(start) {
+				end = start.Add(time.Nanosecond)
+			}
+		}
+		j := i
+		for j < len(insts) && insts[j].At.Before(end) {
+			j++
+		}
+		if j > i {
+			for _, m := range tq.aggr {
+				if v, ok := aggrValue(m, insts[i:j]); ok {
+					results[m] = append(results[m], []any{v, fmtTime(start), fmtTime(end)})
+				}
+			}
+		}
+		i = j
+		if i < len(insts) && !tq.period.zero() {
+			// Jump straight to the period holding the next instance.
+			if d := tq.period; d.years == 0 && d.months == 0 && d.days == 0 {
+				// Fixed length: compute the period rather than stepping
+				// through a long gap one tiny period at a time.
+				k := insts[i].At.Sub(start) / d.clock
+				start = start.Add(k * d.clock)
+				continue
+			}
+			for !insts[i].At.Before(end) {
+				start, end = end, tq.period.addTo(end)
+			}
+			continue
+		}
+		start = end
+	}
+	for m, list := range results {
+		out[m] = list
+	}
+	return out
+}
+
+func aggrValue(method string, insts []Instance) (any, bool) {
+	switch method {
+	case "totalCount":
+		return float64(len(insts)), true
+	case "distinctCount":
+		seen := map[string]bool{}
+		for _, in := range insts {
+			seen[string(appendValue(nil, instanceValue(in.Attr)))] = true
+		}
+		return float64(len(seen)), true
+	}
+	var sum float64
+	lo, hi := math.Inf(1), math.Inf(-1)
+	n := 0
+	for _, in := range insts {
+		f, ok := in.Attr.Value.(float64)
+		if !ok {
+			continue
+		}
+		n++
+		sum += f
+		lo, hi = math.Min(lo, f), math.Max(hi, f)
+	}
+	if n == 0 {
+		return nil, false
+	}
+	switch method {
+	case "sum":
+		return sum, true
+	case "avg":
+		return sum / float64(n), true
+	case "min":
+		return lo, true
+	default:
+		return hi, true
+	}
+}
+
+func instanceValue(a *Attribute) any {
+	switch a.Type {
+	case Relationship:
+		return a.Object
+	case LanguageProperty:
+		return a.LanguageMap
+	}
+	return a.Value
+}
+
+// queryTemporal is GET /temporal/entities (clause 6.18.3.2): the entity
+// restrictions (type, id, idPattern, attrs, q, geo-query) select entities
+// by their current state, then each one's history is read.
+func (s *Service) queryTemporal(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	params := queryParams(r)
+	tq, err := parseTemporalQuery(params)
+	if err != nil {
+		return err
+	}
+	eq, err := s.parseEntityQuery(params, tc)
+	if err != nil {
+		return err
+	}
+	page, total, err := s.run(eq)
+	if err != nil {
+		return err
+	}
+	if eq.count {
+		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
+	}
+	out := make([]map[string]any, 0, len(page))
+	err = s.db.View(func(tx *store.Txn) error {
+		for _, e := range page {
+			m, err := s.renderTemporal(tx, e.ID, e.Types, eq.attrs, tq, tc)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out, acc, tc)
+	return nil
+}
+
+// retrieveTemporal is GET /temporal/entities/{id} (clause 6.19.3.1). The
+// history of a deleted entity stays readable here (without its type) until
+// DELETE /temporal/entities/{id}.
+func (s *Service) retrieveTemporal(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	params := queryParams(r)
+	tq, err := parseTemporalQuery(params)
+	if err != nil {
+		return err
+	}
+	var attrs map[string]bool
+	if a := params.Get("attrs"); a != "" {
+		attrs = map[string]bool{}
+		for _, name := range splitList(a) {
+			if err := checkName(name); err != nil {
+				return err
+			}
+			attrs[tc.expand(name)] = true
+		}
+	}
+	var out map[string]any
+	err = s.db.View(func(tx *store.Txn) error {
+		e, err := getEntity(tx, id)
+		if err != nil {
+			return err
+		}
+		var types []string
+		if e != nil {
+			types = e.Types
+		} else if names, err := historyAttrs(tx, id); err != nil {
+			return err
+		} else if len(names) == 0 {
+			return errNotFound(id)
+		}
+		out, err = s.renderTemporal(tx, id, types, attrs, tq, tc)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out, acc, tc)
+	return nil
+}
+
+// createTemporal is POST /temporal/entities (clause 6.18.3.1): the body is
+// an entity in temporal representation (each attribute a list of
+// instances, usually with observedAt). Every instance goes into the
+// history; the newest instance of each attribute (and datasetId) becomes
+// the entity's current value, creating the entity when it is new (201) or
+// updating it (204).
+func (s *Service) createTemporal(w http.ResponseWriter, r *http.Request) error {
+	body, ldJSON, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	m, err := ParseEntity(body)
+	if err != nil {
+		return err
+	}
+	tc, err := s.bodyContext(r, m, ldJSON)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	head := map[string]any{}
+	for _, k := range []string{"id", "@id", "type", "@type"} {
+		if v, ok := m[k]; ok {
+			head[k] = v
+		}
+	}
+	frag, err := decodeEntity(head, tc, now, true)
+	if err != nil {
+		return err
+	}
+	history := map[string][]*Attribute{}
+	for name, v := range m {
+		if entityReserved[name] {
+			continue
+		}
+		if err := checkName(name); err != nil {
+			return err
+		}
+		insts, err := decodeAttr(name, v, tc, now)
+		if err != nil {
+			return err
+		}
+		iri := tc.expand(name)
+		history[iri] = append(history[iri], insts...)
+		latest := map[string]*Attribute{}
+		for _, a := range insts {
+			if cur := latest[a.DatasetID]; cur == nil || !instantOf(a).Before(instantOf(cur)) {
+				latest[a.DatasetID] = a
+			}
+		}
+		for _, a := range latest {
+			frag.Attrs[iri] = append(frag.Attrs[iri], a)
+		}
+	}
+	ch := s.mergeChange(frag, mergeAppend, true, nil)
+	ch.history = history
+	out, err := s.commitOne(ch)
+	if err != nil {
+		return err
+	}
+	if out.created {
+		w.Header().Set("Location", "/ngsi-ld/v1/temporal/entities/"+url.PathEscape(frag.ID))
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteTemporal is DELETE /temporal/entities/{id} (clause 6.19.3.2): it
+// removes the entity's whole history (the current entity stays; DELETE
+// /entities/{id} removes that).
+func (s *Service) deleteTemporal(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	n, err := s.deleteHistory(r.Context(), histEntityPrefix(id), time.Time{})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		if e, err := s.Entity(id); err != nil {
+			return err
+		} else if e == nil {
+			return errNotFound(id)
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteTemporalAttr is DELETE /temporal/entities/{id}/attrs/{attr}
+// (clause 6.21.3.1): every instance of the attribute.
+func (s *Service) deleteTemporalAttr(w http.ResponseWriter, r *http.Request) error {
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
+	n, err := s.deleteHistory(r.Context(), histAttrPrefix(id, attr), time.Time{})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return newError(ResourceNotFound, "attribute not found", "entity %q has no history of %q", id, r.PathValue("attr"))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteTemporalInstance is DELETE
+// /temporal/entities/{id}/attrs/{attr}/{instanceId} (clause 6.22.3.2).
+func (s *Service) deleteTemporalInstance(w http.ResponseWriter, r *http.Request) error {
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return err
+	}
+	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
+	suffix, ok := parseInstanceID(r.PathValue("instanceId"))
+	if !ok {
+		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", r.PathValue("instanceId"))
+	}
+	key := append(histAttrPrefix(id, attr), suffix...)
+	err = s.db.Update(func(tx *store.Txn) error {
+		if has, err := tx.Has(key); err != nil {
+			return err
+		} else if !has {
+			return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", r.PathValue("instanceId"), r.PathValue("attr"), id)
+		}
+		return tx.Delete(key)
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// startRetention trims history every RetentionInterval until ctx ends.
+func (s *Service) startRetention(ctx context.Context) {
+	if len(s.opts.Retention) == 0 {
+		return
+	}
+	every := s.opts.RetentionInterval
+	if every <= 0 {
+		every = time.Hour
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if n, err := s.TrimHistory(ctx, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Error("trim attribute history", "err", err)
+			} else if n > 0 {
+				s.log.Info("trimmed attribute history", "instances", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
