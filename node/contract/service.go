@@ -96,11 +96,14 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // work in flight: handlers, sends, ticks
 
-	firstMu sync.Mutex        // serialises the creation of provider-side negotiations
-	firsts  map[string]string // guarded by firstMu; "consumer peer consumerPid" -> provider pid
+	firstMu sync.Mutex // serialises the creation of provider-side negotiations
 
-	mu      sync.Mutex
-	live    map[negotiation.Key]*entry // guarded by mu; negotiations with work left
+	mu   sync.Mutex
+	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left
+	// firsts maps "consumer peer consumerPid" to the provider pid of live
+	// provider-side negotiations, so that a resent first request finds its
+	// negotiation before the store index is written. Guarded by mu.
+	firsts  map[string]string
 	waiters map[string][]chan struct{} // guarded by mu; Wait calls by pid, woken when it ends
 	closed  bool                       // guarded by mu
 }
@@ -529,6 +532,10 @@ func (s *Service) scheduleLocked(e *entry) {
 			s.mu.Lock()
 			if s.live[e.key] == e {
 				delete(s.live, e.key)
+			}
+			if e.key.Role == negotiation.Provider {
+				// The store index answers resends from now on.
+				delete(s.firsts, e.n.Peer()+" "+e.n.Pids().ConsumerPid)
 			}
 			s.mu.Unlock()
 		}

@@ -137,7 +137,10 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	fk := remote.String() + " " + req.ConsumerPid
 	var ppid []byte
 	var err error
-	if pid, ok := s.firsts[fk]; ok {
+	s.mu.Lock()
+	pid, ok := s.firsts[fk]
+	s.mu.Unlock()
+	if ok {
 		ppid = []byte(pid)
 	} else {
 		err = s.o.Store.View(func(tx *store.Txn) error {
@@ -163,11 +166,11 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	if ds, id, err := offerRef(req.Offer); err == nil {
 		e.meta.Dataset, e.meta.OfferID = ds, id
 	}
-	s.firsts[fk] = n.Pid()
 	e.staged = append(e.staged, staged{key: firstKey(remote.String(), req.ConsumerPid), value: []byte(n.Pid())})
 	e.mu.Lock()
 	s.mu.Lock()
 	s.live[e.key] = e
+	s.firsts[fk] = n.Pid()
 	s.mu.Unlock()
 	return e, nil
 }
