@@ -1,0 +1,383 @@
+package ngsild
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+const sensorID = "urn:ngsi-ld:Sensor:s1"
+
+var histT0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+func obs(i int) string { return histT0.Add(time.Duration(i) * time.Minute).Format(time.RFC3339) }
+
+// writeReadings creates the sensor with temperature 0 observed at minute
+// 0, then updates it n times: temperature i observed at minute i.
+func writeReadings(t testing.TB, n *testNode, count int) {
+	t.Helper()
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": sensorID, "type": "Sensor",
+		"temperature": map[string]any{"type": "Property", "value": 0, "observedAt": obs(0)},
+		"name":        map[string]any{"type": "Property", "value": "roof"},
+	}), http.StatusCreated)
+	for i := 1; i <= count; i++ {
+		wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/"+sensorID+"/attrs", map[string]any{
+			"temperature": map[string]any{"type": "Property", "value": i, "observedAt": obs(i)},
+		}), http.StatusNoContent)
+	}
+}
+
+// temporalValues returns the values of one attribute of a temporal
+// representation, in the order given.
+func temporalValues(t testing.TB, m map[string]any, attr string) []float64 {
+	t.Helper()
+	list, _ := m[attr].([]any)
+	out := []float64{}
+	for _, x := range list {
+		inst, _ := x.(map[string]any)
+		v, ok := inst["value"].(float64)
+		if !ok {
+			t.Fatalf("instance without a number value: %v", inst)
+		}
+		if id, _ := inst["instanceId"].(string); id == "" {
+			t.Fatalf("instance without instanceId: %v", inst)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func seq(from, to int) []float64 {
+	var out []float64
+	for i := from; i <= to; i++ {
+		out = append(out, float64(i))
+	}
+	return out
+}
+
+func equalFloats(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestClause4_11_Timerel checks an entity's history after N updates comes
+// back oldest first, whole and under each timerel, lastN and timeproperty.
+func TestClause4_11_Timerel(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 20)
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID + "?attrs=temperature"
+	for _, tc := range []struct {
+		name, query string
+		want        []float64
+	}{
+		{"all", "", seq(0, 20)},
+		{"before", "&timerel=before&timeAt=" + obs(5), seq(0, 4)},
+		{"after", "&timerel=after&timeAt=" + obs(15), seq(16, 20)},
+		{"between", "&timerel=between&timeAt=" + obs(3) + "&endTimeAt=" + obs(7), seq(3, 6)},
+		{"lastN", "&lastN=3", seq(18, 20)},
+		{"between+lastN", "&timerel=between&timeAt=" + obs(3) + "&endTimeAt=" + obs(7) + "&lastN=2", seq(5, 6)},
+		{"before first", "&timerel=before&timeAt=" + obs(0), []float64{}},
+		{"modifiedAt", "&timeproperty=modifiedAt&timerel=after&timeAt=2000-01-01T00:00:00Z&lastN=4", seq(17, 20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := n.do("GET", base+tc.query, nil)
+			wantStatus(t, rec, http.StatusOK)
+			m := decode(t, rec).(map[string]any)
+			if m["id"] != sensorID || m["type"] != "Sensor" {
+				t.Fatalf("entity head %v %v", m["id"], m["type"])
+			}
+			if got := temporalValues(t, m, "temperature"); !equalFloats(got, tc.want) {
+				t.Fatalf("GET %s = %v, want %v", tc.query, got, tc.want)
+			}
+			if _, ok := m["name"]; ok {
+				t.Fatalf("attrs=temperature returned name too")
+			}
+		})
+	}
+}
+
+// TestTemporalValues checks the simplified temporal representation
+// (clause 4.5.9): [value, observedAt] pairs.
+func TestTemporalValues(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 2)
+	rec := n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?options=temporalValues", nil)
+	wantStatus(t, rec, http.StatusOK)
+	m := decode(t, rec).(map[string]any)
+	temp := m["temperature"].(map[string]any)
+	want := fmt.Sprint([]any{[]any{0.0, "2026-03-01T00:00:00.000000Z"}, []any{1.0, "2026-03-01T00:01:00.000000Z"}, []any{2.0, "2026-03-01T00:02:00.000000Z"}})
+	if temp["type"] != "Property" || fmt.Sprint(temp["values"]) != want {
+		t.Fatalf("temporalValues = %v, want Property with %s", temp, want)
+	}
+	if name := m["name"].(map[string]any); fmt.Sprint(name["values"]) != fmt.Sprint([]any{[]any{"roof", name["values"].([]any)[0].([]any)[1]}}) {
+		t.Fatalf("name history %v", name)
+	}
+}
+
+// TestTemporalQueryEntities checks GET /temporal/entities selects entities
+// by type and q (on their current state) and returns each one's history.
+func TestTemporalQueryEntities(t *testing.T) {
+	n := newTestNode(t, nil)
+	for i, v := range []int{10, 30, 50} {
+		id := fmt.Sprintf("urn:ngsi-ld:Sensor:q%d", i)
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+			"id": id, "type": "Sensor",
+			"level": map[string]any{"type": "Property", "value": v - 5, "observedAt": obs(0)},
+		}), http.StatusCreated)
+		wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/"+id+"/attrs", map[string]any{
+			"level": map[string]any{"type": "Property", "value": v, "observedAt": obs(1)},
+		}), http.StatusNoContent)
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": "urn:ngsi-ld:Pump:p", "type": "Pump", "level": map[string]any{"type": "Property", "value": 99},
+	}), http.StatusCreated)
+	rec := n.do("GET", "/ngsi-ld/v1/temporal/entities?type=Sensor&q="+url.QueryEscape("level>20"), nil)
+	wantStatus(t, rec, http.StatusOK)
+	list := decode(t, rec).([]any)
+	got := map[string][]float64{}
+	for _, x := range list {
+		m := x.(map[string]any)
+		got[m["id"].(string)] = temporalValues(t, m, "level")
+	}
+	want := map[string][]float64{"urn:ngsi-ld:Sensor:q1": {25, 30}, "urn:ngsi-ld:Sensor:q2": {45, 50}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("temporal query = %v, want %v", got, want)
+	}
+}
+
+// TestClause4_5_19_Aggregation checks aggregated history over a day of
+// minute readings against a brute-force computation of every method, per
+// hour and for the whole day.
+func TestClause4_5_19_Aggregation(t *testing.T) {
+	n := newTestNode(t, nil)
+	const minutes = 24 * 60
+	vals := make([]float64, minutes)
+	insts := make([]any, minutes)
+	for i := range vals {
+		// Repeating values make distinctCount differ from totalCount.
+		vals[i] = float64((i*37)%101) / 4
+		insts[i] = map[string]any{"type": "Property", "value": vals[i], "observedAt": obs(i)}
+	}
+	rec := n.do("POST", "/ngsi-ld/v1/temporal/entities", map[string]any{"id": sensorID, "type": "Sensor", "temperature": insts})
+	wantStatus(t, rec, http.StatusCreated)
+	// The newest reading became the current value.
+	e, err := n.svc.Entity(sensorID)
+	if err != nil || e == nil {
+		t.Fatal(e, err)
+	}
+	if v := e.Attrs[coreVocab+"temperature"][0].Value; v != vals[minutes-1] {
+		t.Fatalf("current temperature %v, want the newest reading %v", v, vals[minutes-1])
+	}
+
+	brute := func(lo, hi int) map[string]float64 {
+		seen := map[float64]bool{}
+		sum, mn, mx := 0.0, math.Inf(1), math.Inf(-1)
+		for _, v := range vals[lo:hi] {
+			seen[v] = true
+			sum += v
+			mn, mx = math.Min(mn, v), math.Max(mx, v)
+		}
+		return map[string]float64{"totalCount": float64(hi - lo), "distinctCount": float64(len(seen)),
+			"sum": sum, "avg": sum / float64(hi-lo), "min": mn, "max": mx}
+	}
+	methods := []string{"totalCount", "distinctCount", "sum", "avg", "min", "max"}
+	for _, tc := range []struct {
+		name, period string
+		buckets      int
+	}{
+		{"hourly", "PT1H", 24},
+		{"quarter-daily", "PT6H", 4},
+		{"daily", "P1D", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := "?aggrMethods=totalCount,distinctCount,sum,avg,min,max&aggrPeriodDuration=" + tc.period +
+				"&timerel=between&timeAt=" + obs(0) + "&endTimeAt=" + obs(minutes)
+			rec := n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+q, nil)
+			wantStatus(t, rec, http.StatusOK)
+			agg := decode(t, rec).(map[string]any)["temperature"].(map[string]any)
+			per := minutes / tc.buckets
+			for _, m := range methods {
+				list, _ := agg[m].([]any)
+				if len(list) != tc.buckets {
+					t.Fatalf("%s: %d periods, want %d", m, len(list), tc.buckets)
+				}
+				for b, x := range list {
+					triple := x.([]any)
+					want := brute(b*per, (b+1)*per)[m]
+					if got := triple[0].(float64); math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) {
+						t.Fatalf("%s period %d = %v, want %v", m, b, got, want)
+					}
+					if start := histT0.Add(time.Duration(b*per) * time.Minute).Format("2006-01-02T15:04:05.000000Z"); triple[1] != start {
+						t.Fatalf("%s period %d starts %v, want %s", m, b, triple[1], start)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTemporalDeletes checks instance, attribute and entity history
+// deletion (clauses 6.19.3.2, 6.21.3.1, 6.22.3.2).
+func TestTemporalDeletes(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 3)
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
+	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	first := m["temperature"].([]any)[1].(map[string]any)["instanceId"].(string)
+	wantStatus(t, n.do("DELETE", base+"/attrs/temperature/"+url.PathEscape(first), nil), http.StatusNoContent)
+	wantProblem(t, n.do("DELETE", base+"/attrs/temperature/"+url.PathEscape(first), nil), ResourceNotFound)
+	wantProblem(t, n.do("DELETE", base+"/attrs/temperature/not-an-instance", nil), BadRequestData)
+	m = decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 2, 3}) {
+		t.Fatalf("after deleting instance of value 1: %v", got)
+	}
+	wantStatus(t, n.do("DELETE", base+"/attrs/temperature", nil), http.StatusNoContent)
+	m = decode(t, n.do("GET", base, nil)).(map[string]any)
+	if _, ok := m["temperature"]; ok || m["name"] == nil {
+		t.Fatalf("after deleting temperature history: %v", m)
+	}
+	wantStatus(t, n.do("DELETE", base, nil), http.StatusNoContent)
+	m = decode(t, n.do("GET", base, nil)).(map[string]any)
+	if len(m) != 2 {
+		t.Fatalf("after deleting the history only id and type remain, got %v", m)
+	}
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Sensor:none", nil), ResourceNotFound)
+}
+
+// TestTemporalBadInput checks malformed temporal queries are
+// BadRequestData, never a crash or an empty answer.
+func TestTemporalBadInput(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 1)
+	for _, tc := range []struct{ name, query string }{
+		{"unknown timerel", "timerel=during&timeAt=" + obs(0)},
+		{"timerel without timeAt", "timerel=before"},
+		{"bad timeAt", "timerel=before&timeAt=yesterday"},
+		{"between without end", "timerel=between&timeAt=" + obs(0)},
+		{"end before start", "timerel=between&timeAt=" + obs(5) + "&endTimeAt=" + obs(1)},
+		{"timeAt without timerel", "timeAt=" + obs(0)},
+		{"bad lastN", "lastN=-3"},
+		{"bad timeproperty", "timeproperty=deletedAt"},
+		{"bad aggrMethods", "aggrMethods=median"},
+		{"bad aggrPeriodDuration", "aggrMethods=sum&aggrPeriodDuration=1H"},
+		{"period without methods", "aggrPeriodDuration=PT1H"},
+		{"values and aggregation", "options=temporalValues&aggrMethods=sum"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?"+tc.query, nil), BadRequestData)
+		})
+	}
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities?lastN=2", nil), BadRequestData)
+	for name, body := range map[string]any{
+		"no id":          map[string]any{"type": "Sensor", "t": []any{map[string]any{"type": "Property", "value": 1}}},
+		"null attribute": map[string]any{"id": "urn:x:1", "type": "Sensor", "t": nil},
+		"not an object":  []any{1},
+		"bad observedAt": map[string]any{"id": "urn:x:1", "type": "Sensor", "t": []any{map[string]any{"type": "Property", "value": 1, "observedAt": "noon"}}},
+	} {
+		t.Run("POST "+name, func(t *testing.T) {
+			wantProblem(t, n.do("POST", "/ngsi-ld/v1/temporal/entities", body), BadRequestData)
+		})
+	}
+}
+
+// TestHistoryRetention checks TrimHistory drops instances older than their
+// type's retention and keeps other types' history.
+func TestHistoryRetention(t *testing.T) {
+	n := newTestNode(t, func(o *Options) {
+		o.Retention = map[string]time.Duration{coreVocab + "Sensor": 10 * time.Minute}
+	})
+	writeReadings(t, n, 30)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": "urn:ngsi-ld:Pump:p", "type": "Pump", "level": map[string]any{"type": "Property", "value": 1, "observedAt": obs(0)},
+	}), http.StatusCreated)
+	removed, err := n.svc.TrimHistory(context.Background(), histT0.Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed != 20 {
+		t.Fatalf("trim removed %d instances, want 20 (minutes 0-19)", removed)
+	}
+	got, err := n.svc.History(sensorID, coreVocab+"temperature", time.Time{}, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 11 || got[0].Attr.Value != 30.0 || got[10].Attr.Value != 20.0 {
+		t.Fatalf("kept %d instances (newest %v), want minutes 20-30", len(got), got[0].Attr.Value)
+	}
+	pump, err := n.svc.History("urn:ngsi-ld:Pump:p", coreVocab+"level", time.Time{}, time.Time{}, 0)
+	if err != nil || len(pump) != 1 {
+		t.Fatalf("pump history %v %v, want kept", pump, err)
+	}
+}
+
+// TestHistorySurvivesRestart reopens the store: the history is there.
+func TestHistorySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNodeOn(t, db, nil)
+	writeReadings(t, n, 5)
+	if err := n.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	n = newTestNodeOn(t, db, nil)
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, seq(0, 5)) {
+		t.Fatalf("history after restart %v", got)
+	}
+}
+
+func TestParseISODuration(t *testing.T) {
+	day := time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"PT1H", day.Add(time.Hour)},
+		{"PT1M30.5S", day.Add(90*time.Second + 500*time.Millisecond)},
+		{"P1D", day.AddDate(0, 0, 1)},
+		{"P1W", day.AddDate(0, 0, 7)},
+		{"P1M", day.AddDate(0, 1, 0)},
+		{"P1Y2M3DT4H5M6S", day.AddDate(1, 2, 3).Add(4*time.Hour + 5*time.Minute + 6*time.Second)},
+	} {
+		d, err := parseISODuration(tc.in)
+		if err != nil {
+			t.Fatalf("parseISODuration(%q): %v", tc.in, err)
+		}
+		if got := d.addTo(day); !got.Equal(tc.want) {
+			t.Errorf("parseISODuration(%q) added to %v = %v, want %v", tc.in, day, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "P", "PT", "1H", "PH", "P1H", "PT1D", "P1.5D", "PT1H2", "P99999999999D", "PTS"} {
+		if _, err := parseISODuration(bad); err == nil {
+			t.Errorf("parseISODuration(%q) accepted", bad)
+		}
+	}
+}
+
+// coreVocab is where the core context puts terms it does not define.
+const coreVocab = "https://uri.etsi.org/ngsi-ld/default-context/"
