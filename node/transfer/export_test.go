@@ -1,0 +1,18 @@
+package transfer
+
+// CorruptOnce makes the provider garble the next delivery of block c, as
+// a bad link or disk would, so tests can watch the consumer catch it.
+func CorruptOnce(s *Service, c string) { s.corrupt.Store(c, struct{}{}) }
+
+// ManifestBlocks returns the block CIDs of a stored version.
+func ManifestBlocks(s *Service, version string) ([]string, error) {
+	m, err := s.manifest(version)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, b := range m.Blocks {
+		out = append(out, b.CID.String())
+	}
+	return out, nil
+}

@@ -1,0 +1,256 @@
+package transfer_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/transfer"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// TestSnapshotEndToEnd: publish, negotiate, fetch; the consumer's NGSI-LD
+// query returns the provider's entities exactly, each with provenance, and
+// both logs hold the receipt and the acknowledgement.
+func TestSnapshotEndToEnd(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 400, 0))
+	agreement := negotiate(t, prov, cons)
+
+	var last transfer.Progress
+	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{Progress: func(p transfer.Progress) { last = p }})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if in.State != dsp.Completed {
+		t.Errorf("consumer state = %s, want COMPLETED", in.State)
+	}
+	want, got := query(t, prov.n), query(t, cons.n)
+	if len(want) != 400 {
+		t.Fatalf("provider query returned %d entities, want 400", len(want))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("consumer query returned %d entities, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(want[i], got[i]) {
+			t.Fatalf("entity %d differs:\nprovider %s\nconsumer %s", i, want[i], got[i])
+		}
+	}
+	if in.Usage.Entities != 400 || in.Usage.Blocks == 0 || in.Usage.Bytes == 0 {
+		t.Errorf("usage = %+v, want 400 entities and some blocks and bytes", in.Usage)
+	}
+	if last.Phase != "done" || last.Entities != 400 || last.Blocks != last.TotalBlocks {
+		t.Errorf("last progress = %+v, want done with 400 entities and every block", last)
+	}
+	pv, ok, err := cons.svc.ProvenanceOf("urn:ngsi-ld:AirQualityObserved:test-000007")
+	if err != nil || !ok {
+		t.Fatalf("ProvenanceOf: ok=%v err=%v", ok, err)
+	}
+	if pv.Provider != prov.id() || pv.Dataset != datasetID || pv.Agreement != agreement || pv.Version != in.Version {
+		t.Errorf("provenance = %+v, want provider %s, dataset, agreement %s, version %s", pv, prov.id(), agreement, in.Version)
+	}
+	if !in.Receipt {
+		t.Errorf("consumer's transfer has no receipt")
+	}
+	eventually(t, 10*time.Second, "provider's side COMPLETED with receipt", func() bool {
+		l, _ := prov.svc.List()
+		return len(l) == 1 && l[0].State == dsp.Completed && l[0].Receipt
+	})
+	for _, p := range []*peer{prov, cons} {
+		if _, err := p.n.Audit().Verify(); err != nil {
+			t.Errorf("%s audit log: %v", p.n.Config().Name, err)
+		}
+		es, _ := p.n.Audit().List(1, 0)
+		kinds := map[string]int{}
+		for _, e := range es {
+			kinds[e.Kind]++
+		}
+		if kinds[transfer.KindReceipt] != 1 || kinds[transfer.KindAck] != 1 {
+			t.Errorf("%s log holds %d receipts and %d acks, want 1 each", p.n.Config().Name, kinds[transfer.KindReceipt], kinds[transfer.KindAck])
+		}
+		checkSignedReceipt(t, es)
+	}
+}
+
+// checkSignedReceipt checks that the logged acknowledgement verifies with
+// both parties' keys.
+func checkSignedReceipt(t *testing.T, es []audit.Entry) {
+	t.Helper()
+	for _, e := range es {
+		if e.Kind != transfer.KindAck {
+			continue
+		}
+		var sg transfer.Signed
+		if err := json.Unmarshal(e.Data, &sg); err != nil {
+			t.Fatal(err)
+		}
+		if len(sg.ProviderSignature) == 0 || len(sg.ConsumerSignature) == 0 || sg.Receipt.Entities != 400 {
+			t.Errorf("logged acknowledgement %+v lacks a signature or the entity count", sg)
+		}
+	}
+}
+
+// TestRefusals: DSP transfer process, provider side: each request is
+// checked against the agreement's signatures, its consumer and its policy
+// in the transfer scope, and refused with reasons.
+func TestRefusals(t *testing.T) {
+	prov, cons := pair(t)
+	third := &peer{cfg: initDir(t, "Third")}
+	third.start(t)
+	upsert(t, prov.n, entities(t, 20, 0))
+	open := readOffer(datasetID, prov.id(), "")
+
+	cases := []struct {
+		name string
+		// setup returns the agreement id the consumer fetches.
+		setup      func(t *testing.T) string
+		wantCode   protocol.Code
+		wantReason string
+	}{
+		{"no agreement on the provider", func(t *testing.T) string {
+			a, b := agreementFile(t, prov, cons, open, nil)
+			cons.shelf.put(a.ID, b)
+			return a.ID
+		}, protocol.CodeAgreementNotValid, "no agreement"},
+		{"someone else's agreement", func(t *testing.T) string {
+			a, b := agreementFile(t, prov, third, open, nil)
+			prov.shelf.put(a.ID, b)
+			cons.shelf.put(a.ID, b)
+			return a.ID
+		}, protocol.CodeAgreementNotValid, "is not the agreement's consumer"},
+		{"tampered agreement", func(t *testing.T) string {
+			a, b := agreementFile(t, prov, cons, open, nil)
+			cons.shelf.put(a.ID, b)
+			// The provider's copy had its end date pushed out after
+			// signing: the signatures no longer match.
+			a.NotAfter = time.Now().Add(100 * 24 * time.Hour).UTC().Truncate(time.Second)
+			tb, err := a.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			prov.shelf.put(a.ID, tb)
+			return a.ID
+		}, protocol.CodeInvalidAgreement, "signature"},
+		{"expired agreement", func(t *testing.T) string {
+			a, b := agreementFile(t, prov, cons, open, func(a *policy.Agreement) {
+				a.NotAfter = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+			})
+			prov.shelf.put(a.ID, b)
+			cons.shelf.put(a.ID, b)
+			return a.ID
+		}, protocol.CodeAgreementNotValid, "outside the agreement's validity"},
+		{"past its count", func(t *testing.T) string {
+			a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(),
+				`{"leftOperand": "count", "operator": "lteq", "rightOperand": 1}`), nil)
+			prov.shelf.put(a.ID, b)
+			cons.shelf.put(a.ID, b)
+			if _, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
+				t.Fatalf("first transfer under a count of 1: %v", err)
+			}
+			return a.ID
+		}, protocol.CodeAgreementNotValid, "number of transfers"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := c.setup(t)
+			_, err := cons.svc.Fetch(ctx, id, transfer.FetchOptions{})
+			re := refusal(t, err)
+			if re.Code != c.wantCode {
+				t.Errorf("code = %s, want %s (reasons %q)", re.Code, c.wantCode, re.Reasons)
+			}
+			if !slices.ContainsFunc(re.Reasons, func(r string) bool { return strings.Contains(r, c.wantReason) }) {
+				t.Errorf("reasons %q do not mention %q", re.Reasons, c.wantReason)
+			}
+			for _, p := range []*peer{prov, cons} {
+				if !logged(t, p, transfer.KindRefused, id) {
+					t.Errorf("%s did not log the refusal", p.n.Config().Name)
+				}
+			}
+		})
+	}
+}
+
+// logged reports whether p's log holds an entry of kind about agreement.
+func logged(t *testing.T, p *peer, kind, agreement string) bool {
+	t.Helper()
+	es, err := p.n.Audit().List(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Kind == kind && bytes.Contains(e.Data, []byte(agreement)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCorruptBlockRefetched: a block that does not hash to its CID is
+// caught before use and fetched again; the landed data is right.
+func TestCorruptBlockRefetched(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 300, 0))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	version, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := manifestBlocks(t, prov, version)
+	transfer.CorruptOnce(prov.svc, blocks[len(blocks)/2])
+
+	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if in.Usage.Refetched != 1 {
+		t.Errorf("refetched = %d, want 1", in.Usage.Refetched)
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
+		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
+	}
+}
+
+// TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
+// next transfer moves only the blocks that differ.
+func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
+	prov, cons := pair(t)
+	es := entities(t, 600, 0)
+	upsert(t, prov.n, es)
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Usage.Blocks < 3 {
+		t.Fatalf("first version has %d blocks; the test needs several", first.Usage.Blocks)
+	}
+	es[300]["no2"].(map[string]any)["value"] = 1234.0
+	upsert(t, prov.n, es[300:301])
+
+	second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Version == first.Version {
+		t.Fatalf("second transfer got the same version %s", first.Version)
+	}
+	if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
+		t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
+	}
+	got := query(t, cons.n)
+	if !bytes.Contains(got[300], []byte("1234")) {
+		t.Errorf("consumer's entity 300 = %s, want the changed no2 1234", got[300])
+	}
+}
