@@ -71,6 +71,8 @@ type peer struct {
 	svc   *transfer.Service
 	shelf *shelf
 	cat   *catalog.Catalog
+	// tune, if set, adjusts the transfer options before the service starts.
+	tune func(*transfer.Options)
 }
 
 func (p *peer) id() string { return p.n.ID().String() }
@@ -95,9 +97,13 @@ func (p *peer) start(t testing.TB) {
 			t.Fatal(err)
 		}
 	}
-	p.svc, err = transfer.New(transfer.Options{Host: n.Host(), Store: n.Store(), NGSILD: n.NGSILD(),
+	o := transfer.Options{Host: n.Host(), Store: n.Store(), NGSILD: n.NGSILD(),
 		Agreements: p.shelf, Audit: n.Audit(), Members: n.Federations(), Datasets: transfer.CatalogDatasets{Catalog: p.cat},
-		Signer: n.Signer(), Verifier: node.PeerIDVerifier{}, Timeout: 10 * time.Second})
+		Signer: n.Signer(), Verifier: node.PeerIDVerifier{}, Timeout: 10 * time.Second}
+	if p.tune != nil {
+		p.tune(&o)
+	}
+	p.svc, err = transfer.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,68 @@
+package transfer_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/mimnode/mimnode/node/transfer"
+)
+
+// seedRequests are data requests as the consumer sends them.
+var seedRequests = []string{
+	`{"@type":"mim:ManifestRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c"}`,
+	`{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]}`,
+	`{"@type":"mim:ReceiptRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","usage":{"bytes":10,"blocks":1,"entities":3,"duration":5}}`,
+	`{"@type":"mim:LiveRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","from":42}`,
+	`{"@type":"mim:Acknowledgement","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","ack":{"receipt":{"version":"x"},"providerSignature":"AAE="}}`,
+}
+
+// FuzzDecodeDataRequest: any frame body gives a request that passes its
+// own checks or ErrBadRequest, never a panic; a decoded request encodes and
+// decodes to the same.
+func FuzzDecodeDataRequest(f *testing.F) {
+	for _, s := range seedRequests {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := transfer.DecodeDataRequest(body)
+		if err != nil {
+			if !errors.Is(err, transfer.ErrBadRequest) {
+				t.Fatalf("error %v is not ErrBadRequest", err)
+			}
+			return
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := transfer.DecodeDataRequest(b); err != nil {
+			t.Fatalf("re-encoded request %s does not decode: %v", b, err)
+		}
+	})
+}
+
+// FuzzDecodeAnswer: any answer frame is a payload, a refusal or
+// ErrBadRequest.
+func FuzzDecodeAnswer(f *testing.F) {
+	f.Add([]byte("\x00{\"id\":\"urn:ngsi-ld:x\"}\n"))
+	f.Add([]byte("\x01{\"code\":\"MIM-605\",\"reason\":[\"expired\"]}"))
+	f.Add([]byte("\x01{}"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		p, err := transfer.DecodeAnswer(frame)
+		var re *transfer.RefusedError
+		switch {
+		case err == nil:
+			if len(p) != len(frame)-1 {
+				t.Fatalf("payload of %d bytes from a frame of %d", len(p), len(frame))
+			}
+		case errors.As(err, &re):
+			if re.Code == "" {
+				t.Fatal("refusal without a code")
+			}
+		case !errors.Is(err, transfer.ErrBadRequest):
+			t.Fatalf("error %v is neither a refusal nor ErrBadRequest", err)
+		}
+	})
+}
