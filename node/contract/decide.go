@@ -207,15 +207,15 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad(err.Error())
 	}
-	raw, err := agreementJSON(a)
-	if err != nil {
-		return bad(err.Error())
-	}
 	file, err := a.MarshalJSON()
 	if err != nil {
 		return bad(err.Error())
 	}
-	e.meta.AgreementID, e.meta.Canonical, e.meta.File = a.ID, canon, file
+	raw, err := agreementObject(a, file)
+	if err != nil {
+		return bad(err.Error())
+	}
+	e.meta.AgreementID, e.meta.File = a.ID, file
 	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, canon, policy.RoleConsumer, now)})
 	return negotiation.Msg{Type: negotiation.MsgVerify, Agreement: raw}
 }
@@ -305,20 +305,34 @@ func offerRef(raw json.RawMessage) (dataset, id string, err error) {
 // agreementJSON is the DSP agreement object: the agreed ODRL policy, with
 // the signed agreement file under SignedAgreementKey.
 func agreementJSON(a policy.Agreement) (json.RawMessage, error) {
-	pb, err := policy.Marshal(a.Policy)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(pb, &m); err != nil {
-		return nil, err
-	}
 	file, err := a.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	m[SignedAgreementKey] = file
-	return json.Marshal(m)
+	return agreementObject(a, file)
+}
+
+// agreementObject is agreementJSON with the agreement file already made.
+func agreementObject(a policy.Agreement, file []byte) (json.RawMessage, error) {
+	pb, err := policy.Marshal(a.Policy)
+	if err != nil {
+		return nil, err
+	}
+	// policy.Marshal writes one JSON object; the file goes in as its last
+	// member without decoding and re-encoding either (the file's bytes
+	// stay exactly as signed).
+	pb = bytes.TrimRight(pb, " \n")
+	if len(pb) < 2 || pb[len(pb)-1] != '}' {
+		return nil, fmt.Errorf("encoding agreement %s: policy is not a JSON object", a.ID)
+	}
+	key, _ := json.Marshal(SignedAgreementKey)
+	out := make([]byte, 0, len(pb)+len(key)+len(file)+2)
+	out = append(out, pb[:len(pb)-1]...)
+	if len(pb) > 2 {
+		out = append(out, ',')
+	}
+	out = append(append(append(out, key...), ':'), file...)
+	return append(out, '}'), nil
 }
 
 // parseAgreementJSON reads the signed agreement out of a DSP agreement
