@@ -1,0 +1,522 @@
+package ngsild
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node/ngsild/query"
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// TestMatcher checks the matching rules of clause 5.2.12 on the pure
+// Matcher, with the clock as an argument.
+func TestMatcher(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	temp, hum := coreVocab+"temperature", coreVocab+"humidity"
+	sensor := func(id string, t float64, touched ...string) Change {
+		e := &Entity{ID: id, Types: []string{coreVocab + "Sensor"}, ModifiedAt: now, Attrs: map[string][]*Attribute{}}
+		for _, a := range []string{temp, hum} {
+			m := now.Add(-time.Hour)
+			if contains(touched, a) {
+				m = now
+			}
+			e.Attrs[a] = []*Attribute{{Type: Property, Value: t, ModifiedAt: m}}
+		}
+		return Change{Seq: 1, Op: OpUpdate, ID: id, Types: e.Types, Entity: e}
+	}
+	mustQ := func(s string) *query.Q {
+		q, err := query.Parse(s, func(term string) string { return coreVocab + term })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	byType := []EntitySelector{{Type: coreVocab + "Sensor"}}
+	for _, tc := range []struct {
+		name string
+		sub  Subscription
+		c    Change
+		want bool
+	}{
+		{"type selects", Subscription{Entities: byType, IsActive: true}, sensor("urn:a", 1, temp), true},
+		{"other type", Subscription{Entities: []EntitySelector{{Type: coreVocab + "Pump"}}, IsActive: true}, sensor("urn:a", 1, temp), false},
+		{"id", Subscription{Entities: []EntitySelector{{ID: "urn:b"}}, IsActive: true}, sensor("urn:a", 1, temp), false},
+		{"idPattern", Subscription{Entities: []EntitySelector{{IDPattern: regexp.MustCompile("^urn:a")}}, IsActive: true}, sensor("urn:a", 1, temp), true},
+		{"watched touched", Subscription{Entities: byType, WatchedAttributes: []string{temp}, IsActive: true}, sensor("urn:a", 1, temp), true},
+		{"watched untouched", Subscription{Entities: byType, WatchedAttributes: []string{temp}, IsActive: true}, sensor("urn:a", 1, hum), false},
+		{"watched removed", Subscription{Entities: byType, WatchedAttributes: []string{coreVocab + "gone"}, IsActive: true},
+			func() Change { c := sensor("urn:a", 1, hum); c.Removed = []string{coreVocab + "gone"}; return c }(), true},
+		{"q true", Subscription{Entities: byType, Q: mustQ("temperature>30"), IsActive: true}, sensor("urn:a", 31, temp), true},
+		{"q false", Subscription{Entities: byType, Q: mustQ("temperature>30"), IsActive: true}, sensor("urn:a", 30, temp), false},
+		{"inactive", Subscription{Entities: byType, IsActive: false}, sensor("urn:a", 1, temp), false},
+		{"expired", Subscription{Entities: byType, IsActive: true, ExpiresAt: now}, sensor("urn:a", 1, temp), false},
+		{"not yet expired", Subscription{Entities: byType, IsActive: true, ExpiresAt: now.Add(time.Second)}, sensor("urn:a", 1, temp), true},
+		{"periodic ignores changes", Subscription{Entities: byType, IsActive: true, TimeInterval: time.Minute}, sensor("urn:a", 1, temp), false},
+		{"delete", Subscription{Entities: byType, IsActive: true}, Change{Op: OpDelete, ID: "urn:a", Types: []string{coreVocab + "Sensor"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMatcher()
+			tc.sub.ID = "urn:sub"
+			m.Put(&tc.sub)
+			if got := len(m.Match(now, tc.c)) == 1; got != tc.want {
+				t.Fatalf("Match(%s) = %v, want %v", tc.name, got, tc.want)
+			}
+		})
+	}
+
+	t.Run("throttling", func(t *testing.T) {
+		m := NewMatcher()
+		m.Put(&Subscription{ID: "urn:sub", Entities: byType, IsActive: true, Throttling: 10 * time.Second})
+		var fired []int
+		for i, at := range []time.Duration{0, 5 * time.Second, 10 * time.Second, 15 * time.Second, 25 * time.Second} {
+			if len(m.Match(now.Add(at), sensor("urn:a", 1, temp))) == 1 {
+				fired = append(fired, i)
+			}
+		}
+		if fmt.Sprint(fired) != "[0 2 4]" {
+			t.Fatalf("throttled matches fired at %v, want [0 2 4]", fired)
+		}
+	})
+	t.Run("timeInterval", func(t *testing.T) {
+		m := NewMatcher()
+		m.Put(&Subscription{ID: "urn:sub", Entities: byType, IsActive: true, TimeInterval: time.Minute})
+		var due []int
+		for i, at := range []time.Duration{0, 30 * time.Second, 60 * time.Second, 119 * time.Second, 120 * time.Second} {
+			if len(m.Due(now.Add(at))) == 1 {
+				due = append(due, i)
+			}
+		}
+		if fmt.Sprint(due) != "[0 2 4]" {
+			t.Fatalf("periodic subscription due at %v, want [0 2 4]", due)
+		}
+	})
+}
+
+// receiver is an httptest notification endpoint on loopback.
+type testReceiver struct {
+	srv   *httptest.Server
+	got   chan notification
+	fail  atomic.Int32 // answer 500 to this many more requests
+	calls atomic.Int32
+	mu    sync.Mutex
+	hdr   http.Header // of the last request; guarded by mu
+}
+
+type notification struct {
+	ID             string           `json:"id"`
+	Type           string           `json:"type"`
+	SubscriptionID string           `json:"subscriptionId"`
+	NotifiedAt     string           `json:"notifiedAt"`
+	Data           []map[string]any `json:"data"`
+	Context        any              `json:"@context"`
+}
+
+func newReceiver(t testing.TB) *testReceiver {
+	r := &testReceiver{got: make(chan notification, 10000)}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.calls.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.hdr = req.Header.Clone()
+		r.mu.Unlock()
+		if r.fail.Load() > 0 {
+			r.fail.Add(-1)
+			http.Error(w, "busy", http.StatusInternalServerError)
+			return
+		}
+		var n notification
+		if err := json.Unmarshal(body, &n); err != nil {
+			t.Errorf("notification is not JSON: %v", err)
+		}
+		r.got <- n
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// next waits for a notification, failing after a deadline.
+func (r *testReceiver) next(t testing.TB) notification {
+	t.Helper()
+	select {
+	case n := <-r.got:
+		return n
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification within 10s")
+		return notification{}
+	}
+}
+
+func startedNode(t testing.TB, db *store.DB, mod func(*Options)) *testNode {
+	t.Helper()
+	var n *testNode
+	if db == nil {
+		n = newTestNode(t, func(o *Options) {
+			o.Notify = NotifyOptions{Backoff: 5 * time.Millisecond, StatusInterval: 20 * time.Millisecond}
+			if mod != nil {
+				mod(o)
+			}
+		})
+	} else {
+		n = newTestNodeOn(t, db, func(o *Options) {
+			o.Notify = NotifyOptions{Backoff: 5 * time.Millisecond, StatusInterval: 20 * time.Millisecond}
+			if mod != nil {
+				mod(o)
+			}
+		})
+	}
+	if err := n.svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func subscribe(t testing.TB, n *testNode, body map[string]any) string {
+	t.Helper()
+	rec := n.do("POST", "/ngsi-ld/v1/subscriptions", body)
+	wantStatus(t, rec, http.StatusCreated)
+	loc := rec.Header().Get("Location")
+	if loc == "" {
+		t.Fatal("no Location")
+	}
+	var v map[string]any
+	_ = json.Unmarshal([]byte(`{}`), &v)
+	id := loc[len("/ngsi-ld/v1/subscriptions/"):]
+	return id
+}
+
+func setTemp(t testing.TB, n *testNode, id string, attrs map[string]any) {
+	t.Helper()
+	body := map[string]any{}
+	for k, v := range attrs {
+		body[k] = map[string]any{"type": "Property", "value": v}
+	}
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/"+id+"/attrs", body), http.StatusNoContent)
+}
+
+// TestSubscriptionFiresExactly checks a subscription with q and
+// watchedAttributes notifies for exactly the changes that match, with the
+// requested format and attributes, over HTTP on loopback.
+func TestSubscriptionFiresExactly(t *testing.T) {
+	n := startedNode(t, nil, func(o *Options) { o.Notify.Workers = 1 }) // one worker keeps order
+	rcv := newReceiver(t)
+	for _, id := range []string{"urn:ngsi-ld:Sensor:a", "urn:ngsi-ld:Sensor:b"} {
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+			"id": id, "type": "Sensor",
+			"temperature": map[string]any{"type": "Property", "value": 20},
+			"humidity":    map[string]any{"type": "Property", "value": 50},
+		}), http.StatusCreated)
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": "urn:ngsi-ld:Pump:p", "type": "Pump", "temperature": map[string]any{"type": "Property", "value": 90},
+	}), http.StatusCreated)
+	subID := subscribe(t, n, map[string]any{
+		"type":              "Subscription",
+		"entities":          []any{map[string]any{"type": "Sensor"}},
+		"watchedAttributes": []any{"temperature"},
+		"q":                 "temperature>30",
+		"notification": map[string]any{
+			"format": "keyValues", "attributes": []any{"temperature"},
+			"endpoint": map[string]any{"uri": rcv.srv.URL, "receiverInfo": []any{map[string]any{"key": "X-Token", "value": "s3cret"}}},
+		},
+	})
+	steps := []struct {
+		id    string
+		attrs map[string]any
+		fires bool
+	}{
+		{"urn:ngsi-ld:Sensor:a", map[string]any{"temperature": 35}, true},
+		{"urn:ngsi-ld:Sensor:a", map[string]any{"humidity": 60}, false}, // q holds, but not watched
+		{"urn:ngsi-ld:Sensor:a", map[string]any{"temperature": 25}, false},
+		{"urn:ngsi-ld:Pump:p", map[string]any{"temperature": 95}, false},
+		{"urn:ngsi-ld:Sensor:b", map[string]any{"temperature": 31, "humidity": 1}, true},
+		{"urn:ngsi-ld:Sensor:b", map[string]any{"humidity": 2}, false},
+		{"urn:ngsi-ld:Sensor:a", map[string]any{"temperature": 40}, true},
+	}
+	var want []string
+	for _, s := range steps {
+		setTemp(t, n, s.id, s.attrs)
+		if s.fires {
+			want = append(want, fmt.Sprintf("%s=%v", s.id, s.attrs["temperature"]))
+		}
+	}
+	var got []string
+	for range want {
+		nt := rcv.next(t)
+		if nt.Type != "Notification" || nt.SubscriptionID != subID || len(nt.Data) != 1 {
+			t.Fatalf("notification %+v", nt)
+		}
+		d := nt.Data[0]
+		if _, ok := d["humidity"]; ok {
+			t.Fatalf("notification.attributes=[temperature] sent humidity: %v", d)
+		}
+		got = append(got, fmt.Sprintf("%s=%v", d["id"], d["temperature"]))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("notified %v, want %v", got, want)
+	}
+	// A final matching change is notified next, so nothing else was queued
+	// in between.
+	setTemp(t, n, "urn:ngsi-ld:Sensor:b", map[string]any{"temperature": 99.0})
+	if d := rcv.next(t).Data[0]; d["temperature"] != 99.0 {
+		t.Fatalf("unexpected extra notification %v", d)
+	}
+	rcv.mu.Lock()
+	tok, ct := rcv.hdr.Get("X-Token"), rcv.hdr.Get("Content-Type")
+	rcv.mu.Unlock()
+	if tok != "s3cret" || ct != "application/json" {
+		t.Fatalf("receiverInfo header %q, Content-Type %q", tok, ct)
+	}
+	waitStatus(t, n, subID, func(nd map[string]any) bool { return nd["timesSent"] == 4.0 && nd["lastSuccess"] != nil })
+}
+
+// waitDispatched waits until the dispatcher has matched every committed
+// change (its persisted cursor reached the last sequence number).
+func waitDispatched(t testing.TB, n *testNode) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := readCursor(n.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c >= n.svc.LastSeq() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dispatcher stuck at %d of %d", c, n.svc.LastSeq())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitStatus polls the subscription until its notification status
+// satisfies ok, with a deadline.
+func waitStatus(t testing.TB, n *testNode, id string, ok func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec := n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil)
+		wantStatus(t, rec, http.StatusOK)
+		nd := decode(t, rec).(map[string]any)["notification"].(map[string]any)
+		if ok(nd) {
+			return nd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscription status never as expected: %v", nd)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNotificationRetried checks a receiver that fails twice gets the
+// notification on the third attempt, and the status says so.
+func TestNotificationRetried(t *testing.T) {
+	n := startedNode(t, nil, nil)
+	rcv := newReceiver(t)
+	rcv.fail.Store(2)
+	subID := subscribe(t, n, map[string]any{
+		"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL, "accept": "application/ld+json"}},
+	})
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": "urn:ngsi-ld:Sensor:r", "type": "Sensor", "temperature": map[string]any{"type": "Property", "value": 1},
+	}), http.StatusCreated)
+	nt := rcv.next(t)
+	if nt.Context != CoreContextURL || nt.Data[0]["temperature"].(map[string]any)["value"] != 1.0 {
+		t.Fatalf("ld+json notification %+v", nt)
+	}
+	if c := rcv.calls.Load(); c != 3 {
+		t.Fatalf("receiver saw %d requests, want 3 (two failures, one success)", c)
+	}
+	nd := waitStatus(t, n, subID, func(nd map[string]any) bool { return nd["timesSent"] == 1.0 })
+	if nd["status"] != "ok" || nd["timesFailed"] != 0.0 {
+		t.Fatalf("status after retried success: %v", nd)
+	}
+}
+
+// TestDeadReceiverDoesNotBlock checks a receiver that never answers
+// neither blocks writes nor delays another subscriber, and its failures
+// show in its subscription's status.
+func TestDeadReceiverDoesNotBlock(t *testing.T) {
+	hang := make(chan struct{})
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(dead.Close)
+	t.Cleanup(func() { close(hang) })
+	n := startedNode(t, nil, func(o *Options) {
+		o.Notify.Queue, o.Notify.Workers, o.Notify.Retries = 64, 1, 1
+	})
+	live := newReceiver(t)
+	deadID := subscribe(t, n, map[string]any{
+		"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": dead.URL}},
+	})
+	subscribe(t, n, map[string]any{
+		"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": live.srv.URL}},
+	})
+	const writes, burst = 200, 20
+	for i := 0; i < writes; i += burst {
+		for j := i; j < i+burst; j++ {
+			wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+				"id": fmt.Sprintf("urn:ngsi-ld:Sensor:%d", j), "type": "Sensor", "v": map[string]any{"type": "Property", "value": j},
+			}), http.StatusCreated)
+		}
+		// The live receiver gets every change of the burst while the dead
+		// one holds its worker.
+		seen := map[string]bool{}
+		for len(seen) < burst {
+			seen[live.next(t).Data[0]["id"].(string)] = true
+		}
+	}
+	// The dead receiver's worker (1) and queue (64) hold 65; the rest were
+	// dropped as failures, without waiting.
+	waitStatus(t, n, deadID, func(nd map[string]any) bool {
+		return nd["timesFailed"] == float64(writes-65) && nd["timesSent"] == 0.0 && nd["status"] == "failed" && nd["lastFailure"] != nil
+	})
+}
+
+// TestSubscriptionCRUD covers create, retrieve, list, update (pausing
+// stops notifications) and delete, and rejects bad bodies.
+func TestSubscriptionCRUD(t *testing.T) {
+	n := startedNode(t, nil, nil)
+	rcv := newReceiver(t)
+	id := subscribe(t, n, map[string]any{
+		"id": "urn:ngsi-ld:Subscription:s1", "type": "Subscription", "subscriptionName": "hot",
+		"entities":     []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL}},
+	})
+	if id != "urn:ngsi-ld:Subscription:s1" {
+		t.Fatalf("id %q", id)
+	}
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{
+		"id": id, "type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL}},
+	}), AlreadyExists)
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil)).(map[string]any)
+	if m["subscriptionName"] != "hot" || m["status"] != "active" || m["isActive"] != true {
+		t.Fatalf("retrieved %v", m)
+	}
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/subscriptions", nil)); fmt.Sprint(got) != "["+id+"]" {
+		t.Fatalf("list %v", got)
+	}
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, map[string]any{"isActive": false}), http.StatusNoContent)
+	m = decode(t, n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil)).(map[string]any)
+	if m["status"] != "paused" || m["subscriptionName"] != "hot" {
+		t.Fatalf("after pausing %v", m)
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:x", "type": "Sensor"}), http.StatusCreated)
+	waitDispatched(t, n)
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, map[string]any{"isActive": true}), http.StatusNoContent)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:y", "type": "Sensor"}), http.StatusCreated)
+	if got := rcv.next(t).Data[0]["id"]; got != "urn:ngsi-ld:Sensor:y" {
+		t.Fatalf("first notification after resuming is for %v, want Sensor:y (x was written while paused)", got)
+	}
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/subscriptions/"+id, nil), http.StatusNoContent)
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil), ResourceNotFound)
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/subscriptions/"+id, nil), ResourceNotFound)
+	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, map[string]any{"isActive": true}), ResourceNotFound)
+
+	ep := map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL}}
+	sel := []any{map[string]any{"type": "Sensor"}}
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"wrong type", map[string]any{"type": "Sub", "entities": sel, "notification": ep}},
+		{"nothing to watch", map[string]any{"type": "Subscription", "notification": ep}},
+		{"empty selector", map[string]any{"type": "Subscription", "entities": []any{map[string]any{}}, "notification": ep}},
+		{"bad idPattern", map[string]any{"type": "Subscription", "entities": []any{map[string]any{"idPattern": "("}}, "notification": ep}},
+		{"bad q", map[string]any{"type": "Subscription", "entities": sel, "q": "temperature>>", "notification": ep}},
+		{"bad geoQ", map[string]any{"type": "Subscription", "entities": sel, "geoQ": map[string]any{"georel": "near", "geometry": "Point", "coordinates": "[1]"}, "notification": ep}},
+		{"no endpoint", map[string]any{"type": "Subscription", "entities": sel, "notification": map[string]any{}}},
+		{"ftp endpoint", map[string]any{"type": "Subscription", "entities": sel, "notification": map[string]any{"endpoint": map[string]any{"uri": "ftp://x/"}}}},
+		{"bad accept", map[string]any{"type": "Subscription", "entities": sel, "notification": map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL, "accept": "text/csv"}}}},
+		{"bad format", map[string]any{"type": "Subscription", "entities": sel, "notification": map[string]any{"format": "xml", "endpoint": map[string]any{"uri": rcv.srv.URL}}}},
+		{"expired", map[string]any{"type": "Subscription", "entities": sel, "expiresAt": "2000-01-01T00:00:00Z", "notification": ep}},
+		{"bad expiresAt", map[string]any{"type": "Subscription", "entities": sel, "expiresAt": "soon", "notification": ep}},
+		{"interval with watched", map[string]any{"type": "Subscription", "entities": sel, "timeInterval": 5, "watchedAttributes": []any{"a"}, "notification": ep}},
+		{"negative throttling", map[string]any{"type": "Subscription", "entities": sel, "throttling": -1, "notification": ep}},
+		{"wrong member type", map[string]any{"type": "Subscription", "entities": "Sensor", "notification": ep}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantProblem(t, n.do("POST", "/ngsi-ld/v1/subscriptions", tc.body), BadRequestData)
+		})
+	}
+}
+
+// TestPeriodicSubscription checks a timeInterval subscription sends the
+// entities it selects without any change.
+func TestPeriodicSubscription(t *testing.T) {
+	n := startedNode(t, nil, nil)
+	rcv := newReceiver(t)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": "urn:ngsi-ld:Sensor:p", "type": "Sensor", "temperature": map[string]any{"type": "Property", "value": 7},
+	}), http.StatusCreated)
+	subscribe(t, n, map[string]any{
+		"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}}, "timeInterval": 60,
+		"notification": map[string]any{"format": "concise", "endpoint": map[string]any{"uri": rcv.srv.URL}},
+	})
+	nt := rcv.next(t)
+	if len(nt.Data) != 1 || nt.Data[0]["temperature"] != 7.0 {
+		t.Fatalf("periodic notification %+v", nt)
+	}
+}
+
+// TestSubscriptionsSurviveRestart checks subscriptions, their status and
+// the delivery cursor are kept: a change made while the node was down is
+// notified after it restarts.
+func TestSubscriptionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	rcv := newReceiver(t)
+	db, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startedNode(t, db, nil)
+	subID := subscribe(t, n, map[string]any{
+		"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL}},
+	})
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:1", "type": "Sensor"}), http.StatusCreated)
+	rcv.next(t)
+	waitStatus(t, n, subID, func(nd map[string]any) bool { return nd["timesSent"] == 1.0 })
+	if err := n.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Written with the service running but not started: as if delivery
+	// was down when the change happened.
+	n = newTestNodeOn(t, db, nil)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:2", "type": "Sensor"}), http.StatusCreated)
+	if err := n.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	n = startedNode(t, db, nil)
+	if got := rcv.next(t).Data[0]["id"]; got != "urn:ngsi-ld:Sensor:2" {
+		t.Fatalf("after restart notified %v, want the change made while down", got)
+	}
+	waitStatus(t, n, subID, func(nd map[string]any) bool { return nd["timesSent"] == 2.0 })
+}
