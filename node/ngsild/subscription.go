@@ -244,8 +244,8 @@ type notificationDef struct {
 }
 
 type endpoint struct {
-	URI          string     `json:"uri"`
-	Accept       string     `json:"accept,omitempty"`
+	URI          string       `json:"uri"`
+	Accept       string       `json:"accept,omitempty"`
 	ReceiverInfo []receiverKV `json:"receiverInfo,omitempty"`
 }
 
