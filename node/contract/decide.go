@@ -362,5 +362,10 @@ func parseAgreementJSON(raw json.RawMessage) (policy.Agreement, error) {
 	if outer.ID != a.ID || outer.Target != a.Dataset || outer.Assigner != a.Provider || outer.Assignee != a.Consumer {
 		return policy.Agreement{}, fmt.Errorf("the ODRL agreement and the signed agreement name different terms")
 	}
+	// Verify would refuse this too; refusing it here keeps a file whose
+	// policy names other parties out of everything that reads one.
+	if p := a.Policy; p.ID != a.ID || p.Target != a.Dataset || p.Assigner != a.Provider || p.Assignee != a.Consumer {
+		return policy.Agreement{}, fmt.Errorf("the signed agreement's policy names other parties or another dataset than the agreement")
+	}
 	return a, nil
 }
