@@ -5,12 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -449,8 +447,7 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 // land writes the version's entities into the node's store with
 // provenance, block by block in manifest order.
 func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, progress func(int64)) (int64, error) {
-	prov, _ := json.Marshal(Provenance{Provider: a.Provider, Dataset: a.Dataset, Agreement: a.ID, Version: e.info.Version,
-		Distribute: permits(a, policy.ActionDistribute)})
+	prov := provenanceFor(a, e.info.Version)
 	var n int64
 	batch := make([]*ngsild.Entity, 0, landBatch)
 	flush := func() error {
@@ -509,6 +506,12 @@ func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m cont
 	return n, nil
 }
 
+func provenanceFor(a policy.Agreement, version string) []byte {
+	b, _ := json.Marshal(Provenance{Provider: a.Provider, Dataset: a.Dataset, Agreement: a.ID, Version: version,
+		Distribute: permits(a, policy.ActionDistribute)})
+	return b
+}
+
 // permits reports whether the agreement's policy permits action for its
 // consumer at all (constraints aside): a data copy whose agreement does not
 // permit distribute must never be served onwards.
@@ -516,6 +519,3 @@ func permits(a policy.Agreement, action policy.Action) bool {
 	d := policy.Evaluate(a.Policy, policy.Request{Now: a.NotBefore, Action: action, PeerID: a.Consumer}, policy.ScopeCatalog)
 	return d.Permit
 }
-
-var _ = errors.New
-var _ = time.Second

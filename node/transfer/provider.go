@@ -247,8 +247,15 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 		return refuse(protocol.CodeInternal, fmt.Sprintf("counting the transfer: %v", err))
 	}
 	e.info.Version = version
-	da, _ := json.Marshal(map[string]string{"@type": "DataAddress", "endpointType": "urn:mimnode:libp2p:" + e.info.Format,
-		"endpoint": "/p2p/" + s.self.String(), "urn:mimnode:version": version})
+	// A live feed starts after the change the version was built at.
+	s.mu.Lock()
+	var seq uint64
+	if b := s.built[a.Dataset]; b.version == version {
+		seq = b.seq
+	}
+	s.mu.Unlock()
+	da, _ := json.Marshal(map[string]any{"@type": "DataAddress", "endpointType": "urn:mimnode:libp2p:" + e.info.Format,
+		"endpoint": "/p2p/" + s.self.String(), "urn:mimnode:version": version, "urn:mimnode:feedSeq": seq})
 	return dsp.Msg{Type: dsp.MsgStart, DataAddress: da}
 }
 
@@ -355,6 +362,8 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 		s.serveReceipt(st, remote, info, r)
 	case TypeAcknowledgement:
 		s.takeAck(st, remote, info, r)
+	case TypeLiveRequest:
+		s.serveLive(st, remote, info, r)
 	}
 }
 

@@ -1,0 +1,268 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mimnode/mimnode/node/ngsild"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/protocol"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// LiveChange is one pushed change on a live feed: the provider's change
+// feed entry for an entity of the dataset.
+type LiveChange struct {
+	Seq    uint64         `json:"seq"`
+	Op     ngsild.Op      `json:"op"`
+	ID     string         `json:"id"`
+	Entity *ngsild.Entity `json:"entity,omitempty"`
+}
+
+// liveRecheck is how often the provider re-checks a live feed's process
+// and agreement while no change flows.
+const liveRecheck = 500 * time.Millisecond
+
+// serveLive pushes the dataset's changes from r.From on, as they are
+// committed, until the agreement stops allowing it, the transfer leaves
+// STARTED, or the consumer goes away. The last frame says why it ended.
+func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *DataRequest) {
+	a, err := s.agreement(info.Agreement)
+	if err != nil {
+		s.writeFrame(st, errorFrame(protocol.CodeInvalidAgreement, err.Error()))
+		return
+	}
+	ds, err := s.o.Datasets.Dataset(a.Dataset)
+	if err != nil {
+		s.writeFrame(st, errorFrame(protocol.CodeAgreementNotValid, err.Error()))
+		return
+	}
+	f, err := s.filterFor(ds)
+	if err != nil {
+		s.writeFrame(st, errorFrame(protocol.CodeAgreementNotValid, err.Error()))
+		return
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	// The consumer closes its side to leave; notice it.
+	go func() {
+		var b [1]byte
+		st.Read(b[:])
+		cancel(errors.New("consumer left"))
+	}()
+	go func() {
+		t := time.NewTicker(liveRecheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, refused := s.checkData(remote, r, FormatLive); refused != nil {
+					cancel(refused)
+					return
+				}
+			}
+		}
+	}()
+	err = s.o.NGSILD.Follow(ctx, r.From, func(c ngsild.Change) error {
+		if !f.match(c.Types, c.Entity) && c.Op != ngsild.OpDelete {
+			return nil
+		}
+		if c.Op == ngsild.OpDelete && !f.match(c.Types, nil) {
+			return nil
+		}
+		b, err := json.Marshal(LiveChange{Seq: c.Seq, Op: c.Op, ID: c.ID, Entity: c.Entity})
+		if err != nil {
+			return err
+		}
+		return s.writeFrame(st, dataFrame(b))
+	})
+	var re *RefusedError
+	if errors.As(context.Cause(ctx), &re) {
+		s.writeFrame(st, errorFrame(re.Code, re.Reasons...))
+		return
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Debug("live feed ended", "transfer", info.ID, "err", err)
+	}
+	st.Reset()
+}
+
+// LiveOptions tune a live feed.
+type LiveOptions struct {
+	// OnChange, if set, is called after each change has landed.
+	OnChange func(LiveChange)
+	// Retry is the pause before reconnecting after the stream broke
+	// (default 500 ms).
+	Retry time.Duration
+	// Started, if set, is called with the transfer once the snapshot has
+	// landed and the feed is about to open.
+	Started func(Info)
+}
+
+func liveSeqKey(pid string) []byte {
+	return store.Key(store.PrefixTransfer, "l", pid)
+}
+
+// Live runs `mimnode fetch AGREEMENT --live`: it pulls the snapshot under a
+// live transfer, then keeps a stream open on which the provider pushes
+// each change to the dataset's entities, landing each in the node's store.
+// The last change received is kept on disk; after a broken stream (or a
+// restart of either side) it reconnects and resumes from the next one,
+// without gaps or duplicates. It returns when ctx ends, or with a
+// *RefusedError when the provider ends the feed (agreement expired or
+// revoked, transfer suspended or terminated).
+func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) error {
+	if !s.enter() {
+		return ErrClosed
+	}
+	defer s.wg.Done()
+	if o.Retry <= 0 {
+		o.Retry = 500 * time.Millisecond
+	}
+	a, err := s.agreement(agreementID)
+	if err != nil {
+		return err
+	}
+	provider, err := peer.Decode(a.Provider)
+	if err != nil {
+		return fmt.Errorf("agreement %s provider: %w", a.ID, err)
+	}
+	var e *entry
+	list, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, in := range list {
+		if in.Role == dsp.Consumer && in.Agreement == a.ID && in.State == dsp.Started && in.Format == FormatLive {
+			if e, err = s.load(dsp.Consumer, in.ID); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if e == nil {
+		if e, err = s.request(ctx, a, provider, FormatLive); err != nil {
+			return err
+		}
+	}
+	from, err := s.liveFrom(e)
+	if err != nil {
+		return err
+	}
+	if from == 0 {
+		// First run: land the snapshot; the feed starts after the change
+		// the version was built at.
+		started := s.o.Now()
+		u, err := s.pull(ctx, provider, e, a, FetchOptions{})
+		if err != nil {
+			return err
+		}
+		u.Duration = s.o.Now().Sub(started)
+		e.info.Usage = u
+		var da struct {
+			Seq uint64 `json:"urn:mimnode:feedSeq"`
+		}
+		_ = json.Unmarshal(e.p.DataAddress(), &da)
+		from = da.Seq + 1
+		if err := s.save(e, func(tx *store.Txn) error { return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", from)) }); err != nil {
+			return err
+		}
+	}
+	if o.Started != nil {
+		o.Started(e.info)
+	}
+	prov := provenanceFor(a, e.info.Version)
+	for {
+		err := s.follow(ctx, provider, e, &from, prov, o)
+		var re *RefusedError
+		if errors.As(err, &re) {
+			s.auditf(KindRefused, e.info.ID, provider.String(), map[string]any{"agreement": a.ID, "code": re.Code, "reasons": re.Reasons})
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Debug("live feed broke; reconnecting", "transfer", e.info.ID, "from", from, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.Retry):
+		}
+	}
+}
+
+func (s *Service) liveFrom(e *entry) (uint64, error) {
+	b, err := s.getBytes(liveSeqKey(e.info.ID))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if _, err := fmt.Sscanf(string(b), "%d", &n); err != nil {
+		return 0, fmt.Errorf("live position of %s: %w", e.info.ID, err)
+	}
+	return n, nil
+}
+
+// follow reads one live stream, landing each change and recording the
+// next sequence number in the same store transaction as its provenance.
+func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *uint64, prov []byte, o LiveOptions) error {
+	pids := e.p.Pids()
+	st, br, err := s.dataStream(ctx, provider, DataRequest{Type: TypeLiveRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid, From: *from})
+	if err != nil {
+		return err
+	}
+	defer st.Reset()
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+	for {
+		_ = st.SetReadDeadline(time.Time{}) // a quiet dataset sends nothing for a long time
+		f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
+		if err != nil {
+			return err
+		}
+		b, err := DecodeAnswer(f)
+		if err != nil {
+			return err
+		}
+		var c LiveChange
+		if err := json.Unmarshal(b, &c); err != nil {
+			return fmt.Errorf("live change: %w: %v", ErrBadRequest, err)
+		}
+		if c.Seq < *from {
+			continue // already landed
+		}
+		if c.Op != ngsild.OpDelete && c.Entity != nil {
+			errs, err := s.o.NGSILD.Put([]*ngsild.Entity{c.Entity})
+			if err != nil {
+				return fmt.Errorf("landing change %d: %w", c.Seq, err)
+			}
+			if errs[0] != nil {
+				s.log.Warn("received entity refused by the store", "id", c.ID, "err", errs[0])
+			}
+		}
+		next := c.Seq + 1
+		if err := s.o.Store.Update(func(tx *store.Txn) error {
+			if err := tx.Set(provenanceKey(c.ID), prov); err != nil {
+				return err
+			}
+			return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", next))
+		}); err != nil {
+			return fmt.Errorf("recording change %d: %w", c.Seq, err)
+		}
+		*from = next
+		if o.OnChange != nil {
+			o.OnChange(c)
+		}
+	}
+}

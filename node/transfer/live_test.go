@@ -1,0 +1,106 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node/transfer"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// TestLiveFeedAcrossProviderRestart: after the snapshot, every change to
+// the dataset's entities reaches the consumer's store in order; the feed
+// survives a provider restart without gaps or duplicates; suspending the
+// transfer ends it with a reason.
+func TestLiveFeedAcrossProviderRestart(t *testing.T) {
+	prov, cons := pair(t)
+	es := entities(t, 50, 0)
+	upsert(t, prov.n, es)
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+
+	var mu sync.Mutex
+	var seqs []uint64
+	var ids []string
+	started := make(chan transfer.Info, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- cons.svc.Live(lctx, a.ID, transfer.LiveOptions{Retry: 50 * time.Millisecond,
+			Started: func(in transfer.Info) { started <- in },
+			OnChange: func(c transfer.LiveChange) {
+				mu.Lock()
+				seqs = append(seqs, c.Seq)
+				ids = append(ids, c.ID)
+				mu.Unlock()
+			}})
+	}()
+	var in transfer.Info
+	select {
+	case in = <-started:
+	case err := <-done:
+		t.Fatalf("Live ended before the feed opened: %v", err)
+	}
+	if n := len(query(t, cons.n)); n != 50 {
+		t.Fatalf("snapshot landed %d entities, want 50", n)
+	}
+	received := func() int { mu.Lock(); defer mu.Unlock(); return len(seqs) }
+	change := func(i int, v float64) {
+		es[i]["no2"].(map[string]any)["value"] = v
+		upsert(t, prov.n, es[i:i+1])
+	}
+	for i := range 10 {
+		change(i, 1000+float64(i))
+	}
+	eventually(t, 10*time.Second, "10 changes delivered", func() bool { return received() == 10 })
+
+	prov.stop()
+	prov.start(t)
+	eventually(t, 20*time.Second, "consumer reaches the restarted provider", func() bool { return connect(cons, prov) == nil })
+	for i := 10; i < 20; i++ {
+		change(i, 2000+float64(i))
+	}
+	eventually(t, 20*time.Second, "20 changes delivered across the restart", func() bool { return received() == 20 })
+
+	mu.Lock()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Errorf("change %d has seq %d after %d: a gap or a duplicate", i, seqs[i], seqs[i-1])
+		}
+	}
+	for i, id := range ids {
+		if want := fmt.Sprintf("urn:ngsi-ld:AirQualityObserved:test-%06d", i); id != want {
+			t.Errorf("change %d is for %s, want %s", i, id, want)
+		}
+	}
+	mu.Unlock()
+	got, want := query(t, cons.n), query(t, prov.n)
+	for i := range want {
+		if string(got[i]) != string(want[i]) {
+			t.Fatalf("entity %d differs after the feed:\nprovider %s\nconsumer %s", i, want[i], got[i])
+		}
+	}
+
+	if _, err := cons.svc.Suspend(ctx, in.ID, "pause for maintenance"); err != nil {
+		t.Fatalf("Suspend: %v", err)
+	}
+	select {
+	case err := <-done:
+		var re *transfer.RefusedError
+		if !errors.As(err, &re) {
+			t.Fatalf("Live ended with %v, want the provider's refusal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("live feed still open 10 s after the suspension")
+	}
+	eventually(t, 5*time.Second, "provider's side SUSPENDED", func() bool {
+		l, _ := prov.svc.List()
+		return len(l) == 1 && l[0].State == dsp.Suspended
+	})
+}
