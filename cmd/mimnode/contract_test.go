@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestContractRequestWaitExportVerify runs the CLI story against
@@ -73,8 +74,48 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		t.Fatalf("request with the wrong purpose: %v\n%s", err, out)
 	}
 
+	// Manual approval: the request waits in the provider's pending list
+	// until a person rejects it; the consumer sees the reason.
+	const ds2 = "urn:ngsi-ld:Dataset:parking-sensors"
+	manual, _, err := cli(t, "contract", "offer", "add", ds2, "--template", "research-only", "--manual", "--data", prov)
+	if err != nil {
+		t.Fatalf("offer add --manual: %v", err)
+	}
+	manualFile := filepath.Join(t.TempDir(), "manual.json")
+	os.WriteFile(manualFile, []byte(manual), 0o644)
+	out, _, err = cli(t, "contract", "request", ds2, "--provider", provID, "--offer-file", manualFile, "--purpose", "research", "--data", res, "--json")
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	var started struct{ ID string }
+	json.Unmarshal([]byte(out), &started)
+	var pending []struct{ ID, ConsumerPid string }
+	for i := 0; i < 200 && len(pending) == 0; i++ {
+		out, _, _ = cli(t, "contract", "pending", "--json", "--data", prov)
+		json.Unmarshal([]byte(out), &pending)
+		if len(pending) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if len(pending) != 1 || pending[0].ConsumerPid != started.ID {
+		t.Fatalf("pending on the provider = %s, want the request %s", out, started.ID)
+	}
+	if out, _, err = cli(t, "contract", "reject", pending[0].ID, "--reason", "send a research plan first", "--data", prov); err != nil || !strings.Contains(out, "MIM-602") {
+		t.Fatalf("reject: %v\n%s", err, out)
+	}
+	for i := 0; i < 200; i++ {
+		out, _, err = cli(t, "contract", "show", started.ID, "--data", res)
+		if strings.Contains(out, "TERMINATED") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(out, "MIM-602") || !strings.Contains(out, "send a research plan first") {
+		t.Fatalf("show on the consumer after rejection: %v\n%s", err, out)
+	}
+
 	out, _, err = cli(t, "contract", "list", "--data", res)
-	if err != nil || strings.Count(out, "consumer") != 2 || !strings.Contains(out, "FINALIZED") || !strings.Contains(out, "TERMINATED") {
+	if err != nil || strings.Count(out, "consumer") != 3 || !strings.Contains(out, "FINALIZED") || !strings.Contains(out, "TERMINATED") {
 		t.Fatalf("contract list: %v\n%s", err, out)
 	}
 	for _, dir := range []string{prov, res} {
