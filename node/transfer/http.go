@@ -28,7 +28,7 @@ type ControlRequest struct {
 // /api/v1/transfers: progress while the snapshot moves, then each live
 // change, then the outcome (Done with the transfer, or Error).
 type Event struct {
-	Progress *Progress  `json:"progress,omitempty"`
+	Progress *Progress   `json:"progress,omitempty"`
 	Change   *LiveChange `json:"change,omitempty"`
 	Done     *Info       `json:"done,omitempty"`
 	Error    *EventError `json:"error,omitempty"`
