@@ -1,0 +1,95 @@
+// Package transfer moves a dataset's data straight from the node that holds
+// it to the node that agreed to use it (DESIGN.md, Transfer; issue 9). It is
+// the driver of the pure DSP transfer-process state machine in
+// protocol/transfer: it persists every transition, logs it in the
+// hash-chained audit log, and carries the messages, manifests, blocks and
+// live changes over /mim/transfer/1.0.0.
+//
+// # Wiring
+//
+// The node builds one Service from its parts and mounts its routes:
+//
+//	svc, err := transfer.New(transfer.Options{
+//		Host: n.Host(), Store: n.Store(), NGSILD: n.NGSILD(),
+//		Agreements: n.Contracts(),      // canonical, doubly signed agreement files by id
+//		Audit: n.Audit(), Members: n.Federations(),
+//		Datasets: transfer.CatalogDatasets{Catalog: own}, // the publisher's catalogue
+//		Signer: n.Signer(), Verifier: node.PeerIDVerifier{},
+//	})
+//	svc.Start(ctx)          // registers the stream handler behind federation.Guard
+//	api.Mount(svc.Register) // /api/v1/transfers...
+//	defer svc.Close()
+//
+// # Consumer: a snapshot pull
+//
+//	in, err := svc.Fetch(ctx, agreementID, transfer.FetchOptions{Progress: show})
+//	var re *transfer.RefusedError // errors.As: the provider's code and reasons
+//
+// Fetch opens a stream to the provider named in the agreement and sends a
+// TransferRequestMessage. The provider answers it and, on the same stream
+// (a researcher accepts no streams), sends its TransferStartMessage, whose
+// data address names the version (manifest CID), or a termination with the
+// reasons. The consumer then fetches the manifest, verifies it against the
+// version id, and fetches the blocks it does not hold yet over Streams
+// parallel streams, BatchBlocks per request. Every block is checked against
+// its CID before it is stored; one that does not match is fetched again
+// (Usage.Refetched). Blocks are stored as they arrive, so a fetch cut off by
+// either side resumes, under the same transfer, without fetching a verified
+// block twice; a later version fetches only the blocks that changed
+// (Usage.Skipped counts the ones already held). The entities are then
+// landed through ngsild.Service.Put, each with its Provenance (provider,
+// dataset, agreement, version, whether the policy permits distribute),
+// and are served by the consumer's NGSI-LD API like local data. Finally the
+// consumer asks for a delivery receipt signed by the provider, counter-signs
+// it as its acknowledgement, logs both (the provider does too) and
+// completes the transfer.
+//
+// # Provider: checked on every request
+//
+// A new request is decided at once: the agreement's two signatures (read
+// again from the store on every use), that this node is its provider and
+// the caller its consumer, and the policy in the transfer scope now, with
+// the count of transfers granted so far (kept durably; counted when
+// granted). Every later data request (manifest, blocks, receipt, live feed)
+// is checked again — the process must be the caller's and STARTED, the
+// agreement must still verify and allow the transfer — so an agreement that
+// expires mid-transfer stops the next batch. Refusals carry the protocol
+// code (MIM-604 invalid agreement, MIM-605 not valid now) and one reason per
+// failed constraint, and are logged on both sides. Blocks are only served
+// from the version the transfer started with.
+//
+// A version of a dataset that is an NGSI-LD view is built from the node's
+// change feed (each entity's latest state, filtered by the view's types and
+// q), cut into blocks by content.NewEntityBuilder over the entities'
+// canonical JSON (stored form, keys sorted) in id order; Build keeps it
+// until the feed moves.
+//
+// # Live feed
+//
+//	err := svc.Live(ctx, agreementID, transfer.LiveOptions{OnChange: f})
+//
+// Live pulls the snapshot under a "mimnode-live" transfer, then asks for the
+// changes after the feed position the version was built at. The provider
+// pushes each change to the dataset's entities as it is committed
+// (ngsild.Service.Follow); the consumer lands it and stores the next
+// sequence number in the same transaction, so a reconnect — after a broken
+// stream or a restart of either side — resumes without gaps or duplicates.
+// The provider ends the feed, saying why, when the agreement stops allowing
+// it or the transfer is suspended or terminated (re-checked twice a second).
+//
+// # Control
+//
+// Suspend, Resume and Terminate step the local input into either role's
+// process, persist it, and tell the peer; List, Get and Count report.
+// Register mounts POST /api/v1/transfers (NDJSON Events: progress, live
+// changes, then the outcome), GET /api/v1/transfers[/{id}] and POST
+// /api/v1/transfers/{id}/suspend|resume|terminate.
+//
+// # Wire
+//
+// The first frame of a stream is a DSP transfer message (package protocol)
+// or a data request (DataRequest, "@type" "mim:..."). Answers to data
+// requests are frames whose first byte says data (0) or refusal (1,
+// {code, reason}); see DecodeAnswer. Keys live under store.PrefixTransfer
+// (records.go lists them).
+package transfer
