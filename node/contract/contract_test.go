@@ -263,3 +263,25 @@ func anyContains(list []string, sub string) bool {
 	}
 	return false
 }
+
+// TestFinishedNegotiationsAreNotResumed: after a negotiation ended on
+// both sides and the last answers were taken, a restart finds nothing to
+// resend or decide.
+func TestFinishedNegotiationsAreNotResumed(t *testing.T) {
+	pcfg := initDir(t, "Environment")
+	prov := startAt(t, pcfg)
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	waitProvider(t, prov, got.ID)
+	pid := providerSide(t, prov, got.ID).ID
+	// The provider takes the consumer's answer to FINALIZED just after
+	// the consumer finishes; wait until nothing is outstanding.
+	eventually(t, 10*time.Second, "provider settled", func() bool { return prov.Contracts().Live() == 0 })
+	prov.Close()
+	prov = startAt(t, pcfg)
+	if n := prov.Contracts().Live(); n != 0 {
+		t.Errorf("after restart %d negotiations resumed, want none (%s is finished)", n, pid)
+	}
+}

@@ -118,6 +118,7 @@ type entry struct {
 	meta   meta                     // guarded by mu
 	timer  *time.Timer              // guarded by mu
 	gone   bool                     // guarded by mu; dropped from live, look it up again
+	dirty  bool                     // guarded by mu; changed since last stored (answers only)
 	staged []staged                 // guarded by mu; written with the next persist
 }
 
@@ -271,6 +272,14 @@ func (s *Service) Close() error {
 	return nil
 }
 
+// Live returns the number of negotiations with work left in memory: an
+// unanswered message, a decision or approval to come.
+func (s *Service) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}
+
 // SetRetry changes the retry schedule and timeouts of the negotiations
 // started or accepted from now on; those already running keep theirs.
 func (s *Service) SetRetry(r negotiation.RetryPolicy) {
@@ -405,9 +414,12 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 			}
 			return reply, nil, perr
 		}
+		e.dirty = false
 		if e.n.State().Terminal() {
 			s.notify(e.key.Pid)
 		}
+	} else if rd.MustPersist {
+		e.dirty = true
 	}
 	e.staged = nil
 	reply, out = rd.Reply, rd.Messages
@@ -528,6 +540,15 @@ func (s *Service) scheduleLocked(e *entry) {
 	}
 	if next.IsZero() {
 		if e.n.State().Terminal() {
+			if e.dirty {
+				// Store the settled state once, so that a restart does
+				// not resend what the peer has answered. A failure only
+				// costs that resend.
+				if err := s.persist(e, negotiation.Ready{}, s.o.Now()); err != nil {
+					s.log.Warn("storing finished negotiation", "pid", e.key.Pid, "err", err)
+				}
+				e.dirty = false
+			}
 			e.gone = true
 			s.mu.Lock()
 			if s.live[e.key] == e {
