@@ -120,7 +120,11 @@ func BenchmarkTemporalLastN(b *testing.B) {
 	for i := 0; i < instances; i++ {
 		at := t0.Add(time.Duration(i) * time.Second)
 		a := &Attribute{Type: Property, Value: float64(i % 1000), ObservedAt: at.Format(time.RFC3339), CreatedAt: at, ModifiedAt: at}
-		h := historyOf(&Entity{ID: sensorID, ModifiedAt: at, Attrs: map[string][]*Attribute{attr: {a}}}, nil)[0]
+		hs, err := n.svc.historyOf(&Entity{ID: sensorID, ModifiedAt: at, Attrs: map[string][]*Attribute{attr: {a}}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := hs[0]
 		k := binary.BigEndian.AppendUint64(h.key, uint64(i+10))
 		if err := batch.Set(binary.BigEndian.AppendUint16(k, 0), h.val); err != nil {
 			b.Fatal(err)

@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mimnode/mimnode/node/store"
@@ -18,7 +20,7 @@ import (
 // Every attribute instance a write touches is kept as a temporal instance
 // under
 //
-//	n/h/<id> 00 <attrIRI> 00 <^instant, 8 bytes BE> <seq, 8 bytes BE> <n, 2 bytes BE>
+//	n/h/<id> 00 <attr code, 4 bytes BE> <^instant, 8 bytes BE> <seq, 8 bytes BE> <n, 2 bytes BE>
 //
 // written in the same transaction as the entity change. The instant is the
 // instance's observedAt when it has one, otherwise its modifiedAt; storing
@@ -26,29 +28,101 @@ import (
 // keys of the attribute's prefix and a time range is one key-range scan.
 // seq and n (the instance's position in the write) keep instances of the
 // same instant apart. The key is also the instance's identity:
-// instanceId is urn:ngsi-ld:Instance: + the hex of the key's last 18 bytes,
+// instanceId is urn:ngsi-ld:Instance: + the key's last 18 bytes in hex,
 // so deleting an instance is a single key delete.
+//
+// Attribute IRIs are numbered (n/hd/<attrIRI> holds the code) because
+// spelling the IRI out in every history key made history cost more to
+// write than the entity itself; the few codes are kept in memory.
 
 // histEntry is one temporal instance of a prepared write; seq is appended
 // to key when the transaction gives out sequence numbers.
 type histEntry struct {
-	key []byte // n/h/<id> 00 <attr> 00 <^instant>
+	key []byte // n/h/<id> 00 <code> <^instant>
 	val []byte // the instance as appendAttribute encodes it
 }
 
 const instancePrefix = "urn:ngsi-ld:Instance:"
 
 func histEntityPrefix(id string) []byte {
-	b := make([]byte, 0, len(keyHist)+len(id)+1)
+	b := make([]byte, 0, len(keyHist)+len(id)+1+4+instanceSuffixLen)
 	b = append(b, keyHist...)
 	b = append(b, id...)
 	return append(b, 0)
 }
 
-func histAttrPrefix(id, attr string) []byte {
-	b := histEntityPrefix(id)
-	b = append(b, attr...)
-	return append(b, 0)
+func histCodePrefix(id string, code uint32) []byte {
+	return binary.BigEndian.AppendUint32(histEntityPrefix(id), code)
+}
+
+// histAttrPrefix is the key prefix of one attribute's history; ok is
+// false when no instance of attr was ever kept.
+func (s *Service) histAttrPrefix(id, attr string) ([]byte, bool) {
+	code, ok := s.codes.lookup(attr)
+	if !ok {
+		return nil, false
+	}
+	return histCodePrefix(id, code), true
+}
+
+// attrCodes numbers attribute IRIs for history keys.
+type attrCodes struct {
+	mu   sync.RWMutex
+	code map[string]uint32 // guarded by mu
+	name map[uint32]string // guarded by mu
+}
+
+func loadAttrCodes(db *store.DB) (*attrCodes, error) {
+	c := &attrCodes{code: map[string]uint32{}, name: map[uint32]string{}}
+	err := db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyHistCode)}, func(k, v []byte) error {
+			if len(v) != 4 {
+				return fmt.Errorf("corrupt history code of %s", k[len(keyHistCode):])
+			}
+			n, iri := binary.BigEndian.Uint32(v), string(k[len(keyHistCode):])
+			c.code[iri], c.name[n] = n, iri
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load history attribute codes: %w", err)
+	}
+	return c, nil
+}
+
+func (c *attrCodes) lookup(iri string) (uint32, bool) {
+	c.mu.RLock()
+	n, ok := c.code[iri]
+	c.mu.RUnlock()
+	return n, ok
+}
+
+func (c *attrCodes) nameOf(n uint32) (string, bool) {
+	c.mu.RLock()
+	iri, ok := c.name[n]
+	c.mu.RUnlock()
+	return iri, ok
+}
+
+// assign returns iri's code, numbering it first (durably, before any
+// history key can use it) when it is new.
+func (c *attrCodes) assign(db *store.DB, iri string) (uint32, error) {
+	if n, ok := c.lookup(iri); ok {
+		return n, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.code[iri]; ok {
+		return n, nil
+	}
+	n := uint32(len(c.code) + 1)
+	if err := db.Update(func(tx *store.Txn) error {
+		return tx.Set([]byte(keyHistCode+iri), binary.BigEndian.AppendUint32(nil, n))
+	}); err != nil {
+		return 0, fmt.Errorf("number attribute %s for history: %w", iri, err)
+	}
+	c.code[iri], c.name[n] = n, iri
+	return n, nil
 }
 
 // instantOf is the time an instance is filed under: observedAt when it is
@@ -67,23 +141,34 @@ func revTime(t time.Time) uint64 { return ^uint64(t.UnixNano()) }
 // historyOf lists the temporal instances of a new entity state: every
 // instance the write stamped (its modifiedAt is the entity's), or, when
 // explicit is set (POST /temporal/entities), exactly those.
-func historyOf(ne *Entity, explicit map[string][]*Attribute) []histEntry {
+func (s *Service) historyOf(ne *Entity, explicit map[string][]*Attribute) ([]histEntry, error) {
 	src := ne.Attrs
 	if explicit != nil {
 		src = explicit
 	}
 	var out []histEntry
 	for attr, insts := range src {
+		var pre []byte
 		for _, a := range insts {
 			if explicit == nil && !a.ModifiedAt.Equal(ne.ModifiedAt) {
 				continue
 			}
-			k := histAttrPrefix(ne.ID, attr)
-			k = binary.BigEndian.AppendUint64(k, revTime(instantOf(a)))
-			out = append(out, histEntry{key: k, val: appendAttribute(nil, a, time.Time{})})
+			if pre == nil {
+				code, err := s.codes.assign(s.db, attr)
+				if err != nil {
+					return nil, err
+				}
+				pre = histCodePrefix(ne.ID, code)
+			}
+			k := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(pre)+instanceSuffixLen), pre...), revTime(instantOf(a)))
+			// An instance is created when it is written: its createdAt is
+			// its modifiedAt, which the encoding then leaves out.
+			inst := *a
+			inst.CreatedAt = a.ModifiedAt
+			out = append(out, histEntry{key: k, val: appendAttribute(nil, &inst, time.Time{})})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // writeHistory stores a write's instances under the write's sequence number.
@@ -165,10 +250,9 @@ func decodeHistInstance(k, v []byte) (Instance, error) {
 	return Instance{InstanceID: instanceID(k), At: time.Unix(0, int64(^rt)).UTC(), Attr: a}, nil
 }
 
-// scanInstances calls fn for the instances of one attribute of id with
-// instants in r, newest first, until fn returns false.
-func scanInstances(tx *store.Txn, id, attr string, r timeRange, fn func(Instance) (bool, error)) error {
-	pre := histAttrPrefix(id, attr)
+// scanInstances calls fn for the instances under an attribute's history
+// prefix with instants in r, newest first, until fn returns false.
+func scanInstances(tx *store.Txn, pre []byte, r timeRange, fn func(Instance) (bool, error)) error {
 	start := pre
 	if !r.to.IsZero() {
 		// Newest first: the first key in range is the one for to-1ns.
@@ -201,28 +285,32 @@ func scanInstances(tx *store.Txn, id, attr string, r timeRange, fn func(Instance
 }
 
 // historyAttrs lists the attributes id has history for.
-func historyAttrs(tx *store.Txn, id string) ([]string, error) {
+func (s *Service) historyAttrs(tx *store.Txn, id string) ([]string, error) {
 	pre := histEntityPrefix(id)
 	var out []string
 	start := pre
 	for {
-		var found string
+		var code uint32
+		found := false
 		err := tx.Iterate(store.IterOptions{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
-			rest := k[len(pre):]
-			if i := bytes.IndexByte(rest, 0); i >= 0 {
-				found = string(rest[:i])
+			if len(k) >= len(pre)+4 {
+				code, found = binary.BigEndian.Uint32(k[len(pre):]), true
 			}
 			return store.ErrStop
 		})
 		if err != nil {
 			return nil, err
 		}
-		if found == "" {
+		if !found {
 			return out, nil
 		}
-		out = append(out, found)
-		// Skip the rest of this attribute: its keys continue with 00.
-		start = append(histAttrPrefix(id, found)[:len(pre)+len(found)], 1)
+		if iri, ok := s.codes.nameOf(code); ok {
+			out = append(out, iri)
+		}
+		if code == math.MaxUint32 {
+			return out, nil
+		}
+		start = histCodePrefix(id, code+1)
 	}
 }
 
@@ -279,8 +367,12 @@ func (s *Service) deleteHistory(ctx context.Context, pre []byte, cutoff time.Tim
 // instants in [from, to) (zero bounds are open).
 func (s *Service) History(id, attr string, from, to time.Time, lastN int) ([]Instance, error) {
 	var out []Instance
+	pre, ok := s.histAttrPrefix(id, attr)
+	if !ok {
+		return nil, nil
+	}
 	err := s.db.View(func(tx *store.Txn) error {
-		return scanInstances(tx, id, attr, timeRange{from, to}, func(in Instance) (bool, error) {
+		return scanInstances(tx, pre, timeRange{from, to}, func(in Instance) (bool, error) {
 			out = append(out, in)
 			return lastN <= 0 || len(out) < lastN, nil
 		})

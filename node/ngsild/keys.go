@@ -33,8 +33,9 @@ import (
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
-//	n/h/<id> 00 <attrIRI> 00 <^instant><seq><n> attribute history: one temporal instance
+//	n/h/<id> 00 <code><^instant><seq><n>      attribute history: one temporal instance
 //	                                          (history.go has the details)
+//	n/hd/<attrIRI>                            attribute code used in history keys (uint32 BE)
 //	n/s/<subscription id>                     subscription: JSON (subscription.go)
 //	n/sc                                      subscription delivery cursor: last change
 //	                                          seq matched (uint64 BE)
@@ -45,20 +46,21 @@ import (
 // feed record in one badger transaction. Each entity state is stored once,
 // in its feed record, which the entity key points at.
 const (
-	keyEntity  = store.PrefixNGSILD + "e/"
-	keyType    = store.PrefixNGSILD + "t/"
-	keyValue   = store.PrefixNGSILD + "v/"
-	keyGeo     = store.PrefixNGSILD + "g/"
-	keyCount   = store.PrefixNGSILD + "k/"
-	keyFeed    = store.PrefixNGSILD + "f/"
-	keyContext = store.PrefixNGSILD + "c/"
-	keySeq     = store.PrefixNGSILD + "q"
-	keyTrim    = store.PrefixNGSILD + "qt"
-	keyModel   = store.PrefixNGSILD + "m/"
-	keyIndexed = store.PrefixNGSILD + "i/"
-	keyHist    = store.PrefixNGSILD + "h/"
-	keySub     = store.PrefixNGSILD + "s/"
-	keySubCur  = store.PrefixNGSILD + "sc"
+	keyEntity   = store.PrefixNGSILD + "e/"
+	keyType     = store.PrefixNGSILD + "t/"
+	keyValue    = store.PrefixNGSILD + "v/"
+	keyGeo      = store.PrefixNGSILD + "g/"
+	keyCount    = store.PrefixNGSILD + "k/"
+	keyFeed     = store.PrefixNGSILD + "f/"
+	keyContext  = store.PrefixNGSILD + "c/"
+	keySeq      = store.PrefixNGSILD + "q"
+	keyTrim     = store.PrefixNGSILD + "qt"
+	keyModel    = store.PrefixNGSILD + "m/"
+	keyIndexed  = store.PrefixNGSILD + "i/"
+	keyHist     = store.PrefixNGSILD + "h/"
+	keyHistCode = store.PrefixNGSILD + "hd/"
+	keySub      = store.PrefixNGSILD + "s/"
+	keySubCur   = store.PrefixNGSILD + "sc"
 )
 
 // maxIndexedString is how much of a string value the value index keeps;

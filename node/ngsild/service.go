@@ -101,7 +101,8 @@ type Service struct {
 	subsMu sync.Mutex
 	subs   map[chan struct{}]struct{} // guarded by subsMu
 
-	notif  *notifier // subscriptions (notify.go)
+	notif  *notifier  // subscriptions (notify.go)
+	codes  *attrCodes // attribute numbers in history keys (history.go)
 	vidx   valueIndexes
 	bg     sync.WaitGroup // background index builds
 	closed atomic.Bool
@@ -142,6 +143,9 @@ func New(db *store.DB, opts Options) (*Service, error) {
 	}
 	s.seq.Store(seq)
 	if err := s.loadValueIndexes(); err != nil {
+		return nil, err
+	}
+	if s.codes, err = loadAttrCodes(db); err != nil {
 		return nil, err
 	}
 	if s.notif, err = newNotifier(s); err != nil {

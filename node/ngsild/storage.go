@@ -183,7 +183,9 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 			}
 		}
 	}
-	p.hist = historyOf(ne, ch.history)
+	if p.hist, err = s.historyOf(ne, ch.history); err != nil {
+		return err
+	}
 	p.types, p.body = ne.Types, appendEntity(nil, ne)
 	p.out.created, p.out.entity = old == nil, ne
 	return nil

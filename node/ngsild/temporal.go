@@ -114,14 +114,18 @@ func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
 }
 
 // instances reads one attribute's history as tq selects it, oldest first.
-func (tq *temporalQuery) instances(tx *store.Txn, id, attr string) ([]Instance, error) {
+func (s *Service) instances(tx *store.Txn, tq *temporalQuery, id, attr string) ([]Instance, error) {
 	var out []Instance
 	r := tq.r
 	byKey := tq.timeProperty == "observedAt"
 	if !byKey {
 		r = timeRange{} // the key order is by instant, not by system time
 	}
-	err := scanInstances(tx, id, attr, r, func(in Instance) (bool, error) {
+	pre, ok := s.histAttrPrefix(id, attr)
+	if !ok {
+		return nil, nil
+	}
+	err := scanInstances(tx, pre, r, func(in Instance) (bool, error) {
 		if !byKey {
 			t := in.Attr.ModifiedAt
 			if tq.timeProperty == "createdAt" {
@@ -152,7 +156,7 @@ func (s *Service) renderTemporal(tx *store.Txn, id string, types []string, attrs
 	if len(types) > 0 {
 		out["type"] = compactTypes(types, tc)
 	}
-	names, err := historyAttrs(tx, id)
+	names, err := s.historyAttrs(tx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +165,7 @@ func (s *Service) renderTemporal(tx *store.Txn, id string, types []string, attrs
 		if attrs != nil && !attrs[attr] {
 			continue
 		}
-		insts, err := tq.instances(tx, id, attr)
+		insts, err := s.instances(tx, tq, id, attr)
 		if err != nil {
 			return nil, err
 		}
@@ -404,7 +408,7 @@ func (s *Service) retrieveTemporal(w http.ResponseWriter, r *http.Request) error
 		var types []string
 		if e != nil {
 			types = e.Types
-		} else if names, err := historyAttrs(tx, id); err != nil {
+		} else if names, err := s.historyAttrs(tx, id); err != nil {
 			return err
 		} else if len(names) == 0 {
 			return errNotFound(id)
@@ -516,9 +520,12 @@ func (s *Service) deleteTemporalAttr(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
-	n, err := s.deleteHistory(r.Context(), histAttrPrefix(id, attr), time.Time{})
-	if err != nil {
-		return err
+	pre, ok := s.histAttrPrefix(id, attr)
+	n := 0
+	if ok {
+		if n, err = s.deleteHistory(r.Context(), pre, time.Time{}); err != nil {
+			return err
+		}
 	}
 	if n == 0 {
 		return newError(ResourceNotFound, "attribute not found", "entity %q has no history of %q", id, r.PathValue("attr"))
@@ -539,7 +546,11 @@ func (s *Service) deleteTemporalInstance(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", r.PathValue("instanceId"))
 	}
-	key := append(histAttrPrefix(id, attr), suffix...)
+	pre, ok := s.histAttrPrefix(id, attr)
+	if !ok {
+		return newError(ResourceNotFound, "instance not found", "entity %q has no history of %q", id, r.PathValue("attr"))
+	}
+	key := append(pre, suffix...)
 	err = s.db.Update(func(tx *store.Txn) error {
 		if has, err := tx.Has(key); err != nil {
 			return err
