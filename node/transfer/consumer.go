@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bufio"
+	"errors"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -216,7 +217,9 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, m protocol.Message) (
 
 // dataStream opens a stream, sends one data request and returns the
 // stream and its reader for the answer frames.
-func (s *Service) dataStream(ctx context.Context, p peer.ID, r DataRequest) (network.Stream, *bufio.Reader, error) {
+// closeWrite says the request is all the consumer sends; a live feed keeps
+// its side open, and closing it means leaving.
+func (s *Service) dataStream(ctx context.Context, p peer.ID, r DataRequest, closeWrite bool) (network.Stream, *bufio.Reader, error) {
 	st, err := s.o.Host.NewStream(ctx, p, p2pproto.ID(protocol.TransferProtocol))
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening a transfer stream to %s: %w", p, err)
@@ -230,7 +233,9 @@ func (s *Service) dataStream(ctx context.Context, p peer.ID, r DataRequest) (net
 		st.Reset()
 		return nil, nil, fmt.Errorf("sending %s: %w", r.Type, err)
 	}
-	_ = st.CloseWrite()
+	if closeWrite {
+		_ = st.CloseWrite()
+	}
 	return st, bufio.NewReaderSize(st, 64<<10), nil
 }
 
@@ -334,7 +339,7 @@ func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids prot
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	st, br, err := s.dataStream(cctx, provider, DataRequest{Type: TypeManifestRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid})
+	st, br, err := s.dataStream(cctx, provider, DataRequest{Type: TypeManifestRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}, true)
 	if err != nil {
 		return content.Manifest{}, nil, err
 	}
@@ -410,22 +415,38 @@ func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protoco
 }
 
 // fetchOnce asks for batch on one stream and returns the blocks that
-// failed verification.
-func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef, onBlock func(int64)) ([]content.BlockRef, error) {
+// failed verification. Verified blocks are stored in one synced batch when
+// the stream ends, also when it ends early, so whatever was verified is
+// kept; progress is reported only for stored blocks.
+func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef, onBlock func(int64)) (bad []content.BlockRef, err error) {
 	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
 	req := DataRequest{Type: TypeBlockRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}
 	for _, b := range batch {
 		req.CIDs = append(req.CIDs, b.CID.String())
 	}
-	st, br, err := s.dataStream(cctx, provider, req)
+	st, br, err := s.dataStream(cctx, provider, req, true)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
 	stop := context.AfterFunc(cctx, func() { st.Reset() })
 	defer stop()
-	var bad []content.BlockRef
+	wb := s.o.Store.NewBatch()
+	defer wb.Cancel()
+	var sizes []int64
+	defer func() {
+		if len(sizes) == 0 {
+			return
+		}
+		if ferr := wb.Flush(); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("storing blocks: %w", ferr))
+			return
+		}
+		for _, n := range sizes {
+			onBlock(n)
+		}
+	}()
 	for _, ref := range batch {
 		data, err := s.readAnswer(st, br)
 		if err != nil {
@@ -436,10 +457,10 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 			bad = append(bad, ref)
 			continue
 		}
-		if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(ref.CID.String()), data) }); err != nil {
+		if err := wb.Set(blockKey(ref.CID.String()), data); err != nil {
 			return nil, fmt.Errorf("storing block %s: %w", ref.CID, err)
 		}
-		onBlock(int64(len(data)))
+		sizes = append(sizes, int64(len(data)))
 	}
 	return bad, nil
 }

@@ -50,9 +50,11 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
-	// The consumer closes its side to leave; notice it.
+	// The consumer sends nothing more; its side ending (close or reset)
+	// means it left.
 	go func() {
 		var b [1]byte
+		_ = st.SetReadDeadline(time.Time{})
 		st.Read(b[:])
 		cancel(errors.New("consumer left"))
 	}()
@@ -218,7 +220,7 @@ func (s *Service) liveFrom(e *entry) (uint64, error) {
 // next sequence number in the same store transaction as its provenance.
 func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *uint64, prov []byte, o LiveOptions) error {
 	pids := e.p.Pids()
-	st, br, err := s.dataStream(ctx, provider, DataRequest{Type: TypeLiveRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid, From: *from})
+	st, br, err := s.dataStream(ctx, provider, DataRequest{Type: TypeLiveRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid, From: *from}, false)
 	if err != nil {
 		return err
 	}

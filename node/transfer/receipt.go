@@ -132,7 +132,7 @@ func (s *Service) exchangeReceipt(ctx context.Context, provider peer.ID, e *entr
 	defer cancel()
 	req := base
 	req.Type, req.Usage = TypeReceiptRequest, &e.info.Usage
-	st, br, err := s.dataStream(cctx, provider, req)
+	st, br, err := s.dataStream(cctx, provider, req, true)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (s *Service) exchangeReceipt(ctx context.Context, provider peer.ID, e *entr
 	}
 	req = base
 	req.Type, req.Ack = TypeAcknowledgement, &sg
-	st, br, err = s.dataStream(cctx, provider, req)
+	st, br, err = s.dataStream(cctx, provider, req, true)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,242 @@
+package transfer_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/mimnode/mimnode/node/ngsild"
+	"github.com/mimnode/mimnode/node/transfer"
+)
+
+// Sizes of the benchmark datasets; the benchmarks do their measured work
+// once per run (use -benchtime=1x) and report it with ReportMetric.
+var (
+	benchEntities = flag.Int("transfer.entities", 100_000, "entities of the end-to-end and 1%-change benchmarks")
+	benchMiB      = flag.Int("transfer.mib", 256, "MiB of entity data in the block throughput benchmark")
+)
+
+// storedEntities makes n entities in stored form, derived from the Smart
+// Data Models example as the provider's API stored it.
+func storedEntities(b *testing.B, p *peer, n, salt int) []*ngsild.Entity {
+	b.Helper()
+	upsert(b, p.n, entities(b, 1, 0))
+	tmpl, err := p.n.NGSILD().Entity("urn:ngsi-ld:AirQualityObserved:test-000000")
+	if err != nil || tmpl == nil {
+		b.Fatalf("template entity: %v", err)
+	}
+	raw, _ := json.Marshal(tmpl)
+	no2 := ""
+	for k := range tmpl.Attrs {
+		if len(k) > 3 && k[len(k)-3:] == "no2" {
+			no2 = k
+		}
+	}
+	out := make([]*ngsild.Entity, n)
+	for i := range out {
+		e := new(ngsild.Entity)
+		if err := json.Unmarshal(raw, e); err != nil {
+			b.Fatal(err)
+		}
+		e.ID = fmt.Sprintf("urn:ngsi-ld:AirQualityObserved:bench-%08d", i)
+		e.Attrs[no2][0].Value = float64(i%997 + salt)
+		out[i] = e
+	}
+	return out
+}
+
+func put(b *testing.B, p *peer, es []*ngsild.Entity) {
+	b.Helper()
+	for c := range slices.Chunk(es, 5000) {
+		errs, err := p.n.NGSILD().Put(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, e := range errs {
+			if e != nil {
+				b.Fatalf("put %s: %v", c[i].ID, e)
+			}
+		}
+	}
+}
+
+func benchPair(b *testing.B) (prov, cons *peer, agreement string) {
+	prov, cons = pair(b)
+	a, f := agreementFile(b, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, f)
+	cons.shelf.put(a.ID, f)
+	return prov, cons, a.ID
+}
+
+// BenchmarkBlockThroughput: the block phase of a snapshot pull versus one
+// bare libp2p stream copying the same number of bytes between the same
+// two hosts, in the same run.
+func BenchmarkBlockThroughput(b *testing.B) {
+	prov, cons, agreement := benchPair(b)
+	n := *benchMiB << 20 / 1100 // about 1.1 kB per stored entity line
+	put(b, prov, storedEntities(b, prov, n, 0))
+	var t0, t1 time.Time
+	var total int64
+	b.ResetTimer()
+	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{Progress: func(p transfer.Progress) {
+		switch {
+		case p.Phase == "manifest":
+			t0 = time.Now()
+		case p.Phase == "blocks" && p.Blocks == p.TotalBlocks:
+			t1, total = time.Now(), p.TotalBytes
+		}
+	}})
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	blocksRate := float64(total) / t1.Sub(t0).Seconds()
+
+	const bare = "/mim/bench/bare/1.0.0"
+	chunk := make([]byte, 1<<20)
+	prov.n.Host().SetStreamHandler(p2pproto.ID(bare), func(st network.Stream) {
+		defer st.Close()
+		for left := total; left > 0; left -= int64(len(chunk)) {
+			if _, err := st.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
+				st.Reset()
+				return
+			}
+		}
+	})
+	st, err := cons.n.Host().NewStream(context.Background(), prov.n.ID(), bare)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s0 := time.Now()
+	got, err := io.Copy(io.Discard, st)
+	bareRate := float64(got) / time.Since(s0).Seconds()
+	if err != nil || got != total {
+		b.Fatalf("bare stream copied %d of %d bytes: %v", got, total, err)
+	}
+	b.ReportMetric(float64(total)/(1<<20), "MiB")
+	b.ReportMetric(float64(in.Usage.Blocks), "blocks")
+	b.ReportMetric(blocksRate/1e6, "blocks-MB/s")
+	b.ReportMetric(bareRate/1e6, "bare-MB/s")
+	b.ReportMetric(100*blocksRate/bareRate, "%-of-bare")
+}
+
+// BenchmarkEndToEndEntities: entities per second from the provider's store
+// into the consumer's (version build, checks, blocks, landing, receipt).
+func BenchmarkEndToEndEntities(b *testing.B) {
+	prov, cons, agreement := benchPair(b)
+	put(b, prov, storedEntities(b, prov, *benchEntities, 0))
+	b.ResetTimer()
+	t0 := time.Now()
+	phases := map[string]time.Time{}
+	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{Progress: func(p transfer.Progress) {
+		if _, ok := phases[p.Phase]; !ok {
+			phases[p.Phase] = time.Now()
+		}
+	}})
+	d := time.Since(t0)
+	b.ReportMetric(phases["manifest"].Sub(t0).Seconds(), "s-request")
+	b.ReportMetric(phases["landing"].Sub(phases["manifest"]).Seconds(), "s-blocks")
+	b.ReportMetric(phases["done"].Sub(phases["landing"]).Seconds(), "s-landing")
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(in.Usage.Entities), "entities")
+	b.ReportMetric(float64(in.Usage.Entities)/d.Seconds(), "entities/s")
+}
+
+// BenchmarkOnePercentChanged: bytes moved for the next version after 1% of
+// the entities changed, as a share of the full snapshot: once for a
+// contiguous 1% (one station's or district's entities) and once for 1%
+// scattered at random over the whole id range.
+func BenchmarkOnePercentChanged(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		pick func(n int) []int
+	}{
+		{"contiguous", func(n int) []int {
+			out := make([]int, n/100)
+			for i := range out {
+				out[i] = n/2 + i
+			}
+			return out
+		}},
+		{"scattered", func(n int) []int {
+			r := rand.New(rand.NewPCG(1, 2))
+			return r.Perm(n)[:n/100]
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			prov, cons, agreement := benchPair(b)
+			n := *benchEntities
+			es := storedEntities(b, prov, n, 0)
+			put(b, prov, es)
+			first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var changed []*ngsild.Entity
+			for _, i := range c.pick(n) {
+				e := es[i]
+				for k, as := range e.Attrs {
+					if len(k) > 3 && k[len(k)-3:] == "no2" {
+						as[0].Value = 5000.0 + float64(i)
+					}
+				}
+				changed = append(changed, e)
+			}
+			put(b, prov, changed)
+			second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(changed)), "changed")
+			b.ReportMetric(float64(first.Usage.Bytes), "full-bytes")
+			b.ReportMetric(float64(second.Usage.Bytes), "moved-bytes")
+			b.ReportMetric(100*float64(second.Usage.Bytes)/float64(first.Usage.Bytes), "%-of-full")
+		})
+	}
+}
+
+// BenchmarkLiveLatency: time from a provider write (one entity through
+// ngsild.Service.Put) until the change has landed in the consumer's store.
+func BenchmarkLiveLatency(b *testing.B) {
+	prov, cons, agreement := benchPair(b)
+	es := storedEntities(b, prov, 100, 0)
+	put(b, prov, es)
+	landed := make(chan struct{}, 1)
+	started := make(chan struct{})
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go cons.svc.Live(lctx, agreement, transfer.LiveOptions{
+		Started:  func(transfer.Info) { close(started) },
+		OnChange: func(transfer.LiveChange) { landed <- struct{}{} }})
+	<-started
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		e := es[i%len(es)]
+		for k, as := range e.Attrs {
+			if len(k) > 3 && k[len(k)-3:] == "no2" {
+				as[0].Value = float64(10000 + i)
+			}
+		}
+		t0 := time.Now()
+		put(b, prov, []*ngsild.Entity{e})
+		<-landed
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+}
