@@ -26,10 +26,12 @@ import (
 
 	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/catalogsvc"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
 )
 
 // Version is mimnode's version, reported by `mimnode version`, the API and
@@ -51,6 +53,7 @@ type Node struct {
 	audit   *audit.Log
 	offers  *contract.Registry
 	deals   *contract.Service
+	catalog *catalogsvc.Service
 	ngsi    *ngsild.Service
 	mdns    mdns.Service
 	metrics *prometheus.Registry
@@ -127,16 +130,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		return nil, err
 	}
 	n.audit = audit.Open(n.store)
-	// Offers come from the interim registry until the catalogue provides
-	// them (contract.Offers).
-	n.offers = contract.NewRegistry(n.store)
 	signer, err := NewKeySigner(n.key)
 	if err != nil {
 		return nil, err
 	}
+	n.catalog, err = catalogsvc.New(catalogsvc.Options{
+		Host: n.host, Store: n.store, Signer: signer, Verifier: PeerIDVerifier{},
+		Federations: n.fed, Agency: cfg.Name, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Offers are looked up in the catalogue; the offers registry holds
+	// offers recorded by hand for datasets that are not in it.
+	n.offers = contract.NewRegistry(n.store)
 	n.deals, err = contract.New(contract.Options{
 		Host: n.host, Store: n.store, Audit: n.audit, Members: n.fed, Signer: signer,
-		Verifier: PeerIDVerifier{}, Offers: n.offers, Logger: log,
+		Verifier: PeerIDVerifier{}, Offers: offerSources{n.catalog, n.offers}, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -164,6 +174,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(n.ngsi.Register)
 	n.api.Mount(n.audit.Register)
 	n.api.Mount(n.deals.Register)
+	n.api.Mount(n.catalog.Register)
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
 }
@@ -202,6 +213,9 @@ func (n *Node) registerMetrics() {
 func (n *Node) Start(ctx context.Context) error {
 	n.started = time.Now()
 	if err := n.fed.Start(ctx); err != nil {
+		return err
+	}
+	if err := n.catalog.Start(ctx); err != nil {
 		return err
 	}
 	if err := n.deals.Start(ctx); err != nil {
@@ -259,6 +273,9 @@ func (n *Node) closeParts() error {
 	}
 	if n.deals != nil {
 		errs = append(errs, n.deals.Close())
+	}
+	if n.catalog != nil {
+		errs = append(errs, n.catalog.Close())
 	}
 	if n.ngsi != nil {
 		errs = append(errs, n.ngsi.Close())
@@ -435,4 +452,24 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = m.n.host.Connect(ctx, ai)
+}
+
+// Catalog is the node's catalogue service.
+func (n *Node) Catalog() *catalogsvc.Service { return n.catalog }
+
+// offerSources looks an offer up in each source in turn.
+type offerSources []contract.Offers
+
+func (o offerSources) Offer(dataset, offerID string) (policy.Policy, error) {
+	var first error
+	for _, src := range o {
+		p, err := src.Offer(dataset, offerID)
+		if err == nil {
+			return p, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return policy.Policy{}, first
 }

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"encoding/json"
+	"github.com/mimnode/mimnode/catalog"
 	"net/http"
 	"testing"
 	"time"
@@ -60,5 +61,19 @@ func TestScale20(t *testing.T) {
 	net := New(t, Shape{Cities: 4, AgenciesPerCity: 4, Researchers: 4}).Federate()
 	if len(net.Members) != 20 {
 		t.Fatalf("%d members", len(net.Members))
+	}
+}
+
+func TestPublishReachesEveryone(t *testing.T) {
+	net := New(t, Shape{Cities: 2, AgenciesPerCity: 2, Researchers: 1}, Options{EntitiesPerModel: 2}).Federate().Seed().Publish()
+	want := 0
+	for _, m := range net.Agencies() {
+		want += len(ModelsOf(m.Kind))
+	}
+	for _, m := range net.Members {
+		net.WaitFor(10*time.Second, m.Name+" indexes every dataset", func() bool {
+			res, err := m.Node().Catalog().Search(catalog.Query{Limit: 100})
+			return err == nil && res.Total == want
+		})
 	}
 }

@@ -63,6 +63,9 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		contextCmd(g),
 		contractCmd(g),
 		auditCmd(g),
+		datasetCmd(g),
+		catalogCmd(g),
+		testnetCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
+	a, b := initDir(t), initDir(t)
+	startDaemon(t, a)
+	startDaemon(t, b)
+	out, _, err := cli(t, "federation", "create", "Region", "--data", a, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bID := statusOf(t, b)["peerId"].(string)
+	out, _, err = cli(t, "federation", "invite", bID, "--data", a, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv struct{ Token string }
+	json.Unmarshal([]byte(out), &inv)
+	if _, _, err := cli(t, "federation", "join", inv.Token, "--data", b); err != nil {
+		t.Fatal(err)
+	}
+	// The issue's example as written, and its TOML equivalent.
+	for _, f := range []string{"../../catalog/testdata/air-quality.json", "../../catalog/testdata/air-quality.toml"} {
+		if out, _, err := cli(t, "dataset", "publish", f, "--data", a); err != nil {
+			t.Fatalf("publish %s: %v %s", f, err, out)
+		}
+	}
+	out, _, err = cli(t, "dataset", "list", "--data", a)
+	if err != nil || !strings.Contains(out, "urn:mim:dataset:aarhus:air-quality") {
+		t.Fatalf("dataset list = %q, %v", out, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _, err = cli(t, "catalog", "search", "air quality", "--type", "AirQualityObserved", "--bbox", "10.1,56.1,10.3,56.2", "--data", b, "--json")
+		if err == nil && strings.Contains(out, "urn:mim:dataset:aarhus:air-quality") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b never found a's dataset: %q, %v", out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	orig, _ := os.ReadFile("../../catalog/testdata/air-quality.json")
+	os.WriteFile(bad, bytes.Replace(orig, []byte(`"dissemination": "federation"`), []byte(`"dissemination": "everyone"`), 1), 0o644)
+	if _, _, err := cli(t, "dataset", "publish", bad, "--data", a); err == nil || !strings.Contains(err.Error(), "dissemination") {
+		t.Fatalf("bad dataset: %v, want an error naming dissemination", err)
+	}
+	if _, _, err := cli(t, "dataset", "retire", "urn:mim:dataset:aarhus:air-quality", "--data", a); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli(t, "catalog", "search", "--bbox", "1,2,3", "--data", b); err == nil {
+		t.Fatal("a bbox with three numbers was accepted")
+	}
+}
+
+// TestTestnetCommandStartsAndAnswers runs `mimnode testnet` as a user would
+// and checks every printed API answers.
+func TestTestnetCommandStartsAndAnswers(t *testing.T) {
+	cmd := exec.Command(binary, "testnet", "--cities", "2", "--agencies", "2", "--researchers", "1", "--entities", "3", "--json")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	var res struct {
+		Federation string
+		Nodes      []struct{ Name, Role, PeerID, API, Data string }
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for json.Unmarshal(out.Bytes(), &res) != nil {
+		select {
+		case err := <-done:
+			t.Fatalf("testnet exited: %v\n%s", err, errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testnet printed no node table within 60s\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(res.Nodes) != 5 || res.Federation == "" {
+		t.Fatalf("testnet printed %+v", res)
+	}
+	for _, nd := range res.Nodes {
+		st, _, err := cli(t, "status", "--data", nd.Data, "--json")
+		if err != nil || !strings.Contains(st, nd.PeerID) {
+			t.Errorf("%s: status %q, %v", nd.Name, st, err)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+package catalogsvc
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/mimnode/mimnode/node/contract"
+	"github.com/mimnode/mimnode/policy"
+)
+
+var _ contract.Offers = (*Service)(nil)
+
+// Offer implements contract.Offers from the catalogue: the provider finds
+// what it offered in its own signed records (never trusting the consumer's
+// copy), the consumer what the provider advertised in the federated index.
+// offerID may be the policy's id, the offer's digest, its template name or
+// its position ("1" for the first); empty means the first offer.
+func (s *Service) Offer(dataset, offerID string) (policy.Policy, error) {
+	rec, err := s.Get(dataset)
+	if err != nil || rec.Retired {
+		return policy.Policy{}, fmt.Errorf("%w: dataset %s is not in the catalogue", contract.ErrUnknownOffer, dataset)
+	}
+	for i, o := range rec.Dataset.Offers {
+		if offerID == "" || offerID == o.Policy.ID || offerID == o.Digest() ||
+			(o.Template != "" && offerID == o.Template) || offerID == strconv.Itoa(i+1) {
+			return o.Policy, nil
+		}
+	}
+	return policy.Policy{}, fmt.Errorf("%w: dataset %s has no offer %q", contract.ErrUnknownOffer, dataset, offerID)
+}
