@@ -45,7 +45,7 @@ func FuzzHistoryRecord(f *testing.F) {
 		}
 		f.Add(h[0].val)
 	}
-	f.Add([]byte(`{"t":"Property","v":1,"s":{"q":[{"t":"Property","v":2}]}}`))
+	f.Add(append(make([]byte, 8), `{"t":"Property","v":1,"c":"2026-03-01T00:00:00Z","s":{"q":[{"t":"Property","v":2}]}}`...))
 	tc := coreTermContext(f)
 	key := make([]byte, instanceSuffixLen)
 	f.Fuzz(func(t *testing.T, val []byte) {
@@ -53,7 +53,7 @@ func FuzzHistoryRecord(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again := appendAttribute(nil, in.Attr, time.Time{})
+		again := appendInstance(nil, in.Attr)
 		back, err := decodeHistInstance(key, again)
 		if err != nil {
 			t.Fatalf("re-encoded instance does not decode: %v\n%s", err, again)

@@ -141,41 +141,90 @@ func revTime(t time.Time) uint64 { return ^uint64(t.UnixNano()) }
 // historyOf lists the temporal instances of a new entity state: every
 // instance the write stamped (its modifiedAt is the entity's), or, when
 // explicit is set (POST /temporal/entities), exactly those.
+//
+// Keys and values share one buffer, with room after each key for the seq
+// and n that writeHistory fills in: history doubled the allocations of a
+// write before.
 func (s *Service) historyOf(ne *Entity, explicit map[string][]*Attribute) ([]histEntry, error) {
 	src := ne.Attrs
 	if explicit != nil {
 		src = explicit
 	}
 	var out []histEntry
+	buf := make([]byte, 0, 128*len(src))
 	for attr, insts := range src {
-		var pre []byte
+		var code uint32
+		coded := false
 		for _, a := range insts {
 			if explicit == nil && !a.ModifiedAt.Equal(ne.ModifiedAt) {
 				continue
 			}
-			if pre == nil {
-				code, err := s.codes.assign(s.db, attr)
-				if err != nil {
+			if !coded {
+				var err error
+				if code, err = s.codes.assign(s.db, attr); err != nil {
 					return nil, err
 				}
-				pre = histCodePrefix(ne.ID, code)
+				coded = true
 			}
-			k := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(pre)+instanceSuffixLen), pre...), revTime(instantOf(a)))
-			// An instance is created when it is written: its createdAt is
-			// its modifiedAt, which the encoding then leaves out.
-			inst := *a
-			inst.CreatedAt = a.ModifiedAt
-			out = append(out, histEntry{key: k, val: appendAttribute(nil, &inst, time.Time{})})
+			start := len(buf)
+			buf = append(buf, keyHist...)
+			buf = append(buf, ne.ID...)
+			buf = append(buf, 0)
+			buf = binary.BigEndian.AppendUint32(buf, code)
+			buf = binary.BigEndian.AppendUint64(buf, revTime(instantOf(a)))
+			keyEnd := len(buf)
+			buf = append(buf, make([]byte, 10)...) // seq and n
+			valStart := len(buf)
+			buf = appendInstance(buf, a)
+			out = append(out, histEntry{key: buf[start:keyEnd:valStart], val: buf[valStart:len(buf):len(buf)]})
 		}
 	}
 	return out, nil
 }
 
+// appendInstance encodes a temporal instance: its modifiedAt (8 bytes BE
+// nanoseconds; an instance is created when written, so that is its
+// createdAt too) and then the attribute as appendAttribute writes it,
+// without the timestamps.
+func appendInstance(b []byte, a *Attribute) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(a.ModifiedAt.UnixNano()))
+	b = append(b, `{"t":`...)
+	b = appendString(b, string(a.Type))
+	if a.Value != nil {
+		b = append(b, `,"v":`...)
+		b = appendValue(b, a.Value)
+	}
+	if a.Object != nil {
+		b = append(b, `,"o":`...)
+		b = appendValue(b, a.Object)
+	}
+	if len(a.LanguageMap) > 0 {
+		b = append(b, `,"l":`...)
+		b = appendValue(b, a.LanguageMap)
+	}
+	for _, f := range [...]struct{ k, v string }{{"d", a.DatasetID}, {"oa", a.ObservedAt}, {"u", a.UnitCode}} {
+		if f.v != "" {
+			b = append(b, `,"`...)
+			b = append(b, f.k...)
+			b = append(b, `":`...)
+			b = appendString(b, f.v)
+		}
+	}
+	if len(a.Sub) > 0 {
+		b = append(b, `,"c":`...)
+		b = appendTime(b, a.CreatedAt)
+		b = append(b, `,"s":`...)
+		b = appendAttrMap(b, a.Sub, a.CreatedAt)
+	}
+	return append(b, '}')
+}
+
 // writeHistory stores a write's instances under the write's sequence number.
 func writeHistory(tx *store.Txn, hist []histEntry, seq uint64) error {
 	for i, h := range hist {
-		k := binary.BigEndian.AppendUint64(h.key, seq)
-		k = binary.BigEndian.AppendUint16(k, uint16(i))
+		k := h.key[:len(h.key)+10]
+		binary.BigEndian.PutUint64(k[len(h.key):], seq)
+		binary.BigEndian.PutUint16(k[len(h.key)+8:], uint16(i))
 		if err := tx.Set(k, h.val); err != nil {
 			return err
 		}
@@ -231,21 +280,26 @@ func parseInstanceID(s string) ([]byte, bool) {
 
 // decodeHistInstance decodes a stored temporal instance.
 func decodeHistInstance(k, v []byte) (Instance, error) {
-	if len(k) < instanceSuffixLen {
-		return Instance{}, errors.New("short history key")
+	if len(k) < instanceSuffixLen || len(v) < 8 {
+		return Instance{}, errors.New("decode history instance: short record")
 	}
-	parsed, err := parseJSON(v)
+	parsed, err := parseJSON(v[8:])
 	if err != nil {
 		return Instance{}, fmt.Errorf("decode history instance: %w", err)
+	}
+	if _, ok := parsed.(map[string]any); !ok {
+		return Instance{}, errors.New("decode history instance: not an object")
 	}
 	attrs, err := storedAttrs(map[string]any{"": []any{parsed}})
 	if err != nil {
 		return Instance{}, fmt.Errorf("decode history instance: %w", err)
 	}
 	a := attrs[""][0]
-	if a.ModifiedAt.IsZero() {
-		a.ModifiedAt = a.CreatedAt
+	a.ModifiedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = a.ModifiedAt
 	}
+	fillTimes(a.Sub, a.CreatedAt)
 	rt := binary.BigEndian.Uint64(k[len(k)-instanceSuffixLen:])
 	return Instance{InstanceID: instanceID(k), At: time.Unix(0, int64(^rt)).UTC(), Attr: a}, nil
 }
