@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/protocol"
 	"github.com/mimnode/mimnode/protocol/negotiation"
@@ -63,17 +64,27 @@ func contractRequestCmd(g *globals) *cobra.Command {
 	var wait bool
 	var waitSeconds int
 	c := &cobra.Command{
-		Use:   "request DATASET-ID --provider PEER",
+		Use:   "request DATASET-ID [--provider PEER]",
 		Short: "Ask a provider for a dataset under one of its offers",
-		Long: `Start a negotiation as consumer. The offer is taken from --offer-file (the ODRL offer as
-the provider advertises it), or looked up by --offer in the offers this node knows.
+		Long: `Start a negotiation as consumer. The provider is the dataset's publisher in the
+federated catalogue unless --provider names it. The offer is taken from --offer-file (the
+ODRL offer as the provider advertises it), or looked up by --offer (policy id, template
+name or position, default the first) in the catalogue and the offers this node knows.
 With --wait, the command waits until the negotiation ends and prints the agreement id,
 or the provider's reasons for refusing; it then fails if there is no agreement.`,
 		Example: `  mimnode contract request urn:ngsi-ld:Dataset:noise --provider 12D3KooW... --purpose research --wait`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.client()
+			if err != nil {
+				return err
+			}
 			if provider == "" {
-				return fmt.Errorf("--provider is required (the peer ID of the node that holds the dataset)")
+				var rec catalog.Record
+				if err := cl.do(cmd.Context(), "GET", "/api/v1/datasets/"+url.PathEscape(args[0]), nil, &rec); err != nil {
+					return fmt.Errorf("find the dataset's publisher (or give --provider): %w", err)
+				}
+				provider = rec.Publisher
 			}
 			body := contract.NegotiationRequest{Dataset: args[0], Provider: provider, OfferID: offerID,
 				Purpose: purpose, Wait: wait, WaitSeconds: waitSeconds}
@@ -86,10 +97,6 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 					return fmt.Errorf("%s is not JSON", offerFile)
 				}
 				body.Offer = b
-			}
-			cl, err := g.client()
-			if err != nil {
-				return err
 			}
 			var in contract.Info
 			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations", body, &in); err != nil {

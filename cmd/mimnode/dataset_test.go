@@ -110,3 +110,61 @@ func TestTestnetCommandStartsAndAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkthroughNegotiateFromTheCatalogue follows the README: a researcher
+// finds a dataset and asks for it under its catalogue offer, naming neither
+// the provider nor the offer.
+func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
+	env, lab := initDir(t), initDir(t)
+	startDaemon(t, env)
+	startDaemon(t, lab)
+	if _, _, err := cli(t, "federation", "create", "Aarhus region", "--data", env); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := cli(t, "federation", "invite", statusOf(t, lab)["peerId"].(string), "--role", "researcher", "--data", env, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv struct{ Token string }
+	json.Unmarshal([]byte(out), &inv)
+	if _, _, err := cli(t, "federation", "join", inv.Token, "--data", lab); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli(t, "dataset", "publish", "../../catalog/testdata/air-quality.json", "--data", env); err != nil {
+		t.Fatal(err)
+	}
+	id := "urn:mim:dataset:aarhus:air-quality"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _, err = cli(t, "catalog", "search", "air quality", "--data", lab)
+		if err == nil && strings.Contains(out, id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lab never found the dataset: %q, %v", out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Wrong purpose: refused with the policy's reasons.
+	out, _, err = cli(t, "contract", "request", id, "--purpose", "marketing", "--wait", "--data", lab)
+	if err == nil || !strings.Contains(out, "refused") {
+		t.Fatalf("marketing request: %q, %v; want a refusal with reasons", out, err)
+	}
+	out, _, err = cli(t, "contract", "request", id, "--purpose", "research", "--wait", "--data", lab)
+	if err != nil || !strings.HasPrefix(out, "agreement ") {
+		t.Fatalf("research request: %q, %v", out, err)
+	}
+	agreement := strings.TrimSpace(strings.TrimPrefix(out, "agreement "))
+	file := filepath.Join(t.TempDir(), "agreement.json")
+	if _, _, err := cli(t, "agreement", "export", agreement, "--out", file, "--data", lab); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := cli(t, "agreement", "verify", file); err != nil || !strings.Contains(out, "valid") {
+		t.Fatalf("verify: %q, %v", out, err)
+	}
+	for _, d := range []string{env, lab} {
+		if _, _, err := cli(t, "audit", "--verify", "--data", d); err != nil {
+			t.Fatalf("audit --verify on %s: %v", d, err)
+		}
+	}
+}

@@ -23,7 +23,17 @@ func (s *Service) Offer(dataset, offerID string) (policy.Policy, error) {
 	for i, o := range rec.Dataset.Offers {
 		if offerID == "" || offerID == o.Policy.ID || offerID == o.Digest() ||
 			(o.Template != "" && offerID == o.Template) || offerID == strconv.Itoa(i+1) {
-			return o.Policy, nil
+			// The offer names what it is about and who offers it, as an
+			// agreement made from it must.
+			p := o.Policy.Clone()
+			if p.Target == "" {
+				p.Target = rec.Dataset.ID
+			}
+			if p.Assigner == "" {
+				p.Assigner = rec.Publisher
+			}
+			p.Compile()
+			return p, nil
 		}
 	}
 	return policy.Policy{}, fmt.Errorf("%w: dataset %s has no offer %q", contract.ErrUnknownOffer, dataset, offerID)

@@ -33,6 +33,9 @@ import (
 // Protocol is the catalogue stream protocol.
 const Protocol = protocol.ID(mimproto.CatalogProtocol)
 
+// maxPage is the largest page Index.Search returns.
+const maxPage = 1000
+
 // streamTimeout bounds one catalogue exchange.
 const streamTimeout = 10 * time.Second
 
@@ -490,16 +493,22 @@ func (s *Service) Get(id string) (catalog.Record, error) {
 			return r, nil
 		}
 	}
-	res, err := s.index.Search(catalog.Query{Limit: 1 << 30})
-	if err != nil {
-		return catalog.Record{}, err
-	}
-	for _, h := range res.Hits {
-		if h.Record.Dataset.ID == id {
-			return h.Record, nil
+	// By id alone: walk the index a page at a time (lookups by id are rare:
+	// a negotiation's start, a person's "dataset show").
+	for off := 0; ; off += maxPage {
+		res, err := s.index.Search(catalog.Query{Limit: maxPage, Offset: off})
+		if err != nil {
+			return catalog.Record{}, err
+		}
+		for _, h := range res.Hits {
+			if h.Record.Dataset.ID == id {
+				return h.Record, nil
+			}
+		}
+		if off+maxPage >= res.Total {
+			return catalog.Record{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 		}
 	}
-	return catalog.Record{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 }
 
 // Search answers a catalogue search from the local federated index.
