@@ -128,7 +128,7 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"contract", "request", ds}, "--provider is required"},
+		{[]string{"contract", "request", ds}, "or give --provider"},
 		{[]string{"contract", "request", ds, "--provider", "nope"}, "not a peer ID"},
 		{[]string{"contract", "show", "urn:uuid:none"}, "unknown negotiation"},
 		{[]string{"contract", "approve", "urn:uuid:none"}, "unknown negotiation"},
