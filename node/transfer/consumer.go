@@ -381,7 +381,11 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 			}
 		})
 	}
-	for b := range slices.Chunk(refs, s.o.BatchBlocks) {
+	// Few long requests rather than many short ones: each new stream
+	// starts with a small flow-control window, and a stream kept busy
+	// grows it. Workers still share the load when some finish early.
+	per := max(s.o.BatchBlocks, min(MaxBlocksPerRequest, (len(refs)+4*s.o.Streams-1)/(4*s.o.Streams)))
+	for b := range slices.Chunk(refs, per) {
 		select {
 		case batches <- b:
 		case <-ctx.Done():
@@ -415,9 +419,9 @@ func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protoco
 }
 
 // fetchOnce asks for batch on one stream and returns the blocks that
-// failed verification. Verified blocks are stored in one synced batch when
-// the stream ends, also when it ends early, so whatever was verified is
-// kept; progress is reported only for stored blocks.
+// failed verification. Verified blocks are stored in synced batches of
+// BatchBlocks, and when the stream ends, also early, so whatever was
+// verified is kept; progress is reported only for stored blocks.
 func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef, onBlock func(int64)) (bad []content.BlockRef, err error) {
 	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
@@ -433,19 +437,26 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	stop := context.AfterFunc(cctx, func() { st.Reset() })
 	defer stop()
 	wb := s.o.Store.NewBatch()
-	defer wb.Cancel()
 	var sizes []int64
-	defer func() {
+	flush := func() error {
 		if len(sizes) == 0 {
-			return
+			return nil
 		}
-		if ferr := wb.Flush(); ferr != nil {
-			err = errors.Join(err, fmt.Errorf("storing blocks: %w", ferr))
-			return
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("storing blocks: %w", err)
 		}
 		for _, n := range sizes {
 			onBlock(n)
 		}
+		sizes = sizes[:0]
+		wb = s.o.Store.NewBatch()
+		return nil
+	}
+	defer func() {
+		if ferr := flush(); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		wb.Cancel()
 	}()
 	for _, ref := range batch {
 		data, err := s.readAnswer(st, br)
@@ -461,64 +472,90 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 			return nil, fmt.Errorf("storing block %s: %w", ref.CID, err)
 		}
 		sizes = append(sizes, int64(len(data)))
+		if len(sizes) >= s.o.BatchBlocks {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return bad, nil
 }
 
 // land writes the version's entities into the node's store with
-// provenance, block by block in manifest order.
+// provenance, block by block in manifest order. Decoding the next batch
+// runs beside the store write of the previous one.
 func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, progress func(int64)) (int64, error) {
 	prov := provenanceFor(a, e.info.Version)
-	var n int64
-	batch := make([]*ngsild.Entity, 0, landBatch)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		errs, err := s.o.NGSILD.Put(batch)
-		if err != nil {
-			return fmt.Errorf("landing entities: %w", err)
-		}
-		wb := s.o.Store.NewBatch()
-		defer wb.Cancel()
-		for i, ent := range batch {
-			if errs[i] != nil {
-				return fmt.Errorf("landing entity %s: %w", ent.ID, errs[i])
-			}
-			if err := wb.Set(provenanceKey(ent.ID), prov); err != nil {
-				return err
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			return fmt.Errorf("storing provenance: %w", err)
-		}
-		n += int64(len(batch))
-		progress(n)
-		batch = batch[:0]
-		return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type decoded struct {
+		batch []*ngsild.Entity
+		err   error
 	}
-	for _, ref := range m.Blocks {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		data, err := s.getBytes(blockKey(ref.CID.String()))
-		if err != nil {
-			return n, err
-		}
-		for line := range bytes.SplitSeq(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-			ent := new(ngsild.Entity)
-			if err := json.Unmarshal(line, ent); err != nil {
-				return n, fmt.Errorf("decoding an entity of block %s: %w", ref.CID, err)
+	ch := make(chan decoded, 2)
+	go func() {
+		defer close(ch)
+		batch := make([]*ngsild.Entity, 0, landBatch)
+		send := func(d decoded) bool {
+			select {
+			case ch <- d:
+				return true
+			case <-ctx.Done():
+				return false
 			}
-			batch = append(batch, ent)
-			if len(batch) == landBatch {
-				if err := flush(); err != nil {
-					return n, err
+		}
+		for _, ref := range m.Blocks {
+			data, err := s.getBytes(blockKey(ref.CID.String()))
+			if err != nil {
+				send(decoded{err: err})
+				return
+			}
+			for line := range bytes.SplitSeq(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+				ent := new(ngsild.Entity)
+				if err := json.Unmarshal(line, ent); err != nil {
+					send(decoded{err: fmt.Errorf("decoding an entity of block %s: %w", ref.CID, err)})
+					return
+				}
+				batch = append(batch, ent)
+				if len(batch) == landBatch {
+					if !send(decoded{batch: batch}) {
+						return
+					}
+					batch = make([]*ngsild.Entity, 0, landBatch)
 				}
 			}
 		}
+		if len(batch) > 0 {
+			send(decoded{batch: batch})
+		}
+	}()
+	var n int64
+	for d := range ch {
+		if d.err != nil {
+			return n, d.err
+		}
+		errs, err := s.o.NGSILD.Put(d.batch)
+		if err != nil {
+			return n, fmt.Errorf("landing entities: %w", err)
+		}
+		wb := s.o.Store.NewBatch()
+		for i, ent := range d.batch {
+			if errs[i] != nil {
+				wb.Cancel()
+				return n, fmt.Errorf("landing entity %s: %w", ent.ID, errs[i])
+			}
+			if err := wb.Set(provenanceKey(ent.ID), prov); err != nil {
+				wb.Cancel()
+				return n, err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return n, fmt.Errorf("storing provenance: %w", err)
+		}
+		n += int64(len(d.batch))
+		progress(n)
 	}
-	if err := flush(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return n, err
 	}
 	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(landedKey(a.ID), []byte(e.info.Version)) }); err != nil {

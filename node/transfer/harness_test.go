@@ -123,7 +123,7 @@ func (p *peer) stop() {
 // the provider (the first).
 func pair(t testing.TB) (prov, cons *peer) {
 	t.Helper()
-	prov, cons = &peer{cfg: initDir(t, "Provider")}, &peer{cfg: initDir(t, "Consumer")}
+	prov, cons = &peer{cfg: initDir(t, "Provider")}, &peer{cfg: initDir(t, "Consumer"), tune: consumerTune}
 	prov.start(t)
 	cons.start(t)
 	federate(t, []*node.Node{prov.n, cons.n})

@@ -119,7 +119,8 @@ type Options struct {
 	// Streams is how many block streams a snapshot pull opens in parallel
 	// (default 4).
 	Streams int
-	// BatchBlocks is how many blocks one block request asks for (default 16).
+	// BatchBlocks is how many verified blocks one synced store write
+	// holds, and the least one block request asks for (default 16).
 	BatchBlocks int
 	// Timeout bounds one exchange or one block batch (default 30 s).
 	Timeout time.Duration
