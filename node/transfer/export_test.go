@@ -16,3 +16,12 @@ func ManifestBlocks(s *Service, version string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ManifestEntities returns the entity count of a stored version.
+func ManifestEntities(s *Service, version string) int {
+	m, err := s.manifest(version)
+	if err != nil {
+		return -1
+	}
+	return int(m.Entities())
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/mimnode/mimnode/catalog"
 	"slices"
 	"strings"
 	"sync"
@@ -329,4 +330,45 @@ func connect(from, to *peer) error {
 		}
 	}
 	return errors.New("no address of the peer answered")
+}
+
+// TestNoDistributeNeverReserved: entities received under a policy that
+// permits read but not distribute are left out of every version the
+// consumer builds; with distribute permitted they are served onwards.
+func TestNoDistributeNeverReserved(t *testing.T) {
+	cases := []struct {
+		name    string
+		actions string
+		want    int
+	}{
+		{"read only", `{"action": "read"}`, 0},
+		{"read and distribute", `{"action": "read"}, {"action": "distribute"}`, 30},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			prov, cons := pair(t)
+			upsert(t, prov.n, entities(t, 30, 0))
+			odrl := `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-2",
+				"target": "` + datasetID + `", "assigner": "` + prov.id() + `", "permission": [` + c.actions + `]}`
+			a, b := agreementFile(t, prov, cons, odrl, nil)
+			prov.shelf.put(a.ID, b)
+			cons.shelf.put(a.ID, b)
+			if _, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// The consumer publishes a dataset over the same entity type.
+			ds, err := catalog.ParseDataset([]byte(`{"id": "urn:mim:dataset:test:resold", "title": "Resold", "description": "x",
+				"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			version, err := cons.svc.Build(ctx, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := transfer.ManifestEntities(cons.svc, version); got != c.want {
+				t.Errorf("consumer's own version holds %d received entities, want %d", got, c.want)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/ngsild/query"
+	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/policy"
 )
 
@@ -128,6 +130,12 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	// Data received under an agreement that does not permit distribute is
+	// never served onwards, whatever dataset view it falls into.
+	ids, err = s.withoutUndistributable(ids)
+	if err != nil {
+		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+	}
 	wb := s.o.Store.NewBatch()
 	defer wb.Cancel()
 	eb := content.NewEntityBuilder(func(blk content.Block) error {
@@ -173,4 +181,31 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 // Timestamps are the provider's; the consumer keeps its own on landing.
 func canonicalEntity(e *ngsild.Entity) ([]byte, error) {
 	return json.Marshal(e)
+}
+
+// withoutUndistributable drops the ids of entities this node received
+// under an agreement whose policy does not permit distribute.
+func (s *Service) withoutUndistributable(ids []string) ([]string, error) {
+	out := ids[:0]
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		for _, id := range ids {
+			b, err := tx.Get(provenanceKey(id))
+			if errors.Is(err, store.ErrNotFound) {
+				out = append(out, id)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var p Provenance
+			if err := json.Unmarshal(b, &p); err != nil {
+				return fmt.Errorf("provenance of %s: %w", id, err)
+			}
+			if p.Distribute {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
