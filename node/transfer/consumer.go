@@ -60,6 +60,8 @@ func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions)
 		return Info{}, ErrClosed
 	}
 	defer s.wg.Done()
+	ctx, cancel := s.bind(ctx)
+	defer cancel()
 	a, err := s.agreement(agreementID)
 	if err != nil {
 		return Info{}, err

@@ -126,6 +126,8 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		return ErrClosed
 	}
 	defer s.wg.Done()
+	ctx, cancel := s.bind(ctx)
+	defer cancel()
 	if o.Retry <= 0 {
 		o.Retry = 500 * time.Millisecond
 	}

@@ -222,6 +222,14 @@ func (s *Service) enter() bool {
 	return true
 }
 
+// bind ends ctx when the service closes too, so Close never waits for a
+// caller's long fetch or live feed.
+func (s *Service) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
 func (s *Service) lockProc(role dsp.Role, pid string) func() {
 	m, _ := s.procMu.LoadOrStore(string(role)+" "+pid, new(sync.Mutex))
 	mu := m.(*sync.Mutex)

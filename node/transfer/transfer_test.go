@@ -259,67 +259,71 @@ func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
 	}
 }
 
-// TestResumeAfterProviderRestart: the provider is killed in the middle of
-// the block fetch and started again on the same data directory; the
-// consumer's next Fetch resumes the same transfer and fetches none of the
-// blocks it had verified and stored.
-func TestResumeAfterProviderRestart(t *testing.T) {
-	prov, cons := pair(t)
-	upsert(t, prov.n, entities(t, 3000, 0))
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(),
-		`{"leftOperand": "count", "operator": "lteq", "rightOperand": 1}`), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	// One block per request on one stream, so the kill lands between blocks.
-	cons.svc.Close()
-	cons.stop()
-	cons.tune = func(o *transfer.Options) { o.Streams, o.BatchBlocks = 1, 1 }
-	cons.start(t)
-	eventually(t, 10*time.Second, "consumer reconnected", func() bool { return connect(cons, prov) == nil })
+// TestResumeAfterKill: either side is killed in the middle of the block
+// fetch and started again on the same data directory; the consumer's next
+// Fetch resumes the same transfer and fetches none of the blocks it had
+// verified and stored.
+func TestResumeAfterKill(t *testing.T) {
+	for _, victim := range []string{"provider", "consumer"} {
+		t.Run(victim, func(t *testing.T) {
+			prov, cons := pair(t)
+			upsert(t, prov.n, entities(t, 3000, 0))
+			a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(),
+				`{"leftOperand": "count", "operator": "lteq", "rightOperand": 1}`), nil)
+			prov.shelf.put(a.ID, b)
+			cons.shelf.put(a.ID, b)
+			// One block per synced write on one stream, so the kill lands
+			// between stored blocks.
+			cons.stop()
+			cons.tune = func(o *transfer.Options) { o.Streams, o.BatchBlocks = 1, 1 }
+			cons.start(t)
+			eventually(t, 10*time.Second, "consumer reconnected", func() bool { return connect(cons, prov) == nil })
 
-	var stored atomic.Int64
-	kill := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	go func() {
-		_, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{Progress: func(p transfer.Progress) {
-			if p.Phase != "blocks" {
-				return
+			var stored atomic.Int64
+			kill := make(chan struct{})
+			var once sync.Once
+			done := make(chan error, 1)
+			go func() {
+				_, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{Progress: func(p transfer.Progress) {
+					if p.Phase != "blocks" {
+						return
+					}
+					stored.Store(p.Blocks)
+					if p.Blocks == 5 {
+						once.Do(func() { close(kill) })
+					}
+				}})
+				done <- err
+			}()
+			<-kill
+			killed := map[string]*peer{"provider": prov, "consumer": cons}[victim]
+			killed.stop()
+			if err := <-done; err == nil {
+				t.Fatalf("Fetch succeeded although the %s was killed mid-transfer", victim)
 			}
-			stored.Store(p.Blocks)
-			if p.Blocks == 5 {
-				once.Do(func() { close(kill) })
+			before := stored.Load()
+			killed.start(t)
+			in, _ := cons.svc.List()
+			if len(in) != 1 || in[0].State != dsp.Started {
+				t.Fatalf("consumer transfers after the kill = %+v, want one STARTED", in)
 			}
-		}})
-		done <- err
-	}()
-	<-kill
-	prov.stop()
-	if err := <-done; err == nil {
-		t.Fatal("Fetch succeeded although the provider was killed mid-transfer")
-	}
-	before := stored.Load()
-	in, _ := cons.svc.List()
-	if len(in) != 1 || in[0].State != dsp.Started {
-		t.Fatalf("consumer transfers after the kill = %+v, want one STARTED", in)
-	}
-
-	prov.start(t)
-	eventually(t, 20*time.Second, "consumer reaches the restarted provider", func() bool { return connect(cons, prov) == nil })
-	got, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatalf("resumed Fetch: %v", err)
-	}
-	if got.ID != in[0].ID {
-		t.Errorf("resumed transfer %s, want the interrupted %s", got.ID, in[0].ID)
-	}
-	total := int64(len(manifestBlocks(t, cons, got.Version)))
-	if got.Usage.Skipped != before || got.Usage.Blocks+got.Usage.Skipped != total {
-		t.Errorf("resumed fetch got %d blocks and reused %d of %d; want to reuse exactly the %d stored before the kill",
-			got.Usage.Blocks, got.Usage.Skipped, total, before)
-	}
-	if n := len(query(t, cons.n)); n != 3000 {
-		t.Errorf("consumer holds %d entities, want 3000", n)
+			eventually(t, 20*time.Second, "consumer reaches the provider again", func() bool { return connect(cons, prov) == nil })
+			got, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+			if err != nil {
+				t.Fatalf("resumed Fetch: %v", err)
+			}
+			if got.ID != in[0].ID {
+				t.Errorf("resumed transfer %s, want the interrupted %s", got.ID, in[0].ID)
+			}
+			total := int64(len(manifestBlocks(t, cons, got.Version)))
+			if got.Usage.Skipped != before || got.Usage.Blocks+got.Usage.Skipped != total {
+				t.Errorf("resumed fetch got %d blocks and reused %d of %d; want to reuse exactly the %d stored before the kill",
+					got.Usage.Blocks, got.Usage.Skipped, total, before)
+			}
+			if n := len(query(t, cons.n)); n != 3000 {
+				t.Errorf("consumer holds %d entities, want 3000", n)
+			}
+		})
 	}
 }
 
