@@ -1,0 +1,159 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tinySizes run every scenario on three nodes in seconds.
+func tinySizes() BenchSizes {
+	return BenchSizes{Shape: Shape{Cities: 1, AgenciesPerCity: 2, Researchers: 1}, Startups: 1,
+		Upserts: 1000, Stored: 1500, Queries: 5, Notify: 3, History: 300, Changes: 2, Publishes: 2,
+		Datasets: 3000, Searches: 20, ContentBytes: 256 << 10, Evals: 2000, Negotiations: 3, Concurrent: 4,
+		Transfer: 1000, Live: 3, RTTs: 5}
+}
+
+// TestRunBenchTiny runs the whole harness on tiny sizes: the report has a
+// row per target of issues 2 to 9, and every row that ran has a finite,
+// positive value and a verdict consistent with its target.
+func TestRunBenchTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nodes")
+	}
+	var progress bytes.Buffer
+	date := time.Date(2026, 11, 27, 7, 0, 0, 0, time.UTC)
+	rep, err := RunBench(context.Background(), BenchOptions{Sizes: func() *BenchSizes { s := tinySizes(); return &s }(), Progress: &progress, Date: date})
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatalf("RunBench: %v", err)
+	}
+	want := targets()
+	if len(rep.Rows) != len(want) {
+		t.Fatalf("report has %d rows, want %d (one per target)", len(rep.Rows), len(want))
+	}
+	issues := map[int]bool{}
+	for i, r := range rep.Rows {
+		issues[r.Issue] = true
+		if r.ID != want[i].ID {
+			t.Errorf("row %d is %s, want %s", i, r.ID, want[i].ID)
+		}
+		switch {
+		case r.ID == "node.rss":
+			// Without a binary the RSS of one node cannot be told apart
+			// from the test process's.
+			if r.Status != StatusNotRun || !strings.Contains(r.Note, "binary") {
+				t.Errorf("node.rss without a binary: %s %q, want not run saying it needs the binary", r.Status, r.Note)
+			}
+		case r.Status == StatusNotRun:
+			t.Errorf("%s not run: %s", r.ID, r.Note)
+		case math.IsNaN(r.Value) || math.IsInf(r.Value, 0) || r.Value <= 0:
+			t.Errorf("%s = %v %s, want a finite positive value", r.ID, r.Value, r.Unit)
+		case r.Baseline < 0 || math.IsNaN(r.Baseline):
+			t.Errorf("%s baseline = %v", r.ID, r.Baseline)
+		case r.Op == "" && r.Status != StatusInfo, r.Op != "" && r.Status != StatusPass && r.Status != StatusFail:
+			t.Errorf("%s status %s with target %q", r.ID, r.Status, r.TargetText())
+		}
+	}
+	for issue := 2; issue <= 9; issue++ {
+		if !issues[issue] {
+			t.Errorf("no row for issue %d", issue)
+		}
+	}
+	// Rows with a baseline measured it in the same run.
+	for _, id := range []string{"node.ready", "ngsild.upsert", "ngsild.upsert.subs", "federation.propagation",
+		"catalog.propagation", "catalog.search", "content.build", "contract.latency", "transfer.blocks", "transfer.delta"} {
+		if r, _ := rep.Row(id); r.Status != StatusNotRun && r.Baseline <= 0 {
+			t.Errorf("%s has no baseline", id)
+		}
+	}
+	// A 1% change moves less than the full snapshot.
+	if r, _ := rep.Row("transfer.delta"); r.Status != StatusNotRun && r.Ratio() >= 1 {
+		t.Errorf("1%% change moved %v bytes of a %v-byte snapshot", r.Value, r.Baseline)
+	}
+	var md bytes.Buffer
+	if err := rep.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(md.String(), "\n| "); got != len(want)+1 {
+		t.Errorf("markdown has %d table lines, want %d:\n%s", got, len(want)+1, md.String())
+	}
+	t.Logf("\n%s", md.String())
+}
+
+func TestRowJudge(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		row  Row
+		want Status
+	}{
+		{"below a latency target", Row{Value: 3, Op: "<", Goal: 5}, StatusPass},
+		{"at a strict latency target", Row{Value: 5, Op: "<", Goal: 5}, StatusFail},
+		{"above a throughput target", Row{Value: 600, Op: ">", Goal: 500}, StatusPass},
+		{"at an inclusive throughput target", Row{Value: 20000, Op: ">=", Goal: 20000}, StatusPass},
+		{"below an inclusive throughput target", Row{Value: 19999, Op: ">=", Goal: 20000}, StatusFail},
+		{"ratio to baseline met", Row{Value: 90, Baseline: 100, Op: ">=", Goal: 0.8, OnRatio: true}, StatusPass},
+		{"ratio to baseline missed", Row{Value: 70, Baseline: 100, Op: ">=", Goal: 0.8, OnRatio: true}, StatusFail},
+		{"ratio without a baseline fails", Row{Value: 70, Op: ">=", Goal: 0.8, OnRatio: true}, StatusFail},
+		{"no target is information", Row{Value: 7}, StatusInfo},
+		{"not run stays not run", Row{Value: 0, Op: "<", Goal: 5, Status: StatusNotRun}, StatusNotRun},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.row
+			r.judge()
+			if r.Status != c.want {
+				t.Errorf("judge(%+v) = %s, want %s", c.row, r.Status, c.want)
+			}
+		})
+	}
+}
+
+func TestBenchSetRejectsNaN(t *testing.T) {
+	b := &bench{rows: targets()}
+	b.set("node.ready", math.NaN(), 1, "bare", "")
+	if r := b.rows[0]; r.Status != StatusNotRun || !strings.HasPrefix(r.Note, "not run") {
+		t.Errorf("NaN measurement gave %s %q, want not run", r.Status, r.Note)
+	}
+	b.set("node.ready", 120, math.Inf(1), "bare", "")
+	if r := b.rows[0]; r.Status != StatusPass || r.Baseline != 0 {
+		t.Errorf("infinite baseline gave %s baseline %v, want pass without a baseline", r.Status, r.Baseline)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	rep := Report{
+		Machine:  Machine{CPU: "Test CPU @ 2.00GHz", Cores: 2, MemoryMiB: 7951, GoVersion: "go1.26.8", OS: "linux/amd64", Date: time.Date(2026, 11, 27, 7, 5, 0, 0, time.UTC)},
+		Quick:    true,
+		Duration: 95 * time.Second,
+		Rows: []Row{
+			{ID: "a", Issue: 3, Metric: "batch upsert", Unit: "entities/s", Value: 23456.7, Baseline: 98765, BaselineName: "bare store", Op: ">=", Goal: 20000, Status: StatusPass},
+			{ID: "b", Issue: 8, Metric: "negotiation p50", Unit: "ms", Value: 7.25, Baseline: 0.5, BaselineName: "stream round trip", Op: "<", Goal: 5, Status: StatusFail, Note: "50 | negotiations"},
+			{ID: "c", Issue: 9, Metric: "1% change", Unit: "bytes", Value: 1200, Baseline: 100000, BaselineName: "full snapshot", Op: "<", Goal: 0.05, OnRatio: true, Status: StatusPass},
+			{ID: "d", Issue: 6, Metric: "version building", Unit: "MB/s", Value: 0.123, Status: StatusInfo},
+			{ID: "e", Issue: 2, Metric: "idle RSS", Unit: "MiB", Op: "<", Goal: 80, Status: StatusNotRun, Note: "not run: needs the binary"},
+		},
+	}
+	var out bytes.Buffer
+	if err := rep.Markdown(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, line := range []string{
+		"- Machine: Test CPU @ 2.00GHz, 2 cores, 7951 MiB memory\n",
+		"- Go: go1.26.8, linux/amd64\n",
+		"- Date: 2026-11-27 07:05 UTC\n",
+		"| issue | metric | value | baseline | ratio | target | result | notes |\n",
+		"| 3 | batch upsert | 23,457 entities/s | 98,765 entities/s (bare store) | 0.24 | ≥ 20,000 entities/s | pass |  |\n",
+		"| 8 | negotiation p50 | 7.25 ms | 0.5 ms (stream round trip) | 14.50 | < 5.00 ms | fail | 50 \\| negotiations |\n",
+		"| 9 | 1% change | 1,200 bytes | 100,000 bytes (full snapshot) | 0.01 | < 0.05 × baseline | pass |  |\n",
+		"| 6 | version building | 0.123 MB/s | — | — | — | info |  |\n",
+		"| 2 | idle RSS | — | — | — | < 80.0 MiB | not run | not run: needs the binary |\n",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("markdown lacks %q; got:\n%s", line, got)
+		}
+	}
+}
