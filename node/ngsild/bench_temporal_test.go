@@ -120,14 +120,17 @@ func BenchmarkTemporalLastN(b *testing.B) {
 	for i := 0; i < instances; i++ {
 		at := t0.Add(time.Duration(i) * time.Second)
 		a := &Attribute{Type: Property, Value: float64(i % 1000), ObservedAt: at.Format(time.RFC3339), CreatedAt: at, ModifiedAt: at}
-		hs, err := n.svc.historyOf(&Entity{ID: sensorID, ModifiedAt: at, Attrs: map[string][]*Attribute{attr: {a}}}, nil)
+		recs, marks, err := n.svc.historyOf(nil, &Entity{ID: sensorID, ModifiedAt: at, Attrs: map[string][]*Attribute{attr: {a}}}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := hs[0]
-		k := binary.BigEndian.AppendUint64(h.key, uint64(i+10))
-		if err := batch.Set(binary.BigEndian.AppendUint16(k, 0), h.val); err != nil {
+		if err := batch.Set(binary.BigEndian.AppendUint64(recs[0].key, uint64(i+10)), recs[0].val); err != nil {
 			b.Fatal(err)
+		}
+		if i == 0 {
+			if err := batch.Set(marks[0], nil); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	if err := batch.Flush(); err != nil {

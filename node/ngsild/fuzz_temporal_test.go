@@ -27,41 +27,45 @@ func FuzzParseISODuration(f *testing.F) {
 	})
 }
 
-// FuzzHistoryRecord checks the stored temporal instance decoder: an
-// encoded instance decodes to the same rendering, and arbitrary bytes give
-// an error, never a panic.
+// FuzzHistoryRecord checks the stored history record decoder: every
+// instance of a record decodes to what it renders as after re-encoding,
+// and arbitrary bytes give an error, never a panic.
 func FuzzHistoryRecord(f *testing.F) {
 	n := newTestNode(f, nil)
 	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	for _, a := range []*Attribute{
-		{Type: Property, Value: 21.5, ObservedAt: "2026-03-01T00:00:00Z", UnitCode: "CEL", CreatedAt: at, ModifiedAt: at},
-		{Type: Relationship, Object: "urn:ngsi-ld:Building:b1", CreatedAt: at, ModifiedAt: at.Add(time.Second)},
-		{Type: LanguageProperty, LanguageMap: map[string]any{"en": "roof", "es": "tejado"}, DatasetID: "urn:d:1", CreatedAt: at, ModifiedAt: at},
-		{Type: GeoProperty, Value: map[string]any{"type": "Point", "coordinates": []any{-3.7, 40.4}}, CreatedAt: at, ModifiedAt: at},
-	} {
-		h, err := n.svc.historyOf(&Entity{ID: sensorID, ModifiedAt: a.ModifiedAt, Attrs: map[string][]*Attribute{"p": {a}}}, nil)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(h[0].val)
+	attrs := map[string][]*Attribute{
+		"t": {{Type: Property, Value: 21.5, ObservedAt: "2026-03-01T00:00:00Z", UnitCode: "CEL", CreatedAt: at, ModifiedAt: at}},
+		"r": {{Type: Relationship, Object: "urn:ngsi-ld:Building:b1", CreatedAt: at, ModifiedAt: at}},
+		"l": {{Type: LanguageProperty, LanguageMap: map[string]any{"en": "roof", "es": "tejado"}, DatasetID: "urn:d:1", CreatedAt: at, ModifiedAt: at},
+			{Type: LanguageProperty, LanguageMap: map[string]any{"en": "wall"}, CreatedAt: at, ModifiedAt: at}},
+		"g": {{Type: GeoProperty, Value: map[string]any{"type": "Point", "coordinates": []any{-3.7, 40.4}}, CreatedAt: at, ModifiedAt: at,
+			Sub: map[string][]*Attribute{"q": {{Type: Property, Value: 2.0, CreatedAt: at, ModifiedAt: at}}}}},
 	}
-	f.Add(append(make([]byte, 8), `{"t":"Property","v":1,"c":"2026-03-01T00:00:00Z","s":{"q":[{"t":"Property","v":2}]}}`...))
+	recs, _, err := n.svc.historyOf(nil, &Entity{ID: sensorID, ModifiedAt: at, Attrs: attrs}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range recs {
+		f.Add(r.val)
+	}
 	tc := coreTermContext(f)
-	key := make([]byte, instanceSuffixLen)
 	f.Fuzz(func(t *testing.T, val []byte) {
-		in, err := decodeHistInstance(key, val)
-		if err != nil {
-			return
-		}
-		again := appendInstance(nil, in.Attr)
-		back, err := decodeHistInstance(key, again)
-		if err != nil {
-			t.Fatalf("re-encoded instance does not decode: %v\n%s", err, again)
-		}
-		ro := renderOpts{sysAttrs: true}
-		if a, b := appendValue(nil, in.Attr.render(tc, ro)), appendValue(nil, back.Attr.render(tc, ro)); !bytes.Equal(a, b) {
-			t.Fatalf("instance changed through storage:\n%s\n%s", a, b)
-		}
+		_ = recordEntries(val, func(_ uint32, inst []byte) bool {
+			a, err := decodeInstanceBytes(inst)
+			if err != nil {
+				return true
+			}
+			again := appendInstance(nil, a)
+			back, err := decodeInstanceBytes(again)
+			if err != nil {
+				t.Fatalf("re-encoded instance does not decode: %v\n%s", err, again)
+			}
+			ro := renderOpts{sysAttrs: true}
+			if x, y := appendValue(nil, a.render(tc, ro)), appendValue(nil, back.render(tc, ro)); !bytes.Equal(x, y) {
+				t.Fatalf("instance changed through storage:\n%s\n%s", x, y)
+			}
+			return true
+		})
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,52 +16,49 @@ import (
 
 // Attribute history (the temporal API's storage).
 //
-// Every attribute instance a write touches is kept as a temporal instance
-// under
+// Every attribute instance a write touches is kept as a temporal instance,
+// in the same transaction as the entity change. The instances of one write
+// that share an instant (observedAt when the instance has one, otherwise
+// its modifiedAt) share one record:
 //
-//	n/h/<id> 00 <attr code, 4 bytes BE> <^instant, 8 bytes BE> <seq, 8 bytes BE> <n, 2 bytes BE>
+//	n/h/<id> 00 <^instant, 8 bytes BE> <seq, 8 bytes BE>   entries: <attr code, 4 bytes BE>
+//	                                                      <length, 4 bytes BE> <instance>
+//	n/ha/<id> 00 <attr code>                               the entity has history of attr
 //
-// written in the same transaction as the entity change. The instant is the
-// instance's observedAt when it has one, otherwise its modifiedAt; storing
-// it complemented puts the newest instance first, so lastN is the first N
-// keys of the attribute's prefix and a time range is one key-range scan.
-// seq and n (the instance's position in the write) keep instances of the
-// same instant apart. The key is also the instance's identity:
-// instanceId is urn:ngsi-ld:Instance: + the key's last 18 bytes in hex,
-// so deleting an instance is a single key delete.
+// Storing the instant complemented puts the newest record first, so lastN
+// reads the first records that hold the attribute and a time range is one
+// key-range scan. One key per attribute instance cost as much to write as
+// the entity itself (an AirQualityObserved has 20 attributes, about two
+// distinct instants); one per instant keeps history at a fraction of it.
+// The marker keys list an entity's attributes without reading its
+// history; they are set when an attribute first appears in a write.
 //
-// Attribute IRIs are numbered (n/hd/<attrIRI> holds the code) because
-// spelling the IRI out in every history key made history cost more to
-// write than the entity itself; the few codes are kept in memory.
-
-// histEntry is one temporal instance of a prepared write; seq is appended
-// to key when the transaction gives out sequence numbers.
-type histEntry struct {
-	key []byte // n/h/<id> 00 <code> <^instant>
-	val []byte // the instance as appendAttribute encodes it
-}
+// Attribute IRIs are numbered (n/hd/<attrIRI> holds the code); the few
+// codes are kept in memory.
+//
+// instanceId is urn:ngsi-ld:Instance:<^instant>-<seq>-<code>-<n> in hex
+// (n counts the attribute's instances in the record, one per datasetId),
+// so an instance is found with one key read.
 
 const instancePrefix = "urn:ngsi-ld:Instance:"
 
+// histRecordSuffix is the length of ^instant and seq after a history
+// record key's entity prefix.
+const histRecordSuffix = 16
+
 func histEntityPrefix(id string) []byte {
-	b := make([]byte, 0, len(keyHist)+len(id)+1+4+instanceSuffixLen)
+	b := make([]byte, 0, len(keyHist)+len(id)+1+histRecordSuffix)
 	b = append(b, keyHist...)
 	b = append(b, id...)
 	return append(b, 0)
 }
 
-func histCodePrefix(id string, code uint32) []byte {
-	return binary.BigEndian.AppendUint32(histEntityPrefix(id), code)
+func histMarkPrefix(id string) []byte {
+	return append([]byte(keyHistAttr+id), 0)
 }
 
-// histAttrPrefix is the key prefix of one attribute's history; ok is
-// false when no instance of attr was ever kept.
-func (s *Service) histAttrPrefix(id, attr string) ([]byte, bool) {
-	code, ok := s.codes.lookup(attr)
-	if !ok {
-		return nil, false
-	}
-	return histCodePrefix(id, code), true
+func histMarkKey(id string, code uint32) []byte {
+	return binary.BigEndian.AppendUint32(histMarkPrefix(id), code)
 }
 
 // attrCodes numbers attribute IRIs for history keys.
@@ -138,20 +134,27 @@ func instantOf(a *Attribute) time.Time {
 
 func revTime(t time.Time) uint64 { return ^uint64(t.UnixNano()) }
 
-// historyOf lists the temporal instances of a new entity state: every
-// instance the write stamped (its modifiedAt is the entity's), or, when
-// explicit is set (POST /temporal/entities), exactly those.
-//
-// Keys and values share one buffer, with room after each key for the seq
-// and n that writeHistory fills in: history doubled the allocations of a
-// write before.
-func (s *Service) historyOf(ne *Entity, explicit map[string][]*Attribute) ([]histEntry, error) {
+// histEntry is one history record of a prepared write; seq is filled in
+// (the 8 bytes after key) when the transaction gives out numbers.
+type histEntry struct {
+	key []byte // n/h/<id> 00 <^instant>
+	val []byte
+}
+
+// historyOf lists the history records of a write from old to ne (the
+// instances the write stamped: their modifiedAt is the entity's), or of
+// exactly the explicit instances (POST /temporal/entities), and the marker
+// keys of attributes new to the entity's history.
+func (s *Service) historyOf(old, ne *Entity, explicit map[string][]*Attribute) (recs []histEntry, marks [][]byte, err error) {
 	src := ne.Attrs
 	if explicit != nil {
 		src = explicit
 	}
-	var out []histEntry
-	buf := make([]byte, 0, 128*len(src))
+	type group struct {
+		at  time.Time
+		val []byte
+	}
+	var groups []group
 	for attr, insts := range src {
 		var code uint32
 		coded := false
@@ -160,26 +163,40 @@ func (s *Service) historyOf(ne *Entity, explicit map[string][]*Attribute) ([]his
 				continue
 			}
 			if !coded {
-				var err error
 				if code, err = s.codes.assign(s.db, attr); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				coded = true
+				if explicit != nil || old == nil || old.Attrs[attr] == nil {
+					marks = append(marks, histMarkKey(ne.ID, code))
+				}
 			}
-			start := len(buf)
-			buf = append(buf, keyHist...)
-			buf = append(buf, ne.ID...)
-			buf = append(buf, 0)
-			buf = binary.BigEndian.AppendUint32(buf, code)
-			buf = binary.BigEndian.AppendUint64(buf, revTime(instantOf(a)))
-			keyEnd := len(buf)
-			buf = append(buf, make([]byte, 10)...) // seq and n
-			valStart := len(buf)
-			buf = appendInstance(buf, a)
-			out = append(out, histEntry{key: buf[start:keyEnd:valStart], val: buf[valStart:len(buf):len(buf)]})
+			at := instantOf(a)
+			g := -1
+			for i := range groups {
+				if groups[i].at.Equal(at) {
+					g = i
+					break
+				}
+			}
+			if g < 0 {
+				groups = append(groups, group{at: at, val: make([]byte, 0, 1024)})
+				g = len(groups) - 1
+			}
+			v := binary.BigEndian.AppendUint32(groups[g].val, code)
+			lenAt := len(v)
+			v = appendInstance(append(v, 0, 0, 0, 0), a)
+			binary.BigEndian.PutUint32(v[lenAt:], uint32(len(v)-lenAt-4))
+			groups[g].val = v
 		}
 	}
-	return out, nil
+	for _, g := range groups {
+		k := make([]byte, 0, len(keyHist)+len(ne.ID)+1+histRecordSuffix)
+		k = append(append(append(k, keyHist...), ne.ID...), 0)
+		k = binary.BigEndian.AppendUint64(k, revTime(g.at))
+		recs = append(recs, histEntry{key: k, val: g.val})
+	}
+	return recs, marks, nil
 }
 
 // appendInstance encodes a temporal instance: its modifiedAt (8 bytes BE
@@ -219,80 +236,56 @@ func appendInstance(b []byte, a *Attribute) []byte {
 	return append(b, '}')
 }
 
-// writeHistory stores a write's instances under the write's sequence number.
-func writeHistory(tx *store.Txn, hist []histEntry, seq uint64) error {
-	for i, h := range hist {
-		k := h.key[:len(h.key)+10]
-		binary.BigEndian.PutUint64(k[len(h.key):], seq)
-		binary.BigEndian.PutUint16(k[len(h.key)+8:], uint16(i))
+// writeHistory stores a write's records under the write's sequence number.
+func writeHistory(tx *store.Txn, recs []histEntry, marks [][]byte, seq uint64) error {
+	for _, h := range recs {
+		k := binary.BigEndian.AppendUint64(h.key, seq) // h.key has room for it
 		if err := tx.Set(k, h.val); err != nil {
+			return err
+		}
+	}
+	for _, m := range marks {
+		if err := tx.Set(m, nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Instance is one temporal instance of an attribute.
-type Instance struct {
-	// InstanceID identifies the instance (for deleting it).
-	InstanceID string
-	// At is the instant the instance is filed under: observedAt, or
-	// modifiedAt when it has none.
-	At   time.Time
-	Attr *Attribute
-}
-
-// timeRange selects instants: From <= t < To; zero bounds are open.
-type timeRange struct {
-	from, to time.Time
-}
-
-// instanceSuffixLen is the length of ^instant, seq and n at the end of a
-// history key.
-const instanceSuffixLen = 18
-
-func instanceID(k []byte) string {
-	return instancePrefix + strconv.FormatUint(binary.BigEndian.Uint64(k[len(k)-18:]), 16) + "-" +
-		strconv.FormatUint(binary.BigEndian.Uint64(k[len(k)-10:]), 16) + "-" +
-		strconv.FormatUint(uint64(binary.BigEndian.Uint16(k[len(k)-2:])), 16)
-}
-
-// parseInstanceID returns the key suffix an instanceId names.
-func parseInstanceID(s string) ([]byte, bool) {
-	rest, ok := strings.CutPrefix(s, instancePrefix)
-	if !ok {
-		return nil, false
+// recordEntries calls fn for each entry of a history record until fn
+// returns false.
+func recordEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
+	for len(v) > 0 {
+		if len(v) < 8 {
+			return errors.New("decode history record: truncated entry")
+		}
+		code, n := binary.BigEndian.Uint32(v), binary.BigEndian.Uint32(v[4:])
+		if uint64(n) > uint64(len(v)-8) {
+			return errors.New("decode history record: entry overruns record")
+		}
+		if !fn(code, v[8:8+n]) {
+			return nil
+		}
+		v = v[8+n:]
 	}
-	parts := strings.Split(rest, "-")
-	if len(parts) != 3 {
-		return nil, false
-	}
-	rt, err1 := strconv.ParseUint(parts[0], 16, 64)
-	seq, err2 := strconv.ParseUint(parts[1], 16, 64)
-	n, err3 := strconv.ParseUint(parts[2], 16, 16)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, false
-	}
-	b := binary.BigEndian.AppendUint64(nil, rt)
-	b = binary.BigEndian.AppendUint64(b, seq)
-	return binary.BigEndian.AppendUint16(b, uint16(n)), true
+	return nil
 }
 
-// decodeHistInstance decodes a stored temporal instance.
-func decodeHistInstance(k, v []byte) (Instance, error) {
-	if len(k) < instanceSuffixLen || len(v) < 8 {
-		return Instance{}, errors.New("decode history instance: short record")
+// decodeInstanceBytes decodes one instance as appendInstance wrote it.
+func decodeInstanceBytes(v []byte) (*Attribute, error) {
+	if len(v) < 8 {
+		return nil, errors.New("decode history instance: short instance")
 	}
 	parsed, err := parseJSON(v[8:])
 	if err != nil {
-		return Instance{}, fmt.Errorf("decode history instance: %w", err)
+		return nil, fmt.Errorf("decode history instance: %w", err)
 	}
 	if _, ok := parsed.(map[string]any); !ok {
-		return Instance{}, errors.New("decode history instance: not an object")
+		return nil, errors.New("decode history instance: not an object")
 	}
 	attrs, err := storedAttrs(map[string]any{"": []any{parsed}})
 	if err != nil {
-		return Instance{}, fmt.Errorf("decode history instance: %w", err)
+		return nil, fmt.Errorf("decode history instance: %w", err)
 	}
 	a := attrs[""][0]
 	a.ModifiedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
@@ -300,16 +293,52 @@ func decodeHistInstance(k, v []byte) (Instance, error) {
 		a.CreatedAt = a.ModifiedAt
 	}
 	fillTimes(a.Sub, a.CreatedAt)
-	rt := binary.BigEndian.Uint64(k[len(k)-instanceSuffixLen:])
-	return Instance{InstanceID: instanceID(k), At: time.Unix(0, int64(^rt)).UTC(), Attr: a}, nil
+	return a, nil
 }
 
-// scanInstances calls fn for the instances under an attribute's history
-// prefix with instants in r, newest first, until fn returns false.
-func scanInstances(tx *store.Txn, pre []byte, r timeRange, fn func(Instance) (bool, error)) error {
+// instanceRef names one instance: its record and its place in it.
+type instanceRef struct {
+	rt, seq uint64
+	code    uint32
+	n       int
+}
+
+func (r instanceRef) String() string {
+	return instancePrefix + strconv.FormatUint(r.rt, 16) + "-" + strconv.FormatUint(r.seq, 16) + "-" +
+		strconv.FormatUint(uint64(r.code), 16) + "-" + strconv.Itoa(r.n)
+}
+
+func parseInstanceID(s string) (instanceRef, bool) {
+	rest, ok := strings.CutPrefix(s, instancePrefix)
+	if !ok {
+		return instanceRef{}, false
+	}
+	parts := strings.Split(rest, "-")
+	if len(parts) != 4 {
+		return instanceRef{}, false
+	}
+	rt, err1 := strconv.ParseUint(parts[0], 16, 64)
+	seq, err2 := strconv.ParseUint(parts[1], 16, 64)
+	code, err3 := strconv.ParseUint(parts[2], 16, 32)
+	n, err4 := strconv.Atoi(parts[3])
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || n < 0 {
+		return instanceRef{}, false
+	}
+	return instanceRef{rt: rt, seq: seq, code: uint32(code), n: n}, true
+}
+
+func (r instanceRef) key(id string) []byte {
+	k := binary.BigEndian.AppendUint64(histEntityPrefix(id), r.rt)
+	return binary.BigEndian.AppendUint64(k, r.seq)
+}
+
+// scanInstances calls fn for the instances of attribute code of id with
+// instants in r, newest first, until fn returns false.
+func scanInstances(tx *store.Txn, id string, code uint32, r timeRange, fn func(Instance) (bool, error)) error {
+	pre := histEntityPrefix(id)
 	start := pre
 	if !r.to.IsZero() {
-		// Newest first: the first key in range is the one for to-1ns.
+		// Newest first: the first record in range is the one for to-1ns.
 		start = binary.BigEndian.AppendUint64(bytes.Clone(pre), revTime(r.to.Add(-time.Nanosecond)))
 	}
 	var stop uint64
@@ -317,116 +346,213 @@ func scanInstances(tx *store.Txn, pre []byte, r timeRange, fn func(Instance) (bo
 		stop = revTime(r.from)
 	}
 	return tx.Iterate(store.IterOptions{Prefix: pre, Start: start}, func(k, v []byte) error {
-		if len(k) != len(pre)+instanceSuffixLen {
+		if len(k) != len(pre)+histRecordSuffix {
 			return nil
 		}
-		if !r.from.IsZero() && binary.BigEndian.Uint64(k[len(pre):]) > stop {
+		rt := binary.BigEndian.Uint64(k[len(pre):])
+		if !r.from.IsZero() && rt > stop {
 			return store.ErrStop
 		}
-		in, err := decodeHistInstance(k, v)
-		if err != nil {
+		ref := instanceRef{rt: rt, seq: binary.BigEndian.Uint64(k[len(pre)+8:]), code: code}
+		at := time.Unix(0, int64(^rt)).UTC()
+		var ferr error
+		more := true
+		err := recordEntries(v, func(c uint32, inst []byte) bool {
+			if c != code {
+				return true
+			}
+			a, err := decodeInstanceBytes(inst)
+			if err != nil {
+				ferr = err
+				return false
+			}
+			more, ferr = fn(Instance{InstanceID: ref.String(), At: at, Attr: a})
+			ref.n++
+			return more && ferr == nil
+		})
+		switch {
+		case err != nil:
 			return err
-		}
-		more, err := fn(in)
-		if err != nil {
-			return err
-		}
-		if !more {
+		case ferr != nil:
+			return ferr
+		case !more:
 			return store.ErrStop
 		}
 		return nil
 	})
 }
 
-// historyAttrs lists the attributes id has history for.
+// historyAttrs lists the attributes id has (or had) history for.
 func (s *Service) historyAttrs(tx *store.Txn, id string) ([]string, error) {
-	pre := histEntityPrefix(id)
+	pre := histMarkPrefix(id)
 	var out []string
-	start := pre
-	for {
-		var code uint32
-		found := false
-		err := tx.Iterate(store.IterOptions{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
-			if len(k) >= len(pre)+4 {
-				code, found = binary.BigEndian.Uint32(k[len(pre):]), true
+	err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+		if len(k) == len(pre)+4 {
+			if iri, ok := s.codes.nameOf(binary.BigEndian.Uint32(k[len(pre):])); ok {
+				out = append(out, iri)
 			}
-			return store.ErrStop
-		})
-		if err != nil {
-			return nil, err
 		}
-		if !found {
-			return out, nil
-		}
-		if iri, ok := s.codes.nameOf(code); ok {
-			out = append(out, iri)
-		}
-		if code == math.MaxUint32 {
-			return out, nil
-		}
-		start = histCodePrefix(id, code+1)
-	}
+		return nil
+	})
+	return out, err
 }
 
-// deleteHistory removes the history keys under pre whose instant is before
-// cutoff (every one when cutoff is zero), in batches so one trim never
-// needs a huge transaction. It returns how many were removed.
-func (s *Service) deleteHistory(ctx context.Context, pre []byte, cutoff time.Time) (int, error) {
+// editHistory rewrites the records of id, in batches so no transaction
+// grows too big: keep says which entries stay (by code, instant and the
+// entry's position among the code's entries); a record left empty is
+// deleted. It returns how many entries it removed.
+func (s *Service) editHistory(ctx context.Context, id string, keep func(code uint32, at time.Time, n int) bool) (int, error) {
+	pre := histEntityPrefix(id)
 	removed := 0
+	start := pre
 	for {
-		var keys [][]byte
+		type rewrite struct{ k, v []byte }
+		var edits []rewrite
+		more := false
 		err := s.db.View(func(tx *store.Txn) error {
-			return tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+			return tx.Iterate(store.IterOptions{Prefix: pre, Start: start}, func(k, v []byte) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if len(k) < len(pre)+instanceSuffixLen {
-					return nil
-				}
-				if !cutoff.IsZero() && int64(^binary.BigEndian.Uint64(k[len(k)-instanceSuffixLen:])) >= cutoff.UnixNano() {
-					return nil
-				}
-				keys = append(keys, bytes.Clone(k))
-				if len(keys) >= 10000 {
+				if len(edits) >= 2000 {
+					more = true
 					return store.ErrStop
+				}
+				start = append(bytes.Clone(k), 0)
+				if len(k) != len(pre)+histRecordSuffix {
+					return nil
+				}
+				at := time.Unix(0, int64(^binary.BigEndian.Uint64(k[len(pre):]))).UTC()
+				var out []byte
+				dropped := 0
+				counts := map[uint32]int{}
+				err := recordEntries(v, func(code uint32, inst []byte) bool {
+					n := counts[code]
+					counts[code]++
+					if keep(code, at, n) {
+						out = binary.BigEndian.AppendUint32(out, code)
+						out = binary.BigEndian.AppendUint32(out, uint32(len(inst)))
+						out = append(out, inst...)
+					} else {
+						dropped++
+					}
+					return true
+				})
+				if err != nil {
+					return err
+				}
+				if dropped > 0 {
+					removed += dropped
+					edits = append(edits, rewrite{bytes.Clone(k), out})
 				}
 				return nil
 			})
 		})
 		if err != nil {
-			return removed, err
+			return removed, fmt.Errorf("edit history of %s: %w", id, err)
 		}
-		if len(keys) == 0 {
-			return removed, nil
-		}
-		b := s.db.NewBatch()
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				b.Cancel()
-				return removed, err
+		if len(edits) > 0 {
+			b := s.db.NewBatch()
+			for _, e := range edits {
+				var err error
+				if len(e.v) == 0 {
+					err = b.Delete(e.k)
+				} else {
+					err = b.Set(e.k, e.v)
+				}
+				if err != nil {
+					b.Cancel()
+					return removed, fmt.Errorf("edit history of %s: %w", id, err)
+				}
+			}
+			if err := b.Flush(); err != nil {
+				return removed, fmt.Errorf("edit history of %s: %w", id, err)
 			}
 		}
-		if err := b.Flush(); err != nil {
-			return removed, err
-		}
-		removed += len(keys)
-		if len(keys) < 10000 {
+		if !more {
 			return removed, nil
 		}
 	}
+}
+
+// deleteInstance removes one instance; ok is false when there is none.
+func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error) {
+	k := ref.key(id)
+	err = s.db.Update(func(tx *store.Txn) error {
+		v, err := tx.Get(k)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var out []byte
+		n := 0
+		if err := recordEntries(v, func(code uint32, inst []byte) bool {
+			if code == ref.code {
+				n++
+				if n-1 == ref.n {
+					ok = true
+					return true
+				}
+			}
+			out = binary.BigEndian.AppendUint32(out, code)
+			out = binary.BigEndian.AppendUint32(out, uint32(len(inst)))
+			out = append(out, inst...)
+			return true
+		}); err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			return nil
+		case len(out) == 0:
+			return tx.Delete(k)
+		default:
+			return tx.Set(k, out)
+		}
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete instance %s: %w", ref, err)
+	}
+	return ok, nil
+}
+
+// deleteMarks removes id's attribute markers (when its whole history and
+// the entity itself are gone).
+func (s *Service) deleteMarks(id string) error {
+	var keys [][]byte
+	pre := histMarkPrefix(id)
+	err := s.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		})
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	return s.db.Update(func(tx *store.Txn) error {
+		for _, k := range keys {
+			if err := tx.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // History returns the temporal instances of one attribute (expanded name)
 // of an entity, newest first, at most lastN (all when lastN <= 0), with
 // instants in [from, to) (zero bounds are open).
 func (s *Service) History(id, attr string, from, to time.Time, lastN int) ([]Instance, error) {
-	var out []Instance
-	pre, ok := s.histAttrPrefix(id, attr)
+	code, ok := s.codes.lookup(attr)
 	if !ok {
 		return nil, nil
 	}
+	var out []Instance
 	err := s.db.View(func(tx *store.Txn) error {
-		return scanInstances(tx, pre, timeRange{from, to}, func(in Instance) (bool, error) {
+		return scanInstances(tx, id, code, timeRange{from, to}, func(in Instance) (bool, error) {
 			out = append(out, in)
 			return lastN <= 0 || len(out) < lastN, nil
 		})
@@ -459,14 +585,29 @@ func (s *Service) TrimHistory(ctx context.Context, now time.Time) (int, error) {
 			return removed, fmt.Errorf("trim history of %s: %w", typ, err)
 		}
 		for _, id := range ids {
-			n, err := s.deleteHistory(ctx, histEntityPrefix(id), cutoff)
+			n, err := s.editHistory(ctx, id, func(_ uint32, at time.Time, _ int) bool { return !at.Before(cutoff) })
 			removed += n
 			if err != nil {
-				return removed, fmt.Errorf("trim history of %s: %w", id, err)
+				return removed, fmt.Errorf("trim history: %w", err)
 			}
 		}
 	}
 	return removed, nil
+}
+
+// Instance is one temporal instance of an attribute.
+type Instance struct {
+	// InstanceID identifies the instance (for deleting it).
+	InstanceID string
+	// At is the instant the instance is filed under: observedAt, or
+	// modifiedAt when it has none.
+	At   time.Time
+	Attr *Attribute
+}
+
+// timeRange selects instants: From <= t < To; zero bounds are open.
+type timeRange struct {
+	from, to time.Time
 }
 
 // Touched lists the attributes (expanded) the write that produced e

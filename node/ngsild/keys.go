@@ -33,9 +33,10 @@ import (
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
-//	n/h/<id> 00 <code><^instant><seq><n>      attribute history: one temporal instance
-//	                                          (history.go has the details)
-//	n/hd/<attrIRI>                            attribute code used in history keys (uint32 BE)
+//	n/h/<id> 00 <^instant><seq>               attribute history: the instances of one write
+//	                                          with one instant (history.go has the details)
+//	n/ha/<id> 00 <attr code>                  the entity has history of the attribute
+//	n/hd/<attrIRI>                            attribute code used in history (uint32 BE)
 //	n/s/<subscription id>                     subscription: JSON (subscription.go)
 //	n/sc                                      subscription delivery cursor: last change
 //	                                          seq matched (uint64 BE)
@@ -59,6 +60,7 @@ const (
 	keyIndexed  = store.PrefixNGSILD + "i/"
 	keyHist     = store.PrefixNGSILD + "h/"
 	keyHistCode = store.PrefixNGSILD + "hd/"
+	keyHistAttr = store.PrefixNGSILD + "ha/"
 	keySub      = store.PrefixNGSILD + "s/"
 	keySubCur   = store.PrefixNGSILD + "sc"
 )

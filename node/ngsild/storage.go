@@ -48,7 +48,8 @@ type prepared struct {
 	del   [][]byte
 	set   [][]byte
 	count map[countKey]int64
-	hist  []histEntry // temporal instances (history.go)
+	hist  []histEntry // history records (history.go)
+	marks [][]byte    // history attribute markers to set
 	gone  []string    // attributes the write removed
 }
 
@@ -183,7 +184,7 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 			}
 		}
 	}
-	if p.hist, err = s.historyOf(ne, ch.history); err != nil {
+	if p.hist, p.marks, err = s.historyOf(old, ne, ch.history); err != nil {
 		return err
 	}
 	p.types, p.body = ne.Types, appendEntity(nil, ne)
@@ -230,7 +231,7 @@ func (s *Service) writeTxn(ps []prepared) error {
 			}
 			seq++
 			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Removed: p.gone, Entity: p.body}
-			if err := writeHistory(tx, p.hist, seq); err != nil {
+			if err := writeHistory(tx, p.hist, p.marks, seq); err != nil {
 				return err
 			}
 			switch {

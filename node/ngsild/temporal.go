@@ -121,11 +121,11 @@ func (s *Service) instances(tx *store.Txn, tq *temporalQuery, id, attr string) (
 	if !byKey {
 		r = timeRange{} // the key order is by instant, not by system time
 	}
-	pre, ok := s.histAttrPrefix(id, attr)
+	code, ok := s.codes.lookup(attr)
 	if !ok {
 		return nil, nil
 	}
-	err := scanInstances(tx, pre, r, func(in Instance) (bool, error) {
+	err := scanInstances(tx, id, code, r, func(in Instance) (bool, error) {
 		if !byKey {
 			t := in.Attr.ModifiedAt
 			if tq.timeProperty == "createdAt" {
@@ -497,15 +497,21 @@ func (s *Service) createTemporal(w http.ResponseWriter, r *http.Request) error {
 // /entities/{id} removes that).
 func (s *Service) deleteTemporal(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	n, err := s.deleteHistory(r.Context(), histEntityPrefix(id), time.Time{})
+	n, err := s.editHistory(r.Context(), id, func(uint32, time.Time, int) bool { return false })
 	if err != nil {
 		return err
 	}
-	if n == 0 {
-		if e, err := s.Entity(id); err != nil {
-			return err
-		} else if e == nil {
+	e, err := s.Entity(id)
+	if err != nil {
+		return err
+	}
+	if e == nil {
+		if n == 0 {
 			return errNotFound(id)
+		}
+		// Nothing is left to list; a new entity with this id starts over.
+		if err := s.deleteMarks(id); err != nil {
+			return err
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -520,10 +526,9 @@ func (s *Service) deleteTemporalAttr(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
-	pre, ok := s.histAttrPrefix(id, attr)
 	n := 0
-	if ok {
-		if n, err = s.deleteHistory(r.Context(), pre, time.Time{}); err != nil {
+	if code, ok := s.codes.lookup(attr); ok {
+		if n, err = s.editHistory(r.Context(), id, func(c uint32, _ time.Time, _ int) bool { return c != code }); err != nil {
 			return err
 		}
 	}
@@ -542,25 +547,19 @@ func (s *Service) deleteTemporalInstance(w http.ResponseWriter, r *http.Request)
 		return err
 	}
 	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
-	suffix, ok := parseInstanceID(r.PathValue("instanceId"))
+	ref, ok := parseInstanceID(r.PathValue("instanceId"))
 	if !ok {
 		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", r.PathValue("instanceId"))
 	}
-	pre, ok := s.histAttrPrefix(id, attr)
-	if !ok {
-		return newError(ResourceNotFound, "instance not found", "entity %q has no history of %q", id, r.PathValue("attr"))
+	if code, known := s.codes.lookup(attr); !known || code != ref.code {
+		return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", r.PathValue("instanceId"), r.PathValue("attr"), id)
 	}
-	key := append(pre, suffix...)
-	err = s.db.Update(func(tx *store.Txn) error {
-		if has, err := tx.Has(key); err != nil {
-			return err
-		} else if !has {
-			return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", r.PathValue("instanceId"), r.PathValue("attr"), id)
-		}
-		return tx.Delete(key)
-	})
+	found, err := s.deleteInstance(id, ref)
 	if err != nil {
 		return err
+	}
+	if !found {
+		return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", r.PathValue("instanceId"), r.PathValue("attr"), id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
