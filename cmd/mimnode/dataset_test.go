@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
 // and checks every printed API answers.
 func TestTestnetCommandStartsAndAnswers(t *testing.T) {
 	cmd := exec.Command(binary, "testnet", "--cities", "2", "--agencies", "2", "--researchers", "1", "--entities", "3", "--json")
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -168,3 +169,24 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// syncBuffer is a bytes.Buffer a subprocess writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// Bytes returns a copy of what was written so far.
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuffer) String() string { return string(s.Bytes()) }
