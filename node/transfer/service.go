@@ -17,6 +17,7 @@ import (
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/catalogsvc"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/ngsild"
@@ -88,6 +89,8 @@ type Membership interface {
 
 var (
 	_ Agreements = (*contract.Service)(nil)
+	_ Datasets   = PublishedDatasets{}
+	_ Datasets   = CatalogDatasets{}
 	_ Auditor    = (*audit.Log)(nil)
 	_ Membership = (*federation.Service)(nil)
 )
@@ -99,6 +102,24 @@ type CatalogDatasets struct{ Catalog *catalog.Catalog }
 func (c CatalogDatasets) Dataset(id string) (catalog.Dataset, error) {
 	r, ok := c.Catalog.Get(id)
 	if !ok || r.Retired {
+		return catalog.Dataset{}, fmt.Errorf("dataset %s: %w", id, ErrUnknownDataset)
+	}
+	return r.Dataset, nil
+}
+
+// PublishedDatasets serves the node's own live datasets from its
+// catalogue service (node.Node.Catalog()); Self is the node's peer ID, so
+// that datasets of other publishers in the federated index are never
+// served from here.
+type PublishedDatasets struct {
+	Catalog *catalogsvc.Service
+	Self    string
+}
+
+// Dataset returns dataset id if this node publishes it and it is live.
+func (p PublishedDatasets) Dataset(id string) (catalog.Dataset, error) {
+	r, err := p.Catalog.Get(id)
+	if err != nil || r.Retired || r.Publisher != p.Self {
 		return catalog.Dataset{}, fmt.Errorf("dataset %s: %w", id, ErrUnknownDataset)
 	}
 	return r.Dataset, nil
