@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -79,7 +80,7 @@ func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions)
 	started := s.o.Now()
 	u, err := s.pull(ctx, provider, e, a, o)
 	if err != nil {
-		return e.info, err
+		return s.refused(ctx, e, err)
 	}
 	u.Duration = s.o.Now().Sub(started)
 	unlock := s.lockProc(dsp.Consumer, e.info.ID)
@@ -103,6 +104,27 @@ func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions)
 		s.step(e, dsp.Msg{Type: dsp.MsgReceive, From: provider.String(), Body: ans})
 	}
 	return e.info, nil
+}
+
+// refused ends this side of a transfer whose provider refused a data
+// request (the agreement expired or was revoked, the provider ended the
+// transfer), so that the next Fetch asks afresh instead of resuming a
+// transfer the provider will not serve. Other errors leave it STARTED for
+// a resume.
+func (s *Service) refused(ctx context.Context, e *entry, err error) (Info, error) {
+	var re *RefusedError
+	if !errors.As(err, &re) {
+		return e.info, err
+	}
+	s.auditf(KindRefused, e.info.ID, e.p.Peer(), map[string]any{"agreement": e.info.Agreement, "code": re.Code, "reasons": re.Reasons})
+	in, terr := s.Terminate(ctx, e.info.ID, fmt.Sprintf("provider refused data [%s]: %s", re.Code, strings.Join(re.Reasons, "; ")))
+	if terr != nil && !errors.Is(terr, ErrBadState) {
+		s.log.Warn("ending a refused transfer", "transfer", e.info.ID, "err", terr)
+	}
+	if terr == nil {
+		return in, err
+	}
+	return e.info, err
 }
 
 // startedConsumer returns this node's STARTED consumer process under a

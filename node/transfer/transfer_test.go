@@ -376,3 +376,44 @@ func TestNoDistributeNeverReserved(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderEndsTransferMidFetch: DSP transfer process, provider
+// terminates while STARTED: the provider refuses the next data request,
+// the consumer's Fetch returns the refusal and ends its side, and a new
+// Fetch asks afresh.
+func TestProviderEndsTransferMidFetch(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 3000, 0))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	cons.stop()
+	cons.tune = func(o *transfer.Options) { o.Streams, o.BatchBlocks = 1, 1 }
+	cons.start(t)
+	eventually(t, 10*time.Second, "consumer reconnected", func() bool { return connect(cons, prov) == nil })
+
+	var once sync.Once
+	_, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{Progress: func(p transfer.Progress) {
+		if p.Phase != "blocks" {
+			return
+		}
+		once.Do(func() {
+			l, _ := prov.svc.List()
+			if _, err := prov.svc.Terminate(ctx, l[0].ID, "dataset withdrawn"); err != nil {
+				t.Errorf("provider Terminate: %v", err)
+			}
+		})
+	}})
+	refusal(t, err)
+	l, _ := cons.svc.List()
+	if len(l) != 1 || l[0].State != dsp.Terminated {
+		t.Fatalf("consumer transfers = %+v, want one TERMINATED", l)
+	}
+	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("new Fetch after the termination: %v", err)
+	}
+	if in.ID == l[0].ID || in.State != dsp.Completed {
+		t.Errorf("new Fetch = %s %s, want a new COMPLETED transfer", in.ID, in.State)
+	}
+}
