@@ -51,12 +51,12 @@ func FuzzHistoryRecord(f *testing.F) {
 	tc := coreTermContext(f)
 	f.Fuzz(func(t *testing.T, val []byte) {
 		_ = recordEntries(val, func(_ uint32, inst []byte) bool {
-			a, err := decodeInstanceBytes(inst)
+			a, err := decodeInstanceBytes(inst, at)
 			if err != nil {
 				return true
 			}
-			again := appendInstance(nil, a)
-			back, err := decodeInstanceBytes(again)
+			again := appendInstance(nil, a, at)
+			back, err := decodeInstanceBytes(again, at)
 			if err != nil {
 				t.Fatalf("re-encoded instance does not decode: %v\n%s", err, again)
 			}

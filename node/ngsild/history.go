@@ -185,7 +185,7 @@ func (s *Service) historyOf(old, ne *Entity, explicit map[string][]*Attribute) (
 			}
 			v := binary.BigEndian.AppendUint32(groups[g].val, code)
 			lenAt := len(v)
-			v = appendInstance(append(v, 0, 0, 0, 0), a)
+			v = appendInstance(append(v, 0, 0, 0, 0), a, at)
 			binary.BigEndian.PutUint32(v[lenAt:], uint32(len(v)-lenAt-4))
 			groups[g].val = v
 		}
@@ -199,38 +199,57 @@ func (s *Service) historyOf(old, ne *Entity, explicit map[string][]*Attribute) (
 	return recs, marks, nil
 }
 
-// appendInstance encodes a temporal instance: its modifiedAt (8 bytes BE
-// nanoseconds; an instance is created when written, so that is its
-// createdAt too) and then the attribute as appendAttribute writes it,
-// without the timestamps.
-func appendInstance(b []byte, a *Attribute) []byte {
+// appendInstance encodes a temporal instance filed under instant at: its
+// modifiedAt (8 bytes BE nanoseconds; an instance is created when written,
+// so that is its createdAt too), a flags byte, then the attribute as
+// appendAttribute writes it without the timestamps, the type when it is
+// Property, and observedAt when it is the record's instant (flag 1).
+// History is written with every change, so its size is write cost.
+func appendInstance(b []byte, a *Attribute, at time.Time) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(a.ModifiedAt.UnixNano()))
-	b = append(b, `{"t":`...)
-	b = appendString(b, string(a.Type))
+	oa := a.ObservedAt
+	if oa != "" && len(oa) <= 40 && string(at.UTC().AppendFormat(make([]byte, 0, 40), time.RFC3339Nano)) == oa {
+		b, oa = append(b, 1), ""
+	} else {
+		b = append(b, 0)
+	}
+	b = append(b, '{')
+	comma := false
+	member := func(k string) {
+		if comma {
+			b = append(b, ',')
+		}
+		comma = true
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+	}
+	if a.Type != Property {
+		member("t")
+		b = appendString(b, string(a.Type))
+	}
 	if a.Value != nil {
-		b = append(b, `,"v":`...)
+		member("v")
 		b = appendValue(b, a.Value)
 	}
 	if a.Object != nil {
-		b = append(b, `,"o":`...)
+		member("o")
 		b = appendValue(b, a.Object)
 	}
 	if len(a.LanguageMap) > 0 {
-		b = append(b, `,"l":`...)
+		member("l")
 		b = appendValue(b, a.LanguageMap)
 	}
-	for _, f := range [...]struct{ k, v string }{{"d", a.DatasetID}, {"oa", a.ObservedAt}, {"u", a.UnitCode}} {
+	for _, f := range [...]struct{ k, v string }{{"d", a.DatasetID}, {"oa", oa}, {"u", a.UnitCode}} {
 		if f.v != "" {
-			b = append(b, `,"`...)
-			b = append(b, f.k...)
-			b = append(b, `":`...)
+			member(f.k)
 			b = appendString(b, f.v)
 		}
 	}
 	if len(a.Sub) > 0 {
-		b = append(b, `,"c":`...)
+		member("c")
 		b = appendTime(b, a.CreatedAt)
-		b = append(b, `,"s":`...)
+		member("s")
 		b = appendAttrMap(b, a.Sub, a.CreatedAt)
 	}
 	return append(b, '}')
@@ -271,12 +290,13 @@ func recordEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
 	return nil
 }
 
-// decodeInstanceBytes decodes one instance as appendInstance wrote it.
-func decodeInstanceBytes(v []byte) (*Attribute, error) {
-	if len(v) < 8 {
+// decodeInstanceBytes decodes one instance as appendInstance wrote it
+// for instant at.
+func decodeInstanceBytes(v []byte, at time.Time) (*Attribute, error) {
+	if len(v) < 9 {
 		return nil, errors.New("decode history instance: short instance")
 	}
-	parsed, err := parseJSON(v[8:])
+	parsed, err := parseJSON(v[9:])
 	if err != nil {
 		return nil, fmt.Errorf("decode history instance: %w", err)
 	}
@@ -288,6 +308,12 @@ func decodeInstanceBytes(v []byte) (*Attribute, error) {
 		return nil, fmt.Errorf("decode history instance: %w", err)
 	}
 	a := attrs[""][0]
+	if a.Type == "" {
+		a.Type = Property
+	}
+	if v[8]&1 != 0 {
+		a.ObservedAt = at.UTC().Format(time.RFC3339Nano)
+	}
 	a.ModifiedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = a.ModifiedAt
@@ -361,7 +387,7 @@ func scanInstances(tx *store.Txn, id string, code uint32, r timeRange, fn func(I
 			if c != code {
 				return true
 			}
-			a, err := decodeInstanceBytes(inst)
+			a, err := decodeInstanceBytes(inst, at)
 			if err != nil {
 				ferr = err
 				return false
