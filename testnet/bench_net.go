@@ -322,16 +322,6 @@ func benchIngest(ctx context.Context, b *bench, m *Member) error {
 	b.set("ngsild.upsert", rate, raw, "same JSON, bare store batches",
 		fmt.Sprintf("%d new entities, 1,000 per request over HTTP, synced", b.sz.Upserts))
 
-	if b.sz.Stored > b.sz.Upserts {
-		rest, err := upsertBodies(b.sz.Upserts, b.sz.Stored, 8)
-		if err != nil {
-			return err
-		}
-		if err := c.upsert(ctx, rest); err != nil {
-			return err
-		}
-	}
-	stored := max(b.sz.Stored, b.sz.Upserts)
 	qTarget := func(i int) string {
 		q := fmt.Sprintf("no2==%d;airQualityLevel==\"moderate\"", i%200)
 		return "/ngsi-ld/v1/entities?type=AirQualityObserved&q=" + url.QueryEscape(q)
@@ -343,19 +333,34 @@ func benchIngest(ctx context.Context, b *bench, m *Member) error {
 		return "/ngsi-ld/v1/entities?type=AirQualityObserved&georel=" + url.QueryEscape("near;maxDistance==300") +
 			"&geometry=Point&coordinates=" + url.QueryEscape(pt)
 	}
+	// A node indexes an attribute once a query filters on it, building the
+	// index in the background, and the API does not say when it is done.
+	// So the first queries are asked before the rest of the entities are
+	// loaded: the build covers only the entities stored so far and is over
+	// long before loading ends, and later writes keep the index.
+	for i := 0; i < 5; i++ {
+		for _, target := range []func(int) string{qTarget, nearTarget} {
+			code, out, err := c.do(ctx, "GET", target(i), nil)
+			if err := want(code, out, err, "warm-up query", http.StatusOK); err != nil {
+				return err
+			}
+		}
+	}
+	if b.sz.Stored > b.sz.Upserts {
+		rest, err := upsertBodies(b.sz.Upserts, b.sz.Stored, 8)
+		if err != nil {
+			return err
+		}
+		if err := c.upsert(ctx, rest); err != nil {
+			return err
+		}
+	}
+	stored := max(b.sz.Stored, b.sz.Upserts)
 	var qLat, nearLat []time.Duration
 	for _, k := range []struct {
 		target func(int) string
 		lat    *[]time.Duration
 	}{{qTarget, &qLat}, {nearTarget, &nearLat}} {
-		// The first queries let the node build the value indexes a query
-		// asks for; they are not timed.
-		for i := 0; i < 5; i++ {
-			code, out, err := c.do(ctx, "GET", k.target(i), nil)
-			if err := want(code, out, err, "warm-up query", http.StatusOK); err != nil {
-				return err
-			}
-		}
 		for i := 0; i < b.sz.Queries; i++ {
 			t0 := time.Now()
 			code, out, err := c.do(ctx, "GET", k.target(i), nil)
@@ -365,7 +370,7 @@ func benchIngest(ctx context.Context, b *bench, m *Member) error {
 			}
 		}
 	}
-	note := fmt.Sprintf("%d queries over %d stored entities, HTTP on loopback", b.sz.Queries, stored)
+	note := fmt.Sprintf("%d queries over %d stored entities, HTTP on loopback; indexes asked for after %d entities", b.sz.Queries, stored, b.sz.Upserts)
 	b.set("ngsild.query.q", percentile(qLat, 0.95), 0, "", note)
 	b.set("ngsild.query.near", percentile(nearLat, 0.95), 0, "", note+", maxDistance 300 m")
 	size := dirSize(filepath.Join(m.DataDir(), "badger"))
