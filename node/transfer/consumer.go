@@ -159,14 +159,14 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 	if err != nil {
 		return nil, fmt.Errorf("requesting a transfer under %s: %w", a.ID, err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
-	defer cancel()
-	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(cctx, "transfer"), provider, p2pproto.ID(protocol.TransferProtocol))
+	octx, ocancel := context.WithTimeout(ctx, s.o.Timeout)
+	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(octx, "transfer"), provider, p2pproto.ID(protocol.TransferProtocol))
+	ocancel()
 	if err != nil {
 		return nil, fmt.Errorf("opening a transfer stream to %s: %w", provider, err)
 	}
 	defer st.Close()
-	stop := context.AfterFunc(cctx, func() { st.Reset() })
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	br := bufio.NewReader(st)
 	for _, m := range rd.Messages {
@@ -176,7 +176,12 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 	}
 	// The answer, then the provider's start or termination.
 	for i := 0; i < 2 && !e.p.State().Terminal() && e.p.State() != dsp.Started; i++ {
-		_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+		wait := s.o.Timeout
+		if i == 1 {
+			// The provider may be building the version.
+			wait = s.o.BuildTimeout
+		}
+		_ = st.SetReadDeadline(s.o.Now().Add(wait))
 		body, err := protocol.ReadFrame(br, protocol.MaxTransferFrame)
 		if err != nil {
 			return nil, fmt.Errorf("reading the provider's answer to the transfer request: %w", err)

@@ -177,11 +177,13 @@ func (s *Service) serveRequest(st network.Stream, br *bufio.Reader, remote peer.
 			"from": t.From, "to": t.To, "cause": t.Cause})
 	}
 	e.p.Advance()
-	decision := s.decide(remote, e)
-	s.countMu.Unlock()
+	// Answer first: deciding may build a version of a large dataset,
+	// which the consumer waits for under its BuildTimeout.
 	if err := s.writeMsg(st, rd.Reply); err != nil {
 		s.log.Debug("writing answer to transfer request", "peer", remote, "err", err)
 	}
+	decision := s.decide(remote, e)
+	s.countMu.Unlock()
 	if decision.Type == dsp.MsgTerminate {
 		s.auditf(KindRefused, pid, remote.String(), map[string]any{"agreement": req.AgreementID, "code": decision.Code, "reasons": decision.Reasons})
 	}

@@ -145,6 +145,10 @@ type Options struct {
 	BatchBlocks int
 	// Timeout bounds one exchange or one block batch (default 30 s).
 	Timeout time.Duration
+	// BuildTimeout bounds the consumer's wait for the provider's start,
+	// which may have to build a version of a large dataset first
+	// (default 10 min).
+	BuildTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -196,6 +200,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
+	}
+	if o.BuildTimeout <= 0 {
+		o.BuildTimeout = 10 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
