@@ -120,7 +120,7 @@ func BenchmarkTemporalLastN(b *testing.B) {
 	for i := 0; i < instances; i++ {
 		at := t0.Add(time.Duration(i) * time.Second)
 		a := &Attribute{Type: Property, Value: float64(i % 1000), ObservedAt: at.Format(time.RFC3339), CreatedAt: at, ModifiedAt: at}
-		recs, marks, err := n.svc.historyOf(nil, &Entity{ID: sensorID, ModifiedAt: at, Attrs: map[string][]*Attribute{attr: {a}}}, nil)
+		recs, mark, err := n.svc.historyOf(nil, nil, &Entity{ID: sensorID, ModifiedAt: at, Attrs: map[string][]*Attribute{attr: {a}}}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func BenchmarkTemporalLastN(b *testing.B) {
 			b.Fatal(err)
 		}
 		if i == 0 {
-			if err := batch.Set(marks[0], nil); err != nil {
+			if err := batch.Set(mark.key, mark.val); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -41,7 +41,7 @@ func FuzzHistoryRecord(f *testing.F) {
 		"g": {{Type: GeoProperty, Value: map[string]any{"type": "Point", "coordinates": []any{-3.7, 40.4}}, CreatedAt: at, ModifiedAt: at,
 			Sub: map[string][]*Attribute{"q": {{Type: Property, Value: 2.0, CreatedAt: at, ModifiedAt: at}}}}},
 	}
-	recs, _, err := n.svc.historyOf(nil, &Entity{ID: sensorID, ModifiedAt: at, Attrs: attrs}, nil)
+	recs, _, err := n.svc.historyOf(nil, nil, &Entity{ID: sensorID, ModifiedAt: at, Attrs: attrs}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,15 +24,16 @@ import (
 //
 //	n/h/<id> 00 <^instant, 8 bytes BE> <seq, 8 bytes BE>   entries: <attr code, 4 bytes BE>
 //	                                                      <length, 4 bytes BE> <instance>
-//	n/ha/<id> 00 <attr code>                               the entity has history of attr
+//	n/ha/<id>                                              codes of the attributes id has
+//	                                                      history of, 4 bytes BE each
 //
 // Storing the instant complemented puts the newest record first, so lastN
 // reads the first records that hold the attribute and a time range is one
 // key-range scan. One key per attribute instance cost as much to write as
 // the entity itself (an AirQualityObserved has 20 attributes, about two
 // distinct instants); one per instant keeps history at a fraction of it.
-// The marker keys list an entity's attributes without reading its
-// history; they are set when an attribute first appears in a write.
+// The marker lists an entity's attributes without reading its history; it
+// is rewritten only when an attribute new to the entity appears.
 //
 // Attribute IRIs are numbered (n/hd/<attrIRI> holds the code); the few
 // codes are kept in memory.
@@ -53,12 +55,15 @@ func histEntityPrefix(id string) []byte {
 	return append(b, 0)
 }
 
-func histMarkPrefix(id string) []byte {
-	return append([]byte(keyHistAttr+id), 0)
-}
+func histMarkKey(id string) []byte { return []byte(keyHistAttr + id) }
 
-func histMarkKey(id string, code uint32) []byte {
-	return binary.BigEndian.AppendUint32(histMarkPrefix(id), code)
+// markCodes decodes a marker value: the codes, 4 bytes BE each.
+func markCodes(v []byte) []uint32 {
+	out := make([]uint32, 0, len(v)/4)
+	for ; len(v) >= 4; v = v[4:] {
+		out = append(out, binary.BigEndian.Uint32(v))
+	}
+	return out
 }
 
 // attrCodes numbers attribute IRIs for history keys.
@@ -143,9 +148,11 @@ type histEntry struct {
 
 // historyOf lists the history records of a write from old to ne (the
 // instances the write stamped: their modifiedAt is the entity's), or of
-// exactly the explicit instances (POST /temporal/entities), and the marker
-// keys of attributes new to the entity's history.
-func (s *Service) historyOf(old, ne *Entity, explicit map[string][]*Attribute) (recs []histEntry, marks [][]byte, err error) {
+// exactly the explicit instances (POST /temporal/entities), and the new
+// marker when the write brings attributes new to the entity (nil
+// otherwise); tx, when not nil, is read for the stored marker.
+func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string][]*Attribute) (recs []histEntry, mark *histEntry, err error) {
+	var fresh []uint32
 	src := ne.Attrs
 	if explicit != nil {
 		src = explicit
@@ -168,7 +175,7 @@ func (s *Service) historyOf(old, ne *Entity, explicit map[string][]*Attribute) (
 				}
 				coded = true
 				if explicit != nil || old == nil || old.Attrs[attr] == nil {
-					marks = append(marks, histMarkKey(ne.ID, code))
+					fresh = append(fresh, code)
 				}
 			}
 			at := instantOf(a)
@@ -196,7 +203,42 @@ func (s *Service) historyOf(old, ne *Entity, explicit map[string][]*Attribute) (
 		k = binary.BigEndian.AppendUint64(k, revTime(g.at))
 		recs = append(recs, histEntry{key: k, val: g.val})
 	}
-	return recs, marks, nil
+	if len(fresh) == 0 {
+		return recs, nil, nil
+	}
+	// The union of what is stored, what old had (an earlier chunk of the
+	// same commit may have added to it, unseen by tx) and what is new.
+	codes := map[uint32]bool{}
+	for _, c := range fresh {
+		codes[c] = true
+	}
+	if old != nil {
+		for attr := range old.Attrs {
+			if c, ok := s.codes.lookup(attr); ok {
+				codes[c] = true
+			}
+		}
+	}
+	key := histMarkKey(ne.ID)
+	if tx != nil {
+		v, err := tx.Get(key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, err
+		}
+		for _, c := range markCodes(v) {
+			codes[c] = true
+		}
+	}
+	list := make([]uint32, 0, len(codes))
+	for c := range codes {
+		list = append(list, c)
+	}
+	slices.Sort(list)
+	val := make([]byte, 0, 4*len(list))
+	for _, c := range list {
+		val = binary.BigEndian.AppendUint32(val, c)
+	}
+	return recs, &histEntry{key: key, val: val}, nil
 }
 
 // appendInstance encodes a temporal instance filed under instant at: its
@@ -256,17 +298,15 @@ func appendInstance(b []byte, a *Attribute, at time.Time) []byte {
 }
 
 // writeHistory stores a write's records under the write's sequence number.
-func writeHistory(tx *store.Txn, recs []histEntry, marks [][]byte, seq uint64) error {
+func writeHistory(tx *store.Txn, recs []histEntry, mark *histEntry, seq uint64) error {
 	for _, h := range recs {
 		k := binary.BigEndian.AppendUint64(h.key, seq) // h.key has room for it
 		if err := tx.Set(k, h.val); err != nil {
 			return err
 		}
 	}
-	for _, m := range marks {
-		if err := tx.Set(m, nil); err != nil {
-			return err
-		}
+	if mark != nil {
+		return tx.Set(mark.key, mark.val)
 	}
 	return nil
 }
@@ -410,17 +450,20 @@ func scanInstances(tx *store.Txn, id string, code uint32, r timeRange, fn func(I
 
 // historyAttrs lists the attributes id has (or had) history for.
 func (s *Service) historyAttrs(tx *store.Txn, id string) ([]string, error) {
-	pre := histMarkPrefix(id)
+	v, err := tx.Get(histMarkKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
-		if len(k) == len(pre)+4 {
-			if iri, ok := s.codes.nameOf(binary.BigEndian.Uint32(k[len(pre):])); ok {
-				out = append(out, iri)
-			}
+	for _, c := range markCodes(v) {
+		if iri, ok := s.codes.nameOf(c); ok {
+			out = append(out, iri)
 		}
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // editHistory rewrites the records of id, in batches so no transaction
@@ -544,28 +587,10 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 	return ok, nil
 }
 
-// deleteMarks removes id's attribute markers (when its whole history and
+// deleteMarks removes id's attribute marker (when its whole history and
 // the entity itself are gone).
 func (s *Service) deleteMarks(id string) error {
-	var keys [][]byte
-	pre := histMarkPrefix(id)
-	err := s.db.View(func(tx *store.Txn) error {
-		return tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
-			keys = append(keys, bytes.Clone(k))
-			return nil
-		})
-	})
-	if err != nil || len(keys) == 0 {
-		return err
-	}
-	return s.db.Update(func(tx *store.Txn) error {
-		for _, k := range keys {
-			if err := tx.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.db.Update(func(tx *store.Txn) error { return tx.Delete(histMarkKey(id)) })
 }
 
 // History returns the temporal instances of one attribute (expanded name)

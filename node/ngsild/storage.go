@@ -49,7 +49,7 @@ type prepared struct {
 	set   [][]byte
 	count map[countKey]int64
 	hist  []histEntry // history records (history.go)
-	marks [][]byte    // history attribute markers to set
+	mark  *histEntry  // history attribute marker to set, if it changed
 	gone  []string    // attributes the write removed
 }
 
@@ -184,7 +184,7 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 			}
 		}
 	}
-	if p.hist, p.marks, err = s.historyOf(old, ne, ch.history); err != nil {
+	if p.hist, p.mark, err = s.historyOf(tx, old, ne, ch.history); err != nil {
 		return err
 	}
 	p.types, p.body = ne.Types, appendEntity(nil, ne)
@@ -231,7 +231,7 @@ func (s *Service) writeTxn(ps []prepared) error {
 			}
 			seq++
 			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Removed: p.gone, Entity: p.body}
-			if err := writeHistory(tx, p.hist, p.marks, seq); err != nil {
+			if err := writeHistory(tx, p.hist, p.mark, seq); err != nil {
 				return err
 			}
 			switch {
