@@ -244,7 +244,11 @@ func (n *Net) federate(ctx context.Context) error {
 			return fmt.Errorf("%s joins: %w", m.Name, err)
 		}
 	}
-	return n.WaitFor(90*time.Second, "every member sees every other on the federation topic", func() bool {
+	patience := 90 * time.Second
+	if raceEnabled {
+		patience = 5 * time.Minute
+	}
+	return n.WaitFor(patience, "every member sees every other on the federation topic", func() bool {
 		for _, m := range n.Members {
 			nd := m.Node()
 			if nd == nil || len(nd.Federations().TopicPeers(n.Fed)) < len(n.Members)-1 {
