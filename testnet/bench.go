@@ -156,6 +156,9 @@ func RunBench(ctx context.Context, o BenchOptions) (Report, error) {
 		b.skip(s.name+" measured nothing for this row", s.rows...)
 		b.logf("%s done in %s", s.name, time.Since(t0).Round(time.Millisecond))
 	}
+	if err == nil && ctx.Err() != nil { // the last scenario was cut short
+		err = fmt.Errorf("%w: %w", ErrBenchCancelled, ctx.Err())
+	}
 	rep.Rows, rep.Duration = b.rows, time.Since(start)
 	return rep, err
 }

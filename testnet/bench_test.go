@@ -3,6 +3,7 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -155,5 +156,61 @@ func TestMarkdown(t *testing.T) {
 		if !strings.Contains(got, line) {
 			t.Errorf("markdown lacks %q; got:\n%s", line, got)
 		}
+	}
+}
+
+// A cancelled run returns ErrBenchCancelled and a report in which every
+// row says it was not run and why.
+func TestRunBenchCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := tinySizes()
+	rep, err := RunBench(ctx, BenchOptions{Sizes: &s})
+	if !errors.Is(err, ErrBenchCancelled) {
+		t.Fatalf("RunBench with a cancelled context: %v, want ErrBenchCancelled", err)
+	}
+	if len(rep.Rows) != len(targets()) {
+		t.Fatalf("%d rows, want %d", len(rep.Rows), len(targets()))
+	}
+	for _, r := range rep.Rows {
+		if r.Status != StatusNotRun || !strings.Contains(r.Note, "cancelled") {
+			t.Errorf("%s: %s %q, want not run because cancelled", r.ID, r.Status, r.Note)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i // unsorted on purpose
+	}
+	for _, c := range []struct {
+		name string
+		lat  []time.Duration
+		p    float64
+		want float64
+	}{
+		{"median of an odd count", ms(5, 1, 3), 0.5, 3},
+		{"median of an even count is the lower middle", ms(4, 1, 3, 2), 0.5, 2},
+		{"p95 of 1..100", ms(hundred...), 0.95, 95},
+		{"p99 of 1..100", ms(hundred...), 0.99, 99},
+		{"p99 of few samples is the largest", ms(7, 9, 8), 0.99, 9},
+		{"one sample", ms(42), 0.5, 42},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := percentile(c.lat, c.p); got != c.want {
+				t.Errorf("percentile(%v, %v) = %v ms, want %v", c.lat, c.p, got, c.want)
+			}
+		})
+	}
+	if got := percentile(nil, 0.5); !math.IsNaN(got) {
+		t.Errorf("percentile of no samples = %v, want NaN", got)
 	}
 }

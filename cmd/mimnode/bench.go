@@ -51,11 +51,10 @@ executable (or --binary).`,
 				}
 				binary = exe
 			}
-			rep, err := testnet.RunBench(cmd.Context(), testnet.BenchOptions{Quick: quick, Progress: g.stderr,
+			// Interrupted, the run still reports what it measured, then
+			// says it was cut short.
+			rep, runErr := testnet.RunBench(cmd.Context(), testnet.BenchOptions{Quick: quick, Progress: g.stderr,
 				Binary: binary, Date: time.Now()})
-			if err != nil {
-				return err
-			}
 			var buf bytes.Buffer
 			if g.json {
 				if err := (&globals{stdout: &buf}).printJSON(rep); err != nil {
@@ -72,10 +71,12 @@ executable (or --binary).`,
 					return fmt.Errorf("bench: write %s: %w", out, err)
 				}
 				fmt.Fprintf(g.stderr, "report written to %s\n", out)
-				return nil
+				return runErr
 			}
-			_, err = g.stdout.Write(buf.Bytes())
-			return err
+			if _, err := g.stdout.Write(buf.Bytes()); err != nil {
+				return err
+			}
+			return runErr
 		},
 	}
 	c.Flags().BoolVar(&quick, "quick", false, "smaller sizes: the whole run in under 3 minutes")
