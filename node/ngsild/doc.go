@@ -76,4 +76,58 @@
 // function) and shows it to its client with Service.Render. Service.Entity
 // reads one entity in stored form and Service.Put writes entities in that
 // form (for transfers landing a provider's data).
+//
+// # Attribute history (temporal API)
+//
+// Every instance a write stamps is also kept as a temporal instance, in the
+// same transaction (history.go has the layout): one record per write and
+// instant, newest first, so lastN and time ranges are key-range scans.
+// Clients read it with GET /ngsi-ld/v1/temporal/entities (type, id,
+// idPattern, attrs, q and geo-queries select entities by their current
+// state) and /temporal/entities/{id}, with timerel=before|after|between,
+// timeAt, endTimeAt, timeproperty (observedAt, the default, is the key
+// order; modifiedAt and createdAt filter a full scan), lastN,
+// options=temporalValues|sysAttrs, and aggrMethods (totalCount,
+// distinctCount, sum, avg, min, max) per aggrPeriodDuration (ISO 8601).
+// An instance without observedAt is filed under its modifiedAt.
+// POST /temporal/entities adds instances (the newest of each attribute
+// becomes the current value); DELETE removes an entity's history, an
+// attribute's, or one instance by instanceId. Go code reads it with
+// Service.History.
+//
+// History is kept forever unless Options.Retention gives a duration for
+// the entity type (expanded IRI); Start then trims it every
+// RetentionInterval, and TrimHistory does it on demand. The node sets
+// these from its configuration.
+//
+// # Subscriptions
+//
+// POST/GET/PATCH/DELETE /ngsi-ld/v1/subscriptions manage NGSI-LD
+// subscriptions (entities, watchedAttributes, q, geoQ, throttling,
+// timeInterval, expiresAt, isActive; notification attributes, format,
+// endpoint uri, accept and receiverInfo). They are stored in badger and
+// survive restarts. Deciding what fires is the Matcher's job (pure: the
+// clock is an argument, no HTTP), so live transfers can match changes
+// the same way:
+//
+//	m := ngsild.NewMatcher()
+//	sub, err := svc.CompileSubscription(body, context) // or build a Subscription
+//	m.Put(sub)
+//	for _, s := range m.Match(now, change) { ... deliver to s ... }
+//
+// Delivery needs the node to call Start once:
+//
+//	if err := svc.Start(ctx); err != nil { ... }
+//
+// A dispatcher then follows the change feed from a cursor kept in badger
+// (a change committed while the node was down is notified after it
+// restarts; the last batch may be notified twice after a crash, never
+// lost), matches each change and queues a Notification for the
+// subscription's receiver. Each receiver (endpoint URI) has its own
+// bounded queue and worker pool (Options.Notify); a failed POST is retried
+// with exponential backoff; a full queue drops the notification and
+// records a failure. So a slow or dead receiver never blocks writes, the
+// dispatcher or other receivers. timesSent, timesFailed,
+// lastNotification, lastSuccess and lastFailure are shown on the
+// subscription and written to badger every StatusInterval and at Close.
 package ngsild
