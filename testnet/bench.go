@@ -124,7 +124,27 @@ type scenario struct {
 // RunBench runs every benchmark scenario, each with its baseline measured
 // in the same run, and returns the report: a row per target of issues 2 to
 // 9. A scenario that fails leaves its rows "not run" with the error; only a
-// cancelled context makes RunBench return an error.
+// cancelled context makes RunBench return an error (ErrBenchCancelled, with
+// the report of what was measured until then).
+//
+// `mimnode bench` is a thin shell around it:
+//
+//	rep, err := testnet.RunBench(ctx, testnet.BenchOptions{Quick: true,
+//		Progress: os.Stderr, Binary: exe, Date: time.Now()})
+//	rep.Markdown(os.Stdout) // the README's performance section
+//
+// The scenarios without a network run first (node start against a bare
+// libp2p host, policy evaluation, version building against SHA-256,
+// catalogue search over an index of Datasets against one of 1,000). Then
+// one testnet of Sizes.Shape is started, federated, seeded and published,
+// and everything else runs on it, one measurement after another so that
+// none competes with another for the CPU: NGSI-LD on the last agency
+// through its HTTP API, membership and catalogue propagation across all
+// members, negotiation between a researcher and the transport agency, and
+// transfer between the environment agency and a researcher. Latencies are
+// wall time from the request until the effect is seen where it matters
+// (every member, the consumer's store, the receiver), and the harness
+// waits for events with deadlines, never fixed sleeps.
 func RunBench(ctx context.Context, o BenchOptions) (Report, error) {
 	sz := FullSizes()
 	if o.Quick {
