@@ -466,14 +466,20 @@ func (s *Service) historyAttrs(tx *store.Txn, id string) ([]string, error) {
 	return out, nil
 }
 
-// editHistory rewrites the records of id, in batches so no transaction
-// grows too big: keep says which entries stay (by code, instant and the
-// entry's position among the code's entries); a record left empty is
-// deleted. It returns how many entries it removed.
-func (s *Service) editHistory(ctx context.Context, id string, keep func(code uint32, at time.Time, n int) bool) (int, error) {
+// editHistory rewrites the records of id with instants before before
+// (all when zero), in batches so no transaction grows too big: keep says
+// which entries stay (by code, instant and the entry's position among the
+// code's entries); a record left empty is deleted. It returns how many
+// entries it removed.
+func (s *Service) editHistory(ctx context.Context, id string, before time.Time, keep func(code uint32, at time.Time, n int) bool) (int, error) {
 	pre := histEntityPrefix(id)
 	removed := 0
 	start := pre
+	if !before.IsZero() {
+		// Older records sort after newer ones: skip straight past those
+		// at or after before.
+		start = binary.BigEndian.AppendUint64(bytes.Clone(pre), revTime(before)+1)
+	}
 	for {
 		type rewrite struct{ k, v []byte }
 		var edits []rewrite
@@ -636,7 +642,7 @@ func (s *Service) TrimHistory(ctx context.Context, now time.Time) (int, error) {
 			return removed, fmt.Errorf("trim history of %s: %w", typ, err)
 		}
 		for _, id := range ids {
-			n, err := s.editHistory(ctx, id, func(_ uint32, at time.Time, _ int) bool { return !at.Before(cutoff) })
+			n, err := s.editHistory(ctx, id, cutoff, func(uint32, time.Time, int) bool { return false })
 			removed += n
 			if err != nil {
 				return removed, fmt.Errorf("trim history: %w", err)

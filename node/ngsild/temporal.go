@@ -497,7 +497,7 @@ func (s *Service) createTemporal(w http.ResponseWriter, r *http.Request) error {
 // /entities/{id} removes that).
 func (s *Service) deleteTemporal(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	n, err := s.editHistory(r.Context(), id, func(uint32, time.Time, int) bool { return false })
+	n, err := s.editHistory(r.Context(), id, time.Time{}, func(uint32, time.Time, int) bool { return false })
 	if err != nil {
 		return err
 	}
@@ -528,7 +528,7 @@ func (s *Service) deleteTemporalAttr(w http.ResponseWriter, r *http.Request) err
 	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
 	n := 0
 	if code, ok := s.codes.lookup(attr); ok {
-		if n, err = s.editHistory(r.Context(), id, func(c uint32, _ time.Time, _ int) bool { return c != code }); err != nil {
+		if n, err = s.editHistory(r.Context(), id, time.Time{}, func(c uint32, _ time.Time, _ int) bool { return c != code }); err != nil {
 			return err
 		}
 	}
