@@ -187,10 +187,7 @@ func subscribe(t testing.TB, n *testNode, body map[string]any) string {
 	if loc == "" {
 		t.Fatal("no Location")
 	}
-	var v map[string]any
-	_ = json.Unmarshal([]byte(`{}`), &v)
-	id := loc[len("/ngsi-ld/v1/subscriptions/"):]
-	return id
+	return loc[len("/ngsi-ld/v1/subscriptions/"):]
 }
 
 func setTemp(t testing.TB, n *testNode, id string, attrs map[string]any) {
