@@ -40,6 +40,15 @@ func TestMatcher(t *testing.T) {
 		return q
 	}
 	byType := []EntitySelector{{Type: coreVocab + "Sensor"}}
+	near, err := query.ParseGeo("near;maxDistance==1000", "Point", "[-3.70,40.42]", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(lon, lat float64) Change {
+		c := sensor("urn:a", 1, temp)
+		c.Entity.Attrs[coreVocab+"location"] = []*Attribute{{Type: GeoProperty, Value: map[string]any{"type": "Point", "coordinates": []any{lon, lat}}}}
+		return c
+	}
 	for _, tc := range []struct {
 		name string
 		sub  Subscription
@@ -60,6 +69,9 @@ func TestMatcher(t *testing.T) {
 		{"expired", Subscription{Entities: byType, IsActive: true, ExpiresAt: now}, sensor("urn:a", 1, temp), false},
 		{"not yet expired", Subscription{Entities: byType, IsActive: true, ExpiresAt: now.Add(time.Second)}, sensor("urn:a", 1, temp), true},
 		{"periodic ignores changes", Subscription{Entities: byType, IsActive: true, TimeInterval: time.Minute}, sensor("urn:a", 1, temp), false},
+		{"geoQ near", Subscription{Entities: byType, Geo: near, GeoProperty: coreVocab + "location", IsActive: true}, at(-3.701, 40.421), true},
+		{"geoQ far", Subscription{Entities: byType, Geo: near, GeoProperty: coreVocab + "location", IsActive: true}, at(-3.60, 40.42), false},
+		{"geoQ no location", Subscription{Entities: byType, Geo: near, GeoProperty: coreVocab + "location", IsActive: true}, sensor("urn:a", 1, temp), false},
 		{"delete", Subscription{Entities: byType, IsActive: true}, Change{Op: OpDelete, ID: "urn:a", Types: []string{coreVocab + "Sensor"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -230,6 +230,27 @@ func TestClause4_5_19_Aggregation(t *testing.T) {
 	}
 }
 
+// TestClause6_18_3_1_AddInstances checks POST /temporal/entities on an
+// existing entity adds to its history (204) and moves the current value
+// to the newest instance.
+func TestClause6_18_3_1_AddInstances(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 2)
+	rec := n.do("POST", "/ngsi-ld/v1/temporal/entities", map[string]any{"id": sensorID, "type": "Sensor", "temperature": []any{
+		map[string]any{"type": "Property", "value": 50, "observedAt": obs(50)},
+		map[string]any{"type": "Property", "value": 40, "observedAt": obs(40)},
+	}})
+	wantStatus(t, rec, http.StatusNoContent)
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 1, 2, 40, 50}) {
+		t.Fatalf("history after adding instances %v", got)
+	}
+	e := fetch(t, n, sensorID, "?options=keyValues")
+	if e["temperature"] != 50.0 || e["name"] != "roof" {
+		t.Fatalf("current state %v, want temperature 50 and name kept", e)
+	}
+}
+
 // TestTemporalDeletes checks instance, attribute and entity history
 // deletion (clauses 6.19.3.2, 6.21.3.1, 6.22.3.2).
 func TestTemporalDeletes(t *testing.T) {
