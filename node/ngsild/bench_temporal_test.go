@@ -70,22 +70,32 @@ func reportPercentiles(b *testing.B, name string, lat []time.Duration) {
 // fire one of them and those notifications are delivered to a receiver on
 // loopback while the writes go on. "quiet" has the 100 subscriptions
 // match nothing (q no2==1000 ...), which separates matching from delivery
-// (the receiver shares the machine's cores in this benchmark).
+// (the receiver shares the machine's cores in this benchmark); "dead"
+// sends to a receiver that never answers.
 func BenchmarkIngestSubscriptions(b *testing.B) {
 	for _, tc := range []struct {
 		name      string
 		subs, off int
-	}{{"subs-0", 0, 0}, {"subs-100", 100, 0}, {"subs-100-quiet", 100, 1000}} {
+		dead      bool
+	}{{"subs-0", 0, 0, false}, {"subs-100", 100, 0, false}, {"subs-100-quiet", 100, 1000, false}, {"subs-100-dead", 100, 0, true}} {
 		subs := tc.subs
 		b.Run(tc.name, func(b *testing.B) {
 			n := newTestNodeOn(b, openDisk(b), nil)
 			if err := n.svc.Start(b.Context()); err != nil {
 				b.Fatal(err)
 			}
+			hang := make(chan struct{})
 			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.dead {
+					select {
+					case <-hang:
+					case <-r.Context().Done():
+					}
+				}
 				w.WriteHeader(http.StatusNoContent)
 			}))
 			b.Cleanup(rcv.Close)
+			b.Cleanup(func() { close(hang) })
 			for i := 0; i < subs; i++ {
 				wantStatus(b, n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{
 					"type": "Subscription", "entities": []any{map[string]any{"type": "AirQualityObserved"}},

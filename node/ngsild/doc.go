@@ -127,7 +127,8 @@
 // bounded queue and worker pool (Options.Notify); a failed POST is retried
 // with exponential backoff; a full queue drops the notification and
 // records a failure. So a slow or dead receiver never blocks writes, the
-// dispatcher or other receivers. timesSent, timesFailed,
+// dispatcher or other receivers. (With more than one worker, notifications
+// to one receiver may arrive out of order.) timesSent, timesFailed,
 // lastNotification, lastSuccess and lastFailure are shown on the
 // subscription and written to badger every StatusInterval and at Close.
 package ngsild
