@@ -155,6 +155,11 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 	if r.json {
 		return
 	}
+	if p.Phase == "live" {
+		r.finish()
+		fmt.Fprintln(r.out, "snapshot landed; receiving changes as they happen (Ctrl-C to stop)")
+		return
+	}
 	if r.bar && p.TotalBytes > 0 {
 		if r.pb == nil {
 			r.pb = progressbar.NewOptions64(p.TotalBytes, progressbar.OptionSetWriter(r.out), progressbar.OptionShowBytes(true),

@@ -28,6 +28,11 @@ func TestFetchRendererPlainLines(t *testing.T) {
 			"landing", "transfer urn:uuid:1 COMPLETED: version bafy, 10 entities, 2 blocks fetched (0 already held), 1.0 MB in 1ms"}, ""},
 		{"refused", `{"error":{"message":"refused","code":"MIM-605","reasons":["count: at most 1","expired"]}}
 `, nil, "refused [MIM-605]:\n  count: at most 1\n  expired"},
+		{"live", `{"progress":{"Phase":"manifest"}}
+{"progress":{"Phase":"live"}}
+{"change":{"seq":7,"op":"update","id":"urn:ngsi-ld:x:1"}}
+{"error":{"message":"transfer refused","code":"MIM-605","reasons":["transfer is SUSPENDED, not STARTED"]}}
+`, []string{"manifest", "snapshot landed", "change 7: update urn:ngsi-ld:x:1"}, "SUSPENDED"},
 		{"cut short", `{"progress":{"Phase":"manifest"}}
 `, []string{"manifest"}, "without an outcome"},
 	}

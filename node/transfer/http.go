@@ -106,7 +106,8 @@ func (s *Service) handleFetch(w http.ResponseWriter, r *http.Request) {
 	progress := func(p Progress) { emit(Event{Progress: &p}) }
 	if req.Live {
 		err = s.Live(r.Context(), req.Agreement, LiveOptions{
-			Started:  func(i Info) { in = i; emit(Event{Progress: &Progress{Phase: "live"}}) },
+			Progress: progress,
+			Started:  func(Info) { emit(Event{Progress: &Progress{Phase: "live"}}) },
 			OnChange: func(c LiveChange) { emit(Event{Change: &c}) },
 		})
 	} else {

@@ -107,6 +107,8 @@ type LiveOptions struct {
 	// Started, if set, is called with the transfer once the snapshot has
 	// landed and the feed is about to open.
 	Started func(Info)
+	// Progress, if set, reports the snapshot as FetchOptions.Progress does.
+	Progress func(Progress)
 }
 
 func liveSeqKey(pid string) []byte {
@@ -165,7 +167,7 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		// First run: land the snapshot; the feed starts after the change
 		// the version was built at.
 		started := s.o.Now()
-		u, err := s.pull(ctx, provider, e, a, FetchOptions{})
+		u, err := s.pull(ctx, provider, e, a, FetchOptions{Progress: o.Progress})
 		if err != nil {
 			return err
 		}
