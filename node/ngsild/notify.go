@@ -504,12 +504,19 @@ func (n *notifier) post(ctx context.Context, j job) error {
 }
 
 func (n *notifier) failed(subID string, err error) {
-	n.s.log.Warn("notification failed", "subscription", subID, "err", err)
+	first := false
 	n.record(subID, func(st *subStatus, now time.Time) {
+		// Log when a subscription starts failing, not every drop: a dead
+		// receiver fails every notification, and logging each one cost
+		// more than the matching.
+		first = st.LastFailure.IsZero() || st.LastSuccess.After(st.LastFailure)
 		st.TimesFailed++
 		st.LastNotification, st.LastFailure = now, now
 		st.LastError = err.Error()
 	})
+	if first {
+		n.s.log.Warn("notifications failing", "subscription", subID, "err", err)
+	}
 }
 
 func (n *notifier) record(subID string, fn func(*subStatus, time.Time)) {
