@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/node"
 	"slices"
 	"strings"
 	"sync"
@@ -415,5 +416,38 @@ func TestProviderEndsTransferMidFetch(t *testing.T) {
 	}
 	if in.ID == l[0].ID || in.State != dsp.Completed {
 		t.Errorf("new Fetch = %s %s, want a new COMPLETED transfer", in.ID, in.State)
+	}
+}
+
+// TestBuildIsDeterministic: the same entities always give the same version
+// id, however the encoding work is spread; a changed entity gives another.
+func TestBuildIsDeterministic(t *testing.T) {
+	prov, _ := pair(t)
+	es := entities(t, 5000, 0)
+	upsert(t, prov.n, es)
+	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	build := func() string {
+		// A fresh service has no cached version: it builds from the feed.
+		svc, err := transfer.New(transfer.Options{Host: prov.n.Host(), Store: prov.n.Store(), NGSILD: prov.n.NGSILD(),
+			Agreements: prov.shelf, Audit: prov.n.Audit(), Members: prov.n.Federations(),
+			Datasets: transfer.CatalogDatasets{Catalog: prov.cat}, Signer: prov.n.Signer(), Verifier: node.PeerIDVerifier{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer svc.Close()
+		v, err := svc.Build(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first, second := build(), build()
+	if first != second {
+		t.Fatalf("two builds of the same entities: %s and %s", first, second)
+	}
+	es[4321]["no2"].(map[string]any)["value"] = 99999.0
+	upsert(t, prov.n, es[4321:4322])
+	if third := build(); third == first {
+		t.Errorf("build after a change kept version %s", first)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/content"
@@ -22,6 +24,9 @@ type builtVersion struct {
 
 // feedPage is how many changes one read of the change feed takes.
 const feedPage = 4096
+
+// encodeChunk is how many entities Build encodes in parallel at a time.
+const encodeChunk = 2048
 
 // versionFor picks the version to serve under a: the one it names if this
 // node still holds it, else the dataset's current version (built now),
@@ -141,13 +146,33 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	eb := content.NewEntityBuilder(func(blk content.Block) error {
 		return wb.Set(blockKey(blk.CID.String()), blk.Data)
 	})
-	for _, id := range ids {
-		line, err := canonicalEntity(cur[id])
-		if err != nil {
-			return "", fmt.Errorf("encoding entity %s: %w", id, err)
+	// Encoding is the costly part and independent per entity: encode a
+	// chunk on every core, then add it in order.
+	workers := runtime.GOMAXPROCS(0)
+	lines := make([][]byte, encodeChunk)
+	errs := make([]error, workers)
+	for chunk := range slices.Chunk(ids, encodeChunk) {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(chunk); i += workers {
+					lines[i], errs[w] = canonicalEntity(cur[chunk[i]])
+					if errs[w] != nil {
+						errs[w] = fmt.Errorf("encoding entity %s: %w", chunk[i], errs[w])
+						return
+					}
+				}
+			})
 		}
-		if err := eb.Add(id, line); err != nil {
-			return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return "", err
+		}
+		for i, id := range chunk {
+			if err := eb.Add(id, lines[i]); err != nil {
+				return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+			}
+			lines[i] = nil
 		}
 	}
 	m, err := eb.Finish()
