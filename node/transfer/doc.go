@@ -31,8 +31,9 @@
 // data address names the version (manifest CID), or a termination with the
 // reasons. The consumer then fetches the manifest, verifies it against the
 // version id, and fetches the blocks it does not hold yet over Streams
-// parallel streams, BatchBlocks per request. Every block is checked against
-// its CID before it is stored; one that does not match is fetched again
+// parallel streams, in few long requests (a busy stream's flow-control
+// window grows). Every block is checked against its CID before it is
+// stored, in synced writes of BatchBlocks blocks; one that does not match is fetched again
 // (Usage.Refetched). Blocks are stored as they arrive, so a fetch cut off by
 // either side resumes, under the same transfer, without fetching a verified
 // block twice; a later version fetches only the blocks that changed
