@@ -215,6 +215,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.fed.Start(ctx); err != nil {
 		return err
 	}
+	if err := n.ngsi.Start(ctx); err != nil {
+		return err
+	}
 	if err := n.catalog.Start(ctx); err != nil {
 		return err
 	}

@@ -17,7 +17,8 @@ func DatasetID(m *Member, model string) string {
 }
 
 // Publish makes every agency publish one dataset per model it holds: an
-// NGSI-LD view of its seeded entities over its city's area. Environment data
+// NGSI-LD view of its seeded entities (by full type IRI, as the store holds
+// them). Environment data
 // is offered as open data, everything else for research only.
 func (n *Net) Publish() *Net {
 	if n.tb != nil {
@@ -52,9 +53,9 @@ func (n *Net) publish(ctx context.Context) error {
   "offers": [{"template": %q}],
   "dissemination": "federation",
   "source": {"view": {"entityTypes": [%q]}}
-}`, DatasetID(m, model), model, m.City, model, m.City, strings.ToLower(model), m.City, m.Kind, themes[m.Kind], model,
+}`, DatasetID(m, model), model, m.City, model, m.City, strings.ToLower(model), m.City, m.Kind, themes[m.Kind], TypeIRI(model),
 				city.MinLon, city.MinLat, city.MaxLon, city.MinLat, city.MaxLon, city.MaxLat, city.MinLon, city.MaxLat, city.MinLon, city.MinLat,
-				tpl, model)
+				tpl, TypeIRI(model))
 			d, err := catalog.ParseDataset([]byte(doc), "json")
 			if err != nil {
 				return fmt.Errorf("dataset %s: %w", DatasetID(m, model), err)

@@ -56,6 +56,21 @@ func ModelsOf(kind string) []string {
 	return nil
 }
 
+// modelDomains names the Smart Data Models repository of each model, whose
+// @context maps the short type name to https://smartdatamodels.org/<domain>/<model>.
+var modelDomains = map[string]string{
+	"AirQualityObserved": "dataModel.Environment", "NoiseLevelObserved": "dataModel.Environment",
+	"WeatherObserved": "dataModel.Weather", "TrafficFlowObserved": "dataModel.Transportation",
+	"OffStreetParking": "dataModel.Parking", "ParkingSpot": "dataModel.Parking",
+	"WasteContainer": "dataModel.WasteManagement", "Streetlight": "dataModel.Streetlighting",
+}
+
+// TypeIRI is the full entity type of a seeded model, as the entities'
+// @context expands it.
+func TypeIRI(model string) string {
+	return "https://smartdatamodels.org/" + modelDomains[model] + "/" + model
+}
+
 // EntityID is the id Seed gives the i-th entity of a model at a member.
 func EntityID(model string, m *Member, i int) string {
 	return fmt.Sprintf("urn:ngsi-ld:%s:%s:%03d", model, strings.ReplaceAll(strings.ToLower(m.Name), " ", "-"), i)

@@ -248,16 +248,30 @@ func (n *Net) federate(ctx context.Context) error {
 	if raceEnabled {
 		patience = 5 * time.Minute
 	}
-	return n.WaitFor(patience, "every member sees every other on the federation topic", func() bool {
+	// Ready when every member holds the latest membership document and sees
+	// enough members on the topic for gossip to reach everyone: all of them
+	// in a small federation, at least meshSize in a large one (the members
+	// keep connecting to each other in the background).
+	want := min(len(n.Members)-1, meshSize)
+	head := uint64(len(n.Members) - 1)
+	return n.WaitFor(patience, "every member has the membership and its topic peers", func() bool {
 		for _, m := range n.Members {
 			nd := m.Node()
-			if nd == nil || len(nd.Federations().TopicPeers(n.Fed)) < len(n.Members)-1 {
+			if nd == nil {
+				return false
+			}
+			in, err := nd.Federations().Show(n.Fed)
+			if err != nil || in.Seq != head || len(nd.Federations().TopicPeers(n.Fed)) < want {
 				return false
 			}
 		}
 		return true
 	})
 }
+
+// meshSize is how many topic peers each member of a large testnet needs
+// before Federate returns (GossipSub's own mesh degree).
+const meshSize = 6
 
 // WaitFor polls cond until it holds or d passes: the harness never sleeps a
 // fixed time, it waits for an event with a deadline.

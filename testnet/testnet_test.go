@@ -58,9 +58,20 @@ func TestScale20(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 nodes")
 	}
-	net := New(t, Shape{Cities: 4, AgenciesPerCity: 4, Researchers: 4}).Federate()
+	net := New(t, Shape{Cities: 4, AgenciesPerCity: 4, Researchers: 4}, Options{EntitiesPerModel: 1}).Federate().Seed().Publish()
 	if len(net.Members) != 20 {
 		t.Fatalf("%d members", len(net.Members))
+	}
+	want := 0
+	for _, m := range net.Agencies() {
+		want += len(ModelsOf(m.Kind))
+	}
+	// Every dataset of the 16 agencies reaches every one of the 20 members.
+	for _, m := range net.Members {
+		net.WaitFor(2*time.Minute, m.Name+" indexes every dataset", func() bool {
+			res, err := m.Node().Catalog().Search(catalog.Query{Limit: 100})
+			return err == nil && res.Total == want
+		})
 	}
 }
 

@@ -66,6 +66,7 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		datasetCmd(g),
 		catalogCmd(g),
 		testnetCmd(g),
+		benchCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())
