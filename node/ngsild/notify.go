@@ -266,10 +266,78 @@ func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 	}
 }
 
+// recentChanges keeps the newest committed changes in memory, with their
+// entities as committed, so the dispatcher matches them without reading
+// and decoding them again (that was half its cost). Writes add to it only
+// while there are subscriptions; a dispatcher that falls behind reads the
+// feed.
+type recentChanges struct {
+	mu  sync.Mutex
+	buf []Change // consecutive seqs; guarded by mu
+}
+
+// recentMax bounds recentChanges: a few batch requests' worth.
+const recentMax = 2048
+
+// add records the changes of a committed chunk whose last seq is last.
+func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
+	n := 0
+	for i := range ps {
+		if ps[i].write {
+			n++
+		}
+	}
+	seq := last - uint64(n)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) > 0 && r.buf[len(r.buf)-1].Seq != seq {
+		r.buf = r.buf[:0] // a gap (changes made while nobody subscribed)
+	}
+	for i := range ps {
+		p := &ps[i]
+		if !p.write {
+			continue
+		}
+		seq++
+		c := Change{Seq: seq, Op: OpUpdate, ID: p.id, Types: p.types, At: at, Removed: p.gone, Entity: p.out.entity}
+		switch {
+		case p.body == nil:
+			c.Op, c.Entity = OpDelete, nil
+		case p.out.created:
+			c.Op = OpCreate
+		}
+		r.buf = append(r.buf, c)
+	}
+	if len(r.buf) > recentMax {
+		r.buf = append(r.buf[:0:0], r.buf[len(r.buf)-recentMax/2:]...)
+	}
+}
+
+// from returns up to max changes with Seq >= from that want selects, and
+// the last seq looked at; ok is false when from is not in memory.
+func (r *recentChanges) from(from uint64, max int, want func(id string, types []string) bool) (out []Change, last uint64, full, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) == 0 || from < r.buf[0].Seq || from > r.buf[len(r.buf)-1].Seq {
+		return nil, 0, false, false
+	}
+	i := int(from - r.buf[0].Seq)
+	end := min(len(r.buf), i+max)
+	for _, c := range r.buf[i:end] {
+		if c.Entity != nil && want(c.ID, c.Types) {
+			out = append(out, c)
+		}
+	}
+	return out, r.buf[end-1].Seq, end-i == max, true
+}
+
 // changesFor reads up to max changes from seq from on, decoding the entity
 // only of changes want selects (the others are left out); last is the
 // newest seq read (0 when none), full whether max records were read.
 func (s *Service) changesFor(ctx context.Context, from uint64, max int, want func(id string, types []string) bool) (out []Change, last uint64, full bool, err error) {
+	if out, last, full, ok := s.recent.from(from, max, want); ok {
+		return out, last, full, nil
+	}
 	err = s.db.View(func(tx *store.Txn) error {
 		if trimmed, err := readUint64(tx, keyTrim); err != nil {
 			return err

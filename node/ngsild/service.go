@@ -101,8 +101,9 @@ type Service struct {
 	subsMu sync.Mutex
 	subs   map[chan struct{}]struct{} // guarded by subsMu
 
-	notif  *notifier  // subscriptions (notify.go)
-	codes  *attrCodes // attribute numbers in history keys (history.go)
+	notif  *notifier     // subscriptions (notify.go)
+	recent recentChanges // the newest changes, for the dispatcher (notify.go)
+	codes  *attrCodes    // attribute numbers in history keys (history.go)
 	vidx   valueIndexes
 	bg     sync.WaitGroup // background index builds
 	closed atomic.Bool

@@ -262,6 +262,9 @@ func (s *Service) writeTxn(ps []prepared) error {
 		return applyCounts(tx, counts)
 	})
 	if err == nil {
+		if s.notif.match.Len() > 0 {
+			s.recent.add(ps, last, now)
+		}
 		s.seq.Store(last)
 	}
 	return err
