@@ -31,6 +31,7 @@ import (
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/node/transfer"
 	"github.com/mimnode/mimnode/policy"
 )
 
@@ -40,26 +41,27 @@ const Version = "0.1.0-dev"
 
 // Node is one running mimnode: identity, store, libp2p host and local API.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	key     crypto.PrivKey
-	unlock  func()
-	store   *store.DB
-	host    host.Host
-	ping    *ping.PingService
-	gater   *federation.Gater
-	pubsub  *pubsub.PubSub
-	fed     *federation.Service
-	audit   *audit.Log
-	offers  *contract.Registry
-	deals   *contract.Service
-	catalog *catalogsvc.Service
-	ngsi    *ngsild.Service
-	mdns    mdns.Service
-	metrics *prometheus.Registry
-	api     *api.Server
-	token   string
-	started time.Time
+	cfg       Config
+	log       *slog.Logger
+	key       crypto.PrivKey
+	unlock    func()
+	store     *store.DB
+	host      host.Host
+	ping      *ping.PingService
+	gater     *federation.Gater
+	pubsub    *pubsub.PubSub
+	fed       *federation.Service
+	audit     *audit.Log
+	offers    *contract.Registry
+	deals     *contract.Service
+	catalog   *catalogsvc.Service
+	transfers *transfer.Service
+	ngsi      *ngsild.Service
+	mdns      mdns.Service
+	metrics   *prometheus.Registry
+	api       *api.Server
+	token     string
+	started   time.Time
 
 	apiLn  net.Listener // bound in New, served from Start
 	apiURL string
@@ -175,6 +177,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(n.audit.Register)
 	n.api.Mount(n.deals.Register)
 	n.api.Mount(n.catalog.Register)
+	n.transfers, err = transfer.New(transfer.Options{
+		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Audit: n.audit,
+		Members: n.fed, Datasets: transfer.PublishedDatasets{Catalog: n.catalog, Self: n.host.ID().String()},
+		Signer: signer, Verifier: PeerIDVerifier{}, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.api.Mount(n.transfers.Register)
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
 }
@@ -222,6 +233,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	if err := n.deals.Start(ctx); err != nil {
+		return err
+	}
+	if err := n.transfers.Start(ctx); err != nil {
 		return err
 	}
 	if n.cfg.Network.MDNS {
@@ -273,6 +287,9 @@ func (n *Node) closeParts() error {
 	var errs []error
 	if n.apiLn != nil {
 		n.apiLn.Close() // no-op once the server has shut down
+	}
+	if n.transfers != nil {
+		errs = append(errs, n.transfers.Close())
 	}
 	if n.deals != nil {
 		errs = append(errs, n.deals.Close())
@@ -456,6 +473,9 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	defer cancel()
 	_ = m.n.host.Connect(ctx, ai)
 }
+
+// Transfers is the node's data transfer service.
+func (n *Node) Transfers() *transfer.Service { return n.transfers }
 
 // Catalog is the node's catalogue service.
 func (n *Node) Catalog() *catalogsvc.Service { return n.catalog }

@@ -67,6 +67,8 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		catalogCmd(g),
 		testnetCmd(g),
 		benchCmd(g),
+		fetchCmd(g),
+		transferCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())
