@@ -19,4 +19,8 @@
 // Partition/Heal (connection gater). The harness never sleeps a fixed time:
 // WaitFor polls a condition until a deadline. With a TB (New), every fluent
 // call fails the test on error; without one (Start), Err reports it.
+//
+// RunBench runs the benchmark scenarios of every issue on a testnet, each
+// with a baseline measured in the same run, and Report.Markdown writes the
+// report `mimnode bench` prints (the README's performance section).
 package testnet
