@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(n.deals.Register)
 	n.api.Mount(n.catalog.Register)
 	n.transfers, err = transfer.New(transfer.Options{
-		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Audit: n.audit,
+		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Purposes: n.deals, Audit: n.audit,
 		Members: n.fed, Datasets: transfer.PublishedDatasets{Catalog: n.catalog, Self: n.host.ID().String()},
 		Signer: signer, Verifier: PeerIDVerifier{}, Logger: log,
 	})

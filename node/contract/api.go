@@ -311,3 +311,20 @@ func (s *Service) Agreements() ([]AgreementInfo, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
 }
+
+// AgreedPurpose returns the purpose the consumer stated in the negotiation
+// that made agreement id ("" when none was stated or the agreement is not
+// this node's). A transfer under the agreement is evaluated with it: the
+// agreement was granted for that purpose, and only for it.
+func (s *Service) AgreedPurpose(id string) string {
+	list, err := s.List()
+	if err != nil {
+		return ""
+	}
+	for _, in := range list {
+		if in.AgreementID == id {
+			return in.Purpose
+		}
+	}
+	return ""
+}

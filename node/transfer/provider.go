@@ -265,7 +265,11 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 // after count earlier ones, else the reasons it does not.
 func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []string {
 	feds := s.o.Members.SharedFederations(remote)
-	d := a.Evaluate(policy.Request{Now: s.o.Now(), Action: policy.ActionRead, PeerID: remote.String(),
+	purpose := ""
+	if s.o.Purposes != nil {
+		purpose = s.o.Purposes.AgreedPurpose(a.ID)
+	}
+	d := a.Evaluate(policy.Request{Now: s.o.Now(), Action: policy.ActionRead, PeerID: remote.String(), Purpose: purpose,
 		Role: s.roleOf(remote, feds), Federations: feds, Usage: policy.Usage{Count: count}})
 	if d.Permit {
 		return nil

@@ -67,6 +67,13 @@ type Agreements interface {
 	Agreement(id string) ([]byte, error)
 }
 
+// Purposes tells the purpose an agreement was negotiated for, so a transfer
+// is evaluated with it (a research-only agreement permits transfers for
+// research); contract.Service implements it.
+type Purposes interface {
+	AgreedPurpose(agreementID string) string
+}
+
 // Auditor appends to the node's hash-chained log; *audit.Log implements it.
 type Auditor interface {
 	Append(e audit.Entry) (audit.Entry, error)
@@ -132,11 +139,14 @@ type Options struct {
 	Store      *store.DB
 	NGSILD     *ngsild.Service
 	Agreements Agreements
-	Audit      Auditor
-	Members    Membership
-	Datasets   Datasets
-	Signer     policy.Signer
-	Verifier   policy.Verifier
+	// Purposes, when set, gives the purpose each agreement was negotiated
+	// for; without it transfers are evaluated with no purpose.
+	Purposes Purposes
+	Audit    Auditor
+	Members  Membership
+	Datasets Datasets
+	Signer   policy.Signer
+	Verifier policy.Verifier
 	// Streams is how many block streams a snapshot pull opens in parallel
 	// (default 4).
 	Streams int
