@@ -67,7 +67,7 @@ func TestStory(t *testing.T) {
 	// returns them exactly as the provider's does.
 	for _, f := range []struct {
 		agreement, model string
-		holder          *Member
+		holder           *Member
 	}{{trafficAgreement, "TrafficFlowObserved", transport}, {aqAgreement, "AirQualityObserved", env}} {
 		in, err := researcher.Transfers().Fetch(ctx, f.agreement, transfer.FetchOptions{})
 		if err != nil {
