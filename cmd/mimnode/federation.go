@@ -145,12 +145,8 @@ func fedJoinCmd(g *globals) *cobra.Command {
 		Example: "  mimnode federation join mimfed1:eyJjaGFpbi...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var in federation.Info
-			if err := c.do(cmd.Context(), "POST", "/api/v1/federations/join", map[string]string{"token": strings.TrimSpace(args[0])}, &in); err != nil {
+			if err := postToken(g, cmd, "/api/v1/federations/join", args[0], &in); err != nil {
 				return err
 			}
 			return printFed(g, in)
@@ -307,15 +303,20 @@ func fedSignCmd(g *globals) *cobra.Command {
 		Example: "  mimnode federation sign mimfed1:eyJjaGFpbi...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var res federation.ChangeResult
-			if err := c.do(cmd.Context(), "POST", "/api/v1/federations/sign", map[string]string{"token": strings.TrimSpace(args[0])}, &res); err != nil {
+			if err := postToken(g, cmd, "/api/v1/federations/sign", args[0], &res); err != nil {
 				return err
 			}
 			return printChange(g, res, "sign")
 		},
 	}
+}
+
+// postToken sends a federation token to the daemon and decodes the answer.
+func postToken(g *globals, cmd *cobra.Command, path, token string, out any) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	return c.do(cmd.Context(), "POST", path, map[string]string{"token": strings.TrimSpace(token)}, out)
 }
