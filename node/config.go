@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -45,6 +46,9 @@ type NetworkConfig struct {
 	Announce []string `toml:"announce"`
 	// MDNS enables LAN discovery.
 	MDNS bool `toml:"mdns"`
+	// TCPDialer, when set, makes every outbound TCP connection (not in the
+	// file: testnet uses it to shape links with latency and bandwidth).
+	TCPDialer tcp.DialerForAddr `toml:"-"`
 }
 
 // APIConfig configures the local HTTP API.

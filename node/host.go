@@ -54,7 +54,7 @@ func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg pr
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(c.Network.Listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		tcpTransport(c.Network.TCPDialer),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
@@ -82,4 +82,12 @@ func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg pr
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return h, nil
+}
+
+// tcpTransport is the TCP transport, dialling through d when it is set.
+func tcpTransport(d tcp.DialerForAddr) libp2p.Option {
+	if d == nil {
+		return libp2p.Transport(tcp.NewTCPTransport)
+	}
+	return libp2p.Transport(tcp.NewTCPTransport, tcp.WithDialerForAddr(d))
 }

@@ -16,7 +16,9 @@
 //
 // Faults are injected on demand: Stop (clean), Kill (connections drop
 // without goodbye), Restart (same data directory, same peer ID),
-// Partition/Heal (connection gater). The harness never sleeps a fixed time:
+// Partition/Heal (connection gater), and with Options.Shaping, Shape/Unshape
+// (latency and bandwidth on the link between two members, applied to their
+// TCP connections). The harness never sleeps a fixed time:
 // WaitFor polls a condition until a deadline. With a TB (New), every fluent
 // call fails the test on error; without one (Start), Err reports it.
 //

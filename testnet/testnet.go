@@ -38,6 +38,10 @@ type Options struct {
 	EntitiesPerModel int
 	// Seed makes generated data reproducible (default 1).
 	Seed uint64
+	// Shaping lets Shape add latency and bandwidth limits between members.
+	// The nodes then listen on TCP only: QUIC's packets cannot be delayed
+	// from inside the process.
+	Shaping bool
 }
 
 // TB is the part of testing.TB the harness uses.
@@ -75,8 +79,11 @@ type Net struct {
 	// Fed is the federation ID once Federate has run.
 	Fed string
 
-	opts    Options
-	tb      TB
+	opts Options
+	tb   TB
+
+	linksMu sync.Mutex
+	links   map[linkKey]Link // guarded by linksMu
 	tempDir bool
 	err     error // first error of a fluent call when there is no TB
 }
@@ -96,7 +103,7 @@ func Start(ctx context.Context, shape Shape, o Options) (*Net, error) {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
-	n := &Net{opts: o}
+	n := &Net{opts: o, links: map[linkKey]Link{}}
 	if n.opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "mimnode-testnet-")
 		if err != nil {
@@ -117,16 +124,19 @@ func Start(ctx context.Context, shape Shape, o Options) (*Net, error) {
 	for r := 0; r < shape.Researchers; r++ {
 		n.Members = append(n.Members, &Member{Name: fmt.Sprintf("Research lab %d", r+1), Kind: "research", Role: federation.RoleResearcher})
 	}
+	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	if o.Shaping {
+		listen = listen[:1]
+	}
 	for i, m := range n.Members {
 		dir := filepath.Join(n.opts.Dir, fmt.Sprintf("node%02d", i))
-		cfg, err := node.Init(dir, node.InitOptions{
-			Name:   m.Name,
-			Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
-			API:    "127.0.0.1:0",
-		})
+		cfg, err := node.Init(dir, node.InitOptions{Name: m.Name, Listen: listen, API: "127.0.0.1:0"})
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("testnet: init %s: %w", m.Name, err)
+		}
+		if o.Shaping {
+			cfg.Network.TCPDialer = n.dialerFor(i)
 		}
 		m.cfg = cfg
 		if err := n.startMember(ctx, m); err != nil {
