@@ -34,6 +34,7 @@ type Config struct {
 	Resources ResourceConfig `toml:"resources"`
 	ConnMgr   ConnMgrConfig  `toml:"connmgr"`
 	Store     StoreConfig    `toml:"store"`
+	Catalog   CatalogConfig  `toml:"catalog"`
 	Log       LogConfig      `toml:"log"`
 }
 
@@ -78,6 +79,13 @@ type StoreConfig struct {
 	CacheMiB int64 `toml:"cache_mib"`
 }
 
+// CatalogConfig tunes the node's catalogue.
+type CatalogConfig struct {
+	// VersionInterval is how often the versions of the node's datasets are
+	// rebuilt when their entities changed.
+	VersionInterval Duration `toml:"version_interval"`
+}
+
 // LogConfig selects the daemon's log output.
 type LogConfig struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
@@ -114,6 +122,7 @@ func Default() Config {
 		Resources: ResourceConfig{MaxMemoryMiB: 256, MaxConnections: 512, MaxStreams: 4096, MaxFDs: 512},
 		ConnMgr:   ConnMgrConfig{Low: 64, High: 192, GracePeriod: Duration{time.Minute}},
 		Store:     StoreConfig{CacheMiB: 32},
+		Catalog:   CatalogConfig{VersionInterval: Duration{time.Minute}},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -170,6 +179,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.CacheMiB < 1 {
 		return bad("store.cache_mib", "must be at least 1, got %d", c.Store.CacheMiB)
+	}
+	if c.Catalog.VersionInterval.Duration < time.Second {
+		return bad("catalog.version_interval", "must be at least 1s, got %s", c.Catalog.VersionInterval.Duration)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

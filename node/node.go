@@ -66,6 +66,9 @@ type Node struct {
 	apiLn  net.Listener // bound in New, served from Start
 	apiURL string
 
+	stopBG context.CancelFunc // ends background loops started by Start
+	bg     sync.WaitGroup     // background loops started by Start
+
 	mu      sync.Mutex // guards serving and closed
 	serving bool
 	closed  bool
@@ -186,6 +189,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		return nil, err
 	}
 	n.api.Mount(n.transfers.Register)
+	n.api.Mount(func(mux *http.ServeMux) { mux.HandleFunc("POST /api/v1/datasets/{id}/version", n.handleVersion) })
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
 }
@@ -238,6 +242,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.transfers.Start(ctx); err != nil {
 		return err
 	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.stopBG = cancel
+	n.bg.Go(func() { n.versionLoop(bg, n.cfg.Catalog.VersionInterval.Duration) })
 	if n.cfg.Network.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {
@@ -285,6 +292,10 @@ func (n *Node) Close() error {
 // writes to it after it is closed.
 func (n *Node) closeParts() error {
 	var errs []error
+	if n.stopBG != nil {
+		n.stopBG()
+		n.bg.Wait()
+	}
 	if n.apiLn != nil {
 		n.apiLn.Close() // no-op once the server has shut down
 	}

@@ -102,6 +102,30 @@ refused with the field named.`,
 			return nil
 		},
 	}, &cobra.Command{
+		Use:   "version ID",
+		Short: "Build a dataset's version now (and announce it if it changed)",
+		Long: `A version is the content-addressed id (manifest CID) of a dataset's data: the same
+data always gives the same id, so an agreement or a result can name exactly what it
+used. The node rebuilds versions by itself when the entities change
+(catalog.version_interval); this command does it at once.`,
+		Example: "  mimnode dataset version urn:mim:dataset:aarhus:air-quality",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var rec catalog.Record
+			if err := c.do(cmd.Context(), "POST", "/api/v1/datasets/"+url.PathEscape(args[0])+"/version", nil, &rec); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(rec)
+			}
+			fmt.Fprintf(g.stdout, "%s version %s (catalogue sequence %d)\n", rec.Dataset.ID, rec.Dataset.Version, rec.Seq)
+			return nil
+		},
+	}, &cobra.Command{
 		Use:     "retire ID",
 		Short:   "Withdraw one of this node's datasets from the federation",
 		Example: "  mimnode dataset retire urn:mim:dataset:aarhus:air-quality",

@@ -58,6 +58,13 @@ func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
 	if _, _, err := cli(t, "dataset", "publish", bad, "--data", a); err == nil || !strings.Contains(err.Error(), "dissemination") {
 		t.Fatalf("bad dataset: %v, want an error naming dissemination", err)
 	}
+	// The dataset is a view of a's (empty) entity store: its version is built on demand.
+	if out, _, err := cli(t, "dataset", "version", "urn:mim:dataset:aarhus:air-quality", "--data", a); err != nil || !strings.Contains(out, "version bagu") {
+		t.Fatalf("dataset version: %q, %v", out, err)
+	}
+	if _, _, err := cli(t, "dataset", "version", "urn:mim:dataset:nope", "--data", a); err == nil {
+		t.Fatal("version of an unknown dataset succeeded")
+	}
 	if _, _, err := cli(t, "dataset", "retire", "urn:mim:dataset:aarhus:air-quality", "--data", a); err != nil {
 		t.Fatal(err)
 	}
