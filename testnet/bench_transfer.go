@@ -18,40 +18,6 @@ import (
 	"github.com/mimnode/mimnode/protocol/negotiation"
 )
 
-// catalogDatasets serves a node's own published datasets to its transfer
-// service.
-type catalogDatasets struct{ n *node.Node }
-
-func (c catalogDatasets) Dataset(id string) (catalog.Dataset, error) {
-	r, err := c.n.Catalog().Get(id)
-	if err != nil {
-		return catalog.Dataset{}, fmt.Errorf("dataset %s: %w", id, transfer.ErrUnknownDataset)
-	}
-	if r.Retired || r.Publisher != c.n.ID().String() {
-		return catalog.Dataset{}, fmt.Errorf("dataset %s: %w", id, transfer.ErrUnknownDataset)
-	}
-	return r.Dataset, nil
-}
-
-// transferService builds a transfer service from a node's parts, the way
-// node/transfer's doc.go wires it. (node.Node does not build one yet; when
-// it does, the bench should use the node's own.)
-func transferService(ctx context.Context, n *node.Node) (*transfer.Service, error) {
-	svc, err := transfer.New(transfer.Options{
-		Host: n.Host(), Store: n.Store(), NGSILD: n.NGSILD(), Agreements: n.Contracts(),
-		Audit: n.Audit(), Members: n.Federations(), Datasets: catalogDatasets{n},
-		Signer: n.Signer(), Verifier: node.PeerIDVerifier{},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := svc.Start(ctx); err != nil {
-		svc.Close()
-		return nil, err
-	}
-	return svc, nil
-}
-
 // benchTransfer negotiates a researcher's agreement for an environment
 // agency's open air quality dataset holding Transfer entities, then
 // measures a snapshot pull (block phase against one bare libp2p stream
@@ -106,16 +72,7 @@ func benchTransfer(ctx context.Context, b *bench, net *Net) error {
 	}
 	agreement := in.AgreementID
 
-	psvc, err := transferService(ctx, prov.Node())
-	if err != nil {
-		return fmt.Errorf("provider's transfer service: %w", err)
-	}
-	defer psvc.Close()
-	csvc, err := transferService(ctx, cons.Node())
-	if err != nil {
-		return fmt.Errorf("consumer's transfer service: %w", err)
-	}
-	defer csvc.Close()
+	csvc := cons.Node().Transfers()
 
 	var tManifest, tBlocks time.Time
 	var blockBytes int64
