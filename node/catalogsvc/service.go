@@ -278,19 +278,14 @@ func (s *Service) pullFrom(ctx context.Context, p peer.ID) {
 }
 
 func (s *Service) roleOf(p peer.ID) (federation.Role, bool) {
+	// Agency in any shared federation wins: it may publish there.
+	var role federation.Role
 	for _, id := range s.o.Federations.SharedFederations(p) {
-		if r, ok := s.o.Federations.RoleOf(id, p); ok {
-			if r == federation.RoleAgency {
-				return r, true
-			}
+		if r, ok := s.o.Federations.RoleOf(id, p); ok && (role == "" || r == federation.RoleAgency) {
+			role = r
 		}
 	}
-	for _, id := range s.o.Federations.SharedFederations(p) {
-		if r, ok := s.o.Federations.RoleOf(id, p); ok {
-			return r, true
-		}
-	}
-	return "", false
+	return role, role != ""
 }
 
 // pullPage asks p for one page of changes and applies it.

@@ -265,11 +265,7 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 // after count earlier ones, else the reasons it does not.
 func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []string {
 	feds := s.o.Members.SharedFederations(remote)
-	purpose := ""
-	if s.o.Purposes != nil {
-		purpose = s.o.Purposes.AgreedPurpose(a.ID)
-	}
-	d := a.Evaluate(policy.Request{Now: s.o.Now(), Action: policy.ActionRead, PeerID: remote.String(), Purpose: purpose,
+	d := a.Evaluate(policy.Request{Now: s.o.Now(), Action: policy.ActionRead, PeerID: remote.String(), Purpose: s.agreedPurpose(a.ID),
 		Role: s.roleOf(remote, feds), Federations: feds, Usage: policy.Usage{Count: count}})
 	if d.Permit {
 		return nil
@@ -282,6 +278,23 @@ func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []stri
 		out = []string{"the agreement's policy does not permit read now"}
 	}
 	return out
+}
+
+// agreedPurpose is the purpose agreement id was negotiated for ("" when
+// unknown). Only a found purpose is cached: an agreement this node has not
+// finished storing may be looked up again.
+func (s *Service) agreedPurpose(id string) string {
+	if v, ok := s.purposes.Load(id); ok {
+		return v.(string)
+	}
+	if s.o.Purposes == nil {
+		return ""
+	}
+	p := s.o.Purposes.AgreedPurpose(id)
+	if p != "" {
+		s.purposes.Store(id, p)
+	}
+	return p
 }
 
 // roleOf is the consumer's role for policy evaluation: agency if it is an

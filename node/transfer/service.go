@@ -193,6 +193,9 @@ type Service struct {
 	// corrupt, set by tests only (export_test.go), garbles the first
 	// delivery of the named blocks on the provider side.
 	corrupt sync.Map // string CID -> struct{}
+	// purposes caches the purpose each agreement was negotiated for (it
+	// never changes), so data requests do not look it up every time.
+	purposes sync.Map // agreement id -> string
 }
 
 // New checks the options and returns a Service; Start registers its
