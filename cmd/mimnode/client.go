@@ -107,3 +107,12 @@ func (c *client) doRaw(ctx context.Context, method, path, contentType string, bo
 	}
 	return nil
 }
+
+// call finds the running daemon and makes one API call (see client.do).
+func (g *globals) call(ctx context.Context, method, path string, body, out any) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, body, out)
+}

@@ -45,12 +45,8 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 		Example: "  mimnode context list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var list []any
-			if err := cl.do(cmd.Context(), "GET", "/ngsi-ld/v1/jsonldContexts", nil, &list); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/ngsi-ld/v1/jsonldContexts", nil, &list); err != nil {
 				return err
 			}
 			if g.json {

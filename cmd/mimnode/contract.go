@@ -171,12 +171,8 @@ func contractPendingCmd(g *globals) *cobra.Command {
 }
 
 func listNegotiations(g *globals, cmd *cobra.Command, path string) error {
-	cl, err := g.client()
-	if err != nil {
-		return err
-	}
 	var list []contract.Info
-	if err := cl.do(cmd.Context(), "GET", path, nil, &list); err != nil {
+	if err := g.call(cmd.Context(), "GET", path, nil, &list); err != nil {
 		return err
 	}
 	if g.json {
@@ -205,12 +201,8 @@ func contractShowCmd(g *globals) *cobra.Command {
 		Short: "Show one negotiation, with the refusal reasons if it was refused",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var in contract.Info
-			if err := cl.do(cmd.Context(), "GET", "/api/v1/negotiations/"+url.PathEscape(args[0]), nil, &in); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/negotiations/"+url.PathEscape(args[0]), nil, &in); err != nil {
 				return err
 			}
 			return printNegotiation(g, in)
@@ -224,12 +216,8 @@ func contractApproveCmd(g *globals) *cobra.Command {
 		Short: "Approve a request waiting for approval; the agreement is signed and sent",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var in contract.Info
-			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/approve", struct{}{}, &in); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/approve", struct{}{}, &in); err != nil {
 				return err
 			}
 			return printNegotiation(g, in)
@@ -245,12 +233,8 @@ func contractRejectCmd(g *globals) *cobra.Command {
 		Example: `  mimnode contract reject urn:uuid:... --reason "send us your research plan first"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var in contract.Info
-			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/reject",
+			if err := g.call(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/reject",
 				contract.RejectRequest{Reason: reason}, &in); err != nil {
 				return err
 			}
@@ -290,12 +274,8 @@ as the node advertises it.`,
 				}
 				body.ODRL = b
 			}
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var out json.RawMessage
-			if err := cl.do(cmd.Context(), "POST", "/api/v1/offers", body, &out); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/api/v1/offers", body, &out); err != nil {
 				return err
 			}
 			return g.printJSON(out)
@@ -313,12 +293,8 @@ as the node advertises it.`,
 		Short: "List recorded offers (ODRL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var out []json.RawMessage
-			if err := cl.do(cmd.Context(), "GET", "/api/v1/offers", nil, &out); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/offers", nil, &out); err != nil {
 				return err
 			}
 			if g.json {
@@ -354,12 +330,8 @@ func agreementExportCmd(g *globals) *cobra.Command {
 		Example: "  mimnode agreement export urn:uuid:... --out agreement.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var raw json.RawMessage
-			if err := cl.do(cmd.Context(), "GET", "/api/v1/agreements/"+url.PathEscape(args[0]), nil, &raw); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/agreements/"+url.PathEscape(args[0]), nil, &raw); err != nil {
 				return err
 			}
 			data := append([]byte(strings.TrimSpace(string(raw))), '\n')
@@ -388,12 +360,8 @@ func agreementListCmd(g *globals) *cobra.Command {
 		Short: "List the agreements this node holds",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var list []contract.AgreementInfo
-			if err := cl.do(cmd.Context(), "GET", "/api/v1/agreements", nil, &list); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/agreements", nil, &list); err != nil {
 				return err
 			}
 			if g.json {

@@ -58,12 +58,8 @@ refused with the field named.`,
 		Example: "  mimnode dataset list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			recs := []catalog.Record{}
-			if err := c.do(cmd.Context(), "GET", "/api/v1/datasets", nil, &recs); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/datasets", nil, &recs); err != nil {
 				return err
 			}
 			if g.json {
@@ -87,12 +83,8 @@ refused with the field named.`,
 		Example: "  mimnode dataset show urn:mim:dataset:aarhus:air-quality",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var rec catalog.Record
-			if err := c.do(cmd.Context(), "GET", "/api/v1/datasets/"+url.PathEscape(args[0]), nil, &rec); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/datasets/"+url.PathEscape(args[0]), nil, &rec); err != nil {
 				return err
 			}
 			if g.json {
@@ -111,12 +103,8 @@ used. The node rebuilds versions by itself when the entities change
 		Example: "  mimnode dataset version urn:mim:dataset:aarhus:air-quality",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var rec catalog.Record
-			if err := c.do(cmd.Context(), "POST", "/api/v1/datasets/"+url.PathEscape(args[0])+"/version", nil, &rec); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/api/v1/datasets/"+url.PathEscape(args[0])+"/version", nil, &rec); err != nil {
 				return err
 			}
 			if g.json {
@@ -131,12 +119,8 @@ used. The node rebuilds versions by itself when the entities change
 		Example: "  mimnode dataset retire urn:mim:dataset:aarhus:air-quality",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var rec catalog.Record
-			if err := c.do(cmd.Context(), "POST", "/api/v1/datasets/"+url.PathEscape(args[0])+"/retire", nil, &rec); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/api/v1/datasets/"+url.PathEscape(args[0])+"/retire", nil, &rec); err != nil {
 				return err
 			}
 			if g.json {
@@ -200,12 +184,8 @@ answered from this node's own index: no other node is asked.`,
 			if limit > 0 {
 				v.Set("limit", strconv.Itoa(limit))
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var res catalogsvc.SearchResult
-			if err := c.do(cmd.Context(), "GET", "/api/v1/catalog?"+v.Encode(), nil, &res); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/catalog?"+v.Encode(), nil, &res); err != nil {
 				return err
 			}
 			if g.json {

@@ -161,12 +161,8 @@ func fedListCmd(g *globals) *cobra.Command {
 		Example: "  mimnode federation list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			list := []federation.Info{}
-			if err := c.do(cmd.Context(), "GET", "/api/v1/federations", nil, &list); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/federations", nil, &list); err != nil {
 				return err
 			}
 			if g.json {
@@ -190,12 +186,8 @@ func fedShowCmd(g *globals) *cobra.Command {
 		Example: `  mimnode federation show "Aarhus region"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var in federation.Info
-			if err := c.do(cmd.Context(), "GET", "/api/v1/federations/"+args[0], nil, &in); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/federations/"+args[0], nil, &in); err != nil {
 				return err
 			}
 			return printFed(g, in)
@@ -210,12 +202,8 @@ func fedTokenCmd(g *globals) *cobra.Command {
 		Example: "  mimnode federation token bagu...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var res map[string]string
-			if err := c.do(cmd.Context(), "GET", "/api/v1/federations/"+args[0]+"/token", nil, &res); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/federations/"+args[0]+"/token", nil, &res); err != nil {
 				return err
 			}
 			if g.json {

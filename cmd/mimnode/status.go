@@ -16,12 +16,8 @@ func statusCmd(g *globals) *cobra.Command {
 		Example: "  mimnode status\n  mimnode status --json | jq -r .peerId",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var st api.Status
-			if err := c.do(cmd.Context(), "GET", "/api/v1/status", nil, &st); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/status", nil, &st); err != nil {
 				return err
 			}
 			if g.json {
@@ -45,12 +41,8 @@ func peersCmd(g *globals) *cobra.Command {
 		Example: "  mimnode peers\n  mimnode peers --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			peers := []api.Peer{}
-			if err := c.do(cmd.Context(), "GET", "/api/v1/peers", nil, &peers); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/peers", nil, &peers); err != nil {
 				return err
 			}
 			if g.json {
@@ -81,12 +73,8 @@ func connectCmd(g *globals) *cobra.Command {
 		Example: "  mimnode connect /ip4/192.0.2.10/tcp/7410/p2p/12D3KooW...",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			var res api.ConnectResult
-			if err := c.do(cmd.Context(), "POST", "/api/v1/peers/connect", api.ConnectRequest{Addr: args[0]}, &res); err != nil {
+			if err := g.call(cmd.Context(), "POST", "/api/v1/peers/connect", api.ConnectRequest{Addr: args[0]}, &res); err != nil {
 				return err
 			}
 			if g.json {

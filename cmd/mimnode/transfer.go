@@ -28,12 +28,8 @@ func transferListCmd(g *globals) *cobra.Command {
 		Short: "List transfers, as consumer and as provider, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var list []transfer.Info
-			if err := cl.do(cmd.Context(), "GET", "/api/v1/transfers", nil, &list); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/transfers", nil, &list); err != nil {
 				return err
 			}
 			if g.json {
@@ -58,12 +54,8 @@ func transferShowCmd(g *globals) *cobra.Command {
 		Short: "Show one transfer with its usage record and, if refused, the reasons",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
 			var in transfer.Info
-			if err := cl.do(cmd.Context(), "GET", "/api/v1/transfers/"+url.PathEscape(args[0]), nil, &in); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/api/v1/transfers/"+url.PathEscape(args[0]), nil, &in); err != nil {
 				return err
 			}
 			return printTransfer(g, in)
