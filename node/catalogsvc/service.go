@@ -60,6 +60,10 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	notifee *network.NotifyBundle // connection events, stopped by Close
+	spawnMu sync.Mutex            // guards closing
+	closing bool
+
 	pubMu sync.Mutex // serialises publishing (Catalog is not safe for concurrent Put)
 	cat   *catalog.Catalog
 
@@ -147,24 +151,26 @@ func New(o Options) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.o.Host.SetStreamHandler(Protocol, s.o.Federations.Guard(Protocol, s.handleStream))
-	s.o.Host.Network().Notify(&network.NotifyBundle{
+	s.notifee = &network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			p := c.RemotePeer()
-			s.wg.Go(func() { s.pullFrom(ctx, p) })
+			s.spawn(func() { s.pullFrom(ctx, p) })
 		},
-	})
+	}
+	s.o.Host.Network().Notify(s.notifee)
 	s.o.Federations.OnChange(func(string) { s.followTopics(ctx) })
 	s.followTopics(ctx)
 	// Catch up from the members already connected (the service may start
 	// after the host has connected to them).
 	for _, p := range s.o.Host.Network().Peers() {
-		s.wg.Go(func() { s.pullFrom(ctx, p) })
+		s.spawn(func() { s.pullFrom(ctx, p) })
 	}
 	return nil
 }
 
 // Close stops background work.
 func (s *Service) Close() error {
+	s.stopSpawning()
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -202,7 +208,7 @@ func (s *Service) followTopics(ctx context.Context) {
 			s.log.Warn("follow catalogue topic", "federation", id, "err", err)
 			continue
 		}
-		s.wg.Go(func() { s.readAnnouncements(ctx, sub) })
+		s.spawn(func() { s.readAnnouncements(ctx, sub) })
 	}
 }
 
@@ -223,7 +229,7 @@ func (s *Service) readAnnouncements(ctx context.Context, sub *pubsub.Subscriptio
 		if a.Seq > s.heldSeq(a.Publisher) {
 			p, err := peer.Decode(a.Publisher)
 			if err == nil {
-				s.wg.Go(func() { s.pullFrom(ctx, p) })
+				s.spawn(func() { s.pullFrom(ctx, p) })
 			}
 		}
 	}
@@ -519,4 +525,25 @@ func (s *Service) Search(q catalog.Query) (catalog.Result, error) {
 	copy(hits, res.Hits)
 	res.Hits = hits
 	return res, nil
+}
+
+// spawn runs fn in the background unless the service is closing: libp2p
+// may still deliver a connection event while Close waits.
+func (s *Service) spawn(fn func()) {
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	if s.closing {
+		return
+	}
+	s.wg.Go(fn)
+}
+
+// stopSpawning makes spawn refuse new work and stops connection events.
+func (s *Service) stopSpawning() {
+	s.spawnMu.Lock()
+	s.closing = true
+	s.spawnMu.Unlock()
+	if s.notifee != nil {
+		s.o.Host.Network().StopNotify(s.notifee)
+	}
 }

@@ -50,6 +50,10 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	notifee *network.NotifyBundle // connection events, stopped by Close
+	spawnMu sync.Mutex            // guards closing
+	closing bool
+
 	// kick wakes the reconnect loop early, after membership changed.
 	kick chan struct{}
 
@@ -117,12 +121,13 @@ func New(o Options) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.o.Host.SetStreamHandler(SyncProtocol, s.Guard(SyncProtocol, s.handleSync))
-	s.o.Host.Network().Notify(&network.NotifyBundle{
+	s.notifee = &network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			p := c.RemotePeer()
-			s.wg.Go(func() { s.pullFrom(ctx, p) })
+			s.spawn(func() { s.pullFrom(ctx, p) })
 		},
-	})
+	}
+	s.o.Host.Network().Notify(s.notifee)
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.feds))
 	for id := range s.feds {
@@ -134,12 +139,13 @@ func (s *Service) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	s.wg.Go(func() { s.reconnectLoop(ctx) })
+	s.spawn(func() { s.reconnectLoop(ctx) })
 	return nil
 }
 
 // Close leaves topics, stops DHTs and background work.
 func (s *Service) Close() error {
+	s.stopSpawning()
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -270,9 +276,9 @@ func (s *Service) activate(ctx context.Context, id string) error {
 	f.topic, f.sub, f.events, f.catalog, f.dht, f.cancel = parts.topic, parts.sub, parts.events, parts.catalog, parts.dht, parts.cancel
 	s.mu.Unlock()
 	sub, events, kad := parts.sub, parts.events, parts.dht
-	s.wg.Go(func() { s.watchTopicPeers(fctx, id, events) })
-	s.wg.Go(func() { s.readMembers(fctx, id, sub) })
-	s.wg.Go(func() { _ = kad.Bootstrap(fctx) })
+	s.spawn(func() { s.watchTopicPeers(fctx, id, events) })
+	s.spawn(func() { s.readMembers(fctx, id, sub) })
+	s.spawn(func() { _ = kad.Bootstrap(fctx) })
 	s.connectBootstrap(fctx, id)
 	return nil
 }
@@ -305,7 +311,7 @@ func (s *Service) connectBootstrap(ctx context.Context, id string) {
 	for _, ai := range s.bootstrapPeers(id) {
 		s.o.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		ai := ai
-		s.wg.Go(func() {
+		s.spawn(func() {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if err := s.o.Host.Connect(cctx, ai); err != nil {
@@ -964,4 +970,25 @@ func (s *Service) TopicPeerAllowed(p peer.ID, topic string) bool {
 	}
 	id, _, ok := strings.Cut(rest, "/")
 	return ok && s.isMember(id, p)
+}
+
+// spawn runs fn in the background unless the service is closing: libp2p
+// may still deliver a connection event while Close waits.
+func (s *Service) spawn(fn func()) {
+	s.spawnMu.Lock()
+	defer s.spawnMu.Unlock()
+	if s.closing {
+		return
+	}
+	s.wg.Go(fn)
+}
+
+// stopSpawning makes spawn refuse new work and stops connection events.
+func (s *Service) stopSpawning() {
+	s.spawnMu.Lock()
+	s.closing = true
+	s.spawnMu.Unlock()
+	if s.notifee != nil {
+		s.o.Host.Network().StopNotify(s.notifee)
+	}
 }

@@ -191,7 +191,7 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 				continue
 			}
 			known := len(s.o.Host.Peerstore().Addrs(p)) > 0
-			s.wg.Go(func() { s.redial(ctx, p) })
+			s.spawn(func() { s.redial(ctx, p) })
 			jitter := time.Duration(rand.Int64N(int64(b.delay)/4 + 1))
 			b.next = now.Add(b.delay + jitter)
 			if known {
@@ -228,7 +228,7 @@ func (s *Service) antiEntropy(ctx context.Context) {
 		s.mu.Unlock()
 		if len(connected) > 0 {
 			p := connected[rand.IntN(len(connected))]
-			s.wg.Go(func() { _ = s.pull(ctx, p, id) })
+			s.spawn(func() { _ = s.pull(ctx, p, id) })
 		}
 	}
 }
