@@ -33,6 +33,17 @@
 //
 //	m, err := content.ChunkFile(f, emit) // FastCDC content-defined chunks
 //
+// # A version of a dataset with files
+//
+// A dataset whose data includes files (mimnode dataset add-file) has one
+// KindDataset manifest: the blocks of its view's entities, if it has a
+// view, then the blocks of each file in name order, unchanged from their
+// own ChunkFile manifests. Parts says which run of blocks is which, with
+// each file's name, media type, size and SHA2-256:
+//
+//	m, err := content.NewDatasetManifest(&entities, []content.FilePart{{Name: "stations.csv", MediaType: "text/csv", SHA256: sum, File: fileManifest}})
+//	for i, p := range m.Parts { blocks := m.PartBlocks(i); ... } // a file is its blocks' bytes in order
+//
 // # Receiving
 //
 // A consumer gets the manifest bytes for the version id it was promised,

@@ -19,6 +19,7 @@ const ManifestFormat = "mimnode-manifest/1"
 const (
 	KindEntities = "ngsi-ld-entities" // blocks of NGSI-LD entities, one JSON object per line, in id order
 	KindFile     = "file"             // blocks of one file's bytes
+	KindDataset  = "dataset"          // parts (entities, files) one after another; see Part
 )
 
 // MaxManifestSize bounds encoded manifest bytes DecodeManifest reads. At
@@ -31,6 +32,9 @@ type Manifest struct {
 	Kind   string
 	Size   int64 // total bytes of all blocks
 	Blocks []BlockRef
+	// Parts, in a KindDataset manifest only, say which consecutive runs of
+	// Blocks make up the dataset's entities and each of its files.
+	Parts []Part
 }
 
 // BlockRef is one block of a manifest.
@@ -70,6 +74,7 @@ type manifestJSON struct {
 	Kind   string         `json:"kind"`
 	Size   int64          `json:"size"`
 	Blocks []blockRefJSON `json:"blocks"`
+	Parts  []partJSON     `json:"parts,omitempty"`
 }
 
 // Encode returns the manifest's canonical bytes: DAG-JSON (block CIDs as
@@ -82,6 +87,9 @@ func (m Manifest) Encode() ([]byte, error) {
 	w := manifestJSON{Format: ManifestFormat, Kind: m.Kind, Size: m.Size, Blocks: make([]blockRefJSON, len(m.Blocks))}
 	for i, b := range m.Blocks {
 		w.Blocks[i] = blockRefJSON{CID: linkJSON{b.CID.String()}, Size: b.Size, Count: b.Count, First: b.First, Last: b.Last}
+	}
+	for _, p := range m.Parts {
+		w.Parts = append(w.Parts, partJSON(p))
 	}
 	raw, err := json.Marshal(w)
 	if err != nil {
@@ -138,6 +146,9 @@ func DecodeManifest(data []byte) (Manifest, error) {
 		}
 		m.Blocks[i] = BlockRef{CID: c, Size: b.Size, Count: b.Count, First: b.First, Last: b.Last}
 	}
+	for _, p := range w.Parts {
+		m.Parts = append(m.Parts, Part(p))
+	}
 	again, err := m.Encode()
 	if err != nil {
 		return Manifest{}, fmt.Errorf("%w: %w", ErrMalformedManifest, err)
@@ -151,20 +162,37 @@ func DecodeManifest(data []byte) (Manifest, error) {
 // check enforces what every manifest must satisfy.
 func (m Manifest) check() error {
 	var total int64
+	for _, b := range m.Blocks {
+		total += b.Size
+	}
+	if total != m.Size {
+		return fmt.Errorf("size %d is not the sum of the block sizes %d", m.Size, total)
+	}
 	switch m.Kind {
 	case KindEntities, KindFile:
+		if len(m.Parts) > 0 {
+			return fmt.Errorf("a %s manifest has no parts", m.Kind)
+		}
+		return checkRun(m.Kind, m.Blocks, 0)
+	case KindDataset:
+		return m.checkParts()
 	default:
-		return fmt.Errorf("kind %q is not %s or %s", m.Kind, KindEntities, KindFile)
+		return fmt.Errorf("kind %q is not %s, %s or %s", m.Kind, KindEntities, KindFile, KindDataset)
 	}
-	for i, b := range m.Blocks {
+}
+
+// checkRun checks one run of blocks of a kind; off is the index of the
+// run's first block in the manifest, for messages.
+func checkRun(kind string, blocks []BlockRef, off int) error {
+	for j, b := range blocks {
+		i := off + j
 		if err := checkCID(b.CID, cid.Raw); err != nil {
 			return fmt.Errorf("blocks[%d]: %w", i, err)
 		}
 		if b.Size <= 0 || b.Size > MaxBlockSize {
 			return fmt.Errorf("blocks[%d]: size %d is not in 1..%d", i, b.Size, MaxBlockSize)
 		}
-		total += b.Size
-		if m.Kind == KindFile {
+		if kind == KindFile {
 			if b.Count != 0 || b.First != "" || b.Last != "" {
 				return fmt.Errorf("blocks[%d]: a file block has no entities", i)
 			}
@@ -173,12 +201,9 @@ func (m Manifest) check() error {
 		if b.Count <= 0 || b.First == "" || b.Last == "" || b.Last < b.First || (b.Count == 1) != (b.First == b.Last) {
 			return fmt.Errorf("blocks[%d]: entity count %d and ids %q..%q do not fit", i, b.Count, b.First, b.Last)
 		}
-		if i > 0 && b.First <= m.Blocks[i-1].Last {
-			return fmt.Errorf("blocks[%d]: first id %q is not after the previous block's last %q", i, b.First, m.Blocks[i-1].Last)
+		if j > 0 && b.First <= blocks[j-1].Last {
+			return fmt.Errorf("blocks[%d]: first id %q is not after the previous block's last %q", i, b.First, blocks[j-1].Last)
 		}
-	}
-	if total != m.Size {
-		return fmt.Errorf("size %d is not the sum of the block sizes %d", m.Size, total)
 	}
 	return nil
 }

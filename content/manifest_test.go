@@ -20,6 +20,7 @@ func sampleManifests(t testing.TB) []Manifest {
 	out = append(out, buildEntities(t, es[:3]).m)
 	out = append(out, chunk(t, randomBytes(3<<20, 4)).m)
 	out = append(out, Manifest{Kind: KindFile})
+	out = append(out, sampleDataset(t, es[:40], randomBytes(3<<20, 4)))
 	return out
 }
 
