@@ -1,5 +1,7 @@
 // Package query parses and evaluates the NGSI-LD query language (ETSI GS CIM 009
-// clause 4.9, the q parameter) and geo-queries (clause 4.10). It is pure: no
+// clause 4.9, the q parameter), geo-queries (clause 4.10), the entity type
+// selection language (clause 4.17, the type parameter) and the scope query
+// language (clause 4.19, scopeQ). It is pure: no
 // storage, no HTTP, no clock; a store supplies entities through the Entity
 // interface.
 //
@@ -33,6 +35,15 @@
 //
 // Distances are metres on a sphere; the topological relations are computed in
 // planar longitude/latitude (see Geo for the approximation).
+//
+// Type selections and scope queries share one boolean shell (';' AND, '|' or
+// ',' OR, parentheses) and are matched against an entity's types and scopes:
+//
+//	ts, err := query.ParseTypes("(Building;Vehicle)|Device", ctx.Expand)
+//	for _, t := range ts.Any() { /* candidates = type index entries of t */ }
+//	if ts.Match(entityTypes) { ... }
+//	sq, err := query.ParseScopeQuery("/Madrid/#")
+//	if sq.Match(entityScopes) { ... }
 //
 // MapEntity implements Entity over an entity in normalized form decoded from JSON;
 // a store with its own representation implements Values itself, and can use

@@ -1,0 +1,94 @@
+package query
+
+import (
+	"errors"
+	"strings"
+)
+
+// ScopeQuery is a parsed scope query (ETSI GS CIM 009 clause 4.19), the
+// scopeQ parameter. An entity's scopes (clause 4.18) are hierarchical paths
+// such as /Madrid/Gardens/ParqueNorte. A query term is such a path that
+// matches the same path exactly, where a level '+' matches any one level
+// and a last level '#' matches the levels above it and everything below
+// (/Madrid/# matches /Madrid and /Madrid/Gardens; /# matches any scope).
+// Terms are joined by ';' (AND), ',' or '|' (OR), grouped with parentheses.
+// It is immutable and safe for concurrent use.
+type ScopeQuery struct {
+	root *expr
+}
+
+// ParseScopeQuery parses a scopeQ value.
+func ParseScopeQuery(s string) (*ScopeQuery, error) {
+	root, err := parseExpr("scopeQ", s, func(term string) (string, error) {
+		return term, checkScope(term, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ScopeQuery{root: root}, nil
+}
+
+// CheckScope says what is wrong with an entity scope value, nil when it is
+// a valid scope: '/' followed by non-empty levels separated by '/', none of
+// them '+' or '#', which only queries use.
+func CheckScope(s string) error { return checkScope(s, false) }
+
+func checkScope(s string, pattern bool) error {
+	if !strings.HasPrefix(s, "/") {
+		return errors.New("scope " + quote(s) + " must start with '/'")
+	}
+	levels := strings.Split(s[1:], "/")
+	for i, l := range levels {
+		switch {
+		case l == "":
+			return errors.New("scope " + quote(s) + " has an empty level")
+		case strings.ContainsAny(l, " \t\r\n;|,()\"'<>=\\"):
+			return errors.New("scope " + quote(s) + " has a forbidden character in level " + quote(l))
+		case l == "+" || l == "#":
+			if !pattern {
+				return errors.New("scope " + quote(s) + ": " + l + " is a query wildcard, not a scope level")
+			}
+			if l == "#" && i != len(levels)-1 {
+				return errors.New("scope query " + quote(s) + ": '#' must be the last level")
+			}
+		case strings.ContainsAny(l, "+#"):
+			return errors.New("scope " + quote(s) + ": '+' and '#' must be whole levels")
+		}
+	}
+	return nil
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+// Match reports whether an entity with these scopes is selected; an entity
+// without a scope never is.
+func (q *ScopeQuery) Match(scopes []string) bool {
+	return q.root.eval(func(pattern string) bool {
+		for _, s := range scopes {
+			if scopeMatch(pattern, s) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func scopeMatch(pattern, scope string) bool {
+	if !strings.HasPrefix(scope, "/") {
+		return false
+	}
+	p := strings.Split(pattern[1:], "/")
+	s := strings.Split(scope[1:], "/")
+	for i, seg := range p {
+		if seg == "#" {
+			return true
+		}
+		if i >= len(s) || (seg != "+" && seg != s[i]) {
+			return false
+		}
+	}
+	return len(s) == len(p)
+}
+
+// String renders the query, ',' written as '|'.
+func (q *ScopeQuery) String() string { return q.root.String() }
