@@ -89,7 +89,8 @@ type SLA struct {
 }
 
 // Source is where a dataset's data comes from: an NGSI-LD view of the
-// node's entity store, or files. Exactly one of View and Files is set.
+// node's entity store, files, or both (a view whose dataset also carries
+// files added with mimnode dataset add-file). At least one is set.
 type Source struct {
 	View  *View
 	Files []File
@@ -108,8 +109,9 @@ type View struct {
 type File struct {
 	Name      string `json:"name"`                // base name, no directories
 	MediaType string `json:"mediaType,omitempty"` // e.g. text/csv
-	Version   string `json:"version,omitempty"`   // the file's manifest CID
+	Version   string `json:"version,omitempty"`   // the file's own manifest CID (content.ChunkFile)
 	Size      int64  `json:"size,omitempty"`      // bytes
+	SHA256    string `json:"sha256,omitempty"`    // hex SHA2-256 of the file's bytes
 }
 
 // EffectiveView returns the view the dataset's data is taken from: its

@@ -39,6 +39,7 @@ type Index struct {
 	alive  bitset
 
 	byKey    map[Key]uint32
+	byID     map[string][]uint32 // dataset id → its slots (one per publisher that uses the id)
 	retired  map[Key]uint64 // seq of the retirement, so that an older live record arriving late is ignored
 	free     []uint32
 	postings map[string]*postingList
@@ -102,7 +103,7 @@ const (
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byKey: map[Key]uint32{}, retired: map[Key]uint64{}, postings: map[string]*postingList{}, facet: map[string]bitset{}}
+	return &Index{byKey: map[Key]uint32{}, byID: map[string][]uint32{}, retired: map[Key]uint64{}, postings: map[string]*postingList{}, facet: map[string]bitset{}}
 }
 
 // Len returns the number of datasets in the index.
@@ -124,6 +125,19 @@ func (x *Index) Get(k Key) (Record, bool) {
 		return x.recs[i], true
 	}
 	return Record{}, false
+}
+
+// ByID returns the live records of every publisher whose dataset has this
+// id, ordered by publisher; usually one. It takes time independent of the
+// size of the index.
+func (x *Index) ByID(id string) []Record {
+	slots := x.byID[id]
+	out := make([]Record, 0, len(slots))
+	for _, i := range slots {
+		out = append(out, x.recs[i])
+	}
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Publisher, b.Publisher) })
+	return out
 }
 
 // Put adds a record the node has verified (Record.Verify) or replaces the
@@ -158,8 +172,8 @@ func (x *Index) Remove(k Key) bool {
 // pages): datasets the publisher has since hidden from this node (made
 // restricted or private, or whose offers it may no longer see) are not in
 // any changes answer, and this is how they leave the index. It returns the
-// number of datasets removed.
-func (x *Index) Replace(publisher string, records []Record) (removed int) {
+// keys of the datasets removed, for the node to forget them too.
+func (x *Index) Replace(publisher string, records []Record) (removed []Key) {
 	keep := make(map[Key]bool, len(records))
 	for _, r := range records {
 		if r.Publisher == publisher {
@@ -180,7 +194,7 @@ func (x *Index) Replace(publisher string, records []Record) (removed int) {
 	for _, k := range drop {
 		x.remove(k)
 	}
-	return len(drop)
+	return drop
 }
 
 func (x *Index) remove(k Key) bool {
@@ -210,6 +224,11 @@ func (x *Index) remove(k Key) bool {
 	x.alive.clear(i)
 	x.spat.clear(i)
 	delete(x.byKey, k)
+	if rest := slices.DeleteFunc(x.byID[k.ID], func(j uint32) bool { return j == i }); len(rest) > 0 {
+		x.byID[k.ID] = rest
+	} else {
+		delete(x.byID, k.ID)
+	}
 	x.free = append(x.free, i)
 	return true
 }
@@ -289,6 +308,7 @@ func (x *Index) add(r Record) {
 		pl.ps = append(pl.ps, posting{doc: i, gen: x.gen[i], tf: tf[t]})
 	}
 	x.byKey[r.Key()] = i
+	x.byID[r.Dataset.ID] = append(x.byID[r.Dataset.ID], i)
 	x.live++
 	x.totalLen += float64(length)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,40 @@ func TestIndexUpdatesAndRetirements(t *testing.T) {
 	}
 	if r, _ := x.Search(Query{Text: "noise"}); r.Total != 0 {
 		t.Errorf("removed dataset still found")
+	}
+}
+
+// TestIndexByID: a dataset id names the datasets of every publisher that
+// uses it, follows updates and removals, and forgets retired datasets.
+func TestIndexByID(t *testing.T) {
+	x := testIndex()
+	pubs := func(id string) string {
+		var out []string
+		for _, r := range x.ByID(id) {
+			out = append(out, r.Publisher+"@"+strconv.FormatUint(r.Seq, 10))
+		}
+		return strings.Join(out, ",")
+	}
+	id := "urn:mim:dataset:aarhus:air-quality"
+	if got := pubs(id); got != "peerA@1" {
+		t.Fatalf("ByID(%q) = %s, want peerA@1", id, got)
+	}
+	x.Put(rec("peerB", "Ville de Lyon", "aarhus:air-quality", 1, nil))
+	x.Put(rec("peerA", "Aarhus Kommune", "aarhus:air-quality", 2, nil))
+	if got := pubs(id); got != "peerA@2,peerB@1" {
+		t.Errorf("ByID after an update and a second publisher = %s, want peerA@2,peerB@1", got)
+	}
+	gone := rec("peerA", "Aarhus Kommune", "aarhus:air-quality", 3, nil)
+	gone.Retired = true
+	x.Put(gone)
+	if removed := x.Replace("peerB", nil); len(removed) != 3 {
+		t.Errorf("Replace(peerB, none) removed %v, want its 3 datasets", removed)
+	}
+	if got := pubs(id); got != "" {
+		t.Errorf("ByID after retirement and removal = %s, want none", got)
+	}
+	if got := x.ByID("urn:mim:dataset:nowhere"); len(got) != 0 {
+		t.Errorf("ByID(unknown) = %d records", len(got))
 	}
 }
 

@@ -18,6 +18,7 @@ var dcatContext = map[string]any{
 	"gsp":  "http://www.opengis.net/ont/geosparql#",
 	"odrl": "http://www.w3.org/ns/odrl/2/",
 	"owl":  "http://www.w3.org/2002/07/owl#",
+	"spdx": "http://spdx.org/rdf/terms#",
 	"xsd":  "http://www.w3.org/2001/XMLSchema#",
 }
 
@@ -39,8 +40,9 @@ func wktBox(minLon, minLat, maxLon, maxLat float64) string {
 // one dcat:Dataset per live record (retired ones are left out). Each
 // dataset has its title, description, keywords, themes, publisher, spatial
 // and temporal coverage, licence, entity types (dct:conformsTo), version
-// (owl:versionInfo), a dcat:Distribution pulled through mimnode, and its
-// offers as odrl:hasPolicy.
+// (owl:versionInfo), a dcat:Distribution pulled through mimnode, one more
+// dcat:Distribution per file (FileDistributions), and its offers as
+// odrl:hasPolicy.
 func CatalogJSONLD(records []Record, base string) ([]byte, error) {
 	var datasets []any
 	title := "mimnode catalogue"
@@ -150,14 +152,14 @@ func dcatDataset(r Record, base string) (map[string]any, error) {
 	}
 	lic := map[string]any{"@id": LicenceIRI(d.License)}
 	m["dct:license"] = lic
-	m["dcat:distribution"] = []any{map[string]any{
+	m["dcat:distribution"] = append([]any{map[string]any{
 		"@id":            d.ID + ":distribution",
 		"@type":          "dcat:Distribution",
 		"dct:title":      d.Title + " (mimnode)",
 		"dct:format":     DistributionFormat,
 		"dct:license":    lic,
 		"dcat:accessURL": map[string]any{"@id": base},
-	}}
+	}}, FileDistributions(d, base)...)
 	var offers []any
 	for _, o := range d.Offers {
 		if o.canon == nil {
@@ -169,4 +171,46 @@ func dcatDataset(r Record, base string) (map[string]any, error) {
 		m["odrl:hasPolicy"] = offers
 	}
 	return m, nil
+}
+
+// MediaTypeIRI is the IANA register entry of a media type, the object of
+// dcat:mediaType in DCAT-AP.
+func MediaTypeIRI(mt string) string { return "https://www.iana.org/assignments/media-types/" + mt }
+
+// FileDistributions describes each file of d (Source.Files) as a
+// dcat:Distribution: its name as title, dcat:mediaType, dcat:byteSize, the
+// SHA2-256 of its bytes as spdx:checksum and its own manifest CID as
+// dct:identifier. The bytes are pulled through mimnode under an agreement,
+// like the rest of the dataset's data, so the access URL is the catalogue's.
+func FileDistributions(d Dataset, base string) []any {
+	if d.Source == nil {
+		return nil
+	}
+	var out []any
+	for _, f := range d.Source.Files {
+		x := map[string]any{
+			"@id":            d.ID + ":file:" + f.Name,
+			"@type":          "dcat:Distribution",
+			"dct:title":      f.Name,
+			"dct:format":     DistributionFormat,
+			"dct:license":    map[string]any{"@id": LicenceIRI(d.License)},
+			"dcat:accessURL": map[string]any{"@id": base},
+			"dcat:byteSize":  map[string]any{"@type": "xsd:nonNegativeInteger", "@value": strconv.FormatInt(f.Size, 10)},
+		}
+		if f.MediaType != "" {
+			x["dcat:mediaType"] = map[string]any{"@id": MediaTypeIRI(f.MediaType)}
+		}
+		if f.SHA256 != "" {
+			x["spdx:checksum"] = map[string]any{
+				"@type":              "spdx:Checksum",
+				"spdx:algorithm":     map[string]any{"@id": "spdx:checksumAlgorithm_sha256"},
+				"spdx:checksumValue": map[string]any{"@type": "xsd:hexBinary", "@value": f.SHA256},
+			}
+		}
+		if f.Version != "" {
+			x["dct:identifier"] = f.Version
+		}
+		out = append(out, x)
+	}
+	return out
 }

@@ -45,6 +45,9 @@ func TestCatalogJSONLDIsDCATAP(t *testing.T) {
 	d.Dissemination, d.Audience = Federation, nil
 	d.Temporal.End = time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
 	d.Version = "bagaaierasords4njcts6vs7qvdjfcvgnume4hqohf65zsfguprqphs3icwea"
+	d.Source.Files = []File{{Name: "car-parks.csv", MediaType: "text/csv", Size: 123456,
+		Version: "bagaaierasords4njcts6vs7qvdjfcvgnume4hqohf65zsfguprqphs3icwea",
+		SHA256:  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}
 	if _, err := c.Put(d, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +102,12 @@ func TestCatalogJSONLDIsDCATAP(t *testing.T) {
 		"<" + dcat + "endDate> \"2026-12-31T00:00:00Z\"",
 		ds + " <" + dcat + "distribution> <urn:mim:dataset:aarhus:parking:distribution>",
 		"<urn:mim:dataset:aarhus:parking:distribution> <" + dcat + "accessURL> <" + base + ">",
+		ds + " <" + dcat + "distribution> <urn:mim:dataset:aarhus:parking:file:car-parks.csv>",
+		"<urn:mim:dataset:aarhus:parking:file:car-parks.csv> <" + dct + "title> \"car-parks.csv\"",
+		"<urn:mim:dataset:aarhus:parking:file:car-parks.csv> <" + dcat + "mediaType> <https://www.iana.org/assignments/media-types/text/csv>",
+		"<urn:mim:dataset:aarhus:parking:file:car-parks.csv> <" + dcat + "byteSize> \"123456\"^^<http://www.w3.org/2001/XMLSchema#nonNegativeInteger>",
+		"<http://spdx.org/rdf/terms#checksumValue> \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"^^<http://www.w3.org/2001/XMLSchema#hexBinary>",
+		"<http://spdx.org/rdf/terms#algorithm> <http://spdx.org/rdf/terms#checksumAlgorithm_sha256>",
 		ds + " <" + odrl + "hasPolicy> <urn:mim:dataset:aarhus:parking:offer:1>",
 		"<urn:mim:dataset:aarhus:parking:offer:1> <" + rdf + "type> <" + odrl + "Offer>",
 		"<urn:mim:dataset:aarhus:parking:offer:2> <" + odrl + "permission>",

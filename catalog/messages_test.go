@@ -389,8 +389,8 @@ func TestFederationCatalogueFlow(t *testing.T) {
 	}
 	b.seen[a.key.PeerID()] = 0
 	full := b.pullAll(t, a)
-	if removed := b.index.Replace(a.key.PeerID(), full); removed != 1 || found(t, b, Query{Text: "cameras"}) != 0 {
-		t.Errorf("Replace removed %d; cameras found %d times; want 1 and 0", removed, found(t, b, Query{Text: "cameras"}))
+	if removed := b.index.Replace(a.key.PeerID(), full); len(removed) != 1 || found(t, b, Query{Text: "cameras"}) != 0 {
+		t.Errorf("Replace removed %v; cameras found %d times; want 1 and 0", removed, found(t, b, Query{Text: "cameras"}))
 	}
 	// Many changes while b is offline: catch-up pages through them.
 	for i := 0; i < MaxPage+50; i++ {

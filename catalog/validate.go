@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mimnode/mimnode/content"
 )
 
 // Limits on descriptions. They keep one record well under a catalogue frame
@@ -320,10 +322,7 @@ func (s *Source) validate() error {
 	if s == nil {
 		return nil
 	}
-	switch {
-	case s.View != nil && len(s.Files) > 0:
-		return fieldErr("source", "give either a view or files, not both")
-	case s.View == nil && len(s.Files) == 0:
+	if s.View == nil && len(s.Files) == 0 {
 		return fieldErr("source", "needs a view or files")
 	}
 	if v := s.View; v != nil {
@@ -338,7 +337,6 @@ func (s *Source) validate() error {
 				return err
 			}
 		}
-		return nil
 	}
 	if len(s.Files) > MaxListItems {
 		return fieldErr("source.files", "has %d files, at most %d allowed", len(s.Files), MaxListItems)
@@ -346,8 +344,8 @@ func (s *Source) validate() error {
 	seen := map[string]bool{}
 	for i, f := range s.Files {
 		field := fmt.Sprintf("source.files[%d]", i)
-		if f.Name == "" || strings.ContainsAny(f.Name, "/\\\x00") || f.Name == "." || f.Name == ".." {
-			return fieldErr(field+".name", "%q is not a plain file name", f.Name)
+		if !content.ValidFileName(f.Name) {
+			return fieldErr(field+".name", "%q is not a plain file name (no directory, not hidden, no ':' or control characters, at most 255 bytes)", f.Name)
 		}
 		if seen[f.Name] {
 			return fieldErr(field+".name", "%q is listed twice", f.Name)
@@ -359,6 +357,25 @@ func (s *Source) validate() error {
 		if f.Version != "" && !validCID(f.Version) {
 			return fieldErr(field+".version", "%q is not a CID", f.Version)
 		}
+		if f.SHA256 != "" && !isSHA256(f.SHA256) {
+			return fieldErr(field+".sha256", "%q is not 64 lower-case hex digits", f.SHA256)
+		}
+		if err := checkText(field+".mediaType", f.MediaType, MaxTitle, false); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// isSHA256 reports whether s is a SHA2-256 digest in lower-case hex.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
