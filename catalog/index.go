@@ -40,7 +40,7 @@ type Index struct {
 
 	byKey    map[Key]uint32
 	byID     map[string][]uint32 // dataset id → its slots (one per publisher that uses the id)
-	retired  map[Key]uint64 // seq of the retirement, so that an older live record arriving late is ignored
+	retired  map[Key]uint64      // seq of the retirement, so that an older live record arriving late is ignored
 	free     []uint32
 	postings map[string]*postingList
 	facet    map[string]bitset // "t:"+type, "h:"+theme, "p:"+peer, "n:"+name, "l:"+licence IRI
