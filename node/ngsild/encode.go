@@ -28,6 +28,16 @@ func appendEntity(b []byte, e *Entity) []byte {
 		b = appendString(b, t)
 	}
 	b = append(b, ']')
+	if len(e.Scope) > 0 {
+		b = append(b, `,"sc":[`...)
+		for i, sc := range e.Scope {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, sc)
+		}
+		b = append(b, ']')
+	}
 	if len(e.Attrs) > 0 {
 		b = append(b, `,"a":`...)
 		b = appendAttrMap(b, e.Attrs, e.CreatedAt)
@@ -334,6 +344,13 @@ func decodeEntityRecord(b []byte, e *Entity) error {
 	for _, t := range types {
 		if s, ok := t.(string); ok {
 			e.Types = append(e.Types, s)
+		}
+	}
+	if sc, ok := m["sc"].([]any); ok {
+		for _, x := range sc {
+			if s, ok := x.(string); ok {
+				e.Scope = append(e.Scope, s)
+			}
 		}
 	}
 	if e.CreatedAt, err = storedTime(m["c"]); err != nil {

@@ -27,6 +27,7 @@ const (
 type Entity struct {
 	ID         string                  `json:"id"`
 	Types      []string                `json:"t"`
+	Scope      []string                `json:"sc,omitempty"` // clause 4.18; scope.go
 	Attrs      map[string][]*Attribute `json:"a,omitempty"`
 	CreatedAt  time.Time               `json:"c"`
 	ModifiedAt time.Time               `json:"m"`
@@ -111,6 +112,12 @@ func decodeEntity(m map[string]any, tc *termContext, now time.Time, needIDType b
 			return nil, err
 		}
 		e.Types = types
+	}
+	if sc, ok := m["scope"]; ok {
+		var err error
+		if e.Scope, err = decodeScope(sc); err != nil {
+			return nil, err
+		}
 	}
 	if needIDType && (e.ID == "" || len(e.Types) == 0) {
 		return nil, newError(BadRequestData, "invalid entity", "an entity needs an id and a type")
