@@ -136,6 +136,23 @@ func parseRenderOpts(q url.Values, tc *termContext) (renderOpts, error) {
 		}
 	}
 	ro.lang = q.Get("lang")
+	if q.Has("pick") && q.Has("omit") {
+		return ro, newError(BadRequestData, "invalid projection", "pick and omit cannot be used together")
+	}
+	for _, param := range []string{"pick", "omit"} {
+		if !q.Has(param) {
+			continue
+		}
+		p, err := parseProjection(param, q.Get(param), tc.expand)
+		if err != nil {
+			return ro, err
+		}
+		if param == "pick" {
+			ro.pick = p
+		} else {
+			ro.omit = p
+		}
+	}
 	if a := q.Get("attrs"); a != "" {
 		ro.attrs = map[string]bool{}
 		for _, name := range splitList(a) {
@@ -254,6 +271,15 @@ func (s *Service) mergeChange(frag *Entity, mode mergeMode, create bool, skipped
 				ne.Types = append(ne.Types, t)
 				ne.ModifiedAt = frag.ModifiedAt
 			}
+		}
+		if frag.Scope != nil {
+			// POST .../attrs adds scopes; PATCH replaces them (clause 4.18).
+			if mode == mergeAppend || mode == mergeNoOverwrite {
+				ne.Scope = addScopes(ne.Scope, frag.Scope)
+			} else {
+				ne.Scope = frag.Scope
+			}
+			ne.ModifiedAt = frag.ModifiedAt
 		}
 		sk := mergeAttrs(ne, frag.Attrs, mode, frag.ModifiedAt)
 		if skipped != nil {

@@ -38,13 +38,21 @@ func (s *Service) parseEntityQuery(q map[string][]string, tc *termContext) (*ent
 		eq.idPattern = re
 	}
 	if t := get("type"); t != "" {
-		for _, name := range strings.FieldsFunc(t, func(r rune) bool { return r == ',' || r == '|' }) {
-			name = strings.TrimSpace(name)
-			if err := checkName(name); err != nil {
-				return nil, err
-			}
-			eq.types = append(eq.types, tc.expand(name))
+		ts, err := query.ParseTypes(t, tc.expand)
+		if err != nil {
+			return nil, &Error{Type: BadRequestData, Title: "invalid type selection", Detail: err.Error(), Err: err}
 		}
+		eq.types = ts.Any()
+		if !ts.IsList() {
+			eq.typeSel = ts
+		}
+	}
+	if sq := get("scopeQ"); sq != "" {
+		parsed, err := query.ParseScopeQuery(plusLevels(sq))
+		if err != nil {
+			return nil, &Error{Type: BadRequestData, Title: "invalid scopeQ", Detail: err.Error(), Err: err}
+		}
+		eq.scopeQ = parsed
 	}
 	if a := get("attrs"); a != "" {
 		eq.attrs = map[string]bool{}
@@ -70,8 +78,8 @@ func (s *Service) parseEntityQuery(q map[string][]string, tc *termContext) (*ent
 		eq.geo = g
 		eq.geoIRI = tc.expand(g.Property())
 	}
-	if eq.ids == nil && eq.idPattern == nil && eq.types == nil && eq.attrs == nil && eq.q == nil && eq.geo == nil {
-		return nil, newError(BadRequestData, "query too broad", "give at least one of type, id, idPattern, attrs, q or a geo-query")
+	if eq.ids == nil && eq.idPattern == nil && eq.types == nil && eq.attrs == nil && eq.q == nil && eq.geo == nil && eq.scopeQ == nil {
+		return nil, newError(BadRequestData, "query too broad", "give at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query")
 	}
 	if l := get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -165,9 +173,10 @@ type queryBody struct {
 		IDPattern string `json:"idPattern"`
 		Type      string `json:"type"`
 	} `json:"entities"`
-	Attrs []string `json:"attrs"`
-	Q     string   `json:"q"`
-	GeoQ  *struct {
+	Attrs  []string `json:"attrs"`
+	Q      string   `json:"q"`
+	ScopeQ string   `json:"scopeQ"`
+	GeoQ   *struct {
 		Geometry    string          `json:"geometry"`
 		Coordinates json.RawMessage `json:"coordinates"`
 		Georel      string          `json:"georel"`
@@ -203,7 +212,7 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 		return newError(BadRequestData, "invalid query", `the body's type must be "Query"`)
 	}
 	params := queryParams(r)
-	for _, k := range []string{"id", "idPattern", "type", "attrs", "q", "georel", "geometry", "coordinates", "geoproperty"} {
+	for _, k := range []string{"id", "idPattern", "type", "attrs", "q", "scopeQ", "georel", "geometry", "coordinates", "geoproperty"} {
 		delete(params, k)
 	}
 	var ids, types []string
@@ -225,7 +234,15 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 		params.Set("id", strings.Join(ids, ","))
 	}
 	if len(types) > 0 {
+		for i, t := range types {
+			if strings.ContainsAny(t, ";|,()") {
+				types[i] = "(" + t + ")" // a selector's own type selection
+			}
+		}
 		params.Set("type", strings.Join(types, ","))
+	}
+	if qb.ScopeQ != "" {
+		params.Set("scopeQ", qb.ScopeQ)
 	}
 	if len(qb.Attrs) > 0 {
 		params.Set("attrs", strings.Join(qb.Attrs, ","))
@@ -247,4 +264,20 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return s.answerQuery(w, params, tc, acc)
+}
+
+// plusLevels restores the '+' wildcard levels of a scopeQ that form
+// decoding turned into spaces (a client that did not write %2B): a scope
+// level is never white space, so a level that is one space was a '+'.
+func plusLevels(sq string) string {
+	b := []byte(sq)
+	for i, c := range b {
+		if c != ' ' || i == 0 || b[i-1] != '/' {
+			continue
+		}
+		if i+1 == len(b) || strings.IndexByte("/;,|)", b[i+1]) >= 0 {
+			b[i] = '+'
+		}
+	}
+	return string(b)
 }

@@ -17,7 +17,9 @@ import (
 type entityQuery struct {
 	ids       map[string]bool
 	idPattern *regexp.Regexp
-	types     []string // any of these
+	types     []string             // any of these (for a type selection: its Any)
+	typeSel   *query.TypeSelection // set when types alone do not say it (A;B)
+	scopeQ    *query.ScopeQuery
 	attrs     map[string]bool
 	q         *query.Q
 	geo       *query.Geo
@@ -46,6 +48,12 @@ func (eq *entityQuery) match(e *Entity) bool {
 		if !ok {
 			return false
 		}
+	}
+	if eq.typeSel != nil && !eq.typeSel.Match(e.Types) {
+		return false
+	}
+	if eq.scopeQ != nil && !eq.scopeQ.Match(e.Scope) {
+		return false
 	}
 	if eq.attrs != nil {
 		// Entities with none of the requested attributes do not match

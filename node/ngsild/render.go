@@ -23,6 +23,9 @@ type renderOpts struct {
 	// lang, when set, shows LanguageProperties as Properties holding the
 	// string in that language (clause 4.15).
 	lang string
+	// pick keeps only these members, omit drops these (projection.go);
+	// nil does neither.
+	pick, omit projection
 }
 
 const timeLayout = "2006-01-02T15:04:05.000000Z"
@@ -32,14 +35,21 @@ func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 // render compacts e with tc into the requested representation.
 func (e *Entity) render(tc *termContext, o renderOpts) map[string]any {
 	out := make(map[string]any, len(e.Attrs)+4)
-	out["id"] = e.ID
-	out["type"] = compactTypes(e.Types, tc)
+	if o.keeps("id") {
+		out["id"] = e.ID
+	}
+	if o.keeps("type") {
+		out["type"] = compactTypes(e.Types, tc)
+	}
+	if len(e.Scope) > 0 && o.keeps("scope") {
+		out["scope"] = renderScope(e.Scope)
+	}
 	if o.sysAttrs && o.format != keyValues {
 		out["createdAt"] = fmtTime(e.CreatedAt)
 		out["modifiedAt"] = fmtTime(e.ModifiedAt)
 	}
 	for iri, insts := range e.Attrs {
-		if o.attrs != nil && !o.attrs[iri] {
+		if (o.attrs != nil && !o.attrs[iri]) || !o.keeps(iri) {
 			continue
 		}
 		out[tc.compact(iri)] = renderInstances(insts, tc, o)
@@ -144,7 +154,7 @@ func (a *Attribute) render(tc *termContext, o renderOpts) any {
 		m["modifiedAt"] = fmtTime(a.ModifiedAt)
 	}
 	sub := o
-	sub.attrs = nil
+	sub.attrs, sub.pick, sub.omit = nil, nil, nil
 	for iri, insts := range a.Sub {
 		m[tc.compact(iri)] = renderInstances(insts, tc, sub)
 	}
@@ -174,7 +184,7 @@ func (e *Entity) geometry(iri string) map[string]any {
 // renderFeature is the GeoJSON form of an entity (clause 4.5.16, MIM7).
 func (e *Entity) renderFeature(tc *termContext, o renderOpts, geoIRI string) map[string]any {
 	props := e.render(tc, o)
-	delete(props, "id")
+	delete(props, "id") // the Feature's own member
 	var geom any
 	if g := e.geometry(geoIRI); g != nil {
 		geom = g
