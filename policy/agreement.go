@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
 )
@@ -164,15 +168,139 @@ func (a Agreement) Canonical() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)
 	}
-	raw, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)
-	}
-	c, err := jcs.Transform(raw)
+	c, err := appendCanonical(nil, m)
 	if err != nil {
 		return nil, fmt.Errorf("canonicalising agreement %s: %w", a.ID, err)
 	}
 	return c, nil
+}
+
+// appendCanonical appends v, a JSON tree as termsJSON and decodeJSON make
+// it, in the JSON Canonicalization Scheme (RFC 8785). It writes the bytes
+// jcs.Transform(json.Marshal(v)) would, without encoding the tree and
+// parsing it back: agreements are canonicalised several times per
+// negotiation. Anything it does not write itself (other value types,
+// strings that are not valid UTF-8, numbers outside the JSON grammar)
+// takes that slow path, so the result is the same either way.
+func appendCanonical(dst []byte, v any) ([]byte, error) {
+	switch t := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case bool:
+		if t {
+			return append(dst, "true"...), nil
+		}
+		return append(dst, "false"...), nil
+	case string:
+		if utf8.ValidString(t) {
+			return appendCanonicalString(dst, t), nil
+		}
+	case json.Number:
+		if f, err := strconv.ParseFloat(string(t), 64); err == nil && isJSONNumber(string(t)) {
+			if n, err := jcs.NumberToJSON(f); err == nil {
+				return append(dst, n...), nil
+			}
+		}
+	case []any:
+		dst = append(dst, '[')
+		for i, x := range t {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendCanonical(dst, x); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		ascii := true
+		for k := range t {
+			if !utf8.ValidString(k) {
+				return appendCanonicalSlow(dst, v)
+			}
+			ascii = ascii && isASCII(k)
+			keys = append(keys, k)
+		}
+		if ascii {
+			slices.Sort(keys)
+		} else {
+			// RFC 8785 3.2.3: members sorted by their UTF-16 code units.
+			slices.SortFunc(keys, func(a, b string) int {
+				return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+			})
+		}
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(appendCanonicalString(dst, k), ':')
+			var err error
+			if dst, err = appendCanonical(dst, t[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, '}'), nil
+	}
+	return appendCanonicalSlow(dst, v)
+}
+
+func appendCanonicalSlow(dst []byte, v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	c, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, c...), nil
+}
+
+// appendCanonicalString writes s (valid UTF-8) as RFC 8785 does: only the
+// quote, the backslash and control characters are escaped, with the short
+// forms where JSON has them.
+func appendCanonicalString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func signedMessage(canonical []byte) []byte {
@@ -286,15 +414,11 @@ func (a Agreement) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)
 	}
-	sigs := make([]signatureJSON, 0, len(a.Signatures))
+	sigs := make([]any, 0, len(a.Signatures))
 	for _, s := range sortSignatures(a.Signatures) {
-		sigs = append(sigs, signatureJSON{Role: s.Role, Peer: s.Peer, Sig: base64.StdEncoding.EncodeToString(s.Value)})
+		sigs = append(sigs, map[string]any{"role": s.Role, "peer": s.Peer, "sig": base64.StdEncoding.EncodeToString(s.Value)})
 	}
-	raw, err := json.Marshal(map[string]any{"agreement": terms, "signatures": sigs})
-	if err != nil {
-		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)
-	}
-	out, err := jcs.Transform(raw)
+	out, err := appendCanonical(nil, map[string]any{"agreement": terms, "signatures": sigs})
 	if err != nil {
 		return nil, fmt.Errorf("canonicalising agreement %s: %w", a.ID, err)
 	}
@@ -354,7 +478,7 @@ func decodeAgreement(data []byte) (Agreement, error) {
 	}
 	// What is signed is the canonical form of the terms as written; what is
 	// evaluated is the model. They must be the same bytes.
-	signedForm, err := jcs.Transform(rawOf(terms))
+	signedForm, err := appendCanonical(nil, terms)
 	if err != nil {
 		return Agreement{}, fmt.Errorf("%w: canonicalising agreement terms: %w", ErrSyntax, err)
 	}

@@ -372,3 +372,116 @@ func TestAgreementEvaluate(t *testing.T) {
 		})
 	}
 }
+
+// The agreement operations a negotiation runs: the provider makes and signs
+// one, the consumer reads, checks and countersigns it, the provider reads
+// and checks the countersigned file.
+func BenchmarkAgreementCanonical(b *testing.B) {
+	a := testAgreement(&testing.T{})
+	for b.Loop() {
+		if _, err := a.Canonical(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAgreementSign(b *testing.B) {
+	a := testAgreement(&testing.T{})
+	for b.Loop() {
+		if err := a.Sign(provider); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAgreementParseVerify(b *testing.B) {
+	_, file := signedFile(&testing.T{})
+	for b.Loop() {
+		a, err := ParseAgreement(file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.Verify(testVerifier{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAgreementMarshal(b *testing.B) {
+	a, _ := signedFile(&testing.T{})
+	for b.Loop() {
+		if _, err := a.MarshalJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// canonicalSlow is what appendCanonical must agree with: the tree encoded
+// by encoding/json and canonicalised by the jcs package.
+func canonicalSlow(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jcs.Transform(raw)
+}
+
+func TestAppendCanonicalMatchesJCS(t *testing.T) {
+	strs := []string{"", "plain", "quote\" back\\slash", "ctl\x00\x01\x1f\b\f\n\r\t", "<&> html", "\u2028\u2029 seps",
+		"é ü 中文", "emoji 😀", "\ue000 private", "\uffff last bmp", "bad \xff utf8", "del \x7f", "/slash"}
+	nums := []json.Number{"0", "-0", "1", "1.0", "0.1", "1e2", "1E-7", "123456789012345678901234567890", "1e400", "-1.5e-300", "01", "+1", "0x10", ".5"}
+	rng := rand.New(rand.NewSource(8))
+	var gen func(depth int) any
+	gen = func(depth int) any {
+		switch k := rng.Intn(8); {
+		case k == 0:
+			return nil
+		case k == 1:
+			return rng.Intn(2) == 0
+		case k == 2:
+			return nums[rng.Intn(len(nums))]
+		case k <= 4 || depth > 3:
+			return strs[rng.Intn(len(strs))]
+		case k == 5:
+			l := make([]any, rng.Intn(4))
+			for i := range l {
+				l[i] = gen(depth + 1)
+			}
+			return l
+		default:
+			m := map[string]any{}
+			for range rng.Intn(5) {
+				m[strs[rng.Intn(len(strs))]+strs[rng.Intn(len(strs))]] = gen(depth + 1)
+			}
+			return m
+		}
+	}
+	cases := []any{map[string]any{"\ue000": 1, "😀": 2, "a": 3, "B": 4}, json.RawMessage(`{"b":1,"a":[2.50]}`), []string{"x", "y"}, 3.25}
+	for range 5000 {
+		cases = append(cases, gen(0))
+	}
+	for i, v := range cases {
+		want, werr := canonicalSlow(v)
+		got, gerr := appendCanonical(nil, v)
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("case %d: appendCanonical(%#v) = %q, %v; jcs gives %q, %v", i, v, got, gerr, want, werr)
+		}
+	}
+}
+
+func FuzzAppendCanonical(f *testing.F) {
+	_, file := signedFile(&testing.T{})
+	f.Add(file)
+	f.Add([]byte(`{"b":"\u00e9\n","a":[1.0,-0,1e21,null,true],"\ue000":{},"😀":""}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := decodeJSON(data)
+		if err != nil {
+			return
+		}
+		want, werr := canonicalSlow(v)
+		got, gerr := appendCanonical(nil, v)
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("appendCanonical(%s) = %q, %v; jcs gives %q, %v", data, got, gerr, want, werr)
+		}
+	})
+}
