@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"runtime"
@@ -266,12 +267,32 @@ func (s *Service) batchDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Put creates or replaces entities given in stored form (expanded names, as
-// Change.Entity and Service.Entity return them), for callers inside the node
-// such as a transfer landing a provider's entities. Each is validated like
-// an API write; errs[i] is entity i's failure (nil when written), err a
-// storage failure. Timestamps are the node's own: createdAt is kept for
-// entities that exist.
+// Change.Entity and Service.Entity return them), for callers inside the node.
+// Each is validated like an API write; errs[i] is entity i's failure (nil
+// when written), err a storage failure. Timestamps are the node's own:
+// createdAt is kept for entities that exist. Put takes ownership of the
+// entities: the caller must not use or change them afterwards.
 func (s *Service) Put(entities []*Entity) (errs []error, err error) {
+	return s.put(entities, true)
+}
+
+// Land writes entities received in a transfer, as Put does but without MIM2
+// schema validation: they come from a provider that validated them against
+// the model when they were written there, and a transfer only lands blocks
+// verified against the agreed version's CIDs, so checking each entity again
+// would only repeat the provider's work (it was most of Put's cost). Indexes,
+// history and the change feed are kept as for any write, and subscriptions
+// fire. Entities without an id URI or a type still fail alone, in errs.
+// Everything written is durable when Land returns. ctx is checked before
+// the write starts; a write once started completes.
+func (s *Service) Land(ctx context.Context, entities []*Entity) (errs []error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.put(entities, false)
+}
+
+func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
 	now := s.now()
 	chs := make([]change, len(entities))
 	for i, e := range entities {
@@ -281,15 +302,54 @@ func (s *Service) Put(entities []*Entity) (errs []error, err error) {
 			}}
 			continue
 		}
-		c := e.clone()
-		stampNew(c, now, now)
-		chs[i] = s.replaceChange(c, false)
+		stampNew(e, now, now)
+		chs[i] = s.putChange(e, validate)
 	}
+	return s.commitErrs(chs)
+}
+
+// putChange creates e or replaces the stored entity with it, keeping
+// createdAt of what survives.
+func (s *Service) putChange(e *Entity, validate bool) change {
+	return change{id: e.ID, apply: func(old *Entity) (*Entity, error) {
+		ne := e
+		if old != nil {
+			ne = e.clone()
+			ne.CreatedAt = old.CreatedAt
+			keepCreated(old, ne)
+		}
+		if validate {
+			if err := s.val.check(ne); err != nil {
+				return nil, err
+			}
+		}
+		return ne, nil
+	}}
+}
+
+// Delete removes entities by id, with their indexes; each delete is a
+// change in the feed (OpDelete), so live transfers carry it. errs[i] is a
+// ResourceNotFound error when ids[i] names no entity, nil when it was
+// deleted; err is a storage failure. Deletes are durable when Delete
+// returns; ctx is checked before they start.
+func (s *Service) Delete(ctx context.Context, ids []string) (errs []error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	chs := make([]change, len(ids))
+	for i, id := range ids {
+		chs[i] = deleteChange(id)
+	}
+	return s.commitErrs(chs)
+}
+
+// commitErrs commits chs and returns each change's error.
+func (s *Service) commitErrs(chs []change) ([]error, error) {
 	outs, err := s.commit(chs)
 	if err != nil {
 		return nil, err
 	}
-	errs = make([]error, len(outs))
+	errs := make([]error, len(outs))
 	for i, o := range outs {
 		errs[i] = o.err
 	}

@@ -1,6 +1,8 @@
 package ngsild
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,6 +53,7 @@ type prepared struct {
 	hist  []histEntry // history records (history.go)
 	mark  *histEntry  // history attribute marker to set, if it changed
 	gone  []string    // attributes the write removed
+	old   *Entity     // the state before the write (nil: none), for notifications
 }
 
 // commit applies the changes durably and returns one outcome per change.
@@ -154,7 +157,7 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 		return nil
 	}
 	overlay[ch.id] = ne
-	p.write, p.id, p.count = true, ch.id, map[countKey]int64{}
+	p.write, p.id, p.count, p.old = true, ch.id, map[countKey]int64{}, old
 	var oldKeys, newKeys map[string]struct{}
 	if old != nil {
 		oldKeys = indexKeys(old, p.count, -1, s.vidx.isWritten)
@@ -377,4 +380,80 @@ func lastSeq(db *store.DB) (uint64, error) {
 		return 0, fmt.Errorf("read change sequence: %w", err)
 	}
 	return seq, nil
+}
+
+// EachOfType calls fn for every stored entity with one of types (expanded
+// IRIs), or for every entity when types is empty, in ascending order of id
+// and once per entity however many of the types it has. It reads the
+// current state straight from the store, so it does not depend on the
+// change feed (which may be trimmed) and is what a dataset version is built
+// from. All calls see one snapshot: writes committed meanwhile are not
+// seen. It stops at fn's first error, or when ctx ends, and returns it.
+func (s *Service) EachOfType(ctx context.Context, types []string, fn func(*Entity) error) error {
+	return s.db.View(func(tx *store.Txn) error {
+		if len(types) == 0 {
+			return tx.Iterate(store.IterOptions{Prefix: []byte(keyEntity)}, func(k, v []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				e, err := entityAt(tx, string(k[len(keyEntity):]), v)
+				if err != nil {
+					return err
+				}
+				return fn(e)
+			})
+		}
+		// One walk of the type index per type, merged by id: each walk is
+		// in id order because the id ends the key.
+		var its []*store.Iterator
+		defer func() {
+			for _, it := range its {
+				it.Close()
+			}
+		}()
+		seen := map[string]bool{}
+		for _, t := range types {
+			if !seen[t] {
+				seen[t] = true
+				its = append(its, tx.NewIterator(store.IterOptions{Prefix: typePrefix(t), KeysOnly: true}))
+			}
+		}
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var next []byte
+			for _, it := range its {
+				if it.Valid() {
+					if id := typeKeyID(it.Key()); next == nil || bytes.Compare(id, next) < 0 {
+						next = id
+					}
+				}
+			}
+			if next == nil {
+				return nil
+			}
+			id := string(next)
+			for _, it := range its {
+				if it.Valid() && string(typeKeyID(it.Key())) == id {
+					it.Next()
+				}
+			}
+			e, err := getEntity(tx, id)
+			if err != nil {
+				return err
+			}
+			if e == nil {
+				return fmt.Errorf("read entity %s: type index names a missing entity", id)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// typeKeyID returns the id part of a type index key (after its NUL).
+func typeKeyID(k []byte) []byte {
+	return k[bytes.IndexByte(k[len(keyType):], 0)+len(keyType)+1:]
 }

@@ -163,30 +163,18 @@ var ErrStop = errors.New("store: stop iteration")
 // Iterate calls fn for each key selected by o, in key order. The key and
 // value passed to fn are only valid during the call; copy them to keep them.
 func (tx *Txn) Iterate(o IterOptions, fn func(key, value []byte) error) error {
-	bo := badger.DefaultIteratorOptions
-	bo.Prefix = o.Prefix
-	bo.Reverse = o.Reverse
-	bo.PrefetchValues = !o.KeysOnly
-	it := tx.t.NewIterator(bo)
+	it := tx.NewIterator(o)
 	defer it.Close()
-	start := o.Start
-	if start == nil {
-		start = o.Prefix
-		if o.Reverse {
-			start = prefixEnd(o.Prefix)
-		}
-	}
-	for it.Seek(start); it.ValidForPrefix(o.Prefix); it.Next() {
-		item := it.Item()
+	for ; it.Valid(); it.Next() {
 		var val []byte
 		if !o.KeysOnly {
-			v, err := item.ValueCopy(nil)
+			v, err := it.Value()
 			if err != nil {
 				return err
 			}
 			val = v
 		}
-		if err := fn(item.Key(), val); err != nil {
+		if err := fn(it.Key(), val); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}
@@ -195,6 +183,47 @@ func (tx *Txn) Iterate(o IterOptions, fn func(key, value []byte) error) error {
 	}
 	return nil
 }
+
+// Iterator walks the keys o selects in key order, one Next at a time, for
+// callers that merge several ranges (Iterate suits everything else). It
+// must be closed before the transaction that made it ends.
+type Iterator struct {
+	it     *badger.Iterator
+	prefix []byte
+}
+
+// NewIterator returns an iterator positioned at the first key o selects.
+func (tx *Txn) NewIterator(o IterOptions) *Iterator {
+	bo := badger.DefaultIteratorOptions
+	bo.Prefix = o.Prefix
+	bo.Reverse = o.Reverse
+	bo.PrefetchValues = !o.KeysOnly
+	it := &Iterator{it: tx.t.NewIterator(bo), prefix: o.Prefix}
+	start := o.Start
+	if start == nil {
+		start = o.Prefix
+		if o.Reverse {
+			start = prefixEnd(o.Prefix)
+		}
+	}
+	it.it.Seek(start)
+	return it
+}
+
+// Valid reports whether the iterator is at a key (false once past the last).
+func (it *Iterator) Valid() bool { return it.it.ValidForPrefix(it.prefix) }
+
+// Key is the current key, valid until Next.
+func (it *Iterator) Key() []byte { return it.it.Item().Key() }
+
+// Value returns a copy of the current value.
+func (it *Iterator) Value() ([]byte, error) { return it.it.Item().ValueCopy(nil) }
+
+// Next moves to the following key.
+func (it *Iterator) Next() { it.it.Next() }
+
+// Close releases the iterator.
+func (it *Iterator) Close() { it.it.Close() }
 
 // prefixEnd returns a key just past every key with prefix p, for reverse
 // seeks.
