@@ -75,7 +75,10 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) err
 	if !sub.ExpiresAt.IsZero() && !sub.ExpiresAt.After(s.now()) {
 		return newError(BadRequestData, "invalid subscription", "expiresAt is in the past")
 	}
-	st := &subState{body: *b, context: ctxVal, sub: sub}
+	if err := s.notif.checkEndpoint(r.Context(), b.Notification.Endpoint.URI); err != nil {
+		return err
+	}
+	st := &subState{body: *b, context: ctxVal, sub: sub, spec: compileSpec(b, sub, tc, ctxVal)}
 	rec, err := st.record()
 	if err != nil {
 		return err
@@ -89,8 +92,7 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) err
 	if err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keySub+b.ID), rec) }); err != nil {
 		return err
 	}
-	n.subs[b.ID] = st
-	n.match.Put(sub)
+	n.put(st)
 	w.Header().Set("Location", subscriptionLocation(b.ID))
 	w.WriteHeader(http.StatusCreated)
 	return nil
@@ -225,6 +227,15 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if pid, ok := patch["id"]; ok && pid != id {
 		return newError(BadRequestData, "id mismatch", "the body's id differs from the URL's")
 	}
+	// A new endpoint is checked before taking the lock: the check may
+	// resolve a name, and delivery waits for the lock.
+	nd, _ := patch["notification"].(map[string]any)
+	ep, _ := nd["endpoint"].(map[string]any)
+	if uri, ok := ep["uri"].(string); ok {
+		if err := s.notif.checkEndpoint(r.Context(), uri); err != nil {
+			return err
+		}
+	}
 	n := s.notif
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -253,7 +264,7 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	next := &subState{body: *b, context: st.context, sub: sub, status: st.status}
+	next := &subState{body: *b, context: st.context, sub: sub, spec: compileSpec(b, sub, tc, st.context), status: st.status}
 	rec, err := next.record()
 	if err != nil {
 		return err
@@ -261,8 +272,7 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keySub+id), rec) }); err != nil {
 		return err
 	}
-	n.subs[id] = next
-	n.match.Put(sub)
+	n.put(next)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -296,9 +306,7 @@ func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) err
 	if err := s.db.Update(func(tx *store.Txn) error { return tx.Delete([]byte(keySub + id)) }); err != nil {
 		return err
 	}
-	delete(n.subs, id)
-	delete(n.dirty, id)
-	n.match.Remove(id)
+	n.remove(id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mimnode/mimnode/node/store"
@@ -21,8 +22,12 @@ import (
 // NotifyOptions configures subscription notification delivery. The zero
 // value works.
 type NotifyOptions struct {
-	// Client posts notifications (default: a client with a 10s timeout).
-	Client *http.Client
+	// Allow is the endpoint allowlist (notifyallow.go): CIDRs and
+	// [scheme://]host[:port] patterns. nil means DefaultNotifyAllow
+	// (loopback only); an empty, non-nil list allows nothing.
+	Allow []string
+	// Timeout bounds one notification POST (default 10s).
+	Timeout time.Duration
 	// Workers is how many notifications to one receiver (endpoint URI) are
 	// in flight at once (default 4); other receivers have their own.
 	Workers int
@@ -41,8 +46,11 @@ type NotifyOptions struct {
 }
 
 func (o *NotifyOptions) setDefaults() {
-	if o.Client == nil {
-		o.Client = &http.Client{Timeout: 10 * time.Second}
+	if o.Allow == nil {
+		o.Allow = DefaultNotifyAllow
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
 	}
 	if o.Workers <= 0 {
 		o.Workers = 4
@@ -88,15 +96,18 @@ type subState struct {
 	body    subscriptionBody
 	context any
 	sub     *Subscription
+	spec    *notifySpec // nil while sub is
 	status  subStatus
 }
 
 // notifier is the subscription half of a Service: the subscriptions, their
 // Matcher, and the HTTP delivery.
 type notifier struct {
-	s     *Service
-	opts  NotifyOptions
-	match *Matcher
+	s      *Service
+	opts   NotifyOptions
+	match  *Matcher
+	allow  *Allowlist
+	client *http.Client
 
 	mu    sync.Mutex
 	subs  map[string]*subState // guarded by mu
@@ -117,14 +128,19 @@ type job struct {
 	subID   string
 	uri     string
 	body    []byte
-	headers http.Header
+	headers http.Header // shared by the subscription's jobs: read only
 }
 
 func newNotifier(s *Service) (*notifier, error) {
 	n := &notifier{s: s, opts: s.opts.Notify, match: NewMatcher(),
 		subs: map[string]*subState{}, dirty: map[string]bool{}, recv: map[string]*receiver{}}
 	n.opts.setDefaults()
-	err := s.db.View(func(tx *store.Txn) error {
+	var err error
+	if n.allow, err = ParseNotifyAllow(n.opts.Allow); err != nil {
+		return nil, fmt.Errorf("notification endpoint allowlist: %w", err)
+	}
+	n.client = n.allow.client(n.opts.Timeout, n.opts.Workers)
+	err = s.db.View(func(tx *store.Txn) error {
 		return tx.Iterate(store.IterOptions{Prefix: []byte(keySub)}, func(k, v []byte) error {
 			var rec subRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -145,8 +161,8 @@ func newNotifier(s *Service) (*notifier, error) {
 			if st.sub, err = compileSubscription(&st.body, tc); err != nil {
 				return fmt.Errorf("compile stored subscription %s: %w", st.body.ID, err)
 			}
-			n.subs[st.body.ID] = st
-			n.match.Put(st.sub)
+			st.spec = compileSpec(&st.body, st.sub, tc, st.context)
+			n.put(st)
 			return nil
 		})
 	})
@@ -199,6 +215,7 @@ func (n *notifier) close() {
 		stop()
 	}
 	n.wg.Wait()
+	n.client.CloseIdleConnections()
 	if err := n.flush(); err != nil {
 		n.s.log.Error("persist subscription status", "err", err)
 	}
@@ -217,15 +234,58 @@ func readCursor(db *store.DB) (uint64, error) {
 	return c, nil
 }
 
+// checkEndpoint applies the allowlist to a new notification endpoint.
+func (n *notifier) checkEndpoint(ctx context.Context, uri string) error {
+	if err := n.allow.Check(ctx, uri); err != nil {
+		return &Error{Type: BadRequestData, Title: "notification endpoint not allowed", Detail: err.Error(), Err: err}
+	}
+	return nil
+}
+
+// put adds or replaces a subscription's state; n.mu is held or the
+// notifier is not shared yet.
+func (n *notifier) put(st *subState) {
+	n.subs[st.body.ID] = st
+	if st.sub != nil {
+		n.match.Put(st.sub)
+	}
+	n.notePrev()
+}
+
+// remove drops a subscription; n.mu is held.
+func (n *notifier) remove(id string) {
+	delete(n.subs, id)
+	delete(n.dirty, id)
+	n.match.Remove(id)
+	n.notePrev()
+}
+
+// notePrev tells the write path whether committed changes must keep the
+// entity's previous state: only subscriptions with showChanges or that
+// fire on deletions use it. n.mu is held.
+func (n *notifier) notePrev() {
+	need := false
+	for _, st := range n.subs {
+		if st.sub != nil && (st.body.Notification.ShowChanges || st.sub.triggers()&(EntityDeleted|AttributeDeleted) != 0) {
+			need = true
+			break
+		}
+	}
+	n.s.recent.keepPrev.Store(need)
+}
+
+// dispatchBatch is how many changes one dispatch round matches; the
+// entities one subscription matches in a round share one Notification.
+const dispatchBatch = 1024
+
 // dispatch follows the change feed and hands each matching change to the
 // receivers' queues; it never waits for a receiver.
 func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 	wake, stop := n.s.Notify()
 	defer stop()
-	const batch = 256
 	for {
 		now := n.s.now()
-		changes, last, full, err := n.s.changesFor(ctx, cursor+1, batch, func(id string, types []string) bool {
+		evs, last, full, err := n.s.changesFor(ctx, cursor+1, dispatchBatch, func(id string, types []string) bool {
 			return n.match.Selects(now, id, types)
 		})
 		if err != nil {
@@ -240,10 +300,8 @@ func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 			}
 			continue
 		}
-		for _, c := range changes {
-			for _, sub := range n.match.Match(now, c) {
-				n.send(ctx, sub.ID, []*Entity{c.Entity})
-			}
+		if len(evs) > 0 {
+			n.notifyRound(ctx, now, evs)
 		}
 		if last > cursor {
 			cursor = last
@@ -266,18 +324,40 @@ func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 	}
 }
 
+// notifyRound matches a round of changes and queues one Notification per
+// subscription that any of them fired, with the matched entities in
+// change order.
+func (n *notifier) notifyRound(ctx context.Context, now time.Time, evs []event) {
+	fired := map[string][]*event{}
+	var order []string
+	for i := range evs {
+		ev := &evs[i]
+		for _, sub := range n.match.MatchPrev(now, ev.Change, ev.prev) {
+			if fired[sub.ID] == nil {
+				order = append(order, sub.ID)
+			}
+			fired[sub.ID] = append(fired[sub.ID], ev)
+		}
+	}
+	rc := renderCache{}
+	for _, id := range order {
+		n.send(ctx, id, fired[id], rc)
+	}
+}
+
 // recentChanges keeps the newest committed changes in memory, with their
-// entities as committed, so the dispatcher matches them without reading
-// and decoding them again (that was half its cost). Writes add to it only
-// while there are subscriptions; a dispatcher that falls behind reads the
-// feed.
+// entities as committed (and, when keepPrev, as they were before), so the
+// dispatcher matches them without reading and decoding them again (that
+// was half its cost). Writes add to it only while there are
+// subscriptions; a dispatcher that falls behind reads the feed.
 type recentChanges struct {
-	mu  sync.Mutex
-	buf []Change // consecutive seqs; guarded by mu
+	keepPrev atomic.Bool
+	mu       sync.Mutex
+	buf      []event // consecutive seqs; guarded by mu
 }
 
 // recentMax bounds recentChanges: a few batch requests' worth.
-const recentMax = 2048
+const recentMax = 4096
 
 // add records the changes of a committed chunk whose last seq is last.
 func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
@@ -288,6 +368,7 @@ func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
 		}
 	}
 	seq := last - uint64(n)
+	keepPrev := r.keepPrev.Load()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.buf) > 0 && r.buf[len(r.buf)-1].Seq != seq {
@@ -299,14 +380,17 @@ func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
 			continue
 		}
 		seq++
-		c := Change{Seq: seq, Op: OpUpdate, ID: p.id, Types: p.types, At: at, Removed: p.gone, Entity: p.out.entity}
+		ev := event{Change: Change{Seq: seq, Op: OpUpdate, ID: p.id, Types: p.types, At: at, Removed: p.gone, Entity: p.out.entity}}
 		switch {
 		case p.body == nil:
-			c.Op, c.Entity = OpDelete, nil
+			ev.Op, ev.Entity = OpDelete, nil
 		case p.out.created:
-			c.Op = OpCreate
+			ev.Op = OpCreate
 		}
-		r.buf = append(r.buf, c)
+		if keepPrev {
+			ev.prev = p.old
+		}
+		r.buf = append(r.buf, ev)
 	}
 	if len(r.buf) > recentMax {
 		r.buf = append(r.buf[:0:0], r.buf[len(r.buf)-recentMax/2:]...)
@@ -315,7 +399,7 @@ func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
 
 // from returns up to max changes with Seq >= from that want selects, and
 // the last seq looked at; ok is false when from is not in memory.
-func (r *recentChanges) from(from uint64, max int, want func(id string, types []string) bool) (out []Change, last uint64, full, ok bool) {
+func (r *recentChanges) from(from uint64, max int, want func(id string, types []string) bool) (out []event, last uint64, full, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.buf) == 0 || from < r.buf[0].Seq || from > r.buf[len(r.buf)-1].Seq {
@@ -323,9 +407,9 @@ func (r *recentChanges) from(from uint64, max int, want func(id string, types []
 	}
 	i := int(from - r.buf[0].Seq)
 	end := min(len(r.buf), i+max)
-	for _, c := range r.buf[i:end] {
-		if c.Entity != nil && want(c.ID, c.Types) {
-			out = append(out, c)
+	for _, ev := range r.buf[i:end] {
+		if want(ev.ID, ev.Types) {
+			out = append(out, ev)
 		}
 	}
 	return out, r.buf[end-1].Seq, end-i == max, true
@@ -334,7 +418,8 @@ func (r *recentChanges) from(from uint64, max int, want func(id string, types []
 // changesFor reads up to max changes from seq from on, decoding the entity
 // only of changes want selects (the others are left out); last is the
 // newest seq read (0 when none), full whether max records were read.
-func (s *Service) changesFor(ctx context.Context, from uint64, max int, want func(id string, types []string) bool) (out []Change, last uint64, full bool, err error) {
+// Changes read from the store do not know the entity's previous state.
+func (s *Service) changesFor(ctx context.Context, from uint64, max int, want func(id string, types []string) bool) (out []event, last uint64, full bool, err error) {
 	if out, last, full, ok := s.recent.from(from, max, want); ok {
 		return out, last, full, nil
 	}
@@ -359,12 +444,15 @@ func (s *Service) changesFor(ctx context.Context, from uint64, max int, want fun
 			}
 			last = rec.Seq
 			n++
-			if len(body) > 0 && want(rec.ID, rec.Types) {
-				c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed, Entity: new(Entity)}
-				if err := decodeEntityRecord(body, c.Entity); err != nil {
-					return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
+			if want(rec.ID, rec.Types) {
+				c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed}
+				if len(body) > 0 {
+					c.Entity = new(Entity)
+					if err := decodeEntityRecord(body, c.Entity); err != nil {
+						return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
+					}
 				}
-				out = append(out, c)
+				out = append(out, event{Change: c})
 			}
 			if n >= max {
 				full = true
@@ -389,14 +477,19 @@ func (n *notifier) periodic(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		rc := renderCache{}
 		for _, sub := range n.match.Due(n.s.now()) {
 			ents, err := n.s.selected(sub)
 			if err != nil {
 				n.s.log.Error("periodic subscription query", "id", sub.ID, "err", err)
 				continue
 			}
-			if len(ents) > 0 {
-				n.send(ctx, sub.ID, ents)
+			evs := make([]*event, len(ents))
+			for i, e := range ents {
+				evs[i] = &event{Change: Change{Op: OpUpdate, ID: e.ID, Types: e.Types, Entity: e}}
+			}
+			if len(evs) > 0 {
+				n.send(ctx, sub.ID, evs, rc)
 			}
 		}
 	}
@@ -442,61 +535,31 @@ func hasAny(e *Entity, attrs []string) bool {
 	return false
 }
 
-// send renders a Notification (clause 5.3.1) for one subscription and
-// queues it at the subscription's receiver without waiting.
-func (n *notifier) send(ctx context.Context, subID string, ents []*Entity) {
+// send queues Notifications (clause 5.3.1) of evs for one subscription at
+// its receiver without waiting, maxNotifyEntities entities per
+// Notification; rc renders each entity once per look.
+func (n *notifier) send(ctx context.Context, subID string, evs []*event, rc renderCache) {
 	n.mu.Lock()
 	st := n.subs[subID]
 	n.mu.Unlock()
-	if st == nil {
+	if st == nil || st.spec == nil {
 		return // deleted meanwhile
 	}
-	nd := st.body.Notification
-	ro := RenderOptions{Context: st.context, Format: nd.Format, Attrs: nd.Attributes, SysAttrs: nd.SysAttrs}
-	data := make([]any, 0, len(ents))
-	for _, e := range ents {
-		m, err := n.s.Render(e, ro)
-		if err != nil {
-			n.failed(subID, fmt.Errorf("render notification: %w", err))
-			return
+	sp := st.spec
+	for len(evs) > 0 {
+		part := evs[:min(len(evs), maxNotifyEntities)]
+		evs = evs[len(part):]
+		items := make([][]byte, len(part))
+		for i, ev := range part {
+			items[i] = rc.item(sp, ev)
 		}
-		data = append(data, m)
-	}
-	doc := map[string]any{
-		"id":             "urn:ngsi-ld:Notification:" + randomID(),
-		"type":           "Notification",
-		"subscriptionId": subID,
-		"notifiedAt":     fmtTime(n.s.now()),
-		"data":           data,
-	}
-	h := http.Header{}
-	if nd.Endpoint.Accept == "application/ld+json" {
-		h.Set("Content-Type", "application/ld+json")
-		doc["@context"] = contextValue(st.context)
-	} else {
-		h.Set("Content-Type", "application/json")
-		link := CoreContextURL
-		if u, ok := st.context.(string); ok {
-			link = u
+		j := job{subID: subID, uri: sp.uri, body: sp.notification(subID, n.s.now(), items), headers: sp.header}
+		select {
+		case n.receiver(ctx, j.uri).jobs <- j:
+		default:
+			n.failed(subID, errors.New("receiver queue full: notification dropped"))
 		}
-		h.Set("Link", "<"+link+`>; rel="`+jsonldContextRel+`"; type="application/ld+json"`)
 	}
-	for _, kv := range nd.Endpoint.ReceiverInfo {
-		h.Add(kv.Key, kv.Value)
-	}
-	j := job{subID: subID, uri: nd.Endpoint.URI, body: appendValue(nil, doc), headers: h}
-	select {
-	case n.receiver(ctx, j.uri).jobs <- j:
-	default:
-		n.failed(subID, errors.New("receiver queue full: notification dropped"))
-	}
-}
-
-func contextValue(c any) any {
-	if c == nil {
-		return CoreContextURL
-	}
-	return c
 }
 
 // receiver returns the queue for uri, starting its workers on first use.
@@ -558,8 +621,9 @@ func (n *notifier) post(ctx context.Context, j job) error {
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", j.uri, err)
 	}
+	req = req.WithContext(n.allow.requestContext(ctx, req.URL))
 	req.Header = j.headers.Clone()
-	resp, err := n.opts.Client.Do(req)
+	resp, err := n.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", j.uri, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/mimnode/mimnode/node/ngsild/query"
@@ -57,6 +55,9 @@ type Subscription struct {
 	// TimeInterval makes the subscription periodic: it fires every
 	// TimeInterval (see Matcher.Due) and never on changes.
 	TimeInterval time.Duration
+	// Triggers are the kinds of change that fire it; 0 means
+	// DefaultTriggers.
+	Triggers Trigger
 }
 
 // Active reports whether the subscription can fire at now.
@@ -85,124 +86,112 @@ func (sub *Subscription) filter(e *Entity) bool {
 	return eq.match(e)
 }
 
-// matches is the change-driven test without throttling.
-func (sub *Subscription) matches(now time.Time, c *Change) bool {
-	if sub.TimeInterval > 0 || !sub.Active(now) || c.Entity == nil || !sub.selects(c.ID, c.Types) {
+// Trigger is a kind of change that can fire a subscription (NGSI-LD 1.8
+// notificationTrigger, clause 5.2.12). Triggers combine as a bit set.
+type Trigger uint8
+
+// The notification triggers. A subscription without notificationTrigger
+// fires on DefaultTriggers; entityUpdated is EntityUpdated, the three
+// attribute triggers together.
+const (
+	EntityCreated Trigger = 1 << iota
+	EntityDeleted
+	AttributeCreated
+	AttributeUpdated
+	AttributeDeleted
+
+	EntityUpdated   = AttributeCreated | AttributeUpdated | AttributeDeleted
+	DefaultTriggers = AttributeCreated | AttributeUpdated
+)
+
+// triggerNames maps notificationTrigger members to triggers.
+var triggerNames = map[string]Trigger{
+	"entityCreated": EntityCreated, "entityUpdated": EntityUpdated, "entityDeleted": EntityDeleted,
+	"attributeCreated": AttributeCreated, "attributeUpdated": AttributeUpdated, "attributeDeleted": AttributeDeleted,
+}
+
+func (sub *Subscription) triggers() Trigger {
+	if sub.Triggers == 0 {
+		return DefaultTriggers
+	}
+	return sub.Triggers
+}
+
+// fires is the change-driven test without throttling. prev is the entity
+// before the change when the caller knows it (nil for a create, or for a
+// change replayed from the store). A created entity counts as
+// entityCreated and as attributeCreated of each of its attributes; a
+// deleted one only as entityDeleted. Q and Geo test the new state, and for
+// a deletion the state before it (when prev is unknown they are not
+// tested: the deletion is notified rather than lost).
+func (sub *Subscription) fires(now time.Time, c *Change, prev *Entity) bool {
+	if sub.TimeInterval > 0 || !sub.Active(now) || !sub.selects(c.ID, c.Types) {
 		return false
 	}
-	if len(sub.WatchedAttributes) > 0 {
-		hit := false
-		for _, a := range sub.WatchedAttributes {
-			if contains(c.Removed, a) || touched(c.Entity, a) {
-				hit = true
-				break
-			}
-		}
-		if !hit {
+	trig := sub.triggers()
+	if c.Entity == nil {
+		if c.Op != OpDelete || trig&EntityDeleted == 0 {
 			return false
 		}
-	}
-	return sub.filter(c.Entity)
-}
-
-func touched(e *Entity, attr string) bool {
-	for _, a := range e.Attrs[attr] {
-		if a.ModifiedAt.Equal(e.ModifiedAt) {
+		if prev == nil {
 			return true
 		}
+		return (len(sub.WatchedAttributes) == 0 || hasAny(prev, sub.WatchedAttributes)) && sub.filter(prev)
 	}
-	return false
+	if c.Op == OpCreate && trig&EntityCreated != 0 && (len(sub.WatchedAttributes) == 0 || hasAny(c.Entity, sub.WatchedAttributes)) {
+		return sub.filter(c.Entity)
+	}
+	return trig&changeKinds(c, sub.WatchedAttributes) != 0 && sub.filter(c.Entity)
 }
 
-// Matcher holds subscriptions and decides which of them a change fires.
-// It is pure (time is an argument) and safe for concurrent use. It keeps
-// the throttling and timeInterval state: when it reports a subscription as
-// firing, it records that instant.
-type Matcher struct {
-	mu    sync.Mutex
-	subs  map[string]*Subscription // guarded by mu
-	fired map[string]time.Time     // last time each fired; guarded by mu
-}
-
-// NewMatcher returns an empty Matcher.
-func NewMatcher() *Matcher {
-	return &Matcher{subs: map[string]*Subscription{}, fired: map[string]time.Time{}}
-}
-
-// Put adds or replaces a subscription (keeping its throttling state).
-func (m *Matcher) Put(sub *Subscription) {
-	m.mu.Lock()
-	m.subs[sub.ID] = sub
-	m.mu.Unlock()
-}
-
-// Remove drops a subscription.
-func (m *Matcher) Remove(id string) {
-	m.mu.Lock()
-	delete(m.subs, id)
-	delete(m.fired, id)
-	m.mu.Unlock()
-}
-
-// Len is the number of subscriptions held.
-func (m *Matcher) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.subs)
-}
-
-// Selects reports whether any active subscription could be about the
-// entity (by id and type alone): when none is, the change needs no
-// further look.
-func (m *Matcher) Selects(now time.Time, id string, types []string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, sub := range m.subs {
-		if sub.TimeInterval == 0 && sub.Active(now) && sub.selects(id, types) {
-			return true
+// changeKinds is what c did to the attributes in watched (all of them when
+// watched is empty): attributeCreated, attributeUpdated, attributeDeleted.
+// A change to no attribute at all (a new entity without attributes, a new
+// type) counts as an attribute created or updated, so subscriptions
+// watching everything see it.
+func changeKinds(c *Change, watched []string) Trigger {
+	var k Trigger
+	if len(watched) == 0 {
+		for _, insts := range c.Entity.Attrs {
+			k |= instanceChange(c.Entity, insts)
+		}
+		if len(c.Removed) > 0 {
+			k |= AttributeDeleted
+		}
+		if k == 0 {
+			if c.Op == OpCreate {
+				return AttributeCreated
+			}
+			return AttributeUpdated
+		}
+		return k
+	}
+	for _, a := range watched {
+		k |= instanceChange(c.Entity, c.Entity.Attrs[a])
+		if contains(c.Removed, a) {
+			k |= AttributeDeleted
 		}
 	}
-	return false
+	return k
 }
 
-// Match returns the subscriptions c fires at now, sorted by id, and
-// records them as fired (for throttling).
-func (m *Matcher) Match(now time.Time, c Change) []*Subscription {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*Subscription
-	for id, sub := range m.subs {
-		if !sub.matches(now, &c) {
+// instanceChange tells from the timestamps whether the write that made e
+// created or updated an attribute's instances: a write stamps what it
+// touches with the entity's modifiedAt, and a new instance's createdAt
+// with the same instant.
+func instanceChange(e *Entity, insts []*Attribute) Trigger {
+	var k Trigger
+	for _, a := range insts {
+		if !a.ModifiedAt.Equal(e.ModifiedAt) {
 			continue
 		}
-		if last, ok := m.fired[id]; ok && sub.Throttling > 0 && now.Sub(last) < sub.Throttling {
-			continue
+		if a.CreatedAt.Equal(a.ModifiedAt) {
+			k |= AttributeCreated
+		} else {
+			k |= AttributeUpdated
 		}
-		m.fired[id] = now
-		out = append(out, sub)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-// Due returns the periodic subscriptions whose timeInterval has passed
-// since they last fired (or that never fired), and records them as fired.
-func (m *Matcher) Due(now time.Time) []*Subscription {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*Subscription
-	for id, sub := range m.subs {
-		if sub.TimeInterval <= 0 || !sub.Active(now) {
-			continue
-		}
-		if last, ok := m.fired[id]; ok && now.Sub(last) < sub.TimeInterval {
-			continue
-		}
-		m.fired[id] = now
-		out = append(out, sub)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return k
 }
 
 // subscriptionBody is the client's view of a subscription (clause
@@ -220,6 +209,7 @@ type subscriptionBody struct {
 	IsActive          *bool           `json:"isActive,omitempty"`
 	ExpiresAt         string          `json:"expiresAt,omitempty"`
 	Throttling        float64         `json:"throttling,omitempty"`
+	Triggers          []string        `json:"notificationTrigger,omitempty"`
 	Notification      notificationDef `json:"notification"`
 }
 
@@ -240,7 +230,10 @@ type notificationDef struct {
 	Attributes []string `json:"attributes,omitempty"`
 	Format     string   `json:"format,omitempty"`
 	SysAttrs   bool     `json:"sysAttrs,omitempty"`
-	Endpoint   endpoint `json:"endpoint"`
+	// ShowChanges adds each changed attribute's previous value
+	// (previousValue, previousObject, previousLanguageMap).
+	ShowChanges bool     `json:"showChanges,omitempty"`
+	Endpoint    endpoint `json:"endpoint"`
 }
 
 type endpoint struct {
@@ -347,6 +340,16 @@ func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, e
 	case "", "normalized", "keyValues", "concise":
 	default:
 		return nil, bad("notification.format must be normalized, keyValues or concise")
+	}
+	if b.Notification.ShowChanges && b.Notification.Format == "keyValues" {
+		return nil, bad("notification.showChanges cannot be true with format keyValues")
+	}
+	for _, t := range b.Triggers {
+		k, ok := triggerNames[t]
+		if !ok {
+			return nil, bad("notificationTrigger %q is not one of entityCreated, entityUpdated, entityDeleted, attributeCreated, attributeUpdated, attributeDeleted", t)
+		}
+		sub.Triggers |= k
 	}
 	for _, a := range b.Notification.Attributes {
 		if err := checkName(a); err != nil {
