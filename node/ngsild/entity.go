@@ -57,6 +57,7 @@ var attrReserved = map[string]bool{
 	"observedAt": true, "unitCode": true, "datasetId": true,
 	"createdAt": true, "modifiedAt": true, "instanceId": true, "deletedAt": true,
 	"objectType": true, "@context": true,
+	"valueList": true, "objectList": true, "json": true, "vocab": true, "valueType": true,
 }
 
 // entity members that are not attributes.
@@ -223,6 +224,7 @@ func checkDatasets(name string, insts []*Attribute) error {
 
 var explicitTypes = map[string]AttrType{
 	"Property": Property, "GeoProperty": GeoProperty, "Relationship": Relationship, "LanguageProperty": LanguageProperty,
+	"ListProperty": ListProperty, "ListRelationship": ListRelationship, "JsonProperty": JsonProperty, "VocabProperty": VocabProperty,
 }
 
 // isExplicitAttr reports whether v is written as an attribute object
@@ -240,7 +242,8 @@ func isExplicitAttr(v any) bool {
 	_, hv := m["value"]
 	_, ho := m["object"]
 	_, hl := m["languageMap"]
-	return hv || ho || hl
+	_, he := extendedMember(m)
+	return hv || ho || hl || he
 }
 
 // decodeAttr decodes an attribute value: an attribute object, a list of
@@ -296,7 +299,9 @@ func decodeInstance(name string, v any, tc *termContext, now time.Time) (*Attrib
 	t, _ := m["type"].(string)
 	at, known := explicitTypes[t]
 	if !known {
-		switch {
+		switch et, extended := extendedMember(m); {
+		case extended:
+			at = et
 		case m["value"] != nil:
 			at = Property
 			if vm, ok := m["value"].(map[string]any); ok && looksLikeGeometry(vm) {
@@ -356,10 +361,15 @@ func decodeInstance(name string, v any, tc *termContext, now time.Time) (*Attrib
 			}
 		}
 		a.LanguageMap = lm
+	default: // attrtypes.go
+		if err := decodeExtended(a, name, m, tc); err != nil {
+			return nil, err
+		}
 	}
 	for k, x := range m {
 		switch k {
-		case "type", "value", "object", "languageMap", "createdAt", "modifiedAt", "instanceId", "deletedAt", "objectType", "@context":
+		case "type", "value", "object", "languageMap", "createdAt", "modifiedAt", "instanceId", "deletedAt", "objectType", "@context",
+			"valueList", "objectList", "json", "vocab", "valueType":
 		case "observedAt":
 			s, ok := x.(string)
 			if !ok || !isDateTime(s) {
