@@ -190,7 +190,7 @@ func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(str
 				}
 			}
 			switch a.Type {
-			case Property, Relationship:
+			default:
 				if withValues {
 					addValueKeys(keys, attr, a, e.ID)
 				}
@@ -220,19 +220,19 @@ func valueKeys(e *Entity, attr string) map[string]struct{} {
 	return keys
 }
 
+// addValueKeys indexes what q compares (Entity.Values): a value or object,
+// or each element of a list of them, as q matches any element (clause 4.9).
 func addValueKeys(keys map[string]struct{}, attr string, a *Attribute, id string) {
-	switch a.Type {
-	case Property:
-		addValueKey(keys, attr, a.Value, id)
-	case Relationship:
-		switch o := a.Object.(type) {
-		case string:
-			addValueKey(keys, attr, o, id)
-		case []any:
-			for _, x := range o {
-				addValueKey(keys, attr, x, id)
-			}
+	if a.Type == GeoProperty || a.Type == LanguageProperty {
+		return
+	}
+	switch v := a.simpleValue().(type) {
+	case []any:
+		for _, x := range v {
+			addValueKey(keys, attr, x, id)
 		}
+	default:
+		addValueKey(keys, attr, v, id)
 	}
 }
 
