@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mimnode/mimnode/node/ngsild"
 )
 
 // Default ports, documented in the README. 7410 carries libp2p over TCP and
@@ -35,6 +38,7 @@ type Config struct {
 	ConnMgr   ConnMgrConfig  `toml:"connmgr"`
 	Store     StoreConfig    `toml:"store"`
 	Catalog   CatalogConfig  `toml:"catalog"`
+	NGSILD    NGSILDConfig   `toml:"ngsild"`
 	Log       LogConfig      `toml:"log"`
 }
 
@@ -86,6 +90,16 @@ type CatalogConfig struct {
 	VersionInterval Duration `toml:"version_interval"`
 }
 
+// NGSILDConfig tunes the node's NGSI-LD service.
+type NGSILDConfig struct {
+	// NotifyAllow lists where subscriptions may send notifications:
+	// address ranges ("10.20.0.0/16") and host patterns
+	// ("https://*.city.example", "receiver.lan:8080"). A name pattern admits
+	// public addresses only, unless a range lists them. The default is
+	// loopback only; anything else must be listed (node/ngsild/notifyallow.go).
+	NotifyAllow []string `toml:"notify_allow"`
+}
+
 // LogConfig selects the daemon's log output.
 type LogConfig struct {
 	Level  string `toml:"level"`  // debug, info, warn, error
@@ -123,6 +137,7 @@ func Default() Config {
 		ConnMgr:   ConnMgrConfig{Low: 64, High: 192, GracePeriod: Duration{time.Minute}},
 		Store:     StoreConfig{CacheMiB: 32},
 		Catalog:   CatalogConfig{VersionInterval: Duration{time.Minute}},
+		NGSILD:    NGSILDConfig{NotifyAllow: slices.Clone(ngsild.DefaultNotifyAllow)},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -182,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Catalog.VersionInterval.Duration < time.Second {
 		return bad("catalog.version_interval", "must be at least 1s, got %s", c.Catalog.VersionInterval.Duration)
+	}
+	if _, err := ngsild.ParseNotifyAllow(c.NGSILD.NotifyAllow); err != nil {
+		return bad("ngsild.notify_allow", "%v", err)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -164,7 +164,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.API.Listen, err)
 	}
 	n.apiURL = "http://" + n.apiLn.Addr().String()
-	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL})
+	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL, Notify: ngsild.NotifyOptions{Allow: cfg.NGSILD.NotifyAllow}})
 	if err != nil {
 		return nil, err
 	}

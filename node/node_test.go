@@ -173,6 +173,15 @@ func TestBadInputs(t *testing.T) {
 			t.Fatalf("Load: err = %v, want ErrInvalidConfig naming log.level", err)
 		}
 	})
+	t.Run("bad notify_allow entry names the field", func(t *testing.T) {
+		c := testConfig(t)
+		path := filepath.Join(c.DataDir, ConfigFile)
+		os.WriteFile(path, []byte("[ngsild]\nnotify_allow = [\"127.0.0.0/8\", \"ftp://x.example\"]\n"), 0o644)
+		_, err := Load(c.DataDir)
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ngsild.notify_allow") || !strings.Contains(err.Error(), "ftp://x.example") {
+			t.Fatalf("Load: err = %v, want ErrInvalidConfig naming ngsild.notify_allow and the entry", err)
+		}
+	})
 	t.Run("unwritable data directory", func(t *testing.T) {
 		if os.Geteuid() == 0 {
 			// root ignores permission bits; use a path under a regular file instead.
