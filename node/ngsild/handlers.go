@@ -450,11 +450,14 @@ func patchInstance(a *Attribute, name string, raw map[string]any, tc *termContex
 	// Build the merged member map and decode it as one instance, so every
 	// rule of decodeInstance applies to the result.
 	m := map[string]any{"type": string(a.Type)}
-	switch a.Type {
-	case Relationship:
+	switch {
+	case a.Type == Relationship:
 		m["object"] = a.Object
-	case LanguageProperty:
+	case a.Type == LanguageProperty:
 		m["languageMap"] = a.LanguageMap
+	case isExtended(a.Type):
+		member, v := a.renderContent(tc, false)
+		m[member] = v
 	default:
 		m["value"] = a.Value
 	}
@@ -468,9 +471,9 @@ func patchInstance(a *Attribute, name string, raw map[string]any, tc *termContex
 		m["datasetId"] = a.DatasetID
 	}
 	if t, ok := raw["type"].(string); ok && t != string(a.Type) {
-		delete(m, "value")
-		delete(m, "object")
-		delete(m, "languageMap")
+		for _, k := range []string{"value", "object", "languageMap", "valueList", "objectList", "json", "vocab"} {
+			delete(m, k)
+		}
 	}
 	for k, v := range raw {
 		m[k] = v

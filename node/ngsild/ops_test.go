@@ -160,7 +160,9 @@ func TestMultiAttributeAndLanguage(t *testing.T) {
 	if kv["speed"] != 50.0 {
 		t.Errorf("keyValues speed = %v, want the default instance 50", kv["speed"])
 	}
-	if lm, _ := kv["label"].(map[string]any); lm["es"] != "Puerta norte" {
+	// keyValues keeps a LanguageProperty's languageMap member (clause 4.5.4).
+	label, _ := kv["label"].(map[string]any)
+	if lm, _ := label["languageMap"].(map[string]any); lm["es"] != "Puerta norte" {
 		t.Errorf("keyValues label = %v", kv["label"])
 	}
 	for q, want := range map[string]int{"speed==52": 1, "speed==50": 1, "speed.datasetId==urn:ngsi-ld:Dataset:radar": 1, "speed==51": 0} {

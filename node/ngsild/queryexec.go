@@ -497,7 +497,7 @@ func (e *Entity) Values(p query.Path) []any {
 	var out []any
 	for _, a := range insts {
 		v := a.simpleValue()
-		if list, ok := v.([]any); ok && a.Type == Relationship {
+		if list, ok := v.([]any); ok && (a.Type == Relationship || a.Type == ListRelationship) {
 			out = append(out, list...)
 			continue
 		}

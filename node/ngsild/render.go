@@ -79,11 +79,7 @@ func renderInstances(insts []*Attribute, tc *termContext, o renderOpts) any {
 				break
 			}
 		}
-		if o.lang != "" && pick.Type == LanguageProperty {
-			v, _ := pickLanguage(pick.LanguageMap, o.lang)
-			return v
-		}
-		return pick.simpleValue()
+		return pick.keyValue(tc, o.lang)
 	}
 	if len(insts) == 1 {
 		return insts[0].render(tc, o)
@@ -95,10 +91,31 @@ func renderInstances(insts []*Attribute, tc *termContext, o renderOpts) any {
 	return list
 }
 
-// simpleValue is the keyValues form of an attribute.
+// keyValue is the keyValues form of an attribute (clause 4.5.4): a
+// Property's value, a Relationship's object; the types whose content a bare
+// value could not tell apart keep their member: {"languageMap": ...} (or
+// the string in the requested language), {"valueList": ...}, {"json": ...},
+// {"vocab": ...}, {"objectList": [URI, ...]}.
+func (a *Attribute) keyValue(tc *termContext, lang string) any {
+	switch {
+	case a.Type == LanguageProperty && lang != "":
+		v, _ := pickLanguage(a.LanguageMap, lang)
+		return v
+	case a.Type == LanguageProperty:
+		return map[string]any{"languageMap": a.LanguageMap}
+	case isExtended(a.Type):
+		member, v := a.renderContent(tc, true)
+		return map[string]any{member: v}
+	}
+	return a.simpleValue()
+}
+
+// simpleValue is the content of an attribute as stored: a Property's value,
+// a Relationship's object, a LanguageProperty's languageMap, a
+// ListRelationship's list of objects, the Value of the other types.
 func (a *Attribute) simpleValue() any {
 	switch a.Type {
-	case Relationship:
+	case Relationship, ListRelationship:
 		return a.Object
 	case LanguageProperty:
 		return a.LanguageMap
@@ -137,6 +154,9 @@ func (a *Attribute) render(tc *termContext, o renderOpts) any {
 		}
 	case a.Type == LanguageProperty:
 		m["languageMap"] = a.LanguageMap
+	case isExtended(a.Type):
+		member, v := a.renderContent(tc, false)
+		m[member] = v
 	default:
 		m["value"] = a.Value
 	}

@@ -94,6 +94,9 @@ type node interface {
 // == != > >= < <= ~= !~=. After == and != the value may be a list (a,b,c) or a range
 // (a..b). Values are numbers, "quoted strings", true/false, dates (2024-01-31),
 // times (12:00:00Z), date-times (RFC 3339), or unquoted URIs (== and != only).
+// An unquoted value also matches its expansion as a term by expand, which is
+// how a VocabProperty's value is stored (category==commercial matches the
+// IRI commercial stands for in the request's @context).
 // Dates and date-times compare as instants (a date is 00:00 UTC, a date-time
 // without zone is UTC) with entity strings read the same way; a time compares
 // with the UTC time of day. A comparison on an absent attribute, or between
@@ -508,6 +511,13 @@ func (p *parser) parseValue() (literal, error) {
 	v, err := classify(tok)
 	if err != nil {
 		return literal{}, p.errAt(start, err.Error())
+	}
+	if v.kind == kindURI {
+		// An unquoted term may name a vocabulary value (VocabProperty,
+		// clause 4.5.20), which is stored expanded with the @context.
+		if x := p.expand(tok); x != tok {
+			v.alt = x
+		}
 	}
 	return v, nil
 }

@@ -159,6 +159,9 @@ func (t *term) equal(v any) bool {
 		if c, ok := l.cmp(v); ok && c == 0 {
 			return true
 		}
+		if s, ok := v.(string); ok && l.alt != "" && s == l.alt {
+			return true // a VocabProperty holds the expanded term
+		}
 	}
 	return false
 }
@@ -225,6 +228,7 @@ type literal struct {
 	raw  string // unquoted text as written
 	num  float64
 	str  string        // kindString, kindURI
+	alt  string        // kindURI: the text expanded as a vocabulary term, when that differs
 	b    bool          // kindBool
 	t    time.Time     // kindDateTime, kindDate: the instant (a date is 00:00 UTC)
 	tod  time.Duration // kindTime: time of day in UTC
@@ -555,6 +559,11 @@ func (t *term) indexTerm() (Term, bool) {
 	case t.op == opEq && t.rng:
 		it.Op, it.Min, it.Max = "..", vals[0], vals[1]
 	case t.op == opEq:
+		for _, l := range t.vals {
+			if l.alt != "" {
+				vals = append(vals, l.alt)
+			}
+		}
 		it.Op, it.Values = "==", vals
 	case t.op == opGt || t.op == opGe:
 		it.Op, it.Values, it.Min = t.op.String(), vals, vals[0]
