@@ -104,16 +104,29 @@
 //
 // POST/GET/PATCH/DELETE /ngsi-ld/v1/subscriptions manage NGSI-LD
 // subscriptions (entities, watchedAttributes, q, geoQ, throttling,
-// timeInterval, expiresAt, isActive; notification attributes, format,
-// endpoint uri, accept and receiverInfo). They are stored in badger and
-// survive restarts. Deciding what fires is the Matcher's job (pure: the
-// clock is an argument, no HTTP), so live transfers can match changes
-// the same way:
+// timeInterval, expiresAt, isActive, notificationTrigger; notification
+// attributes, format, sysAttrs, showChanges, endpoint uri, accept and
+// receiverInfo). They are stored in badger and survive restarts. Deciding
+// what fires is the Matcher's job (pure: the clock is an argument, no
+// HTTP), so live transfers can match changes the same way:
 //
 //	m := ngsild.NewMatcher()
 //	sub, err := svc.CompileSubscription(body, context) // or build a Subscription
 //	m.Put(sub)
 //	for _, s := range m.Match(now, change) { ... deliver to s ... }
+//
+// The Matcher indexes subscriptions by the types and ids they select and
+// by the value a top-level q equality pins (q=no2==5), so a change is
+// tested only against the subscriptions that can match it.
+// notificationTrigger (NGSI-LD 1.8) picks the kinds of change that fire:
+// entityCreated, entityUpdated (= the three attribute triggers),
+// entityDeleted, attributeCreated, attributeUpdated, attributeDeleted;
+// the default is attributeCreated and attributeUpdated. A deleted entity
+// is notified as its id and type, a deleted attribute with the value
+// urn:ngsi-ld:null; showChanges adds previousValue (previousObject,
+// previousLanguageMap) to changed attributes. The state before a change
+// comes from the commit, so a change replayed from the store after a
+// restart is notified without it.
 //
 // Delivery needs the node to call Start once:
 //
@@ -122,13 +135,23 @@
 // A dispatcher then follows the change feed from a cursor kept in badger
 // (a change committed while the node was down is notified after it
 // restarts; the last batch may be notified twice after a crash, never
-// lost), matches each change and queues a Notification for the
-// subscription's receiver. Each receiver (endpoint URI) has its own
-// bounded queue and worker pool (Options.Notify); a failed POST is retried
-// with exponential backoff; a full queue drops the notification and
-// records a failure. So a slow or dead receiver never blocks writes, the
-// dispatcher or other receivers. (With more than one worker, notifications
-// to one receiver may arrive out of order.) timesSent, timesFailed,
-// lastNotification, lastSuccess and lastFailure are shown on the
-// subscription and written to badger every StatusInterval and at Close.
+// lost). It matches up to 1024 changes per round and sends one
+// Notification per subscription per round, holding the entities the
+// subscription matched in change order; each entity is rendered once per
+// distinct format/attributes/@context and the bytes are shared by the
+// subscriptions that show it alike. Each receiver (endpoint URI) has its
+// own bounded queue and worker pool (Options.Notify) over keep-alive
+// connections; a failed POST is retried with exponential backoff; a full
+// queue drops the notification and records a failure. So a slow or dead
+// receiver never blocks writes, the dispatcher or other receivers. (With
+// more than one worker, notifications to one receiver may arrive out of
+// order.) timesSent, timesFailed, lastNotification, lastSuccess and
+// lastFailure are shown on the subscription and written to badger every
+// StatusInterval and at Close.
+//
+// Endpoints are limited by an allowlist (NotifyOptions.Allow, the node's
+// [ngsild] notify_allow; default loopback only), checked when a
+// subscription is created or its endpoint changed and again on the
+// resolved addresses of every connection (notifyallow.go), so a
+// subscriber cannot make the node reach internal services.
 package ngsild
