@@ -124,6 +124,20 @@ func (a *Attribute) simpleValue() any {
 	}
 }
 
+// readsAsAttr reports whether a bare value would be read back as attribute
+// instances (an attribute object, or a list of them) rather than as a value.
+func readsAsAttr(v any) bool {
+	if list, ok := v.([]any); ok && len(list) > 0 {
+		for _, x := range list {
+			if !isExplicitAttr(x) {
+				return false
+			}
+		}
+		return true
+	}
+	return isExplicitAttr(v)
+}
+
 func (a *Attribute) hasMeta() bool {
 	return a.ObservedAt != "" || a.UnitCode != "" || a.DatasetID != "" || len(a.Sub) > 0
 }
@@ -133,7 +147,7 @@ func (a *Attribute) render(tc *termContext, o renderOpts) any {
 		// concise form drops the wrapper when nothing else is attached;
 		// an object value would then read as an attribute, so keep the
 		// wrapper for values that look like one.
-		if !isExplicitAttr(a.Value) {
+		if !readsAsAttr(a.Value) {
 			if m, ok := a.Value.(map[string]any); !ok || a.Type == GeoProperty || !looksLikeGeometry(m) {
 				return a.Value
 			}
