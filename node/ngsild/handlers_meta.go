@@ -58,74 +58,131 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// /types and /attributes (clauses 6.25 to 6.28) are two views of the same
+// counters, each with a list (names, or details=true entries) and a
+// document per name; metaView says what differs and one pair of handlers
+// serves both.
+type metaView struct {
+	list      string // the list's type: EntityTypeList or AttributeList
+	member    string // the list's member holding the names
+	pathValue string // the {name} path value of the per-name route
+	what      string // "type" or "attribute", for errors
+	// describe gives, per expanded name with entities, the details=true
+	// entry and the per-name document.
+	describe func(st map[string]*typeStats, tc *termContext) map[string]metaDoc
+}
+
+type metaDoc struct{ detail, info map[string]any }
+
+var typesView = metaView{list: "EntityTypeList", member: "typeList", pathValue: "type", what: "type",
+	describe: func(st map[string]*typeStats, tc *termContext) map[string]metaDoc {
+		out := map[string]metaDoc{}
+		for t, ts := range st {
+			if ts.count == 0 {
+				continue
+			}
+			names, details := []string{}, []map[string]any{}
+			for _, a := range sortedKeys(ts.attrs) {
+				names = append(names, tc.compact(a))
+				details = append(details, map[string]any{
+					"id": a, "type": "Attribute", "attributeName": tc.compact(a), "attributeTypes": sortedKeys(ts.attrs[a]),
+				})
+			}
+			out[t] = metaDoc{
+				detail: map[string]any{"id": t, "type": "EntityType", "typeName": tc.compact(t), "attributeNames": names},
+				info:   map[string]any{"id": t, "type": "EntityTypeInfo", "typeName": tc.compact(t), "entityCount": ts.count, "attributeDetails": details},
+			}
+		}
+		return out
+	}}
+
+var attributesView = metaView{list: "AttributeList", member: "attributeList", pathValue: "attr", what: "attribute",
+	describe: func(st map[string]*typeStats, tc *termContext) map[string]metaDoc {
+		out := map[string]metaDoc{}
+		for a, as := range foldAttrs(st) {
+			if as.count == 0 {
+				continue
+			}
+			doc := as.render(a, tc)
+			out[a] = metaDoc{detail: doc, info: doc}
+		}
+		return out
+	}}
+
 // listTypes is GET /types (clause 6.25.3.1).
 func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
+	return s.listMeta(w, r, typesView)
+}
+
+// typeInfo is GET /types/{type} (clause 6.26.3.1).
+func (s *Service) typeInfo(w http.ResponseWriter, r *http.Request) error {
+	return s.metaInfo(w, r, typesView)
+}
+
+// listAttributes is GET /attributes (clause 6.27.3.1).
+func (s *Service) listAttributes(w http.ResponseWriter, r *http.Request) error {
+	return s.listMeta(w, r, attributesView)
+}
+
+// attributeInfo is GET /attributes/{attr} (clause 6.28.3.1).
+func (s *Service) attributeInfo(w http.ResponseWriter, r *http.Request) error {
+	return s.metaInfo(w, r, attributesView)
+}
+
+// metaDocs reads the counters and describes them for the request's context.
+func (s *Service) metaDocs(r *http.Request, v metaView) (map[string]metaDoc, *termContext, accepted, error) {
 	acc, err := negotiate(r, false)
 	if err != nil {
-		return err
+		return nil, nil, acc, err
 	}
 	tc, err := s.queryContext(r)
 	if err != nil {
-		return err
+		return nil, nil, acc, err
 	}
 	st, err := s.stats()
+	if err != nil {
+		return nil, nil, acc, err
+	}
+	return v.describe(st, tc), tc, acc, nil
+}
+
+func (s *Service) listMeta(w http.ResponseWriter, r *http.Request, v metaView) error {
+	docs, tc, acc, err := s.metaDocs(r, v)
 	if err != nil {
 		return err
 	}
 	if queryParams(r).Get("details") == "true" {
 		out := []map[string]any{}
-		for _, t := range sortedKeys(st) {
-			names := []string{}
-			for _, a := range sortedKeys(st[t].attrs) {
-				names = append(names, tc.compact(a))
-			}
-			out = append(out, map[string]any{"id": t, "type": "EntityType", "typeName": tc.compact(t), "attributeNames": names})
+		for _, k := range sortedKeys(docs) {
+			out = append(out, docs[k].detail)
 		}
 		writeJSON(w, http.StatusOK, out, acc, tc)
 		return nil
 	}
 	names := []string{}
-	for _, t := range sortedKeys(st) {
-		names = append(names, tc.compact(t))
+	for _, k := range sortedKeys(docs) {
+		names = append(names, tc.compact(k))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"id": "urn:ngsi-ld:EntityTypeList:" + uuid.NewString(), "type": "EntityTypeList", "typeList": names,
+		"id": "urn:ngsi-ld:" + v.list + ":" + uuid.NewString(), "type": v.list, v.member: names,
 	}, acc, tc)
 	return nil
 }
 
-// typeInfo is GET /types/{type} (clause 6.26.3.1).
-func (s *Service) typeInfo(w http.ResponseWriter, r *http.Request) error {
-	acc, err := negotiate(r, false)
-	if err != nil {
-		return err
-	}
-	tc, err := s.queryContext(r)
-	if err != nil {
-		return err
-	}
-	name := r.PathValue("type")
+func (s *Service) metaInfo(w http.ResponseWriter, r *http.Request, v metaView) error {
+	name := r.PathValue(v.pathValue)
 	if err := checkName(name); err != nil {
 		return err
 	}
-	iri := tc.expand(name)
-	st, err := s.stats()
+	docs, tc, acc, err := s.metaDocs(r, v)
 	if err != nil {
 		return err
 	}
-	ts := st[iri]
-	if ts == nil || ts.count == 0 {
-		return newError(ResourceNotFound, "type not found", "no entity has type %q", name)
+	doc, ok := docs[tc.expand(name)]
+	if !ok {
+		return newError(ResourceNotFound, v.what+" not found", "no entity has %s %q", v.what, name)
 	}
-	details := []map[string]any{}
-	for _, a := range sortedKeys(ts.attrs) {
-		details = append(details, map[string]any{
-			"id": a, "type": "Attribute", "attributeName": tc.compact(a), "attributeTypes": sortedKeys(ts.attrs[a]),
-		})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": iri, "type": "EntityTypeInfo", "typeName": tc.compact(iri), "entityCount": ts.count, "attributeDetails": details,
-	}, acc, tc)
+	writeJSON(w, http.StatusOK, doc.info, acc, tc)
 	return nil
 }
 
@@ -145,8 +202,11 @@ func foldAttrs(st map[string]*typeStats) map[string]*attrStats {
 				as = &attrStats{types: map[string]bool{}, kinds: map[string]bool{}}
 				out[a] = as
 			}
-			as.types[t] = true
 			for k, n := range kinds {
+				if n == 0 {
+					continue
+				}
+				as.types[t] = true
 				as.kinds[k] = true
 				as.count += n
 			}
@@ -164,66 +224,6 @@ func (as *attrStats) render(iri string, tc *termContext) map[string]any {
 		"id": iri, "type": "Attribute", "attributeName": tc.compact(iri), "attributeCount": as.count,
 		"attributeTypes": sortedKeys(as.kinds), "typeNames": types,
 	}
-}
-
-// listAttributes is GET /attributes (clause 6.27.3.1).
-func (s *Service) listAttributes(w http.ResponseWriter, r *http.Request) error {
-	acc, err := negotiate(r, false)
-	if err != nil {
-		return err
-	}
-	tc, err := s.queryContext(r)
-	if err != nil {
-		return err
-	}
-	st, err := s.stats()
-	if err != nil {
-		return err
-	}
-	attrs := foldAttrs(st)
-	if queryParams(r).Get("details") == "true" {
-		out := []map[string]any{}
-		for _, a := range sortedKeys(attrs) {
-			out = append(out, attrs[a].render(a, tc))
-		}
-		writeJSON(w, http.StatusOK, out, acc, tc)
-		return nil
-	}
-	names := []string{}
-	for _, a := range sortedKeys(attrs) {
-		names = append(names, tc.compact(a))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": "urn:ngsi-ld:AttributeList:" + uuid.NewString(), "type": "AttributeList", "attributeList": names,
-	}, acc, tc)
-	return nil
-}
-
-// attributeInfo is GET /attributes/{attr} (clause 6.28.3.1).
-func (s *Service) attributeInfo(w http.ResponseWriter, r *http.Request) error {
-	acc, err := negotiate(r, false)
-	if err != nil {
-		return err
-	}
-	tc, err := s.queryContext(r)
-	if err != nil {
-		return err
-	}
-	name := r.PathValue("attr")
-	if err := checkName(name); err != nil {
-		return err
-	}
-	st, err := s.stats()
-	if err != nil {
-		return err
-	}
-	iri := tc.expand(name)
-	as := foldAttrs(st)[iri]
-	if as == nil {
-		return newError(ResourceNotFound, "attribute not found", "no entity has attribute %q", name)
-	}
-	writeJSON(w, http.StatusOK, as.render(iri, tc), acc, tc)
-	return nil
 }
 
 // ---- @context store (clause 6.30) ----
