@@ -305,6 +305,7 @@ func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 		}
 		if last > cursor {
 			cursor = last
+			n.s.recent.done(cursor)
 			// Once per batch rather than per change: after a crash the
 			// batch's notifications are sent again, never lost.
 			if err := n.s.db.Update(func(tx *store.Txn) error {
@@ -356,8 +357,10 @@ type recentChanges struct {
 	buf      []event // consecutive seqs; guarded by mu
 }
 
-// recentMax bounds recentChanges: a few batch requests' worth.
-const recentMax = 4096
+// recentMax bounds recentChanges: several batch requests' worth. The
+// dispatcher releases what it has matched (done), so the buffer only
+// grows this far while it lags.
+const recentMax = 8192
 
 // add records the changes of a committed chunk whose last seq is last.
 func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
@@ -395,6 +398,23 @@ func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
 	if len(r.buf) > recentMax {
 		r.buf = append(r.buf[:0:0], r.buf[len(r.buf)-recentMax/2:]...)
 	}
+}
+
+// done releases the changes up to seq, which the dispatcher has matched.
+func (r *recentChanges) done(seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) == 0 || seq < r.buf[0].Seq {
+		return
+	}
+	if seq >= r.buf[len(r.buf)-1].Seq {
+		clear(r.buf) // let the entities go
+		r.buf = r.buf[:0]
+		return
+	}
+	i := int(seq - r.buf[0].Seq + 1)
+	clear(r.buf[:i])
+	r.buf = r.buf[i:]
 }
 
 // from returns up to max changes with Seq >= from that want selects, and
