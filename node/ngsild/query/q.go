@@ -112,7 +112,7 @@ func Parse(q string, expand func(term string) string) (*Q, error) {
 	if expand == nil {
 		expand = func(s string) string { return s }
 	}
-	p := &parser{src: q, expand: expand}
+	p := &parser{cursor: cursor{param: "q", src: q}, expand: expand}
 	if q == "" {
 		return nil, p.errAt(0, "empty expression")
 	}
@@ -202,21 +202,8 @@ func (n orNode) write(b *strings.Builder) {
 }
 
 type parser struct {
-	src    string
-	pos    int
-	depth  int
+	cursor
 	expand func(string) string
-}
-
-func (p *parser) errAt(off int, msg string) error {
-	return &SyntaxError{Param: "q", Offset: off, Msg: msg}
-}
-
-func (p *parser) peek() byte {
-	if p.pos < len(p.src) {
-		return p.src[p.pos]
-	}
-	return 0
 }
 
 func (p *parser) parseOr() (node, error) {
@@ -265,25 +252,7 @@ func (p *parser) parseFactor() (node, error) {
 	if p.peek() != '(' {
 		return p.parseTerm()
 	}
-	open := p.pos
-	p.depth++
-	if p.depth > maxDepth {
-		return nil, p.errAt(open, "parentheses nested too deeply")
-	}
-	p.pos++
-	n, err := p.parseOr()
-	if err != nil {
-		return nil, err
-	}
-	if p.peek() != ')' {
-		if p.pos >= len(p.src) {
-			return nil, p.errAt(open, "unclosed '('")
-		}
-		return nil, p.errAt(p.pos, fmt.Sprintf("unexpected %q, want ')'", p.src[p.pos]))
-	}
-	p.pos++
-	p.depth--
-	return n, nil
+	return group(&p.cursor, p.parseOr)
 }
 
 // isNameByte reports whether c may appear in an attribute name or compound key.

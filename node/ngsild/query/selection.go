@@ -83,15 +83,12 @@ func join(op byte, kids []*expr) *expr {
 // exprParser parses the shell; leaf checks (and may rewrite) one leaf as
 // written, returning what the expression keeps or why it is wrong.
 type exprParser struct {
-	param string
-	src   string
-	pos   int
-	depth int
-	leaf  func(s string) (string, error)
+	cursor
+	leaf func(s string) (string, error)
 }
 
 func parseExpr(param, src string, leaf func(string) (string, error)) (*expr, error) {
-	p := &exprParser{param: param, src: src, leaf: leaf}
+	p := &exprParser{cursor: cursor{param: param, src: src}, leaf: leaf}
 	if strings.TrimSpace(src) == "" {
 		return nil, p.errAt(0, "empty expression")
 	}
@@ -108,15 +105,49 @@ func parseExpr(param, src string, leaf func(string) (string, error)) (*expr, err
 	return x, nil
 }
 
-func (p *exprParser) errAt(off int, msg string) error {
-	return &SyntaxError{Param: p.param, Offset: off, Msg: msg}
+// cursor is a parser's place in the text of one query parameter; the q,
+// type and scopeQ parsers share it.
+type cursor struct {
+	param string // names the parameter in errors
+	src   string
+	pos   int
+	depth int // open parentheses
 }
 
-func (p *exprParser) peek() byte {
-	if p.pos < len(p.src) {
-		return p.src[p.pos]
+func (c *cursor) errAt(off int, msg string) error {
+	return &SyntaxError{Param: c.param, Offset: off, Msg: msg}
+}
+
+func (c *cursor) peek() byte {
+	if c.pos < len(c.src) {
+		return c.src[c.pos]
 	}
 	return 0
+}
+
+// group parses a parenthesised inner expression at c, which is at '(',
+// nesting at most maxDepth deep so a hostile query cannot exhaust the stack.
+func group[T any](c *cursor, inner func() (T, error)) (T, error) {
+	var zero T
+	open := c.pos
+	c.depth++
+	if c.depth > maxDepth {
+		return zero, c.errAt(open, "parentheses nested too deeply")
+	}
+	c.pos++
+	x, err := inner()
+	if err != nil {
+		return zero, err
+	}
+	if c.peek() != ')' {
+		if c.pos >= len(c.src) {
+			return zero, c.errAt(open, "unclosed '('")
+		}
+		return zero, c.errAt(c.pos, fmt.Sprintf("unexpected %q, want ')'", c.src[c.pos]))
+	}
+	c.pos++
+	c.depth--
+	return x, nil
 }
 
 func (p *exprParser) or() (*expr, error) {
@@ -153,25 +184,7 @@ func (p *exprParser) factor() (*expr, error) {
 	if p.peek() != '(' {
 		return p.leafAt()
 	}
-	open := p.pos
-	p.depth++
-	if p.depth > maxDepth {
-		return nil, p.errAt(open, "parentheses nested too deeply")
-	}
-	p.pos++
-	x, err := p.or()
-	if err != nil {
-		return nil, err
-	}
-	if p.peek() != ')' {
-		if p.pos >= len(p.src) {
-			return nil, p.errAt(open, "unclosed '('")
-		}
-		return nil, p.errAt(p.pos, fmt.Sprintf("unexpected %q, want ')'", p.src[p.pos]))
-	}
-	p.pos++
-	p.depth--
-	return x, nil
+	return group(&p.cursor, p.or)
 }
 
 func (p *exprParser) leafAt() (*expr, error) {
