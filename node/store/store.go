@@ -61,15 +61,19 @@ func Open(dir string, o Options) (*DB, error) {
 		WithBlockCacheSize(cache << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(256 << 20).
-		// Values from 32 KiB up (transfer blocks of 64 KiB to 1 MiB) go to
-		// the value log: written once and read back with one copy, instead
-		// of being compressed into LSM tables and rewritten by every
-		// compaction. Entities and index entries stay in the LSM tree.
-		WithValueThreshold(32 << 10).
 		WithNumCompactors(2).
 		WithCompression(options.Snappy).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{o.Logger})
+	if !o.InMemory {
+		// Values from 32 KiB up (transfer blocks of 64 KiB to 1 MiB) go to
+		// the value log: written once and read back with one copy, instead
+		// of being compressed into LSM tables and rewritten by every
+		// compaction. Entities and index entries stay in the LSM tree. An
+		// in-memory store has no value log, and badger refuses values above
+		// the threshold there, so it keeps the default.
+		bo = bo.WithValueThreshold(32 << 10)
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {

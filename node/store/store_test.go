@@ -134,3 +134,25 @@ func TestSecondOpenIsLocked(t *testing.T) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 }
+
+// TestLargeValues checks values on both sides of the value-log threshold
+// read back intact, in memory too (where badger has no value log).
+func TestLargeValues(t *testing.T) {
+	openBoth(t, func(t *testing.T, db *DB) {
+		for _, n := range []int{100, 32 << 10, 200 << 10} {
+			k := Key(PrefixMeta, fmt.Sprint(n))
+			v := make([]byte, n)
+			for i := range v {
+				v[i] = byte(i)
+			}
+			if err := db.Update(func(tx *Txn) error { return tx.Set(k, v) }); err != nil {
+				t.Fatalf("Set %d bytes: %v", n, err)
+			}
+			var got []byte
+			err := db.View(func(tx *Txn) (err error) { got, err = tx.Get(k); return err })
+			if err != nil || len(got) != n || got[n-1] != v[n-1] {
+				t.Fatalf("Get %d bytes: %d bytes, %v", n, len(got), err)
+			}
+		}
+	})
+}
