@@ -226,3 +226,26 @@ func TestNewAttributeTypesBadInput(t *testing.T) {
 		t.Fatalf("a rejected entity was stored: %s", rec.Body.String())
 	}
 }
+
+// Batch operations (clause 6.14 to 6.17) carry scope and the 1.8 attribute
+// types like single-entity writes.
+func TestBatchCarriesScopeAndNewTypes(t *testing.T) {
+	n := newVocabNode(t)
+	tower := jsonOf(t, normalizedTower)
+	tower["scope"] = "/Paris/7e"
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/create", []any{tower}, link(enContext)...), http.StatusCreated)
+	got := fetch(t, n, "urn:ngsi-ld:Building:tower", "", link(enContext)...)
+	if got["scope"] != "/Paris/7e" || !reflect.DeepEqual(got["route"], tower["route"]) {
+		t.Errorf("batch-created entity reads back as %v", got)
+	}
+	up := map[string]any{"id": "urn:ngsi-ld:Building:tower", "type": "Building", "scope": "/Lyon",
+		"category": map[string]any{"type": "VocabProperty", "vocab": "sightseeing"}}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/upsert?options=update", []any{up}, link(enContext)...), http.StatusNoContent)
+	got = fetch(t, n, "urn:ngsi-ld:Building:tower", "?options=keyValues", link(enContext)...)
+	if !reflect.DeepEqual(got["category"], map[string]any{"vocab": "sightseeing"}) || got["tyreTreadDepths"] == nil {
+		t.Errorf("after upsert with options=update: %v", got)
+	}
+	if ids := ids(t, n.do("GET", "/ngsi-ld/v1/entities?scopeQ=/Lyon,/Paris/%23", nil)); len(ids) != 1 {
+		t.Errorf("scopeQ after upsert found %v", ids)
+	}
+}
