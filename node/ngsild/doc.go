@@ -14,12 +14,17 @@
 //	defer svc.Close()
 //
 // Existing NGSI-LD clients then point at http://HOST:PORT/ngsi-ld/v1 and work
-// unchanged: entities (normalized, concise or keyValues input), attributes,
-// batch operations, queries (type, id, idPattern, attrs, q, geo-queries,
-// limit/offset/count, options=keyValues|concise|sysAttrs, lang, Accept:
-// application/geo+json; also as POST /entityOperations/query), /types,
-// /attributes and /jsonldContexts. Errors are problem details with the
-// NGSI-LD error type URIs (errors.go has the table).
+// unchanged: entities (normalized, concise or keyValues input) with scope
+// (scope.go) and every attribute type of NGSI-LD 1.8 (Property,
+// GeoProperty, Relationship, LanguageProperty, and ListProperty,
+// ListRelationship, JsonProperty, VocabProperty in attrtypes.go),
+// attributes, batch operations, queries (type with the type selection
+// language, id, idPattern, attrs, q, scopeQ, geo-queries,
+// limit/offset/count, options=keyValues|concise|sysAttrs, lang, pick/omit
+// (projection.go), Accept: application/geo+json; also as POST
+// /entityOperations/query), /types, /attributes and /jsonldContexts.
+// Errors are problem details with the NGSI-LD error type URIs (errors.go
+// has the table).
 //
 // # @context
 //
