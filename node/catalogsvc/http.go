@@ -38,6 +38,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 		{"GET /api/v1/datasets/{id}", s.handleShow},
 		{"POST /api/v1/datasets/{id}/retire", s.handleRetire},
 		{"DELETE /api/v1/datasets/{id}", s.handleRetire},
+		{"POST /api/v1/datasets/{id}/files", s.handleAddFile},
+		{"GET /api/v1/datasets/{id}/files", s.handleFiles},
+		{"DELETE /api/v1/datasets/{id}/files/{name}", s.handleRemoveFile},
 		{"GET /api/v1/catalog", s.handleSearch},
 		{"GET /api/v1/catalog.jsonld", s.handleJSONLD},
 	} {
@@ -56,6 +59,14 @@ func writeErr(w http.ResponseWriter, err error) {
 		problem.Write(w, problem.New(http.StatusForbidden, "researcher", "Researchers cannot publish", err.Error()))
 	case errors.Is(err, ErrNotFound):
 		problem.Write(w, problem.New(http.StatusNotFound, "dataset-unknown", "No such dataset", err.Error()))
+	case errors.Is(err, ErrAmbiguous):
+		problem.Write(w, problem.New(http.StatusConflict, "dataset-ambiguous", "Several publishers use this dataset id", err.Error()))
+	case errors.Is(err, ErrBadFile):
+		problem.Write(w, problem.New(http.StatusBadRequest, "file-invalid", "Invalid file", err.Error()))
+	case errors.Is(err, ErrNotDistributable):
+		problem.Write(w, problem.New(http.StatusForbidden, "not-distributable", "File may not be distributed", err.Error()))
+	case errors.Is(err, ErrNoFiles):
+		problem.Write(w, problem.New(http.StatusNotImplemented, "no-files", "No file store", err.Error()))
 	default:
 		problem.Write(w, problem.New(http.StatusInternalServerError, "internal", "Internal error", err.Error()))
 	}
@@ -73,6 +84,10 @@ func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := catalog.ParseDataset(body, format)
 	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if d, err = s.keepFiles(r.Context(), d); err != nil {
 		writeErr(w, err)
 		return
 	}

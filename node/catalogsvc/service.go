@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ const Protocol = protocol.ID(mimproto.CatalogProtocol)
 // maxPage is the largest page Index.Search returns.
 const maxPage = 1000
 
+// DefaultResyncInterval is the full resync period when none is configured.
+const DefaultResyncInterval = 10 * time.Minute
+
 // streamTimeout bounds one catalogue exchange.
 const streamTimeout = 10 * time.Second
 
@@ -48,8 +52,15 @@ type Options struct {
 	Federations *federation.Service
 	// Agency is the publisher name put on this node's datasets.
 	Agency string
-	Logger *slog.Logger
-	Now    func() time.Time
+	// ResyncInterval is how often, on average, the node pulls the full
+	// catalogue of every connected publisher and drops the datasets it no
+	// longer may see (each wait is jittered by ±25%). 0 means
+	// DefaultResyncInterval; negative turns the schedule off. A full
+	// resync also runs on the first connection to a publisher after start
+	// and on every reconnection after a gap.
+	ResyncInterval time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Service is a node's catalogue.
@@ -71,8 +82,15 @@ type Service struct {
 	index *catalog.Index
 
 	heldMu sync.Mutex
-	held   map[string]uint64 // guarded by heldMu; catalogue seq held per publisher
-	pulls  map[string]bool   // guarded by heldMu; publishers being pulled now; true: pull again after
+	held   map[string]uint64   // guarded by heldMu; catalogue seq held per publisher
+	pulls  map[string]*pending // guarded by heldMu; publishers being pulled now, and what to do after
+	// met and gone (guarded by heldMu) tell a reconnection after a gap
+	// from a further connection to a peer that is still connected.
+	met  map[peer.ID]bool
+	gone map[peer.ID]bool
+
+	filesMu sync.Mutex // serialises AddFile and RemoveFile (read, change, publish)
+	files   Files      // set by UseFiles before Start
 
 	subMu  sync.Mutex
 	subbed map[string]bool // guarded by subMu; federations whose topic we read
@@ -80,7 +98,10 @@ type Service struct {
 
 // Errors a caller can get.
 var (
-	ErrNotFound   = errors.New("no such dataset")
+	ErrNotFound = errors.New("no such dataset")
+	// ErrAmbiguous: a dataset id alone names datasets of several
+	// publishers; the caller names one as "publisher/id".
+	ErrAmbiguous  = errors.New("dataset id is used by several publishers")
 	ErrResearcher = federation.ErrResearcher
 )
 
@@ -102,7 +123,8 @@ func New(o Options) (*Service, error) {
 		o.Now = time.Now
 	}
 	s := &Service{o: o, log: o.Logger.With("component", "catalog"), self: o.Host.ID(),
-		index: catalog.NewIndex(), held: map[string]uint64{}, pulls: map[string]bool{}, subbed: map[string]bool{}}
+		index: catalog.NewIndex(), held: map[string]uint64{}, pulls: map[string]*pending{}, subbed: map[string]bool{},
+		met: map[peer.ID]bool{}, gone: map[peer.ID]bool{}}
 	var own, all []catalog.Record
 	err := o.Store.View(func(tx *store.Txn) error {
 		if err := tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixCatalog, "own", "")}, func(k, v []byte) error {
@@ -154,7 +176,15 @@ func (s *Service) Start(ctx context.Context) error {
 	s.notifee = &network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			p := c.RemotePeer()
-			s.spawn(func() { s.pullFrom(ctx, p) })
+			full := s.returning(p)
+			s.spawn(func() { s.pull(ctx, p, full) })
+		},
+		DisconnectedF: func(n network.Network, c network.Conn) {
+			if p := c.RemotePeer(); len(n.ConnsToPeer(p)) == 0 {
+				s.heldMu.Lock()
+				s.gone[p] = true
+				s.heldMu.Unlock()
+			}
 		},
 	}
 	s.o.Host.Network().Notify(s.notifee)
@@ -163,7 +193,11 @@ func (s *Service) Start(ctx context.Context) error {
 	// Catch up from the members already connected (the service may start
 	// after the host has connected to them).
 	for _, p := range s.o.Host.Network().Peers() {
-		s.spawn(func() { s.pullFrom(ctx, p) })
+		full := s.returning(p)
+		s.spawn(func() { s.pull(ctx, p, full) })
+	}
+	if every := s.resyncInterval(); every > 0 {
+		s.spawn(func() { s.resyncLoop(ctx, every) })
 	}
 	return nil
 }
@@ -229,7 +263,7 @@ func (s *Service) readAnnouncements(ctx context.Context, sub *pubsub.Subscriptio
 		if a.Seq > s.heldSeq(a.Publisher) {
 			p, err := peer.Decode(a.Publisher)
 			if err == nil {
-				s.spawn(func() { s.pullFrom(ctx, p) })
+				s.spawn(func() { s.pull(ctx, p, false) })
 			}
 		}
 	}
@@ -241,10 +275,19 @@ func (s *Service) heldSeq(p string) uint64 {
 	return s.held[p]
 }
 
-// pullFrom fetches every change of p's catalogue after what this node holds.
-// One pull per publisher runs at a time; an announcement during a pull is
-// caught by the pull's own loop or the next announcement.
-func (s *Service) pullFrom(ctx context.Context, p peer.ID) {
+// pending is what a running pull of one publisher is asked to do once its
+// current exchange is done.
+type pending struct {
+	again bool // a change was announced: ask for changes once more
+	full  bool // a full resync is due
+}
+
+// pull fetches every change of p's catalogue after what this node holds,
+// or, when full is set, p's whole catalogue, dropping the datasets of p it
+// was not given (resync). One pull per publisher runs at a time, so a
+// resync never races with a changes pull; a request during a pull is
+// carried out by the running pull's loop.
+func (s *Service) pull(ctx context.Context, p peer.ID, full bool) {
 	if p == s.self {
 		return
 	}
@@ -253,24 +296,33 @@ func (s *Service) pullFrom(ctx context.Context, p peer.ID) {
 	}
 	key := p.String()
 	s.heldMu.Lock()
-	if _, running := s.pulls[key]; running {
+	if st, running := s.pulls[key]; running {
 		// A pull is under way; it may have asked before this change was
 		// made, so have it ask once more when it is done.
-		s.pulls[key] = true
+		st.again = true
+		st.full = st.full || full
 		s.heldMu.Unlock()
 		return
 	}
-	s.pulls[key] = false
+	st := &pending{}
+	s.pulls[key] = st
 	s.heldMu.Unlock()
 	for range 1000 { // pages and re-pulls; bounded so a misbehaving peer cannot keep us forever
-		more, err := s.pullPage(ctx, p)
+		var more bool
+		var err error
+		if full {
+			err = s.resync(ctx, p)
+		} else {
+			more, err = s.pullPage(ctx, p)
+		}
 		if err != nil {
-			s.log.Debug("catalogue pull failed", "publisher", p, "err", err)
+			s.log.Debug("catalogue pull failed", "publisher", p, "full", full, "err", err)
 		}
 		s.heldMu.Lock()
-		again := s.pulls[key]
-		s.pulls[key] = false
-		if err != nil || (!more && !again) {
+		again := st.again
+		full = st.full
+		st.again, st.full = false, false
+		if err != nil || (!more && !again && !full) {
 			// Done, or failed (the next announcement or connection retries).
 			delete(s.pulls, key)
 			s.heldMu.Unlock()
@@ -281,6 +333,85 @@ func (s *Service) pullFrom(ctx context.Context, p peer.ID) {
 	s.heldMu.Lock()
 	delete(s.pulls, key)
 	s.heldMu.Unlock()
+}
+
+// returning reports whether a connection to p is the first since start or
+// the first after p was disconnected: what this node missed meanwhile may
+// include datasets p has since hidden from it, which only a full resync
+// withdraws.
+func (s *Service) returning(p peer.ID) bool {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	back := !s.met[p] || s.gone[p]
+	s.met[p] = true
+	delete(s.gone, p)
+	return back
+}
+
+func (s *Service) resyncInterval() time.Duration {
+	if s.o.ResyncInterval == 0 {
+		return DefaultResyncInterval
+	}
+	return s.o.ResyncInterval
+}
+
+// resyncLoop resyncs with every connected publisher about every interval,
+// each wait jittered by ±25% so that the nodes of a federation, started
+// together, do not all ask at once.
+func (s *Service) resyncLoop(ctx context.Context, every time.Duration) {
+	for {
+		wait := every*3/4 + rand.N(every/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		for _, p := range s.o.Host.Network().Peers() {
+			s.spawn(func() { s.pull(ctx, p, true) })
+		}
+	}
+}
+
+// resync pulls p's whole catalogue (changes since 0, every page), applies
+// it and removes from the index (and the store) every dataset of p that it
+// did not contain: datasets p has hidden from this node since.
+func (s *Service) resync(ctx context.Context, p peer.ID) error {
+	var all []catalog.Record
+	var since uint64
+	for range 10000 {
+		resp, err := s.changes(ctx, p, since)
+		if err != nil {
+			return err
+		}
+		page := append(append([]catalog.Record(nil), resp.Records...), resp.Retired...)
+		all = append(all, page...)
+		since = resp.Seq
+		if !resp.More {
+			break
+		}
+	}
+	if err := s.apply(p.String(), all, since); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	removed := s.index.Replace(p.String(), all)
+	s.mu.Unlock()
+	if len(removed) == 0 {
+		return nil
+	}
+	err := s.o.Store.Update(func(tx *store.Txn) error {
+		for _, k := range removed {
+			if err := tx.Delete(idxKey(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("forget datasets %s no longer shows: %w", p, err)
+	}
+	s.log.Info("full catalogue resync", "publisher", p, "records", len(all), "withdrawn", len(removed))
+	return nil
 }
 
 func (s *Service) roleOf(p peer.ID) (federation.Role, bool) {
@@ -296,49 +427,58 @@ func (s *Service) roleOf(p peer.ID) (federation.Role, bool) {
 
 // pullPage asks p for one page of changes and applies it.
 func (s *Service) pullPage(ctx context.Context, p peer.ID) (more bool, err error) {
-	since := s.heldSeq(p.String())
+	resp, err := s.changes(ctx, p, s.heldSeq(p.String()))
+	if err != nil {
+		return false, err
+	}
+	recs := append(append([]catalog.Record(nil), resp.Records...), resp.Retired...)
+	if err := s.apply(p.String(), recs, resp.Seq); err != nil {
+		return false, err
+	}
+	return resp.More, nil
+}
+
+// changes asks p for one page of the changes after since and checks the
+// answer: from p, about p, every record signed by p.
+func (s *Service) changes(ctx context.Context, p peer.ID, since uint64) (*catalog.CatalogResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 	defer cancel()
 	st, err := s.o.Host.NewStream(ctx, p, Protocol)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(streamTimeout))
 	req, err := catalog.EncodeMessage(&catalog.ChangesRequest{Since: since})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	if err := mimproto.WriteFrame(st, req); err != nil {
 		st.Reset()
-		return false, err
+		return nil, err
 	}
 	body, err := mimproto.ReadFrame(st, mimproto.MaxCatalogFrame)
 	if err != nil {
 		st.Reset()
-		return false, err
+		return nil, err
 	}
 	msg, err := catalog.DecodeMessage(body)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	switch m := msg.(type) {
 	case *catalog.CatalogError:
-		return false, m
+		return nil, m
 	case *catalog.CatalogResponse:
 		if m.Participant != p.String() {
-			return false, fmt.Errorf("answer for %s came from %s", m.Participant, p)
+			return nil, fmt.Errorf("answer for %s came from %s", m.Participant, p)
 		}
 		if err := m.Verify(s.o.Verifier); err != nil {
-			return false, fmt.Errorf("catalogue of %s: %w", p, err)
+			return nil, fmt.Errorf("catalogue of %s: %w", p, err)
 		}
-		recs := append(append([]catalog.Record(nil), m.Records...), m.Retired...)
-		if err := s.apply(p.String(), recs, m.Seq); err != nil {
-			return false, err
-		}
-		return m.More, nil
+		return m, nil
 	default:
-		return false, fmt.Errorf("unexpected %s answer", msg.MessageType())
+		return nil, fmt.Errorf("unexpected %s answer", msg.MessageType())
 	}
 }
 
@@ -494,21 +634,18 @@ func (s *Service) Get(id string) (catalog.Record, error) {
 			return r, nil
 		}
 	}
-	// By id alone: walk the index a page at a time (lookups by id are rare:
-	// a negotiation's start, a person's "dataset show").
-	for off := 0; ; off += maxPage {
-		res, err := s.index.Search(catalog.Query{Limit: maxPage, Offset: off})
-		if err != nil {
-			return catalog.Record{}, err
+	// By id alone: one publisher's dataset, or refuse to guess.
+	switch rs := s.index.ByID(id); len(rs) {
+	case 0:
+		return catalog.Record{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	case 1:
+		return rs[0], nil
+	default:
+		pubs := make([]string, len(rs))
+		for i, r := range rs {
+			pubs[i] = r.Publisher
 		}
-		for _, h := range res.Hits {
-			if h.Record.Dataset.ID == id {
-				return h.Record, nil
-			}
-		}
-		if off+maxPage >= res.Total {
-			return catalog.Record{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
+		return catalog.Record{}, fmt.Errorf("%w: %d publishers have %s (%s); name it as PUBLISHER/%s", ErrAmbiguous, len(rs), id, strings.Join(pubs, ", "), id)
 	}
 }
 
