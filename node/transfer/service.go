@@ -159,6 +159,10 @@ type Options struct {
 	// which may have to build a version of a large dataset first
 	// (default 10 min).
 	BuildTimeout time.Duration
+	// FilesDir is where a consumer writes the files of the versions it
+	// receives (DATA/received); see files.go. Empty: versions with files
+	// cannot be landed.
+	FilesDir string
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
