@@ -98,6 +98,9 @@ func (f *viewFilter) match(types []string, e *ngsild.Entity) bool {
 // CID). A dataset whose entities did not change since the last build
 // keeps its version without rebuilding.
 func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error) {
+	if hasFiles(ds) {
+		return s.buildWithFiles(ctx, ds) // files.go
+	}
 	f, err := s.filterFor(ds)
 	if err != nil {
 		return "", err
