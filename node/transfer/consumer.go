@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,133 +386,14 @@ func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids prot
 	return m, b, nil
 }
 
-// fetchBlocks fetches refs over Streams parallel streams, in batches;
-// every block is verified against its CID and stored at once, so an
-// interrupted fetch never fetches a verified block again. A block that
-// fails verification is fetched again, up to maxBlockTries times.
-func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protocol.Pids, refs []content.BlockRef,
-	onBlock func(int64), refetched *atomic.Int64) error {
-	if len(refs) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	batches := make(chan []content.BlockRef)
-	var wg sync.WaitGroup
-	for range s.o.Streams {
-		wg.Go(func() {
-			for batch := range batches {
-				if err := s.fetchBatch(ctx, provider, pids, batch, onBlock, refetched); err != nil {
-					cancel(err)
-					return
-				}
-			}
-		})
-	}
-	// Few long requests rather than many short ones: each new stream
-	// starts with a small flow-control window, and a stream kept busy
-	// grows it. Workers still share the load when some finish early.
-	per := max(s.o.BatchBlocks, min(MaxBlocksPerRequest, (len(refs)+4*s.o.Streams-1)/(4*s.o.Streams)))
-	for b := range slices.Chunk(refs, per) {
-		select {
-		case batches <- b:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(batches)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef,
-	onBlock func(int64), refetched *atomic.Int64) error {
-	for try := 1; len(batch) > 0; try++ {
-		if try > maxBlockTries {
-			return fmt.Errorf("block %s after %d tries: %w", batch[0].CID, maxBlockTries, ErrCorruptBlock)
-		}
-		bad, err := s.fetchOnce(ctx, provider, pids, batch, onBlock)
-		if err != nil {
-			return err
-		}
-		refetched.Add(int64(len(bad)))
-		batch = bad
-	}
-	return nil
-}
-
-// fetchOnce asks for batch on one stream and returns the blocks that
-// failed verification. Verified blocks are stored in synced batches of
-// BatchBlocks, and when the stream ends, also early, so whatever was
-// verified is kept; progress is reported only for stored blocks.
-func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef, onBlock func(int64)) (bad []content.BlockRef, err error) {
-	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
-	defer cancel()
-	req := DataRequest{Type: TypeBlockRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}
-	for _, b := range batch {
-		req.CIDs = append(req.CIDs, b.CID.String())
-	}
-	st, br, err := s.dataStream(cctx, provider, req, true)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	stop := context.AfterFunc(cctx, func() { st.Reset() })
-	defer stop()
-	wb := s.o.Store.NewBatch()
-	var sizes []int64
-	flush := func() error {
-		if len(sizes) == 0 {
-			return nil
-		}
-		if err := wb.Flush(); err != nil {
-			return fmt.Errorf("storing blocks: %w", err)
-		}
-		for _, n := range sizes {
-			onBlock(n)
-		}
-		sizes = sizes[:0]
-		wb = s.o.Store.NewBatch()
-		return nil
-	}
-	defer func() {
-		if ferr := flush(); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
-		wb.Cancel()
-	}()
-	for _, ref := range batch {
-		data, err := s.readAnswer(st, br)
-		if err != nil {
-			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
-		}
-		if err := content.VerifyBlock(ref.CID, data); err != nil {
-			s.log.Warn("block failed verification; fetching it again", "cid", ref.CID, "err", err)
-			bad = append(bad, ref)
-			continue
-		}
-		if err := wb.Set(blockKey(ref.CID.String()), data); err != nil {
-			return nil, fmt.Errorf("storing block %s: %w", ref.CID, err)
-		}
-		sizes = append(sizes, int64(len(data)))
-		if len(sizes) >= s.o.BatchBlocks {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return bad, nil
-}
-
 // land writes the version's entities into the node's store with
 // provenance, block by block in manifest order. Decoding the next batch
 // runs beside the store write of the previous one.
 func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, progress func(int64)) (int64, error) {
+	m, err := s.landFiles(e, a, m) // files.go: a version's files, then its entities here
+	if err != nil {
+		return 0, err
+	}
 	prov := provenanceFor(a, e.info.Version)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
