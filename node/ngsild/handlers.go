@@ -397,7 +397,7 @@ func (s *Service) attrFragment(r *http.Request) (name string, raw map[string]any
 	}
 	delete(m, "@context")
 	attr := r.PathValue("attr")
-	if err := checkName(attr); err != nil {
+	if err := checkAttrPath(attr); err != nil {
 		return "", nil, nil, err
 	}
 	return tc.expand(attr), m, tc, nil
@@ -537,7 +537,7 @@ func (s *Service) deleteAttr(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	attr := r.PathValue("attr")
-	if err := checkName(attr); err != nil {
+	if err := checkAttrPath(attr); err != nil {
 		return err
 	}
 	name := tc.expand(attr)

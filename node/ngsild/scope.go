@@ -62,3 +62,12 @@ func addScopes(old, more []string) []string {
 	}
 	return out
 }
+
+// checkAttrPath checks the {attr} of an attribute endpoint: a name, and not
+// scope, which is an entity member changed with the entity (clause 4.18).
+func checkAttrPath(attr string) error {
+	if attr == "scope" {
+		return newError(BadRequestData, "scope is not an attribute", "change an entity's scope with PATCH or PUT /entities/{id} or POST /entities/{id}/attrs")
+	}
+	return checkName(attr)
+}

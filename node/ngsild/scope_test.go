@@ -55,6 +55,12 @@ func TestClause4_18ScopeUpdates(t *testing.T) {
 	if got := scope(); got != "/Sevilla" {
 		t.Fatalf("after merge: scope = %v, want /Sevilla", got)
 	}
+	for _, method := range []string{"PATCH", "PUT", "DELETE"} {
+		wantProblem(t, n.do(method, "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:norte/attrs/scope", map[string]any{"value": "/x"}), BadRequestData)
+	}
+	if got := scope(); got != "/Sevilla" {
+		t.Fatalf("after refused attribute requests on scope: scope = %v, want /Sevilla", got)
+	}
 	wantStatus(t, n.do("PUT", "/ngsi-ld/v1/entities/urn:ngsi-ld:Building:norte", map[string]any{"type": "Building"}), http.StatusNoContent)
 	if got := scope(); got != nil {
 		t.Fatalf("after replace without scope: scope = %v, want none", got)
