@@ -386,37 +386,6 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 	}
 }
 
-func (s *Service) serveBlocks(st network.Stream, info Info, cids []string) {
-	m, err := s.manifest(info.Version)
-	if err != nil {
-		s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
-		return
-	}
-	in := make(map[string]bool, len(m.Blocks))
-	for _, b := range m.Blocks {
-		in[b.CID.String()] = true
-	}
-	for _, c := range cids {
-		if !in[c] {
-			s.writeFrame(st, errorFrame(protocol.CodeWrongParty, fmt.Sprintf("block %s is not part of version %s", c, info.Version)))
-			return
-		}
-		b, err := s.getBytes(blockKey(c))
-		if err != nil {
-			s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
-			return
-		}
-		if _, ok := s.corrupt.LoadAndDelete(c); ok {
-			b = append([]byte(nil), b...)
-			b[len(b)/2] ^= 0xff
-		}
-		if err := s.writeFrame(st, dataFrame(b)); err != nil {
-			st.Reset()
-			return
-		}
-	}
-}
-
 func (s *Service) getBytes(k []byte) ([]byte, error) {
 	var b []byte
 	err := s.o.Store.View(func(tx *store.Txn) error {
