@@ -88,6 +88,10 @@ type CatalogConfig struct {
 	// VersionInterval is how often the versions of the node's datasets are
 	// rebuilt when their entities changed.
 	VersionInterval Duration `toml:"version_interval"`
+	// ResyncInterval is how often, on average (jittered), the node pulls
+	// each connected publisher's whole catalogue to withdraw datasets that
+	// publisher has since hidden from it.
+	ResyncInterval Duration `toml:"resync_interval"`
 }
 
 // NGSILDConfig tunes the node's NGSI-LD service.
@@ -136,7 +140,7 @@ func Default() Config {
 		Resources: ResourceConfig{MaxMemoryMiB: 256, MaxConnections: 512, MaxStreams: 4096, MaxFDs: 512},
 		ConnMgr:   ConnMgrConfig{Low: 64, High: 192, GracePeriod: Duration{time.Minute}},
 		Store:     StoreConfig{CacheMiB: 32},
-		Catalog:   CatalogConfig{VersionInterval: Duration{time.Minute}},
+		Catalog:   CatalogConfig{VersionInterval: Duration{time.Minute}, ResyncInterval: Duration{10 * time.Minute}},
 		NGSILD:    NGSILDConfig{NotifyAllow: slices.Clone(ngsild.DefaultNotifyAllow)},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
@@ -197,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Catalog.VersionInterval.Duration < time.Second {
 		return bad("catalog.version_interval", "must be at least 1s, got %s", c.Catalog.VersionInterval.Duration)
+	}
+	if c.Catalog.ResyncInterval.Duration < time.Second {
+		return bad("catalog.resync_interval", "must be at least 1s, got %s", c.Catalog.ResyncInterval.Duration)
 	}
 	if _, err := ngsild.ParseNotifyAllow(c.NGSILD.NotifyAllow); err != nil {
 		return bad("ngsild.notify_allow", "%v", err)
