@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	}
 	n.catalog, err = catalogsvc.New(catalogsvc.Options{
 		Host: n.host, Store: n.store, Signer: signer, Verifier: PeerIDVerifier{},
-		Federations: n.fed, Agency: cfg.Name, Logger: log,
+		Federations: n.fed, Agency: cfg.Name, ResyncInterval: cfg.Catalog.ResyncInterval.Duration, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -183,11 +183,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.transfers, err = transfer.New(transfer.Options{
 		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Purposes: n.deals, Audit: n.audit,
 		Members: n.fed, Datasets: transfer.PublishedDatasets{Catalog: n.catalog, Self: n.host.ID().String()},
-		Signer: signer, Verifier: PeerIDVerifier{}, Logger: log,
+		Signer: signer, Verifier: PeerIDVerifier{}, FilesDir: filepath.Join(cfg.DataDir, "received"), Logger: log,
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.catalog.UseFiles(n.transfers)
 	n.api.Mount(n.transfers.Register)
 	n.api.Mount(func(mux *http.ServeMux) { mux.HandleFunc("POST /api/v1/datasets/{id}/version", n.handleVersion) })
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
