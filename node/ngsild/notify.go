@@ -285,9 +285,18 @@ func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 	defer stop()
 	for {
 		now := n.s.now()
-		evs, last, full, err := n.s.changesFor(ctx, cursor+1, dispatchBatch, func(id string, types []string) bool {
-			return n.match.Selects(now, id, types)
-		})
+		var evs []event
+		var last uint64
+		var full bool
+		var err error
+		if n.match.Len() == 0 {
+			// Nobody to notify: pass the changes without reading them.
+			last = n.s.LastSeq()
+		} else {
+			evs, last, full, err = n.s.changesFor(ctx, cursor+1, dispatchBatch, func(id string, types []string) bool {
+				return n.match.Selects(now, id, types)
+			})
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
