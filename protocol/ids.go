@@ -11,6 +11,12 @@ const (
 	// NegotiationProtocol carries contract-negotiation messages (package
 	// negotiation).
 	NegotiationProtocol = "/mim/negotiation/1.0.0"
+	// NegotiationConversationProtocol carries the same messages as
+	// NegotiationProtocol, but a stream stays open for the whole exchange
+	// a message starts: its answer, the messages it leads the receiver to
+	// send back, their answers, and so on (docs/protocol.md 6.8). Nodes
+	// serve both; a sender uses it with peers that announce it.
+	NegotiationConversationProtocol = "/mim/negotiation/1.1.0"
 	// TransferProtocol carries transfer-process messages, manifests and
 	// blocks (package transfer).
 	TransferProtocol = "/mim/transfer/1.0.0"

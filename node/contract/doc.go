@@ -58,7 +58,12 @@
 // negotiation with the audit entries of its transitions, the decision and
 // signatures, and any agreement file, in one transaction (audit.Log.Update
 // with audit.AppendTx); only then write the answer and send the messages,
-// each on a new stream, stepping the peer's answer back in. Changes that
+// stepping the peer's answers back in. With peers that speak
+// /mim/negotiation/1.1.0 the messages a step produces go on the stream the
+// message came on, or on one new stream that then carries the whole
+// exchange that follows (converse, docs/protocol.md 6.8): a negotiation
+// with no person in it is one stream. Older peers get one stream per
+// message (/mim/negotiation/1.0.0). Changes that
 // only record an answer to our own message are stored with the next write:
 // lost in a crash, they only cause a resend the peer answers the same way.
 // A timer per negotiation steps ticks at NextTick, which resends

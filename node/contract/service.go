@@ -229,6 +229,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	proto := p2pproto.ID(protocol.NegotiationProtocol)
 	s.o.Host.SetStreamHandler(proto, s.o.Members.Guard(proto, s.handleStream))
+	// Conversations carry the same messages, so the same peers may open
+	// them: they are authorised as the negotiation protocol.
+	s.o.Host.SetStreamHandler(conversationProto, s.o.Members.Guard(proto, s.handleConversation))
 	for _, k := range keys {
 		s.goDo(func() {
 			// Act first (a decision or signature may be due), then tick:
@@ -267,6 +270,7 @@ func (s *Service) Close() error {
 		e.mu.Unlock()
 	}
 	s.o.Host.RemoveStreamHandler(p2pproto.ID(protocol.NegotiationProtocol))
+	s.o.Host.RemoveStreamHandler(conversationProto)
 	s.cancel()
 	s.wg.Wait()
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -18,90 +19,133 @@ import (
 	"github.com/mimnode/mimnode/protocol/negotiation"
 )
 
-// handleStream serves one incoming exchange (docs/protocol.md 1.1): read
-// one size-capped frame under a deadline, step it into its negotiation,
-// answer with one frame, then carry on with whatever the step produced.
-// Bad input is answered with the protocol error and never stalls the
-// handler: every read and write has a deadline.
+// handleStream serves one incoming exchange on /mim/negotiation/1.0.0
+// (docs/protocol.md 1.1): read one size-capped frame under a deadline,
+// step it into its negotiation, answer with one frame, then carry on with
+// whatever the step produced. Bad input is answered with the protocol
+// error and never stalls the handler: every read and write has a deadline.
 func (s *Service) handleStream(st network.Stream) {
 	if !s.enter() {
 		st.Reset()
 		return
 	}
 	defer s.wg.Done()
+	msg, ok := s.readFirst(st, bufio.NewReader(st))
+	if !ok {
+		return
+	}
+	reply, f := s.receive(st.Conn().RemotePeer(), msg)
+	if reply != nil {
+		s.answer(st, reply)
+	}
+	st.Close()
+	if f.ok {
+		s.sendAll(f.key, f.peer, f.out)
+		s.act(f.key)
+	}
+}
+
+// handleConversation serves a stream of /mim/negotiation/1.1.0
+// (docs/protocol.md 6.8): the first message is read like handleStream
+// reads one, and the stream then carries everything that follows from it.
+func (s *Service) handleConversation(st network.Stream) {
+	if !s.enter() {
+		st.Reset()
+		return
+	}
+	defer s.wg.Done()
+	c := &conversation{st: st, r: bufio.NewReader(st), remote: st.Conn().RemotePeer()}
+	msg, ok := s.readFirst(st, c.r)
+	if !ok {
+		return
+	}
+	s.converse(c, msg, nil)
+}
+
+// readFirst reads the message that opens an incoming stream. Bad input is
+// answered (or the stream reset) here, and reported as !ok.
+func (s *Service) readFirst(st network.Stream, r *bufio.Reader) (protocol.Message, bool) {
 	remote := st.Conn().RemotePeer()
 	_ = st.SetReadDeadline(time.Now().Add(s.o.ReadTimeout))
-	body, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxNegotiationFrame)
+	body, err := protocol.ReadFrame(r, protocol.MaxNegotiationFrame)
 	if err != nil {
 		if errors.Is(err, protocol.ErrFrameTooLarge) {
 			// Say why before resetting, as docs/protocol.md 1.3 asks;
-			// the body is never read.
 			// the body is never read. Close, not Reset: a reset could
 			// discard the answer before it leaves.
 			s.answer(st, protocol.NegotiationErrorFor(nil, err))
 			st.Close()
-			return
+			return nil, false
 		}
 		s.log.Debug("bad negotiation frame", "peer", remote, "err", err)
 		st.Reset()
-		return
+		return nil, false
 	}
 	s.trace("negotiation message in", remote, body)
 	msg, err := protocol.Decode(body)
 	if err != nil {
 		s.answer(st, protocol.NegotiationErrorFor(nil, err))
 		st.Close()
-		return
+		return nil, false
 	}
-	reply, after := s.receive(remote, msg)
-	if reply != nil {
-		s.answer(st, reply)
+	if isAnswer(msg) {
+		// Answers travel only on streams this node opened, after its own
+		// message; one opening a stream is not answered.
+		st.Close()
+		return nil, false
 	}
-	st.Close()
-	if after != nil {
-		after()
-	}
+	return msg, true
 }
 
 // answer writes one answer frame under the write deadline.
 func (s *Service) answer(st network.Stream, m protocol.Message) {
-	b, err := protocol.Encode(m)
-	if err != nil {
-		s.log.Error("encoding answer", "err", err)
-		return
-	}
-	s.trace("negotiation answer out", st.Conn().RemotePeer(), b)
-	_ = st.SetWriteDeadline(time.Now().Add(s.o.ReadTimeout))
-	if err := protocol.WriteFrame(st, b); err != nil {
+	if err := s.write(st, m); err != nil {
 		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
 	}
 }
 
-// receive steps a message from remote into the negotiation it belongs to
-// (docs/protocol.md 6.2) and returns the answer, and the follow-up work
-// (sending what the step produced, acting on the todo) to do after the
-// answer is written.
-func (s *Service) receive(remote peer.ID, msg protocol.Message) (protocol.Message, func()) {
-	if isAnswer(msg) {
-		// Answers travel only on streams this node opened; one arriving
-		// on its own is not answered.
-		return nil, nil
+// write writes one message frame under the write deadline.
+func (s *Service) write(st network.Stream, m protocol.Message) error {
+	b, err := protocol.Encode(m)
+	if err != nil {
+		s.log.Error("encoding negotiation message", "type", m.MessageType(), "err", err)
+		return err
 	}
+	what := "negotiation message out"
+	if isAnswer(m) {
+		what = "negotiation answer out"
+	}
+	s.trace(what, st.Conn().RemotePeer(), b)
+	_ = st.SetWriteDeadline(time.Now().Add(s.o.ReadTimeout))
+	return protocol.WriteFrame(st, b)
+}
+
+// followUp is what a received message leads to once it is answered: the
+// messages its negotiation sends to the peer.
+type followUp struct {
+	ok   bool // a negotiation took the message
+	key  negotiation.Key
+	peer string
+	out  []protocol.Message
+}
+
+// receive steps a message from remote into the negotiation it belongs to
+// (docs/protocol.md 6.2) and returns the answer, and the messages to send
+// once the answer is written.
+func (s *Service) receive(remote peer.ID, msg protocol.Message) (protocol.Message, followUp) {
 	now := s.o.Now()
 	e, errReply := s.route(remote, msg, now)
 	if e == nil {
-		return errReply, nil
+		return errReply, followUp{}
 	}
-	k, peerID := e.key, e.n.Peer()
+	f := followUp{ok: true, key: e.key, peer: e.n.Peer()}
 	reply, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgReceive, Now: now, From: remote.String(), Body: msg})
 	e.mu.Unlock()
 	if err != nil {
 		s.log.Debug("refused negotiation message", "peer", remote, "type", msg.MessageType(), "err", err)
 	}
-	return reply, func() {
-		s.sendAll(k, peerID, out)
-		s.act(k)
-	}
+	f.out = out
+	return reply, f
 }
 
 // route finds (or, for a consumer's first request, creates) the
@@ -175,36 +219,166 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	return e, nil
 }
 
-// sendAll sends msgs to peerID in order, one exchange each, and steps each
-// answer back into negotiation k. It stops at the first message that gets
-// no answer: the negotiation resends it at its next tick.
+// sendAll sends msgs to peerID in order and steps each answer back into
+// negotiation k. With a peer that speaks /mim/negotiation/1.1.0 they go
+// on one conversation stream, which then carries whatever the peer sends
+// back (converse); otherwise each is one exchange on a new stream. It
+// stops at the first message that gets no answer: the negotiation resends
+// it at its next tick.
 func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []protocol.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	p, err := peer.Decode(peerID)
+	if err != nil {
+		s.log.Error("negotiation peer", "pid", k.Pid, "peer", peerID, "err", err)
+		return
+	}
+	if ok, _ := s.o.Host.Peerstore().SupportsProtocols(p, conversationProto); len(ok) > 0 {
+		ctx, cancel := context.WithTimeout(s.ctx, s.o.ExchangeTimeout)
+		st, err := s.o.Host.NewStream(ctx, p, conversationProto)
+		cancel()
+		if err != nil {
+			s.log.Debug("negotiation message unsent", "pid", k.Pid, "err", err)
+			return
+		}
+		c := &conversation{st: st, r: bufio.NewReader(st), remote: p}
+		s.converse(c, nil, []pendingMsg{{key: k, peer: peerID, msgs: msgs}})
+		return
+	}
 	for _, m := range msgs {
-		ans, err := s.exchange(peerID, m)
+		ans, err := s.exchange(p, m)
 		if err != nil {
 			s.log.Debug("negotiation message unanswered", "pid", k.Pid, "type", m.MessageType(), "err", err)
 			return
 		}
-		e := s.lock(k)
-		if e == nil {
+		s.sendAll(k, peerID, s.stepAnswer(k, peerID, ans))
+	}
+}
+
+// stepAnswer steps the peer's answer to one of negotiation k's messages
+// and returns the messages that produced (a termination after a final
+// error, say).
+func (s *Service) stepAnswer(k negotiation.Key, peerID string, ans protocol.Message) []protocol.Message {
+	e := s.lock(k)
+	if e == nil {
+		return nil
+	}
+	_, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgReceive, Now: s.o.Now(), From: peerID, Body: ans})
+	e.mu.Unlock()
+	if err != nil {
+		s.log.Debug("answer not taken", "pid", k.Pid, "err", err)
+	}
+	return out
+}
+
+var conversationProto = p2pproto.ID(protocol.NegotiationConversationProtocol)
+
+// conversation is one /mim/negotiation/1.1.0 stream.
+type conversation struct {
+	st     network.Stream
+	r      *bufio.Reader
+	remote peer.ID
+}
+
+// pendingMsg is a message of negotiation key sent on a conversation, in
+// msgs[0], waiting for its answer, followed by the ones to send after it.
+type pendingMsg struct {
+	key  negotiation.Key
+	peer string
+	msgs []protocol.Message
+}
+
+// converse runs a conversation stream (docs/protocol.md 6.8) until it
+// ends: first the peer's message first (if any) is answered, or the
+// messages in queue are sent; then every frame read is either the answer
+// to this side's oldest unanswered message on the stream, stepped into its
+// negotiation, or a message from the peer, answered at once and followed
+// by the messages it leads to. A side with nothing unanswered that has
+// just answered a message without follow-up closes the stream; so does a
+// side that reads the end of it. Anything unanswered then is resent at
+// its negotiation's next tick, on a stream of its own.
+func (s *Service) converse(c *conversation, first protocol.Message, queue []pendingMsg) {
+	defer c.st.Close()
+	var waiting []pendingMsg // sent, answer not read yet, oldest first
+	send := func(q []pendingMsg) bool {
+		for _, p := range q {
+			if len(p.msgs) == 0 {
+				continue
+			}
+			if err := s.write(c.st, p.msgs[0]); err != nil {
+				s.log.Debug("negotiation message unsent", "pid", p.key.Pid, "err", err)
+				return false
+			}
+			waiting = append(waiting, p)
+		}
+		return true
+	}
+	if !send(queue) {
+		c.st.Reset()
+		return
+	}
+	msg := first
+	for {
+		if msg != nil {
+			reply, f := s.receive(c.remote, msg)
+			if reply != nil {
+				if err := s.write(c.st, reply); err != nil {
+					c.st.Reset()
+					return
+				}
+			}
+			if f.ok {
+				if !send([]pendingMsg{{key: f.key, peer: f.peer, msgs: f.out}}) {
+					c.st.Reset()
+					return
+				}
+				s.act(f.key)
+			}
+			if len(waiting) == 0 {
+				return // answered, nothing to follow: this side is done
+			}
+		}
+		_ = c.st.SetReadDeadline(time.Now().Add(s.o.ExchangeTimeout))
+		body, err := protocol.ReadFrame(c.r, protocol.MaxNegotiationFrame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Debug("negotiation conversation ended", "peer", c.remote, "err", err)
+				c.st.Reset()
+			}
 			return
 		}
-		_, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgReceive, Now: s.o.Now(), From: peerID, Body: ans})
-		e.mu.Unlock()
+		in, err := protocol.Decode(body)
 		if err != nil {
-			s.log.Debug("answer not taken", "pid", k.Pid, "err", err)
+			s.trace("negotiation message in", c.remote, body)
+			s.answer(c.st, protocol.NegotiationErrorFor(nil, err))
+			return
 		}
-		s.sendAll(k, peerID, out)
+		if !isAnswer(in) {
+			s.trace("negotiation message in", c.remote, body)
+			msg = in
+			continue
+		}
+		s.trace("negotiation answer in", c.remote, body)
+		msg = nil
+		if len(waiting) == 0 {
+			s.log.Debug("negotiation answer to nothing", "peer", c.remote)
+			c.st.Reset()
+			return
+		}
+		p := waiting[0]
+		waiting = waiting[1:]
+		more := s.stepAnswer(p.key, p.peer, in)
+		if !send([]pendingMsg{{key: p.key, peer: p.peer, msgs: p.msgs[1:]}, {key: p.key, peer: p.peer, msgs: more}}) {
+			c.st.Reset()
+			return
+		}
 	}
 }
 
 // exchange sends one message on a new stream and reads its answer
 // (docs/protocol.md 1.1), all within ExchangeTimeout.
-func (s *Service) exchange(peerID string, m protocol.Message) (protocol.Message, error) {
-	p, err := peer.Decode(peerID)
-	if err != nil {
-		return nil, fmt.Errorf("sending to %q: %w", peerID, err)
-	}
+func (s *Service) exchange(p peer.ID, m protocol.Message) (protocol.Message, error) {
 	body, err := protocol.Encode(m)
 	if err != nil {
 		return nil, err

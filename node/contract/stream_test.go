@@ -193,3 +193,31 @@ func TestResentFirstRequestGetsTheSameNegotiation(t *testing.T) {
 		t.Errorf("provider has %d negotiations, want 1", len(list))
 	}
 }
+
+// TestPeerWithoutConversations: a node that serves only the one-exchange
+// form of the protocol (/mim/negotiation/1.0.0, as nodes did before
+// conversations) still negotiates with one that prefers conversations.
+func TestPeerWithoutConversations(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	conv := p2pproto.ID(protocol.NegotiationConversationProtocol)
+	eventually(t, 10*time.Second, "the researcher knows the provider speaks conversations", func() bool {
+		ok, _ := res.Host().Peerstore().SupportsProtocols(prov.ID(), conv)
+		return len(ok) == 1
+	})
+	prov.Host().RemoveStreamHandler(conv)
+	eventually(t, 10*time.Second, "the researcher learns the provider no longer does", func() bool {
+		ok, _ := res.Host().Peerstore().SupportsProtocols(prov.ID(), conv)
+		return len(ok) == 0
+	})
+	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	if got.State != negotiation.Finalized {
+		t.Fatalf("ended %s %v", got.State, got.Reasons)
+	}
+	if in := waitProvider(t, prov, got.ID); in.State != negotiation.Finalized || in.AgreementID != got.AgreementID {
+		t.Fatalf("provider side %s agreement %q, consumer %q", in.State, in.AgreementID, got.AgreementID)
+	}
+	verifyAudit(t, prov, res)
+}
