@@ -64,11 +64,16 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 
 // doRaw sends body as is with the given content type.
 func (c *client) doRaw(ctx context.Context, method, path, contentType string, body []byte, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if body == nil {
+		return c.send(ctx, method, path, "", nil, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	return c.send(ctx, method, path, contentType, bytes.NewReader(body), out)
+}
+
+// send streams body (nil: none) with the given content type and decodes
+// the answer as do does.
+func (c *client) send(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
 	}
