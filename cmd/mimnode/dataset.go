@@ -130,6 +130,7 @@ used. The node rebuilds versions by itself when the entities change
 			return nil
 		},
 	})
+	c.AddCommand(datasetFileCmds(g)...)
 	return c
 }
 
@@ -144,6 +145,14 @@ func printDataset(g *globals, r catalog.Record) {
 			name = "inline ODRL policy"
 		}
 		fmt.Fprintf(g.stdout, "  offer %d:    %s\n", i+1, name)
+	}
+	if d.Source != nil {
+		for _, f := range d.Source.Files {
+			fmt.Fprintf(g.stdout, "  file:       %s (%d bytes, %s)\n", f.Name, f.Size, f.MediaType)
+		}
+	}
+	if d.Version != "" {
+		fmt.Fprintf(g.stdout, "  version:    %s\n", d.Version)
 	}
 	if d.Description != "" {
 		fmt.Fprintf(g.stdout, "  %s\n", d.Description)
