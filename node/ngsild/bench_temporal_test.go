@@ -2,10 +2,13 @@ package ngsild
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -85,6 +88,7 @@ func BenchmarkIngestSubscriptions(b *testing.B) {
 				b.Fatal(err)
 			}
 			hang := make(chan struct{})
+			var posts, notified atomic.Int64
 			rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if tc.dead {
 					select {
@@ -92,6 +96,14 @@ func BenchmarkIngestSubscriptions(b *testing.B) {
 					case <-r.Context().Done():
 					}
 				}
+				var nt struct {
+					Data []json.RawMessage `json:"data"`
+				}
+				if err := json.NewDecoder(r.Body).Decode(&nt); err != nil {
+					b.Errorf("notification: %v", err)
+				}
+				posts.Add(1)
+				notified.Add(int64(len(nt.Data)))
 				w.WriteHeader(http.StatusNoContent)
 			}))
 			b.Cleanup(rcv.Close)
@@ -105,6 +117,23 @@ func BenchmarkIngestSubscriptions(b *testing.B) {
 			}
 			const per = 1000
 			bodies := batchBodies(b, 20*per, per, 7)
+			// Every upsert of an entity whose no2 one of the subscriptions
+			// asks for is notified (a replace updates no2).
+			fires := make([]int64, len(bodies))
+			for i, body := range bodies {
+				var list []struct {
+					NO2 struct{ Value float64 } `json:"no2"`
+				}
+				if err := json.Unmarshal(body, &list); err != nil {
+					b.Fatal(err)
+				}
+				for _, e := range list {
+					if v := e.NO2.Value; subs > 0 && v == math.Trunc(v) && v >= float64(tc.off) && v < float64(tc.off+subs) {
+						fires[i]++
+					}
+				}
+			}
+			var want int64
 			b.ResetTimer()
 			start, cpu0 := time.Now(), cpuTime()
 			for i := 0; i < b.N; i++ {
@@ -112,10 +141,25 @@ func BenchmarkIngestSubscriptions(b *testing.B) {
 				if rec.Code != http.StatusCreated && rec.Code != http.StatusNoContent {
 					b.Fatalf("upsert: %d %s", rec.Code, rec.Body.String())
 				}
+				want += fires[i%len(bodies)]
+			}
+			// The clock runs until every notification has arrived, so
+			// delivery is measured, not left behind.
+			if !tc.dead {
+				for deadline := time.Now().Add(30 * time.Second); notified.Load() < want; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						b.Fatalf("%d of %d notified entities arrived", notified.Load(), want)
+					}
+				}
 			}
 			el, cpu := time.Since(start), cpuTime()-cpu0
+			if !tc.dead && notified.Load() != want {
+				b.Fatalf("%d entities notified, want %d", notified.Load(), want)
+			}
 			b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
+			b.ReportMetric(float64(notified.Load())/float64(b.N), "notified/op")
+			b.ReportMetric(float64(posts.Load())/float64(b.N), "posts/op")
 		})
 	}
 }
