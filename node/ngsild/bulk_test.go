@@ -193,9 +193,35 @@ func TestEachOfType(t *testing.T) {
 			t.Errorf("%s: EachOfType(%v) = %v, want %v", tc.name, tc.types, got, tc.want)
 		}
 	}
+	// Many chunks: order across chunks, and an early stop.
+	big := newTestNode(t, nil)
+	if _, err := big.svc.Land(context.Background(), storedEntities(t, 300)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := big.svc.EachOfType(context.Background(), []string{aqoType}, func(e *Entity) error {
+		got = append(got, e.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 300 || !slices.IsSorted(got) {
+		t.Errorf("EachOfType over 300 entities: %d ids, sorted %v", len(got), slices.IsSorted(got))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	seenN := 0
+	err := big.svc.EachOfType(ctx, nil, func(*Entity) error {
+		if seenN++; seenN == 150 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || seenN >= 300 {
+		t.Errorf("EachOfType cancelled after 150: %v after %d calls", err, seenN)
+	}
 	stopErr := errors.New("enough")
 	calls := 0
-	err := n.svc.EachOfType(context.Background(), nil, func(*Entity) error { calls++; return stopErr })
+	err = n.svc.EachOfType(context.Background(), nil, func(*Entity) error { calls++; return stopErr })
 	if !errors.Is(err, stopErr) || calls != 1 {
 		t.Errorf("EachOfType with a failing fn: %v after %d calls", err, calls)
 	}

@@ -330,6 +330,16 @@ func fillTimes(m map[string][]*Attribute, parentCreated time.Time) {
 // decodeEntityRecord decodes a stored entity (the JSON appendEntity
 // writes), without reflection for the same reason as parseJSON.
 func decodeEntityRecord(b []byte, e *Entity) error {
+	if err := decodeRecord(b, e); !errors.Is(err, errRecordShape) {
+		return err
+	}
+	*e = Entity{}
+	return decodeRecordGeneric(b, e)
+}
+
+// decodeRecordGeneric decodes a stored entity through parseJSON; it reads
+// what decodeRecord does not know.
+func decodeRecordGeneric(b []byte, e *Entity) error {
 	v, err := parseJSON(b)
 	if err != nil {
 		return err

@@ -327,6 +327,16 @@ func getEntity(tx *store.Txn, id string) (*Entity, error) {
 // entityAt reads the entity state a seq pointer (an entity key's value)
 // names.
 func entityAt(tx *store.Txn, id string, ptr []byte) (*Entity, error) {
+	body, err := entityBodyAt(tx, id, ptr)
+	if err != nil {
+		return nil, err
+	}
+	return decodeStored(id, body)
+}
+
+// entityBodyAt reads the stored bytes of the entity state a seq pointer
+// names.
+func entityBodyAt(tx *store.Txn, id string, ptr []byte) ([]byte, error) {
 	if len(ptr) != 8 {
 		return nil, fmt.Errorf("read entity %s: corrupt version pointer", id)
 	}
@@ -339,6 +349,10 @@ func entityAt(tx *store.Txn, id string, ptr []byte) (*Entity, error) {
 	if err != nil || len(body) == 0 {
 		return nil, fmt.Errorf("read entity %s at change %d: corrupt record", id, seq)
 	}
+	return body, nil
+}
+
+func decodeStored(id string, body []byte) (*Entity, error) {
 	e := new(Entity)
 	if err := decodeEntityRecord(body, e); err != nil {
 		return nil, fmt.Errorf("decode entity %s: %w", id, err)
@@ -388,19 +402,105 @@ func lastSeq(db *store.DB) (uint64, error) {
 // current state straight from the store, so it does not depend on the
 // change feed (which may be trimmed) and is what a dataset version is built
 // from. All calls see one snapshot: writes committed meanwhile are not
-// seen. It stops at fn's first error, or when ctx ends, and returns it.
+// seen. fn runs on the caller's goroutine and owns the entity it gets;
+// reading and decoding run ahead of it on the other cores. It stops at fn's
+// first error, or when ctx ends, and returns it.
 func (s *Service) EachOfType(ctx context.Context, types []string, fn func(*Entity) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The reader sends chunks of stored bytes in id order; workers decode
+	// each chunk and close its done; this goroutine takes chunks in order.
+	type chunk struct {
+		ids    []string
+		bodies [][]byte
+		ents   []*Entity
+		err    error
+		done   chan struct{}
+	}
+	const chunkSize = 128
+	workers := max(1, runtime.GOMAXPROCS(0))
+	ordered := make(chan *chunk, 2*workers)
+	work := make(chan *chunk, 2*workers)
+	var readErr error
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		c := &chunk{done: make(chan struct{})}
+		send := func() bool {
+			select {
+			case ordered <- c:
+			case <-ctx.Done():
+				return false
+			}
+			work <- c
+			c = &chunk{done: make(chan struct{})}
+			return true
+		}
+		readErr = s.eachStored(ctx, types, func(id string, body []byte) error {
+			c.ids, c.bodies = append(c.ids, id), append(c.bodies, body)
+			if len(c.ids) == chunkSize && !send() {
+				return ctx.Err()
+			}
+			return nil
+		})
+		if readErr == nil && len(c.ids) > 0 {
+			send()
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				c.ents = make([]*Entity, len(c.ids))
+				for i, id := range c.ids {
+					if c.ents[i], c.err = decodeStored(id, c.bodies[i]); c.err != nil {
+						break
+					}
+				}
+				close(c.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait: stops the reader on an early return
+	for c := range ordered {
+		<-c.done
+		if c.err != nil {
+			return c.err
+		}
+		for _, e := range c.ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+	}
+	if readErr != nil {
+		return readErr
+	}
+	return ctx.Err()
+}
+
+// eachStored calls fn with the id and stored bytes of every entity
+// EachOfType visits, in its order, in one read transaction; fn may keep
+// the bytes (they are copies).
+func (s *Service) eachStored(ctx context.Context, types []string, fn func(id string, body []byte) error) error {
 	return s.db.View(func(tx *store.Txn) error {
 		if len(types) == 0 {
 			return tx.Iterate(store.IterOptions{Prefix: []byte(keyEntity)}, func(k, v []byte) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				e, err := entityAt(tx, string(k[len(keyEntity):]), v)
+				id := string(k[len(keyEntity):])
+				body, err := entityBodyAt(tx, id, v)
 				if err != nil {
 					return err
 				}
-				return fn(e)
+				return fn(id, body)
 			})
 		}
 		// One walk of the type index per type, merged by id: each walk is
@@ -439,14 +539,15 @@ func (s *Service) EachOfType(ctx context.Context, types []string, fn func(*Entit
 					it.Next()
 				}
 			}
-			e, err := getEntity(tx, id)
+			ptr, err := tx.Get(entityKey(id))
+			if err != nil {
+				return fmt.Errorf("read entity %s named by the type index: %w", id, err)
+			}
+			body, err := entityBodyAt(tx, id, ptr)
 			if err != nil {
 				return err
 			}
-			if e == nil {
-				return fmt.Errorf("read entity %s: type index names a missing entity", id)
-			}
-			if err := fn(e); err != nil {
+			if err := fn(id, body); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,252 @@
+package ngsild
+
+import (
+	"errors"
+	"time"
+)
+
+// Stored entities are decoded on every read and on every write that
+// replaces an entity (the old state gives the index and history diff).
+// Parsing them into generic maps first and converting those (storedAttrs)
+// allocated a map per attribute instance and was most of the cost of
+// reading an entity; decodeRecord reads the record format appendEntity
+// writes straight into the Entity. Values (v, o, l) are still decoded by the
+// generic parser, as they are whatever JSON the client sent.
+
+// errRecordShape says a record has a member decodeRecord does not know;
+// decodeEntityRecord then decodes it the generic way, so a field added to
+// the format later is never dropped silently.
+var errRecordShape = errors.New("stored entity has a member the fast decoder does not know")
+
+// decodeRecord decodes a stored entity into e.
+func decodeRecord(b []byte, e *Entity) error {
+	p := jsonParser{b: b}
+	err := p.members(func(k []byte) error {
+		var err error
+		switch string(k) {
+		case "id":
+			e.ID, err = p.str()
+		case "t":
+			e.Types, err = p.strList()
+		case "sc":
+			e.Scope, err = p.strList()
+		case "a":
+			e.Attrs, err = p.recordAttrs(1)
+		case "c":
+			e.CreatedAt, err = p.recordTime()
+		case "m":
+			e.ModifiedAt, err = p.recordTime()
+		default:
+			return errRecordShape
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if p.skipSpace(); p.i != len(p.b) {
+		return p.errorf("unexpected data after the stored entity")
+	}
+	if e.Types == nil {
+		e.Types = []string{}
+	}
+	if e.Attrs == nil {
+		e.Attrs = map[string][]*Attribute{}
+	}
+	fillTimes(e.Attrs, e.CreatedAt)
+	return nil
+}
+
+// members calls fn for each member of the object at p, with p at the
+// member's value; fn must consume the value. The key is only valid during
+// the call.
+func (p *jsonParser) members(fn func(key []byte) error) error {
+	p.skipSpace()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return p.errorf("expected an object")
+	}
+	p.i++
+	p.skipSpace()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return nil
+	}
+	for {
+		p.skipSpace()
+		k, err := p.key()
+		if err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return p.errorf("expected ':'")
+		}
+		p.i++
+		p.skipSpace()
+		if err := fn(k); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.i >= len(p.b) {
+			return p.errorf("unterminated object")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return nil
+		default:
+			return p.errorf("expected ',' or '}'")
+		}
+	}
+}
+
+// key reads a member name without allocating when it has no escapes (the
+// record's own member names never do).
+func (p *jsonParser) key() ([]byte, error) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, p.errorf("expected a member name")
+	}
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			k := p.b[p.i+1 : j]
+			p.i = j + 1
+			return k, nil
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			s, err := p.str()
+			return []byte(s), err
+		}
+	}
+	return nil, p.errorf("unterminated string")
+}
+
+// elements calls fn for each element of the array at p, with p at the
+// element; fn must consume it.
+func (p *jsonParser) elements(fn func() error) error {
+	p.skipSpace()
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return p.errorf("expected an array")
+	}
+	p.i++
+	p.skipSpace()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return nil
+	}
+	for {
+		if p.skipSpace(); p.i >= len(p.b) {
+			return p.errorf("unterminated array")
+		}
+		if err := fn(); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.i >= len(p.b) {
+			return p.errorf("unterminated array")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return nil
+		default:
+			return p.errorf("expected ',' or ']'")
+		}
+	}
+}
+
+func (p *jsonParser) strList() ([]string, error) {
+	var out []string
+	err := p.elements(func() error {
+		if p.b[p.i] != '"' {
+			return p.errorf("expected a string")
+		}
+		s, err := p.str()
+		out = append(out, s)
+		return err
+	})
+	return out, err
+}
+
+// recordTime reads a timestamp appendTime wrote.
+func (p *jsonParser) recordTime() (time.Time, error) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return time.Time{}, p.errorf("expected a time string")
+	}
+	s, err := p.str()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return storedTime(s)
+}
+
+// recordAttrs reads an attribute map as appendAttrMap writes it.
+func (p *jsonParser) recordAttrs(depth int) (map[string][]*Attribute, error) {
+	if depth > maxJSONDepth {
+		return nil, p.errorf("nested too deeply")
+	}
+	out := map[string][]*Attribute{}
+	err := p.members(func(k []byte) error {
+		name := string(k)
+		var insts []*Attribute
+		err := p.elements(func() error {
+			a, err := p.recordAttr(depth + 1)
+			insts = append(insts, a)
+			return err
+		})
+		if insts == nil {
+			insts = []*Attribute{}
+		}
+		out[name] = insts
+		return err
+	})
+	return out, err
+}
+
+func (p *jsonParser) recordAttr(depth int) (*Attribute, error) {
+	a := new(Attribute)
+	err := p.members(func(k []byte) error {
+		var err error
+		var s string
+		switch string(k) {
+		case "t":
+			s, err = p.recordStr()
+			a.Type = AttrType(s)
+		case "v":
+			a.Value, err = p.value(depth + 1)
+		case "o":
+			a.Object, err = p.value(depth + 1)
+		case "l":
+			var v any
+			if v, err = p.value(depth + 1); err == nil {
+				a.LanguageMap, _ = v.(map[string]any)
+			}
+		case "d":
+			a.DatasetID, err = p.recordStr()
+		case "oa":
+			a.ObservedAt, err = p.recordStr()
+		case "u":
+			a.UnitCode, err = p.recordStr()
+		case "c":
+			a.CreatedAt, err = p.recordTime()
+		case "m":
+			a.ModifiedAt, err = p.recordTime()
+		case "s":
+			a.Sub, err = p.recordAttrs(depth + 1)
+		default:
+			return errRecordShape
+		}
+		return err
+	})
+	return a, err
+}
+
+func (p *jsonParser) recordStr() (string, error) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return "", p.errorf("expected a string")
+	}
+	return p.str()
+}

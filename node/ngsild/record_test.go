@@ -1,0 +1,100 @@
+package ngsild
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// recordSeeds are stored entities of every Smart Data Models example, plus
+// instances with sub-attributes, datasetIds, language maps and own times.
+func recordSeeds(t testing.TB) [][]byte {
+	n := newTestNode(t, nil)
+	var out [][]byte
+	for _, m := range sdmModels {
+		for _, file := range []string{"example.jsonld", "example-normalized.jsonld"} {
+			b, raw := readExample(t, m, file)
+			tc, err := n.svc.ctx.resolve(raw["@context"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := ParseEntity(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := decodeEntity(parsed, tc, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, appendEntity(nil, e))
+		}
+	}
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	e := &Entity{ID: "urn:x:1", Types: []string{"urn:T"}, Scope: []string{"/a/b"}, CreatedAt: t0, ModifiedAt: t0.Add(time.Hour),
+		Attrs: map[string][]*Attribute{
+			"urn:p": {
+				{Type: Property, Value: 1.5, CreatedAt: t0, ModifiedAt: t0.Add(time.Minute), UnitCode: "CEL", ObservedAt: "2026-03-01T00:00:00Z",
+					Sub: map[string][]*Attribute{"urn:q": {{Type: Relationship, Object: []any{"urn:a", "urn:b"}, CreatedAt: t0.Add(time.Second)}}}},
+				{Type: Property, Value: map[string]any{"k": []any{true, nil, "s\u00e9\n"}}, DatasetID: "urn:ds:2", CreatedAt: t0, ModifiedAt: t0},
+			},
+			"urn:name": {{Type: LanguageProperty, LanguageMap: map[string]any{"en": "x", "fr": "y"}, CreatedAt: t0, ModifiedAt: t0}},
+			"urn:none": {},
+		}}
+	return append(out, appendEntity(nil, e))
+}
+
+// TestDecodeRecord checks the direct record decoder against the generic
+// one, which decodes through maps.
+func TestDecodeRecord(t *testing.T) {
+	for i, b := range recordSeeds(t) {
+		var fast, slow Entity
+		if err := decodeRecord(b, &fast); err != nil {
+			t.Fatalf("seed %d: decodeRecord: %v\n%s", i, err, b)
+		}
+		if err := decodeRecordGeneric(b, &slow); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Errorf("seed %d: decodeRecord differs from the generic decoder\n got %+v\nwant %+v", i, fast, slow)
+		}
+	}
+	// A member the fast decoder does not know falls back to the generic one
+	// instead of being dropped.
+	var e Entity
+	if err := decodeRecord([]byte(`{"id":"urn:x","t":["urn:T"],"new":1,"c":"2026-01-01T00:00:00Z","m":"2026-01-01T00:00:00Z"}`), &e); err != errRecordShape {
+		t.Errorf("unknown member: %v, want errRecordShape", err)
+	}
+}
+
+// FuzzDecodeRecord checks that whenever both decoders accept a record they
+// agree, and that the fast one never panics.
+func FuzzDecodeRecord(f *testing.F) {
+	for _, b := range recordSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow Entity
+		errFast := decodeRecord(b, &fast)
+		errSlow := decodeRecordGeneric(b, &slow)
+		if errFast == nil && errSlow == nil && !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("decoders differ on %q:\n fast %+v\n slow %+v", b, fast, slow)
+		}
+	})
+}
+
+func BenchmarkDecodeRecord(b *testing.B) {
+	seeds := recordSeeds(b)
+	for _, dec := range []struct {
+		name string
+		fn   func([]byte, *Entity) error
+	}{{"direct", decodeRecord}, {"generic", decodeRecordGeneric}} {
+		b.Run(dec.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var e Entity
+				if err := dec.fn(seeds[i%len(seeds)], &e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
