@@ -1,10 +1,3 @@
-// Package catalogsvc runs the catalogue on a node: it persists the node's own
-// signed records and the federated index in badger, announces changes on each
-// federation's GossipSub topic, answers /mim/catalog/1.0.0 and pulls what
-// changed from publishers (by sequence number, so a node that was offline
-// catches up), and serves search and dataset management over the local API.
-// The catalogue logic itself (records, visibility, index, search) is in the
-// pure package catalog.
 package catalogsvc
 
 import (

@@ -25,8 +25,15 @@ type member struct {
 
 func withCatalog(t testing.TB, n *node.Node) *catalogsvc.Service {
 	t.Helper()
+	return withCatalogResync(t, n, 0)
+}
+
+// withCatalogResync starts a catalogue service with the given full resync
+// interval (0: the default, negative: none).
+func withCatalogResync(t testing.TB, n *node.Node, every time.Duration) *catalogsvc.Service {
+	t.Helper()
 	s, err := catalogsvc.New(catalogsvc.Options{Host: n.Host(), Store: n.Store(), Signer: n.Signer(),
-		Verifier: node.PeerIDVerifier{}, Federations: n.Federations(), Agency: n.Config().Name})
+		Verifier: node.PeerIDVerifier{}, Federations: n.Federations(), Agency: n.Config().Name, ResyncInterval: every})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +155,91 @@ func TestRestrictedDatasetOnlyReachesItsAudience(t *testing.T) {
 	eventually(t, 5*time.Second, "other member got the later public one", func() bool { return found(ms[2].cat, catalog.Query{}, public) })
 	if found(ms[2].cat, catalog.Query{}, id) {
 		t.Fatal("restricted dataset reached a member outside its audience")
+	}
+}
+
+// TestHiddenDatasetWithdrawn: a dataset its publisher later restricts to
+// another peer disappears from the excluded peer's search, by the
+// scheduled full resync or on reconnecting after a gap, and stays with
+// its audience.
+func TestHiddenDatasetWithdrawn(t *testing.T) {
+	for _, how := range []string{"scheduled resync", "reconnection"} {
+		t.Run(how, func(t *testing.T) {
+			net := testnet.New(t, testnet.Shape{Cities: 1, AgenciesPerCity: 3}).Federate()
+			every := 200 * time.Millisecond
+			if how == "reconnection" {
+				every = -1
+			}
+			var ms []member
+			for _, m := range net.Members {
+				ms = append(ms, member{m.Node(), withCatalogResync(t, m.Node(), every)})
+			}
+			id := "urn:mim:dataset:aarhus:cameras"
+			if _, err := ms[0].cat.Publish(ctx, dataset(id, "Traffic cameras", nil)); err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range ms[1:] {
+				eventually(t, 5*time.Second, fmt.Sprintf("member %d finds the dataset", i+1), func() bool { return found(m.cat, catalog.Query{}, id) })
+			}
+			if how == "reconnection" {
+				net.Partition([]int{0}, []int{2})
+			}
+			hidden := dataset(id, "Traffic cameras (police only)", func(d *catalog.Dataset) {
+				d.Dissemination = catalog.Restricted
+				d.Audience = []string{ms[1].n.ID().String()}
+			})
+			if _, err := ms[0].cat.Publish(ctx, hidden); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, "the audience sees the change", func() bool { return found(ms[1].cat, catalog.Query{Text: "police"}, id) })
+			if how == "reconnection" {
+				if !found(ms[2].cat, catalog.Query{}, id) {
+					t.Fatal("the cut-off member lost the dataset before reconnecting")
+				}
+				net.Heal()
+				eventually(t, 10*time.Second, "member 2 reconnects", func() bool {
+					for _, a := range ms[0].n.P2PAddrs() {
+						if _, err := ms[2].n.Connect(ctx, a); err == nil {
+							return true
+						}
+					}
+					return false
+				})
+			}
+			eventually(t, 10*time.Second, "the excluded member no longer finds it", func() bool { return !found(ms[2].cat, catalog.Query{}, id) })
+			if _, err := ms[2].cat.Get(id); !errors.Is(err, catalogsvc.ErrNotFound) {
+				t.Errorf("Get(%s) on the excluded member = %v, want ErrNotFound", id, err)
+			}
+			if !found(ms[1].cat, catalog.Query{}, id) {
+				t.Error("the audience lost the dataset")
+			}
+		})
+	}
+}
+
+// TestGetByIDAlone: a dataset id names one publisher's dataset; an id two
+// publishers use is refused as ambiguous, and publisher/id picks one.
+func TestGetByIDAlone(t *testing.T) {
+	_, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 3})
+	id := "urn:mim:dataset:shared:noise"
+	for _, m := range ms[:2] {
+		if _, err := m.cat.Publish(ctx, dataset(id, "Noise", nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "member 2 has both", func() bool {
+		res, _ := ms[2].cat.Search(catalog.Query{Text: "noise"})
+		return res.Total == 2
+	})
+	if _, err := ms[2].cat.Get(id); !errors.Is(err, catalogsvc.ErrAmbiguous) {
+		t.Errorf("Get(%s) = %v, want ErrAmbiguous", id, err)
+	}
+	r, err := ms[2].cat.Get(ms[1].n.ID().String() + "/" + id)
+	if err != nil || r.Publisher != ms[1].n.ID().String() {
+		t.Errorf("Get(publisher/id) = %v, %v", r.Publisher, err)
+	}
+	if r, err := ms[0].cat.Get(id); err != nil || r.Publisher != ms[0].n.ID().String() {
+		t.Errorf("the publisher's own Get(%s) = %v, %v; want its own", id, r.Publisher, err)
 	}
 }
 
