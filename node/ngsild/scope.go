@@ -1,6 +1,11 @@
 package ngsild
 
-import "github.com/mimnode/mimnode/node/ngsild/query"
+import (
+	"strings"
+
+	"github.com/mimnode/mimnode/node/ngsild/query"
+	"github.com/mimnode/mimnode/node/store"
+)
 
 // Entity scopes (clause 4.18): an entity may carry "scope", one
 // hierarchical path or a list of them (/Madrid/Gardens/ParqueNorte), which
@@ -70,4 +75,50 @@ func checkAttrPath(attr string) error {
 		return newError(BadRequestData, "scope is not an attribute", "change an entity's scope with PATCH or PUT /entities/{id} or POST /entities/{id}/attrs")
 	}
 	return checkName(attr)
+}
+
+// keyScope is the scope index: n/o/<scope> 00 <id> for each scope of each
+// entity (indexKeys in keys.go writes it).
+const keyScope = store.PrefixNGSILD + "o/"
+
+func scopeKey(scope, id string) []byte {
+	return []byte(keyScope + scope + "\x00" + id)
+}
+
+// scopeSource answers a scopeQ from the scope index: for each term of
+// q.Any, it reads the index under the term's levels up to its first
+// wildcard and keeps the ids whose indexed scope the term matches.
+func scopeSource(q *query.ScopeQuery) source {
+	terms := q.Any()
+	return source{scan: func(tx *store.Txn, max int) ([]string, bool, error) {
+		var ids []string
+		for _, term := range terms {
+			fixed := term
+			if i := strings.IndexAny(term, "+#"); i >= 0 {
+				fixed = term[:i]
+			} else {
+				fixed += "\x00"
+			}
+			pre := []byte(keyScope + strings.TrimSuffix(fixed, "/"))
+			err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+				rest := string(k[len(keyScope):])
+				nul := strings.LastIndexByte(rest, 0)
+				if nul < 0 || !query.ScopeMatches(term, rest[:nul]) {
+					return nil
+				}
+				if max >= 0 && len(ids) >= max {
+					return errCapped
+				}
+				ids = append(ids, rest[nul+1:])
+				return nil
+			})
+			if err == errCapped {
+				return ids, false, nil
+			}
+			if err != nil {
+				return nil, false, err
+			}
+		}
+		return ids, true, nil
+	}}
 }

@@ -42,7 +42,7 @@ func checkScope(s string, pattern bool) error {
 		switch {
 		case l == "":
 			return errors.New("scope " + quote(s) + " has an empty level")
-		case strings.ContainsAny(l, " \t\r\n;|,()\"'<>=\\"):
+		case strings.ContainsAny(l, " ;|,()\"'<>=\\") || strings.IndexFunc(l, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
 			return errors.New("scope " + quote(s) + " has a forbidden character in level " + quote(l))
 		case l == "+" || l == "#":
 			if !pattern {
@@ -72,6 +72,14 @@ func (q *ScopeQuery) Match(scopes []string) bool {
 		return false
 	})
 }
+
+// Any returns terms of which every selected entity matches at least one,
+// sorted: a store reads its scope index for these (ScopeMatches tells which
+// indexed scopes a term selects) and checks Match on the result.
+func (q *ScopeQuery) Any() []string { return sortedCover(q.root) }
+
+// ScopeMatches reports whether one scope matches one query term.
+func ScopeMatches(term, scope string) bool { return scopeMatch(term, scope) }
 
 func scopeMatch(pattern, scope string) bool {
 	if !strings.HasPrefix(scope, "/") {

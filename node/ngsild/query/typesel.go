@@ -52,7 +52,11 @@ func (t *TypeSelection) Match(types []string) bool {
 // a store reads its type index for these and checks Match on the result.
 // For A;B it is the types of one side only, since an entity with both has A.
 func (t *TypeSelection) Any() []string {
-	set := cover(t.root)
+	return sortedCover(t.root)
+}
+
+func sortedCover(x *expr) []string {
+	set := cover(x)
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)
@@ -61,6 +65,7 @@ func (t *TypeSelection) Any() []string {
 	return out
 }
 
+// cover returns leaves of which every expression that holds has one true.
 func cover(x *expr) map[string]bool {
 	switch x.op {
 	case '|':
