@@ -40,6 +40,7 @@ import (
 //	n/s/<subscription id>                     subscription: JSON (subscription.go)
 //	n/sc                                      subscription delivery cursor: last change
 //	                                          seq matched (uint64 BE)
+//	n/o/<scope> 00 <id>                       scope index (scope.go)
 //	n/m/<typeIRI>                             schema binding an admin added (MIM2): JSON
 //	                                          {"context": URL, "schema": JSON Schema}
 //
@@ -169,6 +170,9 @@ func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(str
 	for _, t := range e.Types {
 		keys[string(typeKey(t, e.ID))] = struct{}{}
 		counts[countKey{typ: t}] += sign
+	}
+	for _, sc := range e.Scope {
+		keys[string(scopeKey(sc, e.ID))] = struct{}{}
 	}
 	for attr, insts := range e.Attrs {
 		var seen [4]AttrType // attribute types counted for this attribute
