@@ -157,6 +157,9 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 			}
 		}
 	}
+	if eq.scopeQ != nil {
+		srcs = append(srcs, scopeSource(eq.scopeQ))
+	}
 	if eq.geo != nil {
 		if b, ok := eq.geo.Bound(); ok {
 			rc := &s2.RegionCoverer{MinLevel: 0, MaxLevel: geoMaxLevel, MaxCells: 12}

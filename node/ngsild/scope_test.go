@@ -1,7 +1,9 @@
 package ngsild
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"sort"
 	"testing"
@@ -114,5 +116,56 @@ func TestScopeBadInput(t *testing.T) {
 	}
 	for _, q := range []string{"Madrid", "/Madrid/%23/x", "(/a", "/a;"} {
 		wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities?type=Building&scopeQ="+q, nil), BadRequestData)
+	}
+}
+
+// The scope index (n/o/) answers scopeQ without a full scan, and its
+// candidates give the same entities as matching every entity would.
+func TestScopeQueryUsesScopeIndex(t *testing.T) {
+	n := newTestNode(t, nil)
+	var batch []any
+	for i := 0; i < 600; i++ {
+		batch = append(batch, map[string]any{
+			"id": fmt.Sprintf("urn:ngsi-ld:Sensor:%03d", i), "type": "Sensor",
+			"scope": []any{fmt.Sprintf("/Madrid/District%02d/Station%03d", i%20, i%60), fmt.Sprintf("/Owner%d", i%3)},
+		})
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/create", batch), http.StatusCreated)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:007", nil), http.StatusNoContent)
+	tc, err := n.svc.ctx.resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		scopeQ       string
+		results, max int
+	}{
+		{"/Madrid/District07/Station007", 9, 9}, // 10 stations of that name, one deleted
+		{"/Madrid/+/Station007", 9, 9},
+		{"/Madrid/District07/#", 29, 29},
+		{"/Madrid/District07/#;/Owner1", 9, 29},
+		{"/Owner2,/Madrid/+/Station001", 200 + 10, 210},
+		{"/Nowhere/#", 0, 0},
+	}
+	for _, c := range cases {
+		eq, err := n.svc.parseEntityQuery(map[string][]string{"scopeQ": {c.scopeQ}, "limit": {"1000"}}, tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cands []string
+		if err := n.db.View(func(tx *storeTxn) error {
+			cands, err = n.svc.candidates(tx, eq)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if cands == nil || len(cands) > c.max {
+			t.Errorf("scopeQ=%s: %d candidates (nil = full scan), want at most %d of 599", c.scopeQ, len(cands), c.max)
+		}
+		rec := n.do("GET", "/ngsi-ld/v1/entities?limit=1000&scopeQ="+url.QueryEscape(c.scopeQ), nil)
+		wantStatus(t, rec, http.StatusOK)
+		if got := len(ids(t, rec)); got != c.results {
+			t.Errorf("scopeQ=%s: %d results, want %d", c.scopeQ, got, c.results)
+		}
 	}
 }
