@@ -148,21 +148,20 @@ func (s *Service) Get(id string) (Info, error) {
 }
 
 // Wait blocks until negotiation id is FINALIZED or TERMINATED, or ctx
-// ends, and returns it as it then is.
+// ends, and returns it as it then is (as stored).
 func (s *Service) Wait(ctx context.Context, id string) (Info, error) {
-	for {
-		ch, cancel := s.waiter(id)
-		in, err := s.Get(id)
-		if err != nil || in.State.Terminal() {
-			cancel()
-			return in, err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			cancel()
-			return in, fmt.Errorf("waiting for negotiation %s (now %s): %w", id, in.State, ctx.Err())
-		}
+	ch, cancel := s.waiter(id)
+	in, err := s.Get(id)
+	if err != nil || in.State.Terminal() {
+		cancel()
+		return in, err
+	}
+	select {
+	case fin := <-ch:
+		return fin, nil
+	case <-ctx.Done():
+		cancel()
+		return in, fmt.Errorf("waiting for negotiation %s (now %s): %w", id, in.State, ctx.Err())
 	}
 }
 

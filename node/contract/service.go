@@ -104,7 +104,7 @@ type Service struct {
 	// provider-side negotiations, so that a resent first request finds its
 	// negotiation before the store index is written. Guarded by mu.
 	firsts  map[string]string
-	waiters map[string][]chan struct{} // guarded by mu; Wait calls by pid, woken when it ends
+	waiters map[string][]chan Info // guarded by mu; Wait calls by pid, given the negotiation when it ends
 	closed  bool                       // guarded by mu
 }
 
@@ -200,7 +200,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
 		ctx: ctx, cancel: cancel,
-		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan struct{}{},
+		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan Info{},
 	}, nil
 }
 
@@ -420,7 +420,7 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 		}
 		e.dirty = false
 		if e.n.State().Terminal() {
-			s.notify(e.key.Pid)
+			s.notify(e.key.Pid, infoOf(e.n, e.meta))
 		}
 	} else if rd.MustPersist {
 		e.dirty = true
@@ -570,20 +570,21 @@ func (s *Service) scheduleLocked(e *entry) {
 	e.timer = time.AfterFunc(max(0, next.Sub(s.o.Now())), func() { s.goDo(func() { s.tick(k) }) })
 }
 
-// notify wakes the Wait calls for negotiation pid.
-func (s *Service) notify(pid string) {
+// notify hands the Wait calls for negotiation pid its final state, as
+// just stored.
+func (s *Service) notify(pid string, in Info) {
 	s.mu.Lock()
 	ws := s.waiters[pid]
 	delete(s.waiters, pid)
 	s.mu.Unlock()
 	for _, w := range ws {
-		close(w)
+		w <- in // buffered: each waiter is notified once
 	}
 }
 
-// waiter returns a channel closed when negotiation pid next ends.
-func (s *Service) waiter(pid string) (ch chan struct{}, cancel func()) {
-	ch = make(chan struct{})
+// waiter returns a channel that receives negotiation pid when it ends.
+func (s *Service) waiter(pid string) (ch chan Info, cancel func()) {
+	ch = make(chan Info, 1)
 	s.mu.Lock()
 	s.waiters[pid] = append(s.waiters[pid], ch)
 	s.mu.Unlock()

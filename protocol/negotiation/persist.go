@@ -59,16 +59,45 @@ var stepFuncs = map[State]stepFunc{
 func (n *Negotiation) MarshalJSON() ([]byte, error) {
 	p := persisted{
 		Version: persistVersion, Role: n.role, State: n.state, Pids: n.pids, Peer: n.peer,
-		Callback: n.callback, Offer: n.offer, Purpose: n.purpose, Agreement: n.agreement, Pending: n.pending,
+		Callback: n.callback, Purpose: n.purpose, Pending: n.pending,
 		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
 		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle, Final: n.retry.FinalTimeout},
-		Out:   n.out, Seq: n.seq,
+		Seq: n.seq,
+	}
+	// The offer, the agreement and the unanswered message are most of the
+	// bytes, and already JSON: they are spliced in as they are, where
+	// encoding/json would check and compact them once more on every
+	// persist. Anything not valid JSON takes encoding/json's path, which
+	// refuses it as before.
+	if (len(n.offer) > 0 && !json.Valid(n.offer)) || (len(n.agreement) > 0 && !json.Valid(n.agreement)) {
+		p.Offer, p.Agreement, p.Out = n.offer, n.agreement, n.out
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
+		return b, nil
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
 	}
-	return b, nil
+	b = b[:len(b)-1] // the closing brace; p always has members
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"offer", n.offer}, {"agreement", n.agreement}} {
+		if len(f.raw) > 0 {
+			b = append(append(append(append(b, ',', '"'), f.name...), '"', ':'), f.raw...)
+		}
+	}
+	if n.out != nil {
+		ob, err := n.out.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
+		b = append(append(b, `,"out":`...), ob...)
+	}
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON restores a negotiation stored with MarshalJSON. Use
