@@ -105,7 +105,7 @@ type Service struct {
 	// negotiation before the store index is written. Guarded by mu.
 	firsts  map[string]string
 	waiters map[string][]chan Info // guarded by mu; Wait calls by pid, given the negotiation when it ends
-	closed  bool                       // guarded by mu
+	closed  bool                   // guarded by mu
 }
 
 // entry is one negotiation in memory. Its mutex serialises Step, Ready,

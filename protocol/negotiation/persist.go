@@ -62,7 +62,7 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		Callback: n.callback, Purpose: n.purpose, Pending: n.pending,
 		Code: n.code, Reasons: n.reasons, Seen: n.seen, LastProgress: n.lastProgress,
 		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle, Final: n.retry.FinalTimeout},
-		Seq: n.seq,
+		Seq:   n.seq,
 	}
 	// The offer, the agreement and the unanswered message are most of the
 	// bytes, and already JSON: they are spliced in as they are, where
