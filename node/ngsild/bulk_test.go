@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -293,4 +294,47 @@ func BenchmarkEachOfType(b *testing.B) {
 	el, cpu := time.Since(start), cpuTime()-cpu0
 	b.ReportMetric(float64(b.N*total)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*total), "cpu-µs/entity")
+}
+
+// FuzzSplitArray checks the batch body splitter against parseJSON: a body
+// parseJSON reads as an array splits into its elements, each parsing to the
+// same value; a body it rejects is rejected by the splitter or by an
+// element's own parse.
+func FuzzSplitArray(f *testing.F) {
+	for _, s := range []string{`[]`, `[{"id":"urn:x","type":"T"}]`, ` [ 1 , "a,]}" , [2,[3]], {"k":"\"]"} ] `, `[1,]`, `[,]`, `[{]}`, `{"a":1}`, `[1 2]`, `["\\"]`, `[`} {
+		f.Add([]byte(s))
+	}
+	f.Add(batchBodies(f, 3, 3, 1)[0])
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want, werr := parseJSON(body)
+		elems, err := splitArray(body)
+		var got []any
+		for _, e := range elems {
+			v, perr := parseJSON(e)
+			if perr != nil {
+				err = perr
+				break
+			}
+			got = append(got, v)
+		}
+		list, isArray := want.([]any)
+		switch {
+		case werr != nil:
+			if err == nil {
+				t.Fatalf("splitArray(%q) accepted a body parseJSON rejects (%v)", body, werr)
+			}
+		case err != nil:
+			t.Fatalf("splitArray(%q): %v; parseJSON accepts it", body, err)
+		case !isArray:
+			if elems != nil {
+				t.Fatalf("splitArray(%q) split a non-array", body)
+			}
+		case len(list) == 0:
+			if elems == nil || len(elems) != 0 {
+				t.Fatalf("splitArray(%q) = %q, want no elements", body, elems)
+			}
+		case !reflect.DeepEqual(got, list):
+			t.Fatalf("splitArray(%q) elements parse to %v, want %v", body, got, list)
+		}
+	})
 }
