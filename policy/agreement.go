@@ -362,6 +362,21 @@ func sortSignatures(sigs []Signature) []Signature {
 // valid signatures of both the provider and the consumer, each made by the
 // peer the agreement names for that role.
 func (a Agreement) Verify(v Verifier) error {
+	return a.verify(v, RoleProvider, RoleConsumer)
+}
+
+// VerifySignature is Verify for one party's signature (RoleProvider or
+// RoleConsumer) only: a party that is about to countersign, or that holds
+// its own signature already, need not check that one again (an Ed25519
+// verification costs more than the signature).
+func (a Agreement) VerifySignature(v Verifier, role string) error {
+	if role != RoleProvider && role != RoleConsumer {
+		return fmt.Errorf("verifying agreement %s: %w: unknown role %q", a.ID, ErrBadSignature, role)
+	}
+	return a.verify(v, role)
+}
+
+func (a Agreement) verify(v Verifier, roles ...string) error {
 	if err := a.check(); err != nil {
 		return fmt.Errorf("verifying agreement %s: %w", a.ID, err)
 	}
@@ -370,26 +385,30 @@ func (a Agreement) Verify(v Verifier) error {
 		return err
 	}
 	msg := signedMessage(c)
-	for _, want := range []struct{ role, peer string }{{RoleProvider, a.Provider}, {RoleConsumer, a.Consumer}} {
+	for _, role := range roles {
+		peer := a.Provider
+		if role == RoleConsumer {
+			peer = a.Consumer
+		}
 		var found *Signature
 		for i := range a.Signatures {
 			s := &a.Signatures[i]
-			if s.Role != want.role {
+			if s.Role != role {
 				continue
 			}
 			if found != nil {
-				return fmt.Errorf("verifying agreement %s: %w: two %s signatures", a.ID, ErrBadSignature, want.role)
+				return fmt.Errorf("verifying agreement %s: %w: two %s signatures", a.ID, ErrBadSignature, role)
 			}
 			found = s
 		}
 		if found == nil {
-			return fmt.Errorf("verifying agreement %s: %w: no %s signature", a.ID, ErrMissingSignature, want.role)
+			return fmt.Errorf("verifying agreement %s: %w: no %s signature", a.ID, ErrMissingSignature, role)
 		}
-		if found.Peer != want.peer {
-			return fmt.Errorf("verifying agreement %s: %w: %s signature is by %s, but the %s is %s", a.ID, ErrBadSignature, want.role, found.Peer, want.role, want.peer)
+		if found.Peer != peer {
+			return fmt.Errorf("verifying agreement %s: %w: %s signature is by %s, but the %s is %s", a.ID, ErrBadSignature, role, found.Peer, role, peer)
 		}
-		if err := v.Verify(want.peer, msg, found.Value); err != nil {
-			return fmt.Errorf("verifying agreement %s: %w: %s signature by %s: %w", a.ID, ErrBadSignature, want.role, want.peer, err)
+		if err := v.Verify(peer, msg, found.Value); err != nil {
+			return fmt.Errorf("verifying agreement %s: %w: %s signature by %s: %w", a.ID, ErrBadSignature, role, peer, err)
 		}
 	}
 	for _, s := range a.Signatures {

@@ -485,3 +485,44 @@ func FuzzAppendCanonical(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifySignatureChecksOneParty: each party's signature is checked on
+// its own, and a bad or missing one is found whichever party asks.
+func TestVerifySignatureChecksOneParty(t *testing.T) {
+	a := testAgreement(t)
+	if err := a.Sign(provider); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.VerifySignature(testVerifier{}, RoleProvider); err != nil {
+		t.Errorf("provider signature: %v", err)
+	}
+	if err := a.VerifySignature(testVerifier{}, RoleConsumer); !errors.Is(err, ErrMissingSignature) {
+		t.Errorf("consumer signature before countersigning: %v, want ErrMissingSignature", err)
+	}
+	if err := a.Sign(consumer); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{RoleProvider, RoleConsumer} {
+		if err := a.VerifySignature(testVerifier{}, role); err != nil {
+			t.Errorf("VerifySignature(%s): %v", role, err)
+		}
+		bad := a
+		bad.Signatures = append([]Signature(nil), a.Signatures...)
+		for i := range bad.Signatures {
+			if bad.Signatures[i].Role == role {
+				v := append([]byte(nil), bad.Signatures[i].Value...)
+				v[0] ^= 1
+				bad.Signatures[i].Value = v
+			}
+		}
+		if err := bad.VerifySignature(testVerifier{}, role); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("VerifySignature(%s) of a tampered signature = %v, want ErrBadSignature", role, err)
+		}
+		if err := bad.Verify(testVerifier{}); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("Verify with a tampered %s signature = %v, want ErrBadSignature", role, err)
+		}
+	}
+	if err := a.VerifySignature(testVerifier{}, "auditor"); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("VerifySignature(auditor) = %v, want ErrBadSignature", err)
+	}
+}

@@ -167,7 +167,7 @@ func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now
 	if err != nil {
 		return refuse(protocol.CodeRefused, "this node could not make the agreement: "+err.Error())
 	}
-	e.meta.AgreementID, e.meta.Canonical = a.ID, canon
+	e.meta.AgreementID, e.meta.Canonical, e.meta.Signature = a.ID, canon, signatureOf(a, policy.RoleProvider)
 	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, canon, policy.RoleProvider, now)})
 	return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Agree, Agreement: raw}
 }
@@ -195,12 +195,12 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil || !sameTerms(a.Policy, asked) {
 		return bad("the agreed terms are not the terms requested")
 	}
-	if err := a.Sign(s.o.Signer); err != nil {
+	// The provider's signature is checked before countersigning; this
+	// node's own needs no check.
+	if err := a.VerifySignature(s.o.Verifier, policy.RoleProvider); err != nil {
 		return bad(err.Error())
 	}
-	// With our own signature just made, Verify failing means the
-	// provider's signature is missing or wrong.
-	if err := a.Verify(s.o.Verifier); err != nil {
+	if err := a.Sign(s.o.Signer); err != nil {
 		return bad(err.Error())
 	}
 	canon, err := a.Canonical()
@@ -234,7 +234,19 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil || a.ID != e.meta.AgreementID || !bytes.Equal(canon, e.meta.Canonical) {
 		return bad("the countersigned agreement is not the one this node signed")
 	}
-	if err := a.Verify(s.o.Verifier); err != nil {
+	// The terms are the ones this node signed, so its own signature is
+	// checked by comparing it with the one it made; only the consumer's
+	// needs verifying. Negotiations stored before the signature was kept
+	// verify both.
+	if len(e.meta.Signature) > 0 {
+		if !bytes.Equal(signatureOf(a, policy.RoleProvider), e.meta.Signature) {
+			return bad("the countersigned agreement does not carry this node's signature")
+		}
+		err = a.VerifySignature(s.o.Verifier, policy.RoleConsumer)
+	} else {
+		err = a.Verify(s.o.Verifier)
+	}
+	if err != nil {
 		return bad(err.Error())
 	}
 	file, err := a.MarshalJSON()
@@ -243,6 +255,21 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 	}
 	e.meta.File = file
 	return negotiation.Msg{Type: negotiation.MsgFinalize}
+}
+
+// signatureOf returns a's signature by role, nil if it has none. Two
+// signatures of one role are left to Verify to refuse.
+func signatureOf(a policy.Agreement, role string) []byte {
+	var sig []byte
+	for _, x := range a.Signatures {
+		if x.Role == role {
+			if sig != nil {
+				return nil
+			}
+			sig = x.Value
+		}
+	}
+	return sig
 }
 
 // signedEntry is the audit entry for this node's signature on a.

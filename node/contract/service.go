@@ -142,6 +142,9 @@ type meta struct {
 	// Canonical is the agreement's signed terms (provider: to check that
 	// the consumer countersigned the same terms).
 	Canonical []byte `json:"canonical,omitempty"`
+	// Signature is the provider's own signature on Canonical (provider:
+	// the countersigned agreement must carry it unchanged).
+	Signature []byte `json:"signature,omitempty"`
 	// File is the doubly signed agreement, stored as an agreement when the
 	// negotiation is FINALIZED.
 	File []byte `json:"file,omitempty"`
