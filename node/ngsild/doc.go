@@ -139,8 +139,8 @@
 //
 // A dispatcher then follows the change feed from a cursor kept in badger
 // (a change committed while the node was down is notified after it
-// restarts; the last batch may be notified twice after a crash, never
-// lost). It matches up to 1024 changes per round and sends one
+// restarts; the cursor is written every StatusInterval, so after a crash
+// what was notified since may be notified twice, never lost). It matches up to 1024 changes per round and sends one
 // Notification per subscription per round, holding the entities the
 // subscription matched in change order; each entity is rendered once per
 // distinct format/attributes/@context and the bytes are shared by the

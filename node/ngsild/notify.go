@@ -40,8 +40,9 @@ type NotifyOptions struct {
 	Retries    int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// StatusInterval is how often changed delivery status is written to
-	// the store (default 1s; also at Close).
+	// StatusInterval is how often changed delivery status and the
+	// dispatcher's cursor are written to the store (default 1s; also at
+	// Close). After a crash, what was notified since is notified again.
 	StatusInterval time.Duration
 }
 
@@ -116,6 +117,10 @@ type notifier struct {
 	stop  context.CancelFunc   // ends Start's goroutines; guarded by mu
 	wg    sync.WaitGroup       // Start's goroutines
 	start sync.Once
+	// cursor is the last change the dispatcher has matched; saved is the
+	// one in the store (written by flush, which never runs concurrently).
+	cursor atomic.Uint64
+	saved  uint64
 }
 
 // receiver is the queue and workers of one endpoint URI, so a slow or dead
@@ -195,9 +200,11 @@ func (s *Service) Start(ctx context.Context) error {
 			cancel()
 			return
 		}
+		n.saved = cursor
 		if cursor == 0 {
 			cursor = s.LastSeq() // a fresh node notifies from now on
 		}
+		n.cursor.Store(cursor)
 		n.wg.Add(3)
 		go func() { defer n.wg.Done(); n.dispatch(ctx, cursor) }()
 		go func() { defer n.wg.Done(); n.periodic(ctx) }()
@@ -315,13 +322,11 @@ func (n *notifier) dispatch(ctx context.Context, cursor uint64) {
 		if last > cursor {
 			cursor = last
 			n.s.recent.done(cursor)
-			// Once per batch rather than per change: after a crash the
-			// batch's notifications are sent again, never lost.
-			if err := n.s.db.Update(func(tx *store.Txn) error {
-				return tx.Set([]byte(keySubCur), binary.BigEndian.AppendUint64(nil, cursor))
-			}); err != nil {
-				n.s.log.Error("persist subscription cursor", "err", err)
-			}
+			// Written with the status (flush), not per round: a synced
+			// write per round competed with the writes being notified.
+			// After a crash the notifications since the last flush are
+			// sent again, never lost.
+			n.cursor.Store(cursor)
 		}
 		if full {
 			continue
@@ -705,8 +710,10 @@ func (n *notifier) flushLoop(ctx context.Context) {
 	}
 }
 
-// flush writes the status of subscriptions whose delivery record changed.
+// flush writes the dispatcher's cursor and the status of subscriptions
+// whose delivery record changed.
 func (n *notifier) flush() error {
+	cursor := n.cursor.Load()
 	n.mu.Lock()
 	recs := map[string][]byte{}
 	for id := range n.dirty {
@@ -721,7 +728,7 @@ func (n *notifier) flush() error {
 	}
 	n.dirty = map[string]bool{}
 	n.mu.Unlock()
-	if len(recs) == 0 {
+	if len(recs) == 0 && cursor <= n.saved {
 		return nil
 	}
 	ids := make([]string, 0, len(recs))
@@ -729,7 +736,12 @@ func (n *notifier) flush() error {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return n.s.db.Update(func(tx *store.Txn) error {
+	err := n.s.db.Update(func(tx *store.Txn) error {
+		if cursor > n.saved {
+			if err := tx.Set([]byte(keySubCur), binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
+				return err
+			}
+		}
 		for _, id := range ids {
 			// A subscription deleted since is not brought back.
 			if has, err := tx.Has([]byte(keySub + id)); err != nil || !has {
@@ -744,6 +756,10 @@ func (n *notifier) flush() error {
 		}
 		return nil
 	})
+	if err == nil {
+		n.saved = max(n.saved, cursor)
+	}
+	return err
 }
 
 func (st *subState) record() ([]byte, error) {
