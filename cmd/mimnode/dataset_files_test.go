@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,4 +168,42 @@ func stationsCSV(n int) []byte {
 		fmt.Fprintf(&b, "AARHUS-%05d,%.5f,%.5f,%d\n", i, 56+r.Float64()/4, 10+r.Float64()/3, r.IntN(200))
 	}
 	return b.Bytes()
+}
+
+// BenchmarkAddFile100MB measures `mimnode dataset add-file` end to end: the
+// CLI streams a new 100 MB file to a running daemon, which stores it as
+// blocks, builds the version and republishes the dataset. MB/s is over the
+// file's bytes.
+func BenchmarkAddFile100MB(b *testing.B) {
+	dir := initDir(b)
+	startDaemon(b, dir)
+	run := func(args ...string) string {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), append(args, "--data", dir), &out, &errb); err != nil {
+			b.Fatalf("%v: %v %s", args, err, errb.String())
+		}
+		return out.String()
+	}
+	run("federation", "create", "Bench")
+	desc := filepath.Join(b.TempDir(), "big.json")
+	os.WriteFile(desc, []byte(`{"id": "urn:mim:dataset:bench:big", "title": "Big", "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), 0o644)
+	run("dataset", "publish", desc)
+	file := filepath.Join(b.TempDir(), "big.bin")
+	r := rand.New(rand.NewPCG(3, 4))
+	data := make([]byte, 100<<20)
+	b.SetBytes(int64(len(data)))
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for j := 0; j < len(data); j += 8 {
+			v := r.Uint64()
+			for k := range 8 {
+				data[j+k] = byte(v >> (8 * k))
+			}
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		run("dataset", "add-file", "urn:mim:dataset:bench:big", file)
+	}
 }
