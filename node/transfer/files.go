@@ -80,21 +80,29 @@ func (s *Service) StoreFile(ctx context.Context, name, mediaType string, r io.Re
 	if err := s.distributable(name, sum); err != nil {
 		return catalog.File{}, err
 	}
-	enc, err := m.Encode()
+	c, enc, err := encodeManifest(m)
 	if err != nil {
 		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
 	}
-	c, err := m.CID()
-	if err != nil {
-		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
-	}
-	if err := wb.Set(manifestKey(c.String()), enc); err != nil {
+	if err := wb.Set(manifestKey(c), enc); err != nil {
 		return catalog.File{}, err
 	}
 	if err := wb.Flush(); err != nil {
 		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
 	}
-	return catalog.File{Name: name, MediaType: mediaType, Version: c.String(), Size: m.Size, SHA256: sum}, nil
+	return catalog.File{Name: name, MediaType: mediaType, Version: c, Size: m.Size, SHA256: sum}, nil
+}
+
+// encodeManifest returns a manifest's id and canonical bytes.
+func encodeManifest(m content.Manifest) (version string, enc []byte, err error) {
+	if enc, err = m.Encode(); err != nil {
+		return "", nil, err
+	}
+	c, err := m.CID()
+	if err != nil {
+		return "", nil, err
+	}
+	return c.String(), enc, nil
 }
 
 // distributable refuses the bytes with checksum sum when this node
@@ -159,15 +167,10 @@ func (s *Service) buildWithFiles(ctx context.Context, ds catalog.Dataset) (strin
 	if err != nil {
 		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
 	}
-	enc, err := m.Encode()
+	version, enc, err := encodeManifest(m)
 	if err != nil {
 		return "", fmt.Errorf("encoding the manifest of %s: %w", ds.ID, err)
 	}
-	c, err := m.CID()
-	if err != nil {
-		return "", fmt.Errorf("naming the manifest of %s: %w", ds.ID, err)
-	}
-	version := c.String()
 	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(version), enc) }); err != nil {
 		return "", fmt.Errorf("storing version %s of %s: %w", version, ds.ID, err)
 	}
