@@ -105,7 +105,12 @@ type Service struct {
 	// negotiation before the store index is written. Guarded by mu.
 	firsts  map[string]string
 	waiters map[string][]chan Info // guarded by mu; Wait calls by pid, given the negotiation when it ends
-	closed  bool                   // guarded by mu
+	// settling holds finished negotiations whose last change (the peer's
+	// answer to the final message) is not stored yet; see settle.go.
+	// Guarded by mu, as is settleTimer.
+	settling    map[negotiation.Key]*entry
+	settleTimer *time.Timer
+	closed      bool // guarded by mu
 }
 
 // entry is one negotiation in memory. Its mutex serialises Step, Ready,
@@ -204,6 +209,7 @@ func New(o Options) (*Service, error) {
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
 		ctx: ctx, cancel: cancel,
 		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan Info{},
+		settling: map[negotiation.Key]*entry{},
 	}, nil
 }
 
@@ -276,6 +282,12 @@ func (s *Service) Close() error {
 	s.o.Host.RemoveStreamHandler(conversationProto)
 	s.cancel()
 	s.wg.Wait()
+	s.mu.Lock()
+	if s.settleTimer != nil {
+		s.settleTimer.Stop()
+	}
+	s.mu.Unlock()
+	s.flushSettled()
 	return nil
 }
 
@@ -438,28 +450,18 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 // persist stores e's negotiation, the audit entries of rd's transitions
 // and the staged writes in one durable transaction.
 func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
-	nb, err := e.n.Marshal()
-	if err != nil {
-		return err
-	}
 	for _, t := range rd.Transitions {
 		if t.To == negotiation.Finalized && t.From != t.To && len(e.meta.File) > 0 {
 			e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: e.meta.File})
 		}
 	}
-	if e.meta.Created.IsZero() {
-		e.meta.Created = now
-	}
-	e.meta.Updated = now
-	mb, err := json.Marshal(e.meta)
+	b, err := recordOf(e, now)
 	if err != nil {
-		return fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
+		return err
 	}
-	// The record is assembled by hand: json.Marshal would re-validate and
-	// compact the negotiation's bytes, which costs more than making them.
-	b := make([]byte, 0, len(mb)+len(nb)+32)
-	b = append(append(append(append(b, `{"meta":`...), mb...), `,"negotiation":`...), nb...)
-	b = append(b, '}')
+	// Finished negotiations waiting to store their settled state ride
+	// along (settle.go).
+	settled := s.takeSettled(e, now)
 	entries := make([]audit.Entry, 0, len(rd.Transitions)+len(e.staged))
 	for _, st := range e.staged {
 		if st.audit != nil {
@@ -472,6 +474,11 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 	write := func(tx *store.Txn) error {
 		if err := tx.Set(negKey(e.key), b); err != nil {
 			return err
+		}
+		for _, st := range settled {
+			if err := tx.Set(negKey(st.e.key), st.record); err != nil {
+				return err
+			}
 		}
 		for _, st := range e.staged {
 			if st.key != nil {
@@ -493,10 +500,32 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 		// No audit entry: no need to queue behind the log's appenders.
 		err = s.o.Store.Update(write)
 	}
+	s.doneSettled(settled, err == nil)
 	if err != nil {
 		return fmt.Errorf("storing negotiation %s: %w", e.key.Pid, err)
 	}
 	return nil
+}
+
+// recordOf encodes e as stored, last updated now.
+func recordOf(e *entry, now time.Time) ([]byte, error) {
+	nb, err := e.n.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if e.meta.Created.IsZero() {
+		e.meta.Created = now
+	}
+	e.meta.Updated = now
+	mb, err := json.Marshal(e.meta)
+	if err != nil {
+		return nil, fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
+	}
+	// The record is assembled by hand: json.Marshal would re-validate and
+	// compact the negotiation's bytes, which costs more than making them.
+	b := make([]byte, 0, len(mb)+len(nb)+32)
+	b = append(append(append(append(b, `{"meta":`...), mb...), `,"negotiation":`...), nb...)
+	return append(b, '}'), nil
 }
 
 // transitionEntry is the audit entry of one transition.
@@ -548,24 +577,10 @@ func (s *Service) scheduleLocked(e *entry) {
 	if next.IsZero() {
 		if e.n.State().Terminal() {
 			if e.dirty {
-				// Store the settled state once, so that a restart does
-				// not resend what the peer has answered. A failure only
-				// costs that resend.
-				if err := s.persist(e, negotiation.Ready{}, s.o.Now()); err != nil {
-					s.log.Warn("storing finished negotiation", "pid", e.key.Pid, "err", err)
-				}
-				e.dirty = false
+				s.settle(e)
+				return
 			}
-			e.gone = true
-			s.mu.Lock()
-			if s.live[e.key] == e {
-				delete(s.live, e.key)
-			}
-			if e.key.Role == negotiation.Provider {
-				// The store index answers resends from now on.
-				delete(s.firsts, e.n.Peer()+" "+e.n.Pids().ConsumerPid)
-			}
-			s.mu.Unlock()
+			s.dropLocked(e)
 		}
 		return
 	}
