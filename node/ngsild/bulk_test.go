@@ -338,3 +338,15 @@ func FuzzSplitArray(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseBatch measures parsing a 1,000-entity upsert body.
+func BenchmarkParseBatch(b *testing.B) {
+	body := batchBodies(b, 1000, 1000, 3)[0]
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := parseJSON(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
