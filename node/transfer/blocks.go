@@ -20,8 +20,9 @@ import (
 //
 // Consumer: Streams workers each ask for a run of blocks on their own
 // stream and verify every block against its CID as it arrives; verified
-// blocks go to one storer, which writes them in groups of about syncBytes
-// (one synced store write each) while the workers keep reading. A block is
+// blocks go to one storer, which writes them in groups of BatchBlocks
+// blocks or syncBytes bytes, whichever comes first (one synced store write
+// each), while the workers keep reading about one group ahead. A block is
 // reported (and counted as held) only once its group is on disk, so a
 // fetch cut off anywhere resumes from what is durable, and a verified
 // block that was not yet synced is simply fetched again.
@@ -30,8 +31,8 @@ import (
 // (large values live in badger's value log) and written as one frame with
 // one stream write.
 
-// syncBytes is about how many bytes of verified blocks one synced store
-// write holds.
+// syncBytes is the most bytes of verified blocks one synced store write
+// holds.
 const syncBytes = 16 << 20
 
 // verifiedBlock is a block that matched its CID and waits to be stored.
@@ -50,7 +51,7 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	verified := make(chan verifiedBlock, 16)
+	verified := make(chan verifiedBlock, min(s.o.BatchBlocks, 16))
 	stored := make(chan error, 1)
 	go func() { stored <- s.storeBlocks(verified, onBlock, cancel) }()
 
@@ -89,8 +90,9 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	return context.Cause(ctx)
 }
 
-// storeBlocks writes the blocks arriving on in, in synced groups of about
-// syncBytes; the next group fills while one is written. It reads in to its
+// storeBlocks writes the blocks arriving on in, in synced groups of
+// BatchBlocks blocks or syncBytes bytes; the next group fills while one is
+// written. It reads in to its
 // end even after a failed write (so that no fetching worker blocks), and
 // cancels the fetch with the failure.
 func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), cancel context.CancelCauseFunc) error {
@@ -116,7 +118,7 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 	n := 0
 	for b := range in {
 		g = append(g, b)
-		if n += len(b.data); n >= syncBytes {
+		if n += len(b.data); n >= syncBytes || len(g) >= s.o.BatchBlocks {
 			groups <- g
 			g, n = nil, 0
 		}

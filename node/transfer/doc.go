@@ -32,11 +32,12 @@
 // reasons. The consumer then fetches the manifest, verifies it against the
 // version id, and fetches the blocks it does not hold yet over Streams
 // parallel streams, in few long requests (a busy stream's flow-control
-// window grows). Every block is checked against its CID before it is
-// stored, in synced writes of BatchBlocks blocks; one that does not match is fetched again
-// (Usage.Refetched). Blocks are stored as they arrive, so a fetch cut off by
-// either side resumes, under the same transfer, without fetching a verified
-// block twice; a later version fetches only the blocks that changed
+// window grows). Every block is checked against its CID as it arrives; one
+// that does not match is fetched again (Usage.Refetched). Verified blocks
+// are stored by one storer in synced writes of BatchBlocks blocks (at most
+// 16 MiB) while the streams keep reading (blocks.go), and count as held once on disk, so a
+// fetch cut off by either side resumes, under the same transfer, without
+// fetching a stored block twice; a later version fetches only the blocks that changed
 // (Usage.Skipped counts the ones already held). The entities are then
 // landed through ngsild.Service.Put, each with its Provenance (provider,
 // dataset, agreement, version, whether the policy permits distribute),

@@ -151,7 +151,8 @@ type Options struct {
 	// (default 4).
 	Streams int
 	// BatchBlocks is how many verified blocks one synced store write
-	// holds, and the least one block request asks for (default 16).
+	// holds at most (it also holds at most 16 MiB), and the least number
+	// of blocks one block request asks for (default 64).
 	BatchBlocks int
 	// Timeout bounds one exchange or one block batch (default 30 s).
 	Timeout time.Duration
@@ -213,7 +214,7 @@ func New(o Options) (*Service, error) {
 		o.Streams = 4
 	}
 	if o.BatchBlocks <= 0 {
-		o.BatchBlocks = 16
+		o.BatchBlocks = 64
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
