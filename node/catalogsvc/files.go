@@ -64,6 +64,9 @@ func (s *Service) AddFile(ctx context.Context, id, name, mediaType string, r io.
 			return catalog.Record{}, catalog.File{}, fmt.Errorf("%w: media type %q: %v", ErrBadFile, mediaType, err)
 		}
 	}
+	if !s.o.Federations.IsAgency() {
+		return catalog.Record{}, catalog.File{}, fmt.Errorf("add a file to %s: %w", id, ErrResearcher)
+	}
 	if _, err := s.ownLive(id); err != nil {
 		return catalog.Record{}, catalog.File{}, err
 	}

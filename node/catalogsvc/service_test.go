@@ -1,10 +1,14 @@
 package catalogsvc_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -285,4 +289,52 @@ func BenchmarkPropagation20(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// TestAddFileKeepsViewAndSurvivesRepublish: a file added to a view of
+// entity types sits beside the view; publishing the description again
+// (which lists no files) keeps the file; removing it returns the dataset
+// to a plain view. Each change makes a new version.
+func TestAddFileKeepsViewAndSurvivesRepublish(t *testing.T) {
+	net := testnet.New(t, testnet.Shape{Cities: 1, AgenciesPerCity: 1}).Federate()
+	cat := net.Members[0].Node().Catalog()
+	id := "urn:mim:dataset:aarhus:air-quality"
+	d := dataset(id, "Air quality", nil)
+	if _, err := cat.Publish(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	rec, f, err := cat.AddFile(ctx, id, "stations.csv", "text/csv", strings.NewReader("station,lat,lon\nA,56.1,10.2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := rec.Dataset.Source
+	if src == nil || src.View == nil || len(src.Files) != 1 || src.Files[0] != f || rec.Dataset.Version == "" {
+		t.Fatalf("after add-file source = %+v, version %q", src, rec.Dataset.Version)
+	}
+	if _, _, err := cat.AddFile(ctx, id, ".hidden", "", strings.NewReader("x")); !errors.Is(err, catalogsvc.ErrBadFile) {
+		t.Errorf("hidden file name: %v, want ErrBadFile", err)
+	}
+	// A description published again through the API keeps the files.
+	d.Title = "Air quality, Aarhus"
+	body, _ := json.Marshal(d)
+	resp, err := http.Post(net.Members[0].Node().APIURL()+"/api/v1/datasets", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaAPI catalog.Record
+	json.NewDecoder(resp.Body).Decode(&viaAPI)
+	resp.Body.Close()
+	if s := viaAPI.Dataset.Source; s == nil || len(s.Files) != 1 || viaAPI.Dataset.Title != d.Title || viaAPI.Dataset.Version != rec.Dataset.Version {
+		t.Errorf("republished through the API: source %+v, version %q; want the file kept and version %s", s, viaAPI.Dataset.Version, rec.Dataset.Version)
+	}
+	gone, err := cat.RemoveFile(ctx, id, "stations.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone.Dataset.Source != nil || gone.Dataset.Version == "" || gone.Dataset.Version == rec.Dataset.Version {
+		t.Errorf("after rm-file: source %+v, version %q; want a plain view with a new version", gone.Dataset.Source, gone.Dataset.Version)
+	}
+	if _, err := cat.RemoveFile(ctx, id, "stations.csv"); !errors.Is(err, catalogsvc.ErrNotFound) {
+		t.Errorf("removing it twice: %v, want ErrNotFound", err)
+	}
 }
