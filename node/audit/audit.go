@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
 
@@ -101,6 +102,12 @@ func Hash(e Entry) (string, error) {
 	}
 	e.Hash = ""
 	e.Time = e.Time.UTC()
+	h := sha256.New()
+	h.Write(prev)
+	if canon, ok := canonicalEntry(e); ok {
+		h.Write(canon)
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
 	raw, err := json.Marshal(struct {
 		Entry
 		Hash string `json:"hash,omitempty"`
@@ -112,10 +119,65 @@ func Hash(e Entry) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hashing audit entry %d: canonical form: %w", e.Seq, err)
 	}
-	h := sha256.New()
-	h.Write(prev)
 	h.Write(canon)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// canonicalEntry writes e (Hash empty, Time in UTC) in the JSON
+// Canonicalization Scheme directly, without encoding it and parsing it
+// back: Hash runs for every entry appended, inside the log's commit. It
+// gives the bytes jcs.Transform(json.Marshal(e)) gives, and says !ok for
+// what it does not write itself: strings that need escaping, data that
+// is not JSON, sequence numbers beyond 2^53 and years outside 0-9999.
+func canonicalEntry(e Entry) ([]byte, bool) {
+	if y := e.Time.Year(); y < 0 || y > 9999 || e.Seq > 1<<53 {
+		return nil, false
+	}
+	for _, s := range []string{e.Kind, e.Subject, e.Peer, e.Prev} {
+		if !plainString(s) {
+			return nil, false
+		}
+	}
+	b := make([]byte, 0, 160+len(e.Data)+len(e.Subject)+len(e.Peer))
+	b = append(b, '{')
+	// Members in the order RFC 8785 sorts them: data, kind, peer, prev,
+	// seq, subject, time ("hash" is left out while hashing).
+	if len(e.Data) > 0 {
+		data, err := jcs.Transform(e.Data)
+		if err != nil {
+			return nil, false
+		}
+		b = append(append(b, `"data":`...), data...)
+		b = append(b, ',')
+	}
+	b = appendMember(b, "kind", e.Kind)
+	if e.Peer != "" {
+		b = appendMember(b, "peer", e.Peer)
+	}
+	b = appendMember(b, "prev", e.Prev)
+	b = strconv.AppendUint(append(b, `"seq":`...), e.Seq, 10)
+	b = append(b, ',')
+	b = appendMember(b, "subject", e.Subject)
+	b = append(e.Time.AppendFormat(append(b, `"time":"`...), time.RFC3339Nano), '"', '}')
+	return b, true
+}
+
+func appendMember(b []byte, name, value string) []byte {
+	b = append(append(append(b, '"'), name...), `":"`...)
+	return append(append(b, value...), '"', ',')
+}
+
+// plainString reports whether s is valid UTF-8 with nothing JSON escapes
+// (quote, backslash, control characters) or encoding/json rewrites (<, >,
+// &, U+2028, U+2029), so that it is written between quotes as it is.
+func plainString(s string) bool {
+	for _, r := range s {
+		switch {
+		case r < 0x20, r == '"', r == '\\', r == '<', r == '>', r == '&', r == '\u2028', r == '\u2029', r == utf8.RuneError:
+			return false
+		}
+	}
+	return true
 }
 
 // AppendTx appends e to the log inside tx, so that the entry is stored if

@@ -1,14 +1,19 @@
 package audit_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gowebpki/jcs"
 
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/store"
@@ -329,4 +334,74 @@ func BenchmarkAppendParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// refHash is the hash as the chain format defines it: SHA-256 over the
+// previous hash and the entry (without hash) encoded by encoding/json and
+// canonicalised by the jcs package.
+func refHash(t *testing.T, e audit.Entry) string {
+	t.Helper()
+	prev, err := hex.DecodeString(e.Prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Hash, e.Time = "", e.Time.UTC()
+	raw, err := json.Marshal(struct {
+		audit.Entry
+		Hash string `json:"hash,omitempty"`
+	}{Entry: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	canon, err := jcs.Transform(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(append(prev, canon...))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestHashMatchesCanonicalForm: Hash writes the canonical form itself for
+// speed; it must give the hash of the JCS form for every entry, so that
+// logs written before and after verify alike.
+func TestHashMatchesCanonicalForm(t *testing.T) {
+	strs := []string{"", "decision", "urn:uuid:5b7c0a1e", "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo",
+		"quote\"", "back\\slash", "tab\t", "<&>", "é中😀", "\u2028", "bad\xffutf8", "\ufffd"}
+	datas := []json.RawMessage{nil, json.RawMessage(`null`), json.RawMessage(`{"b":1.0,"a":"<x>","c":[true,{"z":1,"y":2}]}`),
+		json.RawMessage(` { "permit" : true } `), json.RawMessage(`{"n":1e21,"m":-0}`)}
+	times := []time.Time{t0, t0.Add(123456789 * time.Nanosecond), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600)), {}}
+	rng := rand.New(rand.NewSource(4))
+	for i := range 3000 {
+		e := audit.Entry{
+			Seq: uint64(rng.Int63n(1 << 20)), Time: times[rng.Intn(len(times))],
+			Kind: strs[rng.Intn(len(strs))], Subject: strs[rng.Intn(len(strs))], Peer: strs[rng.Intn(len(strs))],
+			Data: datas[rng.Intn(len(datas))],
+		}
+		if rng.Intn(2) == 0 {
+			sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+			e.Prev = hex.EncodeToString(sum[:])
+		}
+		if i == 0 {
+			e.Seq = 1<<53 + 1
+		}
+		got, err := audit.Hash(e)
+		if err != nil {
+			t.Fatalf("Hash(%+v): %v", e, err)
+		}
+		if want := refHash(t, e); got != want {
+			t.Fatalf("Hash(%+v) = %s, want %s", e, got, want)
+		}
+	}
+}
+
+// BenchmarkHash hashes an entry the size of a negotiation transition's.
+func BenchmarkHash(b *testing.B) {
+	e := audit.Entry{Seq: 12345, Time: t0, Kind: audit.KindNegotiationTransition, Subject: "urn:uuid:6f1c2a44-9a8e-4c55-b0a5-7d0c4e9b1f3a",
+		Peer: "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo", Prev: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		Data: json.RawMessage(`{"role":"provider","dataset":"urn:ngsi-ld:Dataset:noise","from":"REQUESTED","to":"AGREED","cause":"provider agreed","pids":{"consumerPid":"urn:uuid:6f1c2a44","providerPid":"urn:uuid:1f1c2a44"}}`)}
+	for b.Loop() {
+		if _, err := audit.Hash(e); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
