@@ -154,7 +154,19 @@ func dspDataset(r Record) (map[string]any, error) {
 	if len(offers) > 0 {
 		m["hasPolicy"] = offers
 	}
-	m["distribution"] = []any{map[string]any{"@type": "Distribution", "format": DistributionFormat, "accessService": ServiceID(r.Publisher)}}
+	dist := []any{map[string]any{"@type": "Distribution", "format": DistributionFormat, "accessService": ServiceID(r.Publisher)}}
+	if d.Source != nil {
+		// One more Distribution per file, in the terms DCAT uses for files.
+		for _, f := range d.Source.Files {
+			x := map[string]any{"@type": "Distribution", "format": DistributionFormat, "accessService": ServiceID(r.Publisher),
+				"dct:title": f.Name, "dcat:byteSize": f.Size}
+			if f.MediaType != "" {
+				x["dcat:mediaType"] = f.MediaType
+			}
+			dist = append(dist, x)
+		}
+	}
+	m["distribution"] = dist
 	rec, err := json.Marshal(r)
 	if err != nil {
 		return nil, err

@@ -134,6 +134,13 @@ func TestMessagesValidateAgainstDSPSchemas(t *testing.T) {
 	c := publisherWith(t, pub, peer.PeerID())
 	v := Viewer{PeerID: peer.PeerID(), Role: policy.RoleAgency, Now: t0}
 	bbox, _ := ParseBBox("10,56,11,57")
+	withFiles := exampleDataset(t)
+	withFiles.ID = "urn:mim:dataset:aarhus:stations"
+	withFiles.Source = &Source{Files: []File{{Name: "stations.csv", MediaType: "text/csv", Size: 1234,
+		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}}
+	if _, err := c.Put(withFiles, t0); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		msg  Message
@@ -147,6 +154,10 @@ func TestMessagesValidateAgainstDSPSchemas(t *testing.T) {
 		{"Catalog answering changes", c.Answer(&ChangesRequest{Since: 1}, v)},
 		{"Dataset", c.Answer(&DatasetRequest{Dataset: "urn:mim:dataset:aarhus:air-quality-two-offers"}, v)},
 		{"CatalogError", c.Answer(&DatasetRequest{Dataset: "urn:mim:dataset:aarhus:air-quality-private"}, v)},
+		{"Dataset with a file distribution", c.Answer(&DatasetRequest{Dataset: withFiles.ID}, v)},
+	}
+	if b, _ := EncodeMessage(c.Answer(&DatasetRequest{Dataset: withFiles.ID}, v)); !bytes.Contains(b, []byte(`"dcat:byteSize":1234,"dcat:mediaType":"text/csv","dct:title":"stations.csv"`)) {
+		t.Errorf("the Dataset answer lists no Distribution for stations.csv:\n%s", b)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
