@@ -96,6 +96,10 @@ func (eq *entityQuery) match(e *Entity) bool {
 // looks for the most selective one.
 const candidateCap = 4096
 
+// maxProbed bounds how many candidates the planner intersects with the
+// other sources by key probes when the query does not count its matches.
+const maxProbed = 1024
+
 // source yields candidate entity ids from one index.
 type source struct {
 	// scan lists the ids; max < 0 means no limit, complete is false when it
@@ -177,25 +181,12 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 			}
 			return false, nil
 		}
+		prefixes := make([][]byte, len(types))
+		for i, t := range types {
+			prefixes[i] = typePrefix(t)
+		}
 		srcs = append(srcs, source{probe: probe, scan: func(tx *store.Txn, max int) ([]string, bool, error) {
-			var ids []string
-			for _, t := range types {
-				pre := typePrefix(t)
-				err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
-					if max >= 0 && len(ids) >= max {
-						return errCapped
-					}
-					ids = append(ids, string(k[len(pre):]))
-					return nil
-				})
-				if err == errCapped {
-					return ids, false, nil
-				}
-				if err != nil {
-					return nil, false, err
-				}
-			}
-			return ids, true, nil
+			return prefixScan(tx, prefixes, max, func(i int, k []byte) string { return string(k[len(prefixes[i]):]) })
 		}})
 	}
 	return srcs
@@ -203,6 +194,32 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 
 // errCapped stops an index scan that reached its cap.
 var errCapped = store.ErrStop
+
+// prefixScan lists the ids of the index keys under each prefix in turn;
+// id gives the id of key k found under prefixes[i], "" to skip the key.
+// max < 0 means no limit; complete is false when the scan stopped at max.
+func prefixScan(tx *store.Txn, prefixes [][]byte, max int, id func(i int, k []byte) string) (ids []string, complete bool, err error) {
+	for i, pre := range prefixes {
+		err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
+			x := id(i, k)
+			if x == "" {
+				return nil
+			}
+			if max >= 0 && len(ids) >= max {
+				return errCapped
+			}
+			ids = append(ids, x)
+			return nil
+		})
+		if err == errCapped {
+			return ids, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	return ids, true, nil
+}
 
 // valueSource answers one q index term from the value index.
 func valueSource(t query.Term) *source {
@@ -453,6 +470,12 @@ func (s *Service) candidates(tx *store.Txn, eq *entityQuery) ([]string, error) {
 	for i, src := range srcs {
 		if i == bestIdx || src.probe == nil {
 			continue
+		}
+		if len(best) > maxProbed && !eq.count {
+			// Loading stops at the page's end, and match checks every
+			// restriction: probing thousands of candidates first costs
+			// more than it saves.
+			break
 		}
 		kept := best[:0]
 		for _, id := range best {

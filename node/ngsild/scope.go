@@ -90,35 +90,22 @@ func scopeKey(scope, id string) []byte {
 // wildcard and keeps the ids whose indexed scope the term matches.
 func scopeSource(q *query.ScopeQuery) source {
 	terms := q.Any()
-	return source{scan: func(tx *store.Txn, max int) ([]string, bool, error) {
-		var ids []string
-		for _, term := range terms {
-			fixed := term
-			if i := strings.IndexAny(term, "+#"); i >= 0 {
-				fixed = term[:i]
-			} else {
-				fixed += "\x00"
-			}
-			pre := []byte(keyScope + strings.TrimSuffix(fixed, "/"))
-			err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
-				rest := string(k[len(keyScope):])
-				nul := strings.LastIndexByte(rest, 0)
-				if nul < 0 || !query.ScopeMatches(term, rest[:nul]) {
-					return nil
-				}
-				if max >= 0 && len(ids) >= max {
-					return errCapped
-				}
-				ids = append(ids, rest[nul+1:])
-				return nil
-			})
-			if err == errCapped {
-				return ids, false, nil
-			}
-			if err != nil {
-				return nil, false, err
-			}
+	prefixes := make([][]byte, len(terms))
+	for i, term := range terms {
+		fixed := term + "\x00"
+		if w := strings.IndexAny(term, "+#"); w >= 0 {
+			fixed = strings.TrimSuffix(term[:w], "/")
 		}
-		return ids, true, nil
+		prefixes[i] = []byte(keyScope + fixed)
+	}
+	return source{scan: func(tx *store.Txn, max int) ([]string, bool, error) {
+		return prefixScan(tx, prefixes, max, func(i int, k []byte) string {
+			rest := string(k[len(keyScope):])
+			nul := strings.LastIndexByte(rest, 0)
+			if nul < 0 || !query.ScopeMatches(terms[i], rest[:nul]) {
+				return ""
+			}
+			return rest[nul+1:]
+		})
 	}}
 }

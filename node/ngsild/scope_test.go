@@ -146,6 +146,7 @@ func TestScopeQueryUsesScopeIndex(t *testing.T) {
 		{"/Madrid/District07/#;/Owner1", 9, 29},
 		{"/Owner2,/Madrid/+/Station001", 200 + 10, 210},
 		{"/Nowhere/#", 0, 0},
+		{"/Madrid/+/Station007,/Madrid/+/Station008", 19, 19}, // two terms under one index prefix
 	}
 	for _, c := range cases {
 		eq, err := n.svc.parseEntityQuery(map[string][]string{"scopeQ": {c.scopeQ}, "limit": {"1000"}}, tc)

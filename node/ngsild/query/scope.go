@@ -85,17 +85,25 @@ func scopeMatch(pattern, scope string) bool {
 	if !strings.HasPrefix(scope, "/") {
 		return false
 	}
-	p := strings.Split(pattern[1:], "/")
-	s := strings.Split(scope[1:], "/")
-	for i, seg := range p {
-		if seg == "#" {
+	// Level by level without splitting: this runs once per indexed scope
+	// a query term reads.
+	p, sc := pattern[1:], scope[1:]
+	for {
+		pl, prest, pmore := strings.Cut(p, "/")
+		if pl == "#" {
 			return true
 		}
-		if i >= len(s) || (seg != "+" && seg != s[i]) {
+		sl, srest, smore := strings.Cut(sc, "/")
+		switch {
+		case pl != "+" && pl != sl:
 			return false
+		case !pmore:
+			return !smore // the term ended: so must the scope
+		case !smore:
+			return prest == "#" // the scope ended: only '#' matches no level
 		}
+		p, sc = prest, srest
 	}
-	return len(s) == len(p)
 }
 
 // String renders the query, ',' written as '|'.

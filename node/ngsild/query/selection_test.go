@@ -3,6 +3,7 @@ package query
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -179,6 +180,37 @@ func FuzzParseScopeQuery(f *testing.F) {
 			if sq.Match(scopes) != again.Match(scopes) {
 				t.Fatalf("%q and %q disagree on %v", s, canon, scopes)
 			}
+		}
+	})
+}
+
+// splitScopeMatch is the plain reading of clause 4.19, to check scopeMatch
+// against.
+func splitScopeMatch(pattern, scope string) bool {
+	p := strings.Split(pattern[1:], "/")
+	s := strings.Split(scope[1:], "/")
+	for i, seg := range p {
+		if seg == "#" {
+			return true
+		}
+		if i >= len(s) || (seg != "+" && seg != s[i]) {
+			return false
+		}
+	}
+	return len(s) == len(p)
+}
+
+func FuzzScopeMatch(f *testing.F) {
+	f.Add("/Madrid/+/ParqueNorte", "/Madrid/Gardens/ParqueNorte")
+	f.Add("/Madrid/Gardens/ParqueNorte/#", "/Madrid/Gardens/ParqueNorte")
+	f.Add("/#", "/a")
+	f.Add("/a/+", "/a")
+	f.Fuzz(func(t *testing.T, pattern, scope string) {
+		if checkScope(pattern, true) != nil || CheckScope(scope) != nil {
+			return
+		}
+		if got, want := scopeMatch(pattern, scope), splitScopeMatch(pattern, scope); got != want {
+			t.Fatalf("scopeMatch(%q, %q) = %v, want %v", pattern, scope, got, want)
 		}
 	})
 }
