@@ -2,7 +2,11 @@ package ngsild
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"testing"
 	"time"
@@ -103,12 +107,15 @@ func FuzzTemporalQuery(f *testing.F) {
 // FuzzSubscription posts arbitrary subscription bodies: 201 or a 4xx
 // problem, never a panic; an accepted one reads back.
 func FuzzSubscription(f *testing.F) {
-	n := newTestNode(f, nil)
+	// No network in a fuzz body: host names resolve to nothing, at once.
+	n := newTestNode(f, func(o *Options) { o.Notify.Resolver = noDNS{} })
 	for _, s := range []string{
 		`{"type":"Subscription","entities":[{"type":"Sensor"}],"watchedAttributes":["temperature"],"q":"temperature>30","notification":{"format":"keyValues","attributes":["temperature"],"endpoint":{"uri":"http://127.0.0.1:9/notify","accept":"application/json","receiverInfo":[{"key":"X-Token","value":"t"}]}}}`,
 		`{"type":"Subscription","description":"energy to history","entities":[{"idPattern":"^urn:ngsi-ld:Meter:.*","type":"Meter"}],"throttling":5,"expiresAt":"2099-01-01T00:00:00Z","notification":{"endpoint":{"uri":"https://example.org/ld","accept":"application/ld+json"}}}`,
 		`{"type":"Subscription","entities":[{"type":"Sensor"}],"timeInterval":60,"geoQ":{"georel":"near;maxDistance==500","geometry":"Point","coordinates":[-3.70,40.42]},"isActive":false,"notification":{"format":"concise","endpoint":{"uri":"http://127.0.0.1:9/"}}}`,
 		`{"type":"Subscription","watchedAttributes":["a"],"geoQ":{"georel":"within","geometry":"Polygon","coordinates":"[[[0,0],[1,0],[1,1],[0,0]]]"},"notification":{"endpoint":{"uri":"http://x/"}}}`,
+		`{"type":"Subscription","entities":[{"type":"Sensor"}],"notificationTrigger":["entityCreated","entityDeleted","attributeDeleted"],"notification":{"showChanges":true,"sysAttrs":true,"endpoint":{"uri":"http://127.0.0.1:9/"}}}`,
+		`{"type":"Subscription","entities":[{"id":"urn:ngsi-ld:Sensor:1"}],"notificationTrigger":["entityUpdated"],"notification":{"endpoint":{"uri":"http://[::1]:9/"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -126,6 +133,32 @@ func FuzzSubscription(f *testing.F) {
 		case rec.Code >= 400 && rec.Code < 500:
 		default:
 			t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// noDNS resolves no name, without asking the network.
+type noDNS struct{}
+
+func (noDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	return nil, &net.DNSError{Err: "no DNS in this test", Name: host, IsNotFound: true}
+}
+
+// FuzzParseNotifyAllow checks allowlist entries never crash the parser,
+// and that what parses answers Check for any endpoint without a panic.
+func FuzzParseNotifyAllow(f *testing.F) {
+	for _, s := range []string{"127.0.0.0/8", "::1/128", "192.0.2.7", "https://*.city.example", "receiver.lan:8080", "http://x.example/", "ftp://a", "*.", "a:99999"} {
+		f.Add(s, "http://127.0.0.1:9/n")
+		f.Add(s, "https://a.city.example/n")
+	}
+	f.Fuzz(func(t *testing.T, entry, uri string) {
+		a, err := ParseNotifyAllow([]string{entry})
+		if err != nil {
+			return
+		}
+		a.resolver = noDNS{}
+		if err := a.Check(t.Context(), uri); err != nil && !errors.Is(err, ErrEndpointNotAllowed) {
+			t.Fatalf("Check(%q) under %q = %v, not ErrEndpointNotAllowed", uri, entry, err)
 		}
 	})
 }

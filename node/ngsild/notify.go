@@ -26,6 +26,9 @@ type NotifyOptions struct {
 	// [scheme://]host[:port] patterns. nil means DefaultNotifyAllow
 	// (loopback only); an empty, non-nil list allows nothing.
 	Allow []string
+	// Resolver resolves endpoint host names for the allowlist (default
+	// net.DefaultResolver).
+	Resolver Resolver
 	// Timeout bounds one notification POST (default 10s).
 	Timeout time.Duration
 	// Workers is how many notifications to one receiver (endpoint URI) are
@@ -143,6 +146,9 @@ func newNotifier(s *Service) (*notifier, error) {
 	var err error
 	if n.allow, err = ParseNotifyAllow(n.opts.Allow); err != nil {
 		return nil, fmt.Errorf("notification endpoint allowlist: %w", err)
+	}
+	if n.opts.Resolver != nil {
+		n.allow.resolver = n.opts.Resolver
 	}
 	n.client = n.allow.client(n.opts.Timeout, n.opts.Workers)
 	err = s.db.View(func(tx *store.Txn) error {

@@ -47,11 +47,18 @@ var DefaultNotifyAllow = []string{"127.0.0.0/8", "::1/128"}
 // the allowlist does not admit.
 var ErrEndpointNotAllowed = errors.New("notification endpoint not allowed")
 
+// Resolver finds the addresses of a host name; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var _ Resolver = (*net.Resolver)(nil)
+
 // Allowlist is a parsed notification endpoint allowlist.
 type Allowlist struct {
 	nets     []netip.Prefix
 	names    []nameRule
-	resolver *net.Resolver
+	resolver Resolver
 }
 
 // nameRule is a [scheme://]host[:port] entry.
