@@ -95,6 +95,7 @@ func BenchmarkIngestSubscriptions(b *testing.B) {
 					case <-hang:
 					case <-r.Context().Done():
 					}
+					return
 				}
 				var nt struct {
 					Data []json.RawMessage `json:"data"`
