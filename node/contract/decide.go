@@ -365,6 +365,9 @@ func agreementObject(a policy.Agreement, file []byte) (json.RawMessage, error) {
 // parseAgreementJSON reads the signed agreement out of a DSP agreement
 // object and checks that the ODRL around it names the same agreement.
 func parseAgreementJSON(raw json.RawMessage) (policy.Agreement, error) {
+	// One pass over the object. Members are looked up by their exact
+	// names: a case-insensitive match would let "Target" stand in for
+	// "target".
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return policy.Agreement{}, fmt.Errorf("agreement is not a JSON object: %w", err)
@@ -377,16 +380,14 @@ func parseAgreementJSON(raw json.RawMessage) (policy.Agreement, error) {
 	if err := a.UnmarshalJSON(file); err != nil {
 		return policy.Agreement{}, err
 	}
-	var outer struct {
-		ID       string `json:"@id"`
-		Target   string `json:"target"`
-		Assigner string `json:"assigner"`
-		Assignee string `json:"assignee"`
+	str := func(key string) string {
+		var s string
+		if v, ok := m[key]; ok {
+			_ = json.Unmarshal(v, &s)
+		}
+		return s
 	}
-	if err := json.Unmarshal(raw, &outer); err != nil {
-		return policy.Agreement{}, err
-	}
-	if outer.ID != a.ID || outer.Target != a.Dataset || outer.Assigner != a.Provider || outer.Assignee != a.Consumer {
+	if str("@id") != a.ID || str("target") != a.Dataset || str("assigner") != a.Provider || str("assignee") != a.Consumer {
 		return policy.Agreement{}, fmt.Errorf("the ODRL agreement and the signed agreement name different terms")
 	}
 	// Verify would refuse this too; refusing it here keeps a file whose
