@@ -3,6 +3,7 @@ package contract_test
 import (
 	"bufio"
 	"errors"
+	"path"
 	"testing"
 	"time"
 
@@ -21,7 +22,13 @@ import (
 // to another and reads one answer frame.
 func rawExchange(t *testing.T, from *node.Node, to peer.ID, raw []byte) (protocol.Message, error) {
 	t.Helper()
-	st, err := from.Host().NewStream(ctx, to, p2pproto.ID(protocol.NegotiationProtocol))
+	return rawExchangeOn(t, protocol.NegotiationProtocol, from, to, raw)
+}
+
+// rawExchangeOn is rawExchange on protocol proto.
+func rawExchangeOn(t *testing.T, proto string, from *node.Node, to peer.ID, raw []byte) (protocol.Message, error) {
+	t.Helper()
+	st, err := from.Host().NewStream(ctx, to, p2pproto.ID(proto))
 	if err != nil {
 		return nil, err
 	}
@@ -99,22 +106,25 @@ func TestBadInputOnTheStream(t *testing.T) {
 		{"first request with someone else's callback address", other, frame(t, &protocol.ContractRequestMessage{
 			Pids: protocol.Pids{ConsumerPid: "urn:uuid:c2"}, Offer: offer, CallbackAddress: "/p2p/" + res.ID().String()}), protocol.CodeWrongParty},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ans, err := rawExchange(t, tc.from, prov.ID(), tc.raw)
-			if tc.code == "" {
-				if err == nil {
-					t.Fatalf("got answer %#v, want a reset", ans)
+		// Both forms of the protocol read the first frame the same way.
+		for _, proto := range []string{protocol.NegotiationProtocol, protocol.NegotiationConversationProtocol} {
+			t.Run(path.Base(proto)+"/"+tc.name, func(t *testing.T) {
+				ans, err := rawExchangeOn(t, proto, tc.from, prov.ID(), tc.raw)
+				if tc.code == "" {
+					if err == nil {
+						t.Fatalf("got answer %#v, want a reset", ans)
+					}
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("no answer: %v", err)
-			}
-			e, ok := ans.(*protocol.ContractNegotiationError)
-			if !ok || e.Code != tc.code {
-				t.Fatalf("answer %#v, want a ContractNegotiationError %s", ans, tc.code)
-			}
-		})
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				e, ok := ans.(*protocol.ContractNegotiationError)
+				if !ok || e.Code != tc.code {
+					t.Fatalf("answer %#v, want a ContractNegotiationError %s", ans, tc.code)
+				}
+			})
+		}
 	}
 
 	t.Run("slow loris is cut off at the read deadline", func(t *testing.T) {
@@ -142,10 +152,12 @@ func TestBadInputOnTheStream(t *testing.T) {
 		if err := outsider.Host().Connect(ctx, prov.AddrInfo()); err != nil {
 			t.Skipf("cannot connect at all: %v", err)
 		}
-		ans, err := rawExchange(t, outsider, prov.ID(), frame(t, &protocol.ContractRequestMessage{
-			Pids: protocol.Pids{ConsumerPid: "urn:uuid:c3"}, Offer: offer, CallbackAddress: "/p2p/" + outsider.ID().String()}))
-		if err == nil {
-			t.Fatalf("non-member got answer %#v", ans)
+		for _, proto := range []string{protocol.NegotiationProtocol, protocol.NegotiationConversationProtocol} {
+			ans, err := rawExchangeOn(t, proto, outsider, prov.ID(), frame(t, &protocol.ContractRequestMessage{
+				Pids: protocol.Pids{ConsumerPid: "urn:uuid:c3"}, Offer: offer, CallbackAddress: "/p2p/" + outsider.ID().String()}))
+			if err == nil {
+				t.Fatalf("non-member got answer %#v on %s", ans, proto)
+			}
 		}
 	})
 
