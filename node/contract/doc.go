@@ -63,9 +63,13 @@
 // message came on, or on one new stream that then carries the whole
 // exchange that follows (converse, docs/protocol.md 6.8): a negotiation
 // with no person in it is one stream. Older peers get one stream per
-// message (/mim/negotiation/1.0.0). Changes that
-// only record an answer to our own message are stored with the next write:
-// lost in a crash, they only cause a resend the peer answers the same way.
+// message (/mim/negotiation/1.0.0). Changes that only record an answer to
+// our own message are stored with the next write of that negotiation, or,
+// once it is finished, with the next write of any negotiation (settle.go,
+// at the latest 100 ms later or at Close): lost in a crash, they only
+// cause a resend the peer answers the same way. The audit log commits
+// concurrent writers together (audit.Log.Update), so negotiations running
+// at once share their synced writes.
 // A timer per negotiation steps ticks at NextTick, which resends
 // unanswered messages with backoff and, after RetryPolicy.Timeout,
 // terminates with MIM-408 and a reason. Start reloads every negotiation
