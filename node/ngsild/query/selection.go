@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // The entity type selection language (clause 4.17) and the scope query
@@ -199,8 +200,8 @@ func (p *exprParser) leafAt() (*expr, error) {
 		}
 		return nil, p.errAt(p.pos, fmt.Sprintf("expected a term, found %q", p.src[p.pos]))
 	}
-	if i := strings.IndexAny(raw, " \t\r\n"); i >= 0 {
-		return nil, p.errAt(start+i, fmt.Sprintf("white space in %q", raw))
+	if i := strings.IndexFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f || unicode.IsSpace(r) }); i >= 0 {
+		return nil, p.errAt(start+i, fmt.Sprintf("white space or a control character in %q", raw))
 	}
 	v, err := p.leaf(raw)
 	if err != nil {
