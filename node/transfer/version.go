@@ -22,10 +22,7 @@ type builtVersion struct {
 	version string
 }
 
-// feedPage is how many changes one read of the change feed takes.
-const feedPage = 4096
-
-// encodeChunk is how many entities Build encodes in parallel at a time.
+// encodeChunk is how many entities a build encodes in parallel at a time.
 const encodeChunk = 2048
 
 // versionFor picks the version to serve under a: the one it names if this
@@ -54,7 +51,10 @@ func (s *Service) versionFor(a policy.Agreement) (string, error) {
 // viewFilter decides which entities belong to a dataset's view.
 type viewFilter struct {
 	types map[string]bool
-	q     *query.Q
+	// iris are the view's types as expanded IRIs (and as written, when
+	// they do not expand), sorted: what the entity store is asked for.
+	iris []string
+	q    *query.Q
 }
 
 func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
@@ -74,6 +74,10 @@ func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
 		f.types[t] = true
 		f.types[expand(t)] = true
 	}
+	for t := range f.types {
+		f.iris = append(f.iris, t)
+	}
+	slices.Sort(f.iris)
 	if v.Q != "" {
 		q, err := query.Parse(v.Q, expand)
 		if err != nil {
@@ -105,6 +109,10 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	if err != nil {
 		return "", err
 	}
+	// The version holds at least every change up to last: the entities
+	// are read from a snapshot taken after it. A live feed started from
+	// last+1 may then repeat a change the version already has (landing it
+	// again changes nothing), but never misses one.
 	last := s.o.NGSILD.LastSeq()
 	s.mu.Lock()
 	b, ok := s.built[ds.ID]
@@ -112,71 +120,13 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	if ok && b.seq == last {
 		return b.version, nil
 	}
-	// The change feed is the one public way to read entities in bulk;
-	// replaying it gives each entity's latest state.
-	cur := map[string]*ngsild.Entity{}
-	var seq uint64
-	for from := uint64(0); ; {
-		batch, err := s.o.NGSILD.Changes(ctx, from, feedPage)
-		if err != nil {
-			return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
-		}
-		for _, c := range batch {
-			from, seq = c.Seq+1, c.Seq
-			if c.Op == ngsild.OpDelete || !f.match(c.Types, c.Entity) {
-				delete(cur, c.ID)
-				continue
-			}
-			cur[c.ID] = c.Entity
-		}
-		if len(batch) < feedPage {
-			break
-		}
-	}
-	ids := make([]string, 0, len(cur))
-	for id := range cur {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	// Data received under an agreement that does not permit distribute is
-	// never served onwards, whatever dataset view it falls into.
-	ids, err = s.withoutUndistributable(ids)
-	if err != nil {
-		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
-	}
 	wb := s.o.Store.NewBatch()
 	defer wb.Cancel()
 	eb := content.NewEntityBuilder(func(blk content.Block) error {
 		return wb.Set(blockKey(blk.CID.String()), blk.Data)
 	})
-	// Encoding is the costly part and independent per entity: encode a
-	// chunk on every core, then add it in order.
-	workers := runtime.GOMAXPROCS(0)
-	lines := make([][]byte, encodeChunk)
-	errs := make([]error, workers)
-	for chunk := range slices.Chunk(ids, encodeChunk) {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for i := w; i < len(chunk); i += workers {
-					lines[i], errs[w] = canonicalEntity(cur[chunk[i]])
-					if errs[w] != nil {
-						errs[w] = fmt.Errorf("encoding entity %s: %w", chunk[i], errs[w])
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return "", err
-		}
-		for i, id := range chunk {
-			if err := eb.Add(id, lines[i]); err != nil {
-				return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
-			}
-			lines[i] = nil
-		}
+	if err := s.eachInView(ctx, f, func(id string, line []byte) error { return eb.Add(id, line) }); err != nil {
+		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
 	}
 	m, err := eb.Finish()
 	if err != nil {
@@ -199,7 +149,7 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	}
 	s.mu.Lock()
 	s.manifests[version] = m
-	s.built[ds.ID] = builtVersion{seq: seq, version: version}
+	s.built[ds.ID] = builtVersion{seq: last, version: version}
 	s.mu.Unlock()
 	return version, nil
 }
@@ -211,15 +161,75 @@ func canonicalEntity(e *ngsild.Entity) ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// withoutUndistributable drops the ids of entities this node received
-// under an agreement whose policy does not permit distribute.
-func (s *Service) withoutUndistributable(ids []string) ([]string, error) {
-	out := ids[:0]
+// eachInView calls emit with the id and canonical JSON of every current
+// entity of the view f, in id order: read straight from the entity store
+// (ngsild.Service.EachOfType, which decodes ahead on the other cores),
+// filtered by the view's q, without the entities this node received under
+// an agreement that does not permit distribute, and encoded a chunk at a
+// time on every core.
+func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id string, line []byte) error) error {
+	if len(f.iris) == 0 {
+		return nil
+	}
+	workers := runtime.GOMAXPROCS(0)
+	chunk := make([]*ngsild.Entity, 0, encodeChunk)
+	lines := make([][]byte, encodeChunk)
+	errs := make([]error, workers)
+	flush := func() error {
+		ents, err := s.servable(chunk)
+		if err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(ents); i += workers {
+					if lines[i], errs[w] = canonicalEntity(ents[i]); errs[w] != nil {
+						errs[w] = fmt.Errorf("encoding entity %s: %w", ents[i].ID, errs[w])
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		for i, e := range ents {
+			if err := emit(e.ID, lines[i]); err != nil {
+				return err
+			}
+			lines[i] = nil
+		}
+		chunk = chunk[:0]
+		return nil
+	}
+	err := s.o.NGSILD.EachOfType(ctx, f.iris, func(e *ngsild.Entity) error {
+		if !f.match(e.Types, e) {
+			return nil
+		}
+		chunk = append(chunk, e)
+		if len(chunk) == encodeChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// servable returns the entities of es this node may serve: all but
+// those it received under an agreement whose policy does not permit
+// distribute. It reuses es's backing array.
+func (s *Service) servable(es []*ngsild.Entity) ([]*ngsild.Entity, error) {
+	out := es[:0]
 	err := s.o.Store.View(func(tx *store.Txn) error {
-		for _, id := range ids {
-			b, err := tx.Get(provenanceKey(id))
+		for _, e := range es {
+			b, err := tx.Get(provenanceKey(e.ID))
 			if errors.Is(err, store.ErrNotFound) {
-				out = append(out, id)
+				out = append(out, e)
 				continue
 			}
 			if err != nil {
@@ -227,10 +237,10 @@ func (s *Service) withoutUndistributable(ids []string) ([]string, error) {
 			}
 			var p Provenance
 			if err := json.Unmarshal(b, &p); err != nil {
-				return fmt.Errorf("provenance of %s: %w", id, err)
+				return fmt.Errorf("provenance of %s: %w", e.ID, err)
 			}
 			if p.Distribute {
-				out = append(out, id)
+				out = append(out, e)
 			}
 		}
 		return nil
