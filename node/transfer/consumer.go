@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/mimnode/mimnode/content"
-	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/policy"
 	"github.com/mimnode/mimnode/protocol"
@@ -45,9 +43,6 @@ type FetchOptions struct {
 // maxBlockTries bounds how often one block is fetched when it keeps
 // failing verification.
 const maxBlockTries = 3
-
-// landBatch is how many entities one ngsild.Put writes.
-const landBatch = 1000
 
 // Fetch runs a snapshot pull under agreement id: it asks the provider for a
 // transfer (or resumes this node's started one), fetches the version's
@@ -386,91 +381,14 @@ func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids prot
 	return m, b, nil
 }
 
-// land writes the version's entities into the node's store with
-// provenance, block by block in manifest order. Decoding the next batch
-// runs beside the store write of the previous one.
+// land writes the version's files and entities into the node's store
+// with provenance (land.go).
 func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, progress func(int64)) (int64, error) {
 	m, err := s.landFiles(e, a, m) // files.go: a version's files, then its entities here
 	if err != nil {
 		return 0, err
 	}
-	prov := provenanceFor(a, e.info.Version)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type decoded struct {
-		batch []*ngsild.Entity
-		err   error
-	}
-	ch := make(chan decoded, 2)
-	go func() {
-		defer close(ch)
-		batch := make([]*ngsild.Entity, 0, landBatch)
-		send := func(d decoded) bool {
-			select {
-			case ch <- d:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		for _, ref := range m.Blocks {
-			data, err := s.getBytes(blockKey(ref.CID.String()))
-			if err != nil {
-				send(decoded{err: err})
-				return
-			}
-			for line := range bytes.SplitSeq(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-				ent := new(ngsild.Entity)
-				if err := json.Unmarshal(line, ent); err != nil {
-					send(decoded{err: fmt.Errorf("decoding an entity of block %s: %w", ref.CID, err)})
-					return
-				}
-				batch = append(batch, ent)
-				if len(batch) == landBatch {
-					if !send(decoded{batch: batch}) {
-						return
-					}
-					batch = make([]*ngsild.Entity, 0, landBatch)
-				}
-			}
-		}
-		if len(batch) > 0 {
-			send(decoded{batch: batch})
-		}
-	}()
-	var n int64
-	for d := range ch {
-		if d.err != nil {
-			return n, d.err
-		}
-		errs, err := s.o.NGSILD.Put(d.batch)
-		if err != nil {
-			return n, fmt.Errorf("landing entities: %w", err)
-		}
-		wb := s.o.Store.NewBatch()
-		for i, ent := range d.batch {
-			if errs[i] != nil {
-				wb.Cancel()
-				return n, fmt.Errorf("landing entity %s: %w", ent.ID, errs[i])
-			}
-			if err := wb.Set(provenanceKey(ent.ID), prov); err != nil {
-				wb.Cancel()
-				return n, err
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			return n, fmt.Errorf("storing provenance: %w", err)
-		}
-		n += int64(len(d.batch))
-		progress(n)
-	}
-	if err := ctx.Err(); err != nil {
-		return n, err
-	}
-	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(landedKey(a.ID), []byte(e.info.Version)) }); err != nil {
-		return n, fmt.Errorf("recording the landed version: %w", err)
-	}
-	return n, nil
+	return s.landEntities(ctx, a, e.info.Version, m, progress)
 }
 
 func provenanceFor(a policy.Agreement, version string) []byte {

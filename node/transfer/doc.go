@@ -35,13 +35,15 @@
 // window grows). Every block is checked against its CID as it arrives; one
 // that does not match is fetched again (Usage.Refetched). Verified blocks
 // are stored by one storer in synced writes of BatchBlocks blocks (at most
-// 16 MiB) while the streams keep reading (blocks.go), and count as held once on disk, so a
-// fetch cut off by either side resumes, under the same transfer, without
-// fetching a stored block twice; a later version fetches only the blocks that changed
-// (Usage.Skipped counts the ones already held). The entities are then
-// landed through ngsild.Service.Put, each with its Provenance (provider,
-// dataset, agreement, version, whether the policy permits distribute),
-// and are served by the consumer's NGSI-LD API like local data. Finally the
+// 16 MiB) while the streams keep reading (blocks.go), and count as held
+// once on disk, so a fetch cut off by either side resumes, under the same
+// transfer, without fetching a stored block twice; a later version fetches
+// only the blocks that changed (Usage.Skipped counts the ones already
+// held). The entities are then landed through ngsild.Service.Land (land.go),
+// each with its Provenance (provider, dataset, agreement, version, whether
+// the policy permits distribute), and are served by the consumer's NGSI-LD
+// API like local data; a later version writes only the entities that
+// changed and deletes those that left the dataset. Finally the
 // consumer asks for a delivery receipt signed by the provider, counter-signs
 // it as its acknowledgement, logs both (the provider does too) and
 // completes the transfer.
@@ -61,10 +63,10 @@
 // from the version the transfer started with.
 //
 // A version of a dataset that is an NGSI-LD view is built from the node's
-// change feed (each entity's latest state, filtered by the view's types and
-// q), cut into blocks by content.NewEntityBuilder over the entities'
-// canonical JSON (stored form, keys sorted) in id order; Build keeps it
-// until the feed moves.
+// current entities of the view's types (ngsild.Service.EachOfType, straight
+// from the store), filtered by the view's q, cut into blocks by
+// content.NewEntityBuilder over the entities' canonical JSON (stored form,
+// keys sorted) in id order; Build keeps it until the change feed moves.
 //
 // # Live feed
 //
@@ -73,7 +75,7 @@
 // Live pulls the snapshot under a "mimnode-live" transfer, then asks for the
 // changes after the feed position the version was built at. The provider
 // pushes each change to the dataset's entities as it is committed
-// (ngsild.Service.Follow); the consumer lands it and stores the next
+// (ngsild.Service.Follow), deletions included; the consumer lands it and stores the next
 // sequence number in the same transaction, so a reconnect — after a broken
 // stream or a restart of either side — resumes without gaps or duplicates.
 // The provider ends the feed, saying why, when the agreement stops allowing

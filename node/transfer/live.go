@@ -248,18 +248,24 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		if c.Seq < *from {
 			continue // already landed
 		}
-		if c.Op != ngsild.OpDelete && c.Entity != nil {
-			errs, err := s.o.NGSILD.Put([]*ngsild.Entity{c.Entity})
-			if err != nil {
-				return fmt.Errorf("landing change %d: %w", c.Seq, err)
-			}
-			if errs[0] != nil {
-				s.log.Warn("received entity refused by the store", "id", c.ID, "err", errs[0])
-			}
+		// The store owns the entity it lands; the caller's callback gets a
+		// copy of its own.
+		var seen LiveChange
+		if o.OnChange != nil {
+			_ = json.Unmarshal(b, &seen)
+		}
+		if err := s.landChange(ctx, c); err != nil {
+			return err
 		}
 		next := c.Seq + 1
 		if err := s.o.Store.Update(func(tx *store.Txn) error {
-			if err := tx.Set(provenanceKey(c.ID), prov); err != nil {
+			var err error
+			if c.Op == ngsild.OpDelete {
+				err = tx.Delete(provenanceKey(c.ID))
+			} else {
+				err = tx.Set(provenanceKey(c.ID), prov)
+			}
+			if err != nil {
 				return err
 			}
 			return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", next))
@@ -268,7 +274,31 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		}
 		*from = next
 		if o.OnChange != nil {
-			o.OnChange(c)
+			o.OnChange(seen)
 		}
 	}
+}
+
+// landChange writes one pushed change into the node's store: the entity's
+// new state, or its deletion. An entity the store refuses, or a delete of
+// one that is not there, is logged and passed over, so the feed goes on.
+func (s *Service) landChange(ctx context.Context, c LiveChange) error {
+	var errs []error
+	var err error
+	switch {
+	case c.Op == ngsild.OpDelete:
+		errs, err = s.o.NGSILD.Delete(ctx, []string{c.ID})
+	case c.Entity != nil:
+		// Land owns the entity from here on; c keeps only its id.
+		errs, err = s.o.NGSILD.Land(ctx, []*ngsild.Entity{c.Entity})
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("landing change %d: %w", c.Seq, err)
+	}
+	if errs[0] != nil {
+		s.log.Warn("received change refused by the store", "id", c.ID, "op", c.Op, "err", errs[0])
+	}
+	return nil
 }

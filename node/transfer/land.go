@@ -1,0 +1,323 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/mimnode/mimnode/content"
+	"github.com/mimnode/mimnode/node/ngsild"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+)
+
+// Landing puts a version's entities into the consumer's entity store.
+//
+// The first version under an agreement lands every entity. A later one
+// lands only what changed since the version landed last under the same
+// agreement: a block both versions share holds the same entities, so only
+// the blocks new to this version are read, each entity in them is compared
+// with the same id's line in the blocks the previous version had and this
+// one has not (both runs are in id order, so one merge finds them), and
+// only new or changed entities are written; ids that were in the previous
+// version and are not in this one are deleted. The consumer's copy of
+// unchanged entities is left as it is.
+//
+// Entities are decoded on every core, in chunks of landBatch, and written
+// with ngsild.Service.Land (no schema validation: the provider validated
+// them, and each block matched the agreed version's CID), each chunk with
+// its provenance.
+
+// landBatch is how many entities one ngsild.Land writes.
+const landBatch = 1000
+
+// landChunk is up to landBatch lines of entities to land, decoded by a
+// worker (done is closed then).
+type landChunk struct {
+	lines [][]byte
+	ents  []*ngsild.Entity
+	err   error
+	done  chan struct{}
+}
+
+// landEntities lands the entities of m (a KindEntities manifest whose
+// blocks are all stored) and records version as landed under a. It
+// returns how many entities it wrote and deleted.
+func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version string, m content.Manifest, progress func(int64)) (int64, error) {
+	prov := provenanceFor(a, version)
+	fresh, gone, kept, err := s.landDiff(a.ID, m)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := max(1, runtime.GOMAXPROCS(0))
+	ordered := make(chan *landChunk, 2*workers)
+	work := make(chan *landChunk, 2*workers)
+	var deletes []string
+	var readErr error
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		c := &landChunk{done: make(chan struct{})}
+		send := func() bool {
+			select {
+			case ordered <- c:
+			case <-ctx.Done():
+				return false
+			}
+			work <- c
+			c = &landChunk{done: make(chan struct{})}
+			return true
+		}
+		readErr = s.changedLines(fresh, gone, func(line []byte) error {
+			c.lines = append(c.lines, line)
+			if len(c.lines) == landBatch && !send() {
+				return ctx.Err()
+			}
+			return nil
+		}, func(id string) { deletes = append(deletes, id) })
+		if readErr == nil && len(c.lines) > 0 {
+			send()
+		}
+	}()
+	for range workers {
+		go func() {
+			for c := range work {
+				c.ents = make([]*ngsild.Entity, len(c.lines))
+				for i, line := range c.lines {
+					c.ents[i] = new(ngsild.Entity)
+					if err := json.Unmarshal(line, c.ents[i]); err != nil {
+						c.err = fmt.Errorf("decoding a received entity: %w", err)
+						break
+					}
+				}
+				c.lines = nil
+				close(c.done)
+			}
+		}()
+	}
+	n := kept
+	progress(n)
+	var written int64
+	for c := range ordered {
+		<-c.done
+		if c.err != nil {
+			return written, c.err
+		}
+		if err := s.landChunk(ctx, c.ents, prov); err != nil {
+			return written, err
+		}
+		written += int64(len(c.ents))
+		n += int64(len(c.ents))
+		progress(n)
+	}
+	if readErr != nil {
+		return written, readErr
+	}
+	if err := ctx.Err(); err != nil {
+		return written, err
+	}
+	if err := s.deleteLanded(ctx, deletes); err != nil {
+		return written, err
+	}
+	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(landedKey(a.ID), []byte(version)) }); err != nil {
+		return written, fmt.Errorf("recording the landed version: %w", err)
+	}
+	return written + int64(len(deletes)), nil
+}
+
+// landChunk writes entities and their provenance.
+func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, prov []byte) error {
+	ids := make([]string, len(ents))
+	for i, e := range ents {
+		ids[i] = e.ID
+	}
+	// Land owns ents from here on.
+	errs, err := s.o.NGSILD.Land(ctx, ents)
+	if err != nil {
+		return fmt.Errorf("landing entities: %w", err)
+	}
+	wb := s.o.Store.NewBatch()
+	defer wb.Cancel()
+	for i, id := range ids {
+		if errs[i] != nil {
+			return fmt.Errorf("landing entity %s: %w", id, errs[i])
+		}
+		if err := wb.Set(provenanceKey(id), prov); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("storing provenance: %w", err)
+	}
+	return nil
+}
+
+// deleteLanded deletes entities that left the dataset, with their
+// provenance. One already gone from the store (deleted locally) is fine.
+func (s *Service) deleteLanded(ctx context.Context, ids []string) error {
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), landBatch)]
+		ids = ids[len(batch):]
+		errs, err := s.o.NGSILD.Delete(ctx, batch)
+		if err != nil {
+			return fmt.Errorf("deleting entities that left the dataset: %w", err)
+		}
+		wb := s.o.Store.NewBatch()
+		for i, id := range batch {
+			var ne *ngsild.Error
+			if errs[i] != nil && !(errors.As(errs[i], &ne) && ne.Type == ngsild.ResourceNotFound) {
+				wb.Cancel()
+				return fmt.Errorf("deleting entity %s that left the dataset: %w", id, errs[i])
+			}
+			if err := wb.Delete(provenanceKey(id)); err != nil {
+				wb.Cancel()
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("deleting provenance: %w", err)
+		}
+	}
+	return nil
+}
+
+// landDiff splits m against the version landed last under agreement:
+// fresh are m's blocks that version did not have, gone the blocks it had
+// that m has not, kept how many entities the shared blocks hold. With no
+// version landed before (or its manifest gone), everything is fresh.
+func (s *Service) landDiff(agreement string, m content.Manifest) (fresh, gone []content.BlockRef, kept int64, err error) {
+	prev, err := s.getBytes(landedKey(agreement))
+	if errors.Is(err, store.ErrNotFound) {
+		return m.Blocks, nil, 0, nil
+	}
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	pm, err := s.manifest(string(prev))
+	if err != nil {
+		return m.Blocks, nil, 0, nil
+	}
+	pm = pm.EntitiesPart()
+	in := make(map[cid.Cid]bool, len(m.Blocks))
+	for _, b := range m.Blocks {
+		in[b.CID] = true
+	}
+	had := make(map[cid.Cid]bool, len(pm.Blocks))
+	for _, b := range pm.Blocks {
+		had[b.CID] = true
+		if !in[b.CID] {
+			gone = append(gone, b)
+		}
+	}
+	for _, b := range m.Blocks {
+		if had[b.CID] {
+			kept += b.Count
+		} else {
+			fresh = append(fresh, b)
+		}
+	}
+	return fresh, gone, kept, nil
+}
+
+// changedLines merges the entities of fresh and gone (each run in id
+// order) by id: it calls land with the line of every entity of fresh that
+// gone does not hold byte for byte, and drop with every id of gone that
+// fresh does not hold.
+func (s *Service) changedLines(fresh, gone []content.BlockRef, land func(line []byte) error, drop func(id string)) error {
+	next := s.blockLines(fresh)
+	old := s.blockLines(gone)
+	nl, nid, err := next()
+	if err != nil {
+		return err
+	}
+	ol, oid, err := old()
+	if err != nil {
+		return err
+	}
+	for nl != nil || ol != nil {
+		switch {
+		case ol == nil || (nl != nil && nid < oid):
+			if err := land(nl); err != nil {
+				return err
+			}
+			if nl, nid, err = next(); err != nil {
+				return err
+			}
+		case nl == nil || oid < nid:
+			drop(oid)
+			if ol, oid, err = old(); err != nil {
+				return err
+			}
+		default: // same id
+			if !bytes.Equal(nl, ol) {
+				if err := land(nl); err != nil {
+					return err
+				}
+			}
+			if nl, nid, err = next(); err != nil {
+				return err
+			}
+			if ol, oid, err = old(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// blockLines returns an iterator over the entity lines of blocks (stored
+// on this node), with each line's entity id; it returns a nil line at the
+// end.
+func (s *Service) blockLines(blocks []content.BlockRef) func() ([]byte, string, error) {
+	var rest []byte
+	return func() ([]byte, string, error) {
+		for len(rest) == 0 {
+			if len(blocks) == 0 {
+				return nil, "", nil
+			}
+			data, err := s.getBytes(blockKey(blocks[0].CID.String()))
+			if err != nil {
+				return nil, "", err
+			}
+			blocks, rest = blocks[1:], data
+		}
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		id, err := lineID(line)
+		if err != nil {
+			return nil, "", err
+		}
+		return line, id, nil
+	}
+}
+
+// lineID reads the id of an entity line. Canonical entity JSON starts with
+// its id member ({"id":"...), so the common case is a scan to the closing
+// quote; an id with escapes is decoded properly.
+func lineID(line []byte) (string, error) {
+	const pre = `{"id":"`
+	if bytes.HasPrefix(line, []byte(pre)) {
+		rest := line[len(pre):]
+		if i := bytes.IndexAny(rest, "\"\\"); i >= 0 && rest[i] == '"' {
+			return string(rest[:i]), nil
+		}
+	}
+	var e struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(line, &e); err != nil || e.ID == "" {
+		return "", fmt.Errorf("%w: a block line is not an entity with an id", ErrBadRequest)
+	}
+	return e.ID, nil
+}

@@ -1,0 +1,136 @@
+package transfer_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/transfer"
+)
+
+// deleteEntity deletes one entity through the node's NGSI-LD API.
+func deleteEntity(t testing.TB, n *node.Node, id string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, n.APIURL()+"/ngsi-ld/v1/entities/"+id, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete %s: %s %s", id, resp.Status, body)
+	}
+}
+
+// entityWithSysAttrs is the consumer's answer for one entity, with
+// createdAt and modifiedAt; nil when it has none.
+func entityWithSysAttrs(t testing.TB, n *node.Node, id string) []byte {
+	t.Helper()
+	resp, err := http.Get(n.APIURL() + "/ngsi-ld/v1/entities/" + id + "?options=sysAttrs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return body
+	case http.StatusNotFound:
+		return nil
+	}
+	t.Fatalf("get %s: %s %s", id, resp.Status, body)
+	return nil
+}
+
+func testID(i int) string { return fmt.Sprintf("urn:ngsi-ld:AirQualityObserved:test-%06d", i) }
+
+// TestNewVersionLandsOnlyChanges: a later version writes only the entities
+// that changed and deletes the ones that left the dataset; the consumer's
+// copies of the others are not rewritten (their modifiedAt stays).
+func TestNewVersionLandsOnlyChanges(t *testing.T) {
+	prov, cons := pair(t)
+	es := entities(t, 600, 0)
+	upsert(t, prov.n, es)
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Usage.Entities != 600 {
+		t.Fatalf("first fetch landed %d entities, want 600", first.Usage.Entities)
+	}
+	// A neighbour of the changed entity, most likely in the same block.
+	untouched := entityWithSysAttrs(t, cons.n, testID(301))
+
+	es[300]["no2"].(map[string]any)["value"] = 1234.0
+	upsert(t, prov.n, es[300:301])
+	deleteEntity(t, prov.n, testID(450))
+	time.Sleep(10 * time.Millisecond) // a rewrite would show a later modifiedAt
+
+	second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Usage.Entities != 2 {
+		t.Errorf("second fetch wrote or deleted %d entities, want 2 (one changed, one deleted)", second.Usage.Entities)
+	}
+	if got := entityWithSysAttrs(t, cons.n, testID(300)); !bytes.Contains(got, []byte("1234")) {
+		t.Errorf("consumer's changed entity = %s, want no2 1234", got)
+	}
+	if got := entityWithSysAttrs(t, cons.n, testID(450)); got != nil {
+		t.Errorf("consumer still holds the entity the provider deleted: %s", got)
+	}
+	if got := entityWithSysAttrs(t, cons.n, testID(301)); !bytes.Equal(got, untouched) {
+		t.Errorf("unchanged entity was rewritten:\nbefore %s\nafter  %s", untouched, got)
+	}
+	if _, ok, _ := cons.svc.ProvenanceOf(testID(450)); ok {
+		t.Error("the deleted entity still has provenance on the consumer")
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || len(got) != 599 {
+		t.Errorf("consumer holds %d entities, provider %d; want 599 each", len(got), len(want))
+	}
+}
+
+// TestLiveFeedCarriesDeletes: an entity the provider deletes while a live
+// feed is open is deleted on the consumer too.
+func TestLiveFeedCarriesDeletes(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 20, 0))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	started := make(chan struct{})
+	changes := make(chan transfer.LiveChange, 10)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go cons.svc.Live(lctx, a.ID, transfer.LiveOptions{
+		Started:  func(transfer.Info) { close(started) },
+		OnChange: func(c transfer.LiveChange) { changes <- c }})
+	<-started
+	if got := entityWithSysAttrs(t, cons.n, testID(7)); got == nil {
+		t.Fatal("the snapshot did not land entity 7")
+	}
+	deleteEntity(t, prov.n, testID(7))
+	select {
+	case c := <-changes:
+		if c.Op != "delete" || c.ID != testID(7) {
+			t.Fatalf("change = %s %s, want delete of %s", c.Op, c.ID, testID(7))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change delivered within 10 s of the delete")
+	}
+	if got := entityWithSysAttrs(t, cons.n, testID(7)); got != nil {
+		t.Errorf("consumer still holds the deleted entity: %s", got)
+	}
+	if n := len(query(t, cons.n)); n != 19 {
+		t.Errorf("consumer holds %d entities, want 19", n)
+	}
+}
