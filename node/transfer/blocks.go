@@ -165,18 +165,21 @@ func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protoco
 // its CID to out, and returns the ones that did not.
 func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef,
 	out chan<- verifiedBlock) (bad []content.BlockRef, err error) {
-	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
-	defer cancel()
 	req := DataRequest{Type: TypeBlockRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}
 	for _, b := range batch {
 		req.CIDs = append(req.CIDs, b.CID.String())
 	}
-	st, br, err := s.dataStream(cctx, provider, req, true)
+	// Timeout bounds opening the stream and then each block's frame (read
+	// deadlines), not the whole run: a long run on a slow link is fine as
+	// long as it moves.
+	octx, cancel := context.WithTimeout(ctx, s.o.Timeout)
+	st, br, err := s.dataStream(octx, provider, req, true)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	stop := context.AfterFunc(cctx, func() { st.Reset() })
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for _, ref := range batch {
 		data, err := s.readAnswer(st, br)
