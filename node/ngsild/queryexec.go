@@ -200,22 +200,24 @@ var errCapped = store.ErrStop
 // max < 0 means no limit; complete is false when the scan stopped at max.
 func prefixScan(tx *store.Txn, prefixes [][]byte, max int, id func(i int, k []byte) string) (ids []string, complete bool, err error) {
 	for i, pre := range prefixes {
+		capped := false // Iterate reports a stop as success
 		err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
 			x := id(i, k)
 			if x == "" {
 				return nil
 			}
 			if max >= 0 && len(ids) >= max {
+				capped = true
 				return errCapped
 			}
 			ids = append(ids, x)
 			return nil
 		})
-		if err == errCapped {
-			return ids, false, nil
-		}
 		if err != nil {
 			return nil, false, err
+		}
+		if capped {
+			return ids, false, nil
 		}
 	}
 	return ids, true, nil
