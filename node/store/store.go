@@ -56,8 +56,13 @@ func Open(dir string, o Options) (*DB, error) {
 	bo = bo.WithSyncWrites(true).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
-		WithNumLevelZeroTables(3).
-		WithNumLevelZeroTablesStall(8).
+		// Eight level-0 tables before compacting them into level 1 (was
+		// three): entity, index and history keys are spread over the whole
+		// key space, so each L0->L1 compaction rewrites most of level 1,
+		// and doing it less often cut the CPU time of a batch upsert by
+		// 10-20% (BenchmarkBatchUpsert) at the same store size.
+		WithNumLevelZeroTables(8).
+		WithNumLevelZeroTablesStall(16).
 		WithBlockCacheSize(cache << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(256 << 20).
