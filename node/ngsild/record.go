@@ -61,18 +61,7 @@ func decodeRecord(b []byte, e *Entity) error {
 // member's value; fn must consume the value. The key is only valid during
 // the call.
 func (p *jsonParser) members(fn func(key []byte) error) error {
-	p.skipSpace()
-	if p.i >= len(p.b) || p.b[p.i] != '{' {
-		return p.errorf("expected an object")
-	}
-	p.i++
-	p.skipSpace()
-	if p.i < len(p.b) && p.b[p.i] == '}' {
-		p.i++
-		return nil
-	}
-	for {
-		p.skipSpace()
+	return p.list('{', '}', "object", func() error {
 		k, err := p.key()
 		if err != nil {
 			return err
@@ -83,23 +72,8 @@ func (p *jsonParser) members(fn func(key []byte) error) error {
 		}
 		p.i++
 		p.skipSpace()
-		if err := fn(k); err != nil {
-			return err
-		}
-		p.skipSpace()
-		if p.i >= len(p.b) {
-			return p.errorf("unterminated object")
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return nil
-		default:
-			return p.errorf("expected ',' or '}'")
-		}
-	}
+		return fn(k)
+	})
 }
 
 // key reads a member name without allocating when it has no escapes (the
@@ -125,35 +99,41 @@ func (p *jsonParser) key() ([]byte, error) {
 // elements calls fn for each element of the array at p, with p at the
 // element; fn must consume it.
 func (p *jsonParser) elements(fn func() error) error {
+	return p.list('[', ']', "array", fn)
+}
+
+// list walks the comma-separated items between open and close, calling
+// item with p at each one (never at the end of the input).
+func (p *jsonParser) list(open, close byte, what string, item func() error) error {
 	p.skipSpace()
-	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return p.errorf("expected an array")
+	if p.i >= len(p.b) || p.b[p.i] != open {
+		return p.errorf("expected an %s", what)
 	}
 	p.i++
 	p.skipSpace()
-	if p.i < len(p.b) && p.b[p.i] == ']' {
+	if p.i < len(p.b) && p.b[p.i] == close {
 		p.i++
 		return nil
 	}
 	for {
 		if p.skipSpace(); p.i >= len(p.b) {
-			return p.errorf("unterminated array")
+			return p.errorf("unterminated %s", what)
 		}
-		if err := fn(); err != nil {
+		if err := item(); err != nil {
 			return err
 		}
 		p.skipSpace()
 		if p.i >= len(p.b) {
-			return p.errorf("unterminated array")
+			return p.errorf("unterminated %s", what)
 		}
 		switch p.b[p.i] {
 		case ',':
 			p.i++
-		case ']':
+		case close:
 			p.i++
 			return nil
 		default:
-			return p.errorf("expected ',' or ']'")
+			return p.errorf("expected ',' or '%c'", close)
 		}
 	}
 }

@@ -9,26 +9,10 @@ import (
 // recordSeeds are stored entities of every Smart Data Models example, plus
 // instances with sub-attributes, datasetIds, language maps and own times.
 func recordSeeds(t testing.TB) [][]byte {
-	n := newTestNode(t, nil)
 	var out [][]byte
-	for _, m := range sdmModels {
-		for _, file := range []string{"example.jsonld", "example-normalized.jsonld"} {
-			b, raw := readExample(t, m, file)
-			tc, err := n.svc.ctx.resolve(raw["@context"])
-			if err != nil {
-				t.Fatal(err)
-			}
-			parsed, err := ParseEntity(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e, err := decodeEntity(parsed, tc, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, appendEntity(nil, e))
-		}
-	}
+	eachExample(t, newTestNode(t, nil), func(_ string, e *Entity, _ *termContext) {
+		out = append(out, appendEntity(nil, e))
+	})
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	e := &Entity{ID: "urn:x:1", Types: []string{"urn:T"}, Scope: []string{"/a/b"}, CreatedAt: t0, ModifiedAt: t0.Add(time.Hour),
 		Attrs: map[string][]*Attribute{

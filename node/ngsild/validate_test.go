@@ -11,7 +11,18 @@ import (
 // TestValidationForm checks the keyValues form the validator builds equals
 // model.KeyValues of the normalized rendering, for every example.
 func TestValidationForm(t *testing.T) {
-	n := newTestNode(t, nil)
+	eachExample(t, newTestNode(t, nil), func(name string, e *Entity, tc *termContext) {
+		want := model.KeyValues(e.render(tc, renderOpts{format: normalized}))
+		if got := validationForm(e, tc); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %v\nwant %v", name, got, want)
+		}
+	})
+}
+
+// eachExample calls fn with every Smart Data Models example (both forms)
+// decoded as n would store it, and the @context it was written with.
+func eachExample(t testing.TB, n *testNode, fn func(name string, e *Entity, tc *termContext)) {
+	t.Helper()
 	for _, m := range sdmModels {
 		for _, file := range []string{"example.jsonld", "example-normalized.jsonld"} {
 			b, raw := readExample(t, m, file)
@@ -23,14 +34,11 @@ func TestValidationForm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, err := decodeEntity(parsed, tc, time.Now(), true)
+			e, err := decodeEntity(parsed, tc, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := model.KeyValues(e.render(tc, renderOpts{format: normalized}))
-			if got := validationForm(e, tc); !reflect.DeepEqual(got, want) {
-				t.Errorf("%s/%s:\n got %v\nwant %v", m, file, got, want)
-			}
+			fn(m+"/"+file, e, tc)
 		}
 	}
 }
