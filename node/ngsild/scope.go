@@ -87,25 +87,48 @@ func scopeKey(scope, id string) []byte {
 
 // scopeSource answers a scopeQ from the scope index: for each term of
 // q.Any, it reads the index under the term's levels up to its first
-// wildcard and keeps the ids whose indexed scope the term matches.
+// wildcard and keeps the ids whose indexed scope the term matches; at a
+// scope the term does not match it seeks to where the next match can be
+// (query.ScopeSkip), so /Madrid/+/Station007 reads a few keys per district
+// instead of every scope under /Madrid.
 func scopeSource(q *query.ScopeQuery) source {
 	terms := q.Any()
-	prefixes := make([][]byte, len(terms))
-	for i, term := range terms {
-		fixed := term + "\x00"
-		if w := strings.IndexAny(term, "+#"); w >= 0 {
-			fixed = strings.TrimSuffix(term[:w], "/")
-		}
-		prefixes[i] = []byte(keyScope + fixed)
-	}
 	return source{scan: func(tx *store.Txn, max int) ([]string, bool, error) {
-		return prefixScan(tx, prefixes, max, func(i int, k []byte) string {
-			rest := string(k[len(keyScope):])
-			nul := strings.LastIndexByte(rest, 0)
-			if nul < 0 || !query.ScopeMatches(terms[i], rest[:nul]) {
-				return ""
+		var ids []string
+		for _, term := range terms {
+			fixed := term + "\x00"
+			if w := strings.IndexAny(term, "+#"); w >= 0 {
+				fixed = strings.TrimSuffix(term[:w], "/")
 			}
-			return rest[nul+1:]
-		})
+			pre := []byte(keyScope + fixed)
+			for from := pre; from != nil; {
+				start, capped := from, false
+				from = nil
+				err := tx.Iterate(store.IterOptions{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
+					rest := string(k[len(keyScope):])
+					nul := strings.LastIndexByte(rest, 0)
+					if nul < 0 {
+						return nil
+					}
+					if !query.ScopeMatches(term, rest[:nul]) {
+						from = []byte(keyScope + query.ScopeSkip(term, rest[:nul]))
+						return store.ErrStop
+					}
+					if max >= 0 && len(ids) >= max {
+						capped = true
+						return store.ErrStop
+					}
+					ids = append(ids, rest[nul+1:])
+					return nil
+				})
+				if err != nil {
+					return nil, false, err
+				}
+				if capped {
+					return ids, false, nil
+				}
+			}
+		}
+		return ids, true, nil
 	}}
 }

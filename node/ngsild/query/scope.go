@@ -106,5 +106,41 @@ func scopeMatch(pattern, scope string) bool {
 	}
 }
 
+// ScopeSkip returns, for a scope that term does not match, a string at or
+// before the first scope after it (in byte order) that term can match, so
+// that a store reading its scopes in order can seek there instead of
+// reading every scope in between; it is always greater than scope.
+func ScopeSkip(term, scope string) string {
+	p := strings.Split(term[1:], "/")
+	l := strings.Split(scope[1:], "/")
+	for i, want := range p {
+		if want == "#" || i >= len(l) {
+			break // the scope's own children may still match
+		}
+		if want == "+" || want == l[i] {
+			continue
+		}
+		parent := ""
+		if i > 0 {
+			parent = "/" + strings.Join(l[:i], "/")
+		}
+		target := parent + "/" + want
+		if target > scope {
+			return target // the wanted level sorts later under the same parent
+		}
+		if target+"/" > scope {
+			return target + "/" // its deeper scopes still do (want "a", at "a!")
+		}
+		// Every scope under parent with the wanted level sorts before this
+		// one: skip the rest of parent's subtree ('0' follows '/').
+		return parent + "0"
+	}
+	if len(l) > len(p) && p[len(p)-1] != "#" {
+		// Deeper than the term: skip this scope's subtree at the term's depth.
+		return "/" + strings.Join(l[:len(p)], "/") + "0"
+	}
+	return scope + "\x01"
+}
+
 // String renders the query, ',' written as '|'.
 func (q *ScopeQuery) String() string { return q.root.String() }

@@ -3,6 +3,7 @@ package query
 import (
 	"errors"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -211,6 +212,55 @@ func FuzzScopeMatch(f *testing.F) {
 		}
 		if got, want := scopeMatch(pattern, scope), splitScopeMatch(pattern, scope); got != want {
 			t.Fatalf("scopeMatch(%q, %q) = %v, want %v", pattern, scope, got, want)
+		}
+	})
+}
+
+// FuzzScopeSkip checks that seeking to ScopeSkip never passes a scope the
+// term matches: over a sorted set of scopes, the skipping scan finds what
+// filtering every scope finds.
+func FuzzScopeSkip(f *testing.F) {
+	f.Add("/Madrid/+/Station007", "D00,D07,D21", "Station000,Station007,Station010")
+	f.Add("/a/+/b/#", "x,b", "b,a,c")
+	f.Add("/+", "a,b", "c")
+	f.Fuzz(func(t *testing.T, term, level1, level2 string) {
+		if checkScope(term, true) != nil {
+			return
+		}
+		var scopes []string
+		for _, a := range strings.Split(level1, ",") {
+			if CheckScope("/"+a) != nil {
+				continue
+			}
+			scopes = append(scopes, "/"+a)
+			for _, b := range strings.Split(level2, ",") {
+				if CheckScope("/"+a+"/"+b) == nil {
+					scopes = append(scopes, "/"+a+"/"+b, "/"+a+"/"+b+"/z")
+				}
+			}
+		}
+		sort.Strings(scopes)
+		var want, got []string
+		for _, s := range scopes {
+			if scopeMatch(term, s) {
+				want = append(want, s)
+			}
+		}
+		for i := 0; i < len(scopes); {
+			s := scopes[i]
+			if scopeMatch(term, s) {
+				got = append(got, s)
+				i++
+				continue
+			}
+			next := ScopeSkip(term, s)
+			if next <= s {
+				t.Fatalf("ScopeSkip(%q, %q) = %q does not move forward", term, s, next)
+			}
+			i = sort.SearchStrings(scopes, next)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("term %q over %v: skipping scan found %v, want %v", term, scopes, got, want)
 		}
 	})
 }
