@@ -82,8 +82,8 @@ func (n *Node) handleVersion(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusNotFound, "dataset-unknown", "No such dataset", "this node publishes no live dataset "+r.PathValue("id")))
 		return
 	}
-	if _, ok := rec.Dataset.EffectiveView(); !ok {
-		problem.Write(w, problem.New(http.StatusBadRequest, "dataset-invalid", "Not a view", "only datasets that are a view of the entity store have versions built here"))
+	if _, ok := rec.Dataset.EffectiveView(); !ok && (rec.Dataset.Source == nil || len(rec.Dataset.Source.Files) == 0) {
+		problem.Write(w, problem.New(http.StatusBadRequest, "dataset-invalid", "No data", "the dataset is neither a view of the entity store nor has files added with mimnode dataset add-file"))
 		return
 	}
 	out, _, err := n.updateVersion(r.Context(), rec.Dataset)

@@ -146,6 +146,10 @@ func TestAddFileAcrossDaemons(t *testing.T) {
 	if out, _, err := cli(t, "dataset", "show", id, "--data", env); err != nil || !strings.Contains(out, added.Record.Dataset.Version) {
 		t.Errorf("dataset show after restart: %q, %v; want version %s", out, err, added.Record.Dataset.Version)
 	}
+	// Building the version again on demand gives the same one.
+	if out, _, err := cli(t, "dataset", "version", id, "--data", env); err != nil || !strings.Contains(out, added.Record.Dataset.Version) {
+		t.Errorf("dataset version of a file dataset: %q, %v; want version %s", out, err, added.Record.Dataset.Version)
+	}
 
 	// Removing the file makes a new version without it.
 	out, _, err = cli(t, "dataset", "rm-file", id, "stations.csv", "--data", env, "--json")
@@ -156,6 +160,9 @@ func TestAddFileAcrossDaemons(t *testing.T) {
 	json.Unmarshal([]byte(out), &rec)
 	if rec.Dataset.Source != nil || rec.Dataset.Version != "" {
 		t.Errorf("after rm-file the dataset has source %+v, version %q; want neither", rec.Dataset.Source, rec.Dataset.Version)
+	}
+	if _, _, err := cli(t, "dataset", "version", id, "--data", env); err == nil || !strings.Contains(err.Error(), "neither a view") {
+		t.Errorf("dataset version with no data: %v, want an error saying it has neither a view nor files", err)
 	}
 }
 
