@@ -54,7 +54,7 @@ func (s *Service) handleConversation(st network.Stream) {
 		return
 	}
 	defer s.wg.Done()
-	c := &conversation{st: st, r: bufio.NewReader(st), remote: st.Conn().RemotePeer()}
+	c := newConversation(st, st.Conn().RemotePeer())
 	msg, ok := s.readFirst(st, c.r)
 	if !ok {
 		return
@@ -99,13 +99,14 @@ func (s *Service) readFirst(st network.Stream, r *bufio.Reader) (protocol.Messag
 
 // answer writes one answer frame under the write deadline.
 func (s *Service) answer(st network.Stream, m protocol.Message) {
-	if err := s.write(st, m); err != nil {
+	if err := s.write(st, st, m); err != nil {
 		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
 	}
 }
 
-// write writes one message frame under the write deadline.
-func (s *Service) write(st network.Stream, m protocol.Message) error {
+// write writes one message frame to w, which writes to st, under st's
+// write deadline.
+func (s *Service) write(w io.Writer, st network.Stream, m protocol.Message) error {
 	b, err := protocol.Encode(m)
 	if err != nil {
 		s.log.Error("encoding negotiation message", "type", m.MessageType(), "err", err)
@@ -117,7 +118,7 @@ func (s *Service) write(st network.Stream, m protocol.Message) error {
 	}
 	s.trace(what, st.Conn().RemotePeer(), b)
 	_ = st.SetWriteDeadline(time.Now().Add(s.o.ReadTimeout))
-	return protocol.WriteFrame(st, b)
+	return protocol.WriteFrame(w, b)
 }
 
 // followUp is what a received message leads to once it is answered: the
@@ -242,7 +243,7 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []protocol.Mess
 			s.log.Debug("negotiation message unsent", "pid", k.Pid, "err", err)
 			return
 		}
-		c := &conversation{st: st, r: bufio.NewReader(st), remote: p}
+		c := newConversation(st, p)
 		s.converse(c, nil, []pendingMsg{{key: k, peer: peerID, msgs: msgs}})
 		return
 	}
@@ -274,11 +275,18 @@ func (s *Service) stepAnswer(k negotiation.Key, peerID string, ans protocol.Mess
 
 var conversationProto = p2pproto.ID(protocol.NegotiationConversationProtocol)
 
-// conversation is one /mim/negotiation/1.1.0 stream.
+// conversation is one /mim/negotiation/1.1.0 stream. Frames written in a
+// row (an answer and the messages that follow it) go out together: w is
+// flushed before each read.
 type conversation struct {
 	st     network.Stream
 	r      *bufio.Reader
+	w      *bufio.Writer
 	remote peer.ID
+}
+
+func newConversation(st network.Stream, remote peer.ID) *conversation {
+	return &conversation{st: st, r: bufio.NewReader(st), w: bufio.NewWriterSize(st, 16<<10), remote: remote}
 }
 
 // pendingMsg is a message of negotiation key sent on a conversation, in
@@ -299,14 +307,17 @@ type pendingMsg struct {
 // side that reads the end of it. Anything unanswered then is resent at
 // its negotiation's next tick, on a stream of its own.
 func (s *Service) converse(c *conversation, first protocol.Message, queue []pendingMsg) {
-	defer c.st.Close()
+	defer func() {
+		_ = c.w.Flush() // fails harmlessly after a reset
+		c.st.Close()
+	}()
 	var waiting []pendingMsg // sent, answer not read yet, oldest first
 	send := func(q []pendingMsg) bool {
 		for _, p := range q {
 			if len(p.msgs) == 0 {
 				continue
 			}
-			if err := s.write(c.st, p.msgs[0]); err != nil {
+			if err := s.write(c.w, c.st, p.msgs[0]); err != nil {
 				s.log.Debug("negotiation message unsent", "pid", p.key.Pid, "err", err)
 				return false
 			}
@@ -323,7 +334,7 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 		if msg != nil {
 			reply, f := s.receive(c.remote, msg)
 			if reply != nil {
-				if err := s.write(c.st, reply); err != nil {
+				if err := s.write(c.w, c.st, reply); err != nil {
 					c.st.Reset()
 					return
 				}
@@ -338,6 +349,11 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 			if len(waiting) == 0 {
 				return // answered, nothing to follow: this side is done
 			}
+		}
+		if err := c.w.Flush(); err != nil {
+			s.log.Debug("negotiation conversation ended", "peer", c.remote, "err", err)
+			c.st.Reset()
+			return
 		}
 		_ = c.st.SetReadDeadline(time.Now().Add(s.o.ExchangeTimeout))
 		body, err := protocol.ReadFrame(c.r, protocol.MaxNegotiationFrame)
