@@ -186,7 +186,7 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 			prefixes[i] = typePrefix(t)
 		}
 		srcs = append(srcs, source{probe: probe, scan: func(tx *store.Txn, max int) ([]string, bool, error) {
-			return prefixScan(tx, prefixes, max, func(i int, k []byte) string { return string(k[len(prefixes[i]):]) })
+			return prefixScan(tx, prefixes, max, func(i int, k []byte) (string, []byte) { return string(k[len(prefixes[i]):]), nil })
 		}})
 	}
 	return srcs
@@ -195,29 +195,37 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 // errCapped stops an index scan that reached its cap.
 var errCapped = store.ErrStop
 
-// prefixScan lists the ids of the index keys under each prefix in turn;
-// id gives the id of key k found under prefixes[i], "" to skip the key.
-// max < 0 means no limit; complete is false when the scan stopped at max.
-func prefixScan(tx *store.Txn, prefixes [][]byte, max int, id func(i int, k []byte) string) (ids []string, complete bool, err error) {
+// prefixScan lists the ids of the index keys under each prefix in turn.
+// visit gives the id of key k found under prefixes[i] ("" skips the key),
+// or a key to go on from instead (seek, after k: an index scan that knows
+// where its next match can be). max < 0 means no limit; complete is false
+// when the scan stopped at max.
+func prefixScan(tx *store.Txn, prefixes [][]byte, max int, visit func(i int, k []byte) (id string, seek []byte)) (ids []string, complete bool, err error) {
 	for i, pre := range prefixes {
-		capped := false // Iterate reports a stop as success
-		err := tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
-			x := id(i, k)
-			if x == "" {
+		for from := pre; from != nil; {
+			start, capped := from, false // Iterate reports a stop as success
+			from = nil
+			err := tx.Iterate(store.IterOptions{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
+				x, seek := visit(i, k)
+				switch {
+				case seek != nil:
+					from = seek
+					return store.ErrStop
+				case x == "":
+					return nil
+				case max >= 0 && len(ids) >= max:
+					capped = true
+					return errCapped
+				}
+				ids = append(ids, x)
 				return nil
+			})
+			if err != nil {
+				return nil, false, err
 			}
-			if max >= 0 && len(ids) >= max {
-				capped = true
-				return errCapped
+			if capped {
+				return ids, false, nil
 			}
-			ids = append(ids, x)
-			return nil
-		})
-		if err != nil {
-			return nil, false, err
-		}
-		if capped {
-			return ids, false, nil
 		}
 	}
 	return ids, true, nil

@@ -93,42 +93,25 @@ func scopeKey(scope, id string) []byte {
 // instead of every scope under /Madrid.
 func scopeSource(q *query.ScopeQuery) source {
 	terms := q.Any()
-	return source{scan: func(tx *store.Txn, max int) ([]string, bool, error) {
-		var ids []string
-		for _, term := range terms {
-			fixed := term + "\x00"
-			if w := strings.IndexAny(term, "+#"); w >= 0 {
-				fixed = strings.TrimSuffix(term[:w], "/")
-			}
-			pre := []byte(keyScope + fixed)
-			for from := pre; from != nil; {
-				start, capped := from, false
-				from = nil
-				err := tx.Iterate(store.IterOptions{Prefix: pre, Start: start, KeysOnly: true}, func(k, _ []byte) error {
-					rest := string(k[len(keyScope):])
-					nul := strings.LastIndexByte(rest, 0)
-					if nul < 0 {
-						return nil
-					}
-					if !query.ScopeMatches(term, rest[:nul]) {
-						from = []byte(keyScope + query.ScopeSkip(term, rest[:nul]))
-						return store.ErrStop
-					}
-					if max >= 0 && len(ids) >= max {
-						capped = true
-						return store.ErrStop
-					}
-					ids = append(ids, rest[nul+1:])
-					return nil
-				})
-				if err != nil {
-					return nil, false, err
-				}
-				if capped {
-					return ids, false, nil
-				}
-			}
+	prefixes := make([][]byte, len(terms))
+	for i, term := range terms {
+		fixed := term + "\x00"
+		if w := strings.IndexAny(term, "+#"); w >= 0 {
+			fixed = strings.TrimSuffix(term[:w], "/")
 		}
-		return ids, true, nil
+		prefixes[i] = []byte(keyScope + fixed)
+	}
+	return source{scan: func(tx *store.Txn, max int) ([]string, bool, error) {
+		return prefixScan(tx, prefixes, max, func(i int, k []byte) (string, []byte) {
+			rest := string(k[len(keyScope):])
+			nul := strings.LastIndexByte(rest, 0)
+			switch {
+			case nul < 0:
+				return "", nil
+			case !query.ScopeMatches(terms[i], rest[:nul]):
+				return "", []byte(keyScope + query.ScopeSkip(terms[i], rest[:nul]))
+			}
+			return rest[nul+1:], nil
+		})
 	}}
 }
