@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,26 @@ func storedEntities(b *testing.B, p *peer, n, salt int) []*ngsild.Entity {
 		out[i] = e
 	}
 	return out
+}
+
+// withNO2 returns a copy of e with its no2 reading set to v (the store
+// owns the entities it was given).
+func withNO2(b *testing.B, e *ngsild.Entity, v float64) *ngsild.Entity {
+	b.Helper()
+	raw, err := json.Marshal(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := new(ngsild.Entity)
+	if err := json.Unmarshal(raw, c); err != nil {
+		b.Fatal(err)
+	}
+	for k, as := range c.Attrs {
+		if strings.HasSuffix(k, "no2") {
+			as[0].Value = v
+		}
+	}
+	return c
 }
 
 func put(b *testing.B, p *peer, es []*ngsild.Entity) {
@@ -204,13 +225,7 @@ func BenchmarkOnePercentChanged(b *testing.B) {
 			}
 			var changed []*ngsild.Entity
 			for _, i := range c.pick(n) {
-				e := es[i]
-				for k, as := range e.Attrs {
-					if len(k) > 3 && k[len(k)-3:] == "no2" {
-						as[0].Value = 5000.0 + float64(i)
-					}
-				}
-				changed = append(changed, e)
+				changed = append(changed, withNO2(b, es[i], 5000.0+float64(i)))
 			}
 			put(b, prov, changed)
 			second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
@@ -242,12 +257,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		e := es[i%len(es)]
-		for k, as := range e.Attrs {
-			if len(k) > 3 && k[len(k)-3:] == "no2" {
-				as[0].Value = float64(10000 + i)
-			}
-		}
+		e := withNO2(b, es[i%len(es)], float64(10000+i))
 		t0 := time.Now()
 		put(b, prov, []*ngsild.Entity{e})
 		<-landed
