@@ -116,7 +116,8 @@ func TestUnmarshalRejectsCorrupt(t *testing.T) {
 		name   string
 		mutate func(map[string]any)
 	}{
-		{"future version", func(m map[string]any) { m["v"] = 2 }},
+		{"future version", func(m map[string]any) { m["v"] = persistVersion + 1 }},
+		{"offer in no message", func(m map[string]any) { delete(m, "out") }},
 		{"unknown role", func(m map[string]any) { m["role"] = "broker" }},
 		{"unknown state", func(m map[string]any) { m["state"] = "PAUSED" }},
 		{"no peer", func(m map[string]any) { delete(m, "peer") }},
@@ -221,4 +222,64 @@ func FuzzStep(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStoredOnceInTheMessage checks that an offer or agreement the
+// unanswered message carries is stored once, in the message, and comes
+// back from it; and that a version 1 record, which stores it twice, is
+// still read.
+func TestStoredOnceInTheMessage(t *testing.T) {
+	consumer, _ := NewConsumer(Config{Pid: "urn:c", Peer: "P", CallbackAddress: "/p2p/C"})
+	if err := consumer.Step(Msg{Type: MsgRequest, Now: epoch, Offer: json.RawMessage(fixtures["O1"])}); err != nil {
+		t.Fatal(err)
+	}
+	provider, _ := NewProvider(Config{Pid: "urn:p", Peer: "C"})
+	req := &protocol.ContractRequestMessage{Pids: protocol.Pids{ConsumerPid: "urn:c"}, Offer: json.RawMessage(fixtures["O1"]), CallbackAddress: "/p2p/C"}
+	if err := provider.Step(Msg{Type: MsgReceive, Now: epoch, From: "C", Body: req}); err != nil {
+		t.Fatal(err)
+	}
+	provider.Advance()
+	if err := provider.Step(Msg{Type: MsgDecide, Now: epoch, Verdict: Agree, Agreement: json.RawMessage(fixtures["A1"])}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, flag, member string
+		n                  *Negotiation
+		want               func(*Negotiation) json.RawMessage
+	}{
+		{"consumer's request", "offerInOut", "offer", consumer, (*Negotiation).Offer},
+		{"provider's agreement", "agreementInOut", "agreement", provider, (*Negotiation).Agreement},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.n.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m[tc.member]; ok || string(m[tc.flag]) != "true" {
+				t.Fatalf("Marshal stored %s = %s, %s = %s; want it only in the message", tc.member, m[tc.member], tc.flag, m[tc.flag])
+			}
+			back, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := tc.want(back), tc.want(tc.n); string(got) != string(want) {
+				t.Fatalf("restored %s = %s, want %s", tc.member, got, want)
+			}
+			// Version 1: the member stored as well, no flag.
+			m["v"], m[tc.member] = json.RawMessage("1"), tc.want(tc.n)
+			delete(m, tc.flag)
+			v1, _ := json.Marshal(m)
+			back, err = Unmarshal(v1)
+			if err != nil {
+				t.Fatalf("Unmarshal(version 1) = %v", err)
+			}
+			if got, want := tc.want(back), tc.want(tc.n); string(got) != string(want) {
+				t.Fatalf("restored %s from version 1 = %s, want %s", tc.member, got, want)
+			}
+		})
+	}
 }

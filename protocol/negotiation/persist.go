@@ -1,6 +1,7 @@
 package negotiation
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,26 +16,33 @@ import (
 var ErrCorrupt = errors.New("corrupt stored negotiation")
 
 // persistVersion is bumped when the stored form changes incompatibly.
-const persistVersion = 1
+// Version 2 may leave out the offer or the agreement when the unanswered
+// message carries the very same bytes (offerInOut, agreementInOut);
+// version 1 records are still read.
+const persistVersion = 2
 
 type persisted struct {
-	Version      int             `json:"v"`
-	Role         Role            `json:"role"`
-	State        State           `json:"state"`
-	Pids         protocol.Pids   `json:"pids"`
-	Peer         string          `json:"peer"`
-	Callback     string          `json:"callback,omitempty"`
-	Retry        persistedRetry  `json:"retry"`
-	Offer        json.RawMessage `json:"offer,omitempty"`
-	Purpose      string          `json:"purpose,omitempty"`
-	Agreement    json.RawMessage `json:"agreement,omitempty"`
-	Pending      bool            `json:"pending,omitempty"`
-	Code         protocol.Code   `json:"code,omitempty"`
-	Reasons      []string        `json:"reasons,omitempty"`
-	Seq          uint64          `json:"seq,omitempty"`
-	Out          *resend.Pending `json:"out,omitempty"`
-	Seen         resend.Seen     `json:"seen,omitempty"`
-	LastProgress time.Time       `json:"lastProgress,omitzero"`
+	Version   int             `json:"v"`
+	Role      Role            `json:"role"`
+	State     State           `json:"state"`
+	Pids      protocol.Pids   `json:"pids"`
+	Peer      string          `json:"peer"`
+	Callback  string          `json:"callback,omitempty"`
+	Retry     persistedRetry  `json:"retry"`
+	Offer     json.RawMessage `json:"offer,omitempty"`
+	Purpose   string          `json:"purpose,omitempty"`
+	Agreement json.RawMessage `json:"agreement,omitempty"`
+	// OfferInOut and AgreementInOut (version 2): the offer or agreement
+	// is the one Out.Msg carries, stored there only.
+	OfferInOut     bool            `json:"offerInOut,omitempty"`
+	AgreementInOut bool            `json:"agreementInOut,omitempty"`
+	Pending        bool            `json:"pending,omitempty"`
+	Code           protocol.Code   `json:"code,omitempty"`
+	Reasons        []string        `json:"reasons,omitempty"`
+	Seq            uint64          `json:"seq,omitempty"`
+	Out            *resend.Pending `json:"out,omitempty"`
+	Seen           resend.Seen     `json:"seen,omitempty"`
+	LastProgress   time.Time       `json:"lastProgress,omitzero"`
 }
 
 type persistedRetry struct {
@@ -77,6 +85,17 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		}
 		return b, nil
 	}
+	// The unanswered message usually carries the offer or agreement just
+	// made or received (the request, the agreement, the verification):
+	// storing it once, in the message, halves the record.
+	offer, agreement := n.offer, n.agreement
+	if n.out != nil {
+		if o, a := payload(n.out.Msg); len(o) > 0 && bytes.Equal(o, offer) {
+			offer, p.OfferInOut = nil, true
+		} else if len(a) > 0 && bytes.Equal(a, agreement) {
+			agreement, p.AgreementInOut = nil, true
+		}
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
@@ -85,7 +104,7 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"offer", n.offer}, {"agreement", n.agreement}} {
+	}{{"offer", offer}, {"agreement", agreement}} {
 		if len(f.raw) > 0 {
 			b = append(append(append(append(b, ',', '"'), f.name...), '"', ':'), f.raw...)
 		}
@@ -107,8 +126,24 @@ func (n *Negotiation) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return fmt.Errorf("restoring negotiation: %w: %w", ErrCorrupt, err)
 	}
-	if p.Version != persistVersion {
-		return fmt.Errorf("restoring negotiation: %w: version %d, want %d", ErrCorrupt, p.Version, persistVersion)
+	if p.Version != persistVersion && p.Version != 1 {
+		return fmt.Errorf("restoring negotiation: %w: version %d, want 1 to %d", ErrCorrupt, p.Version, persistVersion)
+	}
+	if p.OfferInOut || p.AgreementInOut {
+		var o, a json.RawMessage
+		if p.Out != nil {
+			o, a = payload(p.Out.Msg)
+		}
+		switch {
+		case p.OfferInOut && (len(o) == 0 || len(p.Offer) > 0):
+			return fmt.Errorf("restoring negotiation: %w: offer neither stored nor in the unanswered message", ErrCorrupt)
+		case p.AgreementInOut && (len(a) == 0 || len(p.Agreement) > 0):
+			return fmt.Errorf("restoring negotiation: %w: agreement neither stored nor in the unanswered message", ErrCorrupt)
+		case p.OfferInOut:
+			p.Offer = o
+		default:
+			p.Agreement = a
+		}
 	}
 	if p.Role != Consumer && p.Role != Provider {
 		return fmt.Errorf("restoring negotiation: %w: role %q", ErrCorrupt, p.Role)
@@ -128,6 +163,21 @@ func (n *Negotiation) UnmarshalJSON(b []byte) error {
 	}
 	*n = restored
 	return nil
+}
+
+// payload returns the offer or the agreement msg carries, if any.
+func payload(msg protocol.Message) (offer, agreement json.RawMessage) {
+	switch m := msg.(type) {
+	case *protocol.ContractRequestMessage:
+		return m.Offer, nil
+	case *protocol.ContractOfferMessage:
+		return m.Offer, nil
+	case *protocol.ContractAgreementMessage:
+		return nil, m.Agreement
+	case *protocol.ContractAgreementVerificationMessage:
+		return nil, m.Agreement
+	}
+	return nil, nil
 }
 
 // Unmarshal restores a negotiation stored with Marshal.
