@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -41,14 +42,17 @@ type verifiedBlock struct {
 	data []byte
 }
 
-// fetchBlocks fetches refs over Streams parallel streams and stores them.
-// A block that fails verification is fetched again, up to maxBlockTries
-// times. onBlock is called for every block once it is on disk.
+// fetchBlocks fetches refs over Streams parallel streams and stores them,
+// and returns the bytes that came over the wire. A block with a base in
+// bases is asked for as a delta against it. A block that fails
+// verification is fetched again, whole, up to maxBlockTries times.
+// onBlock is called for every block once it is on disk.
 func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protocol.Pids, refs []content.BlockRef,
-	onBlock func(int64), refetched *atomic.Int64) error {
+	bases map[cid.Cid]cid.Cid, onBlock func(int64), refetched *atomic.Int64) (int64, error) {
 	if len(refs) == 0 {
-		return nil
+		return 0, nil
 	}
+	var moved atomic.Int64
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	verified := make(chan verifiedBlock, min(s.o.BatchBlocks, 16))
@@ -60,7 +64,7 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	for range s.o.Streams {
 		wg.Go(func() {
 			for batch := range batches {
-				if err := s.fetchBatch(ctx, provider, pids, batch, verified, refetched); err != nil {
+				if err := s.fetchBatch(ctx, provider, pids, batch, bases, verified, refetched, &moved); err != nil {
 					cancel(err)
 					return
 				}
@@ -85,9 +89,9 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	// Whatever was verified is stored, also when the fetch was cut off.
 	close(verified)
 	if err := <-stored; err != nil {
-		return err
+		return moved.Load(), err
 	}
-	return context.Cause(ctx)
+	return moved.Load(), context.Cause(ctx)
 }
 
 // storeBlocks writes the blocks arriving on in, in synced groups of
@@ -146,12 +150,15 @@ func (s *Service) putBlocks(g []verifiedBlock) error {
 }
 
 func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef,
-	out chan<- verifiedBlock, refetched *atomic.Int64) error {
+	bases map[cid.Cid]cid.Cid, out chan<- verifiedBlock, refetched, moved *atomic.Int64) error {
 	for try := 1; len(batch) > 0; try++ {
 		if try > maxBlockTries {
 			return fmt.Errorf("block %s after %d tries: %w", batch[0].CID, maxBlockTries, ErrCorruptBlock)
 		}
-		bad, err := s.fetchOnce(ctx, provider, pids, batch, out)
+		if try > 1 {
+			bases = nil // a block whose delta did not rebuild it comes whole
+		}
+		bad, err := s.fetchOnce(ctx, provider, pids, batch, bases, out, moved)
 		if err != nil {
 			return err
 		}
@@ -164,10 +171,21 @@ func (s *Service) fetchBatch(ctx context.Context, provider peer.ID, pids protoco
 // fetchOnce asks for batch on one stream, hands every block that matches
 // its CID to out, and returns the ones that did not.
 func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol.Pids, batch []content.BlockRef,
-	out chan<- verifiedBlock) (bad []content.BlockRef, err error) {
+	bases map[cid.Cid]cid.Cid, out chan<- verifiedBlock, moved *atomic.Int64) (bad []content.BlockRef, err error) {
 	req := DataRequest{Type: TypeBlockRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}
+	withBases := false
 	for _, b := range batch {
 		req.CIDs = append(req.CIDs, b.CID.String())
+		base, ok := bases[b.CID]
+		if ok {
+			req.Bases = append(req.Bases, base.String())
+			withBases = true
+		} else {
+			req.Bases = append(req.Bases, "")
+		}
+	}
+	if !withBases {
+		req.Bases = nil
 	}
 	// Timeout bounds opening the stream and then each block's frame (read
 	// deadlines), not the whole run: a long run on a slow link is fine as
@@ -182,11 +200,23 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for _, ref := range batch {
-		data, err := s.readAnswer(st, br)
+		_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+		f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
 		if err != nil {
 			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
 		}
-		if err := content.VerifyBlock(ref.CID, data); err != nil {
+		data, delta, err := decodeBlockAnswer(f)
+		if err != nil {
+			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
+		}
+		moved.Add(int64(len(data)))
+		if delta {
+			data, err = s.applyDelta(bases[ref.CID], data)
+		}
+		if err == nil {
+			err = content.VerifyBlock(ref.CID, data)
+		}
+		if err != nil {
 			s.log.Warn("block failed verification; fetching it again", "cid", ref.CID, "err", err)
 			bad = append(bad, ref)
 			continue
@@ -196,9 +226,24 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	return bad, nil
 }
 
-// serveBlocks answers a block request: one data frame per CID, in order,
-// each read in the same read transaction.
-func (s *Service) serveBlocks(st network.Stream, info Info, cids []string) {
+// applyDelta rebuilds a block from the held base it was asked against.
+func (s *Service) applyDelta(base cid.Cid, delta []byte) ([]byte, error) {
+	if !base.Defined() {
+		return nil, fmt.Errorf("%w: a delta for a block asked for whole", ErrBadRequest)
+	}
+	b, err := s.getBytes(blockKey(base.String()))
+	if err != nil {
+		return nil, err
+	}
+	return content.ApplyLineDelta(b, delta)
+}
+
+// serveBlocks answers a block request: one frame per CID, in order, each
+// read in the same read transaction. Where the consumer names a base it
+// holds, and that base is a block of a version this provider served it
+// under the same agreement, the frame is a line delta against the base
+// when that is less than half the block.
+func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases []string) {
 	m, err := s.manifest(info.Version)
 	if err != nil {
 		s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
@@ -208,8 +253,15 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids []string) {
 	for _, b := range m.Blocks {
 		in[b.CID.String()] = true
 	}
+	var allowed map[string]bool
+	if slices.ContainsFunc(bases, func(b string) bool { return b != "" }) {
+		if allowed, err = s.servedBlocks(info.Agreement, info.Version); err != nil {
+			s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
+			return
+		}
+	}
 	err = s.o.Store.View(func(tx *store.Txn) error {
-		for _, c := range cids {
+		for i, c := range cids {
 			if !in[c] {
 				s.writeFrame(st, errorFrame(protocol.CodeWrongParty, fmt.Sprintf("block %s is not part of version %s", c, info.Version)))
 				return nil
@@ -219,10 +271,18 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids []string) {
 				s.writeFrame(st, errorFrame(protocol.CodeInternal, fmt.Sprintf("reading block %s: %v", c, err)))
 				return nil
 			}
+			status := byte(statusData)
+			if i < len(bases) && allowed[bases[i]] {
+				if base, err := tx.Get(blockKey(bases[i])); err == nil {
+					if d := content.LineDelta(base, b); len(d) < len(b)/2 {
+						b, status = d, statusDelta
+					}
+				}
+			}
 			if _, ok := s.corrupt.LoadAndDelete(c); ok {
 				b[len(b)/2] ^= 0xff
 			}
-			if err := s.writeData(st, b); err != nil {
+			if err := s.writeAnswer(st, status, b); err != nil {
 				return err
 			}
 		}
@@ -233,17 +293,46 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids []string) {
 	}
 }
 
-// writeData writes payload as one data answer frame (length, status byte,
+// servedBlocks returns the blocks of the versions other than current whose
+// manifests went to the consumer of agreement: the bases it may name.
+func (s *Service) servedBlocks(agreement, current string) (map[string]bool, error) {
+	var versions []string
+	prefix := servedKey(agreement, "")
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: prefix, KeysOnly: true}, func(k, _ []byte) error {
+			if v := string(k[len(prefix):]); v != current {
+				versions = append(versions, v)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the versions served under %s: %w", agreement, err)
+	}
+	out := map[string]bool{}
+	for _, v := range versions {
+		m, err := s.manifest(v)
+		if err != nil {
+			continue // a manifest gone since is simply no base
+		}
+		for _, b := range m.Blocks {
+			out[b.CID.String()] = true
+		}
+	}
+	return out, nil
+}
+
+// writeAnswer writes payload as one answer frame (length, status byte,
 // payload) with a single stream write, so a block goes out as one run of
 // multiplexer frames rather than a tiny one for the prefix first.
-func (s *Service) writeData(st network.Stream, payload []byte) error {
+func (s *Service) writeAnswer(st network.Stream, status byte, payload []byte) error {
 	n := 1 + len(payload)
 	if n > protocol.MaxFrameSize {
 		return fmt.Errorf("writing a data frame of %d bytes: %w", n, protocol.ErrFrameTooLarge)
 	}
 	buf := make([]byte, 0, binary.MaxVarintLen64+n)
 	buf = binary.AppendUvarint(buf, uint64(n))
-	buf = append(buf, statusData)
+	buf = append(buf, status)
 	buf = append(buf, payload...)
 	_ = st.SetWriteDeadline(s.o.Now().Add(s.o.Timeout))
 	if _, err := st.Write(buf); err != nil {

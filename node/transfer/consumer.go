@@ -326,13 +326,16 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 		report(p)
 		mu.Unlock()
 	}
-	if err := s.fetchBlocks(ctx, provider, pids, missing, onBlock, &refetched); err != nil {
+	bases, err := s.deltaBases(a.ID, m, missing)
+	if err != nil {
+		return u, err
+	}
+	moved, err := s.fetchBlocks(ctx, provider, pids, missing, bases, onBlock, &refetched)
+	u.Bytes += moved
+	if err != nil {
 		return u, err
 	}
 	u.Blocks = int64(len(missing))
-	for _, b := range missing {
-		u.Bytes += b.Size
-	}
 	u.Refetched = refetched.Load()
 	n, err := s.land(ctx, e, a, m, func(n int64) {
 		p := total
@@ -347,6 +350,44 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	p.Phase, p.Blocks, p.Bytes, p.Entities = "done", total.TotalBlocks, total.TotalBytes, n
 	report(p)
 	return u, nil
+}
+
+// deltaBases picks, for each missing block of m's entities, the block at
+// the same ids in the version landed last under agreement, where this
+// node holds it: the provider may then send only the lines that differ.
+func (s *Service) deltaBases(agreement string, m content.Manifest, missing []content.BlockRef) (map[cid.Cid]cid.Cid, error) {
+	prev, err := s.getBytes(landedKey(agreement))
+	if errors.Is(err, store.ErrNotFound) || len(missing) == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pm, err := s.manifest(string(prev))
+	if err != nil {
+		return nil, nil // no earlier manifest: whole blocks
+	}
+	old := pm.EntitiesPart().Blocks
+	isEntity := make(map[cid.Cid]bool, len(m.Blocks))
+	for _, b := range m.EntitiesPart().Blocks {
+		isEntity[b.CID] = true
+	}
+	bases := map[cid.Cid]cid.Cid{}
+	for _, b := range missing {
+		if !isEntity[b.CID] {
+			continue
+		}
+		base, ok := content.DeltaBase(old, b)
+		if !ok {
+			continue
+		}
+		if held, err := s.hasKey(blockKey(base.CID.String())); err != nil {
+			return nil, err
+		} else if held {
+			bases[b.CID] = base.CID
+		}
+	}
+	return bases, nil
 }
 
 func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids protocol.Pids, version string) (content.Manifest, []byte, error) {

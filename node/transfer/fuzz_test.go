@@ -12,6 +12,7 @@ import (
 var seedRequests = []string{
 	`{"@type":"mim:ManifestRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c"}`,
 	`{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]}`,
+	`{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"],"bases":["","bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]}`,
 	`{"@type":"mim:ReceiptRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","usage":{"bytes":10,"blocks":1,"entities":3,"duration":5}}`,
 	`{"@type":"mim:LiveRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","from":42}`,
 	`{"@type":"mim:Acknowledgement","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","ack":{"receipt":{"version":"x"},"providerSignature":"AAE="}}`,
@@ -65,4 +66,23 @@ func FuzzDecodeAnswer(f *testing.F) {
 			t.Fatalf("error %v is neither a refusal nor ErrBadRequest", err)
 		}
 	})
+}
+
+// TestBlockRequestBases: bases come one per CID or not at all, each a CID
+// or empty.
+func TestBlockRequestBases(t *testing.T) {
+	const c = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+	head := `{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["` + c + `","` + c + `"],`
+	for body, ok := range map[string]bool{
+		head + `"bases":["","` + c + `"]}`: true,
+		head + `"bases":["` + c + `"]}`:    false,
+		head + `"bases":["","x"]}`:         false,
+	} {
+		if _, err := transfer.DecodeDataRequest([]byte(body)); (err == nil) != ok || (err != nil && !errors.Is(err, transfer.ErrBadRequest)) {
+			t.Errorf("%s: err = %v, want ok=%v", body, err, ok)
+		}
+	}
+	if _, err := transfer.DecodeAnswer([]byte("\x02\x01\x01x")); !errors.Is(err, transfer.ErrBadRequest) {
+		t.Errorf("a delta answering something else than a block request: err = %v, want ErrBadRequest", err)
+	}
 }

@@ -370,13 +370,16 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 	switch r.Type {
 	case TypeManifestRequest:
 		b, err := s.getBytes(manifestKey(info.Version))
+		if err == nil {
+			err = s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(servedKey(info.Agreement, info.Version), nil) })
+		}
 		if err != nil {
 			s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
 			return
 		}
 		s.writeFrame(st, dataFrame(b))
 	case TypeBlockRequest:
-		s.serveBlocks(st, info, r.CIDs)
+		s.serveBlocks(st, info, r.CIDs, r.Bases)
 	case TypeReceiptRequest:
 		s.serveReceipt(st, remote, info, r)
 	case TypeAcknowledgement:

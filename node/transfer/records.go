@@ -33,6 +33,12 @@ func countKey(agreement string) []byte {
 }
 func manifestKey(c string) []byte { return store.Key(store.PrefixTransfer, "m", c) }
 func blockKey(c string) []byte    { return store.Key(store.PrefixTransfer, "b", c) }
+
+// servedKey records that the manifest of version went to the consumer of
+// agreement: that version's blocks may then be delta bases for it.
+func servedKey(agreement, version string) []byte {
+	return store.Key(store.PrefixTransfer, "s", url.PathEscape(agreement), version)
+}
 func landedKey(agreement string) []byte {
 	return store.Key(store.PrefixTransfer, "v", url.PathEscape(agreement))
 }

@@ -254,9 +254,52 @@ func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
 	if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
 		t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
 	}
+	// The changed block came as the lines that differ from the block the
+	// consumer held at the same ids, not whole.
+	if second.Usage.Bytes*20 > first.Usage.Bytes {
+		t.Errorf("second transfer moved %d bytes, the first %d; want a delta of one entity and the manifest", second.Usage.Bytes, first.Usage.Bytes)
+	}
 	got := query(t, cons.n)
 	if !bytes.Contains(got[300], []byte("1234")) {
 		t.Errorf("consumer's entity 300 = %s, want the changed no2 1234", got[300])
+	}
+}
+
+// TestCorruptDeltaRefetchedWhole: a delta that does not rebuild its block
+// is caught, and the block is fetched again whole.
+func TestCorruptDeltaRefetchedWhole(t *testing.T) {
+	prov, cons := pair(t)
+	es := entities(t, 600, 0)
+	upsert(t, prov.n, es)
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es[300]["no2"].(map[string]any)["value"] = 4321.0
+	upsert(t, prov.n, es[300:301])
+	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	version, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := manifestBlocks(t, prov, first.Version)
+	for _, c := range manifestBlocks(t, prov, version) {
+		if !slices.Contains(old, c) {
+			transfer.CorruptOnce(prov.svc, c)
+		}
+	}
+	second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Usage.Blocks != 1 || second.Usage.Refetched != 1 {
+		t.Errorf("second transfer fetched %d blocks, %d again; want 1 and 1", second.Usage.Blocks, second.Usage.Refetched)
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[300], want[300]) || !bytes.Contains(got[300], []byte("4321")) {
+		t.Errorf("consumer's entity 300 = %s, want the provider's %s", got[300], want[300])
 	}
 }
 

@@ -35,6 +35,11 @@ type DataRequest struct {
 	ConsumerPid string `json:"consumerPid"`
 	// CIDs: TypeBlockRequest, the blocks wanted.
 	CIDs []string `json:"cids,omitempty"`
+	// Bases: TypeBlockRequest, optional, one per CID: a block of an
+	// earlier version that the consumer holds, received under the same
+	// agreement ("" for none). The provider may then answer with a line
+	// delta against it (statusDelta) instead of the whole block.
+	Bases []string `json:"bases,omitempty"`
 	// Usage: TypeReceiptRequest, what the consumer counted.
 	Usage *Usage `json:"usage,omitempty"`
 	// Ack: TypeAcknowledgement, the consumer's signed acknowledgement.
@@ -75,6 +80,14 @@ func DecodeDataRequest(body []byte) (*DataRequest, error) {
 				return nil, fmt.Errorf("%w: cid %q: %v", ErrBadRequest, c, err)
 			}
 		}
+		if len(r.Bases) != 0 && len(r.Bases) != len(r.CIDs) {
+			return nil, fmt.Errorf("%w: %d bases for %d cids, want one each or none", ErrBadRequest, len(r.Bases), len(r.CIDs))
+		}
+		for _, c := range r.Bases {
+			if _, err := cid.Decode(c); c != "" && err != nil {
+				return nil, fmt.Errorf("%w: base %q: %v", ErrBadRequest, c, err)
+			}
+		}
 	case TypeReceiptRequest:
 		if r.Usage == nil {
 			return nil, fmt.Errorf("%w: usage is required", ErrBadRequest)
@@ -93,6 +106,7 @@ func DecodeDataRequest(body []byte) (*DataRequest, error) {
 const (
 	statusData  = 0 // the rest is the payload
 	statusError = 1 // the rest is a JSON wireError
+	statusDelta = 2 // block answers only: the rest is a content.LineDelta against the base asked for
 )
 
 type wireError struct {
@@ -115,18 +129,30 @@ func errorFrame(code protocol.Code, reasons ...string) []byte {
 // DecodeAnswer splits an answer frame into its payload, or the refusal it
 // carries (a *RefusedError).
 func DecodeAnswer(frame []byte) ([]byte, error) {
+	payload, delta, err := decodeBlockAnswer(frame)
+	if err == nil && delta {
+		return nil, fmt.Errorf("%w: a delta answers only a block request", ErrBadRequest)
+	}
+	return payload, err
+}
+
+// decodeBlockAnswer is DecodeAnswer for block requests, whose answers may
+// also be deltas.
+func decodeBlockAnswer(frame []byte) (payload []byte, delta bool, err error) {
 	if len(frame) == 0 {
-		return nil, fmt.Errorf("%w: empty answer frame", ErrBadRequest)
+		return nil, false, fmt.Errorf("%w: empty answer frame", ErrBadRequest)
 	}
 	switch frame[0] {
 	case statusData:
-		return frame[1:], nil
+		return frame[1:], false, nil
+	case statusDelta:
+		return frame[1:], true, nil
 	case statusError:
 		var e wireError
 		if err := json.Unmarshal(frame[1:], &e); err != nil || e.Code == "" {
-			return nil, fmt.Errorf("%w: error answer is not {code, reason}", ErrBadRequest)
+			return nil, false, fmt.Errorf("%w: error answer is not {code, reason}", ErrBadRequest)
 		}
-		return nil, &RefusedError{Code: e.Code, Reasons: e.Reason}
+		return nil, false, &RefusedError{Code: e.Code, Reasons: e.Reason}
 	}
-	return nil, fmt.Errorf("%w: status byte %d", ErrBadRequest, frame[0])
+	return nil, false, fmt.Errorf("%w: status byte %d", ErrBadRequest, frame[0])
 }
