@@ -35,9 +35,12 @@ type outcome struct {
 	entity  *Entity
 }
 
-// commitChunk is how many entity writes share one transaction (and one
-// fsync); a chunk that is still too big for badger is written in halves.
-const commitChunk = 128
+// commitChunk is how many entity writes are prepared at a time (the next
+// chunk is prepared while the previous one is written). A chunk is written
+// in as few transactions as hold it (txnFit): each transaction is one
+// fsync of the write-ahead log, which cost about a sixth of the CPU time
+// of a batch upsert with transactions of 128 entities.
+const commitChunk = 256
 
 // prepared is one change worked out before its transaction: the new state
 // encoded, the index keys to delete and to set, the counter deltas.
@@ -195,17 +198,67 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 	return nil
 }
 
-// writeChunk writes prepared changes in one transaction, giving each a
-// sequence number; a chunk too big for one transaction is split.
+// writeChunk writes prepared changes, giving each a sequence number, in
+// transactions of as many changes as fit (txnFit).
 func (s *Service) writeChunk(ps []prepared) error {
-	err := s.writeTxn(ps)
-	if store.IsTooBig(err) && len(ps) > 1 {
-		if err := s.writeChunk(ps[:len(ps)/2]); err != nil {
+	for len(ps) > 0 {
+		n := s.txnFit(ps)
+		if err := s.writeSplit(ps[:n]); err != nil {
 			return err
 		}
-		return s.writeChunk(ps[len(ps)/2:])
+		ps = ps[n:]
+	}
+	return nil
+}
+
+// writeSplit writes prepared changes in one transaction, or in halves when
+// badger finds it too big after all (txnFit only estimates).
+func (s *Service) writeSplit(ps []prepared) error {
+	err := s.writeTxn(ps)
+	if store.IsTooBig(err) && len(ps) > 1 {
+		if err := s.writeSplit(ps[:len(ps)/2]); err != nil {
+			return err
+		}
+		return s.writeSplit(ps[len(ps)/2:])
 	}
 	return err
+}
+
+// txnFit returns how many of ps (at least one) fit in one transaction,
+// counted as badger counts (store.TxnLimits) with a quarter left for what
+// the estimate misses (counters, the sequence key).
+func (s *Service) txnFit(ps []prepared) int {
+	maxBytes, maxEntries := s.db.TxnLimits()
+	maxBytes, maxEntries = maxBytes*3/4, maxEntries*3/4
+	const perEntry = 12 // badger's overhead per entry
+	var size, count int64
+	for i := range ps {
+		p := &ps[i]
+		if !p.write {
+			continue
+		}
+		n := int64(2) // entity key and feed record
+		b := int64(len(keyEntity)+len(p.id)+8) + int64(len(keyFeed)+8+len(p.body)+len(p.id)+128)
+		for _, k := range p.del {
+			b += int64(len(k))
+		}
+		for _, k := range p.set {
+			b += int64(len(k))
+		}
+		for _, h := range p.hist {
+			b += int64(len(h.key) + 8 + len(h.val))
+		}
+		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count))
+		if p.mark != nil {
+			n++
+			b += int64(len(p.mark.key) + len(p.mark.val))
+		}
+		size, count = size+b+perEntry*n, count+n
+		if i > 0 && (size > maxBytes || count > maxEntries) {
+			return i
+		}
+	}
+	return len(ps)
 }
 
 func (s *Service) writeTxn(ps []prepared) error {

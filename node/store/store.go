@@ -121,6 +121,14 @@ func (d *DB) Update(fn func(tx *Txn) error) error {
 // transaction can hold.
 func IsTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }
 
+// TxnLimits returns how many bytes and how many entries one Update
+// transaction may hold. Badger counts an entry as its key and value
+// lengths plus 12 bytes; past either limit Set fails with an error
+// IsTooBig recognizes, after all the work of building the transaction.
+func (d *DB) TxnLimits() (bytes, entries int64) {
+	return d.db.MaxBatchSize(), d.db.MaxBatchCount()
+}
+
 // Size returns the on-disk size of the LSM tree and the value log in bytes.
 func (d *DB) Size() (lsm, vlog int64) { return d.db.Size() }
 
