@@ -167,8 +167,9 @@ func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now
 	if err != nil {
 		return refuse(protocol.CodeRefused, "this node could not make the agreement: "+err.Error())
 	}
-	e.meta.AgreementID, e.meta.Canonical, e.meta.Signature = a.ID, canon, signatureOf(a, policy.RoleProvider)
-	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, canon, policy.RoleProvider, now)})
+	sum := sha256.Sum256(canon)
+	e.meta.AgreementID, e.meta.TermsSum, e.meta.Signature = a.ID, sum[:], signatureOf(a, policy.RoleProvider)
+	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, sum, policy.RoleProvider, now)})
 	return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Agree, Agreement: raw}
 }
 
@@ -215,8 +216,8 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad(err.Error())
 	}
-	e.meta.AgreementID, e.meta.File = a.ID, file
-	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, canon, policy.RoleConsumer, now)})
+	e.meta.AgreementID, e.file = a.ID, file
+	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, sha256.Sum256(canon), policy.RoleConsumer, now)})
 	return negotiation.Msg{Type: negotiation.MsgVerify, Agreement: raw}
 }
 
@@ -231,7 +232,16 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 		return bad("the verification carries no readable agreement: " + err.Error())
 	}
 	canon, err := a.Canonical()
-	if err != nil || a.ID != e.meta.AgreementID || !bytes.Equal(canon, e.meta.Canonical) {
+	same := false
+	if err == nil && a.ID == e.meta.AgreementID {
+		if len(e.meta.Canonical) > 0 { // stored before TermsSum
+			same = bytes.Equal(canon, e.meta.Canonical)
+		} else {
+			sum := sha256.Sum256(canon)
+			same = len(e.meta.TermsSum) == len(sum) && bytes.Equal(sum[:], e.meta.TermsSum)
+		}
+	}
+	if !same {
 		return bad("the countersigned agreement is not the one this node signed")
 	}
 	// The terms are the ones this node signed, so its own signature is
@@ -253,8 +263,31 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad(err.Error())
 	}
-	e.meta.File = file
+	e.file = file
 	return negotiation.Msg{Type: negotiation.MsgFinalize}
+}
+
+// agreementFile is the doubly signed agreement file of e, to store at
+// FINALIZED: the one this side made in memory, or, if the negotiation was
+// reloaded since, the one stored with it by an older version, or the one
+// the negotiation's agreement carries, read and written again in
+// canonical form. nil if there is none to store.
+func (s *Service) agreementFile(e *entry) []byte {
+	switch {
+	case len(e.file) > 0:
+		return e.file
+	case len(e.meta.File) > 0:
+		return e.meta.File
+	}
+	a, err := parseAgreementJSON(e.n.Agreement())
+	if err == nil && a.ID == e.meta.AgreementID {
+		var file []byte
+		if file, err = a.MarshalJSON(); err == nil {
+			return file
+		}
+	}
+	s.log.Error("finalized negotiation without a readable agreement", "pid", e.key.Pid, "err", err)
+	return nil
 }
 
 // signatureOf returns a's signature by role, nil if it has none. Two
@@ -273,8 +306,7 @@ func signatureOf(a policy.Agreement, role string) []byte {
 }
 
 // signedEntry is the audit entry for this node's signature on a.
-func (s *Service) signedEntry(e *entry, a policy.Agreement, canon []byte, role string, now time.Time) *audit.Entry {
-	sum := sha256.Sum256(canon)
+func (s *Service) signedEntry(e *entry, a policy.Agreement, sum [sha256.Size]byte, role string, now time.Time) *audit.Entry {
 	data, _ := json.Marshal(map[string]string{
 		"negotiation": e.key.Pid, "dataset": a.Dataset, "provider": a.Provider, "consumer": a.Consumer,
 		"signedAs": role, "terms": hex.EncodeToString(sum[:]),

@@ -125,6 +125,13 @@ type entry struct {
 	gone   bool                     // guarded by mu; dropped from live, look it up again
 	dirty  bool                     // guarded by mu; changed since last stored (answers only)
 	staged []staged                 // guarded by mu; written with the next persist
+	// file is the doubly signed agreement file this side made (consumer:
+	// when it countersigned; provider: when it checked the
+	// countersignature), stored under its id at FINALIZED. It is not part
+	// of the record: the negotiation's agreement carries it, and
+	// agreementFile makes it again from there after a restart. Guarded
+	// by mu.
+	file []byte
 }
 
 // staged is a write (or audit entry) to make in the same transaction as
@@ -144,14 +151,18 @@ type meta struct {
 	Updated time.Time `json:"updated"`
 	// AgreementID names the agreement once signed by this side.
 	AgreementID string `json:"agreementId,omitempty"`
-	// Canonical is the agreement's signed terms (provider: to check that
-	// the consumer countersigned the same terms).
+	// TermsSum is the SHA-256 of the agreement's signed terms in
+	// canonical form (provider: to check that the consumer countersigned
+	// the same terms).
+	TermsSum []byte `json:"termsSum,omitempty"`
+	// Canonical is the signed terms themselves, as negotiations stored
+	// before TermsSum have them; read, no longer written.
 	Canonical []byte `json:"canonical,omitempty"`
-	// Signature is the provider's own signature on Canonical (provider:
+	// Signature is the provider's own signature on the terms (provider:
 	// the countersigned agreement must carry it unchanged).
 	Signature []byte `json:"signature,omitempty"`
-	// File is the doubly signed agreement, stored as an agreement when the
-	// negotiation is FINALIZED.
+	// File is the doubly signed agreement, as negotiations stored before
+	// entry.file have it; read, no longer written.
 	File []byte `json:"file,omitempty"`
 	// Approved: a person approved this request (manual approval).
 	Approved bool `json:"approved,omitempty"`
@@ -451,8 +462,12 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 // and the staged writes in one durable transaction.
 func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 	for _, t := range rd.Transitions {
-		if t.To == negotiation.Finalized && t.From != t.To && len(e.meta.File) > 0 {
-			e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: e.meta.File})
+		if t.To == negotiation.Finalized && t.From != t.To {
+			if file := s.agreementFile(e); len(file) > 0 {
+				e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: file})
+			}
+			// Stored under its own key from now on.
+			e.file, e.meta.File = nil, nil
 		}
 	}
 	b, err := recordOf(e, now)
@@ -562,7 +577,7 @@ func (s *Service) reloadLocked(e *entry) {
 		s.mu.Unlock()
 		return
 	}
-	e.n, e.meta = fresh.n, fresh.meta
+	e.n, e.meta, e.file = fresh.n, fresh.meta, nil
 }
 
 // scheduleLocked arms e's timer for its next tick, or drops a finished
