@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -275,11 +276,20 @@ func want(code int, out []byte, err error, what string, ok ...int) error {
 // upsertBodies returns batch upsert bodies of 1,000 entities for entities
 // from..to, values drawn from seed.
 func upsertBodies(from, to int, seed uint64) ([][]byte, error) {
+	ids := make([]int, 0, max(0, to-from))
+	for i := from; i < to; i++ {
+		ids = append(ids, i)
+	}
+	return upsertBodiesOf(ids, seed)
+}
+
+// upsertBodiesOf is upsertBodies for the entities numbered ids.
+func upsertBodiesOf(ids []int, seed uint64) ([][]byte, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var out [][]byte
-	for start := from; start < to; start += 1000 {
-		list := make([]any, 0, 1000)
-		for i := start; i < min(start+1000, to); i++ {
+	for chunk := range slices.Chunk(ids, 1000) {
+		list := make([]any, 0, len(chunk))
+		for _, i := range chunk {
 			list = append(list, aqoEntity(rng, i, "Bench"))
 		}
 		raw, err := json.Marshal(list)

@@ -102,9 +102,14 @@ func benchTransfer(ctx context.Context, b *bench, net *Net) error {
 	b.set("transfer.entities", float64(first.Usage.Entities)/total.Seconds(), 0, "",
 		fmt.Sprintf("%d entities, request to receipt (the target names 1,000,000)", first.Usage.Entities))
 
-	// 1% of the entities, contiguous (one district's stations), change.
+	// 1% of the entities change, scattered over the dataset (every
+	// hundredth station), so that nearly every block holds one.
 	n := b.sz.Transfer
-	changed, err := upsertBodies(n/2, n/2+max(1, n/100), 32)
+	var ids []int
+	for i := 37; i < n; i += 100 {
+		ids = append(ids, i)
+	}
+	changed, err := upsertBodiesOf(ids, 32)
 	if err != nil {
 		return err
 	}
@@ -116,7 +121,7 @@ func benchTransfer(ctx context.Context, b *bench, net *Net) error {
 		return fmt.Errorf("fetch the next version: %w", err)
 	}
 	b.set("transfer.delta", float64(second.Usage.Bytes), float64(first.Usage.Bytes), "full snapshot",
-		fmt.Sprintf("%d of %d entities changed (contiguous ids)", max(1, n/100), n))
+		fmt.Sprintf("%d of %d entities changed, every hundredth (about one per block of %d)", len(ids), n, n/max(1, int(first.Usage.Blocks))))
 
 	landed := make(chan struct{}, 1)
 	started := make(chan struct{})
