@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Context is the JSON-LD context every message is compacted against: the
@@ -197,7 +198,17 @@ func Encode(m Message) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("encoding %s: %w: %w", m.MessageType(), ErrMalformedMessage, err)
 	}
-	b, err := json.Marshal(m)
+	// Every message type writes itself with encoding/json, compact and
+	// HTML-escaped, which is what json.Marshal would make of it; called
+	// through json.Marshal, its output would be checked and compacted a
+	// second time.
+	var b []byte
+	var err error
+	if jm, ok := m.(json.Marshaler); ok {
+		b, err = jm.MarshalJSON()
+	} else {
+		b, err = json.Marshal(m)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", m.MessageType(), err)
 	}
@@ -223,12 +234,71 @@ func exactlyOne(aName, a, bName, b string) error {
 	return nil
 }
 
+// policyKind is what policyObject requires of one kind of policy, and
+// the policies of that kind it accepted lately. A negotiation checks the
+// same offer or agreement several times on each side (encoded to send
+// and to store, decoded, encoded again for its digest), and the check
+// decodes the whole policy; it depends on the bytes alone, so a policy
+// accepted once is accepted again without decoding.
+type policyKind struct {
+	wantType string
+	required []string
+
+	mu sync.Mutex
+	ok map[string]struct{} // guarded by mu; accepted policies, by their bytes
+}
+
+// The kinds of policies messages carry.
+var (
+	offerKind         = &policyKind{wantType: "Offer"}
+	targetedOfferKind = &policyKind{wantType: "Offer", required: []string{"target"}}
+	agreementKind     = &policyKind{wantType: "Agreement", required: []string{"target", "assigner", "assignee"}}
+)
+
+// Bounds of policyKind.ok: policies up to maxRemembered bytes are
+// remembered, up to rememberedPolicies of them (then all are forgotten).
+const (
+	maxRemembered      = 16 << 10
+	rememberedPolicies = 256
+)
+
+func (k *policyKind) accepted(raw []byte) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.ok[string(raw)]
+	return ok
+}
+
+func (k *policyKind) remember(raw []byte) {
+	if len(raw) > maxRemembered {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.ok == nil || len(k.ok) >= rememberedPolicies {
+		k.ok = make(map[string]struct{}, rememberedPolicies)
+	}
+	k.ok[string(raw)] = struct{}{}
+}
+
 // policyObject checks the parts of an ODRL policy (offer or agreement) that
-// the DSP schema requires. The rules themselves are left to package policy.
-func policyObject(name string, raw json.RawMessage, wantType string, required ...string) error {
+// the DSP schema requires, as kind k. The rules themselves are left to
+// package policy.
+func policyObject(name string, raw json.RawMessage, k *policyKind) error {
 	if len(raw) == 0 {
 		return fmt.Errorf("missing %s", name)
 	}
+	if k.accepted(raw) {
+		return nil
+	}
+	if err := checkPolicyObject(name, raw, k.wantType, k.required...); err != nil {
+		return err
+	}
+	k.remember(raw)
+	return nil
+}
+
+func checkPolicyObject(name string, raw json.RawMessage, wantType string, required ...string) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return fmt.Errorf("%s must be an object", name)

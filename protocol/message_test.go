@@ -135,6 +135,9 @@ func TestEncodedMessagesValidate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Encode = %v", err)
 			}
+			if want, _ := json.Marshal(m); string(b) != string(want) {
+				t.Fatalf("Encode = %s, json.Marshal = %s", b, want)
+			}
 			if err := v.Validate(m.MessageType(), b); err != nil {
 				t.Fatalf("%s fails its DSP schema: %v\n%s", m.MessageType(), err, b)
 			}
@@ -285,4 +288,24 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the message:\n%s\n%s", a, b)
 		}
 	})
+}
+
+// TestPolicyCheckRemembersPerKind: a policy accepted as one kind (an offer
+// in a request, which needs no target) is still checked as another (an
+// offer from the provider, which does), and one that was refused stays
+// refused.
+func TestPolicyCheckRemembersPerKind(t *testing.T) {
+	untargeted := json.RawMessage(`{"@id":"urn:offer:9","@type":"Offer","permission":[{"action":"use"}]}`)
+	both := Pids{ProviderPid: "urn:p", ConsumerPid: "urn:c"}
+	for i := 0; i < 2; i++ {
+		if _, err := Encode(&ContractRequestMessage{Pids: both, Offer: untargeted}); err != nil {
+			t.Fatalf("request with an offer without target: %v", err)
+		}
+		if _, err := Encode(&ContractOfferMessage{Pids: both, Offer: untargeted}); err == nil {
+			t.Fatal("offer message with an offer without target was accepted")
+		}
+		if _, err := Encode(&ContractAgreementMessage{Pids: both, Agreement: untargeted}); err == nil {
+			t.Fatal("an offer was accepted as an agreement")
+		}
+	}
 }

@@ -66,7 +66,7 @@ func (m *ContractRequestMessage) validate() error {
 	if err := exactlyOne("callbackAddress", m.CallbackAddress, "providerPid", m.ProviderPid); err != nil {
 		return err
 	}
-	return policyObject("offer", m.Offer, "Offer")
+	return policyObject("offer", m.Offer, offerKind)
 }
 
 // MarshalJSON adds @context and @type.
@@ -96,7 +96,7 @@ func (m *ContractOfferMessage) validate() error {
 	if err := exactlyOne("callbackAddress", m.CallbackAddress, "consumerPid", m.ConsumerPid); err != nil {
 		return err
 	}
-	return policyObject("offer", m.Offer, "Offer", "target")
+	return policyObject("offer", m.Offer, targetedOfferKind)
 }
 
 // MarshalJSON adds @context and @type.
@@ -123,7 +123,7 @@ func (m *ContractAgreementMessage) validate() error {
 	if err := bothPids(m.Pids); err != nil {
 		return err
 	}
-	return policyObject("agreement", m.Agreement, "Agreement", "target", "assigner", "assignee")
+	return policyObject("agreement", m.Agreement, agreementKind)
 }
 
 // MarshalJSON adds @context and @type.
@@ -154,7 +154,7 @@ func (m *ContractAgreementVerificationMessage) validate() error {
 		return err
 	}
 	if len(m.Agreement) > 0 {
-		return policyObject("agreement", m.Agreement, "Agreement", "target", "assigner", "assignee")
+		return policyObject("agreement", m.Agreement, agreementKind)
 	}
 	return nil
 }
