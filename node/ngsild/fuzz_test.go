@@ -57,10 +57,10 @@ func FuzzParseEntity(f *testing.F) {
 		if err != nil {
 			return
 		}
-		stored := appendEntity(nil, e)
+		stored := packEntity(e)
 		var back Entity
 		if err := decodeEntityRecord(stored, &back); err != nil {
-			t.Fatalf("stored form does not decode: %v\n%s", err, stored)
+			t.Fatalf("stored form does not decode: %v\n%s", err, appendEntity(nil, e))
 		}
 		for _, f := range []format{normalized, concise} {
 			want := e.render(tc, renderOpts{format: f, sysAttrs: true})

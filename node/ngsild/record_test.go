@@ -82,3 +82,31 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		})
 	}
 }
+
+// TestPackedEntity checks that a packed entity decodes as its JSON does
+// (records written before packing are JSON and must still be read), and
+// that a damaged packed record is an error.
+func TestPackedEntity(t *testing.T) {
+	for i, b := range recordSeeds(t) {
+		var e Entity
+		if err := decodeEntityRecord(b, &e); err != nil {
+			t.Fatalf("seed %d: JSON record: %v", i, err)
+		}
+		packed := packEntity(&e)
+		if len(packed) >= len(b) && len(b) > 200 {
+			t.Errorf("seed %d: packed %d bytes, JSON %d", i, len(packed), len(b))
+		}
+		var back Entity
+		if err := decodeEntityRecord(packed, &back); err != nil {
+			t.Fatalf("seed %d: packed record: %v", i, err)
+		}
+		if !reflect.DeepEqual(e, back) {
+			t.Errorf("seed %d: packed record decodes differently\n got %+v\nwant %+v", i, back, e)
+		}
+		for _, bad := range [][]byte{packed[:len(packed)/2], append([]byte{packedEntity}, b...)} {
+			if err := decodeEntityRecord(bad, new(Entity)); err == nil {
+				t.Errorf("seed %d: damaged packed record %q decoded", i, bad)
+			}
+		}
+	}
+}

@@ -193,7 +193,7 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 	if p.hist, p.mark, err = s.historyOf(tx, old, ne, ch.history); err != nil {
 		return err
 	}
-	p.types, p.body = ne.Types, appendEntity(nil, ne)
+	p.types, p.body = ne.Types, packEntity(ne)
 	p.out.created, p.out.entity = old == nil, ne
 	return nil
 }
