@@ -96,7 +96,11 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // work in flight: handlers, sends, ticks
 
-	firstMu sync.Mutex // serialises the creation of provider-side negotiations
+	// firstMu serialises the lookup and creation of provider-side
+	// negotiations for first requests that hash alike (firstLock): two
+	// copies of one request always do, requests of different consumers
+	// rarely, so that they do not queue behind each other's store reads.
+	firstMu [64]sync.Mutex
 
 	mu   sync.Mutex
 	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left

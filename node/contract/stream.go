@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -175,11 +177,12 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 		return nil, protocol.NegotiationErrorFor(req, protocol.Errorf(protocol.CodeWrongParty, negotiation.ErrWrongParty,
 			"callbackAddress %q does not name the sender %s", req.CallbackAddress, remote))
 	}
-	// firstMu makes looking up and creating one step, so that two copies
-	// of a first request arriving together create one negotiation.
-	s.firstMu.Lock()
-	defer s.firstMu.Unlock()
+	// firstLock makes looking up and creating one step, so that two
+	// copies of a first request arriving together create one negotiation.
 	fk := remote.String() + " " + req.ConsumerPid
+	mu := s.firstLock(fk)
+	mu.Lock()
+	defer mu.Unlock()
 	var ppid []byte
 	var err error
 	s.mu.Lock()
@@ -218,6 +221,14 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	s.firsts[fk] = n.Pid()
 	s.mu.Unlock()
 	return e, nil
+}
+
+// firstLock returns the lock of first requests with key fk ("consumer
+// peer consumerPid").
+func (s *Service) firstLock(fk string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(fk))
+	return &s.firstMu[h.Sum32()%uint32(len(s.firstMu))]
 }
 
 // sendAll sends msgs to peerID in order and steps each answer back into
