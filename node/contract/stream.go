@@ -59,6 +59,7 @@ func (s *Service) handleConversation(st network.Stream) {
 	c := newConversation(st, st.Conn().RemotePeer())
 	msg, ok := s.readFirst(st, c.r)
 	if !ok {
+		c.release()
 		return
 	}
 	s.converse(c, msg, nil)
@@ -296,8 +297,27 @@ type conversation struct {
 	remote peer.ID
 }
 
+// Buffers of conversations, reused: a negotiation is one conversation on
+// each side, and fresh buffers were a third of the bytes it allocated.
+var (
+	convReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+	convWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+)
+
 func newConversation(st network.Stream, remote peer.ID) *conversation {
-	return &conversation{st: st, r: bufio.NewReader(st), w: bufio.NewWriterSize(st, 16<<10), remote: remote}
+	r, w := convReaders.Get().(*bufio.Reader), convWriters.Get().(*bufio.Writer)
+	r.Reset(st)
+	w.Reset(st)
+	return &conversation{st: st, r: r, w: w, remote: remote}
+}
+
+// release returns c's buffers for reuse; c must not be used after it.
+func (c *conversation) release() {
+	c.r.Reset(nil)
+	c.w.Reset(nil)
+	convReaders.Put(c.r)
+	convWriters.Put(c.w)
+	c.r, c.w = nil, nil
 }
 
 // pendingMsg is a message of negotiation key sent on a conversation, in
@@ -321,6 +341,7 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 	defer func() {
 		_ = c.w.Flush() // fails harmlessly after a reset
 		c.st.Close()
+		c.release()
 	}()
 	var waiting []pendingMsg // sent, answer not read yet, oldest first
 	send := func(q []pendingMsg) bool {
