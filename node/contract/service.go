@@ -528,10 +528,6 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 
 // recordOf encodes e as stored, last updated now.
 func recordOf(e *entry, now time.Time) ([]byte, error) {
-	nb, err := e.n.Marshal()
-	if err != nil {
-		return nil, err
-	}
 	if e.meta.Created.IsZero() {
 		e.meta.Created = now
 	}
@@ -540,10 +536,16 @@ func recordOf(e *entry, now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
 	}
-	// The record is assembled by hand: json.Marshal would re-validate and
-	// compact the negotiation's bytes, which costs more than making them.
-	b := make([]byte, 0, len(mb)+len(nb)+32)
-	b = append(append(append(append(b, `{"meta":`...), mb...), `,"negotiation":`...), nb...)
+	// The record is assembled by hand, the negotiation written in place:
+	// json.Marshal would re-validate and compact the negotiation's bytes,
+	// which costs more than making them. The capacity covers a typical
+	// negotiation (its offer, agreement and unanswered message are most
+	// of it); AppendJSON grows it once if needed.
+	b := make([]byte, 0, len(mb)+len(e.n.Offer())+len(e.n.Agreement())+2048)
+	b = append(append(append(b, `{"meta":`...), mb...), `,"negotiation":`...)
+	if b, err = e.n.AppendJSON(b); err != nil {
+		return nil, err
+	}
 	return append(b, '}'), nil
 }
 

@@ -64,7 +64,12 @@ var stepFuncs = map[State]stepFunc{
 // the driver persists before it sends, so after a restart an unsent message
 // is simply resent at the next tick and an unsent answer is given again
 // when the peer resends.
-func (n *Negotiation) MarshalJSON() ([]byte, error) {
+func (n *Negotiation) MarshalJSON() ([]byte, error) { return n.AppendJSON(nil) }
+
+// AppendJSON appends the durable form of the negotiation (see
+// MarshalJSON) to dst, so that a driver storing it inside a larger record
+// writes it in place.
+func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 	p := persisted{
 		Version: persistVersion, Role: n.role, State: n.state, Pids: n.pids, Peer: n.peer,
 		Callback: n.callback, Purpose: n.purpose, Pending: n.pending,
@@ -83,7 +88,7 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
 		}
-		return b, nil
+		return append(dst, b...), nil
 	}
 	// The unanswered message usually carries the offer or agreement just
 	// made or received (the request, the agreement, the verification):
@@ -96,11 +101,21 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 			agreement, p.AgreementInOut = nil, true
 		}
 	}
-	b, err := json.Marshal(p)
+	pb, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
 	}
-	b = b[:len(b)-1] // the closing brace; p always has members
+	var ob []byte
+	if n.out != nil {
+		if ob, err = n.out.MarshalJSON(); err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
+	}
+	b := dst
+	if need := len(pb) + len(offer) + len(agreement) + len(ob) + 40; cap(b)-len(b) < need {
+		b = append(make([]byte, 0, len(b)+need), b...)
+	}
+	b = append(b, pb[:len(pb)-1]...) // without the closing brace; p always has members
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
@@ -110,10 +125,6 @@ func (n *Negotiation) MarshalJSON() ([]byte, error) {
 		}
 	}
 	if n.out != nil {
-		ob, err := n.out.MarshalJSON()
-		if err != nil {
-			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
-		}
 		b = append(append(b, `,"out":`...), ob...)
 	}
 	return append(b, '}'), nil
