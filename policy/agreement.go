@@ -168,7 +168,7 @@ func (a Agreement) Canonical() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)
 	}
-	c, err := appendCanonical(nil, m)
+	c, err := appendCanonical(make([]byte, 0, 2048), m)
 	if err != nil {
 		return nil, fmt.Errorf("canonicalising agreement %s: %w", a.ID, err)
 	}
@@ -437,7 +437,7 @@ func (a Agreement) MarshalJSON() ([]byte, error) {
 	for _, s := range sortSignatures(a.Signatures) {
 		sigs = append(sigs, map[string]any{"role": s.Role, "peer": s.Peer, "sig": base64.StdEncoding.EncodeToString(s.Value)})
 	}
-	out, err := appendCanonical(nil, map[string]any{"agreement": terms, "signatures": sigs})
+	out, err := appendCanonical(make([]byte, 0, 2560), map[string]any{"agreement": terms, "signatures": sigs})
 	if err != nil {
 		return nil, fmt.Errorf("canonicalising agreement %s: %w", a.ID, err)
 	}
@@ -497,7 +497,7 @@ func decodeAgreement(data []byte) (Agreement, error) {
 	}
 	// What is signed is the canonical form of the terms as written; what is
 	// evaluated is the model. They must be the same bytes.
-	signedForm, err := appendCanonical(nil, terms)
+	signedForm, err := appendCanonical(make([]byte, 0, 2048), terms)
 	if err != nil {
 		return Agreement{}, fmt.Errorf("%w: canonicalising agreement terms: %w", ErrSyntax, err)
 	}
