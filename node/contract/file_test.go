@@ -2,10 +2,14 @@ package contract
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/gowebpki/jcs"
+
+	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/policy"
 	"github.com/mimnode/mimnode/protocol"
 	"github.com/mimnode/mimnode/protocol/negotiation"
@@ -59,5 +63,30 @@ func TestAgreementFileAfterReload(t *testing.T) {
 	e.meta.AgreementID = "urn:uuid:other"
 	if got := s.agreementFile(e); got != nil {
 		t.Fatalf("agreementFile of an agreement with another id = %s, want nil", got)
+	}
+}
+
+// TestAuditDataIsCanonical: the data of the driver's own audit entries is
+// written in canonical form, which the log then hashes as it is.
+func TestAuditDataIsCanonical(t *testing.T) {
+	prov, cons := newKeySigner(t), newKeySigner(t)
+	n, err := negotiation.NewProvider(negotiation.Config{Pid: "urn:uuid:p", Peer: cons.PeerID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{log: slog.New(slog.DiscardHandler)}
+	e := &entry{key: negotiation.Key{Role: negotiation.Provider, Pid: n.Pid()}, n: n, meta: meta{Dataset: "urn:ngsi-ld:Dataset:noise"}}
+	a := policy.Agreement{ID: "urn:uuid:a1", Dataset: "urn:ngsi-ld:Dataset:noise", Provider: prov.PeerID(), Consumer: cons.PeerID()}
+	now := time.Date(2026, 3, 1, 0, 0, 1, 0, time.UTC)
+	for _, en := range []audit.Entry{
+		s.transitionEntry(e, negotiation.Transition{From: negotiation.Initial, To: negotiation.Requested, Cause: "consumer requested offer"}, now),
+		s.transitionEntry(e, negotiation.Transition{From: negotiation.Requested, To: negotiation.Terminated, Cause: "provider refused",
+			Code: protocol.CodeRefused, Reasons: []string{"the purpose is not research"}}, now),
+		*s.signedEntry(e, a, sha256.Sum256([]byte("terms")), policy.RoleProvider, now),
+	} {
+		canon, err := jcs.Transform(en.Data)
+		if err != nil || !bytes.Equal(canon, en.Data) {
+			t.Errorf("%s data %s is not canonical (%s, %v)", en.Kind, en.Data, canon, err)
+		}
 	}
 }

@@ -558,17 +558,27 @@ func (s *Service) transitionEntry(e *entry, t negotiation.Transition, now time.T
 	case t.To == negotiation.Terminated && (t.Code == protocol.CodeRefused || t.Code == protocol.CodeRejected):
 		kind = audit.KindNegotiationRefused
 	}
+	// Members in sorted order, so that the data is already in the
+	// canonical form the log hashes (audit skips re-encoding it then).
+	pids := e.n.Pids()
 	data, _ := json.Marshal(struct {
-		Role    negotiation.Role  `json:"role"`
-		Dataset string            `json:"dataset,omitempty"`
-		From    negotiation.State `json:"from"`
-		To      negotiation.State `json:"to"`
 		Cause   string            `json:"cause"`
 		Code    protocol.Code     `json:"code,omitempty"`
+		Dataset string            `json:"dataset,omitempty"`
+		From    negotiation.State `json:"from"`
+		Pids    sortedPids        `json:"pids"`
 		Reasons []string          `json:"reasons,omitempty"`
-		Pids    protocol.Pids     `json:"pids"`
-	}{e.key.Role, e.meta.Dataset, t.From, t.To, t.Cause, t.Code, t.Reasons, e.n.Pids()})
+		Role    negotiation.Role  `json:"role"`
+		To      negotiation.State `json:"to"`
+	}{Cause: t.Cause, Code: t.Code, Dataset: e.meta.Dataset, From: t.From, Pids: sortedPids{pids.ConsumerPid, pids.ProviderPid},
+		Reasons: t.Reasons, Role: e.key.Role, To: t.To})
 	return audit.Entry{Time: now, Kind: kind, Subject: e.key.Pid, Peer: e.n.Peer(), Data: data}
+}
+
+// sortedPids is protocol.Pids with its members in sorted order.
+type sortedPids struct {
+	ConsumerPid string `json:"consumerPid,omitempty"`
+	ProviderPid string `json:"providerPid,omitempty"`
 }
 
 // reloadLocked puts e back to what is stored, or drops it if nothing is.
