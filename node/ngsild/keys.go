@@ -3,6 +3,7 @@ package ngsild
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/golang/geo/s2"
@@ -164,12 +165,14 @@ func boundToRect(b orb.Bound) s2.Rect {
 
 // indexKeys returns every index key of e (type, spatial, and value keys of
 // the attributes valued says are indexed), and adds e's counter
-// contributions times sign to counts.
+// contributions times sign to counts (unless counts is nil).
 func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(string) bool) map[string]struct{} {
 	keys := make(map[string]struct{}, 4+2*len(e.Attrs))
 	for _, t := range e.Types {
 		keys[string(typeKey(t, e.ID))] = struct{}{}
-		counts[countKey{typ: t}] += sign
+		if counts != nil {
+			counts[countKey{typ: t}] += sign
+		}
 	}
 	for _, sc := range e.Scope {
 		keys[string(scopeKey(sc, e.ID))] = struct{}{}
@@ -182,7 +185,7 @@ func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(str
 			for _, x := range seen {
 				counted = counted || x == a.Type
 			}
-			if !counted {
+			if !counted && counts != nil {
 				for i := range seen {
 					if seen[i] == "" {
 						seen[i] = a.Type
@@ -213,6 +216,28 @@ func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(str
 		}
 	}
 	return keys
+}
+
+// sameCounted reports whether a and b add the same counters (indexKeys):
+// the same types in the same order, and the same attributes, each with
+// instances of the same attribute types in the same order. It may say
+// false for entities that do.
+func sameCounted(a, b *Entity) bool {
+	if !slices.Equal(a.Types, b.Types) || len(a.Attrs) != len(b.Attrs) {
+		return false
+	}
+	for attr, bi := range b.Attrs {
+		ai, ok := a.Attrs[attr]
+		if !ok || len(ai) != len(bi) {
+			return false
+		}
+		for i := range ai {
+			if ai[i].Type != bi[i].Type {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // valueKeys returns the value index keys of one attribute of e.

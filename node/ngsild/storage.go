@@ -161,12 +161,18 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 	}
 	overlay[ch.id] = ne
 	p.write, p.id, p.count, p.old = true, ch.id, map[countKey]int64{}, old
+	counts := p.count
+	if old != nil && ne != nil && sameCounted(old, ne) {
+		// The counter contributions of old and ne would cancel out: an
+		// entity replaced with the same attributes, the usual update.
+		counts = nil
+	}
 	var oldKeys, newKeys map[string]struct{}
 	if old != nil {
-		oldKeys = indexKeys(old, p.count, -1, s.vidx.isWritten)
+		oldKeys = indexKeys(old, counts, -1, s.vidx.isWritten)
 	}
 	if ne != nil {
-		newKeys = indexKeys(ne, p.count, +1, s.vidx.isWritten)
+		newKeys = indexKeys(ne, counts, +1, s.vidx.isWritten)
 	}
 	for k := range oldKeys {
 		if _, keep := newKeys[k]; !keep {

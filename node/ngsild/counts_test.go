@@ -1,0 +1,92 @@
+package ngsild
+
+import (
+	"context"
+	"encoding/binary"
+	"maps"
+	"net/http"
+	"testing"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// storedCounts reads every counter (n/k/) of n's store.
+func storedCounts(t *testing.T, n *testNode) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	err := n.svc.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyCount)}, func(k, v []byte) error {
+			if len(v) != 8 {
+				t.Errorf("counter %q holds %d bytes", k, len(v))
+				return nil
+			}
+			got[string(k)] = int64(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// recount counts the stored entities from scratch, as the counters should.
+func recount(t *testing.T, n *testNode) map[string]int64 {
+	t.Helper()
+	deltas := map[countKey]int64{}
+	err := n.svc.EachOfType(context.Background(), nil, func(e *Entity) error {
+		indexKeys(e, deltas, +1, func(string) bool { return false })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for k, d := range deltas {
+		if d != 0 {
+			want[k.key()] = d
+		}
+	}
+	return want
+}
+
+// TestCountersThroughReplaces checks the type and attribute counters
+// (GET /types, /attributes) after replaces that keep the attributes and
+// their types (the write skips the counters then) and after ones that
+// change them.
+func TestCountersThroughReplaces(t *testing.T) {
+	n := newTestNode(t, nil)
+	steps := []struct {
+		name, path, body string
+	}{
+		{"create", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:1","type":"T","p":{"type":"Property","value":1},"r":{"type":"Relationship","object":"urn:y:1"}},
+			  {"id":"urn:x:2","type":"T","p":{"type":"Property","value":2}}]`},
+		{"same attributes, new values", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:1","type":"T","p":{"type":"Property","value":5},"r":{"type":"Relationship","object":"urn:y:2"}}]`},
+		{"an attribute changes type", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:1","type":"T","p":{"type":"Property","value":5},"r":{"type":"Property","value":"urn:y:2"}}]`},
+		{"an attribute gains an instance", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:2","type":"T","p":[{"type":"Property","value":2},{"type":"Relationship","object":"urn:y:3","datasetId":"urn:d:1"}]}]`},
+		{"same instances again", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:2","type":"T","p":[{"type":"Property","value":3},{"type":"Relationship","object":"urn:y:4","datasetId":"urn:d:1"}]}]`},
+		{"instances in another order", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:2","type":"T","p":[{"type":"Relationship","object":"urn:y:4","datasetId":"urn:d:1"},{"type":"Property","value":3}]}]`},
+		{"another type", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:2","type":["T","U"],"p":{"type":"Property","value":3}}]`},
+		{"an attribute goes", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:1","type":"T","p":{"type":"Property","value":6}}]`},
+		{"twice in one batch", "/ngsi-ld/v1/entityOperations/upsert",
+			`[{"id":"urn:x:1","type":"T","p":{"type":"Property","value":7}},{"id":"urn:x:1","type":"T","q":{"type":"Property","value":7}}]`},
+		{"delete", "/ngsi-ld/v1/entityOperations/delete", `["urn:x:2"]`},
+	}
+	for _, st := range steps {
+		rec := n.do("POST", st.path, st.body)
+		if rec.Code != http.StatusCreated && rec.Code != http.StatusNoContent {
+			t.Fatalf("%s: %d %s", st.name, rec.Code, rec.Body.String())
+		}
+		if got, want := storedCounts(t, n), recount(t, n); !maps.Equal(got, want) {
+			t.Errorf("%s: counters %v, want %v", st.name, got, want)
+		}
+	}
+}
