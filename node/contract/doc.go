@@ -83,6 +83,14 @@
 // and g/o/<dataset>/<offer id> (Registry, the interim offers store behind
 // POST /api/v1/offers until the catalogue provides offers).
 //
+// A negotiation's record is written at every persisted step, so it holds
+// nothing twice: the state machine stores an offer or agreement once when
+// its unanswered message carries it; the provider keeps a SHA-256 of the
+// terms it signed, not the terms; and the doubly signed agreement file is
+// kept in memory until FINALIZED stores it under g/a (after a restart it
+// is made again from the negotiation's agreement). Records written before
+// still read: their terms and file are used as they are.
+//
 // # HTTP
 //
 // Register mounts POST/GET /api/v1/negotiations, GET
