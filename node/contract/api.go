@@ -151,18 +151,49 @@ func (s *Service) Get(id string) (Info, error) {
 // ends, and returns it as it then is (as stored).
 func (s *Service) Wait(ctx context.Context, id string) (Info, error) {
 	ch, cancel := s.waiter(id)
-	in, err := s.Get(id)
-	if err != nil || in.State.Terminal() {
-		cancel()
-		return in, err
+	// A negotiation running in memory is not finished, and will notify
+	// the waiter registered above when it is: no need to read and decode
+	// its record first.
+	if !s.running(id) {
+		in, err := s.Get(id)
+		if err != nil || in.State.Terminal() {
+			cancel()
+			return in, err
+		}
 	}
 	select {
 	case fin := <-ch:
 		return fin, nil
 	case <-ctx.Done():
 		cancel()
+		in, err := s.Get(id)
+		if err != nil {
+			return in, err
+		}
 		return in, fmt.Errorf("waiting for negotiation %s (now %s): %w", id, in.State, ctx.Err())
 	}
+}
+
+// running reports whether negotiation id is in memory and not finished,
+// as far as it can tell without waiting for the negotiation's lock.
+// The state in memory is the stored one or later, and a finished state
+// is never left, so a negotiation running here is not finished in the
+// store either.
+func (s *Service) running(id string) bool {
+	for _, role := range []negotiation.Role{negotiation.Consumer, negotiation.Provider} {
+		s.mu.Lock()
+		e := s.live[negotiation.Key{Role: role, Pid: id}]
+		s.mu.Unlock()
+		if e == nil || !e.mu.TryLock() {
+			continue
+		}
+		ok := !e.gone && !e.n.State().Terminal()
+		e.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // List returns every negotiation on this node, newest first.
