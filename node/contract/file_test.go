@@ -3,6 +3,7 @@ package contract
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -88,5 +89,46 @@ func TestAuditDataIsCanonical(t *testing.T) {
 		if err != nil || !bytes.Equal(canon, en.Data) {
 			t.Errorf("%s data %s is not canonical (%s, %v)", en.Kind, en.Data, canon, err)
 		}
+	}
+}
+
+// TestRecordsArePacked: records are stored packed, read back, and records
+// stored as plain JSON before are still read.
+func TestRecordsArePacked(t *testing.T) {
+	prov := newKeySigner(t)
+	tpl, _ := policy.LookupTemplate("research-only")
+	offer, _ := tpl.New(policy.Params{ID: "urn:offer:1", Target: "urn:ds:noise", Assigner: prov.PeerID()})
+	offerJSON, _ := policy.Marshal(offer)
+	n, err := negotiation.NewConsumer(negotiation.Config{Pid: "urn:uuid:c", Peer: prov.PeerID(), CallbackAddress: "/p2p/me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 1, 0, time.UTC)
+	if err := n.Step(negotiation.Msg{Type: negotiation.MsgRequest, Now: now, Offer: offerJSON}); err != nil {
+		t.Fatal(err)
+	}
+	e := &entry{key: negotiation.Key{Role: negotiation.Consumer, Pid: n.Pid()}, n: n, meta: meta{Dataset: "urn:ds:noise"}}
+	b, err := recordOf(e, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := unpackRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != packedRecord || len(b) >= len(js) {
+		t.Fatalf("record of %d bytes packed to %d (first byte %#x)", len(js), len(b), b[0])
+	}
+	for name, stored := range map[string][]byte{"packed": b, "plain JSON": js} {
+		got, err := decodeEntry(stored)
+		if err != nil {
+			t.Fatalf("decodeEntry(%s) = %v", name, err)
+		}
+		if got.key != e.key || got.n.State() != n.State() || !bytes.Equal(got.n.Offer(), n.Offer()) || got.meta.Dataset != e.meta.Dataset {
+			t.Fatalf("decodeEntry(%s) = %+v, want %+v", name, got, e)
+		}
+	}
+	if _, err := decodeEntry(append([]byte{packedRecord}, "garbage"...)); !errors.Is(err, negotiation.ErrCorrupt) {
+		t.Fatalf("decodeEntry(bad packing) = %v, want ErrCorrupt", err)
 	}
 }
