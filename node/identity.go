@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -43,15 +44,33 @@ var _ policy.Verifier = PeerIDVerifier{}
 // ErrSignature is returned for a signature that does not match.
 var ErrSignature = errors.New("signature does not match the peer's key")
 
-// Verify checks that sig is peerID's signature over msg.
-func (PeerIDVerifier) Verify(peerID string, msg, sig []byte) error {
+// peerKeys caches the public keys extracted from peer IDs: a negotiation
+// checks signatures of the same few peers over and over, and decoding the
+// ID and its key each time was a few percent of its CPU.
+var peerKeys, _ = lru.New[string, crypto.PubKey](1024)
+
+// publicKey returns the public key embedded in peerID.
+func publicKey(peerID string) (crypto.PubKey, error) {
+	if pub, ok := peerKeys.Get(peerID); ok {
+		return pub, nil
+	}
 	id, err := peer.Decode(peerID)
 	if err != nil {
-		return fmt.Errorf("peer ID %q: %w", peerID, err)
+		return nil, fmt.Errorf("peer ID %q: %w", peerID, err)
 	}
 	pub, err := id.ExtractPublicKey()
 	if err != nil {
-		return fmt.Errorf("peer ID %s carries no public key: %w", peerID, err)
+		return nil, fmt.Errorf("peer ID %s carries no public key: %w", peerID, err)
+	}
+	peerKeys.Add(peerID, pub)
+	return pub, nil
+}
+
+// Verify checks that sig is peerID's signature over msg.
+func (PeerIDVerifier) Verify(peerID string, msg, sig []byte) error {
+	pub, err := publicKey(peerID)
+	if err != nil {
+		return err
 	}
 	ok, err := pub.Verify(msg, sig)
 	if err != nil {
