@@ -60,6 +60,13 @@ func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error)
 	}
 	now := s.now()
 	items := make([]batchItem, len(elems))
+	// Entities of the plain shape are read straight into the model
+	// (bodydecode.go) with the context of the request; an application/json
+	// body's entities have none of their own.
+	var plainTC *termContext
+	if !ldJSON {
+		plainTC, _ = s.bodyContext(r, nil, false)
+	}
 	// Parsing and decoding are pure CPU work per entity; spread them over
 	// the cores so a big batch is not bound by one.
 	workers := min(runtime.GOMAXPROCS(0), (len(elems)+63)/64)
@@ -70,6 +77,12 @@ func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error)
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(elems); i += workers {
+				if plainTC != nil {
+					if e, err := decodeBodyEntity(elems[i], plainTC, now); err == nil {
+						items[i] = batchItem{id: e.ID, entity: e}
+						continue
+					}
+				}
 				v, err := parseJSON(elems[i])
 				if err != nil {
 					bad.CompareAndSwap(nil, &err)

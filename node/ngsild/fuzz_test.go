@@ -2,6 +2,7 @@ package ngsild
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,16 +47,36 @@ func FuzzParseEntity(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":"urn:x:1","type":"T","p":[{"type":"Property","value":1,"datasetId":"urn:d:1"},{"value":2}],"l":{"languageMap":{"en":"x"}}}`))
 	f.Add([]byte(`{"id":"urn:x:1","type":["A","B"],"r":{"type":"Relationship","object":["urn:a","urn:b"],"observedAt":"2024-01-01T00:00:00Z"}}`))
+	aqo, _ := json.Marshal(aqoEntity(rand.New(rand.NewPCG(1, 1)), 1))
+	f.Add(aqo)
+	f.Add([]byte(`{"id":"urn:x:1","type":"T","p":{"type":"Property","value":1,"value":2}}`))
+	f.Add([]byte(`{"id":"urn:x:1","type":"T","p":{"type":"Property","value":null},"r":{"type":"Relationship","object":"x"}}`))
+	f.Add([]byte(`{"id":"urn:x:1","type":"T","g":{"type":"GeoProperty","value":{"type":"Point","coordinates":[1]}},"p":{"type":"Property","value":1,"observedAt":"x"}}`))
 	tc := coreTermContext(f)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The plain-shape decoder (bodydecode.go) may only accept what
+		// the generic one does, and must make the same entity.
+		fast, ferr := decodeBodyEntity(body, tc, now)
+		if ferr != nil && ferr != errBodyShape {
+			t.Fatalf("plain-shape decoder failed with %v, not errBodyShape", ferr)
+		}
 		m, err := ParseEntity(body)
 		if err != nil {
+			if ferr == nil {
+				t.Fatalf("plain-shape decoder accepted a body the parser rejects (%v)", err)
+			}
 			return
 		}
 		e, err := decodeEntity(m, tc, now, true)
 		if err != nil {
+			if ferr == nil {
+				t.Fatalf("plain-shape decoder accepted an entity the generic decoder rejects (%v)", err)
+			}
 			return
+		}
+		if ferr == nil && !reflect.DeepEqual(fast, e) {
+			t.Fatalf("plain-shape decoder made another entity:\n%s\n%s", appendEntity(nil, fast), appendEntity(nil, e))
 		}
 		stored := packEntity(e)
 		var back Entity
