@@ -1,12 +1,15 @@
 package ngsild
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"sort"
@@ -131,6 +134,41 @@ func benchUpsert(b *testing.B, mod func(*Options)) {
 
 	// On a shared machine wall time depends on the neighbours; CPU time
 	// per entity (all threads, including badger's) does not.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
+}
+
+// BenchmarkBatchUpsertHTTP is BenchmarkBatchUpsert/validated over a real
+// HTTP server on loopback: the request is read from a socket, as on a
+// node. CPU time includes the client's side of the connection.
+func BenchmarkBatchUpsertHTTP(b *testing.B) {
+	n := newTestNodeOn(b, openDisk(b), nil)
+	srv := httptest.NewServer(n.mux)
+	b.Cleanup(srv.Close)
+	const per = 1000
+	bodies := batchBodies(b, 20*per, per, 7)
+	h := link(envContext)
+	url := srv.URL + "/ngsi-ld/v1/entityOperations/upsert"
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	for i := 0; i < b.N; i++ {
+		req, err := http.NewRequest("POST", url, bytes.NewReader(bodies[i%len(bodies)]))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(h[0], h[1])
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusNoContent {
+			b.Fatalf("upsert: %d %s", resp.StatusCode, msg)
+		}
+	}
+	el, cpu := time.Since(start), cpuTime()-cpu0
+	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
 }
 
