@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -276,10 +277,16 @@ func readBody(r *http.Request) (body []byte, ldJSON bool, err error) {
 		return nil, false, newError(UnsupportedMediaType, "unsupported media type",
 			"send application/json or application/ld+json, not %q", r.Header.Get("Content-Type"))
 	}
-	body, err = io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	if err != nil {
+	// A batch body is megabytes: read it into a buffer of the announced
+	// size instead of growing one (io.ReadAll) and copying it a dozen times.
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= maxBodyBytes {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBodyBytes+1)); err != nil {
 		return nil, false, newError(InvalidRequest, "cannot read body", "%v", err)
 	}
+	body = buf.Bytes()
 	if len(body) > maxBodyBytes {
 		return nil, false, newError(BadRequestData, "body too large", "the body exceeds %d bytes", maxBodyBytes)
 	}
