@@ -168,7 +168,9 @@ func boundToRect(b orb.Bound) s2.Rect {
 // the attributes valued says are indexed), and adds e's counter
 // contributions times sign to counts (unless counts is nil).
 func indexKeys(e *Entity, counts map[countKey]int64, sign int64, valued func(string) bool) map[string]struct{} {
-	keys := make(map[string]struct{}, 4+2*len(e.Attrs))
+	// Most attributes have no keys (only those with value indexes, and
+	// geo cells, do): a map sized for two per attribute was mostly empty.
+	keys := make(map[string]struct{}, len(e.Types)+len(e.Scope)+4)
 	for _, t := range e.Types {
 		keys[string(typeKey(t, e.ID))] = struct{}{}
 		if counts != nil {

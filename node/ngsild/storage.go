@@ -160,12 +160,21 @@ func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, 
 		return nil
 	}
 	overlay[ch.id] = ne
-	p.write, p.id, p.count, p.old = true, ch.id, map[countKey]int64{}, old
-	counts := p.count
-	if old != nil && ne != nil && sameCounted(old, ne) {
+	p.write, p.id, p.old = true, ch.id, old
+	var counts map[countKey]int64
+	switch {
+	case old != nil && ne != nil && sameCounted(old, ne):
 		// The counter contributions of old and ne would cancel out: an
 		// entity replaced with the same attributes, the usual update.
-		counts = nil
+		p.count = map[countKey]int64{}
+	case ne != nil:
+		// A counter per type and per type and attribute (indexKeys):
+		// sized for them, the map is not grown and rehashed twice.
+		p.count = make(map[countKey]int64, len(ne.Types)*(1+len(ne.Attrs)))
+		counts = p.count
+	default:
+		p.count = map[countKey]int64{}
+		counts = p.count
 	}
 	var oldKeys, newKeys map[string]struct{}
 	if old != nil {
