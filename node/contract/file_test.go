@@ -11,6 +11,7 @@ import (
 	"github.com/gowebpki/jcs"
 
 	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/policy"
 	"github.com/mimnode/mimnode/protocol"
 	"github.com/mimnode/mimnode/protocol/negotiation"
@@ -116,7 +117,7 @@ func TestRecordsArePacked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b[0] != packedRecord || len(b) >= len(js) {
+	if b[0] != store.PackedMarker || len(b) >= len(js) {
 		t.Fatalf("record of %d bytes packed to %d (first byte %#x)", len(js), len(b), b[0])
 	}
 	for name, stored := range map[string][]byte{"packed": b, "plain JSON": js} {
@@ -128,7 +129,7 @@ func TestRecordsArePacked(t *testing.T) {
 			t.Fatalf("decodeEntry(%s) = %+v, want %+v", name, got, e)
 		}
 	}
-	if _, err := decodeEntry(append([]byte{packedRecord}, "garbage"...)); !errors.Is(err, negotiation.ErrCorrupt) {
+	if _, err := decodeEntry(append([]byte{store.PackedMarker}, "garbage"...)); !errors.Is(err, negotiation.ErrCorrupt) {
 		t.Fatalf("decodeEntry(bad packing) = %v, want ErrCorrupt", err)
 	}
 }

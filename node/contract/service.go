@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/klauspost/compress/s2"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -531,14 +530,12 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 	return nil
 }
 
-// Records are stored packed: a byte packedRecord, then the record's JSON
-// compressed in the Snappy block format (s2's Snappy-compatible encoder).
-// A record is written at every step of a negotiation, and every byte of
-// it is copied into the write-ahead log, the memtable and a level-0
-// table; its offer and agreement repeat the same policy text, so it
-// packs to about a third, in a few microseconds. Records written before
-// start with '{' and are read as they are.
-const packedRecord = 0x01
+// Records are stored packed (store.Pack: the record's JSON compressed in
+// the Snappy block format). A record is written at every step of a
+// negotiation, and every byte of it is copied into the write-ahead log,
+// the memtable and a level-0 table; its offer and agreement repeat the
+// same policy text, so it packs to about a third, in a few microseconds.
+// Records written before are plain JSON and are read as they are.
 
 // maxUnpackedRecord bounds what a packed record may claim to unpack to.
 const maxUnpackedRecord = 16 << 20
@@ -567,24 +564,12 @@ func recordOf(e *entry, now time.Time) ([]byte, error) {
 	}
 	b = append(b, '}')
 	*bp = b
-	out := make([]byte, 1, 1+s2.MaxEncodedLen(len(b)))
-	out[0] = packedRecord
-	return append(out, s2.EncodeSnappy(out[1:cap(out)], b)...), nil
+	return store.Pack(b), nil
 }
 
 // unpackRecord returns the JSON of a stored record.
 func unpackRecord(b []byte) ([]byte, error) {
-	if len(b) == 0 || b[0] != packedRecord {
-		return b, nil
-	}
-	n, err := s2.DecodedLen(b[1:])
-	if err != nil {
-		return nil, fmt.Errorf("unpacking stored negotiation: %w", err)
-	}
-	if n > maxUnpackedRecord {
-		return nil, fmt.Errorf("unpacking stored negotiation: claims %d bytes", n)
-	}
-	js, err := s2.Decode(make([]byte, n), b[1:])
+	js, err := store.Unpack(b, maxUnpackedRecord)
 	if err != nil {
 		return nil, fmt.Errorf("unpacking stored negotiation: %w", err)
 	}
