@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // The general validator spends most of an entity's validation on the dozens of
@@ -256,4 +258,71 @@ func jsonType(v any) string {
 		return "object"
 	}
 	return "number"
+}
+
+// unreadByGeneral returns the attributes of fast that the reduced schema sch
+// never reads, so leaving them out of the instance cannot change its
+// verdict or its errors. The general validator still walks every
+// property of the instance against the `true` left in its place (a scope
+// and an allocation each, most of the cost of an attribute); the direct
+// check has already judged them.
+//
+// An attribute is unread when, in every schema that applies to the entity
+// object itself (through $ref, allOf, anyOf, oneOf, not, if/then/else), it
+// is not required and its property schema, if any, is `true`, and none of
+// those schemas has a keyword that looks at the set of members as a whole
+// (additional, unevaluated or pattern properties, property names, min or
+// max properties, dependencies, enum, const, format, extensions, dynamic or
+// recursive references). When one does, nothing is left out.
+func unreadByGeneral(sch *jsonschema.Schema, fast []fastProp) []string {
+	if len(fast) == 0 {
+		return nil
+	}
+	read := map[string]bool{"id": true, "type": true}
+	seen := map[*jsonschema.Schema]bool{}
+	whole := false
+	var walk func(s *jsonschema.Schema)
+	walk = func(s *jsonschema.Schema) {
+		if s == nil || seen[s] || whole {
+			return
+		}
+		seen[s] = true
+		if s.MaxProperties != nil || s.MinProperties != nil || s.PropertyNames != nil ||
+			len(s.PatternProperties) > 0 || s.AdditionalProperties != nil || len(s.Dependencies) > 0 ||
+			len(s.DependentRequired) > 0 || len(s.DependentSchemas) > 0 || s.UnevaluatedProperties != nil ||
+			s.Enum != nil || s.Const != nil || s.Format != nil || len(s.Extensions) > 0 ||
+			s.DynamicRef != nil || s.RecursiveRef != nil {
+			whole = true
+			return
+		}
+		for _, n := range s.Required {
+			read[n] = true
+		}
+		for n, sub := range s.Properties {
+			if sub == nil || sub.Bool == nil || !*sub.Bool {
+				read[n] = true
+			}
+		}
+		walk(s.Ref)
+		walk(s.Not)
+		walk(s.If)
+		walk(s.Then)
+		walk(s.Else)
+		for _, list := range [][]*jsonschema.Schema{s.AllOf, s.AnyOf, s.OneOf} {
+			for _, sub := range list {
+				walk(sub)
+			}
+		}
+	}
+	walk(sch)
+	if whole {
+		return nil
+	}
+	var out []string
+	for _, fp := range fast {
+		if !read[fp.name] {
+			out = append(out, fp.name)
+		}
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -125,5 +126,55 @@ func TestSimplePropRejectsComplexSchemas(t *testing.T) {
 				t.Errorf("simpleProp(%v) = %+v, want it left to the validator", tt.sub, fp)
 			}
 		})
+	}
+}
+
+// TestUnreadByGeneral checks which directly checked attributes are left out
+// of what the general validator sees: none when a schema looks at the
+// members as a whole, never a required one or one another branch declares.
+func TestUnreadByGeneral(t *testing.T) {
+	r := registry(t)
+	e := r.models[aqIRI]
+	if len(e.unread) == 0 {
+		t.Errorf("AirQualityObserved: no directly checked attribute is left out of the general validation")
+	}
+	for _, n := range e.unread {
+		if slices.Contains(e.model.Required, n) {
+			t.Errorf("AirQualityObserved: required attribute %q is left out", n)
+		}
+	}
+	cases := []struct {
+		name   string
+		schema string
+		want   []string
+	}{
+		{"plain", `{"properties": {"a": {"type": "number"}, "b": {"type": "string"}}}`, []string{"a", "b"}},
+		{"required", `{"properties": {"a": {"type": "number"}, "b": {"type": "string"}}, "required": ["a"]}`, []string{"b"}},
+		{"declared in another branch", `{"allOf": [{"properties": {"a": {"type": "number"}}}, {"properties": {"a": {"$ref": "#/$defs/x"}}}], "$defs": {"x": {"minimum": 1}}}`, nil},
+		{"anyOf required", `{"properties": {"a": {"type": "number"}}, "anyOf": [{"required": ["a"]}, {"required": ["c"]}]}`, nil},
+		{"additionalProperties", `{"properties": {"a": {"type": "number"}}, "additionalProperties": false}`, nil},
+		{"unevaluatedProperties", `{"properties": {"a": {"type": "number"}}, "unevaluatedProperties": false}`, nil},
+		{"maxProperties", `{"properties": {"a": {"type": "number"}}, "maxProperties": 3}`, nil},
+		{"not", `{"properties": {"a": {"type": "number"}}, "not": {"required": ["a"]}}`, nil},
+	}
+	for _, c := range cases {
+		doc, err := jsonschema.UnmarshalJSON(strings.NewReader(`{"$schema": "https://json-schema.org/draft/2020-12/schema", ` + c.schema[1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reduced, fast := splitSimple(doc.(map[string]any))
+		comp := jsonschema.NewCompiler()
+		if err := comp.AddResource("urn:test", reduced); err != nil {
+			t.Fatal(err)
+		}
+		sch, err := comp.Compile("urn:test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := unreadByGeneral(sch, fast)
+		sort.Strings(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: unreadByGeneral = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

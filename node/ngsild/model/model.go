@@ -92,6 +92,10 @@ type entry struct {
 	model  Model
 	schema *jsonschema.Schema // without the attributes in fast
 	fast   []fastProp
+	// unread are the attributes of fast the reduced schema never looks
+	// at (see unreadByGeneral): they are left out of the instance it
+	// validates.
+	unread []string
 }
 
 // Registry binds entity types to JSON Schemas. It is safe for concurrent use.
@@ -251,7 +255,7 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 		}
 	}
 	m.Attributes = declared(sch)
-	return entry{model: m, schema: sch, fast: fast}, nil
+	return entry{model: m, schema: sch, fast: fast, unread: unreadByGeneral(sch, fast)}, nil
 }
 
 // declared collects the property names a schema declares, through allOf and $ref.

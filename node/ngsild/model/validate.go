@@ -75,6 +75,9 @@ func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
 			}
 		}
 	}
+	for _, name := range e.unread {
+		delete(inst, name)
+	}
 	if err := e.schema.Validate(inst); err != nil {
 		var ve *jsonschema.ValidationError
 		if !errors.As(err, &ve) {
