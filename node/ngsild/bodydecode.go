@@ -28,6 +28,9 @@ var errBodyShape = errors.New("entity body is not of the plain shape the fast de
 func decodeBodyEntity(b []byte, tc *termContext, now time.Time) (*Entity, error) {
 	p := jsonParser{b: b}
 	e := &Entity{Attrs: make(map[string][]*Attribute, 24), CreatedAt: now, ModifiedAt: now}
+	// The one-instance lists are cut from a shared array, one allocation
+	// for all of them; a list has no room to grow into its neighbour's.
+	var lists []*Attribute
 	err := p.members(func(k []byte) error {
 		switch string(k) {
 		case "id":
@@ -51,19 +54,25 @@ func decodeBodyEntity(b []byte, tc *termContext, now time.Time) (*Entity, error)
 			e.Types = []string{tc.expand(s)}
 			return nil
 		}
-		name := string(k)
-		if entityReserved[name] || checkName(name) != nil {
+		if entityReserved[string(k)] || !plainName(k) {
 			return errBodyShape
 		}
-		a, err := p.bodyAttr(now)
-		if err != nil {
-			return err
+		iri, ok := tc.terms[string(k)] // what expand gives, without a string for the name
+		if !ok {
+			iri = tc.expand(string(k))
 		}
-		iri := tc.expand(name)
 		if _, dup := e.Attrs[iri]; dup {
 			return errBodyShape
 		}
-		e.Attrs[iri] = []*Attribute{a}
+		if len(lists) == cap(lists) {
+			lists = make([]*Attribute, 0, 24)
+		}
+		a := new(Attribute)
+		if err := p.bodyAttr(a, now); err != nil {
+			return err
+		}
+		lists = append(lists, a)
+		e.Attrs[iri] = lists[len(lists)-1 : len(lists) : len(lists)]
 		return nil
 	})
 	if err != nil {
@@ -75,12 +84,29 @@ func decodeBodyEntity(b []byte, tc *termContext, now time.Time) (*Entity, error)
 	return e, nil
 }
 
-// bodyAttr reads a normalized attribute object of the plain shape.
-func (p *jsonParser) bodyAttr(now time.Time) (*Attribute, error) {
-	if !p.at('{') {
-		return nil, errBodyShape
+// plainName reports whether checkName accepts n. Only ASCII bytes can be
+// forbidden characters, so the bytes are checked without decoding runes or
+// making a string.
+func plainName(n []byte) bool {
+	if len(n) == 0 {
+		return false
 	}
-	a := &Attribute{CreatedAt: now, ModifiedAt: now}
+	for _, c := range n {
+		switch {
+		case c < 0x20, c == '<', c == '>', c == '"', c == '\'', c == '=', c == ';', c == '(', c == ')', c == '\\', c == ' ':
+			return false
+		}
+	}
+	return true
+}
+
+// bodyAttr reads a normalized attribute object of the plain shape into a
+// (a zero Attribute).
+func (p *jsonParser) bodyAttr(a *Attribute, now time.Time) error {
+	if !p.at('{') {
+		return errBodyShape
+	}
+	a.CreatedAt, a.ModifiedAt = now, now
 	const (
 		hasType = 1 << iota
 		hasValue
@@ -147,33 +173,33 @@ func (p *jsonParser) bodyAttr(now time.Time) (*Attribute, error) {
 		return err
 	})
 	if err != nil {
-		return nil, errBodyShape
+		return errBodyShape
 	}
 	if seen&hasType == 0 {
-		return nil, errBodyShape
+		return errBodyShape
 	}
 	switch a.Type {
 	case Property:
 		if seen&hasObject != 0 || a.Value == nil {
-			return nil, errBodyShape
+			return errBodyShape
 		}
 	case GeoProperty:
 		g, ok := a.Value.(map[string]any)
 		if !ok || seen&hasObject != 0 {
-			return nil, errBodyShape
+			return errBodyShape
 		}
 		if _, err := geometryFromJSON(g); err != nil {
-			return nil, errBodyShape
+			return errBodyShape
 		}
 	case Relationship:
 		o, _ := a.Object.(string)
 		if seen&hasValue != 0 || !isURI(o) {
-			return nil, errBodyShape
+			return errBodyShape
 		}
 	default:
-		return nil, errBodyShape
+		return errBodyShape
 	}
-	return a, nil
+	return nil
 }
 
 // at reports whether the next byte is c.

@@ -74,3 +74,34 @@ func TestDecodeBodyEntity(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeBodyEntity decodes one AirQualityObserved entity of a
+// batch body, the generic way and the plain-shape way.
+func BenchmarkDecodeBodyEntity(b *testing.B) {
+	tc := coreTermContext(b)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	body, err := json.Marshal(aqoEntity(rand.New(rand.NewPCG(1, 1)), 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("generic", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := ParseEntity(body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := decodeEntity(m, tc, now, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeBodyEntity(body, tc, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
