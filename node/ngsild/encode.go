@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/klauspost/compress/s2"
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // appendEntity encodes e as the JSON that encoding/json would produce for
@@ -329,15 +329,13 @@ func fillTimes(m map[string][]*Attribute, parentCreated time.Time) {
 	}
 }
 
-// Entity states are stored packed: a byte packedEntity, then the JSON
-// appendEntity writes compressed in the Snappy block format (s2's
-// Snappy-compatible encoder). Attribute names are expanded IRIs that
-// repeat the same few vocabularies, so an AirQualityObserved of 2,300
-// bytes packs into about 830, in 2 µs, and unpacks in 0.5 µs; every byte
-// of a write is copied into the write-ahead log, the memtable and the
-// level-0 table, which cost far more. Records written before packing start
-// with '{' and are read as they are.
-const packedEntity = 0x01
+// Entity states are stored packed (store.Pack: the JSON appendEntity
+// writes, compressed in the Snappy block format). Attribute names are
+// expanded IRIs that repeat the same few vocabularies, so an
+// AirQualityObserved of 2,300 bytes packs into about 830, in 2 µs, and
+// unpacks in 0.5 µs; every byte of a write is copied into the write-ahead
+// log, the memtable and the level-0 table, which cost far more. Records
+// written before packing are plain JSON and are read as they are.
 
 // maxUnpackedEntity bounds what a packed record may claim to unpack to.
 const maxUnpackedEntity = 64 << 20
@@ -349,9 +347,7 @@ var entityScratch = sync.Pool{New: func() any { return new([]byte) }}
 func packEntity(e *Entity) []byte {
 	bp := entityScratch.Get().(*[]byte)
 	js := appendEntity((*bp)[:0], e)
-	out := make([]byte, 1, 1+s2.MaxEncodedLen(len(js)))
-	out[0] = packedEntity
-	out = append(out, s2.EncodeSnappy(out[1:cap(out)], js)...)
+	out := store.Pack(js)
 	*bp = js
 	entityScratch.Put(bp)
 	return out
@@ -359,17 +355,7 @@ func packEntity(e *Entity) []byte {
 
 // unpackEntity returns the JSON of a stored entity.
 func unpackEntity(b []byte) ([]byte, error) {
-	if len(b) == 0 || b[0] != packedEntity {
-		return b, nil
-	}
-	n, err := s2.DecodedLen(b[1:])
-	if err != nil {
-		return nil, fmt.Errorf("unpack stored entity: %w", err)
-	}
-	if n > maxUnpackedEntity {
-		return nil, fmt.Errorf("unpack stored entity: claims %d bytes", n)
-	}
-	js, err := s2.Decode(make([]byte, n), b[1:])
+	js, err := store.Unpack(b, maxUnpackedEntity)
 	if err != nil {
 		return nil, fmt.Errorf("unpack stored entity: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // recordSeeds are stored entities of every Smart Data Models example, plus
@@ -103,7 +105,7 @@ func TestPackedEntity(t *testing.T) {
 		if !reflect.DeepEqual(e, back) {
 			t.Errorf("seed %d: packed record decodes differently\n got %+v\nwant %+v", i, back, e)
 		}
-		for _, bad := range [][]byte{packed[:len(packed)/2], append([]byte{packedEntity}, b...)} {
+		for _, bad := range [][]byte{packed[:len(packed)/2], append([]byte{store.PackedMarker}, b...)} {
 			if err := decodeEntityRecord(bad, new(Entity)); err == nil {
 				t.Errorf("seed %d: damaged packed record %q decoded", i, bad)
 			}
