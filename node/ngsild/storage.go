@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/mimnode/mimnode/internal/ordered"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -474,71 +475,23 @@ func lastSeq(db *store.DB) (uint64, error) {
 // reading and decoding run ahead of it on the other cores. It stops at fn's
 // first error, or when ctx ends, and returns it.
 func (s *Service) EachOfType(ctx context.Context, types []string, fn func(*Entity) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The reader sends chunks of stored bytes in id order; workers decode
-	// each chunk and close its done; this goroutine takes chunks in order.
-	type chunk struct {
-		ids    []string
-		bodies [][]byte
-		ents   []*Entity
-		err    error
-		done   chan struct{}
+	type stored struct {
+		id   string
+		body []byte
 	}
-	const chunkSize = 128
-	workers := max(1, runtime.GOMAXPROCS(0))
-	ordered := make(chan *chunk, 2*workers)
-	work := make(chan *chunk, 2*workers)
-	var readErr error
-	go func() {
-		defer close(ordered)
-		defer close(work)
-		c := &chunk{done: make(chan struct{})}
-		send := func() bool {
-			select {
-			case ordered <- c:
-			case <-ctx.Done():
-				return false
+	return ordered.Map(ctx, 128, func(emit func(stored) error) error {
+		return s.eachStored(ctx, types, func(id string, body []byte) error { return emit(stored{id, body}) })
+	}, func(chunk []stored) ([]*Entity, error) {
+		ents := make([]*Entity, len(chunk))
+		for i, st := range chunk {
+			var err error
+			if ents[i], err = decodeStored(st.id, st.body); err != nil {
+				return nil, err
 			}
-			work <- c
-			c = &chunk{done: make(chan struct{})}
-			return true
 		}
-		readErr = s.eachStored(ctx, types, func(id string, body []byte) error {
-			c.ids, c.bodies = append(c.ids, id), append(c.bodies, body)
-			if len(c.ids) == chunkSize && !send() {
-				return ctx.Err()
-			}
-			return nil
-		})
-		if readErr == nil && len(c.ids) > 0 {
-			send()
-		}
-	}()
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				c.ents = make([]*Entity, len(c.ids))
-				for i, id := range c.ids {
-					if c.ents[i], c.err = decodeStored(id, c.bodies[i]); c.err != nil {
-						break
-					}
-				}
-				close(c.done)
-			}
-		}()
-	}
-	defer wg.Wait()
-	defer cancel() // runs before wg.Wait: stops the reader on an early return
-	for c := range ordered {
-		<-c.done
-		if c.err != nil {
-			return c.err
-		}
-		for _, e := range c.ents {
+		return ents, nil
+	}, func(ents []*Entity) error {
+		for _, e := range ents {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -546,11 +499,8 @@ func (s *Service) EachOfType(ctx context.Context, types []string, fn func(*Entit
 				return err
 			}
 		}
-	}
-	if readErr != nil {
-		return readErr
-	}
-	return ctx.Err()
+		return nil
+	})
 }
 
 // eachStored calls fn with the id and stored bytes of every entity

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/mimnode/mimnode/content"
+	"github.com/mimnode/mimnode/internal/ordered"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/policy"
@@ -36,15 +36,6 @@ import (
 // landBatch is how many entities one ngsild.Land writes.
 const landBatch = 1000
 
-// landChunk is up to landBatch lines of entities to land, decoded by a
-// worker (done is closed then).
-type landChunk struct {
-	lines [][]byte
-	ents  []*ngsild.Entity
-	err   error
-	done  chan struct{}
-}
-
 // landEntities lands the entities of m (a KindEntities manifest whose
 // blocks are all stored) and records version as landed under a. It
 // returns how many entities it wrote and deleted.
@@ -54,73 +45,31 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	workers := max(1, runtime.GOMAXPROCS(0))
-	ordered := make(chan *landChunk, 2*workers)
-	work := make(chan *landChunk, 2*workers)
 	var deletes []string
-	var readErr error
-	go func() {
-		defer close(ordered)
-		defer close(work)
-		c := &landChunk{done: make(chan struct{})}
-		send := func() bool {
-			select {
-			case ordered <- c:
-			case <-ctx.Done():
-				return false
-			}
-			work <- c
-			c = &landChunk{done: make(chan struct{})}
-			return true
-		}
-		readErr = s.changedLines(fresh, gone, func(line []byte) error {
-			c.lines = append(c.lines, line)
-			if len(c.lines) == landBatch && !send() {
-				return ctx.Err()
-			}
-			return nil
-		}, func(id string) { deletes = append(deletes, id) })
-		if readErr == nil && len(c.lines) > 0 {
-			send()
-		}
-	}()
-	for range workers {
-		go func() {
-			for c := range work {
-				c.ents = make([]*ngsild.Entity, len(c.lines))
-				for i, line := range c.lines {
-					c.ents[i] = new(ngsild.Entity)
-					if err := json.Unmarshal(line, c.ents[i]); err != nil {
-						c.err = fmt.Errorf("decoding a received entity: %w", err)
-						break
-					}
-				}
-				c.lines = nil
-				close(c.done)
-			}
-		}()
-	}
 	n := kept
 	progress(n)
 	var written int64
-	for c := range ordered {
-		<-c.done
-		if c.err != nil {
-			return written, c.err
+	err = ordered.Map(ctx, landBatch, func(emit func([]byte) error) error {
+		return s.changedLines(fresh, gone, emit, func(id string) { deletes = append(deletes, id) })
+	}, func(lines [][]byte) ([]*ngsild.Entity, error) {
+		ents := make([]*ngsild.Entity, len(lines))
+		for i, line := range lines {
+			ents[i] = new(ngsild.Entity)
+			if err := json.Unmarshal(line, ents[i]); err != nil {
+				return nil, fmt.Errorf("decoding a received entity: %w", err)
+			}
 		}
-		if err := s.landChunk(ctx, c.ents, prov); err != nil {
-			return written, err
+		return ents, nil
+	}, func(ents []*ngsild.Entity) error {
+		if err := s.landChunk(ctx, ents, prov); err != nil {
+			return err
 		}
-		written += int64(len(c.ents))
-		n += int64(len(c.ents))
+		written += int64(len(ents))
+		n += int64(len(ents))
 		progress(n)
-	}
-	if readErr != nil {
-		return written, readErr
-	}
-	if err := ctx.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return written, err
 	}
 	if err := s.deleteLanded(ctx, deletes); err != nil {
