@@ -200,12 +200,7 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for _, ref := range batch {
-		_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
-		f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
-		if err != nil {
-			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
-		}
-		data, delta, err := decodeBlockAnswer(f)
+		data, delta, err := s.readBlockAnswer(st, br)
 		if err != nil {
 			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
 		}

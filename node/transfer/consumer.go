@@ -263,12 +263,22 @@ func (s *Service) dataStream(ctx context.Context, p peer.ID, r DataRequest, clos
 }
 
 func (s *Service) readAnswer(st network.Stream, br *bufio.Reader) ([]byte, error) {
+	payload, delta, err := s.readBlockAnswer(st, br)
+	if err == nil && delta {
+		return nil, errDeltaOutsideBlocks
+	}
+	return payload, err
+}
+
+// readBlockAnswer reads one answer frame within the timeout; a block
+// answer may be a delta.
+func (s *Service) readBlockAnswer(st network.Stream, br *bufio.Reader) (payload []byte, delta bool, err error) {
 	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
 	f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return DecodeAnswer(f)
+	return decodeBlockAnswer(f)
 }
 
 func (s *Service) hasKey(k []byte) (bool, error) {

@@ -25,3 +25,9 @@ func ManifestEntities(s *Service, version string) int {
 	}
 	return int(m.Entities())
 }
+
+// BlockLen returns the size of a stored block.
+func BlockLen(s *Service, c string) (int, error) {
+	b, err := s.getBytes(blockKey(c))
+	return len(b), err
+}

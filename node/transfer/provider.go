@@ -371,7 +371,13 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 	case TypeManifestRequest:
 		b, err := s.getBytes(manifestKey(info.Version))
 		if err == nil {
-			err = s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(servedKey(info.Agreement, info.Version), nil) })
+			err = s.o.Store.Update(func(tx *store.Txn) error { // written once, not per request
+				k := servedKey(info.Agreement, info.Version)
+				if ok, err := tx.Has(k); ok || err != nil {
+					return err
+				}
+				return tx.Set(k, nil)
+			})
 		}
 		if err != nil {
 			s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))

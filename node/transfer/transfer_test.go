@@ -286,9 +286,13 @@ func TestCorruptDeltaRefetchedWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := manifestBlocks(t, prov, first.Version)
+	changedLen := 0
 	for _, c := range manifestBlocks(t, prov, version) {
 		if !slices.Contains(old, c) {
 			transfer.CorruptOnce(prov.svc, c)
+			if changedLen, err = transfer.BlockLen(prov.svc, c); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
@@ -297,6 +301,11 @@ func TestCorruptDeltaRefetchedWhole(t *testing.T) {
 	}
 	if second.Usage.Blocks != 1 || second.Usage.Refetched != 1 {
 		t.Errorf("second transfer fetched %d blocks, %d again; want 1 and 1", second.Usage.Blocks, second.Usage.Refetched)
+	}
+	// The first answer was a delta, so the refetch cost about one block,
+	// not the two a corrupt whole block would.
+	if second.Usage.Bytes > int64(changedLen)*3/2 {
+		t.Errorf("second transfer moved %d bytes for one changed block of %d; want a delta and one whole block", second.Usage.Bytes, changedLen)
 	}
 	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[300], want[300]) || !bytes.Contains(got[300], []byte("4321")) {
 		t.Errorf("consumer's entity 300 = %s, want the provider's %s", got[300], want[300])

@@ -131,10 +131,12 @@ func errorFrame(code protocol.Code, reasons ...string) []byte {
 func DecodeAnswer(frame []byte) ([]byte, error) {
 	payload, delta, err := decodeBlockAnswer(frame)
 	if err == nil && delta {
-		return nil, fmt.Errorf("%w: a delta answers only a block request", ErrBadRequest)
+		return nil, errDeltaOutsideBlocks
 	}
 	return payload, err
 }
+
+var errDeltaOutsideBlocks = fmt.Errorf("%w: a delta answers only a block request", ErrBadRequest)
 
 // decodeBlockAnswer is DecodeAnswer for block requests, whose answers may
 // also be deltas.
