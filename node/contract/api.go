@@ -168,7 +168,7 @@ func (s *Service) Wait(ctx context.Context, id string) (Info, error) {
 		cancel()
 		in, err := s.Get(id)
 		if err != nil {
-			return in, err
+			return in, fmt.Errorf("waiting for negotiation %s: %w", id, errors.Join(ctx.Err(), err))
 		}
 		return in, fmt.Errorf("waiting for negotiation %s (now %s): %w", id, in.State, ctx.Err())
 	}

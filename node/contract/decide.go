@@ -232,16 +232,8 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 		return bad("the verification carries no readable agreement: " + err.Error())
 	}
 	canon, err := a.Canonical()
-	same := false
-	if err == nil && a.ID == e.meta.AgreementID {
-		if len(e.meta.Canonical) > 0 { // stored before TermsSum
-			same = bytes.Equal(canon, e.meta.Canonical)
-		} else {
-			sum := sha256.Sum256(canon)
-			same = len(e.meta.TermsSum) == len(sum) && bytes.Equal(sum[:], e.meta.TermsSum)
-		}
-	}
-	if !same {
+	sum := sha256.Sum256(canon)
+	if err != nil || a.ID != e.meta.AgreementID || !bytes.Equal(sum[:], e.meta.TermsSum) {
 		return bad("the countersigned agreement is not the one this node signed")
 	}
 	// The terms are the ones this node signed, so its own signature is

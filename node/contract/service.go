@@ -2,6 +2,7 @@ package contract
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -362,6 +363,10 @@ func decodeEntry(b []byte) (*entry, error) {
 	n, err := negotiation.Unmarshal(r.Negotiation)
 	if err != nil {
 		return nil, err
+	}
+	if len(r.Meta.Canonical) > 0 { // stored before TermsSum: keep only its sum
+		sum := sha256.Sum256(r.Meta.Canonical)
+		r.Meta.TermsSum, r.Meta.Canonical = sum[:], nil
 	}
 	return &entry{key: negotiation.Key{Role: n.Role(), Pid: n.Pid()}, n: n, meta: r.Meta}, nil
 }

@@ -111,11 +111,7 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
 		}
 	}
-	b := dst
-	if need := len(pb) + len(offer) + len(agreement) + len(ob) + 40; cap(b)-len(b) < need {
-		b = append(make([]byte, 0, len(b)+need), b...)
-	}
-	b = append(b, pb[:len(pb)-1]...) // without the closing brace; p always has members
+	b := append(dst, pb[:len(pb)-1]...) // without the closing brace; p always has members
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
