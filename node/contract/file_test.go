@@ -133,3 +133,26 @@ func TestRecordsArePacked(t *testing.T) {
 		t.Fatalf("decodeEntry(bad packing) = %v, want ErrCorrupt", err)
 	}
 }
+
+// TestLegacySignedTermsBecomeTheirSum: a record stored when it kept the
+// signed terms themselves loads with their SHA-256, which finalizing
+// compares.
+func TestLegacySignedTermsBecomeTheirSum(t *testing.T) {
+	n, err := negotiation.NewConsumer(negotiation.Config{Pid: "urn:uuid:c", Peer: newKeySigner(t).PeerID(), CallbackAddress: "/p2p/me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terms := []byte(`{"@id":"urn:agreement:1"}`)
+	e := &entry{key: negotiation.Key{Role: negotiation.Consumer, Pid: n.Pid()}, n: n, meta: meta{Canonical: terms}}
+	b, err := recordOf(e, time.Date(2026, 3, 1, 0, 0, 1, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(terms); !bytes.Equal(got.meta.TermsSum, sum[:]) || got.meta.Canonical != nil {
+		t.Fatalf("loaded meta: TermsSum %x, Canonical %q; want the sum %x and no terms", got.meta.TermsSum, got.meta.Canonical, sum)
+	}
+}
