@@ -88,7 +88,7 @@ func (s *Service) readBatch(r *http.Request, needType bool) ([]batchItem, error)
 					bad.CompareAndSwap(nil, &err)
 					return
 				}
-				items[i] = s.decodeBatchItem(r, v, ldJSON, needType, now)
+				items[i] = s.decodeBatchItem(r, v, plainTC, ldJSON, needType, now)
 			}
 		}(w)
 	}
@@ -179,7 +179,9 @@ func splitArray(body []byte) ([][]byte, error) {
 	}
 }
 
-func (s *Service) decodeBatchItem(r *http.Request, v any, ldJSON, needType bool, now time.Time) (it batchItem) {
+// decodeBatchItem decodes one batch entry; requestTC, when not nil, is the
+// request's context already resolved for application/json bodies.
+func (s *Service) decodeBatchItem(r *http.Request, v any, requestTC *termContext, ldJSON, needType bool, now time.Time) (it batchItem) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		it.err = newError(BadRequestData, "invalid entity", "a batch entry must be a JSON object")
@@ -188,10 +190,13 @@ func (s *Service) decodeBatchItem(r *http.Request, v any, ldJSON, needType bool,
 	if id, ok := m["id"].(string); ok {
 		it.id = id
 	}
-	tc, err := s.bodyContext(r, m, ldJSON)
-	if err != nil {
-		it.err = err
-		return it
+	tc := requestTC
+	if _, own := m["@context"]; tc == nil || own {
+		var err error // an entry's own @context is refused or resolved by bodyContext
+		if tc, err = s.bodyContext(r, m, ldJSON); err != nil {
+			it.err = err
+			return it
+		}
 	}
 	it.entity, it.err = decodeEntity(m, tc, now, needType)
 	if it.err == nil && it.entity.ID == "" {
