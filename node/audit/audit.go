@@ -207,14 +207,33 @@ func (c *canonScanner) value(depth int) bool {
 	return false
 }
 
-func (c *canonScanner) object(depth int) bool {
-	c.i++ // '{'
-	if c.i < len(c.b) && c.b[c.i] == '}' {
+// container reads an object or array (its opening byte at c.i) whose
+// members member reads, each followed by ',' or the closing byte.
+func (c *canonScanner) container(closing byte, member func(n int) bool) bool {
+	c.i++ // '{' or '['
+	if c.i < len(c.b) && c.b[c.i] == closing {
 		c.i++
 		return true
 	}
-	var prev []byte
 	for n := 0; ; n++ {
+		if !member(n) || c.i >= len(c.b) {
+			return false
+		}
+		switch c.b[c.i] {
+		case ',':
+			c.i++
+		case closing:
+			c.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (c *canonScanner) object(depth int) bool {
+	var prev []byte
+	return c.container('}', func(n int) bool {
 		if c.i >= len(c.b) || c.b[c.i] != '"' {
 			return false
 		}
@@ -227,47 +246,12 @@ func (c *canonScanner) object(depth int) bool {
 			return false
 		}
 		c.i++
-		if !c.value(depth + 1) {
-			return false
-		}
-		if c.i >= len(c.b) {
-			return false
-		}
-		switch c.b[c.i] {
-		case ',':
-			c.i++
-		case '}':
-			c.i++
-			return true
-		default:
-			return false
-		}
-	}
+		return c.value(depth + 1)
+	})
 }
 
 func (c *canonScanner) array(depth int) bool {
-	c.i++ // '['
-	if c.i < len(c.b) && c.b[c.i] == ']' {
-		c.i++
-		return true
-	}
-	for {
-		if !c.value(depth + 1) {
-			return false
-		}
-		if c.i >= len(c.b) {
-			return false
-		}
-		switch c.b[c.i] {
-		case ',':
-			c.i++
-		case ']':
-			c.i++
-			return true
-		default:
-			return false
-		}
-	}
+	return c.container(']', func(int) bool { return c.value(depth + 1) })
 }
 
 // str reads a string of printable ASCII without escapes and returns its
