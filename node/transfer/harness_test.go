@@ -335,3 +335,20 @@ func manifestBlocks(t testing.TB, p *peer, version string) []string {
 	}
 	return l
 }
+
+// fetchedOnce gives a provider holding n test entities, a consumer with an
+// agreement for the test dataset, and the consumer's first fetch of it.
+func fetchedOnce(t *testing.T, n int) (prov, cons *peer, a policy.Agreement, es []map[string]any, first transfer.Info) {
+	t.Helper()
+	prov, cons = pair(t)
+	es = entities(t, n, 0)
+	upsert(t, prov.n, es)
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prov, cons, a, es, first
+}

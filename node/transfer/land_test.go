@@ -54,16 +54,7 @@ func testID(i int) string { return fmt.Sprintf("urn:ngsi-ld:AirQualityObserved:t
 // that changed and deletes the ones that left the dataset; the consumer's
 // copies of the others are not rewritten (their modifiedAt stays).
 func TestNewVersionLandsOnlyChanges(t *testing.T) {
-	prov, cons := pair(t)
-	es := entities(t, 600, 0)
-	upsert(t, prov.n, es)
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prov, cons, a, es, first := fetchedOnce(t, 600)
 	if first.Usage.Entities != 600 {
 		t.Fatalf("first fetch landed %d entities, want 600", first.Usage.Entities)
 	}

@@ -228,16 +228,7 @@ func TestCorruptBlockRefetched(t *testing.T) {
 // TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
 // next transfer moves only the blocks that differ.
 func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
-	prov, cons := pair(t)
-	es := entities(t, 600, 0)
-	upsert(t, prov.n, es)
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prov, cons, a, es, first := fetchedOnce(t, 600)
 	if first.Usage.Blocks < 3 {
 		t.Fatalf("first version has %d blocks; the test needs several", first.Usage.Blocks)
 	}
@@ -268,16 +259,7 @@ func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
 // TestCorruptDeltaRefetchedWhole: a delta that does not rebuild its block
 // is caught, and the block is fetched again whole.
 func TestCorruptDeltaRefetchedWhole(t *testing.T) {
-	prov, cons := pair(t)
-	es := entities(t, 600, 0)
-	upsert(t, prov.n, es)
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	first, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prov, cons, a, es, first := fetchedOnce(t, 600)
 	es[300]["no2"].(map[string]any)["value"] = 4321.0
 	upsert(t, prov.n, es[300:301])
 	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
