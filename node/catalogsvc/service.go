@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/internal/spawn"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/policy"
@@ -62,11 +63,9 @@ type Service struct {
 	log    *slog.Logger
 	self   peer.ID
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	bg     spawn.Group // background work, refused once Close began
 
 	notifee *network.NotifyBundle // connection events, stopped by Close
-	spawnMu sync.Mutex            // guards closing
-	closing bool
 
 	pubMu sync.Mutex // serialises publishing (Catalog is not safe for concurrent Put)
 	cat   *catalog.Catalog
@@ -202,7 +201,7 @@ func (s *Service) Close() error {
 		s.cancel()
 	}
 	s.o.Host.RemoveStreamHandler(Protocol)
-	s.wg.Wait()
+	s.bg.Wait()
 	return nil
 }
 
@@ -659,20 +658,11 @@ func (s *Service) Search(q catalog.Query) (catalog.Result, error) {
 
 // spawn runs fn in the background unless the service is closing: libp2p
 // may still deliver a connection event while Close waits.
-func (s *Service) spawn(fn func()) {
-	s.spawnMu.Lock()
-	defer s.spawnMu.Unlock()
-	if s.closing {
-		return
-	}
-	s.wg.Go(fn)
-}
+func (s *Service) spawn(fn func()) { s.bg.Go(fn) }
 
 // stopSpawning makes spawn refuse new work and stops connection events.
 func (s *Service) stopSpawning() {
-	s.spawnMu.Lock()
-	s.closing = true
-	s.spawnMu.Unlock()
+	s.bg.Stop()
 	if s.notifee != nil {
 		s.o.Host.Network().StopNotify(s.notifee)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/mimnode/mimnode/internal/spawn"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -48,11 +49,9 @@ type Service struct {
 	log    *slog.Logger
 	self   peer.ID
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	bg     spawn.Group // background work, refused once Close began
 
 	notifee *network.NotifyBundle // connection events, stopped by Close
-	spawnMu sync.Mutex            // guards closing
-	closing bool
 
 	// kick wakes the reconnect loop early, after membership changed.
 	kick chan struct{}
@@ -159,7 +158,7 @@ func (s *Service) Close() error {
 	for _, p := range parts {
 		p.close()
 	}
-	s.wg.Wait()
+	s.bg.Wait()
 	return nil
 }
 
@@ -974,20 +973,11 @@ func (s *Service) TopicPeerAllowed(p peer.ID, topic string) bool {
 
 // spawn runs fn in the background unless the service is closing: libp2p
 // may still deliver a connection event while Close waits.
-func (s *Service) spawn(fn func()) {
-	s.spawnMu.Lock()
-	defer s.spawnMu.Unlock()
-	if s.closing {
-		return
-	}
-	s.wg.Go(fn)
-}
+func (s *Service) spawn(fn func()) { s.bg.Go(fn) }
 
 // stopSpawning makes spawn refuse new work and stops connection events.
 func (s *Service) stopSpawning() {
-	s.spawnMu.Lock()
-	s.closing = true
-	s.spawnMu.Unlock()
+	s.bg.Stop()
 	if s.notifee != nil {
 		s.o.Host.Network().StopNotify(s.notifee)
 	}
