@@ -434,7 +434,7 @@ func (s *Service) load(k negotiation.Key) (*entry, error) {
 //
 // A Msg with no Type steps nothing itself; it only takes the automatic
 // local steps (autoLocked), which every call takes after m.
-func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Message, out []protocol.Message, err error) {
+func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Message, out []outMsg, err error) {
 	var stepErr error
 	if m.Type != 0 {
 		stepErr = e.n.Step(m)
@@ -465,7 +465,10 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 		e.dirty = true
 	}
 	e.staged = nil
-	reply, out = rd.Reply, rd.Messages
+	reply = rd.Reply
+	for _, msg := range rd.Messages {
+		out = append(out, outMsg{msg: msg, wire: e.n.Wire(msg)})
+	}
 	e.n.Advance()
 	s.scheduleLocked(e)
 	return reply, out, stepErr

@@ -102,21 +102,36 @@ func (s *Service) readFirst(st network.Stream, r *bufio.Reader) (protocol.Messag
 
 // answer writes one answer frame under the write deadline.
 func (s *Service) answer(st network.Stream, m protocol.Message) {
-	if err := s.write(st, st, m); err != nil {
+	if err := s.write(st, st, outMsg{msg: m}); err != nil {
 		s.log.Debug("writing answer", "peer", st.Conn().RemotePeer(), "err", err)
 	}
 }
 
+// outMsg is a message to send, with its wire form if the negotiation
+// has it already (negotiation.Negotiation.Wire).
+type outMsg struct {
+	msg  protocol.Message
+	wire []byte
+}
+
+// encode returns m's wire form.
+func (m outMsg) encode() ([]byte, error) {
+	if m.wire != nil {
+		return m.wire, nil
+	}
+	return protocol.Encode(m.msg)
+}
+
 // write writes one message frame to w, which writes to st, under st's
 // write deadline.
-func (s *Service) write(w io.Writer, st network.Stream, m protocol.Message) error {
-	b, err := protocol.Encode(m)
+func (s *Service) write(w io.Writer, st network.Stream, m outMsg) error {
+	b, err := m.encode()
 	if err != nil {
-		s.log.Error("encoding negotiation message", "type", m.MessageType(), "err", err)
+		s.log.Error("encoding negotiation message", "type", m.msg.MessageType(), "err", err)
 		return err
 	}
 	what := "negotiation message out"
-	if isAnswer(m) {
+	if isAnswer(m.msg) {
 		what = "negotiation answer out"
 	}
 	s.trace(what, st.Conn().RemotePeer(), b)
@@ -130,7 +145,7 @@ type followUp struct {
 	ok   bool // a negotiation took the message
 	key  negotiation.Key
 	peer string
-	out  []protocol.Message
+	out  []outMsg
 }
 
 // receive steps a message from remote into the negotiation it belongs to
@@ -238,7 +253,7 @@ func (s *Service) firstLock(fk string) *sync.Mutex {
 // back (converse); otherwise each is one exchange on a new stream. It
 // stops at the first message that gets no answer: the negotiation resends
 // it at its next tick.
-func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []protocol.Message) {
+func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []outMsg) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -262,7 +277,7 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []protocol.Mess
 	for _, m := range msgs {
 		ans, err := s.exchange(p, m)
 		if err != nil {
-			s.log.Debug("negotiation message unanswered", "pid", k.Pid, "type", m.MessageType(), "err", err)
+			s.log.Debug("negotiation message unanswered", "pid", k.Pid, "type", m.msg.MessageType(), "err", err)
 			return
 		}
 		s.sendAll(k, peerID, s.stepAnswer(k, peerID, ans))
@@ -272,7 +287,7 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []protocol.Mess
 // stepAnswer steps the peer's answer to one of negotiation k's messages
 // and returns the messages that produced (a termination after a final
 // error, say).
-func (s *Service) stepAnswer(k negotiation.Key, peerID string, ans protocol.Message) []protocol.Message {
+func (s *Service) stepAnswer(k negotiation.Key, peerID string, ans protocol.Message) []outMsg {
 	e := s.lock(k)
 	if e == nil {
 		return nil
@@ -325,7 +340,7 @@ func (c *conversation) release() {
 type pendingMsg struct {
 	key  negotiation.Key
 	peer string
-	msgs []protocol.Message
+	msgs []outMsg
 }
 
 // converse runs a conversation stream (docs/protocol.md 6.8) until it
@@ -366,7 +381,7 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 		if msg != nil {
 			reply, f := s.receive(c.remote, msg)
 			if reply != nil {
-				if err := s.write(c.w, c.st, reply); err != nil {
+				if err := s.write(c.w, c.st, outMsg{msg: reply}); err != nil {
 					c.st.Reset()
 					return
 				}
@@ -426,8 +441,9 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 
 // exchange sends one message on a new stream and reads its answer
 // (docs/protocol.md 1.1), all within ExchangeTimeout.
-func (s *Service) exchange(p peer.ID, m protocol.Message) (protocol.Message, error) {
-	body, err := protocol.Encode(m)
+func (s *Service) exchange(p peer.ID, om outMsg) (protocol.Message, error) {
+	m := om.msg
+	body, err := om.encode()
 	if err != nil {
 		return nil, err
 	}

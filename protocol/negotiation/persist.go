@@ -105,12 +105,6 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
 	}
-	var ob []byte
-	if n.out != nil {
-		if ob, err = n.out.MarshalJSON(); err != nil {
-			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
-		}
-	}
 	b := append(dst, pb[:len(pb)-1]...) // without the closing brace; p always has members
 	for _, f := range []struct {
 		name string
@@ -121,7 +115,11 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 		}
 	}
 	if n.out != nil {
-		b = append(append(b, `,"out":`...), ob...)
+		// The message keeps its wire form (resend.Pending.Wire): stored
+		// at every step until answered, it is encoded once.
+		if b, err = n.out.AppendJSON(append(b, `,"out":`...)); err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
 	}
 	return append(b, '}'), nil
 }

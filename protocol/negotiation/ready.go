@@ -118,6 +118,20 @@ func (n *Negotiation) Ready() Ready {
 	return rd
 }
 
+// Wire returns the wire form of m (protocol.Encode) if m is the message
+// the negotiation waits to have answered, else nil. That message is
+// encoded once and kept, for MarshalJSON, which stores it, and for the
+// driver, which sends it.
+func (n *Negotiation) Wire(m protocol.Message) []byte {
+	if n.out == nil || n.out.Msg != m {
+		return nil
+	}
+	if b, err := n.out.Wire(); err == nil {
+		return b
+	}
+	return nil
+}
+
 // Advance acknowledges that the last Ready was persisted and sent.
 func (n *Negotiation) Advance() {
 	n.rd = Ready{}

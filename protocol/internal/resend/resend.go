@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
@@ -53,6 +54,8 @@ func (p Policy) timeout(final bool) time.Duration {
 
 // Pending is a sent message awaiting its answer.
 type Pending struct {
+	// Msg is the message; it must not change once Wire or MarshalJSON
+	// has encoded it.
 	Msg protocol.Message
 	// Expect is the state the peer reports once it processed Msg; an
 	// answer with another state belongs to an older message.
@@ -65,6 +68,24 @@ type Pending struct {
 	// FinalTimeout instead of Timeout: giving up early could leave the two
 	// sides in different end states.
 	Final bool
+
+	// wire is Msg's wire form once encoded: the message is stored at
+	// every persisted step until it is answered and sent (and resent) as
+	// well, and encoding it, offer or agreement included, cost more than
+	// the rest of the stored negotiation.
+	wire []byte
+}
+
+// Wire returns Msg's wire form (protocol.Encode), encoded once.
+func (o *Pending) Wire() ([]byte, error) {
+	if o.wire == nil {
+		b, err := protocol.Encode(o.Msg)
+		if err != nil {
+			return nil, err
+		}
+		o.wire = b
+	}
+	return o.wire, nil
 }
 
 // Start records msg as sent now.
@@ -123,13 +144,40 @@ type pendingJSON struct {
 	Final       bool            `json:"final,omitempty"`
 }
 
-// MarshalJSON stores Msg in its wire form.
+// MarshalJSON stores Msg in its wire form. It writes what
+// json.Marshal(pendingJSON) writes, without re-checking and compacting
+// the wire form (Encode makes it compact and escaped as json.Marshal
+// would) and the time stamps going through reflection.
 func (o *Pending) MarshalJSON() ([]byte, error) {
-	b, err := protocol.Encode(o.Msg)
+	return o.AppendJSON(nil)
+}
+
+// AppendJSON appends MarshalJSON's form of o to dst.
+func (o *Pending) AppendJSON(dst []byte) ([]byte, error) {
+	w, err := o.Wire()
 	if err != nil {
 		return nil, fmt.Errorf("persisting pending message: %w", err)
 	}
-	return json.Marshal(pendingJSON{Msg: b, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Final: o.Final})
+	expect, err := json.Marshal(o.Expect)
+	if err != nil {
+		return nil, fmt.Errorf("persisting pending message: %w", err)
+	}
+	b := append(append(append(dst, `{"msg":`...), w...), `,"expect":`...)
+	b = strconv.AppendInt(append(append(b, expect...), `,"attempts":`...), int64(o.Attempts), 10)
+	for _, t := range []struct {
+		name string
+		at   time.Time
+	}{{`,"firstSent":`, o.FirstSent}, {`,"nextAttempt":`, o.NextAttempt}} {
+		tb, err := t.at.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("persisting pending message: %w", err)
+		}
+		b = append(append(b, t.name...), tb...)
+	}
+	if o.Final {
+		b = append(b, `,"final":true`...)
+	}
+	return append(b, '}'), nil
 }
 
 // UnmarshalJSON restores a Pending, decoding Msg.

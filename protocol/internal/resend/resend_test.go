@@ -1,6 +1,7 @@
 package resend
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -77,6 +78,49 @@ func TestPendingRoundTrip(t *testing.T) {
 	if got.Attempts != 2 || !got.Final || got.Expect != "STARTED" || !got.NextAttempt.Equal(o.NextAttempt) ||
 		got.Msg.(protocol.Sequenced).SeqNo() != 2 {
 		t.Fatalf("round trip gave %+v, want %+v", got, *o)
+	}
+}
+
+// MarshalJSON writes by hand what json.Marshal of its stored form wrote
+// before; records stored by either read the same.
+func TestPendingMarshalAsEncodingJSON(t *testing.T) {
+	p := Policy{}.WithDefaults()
+	offer := `{"@id":"urn:o<1>&","@type":"Offer","permission":[{"action":"use"}],"target":"urn:d"}`
+	for _, tc := range []struct {
+		name  string
+		msg   protocol.Message
+		final bool
+		tick  bool
+	}{
+		{"request with HTML-escaped characters", &protocol.ContractRequestMessage{Pids: protocol.Pids{ConsumerPid: "urn:c"},
+			Seq: protocol.Seq{N: 1}, Offer: []byte(offer), CallbackAddress: "/p2p/x", Purpose: "research & <b>"}, false, false},
+		{"final termination, resent", &protocol.ContractNegotiationTerminationMessage{Pids: protocol.Pids{ProviderPid: "p", ConsumerPid: "c"},
+			Code: "MIM-601", Reason: protocol.Reasons{"a \"quoted\" reason\n", "\u2028"}}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Start(t0.Add(123456789*time.Nanosecond), p, tc.msg, "TERMINATED", tc.final)
+			if tc.tick {
+				o.Tick(t0.Add(time.Second), p)
+			}
+			got, err := o.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := protocol.Encode(tc.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(pendingJSON{Msg: w, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Final: o.Final})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Fatalf("MarshalJSON = %s\nwant %s", got, want)
+			}
+			if again, _ := o.MarshalJSON(); string(again) != string(want) {
+				t.Fatalf("second MarshalJSON = %s\nwant %s", again, want)
+			}
+		})
 	}
 }
 
