@@ -423,7 +423,7 @@ func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
 // putChange creates e or replaces the stored entity with it, keeping
 // createdAt of what survives.
 func (s *Service) putChange(e *Entity, validate bool) change {
-	return change{id: e.ID, apply: func(old *Entity) (*Entity, error) {
+	return change{id: e.ID, summary: true, apply: func(old *Entity) (*Entity, error) {
 		ne := e
 		if old != nil {
 			ne = e.clone()

@@ -366,11 +366,18 @@ func unpackEntity(b []byte) ([]byte, error) {
 // appendEntity writes), without reflection for the same reason as
 // parseJSON.
 func decodeEntityRecord(b []byte, e *Entity) error {
+	return decodeEntityKeeping(b, e, nil)
+}
+
+// decodeEntityKeeping is decodeEntityRecord, decoding a summary when keep
+// is not nil (decodeRecordKeeping); a record the fast decoder does not
+// know is decoded in full.
+func decodeEntityKeeping(b []byte, e *Entity, keep func(attr string) bool) error {
 	b, err := unpackEntity(b)
 	if err != nil {
 		return err
 	}
-	if err := decodeRecord(b, e); !errors.Is(err, errRecordShape) {
+	if err := decodeRecordKeeping(b, e, keep); !errors.Is(err, errRecordShape) {
 		return err
 	}
 	*e = Entity{}

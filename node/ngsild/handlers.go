@@ -220,7 +220,7 @@ func (s *Service) replaceEntity(w http.ResponseWriter, r *http.Request) error {
 // replaceChange replaces an entity; mustExist makes a missing one
 // ResourceNotFound, otherwise it is created (upsert).
 func (s *Service) replaceChange(e *Entity, mustExist bool) change {
-	return change{id: e.ID, apply: func(old *Entity) (*Entity, error) {
+	return change{id: e.ID, summary: true, apply: func(old *Entity) (*Entity, error) {
 		if old == nil {
 			if mustExist {
 				return nil, errNotFound(e.ID)

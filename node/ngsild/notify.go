@@ -410,7 +410,7 @@ func (r *recentChanges) add(ps []prepared, last uint64, at time.Time) {
 		case p.out.created:
 			ev.Op = OpCreate
 		}
-		if keepPrev {
+		if keepPrev && !p.oldSummary {
 			ev.prev = p.old
 		}
 		r.buf = append(r.buf, ev)

@@ -19,7 +19,16 @@ import (
 var errRecordShape = errors.New("stored entity has a member the fast decoder does not know")
 
 // decodeRecord decodes a stored entity into e.
-func decodeRecord(b []byte, e *Entity) error {
+func decodeRecord(b []byte, e *Entity) error { return decodeRecordKeeping(b, e, nil) }
+
+// decodeRecordKeeping decodes a stored entity into e; when keep is not
+// nil, it is a summary: the values (v, o, l) of a top-level attribute are
+// read only when keep says so or the attribute is a GeoProperty, and
+// sub-attributes are skipped. A replace reads the state it replaces for
+// its index keys, counters, createdAt and the attributes it removes, none
+// of which needs the other values; building them was most of the cost of
+// decoding it.
+func decodeRecordKeeping(b []byte, e *Entity, keep func(attr string) bool) error {
 	p := jsonParser{b: b}
 	err := p.members(func(k []byte) error {
 		var err error
@@ -31,7 +40,7 @@ func decodeRecord(b []byte, e *Entity) error {
 		case "sc":
 			e.Scope, err = p.strList()
 		case "a":
-			e.Attrs, err = p.recordAttrs(1)
+			e.Attrs, err = p.recordAttrs(1, keep)
 		case "c":
 			e.CreatedAt, err = p.recordTime()
 		case "m":
@@ -163,8 +172,9 @@ func (p *jsonParser) recordTime() (time.Time, error) {
 	return storedTime(s)
 }
 
-// recordAttrs reads an attribute map as appendAttrMap writes it.
-func (p *jsonParser) recordAttrs(depth int) (map[string][]*Attribute, error) {
+// recordAttrs reads an attribute map as appendAttrMap writes it (a
+// summary when keep is not nil: decodeRecordKeeping).
+func (p *jsonParser) recordAttrs(depth int, keep func(attr string) bool) (map[string][]*Attribute, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errorf("nested too deeply")
 	}
@@ -172,8 +182,9 @@ func (p *jsonParser) recordAttrs(depth int) (map[string][]*Attribute, error) {
 	err := p.members(func(k []byte) error {
 		name := string(k)
 		var insts []*Attribute
+		keepValue := keep == nil || keep(name)
 		err := p.elements(func() error {
-			a, err := p.recordAttr(depth + 1)
+			a, err := p.recordAttr(depth+1, keep != nil, keepValue)
 			insts = append(insts, a)
 			return err
 		})
@@ -186,22 +197,35 @@ func (p *jsonParser) recordAttrs(depth int) (map[string][]*Attribute, error) {
 	return out, err
 }
 
-func (p *jsonParser) recordAttr(depth int) (*Attribute, error) {
+// recordAttr reads one attribute instance; when summary is set, its
+// sub-attributes are skipped, and its values too unless keepValue is set
+// or it is a GeoProperty (appendAttribute writes the type first; a value
+// seen before the type is kept).
+func (p *jsonParser) recordAttr(depth int, summary, keepValue bool) (*Attribute, error) {
 	a := new(Attribute)
+	value := func() (any, error) {
+		if summary && !keepValue && a.Type != "" && a.Type != GeoProperty {
+			return nil, p.skipValue(depth + 1)
+		}
+		return p.value(depth + 1)
+	}
 	err := p.members(func(k []byte) error {
 		var err error
 		var s string
 		switch string(k) {
 		case "t":
-			s, err = p.recordStr()
+			if p.i >= len(p.b) || p.b[p.i] != '"' {
+				return p.errorf("expected a string")
+			}
+			s, err = p.internedStr() // the attribute types are interned
 			a.Type = AttrType(s)
 		case "v":
-			a.Value, err = p.value(depth + 1)
+			a.Value, err = value()
 		case "o":
-			a.Object, err = p.value(depth + 1)
+			a.Object, err = value()
 		case "l":
 			var v any
-			if v, err = p.value(depth + 1); err == nil {
+			if v, err = value(); err == nil {
 				a.LanguageMap, _ = v.(map[string]any)
 			}
 		case "d":
@@ -215,13 +239,53 @@ func (p *jsonParser) recordAttr(depth int) (*Attribute, error) {
 		case "m":
 			a.ModifiedAt, err = p.recordTime()
 		case "s":
-			a.Sub, err = p.recordAttrs(depth + 1)
+			if summary {
+				return p.skipValue(depth + 1)
+			}
+			a.Sub, err = p.recordAttrs(depth+1, nil)
 		default:
 			return errRecordShape
 		}
 		return err
 	})
 	return a, err
+}
+
+// skipValue consumes the JSON value at p without building it.
+func (p *jsonParser) skipValue(depth int) error {
+	if depth > maxJSONDepth {
+		return p.errorf("nested too deeply")
+	}
+	if p.i >= len(p.b) {
+		return p.errorf("unexpected end of input")
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		return p.members(func([]byte) error { return p.skipValue(depth + 1) })
+	case c == '[':
+		return p.elements(func() error { return p.skipValue(depth + 1) })
+	case c == '"':
+		for j := p.i + 1; j < len(p.b); j++ {
+			switch p.b[j] {
+			case '\\':
+				j++
+			case '"':
+				p.i = j + 1
+				return nil
+			}
+		}
+		return p.errorf("unterminated string")
+	case c == '-' || (c >= '0' && c <= '9'):
+		j := p.i + 1
+		for j < len(p.b) && (p.b[j] >= '0' && p.b[j] <= '9' || p.b[j] == '.' || p.b[j] == 'e' || p.b[j] == 'E' || p.b[j] == '+' || p.b[j] == '-') {
+			j++
+		}
+		p.i = j
+		return nil
+	default:
+		_, err := p.value(depth)
+		return err
+	}
 }
 
 func (p *jsonParser) recordStr() (string, error) {

@@ -65,6 +65,18 @@ func FuzzDecodeRecord(f *testing.F) {
 		if errFast == nil && errSlow == nil && !reflect.DeepEqual(fast, slow) {
 			t.Fatalf("decoders differ on %q:\n fast %+v\n slow %+v", b, fast, slow)
 		}
+		if errFast != nil || len(b) == 0 {
+			return
+		}
+		// What the full decoder reads, a summary reads too, with the
+		// same index keys and counters.
+		for name, keep := range summaryKeeps(b) {
+			var sum Entity
+			if err := decodeRecordKeeping(b, &sum, keep); err != nil {
+				t.Fatalf("summary keeping %s of %q: %v", name, b, err)
+			}
+			checkSummaryKeys(t, &sum, &fast, keep)
+		}
 	})
 }
 
@@ -73,8 +85,12 @@ func BenchmarkDecodeRecord(b *testing.B) {
 	for _, dec := range []struct {
 		name string
 		fn   func([]byte, *Entity) error
-	}{{"direct", decodeRecord}, {"generic", decodeRecordGeneric}} {
+	}{{"direct", decodeRecord}, {"generic", decodeRecordGeneric}, {"summary", func(b []byte, e *Entity) error {
+		// as a replace reads the state it replaces, with no value index
+		return decodeRecordKeeping(b, e, func(string) bool { return false })
+	}}} {
 		b.Run(dec.name, func(b *testing.B) {
+			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				var e Entity
 				if err := dec.fn(seeds[i%len(seeds)], &e); err != nil {
@@ -110,5 +126,72 @@ func TestPackedEntity(t *testing.T) {
 				t.Errorf("seed %d: damaged packed record %q decoded", i, bad)
 			}
 		}
+	}
+}
+
+// summaryOf is what decodeRecordKeeping should make of a record that
+// decodes in full to e: e without sub-attributes, and without the values
+// of attributes keep leaves out that are not GeoProperties.
+func summaryOf(e *Entity, keep func(string) bool) Entity {
+	s := *e
+	s.Attrs = make(map[string][]*Attribute, len(e.Attrs))
+	for name, insts := range e.Attrs {
+		out := make([]*Attribute, len(insts))
+		for i, a := range insts {
+			c := *a
+			c.Sub = nil
+			if !keep(name) && a.Type != GeoProperty {
+				c.Value, c.Object, c.LanguageMap = nil, nil, nil
+			}
+			out[i] = &c
+		}
+		s.Attrs[name] = out
+	}
+	return s
+}
+
+// summaryKeeps are the attribute choices the summary tests decode with.
+func summaryKeeps(b []byte) map[string]func(string) bool {
+	return map[string]func(string) bool{
+		"none": func(string) bool { return false },
+		"all":  func(string) bool { return true },
+		// about half of the attributes, as a node with some value indexes
+		"some": func(attr string) bool { return (len(attr)+int(b[len(b)/2]))%2 == 0 },
+	}
+}
+
+// TestDecodeSummary checks the summary a replace reads of the state it
+// replaces against the full decode: the same entity without what it
+// leaves out, and the same index keys and counters.
+func TestDecodeSummary(t *testing.T) {
+	for i, b := range recordSeeds(t) {
+		var full Entity
+		if err := decodeRecord(b, &full); err != nil {
+			t.Fatal(err)
+		}
+		for name, keep := range summaryKeeps(b) {
+			var sum Entity
+			if err := decodeRecordKeeping(b, &sum, keep); err != nil {
+				t.Fatalf("seed %d keeping %s: %v\n%s", i, name, err, b)
+			}
+			if want := summaryOf(&full, keep); !reflect.DeepEqual(sum, want) {
+				t.Errorf("seed %d keeping %s: summary differs\n got %+v\nwant %+v", i, name, sum, want)
+			}
+			checkSummaryKeys(t, &sum, &full, keep)
+		}
+	}
+}
+
+// checkSummaryKeys fails t when sum has other index keys or counters than
+// full, with the value indexes keep says.
+func checkSummaryKeys(t *testing.T, sum, full *Entity, keep func(string) bool) {
+	t.Helper()
+	cs, cf := map[countKey]int64{}, map[countKey]int64{}
+	ks, kf := indexKeys(sum, cs, -1, keep), indexKeys(full, cf, -1, keep)
+	if !reflect.DeepEqual(ks, kf) || !reflect.DeepEqual(cs, cf) {
+		t.Errorf("summary of %s: index keys %q counters %v, full decode %q %v", full.ID, ks, cs, kf, cf)
+	}
+	if !sameCounted(sum, full) {
+		t.Errorf("summary of %s: not sameCounted with the full decode", full.ID)
 	}
 }

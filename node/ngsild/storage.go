@@ -26,6 +26,10 @@ type change struct {
 	// (POST /temporal/entities); otherwise every instance the write
 	// stamped is kept.
 	history map[string][]*Attribute
+	// summary says apply reads of old only its types, times and the
+	// attribute instances' types and datasetIds (a replace): prepare
+	// may then give it a summary (decodeRecordKeeping).
+	summary bool
 }
 
 // outcome is what happened to one change.
@@ -58,6 +62,9 @@ type prepared struct {
 	mark  *histEntry  // history attribute marker to set, if it changed
 	gone  []string    // attributes the write removed
 	old   *Entity     // the state before the write (nil: none), for notifications
+	// oldSummary says old is a summary, without the values
+	// notifications compare.
+	oldSummary bool
 }
 
 // commit applies the changes durably and returns one outcome per change.
@@ -76,6 +83,10 @@ func (s *Service) commit(chs []change) ([]outcome, error) {
 	outs := make([]outcome, len(chs))
 	preps := make([]prepared, len(chs))
 	workers := max(1, min(runtime.GOMAXPROCS(0), (len(chs)+31)/32))
+	// Read before any change is prepared: when a subscription wants
+	// previous states only from now on, the changes it gets have
+	// full ones or none (recentChanges.add).
+	summaries := !s.recent.keepPrev.Load()
 	overlays := make([]map[string]*Entity, workers)
 	for w := range overlays {
 		overlays[w] = map[string]*Entity{}
@@ -95,7 +106,7 @@ func (s *Service) commit(chs []change) ([]outcome, error) {
 						if workers > 1 && int(fnv32(chs[i].id)%uint32(workers)) != w {
 							continue
 						}
-						if err := s.prepare(tx, chs[i], overlays[w], &preps[i]); err != nil {
+						if err := s.prepare(tx, chs[i], summaries, overlays[w], &preps[i]); err != nil {
 							return err
 						}
 					}
@@ -143,12 +154,19 @@ func fnv32(s string) uint32 {
 }
 
 // prepare works out one change against the state in tx (or in overlay, when
-// an earlier change of the same commit touched the entity).
-func (s *Service) prepare(tx *store.Txn, ch change, overlay map[string]*Entity, p *prepared) error {
+// an earlier change of the same commit touched the entity). With
+// summaries, the stored state is read as a summary for a change that
+// needs no more (change.summary).
+func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, p *prepared) error {
 	old, seen := overlay[ch.id]
 	if !seen {
+		var keep func(string) bool
+		if summaries && ch.summary {
+			// Values are read for the value index keys only.
+			keep, p.oldSummary = s.vidx.isWritten, true
+		}
 		var err error
-		if old, err = getEntity(tx, ch.id); err != nil {
+		if old, err = getEntityKeeping(tx, ch.id, keep); err != nil {
 			return err
 		}
 	}
@@ -383,6 +401,12 @@ func applyCounts(tx *store.Txn, deltas map[countKey]int64) error {
 // sequence number of the feed record with the entity's current state, so
 // each state is stored once.
 func getEntity(tx *store.Txn, id string) (*Entity, error) {
+	return getEntityKeeping(tx, id, nil)
+}
+
+// getEntityKeeping is getEntity, reading a summary when keep is not nil
+// (decodeRecordKeeping).
+func getEntityKeeping(tx *store.Txn, id string, keep func(attr string) bool) (*Entity, error) {
 	v, err := tx.Get(entityKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -390,7 +414,15 @@ func getEntity(tx *store.Txn, id string) (*Entity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read entity %s: %w", id, err)
 	}
-	return entityAt(tx, id, v)
+	body, err := entityBodyAt(tx, id, v)
+	if err != nil {
+		return nil, err
+	}
+	e := new(Entity)
+	if err := decodeEntityKeeping(body, e, keep); err != nil {
+		return nil, fmt.Errorf("decode entity %s: %w", id, err)
+	}
+	return e, nil
 }
 
 // entityAt reads the entity state a seq pointer (an entity key's value)
