@@ -474,9 +474,12 @@ func ParseAgreement(data []byte) (Agreement, error) {
 }
 
 func decodeAgreement(data []byte) (Agreement, error) {
-	v, err := decodeJSON(data)
-	if err != nil {
-		return Agreement{}, fmt.Errorf("%w: reading agreement: %w", ErrSyntax, err)
+	v, ok := quickTree(data)
+	if !ok {
+		var err error
+		if v, err = decodeJSON(data); err != nil {
+			return Agreement{}, fmt.Errorf("%w: reading agreement: %w", ErrSyntax, err)
+		}
 	}
 	top, ok := v.(map[string]any)
 	if !ok {

@@ -1,0 +1,220 @@
+package policy
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// An agreement is read twice per negotiation (the consumer reads the
+// provider's, the provider the countersigned one), and reading it through
+// json.Decoder tokens cost more than the rest of reading and checking it.
+// decodeAgreement therefore tries quickTree first: one pass over the bytes
+// that builds the very tree decodeJSON builds for the plain JSON
+// agreement files are written in (no escapes in strings). Anything else,
+// including every error, is left to decodeJSON, so the result and the
+// errors are decodeJSON's either way (FuzzQuickTree checks it).
+
+// quickTree returns decodeJSON(data) if data is plain enough for it to be
+// sure of the result, and false otherwise.
+func quickTree(data []byte) (any, bool) {
+	q := treeReader{b: data}
+	v, ok := q.value(0)
+	if !ok {
+		return nil, false
+	}
+	q.space()
+	if q.i != len(q.b) {
+		return nil, false
+	}
+	return v, true
+}
+
+// treeReader reads a JSON document for quickTree; i is the next byte.
+type treeReader struct {
+	b []byte
+	i int
+}
+
+func (q *treeReader) space() {
+	for q.i < len(q.b) {
+		switch q.b[q.i] {
+		case ' ', '\t', '\n', '\r':
+			q.i++
+		default:
+			return
+		}
+	}
+}
+
+func (q *treeReader) value(depth int) (any, bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
+	q.space()
+	if q.i >= len(q.b) {
+		return nil, false
+	}
+	switch c := q.b[q.i]; {
+	case c == '{':
+		return q.object(depth)
+	case c == '[':
+		return q.array(depth)
+	case c == '"':
+		s, ok := q.str()
+		return s, ok
+	case c == 't':
+		return true, q.literal("true")
+	case c == 'f':
+		return false, q.literal("false")
+	case c == 'n':
+		return nil, q.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return q.number()
+	}
+	return nil, false
+}
+
+func (q *treeReader) object(depth int) (any, bool) {
+	q.i++ // '{'
+	obj := map[string]any{}
+	q.space()
+	if q.i < len(q.b) && q.b[q.i] == '}' {
+		q.i++
+		return obj, true
+	}
+	for {
+		q.space()
+		if q.i >= len(q.b) || q.b[q.i] != '"' {
+			return nil, false
+		}
+		k, ok := q.str()
+		if !ok {
+			return nil, false
+		}
+		if _, dup := obj[k]; dup {
+			return nil, false // decodeJSON says which
+		}
+		q.space()
+		if q.i >= len(q.b) || q.b[q.i] != ':' {
+			return nil, false
+		}
+		q.i++
+		v, ok := q.value(depth + 1)
+		if !ok {
+			return nil, false
+		}
+		obj[k] = v
+		q.space()
+		if q.i >= len(q.b) {
+			return nil, false
+		}
+		switch q.b[q.i] {
+		case ',':
+			q.i++
+		case '}':
+			q.i++
+			return obj, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+func (q *treeReader) array(depth int) (any, bool) {
+	q.i++ // '['
+	arr := []any{}
+	q.space()
+	if q.i < len(q.b) && q.b[q.i] == ']' {
+		q.i++
+		return arr, true
+	}
+	for {
+		v, ok := q.value(depth + 1)
+		if !ok {
+			return nil, false
+		}
+		arr = append(arr, v)
+		q.space()
+		if q.i >= len(q.b) {
+			return nil, false
+		}
+		switch q.b[q.i] {
+		case ',':
+			q.i++
+		case ']':
+			q.i++
+			return arr, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// str reads a string without escapes or control characters, in valid
+// UTF-8: its content is its value as it is.
+func (q *treeReader) str() (string, bool) {
+	start := q.i + 1
+	ascii := true
+	for j := start; j < len(q.b); j++ {
+		switch c := q.b[j]; {
+		case c == '"':
+			s := q.b[start:j]
+			if !ascii && !utf8.Valid(s) {
+				return "", false
+			}
+			q.i = j + 1
+			return string(s), true
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+func (q *treeReader) literal(lit string) bool {
+	if len(q.b)-q.i < len(lit) || string(q.b[q.i:q.i+len(lit)]) != lit {
+		return false
+	}
+	q.i += len(lit)
+	return true
+}
+
+// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? as the
+// json.Number of its text, which is what a decoder using UseNumber gives.
+func (q *treeReader) number() (any, bool) {
+	start := q.i
+	digits := func() int {
+		n := 0
+		for q.i < len(q.b) && q.b[q.i] >= '0' && q.b[q.i] <= '9' {
+			q.i++
+			n++
+		}
+		return n
+	}
+	if q.b[q.i] == '-' {
+		q.i++
+	}
+	if q.i < len(q.b) && q.b[q.i] == '0' {
+		q.i++
+	} else if digits() == 0 {
+		return nil, false
+	}
+	if q.i < len(q.b) && q.b[q.i] == '.' {
+		q.i++
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	if q.i < len(q.b) && (q.b[q.i] == 'e' || q.b[q.i] == 'E') {
+		q.i++
+		if q.i < len(q.b) && (q.b[q.i] == '+' || q.b[q.i] == '-') {
+			q.i++
+		}
+		if digits() == 0 {
+			return nil, false
+		}
+	}
+	return json.Number(q.b[start:q.i]), true
+}
