@@ -310,15 +310,9 @@ func signedMessage(canonical []byte) []byte {
 // Sign adds s's signature as provider or consumer, whichever s's peer ID is
 // (ErrNotAParty if neither). Signing again replaces that party's signature.
 func (a *Agreement) Sign(s Signer) error {
-	peer := s.PeerID()
-	var role string
-	switch peer {
-	case a.Provider:
-		role = RoleProvider
-	case a.Consumer:
-		role = RoleConsumer
-	default:
-		return fmt.Errorf("signing agreement %s as %s: %w (provider %s, consumer %s)", a.ID, peer, ErrNotAParty, a.Provider, a.Consumer)
+	role, err := a.signRole(s)
+	if err != nil {
+		return err
 	}
 	if err := a.check(); err != nil {
 		return fmt.Errorf("signing agreement %s: %w", a.ID, err)
@@ -327,7 +321,25 @@ func (a *Agreement) Sign(s Signer) error {
 	if err != nil {
 		return err
 	}
-	sig, err := s.Sign(signedMessage(c))
+	return a.signMessage(s, role, signedMessage(c))
+}
+
+// signRole returns the role s signs a as, or ErrNotAParty.
+func (a *Agreement) signRole(s Signer) (string, error) {
+	switch peer := s.PeerID(); peer {
+	case a.Provider:
+		return RoleProvider, nil
+	case a.Consumer:
+		return RoleConsumer, nil
+	default:
+		return "", fmt.Errorf("signing agreement %s as %s: %w (provider %s, consumer %s)", a.ID, peer, ErrNotAParty, a.Provider, a.Consumer)
+	}
+}
+
+// signMessage adds s's signature as role over msg, a's signed message.
+func (a *Agreement) signMessage(s Signer, role string, msg []byte) error {
+	peer := s.PeerID()
+	sig, err := s.Sign(msg)
 	if err != nil {
 		return fmt.Errorf("signing agreement %s as %s: %w", a.ID, role, err)
 	}
@@ -384,7 +396,12 @@ func (a Agreement) verify(v Verifier, roles ...string) error {
 	if err != nil {
 		return err
 	}
-	msg := signedMessage(c)
+	return a.verifyMessage(v, signedMessage(c), roles...)
+}
+
+// verifyMessage checks the signatures of roles over msg, a's signed
+// message.
+func (a Agreement) verifyMessage(v Verifier, msg []byte, roles ...string) error {
 	for _, role := range roles {
 		peer := a.Provider
 		if role == RoleConsumer {
@@ -429,19 +446,73 @@ type signatureJSON struct {
 // "signatures": [...]} in canonical JSON (RFC 8785), signatures as padded
 // standard base64.
 func (a Agreement) MarshalJSON() ([]byte, error) {
-	terms, err := a.termsJSON()
+	c, err := a.Canonical()
 	if err != nil {
-		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)
+		return nil, err
 	}
+	return a.appendFile(make([]byte, 0, len(c)+512), c)
+}
+
+// appendFile appends the agreement file of a, whose canonical terms are c,
+// to dst: the canonical form of {"agreement": terms, "signatures": [...]},
+// its members in that order, written around c as it is.
+func (a Agreement) appendFile(dst, c []byte) ([]byte, error) {
 	sigs := make([]any, 0, len(a.Signatures))
 	for _, s := range sortSignatures(a.Signatures) {
 		sigs = append(sigs, map[string]any{"role": s.Role, "peer": s.Peer, "sig": base64.StdEncoding.EncodeToString(s.Value)})
 	}
-	out, err := appendCanonical(make([]byte, 0, 2560), map[string]any{"agreement": terms, "signatures": sigs})
+	out := append(append(dst, `{"agreement":`...), c...)
+	out, err := appendCanonical(append(out, `,"signatures":`...), sigs)
 	if err != nil {
 		return nil, fmt.Errorf("canonicalising agreement %s: %w", a.ID, err)
 	}
-	return out, nil
+	return append(out, '}'), nil
+}
+
+// Seal is what a party does with an agreement at one step of a
+// negotiation, checking it and making its canonical form once for all of
+// it (Verify, Sign and MarshalJSON each do both): it verifies the
+// signatures of the roles in verify, as VerifySignature does, then signs
+// as s unless s is nil, as Sign does, and returns the canonical terms
+// (Canonical) and the agreement file (MarshalJSON).
+func (a *Agreement) Seal(v Verifier, verify []string, s Signer) (canonical, file []byte, err error) {
+	for _, role := range verify {
+		if role != RoleProvider && role != RoleConsumer {
+			return nil, nil, fmt.Errorf("verifying agreement %s: %w: unknown role %q", a.ID, ErrBadSignature, role)
+		}
+	}
+	var role string
+	if s != nil {
+		if role, err = a.signRole(s); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := a.check(); err != nil {
+		if len(verify) > 0 {
+			return nil, nil, fmt.Errorf("verifying agreement %s: %w", a.ID, err)
+		}
+		return nil, nil, fmt.Errorf("signing agreement %s: %w", a.ID, err)
+	}
+	c, err := a.Canonical()
+	if err != nil {
+		return nil, nil, err
+	}
+	msg := signedMessage(c)
+	if len(verify) > 0 {
+		if err := a.verifyMessage(v, msg, verify...); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s != nil {
+		if err := a.signMessage(s, role, msg); err != nil {
+			return nil, nil, err
+		}
+	}
+	file, err = a.appendFile(make([]byte, 0, len(c)+512), c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, file, nil
 }
 
 // UnmarshalJSON reads the file form leniently about layout (it may be

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -525,4 +526,95 @@ func TestVerifySignatureChecksOneParty(t *testing.T) {
 	if err := a.VerifySignature(testVerifier{}, "auditor"); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("VerifySignature(auditor) = %v, want ErrBadSignature", err)
 	}
+}
+
+// MarshalJSON writes the file around the canonical terms; it must be the
+// canonical form of the whole file, as it was when it was made that way.
+func TestMarshalJSONIsCanonicalFile(t *testing.T) {
+	a, file := signedFile(t)
+	terms, err := a.termsJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs := []any{}
+	for _, s := range a.Signatures {
+		sigs = append(sigs, map[string]any{"role": s.Role, "peer": s.Peer, "sig": base64.StdEncoding.EncodeToString(s.Value)})
+	}
+	want, err := canonicalSlow(map[string]any{"agreement": terms, "signatures": sigs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(file, want) {
+		t.Fatalf("MarshalJSON = %s\nwant %s", file, want)
+	}
+}
+
+// Seal does what VerifySignature, Sign, Canonical and MarshalJSON do one
+// after the other.
+func TestSealIsVerifySignMarshal(t *testing.T) {
+	byProvider := testAgreement(t)
+	if err := byProvider.Sign(provider); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		verify  []string
+		signer  Signer
+		tamper  func(*Agreement)
+		wantErr error
+	}{
+		{"provider signs", nil, provider, nil, nil},
+		{"consumer checks the provider and countersigns", []string{RoleProvider}, consumer, nil, nil},
+		{"provider checks the consumer", []string{RoleConsumer}, nil, func(a *Agreement) { _ = a.Sign(consumer) }, nil},
+		{"both checked", []string{RoleProvider, RoleConsumer}, nil, func(a *Agreement) { _ = a.Sign(consumer) }, nil},
+		{"consumer signature missing", []string{RoleConsumer}, nil, nil, ErrMissingSignature},
+		{"provider signature forged", []string{RoleProvider}, consumer, func(a *Agreement) { a.Signatures[0].Value[0] ^= 1 }, ErrBadSignature},
+		{"a third party cannot sign", nil, third, nil, ErrNotAParty},
+		{"terms changed after signing", []string{RoleProvider}, consumer, func(a *Agreement) { a.Created = a.Created.Add(time.Second) }, ErrBadSignature},
+		{"unknown role", []string{"witness"}, nil, nil, ErrBadSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := copyAgreement(byProvider), copyAgreement(byProvider)
+			if tc.tamper != nil {
+				tc.tamper(&a)
+				tc.tamper(&b)
+			}
+			canon, file, err := a.Seal(testVerifier{}, tc.verify, tc.signer)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Seal: %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Seal: %v", err)
+			}
+			for _, role := range tc.verify {
+				if err := b.VerifySignature(testVerifier{}, role); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.signer != nil {
+				if err := b.Sign(tc.signer); err != nil {
+					t.Fatal(err)
+				}
+			}
+			wantCanon, _ := b.Canonical()
+			wantFile, _ := b.MarshalJSON()
+			if !bytes.Equal(canon, wantCanon) || !bytes.Equal(file, wantFile) {
+				t.Fatalf("Seal = %s, %s\nwant %s, %s", canon, file, wantCanon, wantFile)
+			}
+			if !reflect.DeepEqual(a.Signatures, b.Signatures) {
+				t.Fatalf("signatures %v, want %v", a.Signatures, b.Signatures)
+			}
+		})
+	}
+}
+
+func copyAgreement(a Agreement) Agreement {
+	a.Signatures = append([]Signature(nil), a.Signatures...)
+	for i := range a.Signatures {
+		a.Signatures[i].Value = bytes.Clone(a.Signatures[i].Value)
+	}
+	return a
 }

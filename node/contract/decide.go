@@ -153,16 +153,13 @@ func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now
 		a.NotAfter = now.Add(s.o.Validity)
 	}
 	a, err := policy.NewAgreement(a)
+	var canon, file []byte
 	if err == nil {
-		err = a.Sign(s.o.Signer)
-	}
-	var canon []byte
-	if err == nil {
-		canon, err = a.Canonical()
+		canon, file, err = a.Seal(nil, nil, s.o.Signer)
 	}
 	var raw json.RawMessage
 	if err == nil {
-		raw, err = agreementJSON(a)
+		raw, err = agreementObject(a, file)
 	}
 	if err != nil {
 		return refuse(protocol.CodeRefused, "this node could not make the agreement: "+err.Error())
@@ -198,17 +195,7 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	}
 	// The provider's signature is checked before countersigning; this
 	// node's own needs no check.
-	if err := a.VerifySignature(s.o.Verifier, policy.RoleProvider); err != nil {
-		return bad(err.Error())
-	}
-	if err := a.Sign(s.o.Signer); err != nil {
-		return bad(err.Error())
-	}
-	canon, err := a.Canonical()
-	if err != nil {
-		return bad(err.Error())
-	}
-	file, err := a.MarshalJSON()
+	canon, file, err := a.Seal(s.o.Verifier, []string{policy.RoleProvider}, s.o.Signer)
 	if err != nil {
 		return bad(err.Error())
 	}
@@ -240,18 +227,14 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 	// checked by comparing it with the one it made; only the consumer's
 	// needs verifying. Negotiations stored before the signature was kept
 	// verify both.
+	verify := []string{policy.RoleProvider, policy.RoleConsumer}
 	if len(e.meta.Signature) > 0 {
 		if !bytes.Equal(signatureOf(a, policy.RoleProvider), e.meta.Signature) {
 			return bad("the countersigned agreement does not carry this node's signature")
 		}
-		err = a.VerifySignature(s.o.Verifier, policy.RoleConsumer)
-	} else {
-		err = a.Verify(s.o.Verifier)
+		verify = verify[1:]
 	}
-	if err != nil {
-		return bad(err.Error())
-	}
-	file, err := a.MarshalJSON()
+	_, file, err := a.Seal(s.o.Verifier, verify, nil)
 	if err != nil {
 		return bad(err.Error())
 	}
