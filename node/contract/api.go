@@ -84,7 +84,9 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	var offer policy.Policy
 	var err error
 	if len(o.Offer) > 0 {
-		offer, err = policy.Parse(o.Offer)
+		var read readOffer
+		read, err = s.offers.read(o.Offer)
+		offer = read.p
 	} else {
 		offer, err = s.o.Offers.Offer(o.Dataset, o.OfferID)
 	}

@@ -100,15 +100,16 @@ func refuse(code protocol.Code, reasons ...string) negotiation.Msg {
 // stated purpose; then a person's approval if the offer asks for one;
 // then a signed agreement.
 func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
-	asked, err := policy.Parse(e.n.Offer())
+	read, err := s.offers.read(e.n.Offer())
 	if err != nil {
 		return refuse(protocol.CodeRefused, "the requested offer is not a policy this node reads: "+err.Error())
 	}
+	asked := read.p
 	own, err := s.o.Offers.Offer(asked.Target, asked.ID)
 	if err != nil {
 		return refuse(protocol.CodeRefused, fmt.Sprintf("dataset %s has no offer %s here", asked.Target, asked.ID))
 	}
-	if !sameTerms(own, asked) {
+	if !sameTermsAs(own, read) {
 		return refuse(protocol.CodeRefused, fmt.Sprintf("the requested terms differ from offer %s as this node offers it", own.ID))
 	}
 	e.meta.Dataset, e.meta.OfferID = own.Target, own.ID
@@ -189,8 +190,8 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	case a.Dataset != e.meta.Dataset:
 		return bad(fmt.Sprintf("the agreement is for dataset %s, not %s", a.Dataset, e.meta.Dataset))
 	}
-	asked, err := policy.Parse(e.n.Offer())
-	if err != nil || !sameTerms(a.Policy, asked) {
+	asked, err := s.offers.read(e.n.Offer())
+	if err != nil || !sameTermsAs(a.Policy, asked) {
 		return bad("the agreed terms are not the terms requested")
 	}
 	// The provider's signature is checked before countersigning; this
@@ -306,22 +307,6 @@ func (s *Service) roleOf(p peer.ID, feds []string) string {
 		}
 	}
 	return role
-}
-
-// sameTerms reports whether two policies say the same thing, whatever
-// their ids, types and parties: an offer and the agreement made from it,
-// or the offer as advertised and as requested.
-func sameTerms(a, b policy.Policy) bool {
-	strip := func(p policy.Policy) ([]byte, error) {
-		p = p.Clone()
-		p.ID, p.Type, p.Target, p.Assigner, p.Assignee = "", policy.TypeSet, "", "", ""
-		delete(p.Extra, ManualApproval)
-		delete(p.Extra, SignedAgreementKey)
-		return policy.Marshal(p)
-	}
-	x, err1 := strip(a)
-	y, err2 := strip(b)
-	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 // offerRef reads the dataset (target) and offer id of a DSP offer.

@@ -49,7 +49,8 @@ func IsManual(p policy.Policy) bool {
 // store.PrefixNegotiation ("g/o/<dataset>/<offer id>"), until the
 // catalogue provides offers. It is filled through POST /api/v1/offers.
 type Registry struct {
-	db *store.DB
+	db   *store.DB
+	memo offerMemo // offers read lately; the store is read every time
 }
 
 var _ Offers = (*Registry)(nil)
@@ -96,11 +97,11 @@ func (r *Registry) Offer(dataset, offerID string) (policy.Policy, error) {
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("reading offer %q of dataset %s: %w", offerID, dataset, err)
 	}
-	p, err := policy.Parse(raw)
+	read, err := r.memo.read(raw)
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("reading offer %q of dataset %s: %w", offerID, dataset, err)
 	}
-	return p, nil
+	return read.p, nil
 }
 
 // List returns every registered offer.

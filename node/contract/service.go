@@ -103,6 +103,8 @@ type Service struct {
 	// rarely, so that they do not queue behind each other's store reads.
 	firstMu [64]sync.Mutex
 
+	offers offerMemo // offers read lately (terms.go)
+
 	mu   sync.Mutex
 	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left
 	// firsts maps "consumer peer consumerPid" to the provider pid of live

@@ -1,0 +1,55 @@
+package contract
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"github.com/mimnode/mimnode/policy"
+)
+
+func TestOfferMemoReadsAsParse(t *testing.T) {
+	p, err := OfferRequest{Dataset: "urn:ngsi-ld:Dataset:noise", Template: "research-only"}.Build("12D3KooWProvider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := policy.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m offerMemo
+	for i := range 2 { // read, then remembered
+		got, err := m.read(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := policy.Parse(raw)
+		if !reflect.DeepEqual(got.p, want) {
+			t.Fatalf("read %d: %+v, want %+v", i, got.p, want)
+		}
+		terms, _ := termsOf(want)
+		if !bytes.Equal(got.terms, terms) || !sameTermsAs(want, got) {
+			t.Fatalf("read %d: terms %s, want %s", i, got.terms, terms)
+		}
+	}
+	if len(m.m) != 1 {
+		t.Fatalf("remembers %d offers, want 1", len(m.m))
+	}
+	if _, err := m.read([]byte(`{"@type":`)); err == nil {
+		t.Fatal("a broken offer was read")
+	}
+	if len(m.m) != 1 {
+		t.Fatalf("a broken offer was remembered")
+	}
+	for i := range memoOffers + 1 {
+		q := p.Clone()
+		q.ID = p.ID + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		b, _ := policy.Marshal(q)
+		if _, err := m.read(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(m.m) > memoOffers {
+		t.Fatalf("remembers %d offers, at most %d allowed", len(m.m), memoOffers)
+	}
+}
