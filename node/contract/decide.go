@@ -219,25 +219,24 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad("the verification carries no readable agreement: " + err.Error())
 	}
-	canon, err := a.Canonical()
-	sum := sha256.Sum256(canon)
-	if err != nil || a.ID != e.meta.AgreementID || !bytes.Equal(sum[:], e.meta.TermsSum) {
-		return bad("the countersigned agreement is not the one this node signed")
-	}
-	// The terms are the ones this node signed, so its own signature is
+	// Once the terms are the ones this node signed, its own signature is
 	// checked by comparing it with the one it made; only the consumer's
 	// needs verifying. Negotiations stored before the signature was kept
-	// verify both.
+	// verify both. The consumer's signature is verified first, with the
+	// canonical form Seal makes anyway, and the terms compared after.
 	verify := []string{policy.RoleProvider, policy.RoleConsumer}
 	if len(e.meta.Signature) > 0 {
-		if !bytes.Equal(signatureOf(a, policy.RoleProvider), e.meta.Signature) {
-			return bad("the countersigned agreement does not carry this node's signature")
-		}
 		verify = verify[1:]
 	}
-	_, file, err := a.Seal(s.o.Verifier, verify, nil)
+	canon, file, err := a.Seal(s.o.Verifier, verify, nil)
 	if err != nil {
 		return bad(err.Error())
+	}
+	if sum := sha256.Sum256(canon); a.ID != e.meta.AgreementID || !bytes.Equal(sum[:], e.meta.TermsSum) {
+		return bad("the countersigned agreement is not the one this node signed")
+	}
+	if len(e.meta.Signature) > 0 && !bytes.Equal(signatureOf(a, policy.RoleProvider), e.meta.Signature) {
+		return bad("the countersigned agreement does not carry this node's signature")
 	}
 	e.file = file
 	return negotiation.Msg{Type: negotiation.MsgFinalize}
