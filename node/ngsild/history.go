@@ -38,11 +38,30 @@ import (
 // Attribute IRIs are numbered (n/hd/<attrIRI> holds the code); the few
 // codes are kept in memory.
 //
+// A record's value is stored packed (store.Pack) when that is smaller:
+// history is a third of the bytes of an entity write, and every byte is
+// copied into badger's log, memtable and tables. A plain value starts
+// with an attribute code, whose first byte is 0 (codes are numbered from
+// 1, and 2^24 of them would be needed to reach store.PackedMarker);
+// packHistory packs any value that would not, so the two never mix up.
+//
 // instanceId is urn:ngsi-ld:Instance:<^instant>-<seq>-<code>-<n> in hex
 // (n counts the attribute's instances in the record, one per datasetId),
 // so an instance is found with one key read.
 
 const instancePrefix = "urn:ngsi-ld:Instance:"
+
+// maxUnpackedHistory bounds what a packed history record may claim to
+// unpack to.
+const maxUnpackedHistory = 64 << 20
+
+// packHistory returns a history record's value as stored.
+func packHistory(v []byte) []byte {
+	if p := store.Pack(v); len(p) < len(v) || (len(v) > 0 && v[0] == store.PackedMarker) {
+		return p
+	}
+	return v
+}
 
 // histRecordSuffix is the length of ^instant and seq after a history
 // record key's entity prefix.
@@ -201,7 +220,7 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		k := make([]byte, 0, len(keyHist)+len(ne.ID)+1+histRecordSuffix)
 		k = append(append(append(k, keyHist...), ne.ID...), 0)
 		k = binary.BigEndian.AppendUint64(k, revTime(g.at))
-		recs = append(recs, histEntry{key: k, val: g.val})
+		recs = append(recs, histEntry{key: k, val: packHistory(g.val)})
 	}
 	if len(fresh) == 0 {
 		return recs, nil, nil
@@ -311,9 +330,13 @@ func writeHistory(tx *store.Txn, recs []histEntry, mark *histEntry, seq uint64) 
 	return nil
 }
 
-// recordEntries calls fn for each entry of a history record until fn
-// returns false.
+// recordEntries calls fn for each entry of a history record (as stored:
+// packed or not) until fn returns false.
 func recordEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
+	v, err := store.Unpack(v, maxUnpackedHistory)
+	if err != nil {
+		return fmt.Errorf("decode history record: %w", err)
+	}
 	for len(v) > 0 {
 		if len(v) < 8 {
 			return errors.New("decode history record: truncated entry")
@@ -518,7 +541,7 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 				}
 				if dropped > 0 {
 					removed += dropped
-					edits = append(edits, rewrite{bytes.Clone(k), out})
+					edits = append(edits, rewrite{bytes.Clone(k), packHistory(out)})
 				}
 				return nil
 			})
@@ -584,7 +607,7 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 		case len(out) == 0:
 			return tx.Delete(k)
 		default:
-			return tx.Set(k, out)
+			return tx.Set(k, packHistory(out))
 		}
 	})
 	if err != nil {
