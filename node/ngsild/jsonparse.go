@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -33,6 +34,9 @@ const maxJSONDepth = 10000
 type jsonParser struct {
 	b []byte
 	i int
+	// the last time recordTime parsed, and its text (in b)
+	lastTimeRaw []byte
+	lastTime    time.Time
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {

@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"bytes"
 	"errors"
 	"time"
 )
@@ -160,10 +161,27 @@ func (p *jsonParser) strList() ([]string, error) {
 	return out, err
 }
 
-// recordTime reads a timestamp appendTime wrote.
+// recordTime reads a timestamp appendTime wrote. The instances a write
+// touched all carry its time, so the last one parsed is kept (lastTime)
+// instead of parsing the same string again for each of them.
 func (p *jsonParser) recordTime() (time.Time, error) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return time.Time{}, p.errorf("expected a time string")
+	}
+	if end := bytes.IndexByte(p.b[p.i+1:], '"'); end >= 0 {
+		raw := p.b[p.i+1 : p.i+1+end]
+		if p.lastTimeRaw != nil && bytes.Equal(raw, p.lastTimeRaw) {
+			p.i += end + 2
+			return p.lastTime, nil
+		}
+		if bytes.IndexByte(raw, '\\') < 0 {
+			t, err := storedTime(string(raw))
+			if err == nil {
+				p.i += end + 2
+				p.lastTimeRaw, p.lastTime = raw, t
+			}
+			return t, err
+		}
 	}
 	s, err := p.str()
 	if err != nil {
