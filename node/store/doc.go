@@ -11,9 +11,25 @@
 //		return tx.Set(store.Key(store.PrefixMeta, "name"), []byte("Aarhus"))
 //	})
 //
-// Writes are durable when Update (or Batch.Flush) returns: the database is
-// opened with synchronous writes, so what the API acknowledges survives a
-// crash of the process or the machine.
+// Writes are durable when Update (or Batch.Flush) returns: what the API
+// acknowledges survives a crash of the process or the machine. Badger
+// itself writes without syncing; DB syncs for it (sync.go), and a write
+// returns once a sync that started after its commit has finished, so
+// writers committing at the same time share one sync (group commit).
+//
+// Batch.FlushNoSync commits without waiting for the disk, for bulk
+// writers that establish durability themselves with DB.Sync (transfer
+// blocks): the writes are visible at once and survive a crash of the
+// process, but a crash of the machine before the next sync may lose them,
+// or part of them. Badger's logs reach the disk in no fixed order without
+// a sync, so a key may survive while its value in the value log (values
+// of 32 KiB and more) did not: it then reads as an error (badger checks
+// the value's checksum) or, once later writes reused the place, as another
+// value with a valid checksum. The same holds for the write of an Update
+// or Flush that had not returned when the machine crashed. A caller that
+// writes without a sync therefore checks such values when it reads them
+// (transfer blocks are checked against their CIDs) or reports them only
+// after a Sync.
 //
 // Update retries a transaction that lost a write conflict, so callers write
 // their transaction as a pure function of what it reads. Large imports use

@@ -36,6 +36,8 @@ type Options struct {
 // DB is a node's database. It is safe for concurrent use.
 type DB struct {
 	db *badger.DB
+	// sync makes committed writes durable; nil for an in-memory store.
+	sync *syncer
 }
 
 const updateRetries = 16
@@ -51,9 +53,10 @@ func Open(dir string, o Options) (*DB, error) {
 		cache = 32
 	}
 	// An agency node is mostly idle: keep the memory footprint small (the
-	// defaults reserve hundreds of MiB) and acknowledge writes only once they
-	// are on disk.
-	bo = bo.WithSyncWrites(true).
+	// defaults reserve hundreds of MiB). Badger does not sync its writes:
+	// DB makes them durable itself (sync.go), so that writers committing
+	// at the same time share one sync and bulk writers can sync less often.
+	bo = bo.WithSyncWrites(false).
 		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
 		// Eight level-0 tables before compacting them into level 1 (was
@@ -77,7 +80,12 @@ func Open(dir string, o Options) (*DB, error) {
 		// compaction. Entities and index entries stay in the LSM tree. An
 		// in-memory store has no value log, and badger refuses values above
 		// the threshold there, so it keeps the default.
-		bo = bo.WithValueThreshold(32 << 10)
+		bo = bo.WithValueThreshold(32 << 10).
+			// A value-log entry whose key reached the disk before its
+			// bytes did (a machine crash before the sync that would have
+			// covered both) reads as an error rather than as whatever
+			// bytes are at its offset.
+			WithVerifyValueChecksum(true)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
@@ -86,11 +94,18 @@ func Open(dir string, o Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return &DB{db: db}, nil
+	d := &DB{db: db}
+	if !o.InMemory {
+		d.sync = newSyncer(db, dir)
+	}
+	return d, nil
 }
 
 // Close flushes and closes the database.
 func (d *DB) Close() error {
+	if d.sync != nil {
+		d.sync.close()
+	}
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -102,7 +117,8 @@ func (d *DB) View(fn func(tx *Txn) error) error {
 	return d.db.View(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
 }
 
-// Update runs fn in a read-write transaction and commits it durably. fn may
+// Update runs fn in a read-write transaction and commits it durably: it
+// returns once a sync that started after the commit has finished. fn may
 // be called more than once if the transaction conflicts with another one.
 // ErrTxnTooBig from a huge transaction is returned as is; use Batch for bulk
 // writes that need no isolation.
@@ -112,9 +128,25 @@ func (d *DB) Update(fn func(tx *Txn) error) error {
 		if errors.Is(err, badger.ErrConflict) {
 			continue
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return d.Sync()
 	}
 	return ErrConflict
+}
+
+// Sync returns once every write committed before it was called is on
+// disk. Callers that wrote with Batch.FlushNoSync use it to establish
+// durability themselves; writers calling it at the same time share syncs.
+func (d *DB) Sync() error {
+	if d.sync == nil {
+		return nil
+	}
+	if err := d.sync.wait(); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	return nil
 }
 
 // IsTooBig reports whether err says a transaction grew past what one badger
@@ -258,10 +290,11 @@ func prefixEnd(p []byte) []byte {
 // transactions as needed. Flush makes them durable.
 type Batch struct {
 	wb *badger.WriteBatch
+	d  *DB
 }
 
 // NewBatch starts a batch.
-func (d *DB) NewBatch() *Batch { return &Batch{wb: d.db.NewWriteBatch()} }
+func (d *DB) NewBatch() *Batch { return &Batch{wb: d.db.NewWriteBatch(), d: d} }
 
 // Set queues a write.
 func (b *Batch) Set(key, value []byte) error { return b.wb.Set(key, value) }
@@ -270,7 +303,18 @@ func (b *Batch) Set(key, value []byte) error { return b.wb.Set(key, value) }
 func (b *Batch) Delete(key []byte) error { return b.wb.Delete(key) }
 
 // Flush commits everything queued and waits until it is on disk.
-func (b *Batch) Flush() error { return b.wb.Flush() }
+func (b *Batch) Flush() error {
+	if err := b.wb.Flush(); err != nil {
+		return err
+	}
+	return b.d.Sync()
+}
+
+// FlushNoSync commits everything queued without waiting for the disk: the
+// writes are visible at once and survive a crash of the process, but a
+// crash of the machine may lose them until a later Sync (or any durable
+// write that returned after them) has finished. See the package comment.
+func (b *Batch) FlushNoSync() error { return b.wb.Flush() }
 
 // Cancel drops a batch that will not be flushed.
 func (b *Batch) Cancel() { b.wb.Cancel() }

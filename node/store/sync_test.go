@@ -1,0 +1,174 @@
+package store
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestFlushNoSyncThenSync: writes flushed without a sync are visible at
+// once, and after Sync they are still there when the store is reopened.
+func TestFlushNoSyncThenSync(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	for i := 0; i < 100; i++ {
+		b.Set(Key(PrefixTransfer, fmt.Sprintf("%03d", i)), make([]byte, 40<<10)) // value log
+	}
+	if err := b.FlushNoSync(); err != nil {
+		t.Fatal(err)
+	}
+	count := func(db *DB) (n int) {
+		db.View(func(tx *Txn) error {
+			return tx.Iterate(IterOptions{Prefix: []byte(PrefixTransfer)}, func(k, v []byte) error {
+				if len(v) == 40<<10 {
+					n++
+				}
+				return nil
+			})
+		})
+		return n
+	}
+	if n := count(db); n != 100 {
+		t.Fatalf("after FlushNoSync %d values, want 100", n)
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	db.Close()
+	if err := db.Sync(); err == nil {
+		t.Fatal("Sync after Close: nil error")
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n := count(db); n != 100 {
+		t.Fatalf("after reopen %d values, want 100", n)
+	}
+}
+
+// TestSyncStartsAfterCommit: a writer asking for a sync while one runs
+// does not share the running one (it may have started before the
+// writer's commit) but waits for the next, which every writer asking
+// meanwhile shares.
+func TestSyncStartsAfterCommit(t *testing.T) {
+	s := newSyncer(nil, "")
+	release := make(chan struct{})
+	started := make(chan int, 8)
+	rounds := 0
+	s.do = func() error {
+		rounds++ // syncs never overlap, so no lock
+		started <- rounds
+		<-release
+		return nil
+	}
+	first := make(chan error, 1)
+	go func() { first <- s.wait() }()
+	if r := <-started; r != 1 {
+		t.Fatalf("first sync is round %d", r)
+	}
+	// Three writers commit while round 1 runs.
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() { errs <- s.wait() })
+	}
+	for {
+		s.mu.Lock()
+		queued := s.next != nil
+		s.mu.Unlock()
+		if queued {
+			break
+		}
+	}
+	waiting := func() int {
+		// The writers of round 2 hold no result until it ran.
+		return 3 - len(errs)
+	}
+	release <- struct{}{} // round 1 ends
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-started; r != 2 {
+		t.Fatalf("second sync is round %d, want 2", r)
+	}
+	if w := waiting(); w == 0 {
+		t.Fatal("writers that committed during round 1 returned before round 2 ran")
+	}
+	release <- struct{}{} // round 2 ends
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rounds != 2 {
+		t.Fatalf("%d syncs for 4 writers, want 2 (the three waiting share one)", rounds)
+	}
+	s.close()
+	if err := s.wait(); err == nil {
+		t.Fatal("wait after close: nil error")
+	}
+}
+
+// TestConcurrentUpdates: writers on many goroutines all get their writes,
+// durably acknowledged, on disk and in memory.
+func TestConcurrentUpdates(t *testing.T) {
+	openBoth(t, func(t *testing.T, db *DB) {
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 20 {
+					k := Key(PrefixMeta, fmt.Sprintf("%d-%02d", g, i))
+					if err := db.Update(func(tx *Txn) error { return tx.Set(k, []byte("v")) }); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		n := 0
+		db.View(func(tx *Txn) error {
+			return tx.Iterate(IterOptions{Prefix: []byte(PrefixMeta), KeysOnly: true}, func(k, v []byte) error { n++; return nil })
+		})
+		if n != 160 {
+			t.Fatalf("%d keys, want 160", n)
+		}
+	})
+}
+
+// BenchmarkUpdate: one small durable write at a time, and from 8 writers
+// at once (which share syncs).
+func BenchmarkUpdate(b *testing.B) {
+	for _, writers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			db, err := Open(b.TempDir(), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			b.SetParallelism(writers)
+			var n sync.Mutex
+			i := 0
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n.Lock()
+					i++
+					k := Key(PrefixMeta, fmt.Sprint(i))
+					n.Unlock()
+					if err := db.Update(func(tx *Txn) error { return tx.Set(k, make([]byte, 200)) }); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
