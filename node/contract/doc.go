@@ -62,7 +62,8 @@
 // /mim/negotiation/1.1.0 the messages a step produces go on the stream the
 // message came on, or on one new stream that then carries the whole
 // exchange that follows (converse, docs/protocol.md 6.8): a negotiation
-// with no person in it is one stream. Older peers get one stream per
+// with no person in it is one stream, and the side that opened it keeps
+// it for its next messages to that peer (keepIdle). Older peers get one stream per
 // message (/mim/negotiation/1.0.0). Changes that only record an answer to
 // our own message are stored with the next write of that negotiation, or,
 // once it is finished, with the next write of any negotiation (settle.go,

@@ -54,6 +54,10 @@ type Membership interface {
 	SharedFederations(p peer.ID) []string
 	// RoleOf returns p's role in federation fed.
 	RoleOf(fed string, p peer.ID) (federation.Role, bool)
+	// Authorize reports whether p may open proto here now, as Guard
+	// checks it (a conversation stream kept open is checked again for
+	// each message that starts a negotiation).
+	Authorize(proto p2pproto.ID, p peer.ID) bool
 }
 
 var _ Membership = (*federation.Service)(nil)
@@ -117,7 +121,10 @@ type Service struct {
 	// Guarded by mu, as is settleTimer.
 	settling    map[negotiation.Key]*entry
 	settleTimer *time.Timer
-	closed      bool // guarded by mu
+	// idle holds conversation streams this node opened and keeps for its
+	// next messages to the same peer (stream.go, takeIdle). Guarded by mu.
+	idle   map[peer.ID][]idleStream
+	closed bool // guarded by mu
 }
 
 // entry is one negotiation in memory. Its mutex serialises Step, Ready,
@@ -227,7 +234,7 @@ func New(o Options) (*Service, error) {
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
 		ctx: ctx, cancel: cancel,
 		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan Info{},
-		settling: map[negotiation.Key]*entry{},
+		settling: map[negotiation.Key]*entry{}, idle: map[peer.ID][]idleStream{},
 	}, nil
 }
 
@@ -300,6 +307,7 @@ func (s *Service) Close() error {
 	s.o.Host.RemoveStreamHandler(conversationProto)
 	s.cancel()
 	s.wg.Wait()
+	s.closeIdle()
 	s.mu.Lock()
 	if s.settleTimer != nil {
 		s.settleTimer.Stop()

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,7 +63,7 @@ func (s *Service) handleConversation(st network.Stream) {
 		c.release()
 		return
 	}
-	s.converse(c, msg, nil)
+	s.converse(c, msg, nil, false)
 }
 
 // readFirst reads the message that opens an incoming stream. Bad input is
@@ -263,6 +264,14 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []outMsg) {
 		return
 	}
 	if ok, _ := s.o.Host.Peerstore().SupportsProtocols(p, conversationProto); len(ok) > 0 {
+		q := []pendingMsg{{key: k, peer: peerID, msgs: msgs}}
+		if st := s.takeIdle(p); st != nil {
+			if s.converse(newConversation(st, p), nil, q, true) != convUnused {
+				return
+			}
+			// The kept stream had ended (the peer's read deadline, a
+			// reset) before anything came back: a new one carries them.
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.o.ExchangeTimeout)
 		st, err := s.o.Host.NewStream(ctx, p, conversationProto)
 		cancel()
@@ -270,8 +279,7 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []outMsg) {
 			s.log.Debug("negotiation message unsent", "pid", k.Pid, "err", err)
 			return
 		}
-		c := newConversation(st, p)
-		s.converse(c, nil, []pendingMsg{{key: k, peer: peerID, msgs: msgs}})
+		s.converse(newConversation(st, p), nil, q, false)
 		return
 	}
 	for _, m := range msgs {
@@ -343,21 +351,41 @@ type pendingMsg struct {
 	msgs []outMsg
 }
 
+// How a conversation ended (converse).
+type convEnd int
+
+const (
+	convEnded  convEnd = iota // closed, reset, or kept for later (keepIdle)
+	convUnused                // a kept stream that failed before anything came back
+)
+
 // converse runs a conversation stream (docs/protocol.md 6.8) until it
 // ends: first the peer's message first (if any) is answered, or the
 // messages in queue are sent; then every frame read is either the answer
 // to this side's oldest unanswered message on the stream, stepped into its
 // negotiation, or a message from the peer, answered at once and followed
 // by the messages it leads to. A side with nothing unanswered that has
-// just answered a message without follow-up closes the stream; so does a
-// side that reads the end of it. Anything unanswered then is resent at
-// its negotiation's next tick, on a stream of its own.
-func (s *Service) converse(c *conversation, first protocol.Message, queue []pendingMsg) {
+// just answered a message without follow-up closes the stream, or keeps
+// it for its next messages to the peer if it opened it (keepIdle); a side
+// that reads the end of it closes it. Anything unanswered then is resent
+// at its negotiation's next tick, on a stream of its own. reused says the
+// stream was kept from an earlier conversation: if it fails before any
+// frame is read, converse says convUnused, and the queue is still to send.
+func (s *Service) converse(c *conversation, first protocol.Message, queue []pendingMsg, reused bool) convEnd {
+	kept, read := false, false
 	defer func() {
-		_ = c.w.Flush() // fails harmlessly after a reset
-		c.st.Close()
+		if !kept {
+			_ = c.w.Flush() // fails harmlessly after a reset
+			c.st.Close()
+		}
 		c.release()
 	}()
+	end := func() convEnd {
+		if reused && !read {
+			return convUnused
+		}
+		return convEnded
+	}
 	var waiting []pendingMsg // sent, answer not read yet, oldest first
 	send := func(q []pendingMsg) bool {
 		for _, p := range q {
@@ -374,7 +402,7 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 	}
 	if !send(queue) {
 		c.st.Reset()
-		return
+		return end()
 	}
 	msg := first
 	for {
@@ -383,24 +411,28 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 			if reply != nil {
 				if err := s.write(c.w, c.st, outMsg{msg: reply}); err != nil {
 					c.st.Reset()
-					return
+					return convEnded
 				}
 			}
 			if f.ok {
 				if !send([]pendingMsg{{key: f.key, peer: f.peer, msgs: f.out}}) {
 					c.st.Reset()
-					return
+					return convEnded
 				}
 				s.act(f.key)
 			}
 			if len(waiting) == 0 {
-				return // answered, nothing to follow: this side is done
+				// Answered, nothing to follow: this side is done. The
+				// peer is reading still, so the side that opened the
+				// stream may keep it for its next messages.
+				kept = first == nil && c.w.Flush() == nil && s.keepIdle(c.st, c.remote)
+				return convEnded
 			}
 		}
 		if err := c.w.Flush(); err != nil {
 			s.log.Debug("negotiation conversation ended", "peer", c.remote, "err", err)
 			c.st.Reset()
-			return
+			return end()
 		}
 		_ = c.st.SetReadDeadline(time.Now().Add(s.o.ExchangeTimeout))
 		body, err := protocol.ReadFrame(c.r, protocol.MaxNegotiationFrame)
@@ -409,16 +441,24 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 				s.log.Debug("negotiation conversation ended", "peer", c.remote, "err", err)
 				c.st.Reset()
 			}
-			return
+			return end()
 		}
+		read = true
 		in, err := protocol.Decode(body)
 		if err != nil {
 			s.trace("negotiation message in", c.remote, body)
 			s.answer(c.st, protocol.NegotiationErrorFor(nil, err))
-			return
+			return convEnded
 		}
 		if !isAnswer(in) {
 			s.trace("negotiation message in", c.remote, body)
+			if _, isNew := negotiation.Route(in); isNew && !s.o.Members.Authorize(negotiationProto, c.remote) {
+				// A stream kept open outlives the check made when it was
+				// opened: a new negotiation is checked again.
+				s.log.Debug("refused negotiation on a kept stream", "peer", c.remote)
+				c.st.Reset()
+				return convEnded
+			}
 			msg = in
 			continue
 		}
@@ -427,14 +467,94 @@ func (s *Service) converse(c *conversation, first protocol.Message, queue []pend
 		if len(waiting) == 0 {
 			s.log.Debug("negotiation answer to nothing", "peer", c.remote)
 			c.st.Reset()
-			return
+			return convEnded
 		}
 		p := waiting[0]
 		waiting = waiting[1:]
 		more := s.stepAnswer(p.key, p.peer, in)
 		if !send([]pendingMsg{{key: p.key, peer: p.peer, msgs: p.msgs[1:]}, {key: p.key, peer: p.peer, msgs: more}}) {
 			c.st.Reset()
-			return
+			return convEnded
+		}
+	}
+}
+
+// Conversation streams this node opened are kept, once their exchange is
+// over, for its next messages to the same peer (docs/protocol.md 6.8): a
+// negotiation after another then costs no stream set-up, protocol
+// selection or handler. The peer reads a kept stream for its read
+// deadline (10 s); a stream is reused within keepIdleFor of being kept,
+// well within it, and at most maxIdlePerPeer are kept per peer.
+const (
+	keepIdleFor    = time.Second
+	maxIdlePerPeer = 4
+)
+
+var negotiationProto = p2pproto.ID(protocol.NegotiationProtocol)
+
+// idleStream is a conversation stream kept since at.
+type idleStream struct {
+	st network.Stream
+	at time.Time
+}
+
+// idleFor is how long a kept stream may wait to be reused.
+func (s *Service) idleFor() time.Duration {
+	return min(keepIdleFor, s.o.ExchangeTimeout/2)
+}
+
+// keepIdle keeps st, a conversation stream to p this node opened, for
+// reuse, and reports whether it did.
+func (s *Service) keepIdle(st network.Stream, p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.idle[p]) >= maxIdlePerPeer {
+		return false
+	}
+	s.idle[p] = append(s.idle[p], idleStream{st: st, at: time.Now()})
+	return true
+}
+
+// takeIdle returns the most recently kept stream to p, if one is fresh
+// enough, and closes those that are not.
+func (s *Service) takeIdle(p peer.ID) network.Stream {
+	var st network.Stream
+	var stale []network.Stream
+	s.mu.Lock()
+	var kept []idleStream
+	list := s.idle[p]
+	for i := len(list) - 1; i >= 0; i-- {
+		switch is := list[i]; {
+		case time.Since(is.at) >= s.idleFor():
+			stale = append(stale, is.st)
+		case st == nil:
+			st = is.st
+		default:
+			kept = append(kept, is)
+		}
+	}
+	slices.Reverse(kept)
+	if len(kept) == 0 {
+		delete(s.idle, p)
+	} else {
+		s.idle[p] = kept
+	}
+	s.mu.Unlock()
+	for _, o := range stale {
+		o.Close()
+	}
+	return st
+}
+
+// closeIdle closes every kept stream (Close).
+func (s *Service) closeIdle() {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = map[peer.ID][]idleStream{}
+	s.mu.Unlock()
+	for _, list := range idle {
+		for _, is := range list {
+			is.st.Close()
 		}
 	}
 }

@@ -1,0 +1,114 @@
+package contract_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/contract"
+	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol"
+	"github.com/mimnode/mimnode/protocol/negotiation"
+)
+
+// conversations returns the /mim/negotiation/1.1.0 streams n has open to p.
+func conversations(n *node.Node, p peer.ID) []network.Stream {
+	var out []network.Stream
+	for _, c := range n.Host().Network().ConnsToPeer(p) {
+		for _, st := range c.GetStreams() {
+			if string(st.Protocol()) == protocol.NegotiationConversationProtocol {
+				out = append(out, st)
+			}
+		}
+	}
+	return out
+}
+
+// oneConversation waits until n has exactly one conversation stream to p
+// and returns it.
+func oneConversation(t *testing.T, n *node.Node, p peer.ID) network.Stream {
+	t.Helper()
+	var st network.Stream
+	eventually(t, 10*time.Second, "one conversation stream kept", func() bool {
+		sts := conversations(n, p)
+		if len(sts) != 1 {
+			return false
+		}
+		st = sts[0]
+		return true
+	})
+	return st
+}
+
+// docs/protocol.md 6.8: the side that opened a conversation keeps it for
+// its next messages to the same peer; negotiations one after another use
+// one stream.
+func TestConversationKeptForTheNextNegotiation(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	var first network.Stream
+	for i := range 3 {
+		if got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch); got.State != negotiation.Finalized {
+			t.Fatalf("negotiation %d ended %s %v", i, got.State, got.Reasons)
+		}
+		st := oneConversation(t, res, prov.ID())
+		if first == nil {
+			first = st
+		} else if st.ID() != first.ID() {
+			t.Fatalf("negotiation %d kept stream %s, want %s reused", i, st.ID(), first.ID())
+		}
+	}
+}
+
+// A kept stream the peer has reset (its read deadline, a restart) is not
+// the end of the messages sent on it: they go on a new stream.
+func TestKeptConversationResetByThePeer(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	kept := oneConversation(t, res, prov.ID())
+	eventually(t, 10*time.Second, "the provider reading the kept stream", func() bool {
+		return len(conversations(prov, res.ID())) == 1
+	})
+	for _, st := range conversations(prov, res.ID()) {
+		st.Reset()
+	}
+	if got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch); got.State != negotiation.Finalized {
+		t.Fatalf("ended %s %v", got.State, got.Reasons)
+	}
+	if st := oneConversation(t, res, prov.ID()); st.ID() == kept.ID() {
+		t.Fatalf("the reset stream %s is still kept", st.ID())
+	}
+}
+
+// A consumer no longer in any federation with the provider cannot start
+// a negotiation, though it kept a conversation stream open. (Here the
+// connection does not outlive the revocation; where it does, converse
+// checks a new negotiation on a kept stream again.)
+func TestKeptConversationCheckedAgain(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	fed := federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	oneConversation(t, res, prov.ID())
+	if _, applied, err := prov.Federations().Change(ctx, fed, federation.Change{Op: "revoke", PeerID: res.ID().String()}); err != nil || !applied {
+		t.Fatalf("revoke: applied=%v err=%v", applied, err)
+	}
+	eventually(t, 10*time.Second, "the provider no longer sharing a federation with the consumer", func() bool {
+		return len(prov.Federations().SharedFederations(res.ID())) == 0
+	})
+	res.Contracts().SetRetry(negotiation.RetryPolicy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Timeout: time.Second})
+	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	if got.State != negotiation.Terminated || got.Code != protocol.CodeTimeout {
+		t.Fatalf("ended %s %s %v, want TERMINATED %s", got.State, got.Code, got.Reasons, protocol.CodeTimeout)
+	}
+}
