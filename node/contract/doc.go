@@ -89,7 +89,9 @@
 // its unanswered message carries it; the provider keeps a SHA-256 of the
 // terms it signed, not the terms; and the doubly signed agreement file is
 // kept in memory until FINALIZED stores it under g/a (after a restart it
-// is made again from the negotiation's agreement). Records written before
+// is made again from the negotiation's agreement); from then on the
+// record keeps neither the offer nor the agreement
+// (negotiation.ForgetTerms). Records written before
 // still read: their terms and file are used as they are.
 //
 // # HTTP

@@ -492,8 +492,10 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 			if file := s.agreementFile(e); len(file) > 0 {
 				e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: file})
 			}
-			// Stored under its own key from now on.
+			// Stored under its own key from now on, and the record
+			// keeps neither it nor the terms it carries.
 			e.file, e.meta.File = nil, nil
+			e.n.ForgetTerms()
 		}
 	}
 	b, err := recordOf(e, now)

@@ -287,6 +287,18 @@ func (n *Negotiation) Purpose() string { return n.purpose }
 // AGREED, the countersigned one from VERIFIED (if the consumer sent it).
 func (n *Negotiation) Agreement() json.RawMessage { return n.agreement }
 
+// ForgetTerms drops the offer and the agreement of a FINALIZED
+// negotiation, from memory and from what Marshal stores from now on. A
+// finished negotiation needs neither (resends of messages it answered are
+// answered from their digests), and a driver that stores the agreement
+// on its own would otherwise store it twice at every later write. It does
+// nothing in any other state.
+func (n *Negotiation) ForgetTerms() {
+	if n.state == Finalized {
+		n.offer, n.agreement = nil, nil
+	}
+}
+
 // Pending reports whether a provider-side request waits for a person.
 func (n *Negotiation) Pending() bool { return n.pending }
 

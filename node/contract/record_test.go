@@ -1,0 +1,56 @@
+package contract_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/contract"
+	"github.com/mimnode/mimnode/node/federation"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+	"github.com/mimnode/mimnode/protocol/negotiation"
+)
+
+// A finalized negotiation's record keeps neither the offer nor the
+// agreement: the agreement file is stored on its own, and the record is
+// written again after FINALIZED (the provider's settled state).
+func TestFinalizedRecordKeepsNoTerms(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	if got.State != negotiation.Finalized {
+		t.Fatalf("ended %s %v", got.State, got.Reasons)
+	}
+	waitProvider(t, prov, got.ConsumerPid)
+	for _, n := range []*node.Node{prov, res} {
+		var records int
+		err := n.Store().View(func(tx *store.Txn) error {
+			return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "n", "")}, func(k, v []byte) error {
+				js, err := store.Unpack(v, 1<<20)
+				if err != nil {
+					return err
+				}
+				records++
+				for _, member := range []string{`"offer":`, `"agreement":`} {
+					if bytes.Contains(js, []byte(member)) {
+						t.Errorf("%s: finalized record %s keeps %s: %s", n.Config().Name, k, member, js)
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil || records != 1 {
+			t.Fatalf("%s: %d records, %v", n.Config().Name, records, err)
+		}
+		if _, err := n.Contracts().Agreement(got.AgreementID); err != nil {
+			t.Fatalf("%s: agreement file: %v", n.Config().Name, err)
+		}
+		in, err := n.Contracts().Get(map[*node.Node]string{prov: providerSide(t, prov, got.ConsumerPid).ID, res: got.ID}[n])
+		if err != nil || in.State != negotiation.Finalized || in.AgreementID != got.AgreementID {
+			t.Fatalf("%s: Get = %+v, %v", n.Config().Name, in, err)
+		}
+	}
+}
