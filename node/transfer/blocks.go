@@ -22,19 +22,33 @@ import (
 // Consumer: Streams workers each ask for a run of blocks on their own
 // stream and verify every block against its CID as it arrives; verified
 // blocks go to one storer, which writes them in groups of BatchBlocks
-// blocks or syncBytes bytes, whichever comes first (one synced store write
-// each), while the workers keep reading about one group ahead. A block is
-// reported (and counted as held) only once its group is on disk, so a
-// fetch cut off anywhere resumes from what is durable, and a verified
-// block that was not yet synced is simply fetched again.
+// blocks or syncBytes bytes, whichever comes first, without a sync each
+// (store.Batch.FlushNoSync), while the workers keep reading about one
+// group ahead. A syncer makes the written groups durable with one
+// store.Sync per syncEvery bytes or so, while the next groups are written,
+// so the disk works while the network does. A block is reported (and
+// counted as held) only once a sync that started after it was written has
+// finished, so a fetch cut off anywhere resumes from what is durable, and
+// a verified block that was not yet synced is fetched again unless it is
+// still in the store. A block written but not synced when the machine
+// (not just the process) crashed may be lost, or keep its key and lose
+// its bytes; landing checks every block against its CID and drops one
+// that fails (heldBlock in land.go), so the next fetch fetches it again.
 //
 // Provider: one read transaction per request; each block is read once
 // (large values live in badger's value log) and written as one frame with
 // one stream write.
 
-// syncBytes is the most bytes of verified blocks one synced store write
-// holds.
+// syncBytes is the most bytes of verified blocks one store write holds.
 const syncBytes = 16 << 20
+
+// syncEvery is the least bytes of written blocks one sync covers (unless
+// the fetch ends first), and maxUnsyncedGroups the most written groups
+// waiting for a sync: the writer stops there until a sync catches up.
+const (
+	syncEvery         = 32 << 20
+	maxUnsyncedGroups = 8
+)
 
 // verifiedBlock is a block that matched its CID and waits to be stored.
 type verifiedBlock struct {
@@ -94,30 +108,40 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	return moved.Load(), context.Cause(ctx)
 }
 
-// storeBlocks writes the blocks arriving on in, in synced groups of
-// BatchBlocks blocks or syncBytes bytes; the next group fills while one is
-// written. It reads in to its
-// end even after a failed write (so that no fetching worker blocks), and
-// cancels the fetch with the failure.
+// storeBlocks writes the blocks arriving on in, in groups of BatchBlocks
+// blocks or syncBytes bytes, without a sync each; a syncer makes them
+// durable in the background, at least syncEvery bytes (or half of
+// maxUnsyncedGroups groups) per sync, and only then reports them. At most
+// maxUnsyncedGroups groups wait for a sync, which bounds what a machine
+// crash can cost. It reads in to its end even after a failed write (so
+// that no fetching worker blocks), and cancels the fetch with the failure.
 func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), cancel context.CancelCauseFunc) error {
 	groups := make(chan []verifiedBlock, 1)
-	written := make(chan error, 1)
+	unsynced := make(chan []int64, maxUnsyncedGroups) // the block sizes of each written group
+	slots := make(chan struct{}, maxUnsyncedGroups)
+	written, synced := make(chan error, 1), make(chan error, 1)
 	go func() {
 		var err error
 		for g := range groups {
 			if err != nil {
 				continue
 			}
+			slots <- struct{}{}
 			if err = s.putBlocks(g); err != nil {
+				<-slots
 				cancel(err)
 				continue
 			}
-			for _, b := range g {
-				onBlock(int64(len(b.data)))
+			sizes := make([]int64, len(g))
+			for i, b := range g {
+				sizes[i] = int64(len(b.data))
 			}
+			unsynced <- sizes
 		}
+		close(unsynced)
 		written <- err
 	}()
+	go func() { synced <- s.syncBlocks(unsynced, slots, onBlock, cancel) }()
 	var g []verifiedBlock
 	n := 0
 	for b := range in {
@@ -131,10 +155,54 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 		groups <- g
 	}
 	close(groups)
-	return <-written
+	err := <-written
+	if serr := <-synced; err == nil {
+		err = serr
+	}
+	return err
 }
 
-// putBlocks stores verified blocks in one synced write.
+// syncBlocks syncs the store for the groups written on unsynced, several
+// at a time, reports their blocks once synced, and frees their slots.
+func (s *Service) syncBlocks(unsynced <-chan []int64, slots <-chan struct{}, onBlock func(int64), cancel context.CancelCauseFunc) error {
+	var err error
+	for first := range unsynced {
+		batch := [][]int64{first}
+		n := sum(first)
+		for n < syncEvery && len(batch) < maxUnsyncedGroups/2 {
+			g, ok := <-unsynced
+			if !ok {
+				break
+			}
+			batch = append(batch, g)
+			n += sum(g)
+		}
+		if err == nil {
+			if err = s.o.Store.Sync(); err != nil {
+				err = fmt.Errorf("syncing %d stored blocks: %w", len(batch), err)
+				cancel(err)
+			}
+		}
+		for _, g := range batch {
+			if err == nil {
+				for _, size := range g {
+					onBlock(size)
+				}
+			}
+			<-slots
+		}
+	}
+	return err
+}
+
+func sum(sizes []int64) (n int64) {
+	for _, v := range sizes {
+		n += v
+	}
+	return n
+}
+
+// putBlocks writes verified blocks in one write, not yet synced.
 func (s *Service) putBlocks(g []verifiedBlock) error {
 	wb := s.o.Store.NewBatch()
 	defer wb.Cancel()
@@ -143,7 +211,7 @@ func (s *Service) putBlocks(g []verifiedBlock) error {
 			return fmt.Errorf("storing block %s: %w", b.ref.CID, err)
 		}
 	}
-	if err := wb.Flush(); err != nil {
+	if err := wb.FlushNoSync(); err != nil {
 		return fmt.Errorf("storing %d blocks: %w", len(g), err)
 	}
 	return nil

@@ -34,9 +34,10 @@
 // parallel streams, in few long requests (a busy stream's flow-control
 // window grows). Every block is checked against its CID as it arrives; one
 // that does not match is fetched again (Usage.Refetched). Verified blocks
-// are stored by one storer in synced writes of BatchBlocks blocks (at most
-// 16 MiB) while the streams keep reading (blocks.go), and count as held
-// once on disk, so a fetch cut off by either side resumes, under the same
+// are stored by one storer in writes of BatchBlocks blocks (at most 16
+// MiB), synced in the background every few writes while the streams keep
+// reading (blocks.go), and count as held once a sync covers them, so a
+// fetch cut off by either side resumes, under the same
 // transfer, without fetching a stored block twice; a later version fetches
 // only the blocks that changed (Usage.Skipped counts the ones already
 // held). The entities are then landed through ngsild.Service.Land (land.go),

@@ -1,5 +1,7 @@
 package transfer
 
+import "github.com/mimnode/mimnode/node/store"
+
 // CorruptOnce makes the provider garble the next delivery of block c, as
 // a bad link or disk would, so tests can watch the consumer catch it.
 func CorruptOnce(s *Service, c string) { s.corrupt.Store(c, struct{}{}) }
@@ -30,4 +32,10 @@ func ManifestEntities(s *Service, version string) int {
 func BlockLen(s *Service, c string) (int, error) {
 	b, err := s.getBytes(blockKey(c))
 	return len(b), err
+}
+
+// StoreBlock writes data under block c's key in s's store, as a crash can
+// leave a block: held by its key, with other bytes.
+func StoreBlock(s *Service, c string, data []byte) error {
+	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(c), data) })
 }

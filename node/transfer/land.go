@@ -231,7 +231,7 @@ func (s *Service) blockLines(blocks []content.BlockRef) func() ([]byte, string, 
 			if len(blocks) == 0 {
 				return nil, "", nil
 			}
-			data, err := s.getBytes(blockKey(blocks[0].CID.String()))
+			data, err := s.heldBlock(blocks[0])
 			if err != nil {
 				return nil, "", err
 			}
@@ -249,6 +249,29 @@ func (s *Service) blockLines(blocks []content.BlockRef) func() ([]byte, string, 
 		}
 		return line, id, nil
 	}
+}
+
+// heldBlock reads a block this node holds and checks it against its CID.
+// One that fails is dropped, so that the next fetch fetches it again: a
+// block written but not yet synced when the machine crashed may have kept
+// its key and lost its bytes, and then reads as an error or, where later
+// writes reused its place in the value log, as other bytes (blocks.go).
+func (s *Service) heldBlock(ref content.BlockRef) ([]byte, error) {
+	k := blockKey(ref.CID.String())
+	data, err := s.getBytes(k)
+	if err == nil {
+		if err = content.VerifyBlock(ref.CID, data); err == nil {
+			return data, nil
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if derr := s.o.Store.Update(func(tx *store.Txn) error { return tx.Delete(k) }); derr != nil {
+		return nil, fmt.Errorf("dropping unreadable block %s: %w (reading it: %w)", ref.CID, derr, err)
+	}
+	s.log.Warn("held block unreadable; dropped it, a new fetch fetches it again", "cid", ref.CID, "err", err)
+	return nil, fmt.Errorf("held block %s was unreadable and is dropped, fetch again: %w: %w", ref.CID, ErrCorruptBlock, err)
 }
 
 // lineID reads the id of an entity line. Canonical entity JSON starts with

@@ -225,6 +225,45 @@ func TestCorruptBlockRefetched(t *testing.T) {
 	}
 }
 
+// TestUnreadableHeldBlockDropped: a block the consumer holds by its key
+// but with other bytes (what a machine crash before a sync can leave) is
+// caught when landing, dropped, and fetched again by the next Fetch.
+func TestUnreadableHeldBlockDropped(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 300, 0))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	version, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := manifestBlocks(t, prov, version)
+	bad := blocks[len(blocks)/2]
+	if err := transfer.StoreBlock(cons.svc, bad, make([]byte, 40<<10)); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if !errors.Is(err, transfer.ErrCorruptBlock) {
+		t.Fatalf("Fetch over a garbled held block: %v, want ErrCorruptBlock", err)
+	}
+	if _, err := transfer.BlockLen(cons.svc, bad); err == nil {
+		t.Fatal("the garbled block is still held after landing failed on it")
+	}
+	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("second Fetch: %v", err)
+	}
+	if in.Usage.Blocks < 1 {
+		t.Errorf("second Fetch fetched %d blocks, want the dropped one at least", in.Usage.Blocks)
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
+		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
+	}
+}
+
 // TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
 // next transfer moves only the blocks that differ.
 func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
