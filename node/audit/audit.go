@@ -337,18 +337,102 @@ func AppendTx(tx *store.Txn, e Entry) (Entry, error) {
 	if e.Hash, err = Hash(e); err != nil {
 		return Entry{}, err
 	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return Entry{}, fmt.Errorf("appending to audit log: %w", err)
+	b, ok := storedEntry(e)
+	if !ok {
+		if b, err = json.Marshal(e); err != nil {
+			return Entry{}, fmt.Errorf("appending to audit log: %w", err)
+		}
 	}
 	if err := tx.Set(entryKey(e.Seq), b); err != nil {
 		return Entry{}, fmt.Errorf("appending audit entry %d: %w", e.Seq, err)
 	}
-	hb, _ := json.Marshal(head{Seq: e.Seq, Hash: e.Hash})
+	hb := appendHead(nil, head{Seq: e.Seq, Hash: e.Hash})
 	if err := tx.Set(headKey, hb); err != nil {
 		return Entry{}, fmt.Errorf("appending audit entry %d: head: %w", e.Seq, err)
 	}
 	return e, nil
+}
+
+// Entries and the head are written and the head read for every entry
+// appended, inside the log's commit: storedEntry, appendHead and
+// parseHead do by hand what encoding/json does, for the entries and
+// heads the log writes, and leave anything else to encoding/json.
+
+// storedEntry returns json.Marshal(e) for an entry whose strings need no
+// escaping and whose data is in the canonical subset (isCanonical)
+// without the characters json.Marshal escapes; false for any other.
+func storedEntry(e Entry) ([]byte, bool) {
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		return nil, false
+	}
+	for _, s := range []string{e.Kind, e.Subject, e.Peer, e.Prev, e.Hash} {
+		if !plainString(s) {
+			return nil, false
+		}
+	}
+	if len(e.Data) > 0 && (!isCanonical(e.Data) || bytes.ContainsAny(e.Data, "<>&")) {
+		return nil, false
+	}
+	// Members' names, quotes and separators, seq and time take under 128 bytes.
+	b := make([]byte, 0, 128+len(e.Kind)+len(e.Subject)+len(e.Peer)+len(e.Data)+len(e.Prev)+len(e.Hash))
+	b = strconv.AppendUint(append(b, `{"seq":`...), e.Seq, 10)
+	b = append(e.Time.AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano), '"', ',')
+	b = appendMember(b, "kind", e.Kind)
+	b = appendMember(b, "subject", e.Subject)
+	if e.Peer != "" {
+		b = appendMember(b, "peer", e.Peer)
+	}
+	if len(e.Data) > 0 {
+		b = append(append(append(b, `"data":`...), e.Data...), ',')
+	}
+	b = appendMember(b, "prev", e.Prev)
+	b = appendMember(b, "hash", e.Hash)
+	b[len(b)-1] = '}'
+	return b, true
+}
+
+// appendHead appends json.Marshal(h) to dst.
+func appendHead(dst []byte, h head) []byte {
+	if !plainString(h.Hash) {
+		b, _ := json.Marshal(h)
+		return append(dst, b...)
+	}
+	dst = strconv.AppendUint(append(dst, `{"seq":`...), h.Seq, 10)
+	return append(append(append(dst, `,"hash":"`...), h.Hash...), '"', '}')
+}
+
+// parseHead reads a head as appendHead writes it; false for anything
+// else.
+func parseHead(b []byte) (head, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"seq":`))
+	if !ok {
+		return head{}, false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 20 || (rest[0] == '0' && i > 1) {
+		return head{}, false
+	}
+	seq, err := strconv.ParseUint(string(rest[:i]), 10, 64)
+	if err != nil {
+		return head{}, false
+	}
+	hash, ok := bytes.CutPrefix(rest[i:], []byte(`,"hash":"`))
+	if !ok {
+		return head{}, false
+	}
+	hash, ok = bytes.CutSuffix(hash, []byte(`"}`))
+	if !ok {
+		return head{}, false
+	}
+	for _, c := range hash {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return head{}, false
+		}
+	}
+	return head{Seq: seq, Hash: string(hash)}, true
 }
 
 func readHead(tx *store.Txn) (head, error) {
@@ -358,6 +442,9 @@ func readHead(tx *store.Txn) (head, error) {
 	}
 	if err != nil {
 		return head{}, fmt.Errorf("reading audit log head: %w", err)
+	}
+	if h, ok := parseHead(b); ok {
+		return h, nil
 	}
 	var h head
 	if err := json.Unmarshal(b, &h); err != nil {
