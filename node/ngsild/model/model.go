@@ -96,6 +96,12 @@ type entry struct {
 	// at (see unreadByGeneral): they are left out of the instance it
 	// validates.
 	unread []string
+	// points are attributes whose schema is the GeoJSON geometry oneOf;
+	// pointSchema (with pointUnread) is schema with them as true, used
+	// when each is absent or a plain Point (point.go). nil when none.
+	points      []string
+	pointSchema *jsonschema.Schema
+	pointUnread []string
 }
 
 // Registry binds entity types to JSON Schemas. It is safe for concurrent use.
@@ -243,6 +249,22 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 	if err != nil {
 		return entry{}, fmt.Errorf("%v: %w", err, ErrSchema)
 	}
+	var points []string
+	var pointSch *jsonschema.Schema
+	if fast != nil {
+		var pointDoc map[string]any
+		if pointDoc, points = splitPoints(reduced, r.shared); points != nil {
+			pc := jsonschema.NewCompiler()
+			pc.DefaultDraft(jsonschema.Draft2020)
+			pc.UseLoader(offlineLoader(r.shared))
+			if err := pc.AddResource(id, pointDoc); err != nil {
+				return entry{}, fmt.Errorf("adding schema %s: %v: %w", id, err, ErrSchema)
+			}
+			if pointSch, err = pc.Compile(id); err != nil {
+				return entry{}, fmt.Errorf("%v: %w", err, ErrSchema)
+			}
+		}
+	}
 	m := Model{TypeIRI: typeIRI, SchemaID: id}
 	m.Version, _ = obj["$schemaVersion"].(string)
 	m.Title, _ = obj["title"].(string)
@@ -255,7 +277,11 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 		}
 	}
 	m.Attributes = declared(sch)
-	return entry{model: m, schema: sch, fast: fast, unread: unreadByGeneral(sch, fast)}, nil
+	e := entry{model: m, schema: sch, fast: fast, unread: unreadByGeneral(sch, fast)}
+	if pointSch != nil {
+		e.points, e.pointSchema, e.pointUnread = points, pointSch, unreadByGeneral(pointSch, fast)
+	}
+	return e, nil
 }
 
 // declared collects the property names a schema declares, through allOf and $ref.

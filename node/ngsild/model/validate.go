@@ -75,10 +75,14 @@ func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
 			}
 		}
 	}
-	for _, name := range e.unread {
+	sch, unread := e.schema, e.unread
+	if e.pointSchema != nil && plainPoints(inst, e.points) {
+		sch, unread = e.pointSchema, e.pointUnread
+	}
+	for _, name := range unread {
 		delete(inst, name)
 	}
-	if err := e.schema.Validate(inst); err != nil {
+	if err := sch.Validate(inst); err != nil {
 		var ve *jsonschema.ValidationError
 		if !errors.As(err, &ve) {
 			// Not a verdict on the data: the value held something that is not JSON.

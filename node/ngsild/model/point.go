@@ -1,0 +1,237 @@
+package model
+
+import (
+	"math"
+	"strings"
+)
+
+// The general validator spent about 40% of an AirQualityObserved's
+// validation on its location: the shared Location-Commons schema is a oneOf
+// of six GeoJSON geometries, and every branch that fails (all but one) builds
+// its errors. Nearly every location is a plain Point. splitPoints finds the
+// attributes whose schema is that oneOf, checked keyword by keyword (a schema
+// saying anything else is left alone), and compile makes a second reduced
+// schema where they are `true`. Validate uses it when each of them is absent
+// or a plain Point: the Point branch accepts such a value and every other
+// branch rejects it by its type enum, so the oneOf holds and the verdict on
+// the rest is the same. Any other value goes through the first schema, so
+// verdicts and errors are unchanged.
+
+// schemaAnnotations are the keywords that never assert in draft 2020-12.
+var schemaAnnotations = map[string]bool{
+	"title": true, "description": true, "$comment": true, "examples": true,
+	"default": true, "deprecated": true, "readOnly": true, "writeOnly": true,
+}
+
+// onlyKeys reports whether every keyword of s is in allowed or an annotation.
+func onlyKeys(s map[string]any, allowed ...string) bool {
+	for k := range s {
+		if !schemaAnnotations[k] && !contains(allowed, k) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// splitPoints returns doc with the GeoJSON geometry attribute schemas under
+// properties and allOf[i].properties (as splitSimple takes them) replaced by
+// true, and their names; nil names when there are none.
+func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []string) {
+	var names []string
+	take := func(props map[string]any) map[string]any {
+		var cp map[string]any
+		for name, sub := range props {
+			if isGeometryOneOf(resolveRef(sub, shared)) {
+				if cp == nil {
+					cp = shallowCopy(props)
+				}
+				cp[name] = true
+				names = append(names, name)
+			}
+		}
+		if cp == nil {
+			return props
+		}
+		return cp
+	}
+	out := shallowCopy(doc)
+	if props, ok := doc["properties"].(map[string]any); ok {
+		out["properties"] = take(props)
+	}
+	if all, ok := doc["allOf"].([]any); ok {
+		cp := make([]any, len(all))
+		for i, branch := range all {
+			cp[i] = branch
+			if b, ok := branch.(map[string]any); ok && len(b) == 1 {
+				if props, ok := b["properties"].(map[string]any); ok {
+					cp[i] = map[string]any{"properties": take(props)}
+				}
+			}
+		}
+		out["allOf"] = cp
+	}
+	if len(names) == 0 {
+		return doc, nil
+	}
+	return out, names
+}
+
+// resolveRef returns the schema sub names: sub itself, or what its $ref
+// points at in a shared schema when it is nothing but the $ref; nil when
+// it cannot tell.
+func resolveRef(sub any, shared map[string]any) map[string]any {
+	s, ok := sub.(map[string]any)
+	if !ok {
+		return nil
+	}
+	ref, ok := s["$ref"].(string)
+	if !ok {
+		return s
+	}
+	if !onlyKeys(s, "$ref") {
+		return nil
+	}
+	base, frag, _ := strings.Cut(ref, "#")
+	var cur any = shared[base]
+	if cur == nil || !strings.HasPrefix(frag, "/") {
+		return nil
+	}
+	for _, tok := range strings.Split(frag[1:], "/") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")]
+	}
+	m, _ := cur.(map[string]any)
+	return m
+}
+
+// isGeometryOneOf reports whether s is a oneOf with exactly one branch
+// that accepts every plain Point (isPointBranch) and other branches that
+// each reject a "type" of "Point" by an enum.
+func isGeometryOneOf(s map[string]any) bool {
+	if s == nil || !onlyKeys(s, "oneOf") {
+		return false
+	}
+	branches, ok := s["oneOf"].([]any)
+	if !ok {
+		return false
+	}
+	points := 0
+	for _, br := range branches {
+		b, ok := br.(map[string]any)
+		if !ok {
+			return false
+		}
+		if isPointBranch(b) {
+			points++
+			continue
+		}
+		props, _ := b["properties"].(map[string]any)
+		typ, _ := props["type"].(map[string]any)
+		enum, _ := typ["enum"].([]any)
+		if len(enum) == 0 {
+			return false
+		}
+		for _, v := range enum {
+			if v == "Point" {
+				return false
+			}
+		}
+	}
+	return points == 1
+}
+
+// isPointBranch reports whether b accepts every plain Point: an object
+// requiring at most type and coordinates, whose type is a string enum with
+// "Point" and whose coordinates are an array of numbers of at least two
+// (or fewer) items; a bbox schema is allowed, as plain Points have none.
+func isPointBranch(b map[string]any) bool {
+	if !onlyKeys(b, "type", "required", "properties") || b["type"] != "object" {
+		return false
+	}
+	if req, ok := b["required"]; ok {
+		list, ok := req.([]any)
+		if !ok {
+			return false
+		}
+		for _, r := range list {
+			if r != "type" && r != "coordinates" {
+				return false
+			}
+		}
+	}
+	props, ok := b["properties"].(map[string]any)
+	if !ok || !onlyKeys(props, "type", "coordinates", "bbox") {
+		return false
+	}
+	typ, ok := props["type"].(map[string]any)
+	if !ok || !onlyKeys(typ, "type", "enum") {
+		return false
+	}
+	if t, ok := typ["type"]; ok && t != "string" {
+		return false
+	}
+	enum, _ := typ["enum"].([]any)
+	if !contains(anyStrings(enum), "Point") {
+		return false
+	}
+	coords, ok := props["coordinates"].(map[string]any)
+	if !ok || !onlyKeys(coords, "type", "minItems", "items") || coords["type"] != "array" {
+		return false
+	}
+	if mi, ok := coords["minItems"]; ok {
+		if n, ok := schemaNumber(mi); !ok || n > 2 {
+			return false
+		}
+	}
+	items, ok := coords["items"].(map[string]any)
+	return ok && onlyKeys(items, "type") && items["type"] == "number"
+}
+
+func anyStrings(list []any) []string {
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// plainPoints reports whether each of names in inst is absent or a plain
+// Point: {"type": "Point", "coordinates": [two or more finite numbers]}
+// and nothing else.
+func plainPoints(inst map[string]any, names []string) bool {
+	for _, name := range names {
+		v, ok := inst[name]
+		if !ok {
+			continue
+		}
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != 2 || m["type"] != "Point" {
+			return false
+		}
+		coords, ok := m["coordinates"].([]any)
+		if !ok || len(coords) < 2 {
+			return false
+		}
+		for _, c := range coords {
+			f, ok := c.(float64)
+			if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
+		}
+	}
+	return true
+}
