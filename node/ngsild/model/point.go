@@ -10,8 +10,9 @@ import (
 // of six GeoJSON geometries, and every branch that fails (all but one) builds
 // its errors. Nearly every location is a plain Point. splitPoints finds the
 // attributes whose schema is that oneOf, checked keyword by keyword (a schema
-// saying anything else is left alone), and compile makes a second reduced
-// schema where they are `true`. Validate uses it when each of them is absent
+// saying anything else is left alone), in the model's properties or in a
+// shared definition it refers to (Location-Commons, inlined for that), and
+// compile makes a second reduced schema where they are `true`. Validate uses it when each of them is absent
 // or a plain Point: the Point branch accepts such a value and every other
 // branch rejects it by its type enum, so the oneOf holds and the verdict on
 // the rest is the same. Any other value goes through the first schema, so
@@ -47,7 +48,9 @@ func contains(list []string, s string) bool {
 // true, and their names; nil names when there are none.
 func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []string) {
 	var names []string
-	take := func(props map[string]any) map[string]any {
+	// take returns props with the geometry attributes as true, and
+	// whether there were any.
+	take := func(props map[string]any) (map[string]any, bool) {
 		var cp map[string]any
 		for name, sub := range props {
 			if isGeometryOneOf(resolveRef(sub, shared)) {
@@ -59,22 +62,45 @@ func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []s
 			}
 		}
 		if cp == nil {
-			return props
+			return props, false
 		}
-		return cp
+		return cp, true
 	}
 	out := shallowCopy(doc)
 	if props, ok := doc["properties"].(map[string]any); ok {
-		out["properties"] = take(props)
+		out["properties"], _ = take(props)
 	}
 	if all, ok := doc["allOf"].([]any); ok {
 		cp := make([]any, len(all))
 		for i, branch := range all {
 			cp[i] = branch
-			if b, ok := branch.(map[string]any); ok && len(b) == 1 {
-				if props, ok := b["properties"].(map[string]any); ok {
-					cp[i] = map[string]any{"properties": take(props)}
+			b, ok := branch.(map[string]any)
+			if !ok {
+				continue
+			}
+			if props, ok := b["properties"].(map[string]any); ok && len(b) == 1 {
+				if taken, changed := take(props); changed {
+					cp[i] = map[string]any{"properties": taken}
 				}
+				continue
+			}
+			// A $ref to a shared definition that is only an object's
+			// properties and refers to nothing (Location-Commons) is
+			// the same schema inlined, which can then be changed.
+			if _, isRef := b["$ref"]; !isRef {
+				continue
+			}
+			def := resolveRef(b, shared)
+			props, ok := def["properties"].(map[string]any)
+			if !ok || !onlyKeys(def, "type", "properties") || refers(def) {
+				continue
+			}
+			if taken, changed := take(props); changed {
+				inl := map[string]any{"properties": taken}
+				if t, ok := def["type"]; ok {
+					inl["type"] = t
+				}
+				cp[i] = inl
 			}
 		}
 		out["allOf"] = cp
@@ -83,6 +109,30 @@ func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []s
 		return doc, nil
 	}
 	return out, names
+}
+
+// refers reports whether a schema uses any keyword that names another
+// schema or a location ($ref, $dynamicRef, $id, $anchor, ...): inlined
+// elsewhere, those would resolve differently.
+func refers(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, sub := range x {
+			if strings.HasPrefix(k, "$") && k != "$comment" {
+				return true
+			}
+			if refers(sub) {
+				return true
+			}
+		}
+	case []any:
+		for _, sub := range x {
+			if refers(sub) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // resolveRef returns the schema sub names: sub itself, or what its $ref
