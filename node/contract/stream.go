@@ -373,7 +373,11 @@ const (
 // frame is read, converse says convUnused, and the queue is still to send.
 func (s *Service) converse(c *conversation, first protocol.Message, queue []pendingMsg, reused bool) convEnd {
 	kept, read := false, false
+	// Close ends conversations in flight, as it ends exchanges: a peer's
+	// kept stream would otherwise hold this side's read for its deadline.
+	stop := context.AfterFunc(s.ctx, func() { c.st.Reset() })
 	defer func() {
+		stop()
 		if !kept {
 			_ = c.w.Flush() // fails harmlessly after a reset
 			c.st.Close()
