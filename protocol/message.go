@@ -198,6 +198,12 @@ func Encode(m Message) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("encoding %s: %w: %w", m.MessageType(), ErrMalformedMessage, err)
 	}
+	// The policy a message carries has just been checked: the common
+	// messages are written without encoding/json when it is already
+	// compact (encode.go).
+	if b, ok := appendQuick(nil, m); ok {
+		return b, nil
+	}
 	// Every message type writes itself with encoding/json, compact and
 	// HTML-escaped, which is what json.Marshal would make of it; called
 	// through json.Marshal, its output would be checked and compacted a
