@@ -182,6 +182,23 @@ func (tx *Txn) Get(key []byte) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
+// AppendValue appends the value at key to dst and returns the extended
+// slice, or ErrNotFound: one copy, into a buffer the caller reuses.
+func (tx *Txn) AppendValue(dst, key []byte) ([]byte, error) {
+	it, err := tx.t.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return dst, ErrNotFound
+	}
+	if err != nil {
+		return dst, err
+	}
+	err = it.Value(func(v []byte) error {
+		dst = append(dst, v...)
+		return nil
+	})
+	return dst, err
+}
+
 // Has reports whether key exists.
 func (tx *Txn) Has(key []byte) (bool, error) {
 	_, err := tx.t.Get(key)

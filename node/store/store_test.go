@@ -153,6 +153,10 @@ func TestLargeValues(t *testing.T) {
 			if err != nil || len(got) != n || got[n-1] != v[n-1] {
 				t.Fatalf("Get %d bytes: %d bytes, %v", n, len(got), err)
 			}
+			err = db.View(func(tx *Txn) (err error) { got, err = tx.AppendValue([]byte("head"), k); return err })
+			if err != nil || len(got) != 4+n || string(got[:4]) != "head" || got[4+n-1] != v[n-1] {
+				t.Fatalf("AppendValue %d bytes after 4: %d bytes, %v", n, len(got), err)
+			}
 		}
 	})
 }

@@ -1,9 +1,12 @@
 package transfer
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,6 +57,7 @@ const (
 type verifiedBlock struct {
 	ref  content.BlockRef
 	data []byte
+	buf  *[]byte // data's frame buffer, back to framePools once stored; nil for a rebuilt delta
 }
 
 // fetchBlocks fetches refs over Streams parallel streams and stores them,
@@ -135,6 +139,9 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 			sizes := make([]int64, len(g))
 			for i, b := range g {
 				sizes[i] = int64(len(b.data))
+				if b.buf != nil {
+					putFrameBuf(b.buf) // the store copied it
+				}
 			}
 			unsynced <- sizes
 		}
@@ -268,25 +275,113 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for _, ref := range batch {
-		data, delta, err := s.readBlockAnswer(st, br)
+		buf, data, delta, err := s.readBlockFrame(st, br)
 		if err != nil {
 			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
 		}
 		moved.Add(int64(len(data)))
 		if delta {
 			data, err = s.applyDelta(bases[ref.CID], data)
+			putFrameBuf(buf) // data is a new slice
+			buf = nil
 		}
 		if err == nil {
 			err = content.VerifyBlock(ref.CID, data)
 		}
 		if err != nil {
+			if buf != nil {
+				putFrameBuf(buf)
+			}
 			s.log.Warn("block failed verification; fetching it again", "cid", ref.CID, "err", err)
 			bad = append(bad, ref)
 			continue
 		}
-		out <- verifiedBlock{ref: ref, data: data}
+		out <- verifiedBlock{ref: ref, data: data, buf: buf}
 	}
 	return bad, nil
+}
+
+// framePools hold the buffers block answers are read into (*[]byte), one
+// pool per 64 KiB of capacity (blocks cluster around the target size, so
+// a buffer of the next class up fits most); a buffer goes back once its
+// block is written to the store or failed verification, so a fetch does
+// not allocate and zero one per block.
+var framePools [protocol.MaxFrameSize>>frameClassShift + 2]sync.Pool
+
+const frameClassShift = 16
+
+// frameBuf returns a buffer of n bytes from the pool of its class.
+func frameBuf(n uint64) *[]byte {
+	class := (n + 1<<frameClassShift - 1) >> frameClassShift
+	if b, ok := framePools[class].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, class<<frameClassShift)
+	return &b
+}
+
+// putFrameBuf gives b back to the pool it came from.
+func putFrameBuf(b *[]byte) {
+	framePools[cap(*b)>>frameClassShift].Put(b)
+}
+
+// readBlockFrame reads one answer frame within the timeout into a buffer
+// from framePools, which the caller puts back once done with payload (a
+// block answer may be a delta). It checks what protocol.ReadFrame checks.
+func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader) (buf *[]byte, payload []byte, delta bool, err error) {
+	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+	n, err := readFrameLen(br)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	buf = frameBuf(n)
+	f := *buf
+	if _, err := io.ReadFull(br, f); err != nil {
+		putFrameBuf(buf)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, nil, false, fmt.Errorf("reading frame body of %d bytes: %w: %w", n, protocol.ErrTruncatedFrame, io.ErrUnexpectedEOF)
+		}
+		return nil, nil, false, fmt.Errorf("reading frame body: %w", err)
+	}
+	payload, delta, err = decodeBlockAnswer(f)
+	if err != nil {
+		putFrameBuf(buf)
+		return nil, nil, false, err
+	}
+	return buf, payload, delta, nil
+}
+
+// readFrameLen reads a frame's length prefix as protocol.ReadFrame does:
+// a minimal uvarint, not zero, at most protocol.MaxFrameSize.
+func readFrameLen(br *bufio.Reader) (uint64, error) {
+	var x uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := br.ReadByte()
+		if err != nil {
+			if i == 0 && errors.Is(err, io.EOF) {
+				return 0, io.EOF
+			}
+			if errors.Is(err, io.EOF) {
+				return 0, fmt.Errorf("reading frame prefix: %w: %w", protocol.ErrTruncatedFrame, io.ErrUnexpectedEOF)
+			}
+			return 0, fmt.Errorf("reading frame prefix: %w", err)
+		}
+		x |= uint64(b&0x7f) << (7 * i)
+		if b >= 0x80 {
+			continue
+		}
+		switch {
+		case b == 0 && i > 0:
+			return 0, fmt.Errorf("reading frame prefix: %w: non-minimal varint", protocol.ErrMalformedFrame)
+		case x == 0:
+			return 0, fmt.Errorf("reading frame: %w: zero length", protocol.ErrMalformedFrame)
+		case x > protocol.MaxFrameSize:
+			return 0, fmt.Errorf("reading frame: announced %d bytes, cap %d: %w", x, protocol.MaxFrameSize, protocol.ErrFrameTooLarge)
+		}
+		return x, nil
+	}
+	return 0, fmt.Errorf("reading frame prefix: %w: varint too long", protocol.ErrMalformedFrame)
 }
 
 // applyDelta rebuilds a block from the held base it was asked against.
@@ -324,28 +419,35 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases []string
 		}
 	}
 	err = s.o.Store.View(func(tx *store.Txn) error {
+		// One frame buffer for the whole request: each block is copied
+		// once, from the store into it, after room for the frame head.
+		buf := make([]byte, frameHead, frameHead+content.TargetBlockSize)
 		for i, c := range cids {
 			if !in[c] {
 				s.writeFrame(st, errorFrame(protocol.CodeWrongParty, fmt.Sprintf("block %s is not part of version %s", c, info.Version)))
 				return nil
 			}
-			b, err := tx.Get(blockKey(c))
+			var err error
+			buf, err = tx.AppendValue(buf[:frameHead], blockKey(c))
 			if err != nil {
 				s.writeFrame(st, errorFrame(protocol.CodeInternal, fmt.Sprintf("reading block %s: %v", c, err)))
 				return nil
 			}
-			status := byte(statusData)
+			frame, status := buf, byte(statusData)
 			if i < len(bases) && allowed[bases[i]] {
 				if base, err := tx.Get(blockKey(bases[i])); err == nil {
+					b := buf[frameHead:]
 					if d := content.LineDelta(base, b); len(d) < len(b)/2 {
-						b, status = d, statusDelta
+						frame = append(make([]byte, frameHead, frameHead+len(d)), d...)
+						status = statusDelta
 					}
 				}
 			}
 			if _, ok := s.corrupt.LoadAndDelete(c); ok {
+				b := frame[frameHead:]
 				b[len(b)/2] ^= 0xff
 			}
-			if err := s.writeAnswer(st, status, b); err != nil {
+			if err := s.writeFramed(st, status, frame); err != nil {
 				return err
 			}
 		}
@@ -385,20 +487,26 @@ func (s *Service) servedBlocks(agreement, current string) (map[string]bool, erro
 	return out, nil
 }
 
-// writeAnswer writes payload as one answer frame (length, status byte,
-// payload) with a single stream write, so a block goes out as one run of
-// multiplexer frames rather than a tiny one for the prefix first.
-func (s *Service) writeAnswer(st network.Stream, status byte, payload []byte) error {
-	n := 1 + len(payload)
+// frameHead is the room an answer frame's head (length, status byte)
+// takes at most.
+const frameHead = binary.MaxVarintLen64 + 1
+
+// writeFramed writes buf[frameHead:] as the payload of one answer frame,
+// the frame head written into the room before it, with a single stream
+// write, so a block goes out as one run of multiplexer frames rather than
+// a tiny one for the head first.
+func (s *Service) writeFramed(st network.Stream, status byte, buf []byte) error {
+	n := 1 + len(buf) - frameHead
 	if n > protocol.MaxFrameSize {
 		return fmt.Errorf("writing a data frame of %d bytes: %w", n, protocol.ErrFrameTooLarge)
 	}
-	buf := make([]byte, 0, binary.MaxVarintLen64+n)
-	buf = binary.AppendUvarint(buf, uint64(n))
-	buf = append(buf, status)
-	buf = append(buf, payload...)
+	var head [binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(head[:], uint64(n))
+	start := frameHead - 1 - h
+	copy(buf[start:], head[:h])
+	buf[frameHead-1] = status
 	_ = st.SetWriteDeadline(s.o.Now().Add(s.o.Timeout))
-	if _, err := st.Write(buf); err != nil {
+	if _, err := st.Write(buf[start:]); err != nil {
 		return fmt.Errorf("writing a data frame: %w", err)
 	}
 	return nil

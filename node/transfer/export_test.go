@@ -1,6 +1,11 @@
 package transfer
 
-import "github.com/mimnode/mimnode/node/store"
+import (
+	"bufio"
+	"io"
+
+	"github.com/mimnode/mimnode/node/store"
+)
 
 // CorruptOnce makes the provider garble the next delivery of block c, as
 // a bad link or disk would, so tests can watch the consumer catch it.
@@ -39,3 +44,6 @@ func BlockLen(s *Service, c string) (int, error) {
 func StoreBlock(s *Service, c string, data []byte) error {
 	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(c), data) })
 }
+
+// ReadFrameLen exposes the block reader's frame-length parser.
+func ReadFrameLen(r io.Reader) (uint64, error) { return readFrameLen(bufio.NewReader(r)) }
