@@ -177,9 +177,9 @@ func (w *lineWriter) entityLine(b, rec []byte) (out []byte, id string, types []s
 	b = append(b, created...)
 	b = append(b, `,"m":`...)
 	p.i = at[mM]
-	modified, _, ok := w.time(&p)
-	if !ok {
-		return nil, "", nil, false
+	modified, zero, ok := w.time(&p)
+	if !ok || zero {
+		return nil, "", nil, false // rare enough to leave to json.Marshal
 	}
 	b = append(b, modified...)
 	return append(b, '}'), id, types, true
