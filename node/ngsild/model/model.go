@@ -96,10 +96,12 @@ type entry struct {
 	// at (see unreadByGeneral): they are left out of the instance it
 	// validates.
 	unread []string
-	// points are attributes whose schema is the GeoJSON geometry oneOf;
-	// pointSchema (with pointUnread) is schema with them as true, used
-	// when each is absent or a plain Point (point.go). nil when none.
+	// points are attributes whose schema is the GeoJSON geometry oneOf
+	// or an object of strings; pointSchema (with pointUnread) is schema
+	// with them as true, used when each is absent or a value its check
+	// certainly accepts (point.go). nil when none.
 	points      []string
+	plain       []func(any) bool // the check of each of points
 	pointSchema *jsonschema.Schema
 	pointUnread []string
 }
@@ -250,10 +252,11 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 		return entry{}, fmt.Errorf("%v: %w", err, ErrSchema)
 	}
 	var points []string
+	var plain []func(any) bool
 	var pointSch *jsonschema.Schema
 	if fast != nil {
 		var pointDoc map[string]any
-		if pointDoc, points = splitPoints(reduced, r.shared); points != nil {
+		if pointDoc, points, plain = splitPoints(reduced, r.shared); points != nil {
 			pc := jsonschema.NewCompiler()
 			pc.DefaultDraft(jsonschema.Draft2020)
 			pc.UseLoader(offlineLoader(r.shared))
@@ -279,7 +282,7 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 	m.Attributes = declared(sch)
 	e := entry{model: m, schema: sch, fast: fast, unread: unreadByGeneral(sch, fast)}
 	if pointSch != nil {
-		e.points, e.pointSchema, e.pointUnread = points, pointSch, unreadByGeneral(pointSch, fast)
+		e.points, e.plain, e.pointSchema, e.pointUnread = points, plain, pointSch, unreadByGeneral(pointSch, fast)
 	}
 	return e, nil
 }

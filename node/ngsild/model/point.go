@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"sort"
 	"strings"
 )
 
@@ -12,10 +13,13 @@ import (
 // attributes whose schema is that oneOf, checked keyword by keyword (a schema
 // saying anything else is left alone), in the model's properties or in a
 // shared definition it refers to (Location-Commons, inlined for that), and
-// compile makes a second reduced schema where they are `true`. Validate uses it when each of them is absent
-// or a plain Point: the Point branch accepts such a value and every other
-// branch rejects it by its type enum, so the oneOf holds and the verdict on
-// the rest is the same. Any other value goes through the first schema, so
+// compile makes a second reduced schema where they are `true`. Attributes
+// whose schema is an object of plain strings (Location-Commons' address)
+// are taken the same way. Validate uses that schema when each of them is
+// absent or certainly valid: a plain Point (the Point branch accepts it and
+// every other branch rejects it by its type enum, so the oneOf holds), an
+// object whose declared members are strings. The verdict on the rest is
+// then the same; any other value goes through the first schema, so
 // verdicts and errors are unchanged.
 
 // schemaAnnotations are the keywords that never assert in draft 2020-12.
@@ -46,20 +50,28 @@ func contains(list []string, s string) bool {
 // splitPoints returns doc with the GeoJSON geometry attribute schemas under
 // properties and allOf[i].properties (as splitSimple takes them) replaced by
 // true, and their names; nil names when there are none.
-func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []string) {
-	var names []string
+func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []string, []func(any) bool) {
+	var found []plainAttr
 	// take returns props with the geometry attributes as true, and
 	// whether there were any.
 	take := func(props map[string]any) (map[string]any, bool) {
 		var cp map[string]any
 		for name, sub := range props {
-			if isGeometryOneOf(resolveRef(sub, shared)) {
-				if cp == nil {
-					cp = shallowCopy(props)
-				}
-				cp[name] = true
-				names = append(names, name)
+			s := resolveRef(sub, shared)
+			var plain func(any) bool
+			switch {
+			case isGeometryOneOf(s):
+				plain = plainPoint
+			case isStringObject(s):
+				plain = stringObject(s)
+			default:
+				continue
 			}
+			if cp == nil {
+				cp = shallowCopy(props)
+			}
+			cp[name] = true
+			found = append(found, plainAttr{name, plain})
 		}
 		if cp == nil {
 			return props, false
@@ -105,10 +117,66 @@ func splitPoints(doc map[string]any, shared map[string]any) (map[string]any, []s
 		}
 		out["allOf"] = cp
 	}
-	if len(names) == 0 {
-		return doc, nil
+	if len(found) == 0 {
+		return doc, nil, nil
 	}
-	return out, names
+	sort.Slice(found, func(i, j int) bool { return found[i].name < found[j].name })
+	names := make([]string, len(found))
+	checks := make([]func(any) bool, len(found))
+	for i, f := range found {
+		names[i], checks[i] = f.name, f.plain
+	}
+	return out, names, checks
+}
+
+// plainAttr is an attribute splitPoints takes, with the check of the
+// values its schema certainly accepts.
+type plainAttr struct {
+	name  string
+	plain func(any) bool
+}
+
+// isStringObject reports whether s is an object schema whose properties
+// are all plain strings (Location-Commons' address): it accepts exactly
+// the objects whose declared members, where present, are strings.
+func isStringObject(s map[string]any) bool {
+	if s == nil || !onlyKeys(s, "type", "properties") || s["type"] != "object" {
+		return false
+	}
+	props, ok := s["properties"].(map[string]any)
+	if !ok || len(props) == 0 {
+		return false
+	}
+	for _, p := range props {
+		ps, ok := p.(map[string]any)
+		if !ok || !onlyKeys(ps, "type") || ps["type"] != "string" {
+			return false
+		}
+	}
+	return true
+}
+
+// stringObject returns the check of the values a string object schema
+// (isStringObject) accepts.
+func stringObject(s map[string]any) func(any) bool {
+	var names []string
+	for name := range s["properties"].(map[string]any) {
+		names = append(names, name)
+	}
+	return func(v any) bool {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		for _, name := range names {
+			if x, present := m[name]; present {
+				if _, ok := x.(string); !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}
 }
 
 // refers reports whether a schema uses any keyword that names another
@@ -259,28 +327,32 @@ func anyStrings(list []any) []string {
 	return out
 }
 
-// plainPoints reports whether each of names in inst is absent or a plain
-// Point: {"type": "Point", "coordinates": [two or more finite numbers]}
-// and nothing else.
-func plainPoints(inst map[string]any, names []string) bool {
-	for _, name := range names {
-		v, ok := inst[name]
-		if !ok {
-			continue
-		}
-		m, ok := v.(map[string]any)
-		if !ok || len(m) != 2 || m["type"] != "Point" {
+// plainPoints reports whether each of names in inst is absent or a value
+// its check (checks[i]) certainly accepts.
+func plainPoints(inst map[string]any, names []string, checks []func(any) bool) bool {
+	for i, name := range names {
+		if v, ok := inst[name]; ok && !checks[i](v) {
 			return false
 		}
-		coords, ok := m["coordinates"].([]any)
-		if !ok || len(coords) < 2 {
+	}
+	return true
+}
+
+// plainPoint reports whether v is a plain Point: {"type": "Point",
+// "coordinates": [two or more finite numbers]} and nothing else.
+func plainPoint(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 2 || m["type"] != "Point" {
+		return false
+	}
+	coords, ok := m["coordinates"].([]any)
+	if !ok || len(coords) < 2 {
+		return false
+	}
+	for _, c := range coords {
+		f, ok := c.(float64)
+		if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
 			return false
-		}
-		for _, c := range coords {
-			f, ok := c.(float64)
-			if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
 		}
 	}
 	return true

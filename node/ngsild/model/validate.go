@@ -76,7 +76,7 @@ func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
 		}
 	}
 	sch, unread := e.schema, e.unread
-	if e.pointSchema != nil && plainPoints(inst, e.points) {
+	if e.pointSchema != nil && plainPoints(inst, e.points, e.plain) {
 		sch, unread = e.pointSchema, e.pointUnread
 	}
 	for _, name := range unread {
