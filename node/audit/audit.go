@@ -453,14 +453,26 @@ func readHead(tx *store.Txn) (head, error) {
 	return h, nil
 }
 
-// Update runs fn in a durable store transaction and returns when it is
-// committed; fn appends with AppendTx. Use it for every transaction that
+// Update runs fn in a store transaction and returns when it is committed
+// and on disk; fn appends with AppendTx. Use it for every transaction that
 // appends. Concurrent calls are committed together, in arrival order, in
 // one transaction (fn must therefore not assume it sees the store as it
 // was before other callers' changes, which store.Update's retries already
 // require); if that batch fails, each is retried alone so that one
-// failing fn fails only its own caller.
+// failing fn fails only its own caller. Only the commit holds up the
+// callers queued behind: the next batch commits while this one's sync
+// runs (the chain's order is the commit order, and a crash of the machine
+// loses a suffix of it, never a middle entry).
 func (l *Log) Update(fn func(tx *store.Txn) error) error {
+	if err := l.commit(fn); err != nil {
+		return err
+	}
+	return l.db.Sync()
+}
+
+// commit is Update without the sync: fn's batch is committed (visible,
+// not yet durable) when it returns.
+func (l *Log) commit(fn func(tx *store.Txn) error) error {
 	p := &pending{fn: fn, done: make(chan error, 1)}
 	l.mu.Lock()
 	l.queue = append(l.queue, p)
@@ -477,7 +489,7 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 	batch := l.queue
 	l.queue = nil
 	l.mu.Unlock()
-	err := l.db.Update(func(tx *store.Txn) error {
+	err := l.db.UpdateNoSync(func(tx *store.Txn) error {
 		for _, b := range batch {
 			if err := b.fn(tx); err != nil {
 				return err
@@ -487,7 +499,7 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 	})
 	if err != nil && len(batch) > 1 {
 		for _, b := range batch {
-			b.done <- l.db.Update(b.fn)
+			b.done <- l.db.UpdateNoSync(b.fn)
 		}
 	} else {
 		for _, b := range batch {

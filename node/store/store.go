@@ -123,15 +123,25 @@ func (d *DB) View(fn func(tx *Txn) error) error {
 // ErrTxnTooBig from a huge transaction is returned as is; use Batch for bulk
 // writes that need no isolation.
 func (d *DB) Update(fn func(tx *Txn) error) error {
+	if err := d.UpdateNoSync(fn); err != nil {
+		return err
+	}
+	return d.Sync()
+}
+
+// UpdateNoSync is Update without waiting for the disk: the commit is
+// visible at once and survives a crash of the process, but not a crash of
+// the machine until a Sync called after it returns. A writer that commits
+// while holding a lock uses it to let the lock go before the sync, and
+// then calls Sync: the next writer commits while this one's sync runs, and
+// their syncs are shared.
+func (d *DB) UpdateNoSync(fn func(tx *Txn) error) error {
 	for i := 0; i < updateRetries; i++ {
 		err := d.db.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
 		if errors.Is(err, badger.ErrConflict) {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		return d.Sync()
+		return err
 	}
 	return ErrConflict
 }
