@@ -150,9 +150,10 @@ type Options struct {
 	// Streams is how many block streams a snapshot pull opens in parallel
 	// (default 4).
 	Streams int
-	// BatchBlocks is how many verified blocks one synced store write
-	// holds at most (it also holds at most 16 MiB), and the least number
-	// of blocks one block request asks for (default 64).
+	// BatchBlocks is how many verified blocks one store write holds at
+	// most (it also holds at most 16 MiB; writes are synced in the
+	// background, several at a time), and the least number of blocks one
+	// block request asks for (default 64).
 	BatchBlocks int
 	// Timeout bounds one exchange or one block batch (default 30 s).
 	Timeout time.Duration

@@ -346,7 +346,7 @@ func TestResumeAfterKill(t *testing.T) {
 				`{"leftOperand": "count", "operator": "lteq", "rightOperand": 1}`), nil)
 			prov.shelf.put(a.ID, b)
 			cons.shelf.put(a.ID, b)
-			// One block per synced write on one stream, so the kill lands
+			// One block per store write on one stream, so the kill lands
 			// between stored blocks.
 			cons.stop()
 			cons.tune = func(o *transfer.Options) { o.Streams, o.BatchBlocks = 1, 1 }
