@@ -74,13 +74,28 @@ type prepared struct {
 // missed) and nothing else changes entity keys meanwhile. That lets the
 // CPU-heavy part (apply, validation, encoding, index keys) run before the
 // transaction, spread over the cores and overlapped with the previous
-// chunk's commit; the transaction then only writes. Each transaction is
-// synced by badger before commit moves on, so everything is durable when
-// commit returns.
+// chunk's commit; the transaction then only writes. Transactions are
+// committed without waiting for the disk, and one store sync after the
+// last makes all of them durable before commit returns or anyone is
+// notified; wmu is let go before that sync, so the next commit writes
+// while this one's sync runs, and concurrent commits share syncs.
 func (s *Service) commit(chs []change) ([]outcome, error) {
+	outs, wrote, err := s.commitNoSync(chs)
+	if wrote {
+		if serr := s.db.Sync(); err == nil && serr != nil {
+			err = fmt.Errorf("commit entity changes: %w", serr)
+		}
+		s.notify()
+	}
+	return outs, err
+}
+
+// commitNoSync is commit up to the sync; wrote says whether it wrote
+// anything.
+func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	outs := make([]outcome, len(chs))
+	outs = make([]outcome, len(chs))
 	preps := make([]prepared, len(chs))
 	workers := max(1, min(runtime.GOMAXPROCS(0), (len(chs)+31)/32))
 	// Read before any change is prepared: when a subscription wants
@@ -117,7 +132,6 @@ func (s *Service) commit(chs []change) ([]outcome, error) {
 		wg.Wait()
 		return errors.Join(errs...)
 	}
-	var err error
 	if len(chs) > 0 {
 		err = prep(0, min(commitChunk, len(chs)))
 	}
@@ -129,19 +143,21 @@ func (s *Service) commit(chs []change) ([]outcome, error) {
 		} else {
 			next <- nil
 		}
+		for i := lo; i < hi && !wrote; i++ {
+			wrote = preps[i].write
+		}
 		err = s.writeChunk(preps[lo:hi])
 		if perr := <-next; err == nil {
 			err = perr
 		}
 	}
-	s.notify()
 	for i := range preps {
 		outs[i] = preps[i].out
 	}
 	if err != nil {
-		return outs, fmt.Errorf("commit entity changes: %w", err)
+		return outs, wrote, fmt.Errorf("commit entity changes: %w", err)
 	}
-	return outs, nil
+	return outs, wrote, nil
 }
 
 func fnv32(s string) uint32 {
@@ -298,7 +314,7 @@ func (s *Service) txnFit(ps []prepared) int {
 func (s *Service) writeTxn(ps []prepared) error {
 	now := s.now()
 	var last uint64
-	err := s.db.Update(func(tx *store.Txn) error {
+	err := s.db.UpdateNoSync(func(tx *store.Txn) error {
 		seq := s.seq.Load()
 		counts := map[countKey]int64{}
 		for i := range ps {
