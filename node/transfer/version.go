@@ -162,30 +162,74 @@ func canonicalEntity(e *ngsild.Entity) ([]byte, error) {
 }
 
 // eachInView calls emit with the id and canonical JSON of every current
-// entity of the view f, in id order: read straight from the entity store
-// (ngsild.Service.EachOfType, which decodes ahead on the other cores),
-// filtered by the view's q, without the entities this node received under
-// an agreement that does not permit distribute, and encoded a chunk at a
-// time on every core.
+// entity of the view f, in id order, read straight from the entity store,
+// without the entities this node received under an agreement that does not
+// permit distribute. A view without q takes each entity's line as the
+// store gives it (ngsild.Service.EachLineOfType, the same bytes
+// canonicalEntity gives, without building an Entity); a view with q needs
+// the entities to filter them (eachEntityInView).
 func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id string, line []byte) error) error {
 	if len(f.iris) == 0 {
 		return nil
 	}
+	if f.q != nil {
+		return s.eachEntityInView(ctx, f, emit)
+	}
+	chunk := make([]ngsild.EntityLine, 0, encodeChunk)
+	flush := func() error {
+		keep, err := s.servable(len(chunk), func(i int) string { return chunk[i].ID })
+		if err != nil {
+			return err
+		}
+		for i, l := range chunk {
+			if keep[i] {
+				if err := emit(l.ID, l.JSON); err != nil {
+					return err
+				}
+			}
+		}
+		clear(chunk)
+		chunk = chunk[:0]
+		return nil
+	}
+	err := s.o.NGSILD.EachLineOfType(ctx, f.iris, func(l ngsild.EntityLine) error {
+		if !f.match(l.Types, nil) {
+			return nil
+		}
+		chunk = append(chunk, l)
+		if len(chunk) == encodeChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// eachEntityInView is eachInView for a view with q: entities from
+// ngsild.Service.EachOfType (decoded ahead on the other cores), filtered
+// by q, encoded a chunk at a time on every core.
+func (s *Service) eachEntityInView(ctx context.Context, f *viewFilter, emit func(id string, line []byte) error) error {
 	workers := runtime.GOMAXPROCS(0)
 	chunk := make([]*ngsild.Entity, 0, encodeChunk)
 	lines := make([][]byte, encodeChunk)
 	errs := make([]error, workers)
 	flush := func() error {
-		ents, err := s.servable(chunk)
+		keep, err := s.servable(len(chunk), func(i int) string { return chunk[i].ID })
 		if err != nil {
 			return err
 		}
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
-				for i := w; i < len(ents); i += workers {
-					if lines[i], errs[w] = canonicalEntity(ents[i]); errs[w] != nil {
-						errs[w] = fmt.Errorf("encoding entity %s: %w", ents[i].ID, errs[w])
+				for i := w; i < len(chunk); i += workers {
+					if !keep[i] {
+						continue
+					}
+					if lines[i], errs[w] = canonicalEntity(chunk[i]); errs[w] != nil {
+						errs[w] = fmt.Errorf("encoding entity %s: %w", chunk[i].ID, errs[w])
 						return
 					}
 				}
@@ -195,9 +239,11 @@ func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id st
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		for i, e := range ents {
-			if err := emit(e.ID, lines[i]); err != nil {
-				return err
+		for i, e := range chunk {
+			if keep[i] {
+				if err := emit(e.ID, lines[i]); err != nil {
+					return err
+				}
 			}
 			lines[i] = nil
 		}
@@ -220,16 +266,16 @@ func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id st
 	return flush()
 }
 
-// servable returns the entities of es this node may serve: all but
-// those it received under an agreement whose policy does not permit
-// distribute. It reuses es's backing array.
-func (s *Service) servable(es []*ngsild.Entity) ([]*ngsild.Entity, error) {
-	out := es[:0]
+// servable reports which of n entities (entity i has id id(i)) this node
+// may serve: all but those it received under an agreement whose policy
+// does not permit distribute.
+func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
+	keep := make([]bool, n)
 	err := s.o.Store.View(func(tx *store.Txn) error {
-		for _, e := range es {
-			b, err := tx.Get(provenanceKey(e.ID))
+		for i := range keep {
+			b, err := tx.Get(provenanceKey(id(i)))
 			if errors.Is(err, store.ErrNotFound) {
-				out = append(out, e)
+				keep[i] = true
 				continue
 			}
 			if err != nil {
@@ -237,13 +283,11 @@ func (s *Service) servable(es []*ngsild.Entity) ([]*ngsild.Entity, error) {
 			}
 			var p Provenance
 			if err := json.Unmarshal(b, &p); err != nil {
-				return fmt.Errorf("provenance of %s: %w", e.ID, err)
+				return fmt.Errorf("provenance of %s: %w", id(i), err)
 			}
-			if p.Distribute {
-				out = append(out, e)
-			}
+			keep[i] = p.Distribute
 		}
 		return nil
 	})
-	return out, err
+	return keep, err
 }
