@@ -55,7 +55,7 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		ents := make([]*ngsild.Entity, len(lines))
 		for i, line := range lines {
 			ents[i] = new(ngsild.Entity)
-			if err := json.Unmarshal(line, ents[i]); err != nil {
+			if err := ngsild.DecodeLine(line, ents[i]); err != nil {
 				return nil, fmt.Errorf("decoding a received entity: %w", err)
 			}
 		}
