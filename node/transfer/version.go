@@ -175,8 +175,8 @@ func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id st
 	if f.q != nil {
 		return s.eachEntityInView(ctx, f, emit)
 	}
-	chunk := make([]ngsild.EntityLine, 0, encodeChunk)
-	flush := func() error {
+	each := func(fn func(ngsild.EntityLine) error) error { return s.o.NGSILD.EachLineOfType(ctx, f.iris, fn) }
+	return inChunks(each, func(l ngsild.EntityLine) bool { return f.match(l.Types, nil) }, func(chunk []ngsild.EntityLine) error {
 		keep, err := s.servable(len(chunk), func(i int) string { return chunk[i].ID })
 		if err != nil {
 			return err
@@ -188,24 +188,8 @@ func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id st
 				}
 			}
 		}
-		clear(chunk)
-		chunk = chunk[:0]
-		return nil
-	}
-	err := s.o.NGSILD.EachLineOfType(ctx, f.iris, func(l ngsild.EntityLine) error {
-		if !f.match(l.Types, nil) {
-			return nil
-		}
-		chunk = append(chunk, l)
-		if len(chunk) == encodeChunk {
-			return flush()
-		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return flush()
 }
 
 // eachEntityInView is eachInView for a view with q: entities from
@@ -213,10 +197,10 @@ func (s *Service) eachInView(ctx context.Context, f *viewFilter, emit func(id st
 // by q, encoded a chunk at a time on every core.
 func (s *Service) eachEntityInView(ctx context.Context, f *viewFilter, emit func(id string, line []byte) error) error {
 	workers := runtime.GOMAXPROCS(0)
-	chunk := make([]*ngsild.Entity, 0, encodeChunk)
 	lines := make([][]byte, encodeChunk)
 	errs := make([]error, workers)
-	flush := func() error {
+	each := func(fn func(*ngsild.Entity) error) error { return s.o.NGSILD.EachOfType(ctx, f.iris, fn) }
+	return inChunks(each, func(e *ngsild.Entity) bool { return f.match(e.Types, e) }, func(chunk []*ngsild.Entity) error {
 		keep, err := s.servable(len(chunk), func(i int) string { return chunk[i].ID })
 		if err != nil {
 			return err
@@ -247,23 +231,34 @@ func (s *Service) eachEntityInView(ctx context.Context, f *viewFilter, emit func
 			}
 			lines[i] = nil
 		}
-		chunk = chunk[:0]
 		return nil
+	})
+}
+
+// inChunks calls each (a walk over the entity store) and hands what it
+// gives and keep accepts to flush, encodeChunk at a time, in order.
+func inChunks[T any](each func(fn func(T) error) error, keep func(T) bool, flush func([]T) error) error {
+	chunk := make([]T, 0, encodeChunk)
+	next := func() error {
+		err := flush(chunk)
+		clear(chunk)
+		chunk = chunk[:0]
+		return err
 	}
-	err := s.o.NGSILD.EachOfType(ctx, f.iris, func(e *ngsild.Entity) error {
-		if !f.match(e.Types, e) {
+	err := each(func(x T) error {
+		if !keep(x) {
 			return nil
 		}
-		chunk = append(chunk, e)
+		chunk = append(chunk, x)
 		if len(chunk) == encodeChunk {
-			return flush()
+			return next()
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return flush()
+	return next()
 }
 
 // servable reports which of n entities (entity i has id id(i)) this node
