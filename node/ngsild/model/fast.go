@@ -17,15 +17,13 @@ import (
 // else ($ref, anyOf, objects, arrays, patterns) stays with the general validator.
 // Both verdicts are combined, so the result is that of the whole schema (allOf).
 
-// simpleKeywords are the keywords a property schema may use to be checked
-// directly; the annotations among them (description, format, ...) do not assert
-// in draft 2020-12, the only draft this applies to.
+// simpleKeywords are the asserting keywords a property schema may use to be
+// checked directly, besides the annotations (schemaAnnotations) and format,
+// which does not assert in draft 2020-12 either, the only draft this applies to.
 var simpleKeywords = map[string]bool{
 	"type": true, "minimum": true, "maximum": true, "exclusiveMinimum": true,
 	"exclusiveMaximum": true, "enum": true, "minLength": true, "maxLength": true,
-	"description": true, "title": true, "format": true, "$comment": true,
-	"examples": true, "default": true, "deprecated": true, "readOnly": true,
-	"writeOnly": true,
+	"format": true,
 }
 
 // fastProp is the direct check of one top-level attribute.
@@ -97,7 +95,7 @@ func simpleProp(name string, sub any) (fastProp, bool) {
 		return fp, false
 	}
 	for k := range s {
-		if !simpleKeywords[k] {
+		if !simpleKeywords[k] && !schemaAnnotations[k] {
 			return fp, false
 		}
 	}
