@@ -336,6 +336,24 @@ func manifestBlocks(t testing.TB, p *peer, version string) []string {
 	return l
 }
 
+// agreedVersion gives a provider holding n test entities and the built
+// version of the test dataset, a consumer, the id of an agreement between
+// them for the dataset, and the version's blocks.
+func agreedVersion(t *testing.T, n int) (prov, cons *peer, agreement string, blocks []string) {
+	t.Helper()
+	prov, cons = pair(t)
+	upsert(t, prov.n, entities(t, n, 0))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	version, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prov, cons, a.ID, manifestBlocks(t, prov, version)
+}
+
 // fetchedOnce gives a provider holding n test entities, a consumer with an
 // agreement for the test dataset, and the consumer's first fetch of it.
 func fetchedOnce(t *testing.T, n int) (prov, cons *peer, a policy.Agreement, es []map[string]any, first transfer.Info) {

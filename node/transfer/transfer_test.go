@@ -200,20 +200,10 @@ func logged(t *testing.T, p *peer, kind, agreement string) bool {
 // TestCorruptBlockRefetched: a block that does not hash to its CID is
 // caught before use and fetched again; the landed data is right.
 func TestCorruptBlockRefetched(t *testing.T) {
-	prov, cons := pair(t)
-	upsert(t, prov.n, entities(t, 300, 0))
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
-	version, err := prov.svc.Build(ctx, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := manifestBlocks(t, prov, version)
+	prov, cons, agreement, blocks := agreedVersion(t, 300)
 	transfer.CorruptOnce(prov.svc, blocks[len(blocks)/2])
 
-	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -229,30 +219,20 @@ func TestCorruptBlockRefetched(t *testing.T) {
 // but with other bytes (what a machine crash before a sync can leave) is
 // caught when landing, dropped, and fetched again by the next Fetch.
 func TestUnreadableHeldBlockDropped(t *testing.T) {
-	prov, cons := pair(t)
-	upsert(t, prov.n, entities(t, 300, 0))
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
-	version, err := prov.svc.Build(ctx, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := manifestBlocks(t, prov, version)
+	prov, cons, agreement, blocks := agreedVersion(t, 300)
 	bad := blocks[len(blocks)/2]
 	if err := transfer.StoreBlock(cons.svc, bad, make([]byte, 40<<10)); err != nil {
 		t.Fatal(err)
 	}
 
-	_, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	_, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
 	if !errors.Is(err, transfer.ErrCorruptBlock) {
 		t.Fatalf("Fetch over a garbled held block: %v, want ErrCorruptBlock", err)
 	}
 	if _, err := transfer.BlockLen(cons.svc, bad); err == nil {
 		t.Fatal("the garbled block is still held after landing failed on it")
 	}
-	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
 	if err != nil {
 		t.Fatalf("second Fetch: %v", err)
 	}
