@@ -151,6 +151,20 @@ func newMessage(typ string) Message {
 // unknown extra properties are ignored, as JSON-LD allows. Errors wrap
 // ErrMalformedMessage or ErrUnknownMessageType.
 func Decode(body []byte) (Message, error) {
+	// Most bodies are read in one pass: the header is picked out by hand
+	// (quickHeader) and only a message that then decodes and validates is
+	// returned that way. Anything else, every error included, goes through
+	// decodeSlow, so errors and their order stay those of the two passes.
+	if typ, ok := quickHeader(body); ok {
+		if m := newMessage(typ); m != nil && json.Unmarshal(body, m) == nil && m.validate() == nil {
+			return m, nil
+		}
+	}
+	return decodeSlow(body)
+}
+
+// decodeSlow reads the header with encoding/json, then the whole message.
+func decodeSlow(body []byte) (Message, error) {
 	var h struct {
 		Context json.RawMessage `json:"@context"`
 		Type    json.RawMessage `json:"@type"`
