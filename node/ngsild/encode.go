@@ -268,7 +268,10 @@ func appendString(b []byte, s string) []byte {
 // appendChange encodes a feed record: a 4-byte length, the JSON header, then
 // the entity's stored bytes (absent for a delete). The entity key points at
 // this record, so the bytes are not repeated anywhere else and reading an
-// entity needs no second JSON scan.
+// entity needs no second JSON scan. The id and types are in the header only
+// for a delete: the entity's bytes hold them otherwise (decodeChange), and
+// every byte of a record is copied into the write-ahead log and the
+// memtable. Records written before have them in the header as well.
 func appendChange(b []byte, rec *changeRecord) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0)
@@ -276,16 +279,19 @@ func appendChange(b []byte, rec *changeRecord) []byte {
 	b = strconv.AppendUint(b, rec.Seq, 10)
 	b = append(b, `,"op":`...)
 	b = appendString(b, string(rec.Op))
-	b = append(b, `,"id":`...)
-	b = appendString(b, rec.ID)
-	b = append(b, `,"types":[`...)
-	for i, t := range rec.Types {
-		if i > 0 {
-			b = append(b, ',')
+	if len(rec.Entity) == 0 {
+		b = append(b, `,"id":`...)
+		b = appendString(b, rec.ID)
+		b = append(b, `,"types":[`...)
+		for i, t := range rec.Types {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
 		}
-		b = appendString(b, t)
+		b = append(b, ']')
 	}
-	b = append(b, `],"at":`...)
+	b = append(b, `,"at":`...)
 	b = appendTime(b, rec.At)
 	if len(rec.Removed) > 0 {
 		b = append(b, `,"gone":[`...)

@@ -73,20 +73,9 @@ func (s *Service) Changes(ctx context.Context, from uint64, max int) ([]Change, 
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			header, body, err := splitChange(v)
+			c, _, err := decodeChange(v, true)
 			if err != nil {
 				return err
-			}
-			var rec changeRecord
-			if err := json.Unmarshal(header, &rec); err != nil {
-				return fmt.Errorf("decode change: %w", err)
-			}
-			c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed}
-			if len(body) > 0 {
-				c.Entity = new(Entity)
-				if err := decodeEntityRecord(body, c.Entity); err != nil {
-					return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
-				}
 			}
 			out = append(out, c)
 			if len(out) >= max {
@@ -182,16 +171,12 @@ func (s *Service) TrimChanges(before uint64) error {
 					return store.ErrStop
 				}
 				start = append(bytes.Clone(k), 0)
-				header, body, err := splitChange(v)
+				c, body, err := decodeChange(v, false)
 				if err != nil {
 					return err
 				}
 				if len(body) > 0 {
-					var rec changeRecord
-					if err := json.Unmarshal(header, &rec); err != nil {
-						return fmt.Errorf("decode change: %w", err)
-					}
-					ptr, err := tx.Get(entityKey(rec.ID))
+					ptr, err := tx.Get(entityKey(c.ID))
 					if err == nil && bytes.Equal(ptr, k[len(keyFeed):]) {
 						return nil // the entity's current state
 					}
@@ -233,6 +218,36 @@ func (s *Service) feedDone(start []byte, before uint64) bool {
 		})
 	})
 	return done
+}
+
+// decodeChange decodes a feed record (appendChange) and returns the
+// change and the entity's stored bytes (nil for a delete). The state is
+// decoded into Change.Entity when entity is true, and also when the header
+// leaves out the id and types, which the state holds; a caller that wants
+// the state later decodes the bytes itself when Entity is nil.
+func decodeChange(v []byte, entity bool) (Change, []byte, error) {
+	header, body, err := splitChange(v)
+	if err != nil {
+		return Change{}, nil, err
+	}
+	var rec changeRecord
+	if err := json.Unmarshal(header, &rec); err != nil {
+		return Change{}, nil, fmt.Errorf("decode change: %w", err)
+	}
+	c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed}
+	if len(body) == 0 {
+		return c, nil, nil
+	}
+	if entity || rec.ID == "" {
+		c.Entity = new(Entity)
+		if err := decodeEntityRecord(body, c.Entity); err != nil {
+			return Change{}, nil, fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
+		}
+		if rec.ID == "" {
+			c.ID, c.Types = c.Entity.ID, c.Entity.Types
+		}
+	}
+	return c, body, nil
 }
 
 // readUint64 reads a big-endian counter, 0 when absent.

@@ -197,3 +197,45 @@ func TestRenderAndMatchChanges(t *testing.T) {
 		t.Error("Render with an unavailable context succeeded")
 	}
 }
+
+// TestDecodeChangeHeaders checks a feed record written with the id and
+// types in its header (every record before they were left to the entity's
+// state, and a delete's still) and one without them read as the same
+// change, whether or not the state is asked for.
+func TestDecodeChangeHeaders(t *testing.T) {
+	at := time.Date(2026, 12, 4, 21, 0, 0, 123456789, time.UTC)
+	e := &Entity{ID: "urn:x:1", Types: []string{"https://example.org/T", "https://example.org/U"}, Attrs: map[string][]*Attribute{
+		"https://example.org/p": {{Type: "Property", Value: 1.0, CreatedAt: at, ModifiedAt: at}},
+	}, CreatedAt: at, ModifiedAt: at}
+	body := packEntity(e)
+	rec := changeRecord{Seq: 7, Op: OpUpdate, ID: e.ID, Types: e.Types, At: at, Removed: []string{"https://example.org/q"}, Entity: body}
+	header := fmt.Sprintf(`{"seq":7,"op":"update","id":"urn:x:1","types":["https://example.org/T","https://example.org/U"],"at":%q,"gone":["https://example.org/q"]}`, at.Format(time.RFC3339Nano))
+	old := binary.BigEndian.AppendUint32(nil, uint32(len(header)))
+	old = append(append(old, header...), body...)
+	cur := appendChange(nil, &rec)
+	if len(cur) >= len(old) {
+		t.Errorf("record without id and types is %d bytes, with them %d", len(cur), len(old))
+	}
+	for _, entity := range []bool{false, true} {
+		for name, v := range map[string][]byte{"with id and types": old, "without": cur} {
+			c, gotBody, err := decodeChange(v, entity)
+			if err != nil {
+				t.Fatalf("decodeChange(%s, %v): %v", name, entity, err)
+			}
+			if c.Seq != 7 || c.Op != OpUpdate || c.ID != e.ID || !reflect.DeepEqual(c.Types, e.Types) || !c.At.Equal(at) || !reflect.DeepEqual(c.Removed, rec.Removed) {
+				t.Errorf("decodeChange(%s, %v) = %+v, want seq 7 update %s %v at %v gone %v", name, entity, c, e.ID, e.Types, at, rec.Removed)
+			}
+			if string(gotBody) != string(body) {
+				t.Errorf("decodeChange(%s, %v) body differs", name, entity)
+			}
+			if entity && (c.Entity == nil || c.Entity.Attrs["https://example.org/p"][0].Value != 1.0) {
+				t.Errorf("decodeChange(%s, %v) entity = %+v", name, entity, c.Entity)
+			}
+		}
+	}
+	del := changeRecord{Seq: 8, Op: OpDelete, ID: e.ID, Types: e.Types, At: at}
+	c, gotBody, err := decodeChange(appendChange(nil, &del), false)
+	if err != nil || c.ID != e.ID || !reflect.DeepEqual(c.Types, e.Types) || c.Entity != nil || gotBody != nil {
+		t.Errorf("decodeChange(delete) = %+v, %q, %v; want id %s types %v, no entity", c, gotBody, err, e.ID, e.Types)
+	}
+}

@@ -29,9 +29,10 @@ import (
 //	                                          cells covering another geometry's bounding box
 //	n/k/<typeIRI> 00                          count of entities of a type (uint64 BE)
 //	n/k/<typeIRI> 00 <attrIRI> 00 <attrType>  count of those entities with the attribute
-//	n/f/<seq, 8 bytes BE>                     change feed: header (JSON) + the entity's state,
-//	                                          packed JSON of Entity with expanded names
-//	                                          (appendChange, packEntity)
+//	n/f/<seq, 8 bytes BE>                     change feed: header (JSON; id and types only for
+//	                                          a delete) + the entity's state, packed JSON of
+//	                                          Entity with expanded names (appendChange,
+//	                                          packEntity, decodeChange)
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)

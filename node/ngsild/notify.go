@@ -474,22 +474,17 @@ func (s *Service) changesFor(ctx context.Context, from uint64, max int, want fun
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			header, body, err := splitChange(v)
+			c, body, err := decodeChange(v, false)
 			if err != nil {
 				return err
 			}
-			var rec changeRecord
-			if err := json.Unmarshal(header, &rec); err != nil {
-				return fmt.Errorf("decode change: %w", err)
-			}
-			last = rec.Seq
+			last = c.Seq
 			n++
-			if want(rec.ID, rec.Types) {
-				c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed}
-				if len(body) > 0 {
+			if want(c.ID, c.Types) {
+				if len(body) > 0 && c.Entity == nil {
 					c.Entity = new(Entity)
 					if err := decodeEntityRecord(body, c.Entity); err != nil {
-						return fmt.Errorf("decode entity of change %d: %w", rec.Seq, err)
+						return fmt.Errorf("decode entity of change %d: %w", c.Seq, err)
 					}
 				}
 				out = append(out, event{Change: c})
