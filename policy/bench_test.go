@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -55,4 +56,30 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkMarshal measures writing a template policy as JSON-LD, and the
+// json.Marshal it takes for trees it cannot write itself.
+func BenchmarkMarshal(b *testing.B) {
+	p := tenConstraints()
+	b.Run("Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Marshal(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, err := policyJSON(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := json.Marshal(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

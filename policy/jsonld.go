@@ -481,6 +481,11 @@ func Marshal(p Policy) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Offers and agreements are written several times per negotiation;
+	// most trees are plain (marshal.go) and written without reflection.
+	if b, ok := appendPlainJSON(make([]byte, 0, 1024), m); ok {
+		return b, nil
+	}
 	return json.Marshal(m)
 }
 
