@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -368,6 +369,31 @@ func unpackEntity(b []byte) ([]byte, error) {
 	return js, nil
 }
 
+// unpackEntityInto is unpackEntity unpacking into *buf's storage (grown
+// when short, and kept for the next call): store.Unpack allocates the JSON
+// on every read. A plain record is returned as it is. It checks what
+// store.Unpack checks and fails the same way.
+func unpackEntityInto(buf *[]byte, b []byte) ([]byte, error) {
+	if len(b) == 0 || b[0] != store.PackedMarker {
+		return b, nil
+	}
+	n, err := s2.DecodedLen(b[1:])
+	if err != nil {
+		return nil, fmt.Errorf("unpack stored entity: %w: %v", store.ErrPacked, err)
+	}
+	if n > maxUnpackedEntity {
+		return nil, fmt.Errorf("unpack stored entity: %w: claims %d bytes, at most %d", store.ErrPacked, n, maxUnpackedEntity)
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	js, err := s2.Decode((*buf)[:n], b[1:])
+	if err != nil {
+		return nil, fmt.Errorf("unpack stored entity: %w: %v", store.ErrPacked, err)
+	}
+	return js, nil
+}
+
 // decodeEntityRecord decodes a stored entity (packed, or the JSON
 // appendEntity writes), without reflection for the same reason as
 // parseJSON.
@@ -383,6 +409,12 @@ func decodeEntityKeeping(b []byte, e *Entity, keep func(attr string) bool) error
 	if err != nil {
 		return err
 	}
+	return decodeJSONKeeping(b, e, keep)
+}
+
+// decodeJSONKeeping is decodeEntityKeeping on an unpacked record. The
+// Entity shares no bytes with b.
+func decodeJSONKeeping(b []byte, e *Entity, keep func(attr string) bool) error {
 	if err := decodeRecordKeeping(b, e, keep); !errors.Is(err, errRecordShape) {
 		return err
 	}

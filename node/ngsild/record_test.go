@@ -1,7 +1,9 @@
 package ngsild
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +195,29 @@ func checkSummaryKeys(t *testing.T, sum, full *Entity, keep func(string) bool) {
 	}
 	if !sameCounted(sum, full) {
 		t.Errorf("summary of %s: not sameCounted with the full decode", full.ID)
+	}
+}
+
+// TestUnpackEntityInto checks the pooled unpack gives what store.Unpack
+// gives, reusing its buffer, and refuses what it refuses.
+func TestUnpackEntityInto(t *testing.T) {
+	var buf []byte
+	for _, js := range []string{`{"id":"urn:x:1","t":["T"]}`, strings.Repeat(`{"id":"urn:x:2","a":{}}`, 40), `{}`} {
+		for name, b := range map[string][]byte{"packed": store.Pack([]byte(js)), "plain": []byte(js)} {
+			got, err := unpackEntityInto(&buf, b)
+			if err != nil || string(got) != js {
+				t.Errorf("unpackEntityInto(%s %.20q) = %.20q, %v", name, js, got, err)
+			}
+		}
+	}
+	if cap(buf) < len(strings.Repeat(`{"id":"urn:x:2","a":{}}`, 40)) {
+		t.Errorf("buffer not kept: cap %d", cap(buf))
+	}
+	for _, b := range [][]byte{{store.PackedMarker}, {store.PackedMarker, 0xff, 0xff, 0xff, 0xff, 0x7f}, append(store.Pack([]byte(`{"id":"x"}`)), 1, 2)} {
+		_, err := unpackEntityInto(&buf, b)
+		_, want := store.Unpack(b, maxUnpackedEntity)
+		if err == nil || want == nil || !errors.Is(err, store.ErrPacked) {
+			t.Errorf("unpackEntityInto(%x) = %v, store.Unpack %v; want both to fail with ErrPacked", b, err, want)
+		}
 	}
 }
