@@ -11,7 +11,7 @@ import (
 )
 
 // fuzzSeeds are real policies: the DSP examples' policies and every template.
-func fuzzSeeds(f *testing.F) [][]byte {
+func fuzzSeeds(f testing.TB) [][]byte {
 	var seeds [][]byte
 	paths, _ := filepath.Glob("testdata/dsp/*/*.json")
 	for _, p := range paths {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gowebpki/jcs"
 )
 
 // plainMatches checks appendPlainJSON against json.Marshal: the same bytes
@@ -126,4 +128,55 @@ func FuzzAppendPlainJSON(f *testing.F) {
 		}
 		plainMatches(t, v)
 	})
+}
+
+// sortedJSONMatches checks Decision.SortedJSON: the members MarshalJSON
+// writes, the canonical form itself when nothing needed escaping.
+func sortedJSONMatches(t *testing.T, d Decision) (canonical bool) {
+	t.Helper()
+	plain, err := d.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted, err := d.SortedJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := jcs.Transform(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := jcs.Transform(sorted)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("SortedJSON = %s (canonical %s, %v); MarshalJSON = %s (canonical %s)", sorted, got, err, plain, want)
+	}
+	return bytes.Equal(sorted, want)
+}
+
+func TestDecisionSortedJSON(t *testing.T) {
+	var decisions []Decision
+	for _, s := range fuzzSeeds(t) {
+		p, err := Parse(s)
+		if err != nil {
+			continue
+		}
+		for sc := ScopeCatalog; sc <= ScopeTransfer; sc++ {
+			decisions = append(decisions, Evaluate(p, baseReq(), sc))
+		}
+	}
+	req := baseReq()
+	req.Role = RoleResearcher
+	decisions = append(decisions,
+		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit(RoleAgency))), req, ScopeCatalog),
+		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit("a<b & \"c\" é"))), req, ScopeNegotiation),
+		Decision{Permit: true, Scope: ScopeTransfer, Action: ActionUse})
+	canonical := 0
+	for _, d := range decisions {
+		if sortedJSONMatches(t, d) {
+			canonical++
+		}
+	}
+	if canonical < len(decisions)/2 {
+		t.Errorf("SortedJSON wrote %d of %d decisions in canonical form", canonical, len(decisions))
+	}
 }

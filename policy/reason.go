@@ -536,3 +536,43 @@ func (d Decision) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(out)
 }
+
+// SortedJSON writes what MarshalJSON writes with every object's keys in
+// sorted order: {"action", "permit", "reasons": [{"code", "denies",
+// "result", "text", "where"}], "scope"}. With plain texts that is the JSON
+// Canonicalization Scheme already, which the audit log hashes without
+// parsing it again. A decision with a text json.Marshal would escape is
+// written by MarshalJSON instead: the same members, in its order.
+func (d Decision) SortedJSON() ([]byte, error) {
+	rs := d.Reasons()
+	b := make([]byte, 0, 128+160*len(rs))
+	b = append(b, `{"action":`...)
+	b, ok := appendPlainString(b, string(d.Action))
+	if !ok {
+		return d.MarshalJSON()
+	}
+	b = strconv.AppendBool(append(b, `,"permit":`...), d.Permit)
+	b = append(b, `,"reasons":[`...)
+	for i, r := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, ok = appendPlainString(append(b, `{"code":`...), string(r.Code)); !ok {
+			return d.MarshalJSON()
+		}
+		if r.Denies {
+			b = append(b, `,"denies":true`...)
+		}
+		for _, m := range [...]struct{ key, val string }{{`,"result":`, r.Result.String()}, {`,"text":`, r.Text()}, {`,"where":`, r.Where()}} {
+			if b, ok = appendPlainString(append(b, m.key...), m.val); !ok {
+				return d.MarshalJSON()
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"scope":`...)
+	if b, ok = appendPlainString(b, d.Scope.String()); !ok {
+		return d.MarshalJSON()
+	}
+	return append(b, '}'), nil
+}

@@ -123,8 +123,15 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 	d := policy.Evaluate(own, req, policy.ScopeNegotiation)
 	if dj, err := d.MarshalJSON(); err == nil && !e.meta.Approved {
 		e.meta.Decision = dj
+		// The log gets the same members with sorted keys: canonical
+		// already, so hashing the entry does not canonicalise it again
+		// (the hash is that of the canonical form either way).
+		data, err := d.SortedJSON()
+		if err != nil {
+			data = dj
+		}
 		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision,
-			Subject: e.key.Pid, Peer: consumer.String(), Data: dj}})
+			Subject: e.key.Pid, Peer: consumer.String(), Data: data}})
 	}
 	if !d.Permit {
 		var reasons []string
