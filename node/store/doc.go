@@ -17,6 +17,17 @@
 // returns once a sync that started after its commit has finished, so
 // writers committing at the same time share one sync (group commit).
 //
+// A sync writes to disk, with fdatasync (or msync, which on Linux does the
+// same for a shared mapping): the newest memtable log (badger's
+// write-ahead log, which holds every key and every value under 32 KiB);
+// each older memtable log once after it stopped being written (until
+// badger flushed it into a table, which badger syncs itself); the current
+// value-log file, only when a value of 32 KiB or more was committed since
+// the value log was last synced (badger syncs a full value-log file
+// before it starts the next one); and the directory when a log file
+// appeared. Together these hold every committed write that is not yet in
+// a synced table, so a write that returned survives a crash of the machine.
+//
 // Batch.FlushNoSync commits without waiting for the disk, for bulk
 // writers that establish durability themselves with DB.Sync (transfer
 // blocks): the writes are visible at once and survive a crash of the

@@ -42,6 +42,11 @@ type DB struct {
 
 const updateRetries = 16
 
+// valueThreshold is the size from which a value goes to the value log
+// instead of the LSM tree (on disk; see Open). The syncer syncs the value
+// log only after such a value was written (sync.go).
+const valueThreshold = 32 << 10
+
 // Open opens (creating if needed) the database in dir.
 func Open(dir string, o Options) (*DB, error) {
 	bo := badger.DefaultOptions(dir)
@@ -80,7 +85,7 @@ func Open(dir string, o Options) (*DB, error) {
 		// compaction. Entities and index entries stay in the LSM tree. An
 		// in-memory store has no value log, and badger refuses values above
 		// the threshold there, so it keeps the default.
-		bo = bo.WithValueThreshold(32 << 10).
+		bo = bo.WithValueThreshold(valueThreshold).
 			// A value-log entry whose key reached the disk before its
 			// bytes did (a machine crash before the sync that would have
 			// covered both) reads as an error rather than as whatever
@@ -137,7 +142,18 @@ func (d *DB) Update(fn func(tx *Txn) error) error {
 // their syncs are shared.
 func (d *DB) UpdateNoSync(fn func(tx *Txn) error) error {
 	for i := 0; i < updateRetries; i++ {
-		err := d.db.Update(func(t *badger.Txn) error { return fn(&Txn{t: t}) })
+		big := false
+		err := d.db.Update(func(t *badger.Txn) error {
+			tx := &Txn{t: t}
+			err := fn(tx)
+			big = tx.big
+			return err
+		})
+		// After the commit, whatever its outcome: the sync that sees the
+		// note starts after the value reached the value log.
+		if big {
+			d.wroteValueLog()
+		}
 		if errors.Is(err, badger.ErrConflict) {
 			continue
 		}
@@ -159,6 +175,14 @@ func (d *DB) Sync() error {
 	return nil
 }
 
+// wroteValueLog notes that a write committed (or may have) a value to
+// the value log, so the next sync syncs it.
+func (d *DB) wroteValueLog() {
+	if d.sync != nil {
+		d.sync.vlogDirty.Store(true)
+	}
+}
+
 // IsTooBig reports whether err says a transaction grew past what one badger
 // transaction can hold.
 func IsTooBig(err error) bool { return errors.Is(err, badger.ErrTxnTooBig) }
@@ -178,6 +202,9 @@ func (d *DB) Size() (lsm, vlog int64) { return d.db.Size() }
 // received it returns.
 type Txn struct {
 	t *badger.Txn
+	// big says a value of valueThreshold bytes or more was set: the
+	// commit writes to the value log.
+	big bool
 }
 
 // Get returns a copy of the value at key, or ErrNotFound.
@@ -219,7 +246,12 @@ func (tx *Txn) Has(key []byte) (bool, error) {
 }
 
 // Set writes value at key.
-func (tx *Txn) Set(key, value []byte) error { return tx.t.Set(key, value) }
+func (tx *Txn) Set(key, value []byte) error {
+	if len(value) >= valueThreshold {
+		tx.big = true
+	}
+	return tx.t.Set(key, value)
+}
 
 // Delete removes key.
 func (tx *Txn) Delete(key []byte) error { return tx.t.Delete(key) }
@@ -318,20 +350,27 @@ func prefixEnd(p []byte) []byte {
 type Batch struct {
 	wb *badger.WriteBatch
 	d  *DB
+	// big says a value of valueThreshold bytes or more was queued.
+	big bool
 }
 
 // NewBatch starts a batch.
 func (d *DB) NewBatch() *Batch { return &Batch{wb: d.db.NewWriteBatch(), d: d} }
 
 // Set queues a write.
-func (b *Batch) Set(key, value []byte) error { return b.wb.Set(key, value) }
+func (b *Batch) Set(key, value []byte) error {
+	if len(value) >= valueThreshold {
+		b.big = true
+	}
+	return b.wb.Set(key, value)
+}
 
 // Delete queues a deletion.
 func (b *Batch) Delete(key []byte) error { return b.wb.Delete(key) }
 
 // Flush commits everything queued and waits until it is on disk.
 func (b *Batch) Flush() error {
-	if err := b.wb.Flush(); err != nil {
+	if err := b.FlushNoSync(); err != nil {
 		return err
 	}
 	return b.d.Sync()
@@ -341,10 +380,28 @@ func (b *Batch) Flush() error {
 // writes are visible at once and survive a crash of the process, but a
 // crash of the machine may lose them until a later Sync (or any durable
 // write that returned after them) has finished. See the package comment.
-func (b *Batch) FlushNoSync() error { return b.wb.Flush() }
+func (b *Batch) FlushNoSync() error {
+	err := b.wb.Flush()
+	b.noteValueLog()
+	return err
+}
 
 // Cancel drops a batch that will not be flushed.
-func (b *Batch) Cancel() { b.wb.Cancel() }
+func (b *Batch) Cancel() {
+	b.wb.Cancel()
+	// Transactions the batch committed before may hold values in the
+	// value log; the next sync syncs it, so that no synced key is left
+	// pointing at an unsynced value.
+	b.noteValueLog()
+}
+
+// noteValueLog tells the syncer, after the batch's commits, that they
+// may have written to the value log.
+func (b *Batch) noteValueLog() {
+	if b.big {
+		b.d.wroteValueLog()
+	}
+}
 
 // badgerLogger sends badger's log lines to slog; nil discards them.
 type badgerLogger struct{ l *slog.Logger }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -30,15 +31,26 @@ type syncer struct {
 	running bool       // a sync is running; guarded by mu
 	next    *syncRound // the sync to start after the running one; guarded by mu
 	closed  bool       // guarded by mu
+	// vlogDirty says a value may have been committed to the value log
+	// since the last sync that synced it. Writers set it after their
+	// commit (DB.wroteValueLog), a sync clears it before it syncs.
+	vlogDirty atomic.Bool
+
+	// The fields below are used by the running sync only.
+
 	// files are the log files the last sync saw, true for a memtable log
-	// synced since it stopped being written; used by the running sync only.
+	// synced since it stopped being written.
 	files map[string]bool
+	// wal is the newest memtable log, open while it is the newest (walName).
+	wal     *os.File
+	walName string
 }
 
 // syncRound is one sync and the writers waiting for it.
 type syncRound struct {
-	done chan struct{}
-	err  error // set before done is closed
+	done    chan struct{}
+	err     error // set before done is closed
+	waiters int   // writers queued for it; guarded by syncer.mu (tests read it)
 }
 
 func newSyncer(db *badger.DB, dir string) *syncer {
@@ -63,6 +75,7 @@ func (s *syncer) wait() error {
 			s.next = &syncRound{done: make(chan struct{})}
 		}
 		r := s.next
+		r.waiters++
 		s.mu.Unlock()
 		<-r.done
 		return r.err
@@ -105,6 +118,10 @@ func (s *syncer) close() {
 		s.idle.Wait()
 	}
 	s.mu.Unlock()
+	if s.wal != nil {
+		s.wal.Close()
+		s.wal = nil
+	}
 }
 
 // syncOnce puts on disk every write committed before it started.
@@ -118,9 +135,34 @@ func (s *syncer) close() {
 // when a log file appeared since the last sync (badger does not sync it
 // when it creates one). The logs already synced are not synced again: a
 // sync of a clean file still costs a disk cache flush.
+//
+// The value log is synced only when a value of valueThreshold bytes or
+// more was committed since the last sync that synced it (vlogDirty);
+// smaller values live in the memtable log with their keys, and nothing
+// else writes to the value log (the store runs no value-log GC). A writer
+// sets vlogDirty after its commit returned and before it asks for a sync,
+// so a sync that clears it started after the commit and syncs the value,
+// and a later sync it waits for finds it still set or follows one that
+// synced the value. Otherwise only the newest memtable log is synced,
+// with fdatasync on its file, which on Linux writes back the pages badger
+// dirtied through its shared mapping as msync(MS_SYNC) would.
+//
+// A commit that landed in a memtable log before the sync started is
+// covered whichever log is the newest when the sync lists them: badger's
+// one writer goroutine writes a memtable's log and creates the next one
+// in turn, so a log that is no longer the newest received its last write
+// before its successor appeared. If the commit's log is the newest at the
+// listing, it is synced as the newest; if not, it is a retired log, which
+// is synced unless a sync after its retirement synced it (and that one saw
+// it complete). The newest log is never marked synced: when it retires,
+// the next sync syncs it again.
 func (s *syncer) syncOnce() error {
-	if err := s.db.Sync(); err != nil {
-		return err
+	full := s.vlogDirty.Swap(false)
+	if full {
+		if err := s.db.Sync(); err != nil {
+			s.vlogDirty.Store(true)
+			return err
+		}
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -129,13 +171,13 @@ func (s *syncer) syncOnce() error {
 	newFile := false
 	seen := make(map[string]bool, len(s.files))
 	var mems []string
-	newest := -1
+	newest, newestName := -1, ""
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasSuffix(name, ".mem") {
 			mems = append(mems, name)
-			if fid, err := strconv.Atoi(strings.TrimSuffix(name, ".mem")); err == nil {
-				newest = max(newest, fid)
+			if fid, err := strconv.Atoi(strings.TrimSuffix(name, ".mem")); err == nil && fid > newest {
+				newest, newestName = fid, name
 			}
 		} else if !strings.HasSuffix(name, ".vlog") {
 			continue
@@ -143,6 +185,11 @@ func (s *syncer) syncOnce() error {
 		seen[name] = s.files[name]
 		if _, ok := s.files[name]; !ok {
 			newFile = true
+		}
+	}
+	if !full && newest >= 0 {
+		if err := s.syncWAL(newestName); err != nil {
+			return err
 		}
 	}
 	for _, name := range mems {
@@ -160,6 +207,26 @@ func (s *syncer) syncOnce() error {
 		}
 	}
 	s.files = seen
+	return nil
+}
+
+// syncWAL syncs the newest memtable log, name, keeping it open while it
+// is the newest.
+func (s *syncer) syncWAL(name string) error {
+	if s.walName != name {
+		if s.wal != nil {
+			s.wal.Close()
+			s.wal = nil
+		}
+		f, err := os.Open(filepath.Join(s.dir, name))
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", name, err)
+		}
+		s.wal, s.walName = f, name
+	}
+	if err := datasync(s.wal); err != nil {
+		return fmt.Errorf("syncing %s: %w", s.walName, err)
+	}
 	return nil
 }
 
