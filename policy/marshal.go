@@ -34,50 +34,11 @@ func appendPlainJSON(dst []byte, v any) ([]byte, bool) {
 	case float64:
 		return appendFloat(dst, t)
 	case []float64:
-		if t == nil {
-			return append(dst, "null"...), true
-		}
-		dst = append(dst, '[')
-		for i, x := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = appendFloat(dst, x); !ok {
-				return nil, false
-			}
-		}
-		return append(dst, ']'), true
+		return appendPlainList(dst, t, appendFloat)
 	case []string:
-		if t == nil {
-			return append(dst, "null"...), true
-		}
-		dst = append(dst, '[')
-		for i, x := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = appendPlainString(dst, x); !ok {
-				return nil, false
-			}
-		}
-		return append(dst, ']'), true
+		return appendPlainList(dst, t, appendPlainString)
 	case []any:
-		if t == nil {
-			return append(dst, "null"...), true
-		}
-		dst = append(dst, '[')
-		for i, x := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = appendPlainJSON(dst, x); !ok {
-				return nil, false
-			}
-		}
-		return append(dst, ']'), true
+		return appendPlainList(dst, t, appendPlainJSON)
 	case map[string]any:
 		if t == nil {
 			return append(dst, "null"...), true
@@ -182,4 +143,23 @@ func appendFloat(dst []byte, f float64) ([]byte, bool) {
 		}
 	}
 	return dst, true
+}
+
+// appendPlainList appends xs as a JSON array (null when nil), each element
+// by elem, or says !ok when elem does.
+func appendPlainList[T any](dst []byte, xs []T, elem func([]byte, T) ([]byte, bool)) ([]byte, bool) {
+	if xs == nil {
+		return append(dst, "null"...), true
+	}
+	dst = append(dst, '[')
+	for i, x := range xs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var ok bool
+		if dst, ok = elem(dst, x); !ok {
+			return nil, false
+		}
+	}
+	return append(dst, ']'), true
 }
