@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/klauspost/compress/s2"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -371,25 +370,14 @@ func unpackEntity(b []byte) ([]byte, error) {
 
 // unpackEntityInto is unpackEntity unpacking into *buf's storage (grown
 // when short, and kept for the next call): store.Unpack allocates the JSON
-// on every read. A plain record is returned as it is. It checks what
-// store.Unpack checks and fails the same way.
+// on every read. A plain record is returned as it is.
 func unpackEntityInto(buf *[]byte, b []byte) ([]byte, error) {
-	if len(b) == 0 || b[0] != store.PackedMarker {
-		return b, nil
-	}
-	n, err := s2.DecodedLen(b[1:])
+	js, err := store.UnpackTo(*buf, b, maxUnpackedEntity)
 	if err != nil {
-		return nil, fmt.Errorf("unpack stored entity: %w: %v", store.ErrPacked, err)
+		return nil, fmt.Errorf("unpack stored entity: %w", err)
 	}
-	if n > maxUnpackedEntity {
-		return nil, fmt.Errorf("unpack stored entity: %w: claims %d bytes, at most %d", store.ErrPacked, n, maxUnpackedEntity)
-	}
-	if cap(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	js, err := s2.Decode((*buf)[:n], b[1:])
-	if err != nil {
-		return nil, fmt.Errorf("unpack stored entity: %w: %v", store.ErrPacked, err)
+	if len(b) > 0 && b[0] == store.PackedMarker {
+		*buf = js
 	}
 	return js, nil
 }

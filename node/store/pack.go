@@ -26,7 +26,12 @@ func Pack(js []byte) []byte {
 // Unpack returns the JSON of a value Pack wrote, or b itself when it is
 // not packed. A packed value that claims more than limit bytes is refused
 // before anything is allocated.
-func Unpack(b []byte, limit int) ([]byte, error) {
+func Unpack(b []byte, limit int) ([]byte, error) { return UnpackTo(nil, b, limit) }
+
+// UnpackTo is Unpack decoding into buf's storage when it is large enough
+// (a reader that keeps the result as its next buf allocates only when a
+// value is larger than any before).
+func UnpackTo(buf, b []byte, limit int) ([]byte, error) {
 	if len(b) == 0 || b[0] != PackedMarker {
 		return b, nil
 	}
@@ -37,7 +42,10 @@ func Unpack(b []byte, limit int) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("%w: claims %d bytes, at most %d", ErrPacked, n, limit)
 	}
-	js, err := s2.Decode(make([]byte, n), b[1:])
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	js, err := s2.Decode(buf[:n], b[1:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPacked, err)
 	}
