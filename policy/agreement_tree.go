@@ -75,77 +75,73 @@ func (q *treeReader) value(depth int) (any, bool) {
 }
 
 func (q *treeReader) object(depth int) (any, bool) {
-	q.i++ // '{'
 	obj := map[string]any{}
-	q.space()
-	if q.i < len(q.b) && q.b[q.i] == '}' {
-		q.i++
-		return obj, true
-	}
-	for {
-		q.space()
+	ok := q.list('}', func() bool {
 		if q.i >= len(q.b) || q.b[q.i] != '"' {
-			return nil, false
+			return false
 		}
 		k, ok := q.str()
 		if !ok {
-			return nil, false
+			return false
 		}
 		if _, dup := obj[k]; dup {
-			return nil, false // decodeJSON says which
+			return false // decodeJSON says which
 		}
 		q.space()
 		if q.i >= len(q.b) || q.b[q.i] != ':' {
-			return nil, false
+			return false
 		}
 		q.i++
 		v, ok := q.value(depth + 1)
-		if !ok {
-			return nil, false
-		}
 		obj[k] = v
-		q.space()
-		if q.i >= len(q.b) {
-			return nil, false
-		}
-		switch q.b[q.i] {
-		case ',':
-			q.i++
-		case '}':
-			q.i++
-			return obj, true
-		default:
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
+	return obj, true
 }
 
 func (q *treeReader) array(depth int) (any, bool) {
-	q.i++ // '['
 	arr := []any{}
+	ok := q.list(']', func() bool {
+		v, ok := q.value(depth + 1)
+		arr = append(arr, v)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return arr, true
+}
+
+// list reads the comma-separated items of the object or array at q (its
+// opening byte), up to and including closing; item reads one, with q at
+// its first byte.
+func (q *treeReader) list(closing byte, item func() bool) bool {
+	q.i++ // the opening byte
 	q.space()
-	if q.i < len(q.b) && q.b[q.i] == ']' {
+	if q.i < len(q.b) && q.b[q.i] == closing {
 		q.i++
-		return arr, true
+		return true
 	}
 	for {
-		v, ok := q.value(depth + 1)
-		if !ok {
-			return nil, false
+		q.space()
+		if !item() {
+			return false
 		}
-		arr = append(arr, v)
 		q.space()
 		if q.i >= len(q.b) {
-			return nil, false
+			return false
 		}
 		switch q.b[q.i] {
 		case ',':
 			q.i++
-		case ']':
+		case closing:
 			q.i++
-			return arr, true
+			return true
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
