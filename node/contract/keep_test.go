@@ -28,17 +28,24 @@ func conversations(n *node.Node, p peer.ID) []network.Stream {
 	return out
 }
 
-// oneConversation waits until n has exactly one conversation stream to p
-// and returns it.
+// oneConversation waits until n has exactly one conversation stream it
+// opened to p (the kept one) and returns it. Streams p opened to n are
+// not counted: p keeps those on its side, and whether p had to open one
+// (after a reset, for its answer) depends on timing.
 func oneConversation(t *testing.T, n *node.Node, p peer.ID) network.Stream {
 	t.Helper()
 	var st network.Stream
 	eventually(t, 10*time.Second, "one conversation stream kept", func() bool {
-		sts := conversations(n, p)
-		if len(sts) != 1 {
+		var opened []network.Stream
+		for _, s := range conversations(n, p) {
+			if s.Stat().Direction == network.DirOutbound {
+				opened = append(opened, s)
+			}
+		}
+		if len(opened) != 1 {
 			return false
 		}
-		st = sts[0]
+		st = opened[0]
 		return true
 	})
 	return st
