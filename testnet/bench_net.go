@@ -565,20 +565,29 @@ func benchSubscriptions(ctx context.Context, b *bench, m *Member) error {
 	b.set("ngsild.notify", percentile(lat, 0.5), 0, "",
 		fmt.Sprintf("%d updates (PATCH, synced) to arrival at an HTTP receiver on loopback", len(lat)))
 
-	n := min(b.sz.Upserts, 10_000)
-	without, err := upsertBodies(0, n, 21)
+	// Each side is the best of two runs of n updates: one run takes about
+	// a second, and on a shared machine a single run of either side moved
+	// the ratio by ±30%.
+	n := min(10_000, max(b.sz.Upserts, b.sz.Stored))
+	rateOf := func(seeds ...uint64) (float64, error) {
+		best := 0.0
+		for _, seed := range seeds {
+			bodies, err := upsertBodies(0, n, seed)
+			if err != nil {
+				return 0, err
+			}
+			t0 := time.Now()
+			if err := c.upsert(ctx, bodies); err != nil {
+				return 0, err
+			}
+			best = max(best, float64(n)/time.Since(t0).Seconds())
+		}
+		return best, nil
+	}
+	base, err := rateOf(21, 22)
 	if err != nil {
 		return err
 	}
-	with, err := upsertBodies(0, n, 22)
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := c.upsert(ctx, without); err != nil {
-		return err
-	}
-	base := float64(n) / time.Since(t0).Seconds()
 	for i := 0; i < 100; i++ {
 		code, out, err := c.do(ctx, "POST", "/ngsi-ld/v1/subscriptions", map[string]any{
 			"type": "Subscription", "entities": []any{map[string]any{"type": "AirQualityObserved"}},
@@ -589,13 +598,12 @@ func benchSubscriptions(ctx context.Context, b *bench, m *Member) error {
 		}
 	}
 	before := notified.Load()
-	t0 = time.Now()
-	if err := c.upsert(ctx, with); err != nil {
+	rate, err := rateOf(23, 24)
+	if err != nil {
 		return err
 	}
-	rate := float64(n) / time.Since(t0).Seconds()
 	b.set("ngsild.upsert.subs", rate, base, "same upserts, no subscription",
-		fmt.Sprintf("%d entity updates; %d notifications arrived meanwhile", n, notified.Load()-before))
+		fmt.Sprintf("%d entity updates, best of 2 runs each; %d notifications arrived meanwhile", n, notified.Load()-before))
 	return nil
 }
 
