@@ -164,6 +164,9 @@ func (a Agreement) termsJSON() (map[string]any, error) {
 // (RFC 8785), so any implementation that reads the same terms signs the
 // same bytes.
 func (a Agreement) Canonical() ([]byte, error) {
+	if c, ok := appendTermsDirect(make([]byte, 0, 2048), a); ok {
+		return c, nil
+	}
 	m, err := a.termsJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encoding agreement %s: %w", a.ID, err)

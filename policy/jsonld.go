@@ -477,12 +477,16 @@ func parseLiteral(v any, where string) (Literal, error) {
 // (plus the mim: and dct: prefixes). Output is deterministic: the same policy
 // always gives the same bytes.
 func Marshal(p Policy) ([]byte, error) {
+	// Offers and agreements are written several times per negotiation:
+	// most policies are written straight from the model (jsonwrite.go).
+	if b, ok := appendPolicyDirect(make([]byte, 0, 1024), p, plainStyle); ok {
+		return b, nil
+	}
 	m, err := policyJSON(p)
 	if err != nil {
 		return nil, err
 	}
-	// Offers and agreements are written several times per negotiation;
-	// most trees are plain (marshal.go) and written without reflection.
+	// Most trees are plain (marshal.go) and written without reflection.
 	if b, ok := appendPlainJSON(make([]byte, 0, 1024), m); ok {
 		return b, nil
 	}
