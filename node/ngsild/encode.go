@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -353,9 +355,35 @@ var entityScratch = sync.Pool{New: func() any { return new([]byte) }}
 func packEntity(e *Entity) []byte {
 	bp := entityScratch.Get().(*[]byte)
 	js := appendEntity((*bp)[:0], e)
-	out := store.Pack(js)
+	out := packExact(js)
 	*bp = js
 	entityScratch.Put(bp)
+	return out
+}
+
+// packScratch holds a value while packExact compresses it.
+var packScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// packExact returns store.Pack(js) (the same bytes) in a slice of its own
+// length. Pack allocates the encoder's worst case, a little more than js,
+// of which an entity state uses about a third; the slice is kept until
+// the write commits, and every byte allocated on the write path is
+// zeroed and collected. Here the encoder writes into a pooled buffer and
+// only the result is copied out.
+func packExact(js []byte) []byte {
+	need := s2.MaxEncodedLen(len(js))
+	if need < 0 {
+		return store.Pack(js) // larger than a block can be: left to Pack
+	}
+	bp := packScratch.Get().(*[]byte)
+	if cap(*bp) < need {
+		*bp = make([]byte, need)
+	}
+	enc := s2.EncodeSnappy((*bp)[:need], js)
+	out := make([]byte, 1+len(enc))
+	out[0] = store.PackedMarker
+	copy(out[1:], enc)
+	packScratch.Put(bp)
 	return out
 }
 

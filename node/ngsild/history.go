@@ -55,13 +55,18 @@ const instancePrefix = "urn:ngsi-ld:Instance:"
 // unpack to.
 const maxUnpackedHistory = 64 << 20
 
-// packHistory returns a history record's value as stored.
+// packHistory returns a history record's value as stored: packed, or a
+// copy of v (historyOf builds v in a buffer it reuses).
 func packHistory(v []byte) []byte {
-	if p := store.Pack(v); len(p) < len(v) || (len(v) > 0 && v[0] == store.PackedMarker) {
+	if p := packExact(v); len(p) < len(v) || (len(v) > 0 && v[0] == store.PackedMarker) {
 		return p
 	}
-	return v
+	return bytes.Clone(v)
 }
+
+// histScratch holds a history record of a write while historyOf builds
+// it; the value stored is packed (or copied) out of it.
+var histScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // histRecordSuffix is the length of ^instant and seq after a history
 // record key's entity prefix.
@@ -179,8 +184,15 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 	type group struct {
 		at  time.Time
 		val []byte
+		buf *[]byte // from histScratch, holding val
 	}
 	var groups []group
+	defer func() {
+		for _, g := range groups {
+			*g.buf = g.val[:0]
+			histScratch.Put(g.buf)
+		}
+	}()
 	for attr, insts := range src {
 		var code uint32
 		coded := false
@@ -206,7 +218,8 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 				}
 			}
 			if g < 0 {
-				groups = append(groups, group{at: at, val: make([]byte, 0, 1024)})
+				buf := histScratch.Get().(*[]byte)
+				groups = append(groups, group{at: at, val: (*buf)[:0], buf: buf})
 				g = len(groups) - 1
 			}
 			v := binary.BigEndian.AppendUint32(groups[g].val, code)

@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -127,6 +128,22 @@ func TestPackedEntity(t *testing.T) {
 			if err := decodeEntityRecord(bad, new(Entity)); err == nil {
 				t.Errorf("seed %d: damaged packed record %q decoded", i, bad)
 			}
+		}
+	}
+}
+
+// TestPackExact checks that packExact writes what store.Pack writes, in a
+// slice of its own length, for the record seeds, an empty value and values
+// of a few sizes, one after the other (the scratch buffer is reused).
+func TestPackExact(t *testing.T) {
+	vals := append(recordSeeds(t), []byte{}, bytes.Repeat([]byte("ab"), 40000), []byte(`{"id":"x"}`))
+	for i, v := range vals {
+		got, want := packExact(v), store.Pack(v)
+		if !bytes.Equal(got, want) {
+			t.Errorf("value %d (%d bytes): packExact = %x, store.Pack = %x", i, len(v), got, want)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("value %d: packExact returned %d bytes in a slice of %d", i, len(got), cap(got))
 		}
 	}
 }
