@@ -12,7 +12,8 @@
 //	})
 //
 // Writes are durable when Update (or Batch.Flush) returns: what the API
-// acknowledges survives a crash of the process or the machine. Badger
+// acknowledges survives a crash of the process or the machine. An Update
+// whose function wrote nothing returns without a sync. Badger
 // itself writes without syncing; DB syncs for it (sync.go), and a write
 // returns once a sync that started after its commit has finished, so
 // writers committing at the same time share one sync (group commit).

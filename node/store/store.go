@@ -123,12 +123,16 @@ func (d *DB) View(fn func(tx *Txn) error) error {
 }
 
 // Update runs fn in a read-write transaction and commits it durably: it
-// returns once a sync that started after the commit has finished. fn may
-// be called more than once if the transaction conflicts with another one.
-// ErrTxnTooBig from a huge transaction is returned as is; use Batch for bulk
-// writes that need no isolation.
+// returns once a sync that started after the commit has finished. A
+// transaction that wrote nothing (no Set or Delete) has nothing to make
+// durable and returns without waiting for the disk; what it read may then
+// be a write of another caller whose own Update has not returned yet, as
+// with View. fn may be called more than once if the transaction conflicts
+// with another one. ErrTxnTooBig from a huge transaction is returned as
+// is; use Batch for bulk writes that need no isolation.
 func (d *DB) Update(fn func(tx *Txn) error) error {
-	if err := d.UpdateNoSync(fn); err != nil {
+	wrote, err := d.update(fn)
+	if err != nil || !wrote {
 		return err
 	}
 	return d.Sync()
@@ -141,25 +145,30 @@ func (d *DB) Update(fn func(tx *Txn) error) error {
 // then calls Sync: the next writer commits while this one's sync runs, and
 // their syncs are shared.
 func (d *DB) UpdateNoSync(fn func(tx *Txn) error) error {
+	_, err := d.update(fn)
+	return err
+}
+
+// update commits fn's transaction, retrying conflicts, and reports
+// whether the committed run of fn wrote anything.
+func (d *DB) update(fn func(tx *Txn) error) (wrote bool, err error) {
 	for i := 0; i < updateRetries; i++ {
-		big := false
+		var tx *Txn
 		err := d.db.Update(func(t *badger.Txn) error {
-			tx := &Txn{t: t}
-			err := fn(tx)
-			big = tx.big
-			return err
+			tx = &Txn{t: t}
+			return fn(tx)
 		})
 		// After the commit, whatever its outcome: the sync that sees the
 		// note starts after the value reached the value log.
-		if big {
+		if tx != nil && tx.big {
 			d.wroteValueLog()
 		}
 		if errors.Is(err, badger.ErrConflict) {
 			continue
 		}
-		return err
+		return tx != nil && tx.wrote, err
 	}
-	return ErrConflict
+	return false, ErrConflict
 }
 
 // Sync returns once every write committed before it was called is on
@@ -205,6 +214,9 @@ type Txn struct {
 	// big says a value of valueThreshold bytes or more was set: the
 	// commit writes to the value log.
 	big bool
+	// wrote says Set or Delete was called: the commit has something to
+	// make durable.
+	wrote bool
 }
 
 // Get returns a copy of the value at key, or ErrNotFound.
@@ -247,6 +259,7 @@ func (tx *Txn) Has(key []byte) (bool, error) {
 
 // Set writes value at key.
 func (tx *Txn) Set(key, value []byte) error {
+	tx.wrote = true
 	if len(value) >= valueThreshold {
 		tx.big = true
 	}
@@ -254,7 +267,10 @@ func (tx *Txn) Set(key, value []byte) error {
 }
 
 // Delete removes key.
-func (tx *Txn) Delete(key []byte) error { return tx.t.Delete(key) }
+func (tx *Txn) Delete(key []byte) error {
+	tx.wrote = true
+	return tx.t.Delete(key)
+}
 
 // IterOptions selects the keys an iteration visits.
 type IterOptions struct {

@@ -38,9 +38,10 @@ type syncer struct {
 
 	// The fields below are used by the running sync only.
 
-	// files are the log files the last sync saw, true for a memtable log
-	// synced since it stopped being written.
-	files map[string]bool
+	// newestMem is the number of the newest memtable log the last sync
+	// found (every older one is synced), -1 before the first sync;
+	// newestVlog is the newest value-log file's, -1 for none.
+	newestMem, newestVlog int
 	// wal is the newest memtable log, open while it is the newest (walName).
 	wal     *os.File
 	walName string
@@ -54,7 +55,7 @@ type syncRound struct {
 }
 
 func newSyncer(db *badger.DB, dir string) *syncer {
-	s := &syncer{db: db, dir: dir, files: map[string]bool{}}
+	s := &syncer{db: db, dir: dir, newestMem: -1, newestVlog: -1}
 	s.do = s.syncOnce
 	s.idle = sync.NewCond(&s.mu)
 	return s
@@ -147,68 +148,144 @@ func (s *syncer) close() {
 // with fdatasync on its file, which on Linux writes back the pages badger
 // dirtied through its shared mapping as msync(MS_SYNC) would.
 //
+// The first sync lists the directory (logs left by an earlier run, and
+// the newest of each kind); later ones find new logs without listing it:
+// badger numbers the memtable logs it creates after opening one by one
+// (nextMemFid) and the value-log files likewise (maxFid+1), so a new log
+// is the file one past the newest known, which a stat finds. The value
+// log only grows a file when a large value is written, after which its
+// writer sets vlogDirty, so only a sync that syncs the value log looks
+// for a new value-log file.
+//
 // A commit that landed in a memtable log before the sync started is
-// covered whichever log is the newest when the sync lists them: badger's
-// one writer goroutine writes a memtable's log and creates the next one
-// in turn, so a log that is no longer the newest received its last write
-// before its successor appeared. If the commit's log is the newest at the
-// listing, it is synced as the newest; if not, it is a retired log, which
-// is synced unless a sync after its retirement synced it (and that one saw
-// it complete). The newest log is never marked synced: when it retires,
-// the next sync syncs it again.
-func (s *syncer) syncOnce() error {
+// covered whichever log is the newest when the sync looks: badger's one
+// writer goroutine writes a memtable's log and creates the next one in
+// turn, so a log that is no longer the newest received its last write
+// before its successor appeared. If the commit's log is the newest found,
+// it is synced as the newest; if not, it is a retired log, which is
+// synced once when a sync first finds it retired. The newest log is never
+// counted as synced: when it retires, the next sync syncs it again.
+func (s *syncer) syncOnce() (err error) {
 	full := s.vlogDirty.Swap(false)
 	if full {
+		// A sync that fails leaves the value log to the next one.
+		defer func() {
+			if err != nil {
+				s.vlogDirty.Store(true)
+			}
+		}()
 		if err := s.db.Sync(); err != nil {
-			s.vlogDirty.Store(true)
 			return err
 		}
 	}
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return fmt.Errorf("listing %s: %w", s.dir, err)
+	if s.newestMem < 0 {
+		return s.syncListed(full)
 	}
 	newFile := false
-	seen := make(map[string]bool, len(s.files))
-	var mems []string
-	newest, newestName := -1, ""
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, ".mem") {
-			mems = append(mems, name)
-			if fid, err := strconv.Atoi(strings.TrimSuffix(name, ".mem")); err == nil && fid > newest {
-				newest, newestName = fid, name
-			}
-		} else if !strings.HasSuffix(name, ".vlog") {
-			continue
+	newestVlog := s.newestVlog
+	if full {
+		if newestVlog, err = s.follow(newestVlog, vlogName); err != nil {
+			return err
 		}
-		seen[name] = s.files[name]
-		if _, ok := s.files[name]; !ok {
-			newFile = true
-		}
+		newFile = newestVlog != s.newestVlog
 	}
-	if !full && newest >= 0 {
-		if err := s.syncWAL(newestName); err != nil {
+	newest, err := s.follow(s.newestMem, memName)
+	if err != nil {
+		return err
+	}
+	if newest != s.newestMem {
+		newFile = true
+	}
+	if !full {
+		if err := s.syncWAL(memName(newest)); err != nil {
 			return err
 		}
 	}
-	for _, name := range mems {
-		if fid, _ := strconv.Atoi(strings.TrimSuffix(name, ".mem")); fid == newest || seen[name] {
-			continue
-		}
-		if err := syncFile(filepath.Join(s.dir, name)); err != nil {
+	// The logs that retired since the last sync. A sync that fails
+	// leaves what it found unrecorded, so the next one syncs them again.
+	for fid := s.newestMem; fid < newest; fid++ {
+		if err := syncFile(filepath.Join(s.dir, memName(fid))); err != nil {
 			return err
 		}
-		seen[name] = true
 	}
 	if newFile {
 		if err := syncFile(s.dir); err != nil {
 			return err
 		}
 	}
-	s.files = seen
+	s.newestMem, s.newestVlog = newest, newestVlog
 	return nil
 }
+
+// follow returns the number of the newest log file of a kind (name gives
+// its file name), starting from fid, the newest known: badger creates
+// them one number after another.
+func (s *syncer) follow(fid int, name func(int) string) (int, error) {
+	for {
+		_, err := os.Stat(filepath.Join(s.dir, name(fid+1)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return fid, nil
+		}
+		if err != nil {
+			return fid, fmt.Errorf("looking for a new log: %w", err)
+		}
+		fid++
+	}
+}
+
+// syncListed is the first sync: it lists the directory for the logs an
+// earlier run left, syncs every memtable log but the newest (the newest
+// too unless the value log was synced, which synced it) and the
+// directory, and notes the newest memtable log and value-log file.
+func (s *syncer) syncListed(full bool) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", s.dir, err)
+	}
+	var mems []int
+	newest, newestVlog := -1, -1
+	for _, e := range entries {
+		name := e.Name()
+		if base, ok := strings.CutSuffix(name, ".mem"); ok {
+			if fid, err := strconv.Atoi(base); err == nil {
+				mems = append(mems, fid)
+				newest = max(newest, fid)
+			}
+		} else if base, ok := strings.CutSuffix(name, ".vlog"); ok {
+			if fid, err := strconv.Atoi(base); err == nil {
+				newestVlog = max(newestVlog, fid)
+			}
+		}
+	}
+	if newest < 0 {
+		// badger.Open creates a memtable log; without one there is
+		// nothing to follow.
+		return fmt.Errorf("no memtable log in %s", s.dir)
+	}
+	if !full {
+		if err := s.syncWAL(memName(newest)); err != nil {
+			return err
+		}
+	}
+	for _, fid := range mems {
+		if fid == newest {
+			continue
+		}
+		if err := syncFile(filepath.Join(s.dir, memName(fid))); err != nil {
+			return err
+		}
+	}
+	if err := syncFile(s.dir); err != nil {
+		return err
+	}
+	s.newestMem, s.newestVlog = newest, newestVlog
+	return nil
+}
+
+// memName and vlogName are badger's names for the memtable log and the
+// value-log file numbered fid (badger's mtFilePath and vlogFilePath).
+func memName(fid int) string  { return fmt.Sprintf("%05d.mem", fid) }
+func vlogName(fid int) string { return fmt.Sprintf("%06d.vlog", fid) }
 
 // syncWAL syncs the newest memtable log, name, keeping it open while it
 // is the newest.

@@ -2,7 +2,10 @@ package store
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -148,6 +151,82 @@ func TestConcurrentUpdates(t *testing.T) {
 			t.Fatalf("%d keys, want 160", n)
 		}
 	})
+}
+
+// TestUpdateSyncsOnlyWrites: an Update whose function wrote nothing does
+// not wait for a sync; one that set or deleted a key does.
+func TestUpdateSyncsOnlyWrites(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	syncs := 0
+	do := db.sync.do
+	db.sync.do = func() error { syncs++; return do() } // syncs never overlap
+	k := Key(PrefixMeta, "k")
+	for _, c := range []struct {
+		name  string
+		fn    func(tx *Txn) error
+		syncs int
+	}{
+		{"set", func(tx *Txn) error { return tx.Set(k, []byte("v")) }, 1},
+		{"read only", func(tx *Txn) error { _, err := tx.Get(k); return err }, 0},
+		{"nothing", func(tx *Txn) error { return nil }, 0},
+		{"delete", func(tx *Txn) error { return tx.Delete(k) }, 1},
+		{"failed", func(tx *Txn) error { tx.Set(k, []byte("v")); return ErrStop }, 0},
+	} {
+		before := syncs
+		db.Update(c.fn)
+		if got := syncs - before; got != c.syncs {
+			t.Errorf("Update(%s): %d syncs, want %d", c.name, got, c.syncs)
+		}
+	}
+}
+
+// TestSyncFollowsNewLogs: after writes that fill several memtables, the
+// syncer knows the newest memtable log the directory holds, without
+// listing it after its first sync.
+func TestSyncFollowsNewLogs(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	newestListed := func() int {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newest := -1
+		for _, e := range entries {
+			if base, ok := strings.CutSuffix(e.Name(), ".mem"); ok {
+				fid, _ := strconv.Atoi(base)
+				newest = max(newest, fid)
+			}
+		}
+		return newest
+	}
+	first := newestListed()
+	val := make([]byte, 4<<10) // under the value threshold: in the memtable log
+	for i := 0; newestListed() < first+3; i++ {
+		b := db.NewBatch()
+		for j := range 1000 {
+			if err := b.Set(Key(PrefixMeta, fmt.Sprintf("%d-%d", i, j)), val); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := db.sync.newestMem, newestListed(); got != want {
+		t.Fatalf("syncer's newest memtable log %d, directory's %d", got, want)
+	}
 }
 
 // BenchmarkUpdate: one small durable write at a time, and from 8 writers
