@@ -1,11 +1,13 @@
 package contract_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/contract"
@@ -96,11 +98,87 @@ func TestKeptConversationResetByThePeer(t *testing.T) {
 	}
 }
 
-// A consumer no longer in any federation with the provider cannot start
-// a negotiation, though it kept a conversation stream open. (Here the
-// connection does not outlive the revocation; where it does, converse
-// checks a new negotiation on a kept stream again.)
+// gatedMembers is a node's membership with a switch that refuses every
+// peer, both when a stream is opened (Guard) and when a negotiation
+// starts on a kept stream (Authorize, the check converse makes again).
+// Turning it on revokes nothing, so the connection and the kept stream
+// stay open: a real revocation closes the connection first, and the check
+// on the kept stream is never reached.
+type gatedMembers struct {
+	*federation.Service
+	refuse  atomic.Bool
+	refused atomic.Int64 // Authorize calls answered false
+}
+
+func (g *gatedMembers) Guard(proto p2pproto.ID, h network.StreamHandler) network.StreamHandler {
+	admitted := g.Service.Guard(proto, h)
+	return func(st network.Stream) {
+		if g.refuse.Load() {
+			st.Reset()
+			return
+		}
+		admitted(st)
+	}
+}
+
+func (g *gatedMembers) Authorize(proto p2pproto.ID, p peer.ID) bool {
+	if g.refuse.Load() {
+		g.refused.Add(1)
+		return false
+	}
+	return g.Service.Authorize(proto, p)
+}
+
+// withMembers replaces n's contract service by one consulting m (it takes
+// over n's negotiation protocols); call it before n negotiates.
+func withMembers(t *testing.T, n *node.Node, m contract.Membership) *contract.Service {
+	t.Helper()
+	signer, err := node.NewKeySigner(n.Host().Peerstore().PrivKey(n.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := contract.New(contract.Options{Host: n.Host(), Store: n.Store(), Audit: n.Audit(), Members: m,
+		Signer: signer, Verifier: node.PeerIDVerifier{}, Offers: n.Offers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// docs/protocol.md 6.8: a message starting a negotiation on a kept
+// stream is authorised again; a peer no longer admitted has its stream
+// reset and gets no negotiation, though the stream was admitted when it
+// was opened.
 func TestKeptConversationCheckedAgain(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	gate := &gatedMembers{Service: prov.Federations()}
+	withMembers(t, prov, gate)
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	if got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch); got.State != negotiation.Finalized {
+		t.Fatalf("first negotiation ended %s %v", got.State, got.Reasons)
+	}
+	oneConversation(t, res, prov.ID())
+	gate.refuse.Store(true)
+	res.Contracts().SetRetry(negotiation.RetryPolicy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond, Timeout: time.Second})
+	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	if got.State != negotiation.Terminated || got.Code != protocol.CodeTimeout {
+		t.Fatalf("ended %s %s %v, want TERMINATED %s", got.State, got.Code, got.Reasons, protocol.CodeTimeout)
+	}
+	if gate.refused.Load() == 0 {
+		t.Fatal("the provider never authorised the negotiation on the kept stream again")
+	}
+}
+
+// A consumer no longer in any federation with the provider cannot start
+// a negotiation, though it had kept a conversation stream open (the
+// revocation closes the connection, and the stream with it).
+func TestRevokedConsumerCannotNegotiate(t *testing.T) {
 	prov := startAt(t, initDir(t, "Environment"))
 	res := startAt(t, initDir(t, "University"))
 	fed := federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
