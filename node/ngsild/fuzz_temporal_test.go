@@ -52,6 +52,15 @@ func FuzzHistoryRecord(f *testing.F) {
 	for _, r := range recs {
 		f.Add(r.val)
 	}
+	// The older layout, which stores written before hold.
+	var old []byte
+	for _, name := range sortedKeys(attrs) {
+		for _, a := range attrs[name] {
+			old = appendHistEntry(old, false, 1, a, at)
+		}
+	}
+	f.Add(old)
+	f.Add(packHistory(old))
 	tc := coreTermContext(f)
 	f.Fuzz(func(t *testing.T, val []byte) {
 		_ = recordEntries(val, func(_ uint32, inst []byte) bool {

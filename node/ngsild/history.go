@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +23,13 @@ import (
 // that share an instant (observedAt when the instance has one, otherwise
 // its modifiedAt) share one record:
 //
-//	n/h/<id> 00 <^instant, 8 bytes BE> <seq, 8 bytes BE>   entries: <attr code, 4 bytes BE>
-//	                                                      <length, 4 bytes BE> <instance>
+//	n/h/<id> 00 <^instant, 8 bytes BE> <seq, 8 bytes BE>   02 <modifiedAt, 8 bytes BE>, then entries:
+//	                                                      <attr code, uvarint> <length, uvarint>
+//	                                                      <instance without its modifiedAt>
+//	                                                      (records written before, and records
+//	                                                      whose instances differ in modifiedAt:
+//	                                                      entries <attr code, 4 bytes BE>
+//	                                                      <length, 4 bytes BE> <instance>)
 //	n/ha/<id>                                              codes of the attributes id has
 //	                                                      history of, 4 bytes BE each
 //
@@ -40,10 +46,16 @@ import (
 //
 // A record's value is stored packed (store.Pack) when that is smaller:
 // history is a third of the bytes of an entity write, and every byte is
-// copied into badger's log, memtable and tables. A plain value starts
-// with an attribute code, whose first byte is 0 (codes are numbered from
-// 1, and 2^24 of them would be needed to reach store.PackedMarker);
-// packHistory packs any value that would not, so the two never mix up.
+// copied into badger's log, memtable and tables. The instances of one
+// write share their modifiedAt, so a record says it once (histShared)
+// and numbers its entries in varints: an AirQualityObserved write's
+// history packs into ~90 bytes less than with 8 bytes of modifiedAt and
+// 8 of code and length per instance. A plain value of the older layout
+// starts with an attribute code, whose first byte is 0 (codes are
+// numbered from 1 and stay below 2^24, maxAttrCodes), so it is told from
+// a packed value (store.PackedMarker) and a shared one (histShared);
+// packHistory packs any value that starts with the marker whatever its
+// size.
 //
 // instanceId is urn:ngsi-ld:Instance:<^instant>-<seq>-<code>-<n> in hex
 // (n counts the attribute's instances in the record, one per datasetId),
@@ -54,6 +66,14 @@ const instancePrefix = "urn:ngsi-ld:Instance:"
 // maxUnpackedHistory bounds what a packed history record may claim to
 // unpack to.
 const maxUnpackedHistory = 64 << 20
+
+// histShared starts a record whose instances share one modifiedAt.
+const histShared = 0x02
+
+// maxAttrCodes bounds attribute codes: a code of the older record layout
+// is its first 4 bytes, whose first byte must stay 0 to tell it from
+// store.PackedMarker and histShared.
+const maxAttrCodes = 1<<24 - 1
 
 // packHistory returns a history record's value as stored: packed, or a
 // copy of v (historyOf builds v in a buffer it reuses).
@@ -140,6 +160,9 @@ func (c *attrCodes) assign(db *store.DB, iri string) (uint32, error) {
 	if n, ok := c.code[iri]; ok {
 		return n, nil
 	}
+	if len(c.code) >= maxAttrCodes {
+		return 0, fmt.Errorf("number attribute %s for history: %d attributes already have history", iri, len(c.code))
+	}
 	n := uint32(len(c.code) + 1)
 	if err := db.Update(func(tx *store.Txn) error {
 		return tx.Set([]byte(keyHistCode+iri), binary.BigEndian.AppendUint32(nil, n))
@@ -187,6 +210,9 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		buf *[]byte // from histScratch, holding val
 	}
 	var groups []group
+	// A write's instances all have its modifiedAt; explicit ones
+	// (temporal POST) may not.
+	shared := explicit == nil
 	defer func() {
 		for _, g := range groups {
 			*g.buf = g.val[:0]
@@ -219,14 +245,14 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 			}
 			if g < 0 {
 				buf := histScratch.Get().(*[]byte)
-				groups = append(groups, group{at: at, val: (*buf)[:0], buf: buf})
+				v := (*buf)[:0]
+				if shared {
+					v = binary.BigEndian.AppendUint64(append(v, histShared), uint64(ne.ModifiedAt.UnixNano()))
+				}
+				groups = append(groups, group{at: at, val: v, buf: buf})
 				g = len(groups) - 1
 			}
-			v := binary.BigEndian.AppendUint32(groups[g].val, code)
-			lenAt := len(v)
-			v = appendInstance(append(v, 0, 0, 0, 0), a, at)
-			binary.BigEndian.PutUint32(v[lenAt:], uint32(len(v)-lenAt-4))
-			groups[g].val = v
+			groups[g].val = appendHistEntry(groups[g].val, shared, code, a, at)
 		}
 	}
 	for _, g := range groups {
@@ -329,6 +355,28 @@ func appendInstance(b []byte, a *Attribute, at time.Time) []byte {
 	return append(b, '}')
 }
 
+// appendHistEntry appends a's entry to a record: in the shared layout
+// (histShared; a's modifiedAt is the record's) or the older one.
+func appendHistEntry(v []byte, shared bool, code uint32, a *Attribute, at time.Time) []byte {
+	if !shared {
+		v = binary.BigEndian.AppendUint32(v, code)
+		lenAt := len(v)
+		v = appendInstance(append(v, 0, 0, 0, 0), a, at)
+		binary.BigEndian.PutUint32(v[lenAt:], uint32(len(v)-lenAt-4))
+		return v
+	}
+	// The instance is appended after room for its length and moved back
+	// over what the varint does not use; it drops its first 8 bytes
+	// (modifiedAt).
+	v = binary.AppendUvarint(v, uint64(code))
+	at0 := len(v)
+	v = appendInstance(append(v, make([]byte, binary.MaxVarintLen64)...), a, at)
+	inst := v[at0+binary.MaxVarintLen64+8:]
+	n := binary.PutUvarint(v[at0:], uint64(len(inst)))
+	m := copy(v[at0+n:], inst)
+	return v[:at0+n+m]
+}
+
 // writeHistory stores a write's records under the write's sequence number.
 func writeHistory(tx *store.Txn, recs []histEntry, mark *histEntry, seq uint64) error {
 	for _, h := range recs {
@@ -344,11 +392,15 @@ func writeHistory(tx *store.Txn, recs []histEntry, mark *histEntry, seq uint64) 
 }
 
 // recordEntries calls fn for each entry of a history record (as stored:
-// packed or not) until fn returns false.
+// packed or not, in either layout) until fn returns false. inst is the
+// instance as appendInstance wrote it, modifiedAt first.
 func recordEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
 	v, err := store.Unpack(v, maxUnpackedHistory)
 	if err != nil {
 		return fmt.Errorf("decode history record: %w", err)
+	}
+	if len(v) > 0 && v[0] == histShared {
+		return sharedEntries(v[1:], fn)
 	}
 	for len(v) > 0 {
 		if len(v) < 8 {
@@ -362,6 +414,36 @@ func recordEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
 			return nil
 		}
 		v = v[8+n:]
+	}
+	return nil
+}
+
+// sharedEntries is recordEntries for a record of the shared layout, after
+// its first byte.
+func sharedEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
+	if len(v) < 8 {
+		return errors.New("decode history record: truncated entry")
+	}
+	mod := v[:8]
+	for v = v[8:]; len(v) > 0; {
+		code, k := binary.Uvarint(v)
+		if k <= 0 || code > math.MaxUint32 {
+			return errors.New("decode history record: truncated entry")
+		}
+		n, k2 := binary.Uvarint(v[k:])
+		if k2 <= 0 {
+			return errors.New("decode history record: truncated entry")
+		}
+		v = v[k+k2:]
+		if n > uint64(len(v)) {
+			return errors.New("decode history record: entry overruns record")
+		}
+		inst := make([]byte, 8+n)
+		copy(inst[copy(inst, mod):], v[:n])
+		if !fn(uint32(code), inst) {
+			return nil
+		}
+		v = v[n:]
 	}
 	return nil
 }

@@ -63,6 +63,62 @@ func TestHistoryPacked(t *testing.T) {
 	}
 }
 
+// TestHistorySharedLayout checks that a write's history records say the
+// write's modifiedAt once (histShared) and read as the same entries as
+// records of the older layout (4-byte code and length, each instance with
+// its modifiedAt), which stores written before hold; and that a damaged
+// record of the shared layout is an error.
+func TestHistorySharedLayout(t *testing.T) {
+	n := newTestNode(t, nil)
+	tc, err := n.svc.ctx.resolve(envContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 1, 0, 0, 0, 123, time.UTC)
+	e, err := decodeEntity(aqoEntity(rand.New(rand.NewPCG(1, 2)), 3), tc, at, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := n.svc.historyOf(nil, nil, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("historyOf made %d records, want 2 (observedAt and modifiedAt)", len(recs))
+	}
+	for _, r := range recs {
+		plain, err := store.Unpack(r.val, maxUnpackedHistory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain[0] != histShared {
+			t.Errorf("record starts with %#x, want histShared", plain[0])
+		}
+		// The same instances in the older layout, in the record's order.
+		var codes []uint32
+		if err := recordEntries(r.val, func(code uint32, _ []byte) bool { codes = append(codes, code); return true }); err != nil {
+			t.Fatal(err)
+		}
+		var old []byte
+		for _, c := range codes {
+			name, _ := n.svc.codes.nameOf(c)
+			a := e.Attrs[name][0]
+			old = appendHistEntry(old, false, c, a, instantOf(a))
+		}
+		got, want := entriesOf(t, r.val), entriesOf(t, old)
+		if len(want) != 2*len(codes) || !equalBytesLists(got, want) {
+			t.Errorf("shared record reads %d entries, older layout %d, or differently", len(got)/2, len(want)/2)
+		}
+		if err := recordEntries(plain[:5], func(uint32, []byte) bool { return true }); err == nil {
+			t.Errorf("record cut inside its modifiedAt decoded")
+		}
+		long := append(bytes.Clone(plain[:9]), 1, 200, 1)
+		if err := recordEntries(long, func(uint32, []byte) bool { return true }); err == nil {
+			t.Errorf("entry claiming more than the record decoded")
+		}
+	}
+}
+
 func equalBytesLists(a, b [][]byte) bool {
 	if len(a) != len(b) {
 		return false
