@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -319,6 +320,114 @@ func policyObject(name string, raw json.RawMessage, k *policyKind) error {
 }
 
 func checkPolicyObject(name string, raw json.RawMessage, wantType string, required ...string) error {
+	if quickPolicyObject(raw, wantType, required) {
+		return nil
+	}
+	return slowPolicyObject(name, raw, wantType, required...)
+}
+
+// quickPolicyObject reports whether slowPolicyObject accepts raw, for a
+// policy it reads without encoding/json (which decodes the whole policy
+// into maps, rules included): well-formed JSON whose members are named
+// with plain strings, the checked ones once each, the checked strings
+// plain, the rule arrays of objects. It says false both for a policy
+// slowPolicyObject refuses and for one it leaves to it (escapes,
+// duplicates, nulls), so the errors stay slowPolicyObject's.
+func quickPolicyObject(raw []byte, wantType string, required []string) bool {
+	// Members checked: @type, @id, the rule kinds, then the required ones.
+	names := [8]string{"@type", "@id", "permission", "prohibition", "obligation"}
+	if len(required) > len(names)-5 || !json.Valid(raw) {
+		return false
+	}
+	n := 5 + copy(names[5:], required)
+	var seen [len(names)]bool
+	rules := 0
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return false
+	}
+	i++
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] != '"' {
+			return false // an empty object among them: no @type
+		}
+		key, j, ok := plainString(raw, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(raw, skipSpace(raw, j)+1) // past the colon (the JSON is valid)
+		k := slices.Index(names[:n], string(key))
+		switch {
+		case k < 0:
+			if i = skipValue(raw, i); i < 0 {
+				return false
+			}
+		case seen[k]:
+			return false
+		case k <= 1 || k >= 5: // @type, @id, required: plain strings
+			if i >= len(raw) || raw[i] != '"' {
+				return false
+			}
+			var v []byte
+			if v, i, ok = plainString(raw, i); !ok || len(v) == 0 || (k == 0 && string(v) != wantType) {
+				return false
+			}
+		default: // rules: a non-empty array of objects
+			if i = quickObjects(raw, i); i < 0 {
+				return false
+			}
+			if k != 4 {
+				rules++
+			}
+		}
+		if k >= 0 {
+			seen[k] = true
+		}
+		i = skipSpace(raw, i)
+		if i >= len(raw) {
+			return false
+		}
+		if raw[i] == '}' {
+			break
+		}
+		i++ // the comma
+	}
+	for k := range n {
+		if !seen[k] && (k <= 1 || k >= 5) {
+			return false
+		}
+	}
+	return rules > 0
+}
+
+// quickObjects reads a non-empty array of objects at raw[i:], in
+// well-formed JSON, and returns the index after it, or -1 for anything
+// else.
+func quickObjects(raw []byte, i int) int {
+	if i >= len(raw) || raw[i] != '[' {
+		return -1
+	}
+	for {
+		i = skipSpace(raw, i+1) // past '[' or ','
+		if i >= len(raw) || raw[i] != '{' {
+			return -1
+		}
+		if i = skipValue(raw, i); i < 0 {
+			return -1
+		}
+		i = skipSpace(raw, i)
+		if i >= len(raw) {
+			return -1
+		}
+		if raw[i] == ']' {
+			return i + 1
+		}
+	}
+}
+
+// slowPolicyObject is checkPolicyObject by encoding/json.
+func slowPolicyObject(name string, raw json.RawMessage, wantType string, required ...string) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return fmt.Errorf("%s must be an object", name)
