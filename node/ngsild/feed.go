@@ -231,7 +231,12 @@ func decodeChange(v []byte, entity bool) (Change, []byte, error) {
 		return Change{}, nil, err
 	}
 	var rec changeRecord
-	if err := json.Unmarshal(header, &rec); err != nil {
+	if len(header) > 0 && header[0] == feedHeader {
+		err = decodeFeedHeader(header[1:], &rec)
+	} else {
+		err = json.Unmarshal(header, &rec)
+	}
+	if err != nil {
 		return Change{}, nil, fmt.Errorf("decode change: %w", err)
 	}
 	c := Change{Seq: rec.Seq, Op: rec.Op, ID: rec.ID, Types: rec.Types, At: rec.At, Removed: rec.Removed}
