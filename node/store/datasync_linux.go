@@ -3,6 +3,8 @@ package store
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // datasync is fdatasync: the data and the metadata needed to read it, not
@@ -12,6 +14,22 @@ func datasync(f *os.File) error {
 	for {
 		err := syscall.Fdatasync(int(f.Fd()))
 		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// haveSyncfs says syncfs is there: Blobs.Sync syncs the blobs' file system
+// in one call instead of each file it wrote.
+const haveSyncfs = true
+
+// syncfs writes back everything on the file system f is on (data, names,
+// directories) and waits for it. Since Linux 5.8 it reports a write-back
+// error met on that file system since f was opened.
+func syncfs(f *os.File) error {
+	for {
+		err := unix.Syncfs(int(f.Fd()))
+		if err != unix.EINTR {
 			return err
 		}
 	}

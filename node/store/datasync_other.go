@@ -6,3 +6,8 @@ import "os"
 
 // datasync is fsync where fdatasync is not at hand.
 func datasync(f *os.File) error { return f.Sync() }
+
+// haveSyncfs is false: Blobs.Sync syncs each file and directory it wrote.
+const haveSyncfs = false
+
+func syncfs(*os.File) error { panic("store: no syncfs") }

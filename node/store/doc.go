@@ -43,6 +43,11 @@
 // (transfer blocks are checked against their CIDs) or reports them only
 // after a Sync.
 //
+// Large values written once and read whole (transfer blocks) can live
+// outside badger, as files of DB.Blobs (blobs.go): <dir>.blobs/<shard>/<name>,
+// written without a sync and made durable by Blobs.Sync, one syncfs for
+// many files. An in-memory store has none.
+//
 // Update retries a transaction that lost a write conflict, so callers write
 // their transaction as a pure function of what it reads. Large imports use
 // Batch, which splits the work into as many transactions as badger needs.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,6 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheMiB is the block cache size in MiB (default 32).
 	CacheMiB int64
+	// BlobsDir is where Blobs keeps its files (default: the database's
+	// directory with ".blobs" appended, beside it: badger walks its own
+	// directory every minute to size its files). Created on first use.
+	BlobsDir string
 }
 
 // DB is a node's database. It is safe for concurrent use.
@@ -38,6 +43,8 @@ type DB struct {
 	db *badger.DB
 	// sync makes committed writes durable; nil for an in-memory store.
 	sync *syncer
+	// blobs is the blob directory; nil for an in-memory store.
+	blobs *Blobs
 }
 
 const updateRetries = 16
@@ -102,6 +109,11 @@ func Open(dir string, o Options) (*DB, error) {
 	d := &DB{db: db}
 	if !o.InMemory {
 		d.sync = newSyncer(db, dir)
+		blobs := o.BlobsDir
+		if blobs == "" {
+			blobs = filepath.Clean(dir) + ".blobs"
+		}
+		d.blobs = newBlobs(blobs)
 	}
 	return d, nil
 }
@@ -110,6 +122,9 @@ func Open(dir string, o Options) (*DB, error) {
 func (d *DB) Close() error {
 	if d.sync != nil {
 		d.sync.close()
+	}
+	if d.blobs != nil {
+		d.blobs.close()
 	}
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
