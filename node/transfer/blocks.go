@@ -25,22 +25,23 @@ import (
 // Consumer: Streams workers each ask for a run of blocks on their own
 // stream and verify every block against its CID as it arrives; verified
 // blocks go to one storer, which writes them in groups of BatchBlocks
-// blocks or syncBytes bytes, whichever comes first, without a sync each
-// (store.Batch.FlushNoSync), while the workers keep reading about one
-// group ahead. A syncer makes the written groups durable with one
-// store.Sync per syncEvery bytes or so, while the next groups are written,
-// so the disk works while the network does. A block is reported (and
-// counted as held) only once a sync that started after it was written has
-// finished, so a fetch cut off anywhere resumes from what is durable, and
-// a verified block that was not yet synced is fetched again unless it is
-// still in the store. A block written but not synced when the machine
-// (not just the process) crashed may be lost, or keep its key and lose
-// its bytes; landing checks every block against its CID and drops one
-// that fails (heldBlock in land.go), so the next fetch fetches it again.
+// blocks or syncBytes bytes, whichever comes first, each block to its own
+// file (blockfiles.go) without a sync, while the workers keep reading
+// about one group ahead. A syncer makes the written groups durable with
+// one sync of the block files (store.Blobs.Sync: one syncfs) per
+// syncEvery bytes or so, while the next groups are written, so the disk
+// works while the network does. A block is reported (and counted as
+// held) only once a sync that started after it was written has finished,
+// so a fetch cut off anywhere resumes from what is durable, and a
+// verified block that was not yet synced is fetched again unless it is
+// still on disk. A block written but not synced when the machine (not
+// just the process) crashed may be lost, or keep its name and lose its
+// bytes; landing checks every block against its CID and drops one that
+// fails (heldBlock in land.go), so the next fetch fetches it again.
 //
-// Provider: one read transaction per request; each block is read once
-// (large values live in badger's value log) and written as one frame with
-// one stream write.
+// Provider: each block is read from its file with one read into the
+// frame buffer (from the database, in one read transaction per request,
+// for blocks kept there) and written as one frame with one stream write.
 
 // syncBytes is the most bytes of verified blocks one store write holds.
 const syncBytes = 16 << 20
@@ -185,7 +186,7 @@ func (s *Service) syncBlocks(unsynced <-chan []int64, slots <-chan struct{}, onB
 			n += sum(g)
 		}
 		if err == nil {
-			if err = s.o.Store.Sync(); err != nil {
+			if err = s.syncBlockWrites(); err != nil {
 				err = fmt.Errorf("syncing %d stored blocks: %w", len(batch), err)
 				cancel(err)
 			}
@@ -209,16 +210,16 @@ func sum(sizes []int64) (n int64) {
 	return n
 }
 
-// putBlocks writes verified blocks in one write, not yet synced.
+// putBlocks writes verified blocks, not yet synced.
 func (s *Service) putBlocks(g []verifiedBlock) error {
-	wb := s.o.Store.NewBatch()
-	defer wb.Cancel()
+	w := s.newBlockWriter()
+	defer w.cancel()
 	for _, b := range g {
-		if err := wb.Set(blockKey(b.ref.CID.String()), b.data); err != nil {
-			return fmt.Errorf("storing block %s: %w", b.ref.CID, err)
+		if err := w.put(b.ref.CID.String(), b.data); err != nil {
+			return err
 		}
 	}
-	if err := wb.FlushNoSync(); err != nil {
+	if err := w.flush(); err != nil {
 		return fmt.Errorf("storing %d blocks: %w", len(g), err)
 	}
 	return nil
@@ -389,7 +390,7 @@ func (s *Service) applyDelta(base cid.Cid, delta []byte) ([]byte, error) {
 	if !base.Defined() {
 		return nil, fmt.Errorf("%w: a delta for a block asked for whole", ErrBadRequest)
 	}
-	b, err := s.getBytes(blockKey(base.String()))
+	b, err := s.getBlock(base.String())
 	if err != nil {
 		return nil, err
 	}
@@ -428,14 +429,14 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases []string
 				return nil
 			}
 			var err error
-			buf, err = tx.AppendValue(buf[:frameHead], blockKey(c))
+			buf, err = s.appendBlock(tx, buf[:frameHead], c)
 			if err != nil {
 				s.writeFrame(st, errorFrame(protocol.CodeInternal, fmt.Sprintf("reading block %s: %v", c, err)))
 				return nil
 			}
 			frame, status := buf, byte(statusData)
 			if i < len(bases) && allowed[bases[i]] {
-				if base, err := tx.Get(blockKey(bases[i])); err == nil {
+				if base, err := s.appendBlock(tx, nil, bases[i]); err == nil {
 					b := buf[frameHead:]
 					if d := content.LineDelta(base, b); len(d) < len(b)/2 {
 						frame = append(make([]byte, frameHead, frameHead+len(d)), d...)

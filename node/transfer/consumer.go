@@ -309,7 +309,7 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	var missing []content.BlockRef
 	var held, heldBytes int64
 	for _, b := range m.Blocks {
-		ok, err := s.hasKey(blockKey(b.CID.String()))
+		ok, err := s.hasBlock(b.CID.String())
 		if err != nil {
 			return u, err
 		}
@@ -391,7 +391,7 @@ func (s *Service) deltaBases(agreement string, m content.Manifest, missing []con
 		if !ok {
 			continue
 		}
-		if held, err := s.hasKey(blockKey(base.CID.String())); err != nil {
+		if held, err := s.hasBlock(base.CID.String()); err != nil {
 			return nil, err
 		} else if held {
 			bases[b.CID] = base.CID

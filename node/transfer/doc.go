@@ -34,11 +34,12 @@
 // parallel streams, in few long requests (a busy stream's flow-control
 // window grows). Every block is checked against its CID as it arrives; one
 // that does not match is fetched again (Usage.Refetched). Verified blocks
-// are stored by one storer in writes of BatchBlocks blocks (at most 16
-// MiB), synced in the background every few writes while the streams keep
-// reading (blocks.go), and count as held once a sync covers them, so a
-// fetch cut off by either side resumes, under the same
-// transfer, without fetching a stored block twice; a later version fetches
+// are stored by one storer in groups of BatchBlocks blocks (at most 16
+// MiB), each block in a file of its own named by its CID, synced in the
+// background every few groups while the streams keep reading (blocks.go),
+// and count as held once a sync covers them, so a fetch cut off by either
+// side resumes, under the same transfer, without fetching a stored block
+// twice; a later version fetches
 // only the blocks that changed (Usage.Skipped counts the ones already
 // held). The entities are then landed through ngsild.Service.Land (land.go),
 // each with its Provenance (provider, dataset, agreement, version, whether
@@ -97,4 +98,18 @@
 // requests are frames whose first byte says data (0) or refusal (1,
 // {code, reason}); see DecodeAnswer. Keys live under store.PrefixTransfer
 // (records.go lists them).
+//
+// # Block files
+//
+// Blocks live in the store's blob directory (store.Blobs, by default
+// DATA/badger.blobs beside the database): <shard>/<cid>, shard being the
+// CID's next-to-last two characters, each written to a temporary name
+// and renamed. Durability rule: a fetched block is reported held only
+// once a sync of the block files that started after its write has
+// finished (one syncfs for many blocks), and a version's or file's blocks
+// are synced before its manifest is stored; a block whose bytes do not
+// match its CID when read is dropped and fetched again. Blocks that
+// earlier nodes kept in the database (t/b/<cid>) are still read, served
+// and counted as held; new blocks are not written there, except by an
+// in-memory store, which has no blob directory (blockfiles.go).
 package transfer

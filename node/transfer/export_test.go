@@ -35,14 +35,39 @@ func ManifestEntities(s *Service, version string) int {
 
 // BlockLen returns the size of a stored block.
 func BlockLen(s *Service, c string) (int, error) {
-	b, err := s.getBytes(blockKey(c))
+	b, err := s.getBlock(c)
 	return len(b), err
 }
 
-// StoreBlock writes data under block c's key in s's store, as a crash can
-// leave a block: held by its key, with other bytes.
+// BlockBytes returns a stored block's bytes.
+func BlockBytes(s *Service, c string) ([]byte, error) { return s.getBlock(c) }
+
+// StoreBlock writes data as block c where s keeps new blocks, as a crash
+// can leave a block: held by its name, with other bytes.
 func StoreBlock(s *Service, c string, data []byte) error {
-	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(c), data) })
+	w := s.newBlockWriter()
+	defer w.cancel()
+	if err := w.put(c, data); err != nil {
+		return err
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	return s.syncBlockWrites()
+}
+
+// MoveBlockToDB moves block c from its file into s's database, under the
+// key where nodes kept blocks before they were files.
+func MoveBlockToDB(s *Service, c string) error {
+	b := s.blobs()
+	data, err := b.AppendTo(nil, c)
+	if err != nil {
+		return err
+	}
+	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(c), data) }); err != nil {
+		return err
+	}
+	return b.Delete(c)
 }
 
 // ReadFrameLen exposes the block reader's frame-length parser.

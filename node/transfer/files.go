@@ -64,14 +64,10 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // returns the file as a dataset lists it.
 func (s *Service) StoreFile(ctx context.Context, name, mediaType string, r io.Reader) (catalog.File, error) {
 	h := sha256.New()
-	wb := s.o.Store.NewBatch()
-	defer wb.Cancel()
+	bw := s.newBlockWriter()
+	defer bw.cancel()
 	m, err := content.ChunkFile(io.TeeReader(ctxReader{ctx, r}, h), func(b content.Block) error {
-		k := blockKey(b.CID.String())
-		if ok, err := s.hasKey(k); err != nil || ok {
-			return err
-		}
-		return wb.Set(k, b.Data)
+		return bw.putNew(b.CID.String(), b.Data)
 	})
 	if err != nil {
 		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
@@ -84,10 +80,11 @@ func (s *Service) StoreFile(ctx context.Context, name, mediaType string, r io.Re
 	if err != nil {
 		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
 	}
-	if err := wb.Set(manifestKey(c), enc); err != nil {
-		return catalog.File{}, err
+	// The blocks before the manifest that names them.
+	if err := bw.finish(); err != nil {
+		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
 	}
-	if err := wb.Flush(); err != nil {
+	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(c), enc) }); err != nil {
 		return catalog.File{}, fmt.Errorf("storing file %s: %w", name, err)
 	}
 	return catalog.File{Name: name, MediaType: mediaType, Version: c, Size: m.Size, SHA256: sum}, nil
@@ -260,7 +257,7 @@ func (s *Service) writeReceived(path string, p content.Part, blocks []content.Bl
 	return writeFileAtomic(path, func(w io.Writer) error {
 		h := sha256.New()
 		for _, b := range blocks {
-			data, err := s.getBytes(blockKey(b.CID.String()))
+			data, err := s.getBlock(b.CID.String())
 			if err != nil {
 				return err
 			}

@@ -257,8 +257,8 @@ func (s *Service) blockLines(blocks []content.BlockRef) func() ([]byte, string, 
 // its key and lost its bytes, and then reads as an error or, where later
 // writes reused its place in the value log, as other bytes (blocks.go).
 func (s *Service) heldBlock(ref content.BlockRef) ([]byte, error) {
-	k := blockKey(ref.CID.String())
-	data, err := s.getBytes(k)
+	c := ref.CID.String()
+	data, err := s.getBlock(c)
 	if err == nil {
 		if err = content.VerifyBlock(ref.CID, data); err == nil {
 			return data, nil
@@ -267,7 +267,7 @@ func (s *Service) heldBlock(ref content.BlockRef) ([]byte, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if derr := s.o.Store.Update(func(tx *store.Txn) error { return tx.Delete(k) }); derr != nil {
+	if derr := s.dropBlock(c); derr != nil {
 		return nil, fmt.Errorf("dropping unreadable block %s: %w (reading it: %w)", ref.CID, derr, err)
 	}
 	s.log.Warn("held block unreadable; dropped it, a new fetch fetches it again", "cid", ref.CID, "err", err)

@@ -19,7 +19,9 @@ import (
 //	t/r/<consumer>/<consumerPid>  provider pid of a consumer's request (resends)
 //	t/n/<agreement>               transfers granted under an agreement, uint64
 //	t/m/<version CID>             manifest bytes (both sides)
-//	t/b/<block CID>               block bytes (both sides; verified on receipt)
+//	t/b/<block CID>               block bytes, as nodes kept them before block
+//	                              files (blockfiles.go); read, no longer written,
+//	                              except by an in-memory store
 //	t/v/<agreement>               consumer: last version landed
 //	t/e/<entity id>               consumer: provenance of a received entity
 func procKey(role dsp.Role, pid string) []byte {

@@ -244,6 +244,41 @@ func TestUnreadableHeldBlockDropped(t *testing.T) {
 	}
 }
 
+// TestBlocksKeptInTheDatabase: blocks that a node kept in its database,
+// as nodes did before blocks were files, are still served by a provider
+// and count as held by a consumer, which lands them without fetching
+// them again.
+func TestBlocksKeptInTheDatabase(t *testing.T) {
+	prov, cons, agreement, blocks := agreedVersion(t, 300)
+	for _, c := range blocks {
+		if err := transfer.MoveBlockToDB(prov.svc, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("Fetch from blocks in the provider's database: %v", err)
+	}
+	if first.Usage.Blocks != int64(len(blocks)) {
+		t.Fatalf("first Fetch fetched %d blocks, want %d", first.Usage.Blocks, len(blocks))
+	}
+	for _, c := range blocks {
+		if err := transfer.MoveBlockToDB(cons.svc, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("Fetch over blocks in the consumer's database: %v", err)
+	}
+	if second.Usage.Blocks != 0 || second.Usage.Skipped != int64(len(blocks)) {
+		t.Errorf("second Fetch fetched %d blocks and reused %d, want 0 and %d", second.Usage.Blocks, second.Usage.Skipped, len(blocks))
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
+		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
+	}
+}
+
 // TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
 // next transfer moves only the blocks that differ.
 func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {

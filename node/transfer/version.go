@@ -120,10 +120,10 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	if ok && b.seq == last {
 		return b.version, nil
 	}
-	wb := s.o.Store.NewBatch()
-	defer wb.Cancel()
+	bw := s.newBlockWriter()
+	defer bw.cancel()
 	eb := content.NewEntityBuilder(func(blk content.Block) error {
-		return wb.Set(blockKey(blk.CID.String()), blk.Data)
+		return bw.putNew(blk.CID.String(), blk.Data)
 	})
 	if err := s.eachInView(ctx, f, func(id string, line []byte) error { return eb.Add(id, line) }); err != nil {
 		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
@@ -141,10 +141,11 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 		return "", fmt.Errorf("naming the manifest of %s: %w", ds.ID, err)
 	}
 	version := c.String()
-	if err := wb.Set(manifestKey(version), enc); err != nil {
-		return "", err
+	// The blocks before the manifest that names them.
+	if err := bw.finish(); err != nil {
+		return "", fmt.Errorf("storing the blocks of version %s of %s: %w", version, ds.ID, err)
 	}
-	if err := wb.Flush(); err != nil {
+	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(version), enc) }); err != nil {
 		return "", fmt.Errorf("storing version %s of %s: %w", version, ds.ID, err)
 	}
 	s.mu.Lock()

@@ -1,0 +1,144 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mimnode/mimnode/node/store"
+)
+
+// Where blocks live.
+//
+// A block is a file of the store's blob directory named by its CID
+// (store.Blobs: <blobs>/<shard>/<cid>, written to a temporary name and
+// renamed, synced by one syncfs for many files). Nodes before that kept
+// blocks in the database under t/b/<cid>, and an in-memory store (tests)
+// still does: every read looks in the file first and then under the key,
+// so blocks an existing node holds are still found and served, and a
+// dropped block is removed from both. New blocks go to files only.
+//
+// Durability: a block written by a fetch is reported held only once a
+// blob sync that started after its write has finished (blocks.go); a
+// version's or file's blocks are synced before its manifest is stored, so
+// a manifest on disk names blocks on disk.
+
+// blobs returns the store's blob directory, nil when blocks go to the
+// database (in-memory store).
+func (s *Service) blobs() *store.Blobs { return s.o.Store.Blobs() }
+
+// hasBlock reports whether this node holds block c (its bytes may still be
+// bad; landing checks them).
+func (s *Service) hasBlock(c string) (bool, error) {
+	if b := s.blobs(); b != nil {
+		if ok, err := b.Has(c); err != nil || ok {
+			return ok, err
+		}
+	}
+	return s.hasKey(blockKey(c))
+}
+
+// getBlock returns the bytes of block c, or an error wrapping
+// store.ErrNotFound.
+func (s *Service) getBlock(c string) ([]byte, error) {
+	if b := s.blobs(); b != nil {
+		data, err := b.AppendTo(nil, c)
+		if !errors.Is(err, store.ErrNotFound) {
+			return data, err
+		}
+	}
+	return s.getBytes(blockKey(c))
+}
+
+// appendBlock appends block c to dst, reading it in tx when it is not a
+// file.
+func (s *Service) appendBlock(tx *store.Txn, dst []byte, c string) ([]byte, error) {
+	if b := s.blobs(); b != nil {
+		out, err := b.AppendTo(dst, c)
+		if !errors.Is(err, store.ErrNotFound) {
+			return out, err
+		}
+	}
+	return tx.AppendValue(dst, blockKey(c))
+}
+
+// dropBlock removes block c from wherever it is held.
+func (s *Service) dropBlock(c string) error {
+	if b := s.blobs(); b != nil {
+		if err := b.Delete(c); err != nil {
+			return err
+		}
+	}
+	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Delete(blockKey(c)) })
+}
+
+// blockWriter writes blocks without a sync each: to files, or to a store
+// batch when there are none. sync makes what it wrote durable.
+type blockWriter struct {
+	s  *Service
+	wb *store.Batch // nil when blocks go to files
+}
+
+func (s *Service) newBlockWriter() *blockWriter {
+	w := &blockWriter{s: s}
+	if s.blobs() == nil {
+		w.wb = s.o.Store.NewBatch()
+	}
+	return w
+}
+
+// put writes block c, not yet synced.
+func (w *blockWriter) put(c string, data []byte) error {
+	var err error
+	if w.wb == nil {
+		err = w.s.blobs().Put(c, data)
+	} else {
+		err = w.wb.Set(blockKey(c), data)
+	}
+	if err != nil {
+		return fmt.Errorf("storing block %s: %w", c, err)
+	}
+	return nil
+}
+
+// flush commits what a store batch holds (files are written by put), not
+// yet synced; the writer is done after it.
+func (w *blockWriter) flush() error {
+	if w.wb == nil {
+		return nil
+	}
+	return w.wb.FlushNoSync()
+}
+
+// putNew writes block c unless this node holds it already.
+func (w *blockWriter) putNew(c string, data []byte) error {
+	if ok, err := w.s.hasBlock(c); err != nil || ok {
+		return err
+	}
+	return w.put(c, data)
+}
+
+// finish commits what the writer wrote so that a durable store write
+// after it (a manifest's) covers it: files are synced, a store batch is
+// flushed for the store's next sync.
+func (w *blockWriter) finish() error {
+	if w.wb == nil {
+		return w.s.blobs().Sync()
+	}
+	return w.wb.FlushNoSync()
+}
+
+// cancel drops what was not flushed.
+func (w *blockWriter) cancel() {
+	if w.wb != nil {
+		w.wb.Cancel()
+	}
+}
+
+// syncBlockWrites returns once every block written (and flushed) before
+// the call is on disk.
+func (s *Service) syncBlockWrites() error {
+	if b := s.blobs(); b != nil {
+		return b.Sync()
+	}
+	return s.o.Store.Sync()
+}
