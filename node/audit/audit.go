@@ -63,7 +63,14 @@ var (
 )
 
 func entryKey(seq uint64) []byte {
-	return store.Key(store.PrefixAudit, "e", fmt.Sprintf("%020d", seq))
+	var d [20]byte
+	digits := strconv.AppendUint(d[:0], seq, 10)
+	b := make([]byte, 0, len(entryPrefix)+max(20, len(digits)))
+	b = append(b, entryPrefix...)
+	for range 20 - len(digits) {
+		b = append(b, '0')
+	}
+	return append(b, digits...)
 }
 
 type head struct {
@@ -96,18 +103,25 @@ func Open(db *store.DB) *Log { return &Log{db: db} }
 
 // Hash computes e's hash from its fields and e.Prev, ignoring e.Hash.
 func Hash(e Entry) (string, error) {
-	prev, err := hex.DecodeString(e.Prev)
-	if err != nil {
-		return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
+	// One buffer holds the previous hash and the canonical entry after it,
+	// hashed at once: Hash runs for every entry appended.
+	buf := make([]byte, 0, sha256.Size+160+len(e.Data)+len(e.Subject)+len(e.Peer)+len(e.Kind))
+	buf, ok := appendHexHash(buf, e.Prev)
+	if !ok {
+		prev, err := hex.DecodeString(e.Prev)
+		if err != nil {
+			return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
+		}
+		buf = append(buf, prev...)
 	}
 	e.Hash = ""
 	e.Time = e.Time.UTC()
-	h := sha256.New()
-	h.Write(prev)
-	if canon, ok := canonicalEntry(e); ok {
-		h.Write(canon)
-		return hex.EncodeToString(h.Sum(nil)), nil
+	if withCanon, ok := appendCanonicalEntry(buf, e); ok {
+		sum := sha256.Sum256(withCanon)
+		return hex.EncodeToString(sum[:]), nil
 	}
+	h := sha256.New()
+	h.Write(buf)
 	raw, err := json.Marshal(struct {
 		Entry
 		Hash string `json:"hash,omitempty"`
@@ -130,6 +144,11 @@ func Hash(e Entry) (string, error) {
 // what it does not write itself: strings that need escaping, data that
 // is not JSON, sequence numbers beyond 2^53 and years outside 0-9999.
 func canonicalEntry(e Entry) ([]byte, bool) {
+	return appendCanonicalEntry(make([]byte, 0, 160+len(e.Data)+len(e.Subject)+len(e.Peer)), e)
+}
+
+// appendCanonicalEntry is canonicalEntry appending to b.
+func appendCanonicalEntry(b []byte, e Entry) ([]byte, bool) {
 	if y := e.Time.Year(); y < 0 || y > 9999 || e.Seq > 1<<53 {
 		return nil, false
 	}
@@ -138,7 +157,6 @@ func canonicalEntry(e Entry) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	b := make([]byte, 0, 160+len(e.Data)+len(e.Subject)+len(e.Peer))
 	b = append(b, '{')
 	// Members in the order RFC 8785 sorts them: data, kind, peer, prev,
 	// seq, subject, time ("hash" is left out while hashing).
@@ -163,6 +181,37 @@ func canonicalEntry(e Entry) ([]byte, bool) {
 	b = appendMember(b, "subject", e.Subject)
 	b = append(e.Time.AppendFormat(append(b, `"time":"`...), time.RFC3339Nano), '"', '}')
 	return b, true
+}
+
+// appendHexHash appends the bytes of h when it is a SHA-256 in hex (64
+// hex digits, either case); false for anything else, which
+// hex.DecodeString decides.
+func appendHexHash(dst []byte, h string) ([]byte, bool) {
+	if len(h) != 2*sha256.Size {
+		return dst, h == ""
+	}
+	n := len(dst)
+	for i := 0; i < len(h); i += 2 {
+		hi, ok1 := fromHex(h[i])
+		lo, ok2 := fromHex(h[i+1])
+		if !ok1 || !ok2 {
+			return dst[:n], false
+		}
+		dst = append(dst, hi<<4|lo)
+	}
+	return dst, true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // isCanonical reports whether b is JSON that the JSON Canonicalization
@@ -323,16 +372,62 @@ func plainString(s string) bool {
 // the head and are retried by store.Update; Log.Update avoids that by
 // committing appenders together.
 func AppendTx(tx *store.Txn, e Entry) (Entry, error) {
-	if e.Kind == "" || e.Subject == "" {
-		return Entry{}, fmt.Errorf("appending to audit log: %w: kind and subject are required", ErrBadEntry)
-	}
-	if e.Time.IsZero() {
-		return Entry{}, fmt.Errorf("appending to audit log: %w: time is required", ErrBadEntry)
+	if err := checkEntry(e); err != nil {
+		return Entry{}, err
 	}
 	h, err := readHead(tx)
 	if err != nil {
 		return Entry{}, err
 	}
+	if e, err = appendEntry(tx, h, e); err != nil {
+		return Entry{}, err
+	}
+	if err := writeHead(tx, e); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// AppendAllTx appends es inside tx in their order, as AppendTx appends
+// each, reading the head before the first and writing it after the last
+// only (a step of a negotiation appends two or three entries).
+func AppendAllTx(tx *store.Txn, es []Entry) error {
+	for _, e := range es {
+		if err := checkEntry(e); err != nil {
+			return err
+		}
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	h, err := readHead(tx)
+	if err != nil {
+		return err
+	}
+	var e Entry
+	for _, next := range es {
+		if e, err = appendEntry(tx, h, next); err != nil {
+			return err
+		}
+		h = head{Seq: e.Seq, Hash: e.Hash}
+	}
+	return writeHead(tx, e)
+}
+
+func checkEntry(e Entry) error {
+	if e.Kind == "" || e.Subject == "" {
+		return fmt.Errorf("appending to audit log: %w: kind and subject are required", ErrBadEntry)
+	}
+	if e.Time.IsZero() {
+		return fmt.Errorf("appending to audit log: %w: time is required", ErrBadEntry)
+	}
+	return nil
+}
+
+// appendEntry stores e as the entry after h, the head, and returns it as
+// stored; the head is the caller's to write.
+func appendEntry(tx *store.Txn, h head, e Entry) (Entry, error) {
+	var err error
 	e.Seq, e.Prev, e.Time = h.Seq+1, h.Hash, e.Time.UTC()
 	if e.Hash, err = Hash(e); err != nil {
 		return Entry{}, err
@@ -346,11 +441,16 @@ func AppendTx(tx *store.Txn, e Entry) (Entry, error) {
 	if err := tx.Set(entryKey(e.Seq), b); err != nil {
 		return Entry{}, fmt.Errorf("appending audit entry %d: %w", e.Seq, err)
 	}
-	hb := appendHead(nil, head{Seq: e.Seq, Hash: e.Hash})
-	if err := tx.Set(headKey, hb); err != nil {
-		return Entry{}, fmt.Errorf("appending audit entry %d: head: %w", e.Seq, err)
-	}
 	return e, nil
+}
+
+// writeHead makes e, just appended, the head.
+func writeHead(tx *store.Txn, e Entry) error {
+	hb := appendHead(make([]byte, 0, len(`{"seq":,"hash":""}`)+20+len(e.Hash)), head{Seq: e.Seq, Hash: e.Hash})
+	if err := tx.Set(headKey, hb); err != nil {
+		return fmt.Errorf("appending audit entry %d: head: %w", e.Seq, err)
+	}
+	return nil
 }
 
 // Entries and the head are written and the head read for every entry

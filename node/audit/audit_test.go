@@ -377,9 +377,13 @@ func TestHashMatchesCanonicalForm(t *testing.T) {
 			Kind: strs[rng.Intn(len(strs))], Subject: strs[rng.Intn(len(strs))], Peer: strs[rng.Intn(len(strs))],
 			Data: datas[rng.Intn(len(datas))],
 		}
-		if rng.Intn(2) == 0 {
+		switch rng.Intn(4) {
+		case 0, 1:
 			sum := sha256.Sum256([]byte(fmt.Sprint(i)))
 			e.Prev = hex.EncodeToString(sum[:])
+		case 2:
+			sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+			e.Prev = strings.ToUpper(hex.EncodeToString(sum[:]))
 		}
 		if i == 0 {
 			e.Seq = 1<<53 + 1
@@ -391,6 +395,89 @@ func TestHashMatchesCanonicalForm(t *testing.T) {
 		if want := refHash(t, e); got != want {
 			t.Fatalf("Hash(%+v) = %s, want %s", e, got, want)
 		}
+	}
+}
+
+// Hash refuses a prev that is not hex as hex.DecodeString does, and
+// hashes the bytes of any hex it takes, whatever its length or case.
+func TestHashPrev(t *testing.T) {
+	sum := sha256.Sum256([]byte("x"))
+	h := hex.EncodeToString(sum[:])
+	for _, prev := range []string{"", h, strings.ToUpper(h), h[:62], h + "00", "0a", "Ab", h[:63], h[:63] + "g", "g" + h[1:], "zz", "0"} {
+		e := audit.Entry{Seq: 2, Time: t0, Kind: "decision", Subject: "s", Prev: prev}
+		got, err := audit.Hash(e)
+		if _, herr := hex.DecodeString(prev); herr != nil {
+			want := fmt.Sprintf("hashing audit entry 2: prev is not hex: %v", herr)
+			if err == nil || err.Error() != want {
+				t.Errorf("Hash(prev %q) = %q, %v; want error %q", prev, got, err, want)
+			}
+			continue
+		}
+		if want := refHash(t, e); err != nil || got != want {
+			t.Errorf("Hash(prev %q) = %q, %v; want %q", prev, got, err, want)
+		}
+	}
+}
+
+// AppendAllTx stores what AppendTx stores for each entry in turn: the
+// same entries under the same keys, and the same head.
+func TestAppendAllTxIsAppendTx(t *testing.T) {
+	entries := func(n int) []audit.Entry {
+		var es []audit.Entry
+		for i := range n {
+			es = append(es, audit.Entry{Time: t0.Add(time.Duration(i) * time.Millisecond), Kind: audit.KindNegotiationTransition,
+				Subject: fmt.Sprintf("urn:uuid:neg-%d", i), Peer: "12D3KooWPeer", Data: json.RawMessage(fmt.Sprintf(`{"step":%d}`, i))})
+		}
+		return es
+	}
+	one, all := openDB(t, t.TempDir()), openDB(t, t.TempDir())
+	for _, n := range []int{1, 3, 0, 2} {
+		if err := audit.Open(one).Update(func(tx *store.Txn) error {
+			for _, e := range entries(n) {
+				if _, err := audit.AppendTx(tx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := audit.Open(all).Update(func(tx *store.Txn) error { return audit.AppendAllTx(tx, entries(n)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dump := func(db *store.DB) map[string]string {
+		m := map[string]string{}
+		if err := db.View(func(tx *store.Txn) error {
+			return tx.Iterate(store.IterOptions{Prefix: []byte(store.PrefixAudit)}, func(k, v []byte) error {
+				m[string(k)] = string(v)
+				return nil
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := dump(one), dump(all)
+	if len(a) != 7 { // 6 entries and the head
+		t.Fatalf("AppendTx stored %d keys, want 7", len(a))
+	}
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s: AppendAllTx stored %s, AppendTx %s", k, b[k], v)
+		}
+	}
+	if len(b) != len(a) {
+		t.Errorf("AppendAllTx stored %d keys, AppendTx %d", len(b), len(a))
+	}
+	if rep, err := audit.Open(all).Verify(); err != nil || rep.Entries != 6 {
+		t.Errorf("Verify after AppendAllTx = %+v, %v", rep, err)
+	}
+	err := audit.Open(all).Update(func(tx *store.Txn) error {
+		return audit.AppendAllTx(tx, []audit.Entry{entries(1)[0], {Time: t0, Kind: "decision"}})
+	})
+	if !errors.Is(err, audit.ErrBadEntry) {
+		t.Errorf("AppendAllTx with an entry without subject: %v, want ErrBadEntry", err)
 	}
 }
 

@@ -1,9 +1,14 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // storedEntry and appendHead write what json.Marshal writes, or decline;
@@ -53,6 +58,17 @@ func TestStoredEntryIsJSONMarshal(t *testing.T) {
 	for _, b := range []string{`{"seq":01,"hash":"00"}`, `{"seq":1,"hash":"0G"}`, `{"seq": 1,"hash":"00"}`, `{"seq":1,"hash":"00"} `, `{"hash":"00","seq":1}`, `{"seq":99999999999999999999,"hash":""}`} {
 		if h, ok := parseHead([]byte(b)); ok {
 			t.Errorf("parseHead(%s) = %+v, want it left to encoding/json", b, h)
+		}
+	}
+}
+
+// entryKey writes the key fmt.Sprintf("%020d") gave: existing logs are
+// read and appended to under the same keys.
+func TestEntryKey(t *testing.T) {
+	for _, seq := range []uint64{0, 1, 9, 10, 12345, 1<<53 + 1, 99999999999999999999 % (1 << 63), math.MaxUint64} {
+		want := store.Key(store.PrefixAudit, "e", fmt.Sprintf("%020d", seq))
+		if got := entryKey(seq); !bytes.Equal(got, want) {
+			t.Errorf("entryKey(%d) = %q, want %q", seq, got, want)
 		}
 	}
 }

@@ -530,12 +530,7 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 				}
 			}
 		}
-		for _, a := range entries {
-			if _, err := audit.AppendTx(tx, a); err != nil {
-				return err
-			}
-		}
-		return nil
+		return audit.AppendAllTx(tx, entries)
 	}
 	if len(entries) > 0 {
 		err = s.o.Audit.Update(write)
