@@ -39,6 +39,9 @@ var ErrBadBlobName = errors.New("store: bad blob name")
 type Blobs struct {
 	dir  string
 	tmps atomic.Uint64 // numbers the temporary files
+	// syncfs says Sync uses syncfs (haveSyncfs; tests turn it off to
+	// try the other way).
+	syncfs bool
 
 	mu      sync.Mutex
 	root    *os.File        // dir, open from the first Put on; guarded by mu
@@ -46,7 +49,9 @@ type Blobs struct {
 	pending []string        // files and directories to sync where syncfs is missing; guarded by mu
 }
 
-func newBlobs(dir string) *Blobs { return &Blobs{dir: dir, shards: map[string]bool{}} }
+func newBlobs(dir string) *Blobs {
+	return &Blobs{dir: dir, shards: map[string]bool{}, syncfs: haveSyncfs}
+}
 
 // Blobs returns the database's blob directory, or nil for an in-memory
 // database (whose callers keep large values in the database itself).
@@ -97,7 +102,7 @@ func (b *Blobs) Put(name string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
-	if !haveSyncfs {
+	if !b.syncfs {
 		b.mu.Lock()
 		b.pending = append(b.pending, path, filepath.Dir(path))
 		b.mu.Unlock()
@@ -115,13 +120,16 @@ func (b *Blobs) ensureShard(shard string) error {
 	if err := os.MkdirAll(filepath.Join(b.dir, shard), 0o750); err != nil {
 		return fmt.Errorf("creating blob directory: %w", err)
 	}
+	if !b.syncfs {
+		b.pending = append(b.pending, b.dir) // the shard's name
+	}
 	if b.root == nil {
 		f, err := os.Open(b.dir)
 		if err != nil {
 			return fmt.Errorf("opening blob directory: %w", err)
 		}
 		b.root = f
-		if !haveSyncfs {
+		if !b.syncfs {
 			b.pending = append(b.pending, b.dir, filepath.Dir(b.dir))
 		}
 	}
@@ -140,7 +148,7 @@ func (b *Blobs) Sync() error {
 	if root == nil {
 		return nil // nothing was ever put
 	}
-	if haveSyncfs {
+	if b.syncfs {
 		if err := syncfs(root); err != nil {
 			return fmt.Errorf("syncing blobs: %w", err)
 		}

@@ -14,12 +14,18 @@ import (
 // store is reopened; deleting it leaves ErrNotFound; names that are not
 // plain letters and digits are refused.
 func TestBlobs(t *testing.T) {
+	t.Run("syncfs", func(t *testing.T) { testBlobs(t, haveSyncfs) })
+	t.Run("fsync each", func(t *testing.T) { testBlobs(t, false) })
+}
+
+func testBlobs(t *testing.T, syncfs bool) {
 	dir := filepath.Join(t.TempDir(), "db")
 	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := db.Blobs()
+	b.syncfs = syncfs
 	if _, err := os.Stat(b.Dir()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("blob directory exists before the first Put: %v", err)
 	}
@@ -30,6 +36,9 @@ func TestBlobs(t *testing.T) {
 	}
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
+	}
+	if n := len(b.pending); n != 0 {
+		t.Fatalf("%d files and directories left to sync after Sync", n)
 	}
 	if ok, err := b.Has(name); !ok || err != nil {
 		t.Fatalf("Has(%q) = %v, %v, want true", name, ok, err)
