@@ -233,7 +233,10 @@ func (s *Service) replaceChange(e *Entity, mustExist bool) change {
 			}
 			return e, nil
 		}
-		ne := e.clone()
+		// e is this change's own (decoded from the request; its caller
+		// reads only its id afterwards), so it becomes the new state as
+		// it does when created, without a copy.
+		ne := e
 		if len(ne.Types) == 0 {
 			ne.Types = append([]string(nil), old.Types...)
 		}

@@ -355,7 +355,9 @@ func (s *Service) writeTxn(ps []prepared) error {
 					return err
 				}
 			}
-			if err := tx.Set(feedKey(seq), appendChange(nil, &rec)); err != nil {
+			// Room for a header without id and types; a delete's grows.
+			rec0 := make([]byte, 0, 4+64+len(p.body))
+			if err := tx.Set(feedKey(seq), appendChange(rec0, &rec)); err != nil {
 				return err
 			}
 		}
