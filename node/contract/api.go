@@ -101,7 +101,7 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 		return "", fmt.Errorf("requesting a contract: %w: the offer is %s, not %s", ErrBadRequest, offer.ID, o.OfferID)
 	case offer.Target != "" && offer.Target != o.Dataset:
 		return "", fmt.Errorf("requesting a contract: %w: the offer is for %s, not %s", ErrBadRequest, offer.Target, o.Dataset)
-	case offer.Assigner != "" && offer.Assigner != o.Provider.String():
+	case offer.Assigner != "" && offer.Assigner != s.names.of(o.Provider):
 		return "", fmt.Errorf("requesting a contract: %w: the offer is made by %s, not %s", ErrBadRequest, offer.Assigner, o.Provider)
 	}
 	offer.Type, offer.Target = policy.TypeOffer, o.Dataset
@@ -109,8 +109,8 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("requesting a contract: %w: %w", ErrBadRequest, err)
 	}
-	n, err := negotiation.NewConsumer(negotiation.Config{Pid: newPid(), Peer: o.Provider.String(),
-		CallbackAddress: "/p2p/" + s.self.String(), Retry: s.retry()})
+	n, err := negotiation.NewConsumer(negotiation.Config{Pid: newPid(), Peer: s.names.of(o.Provider),
+		CallbackAddress: "/p2p/" + s.names.of(s.self), Retry: s.retry()})
 	if err != nil {
 		return "", err
 	}
@@ -130,7 +130,7 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("requesting a contract for %s: %w", o.Dataset, err)
 	}
-	k, provider := e.key, o.Provider.String()
+	k, provider := e.key, s.names.of(o.Provider)
 	s.goDo(func() { s.sendAll(k, provider, out) })
 	return k.Pid, nil
 }
@@ -329,7 +329,7 @@ func (s *Service) Agreements() ([]AgreementInfo, error) {
 				return fmt.Errorf("reading agreement %s: %w", id, err)
 			}
 			role := policy.RoleConsumer
-			if a.Provider == s.self.String() {
+			if a.Provider == s.names.of(s.self) {
 				role = policy.RoleProvider
 			}
 			out = append(out, AgreementInfo{ID: a.ID, Dataset: a.Dataset, Provider: a.Provider, Consumer: a.Consumer,

@@ -118,7 +118,7 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 		return refuse(protocol.CodeRefused, "the consumer's peer ID does not parse: "+err.Error())
 	}
 	feds := s.o.Members.SharedFederations(consumer)
-	req := policy.Request{Now: now, Action: policy.ActionUse, PeerID: consumer.String(),
+	req := policy.Request{Now: now, Action: policy.ActionUse, PeerID: s.names.of(consumer),
 		Role: s.roleOf(consumer, feds), Federations: feds, Purpose: e.n.Purpose()}
 	d := policy.Evaluate(own, req, policy.ScopeNegotiation)
 	if dj, err := d.MarshalJSON(); err == nil && !e.meta.Approved {
@@ -131,7 +131,7 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 			data = dj
 		}
 		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision,
-			Subject: e.key.Pid, Peer: consumer.String(), Data: data}})
+			Subject: e.key.Pid, Peer: s.names.of(consumer), Data: data}})
 	}
 	if !d.Permit {
 		var reasons []string
@@ -155,7 +155,7 @@ func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now
 	// Manual approval is about how the agreement was reached, not about
 	// its use; it does not belong in the signed terms.
 	delete(terms.Extra, ManualApproval)
-	a := policy.Agreement{ID: newPid(), Dataset: own.Target, Provider: s.self.String(), Consumer: consumer.String(),
+	a := policy.Agreement{ID: newPid(), Dataset: own.Target, Provider: s.names.of(s.self), Consumer: s.names.of(consumer),
 		Policy: terms, Created: now}
 	if s.o.Validity > 0 {
 		a.NotAfter = now.Add(s.o.Validity)
@@ -192,7 +192,7 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	switch {
 	case a.Provider != e.n.Peer():
 		return bad(fmt.Sprintf("the agreement names provider %s, not %s", a.Provider, e.n.Peer()))
-	case a.Consumer != s.self.String():
+	case a.Consumer != s.names.of(s.self):
 		return bad(fmt.Sprintf("the agreement names consumer %s, not this node", a.Consumer))
 	case a.Dataset != e.meta.Dataset:
 		return bad(fmt.Sprintf("the agreement is for dataset %s, not %s", a.Dataset, e.meta.Dataset))

@@ -108,6 +108,7 @@ type Service struct {
 	firstMu [64]sync.Mutex
 
 	offers offerMemo // offers read lately (terms.go)
+	names  peerNames // text forms of peer IDs
 
 	mu   sync.Mutex
 	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left
@@ -182,6 +183,31 @@ type meta struct {
 	Approved bool `json:"approved,omitempty"`
 	// Decision is the provider's last policy decision (policy.Decision JSON).
 	Decision json.RawMessage `json:"decision,omitempty"`
+}
+
+// peerNames remembers the text form of the peer IDs the driver names:
+// base58-encoding one costs more than looking it up, and the same few
+// peers are named at every step of every negotiation.
+type peerNames struct {
+	mu sync.Mutex
+	m  map[peer.ID]string // guarded by mu; up to maxPeerNames, then forgotten
+}
+
+const maxPeerNames = 1024
+
+// of returns p.String().
+func (pn *peerNames) of(p peer.ID) string {
+	pn.mu.Lock()
+	defer pn.mu.Unlock()
+	s, ok := pn.m[p]
+	if !ok {
+		if pn.m == nil || len(pn.m) >= maxPeerNames {
+			pn.m = make(map[peer.ID]string)
+		}
+		s = p.String()
+		pn.m[p] = s
+	}
+	return s
 }
 
 // record is a negotiation as stored.

@@ -159,7 +159,7 @@ func (s *Service) receive(remote peer.ID, msg protocol.Message) (protocol.Messag
 		return errReply, followUp{}
 	}
 	f := followUp{ok: true, key: e.key, peer: e.n.Peer()}
-	reply, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgReceive, Now: now, From: remote.String(), Body: msg})
+	reply, out, err := s.stepLocked(e, negotiation.Msg{Type: negotiation.MsgReceive, Now: now, From: s.names.of(remote), Body: msg})
 	e.mu.Unlock()
 	if err != nil {
 		s.log.Debug("refused negotiation message", "peer", remote, "type", msg.MessageType(), "err", err)
@@ -190,13 +190,13 @@ func (s *Service) route(remote peer.ID, msg protocol.Message, now time.Time) (*e
 // earlier copy of it created, if any (the consumer resends when the
 // answer got lost), else a new provider-side negotiation.
 func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessage, now time.Time) (*entry, protocol.Message) {
-	if req.CallbackAddress != "/p2p/"+remote.String() {
+	if req.CallbackAddress != "/p2p/"+s.names.of(remote) {
 		return nil, protocol.NegotiationErrorFor(req, protocol.Errorf(protocol.CodeWrongParty, negotiation.ErrWrongParty,
 			"callbackAddress %q does not name the sender %s", req.CallbackAddress, remote))
 	}
 	// firstLock makes looking up and creating one step, so that two
 	// copies of a first request arriving together create one negotiation.
-	fk := remote.String() + " " + req.ConsumerPid
+	fk := s.names.of(remote) + " " + req.ConsumerPid
 	mu := s.firstLock(fk)
 	mu.Lock()
 	defer mu.Unlock()
@@ -210,7 +210,7 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	} else {
 		err = s.o.Store.View(func(tx *store.Txn) error {
 			var err error
-			ppid, err = tx.Get(firstKey(remote.String(), req.ConsumerPid))
+			ppid, err = tx.Get(firstKey(s.names.of(remote), req.ConsumerPid))
 			return err
 		})
 	}
@@ -222,7 +222,7 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, protocol.NegotiationErrorFor(req, protocol.Errorf(protocol.CodeInternal, err, "looking up the negotiation failed"))
 	}
-	n, err := negotiation.NewProvider(negotiation.Config{Pid: newPid(), Peer: remote.String(), Retry: s.retry()})
+	n, err := negotiation.NewProvider(negotiation.Config{Pid: newPid(), Peer: s.names.of(remote), Retry: s.retry()})
 	if err != nil {
 		return nil, protocol.NegotiationErrorFor(req, protocol.Errorf(protocol.CodeInternal, err, "creating the negotiation failed"))
 	}
@@ -231,7 +231,7 @@ func (s *Service) routeFirst(remote peer.ID, req *protocol.ContractRequestMessag
 	if ds, id, err := offerRef(req.Offer); err == nil {
 		e.meta.Dataset, e.meta.OfferID = ds, id
 	}
-	e.staged = append(e.staged, staged{key: firstKey(remote.String(), req.ConsumerPid), value: []byte(n.Pid())})
+	e.staged = append(e.staged, staged{key: firstKey(s.names.of(remote), req.ConsumerPid), value: []byte(n.Pid())})
 	e.mu.Lock()
 	s.mu.Lock()
 	s.live[e.key] = e
