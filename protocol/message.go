@@ -328,77 +328,105 @@ func checkPolicyObject(name string, raw json.RawMessage, wantType string, requir
 
 // quickPolicyObject reports whether slowPolicyObject accepts raw, for a
 // policy it reads without encoding/json (which decodes the whole policy
-// into maps, rules included): well-formed JSON whose members are named
-// with plain strings, the checked ones once each, the checked strings
-// plain, the rule arrays of objects. It says false both for a policy
-// slowPolicyObject refuses and for one it leaves to it (escapes,
+// into maps, rules included): one ObjectMembers reads, the checked
+// strings plain, the rule arrays of objects. It says false both for a
+// policy slowPolicyObject refuses and for one it leaves to it (escapes,
 // duplicates, nulls), so the errors stay slowPolicyObject's.
 func quickPolicyObject(raw []byte, wantType string, required []string) bool {
 	// Members checked: @type, @id, the rule kinds, then the required ones.
 	names := [8]string{"@type", "@id", "permission", "prohibition", "obligation"}
-	if len(required) > len(names)-5 || !json.Valid(raw) {
+	if len(required) > len(names)-5 {
 		return false
 	}
 	n := 5 + copy(names[5:], required)
-	var seen [len(names)]bool
+	var vals [len(names)][]byte
+	if !ObjectMembers(raw, names[:n], vals[:n]) {
+		return false
+	}
 	rules := 0
+	for k, v := range vals[:n] {
+		switch {
+		case k <= 1 || k >= 5: // @type, @id, required: plain strings
+			s, ok := plainValue(v)
+			if !ok || len(s) == 0 || (k == 0 && string(s) != wantType) {
+				return false
+			}
+		case v == nil:
+		case quickObjects(v, 0) != len(v):
+			return false
+		case k != 4:
+			rules++
+		}
+	}
+	return rules > 0
+}
+
+// ObjectMembers reads the members named in names (each once at most) of
+// raw, a JSON object, into vals: vals[i] is the value of names[i] as
+// written, nil when absent. It reads by hand what encoding/json would
+// decode whole, and only well-formed JSON whose member names are plain
+// strings (printable ASCII, no escapes); for anything else, or a named
+// member present twice, it says false and the caller takes encoding/json.
+func ObjectMembers(raw []byte, names []string, vals [][]byte) bool {
+	clear(vals)
+	if !json.Valid(raw) {
+		return false
+	}
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return false
 	}
-	i++
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return true
+	}
 	for {
-		i = skipSpace(raw, i)
 		if i >= len(raw) || raw[i] != '"' {
-			return false // an empty object among them: no @type
+			return false
 		}
 		key, j, ok := plainString(raw, i)
 		if !ok {
 			return false
 		}
 		i = skipSpace(raw, skipSpace(raw, j)+1) // past the colon (the JSON is valid)
-		k := slices.Index(names[:n], string(key))
-		switch {
-		case k < 0:
-			if i = skipValue(raw, i); i < 0 {
-				return false
-			}
-		case seen[k]:
+		end := skipValue(raw, i)
+		if end < 0 {
 			return false
-		case k <= 1 || k >= 5: // @type, @id, required: plain strings
-			if i >= len(raw) || raw[i] != '"' {
-				return false
-			}
-			var v []byte
-			if v, i, ok = plainString(raw, i); !ok || len(v) == 0 || (k == 0 && string(v) != wantType) {
-				return false
-			}
-		default: // rules: a non-empty array of objects
-			if i = quickObjects(raw, i); i < 0 {
-				return false
-			}
-			if k != 4 {
-				rules++
-			}
 		}
-		if k >= 0 {
-			seen[k] = true
+		if k := slices.Index(names, string(key)); k >= 0 {
+			if vals[k] != nil {
+				return false
+			}
+			vals[k] = raw[i:end:end]
 		}
-		i = skipSpace(raw, i)
+		i = skipSpace(raw, end)
 		if i >= len(raw) {
 			return false
 		}
 		if raw[i] == '}' {
-			break
+			return true
 		}
-		i++ // the comma
+		i = skipSpace(raw, i+1) // past the comma
 	}
-	for k := range n {
-		if !seen[k] && (k <= 1 || k >= 5) {
-			return false
-		}
+}
+
+// PlainString returns the string v, a JSON value as written, when it is a
+// string of printable ASCII without escapes; false for anything else.
+func PlainString(v []byte) (string, bool) {
+	s, ok := plainValue(v)
+	return string(s), ok
+}
+
+// plainValue is PlainString without the copy.
+func plainValue(v []byte) ([]byte, bool) {
+	if len(v) == 0 || v[0] != '"' {
+		return nil, false
 	}
-	return rules > 0
+	s, end, ok := plainString(v, 0)
+	if !ok || end != len(v) {
+		return nil, false
+	}
+	return s, true
 }
 
 // quickObjects reads a non-empty array of objects at raw[i:], in

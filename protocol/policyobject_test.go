@@ -96,3 +96,71 @@ func BenchmarkCheckPolicyObject(b *testing.B) {
 		})
 	}
 }
+
+// objectMembersAgree checks ObjectMembers against encoding/json: when it
+// reads raw, every named member has the bytes encoding/json gives it, and
+// an absent one none.
+func objectMembersAgree(t *testing.T, raw []byte, names []string) (read bool) {
+	t.Helper()
+	vals := make([][]byte, len(names))
+	if !ObjectMembers(raw, names, vals) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		t.Fatalf("ObjectMembers reads %s; encoding/json: %v", raw, err)
+	}
+	for i, name := range names {
+		want, ok := m[name]
+		if !ok && vals[i] != nil || ok && string(vals[i]) != string(want) {
+			t.Fatalf("ObjectMembers(%s)[%q] = %q; encoding/json gives %q, %v", raw, name, vals[i], want, ok)
+		}
+	}
+	return true
+}
+
+func TestObjectMembers(t *testing.T) {
+	names := []string{"@id", "target", "file", "n"}
+	tests := []struct {
+		raw  string
+		read bool
+	}{
+		{`{}`, true},
+		{` { } `, true},
+		{`{"@id":"urn:a","target":"t","file":{"agreement":{"a":[1,2]},"signatures":[]},"other":[{"x":"}"}],"n":-1.5e3}`, true},
+		{"{\n\t\"@id\" : \"urn:a\" ,\r\n\"file\" :null }", true},
+		{`{"target":"t\"x"}`, true},
+		{`{"@id":"a","@id":"b"}`, false},
+		{`{"x":1,"x":2}`, true},
+		{`{"\u0040id":"a"}`, false},
+		{`{"é":"a"}`, false},
+		{`[]`, false},
+		{`null`, false},
+		{`{"@id":"a"`, false},
+		{`{"@id":"a"} {}`, false},
+	}
+	for _, tc := range tests {
+		if got := objectMembersAgree(t, []byte(tc.raw), names); got != tc.read {
+			t.Errorf("ObjectMembers(%s) read = %v, want %v", tc.raw, got, tc.read)
+		}
+	}
+	for _, tc := range []struct {
+		v    string
+		want string
+		ok   bool
+	}{{`"abc"`, "abc", true}, {`""`, "", true}, {`"a\"b"`, "", false}, {`"é"`, "", false}, {`1`, "", false}, {`"a" `, "", false}, {``, "", false}} {
+		if got, ok := PlainString([]byte(tc.v)); got != tc.want || ok != tc.ok {
+			t.Errorf("PlainString(%s) = %q, %v; want %q, %v", tc.v, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzObjectMembers: whatever ObjectMembers reads, it reads as
+// encoding/json does.
+func FuzzObjectMembers(f *testing.F) {
+	f.Add([]byte(`{"@id":"urn:a","target":"t","file":{"agreement":{"a":[1,2]},"signatures":[]},"other":[{"x":"}"}],"n":-1.5e3}`))
+	f.Add([]byte(`{"a":{"@type":"X","b":[1,{"c":"]}"}]},"@id":"urn:o","s":"q\"}","n":-1.5e3,"z":null,"t":true}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		objectMembersAgree(t, raw, []string{"@id", "target", "file", "n", "z"})
+	})
+}

@@ -360,32 +360,56 @@ func agreementObject(a policy.Agreement, file []byte) (json.RawMessage, error) {
 	return append(out, '}'), nil
 }
 
+// agreementMembers returns the signed agreement in raw, a DSP agreement
+// object, and the strings its @id, target, assigner and assignee name
+// ("" for any absent or not a string). Agreements as nodes write them
+// are read without encoding/json (protocol.ObjectMembers), which would
+// decode every member, the signed agreement included, into a map.
+func agreementMembers(raw json.RawMessage) (file json.RawMessage, names [4]string, err error) {
+	keys := [5]string{"@id", "target", "assigner", "assignee", SignedAgreementKey}
+	var vals [len(keys)][]byte
+	quick := protocol.ObjectMembers(raw, keys[:], vals[:])
+	for i := range names {
+		if !quick {
+			break
+		}
+		if vals[i] != nil {
+			names[i], quick = protocol.PlainString(vals[i])
+		}
+	}
+	if !quick {
+		names = [4]string{}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, names, fmt.Errorf("agreement is not a JSON object: %w", err)
+		}
+		for i := range names {
+			if v, ok := m[keys[i]]; ok {
+				_ = json.Unmarshal(v, &names[i])
+			}
+		}
+		vals[4] = m[SignedAgreementKey]
+	}
+	if vals[4] == nil {
+		return nil, names, fmt.Errorf("agreement carries no %s", SignedAgreementKey)
+	}
+	return vals[4], names, nil
+}
+
 // parseAgreementJSON reads the signed agreement out of a DSP agreement
 // object and checks that the ODRL around it names the same agreement.
 func parseAgreementJSON(raw json.RawMessage) (policy.Agreement, error) {
-	// One pass over the object. Members are looked up by their exact
-	// names: a case-insensitive match would let "Target" stand in for
-	// "target".
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return policy.Agreement{}, fmt.Errorf("agreement is not a JSON object: %w", err)
-	}
-	file, ok := m[SignedAgreementKey]
-	if !ok {
-		return policy.Agreement{}, fmt.Errorf("agreement carries no %s", SignedAgreementKey)
+	// Members are looked up by their exact names: a case-insensitive match
+	// would let "Target" stand in for "target".
+	file, names, err := agreementMembers(raw)
+	if err != nil {
+		return policy.Agreement{}, err
 	}
 	var a policy.Agreement
 	if err := a.UnmarshalJSON(file); err != nil {
 		return policy.Agreement{}, err
 	}
-	str := func(key string) string {
-		var s string
-		if v, ok := m[key]; ok {
-			_ = json.Unmarshal(v, &s)
-		}
-		return s
-	}
-	if str("@id") != a.ID || str("target") != a.Dataset || str("assigner") != a.Provider || str("assignee") != a.Consumer {
+	if names != [4]string{a.ID, a.Dataset, a.Provider, a.Consumer} {
 		return policy.Agreement{}, fmt.Errorf("the ODRL agreement and the signed agreement name different terms")
 	}
 	// Verify would refuse this too; refusing it here keeps a file whose

@@ -3,6 +3,7 @@ package contract
 import (
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -171,6 +172,59 @@ func TestParseAgreementJSONRefusesMismatchedTerms(t *testing.T) {
 			changed, _ := json.Marshal(o)
 			if _, err := parseAgreementJSON(changed); err == nil {
 				t.Errorf("parseAgreementJSON accepted an agreement with %s", tc.name)
+			}
+		})
+	}
+}
+
+// agreementMembers reads agreements by hand as encoding/json reads them:
+// the same names (the same answer from parseAgreementJSON) whether the
+// members are plain or escaped, duplicated, missing or not strings.
+func TestAgreementMembersIsEncodingJSON(t *testing.T) {
+	m, _ := protocol.Decode(seedMessages(t)[1])
+	raw := m.(*protocol.ContractAgreementMessage).Agreement
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	escaped := func(v json.RawMessage) json.RawMessage { // the first letter as \u00XX
+		var s string
+		json.Unmarshal(v, &s)
+		return json.RawMessage(fmt.Sprintf(`"\u%04x%s"`, s[0], s[1:]))
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(o map[string]json.RawMessage)
+		ok   bool
+	}{
+		{"as written", func(map[string]json.RawMessage) {}, true},
+		{"id escaped", func(o map[string]json.RawMessage) { o["@id"] = escaped(o["@id"]) }, true},
+		{"target escaped", func(o map[string]json.RawMessage) { o["target"] = escaped(o["target"]) }, true},
+		{"assigner a number", func(o map[string]json.RawMessage) { o["assigner"] = json.RawMessage(`7`) }, false},
+		{"assignee null", func(o map[string]json.RawMessage) { o["assignee"] = json.RawMessage(`null`) }, false},
+		{"no id", func(o map[string]json.RawMessage) { delete(o, "@id") }, false},
+		{"Target", func(o map[string]json.RawMessage) { o["Target"] = o["target"]; delete(o, "target") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := map[string]json.RawMessage{}
+			for k, v := range obj {
+				o[k] = v
+			}
+			tc.edit(o)
+			changed, _ := json.Marshal(o)
+			_, err := parseAgreementJSON(changed)
+			if (err == nil) != tc.ok {
+				t.Errorf("parseAgreementJSON: %v, want ok %v", err, tc.ok)
+			}
+			file, names, err := agreementMembers(changed)
+			var slow map[string]json.RawMessage
+			json.Unmarshal(changed, &slow)
+			var want [4]string
+			for i, k := range []string{"@id", "target", "assigner", "assignee"} {
+				json.Unmarshal(slow[k], &want[i])
+			}
+			if err != nil || names != want || string(file) != string(slow[SignedAgreementKey]) {
+				t.Errorf("agreementMembers = %q, %v; encoding/json gives %q", names, err, want)
 			}
 		})
 	}
