@@ -85,9 +85,10 @@ func (b *Blobs) Put(name string, data []byte) error {
 		return err
 	}
 	// A name of its own for each write: two writers of one blob must not
-	// write into the same file.
+	// write into the same file. One left by a process that crashed
+	// before its rename is truncated and used again.
 	tmp := fmt.Sprintf("%s.%d.tmp", path, b.tmps.Add(1))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}

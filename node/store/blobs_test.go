@@ -50,6 +50,15 @@ func testBlobs(t *testing.T, syncfs bool) {
 	if _, err := b.AppendTo(nil, "bafkreimissing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("AppendTo(missing) err = %v, want ErrNotFound", err)
 	}
+	// A temporary file left by a crash does not stop a later Put.
+	_, path, _ := b.path(name)
+	if err := os.WriteFile(path+".1.tmp", []byte("left over"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.tmps.Store(0)
+	if err := b.Put(name, data); err != nil {
+		t.Fatalf("Put over a leftover temporary file: %v", err)
+	}
 	for _, bad := range []string{"", "ab", "../../etc", "a/b/c", "name.tmp", strings.Repeat("x", 256)} {
 		if err := b.Put(bad, data); !errors.Is(err, ErrBadBlobName) {
 			t.Errorf("Put(%q) err = %v, want ErrBadBlobName", bad, err)
