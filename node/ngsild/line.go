@@ -99,8 +99,8 @@ func (w *lineWriter) entityLine(b, rec []byte) (out []byte, id string, types []s
 	// record has them; the attributes need the entity's createdAt, which
 	// comes after them, so the members are located first.
 	p := jsonParser{b: rec}
-	var at [6]int // value offsets of id, t, sc, a, c, m; 0: absent
-	const idM, tM, scM, aM, cM, mM = 0, 1, 2, 3, 4, 5
+	var at [7]int // value offsets of id, t, sc, a, c, m, am; 0: absent
+	const idM, tM, scM, aM, cM, mM, amM = 0, 1, 2, 3, 4, 5, 6
 	err := p.members(func(k []byte) error {
 		m := -1
 		switch string(k) {
@@ -116,6 +116,8 @@ func (w *lineWriter) entityLine(b, rec []byte) (out []byte, id string, types []s
 			m = cM
 		case "m":
 			m = mM
+		case "am":
+			m = amM
 		}
 		if m < 0 || at[m] != 0 {
 			return errRecordShape
@@ -163,11 +165,19 @@ func (w *lineWriter) entityLine(b, rec []byte) (out []byte, id string, types []s
 			b = b[:n] // omitempty
 		}
 	}
+	var attrsModified []byte // the attributes' default modifiedAt, if the record says
+	if at[amM] != 0 {
+		p.i = at[amM]
+		var zero bool
+		if attrsModified, zero, ok = w.time(&p); !ok || zero {
+			return nil, "", nil, false
+		}
+	}
 	if at[aM] != 0 {
 		p.i = at[aM]
 		n := len(b)
 		b = append(b, `,"a":`...)
-		if b, ok = w.attrMap(&p, b, created, 1); !ok {
+		if b, ok = w.attrMap(&p, b, created, attrsModified, 1); !ok {
 			return nil, "", nil, false
 		}
 		if bytes.Equal(b[n+5:], []byte("{}")) {
@@ -221,8 +231,9 @@ func (w *lineWriter) time(p *jsonParser) (js []byte, zero, ok bool) {
 }
 
 // attrMap rewrites an attribute map (instances created at created, as
-// JSON, unless they say otherwise).
-func (w *lineWriter) attrMap(p *jsonParser, b, created []byte, depth int) ([]byte, bool) {
+// JSON, and modified at modified or else when created, unless they say
+// otherwise).
+func (w *lineWriter) attrMap(p *jsonParser, b, created, modified []byte, depth int) ([]byte, bool) {
 	if depth > maxJSONDepth {
 		return nil, false
 	}
@@ -247,7 +258,7 @@ func (w *lineWriter) attrMap(p *jsonParser, b, created []byte, depth int) ([]byt
 			if n++; n > 1 {
 				b = append(b, ',')
 			}
-			if b, ok = w.attr(p, b, created, depth+1); !ok {
+			if b, ok = w.attr(p, b, created, modified, depth+1); !ok {
 				return errRecordShape
 			}
 			return nil
@@ -266,7 +277,7 @@ func (w *lineWriter) attrMap(p *jsonParser, b, created []byte, depth int) ([]byt
 var attrMembers = [...]string{"t", "v", "o", "l", "d", "oa", "u", "c", "m", "s"}
 
 // attr rewrites one attribute instance.
-func (w *lineWriter) attr(p *jsonParser, b, parentCreated []byte, depth int) ([]byte, bool) {
+func (w *lineWriter) attr(p *jsonParser, b, parentCreated, defModified []byte, depth int) ([]byte, bool) {
 	if depth > maxJSONDepth || p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, false
 	}
@@ -282,6 +293,9 @@ func (w *lineWriter) attr(p *jsonParser, b, parentCreated []byte, depth int) ([]
 			return
 		}
 		timesDone = true
+		if modified == nil {
+			modified = defModified
+		}
 		if modified == nil {
 			modified = created
 		}
@@ -352,7 +366,7 @@ func (w *lineWriter) attr(p *jsonParser, b, parentCreated []byte, depth int) ([]
 			times()
 			n := len(b)
 			b = append(b, `,"s":`...)
-			if b, ok = w.attrMap(p, b, created, depth+1); ok && bytes.Equal(b[n+5:], []byte("{}")) {
+			if b, ok = w.attrMap(p, b, created, nil, depth+1); ok && bytes.Equal(b[n+5:], []byte("{}")) {
 				b = b[:n] // omitempty
 			}
 		}

@@ -31,6 +31,7 @@ func decodeRecord(b []byte, e *Entity) error { return decodeRecordKeeping(b, e, 
 // decoding it.
 func decodeRecordKeeping(b []byte, e *Entity, keep func(attr string) bool) error {
 	p := jsonParser{b: b}
+	var am time.Time // the attributes' default modifiedAt, if the record has one
 	err := p.members(func(k []byte) error {
 		var err error
 		switch string(k) {
@@ -46,6 +47,8 @@ func decodeRecordKeeping(b []byte, e *Entity, keep func(attr string) bool) error
 			e.CreatedAt, err = p.recordTime()
 		case "m":
 			e.ModifiedAt, err = p.recordTime()
+		case "am":
+			am, err = p.recordTime()
 		default:
 			return errRecordShape
 		}
@@ -63,6 +66,7 @@ func decodeRecordKeeping(b []byte, e *Entity, keep func(attr string) bool) error
 	if e.Attrs == nil {
 		e.Attrs = map[string][]*Attribute{}
 	}
+	fillModified(e.Attrs, am)
 	fillTimes(e.Attrs, e.CreatedAt)
 	return nil
 }

@@ -29,7 +29,83 @@ func recordSeeds(t testing.TB) [][]byte {
 			"urn:name": {{Type: LanguageProperty, LanguageMap: map[string]any{"en": "x", "fr": "y"}, CreatedAt: t0, ModifiedAt: t0}},
 			"urn:none": {},
 		}}
-	return append(out, appendEntity(nil, e))
+	return append(out, appendEntity(nil, e), appendEntity(nil, replacedEntity()))
+}
+
+// replacedEntity is an entity as a replace leaves it: its attributes keep
+// their createdAt and take the write's modifiedAt, but for one written
+// with its own and one whose modifiedAt is its createdAt; sub-attributes
+// keep theirs.
+func replacedEntity() *Entity {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	t1 := time.Date(2026, 3, 2, 0, 0, 0, 5, time.UTC)
+	return &Entity{ID: "urn:x:replaced", Types: []string{"urn:T"}, CreatedAt: t0, ModifiedAt: t1,
+		Attrs: map[string][]*Attribute{
+			"urn:a": {{Type: Property, Value: 1.0, CreatedAt: t0, ModifiedAt: t1}},
+			"urn:b": {{Type: Property, Value: "x", CreatedAt: t0.Add(time.Second), ModifiedAt: t1, DatasetID: "urn:ds:1"},
+				{Type: Property, Value: "y", CreatedAt: t0, ModifiedAt: t1,
+					Sub: map[string][]*Attribute{"urn:s": {{Type: Property, Value: 2.0, CreatedAt: t0, ModifiedAt: t0},
+						{Type: Property, Value: 3.0, CreatedAt: t0, ModifiedAt: t1, DatasetID: "urn:ds:2"}}}}},
+			"urn:c": {{Type: Relationship, Object: "urn:o:1", CreatedAt: t0, ModifiedAt: t0}},
+			"urn:d": {{Type: Property, Value: 4.0, CreatedAt: t0, ModifiedAt: t1.Add(-time.Hour)}},
+		}}
+}
+
+// TestAttrsModified checks that a record gives its attributes' shared
+// modifiedAt once ("am") when they have one, that it decodes (directly,
+// generically and as a summary) to the times written, and that the same
+// entity written as before, each instance with its own, decodes alike.
+func TestAttrsModified(t *testing.T) {
+	e := replacedEntity()
+	rec := appendEntity(nil, e)
+	if !bytes.Contains(rec, []byte(`"am":`)) || bytes.Count(rec, []byte(`"m":`)) != 4 {
+		t.Errorf("record of a replaced entity: %s\nwant \"am\" and modifiedAt only for the entity, urn:c, urn:d and urn:s", rec)
+	}
+	before := appendEntity(nil, &Entity{ID: e.ID, Types: e.Types})
+	before = append(before[:len(before)-len(`,"c":"0001-01-01T00:00:00Z","m":"0001-01-01T00:00:00Z"}`)], `,"a":`...)
+	before = appendAttrMap(before, e.Attrs, e.CreatedAt)
+	before = append(append(append(append(before, `,"c":`...), appendTime(nil, e.CreatedAt)...), `,"m":`...), appendTime(nil, e.ModifiedAt)...)
+	before = append(before, '}')
+	if bytes.Contains(before, []byte(`"am":`)) {
+		t.Fatalf("record as written before has \"am\": %s", before)
+	}
+	check := func(name string, got *Entity, subs bool) {
+		t.Helper()
+		for attr, insts := range e.Attrs {
+			for i, a := range insts {
+				g := got.Attrs[attr][i]
+				if !g.CreatedAt.Equal(a.CreatedAt) || !g.ModifiedAt.Equal(a.ModifiedAt) {
+					t.Errorf("%s: %s[%d] created %v modified %v, want %v %v", name, attr, i, g.CreatedAt, g.ModifiedAt, a.CreatedAt, a.ModifiedAt)
+				}
+				for sub, sis := range a.Sub {
+					if !subs {
+						continue
+					}
+					for j, sa := range sis {
+						gs := g.Sub[sub][j]
+						if !gs.CreatedAt.Equal(sa.CreatedAt) || !gs.ModifiedAt.Equal(sa.ModifiedAt) {
+							t.Errorf("%s: %s[%d].%s[%d] created %v modified %v, want %v %v", name, attr, i, sub, j, gs.CreatedAt, gs.ModifiedAt, sa.CreatedAt, sa.ModifiedAt)
+						}
+					}
+				}
+			}
+		}
+	}
+	for name, b := range map[string][]byte{"record": rec, "record as written before": before} {
+		var fast, slow, sum Entity
+		if err := decodeRecord(b, &fast); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, b)
+		}
+		if err := decodeRecordGeneric(b, &slow); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := decodeRecordKeeping(b, &sum, func(string) bool { return false }); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		check(name+", decodeRecord", &fast, true)
+		check(name+", decodeRecordGeneric", &slow, true)
+		check(name+", summary", &sum, false)
+	}
 }
 
 // TestDecodeRecord checks the direct record decoder against the generic
