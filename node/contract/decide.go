@@ -289,10 +289,16 @@ func signatureOf(a policy.Agreement, role string) []byte {
 
 // signedEntry is the audit entry for this node's signature on a.
 func (s *Service) signedEntry(e *entry, a policy.Agreement, sum [sha256.Size]byte, role string, now time.Time) *audit.Entry {
-	data, _ := json.Marshal(map[string]string{
-		"negotiation": e.key.Pid, "dataset": a.Dataset, "provider": a.Provider, "consumer": a.Consumer,
-		"signedAs": role, "terms": hex.EncodeToString(sum[:]),
-	})
+	// The members json.Marshal wrote from a map, in its (sorted) order: a
+	// struct spares building and sorting the map.
+	data, _ := json.Marshal(struct {
+		Consumer    string `json:"consumer"`
+		Dataset     string `json:"dataset"`
+		Negotiation string `json:"negotiation"`
+		Provider    string `json:"provider"`
+		SignedAs    string `json:"signedAs"`
+		Terms       string `json:"terms"`
+	}{a.Consumer, a.Dataset, e.key.Pid, a.Provider, role, hex.EncodeToString(sum[:])})
 	return &audit.Entry{Time: now, Kind: audit.KindAgreementSigned, Subject: a.ID, Peer: e.n.Peer(), Data: data}
 }
 

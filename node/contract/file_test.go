@@ -3,6 +3,8 @@ package contract
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"testing"
@@ -90,6 +92,27 @@ func TestAuditDataIsCanonical(t *testing.T) {
 		if err != nil || !bytes.Equal(canon, en.Data) {
 			t.Errorf("%s data %s is not canonical (%s, %v)", en.Kind, en.Data, canon, err)
 		}
+	}
+}
+
+// The agreement.signed entry's data is what json.Marshal wrote from a
+// map of its members before, escapes included: entries of both kinds
+// read and verify alike.
+func TestSignedEntryDataIsMapForm(t *testing.T) {
+	n, err := negotiation.NewProvider(negotiation.Config{Pid: "urn:uuid:p<1>", Peer: "12D3KooWConsumer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{log: slog.New(slog.DiscardHandler)}
+	e := &entry{key: negotiation.Key{Role: negotiation.Provider, Pid: n.Pid()}, n: n}
+	a := policy.Agreement{ID: "urn:uuid:a1", Dataset: "urn:ds:\"noise\" & é", Provider: "12D3KooWProvider", Consumer: "12D3KooWConsumer"}
+	sum := sha256.Sum256([]byte("terms"))
+	want, _ := json.Marshal(map[string]string{
+		"negotiation": e.key.Pid, "dataset": a.Dataset, "provider": a.Provider, "consumer": a.Consumer,
+		"signedAs": policy.RoleProvider, "terms": hex.EncodeToString(sum[:]),
+	})
+	if got := s.signedEntry(e, a, sum, policy.RoleProvider, time.Now()).Data; !bytes.Equal(got, want) {
+		t.Errorf("signedEntry data = %s\nwant %s", got, want)
 	}
 }
 
