@@ -228,7 +228,7 @@ var dutyActions = map[Action]bool{ActionAttribute: true, ActionInform: true, Act
 func (c *compiler) rules(rs []Rule, kind ruleKind, prefix, policyTarget string) []crule {
 	out := make([]crule, len(rs))
 	for i := range rs {
-		out[i] = c.rule(&rs[i], kind, kind, fmt.Sprintf("%s[%d]", prefix, i), policyTarget)
+		out[i] = c.rule(&rs[i], kind, kind, indexed(prefix, i), policyTarget)
 	}
 	return out
 }
@@ -258,7 +258,7 @@ func (c *compiler) rule(r *Rule, kind, top ruleKind, name, policyTarget string) 
 	}
 	cr.cons = c.nodes(r.Constraints, name, "constraint")
 	for i := range r.Duties {
-		cr.duties = append(cr.duties, c.rule(&r.Duties[i], kindDuty, top, fmt.Sprintf("%s.duty[%d]", name, i), policyTarget))
+		cr.duties = append(cr.duties, c.rule(&r.Duties[i], kindDuty, top, indexed(name+".duty", i), policyTarget))
 	}
 	return cr
 }
@@ -266,7 +266,7 @@ func (c *compiler) rule(r *Rule, kind, top ruleKind, name, policyTarget string) 
 func (c *compiler) nodes(cs []Constraint, rule, prefix string) []*cnode {
 	out := make([]*cnode, len(cs))
 	for i := range cs {
-		out[i] = c.node(&cs[i], rule, fmt.Sprintf("%s[%d]", prefix, i))
+		out[i] = c.node(&cs[i], rule, indexed(prefix, i))
 	}
 	return out
 }
@@ -289,7 +289,7 @@ func (c *compiler) node(con *Constraint, rule, path string) *cnode {
 			c.problem(CodeBadRightOperand, where, fmt.Sprintf("%s has no constraints", con.Logic))
 		}
 		for i := range con.Constraints {
-			n.kids = append(n.kids, c.node(&con.Constraints[i], rule, fmt.Sprintf("%s.%s[%d]", path, con.Logic, i)))
+			n.kids = append(n.kids, c.node(&con.Constraints[i], rule, indexed(path+"."+string(con.Logic), i)))
 		}
 		return n
 	}

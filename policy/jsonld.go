@@ -214,7 +214,7 @@ func parseRules(v any, kind string, duties bool) ([]Rule, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: %s[%d] must be an object, got %s", ErrSyntax, kind, i, jsonKind(x))
 		}
-		r, err := parseRule(obj, fmt.Sprintf("%s[%d]", kind, i), duties)
+		r, err := parseRule(obj, indexed(kind, i), duties)
 		if err != nil {
 			return nil, err
 		}
@@ -315,7 +315,7 @@ func parseConstraints(v any, where string) ([]Constraint, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: %s[%d] must be an object, got %s", ErrSyntax, where, i, jsonKind(x))
 		}
-		c, err := parseConstraint(obj, fmt.Sprintf("%s[%d]", where, i))
+		c, err := parseConstraint(obj, indexed(where, i))
 		if err != nil {
 			return nil, err
 		}
@@ -405,7 +405,7 @@ func parseOperand(v any, where string) (Operand, error) {
 	}
 	var o Operand
 	for i, x := range asList(v) {
-		l, err := parseLiteral(x, fmt.Sprintf("%s[%d]", where, i))
+		l, err := parseLiteral(x, indexed(where, i))
 		if err != nil {
 			return Operand{}, err
 		}
@@ -657,6 +657,13 @@ func operandJSON(o Operand) (any, error) {
 		return vals[0], nil
 	}
 	return vals, nil
+}
+
+// indexed names item i of a list: "permission[0]". The parser and the
+// compiler name every rule and constraint so; fmt.Sprintf took more than
+// the parse of the item.
+func indexed(list string, i int) string {
+	return list + "[" + strconv.Itoa(i) + "]"
 }
 
 func isJSONNumber(s string) bool {
