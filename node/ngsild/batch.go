@@ -396,7 +396,8 @@ func (s *Service) Put(entities []*Entity) (errs []error, err error) {
 // history and the change feed are kept as for any write, and subscriptions
 // fire. Entities without an id URI or a type still fail alone, in errs.
 // Everything written is durable when Land returns. ctx is checked before
-// the write starts; a write once started completes.
+// the write starts; a write once started completes. Land takes ownership of
+// the entities, as Put does.
 func (s *Service) Land(ctx context.Context, entities []*Entity) (errs []error, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -424,9 +425,10 @@ func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
 // createdAt of what survives.
 func (s *Service) putChange(e *Entity, validate bool) change {
 	return change{id: e.ID, summary: true, apply: func(old *Entity) (*Entity, error) {
+		// Put and Land own e (their callers hand it over), so it becomes
+		// the new state without a copy.
 		ne := e
 		if old != nil {
-			ne = e.clone()
 			ne.CreatedAt = old.CreatedAt
 			keepCreated(old, ne)
 		}
