@@ -158,26 +158,44 @@ func (o *Pending) AppendJSON(dst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persisting pending message: %w", err)
 	}
-	expect, err := json.Marshal(o.Expect)
-	if err != nil {
-		return nil, fmt.Errorf("persisting pending message: %w", err)
-	}
 	b := append(append(append(dst, `{"msg":`...), w...), `,"expect":`...)
-	b = strconv.AppendInt(append(append(b, expect...), `,"attempts":`...), int64(o.Attempts), 10)
+	if plainState(o.Expect) {
+		b = append(append(append(b, '"'), o.Expect...), '"')
+	} else {
+		expect, err := json.Marshal(o.Expect)
+		if err != nil {
+			return nil, fmt.Errorf("persisting pending message: %w", err)
+		}
+		b = append(b, expect...)
+	}
+	b = strconv.AppendInt(append(b, `,"attempts":`...), int64(o.Attempts), 10)
 	for _, t := range []struct {
 		name string
 		at   time.Time
 	}{{`,"firstSent":`, o.FirstSent}, {`,"nextAttempt":`, o.NextAttempt}} {
-		tb, err := t.at.MarshalJSON()
+		// What MarshalJSON writes (RFC 3339 between quotes), appended.
+		tb, err := t.at.AppendText(append(append(b, t.name...), '"'))
 		if err != nil {
+			_, err = t.at.MarshalJSON() // its error, as before
 			return nil, fmt.Errorf("persisting pending message: %w", err)
 		}
-		b = append(append(b, t.name...), tb...)
+		b = append(tb, '"')
 	}
 	if o.Final {
 		b = append(b, `,"final":true`...)
 	}
 	return append(b, '}'), nil
+}
+
+// plainState reports whether json.Marshal writes s between quotes as it
+// is: printable ASCII without the quote, the backslash, <, > and &.
+func plainState(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON restores a Pending, decoding Msg.

@@ -97,30 +97,38 @@ func TestPendingMarshalAsEncodingJSON(t *testing.T) {
 		{"final termination, resent", &protocol.ContractNegotiationTerminationMessage{Pids: protocol.Pids{ProviderPid: "p", ConsumerPid: "c"},
 			Code: "MIM-601", Reason: protocol.Reasons{"a \"quoted\" reason\n", "\u2028"}}, true, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			o := Start(t0.Add(123456789*time.Nanosecond), p, tc.msg, "TERMINATED", tc.final)
-			if tc.tick {
-				o.Tick(t0.Add(time.Second), p)
-			}
-			got, err := o.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := protocol.Encode(tc.msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := json.Marshal(pendingJSON{Msg: w, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Final: o.Final})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Fatalf("MarshalJSON = %s\nwant %s", got, want)
-			}
-			if again, _ := o.MarshalJSON(); string(again) != string(want) {
-				t.Fatalf("second MarshalJSON = %s\nwant %s", again, want)
-			}
-		})
+		for _, expect := range []string{"TERMINATED", `a<b>&"c\`} {
+			t.Run(tc.name+" "+expect, func(t *testing.T) {
+				o := Start(t0.Add(123456789*time.Nanosecond), p, tc.msg, expect, tc.final)
+				if tc.tick {
+					o.Tick(t0.Add(time.Second), p)
+				}
+				got, err := o.MarshalJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, err := protocol.Encode(tc.msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := json.Marshal(pendingJSON{Msg: w, Expect: o.Expect, Attempts: o.Attempts, FirstSent: o.FirstSent, NextAttempt: o.NextAttempt, Final: o.Final})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != string(want) {
+					t.Fatalf("MarshalJSON = %s\nwant %s", got, want)
+				}
+				if again, _ := o.MarshalJSON(); string(again) != string(want) {
+					t.Fatalf("second MarshalJSON = %s\nwant %s", again, want)
+				}
+			})
+		}
+	}
+	// A time MarshalJSON refuses fails as it did.
+	o := Start(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), p, &protocol.ContractNegotiationTerminationMessage{Pids: protocol.Pids{ProviderPid: "p", ConsumerPid: "c"}, Code: "MIM-601"}, "TERMINATED", true)
+	_, tErr := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).MarshalJSON()
+	if _, err := o.MarshalJSON(); err == nil || err.Error() != "persisting pending message: "+tErr.Error() {
+		t.Errorf("MarshalJSON in year 10000: %v, want the error of time.Time.MarshalJSON", err)
 	}
 }
 
