@@ -254,8 +254,10 @@ func (s *Service) blockLines(blocks []content.BlockRef) func() ([]byte, string, 
 // heldBlock reads a block this node holds and checks it against its CID.
 // One that fails is dropped, so that the next fetch fetches it again: a
 // block written but not yet synced when the machine crashed may have kept
-// its key and lost its bytes, and then reads as an error or, where later
-// writes reused its place in the value log, as other bytes (blocks.go).
+// its name and lost its bytes (a rename can reach the disk before the
+// data), and then reads short or as other bytes; one kept in the database
+// by an earlier node may read as an error or, where later writes reused
+// its place in the value log, as other bytes (blocks.go).
 func (s *Service) heldBlock(ref content.BlockRef) ([]byte, error) {
 	c := ref.CID.String()
 	data, err := s.getBlock(c)
