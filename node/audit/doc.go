@@ -22,7 +22,10 @@
 //		return err
 //	})
 //
-// A change that needs no state of its own uses Append.
+// A step that appends several entries (a transition, a decision, a
+// signature) appends them with AppendAllTx, which reads and writes the
+// head once for all of them. A change that needs no state of its own uses
+// Append.
 //
 // # Hashing
 //

@@ -57,7 +57,7 @@
 // a message and the decision it triggers cost one synced write; store the
 // negotiation with the audit entries of its transitions, the decision and
 // signatures, and any agreement file, in one transaction (audit.Log.Update
-// with audit.AppendTx); only then write the answer and send the messages,
+// with audit.AppendAllTx); only then write the answer and send the messages,
 // stepping the peer's answers back in. With peers that speak
 // /mim/negotiation/1.1.0 the messages a step produces go on the stream the
 // message came on, or on one new stream that then carries the whole
