@@ -179,3 +179,39 @@ func TestLegacySignedTermsBecomeTheirSum(t *testing.T) {
 		t.Fatalf("loaded meta: TermsSum %x, Canonical %q; want the sum %x and no terms", got.meta.TermsSum, got.meta.Canonical, sum)
 	}
 }
+
+// meta.appendJSON writes what json.Marshal writes, or declines.
+func TestMetaAppendJSONIsMarshal(t *testing.T) {
+	at := time.Date(2026, 12, 4, 19, 0, 0, 123456789, time.UTC)
+	decision := json.RawMessage(`{"action":"use","permit":true,"reasons":[{"code":"satisfied","text":"the purpose is research: \"x\"","where":"permission[0]"}]}`)
+	written := 0
+	for i, m := range []meta{
+		{Dataset: "urn:ds", Created: at, Updated: at},
+		{Dataset: "urn:ds", OfferID: "urn:offer:1", Created: at, Updated: at.Add(time.Second), AgreementID: "urn:uuid:a",
+			TermsSum: []byte{1, 2, 3, 250}, Signature: []byte("sig"), Approved: true, Decision: decision},
+		{Dataset: "urn:ds <&>", Created: at, Updated: at},
+		{Dataset: "é", Created: at, Updated: at},
+		{Dataset: "urn:ds", Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600)), Updated: time.Time{}},
+		{Dataset: "urn:ds", Created: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Updated: at},
+		{Dataset: "urn:ds", Created: at, Updated: at, Canonical: []byte("c"), File: []byte("f")},
+		{Dataset: "urn:ds", Created: at, Updated: at, Decision: json.RawMessage(`{ "permit" : true }`)},
+		{Dataset: "urn:ds", Created: at, Updated: at, Decision: json.RawMessage(`{"text":"a <b>"}`)},
+		{Dataset: "urn:ds", Created: at, Updated: at, Decision: json.RawMessage(`{"text":"\u00e9 é"}`)},
+		{Dataset: "urn:ds", Created: at, Updated: at, Decision: json.RawMessage(`{"text":"tab\t"}`)},
+		{Dataset: "urn:ds", Created: at, Updated: at, Decision: json.RawMessage(`{"a":1`)},
+		{Dataset: "urn:ds", Created: at, Updated: at, TermsSum: []byte{}, Decision: json.RawMessage(`[1,"\\\" ",{}]`)},
+	} {
+		got, ok := m.appendJSON(nil)
+		want, err := json.Marshal(m)
+		if !ok {
+			continue
+		}
+		written++
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("case %d: appendJSON = %s\njson.Marshal = %s, %v", i, got, want, err)
+		}
+	}
+	if written < 5 {
+		t.Errorf("appendJSON wrote %d cases itself", written)
+	}
+}

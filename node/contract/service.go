@@ -3,6 +3,7 @@ package contract
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,6 +209,87 @@ func (pn *peerNames) of(p peer.ID) string {
 		pn.m[p] = s
 	}
 	return s
+}
+
+// appendJSON appends json.Marshal(m) to dst for the metadata the driver
+// writes at every step: plain strings (printable ASCII that json.Marshal
+// writes as it is), times it can write, no legacy members and a decision
+// already compact with nothing json.Marshal escapes (Decision.MarshalJSON
+// makes it so). For anything else it says false, and the caller takes
+// json.Marshal.
+func (m *meta) appendJSON(dst []byte) ([]byte, bool) {
+	if len(m.Canonical) > 0 || len(m.File) > 0 || !plainJSONString(m.Dataset) || !plainJSONString(m.OfferID) ||
+		!plainJSONString(m.AgreementID) || (len(m.Decision) > 0 && !marshalledJSON(m.Decision)) {
+		return nil, false
+	}
+	b := append(dst, `{"dataset":"`...)
+	b = append(b, m.Dataset...)
+	b = append(b, '"')
+	if m.OfferID != "" {
+		b = append(append(append(b, `,"offerId":"`...), m.OfferID...), '"')
+	}
+	for _, t := range [...]struct {
+		name string
+		at   time.Time
+	}{{`,"created":"`, m.Created}, {`,"updated":"`, m.Updated}} {
+		var err error
+		if b, err = t.at.AppendText(append(b, t.name...)); err != nil {
+			return nil, false
+		}
+		b = append(b, '"')
+	}
+	if m.AgreementID != "" {
+		b = append(append(append(b, `,"agreementId":"`...), m.AgreementID...), '"')
+	}
+	for _, f := range [...]struct {
+		name string
+		v    []byte
+	}{{`,"termsSum":"`, m.TermsSum}, {`,"signature":"`, m.Signature}} {
+		if len(f.v) > 0 {
+			b = append(base64.StdEncoding.AppendEncode(append(b, f.name...), f.v), '"')
+		}
+	}
+	if m.Approved {
+		b = append(b, `,"approved":true`...)
+	}
+	if len(m.Decision) > 0 {
+		b = append(append(b, `,"decision":`...), m.Decision...)
+	}
+	return append(b, '}'), true
+}
+
+// plainJSONString reports whether json.Marshal writes s between quotes as
+// it is.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// marshalledJSON reports whether json.Marshal writes raw, a RawMessage,
+// as it is: valid, compact, and nothing in it that it escapes (<, >, &,
+// U+2028, U+2029) or any other byte outside printable ASCII.
+func marshalledJSON(raw []byte) bool {
+	if !json.Valid(raw) {
+		return false
+	}
+	in := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c >= 0x7f || c == '<' || c == '>' || c == '&':
+			return false
+		case in && c == '\\':
+			i++ // the escaped byte (the JSON is valid)
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
 }
 
 // record is a negotiation as stored.
@@ -590,16 +672,21 @@ func recordOf(e *entry, now time.Time) ([]byte, error) {
 		e.meta.Created = now
 	}
 	e.meta.Updated = now
-	mb, err := json.Marshal(e.meta)
-	if err != nil {
-		return nil, fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
-	}
 	// The record is assembled by hand, the negotiation written in place:
 	// json.Marshal would re-validate and compact the negotiation's bytes,
 	// which costs more than making them.
 	bp := recordScratch.Get().(*[]byte)
 	defer recordScratch.Put(bp)
-	b := append(append(append((*bp)[:0], `{"meta":`...), mb...), `,"negotiation":`...)
+	b, ok := e.meta.appendJSON(append((*bp)[:0], `{"meta":`...))
+	if !ok {
+		mb, err := json.Marshal(e.meta)
+		if err != nil {
+			return nil, fmt.Errorf("encoding negotiation %s: %w", e.key.Pid, err)
+		}
+		b = append(append((*bp)[:0], `{"meta":`...), mb...)
+	}
+	b = append(b, `,"negotiation":`...)
+	var err error
 	if b, err = e.n.AppendJSON(b); err != nil {
 		return nil, err
 	}
