@@ -97,7 +97,7 @@ func (b *Blobs) Put(name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -118,7 +118,15 @@ func (b *Blobs) ensureShard(shard string) error {
 	if b.shards[shard] {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(b.dir, shard), 0o750); err != nil {
+	// Mkdir, not MkdirAll: each shard is made once per process, and
+	// MkdirAll stats it and its parent first.
+	err := os.Mkdir(filepath.Join(b.dir, shard), 0o750)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(b.dir, 0o750); err == nil {
+			err = os.Mkdir(filepath.Join(b.dir, shard), 0o750)
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("creating blob directory: %w", err)
 	}
 	if !b.syncfs {

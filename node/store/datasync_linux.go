@@ -34,3 +34,14 @@ func syncfs(f *os.File) error {
 		}
 	}
 }
+
+// rename is rename(2), without os.Rename's Lstat of the new name (which
+// checks for a directory there): blob names are never directories, and
+// the Lstat was 0.06 s of the 0.13 s a 512 MiB fetch spent in Put
+// outside write(2) (BlockThroughput profile).
+func rename(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}

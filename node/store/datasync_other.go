@@ -11,3 +11,6 @@ func datasync(f *os.File) error { return f.Sync() }
 const haveSyncfs = false
 
 func syncfs(*os.File) error { panic("store: no syncfs") }
+
+// rename is os.Rename.
+func rename(from, to string) error { return os.Rename(from, to) }
