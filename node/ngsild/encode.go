@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -97,8 +97,16 @@ func attrsModified(e *Entity) time.Time {
 // appendAttrMapModified is appendAttrMap for instances whose default
 // modifiedAt is modified instead of their createdAt (when not zero).
 func appendAttrMapModified(b []byte, m map[string][]*Attribute, parentCreated, modified time.Time) []byte {
+	// The names sorted in an array on the stack for the usual entity
+	// (sortedKeys allocates on every write).
+	var buf [32]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -206,11 +214,12 @@ func appendValue(b []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(b, x)
 	case map[string]any:
-		keys := make([]string, 0, len(x))
+		var buf [16]string // on the stack for the usual object
+		keys := buf[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {

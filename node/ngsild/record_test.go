@@ -180,6 +180,23 @@ func BenchmarkDecodeRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkPackEntity measures encoding entity states as stored: the
+// record seeds (every SDM example, and a replaced entity).
+func BenchmarkPackEntity(b *testing.B) {
+	var ents []*Entity
+	for _, rec := range recordSeeds(b) {
+		e := new(Entity)
+		if err := decodeRecord(rec, e); err != nil {
+			b.Fatal(err)
+		}
+		ents = append(ents, e)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		packEntity(ents[i%len(ents)])
+	}
+}
+
 // TestPackedEntity checks that a packed entity decodes as its JSON does
 // (records written before packing are JSON and must still be read), and
 // that a damaged packed record is an error.
