@@ -177,7 +177,7 @@ func appendTime(b []byte, t time.Time) []byte {
 	lastTime.Lock()
 	if !lastTime.t.Equal(t) || lastTime.t.Location() != t.Location() || lastTime.s == nil {
 		lastTime.t = t
-		lastTime.s = append(append(append(lastTime.s[:0], '"'), t.AppendFormat(nil, time.RFC3339Nano)...), '"')
+		lastTime.s = append(t.AppendFormat(append(lastTime.s[:0], '"'), time.RFC3339Nano), '"')
 	}
 	b = append(b, lastTime.s...)
 	lastTime.Unlock()
