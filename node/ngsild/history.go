@@ -199,7 +199,8 @@ type histEntry struct {
 // marker when the write brings attributes new to the entity (nil
 // otherwise); tx, when not nil, is read for the stored marker.
 func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string][]*Attribute) (recs []histEntry, mark *histEntry, err error) {
-	var fresh []uint32
+	var freshBuf [32]uint32 // codes of attributes new to the entity, on the stack as a rule
+	fresh := freshBuf[:0]
 	src := ne.Attrs
 	if explicit != nil {
 		src = explicit
@@ -209,7 +210,8 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		val []byte
 		buf *[]byte // from histScratch, holding val
 	}
-	var groups []group
+	var groupsBuf [4]group // a write's instances have one or two instants, as a rule
+	groups := groupsBuf[:0]
 	// A write's instances all have its modifiedAt; explicit ones
 	// (temporal POST) may not.
 	shared := explicit == nil
@@ -256,6 +258,9 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		}
 	}
 	for _, g := range groups {
+		if recs == nil {
+			recs = make([]histEntry, 0, len(groups))
+		}
 		k := make([]byte, 0, len(keyHist)+len(ne.ID)+1+histRecordSuffix)
 		k = append(append(append(k, keyHist...), ne.ID...), 0)
 		k = binary.BigEndian.AppendUint64(k, revTime(g.at))
@@ -266,14 +271,12 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 	}
 	// The union of what is stored, what old had (an earlier chunk of the
 	// same commit may have added to it, unseen by tx) and what is new.
-	codes := map[uint32]bool{}
-	for _, c := range fresh {
-		codes[c] = true
-	}
+	// Collected in a list, then sorted and made unique.
+	list := fresh
 	if old != nil {
 		for attr := range old.Attrs {
 			if c, ok := s.codes.lookup(attr); ok {
-				codes[c] = true
+				list = append(list, c)
 			}
 		}
 	}
@@ -283,15 +286,12 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, nil, err
 		}
-		for _, c := range markCodes(v) {
-			codes[c] = true
+		for ; len(v) >= 4; v = v[4:] {
+			list = append(list, binary.BigEndian.Uint32(v))
 		}
 	}
-	list := make([]uint32, 0, len(codes))
-	for c := range codes {
-		list = append(list, c)
-	}
 	slices.Sort(list)
+	list = slices.Compact(list)
 	val := make([]byte, 0, 4*len(list))
 	for _, c := range list {
 		val = binary.BigEndian.AppendUint32(val, c)
