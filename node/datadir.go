@@ -23,6 +23,7 @@ const (
 	TokenFile  = "api.token"
 	LockFile   = "lock"
 	StoreDir   = "badger"
+	BlocksDir  = "blocks"
 )
 
 // EnvDataDir names the environment variable that selects the data directory

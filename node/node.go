@@ -102,7 +102,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if n.token, err = ensureToken(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreDir), store.Options{Logger: log, CacheMiB: cfg.Store.CacheMiB})
+	n.store, err = store.Open(filepath.Join(cfg.DataDir, StoreDir), store.Options{Logger: log, CacheMiB: cfg.Store.CacheMiB,
+		BlobsDir: filepath.Join(cfg.DataDir, BlocksDir)})
 	if err != nil {
 		return nil, err
 	}

@@ -383,7 +383,7 @@ func benchIngest(ctx context.Context, b *bench, m *Member) error {
 	note := fmt.Sprintf("%d queries over %d stored entities, HTTP on loopback; indexes asked for after %d entities", b.sz.Queries, stored, b.sz.Upserts)
 	b.set("ngsild.query.q", percentile(qLat, 0.95), 0, "", note)
 	b.set("ngsild.query.near", percentile(nearLat, 0.95), 0, "", note+", maxDistance 300 m")
-	size := dirSize(filepath.Join(m.DataDir(), "badger"))
+	size := dirSize(filepath.Join(m.DataDir(), "badger")) // node.StoreDir; blocks are not entities
 	b.set("ngsild.size", float64(size)/float64(stored), 0, "",
 		fmt.Sprintf("disk blocks of the node's whole store over %d entities (history, indexes, change feed included)", stored))
 	return nil
