@@ -81,29 +81,36 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	return written + int64(len(deletes)), nil
 }
 
-// landChunk writes entities and their provenance.
+// landChunk writes entities and their provenance. The provenance is
+// committed first, without a sync: Land's own sync, which covers every
+// write committed before it, makes both durable at once (one sync per
+// chunk, not two), and a crash of the machine can leave provenance
+// without its entity (the id is then served as received, not as local:
+// the cautious side) but not an entity without its provenance, which
+// this node would serve as its own. A chunk in which Land writes nothing
+// is made durable by the synced write of the landed version at the end.
 func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, prov []byte) error {
 	ids := make([]string, len(ents))
+	wb := s.o.Store.NewBatch()
+	defer wb.Cancel()
 	for i, e := range ents {
 		ids[i] = e.ID
+		if err := wb.Set(provenanceKey(e.ID), prov); err != nil {
+			return err
+		}
+	}
+	if err := wb.FlushNoSync(); err != nil {
+		return fmt.Errorf("storing provenance: %w", err)
 	}
 	// Land owns ents from here on.
 	errs, err := s.o.NGSILD.Land(ctx, ents)
 	if err != nil {
 		return fmt.Errorf("landing entities: %w", err)
 	}
-	wb := s.o.Store.NewBatch()
-	defer wb.Cancel()
 	for i, id := range ids {
 		if errs[i] != nil {
 			return fmt.Errorf("landing entity %s: %w", id, errs[i])
 		}
-		if err := wb.Set(provenanceKey(id), prov); err != nil {
-			return err
-		}
-	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("storing provenance: %w", err)
 	}
 	return nil
 }
