@@ -3,6 +3,7 @@ package transfer
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -115,6 +116,55 @@ func (w *blockWriter) putNew(c string, data []byte) error {
 		return err
 	}
 	return w.put(c, data)
+}
+
+// behind returns a put that hands blocks to a goroutine of their own,
+// which writes each with putNew, so that the caller (a version build,
+// which reads, encodes and hashes the entities) does not wait on the
+// file system; the caller owns neither data nor the block after put. A
+// put after a failed write returns that write's error. wait, which the
+// caller must call once it puts no more (also when it gives up), returns
+// once every block handed over is written, with the first error.
+func (w *blockWriter) behind() (put func(c string, data []byte) error, wait func() error) {
+	type block struct {
+		c    string
+		data []byte
+	}
+	// A few blocks in flight (each at most content.MaxBlockSize).
+	ch := make(chan block, 4)
+	done := make(chan struct{})
+	var failed atomic.Pointer[error]
+	go func() {
+		defer close(done)
+		for b := range ch {
+			if failed.Load() != nil {
+				continue
+			}
+			if err := w.putNew(b.c, b.data); err != nil {
+				failed.Store(&err)
+			}
+		}
+	}()
+	put = func(c string, data []byte) error {
+		if err := failed.Load(); err != nil {
+			return *err
+		}
+		ch <- block{c, data}
+		return nil
+	}
+	var waited bool
+	wait = func() error {
+		if !waited {
+			waited = true
+			close(ch)
+			<-done
+		}
+		if err := failed.Load(); err != nil {
+			return *err
+		}
+		return nil
+	}
+	return put, wait
 }
 
 // finish commits what the writer wrote so that a durable store write

@@ -122,13 +122,20 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	}
 	bw := s.newBlockWriter()
 	defer bw.cancel()
+	// Block files are written behind the build, which the entity walk,
+	// encoding and hashing keep busy.
+	put, wait := bw.behind()
+	defer wait()
 	eb := content.NewEntityBuilder(func(blk content.Block) error {
-		return bw.putNew(blk.CID.String(), blk.Data)
+		return put(blk.CID.String(), blk.Data)
 	})
 	if err := s.eachInView(ctx, f, func(id string, line []byte) error { return eb.Add(id, line) }); err != nil {
 		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
 	}
 	m, err := eb.Finish()
+	if err == nil {
+		err = wait()
+	}
 	if err != nil {
 		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
 	}
