@@ -26,6 +26,7 @@ import (
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/node/store"
@@ -388,7 +389,7 @@ func benchIngest(ctx context.Context, b *bench, m *Member) error {
 	// holds the newest writes uncompressed until badger flushes them into
 	// a table, so the total swings with when that happened; the note says
 	// how much of it was in the log.
-	size, inLog := dirSize(filepath.Join(m.DataDir(), "badger"))
+	size, inLog := dirSize(filepath.Join(m.DataDir(), node.StoreDir))
 	b.set("ngsild.size", float64(size)/float64(stored), 0, "",
 		fmt.Sprintf("disk blocks of the node's whole store over %d entities (history, indexes, change feed included; %.0f B/entity of it in the memtable log, not yet compacted)",
 			stored, float64(inLog)/float64(stored)))
