@@ -106,13 +106,9 @@ func Hash(e Entry) (string, error) {
 	// One buffer holds the previous hash and the canonical entry after it,
 	// hashed at once: Hash runs for every entry appended.
 	buf := make([]byte, 0, sha256.Size+160+len(e.Data)+len(e.Subject)+len(e.Peer)+len(e.Kind))
-	buf, ok := appendHexHash(buf, e.Prev)
-	if !ok {
-		prev, err := hex.DecodeString(e.Prev)
-		if err != nil {
-			return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
-		}
-		buf = append(buf, prev...)
+	buf, err := hex.AppendDecode(buf, []byte(e.Prev))
+	if err != nil {
+		return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
 	}
 	e.Hash = ""
 	e.Time = e.Time.UTC()
@@ -181,37 +177,6 @@ func appendCanonicalEntry(b []byte, e Entry) ([]byte, bool) {
 	b = appendMember(b, "subject", e.Subject)
 	b = append(e.Time.AppendFormat(append(b, `"time":"`...), time.RFC3339Nano), '"', '}')
 	return b, true
-}
-
-// appendHexHash appends the bytes of h when it is a SHA-256 in hex (64
-// hex digits, either case); false for anything else, which
-// hex.DecodeString decides.
-func appendHexHash(dst []byte, h string) ([]byte, bool) {
-	if len(h) != 2*sha256.Size {
-		return dst, h == ""
-	}
-	n := len(dst)
-	for i := 0; i < len(h); i += 2 {
-		hi, ok1 := fromHex(h[i])
-		lo, ok2 := fromHex(h[i+1])
-		if !ok1 || !ok2 {
-			return dst[:n], false
-		}
-		dst = append(dst, hi<<4|lo)
-	}
-	return dst, true
-}
-
-func fromHex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // isCanonical reports whether b is JSON that the JSON Canonicalization
