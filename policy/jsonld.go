@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Parse reads one ODRL policy in JSON-LD compact form (ODRL or DSP context)
@@ -666,10 +667,8 @@ func indexed(list string, i int) string {
 	return list + "[" + strconv.Itoa(i) + "]"
 }
 
+// isJSONNumber reports whether s is a JSON number, trailing white space
+// allowed as json.Unmarshal allows it: plainNumber's grammar.
 func isJSONNumber(s string) bool {
-	if s == "" || !(s[0] == '-' || s[0] >= '0' && s[0] <= '9') {
-		return false
-	}
-	var n json.Number
-	return json.Unmarshal([]byte(s), &n) == nil
+	return plainNumber(strings.TrimRight(s, " \t\n\r"))
 }
