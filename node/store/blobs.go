@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -200,23 +201,12 @@ func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {
 	}
 	n := int(fi.Size())
 	start := len(dst)
-	dst = grow(dst, n)
+	dst = slices.Grow(dst, n)[:start+n]
 	got, err := io.ReadFull(f, dst[start:start+n])
 	if err != nil {
 		return dst[:start+got], fmt.Errorf("reading blob %s: %w", name, err)
 	}
 	return dst, nil
-}
-
-// grow extends dst by n bytes, reallocating only when its capacity is
-// short.
-func grow(dst []byte, n int) []byte {
-	if cap(dst)-len(dst) >= n {
-		return dst[:len(dst)+n]
-	}
-	out := make([]byte, len(dst)+n, len(dst)+n+n/8)
-	copy(out, dst)
-	return out
 }
 
 // Has reports whether the blob name exists.
