@@ -133,17 +133,13 @@ func Hash(e Entry) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// canonicalEntry writes e (Hash empty, Time in UTC) in the JSON
-// Canonicalization Scheme directly, without encoding it and parsing it
-// back: Hash runs for every entry appended, inside the log's commit. It
-// gives the bytes jcs.Transform(json.Marshal(e)) gives, and says !ok for
-// what it does not write itself: strings that need escaping, data that
-// is not JSON, sequence numbers beyond 2^53 and years outside 0-9999.
-func canonicalEntry(e Entry) ([]byte, bool) {
-	return appendCanonicalEntry(make([]byte, 0, 160+len(e.Data)+len(e.Subject)+len(e.Peer)), e)
-}
-
-// appendCanonicalEntry is canonicalEntry appending to b.
+// appendCanonicalEntry appends e (Hash empty, Time in UTC) to b in the
+// JSON Canonicalization Scheme directly, without encoding it and parsing
+// it back: Hash runs for every entry appended, inside the log's commit.
+// It appends the bytes jcs.Transform(json.Marshal(e)) gives, and says !ok
+// for what it does not write itself: strings that need escaping, data
+// that is not JSON, sequence numbers beyond 2^53 and years outside
+// 0-9999.
 func appendCanonicalEntry(b []byte, e Entry) ([]byte, bool) {
 	if y := e.Time.Year(); y < 0 || y > 9999 || e.Seq > 1<<53 {
 		return nil, false
