@@ -103,7 +103,11 @@ func histMarkKey(id string) []byte { return []byte(keyHistAttr + id) }
 
 // markCodes decodes a marker value: the codes, 4 bytes BE each.
 func markCodes(v []byte) []uint32 {
-	out := make([]uint32, 0, len(v)/4)
+	return appendMarkCodes(make([]uint32, 0, len(v)/4), v)
+}
+
+// appendMarkCodes appends the codes of a marker value to out.
+func appendMarkCodes(out []uint32, v []byte) []uint32 {
 	for ; len(v) >= 4; v = v[4:] {
 		out = append(out, binary.BigEndian.Uint32(v))
 	}
@@ -286,9 +290,7 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, nil, err
 		}
-		for ; len(v) >= 4; v = v[4:] {
-			list = append(list, binary.BigEndian.Uint32(v))
-		}
+		list = appendMarkCodes(list, v)
 	}
 	slices.Sort(list)
 	list = slices.Compact(list)
