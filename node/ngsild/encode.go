@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -100,11 +99,7 @@ func appendAttrMapModified(b []byte, m map[string][]*Attribute, parentCreated, m
 	// The names sorted in an array on the stack for the usual entity
 	// (sortedKeys allocates on every write).
 	var buf [32]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := appendSortedKeys(buf[:0], m)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -215,11 +210,7 @@ func appendValue(b []byte, v any) []byte {
 		return strconv.AppendBool(b, x)
 	case map[string]any:
 		var buf [16]string // on the stack for the usual object
-		keys := buf[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
+		keys := appendSortedKeys(buf[:0], x)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {

@@ -50,7 +50,12 @@ func (s *Service) stats() (map[string]*typeStats, error) {
 }
 
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+	return appendSortedKeys(make([]string, 0, len(m)), m)
+}
+
+// appendSortedKeys appends m's keys, sorted, to keys (empty): with keys
+// on a caller's stack array, the usual map's names need no allocation.
+func appendSortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
