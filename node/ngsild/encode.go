@@ -355,10 +355,13 @@ func appendVarStrings(b []byte, list []string) []byte {
 	return b
 }
 
+// errFeedShort is decodeFeedHeader's error for a header that ends early,
+// made once rather than for every record decoded.
+var errFeedShort = errors.New("truncated feed record header")
+
 // decodeFeedHeader decodes a binary header (appendChange) after its first
 // byte.
 func decodeFeedHeader(h []byte, rec *changeRecord) error {
-	errShort := errors.New("truncated feed record header")
 	uvarint := func() (uint64, bool) {
 		v, n := binary.Uvarint(h)
 		if n <= 0 {
@@ -394,31 +397,31 @@ func decodeFeedHeader(h []byte, rec *changeRecord) error {
 	}
 	var ok bool
 	if rec.Seq, ok = uvarint(); !ok {
-		return errShort
+		return errFeedShort
 	}
 	op, ok := str()
 	if !ok {
-		return errShort
+		return errFeedShort
 	}
 	rec.Op = Op(op)
 	sec, n := binary.Varint(h)
 	if n <= 0 {
-		return errShort
+		return errFeedShort
 	}
 	h = h[n:]
 	nsec, ok := uvarint()
 	if !ok || nsec >= 1e9 {
-		return errShort
+		return errFeedShort
 	}
 	rec.At = time.Unix(sec, int64(nsec)).UTC()
 	if rec.ID, ok = str(); !ok {
-		return errShort
+		return errFeedShort
 	}
 	if rec.Types, ok = strs(); !ok {
-		return errShort
+		return errFeedShort
 	}
 	if rec.Removed, ok = strs(); !ok {
-		return errShort
+		return errFeedShort
 	}
 	if len(h) != 0 {
 		return errors.New("feed record header has trailing bytes")
