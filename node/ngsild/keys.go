@@ -29,7 +29,8 @@ import (
 //	                                          cells covering another geometry's bounding box
 //	n/k/<typeIRI> 00                          count of entities of a type (uint64 BE)
 //	n/k/<typeIRI> 00 <attrIRI> 00 <attrType>  count of those entities with the attribute
-//	n/f/<seq, 8 bytes BE>                     change feed: header (JSON; id and types only for
+//	n/f/<seq, 8 bytes BE>                     change feed: header (binary, feedHeader; JSON in
+//	                                          records written before; id and types only for
 //	                                          a delete) + the entity's state, packed JSON of
 //	                                          Entity with expanded names (appendChange,
 //	                                          packEntity, decodeChange)
