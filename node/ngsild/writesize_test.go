@@ -9,17 +9,15 @@ import (
 	"github.com/mimnode/mimnode/node/store"
 )
 
-// TestBytesPerEntity logs the bytes (keys and values) an AirQualityObserved
-// upsert leaves in the store per entity, by key prefix: after the
-// entities are created, and what replacing them all once adds. It checks
-// nothing; run it with -v to see where the bytes of a write go.
-func TestBytesPerEntity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads 2,000 entities")
-	}
+// BenchmarkBytesPerEntity measures the bytes (keys and values) an
+// AirQualityObserved upsert leaves in the store per entity: after the
+// entities are created, and what replacing them all once adds. It is a
+// measurement, not a check, so it is a benchmark: run it with
+// -benchtime 1x -v to see the bytes by key prefix as well.
+func BenchmarkBytesPerEntity(b *testing.B) {
 	const total = 2000
-	n := newTestNodeOn(t, openDisk(t), nil)
-	bodies := batchBodies(t, total, 1000, 7)
+	n := newTestNodeOn(b, openDisk(b), nil)
+	bodies := batchBodies(b, total, 1000, 7)
 	sizes := func() map[string][2]int {
 		out := map[string][2]int{}
 		err := n.svc.db.View(func(tx *store.Txn) error {
@@ -39,19 +37,19 @@ func TestBytesPerEntity(t *testing.T) {
 			})
 		})
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		return out
 	}
 	upsert := func() {
-		for _, b := range bodies {
-			rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", b, link(envContext)...)
+		for _, body := range bodies {
+			rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", body, link(envContext)...)
 			if rec.Code != http.StatusCreated && rec.Code != http.StatusNoContent {
-				t.Fatalf("upsert: %d %s", rec.Code, rec.Body.String())
+				b.Fatalf("upsert: %d %s", rec.Code, rec.Body.String())
 			}
 		}
 	}
-	report := func(what string, before, after map[string][2]int) {
+	report := func(what string, before, after map[string][2]int) float64 {
 		var prefixes []string
 		for p := range after {
 			prefixes = append(prefixes, p)
@@ -64,14 +62,18 @@ func TestBytesPerEntity(t *testing.T) {
 				continue
 			}
 			sumK, sumV = sumK+dk, sumV+dv
-			t.Logf("%s %-5q keys %7.1f B/entity, values %7.1f B/entity", what, p, float64(dk)/total, float64(dv)/total)
+			b.Logf("%s %-5q keys %7.1f B/entity, values %7.1f B/entity", what, p, float64(dk)/total, float64(dv)/total)
 		}
-		t.Logf("%s total keys %.1f + values %.1f = %.1f B/entity", what, float64(sumK)/total, float64(sumV)/total, float64(sumK+sumV)/total)
+		b.Logf("%s total keys %.1f + values %.1f = %.1f B/entity", what, float64(sumK)/total, float64(sumV)/total, float64(sumK+sumV)/total)
+		return float64(sumK+sumV) / total
 	}
+	// The sizes do not depend on b.N: one round is measured whatever it is.
 	s0 := sizes()
 	upsert()
 	s1 := sizes()
-	report("create ", s0, s1)
+	created := report("create ", s0, s1)
 	upsert()
-	report("replace", s1, sizes())
+	replaced := report("replace", s1, sizes())
+	b.ReportMetric(created, "create-B/entity")
+	b.ReportMetric(replaced, "replace-B/entity")
 }
