@@ -1,7 +1,10 @@
 package contract_test
 
 import (
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,7 +31,7 @@ func BenchmarkNegotiationLoopback(b *testing.B) {
 	request(b, res, prov, dsNoise, offer, policy.PurposeResearch)
 	var lat []time.Duration
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu, written := processCPU(), processWritten()
 	for b.Loop() {
 		start := time.Now()
 		got := request(b, res, prov, dsNoise, offer, policy.PurposeResearch)
@@ -39,6 +42,7 @@ func BenchmarkNegotiationLoopback(b *testing.B) {
 	}
 	reportPercentiles(b, lat)
 	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
+	b.ReportMetric(float64(processWritten()-written)/1024/float64(b.N), "dirtied-KB/negotiation")
 }
 
 // BenchmarkNegotiationThroughput8Consumers measures completed
@@ -59,7 +63,7 @@ func BenchmarkNegotiationThroughput8Consumers(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	cpu := processCPU()
+	cpu, written := processCPU(), processWritten()
 	var left atomic.Int64
 	left.Store(int64(b.N))
 	var wg sync.WaitGroup
@@ -79,6 +83,7 @@ func BenchmarkNegotiationThroughput8Consumers(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "negotiations/s")
 	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
+	b.ReportMetric(float64(processWritten()-written)/1024/float64(b.N), "dirtied-KB/negotiation")
 }
 
 // processCPU is the CPU time the test process has used, user and system:
@@ -90,6 +95,27 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processWritten is the number of bytes the test process has caused to be
+// written to storage, as Linux counts them (write_bytes in /proc/self/io:
+// each page of a file dirtied, the memory-mapped write-ahead logs
+// included, once until it is written back); 0 where there is no such
+// file. Every byte a negotiation stores costs a share of page faults,
+// memtable space and syncs; this counts it where CPU time is too noisy
+// to tell.
+func processWritten() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func reportPercentiles(b *testing.B, lat []time.Duration) {
