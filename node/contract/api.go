@@ -305,8 +305,10 @@ type AgreementInfo struct {
 func (s *Service) Agreement(id string) ([]byte, error) {
 	var b []byte
 	err := s.o.Store.View(func(tx *store.Txn) error {
-		var err error
-		b, err = tx.Get(agreementKey(id))
+		v, err := tx.Get(agreementKey(id))
+		if err == nil {
+			b, err = unpackAgreement(v)
+		}
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -323,7 +325,11 @@ func (s *Service) Agreements() ([]AgreementInfo, error) {
 	out := []AgreementInfo{}
 	err := s.o.Store.View(func(tx *store.Txn) error {
 		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "a", "")}, func(k, v []byte) error {
-			a, err := policy.ParseAgreement(v)
+			file, err := unpackAgreement(v)
+			var a policy.Agreement
+			if err == nil {
+				a, err = policy.ParseAgreement(file)
+			}
 			if err != nil {
 				id, _ := url.PathUnescape(string(k[len(store.Key(store.PrefixNegotiation, "a", "")):]))
 				return fmt.Errorf("reading agreement %s: %w", id, err)

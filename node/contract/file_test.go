@@ -215,3 +215,33 @@ func TestMetaAppendJSONIsMarshal(t *testing.T) {
 		t.Errorf("appendJSON wrote %d cases itself", written)
 	}
 }
+
+// TestAgreementFilesArePacked: agreement files are stored packed and
+// read back byte for byte, and files stored as plain JSON before are
+// still read and listed.
+func TestAgreementFilesArePacked(t *testing.T) {
+	prov, cons := newKeySigner(t), newKeySigner(t)
+	tpl, _ := policy.LookupTemplate("research-only")
+	offer, _ := tpl.New(policy.Params{ID: "urn:offer:1", Target: "urn:ds:noise", Assigner: prov.PeerID()})
+	a, err := policy.NewAgreement(policy.Agreement{ID: "urn:uuid:a1", Dataset: "urn:ds:noise", Provider: prov.PeerID(),
+		Consumer: cons.PeerID(), Policy: offer, Created: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Sign(prov)
+	a.Sign(cons)
+	file, _ := a.MarshalJSON()
+	packed := store.Pack(file)
+	if packed[0] != store.PackedMarker || len(packed) >= len(file) {
+		t.Fatalf("agreement file of %d bytes packed to %d", len(file), len(packed))
+	}
+	for name, stored := range map[string][]byte{"packed": packed, "plain JSON": file} {
+		got, err := unpackAgreement(stored)
+		if err != nil || !bytes.Equal(got, file) {
+			t.Fatalf("unpackAgreement(%s) = %s, %v\nwant %s", name, got, err, file)
+		}
+	}
+	if _, err := unpackAgreement(append([]byte{store.PackedMarker}, "garbage"...)); err == nil {
+		t.Fatal("unpackAgreement(bad packing) succeeded")
+	}
+}

@@ -2,6 +2,7 @@ package contract_test
 
 import (
 	"bytes"
+	"net/url"
 	"testing"
 
 	"github.com/mimnode/mimnode/node"
@@ -52,5 +53,44 @@ func TestFinalizedRecordKeepsNoTerms(t *testing.T) {
 		if err != nil || in.State != negotiation.Finalized || in.AgreementID != got.AgreementID {
 			t.Fatalf("%s: Get = %+v, %v", n.Config().Name, in, err)
 		}
+	}
+}
+
+// TestLegacyAgreementFileRead: an agreement file stored as plain JSON,
+// as before files were packed, is served and listed as it is.
+func TestLegacyAgreementFileRead(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	if got.State != negotiation.Finalized {
+		t.Fatalf("ended %s %v", got.State, got.Reasons)
+	}
+	file, err := res.Contracts().Agreement(got.AgreementID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := store.Key(store.PrefixNegotiation, "a", url.PathEscape(got.AgreementID))
+	err = res.Store().Update(func(tx *store.Txn) error {
+		stored, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		if stored[0] != store.PackedMarker {
+			t.Errorf("agreement file stored unpacked: %s", stored)
+		}
+		return tx.Set(key, file)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := res.Contracts().Agreement(got.AgreementID)
+	if err != nil || !bytes.Equal(again, file) {
+		t.Fatalf("plain agreement file read as %s, %v\nwant %s", again, err, file)
+	}
+	list, err := res.Contracts().Agreements()
+	if err != nil || len(list) != 1 || list[0].ID != got.AgreementID {
+		t.Fatalf("Agreements = %+v, %v", list, err)
 	}
 }

@@ -302,7 +302,7 @@ type record struct {
 //
 //	g/n/<role>/<own pid>            record (meta and negotiation.Marshal)
 //	g/r/<consumer peer>/<consumer pid>  provider pid, to find a resent first request
-//	g/a/<agreement id>              the doubly signed agreement file (policy canonical form)
+//	g/a/<agreement id>              the doubly signed agreement file (policy canonical form), packed
 //	g/o/<dataset>/<offer id>        interim offers registry (Registry)
 func negKey(k negotiation.Key) []byte {
 	return store.Key(store.PrefixNegotiation, "n", string(k.Role), url.PathEscape(k.Pid))
@@ -598,7 +598,7 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 	for _, t := range rd.Transitions {
 		if t.To == negotiation.Finalized && t.From != t.To {
 			if file := s.agreementFile(e); len(file) > 0 {
-				e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: file})
+				e.staged = append(e.staged, staged{key: agreementKey(e.meta.AgreementID), value: store.Pack(file)})
 			}
 			// Stored under its own key from now on, and the record
 			// keeps neither it nor the terms it carries.
@@ -693,6 +693,24 @@ func recordOf(e *entry, now time.Time) ([]byte, error) {
 	b = append(b, '}')
 	*bp = b
 	return store.Pack(b), nil
+}
+
+// Agreement files are stored packed as well (store.Pack): one is written
+// on each side of every negotiation, and its two peer IDs, named in the
+// terms and again in the signatures, and its policy pack to two thirds.
+// Files stored before are plain JSON and are read as they are.
+
+// maxAgreementFile bounds what a packed agreement file may claim to
+// unpack to: the file travels inside one negotiation frame.
+const maxAgreementFile = protocol.MaxNegotiationFrame
+
+// unpackAgreement returns the agreement file stored as b.
+func unpackAgreement(b []byte) ([]byte, error) {
+	file, err := store.Unpack(b, maxAgreementFile)
+	if err != nil {
+		return nil, fmt.Errorf("unpacking stored agreement: %w", err)
+	}
+	return file, nil
 }
 
 // unpackRecord returns the JSON of a stored record.
