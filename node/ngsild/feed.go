@@ -165,6 +165,7 @@ func (s *Service) TrimChanges(before uint64) error {
 	start := feedKey(0)
 	for {
 		var keys [][]byte
+		states := map[uint64][]byte{} // of the records dropped, for their history
 		err := s.db.View(func(tx *store.Txn) error {
 			return tx.Iterate(store.IterOptions{Prefix: []byte(keyFeed), Start: start}, func(k, v []byte) error {
 				if len(k) != len(keyFeed)+8 || binary.BigEndian.Uint64(k[len(keyFeed):]) >= before || len(keys) >= 10000 {
@@ -182,10 +183,17 @@ func (s *Service) TrimChanges(before uint64) error {
 					}
 				}
 				keys = append(keys, bytes.Clone(k))
+				if len(body) > 0 {
+					states[binary.BigEndian.Uint64(k[len(keyFeed):])] = bytes.Clone(body)
+				}
 				return nil
 			})
 		})
 		if err != nil {
+			return fmt.Errorf("trim changes: %w", err)
+		}
+		// The history records of these writes may refer to them.
+		if err := s.writeOutHistory(states); err != nil {
 			return fmt.Errorf("trim changes: %w", err)
 		}
 		if len(keys) == 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -30,6 +31,10 @@ import (
 //	                                                      whose instances differ in modifiedAt:
 //	                                                      entries <attr code, 4 bytes BE>
 //	                                                      <length, 4 bytes BE> <instance>)
+//	                                                      (records the write path writes:
+//	                                                      03 <attr codes, uvarint each>,
+//	                                                      histFeed, the instances being in
+//	                                                      the feed record seq)
 //	n/ha/<id>                                              codes of the attributes id has
 //	                                                      history of, 4 bytes BE each
 //
@@ -57,6 +62,17 @@ import (
 // packHistory packs any value that starts with the marker whatever its
 // size.
 //
+// The instances a write stamps are all in the entity state its feed
+// record holds, so the write path stores no copy of them: its records
+// refer to the feed record (histFeed) and list the attributes' codes, and
+// readers (histReader) make of them the records historyOf would have
+// written, from the state, before decoding entries. That halves the
+// bytes of history a write copies into badger's log, memtable and tables
+// (an AirQualityObserved write: ~540 bytes of values to ~25). The feed
+// record outlives them: TrimChanges writes the full records out before
+// dropping a feed record (writeOutHistory). Explicit instances (POST
+// /temporal/entities) are not in the state and are stored in full.
+//
 // instanceId is urn:ngsi-ld:Instance:<^instant>-<seq>-<code>-<n> in hex
 // (n counts the attribute's instances in the record, one per datasetId),
 // so an instance is found with one key read.
@@ -69,6 +85,16 @@ const maxUnpackedHistory = 64 << 20
 
 // histShared starts a record whose instances share one modifiedAt.
 const histShared = 0x02
+
+// histFeed starts a record whose instances are in its write's feed record
+// (the seq of its key): the instances of the entity state there that have
+// the state's modifiedAt and are filed under the record's instant, which
+// is what the write stamped. The codes of their attributes follow as
+// uvarints, so a reader of one attribute skips the records without it.
+// Readers resolve it (histReader) to the record historyOf would have
+// written; TrimChanges writes that record out before it drops the feed
+// record.
+const histFeed = 0x03
 
 // maxAttrCodes bounds attribute codes: a code of the older record layout
 // is its first 4 bytes, whose first byte must stay 0 to tell it from
@@ -203,6 +229,24 @@ type histEntry struct {
 // marker when the write brings attributes new to the entity (nil
 // otherwise); tx, when not nil, is read for the stored marker.
 func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string][]*Attribute) (recs []histEntry, mark *histEntry, err error) {
+	return s.history(tx, old, ne, explicit, histFull)
+}
+
+// feedHistoryOf is historyOf for a write's own instances, as the write
+// path stores them: records that refer to the write's feed record
+// (histFeed), which holds the instances in the entity's state.
+func (s *Service) feedHistoryOf(tx *store.Txn, old, ne *Entity) (recs []histEntry, mark *histEntry, err error) {
+	return s.history(tx, old, ne, nil, histRefs)
+}
+
+// What history makes of a write's instances.
+const (
+	histFull     = iota // records holding the instances, and the marker
+	histRefs            // records referring to the write's feed record, and the marker
+	histResolved        // records holding the instances, no marker (resolving histFeed)
+)
+
+func (s *Service) history(tx *store.Txn, old, ne *Entity, explicit map[string][]*Attribute, mode int) (recs []histEntry, mark *histEntry, err error) {
 	var freshBuf [32]uint32 // codes of attributes new to the entity, on the stack as a rule
 	fresh := freshBuf[:0]
 	src := ne.Attrs
@@ -210,9 +254,10 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		src = explicit
 	}
 	type group struct {
-		at  time.Time
-		val []byte
-		buf *[]byte // from histScratch, holding val
+		at   time.Time
+		val  []byte
+		buf  *[]byte // from histScratch, holding val
+		last uint32  // histRefs: the last code listed (0: none; codes start at 1)
 	}
 	var groupsBuf [4]group // a write's instances have one or two instants, as a rule
 	groups := groupsBuf[:0]
@@ -237,7 +282,7 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 					return nil, nil, err
 				}
 				coded = true
-				if explicit != nil || old == nil || old.Attrs[attr] == nil {
+				if mode != histResolved && (explicit != nil || old == nil || old.Attrs[attr] == nil) {
 					fresh = append(fresh, code)
 				}
 			}
@@ -252,13 +297,23 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 			if g < 0 {
 				buf := histScratch.Get().(*[]byte)
 				v := (*buf)[:0]
-				if shared {
+				switch {
+				case mode == histRefs:
+					v = append(v, histFeed)
+				case shared:
 					v = binary.BigEndian.AppendUint64(append(v, histShared), uint64(ne.ModifiedAt.UnixNano()))
 				}
 				groups = append(groups, group{at: at, val: v, buf: buf})
 				g = len(groups) - 1
 			}
-			groups[g].val = appendHistEntry(groups[g].val, shared, code, a, at)
+			if mode != histRefs {
+				groups[g].val = appendHistEntry(groups[g].val, shared, code, a, at)
+			} else if groups[g].last != code {
+				// An attribute's instances are listed together: its
+				// code once per record.
+				groups[g].val = binary.AppendUvarint(groups[g].val, uint64(code))
+				groups[g].last = code
+			}
 		}
 	}
 	for _, g := range groups {
@@ -268,7 +323,11 @@ func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string]
 		k := make([]byte, 0, len(keyHist)+len(ne.ID)+1+histRecordSuffix)
 		k = append(append(append(k, keyHist...), ne.ID...), 0)
 		k = binary.BigEndian.AppendUint64(k, revTime(g.at))
-		recs = append(recs, histEntry{key: k, val: packHistory(g.val)})
+		v := bytes.Clone(g.val)
+		if mode != histRefs {
+			v = packHistory(g.val)
+		}
+		recs = append(recs, histEntry{key: k, val: v})
 	}
 	if len(fresh) == 0 {
 		return recs, nil, nil
@@ -404,6 +463,9 @@ func recordEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
 	if len(v) > 0 && v[0] == histShared {
 		return sharedEntries(v[1:], fn)
 	}
+	if len(v) > 0 && v[0] == histFeed {
+		return errors.New("decode history record: it refers to its feed record (histReader resolves it)")
+	}
 	for len(v) > 0 {
 		if len(v) < 8 {
 			return errors.New("decode history record: truncated entry")
@@ -446,6 +508,135 @@ func sharedEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
 			return nil
 		}
 		v = v[n:]
+	}
+	return nil
+}
+
+// histReader reads history records in one transaction, resolving those
+// that refer to their write's feed record (histFeed). It keeps the last
+// feed state it decoded: a write's records (one per instant) are read one
+// after the other.
+type histReader struct {
+	s   *Service
+	tx  *store.Txn
+	seq uint64  // of e
+	e   *Entity // the state of feed record seq, nil before the first
+}
+
+// entries is recordEntries for the record stored under history key k.
+func (h *histReader) entries(k, v []byte, fn func(code uint32, inst []byte) bool) error {
+	if len(v) == 0 || v[0] != histFeed {
+		return recordEntries(v, fn)
+	}
+	full, err := h.resolve(k)
+	if err != nil {
+		return err
+	}
+	return recordEntries(full, fn)
+}
+
+// resolve returns the record, as historyOf writes it, of the histFeed
+// record under history key k.
+func (h *histReader) resolve(k []byte) ([]byte, error) {
+	if len(k) < len(keyHist)+1+histRecordSuffix {
+		return nil, errors.New("decode history record: short key")
+	}
+	rt := binary.BigEndian.Uint64(k[len(k)-histRecordSuffix:])
+	seq := binary.BigEndian.Uint64(k[len(k)-8:])
+	if h.e == nil || h.seq != seq {
+		rec, err := h.tx.Get(feedKey(seq))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("decode history record: change %d it refers to is gone", seq)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode history record: read change %d: %w", seq, err)
+		}
+		c, body, err := decodeChange(rec, true)
+		if err != nil {
+			return nil, fmt.Errorf("decode history record: %w", err)
+		}
+		if len(body) == 0 || c.Entity == nil {
+			return nil, fmt.Errorf("decode history record: change %d it refers to holds no entity", seq)
+		}
+		h.seq, h.e = seq, c.Entity
+	}
+	return h.s.resolvedRecord(h.e, rt)
+}
+
+// resolvedRecord returns the record historyOf writes for the instances of
+// e's write filed under ^instant rt (nil when none are).
+func (s *Service) resolvedRecord(e *Entity, rt uint64) ([]byte, error) {
+	recs, _, err := s.history(nil, nil, e, nil, histResolved)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if binary.BigEndian.Uint64(r.key[len(r.key)-8:]) == rt {
+			return r.val, nil
+		}
+	}
+	return nil, nil
+}
+
+// refersTo reports whether a history record may hold instances of the
+// attribute code: false only for a histFeed record not listing it.
+func refersTo(v []byte, code uint32) bool {
+	if len(v) == 0 || v[0] != histFeed {
+		return true
+	}
+	for v = v[1:]; len(v) > 0; {
+		c, n := binary.Uvarint(v)
+		if n <= 0 {
+			return true // damaged: let the reader say so
+		}
+		if c == uint64(code) {
+			return true
+		}
+		v = v[n:]
+	}
+	return false
+}
+
+// writeOutHistory replaces the histFeed records of the writes whose feed
+// records TrimChanges is about to drop (their states, by seq) with the
+// records they resolve to, so their instances outlive the feed records.
+// Records edited or deleted meanwhile are left as they are.
+func (s *Service) writeOutHistory(states map[uint64][]byte) error {
+	seqs := slices.Sorted(maps.Keys(states))
+	for len(seqs) > 0 {
+		n := min(len(seqs), 256) // states per transaction
+		err := s.db.Update(func(tx *store.Txn) error {
+			for _, seq := range seqs[:n] {
+				e := new(Entity)
+				if err := decodeEntityRecord(states[seq], e); err != nil {
+					return fmt.Errorf("decode entity of change %d: %w", seq, err)
+				}
+				recs, _, err := s.history(nil, nil, e, nil, histResolved)
+				if err != nil {
+					return err
+				}
+				for _, r := range recs {
+					k := binary.BigEndian.AppendUint64(r.key, seq)
+					v, err := tx.Get(k)
+					if errors.Is(err, store.ErrNotFound) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					if len(v) > 0 && v[0] == histFeed {
+						if err := tx.Set(k, r.val); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("write out history of trimmed changes: %w", err)
+		}
+		seqs = seqs[n:]
 	}
 	return nil
 }
@@ -520,7 +711,8 @@ func (r instanceRef) key(id string) []byte {
 
 // scanInstances calls fn for the instances of attribute code of id with
 // instants in r, newest first, until fn returns false.
-func scanInstances(tx *store.Txn, id string, code uint32, r timeRange, fn func(Instance) (bool, error)) error {
+func (s *Service) scanInstances(tx *store.Txn, id string, code uint32, r timeRange, fn func(Instance) (bool, error)) error {
+	hr := histReader{s: s, tx: tx}
 	pre := histEntityPrefix(id)
 	start := pre
 	if !r.to.IsZero() {
@@ -541,9 +733,12 @@ func scanInstances(tx *store.Txn, id string, code uint32, r timeRange, fn func(I
 		}
 		ref := instanceRef{rt: rt, seq: binary.BigEndian.Uint64(k[len(pre)+8:]), code: code}
 		at := time.Unix(0, int64(^rt)).UTC()
+		if !refersTo(v, code) {
+			return nil
+		}
 		var ferr error
 		more := true
-		err := recordEntries(v, func(c uint32, inst []byte) bool {
+		err := hr.entries(k, v, func(c uint32, inst []byte) bool {
 			if c != code {
 				return true
 			}
@@ -605,6 +800,7 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 		var edits []rewrite
 		more := false
 		err := s.db.View(func(tx *store.Txn) error {
+			hr := histReader{s: s, tx: tx}
 			return tx.Iterate(store.IterOptions{Prefix: pre, Start: start}, func(k, v []byte) error {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -621,7 +817,7 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 				var out []byte
 				dropped := 0
 				counts := map[uint32]int{}
-				err := recordEntries(v, func(code uint32, inst []byte) bool {
+				err := hr.entries(k, v, func(code uint32, inst []byte) bool {
 					n := counts[code]
 					counts[code]++
 					if keep(code, at, n) {
@@ -683,7 +879,8 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 		}
 		var out []byte
 		n := 0
-		if err := recordEntries(v, func(code uint32, inst []byte) bool {
+		hr := histReader{s: s, tx: tx}
+		if err := hr.entries(k, v, func(code uint32, inst []byte) bool {
 			if code == ref.code {
 				n++
 				if n-1 == ref.n {
@@ -729,7 +926,7 @@ func (s *Service) History(id, attr string, from, to time.Time, lastN int) ([]Ins
 	}
 	var out []Instance
 	err := s.db.View(func(tx *store.Txn) error {
-		return scanInstances(tx, id, code, timeRange{from, to}, func(in Instance) (bool, error) {
+		return s.scanInstances(tx, id, code, timeRange{from, to}, func(in Instance) (bool, error) {
 			out = append(out, in)
 			return lastN <= 0 || len(out) < lastN, nil
 		})

@@ -3,7 +3,11 @@ package ngsild
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"reflect"
 	"testing"
 	"time"
 
@@ -129,4 +133,155 @@ func equalBytesLists(a, b [][]byte) bool {
 		}
 	}
 	return true
+}
+
+// TestHistoryFromFeed checks that a write's history records, which refer
+// to its feed record (histFeed), resolve from the stored state to the
+// records historyOf makes of the state written: the same records, with
+// the same entries in the same order per attribute.
+func TestHistoryFromFeed(t *testing.T) {
+	n := newTestNode(t, nil)
+	tc, err := n.svc.ctx.resolve(envContext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := []*Entity{replacedEntity()}
+	for i := range 3 {
+		e, err := decodeEntity(aqoEntity(rand.New(rand.NewPCG(1, uint64(i))), i), tc, time.Date(2026, 3, 1, 0, 0, 0, 7, time.UTC), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents = append(ents, e)
+	}
+	for i, b := range recordSeeds(t) {
+		e, err := decodeStored(fmt.Sprint("seed ", i), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents = append(ents, e)
+	}
+	for _, e := range ents {
+		want, _, err := n.svc.historyOf(nil, nil, e, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs, _, err := n.svc.feedHistoryOf(nil, nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(refs) != len(want) {
+			t.Fatalf("%s: feedHistoryOf made %d records, historyOf %d", e.ID, len(refs), len(want))
+		}
+		stored, err := decodeStored(e.ID, packEntity(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Records come in the order of the attributes met: by key.
+		byKey := map[string]histEntry{}
+		for _, r := range refs {
+			byKey[string(r.key)] = r
+		}
+		for i, w := range want {
+			r, ok := byKey[string(w.key)]
+			if !ok || r.val[0] != histFeed {
+				t.Fatalf("%s: record %d under key %x is %x, want a histFeed value", e.ID, i, w.key, r.val)
+			}
+			got, err := n.svc.resolvedRecord(stored, binary.BigEndian.Uint64(w.key[len(w.key)-8:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := byCode(entriesOf(t, got)), byCode(entriesOf(t, w.val)); !reflect.DeepEqual(g, w) {
+				t.Errorf("%s: record %d resolves to\n%q\nwant\n%q", e.ID, i, g, w)
+			}
+			err = recordEntries(w.val, func(code uint32, _ []byte) bool {
+				if !refersTo(r.val, code) {
+					t.Errorf("%s: record %d does not list code %d", e.ID, i, code)
+				}
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// byCode groups entries (entriesOf) by code, in their order: the order of
+// a record's attributes is not kept, that of an attribute's instances is.
+func byCode(entries [][]byte) map[string][]string {
+	out := map[string][]string{}
+	for i := 0; i+1 < len(entries); i += 2 {
+		c := string(entries[i])
+		out[c] = append(out[c], string(entries[i+1]))
+	}
+	return out
+}
+
+// TestHistoryOutlivesTrim checks that history read through the temporal
+// API is the same before and after TrimChanges drops the feed records the
+// write path's history records refer to, and that the trim leaves no
+// history record referring to a feed record it dropped.
+func TestHistoryOutlivesTrim(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 5)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": "urn:ngsi-ld:Sensor:s2", "type": "Sensor",
+		"temperature": []any{
+			map[string]any{"type": "Property", "value": 1, "datasetId": "urn:ds:a", "observedAt": obs(1),
+				"accuracy": map[string]any{"type": "Property", "value": 0.5}},
+			map[string]any{"type": "Property", "value": 2, "datasetId": "urn:ds:b"},
+		},
+		"name": map[string]any{"type": "LanguageProperty", "languageMap": map[string]any{"en": "roof", "es": "tejado"}},
+	}), http.StatusCreated)
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:s2/attrs", map[string]any{
+		"temperature": map[string]any{"type": "Property", "value": 3, "datasetId": "urn:ds:a", "observedAt": obs(2)},
+	}), http.StatusNoContent)
+	read := func() string {
+		var out []byte
+		for _, id := range []string{sensorID, "urn:ngsi-ld:Sensor:s2"} {
+			rec := n.do("GET", "/ngsi-ld/v1/temporal/entities/"+id+"?options=sysAttrs", nil)
+			wantStatus(t, rec, http.StatusOK)
+			out = append(out, rec.Body.Bytes()...)
+		}
+		return string(out)
+	}
+	refs := func() (all, dangling int) {
+		err := n.db.View(func(tx *store.Txn) error {
+			return tx.Iterate(store.IterOptions{Prefix: []byte(keyHist)}, func(k, v []byte) error {
+				if len(v) == 0 || v[0] != histFeed {
+					return nil
+				}
+				all++
+				if _, err := tx.Get(feedKey(binary.BigEndian.Uint64(k[len(k)-8:]))); err != nil {
+					dangling++
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return all, dangling
+	}
+	before := read()
+	if all, _ := refs(); all == 0 {
+		t.Fatal("no history record refers to its feed record")
+	}
+	if err := n.svc.TrimChanges(n.svc.LastSeq() + 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, dangling := refs(); dangling > 0 {
+		t.Errorf("%d history records refer to feed records trimmed", dangling)
+	}
+	if after := read(); after != before {
+		t.Errorf("temporal representation changed by the trim:\n%s\nwant\n%s", after, before)
+	}
+	// The instances the trim wrote out are deleted as any other.
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
+	first := m["temperature"].([]any)[1].(map[string]any)["instanceId"].(string)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/temporal/entities/"+sensorID+"/attrs/temperature/"+url.PathEscape(first), nil), http.StatusNoContent)
+	m = decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 2, 3, 4, 5}) {
+		t.Fatalf("after deleting instance of value 1: %v", got)
+	}
 }

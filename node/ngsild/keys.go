@@ -38,7 +38,8 @@ import (
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
 //	n/h/<id> 00 <^instant><seq>               attribute history: the instances of one write
-//	                                          with one instant (history.go has the details)
+//	                                          with one instant, or a reference to feed record
+//	                                          seq holding them (history.go has the details)
 //	n/ha/<id> 00 <attr code>                  the entity has history of the attribute
 //	n/hd/<attrIRI>                            attribute code used in history (uint32 BE)
 //	n/s/<subscription id>                     subscription: JSON (subscription.go)

@@ -240,7 +240,13 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 			}
 		}
 	}
-	if p.hist, p.mark, err = s.historyOf(tx, old, ne, ch.history); err != nil {
+	if ch.history != nil {
+		p.hist, p.mark, err = s.historyOf(tx, old, ne, ch.history)
+	} else {
+		// The instances are in the feed record the write adds.
+		p.hist, p.mark, err = s.feedHistoryOf(tx, old, ne)
+	}
+	if err != nil {
 		return err
 	}
 	p.types, p.body = ne.Types, packEntity(ne)

@@ -125,7 +125,7 @@ func (s *Service) instances(tx *store.Txn, tq *temporalQuery, id, attr string) (
 	if !ok {
 		return nil, nil
 	}
-	err := scanInstances(tx, id, code, r, func(in Instance) (bool, error) {
+	err := s.scanInstances(tx, id, code, r, func(in Instance) (bool, error) {
 		if !byKey {
 			t := in.Attr.ModifiedAt
 			if tq.timeProperty == "createdAt" {
