@@ -157,7 +157,7 @@ func Decode(body []byte) (Message, error) {
 	// returned that way. Anything else, every error included, goes through
 	// decodeSlow, so errors and their order stay those of the two passes.
 	if typ, ok := quickHeader(body); ok {
-		if m := newMessage(typ); m != nil && json.Unmarshal(body, m) == nil && m.validate() == nil {
+		if m := newMessage(typ); m != nil && (quickBody(body, m) || json.Unmarshal(body, m) == nil) && m.validate() == nil {
 			return m, nil
 		}
 	}
