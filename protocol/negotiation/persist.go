@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
@@ -101,11 +102,15 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 			agreement, p.AgreementInOut = nil, true
 		}
 	}
-	pb, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+	b, ok := p.appendOpen(dst)
+	if !ok {
+		pb, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
+		b = append(dst, pb[:len(pb)-1]...) // without the closing brace; p always has members
 	}
-	b := append(dst, pb[:len(pb)-1]...) // without the closing brace; p always has members
+	var err error
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
@@ -122,6 +127,126 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// appendOpen appends json.Marshal(p) without its closing brace to dst,
+// for p without offer, agreement and unanswered message (AppendJSON
+// splices those in itself), when its strings are plain (printable ASCII
+// that json.Marshal writes as it is) and its time one MarshalJSON writes.
+// For anything else it says false, and the caller takes json.Marshal,
+// which writes it or refuses it as before. A negotiation is stored at
+// every persisted step: reflection over p cost more than writing it.
+func (p *persisted) appendOpen(dst []byte) ([]byte, bool) {
+	if p.Offer != nil || p.Agreement != nil || p.Out != nil {
+		return nil, false
+	}
+	for _, s := range [...]string{string(p.Role), string(p.State), p.Pids.ProviderPid, p.Pids.ConsumerPid,
+		p.Peer, p.Callback, p.Purpose, string(p.Code)} {
+		if !plainString(s) {
+			return nil, false
+		}
+	}
+	for _, r := range p.Reasons {
+		if !plainString(r) {
+			return nil, false
+		}
+	}
+	for _, e := range p.Seen {
+		if !plainString(e.Digest) || !plainString(e.State) {
+			return nil, false
+		}
+	}
+	b := strconv.AppendInt(append(dst, `{"v":`...), int64(p.Version), 10)
+	b = appendMember(b, `,"role":`, string(p.Role))
+	b = appendMember(b, `,"state":`, string(p.State))
+	b = append(b, `,"pids":{`...)
+	if p.Pids.ProviderPid != "" {
+		b = appendMember(b, `"providerPid":`, p.Pids.ProviderPid)
+	}
+	if p.Pids.ConsumerPid != "" {
+		if p.Pids.ProviderPid != "" {
+			b = append(b, ',')
+		}
+		b = appendMember(b, `"consumerPid":`, p.Pids.ConsumerPid)
+	}
+	b = appendMember(append(b, '}'), `,"peer":`, p.Peer)
+	if p.Callback != "" {
+		b = appendMember(b, `,"callback":`, p.Callback)
+	}
+	r := p.Retry
+	b = strconv.AppendInt(append(b, `,"retry":{"initial":`...), int64(r.Initial), 10)
+	b = strconv.AppendInt(append(b, `,"max":`...), int64(r.Max), 10)
+	b = strconv.AppendInt(append(b, `,"timeout":`...), int64(r.Timeout), 10)
+	if r.Idle != 0 {
+		b = strconv.AppendInt(append(b, `,"idle":`...), int64(r.Idle), 10)
+	}
+	b = strconv.AppendInt(append(b, `,"final":`...), int64(r.Final), 10)
+	b = append(b, '}')
+	if p.Purpose != "" {
+		b = appendMember(b, `,"purpose":`, p.Purpose)
+	}
+	for _, f := range [...]struct {
+		name string
+		set  bool
+	}{{`,"offerInOut":true`, p.OfferInOut}, {`,"agreementInOut":true`, p.AgreementInOut}, {`,"pending":true`, p.Pending}} {
+		if f.set {
+			b = append(b, f.name...)
+		}
+	}
+	if p.Code != "" {
+		b = appendMember(b, `,"code":`, string(p.Code))
+	}
+	if len(p.Reasons) > 0 {
+		b = append(b, `,"reasons":[`...)
+		for i, r := range p.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendMember(b, "", r)
+		}
+		b = append(b, ']')
+	}
+	if p.Seq != 0 {
+		b = strconv.AppendUint(append(b, `,"seq":`...), p.Seq, 10)
+	}
+	if len(p.Seen) > 0 {
+		b = append(b, `,"seen":[`...)
+		for i, e := range p.Seen {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendMember(append(b, '{'), `"digest":`, e.Digest)
+			b = append(appendMember(b, `,"state":`, e.State), '}')
+		}
+		b = append(b, ']')
+	}
+	if !p.LastProgress.IsZero() {
+		// What MarshalJSON writes between its quotes; a time it refuses
+		// (a year beyond 9999, say) is left to json.Marshal's error.
+		var err error
+		if b, err = p.LastProgress.AppendText(append(b, `,"lastProgress":"`...)); err != nil {
+			return nil, false
+		}
+		b = append(b, '"')
+	}
+	return b, true
+}
+
+// appendMember appends name (with its quotes, comma and colon) and the
+// plain string s in quotes.
+func appendMember(b []byte, name, s string) []byte {
+	return append(append(append(append(b, name...), '"'), s...), '"')
+}
+
+// plainString reports whether json.Marshal writes s between quotes as it
+// is: printable ASCII without the quote, the backslash, <, > and &.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalJSON restores a negotiation stored with MarshalJSON. Use
