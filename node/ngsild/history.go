@@ -43,8 +43,13 @@ import (
 // key-range scan. One key per attribute instance cost as much to write as
 // the entity itself (an AirQualityObserved has 20 attributes, about two
 // distinct instants); one per instant keeps history at a fraction of it.
-// The marker lists an entity's attributes without reading its history; it
-// is rewritten only when an attribute new to the entity appears.
+// The marker lists, with the attributes of the entity's current state,
+// the attributes it has history of without reading that history; it is
+// written only when an attribute leaves the state (a replace or update
+// dropping it, the entity's delete) or explicit instances bring one the
+// state does not have, so a create or a replace of the same attributes
+// writes none. Markers written before list every attribute and read as
+// they did.
 //
 // Attribute IRIs are numbered (n/hd/<attrIRI> holds the code); the few
 // codes are kept in memory.
@@ -226,29 +231,36 @@ type histEntry struct {
 // historyOf lists the history records of a write from old to ne (the
 // instances the write stamped: their modifiedAt is the entity's), or of
 // exactly the explicit instances (POST /temporal/entities), and the new
-// marker when the write brings attributes new to the entity (nil
-// otherwise); tx, when not nil, is read for the stored marker.
+// marker (markOf); tx, when not nil, is read for the stored marker.
 func (s *Service) historyOf(tx *store.Txn, old, ne *Entity, explicit map[string][]*Attribute) (recs []histEntry, mark *histEntry, err error) {
-	return s.history(tx, old, ne, explicit, histFull)
+	if recs, err = s.history(ne, explicit, histFull); err != nil {
+		return nil, nil, err
+	}
+	mark, err = s.markOf(tx, ne.ID, old, ne, explicit, nil)
+	return recs, mark, err
 }
 
 // feedHistoryOf is historyOf for a write's own instances, as the write
 // path stores them: records that refer to the write's feed record
 // (histFeed), which holds the instances in the entity's state.
 func (s *Service) feedHistoryOf(tx *store.Txn, old, ne *Entity) (recs []histEntry, mark *histEntry, err error) {
-	return s.history(tx, old, ne, nil, histRefs)
+	if recs, err = s.history(ne, nil, histRefs); err != nil {
+		return nil, nil, err
+	}
+	mark, err = s.markOf(tx, ne.ID, old, ne, nil, nil)
+	return recs, mark, err
 }
 
 // What history makes of a write's instances.
 const (
-	histFull     = iota // records holding the instances, and the marker
-	histRefs            // records referring to the write's feed record, and the marker
-	histResolved        // records holding the instances, no marker (resolving histFeed)
+	histFull     = iota // records holding the instances
+	histRefs            // records referring to the write's feed record
+	histResolved        // records holding the instances (resolving histFeed)
 )
 
-func (s *Service) history(tx *store.Txn, old, ne *Entity, explicit map[string][]*Attribute, mode int) (recs []histEntry, mark *histEntry, err error) {
-	var freshBuf [32]uint32 // codes of attributes new to the entity, on the stack as a rule
-	fresh := freshBuf[:0]
+// history lists the history records of the write that made ne, or of the
+// explicit instances, as mode says.
+func (s *Service) history(ne *Entity, explicit map[string][]*Attribute, mode int) (recs []histEntry, err error) {
 	src := ne.Attrs
 	if explicit != nil {
 		src = explicit
@@ -279,12 +291,9 @@ func (s *Service) history(tx *store.Txn, old, ne *Entity, explicit map[string][]
 			}
 			if !coded {
 				if code, err = s.codes.assign(s.db, attr); err != nil {
-					return nil, nil, err
+					return nil, err
 				}
 				coded = true
-				if mode != histResolved && (explicit != nil || old == nil || old.Attrs[attr] == nil) {
-					fresh = append(fresh, code)
-				}
 			}
 			at := instantOf(a)
 			g := -1
@@ -329,27 +338,53 @@ func (s *Service) history(tx *store.Txn, old, ne *Entity, explicit map[string][]
 		}
 		recs = append(recs, histEntry{key: k, val: v})
 	}
-	if len(fresh) == 0 {
-		return recs, nil, nil
-	}
-	// The union of what is stored, what old had (an earlier chunk of the
-	// same commit may have added to it, unseen by tx) and what is new.
-	// Collected in a list, then sorted and made unique.
-	list := fresh
-	if old != nil {
-		for attr := range old.Attrs {
+	return recs, nil
+}
+
+// markOf returns the marker to write for the write of id from old to ne
+// (nil: a delete), nil when the marker stored (or pending, the one an
+// earlier change of the same commit set, by id) already lists what it
+// must: the attributes with history that the state no longer has (or,
+// explicit, never had). tx, when not nil, is read for the stored marker.
+// A marker it returns is recorded in pending (when not nil).
+func (s *Service) markOf(tx *store.Txn, id string, old, ne *Entity, explicit map[string][]*Attribute, pending map[string][]byte) (*histEntry, error) {
+	var needBuf [16]uint32
+	need := needBuf[:0]
+	missing := func(attrs map[string][]*Attribute) {
+		for attr := range attrs {
+			if ne != nil && ne.Attrs[attr] != nil {
+				continue
+			}
 			if c, ok := s.codes.lookup(attr); ok {
-				list = append(list, c)
+				need = append(need, c)
 			}
 		}
 	}
-	key := histMarkKey(ne.ID)
-	if tx != nil {
+	if old != nil {
+		missing(old.Attrs)
+	}
+	missing(explicit)
+	if len(need) == 0 {
+		return nil, nil
+	}
+	key := histMarkKey(id)
+	stored, ok := pending[id]
+	if !ok && tx != nil {
 		v, err := tx.Get(key)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, nil, err
+			return nil, err
 		}
-		list = appendMarkCodes(list, v)
+		stored = v
+	}
+	list := appendMarkCodes(make([]uint32, 0, len(stored)/4+len(need)), stored)
+	n := len(list)
+	for _, c := range need {
+		if !slices.Contains(list[:n], c) {
+			list = append(list, c)
+		}
+	}
+	if len(list) == n {
+		return nil, nil
 	}
 	slices.Sort(list)
 	list = slices.Compact(list)
@@ -357,7 +392,10 @@ func (s *Service) history(tx *store.Txn, old, ne *Entity, explicit map[string][]
 	for _, c := range list {
 		val = binary.BigEndian.AppendUint32(val, c)
 	}
-	return recs, &histEntry{key: key, val: val}, nil
+	if pending != nil {
+		pending[id] = val
+	}
+	return &histEntry{key: key, val: val}, nil
 }
 
 // appendInstance encodes a temporal instance filed under instant at: its
@@ -566,7 +604,7 @@ func (h *histReader) resolve(k []byte) ([]byte, error) {
 // resolvedRecord returns the record historyOf writes for the instances of
 // e's write filed under ^instant rt (nil when none are).
 func (s *Service) resolvedRecord(e *Entity, rt uint64) ([]byte, error) {
-	recs, _, err := s.history(nil, nil, e, nil, histResolved)
+	recs, err := s.history(e, nil, histResolved)
 	if err != nil {
 		return nil, err
 	}
@@ -611,7 +649,7 @@ func (s *Service) writeOutHistory(states map[uint64][]byte) error {
 				if err := decodeEntityRecord(states[seq], e); err != nil {
 					return fmt.Errorf("decode entity of change %d: %w", seq, err)
 				}
-				recs, _, err := s.history(nil, nil, e, nil, histResolved)
+				recs, err := s.history(e, nil, histResolved)
 				if err != nil {
 					return err
 				}
@@ -763,17 +801,29 @@ func (s *Service) scanInstances(tx *store.Txn, id string, code uint32, r timeRan
 	})
 }
 
-// historyAttrs lists the attributes id has (or had) history for.
+// historyAttrs lists the attributes id has (or had) history for: those
+// of its marker and of its current state (markOf), by code.
 func (s *Service) historyAttrs(tx *store.Txn, id string) ([]string, error) {
 	v, err := tx.Get(histMarkKey(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
 	}
+	codes := markCodes(v)
+	e, err := getEntityKeeping(tx, id, func(string) bool { return false })
 	if err != nil {
 		return nil, err
 	}
+	if e != nil {
+		for attr := range e.Attrs {
+			if c, ok := s.codes.lookup(attr); ok {
+				codes = append(codes, c)
+			}
+		}
+		slices.Sort(codes)
+		codes = slices.Compact(codes)
+	}
 	var out []string
-	for _, c := range markCodes(v) {
+	for _, c := range codes {
 		if iri, ok := s.codes.nameOf(c); ok {
 			out = append(out, iri)
 		}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -283,5 +285,69 @@ func TestHistoryOutlivesTrim(t *testing.T) {
 	m = decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
 	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 2, 3, 4, 5}) {
 		t.Fatalf("after deleting instance of value 1: %v", got)
+	}
+}
+
+// TestHistoryMarker checks that the temporal representation lists every
+// attribute with history: those of the current state, with no marker
+// written by a create, and those the state dropped (a replace, the
+// entity's delete, two changes of one batch dropping one each), which
+// the marker lists.
+func TestHistoryMarker(t *testing.T) {
+	n := newTestNode(t, nil)
+	prop := func(v any) map[string]any { return map[string]any{"type": "Property", "value": v} }
+	listed := func(id string) []string {
+		t.Helper()
+		m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+id, nil)).(map[string]any)
+		var out []string
+		for k := range m {
+			if k != "id" && k != "type" && k != "@context" {
+				out = append(out, k)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	marked := func(id string) bool {
+		t.Helper()
+		found := false
+		err := n.db.View(func(tx *store.Txn) error {
+			_, err := tx.Get(histMarkKey(id))
+			found = err == nil
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	id := "urn:ngsi-ld:Sensor:m1"
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
+		"id": id, "type": "Sensor", "a": prop(1), "b": prop(2), "c": prop(3), "d": prop(4),
+	}), http.StatusCreated)
+	if marked(id) {
+		t.Errorf("a create wrote a history marker")
+	}
+	if got := listed(id); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("after the create, history of %v", got)
+	}
+	// One batch: the first change drops d, the second c as well.
+	rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", []any{
+		map[string]any{"id": id, "type": "Sensor", "a": prop(5), "b": prop(6), "c": prop(7)},
+		map[string]any{"id": id, "type": "Sensor", "a": prop(8), "b": prop(9)},
+	})
+	if rec.Code != http.StatusNoContent && rec.Code != http.StatusCreated {
+		t.Fatalf("upsert: %d %s", rec.Code, rec.Body.String())
+	}
+	if got := listed(id); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("after replaces dropping c and d, history of %v", got)
+	}
+	wantStatus(t, n.do("PUT", "/ngsi-ld/v1/entities/"+id, map[string]any{"type": "Sensor", "a": prop(10)}), http.StatusNoContent)
+	if got := listed(id); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("after a replace dropping b, history of %v", got)
+	}
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/"+id, nil), http.StatusNoContent)
+	if got := listed(id); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("after the delete, history of %v", got)
 	}
 }

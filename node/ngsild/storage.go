@@ -103,8 +103,9 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 	// full ones or none (recentChanges.add).
 	summaries := !s.recent.keepPrev.Load()
 	overlays := make([]map[string]*Entity, workers)
+	marks := make([]map[string][]byte, workers) // history markers set, by id (markOf)
 	for w := range overlays {
-		overlays[w] = map[string]*Entity{}
+		overlays[w], marks[w] = map[string]*Entity{}, map[string][]byte{}
 	}
 	prep := func(lo, hi int) error {
 		errs := make([]error, workers)
@@ -117,11 +118,12 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 					for i := lo; i < hi; i++ {
 						// The same id always goes to the same worker, so
 						// its overlay holds what earlier changes of this
-						// commit made of the entity.
+						// commit made of the entity, and marks the
+						// history marker they set.
 						if workers > 1 && int(fnv32(chs[i].id)%uint32(workers)) != w {
 							continue
 						}
-						if err := s.prepare(tx, chs[i], summaries, overlays[w], &preps[i]); err != nil {
+						if err := s.prepare(tx, chs[i], summaries, overlays[w], marks[w], &preps[i]); err != nil {
 							return err
 						}
 					}
@@ -170,10 +172,10 @@ func fnv32(s string) uint32 {
 }
 
 // prepare works out one change against the state in tx (or in overlay, when
-// an earlier change of the same commit touched the entity). With
-// summaries, the stored state is read as a summary for a change that
-// needs no more (change.summary).
-func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, p *prepared) error {
+// an earlier change of the same commit touched the entity, and marks for
+// the history marker it set). With summaries, the stored state is read as
+// a summary for a change that needs no more (change.summary).
+func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, marks map[string][]byte, p *prepared) error {
 	old, seen := overlay[ch.id]
 	if !seen {
 		var keep func(string) bool
@@ -231,7 +233,9 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 	if ne == nil {
 		p.types = old.Types
 		p.out.deleted = true
-		return nil
+		// The marker lists the attributes with history the state drops.
+		p.mark, err = s.markOf(tx, ch.id, old, nil, nil, marks)
+		return err
 	}
 	if old != nil {
 		for attr := range old.Attrs {
@@ -240,13 +244,14 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 			}
 		}
 	}
+	mode := histRefs // the instances are in the feed record the write adds
 	if ch.history != nil {
-		p.hist, p.mark, err = s.historyOf(tx, old, ne, ch.history)
-	} else {
-		// The instances are in the feed record the write adds.
-		p.hist, p.mark, err = s.feedHistoryOf(tx, old, ne)
+		mode = histFull
 	}
-	if err != nil {
+	if p.hist, err = s.history(ne, ch.history, mode); err != nil {
+		return err
+	}
+	if p.mark, err = s.markOf(tx, ch.id, old, ne, ch.history, marks); err != nil {
 		return err
 	}
 	p.types, p.body = ne.Types, packEntity(ne)
