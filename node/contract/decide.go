@@ -3,6 +3,7 @@ package contract
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -174,6 +175,7 @@ func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now
 	}
 	sum := sha256.Sum256(canon)
 	e.meta.AgreementID, e.meta.TermsSum, e.meta.Signature = a.ID, sum[:], signatureOf(a, policy.RoleProvider)
+	e.signed, e.canon = &a, canon
 	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, sum, policy.RoleProvider, now)})
 	return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Agree, Agreement: raw}
 }
@@ -219,6 +221,10 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 // finalizeLocked is the provider's check of the consumer's
 // countersignature over the very terms the provider signed.
 func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
+	if file, ok := s.finalizeKnown(e); ok {
+		e.file = file
+		return negotiation.Msg{Type: negotiation.MsgFinalize}
+	}
 	bad := func(why string) negotiation.Msg {
 		return negotiation.Msg{Type: negotiation.MsgTerminate, Code: protocol.CodeInvalidAgreement, Reasons: []string{why}}
 	}
@@ -247,6 +253,64 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 	}
 	e.file = file
 	return negotiation.Msg{Type: negotiation.MsgFinalize}
+}
+
+// finalizeKnown is finalizeLocked's check for the common case, with the
+// agreement this node signed still in memory (e.signed): the
+// countersigned file must be exactly the canonical file of those very
+// terms (e.canon) with this node's signature unchanged and the
+// consumer's, which is verified, and the ODRL around it must name the
+// agreement. The terms are then not read again: they are this node's
+// own. It returns the file, or false for anything else, which
+// finalizeLocked then checks in full, accepting or refusing as before.
+func (s *Service) finalizeKnown(e *entry) ([]byte, bool) {
+	if e.signed == nil || len(e.canon) == 0 {
+		return nil, false
+	}
+	file, names, err := agreementMembers(e.n.Agreement())
+	if err != nil {
+		return nil, false
+	}
+	a := *e.signed
+	if names != [4]string{a.ID, a.Dataset, a.Provider, a.Consumer} || a.ID != e.meta.AgreementID {
+		return nil, false
+	}
+	// The signatures, read leniently: the file made from them below must
+	// be the file received, byte for byte.
+	sigs, ok := bytes.CutPrefix(file, []byte(`{"agreement":`))
+	if ok {
+		sigs, ok = bytes.CutPrefix(sigs, e.canon)
+	}
+	if ok {
+		sigs, ok = bytes.CutPrefix(sigs, []byte(`,"signatures":`))
+	}
+	if ok {
+		sigs, ok = bytes.CutSuffix(sigs, []byte(`}`))
+	}
+	var read []struct {
+		Role string `json:"role"`
+		Peer string `json:"peer"`
+		Sig  string `json:"sig"`
+	}
+	if !ok || json.Unmarshal(sigs, &read) != nil {
+		return nil, false
+	}
+	a.Signatures = make([]policy.Signature, 0, len(read))
+	for _, r := range read {
+		v, err := base64.StdEncoding.Strict().DecodeString(r.Sig)
+		if err != nil {
+			return nil, false
+		}
+		a.Signatures = append(a.Signatures, policy.Signature{Role: r.Role, Peer: r.Peer, Value: v})
+	}
+	if !bytes.Equal(signatureOf(a, policy.RoleProvider), e.meta.Signature) {
+		return nil, false
+	}
+	canon, made, err := a.Seal(s.o.Verifier, []string{policy.RoleConsumer}, nil)
+	if err != nil || !bytes.Equal(canon, e.canon) || !bytes.Equal(made, file) {
+		return nil, false
+	}
+	return made, true
 }
 
 // agreementFile is the doubly signed agreement file of e, to store at

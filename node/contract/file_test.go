@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/gowebpki/jcs"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/store"
@@ -243,5 +245,118 @@ func TestAgreementFilesArePacked(t *testing.T) {
 	}
 	if _, err := unpackAgreement(append([]byte{store.PackedMarker}, "garbage"...)); err == nil {
 		t.Fatal("unpackAgreement(bad packing) succeeded")
+	}
+}
+
+// idVerifier verifies Ed25519 signatures by the key in the peer ID, as
+// node.PeerIDVerifier does.
+type idVerifier struct{}
+
+func (idVerifier) Verify(peerID string, msg, sig []byte) error {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return err
+	}
+	pk, err := id.ExtractPublicKey()
+	if err != nil {
+		return err
+	}
+	if ok, err := pk.Verify(msg, sig); err != nil || !ok {
+		return fmt.Errorf("bad signature by %s: %v", peerID, err)
+	}
+	return nil
+}
+
+// TestFinalizeKnownAsFull: the provider's check of the countersigned
+// agreement against the agreement it holds in memory (finalizeKnown)
+// accepts what the full check accepts, with the same file, and leaves
+// everything else to it: whatever it declines, finalizeLocked decides as
+// it did without it.
+func TestFinalizeKnownAsFull(t *testing.T) {
+	prov, cons, other := newKeySigner(t), newKeySigner(t), newKeySigner(t)
+	tpl, _ := policy.LookupTemplate("research-only")
+	offer, _ := tpl.New(policy.Params{ID: "urn:offer:1", Target: "urn:ds:noise", Assigner: prov.PeerID()})
+	offerJSON, _ := policy.Marshal(offer)
+	made := func(id string) policy.Agreement {
+		a, err := policy.NewAgreement(policy.Agreement{ID: id, Dataset: "urn:ds:noise", Provider: prov.PeerID(),
+			Consumer: cons.PeerID(), Policy: offer, Created: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	signed := made("urn:uuid:a1")
+	canon, _, err := signed.Seal(nil, nil, prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provSigned, _ := agreementJSON(signed)
+	countersigned := func(a policy.Agreement, by ...policy.Signer) json.RawMessage {
+		for _, s := range by {
+			a.Sign(s)
+		}
+		raw, err := agreementJSON(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	good := countersigned(signed, cons)
+	other2 := made("urn:uuid:a2")
+	other2.Sign(prov)
+	spaced := bytes.Replace(good, []byte(`{"agreement":{`), []byte(`{ "agreement" : {`), 1)
+	cases := []struct {
+		name  string
+		raw   json.RawMessage
+		quick bool
+	}{
+		{"countersigned", good, true},
+		{"spaced file", spaced, false},
+		{"signed by another", countersigned(signed, other), false},
+		{"not countersigned", provSigned, false},
+		{"another agreement", countersigned(other2, cons), false},
+		{"made and signed again (Ed25519: the same bytes)", countersigned(made("urn:uuid:a1"), prov, cons), true},
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 1, 0, time.UTC)
+	s := &Service{log: slog.New(slog.DiscardHandler), o: Options{Verifier: idVerifier{}}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := negotiation.NewProvider(negotiation.Config{Pid: "urn:uuid:p", Peer: cons.PeerID()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pids := protocol.Pids{ProviderPid: "urn:uuid:p", ConsumerPid: "urn:uuid:c"}
+			for _, m := range []negotiation.Msg{
+				{Type: negotiation.MsgReceive, Now: now, From: cons.PeerID(), Body: &protocol.ContractRequestMessage{
+					Pids: protocol.Pids{ConsumerPid: "urn:uuid:c"}, Offer: offerJSON, CallbackAddress: "/p2p/" + cons.PeerID()}},
+				{Type: negotiation.MsgDecide, Now: now, Verdict: negotiation.Agree, Agreement: provSigned},
+				{Type: negotiation.MsgReceive, Now: now, From: cons.PeerID(), Body: &protocol.ContractAgreementVerificationMessage{
+					Pids: pids, Agreement: tc.raw}},
+			} {
+				if err := n.Step(m); err != nil {
+					t.Fatalf("Step(%v): %v", m.Type, err)
+				}
+				n.Advance()
+			}
+			if n.Todo() != negotiation.TodoFinalize {
+				t.Fatalf("negotiation waits for %q, want %q", n.Todo(), negotiation.TodoFinalize)
+			}
+			sum := sha256.Sum256(canon)
+			m := meta{AgreementID: signed.ID, TermsSum: sum[:], Signature: signatureOf(signed, policy.RoleProvider)}
+			kept := signed
+			known := &entry{key: negotiation.Key{Role: negotiation.Provider, Pid: n.Pid()}, n: n, meta: m, signed: &kept, canon: canon}
+			full := &entry{key: known.key, n: n, meta: m}
+			_, quick := s.finalizeKnown(known)
+			if quick != tc.quick {
+				t.Errorf("finalizeKnown took it: %v, want %v", quick, tc.quick)
+			}
+			got, want := s.finalizeLocked(known, now), s.finalizeLocked(full, now)
+			if got.Type != want.Type || fmt.Sprint(got.Reasons) != fmt.Sprint(want.Reasons) || !bytes.Equal(known.file, full.file) {
+				t.Fatalf("with the agreement in memory: %v %v, file %s\nwithout: %v %v, file %s", got.Type, got.Reasons, known.file, want.Type, want.Reasons, full.file)
+			}
+			if len(kept.Signatures) != 1 {
+				t.Errorf("finalizeKnown changed the agreement in memory: %d signatures", len(kept.Signatures))
+			}
+		})
 	}
 }

@@ -149,6 +149,12 @@ type entry struct {
 	// agreementFile makes it again from there after a restart. Guarded
 	// by mu.
 	file []byte
+	// signed is the agreement this side made and signed as provider, and
+	// canon its canonical terms, kept in memory (not in the record) until
+	// FINALIZED, so that the countersigned agreement is checked against
+	// them without reading its terms again (finalizeKnown). Guarded by mu.
+	signed *policy.Agreement
+	canon  []byte
 }
 
 // staged is a write (or audit entry) to make in the same transaction as
@@ -632,7 +638,7 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 			}
 			// Stored under its own key from now on, and the record
 			// keeps neither it nor the terms it carries.
-			e.file, e.meta.File = nil, nil
+			e.file, e.meta.File, e.signed, e.canon = nil, nil, nil, nil
 			e.n.ForgetTerms()
 		}
 	}
@@ -796,7 +802,7 @@ func (s *Service) reloadLocked(e *entry) {
 		s.mu.Unlock()
 		return
 	}
-	e.n, e.meta, e.file = fresh.n, fresh.meta, nil
+	e.n, e.meta, e.file, e.signed, e.canon = fresh.n, fresh.meta, nil, nil, nil
 }
 
 // scheduleLocked arms e's timer for its next tick, or drops a finished
