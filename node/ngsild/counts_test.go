@@ -35,7 +35,7 @@ func recount(t *testing.T, n *testNode) map[string]int64 {
 	t.Helper()
 	deltas := map[countKey]int64{}
 	err := n.svc.EachOfType(context.Background(), nil, func(e *Entity) error {
-		indexKeys(e, deltas, +1, func(string) bool { return false })
+		indexKeys(e, n.svc.codes.codeOf, deltas, +1, func(string) bool { return false })
 		return nil
 	})
 	if err != nil {

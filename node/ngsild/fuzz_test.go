@@ -90,7 +90,7 @@ func FuzzParseEntity(f *testing.F) {
 				t.Fatalf("format %d changed through storage:\n%v\n%v", f, want, got)
 			}
 		}
-		_ = indexKeys(e, map[countKey]int64{}, 1, func(string) bool { return true })
+		_ = indexKeys(e, fnv32, map[countKey]int64{}, 1, func(string) bool { return true })
 	})
 }
 

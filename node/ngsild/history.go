@@ -177,6 +177,12 @@ func (c *attrCodes) lookup(iri string) (uint32, bool) {
 	return n, ok
 }
 
+// codeOf returns iri's code, 0 (never given out) when it has none.
+func (c *attrCodes) codeOf(iri string) uint32 {
+	n, _ := c.lookup(iri)
+	return n
+}
+
 func (c *attrCodes) nameOf(n uint32) (string, bool) {
 	c.mu.RLock()
 	iri, ok := c.name[n]
@@ -999,7 +1005,7 @@ func (s *Service) TrimHistory(ctx context.Context, now time.Time) (int, error) {
 		cutoff := now.Add(-keep)
 		var ids []string
 		err := s.db.View(func(tx *store.Txn) error {
-			pre := typePrefix(typ)
+			pre := typePrefix(s.codes.codeOf(typ))
 			return tx.Iterate(store.IterOptions{Prefix: pre, KeysOnly: true}, func(k, _ []byte) error {
 				ids = append(ids, string(k[len(pre):]))
 				return ctx.Err()

@@ -114,8 +114,9 @@ type source struct {
 // plan lists the index sources that can answer eq, most selective kinds
 // first; nil means a full scan.
 // useValues says whether an attribute's value index is complete; plan
-// passes the others to requestIndex.
-func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) []source {
+// passes the others to requestIndex. code gives the codes of type and
+// GeoProperty IRIs in index keys (attrCodes.codeOf).
+func (eq *entityQuery) plan(useValues func(string) bool, request func(string), code func(iri string) uint32) []source {
 	var srcs []source
 	if eq.q != nil {
 		// Bounds on the same attribute (a>=1;a<5) narrow one range scan.
@@ -168,14 +169,14 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 		if b, ok := eq.geo.Bound(); ok {
 			rc := &s2.RegionCoverer{MinLevel: 0, MaxLevel: geoMaxLevel, MaxCells: 12}
 			cells := rc.Covering(boundToRect(b))
-			srcs = append(srcs, source{scan: geoSource(eq.geoIRI, cells)})
+			srcs = append(srcs, source{scan: geoSource(code(eq.geoIRI), cells)})
 		}
 	}
 	if len(eq.types) > 0 {
 		types := eq.types
 		probe := func(tx *store.Txn, id string) (bool, error) {
 			for _, t := range types {
-				if ok, err := tx.Has(typeKey(t, id)); ok || err != nil {
+				if ok, err := tx.Has(typeKey(code(t), id)); ok || err != nil {
 					return ok, err
 				}
 			}
@@ -183,7 +184,7 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string)) [
 		}
 		prefixes := make([][]byte, len(types))
 		for i, t := range types {
-			prefixes[i] = typePrefix(t)
+			prefixes[i] = typePrefix(code(t))
 		}
 		srcs = append(srcs, source{probe: probe, scan: func(tx *store.Txn, max int) ([]string, bool, error) {
 			return prefixScan(tx, prefixes, max, func(i int, k []byte) (string, []byte) { return string(k[len(prefixes[i]):]), nil })
@@ -329,7 +330,7 @@ func prefixEnd(p []byte) []byte {
 // geoSource finds entities whose indexed cells intersect the query cells:
 // stored cells inside a query cell by range scan, stored (coarser) cells
 // containing it by exact lookup of its ancestors.
-func geoSource(attr string, cells s2.CellUnion) func(*store.Txn, int) ([]string, bool, error) {
+func geoSource(attr uint32, cells s2.CellUnion) func(*store.Txn, int) ([]string, bool, error) {
 	pre := geoPrefix(attr)
 	return func(tx *store.Txn, max int) ([]string, bool, error) {
 		var ids []string
@@ -451,7 +452,7 @@ func (s *Service) candidates(tx *store.Txn, eq *entityQuery) ([]string, error) {
 		sort.Strings(ids)
 		return ids, nil
 	}
-	srcs := eq.plan(s.vidx.isReady, s.requestIndex)
+	srcs := eq.plan(s.vidx.isReady, s.requestIndex, s.codes.codeOf)
 	if len(srcs) == 0 {
 		return nil, nil
 	}

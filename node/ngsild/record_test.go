@@ -299,7 +299,7 @@ func TestDecodeSummary(t *testing.T) {
 func checkSummaryKeys(t *testing.T, sum, full *Entity, keep func(string) bool) {
 	t.Helper()
 	cs, cf := map[countKey]int64{}, map[countKey]int64{}
-	ks, kf := indexKeys(sum, cs, -1, keep), indexKeys(full, cf, -1, keep)
+	ks, kf := indexKeys(sum, fnv32, cs, -1, keep), indexKeys(full, fnv32, cf, -1, keep)
 	if !reflect.DeepEqual(ks, kf) || !reflect.DeepEqual(cs, cf) {
 		t.Errorf("summary of %s: index keys %q counters %v, full decode %q %v", full.ID, ks, cs, kf, cf)
 	}

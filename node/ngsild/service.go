@@ -150,6 +150,9 @@ func New(db *store.DB, opts Options) (*Service, error) {
 	if s.codes, err = loadAttrCodes(db); err != nil {
 		return nil, err
 	}
+	if err := s.migrateIndexKeys(); err != nil {
+		return nil, err
+	}
 	if s.notif, err = newNotifier(s); err != nil {
 		return nil, err
 	}

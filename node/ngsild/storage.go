@@ -215,10 +215,13 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 	}
 	var oldKeys, newKeys map[string]struct{}
 	if old != nil {
-		oldKeys = indexKeys(old, counts, -1, s.vidx.isWritten)
+		oldKeys = indexKeys(old, s.codes.codeOf, counts, -1, s.vidx.isWritten)
 	}
 	if ne != nil {
-		newKeys = indexKeys(ne, counts, +1, s.vidx.isWritten)
+		if err := s.codeIndexed(ne); err != nil {
+			return err
+		}
+		newKeys = indexKeys(ne, s.codes.codeOf, counts, +1, s.vidx.isWritten)
 	}
 	for k := range oldKeys {
 		if _, keep := newKeys[k]; !keep {
@@ -633,7 +636,7 @@ func (s *Service) eachStored(ctx context.Context, types []string, fn func(id str
 		for _, t := range types {
 			if !seen[t] {
 				seen[t] = true
-				its = append(its, tx.NewIterator(store.IterOptions{Prefix: typePrefix(t), KeysOnly: true}))
+				its = append(its, tx.NewIterator(store.IterOptions{Prefix: typePrefix(s.codes.codeOf(t)), KeysOnly: true}))
 			}
 		}
 		for {
@@ -672,7 +675,28 @@ func (s *Service) eachStored(ctx context.Context, types []string, fn func(id str
 	})
 }
 
-// typeKeyID returns the id part of a type index key (after its NUL).
+// typeKeyID returns the id part of a type index key (after its code).
 func typeKeyID(k []byte) []byte {
-	return k[bytes.IndexByte(k[len(keyType):], 0)+len(keyType)+1:]
+	return k[len(keyType)+4:]
+}
+
+// codeIndexed gives codes to the IRIs of e that its index keys name (its
+// types and GeoProperty attributes) and have none yet.
+func (s *Service) codeIndexed(e *Entity) error {
+	for _, t := range e.Types {
+		if _, err := s.codes.assign(s.db, t); err != nil {
+			return err
+		}
+	}
+	for attr, insts := range e.Attrs {
+		for _, a := range insts {
+			if a.Type == GeoProperty {
+				if _, err := s.codes.assign(s.db, attr); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
 }
