@@ -86,7 +86,9 @@
 //
 // Every instance a write stamps is also kept as a temporal instance, in the
 // same transaction (history.go has the layout): one record per write and
-// instant, newest first, so lastN and time ranges are key-range scans.
+// instant, newest first, so lastN and time ranges are key-range scans. A
+// write's records refer to its feed record, whose state holds the
+// instances; TrimChanges writes them out in full before dropping it.
 // Clients read it with GET /ngsi-ld/v1/temporal/entities (type, id,
 // idPattern, attrs, q and geo-queries select entities by their current
 // state) and /temporal/entities/{id}, with timerel=before|after|between,
