@@ -180,3 +180,42 @@ func TestDecisionSortedJSON(t *testing.T) {
 		t.Errorf("SortedJSON wrote %d of %d decisions in canonical form", canonical, len(decisions))
 	}
 }
+
+// TestDecisionJSONForms: JSONForms returns MarshalJSON's and SortedJSON's
+// bytes, for decisions with plain texts and others.
+func TestDecisionJSONForms(t *testing.T) {
+	var decisions []Decision
+	for _, s := range fuzzSeeds(t) {
+		p, err := Parse(s)
+		if err != nil {
+			continue
+		}
+		for sc := ScopeCatalog; sc <= ScopeTransfer; sc++ {
+			decisions = append(decisions, Evaluate(p, baseReq(), sc))
+		}
+	}
+	req := baseReq()
+	req.Role = RoleResearcher
+	decisions = append(decisions,
+		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit(RoleAgency))), req, ScopeCatalog),
+		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit("a<b & \"c\" é"))), req, ScopeNegotiation),
+		Decision{Permit: true, Scope: ScopeTransfer, Action: ActionUse},
+		Decision{Scope: ScopeCatalog, Action: Action("<x>")})
+	for _, d := range decisions {
+		api, sorted, err := d.JSONForms()
+		wantAPI, err1 := d.MarshalJSON()
+		wantSorted, err2 := d.SortedJSON()
+		if err != nil || err1 != nil || err2 != nil {
+			t.Fatalf("JSONForms: %v; MarshalJSON: %v; SortedJSON: %v", err, err1, err2)
+		}
+		if !bytes.Equal(api, wantAPI) || !bytes.Equal(sorted, wantSorted) {
+			t.Fatalf("JSONForms =\n%s\n%s\nwant\n%s\n%s", api, sorted, wantAPI, wantSorted)
+		}
+		// Appending to one form leaves the other as it is.
+		before := string(sorted)
+		_ = append(api, "xxxxxxxx"...)
+		if string(sorted) != before {
+			t.Fatalf("appending to the API form changed the sorted form: %s", sorted)
+		}
+	}
+}

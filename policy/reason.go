@@ -537,6 +537,85 @@ func (d Decision) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// JSONForms returns what MarshalJSON and SortedJSON return, making each
+// reason's texts once for both: a provider stores a decision in the one
+// form and logs it in the other. Decisions with texts json.Marshal would
+// escape take the two methods.
+func (d Decision) JSONForms() (api, sorted []byte, err error) {
+	rs := d.Reasons()
+	type texts struct{ code, where, result, text string }
+	ts := make([]texts, len(rs))
+	size := 128
+	for i, r := range rs {
+		ts[i] = texts{string(r.Code), r.Where(), r.Result.String(), r.Text()}
+		size += 64 + len(ts[i].code) + len(ts[i].where) + len(ts[i].result) + len(ts[i].text)
+	}
+	buf := make([]byte, 0, 2*size)
+	scope := d.Scope.String()
+	api = strconv.AppendBool(append(buf, `{"permit":`...), d.Permit)
+	var ok bool
+	if api, ok = appendPlainString(append(api, `,"scope":`...), scope); !ok {
+		return d.slowForms()
+	}
+	if api, ok = appendPlainString(append(api, `,"action":`...), string(d.Action)); !ok {
+		return d.slowForms()
+	}
+	api = append(api, `,"reasons":[`...)
+	for i, t := range ts {
+		if i > 0 {
+			api = append(api, ',')
+		}
+		for _, m := range [...]struct{ key, val string }{{`{"code":`, t.code}, {`,"where":`, t.where}, {`,"result":`, t.result}} {
+			if api, ok = appendPlainString(append(api, m.key...), m.val); !ok {
+				return d.slowForms()
+			}
+		}
+		if rs[i].Denies {
+			api = append(api, `,"denies":true`...)
+		}
+		if api, ok = appendPlainString(append(api, `,"text":`...), t.text); !ok {
+			return d.slowForms()
+		}
+		api = append(api, '}')
+	}
+	api = append(api, ']', '}')
+	// The same strings, now known to be plain, in sorted order, after api
+	// in the same buffer (api is capped: appending to it copies).
+	rest := api[len(api):]
+	api = api[:len(api):len(api)]
+	sorted = append(rest, `{"action":`...)
+	sorted, _ = appendPlainString(sorted, string(d.Action))
+	sorted = strconv.AppendBool(append(sorted, `,"permit":`...), d.Permit)
+	sorted = append(sorted, `,"reasons":[`...)
+	for i, t := range ts {
+		if i > 0 {
+			sorted = append(sorted, ',')
+		}
+		sorted, _ = appendPlainString(append(sorted, `{"code":`...), t.code)
+		if rs[i].Denies {
+			sorted = append(sorted, `,"denies":true`...)
+		}
+		for _, m := range [...]struct{ key, val string }{{`,"result":`, t.result}, {`,"text":`, t.text}, {`,"where":`, t.where}} {
+			sorted, _ = appendPlainString(append(sorted, m.key...), m.val)
+		}
+		sorted = append(sorted, '}')
+	}
+	sorted = append(sorted, `],"scope":`...)
+	sorted, _ = appendPlainString(sorted, scope)
+	return api, append(sorted, '}'), nil
+}
+
+// slowForms is JSONForms by the two methods.
+func (d Decision) slowForms() (api, sorted []byte, err error) {
+	if api, err = d.MarshalJSON(); err != nil {
+		return nil, nil, err
+	}
+	if sorted, err = d.SortedJSON(); err != nil {
+		return nil, nil, err
+	}
+	return api, sorted, nil
+}
+
 // SortedJSON writes what MarshalJSON writes with every object's keys in
 // sorted order: {"action", "permit", "reasons": [{"code", "denies",
 // "result", "text", "where"}], "scope"}. With plain texts that is the JSON

@@ -122,15 +122,11 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 	req := policy.Request{Now: now, Action: policy.ActionUse, PeerID: s.names.of(consumer),
 		Role: s.roleOf(consumer, feds), Federations: feds, Purpose: e.n.Purpose()}
 	d := policy.Evaluate(own, req, policy.ScopeNegotiation)
-	if dj, err := d.MarshalJSON(); err == nil && !e.meta.Approved {
-		e.meta.Decision = dj
-		// The log gets the same members with sorted keys: canonical
+	if dj, data, err := d.JSONForms(); err == nil && !e.meta.Approved {
+		e.meta.Decision, e.meta.plainDecision = dj, marshalledJSON(dj)
+		// The log gets the same members with sorted keys (data): canonical
 		// already, so hashing the entry does not canonicalise it again
 		// (the hash is that of the canonical form either way).
-		data, err := d.SortedJSON()
-		if err != nil {
-			data = dj
-		}
 		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision,
 			Subject: e.key.Pid, Peer: s.names.of(consumer), Data: data}})
 	}

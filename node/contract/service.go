@@ -191,6 +191,10 @@ type meta struct {
 	Approved bool `json:"approved,omitempty"`
 	// Decision is the provider's last policy decision (policy.Decision JSON).
 	Decision json.RawMessage `json:"decision,omitempty"`
+	// plainDecision says Decision is known to be written as it is
+	// (marshalledJSON), so that appendJSON need not check it again at
+	// every step; set with Decision.
+	plainDecision bool
 }
 
 // peerNames remembers the text form of the peer IDs the driver names:
@@ -226,7 +230,7 @@ func (pn *peerNames) of(p peer.ID) string {
 // json.Marshal.
 func (m *meta) appendJSON(dst []byte) ([]byte, bool) {
 	if len(m.Canonical) > 0 || len(m.File) > 0 || !plainJSONString(m.Dataset) || !plainJSONString(m.OfferID) ||
-		!plainJSONString(m.AgreementID) || (len(m.Decision) > 0 && !marshalledJSON(m.Decision)) {
+		!plainJSONString(m.AgreementID) || (len(m.Decision) > 0 && !m.plainDecision && !marshalledJSON(m.Decision)) {
 		return nil, false
 	}
 	b := append(dst, `{"dataset":"`...)
