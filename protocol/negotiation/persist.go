@@ -78,19 +78,6 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 		Retry: persistedRetry{Initial: n.retry.Initial, Max: n.retry.Max, Timeout: n.retry.Timeout, Idle: n.retry.Idle, Final: n.retry.FinalTimeout},
 		Seq:   n.seq,
 	}
-	// The offer, the agreement and the unanswered message are most of the
-	// bytes, and already JSON: they are spliced in as they are, where
-	// encoding/json would check and compact them once more on every
-	// persist. Anything not valid JSON takes encoding/json's path, which
-	// refuses it as before.
-	if (len(n.offer) > 0 && !json.Valid(n.offer)) || (len(n.agreement) > 0 && !json.Valid(n.agreement)) {
-		p.Offer, p.Agreement, p.Out = n.offer, n.agreement, n.out
-		b, err := json.Marshal(p)
-		if err != nil {
-			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
-		}
-		return append(dst, b...), nil
-	}
 	// The unanswered message usually carries the offer or agreement just
 	// made or received (the request, the agreement, the verification):
 	// storing it once, in the message, halves the record.
@@ -101,6 +88,21 @@ func (n *Negotiation) AppendJSON(dst []byte) ([]byte, error) {
 		} else if len(a) > 0 && bytes.Equal(a, agreement) {
 			agreement, p.AgreementInOut = nil, true
 		}
+	}
+	// The offer, the agreement and the unanswered message are most of the
+	// bytes, and already JSON: they are spliced in as they are, where
+	// encoding/json would check and compact them once more on every
+	// persist. What is spliced here is checked here; the one the message
+	// carries is checked by its wire form (protocol.Encode refuses a
+	// policy that is not JSON). Anything not valid JSON takes
+	// encoding/json's path, which refuses it as before.
+	if (len(offer) > 0 && !json.Valid(offer)) || (len(agreement) > 0 && !json.Valid(agreement)) {
+		p.Offer, p.Agreement, p.Out, p.OfferInOut, p.AgreementInOut = n.offer, n.agreement, n.out, false, false
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, fmt.Errorf("persisting negotiation %s: %w", n.Pid(), err)
+		}
+		return append(dst, b...), nil
 	}
 	b, ok := p.appendOpen(dst)
 	if !ok {

@@ -69,3 +69,23 @@ func TestAppendOpenIsMarshal(t *testing.T) {
 		t.Error("appendOpen wrote a negotiation with its offer")
 	}
 }
+
+// TestInvalidTermsNotStored: an offer that is not JSON is refused when
+// the negotiation is stored, whether it is spliced in as it is or stored
+// in the unanswered message, whose wire form checks it.
+func TestInvalidTermsNotStored(t *testing.T) {
+	n, err := NewConsumer(Config{Pid: "urn:uuid:c", Peer: "p", CallbackAddress: "/p2p/me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Step(Msg{Type: MsgRequest, Now: time.Unix(1, 0), Offer: json.RawMessage(`{"@id":`)}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := n.Marshal(); err == nil {
+		t.Fatalf("stored an offer that is not JSON: %s", b)
+	}
+	n.out = nil // the offer is now spliced in as it is
+	if b, err := n.Marshal(); err == nil {
+		t.Fatalf("stored an offer that is not JSON: %s", b)
+	}
+}
