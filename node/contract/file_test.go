@@ -360,3 +360,36 @@ func TestFinalizeKnownAsFull(t *testing.T) {
 		})
 	}
 }
+
+// TestTransitionDataIsMarshal: the data of a transition's audit entry is
+// written by hand as json.Marshal writes it, or declined (strings it
+// escapes), for generated transitions.
+func TestTransitionDataIsMarshal(t *testing.T) {
+	strs := []string{"", "AGREED", "provider agreed", "urn:uuid:6f8d9d44-8026-4776-9194-1a50c77a431c", "MIM-601",
+		"urn:ngsi-ld:Dataset:noise", "a<b", "q\"q", "é", "tab\t", "~!#$%'()*+,-./:;=?@[]^_`{|}"}
+	written := 0
+	for i := 0; i < 20000; i++ {
+		pick := func(k int) string { return strs[(i*7+k*13+i/len(strs)*k)%len(strs)] }
+		tr := negotiation.Transition{From: negotiation.State(pick(1)), To: negotiation.State(pick(2)), Cause: pick(3), Code: protocol.Code(pick(4))}
+		for k := range i % 3 {
+			tr.Reasons = append(tr.Reasons, pick(5+k))
+		}
+		if i%5 == 0 {
+			tr.Reasons = []string{}
+		}
+		pids := protocol.Pids{ProviderPid: pick(8), ConsumerPid: pick(9)}
+		want := marshalTransitionData(tr, pick(10), pids, negotiation.Role(pick(11)))
+		got, ok := appendTransitionData([]byte{}, tr, pick(10), pids, negotiation.Role(pick(11)))
+		if !ok {
+			continue
+		}
+		written++
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendTransitionData(%+v) =\n%s\njson.Marshal:\n%s", tr, got, want)
+		}
+	}
+	if written < 1000 {
+		t.Fatalf("written by hand: %d of 20000", written)
+	}
+	t.Logf("written by hand: %d of 20000", written)
+}

@@ -774,6 +774,71 @@ func (s *Service) transitionEntry(e *entry, t negotiation.Transition, now time.T
 	// Members in sorted order, so that the data is already in the
 	// canonical form the log hashes (audit skips re-encoding it then).
 	pids := e.n.Pids()
+	// Names, quotes and states take under 160 bytes.
+	size := 160 + len(t.Cause) + len(t.Code) + len(e.meta.Dataset) + len(pids.ConsumerPid) + len(pids.ProviderPid)
+	for _, r := range t.Reasons {
+		size += 3 + len(r)
+	}
+	data, ok := appendTransitionData(make([]byte, 0, size), t, e.meta.Dataset, pids, e.key.Role)
+	if !ok {
+		data = marshalTransitionData(t, e.meta.Dataset, pids, e.key.Role)
+	}
+	return audit.Entry{Time: now, Kind: kind, Subject: e.key.Pid, Peer: e.n.Peer(), Data: data}
+}
+
+// appendTransitionData appends the data of a transition's audit entry as
+// transitionEntry's json.Marshal writes it, when its strings are plain
+// (plainJSONString); false otherwise. Eleven entries are written per
+// negotiation.
+func appendTransitionData(b []byte, t negotiation.Transition, dataset string, pids protocol.Pids, role negotiation.Role) ([]byte, bool) {
+	for _, s := range [...]string{t.Cause, string(t.Code), dataset, string(t.From), pids.ConsumerPid, pids.ProviderPid, string(role), string(t.To)} {
+		if !plainJSONString(s) {
+			return nil, false
+		}
+	}
+	for _, r := range t.Reasons {
+		if !plainJSONString(r) {
+			return nil, false
+		}
+	}
+	str := func(b []byte, name, s string) []byte {
+		return append(append(append(b, name...), s...), '"')
+	}
+	b = str(b, `{"cause":"`, t.Cause)
+	if t.Code != "" {
+		b = str(b, `,"code":"`, string(t.Code))
+	}
+	if dataset != "" {
+		b = str(b, `,"dataset":"`, dataset)
+	}
+	b = append(str(b, `,"from":"`, string(t.From)), `,"pids":{`...)
+	if pids.ConsumerPid != "" {
+		b = str(b, `"consumerPid":"`, pids.ConsumerPid)
+	}
+	if pids.ProviderPid != "" {
+		if pids.ConsumerPid != "" {
+			b = append(b, ',')
+		}
+		b = str(b, `"providerPid":"`, pids.ProviderPid)
+	}
+	b = append(b, '}')
+	if len(t.Reasons) > 0 {
+		b = append(b, `,"reasons":[`...)
+		for i, r := range t.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = str(b, `"`, r)
+		}
+		b = append(b, ']')
+	}
+	b = str(b, `,"role":"`, string(role))
+	return append(str(b, `,"to":"`, string(t.To)), '}'), true
+}
+
+// marshalTransitionData is the data of a transition's audit entry by
+// json.Marshal.
+func marshalTransitionData(t negotiation.Transition, dataset string, pids protocol.Pids, role negotiation.Role) []byte {
 	data, _ := json.Marshal(struct {
 		Cause   string            `json:"cause"`
 		Code    protocol.Code     `json:"code,omitempty"`
@@ -783,9 +848,9 @@ func (s *Service) transitionEntry(e *entry, t negotiation.Transition, now time.T
 		Reasons []string          `json:"reasons,omitempty"`
 		Role    negotiation.Role  `json:"role"`
 		To      negotiation.State `json:"to"`
-	}{Cause: t.Cause, Code: t.Code, Dataset: e.meta.Dataset, From: t.From, Pids: sortedPids{pids.ConsumerPid, pids.ProviderPid},
-		Reasons: t.Reasons, Role: e.key.Role, To: t.To})
-	return audit.Entry{Time: now, Kind: kind, Subject: e.key.Pid, Peer: e.n.Peer(), Data: data}
+	}{Cause: t.Cause, Code: t.Code, Dataset: dataset, From: t.From, Pids: sortedPids{pids.ConsumerPid, pids.ProviderPid},
+		Reasons: t.Reasons, Role: role, To: t.To})
+	return data
 }
 
 // sortedPids is protocol.Pids with its members in sorted order.
