@@ -460,6 +460,31 @@ func (a Agreement) MarshalJSON() ([]byte, error) {
 // to dst: the canonical form of {"agreement": terms, "signatures": [...]},
 // its members in that order, written around c as it is.
 func (a Agreement) appendFile(dst, c []byte) ([]byte, error) {
+	// The signatures are written directly, as appendCanonical writes
+	// them from the tree below: members in sorted order (peer, role,
+	// sig), strings as RFC 8785 writes them, base64 needing no escapes.
+	// Strings that are not valid UTF-8 take the tree. A negotiation makes
+	// three files.
+	sorted := sortSignatures(a.Signatures)
+	out := append(append(dst, `{"agreement":`...), c...)
+	out = append(out, `,"signatures":[`...)
+	for i, s := range sorted {
+		if !utf8.ValidString(s.Peer) || !utf8.ValidString(s.Role) {
+			return a.appendFileTree(dst, c)
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendCanonicalString(append(out, `{"peer":`...), s.Peer)
+		out = appendCanonicalString(append(out, `,"role":`...), s.Role)
+		out = base64.StdEncoding.AppendEncode(append(out, `,"sig":"`...), s.Value)
+		out = append(out, '"', '}')
+	}
+	return append(out, ']', '}'), nil
+}
+
+// appendFileTree is appendFile by way of a JSON tree.
+func (a Agreement) appendFileTree(dst, c []byte) ([]byte, error) {
 	sigs := make([]any, 0, len(a.Signatures))
 	for _, s := range sortSignatures(a.Signatures) {
 		sigs = append(sigs, map[string]any{"role": s.Role, "peer": s.Peer, "sig": base64.StdEncoding.EncodeToString(s.Value)})
@@ -544,7 +569,18 @@ func ParseAgreement(data []byte) (Agreement, error) {
 	if !bytes.Equal(canon, body) {
 		return Agreement{}, fmt.Errorf("reading agreement file: %w (re-encode it with MarshalJSON)", ErrNotCanonical)
 	}
-	return decodeAgreement(body)
+	a, err := decodeAgreement(body)
+	if err != nil {
+		return Agreement{}, err
+	}
+	// Canonical JSON is not yet the one file MarshalJSON writes: it always
+	// writes the signatures, an empty list included, and in their role
+	// order. A file that leaves them out or lists them otherwise means
+	// the same agreement in other bytes.
+	if out, err := a.MarshalJSON(); err != nil || !bytes.Equal(out, body) {
+		return Agreement{}, fmt.Errorf("reading agreement file: %w: not the file MarshalJSON writes (re-encode it with MarshalJSON)", ErrNotCanonical)
+	}
+	return a, nil
 }
 
 func decodeAgreement(data []byte) (Agreement, error) {

@@ -618,3 +618,78 @@ func copyAgreement(a Agreement) Agreement {
 	}
 	return a
 }
+
+// TestAppendFileIsTree: the agreement file's signatures written directly
+// are the bytes the JSON tree gave, for plain, escaped, non-ASCII and
+// invalid UTF-8 peers and roles, no signature and unknown roles.
+func TestAppendFileIsTree(t *testing.T) {
+	c := []byte(`{"id":"x"}`)
+	for _, sigs := range [][]Signature{
+		nil,
+		{{Role: RoleProvider, Peer: "12D3KooWGeyaH1bXQjr3hi5WtWQhf4AhrFyvmFRLfx8Qwrnn3pFN", Value: []byte{1, 2, 3, 250, 251}}},
+		{{Role: RoleConsumer, Peer: "b", Value: nil}, {Role: RoleProvider, Peer: "a", Value: make([]byte, 64)}},
+		{{Role: "other", Peer: "q\"\\\n\u2028<&>é", Value: []byte("x")}, {Role: RoleProvider, Peer: "\x7f\x01", Value: []byte("yy")}},
+		{{Role: RoleProvider, Peer: "bad \xff utf-8", Value: []byte("z")}},
+	} {
+		a := Agreement{ID: "x", Signatures: sigs}
+		got, err := a.appendFile([]byte("pre"), c)
+		want, werr := a.appendFileTree([]byte("pre"), c)
+		if err != nil || werr != nil || !bytes.Equal(got, want) {
+			t.Fatalf("appendFile(%+v) = %s, %v\nby the tree: %s, %v", sigs, got, err, want, werr)
+		}
+	}
+}
+
+// TestParseAgreementOnlyMarshalJSONForm: ParseAgreement refuses canonical
+// JSON that is not the file MarshalJSON writes: signatures left out
+// (found by FuzzParseAgreement) or listed out of their role order.
+func TestParseAgreementOnlyMarshalJSONForm(t *testing.T) {
+	a := testAgreement(t)
+	if err := a.Sign(provider); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Sign(consumer); err != nil {
+		t.Fatal(err)
+	}
+	file, err := a.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseAgreement(file); err != nil {
+		t.Fatalf("ParseAgreement(MarshalJSON) = %v", err)
+	}
+	c, _ := a.Canonical()
+	unsigned := a
+	unsigned.Signatures = nil
+	empty, _ := unsigned.MarshalJSON()
+	if _, err := ParseAgreement(empty); err != nil {
+		t.Fatalf("ParseAgreement(unsigned MarshalJSON) = %v", err)
+	}
+	swapped := a
+	swapped.Signatures = []Signature{a.Signatures[1], a.Signatures[0]}
+	reordered, _ := swapped.appendFileTreeUnsorted(c)
+	for name, data := range map[string][]byte{
+		"no signatures member": append(append([]byte(`{"agreement":`), c...), '}'),
+		"consumer first":       reordered,
+	} {
+		if _, err := jcs.Transform(data); err != nil {
+			t.Fatalf("%s: not JSON: %v", name, err)
+		}
+		if _, err := ParseAgreement(data); !errors.Is(err, ErrNotCanonical) {
+			t.Errorf("ParseAgreement(%s) = %v, want ErrNotCanonical", name, err)
+		}
+	}
+}
+
+// appendFileTreeUnsorted writes a's file with its signatures in the order
+// they are in, canonical JSON otherwise.
+func (a Agreement) appendFileTreeUnsorted(c []byte) ([]byte, error) {
+	out := append(append([]byte(`{"agreement":`), c...), `,"signatures":[`...)
+	for i, s := range a.Signatures {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"peer":"`+s.Peer+`","role":"`+s.Role+`","sig":"`+base64.StdEncoding.EncodeToString(s.Value)+`"}`...)
+	}
+	return append(out, ']', '}'), nil
+}

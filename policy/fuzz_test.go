@@ -154,5 +154,12 @@ func FuzzParseAgreement(f *testing.F) {
 		if !bytes.Equal(out, bytes.TrimSuffix(data, []byte("\n"))) {
 			t.Fatalf("accepted bytes differ from what they mean:\n%s\n%s", data, out)
 		}
+		c, err := a.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tree, err := a.appendFileTree(nil, c); err != nil || !bytes.Equal(tree, out) {
+			t.Fatalf("file written directly:\n%s\nby the tree:\n%s (%v)", out, tree, err)
+		}
 	})
 }
