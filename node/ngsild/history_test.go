@@ -220,9 +220,10 @@ func byCode(entries [][]byte) map[string][]string {
 }
 
 // TestHistoryOutlivesTrim checks that history read through the temporal
-// API is the same before and after TrimChanges drops the feed records the
-// write path's history records refer to, and that the trim leaves no
-// history record referring to a feed record it dropped.
+// API (of an entity and of a deleted one) is the same before and after
+// TrimChanges drops the feed records the write path's history records
+// refer to, and that the trim leaves no history record referring to a
+// feed record it dropped.
 func TestHistoryOutlivesTrim(t *testing.T) {
 	n := newTestNode(t, nil)
 	writeReadings(t, n, 5)
@@ -265,6 +266,9 @@ func TestHistoryOutlivesTrim(t *testing.T) {
 		}
 		return all, dangling
 	}
+	// The history of a deleted entity stays readable, its last state's
+	// feed record trimmed as well.
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:s2", nil), http.StatusNoContent)
 	before := read()
 	if all, _ := refs(); all == 0 {
 		t.Fatal("no history record refers to its feed record")
