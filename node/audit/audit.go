@@ -103,16 +103,23 @@ func Open(db *store.DB) *Log { return &Log{db: db} }
 
 // Hash computes e's hash from its fields and e.Prev, ignoring e.Hash.
 func Hash(e Entry) (string, error) {
+	return hashEntry(e, len(e.Data) > 0 && isCanonical(e.Data))
+}
+
+// hashEntry is Hash, told whether e.Data is in the canonical subset
+// (isCanonical) by a caller that checked it already.
+func hashEntry(e Entry, dataCanonical bool) (string, error) {
 	// One buffer holds the previous hash and the canonical entry after it,
-	// hashed at once: Hash runs for every entry appended.
-	buf := make([]byte, 0, sha256.Size+160+len(e.Data)+len(e.Subject)+len(e.Peer)+len(e.Kind))
+	// hashed at once: Hash runs for every entry appended. Names, quotes,
+	// the sequence number and the time take under 160 bytes.
+	buf := make([]byte, 0, sha256.Size+160+len(e.Data)+len(e.Subject)+len(e.Peer)+len(e.Kind)+len(e.Prev))
 	buf, err := hex.AppendDecode(buf, []byte(e.Prev))
 	if err != nil {
 		return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
 	}
 	e.Hash = ""
 	e.Time = e.Time.UTC()
-	if withCanon, ok := appendCanonicalEntry(buf, e); ok {
+	if withCanon, ok := appendCanonicalEntry(buf, e, dataCanonical); ok {
 		sum := sha256.Sum256(withCanon)
 		return hex.EncodeToString(sum[:]), nil
 	}
@@ -140,7 +147,7 @@ func Hash(e Entry) (string, error) {
 // for what it does not write itself: strings that need escaping, data
 // that is not JSON, sequence numbers beyond 2^53 and years outside
 // 0-9999.
-func appendCanonicalEntry(b []byte, e Entry) ([]byte, bool) {
+func appendCanonicalEntry(b []byte, e Entry, dataCanonical bool) ([]byte, bool) {
 	if y := e.Time.Year(); y < 0 || y > 9999 || e.Seq > 1<<53 {
 		return nil, false
 	}
@@ -154,7 +161,7 @@ func appendCanonicalEntry(b []byte, e Entry) ([]byte, bool) {
 	// seq, subject, time ("hash" is left out while hashing).
 	if len(e.Data) > 0 {
 		data := []byte(e.Data)
-		if !isCanonical(data) {
+		if !dataCanonical {
 			var err error
 			if data, err = jcs.Transform(e.Data); err != nil {
 				return nil, false
@@ -390,10 +397,11 @@ func checkEntry(e Entry) error {
 func appendEntry(tx *store.Txn, h head, e Entry) (Entry, error) {
 	var err error
 	e.Seq, e.Prev, e.Time = h.Seq+1, h.Hash, e.Time.UTC()
-	if e.Hash, err = Hash(e); err != nil {
+	canon := len(e.Data) > 0 && isCanonical(e.Data)
+	if e.Hash, err = hashEntry(e, canon); err != nil {
 		return Entry{}, err
 	}
-	b, ok := storedEntry(e)
+	b, ok := storedEntry(e, canon)
 	if !ok {
 		if b, err = json.Marshal(e); err != nil {
 			return Entry{}, fmt.Errorf("appending to audit log: %w", err)
@@ -422,7 +430,7 @@ func writeHead(tx *store.Txn, e Entry) error {
 // storedEntry returns json.Marshal(e) for an entry whose strings need no
 // escaping and whose data is in the canonical subset (isCanonical)
 // without the characters json.Marshal escapes; false for any other.
-func storedEntry(e Entry) ([]byte, bool) {
+func storedEntry(e Entry, dataCanonical bool) ([]byte, bool) {
 	if y := e.Time.Year(); y < 0 || y > 9999 {
 		return nil, false
 	}
@@ -431,7 +439,7 @@ func storedEntry(e Entry) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	if len(e.Data) > 0 && (!isCanonical(e.Data) || bytes.ContainsAny(e.Data, "<>&")) {
+	if len(e.Data) > 0 && (!dataCanonical || bytes.ContainsAny(e.Data, "<>&")) {
 		return nil, false
 	}
 	// Members' names, quotes and separators, seq and time take under 128 bytes.
