@@ -180,6 +180,24 @@ func (b *Blobs) Sync() error {
 	return nil
 }
 
+// Uncache drops the page cache's copy of blobs that a Sync wrote to
+// disk, for blobs not read again soon (fetched transfer blocks): their
+// pages go back to the kernel at once, to be used for the next writes,
+// rather than growing the cache until reclaim takes them. Pages not yet
+// written back stay. A missing blob is skipped.
+func (b *Blobs) Uncache(names ...string) error {
+	for _, name := range names {
+		_, path, err := b.path(name)
+		if err != nil {
+			return err
+		}
+		if err := uncache(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("uncaching blob %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // AppendTo appends the blob name to dst and returns the extended slice,
 // or ErrNotFound.
 func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {

@@ -86,6 +86,33 @@ func testBlobs(t *testing.T, syncfs bool) {
 	}
 }
 
+// TestBlobsUncache: a synced blob dropped from the page cache reads back
+// whole from disk; a missing blob is no error, a bad name is.
+func TestBlobsUncache(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := db.Blobs()
+	data := bytes.Repeat([]byte("uncached "), 40_000)
+	if err := b.Put("bafkreiuncache", data); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Uncache("bafkreiuncache", "bafkreimissing"); err != nil {
+		t.Fatalf("Uncache: %v", err)
+	}
+	if got, err := b.AppendTo(nil, "bafkreiuncache"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("AppendTo after Uncache = %d bytes, %v, want %d", len(got), err, len(data))
+	}
+	if err := b.Uncache("../x"); !errors.Is(err, ErrBadBlobName) {
+		t.Fatalf("Uncache(../x) err = %v, want ErrBadBlobName", err)
+	}
+}
+
 // TestBlobsConcurrentPuts: writers putting the same blob at once leave it
 // whole, and no temporary file behind.
 func TestBlobsConcurrentPuts(t *testing.T) {

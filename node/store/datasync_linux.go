@@ -45,3 +45,17 @@ func rename(from, to string) error {
 	}
 	return nil
 }
+
+// uncache asks the kernel to drop the cached pages of the file at path
+// (POSIX_FADV_DONTNEED); dirty pages are not dropped, only clean ones.
+func uncache(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	err = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	return err
+}

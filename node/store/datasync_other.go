@@ -14,3 +14,6 @@ func syncfs(*os.File) error { panic("store: no syncfs") }
 
 // rename is os.Rename.
 func rename(from, to string) error { return os.Rename(from, to) }
+
+// uncache does nothing where posix_fadvise is not at hand.
+func uncache(string) error { return nil }

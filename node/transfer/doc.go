@@ -108,7 +108,8 @@
 // once a sync of the block files that started after its write has
 // finished (one syncfs for many blocks), and a version's or file's blocks
 // are synced before its manifest is stored; a block whose bytes do not
-// match its CID when read is dropped and fetched again. Blocks that
+// match its CID when read is dropped and fetched again. Fetched blocks
+// leave the page cache once synced (store.Blobs.Uncache). Blocks that
 // earlier nodes kept in the database (t/b/<cid>) are still read, served
 // and counted as held; new blocks are not written there, except by an
 // in-memory store, which has no blob directory (blockfiles.go).
