@@ -128,7 +128,7 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string), c
 				continue
 			}
 			if t.Op == "==" {
-				if src := valueSource(t); src != nil {
+				if src := valueSource(t, code); src != nil {
 					srcs = append(srcs, *src)
 				}
 				continue
@@ -157,7 +157,7 @@ func (eq *entityQuery) plan(useValues func(string) bool, request func(string), c
 			}
 		}
 		for _, attr := range order {
-			if src := valueSource(*ranges[attr]); src != nil {
+			if src := valueSource(*ranges[attr], code); src != nil {
 				srcs = append(srcs, *src)
 			}
 		}
@@ -233,9 +233,10 @@ func prefixScan(tx *store.Txn, prefixes [][]byte, max int, visit func(i int, k [
 }
 
 // valueSource answers one q index term from the value index.
-func valueSource(t query.Term) *source {
+// code gives attribute codes (attrCodes.codeOf).
+func valueSource(t query.Term, code func(iri string) uint32) *source {
 	attr := t.Path.Attrs[0]
-	pre := valuePrefix(attr)
+	pre := valuePrefix(code(attr))
 	type span struct{ from, to []byte } // to is exclusive
 	var spans []span
 	var exact [][]byte // for probing: the full key but the id, when every value is exact

@@ -144,13 +144,15 @@ func New(db *store.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.seq.Store(seq)
-	if err := s.loadValueIndexes(); err != nil {
-		return nil, err
-	}
+	// Value index builds resume in loadValueIndexes: they write keys
+	// naming codes, after the migration of the older keys.
 	if s.codes, err = loadAttrCodes(db); err != nil {
 		return nil, err
 	}
 	if err := s.migrateIndexKeys(); err != nil {
+		return nil, err
+	}
+	if err := s.loadValueIndexes(); err != nil {
 		return nil, err
 	}
 	if s.notif, err = newNotifier(s); err != nil {

@@ -681,7 +681,8 @@ func typeKeyID(k []byte) []byte {
 }
 
 // codeIndexed gives codes to the IRIs of e that its index keys name (its
-// types and GeoProperty attributes) and have none yet.
+// types, GeoProperty attributes and attributes with a value index) and
+// have none yet.
 func (s *Service) codeIndexed(e *Entity) error {
 	for _, t := range e.Types {
 		if _, err := s.codes.assign(s.db, t); err != nil {
@@ -689,6 +690,12 @@ func (s *Service) codeIndexed(e *Entity) error {
 		}
 	}
 	for attr, insts := range e.Attrs {
+		if s.vidx.isWritten(attr) {
+			if _, err := s.codes.assign(s.db, attr); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, a := range insts {
 			if a.Type == GeoProperty {
 				if _, err := s.codes.assign(s.db, attr); err != nil {

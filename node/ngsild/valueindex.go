@@ -160,6 +160,10 @@ func (s *Service) buildIndex(attr string) error {
 func (s *Service) backfill(attr string, cursor *[]byte) (done bool, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	code, err := s.codes.assign(s.db, attr)
+	if err != nil {
+		return false, err
+	}
 	var keys []string
 	n, more := 0, false
 	err = s.db.View(func(tx *store.Txn) error {
@@ -174,7 +178,7 @@ func (s *Service) backfill(attr string, cursor *[]byte) (done bool, err error) {
 			if err != nil {
 				return err
 			}
-			for key := range valueKeys(e, attr) {
+			for key := range valueKeys(e, attr, code) {
 				keys = append(keys, key)
 			}
 			return nil
