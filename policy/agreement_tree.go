@@ -46,6 +46,35 @@ func (q *treeReader) space() {
 	}
 }
 
+// treeStrings are the member names and values agreement files and the
+// policies in them repeat: reading one then allocates none of them (a map
+// indexed by string(b) does not convert b). treeValues holds the same
+// strings as values of the tree.
+var treeStrings, treeValues = func() (map[string]string, map[string]any) {
+	names := []string{
+		// Agreement files.
+		"agreement", "signatures", "format", AgreementFormat, "id", "dataset", "version", "provider", "consumer",
+		"created", "notBefore", "notAfter", "policy", "peer", "role", "sig",
+		// Policies.
+		"@context", "@id", "@type", "uid", "profile", "permission", "prohibition", "obligation", "duty", "action",
+		"constraint", "leftOperand", "operator", "rightOperand", "target", "assigner", "assignee", "dct", "mim",
+		"http://www.w3.org/ns/odrl.jsonld", "http://purl.org/dc/terms/", "https://w3id.org/mimnode/policy/",
+		"Agreement", "Offer", "Set", "Policy", "Permission", "Prohibition", "Duty", "mim:role", "mim:federation",
+		string(ActionUse), string(ActionRead), string(ActionDistribute), string(ActionAggregate), string(ActionDerive),
+		string(ActionDelete), string(ActionAttribute), string(ActionInform), string(ActionCompensate),
+		string(LeftPurpose), string(LeftDateTime), string(LeftElapsedTime), string(LeftSpatial), string(LeftCount),
+		string(LeftRecipient), string(LeftRole), string(LeftFederation), string(LeftPayAmount),
+		string(OpEq), string(OpNeq), string(OpLt), string(OpLteq), string(OpGt), string(OpGteq), string(OpIsA),
+		string(OpIsPartOf), string(OpHasPart), string(OpIsAnyOf), string(OpIsAllOf), string(OpIsNoneOf),
+		RoleAgency, RoleResearcher, PurposeResearch,
+	}
+	strs, vals := make(map[string]string, len(names)), make(map[string]any, len(names))
+	for _, n := range names {
+		strs[n], vals[n] = n, n
+	}
+	return strs, vals
+}()
+
 func (q *treeReader) value(depth int) (any, bool) {
 	if depth > maxDepth {
 		return nil, false
@@ -60,8 +89,14 @@ func (q *treeReader) value(depth int) (any, bool) {
 	case c == '[':
 		return q.array(depth)
 	case c == '"':
-		s, ok := q.str()
-		return s, ok
+		b, ok := q.strBytes()
+		if !ok {
+			return nil, false
+		}
+		if v, ok := treeValues[string(b)]; ok {
+			return v, true
+		}
+		return string(b), true
 	case c == 't':
 		return true, q.literal("true")
 	case c == 'f':
@@ -149,6 +184,18 @@ func (q *treeReader) list(closing byte, item func() bool) bool {
 // str reads a string without escapes or control characters, in valid
 // UTF-8: its content is its value as it is.
 func (q *treeReader) str() (string, bool) {
+	b, ok := q.strBytes()
+	if !ok {
+		return "", false
+	}
+	if s, ok := treeStrings[string(b)]; ok {
+		return s, true
+	}
+	return string(b), true
+}
+
+// strBytes is str's content, not yet a string.
+func (q *treeReader) strBytes() ([]byte, bool) {
 	start := q.i + 1
 	ascii := true
 	for j := start; j < len(q.b); j++ {
@@ -156,17 +203,17 @@ func (q *treeReader) str() (string, bool) {
 		case c == '"':
 			s := q.b[start:j]
 			if !ascii && !utf8.Valid(s) {
-				return "", false
+				return nil, false
 			}
 			q.i = j + 1
-			return string(s), true
+			return s, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 func (q *treeReader) literal(lit string) bool {
