@@ -486,14 +486,78 @@ const maxUnpackedEntity = 64 << 20
 // entityScratch holds the JSON of an entity while it is being packed.
 var entityScratch = sync.Pool{New: func() any { return new([]byte) }}
 
-// packEntity encodes e as stored.
+// packEntity encodes e as stored: packed with entityDict.
 func packEntity(e *Entity) []byte {
 	bp := entityScratch.Get().(*[]byte)
 	js := appendEntity((*bp)[:0], e)
-	out := packExact(js)
+	out := packEntityJSON(js)
 	*bp = js
 	entityScratch.Put(bp)
 	return out
+}
+
+// entityDictMarker starts an entity state packed with entityDict: the
+// Snappy block format (s2) whose copies may reach back into the
+// dictionary. States packed before start with store.PackedMarker (no
+// dictionary) and older ones are plain JSON ('{'); both read as they did.
+const entityDictMarker = 0x04
+
+// entityDictText is what nearly every stored entity spells out once and
+// Snappy alone must write in full in each record (it only refers back
+// within one): the members appendEntity writes and the IRIs of the core
+// context and the Smart Data Models vocabularies. About 145 of an
+// AirQualityObserved state's ~820 packed bytes. It is part of the stored
+// format: never change it; another dictionary needs another marker.
+const entityDictText = `{"id":"urn:ngsi-ld:` +
+	`","t":["https://smartdatamodels.org/dataModel.` + `"],"a":{` +
+	`"https://smartdatamodels.org/dataModel.` + `"https://smartdatamodels.org/` +
+	`":[{"t":"Property","v":` + `"t":"Relationship","o":"urn:ngsi-ld:` +
+	`"https://uri.etsi.org/ngsi-ld/location":[{"t":"GeoProperty","v":{"coordinates":[` + `],"type":"Point"}}]` +
+	`"https://uri.etsi.org/ngsi-ld/default-context/` +
+	`,"oa":"20` + `,"u":"` + `,"d":"urn:ngsi-ld:` + `T00:00:00Z"` +
+	`},"c":"20` + `,"m":"20` + `,"am":"20`
+
+// entityDict is entityDictText as an s2 dictionary; a block starts by
+// repeating its first bytes (the start of every record).
+var entityDict = s2.MakeDictManual([]byte(entityDictText), 0)
+
+// packEntityJSON packs an entity state's JSON with entityDict, in a slice
+// of its own length (as packExact).
+func packEntityJSON(js []byte) []byte {
+	need := s2.MaxEncodedLen(len(js))
+	if need < 0 {
+		return store.Pack(js) // larger than a block can be: left to Pack
+	}
+	bp := packScratch.Get().(*[]byte)
+	if cap(*bp) < need {
+		*bp = make([]byte, need)
+	}
+	enc := entityDict.Encode((*bp)[:need], js)
+	out := make([]byte, 1+len(enc))
+	out[0] = entityDictMarker
+	copy(out[1:], enc)
+	packScratch.Put(bp)
+	return out
+}
+
+// unpackDict unpacks a state packEntityJSON packed into buf's storage when
+// it is large enough, failing (store.ErrPacked) as store.UnpackTo does.
+func unpackDict(buf, b []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(b[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", store.ErrPacked, err)
+	}
+	if n > maxUnpackedEntity {
+		return nil, fmt.Errorf("%w: claims %d bytes, at most %d", store.ErrPacked, n, maxUnpackedEntity)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	js, err := entityDict.Decode(buf[:n], b[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", store.ErrPacked, err)
+	}
+	return js, nil
 }
 
 // packScratch holds a value while packExact compresses it.
@@ -524,7 +588,13 @@ func packExact(js []byte) []byte {
 
 // unpackEntity returns the JSON of a stored entity.
 func unpackEntity(b []byte) ([]byte, error) {
-	js, err := store.Unpack(b, maxUnpackedEntity)
+	var js []byte
+	var err error
+	if len(b) > 0 && b[0] == entityDictMarker {
+		js, err = unpackDict(nil, b)
+	} else {
+		js, err = store.Unpack(b, maxUnpackedEntity)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("unpack stored entity: %w", err)
 	}
@@ -535,11 +605,17 @@ func unpackEntity(b []byte) ([]byte, error) {
 // when short, and kept for the next call): store.Unpack allocates the JSON
 // on every read. A plain record is returned as it is.
 func unpackEntityInto(buf *[]byte, b []byte) ([]byte, error) {
-	js, err := store.UnpackTo(*buf, b, maxUnpackedEntity)
+	var js []byte
+	var err error
+	if len(b) > 0 && b[0] == entityDictMarker {
+		js, err = unpackDict(*buf, b)
+	} else {
+		js, err = store.UnpackTo(*buf, b, maxUnpackedEntity)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("unpack stored entity: %w", err)
 	}
-	if len(b) > 0 && b[0] == store.PackedMarker {
+	if len(b) > 0 && (b[0] == store.PackedMarker || b[0] == entityDictMarker) {
 		*buf = js
 	}
 	return js, nil

@@ -133,6 +133,24 @@ func TestDecodeRecord(t *testing.T) {
 
 // FuzzDecodeRecord checks that whenever both decoders accept a record they
 // agree, and that the fast one never panics.
+// FuzzUnpackEntity checks the unpacking of stored states: what
+// packEntityJSON packs unpacks to the same bytes, and arbitrary bytes
+// after entityDictMarker give an error, never a panic.
+func FuzzUnpackEntity(f *testing.F) {
+	for _, b := range recordSeeds(f) {
+		f.Add(b)
+		f.Add(packEntityJSON(b))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, err := unpackEntity(packEntityJSON(b)); err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("unpackEntity(packEntityJSON(%q)) = %q, %v", b, got, err)
+		}
+		_, _ = unpackEntity(append([]byte{entityDictMarker}, b...))
+		var buf []byte
+		_, _ = unpackEntityInto(&buf, append([]byte{entityDictMarker}, b...))
+	})
+}
+
 func FuzzDecodeRecord(f *testing.F) {
 	for _, b := range recordSeeds(f) {
 		f.Add(b)
@@ -197,9 +215,9 @@ func BenchmarkPackEntity(b *testing.B) {
 	}
 }
 
-// TestPackedEntity checks that a packed entity decodes as its JSON does
-// (records written before packing are JSON and must still be read), and
-// that a damaged packed record is an error.
+// TestPackedEntity checks that a packed entity (entityDict) decodes as its
+// JSON does, as do records written before (JSON, and packed without the
+// dictionary), and that a damaged packed record is an error.
 func TestPackedEntity(t *testing.T) {
 	for i, b := range recordSeeds(t) {
 		var e Entity
@@ -207,6 +225,16 @@ func TestPackedEntity(t *testing.T) {
 			t.Fatalf("seed %d: JSON record: %v", i, err)
 		}
 		packed := packEntity(&e)
+		if packed[0] != entityDictMarker {
+			t.Errorf("seed %d: packed record starts with %#x, want entityDictMarker", i, packed[0])
+		}
+		if len(packed) > len(store.Pack(appendEntity(nil, &e)))+2 {
+			t.Errorf("seed %d: packed with the dictionary %d bytes, without %d", i, len(packed), len(store.Pack(appendEntity(nil, &e))))
+		}
+		var before Entity
+		if err := decodeEntityRecord(store.Pack(appendEntity(nil, &e)), &before); err != nil || !reflect.DeepEqual(e, before) {
+			t.Errorf("seed %d: record packed without the dictionary decodes differently (%v)", i, err)
+		}
 		if len(packed) >= len(b) && len(b) > 200 {
 			t.Errorf("seed %d: packed %d bytes, JSON %d", i, len(packed), len(b))
 		}
@@ -217,7 +245,8 @@ func TestPackedEntity(t *testing.T) {
 		if !reflect.DeepEqual(e, back) {
 			t.Errorf("seed %d: packed record decodes differently\n got %+v\nwant %+v", i, back, e)
 		}
-		for _, bad := range [][]byte{packed[:len(packed)/2], append([]byte{store.PackedMarker}, b...)} {
+		for _, bad := range [][]byte{packed[:len(packed)/2], append([]byte{store.PackedMarker}, b...), append(bytes.Clone(packed), 1, 2),
+			{entityDictMarker}, {entityDictMarker, 0xff, 0xff, 0xff, 0xff, 0x7f}} {
 			if err := decodeEntityRecord(bad, new(Entity)); err == nil {
 				t.Errorf("seed %d: damaged packed record %q decoded", i, bad)
 			}
@@ -320,7 +349,13 @@ func TestUnpackEntityInto(t *testing.T) {
 			}
 		}
 	}
-	if cap(buf) < len(strings.Repeat(`{"id":"urn:x:2","a":{}}`, 40)) {
+	for _, js := range []string{`{"id":"urn:x:1","t":["T"]}`, strings.Repeat(`{"id":"urn:x:3","a":{}}`, 60), `{}`} {
+		got, err := unpackEntityInto(&buf, packEntityJSON([]byte(js)))
+		if err != nil || string(got) != js {
+			t.Errorf("unpackEntityInto(packed with entityDict %.20q) = %.20q, %v", js, got, err)
+		}
+	}
+	if cap(buf) < len(strings.Repeat(`{"id":"urn:x:3","a":{}}`, 60)) {
 		t.Errorf("buffer not kept: cap %d", cap(buf))
 	}
 	for _, b := range [][]byte{{store.PackedMarker}, {store.PackedMarker, 0xff, 0xff, 0xff, 0xff, 0x7f}, append(store.Pack([]byte(`{"id":"x"}`)), 1, 2)} {
