@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 
 	"github.com/mimnode/mimnode/node/store"
@@ -72,3 +73,16 @@ func MoveBlockToDB(s *Service, c string) error {
 
 // ReadFrameLen exposes the block reader's frame-length parser.
 func ReadFrameLen(r io.Reader) (uint64, error) { return readFrameLen(bufio.NewReader(r)) }
+
+// SetProvenanceJSON stores p as entity id's provenance the way nodes did
+// before shared provenance records: the whole JSON under the entity.
+func SetProvenanceJSON(s *Service, id string, p Provenance) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(provenanceKey(id), b) })
+}
+
+// ProvenanceValue returns what entity id's provenance key holds.
+func ProvenanceValue(s *Service, id string) ([]byte, error) { return s.getBytes(provenanceKey(id)) }

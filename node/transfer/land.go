@@ -89,13 +89,21 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 // the cautious side) but not an entity without its provenance, which
 // this node would serve as its own. A chunk in which Land writes nothing
 // is made durable by the synced write of the landed version at the end.
+//
+// The chunk's entities share one provenance record (sharedProvenance),
+// written again with each chunk (the same key and bytes) so that it is in
+// the same durable write as the entities that point at it.
 func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, prov []byte) error {
 	ids := make([]string, len(ents))
 	wb := s.o.Store.NewBatch()
 	defer wb.Cancel()
+	key, ref := sharedProvenance(prov)
+	if err := wb.Set(key, prov); err != nil {
+		return err
+	}
 	for i, e := range ents {
 		ids[i] = e.ID
-		if err := wb.Set(provenanceKey(e.ID), prov); err != nil {
+		if err := wb.Set(provenanceKey(e.ID), ref); err != nil {
 			return err
 		}
 	}

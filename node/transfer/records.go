@@ -1,7 +1,9 @@
 package transfer
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +25,11 @@ import (
 //	                              files (blockfiles.go); read, no longer written,
 //	                              except by an in-memory store
 //	t/v/<agreement>               consumer: last version landed
-//	t/e/<entity id>               consumer: provenance of a received entity
+//	t/e/<entity id>               consumer: provenance of a received entity:
+//	                              its JSON, or "@" and the <sum> of a shared record
+//	t/o/<sum>                     consumer: a provenance record shared by the
+//	                              entities of a landing (JSON; sum: SHA-256,
+//	                              first 16 bytes, hex)
 func procKey(role dsp.Role, pid string) []byte {
 	return store.Key(store.PrefixTransfer, "p", string(role), url.PathEscape(pid))
 }
@@ -46,6 +52,63 @@ func landedKey(agreement string) []byte {
 }
 func provenanceKey(id string) []byte {
 	return store.Key(store.PrefixTransfer, "e", url.PathEscape(id))
+}
+func sharedProvenanceKey(sum string) []byte { return store.Key(store.PrefixTransfer, "o", sum) }
+
+// sharedProvenance returns the key of the shared record holding the
+// provenance JSON prov, and what an entity's provenance key holds to
+// point at it ("@" and the record's sum): a landing writes the record
+// once and 33 bytes per entity instead of the whole JSON (about 250
+// bytes) each.
+func sharedProvenance(prov []byte) (key, ref []byte) {
+	sum := sha256.Sum256(prov)
+	h := hex.EncodeToString(sum[:16])
+	return sharedProvenanceKey(h), []byte("@" + h)
+}
+
+// provenanceReader reads entities' provenance in one transaction: a
+// value of a provenance key is the JSON itself (live changes, and every
+// record written before shared records) or a reference to a shared
+// record, read once per reader.
+type provenanceReader struct {
+	tx     *store.Txn
+	shared map[string]Provenance
+}
+
+// read returns the provenance of entity id; ok is false for an entity
+// this node did not receive.
+func (r *provenanceReader) read(id string) (p Provenance, ok bool, err error) {
+	b, err := r.tx.Get(provenanceKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return Provenance{}, false, nil
+	}
+	if err != nil {
+		return Provenance{}, false, err
+	}
+	if len(b) == 0 || b[0] != '@' {
+		if err := json.Unmarshal(b, &p); err != nil {
+			return Provenance{}, false, fmt.Errorf("provenance of %s: %w", id, err)
+		}
+		return p, true, nil
+	}
+	sum := string(b[1:])
+	if p, ok := r.shared[sum]; ok {
+		return p, true, nil
+	}
+	rec, err := r.tx.Get(sharedProvenanceKey(sum))
+	if err == nil {
+		err = json.Unmarshal(rec, &p)
+	}
+	if err != nil {
+		// A missing record is an error, not "local": the entity was
+		// received, and must not be served as this node's own.
+		return Provenance{}, false, fmt.Errorf("provenance of %s, shared record %s: %w", id, sum, err)
+	}
+	if r.shared == nil {
+		r.shared = map[string]Provenance{}
+	}
+	r.shared[sum] = p
+	return p, true, nil
 }
 
 // Formats a consumer asks for in its TransferRequestMessage.
@@ -244,15 +307,9 @@ type Provenance struct {
 // for the node's own entities.
 func (s *Service) ProvenanceOf(entityID string) (p Provenance, ok bool, err error) {
 	err = s.o.Store.View(func(tx *store.Txn) error {
-		b, err := tx.Get(provenanceKey(entityID))
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		ok = true
-		return json.Unmarshal(b, &p)
+		r := provenanceReader{tx: tx}
+		p, ok, err = r.read(entityID)
+		return err
 	})
 	if err != nil {
 		return Provenance{}, false, fmt.Errorf("reading provenance of %s: %w", entityID, err)

@@ -466,6 +466,55 @@ func TestNoDistributeNeverReserved(t *testing.T) {
 	}
 }
 
+// TestProvenanceRecordsBeforeShared: a landing points each entity at one
+// shared provenance record; records written whole per entity, as nodes
+// did before, are still read, by ProvenanceOf and when the consumer
+// builds its own version (one that forbids distribute keeps the entity
+// out of it).
+func TestProvenanceRecordsBeforeShared(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 30, 0))
+	odrl := `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-2",
+		"target": "` + datasetID + `", "assigner": "` + prov.id() + `", "permission": [{"action": "read"}, {"action": "distribute"}]}`
+	a, b := agreementFile(t, prov, cons, odrl, nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	landed := transfer.Provenance{Provider: prov.id(), Dataset: datasetID, Agreement: a.ID, Version: in.Version, Distribute: true}
+	if v, err := transfer.ProvenanceValue(cons.svc, testID(1)); err != nil || len(v) == 0 || v[0] != '@' {
+		t.Fatalf("provenance value of a landed entity = %q, %v, want a reference to a shared record", v, err)
+	}
+	old := transfer.Provenance{Provider: prov.id(), Dataset: datasetID, Agreement: "urn:uuid:older", Version: "bafyolder", Distribute: false}
+	for i := range 5 {
+		if err := transfer.SetProvenanceJSON(cons.svc, testID(i), old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		id   string
+		want transfer.Provenance
+	}{{testID(0), old}, {testID(4), old}, {testID(5), landed}, {testID(29), landed}} {
+		if got, ok, err := cons.svc.ProvenanceOf(c.id); err != nil || !ok || got != c.want {
+			t.Errorf("ProvenanceOf(%s) = %+v, %v, %v, want %+v", c.id, got, ok, err, c.want)
+		}
+	}
+	ds, err := catalog.ParseDataset([]byte(`{"id": "urn:mim:dataset:test:resold", "title": "Resold", "description": "x",
+		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, err := cons.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := transfer.ManifestEntities(cons.svc, version); got != 25 {
+		t.Errorf("consumer's own version holds %d received entities, want 25 (5 forbid distribute)", got)
+	}
+}
+
 // TestProviderEndsTransferMidFetch: DSP transfer process, provider
 // terminates while STARTED: the provider refuses the next data request,
 // the consumer's Fetch returns the refusal and ends its side, and a new

@@ -275,20 +275,13 @@ func inChunks[T any](each func(fn func(T) error) error, keep func(T) bool, flush
 func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
 	keep := make([]bool, n)
 	err := s.o.Store.View(func(tx *store.Txn) error {
+		r := provenanceReader{tx: tx}
 		for i := range keep {
-			b, err := tx.Get(provenanceKey(id(i)))
-			if errors.Is(err, store.ErrNotFound) {
-				keep[i] = true
-				continue
-			}
+			p, ok, err := r.read(id(i))
 			if err != nil {
 				return err
 			}
-			var p Provenance
-			if err := json.Unmarshal(b, &p); err != nil {
-				return fmt.Errorf("provenance of %s: %w", id(i), err)
-			}
-			keep[i] = p.Distribute
+			keep[i] = !ok || p.Distribute
 		}
 		return nil
 	})
