@@ -251,32 +251,16 @@ func indexKeys(e *Entity, code func(iri string) uint32, counts map[countKey]int6
 	keys := make(map[string]struct{}, len(e.Types)+len(e.Scope)+4)
 	for _, t := range e.Types {
 		keys[string(typeKey(code(t), e.ID))] = struct{}{}
-		if counts != nil {
-			counts[countKey{typ: t}] += sign
-		}
+	}
+	if counts != nil {
+		eachCount(e, func(c countKey) { counts[c] += sign })
 	}
 	for _, sc := range e.Scope {
 		keys[string(scopeKey(sc, e.ID))] = struct{}{}
 	}
 	for attr, insts := range e.Attrs {
-		var seen [4]AttrType // attribute types counted for this attribute
 		withValues := valued(attr)
 		for _, a := range insts {
-			counted := false
-			for _, x := range seen {
-				counted = counted || x == a.Type
-			}
-			if !counted && counts != nil {
-				for i := range seen {
-					if seen[i] == "" {
-						seen[i] = a.Type
-						break
-					}
-				}
-				for _, t := range e.Types {
-					counts[countKey{typ: t, attr: attr, at: a.Type}] += sign
-				}
-			}
 			switch a.Type {
 			default:
 				if withValues {
@@ -297,6 +281,35 @@ func indexKeys(e *Entity, code func(iri string) uint32, counts map[countKey]int6
 		}
 	}
 	return keys
+}
+
+// eachCount calls fn with each counter e adds to (indexKeys): one per
+// type, and one per type and attribute type of each attribute.
+func eachCount(e *Entity, fn func(countKey)) {
+	for _, t := range e.Types {
+		fn(countKey{typ: t})
+	}
+	for attr, insts := range e.Attrs {
+		var seen [4]AttrType // attribute types counted for this attribute
+		for _, a := range insts {
+			counted := false
+			for _, x := range seen {
+				counted = counted || x == a.Type
+			}
+			if counted {
+				continue
+			}
+			for i := range seen {
+				if seen[i] == "" {
+					seen[i] = a.Type
+					break
+				}
+			}
+			for _, t := range e.Types {
+				fn(countKey{typ: t, attr: attr, at: a.Type})
+			}
+		}
+	}
 }
 
 // sameCounted reports whether a and b add the same counters (indexKeys):

@@ -58,6 +58,9 @@ type prepared struct {
 	del   [][]byte
 	set   [][]byte
 	count map[countKey]int64
+	// added are the counters a create adds one to (eachCount), listed:
+	// a create has no deltas to cancel out, so it needs no map.
+	added []countKey
 	hist  []histEntry // history records (history.go)
 	mark  *histEntry  // history attribute marker to set, if it changed
 	gone  []string    // attributes the write removed
@@ -203,7 +206,10 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 	case old != nil && ne != nil && sameCounted(old, ne):
 		// The counter contributions of old and ne would cancel out: an
 		// entity replaced with the same attributes, the usual update.
-		p.count = map[countKey]int64{}
+	case old == nil && ne != nil:
+		// A create adds one to each of its counters: a list, no map.
+		p.added = make([]countKey, 0, len(ne.Types)*(1+len(ne.Attrs)))
+		eachCount(ne, func(c countKey) { p.added = append(p.added, c) })
 	case ne != nil:
 		// A counter per type and per type and attribute (indexKeys):
 		// sized for them, the map is not grown and rehashed twice.
@@ -312,7 +318,7 @@ func (s *Service) txnFit(ps []prepared) int {
 		for _, h := range p.hist {
 			b += int64(len(h.key) + 8 + len(h.val))
 		}
-		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count))
+		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count) + len(p.added))
 		if p.mark != nil {
 			n++
 			b += int64(len(p.mark.key) + len(p.mark.val))
@@ -348,6 +354,9 @@ func (s *Service) writeTxn(ps []prepared) error {
 			}
 			for k, d := range p.count {
 				counts[k] += d
+			}
+			for _, k := range p.added {
+				counts[k]++
 			}
 			seq++
 			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Removed: p.gone, Entity: p.body}
