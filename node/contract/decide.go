@@ -332,13 +332,19 @@ func (s *Service) agreementFile(e *entry) []byte {
 	return nil
 }
 
-// signatureOf returns a's signature by role, nil if it has none. Two
-// signatures of one role are left to Verify to refuse.
+// signatureOf returns a's signature by role, nil if it has none, two, or
+// one named for a peer other than the party in that role: the provider
+// compares its own signature by value instead of verifying it, and a file
+// naming another peer for it would not verify once stored.
 func signatureOf(a policy.Agreement, role string) []byte {
+	party := a.Provider
+	if role == policy.RoleConsumer {
+		party = a.Consumer
+	}
 	var sig []byte
 	for _, x := range a.Signatures {
 		if x.Role == role {
-			if sig != nil {
+			if sig != nil || x.Peer != party {
 				return nil
 			}
 			sig = x.Value

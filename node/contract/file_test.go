@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"testing"
 	"time"
 
@@ -305,17 +306,37 @@ func TestFinalizeKnownAsFull(t *testing.T) {
 	other2 := made("urn:uuid:a2")
 	other2.Sign(prov)
 	spaced := bytes.Replace(good, []byte(`{"agreement":{`), []byte(`{ "agreement" : {`), 1)
+	// edited is good with one regexp's match replaced; the edit must
+	// apply.
+	edited := func(re, repl string) json.RawMessage {
+		t.Helper()
+		out := regexp.MustCompile(re).ReplaceAll(good, []byte(repl))
+		if bytes.Equal(out, good) {
+			t.Fatalf("%s matches nothing in %s", re, good)
+		}
+		return out
+	}
+	provSig := `\{"peer":"` + prov.PeerID() + `","role":"provider"`
+	consSig := `\{"peer":"` + cons.PeerID() + `","role":"consumer","sig":"[^"]*"\}`
 	cases := []struct {
-		name  string
-		raw   json.RawMessage
-		quick bool
+		name   string
+		raw    json.RawMessage
+		quick  bool // finalizeKnown takes it
+		accept bool // finalizeLocked finalizes
 	}{
-		{"countersigned", good, true},
-		{"spaced file", spaced, false},
-		{"signed by another", countersigned(signed, other), false},
-		{"not countersigned", provSigned, false},
-		{"another agreement", countersigned(other2, cons), false},
-		{"made and signed again (Ed25519: the same bytes)", countersigned(made("urn:uuid:a1"), prov, cons), true},
+		{"countersigned", good, true, true},
+		{"spaced file", spaced, false, true},
+		{"signed by another", countersigned(signed, other), false, false},
+		{"not countersigned", provSigned, false, false},
+		{"another agreement", countersigned(other2, cons), false, false},
+		{"made and signed again (Ed25519: the same bytes)", countersigned(made("urn:uuid:a1"), prov, cons), true, true},
+		{"provider's signature named for another peer", edited(provSig, `{"peer":"`+other.PeerID()+`","role":"provider"`), false, false},
+		{"consumer's signature in the provider's role", edited(`"role":"consumer"`, `"role":"provider"`), false, false},
+		{"consumer's signature twice", edited(`(`+consSig+`)`, `$1,$1`), false, false},
+		{"no consumer's signature", edited(`,`+consSig, ``), false, false},
+		{"terms changed", edited(`"created":"2026-03-01T00:00:00Z"`, `"created":"2026-03-01T00:00:01Z"`), false, false},
+		{"member after the signatures", edited(`(`+consSig+`)\]\}`, `$1],"x":1}`), false, false},
+		{"space after the file", edited(`(`+consSig+`\]\})`, `$1 `), true, true},
 	}
 	now := time.Date(2026, 3, 1, 0, 0, 1, 0, time.UTC)
 	s := &Service{log: slog.New(slog.DiscardHandler), o: Options{Verifier: idVerifier{}}}
@@ -353,6 +374,9 @@ func TestFinalizeKnownAsFull(t *testing.T) {
 			got, want := s.finalizeLocked(known, now), s.finalizeLocked(full, now)
 			if got.Type != want.Type || fmt.Sprint(got.Reasons) != fmt.Sprint(want.Reasons) || !bytes.Equal(known.file, full.file) {
 				t.Fatalf("with the agreement in memory: %v %v, file %s\nwithout: %v %v, file %s", got.Type, got.Reasons, known.file, want.Type, want.Reasons, full.file)
+			}
+			if accepted := got.Type == negotiation.MsgFinalize; accepted != tc.accept {
+				t.Errorf("finalized: %v (%v), want %v", accepted, got.Reasons, tc.accept)
 			}
 			if len(kept.Signatures) != 1 {
 				t.Errorf("finalizeKnown changed the agreement in memory: %d signatures", len(kept.Signatures))
