@@ -182,8 +182,24 @@ type writtenGroup struct {
 // landing reads each once, and a fetch larger than the cache would
 // otherwise make the kernel reclaim pages as it writes (write(2) into the
 // block files was 16-39% of a 1 GiB block phase's CPU, most where the
-// cache was full).
+// cache was full). That runs on a goroutine of its own, and a group it
+// has no room for stays cached: posix_fadvise can wait on every CPU
+// (draining their page lists), and must not hold up the next sync.
 func (s *Service) syncBlocks(unsynced <-chan writtenGroup, slots <-chan struct{}, onBlock func(int64), cancel context.CancelCauseFunc) error {
+	var uncache chan []string
+	if b := s.blobs(); b != nil {
+		uncache = make(chan []string, maxUnsyncedGroups)
+		uncached := make(chan struct{})
+		defer func() { close(uncache); <-uncached }()
+		go func() {
+			defer close(uncached)
+			for cids := range uncache {
+				if err := b.Uncache(cids...); err != nil {
+					s.log.Warn("dropping fetched blocks from the page cache", "err", err)
+				}
+			}
+		}()
+	}
 	var err error
 	for first := range unsynced {
 		batch := []writtenGroup{first}
@@ -212,12 +228,13 @@ func (s *Service) syncBlocks(unsynced <-chan writtenGroup, slots <-chan struct{}
 		for range batch {
 			<-slots
 		}
-		if b := s.blobs(); b != nil && err == nil {
-			for _, g := range batch {
-				if uerr := b.Uncache(g.cids...); uerr != nil {
-					s.log.Warn("dropping fetched blocks from the page cache", "err", uerr)
-					break
-				}
+		for _, g := range batch {
+			if uncache == nil || err != nil {
+				break
+			}
+			select {
+			case uncache <- g.cids:
+			default:
 			}
 		}
 	}
