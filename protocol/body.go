@@ -31,33 +31,33 @@ func bodyFields(m Message, f *[6]bodyField) []bodyField {
 		f[2] = bodyField{name: "state", str: &t.State}
 		return f[:3]
 	case *ContractNegotiationEventMessage:
-		f[0], f[1] = pidFields(&t.Pids)
-		f[2] = bodyField{name: "urn:mimnode:seq", num: &t.N}
 		f[3] = bodyField{name: "eventType", str: &t.EventType}
-		return f[:4]
+		return seqFields(f, &t.Pids, &t.N, 4)
 	case *ContractAgreementMessage:
-		f[0], f[1] = pidFields(&t.Pids)
-		f[2] = bodyField{name: "urn:mimnode:seq", num: &t.N}
 		f[3] = bodyField{name: "agreement", raw: &t.Agreement}
-		return f[:4]
+		return seqFields(f, &t.Pids, &t.N, 4)
 	case *ContractAgreementVerificationMessage:
-		f[0], f[1] = pidFields(&t.Pids)
-		f[2] = bodyField{name: "urn:mimnode:seq", num: &t.N}
 		f[3] = bodyField{name: "agreement", raw: &t.Agreement}
-		return f[:4]
+		return seqFields(f, &t.Pids, &t.N, 4)
 	case *ContractRequestMessage:
-		f[0], f[1] = pidFields(&t.Pids)
-		f[2] = bodyField{name: "urn:mimnode:seq", num: &t.N}
 		f[3] = bodyField{name: "offer", raw: &t.Offer}
 		f[4] = bodyField{name: "callbackAddress", str: &t.CallbackAddress}
 		f[5] = bodyField{name: "urn:mimnode:purpose", str: &t.Purpose}
-		return f[:6]
+		return seqFields(f, &t.Pids, &t.N, 6)
 	}
 	return nil
 }
 
 func pidFields(p *Pids) (bodyField, bodyField) {
 	return bodyField{name: "providerPid", str: &p.ProviderPid}, bodyField{name: "consumerPid", str: &p.ConsumerPid}
+}
+
+// seqFields sets the members every sequenced message has (f[0:3]: the
+// pids and urn:mimnode:seq) and returns f's first n.
+func seqFields(f *[6]bodyField, p *Pids, seq *uint64, n int) []bodyField {
+	f[0], f[1] = pidFields(p)
+	f[2] = bodyField{name: "urn:mimnode:seq", num: seq}
+	return f[:n]
 }
 
 // quickBody decodes body into m, a fresh message of body's type, as
@@ -71,44 +71,15 @@ func pidFields(p *Pids) (bodyField, bodyField) {
 func quickBody(body []byte, m Message) bool {
 	var storage [6]bodyField
 	fields := bodyFields(m, &storage)
-	if fields == nil || !json.Valid(body) {
+	if fields == nil {
 		return false
+	}
+	var names [len(storage)]string
+	for k, f := range fields {
+		names[k] = f.name
 	}
 	var vals [len(storage)][]byte
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return false
-	}
-	i = skipSpace(body, i+1)
-	for i < len(body) && body[i] != '}' {
-		if body[i] != '"' {
-			return false
-		}
-		key, j, ok := plainString(body, i)
-		if !ok {
-			return false
-		}
-		i = skipSpace(body, skipSpace(body, j)+1) // past the colon (the JSON is valid)
-		end := skipValue(body, i)
-		if end < 0 {
-			return false
-		}
-		for k, f := range fields {
-			if string(key) == f.name {
-				if vals[k] != nil {
-					return false // encoding/json keeps the last; left to it
-				}
-				vals[k] = body[i:end]
-			} else if bytes.EqualFold(key, []byte(f.name)) {
-				return false
-			}
-		}
-		i = skipSpace(body, end)
-		if i < len(body) && body[i] == ',' {
-			i = skipSpace(body, i+1)
-		}
-	}
-	if i >= len(body) {
+	if !objectMembers(body, names[:len(fields)], vals[:len(fields)], true) {
 		return false
 	}
 	// Check every value before setting any field: m stays as it was if

@@ -368,6 +368,13 @@ func quickPolicyObject(raw []byte, wantType string, required []string) bool {
 // strings (printable ASCII, no escapes); for anything else, or a named
 // member present twice, it says false and the caller takes encoding/json.
 func ObjectMembers(raw []byte, names []string, vals [][]byte) bool {
+	return objectMembers(raw, names, vals, false)
+}
+
+// objectMembers is ObjectMembers; with fold, it also says false for a
+// member named as one of names in another case, which encoding/json
+// would decode into that field (quickBody).
+func objectMembers(raw []byte, names []string, vals [][]byte, fold bool) bool {
 	clear(vals)
 	if !json.Valid(raw) {
 		return false
@@ -398,6 +405,8 @@ func ObjectMembers(raw []byte, names []string, vals [][]byte) bool {
 				return false
 			}
 			vals[k] = raw[i:end:end]
+		} else if fold && slices.ContainsFunc(names, func(n string) bool { return bytes.EqualFold(key, []byte(n)) }) {
+			return false
 		}
 		i = skipSpace(raw, end)
 		if i >= len(raw) {
