@@ -274,7 +274,7 @@ func indexKeys(e *Entity, code func(iri string) uint32, counts map[countKey]int6
 				}
 				pre := geoPrefix(code(attr))
 				for _, c := range geoCells(g) {
-					k := binary.BigEndian.AppendUint64(append([]byte(nil), pre...), uint64(c))
+					k := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(pre)+8+len(e.ID)), pre...), uint64(c))
 					keys[string(append(k, e.ID...))] = struct{}{}
 				}
 			}
@@ -361,7 +361,9 @@ func addValueKeys(keys map[string]struct{}, attr uint32, a *Attribute, id string
 }
 
 func addValueKey(keys map[string]struct{}, attr uint32, v any, id string) {
-	b := valuePrefix(attr)
+	// Room for the longest value encoding: the key is built in one slice.
+	b := make([]byte, 0, len(keyValue)+4+1+max(8, maxIndexedString)+1+len(id))
+	b = binary.BigEndian.AppendUint32(append(b, keyValue...), attr)
 	b, ok := encodeIndexValue(b, v)
 	if !ok {
 		return
