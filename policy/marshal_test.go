@@ -153,7 +153,9 @@ func sortedJSONMatches(t *testing.T, d Decision) (canonical bool) {
 	return bytes.Equal(sorted, want)
 }
 
-func TestDecisionSortedJSON(t *testing.T) {
+// testDecisions are the decisions of the fuzz seeds' policies in every
+// scope, and a few with texts that need escapes.
+func testDecisions(t *testing.T) []Decision {
 	var decisions []Decision
 	for _, s := range fuzzSeeds(t) {
 		p, err := Parse(s)
@@ -170,6 +172,11 @@ func TestDecisionSortedJSON(t *testing.T) {
 		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit(RoleAgency))), req, ScopeCatalog),
 		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit("a<b & \"c\" é"))), req, ScopeNegotiation),
 		Decision{Permit: true, Scope: ScopeTransfer, Action: ActionUse})
+	return decisions
+}
+
+func TestDecisionSortedJSON(t *testing.T) {
+	decisions := testDecisions(t)
 	canonical := 0
 	for _, d := range decisions {
 		if sortedJSONMatches(t, d) {
@@ -184,23 +191,7 @@ func TestDecisionSortedJSON(t *testing.T) {
 // TestDecisionJSONForms: JSONForms returns MarshalJSON's and SortedJSON's
 // bytes, for decisions with plain texts and others.
 func TestDecisionJSONForms(t *testing.T) {
-	var decisions []Decision
-	for _, s := range fuzzSeeds(t) {
-		p, err := Parse(s)
-		if err != nil {
-			continue
-		}
-		for sc := ScopeCatalog; sc <= ScopeTransfer; sc++ {
-			decisions = append(decisions, Evaluate(p, baseReq(), sc))
-		}
-	}
-	req := baseReq()
-	req.Role = RoleResearcher
-	decisions = append(decisions,
-		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit(RoleAgency))), req, ScopeCatalog),
-		Evaluate(onePermission(Atomic(LeftRole, OpEq, Lit("a<b & \"c\" é"))), req, ScopeNegotiation),
-		Decision{Permit: true, Scope: ScopeTransfer, Action: ActionUse},
-		Decision{Scope: ScopeCatalog, Action: Action("<x>")})
+	decisions := append(testDecisions(t), Decision{Scope: ScopeCatalog, Action: Action("<x>")})
 	for _, d := range decisions {
 		api, sorted, err := d.JSONForms()
 		wantAPI, err1 := d.MarshalJSON()
