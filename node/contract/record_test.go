@@ -13,18 +13,27 @@ import (
 	"github.com/mimnode/mimnode/protocol/negotiation"
 )
 
+// finalized starts a provider and a researcher, federated, and returns
+// them with the researcher's negotiation of a research-only offer,
+// FINALIZED.
+func finalized(t *testing.T) (prov, res *node.Node, got contract.Info) {
+	t.Helper()
+	prov = startAt(t, initDir(t, "Environment"))
+	res = startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	got = request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
+	if got.State != negotiation.Finalized {
+		t.Fatalf("ended %s %v", got.State, got.Reasons)
+	}
+	return prov, res, got
+}
+
 // A finalized negotiation's record keeps neither the offer nor the
 // agreement: the agreement file is stored on its own, and the record is
 // written again after FINALIZED (the provider's settled state).
 func TestFinalizedRecordKeepsNoTerms(t *testing.T) {
-	prov := startAt(t, initDir(t, "Environment"))
-	res := startAt(t, initDir(t, "University"))
-	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
-	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
-	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
-	if got.State != negotiation.Finalized {
-		t.Fatalf("ended %s %v", got.State, got.Reasons)
-	}
+	prov, res, got := finalized(t)
 	waitProvider(t, prov, got.ConsumerPid)
 	for _, n := range []*node.Node{prov, res} {
 		var records int
@@ -59,14 +68,7 @@ func TestFinalizedRecordKeepsNoTerms(t *testing.T) {
 // TestLegacyAgreementFileRead: an agreement file stored as plain JSON,
 // as before files were packed, is served and listed as it is.
 func TestLegacyAgreementFileRead(t *testing.T) {
-	prov := startAt(t, initDir(t, "Environment"))
-	res := startAt(t, initDir(t, "University"))
-	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
-	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
-	got := request(t, res, prov, dsNoise, offer, policy.PurposeResearch)
-	if got.State != negotiation.Finalized {
-		t.Fatalf("ended %s %v", got.State, got.Reasons)
-	}
+	_, res, got := finalized(t)
 	file, err := res.Contracts().Agreement(got.AgreementID)
 	if err != nil {
 		t.Fatal(err)
