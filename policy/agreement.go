@@ -557,9 +557,12 @@ func (a *Agreement) UnmarshalJSON(data []byte) error {
 }
 
 // ParseAgreement reads an agreement file written by MarshalJSON (one trailing
-// newline allowed). The file must be exactly in canonical form, so that no
-// byte of it can change without either breaking a signature or being
-// refused here (ErrNotCanonical). It does not verify signatures: call Verify.
+// newline allowed). The file must be exactly in canonical form, and exactly
+// the file MarshalJSON writes for what it reads: its signatures member
+// present (an empty list included) and the signatures in role order,
+// provider's first. So no byte of it can change without either breaking a
+// signature or being refused here (ErrNotCanonical). It does not verify
+// signatures: call Verify.
 func ParseAgreement(data []byte) (Agreement, error) {
 	body := bytes.TrimSuffix(data, []byte("\n"))
 	canon, err := jcs.Transform(body)

@@ -101,6 +101,7 @@
 //
 // Verify needs both signatures, each by the peer named for its role, over the
 // same canonical bytes; it works offline. ParseAgreement accepts only files
-// exactly in canonical form whose terms the model keeps byte for byte, so no
-// byte of a signed file can change without being noticed.
+// exactly as MarshalJSON writes them (canonical form, the signatures member
+// always present, in role order) whose terms the model keeps byte for
+// byte, so no byte of a signed file can change without being noticed.
 package policy
