@@ -31,11 +31,12 @@ func TestAppendOpenIsMarshal(t *testing.T) {
 	times := []time.Time{{}, time.Date(2026, 12, 5, 2, 10, 54, 391300713, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("x", 3600)),
 		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("far", 25*3600)), time.Unix(0, 1)}
 	durs := []time.Duration{0, 1, 500 * time.Millisecond, -3, 1<<63 - 1}
+	seqs := []uint64{0, 1, 1e18, 1<<64 - 1}
 	quick := 0
 	for i := 0; i < 20000; i++ {
 		p := persisted{Version: rng.IntN(3), Role: Role(str()), State: State(str()), Pids: protocol.Pids{ProviderPid: str(), ConsumerPid: str()},
 			Peer: str(), Callback: str(), Purpose: str(), OfferInOut: rng.IntN(2) == 0, AgreementInOut: rng.IntN(2) == 0,
-			Pending: rng.IntN(2) == 0, Code: protocol.Code(str()), Seq: uint64(rng.IntN(3)) * 1e18, LastProgress: times[rng.IntN(len(times))],
+			Pending: rng.IntN(2) == 0, Code: protocol.Code(str()), Seq: seqs[rng.IntN(len(seqs))], LastProgress: times[rng.IntN(len(times))],
 			Retry: persistedRetry{Initial: durs[rng.IntN(len(durs))], Max: durs[rng.IntN(len(durs))], Timeout: durs[rng.IntN(len(durs))],
 				Idle: durs[rng.IntN(len(durs))], Final: durs[rng.IntN(len(durs))]}}
 		for range rng.IntN(3) {
