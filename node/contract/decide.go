@@ -255,12 +255,15 @@ func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
 // agreement this node signed still in memory (e.signed): the
 // countersigned file must be exactly the canonical file of those very
 // terms (e.canon) with this node's signature unchanged and the
-// consumer's, which is verified, and the ODRL around it must name the
+// consumer's, which is verified, each named for the peer of its role
+// (signatureOf, Seal), and the ODRL around it must name the
 // agreement. The terms are then not read again: they are this node's
 // own. It returns the file, or false for anything else, which
 // finalizeLocked then checks in full, accepting or refusing as before.
 func (s *Service) finalizeKnown(e *entry) ([]byte, bool) {
-	if e.signed == nil || len(e.canon) == 0 {
+	// Without the signature this node made there is nothing to compare
+	// its signature with (only the consumer's is verified here).
+	if e.signed == nil || len(e.canon) == 0 || len(e.meta.Signature) == 0 {
 		return nil, false
 	}
 	file, names, err := agreementMembers(e.n.Agreement())

@@ -81,8 +81,10 @@
 // Everything lives under store.PrefixNegotiation: g/n/<role>/<pid> (the
 // negotiation), g/r/<consumer>/<consumer pid> (finds the negotiation a
 // resent first request belongs to), g/a/<agreement id> (agreement files,
-// packed like records: store.Pack) and g/o/<dataset>/<offer id> (Registry, the interim offers store behind
-// POST /api/v1/offers until the catalogue provides offers).
+// packed like records: store.Pack; files stored plain JSON by older
+// versions are read as they are) and g/o/<dataset>/<offer id> (Registry,
+// the interim offers store behind POST /api/v1/offers until the catalogue
+// provides offers).
 //
 // A negotiation's record is written at every persisted step, so it holds
 // nothing twice: the state machine stores an offer or agreement once when

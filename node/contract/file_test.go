@@ -368,6 +368,11 @@ func TestFinalizeKnownAsFull(t *testing.T) {
 			known := &entry{key: negotiation.Key{Role: negotiation.Provider, Pid: n.Pid()}, n: n, meta: m, signed: &kept, canon: canon}
 			full := &entry{key: known.key, n: n, meta: m}
 			_, quick := s.finalizeKnown(known)
+			unsigned := &entry{key: known.key, n: n, meta: m, signed: &kept, canon: canon}
+			unsigned.meta.Signature = nil
+			if _, ok := s.finalizeKnown(unsigned); ok {
+				t.Error("finalizeKnown took it with no signature of this node's to compare")
+			}
 			if quick != tc.quick {
 				t.Errorf("finalizeKnown took it: %v, want %v", quick, tc.quick)
 			}
