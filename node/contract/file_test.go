@@ -336,6 +336,8 @@ func TestFinalizeKnownAsFull(t *testing.T) {
 		{"no consumer's signature", edited(`,`+consSig, ``), false, false},
 		{"terms changed", edited(`"created":"2026-03-01T00:00:00Z"`, `"created":"2026-03-01T00:00:01Z"`), false, false},
 		{"member after the signatures", edited(`(`+consSig+`)\]\}`, `$1],"x":1}`), false, false},
+		{"consumer's signature members reordered", edited(`\{"peer":"`+cons.PeerID()+`","role":"consumer",`, `{"role":"consumer","peer":"`+cons.PeerID()+`",`), false, true},
+		{"signatures spaced", edited(`,"signatures":\[`, `,"signatures": [`), false, true},
 		{"space after the file", edited(`(`+consSig+`\]\})`, `$1 `), true, true},
 	}
 	now := time.Date(2026, 3, 1, 0, 0, 1, 0, time.UTC)
