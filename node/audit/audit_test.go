@@ -505,3 +505,32 @@ func BenchmarkHashCanonicalData(b *testing.B) {
 		}
 	}
 }
+
+// TestAppendDataInAnyForm: an entry's data, canonical or not, is hashed
+// as its canonical form, so that each appended entry's hash recomputes
+// and the log verifies.
+func TestAppendDataInAnyForm(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	for _, data := range []string{
+		`{"a":1,"b":"x"}`,
+		`{"b":1,"a":2}`,
+		`{ "a" : [1, 2] }`,
+		`{"a":1.0,"b":1e2}`,
+		`{"a":"\u0041<&>"}`,
+		`{"a":"é","b":{"d":null,"c":true}}`,
+	} {
+		e, err := l.Append(audit.Entry{Time: t0, Kind: audit.KindNegotiationTransition, Subject: "urn:uuid:n", Peer: "12D3KooWPeer",
+			Data: json.RawMessage(data)})
+		if err != nil {
+			t.Fatalf("Append(%s): %v", data, err)
+		}
+		if h, err := audit.Hash(e); err != nil || h != e.Hash {
+			t.Errorf("Append(%s): hash %s, recomputed %s (%v)", data, e.Hash, h, err)
+		}
+	}
+	if _, err := l.Verify(); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+}
