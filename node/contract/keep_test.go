@@ -31,9 +31,14 @@ func conversations(n *node.Node, p peer.ID) []network.Stream {
 }
 
 // oneConversation waits until n has exactly one conversation stream it
-// opened to p (the kept one) and returns it. Streams p opened to n are
-// not counted: p keeps those on its side, and whether p had to open one
-// (after a reset, for its answer) depends on timing.
+// opened to p, and keeps it for its next messages, and returns it. Streams
+// p opened to n are not counted: p keeps those on its side, and whether p
+// had to open one (after a reset, for its answer) depends on timing.
+//
+// Waiting until the stream is kept, not only open, matters: n's Wait
+// returns once FINALIZED is stored, a moment before n has written its
+// acknowledgement and kept the stream, and a request made in that moment
+// finds no kept stream and opens a second one (both are then kept).
 func oneConversation(t *testing.T, n *node.Node, p peer.ID) network.Stream {
 	t.Helper()
 	var st network.Stream
@@ -50,6 +55,9 @@ func oneConversation(t *testing.T, n *node.Node, p peer.ID) network.Stream {
 				t.Logf("%d conversation streams kept", len(opened))
 				seen = len(opened)
 			}
+			return false
+		}
+		if kept := n.Contracts().KeptStreams(p); len(kept) != 1 || kept[0].ID() != opened[0].ID() {
 			return false
 		}
 		st = opened[0]
