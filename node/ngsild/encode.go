@@ -524,20 +524,7 @@ var entityDict = s2.MakeDictManual([]byte(entityDictText), 0)
 // packEntityJSON packs an entity state's JSON with entityDict, in a slice
 // of its own length (as packExact).
 func packEntityJSON(js []byte) []byte {
-	need := s2.MaxEncodedLen(len(js))
-	if need < 0 {
-		return store.Pack(js) // larger than a block can be: left to Pack
-	}
-	bp := packScratch.Get().(*[]byte)
-	if cap(*bp) < need {
-		*bp = make([]byte, need)
-	}
-	enc := entityDict.Encode((*bp)[:need], js)
-	out := make([]byte, 1+len(enc))
-	out[0] = entityDictMarker
-	copy(out[1:], enc)
-	packScratch.Put(bp)
-	return out
+	return packPooled(js, entityDictMarker, entityDict.Encode)
 }
 
 // unpackDict unpacks a state packEntityJSON packed into buf's storage when
@@ -570,17 +557,24 @@ var packScratch = sync.Pool{New: func() any { return new([]byte) }}
 // zeroed and collected. Here the encoder writes into a pooled buffer and
 // only the result is copied out.
 func packExact(js []byte) []byte {
+	return packPooled(js, store.PackedMarker, s2.EncodeSnappy)
+}
+
+// packPooled returns marker followed by encode's block of js, encoded
+// into a pooled buffer and copied out into a slice of its own length.
+// A value too large for one block is left to store.Pack.
+func packPooled(js []byte, marker byte, encode func(dst, src []byte) []byte) []byte {
 	need := s2.MaxEncodedLen(len(js))
 	if need < 0 {
-		return store.Pack(js) // larger than a block can be: left to Pack
+		return store.Pack(js)
 	}
 	bp := packScratch.Get().(*[]byte)
 	if cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
-	enc := s2.EncodeSnappy((*bp)[:need], js)
+	enc := encode((*bp)[:need], js)
 	out := make([]byte, 1+len(enc))
-	out[0] = store.PackedMarker
+	out[0] = marker
 	copy(out[1:], enc)
 	packScratch.Put(bp)
 	return out
