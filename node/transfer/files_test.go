@@ -152,12 +152,7 @@ func TestReceivedFileNeverReserved(t *testing.T) {
 			prov, cons := filePair(t)
 			data := randomFile(300<<10, 7)
 			publishFiles(t, prov, nil, map[string][]byte{"plan.pdf": data})
-			odrl := `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-2",
-				"target": "` + datasetID + `", "assigner": "` + prov.id() + `", "permission": [` + c.actions + `]}`
-			a, b := agreementFile(t, prov, cons, odrl, nil)
-			prov.shelf.put(a.ID, b)
-			cons.shelf.put(a.ID, b)
-			in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+			in, err := cons.svc.Fetch(ctx, agreePermissions(t, prov, cons, c.actions), transfer.FetchOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -441,29 +441,46 @@ func TestNoDistributeNeverReserved(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			prov, cons := pair(t)
 			upsert(t, prov.n, entities(t, 30, 0))
-			odrl := `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-2",
-				"target": "` + datasetID + `", "assigner": "` + prov.id() + `", "permission": [` + c.actions + `]}`
-			a, b := agreementFile(t, prov, cons, odrl, nil)
-			prov.shelf.put(a.ID, b)
-			cons.shelf.put(a.ID, b)
-			if _, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
+			agreement := agreePermissions(t, prov, cons, c.actions)
+			if _, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			// The consumer publishes a dataset over the same entity type.
-			ds, err := catalog.ParseDataset([]byte(`{"id": "urn:mim:dataset:test:resold", "title": "Resold", "description": "x",
-				"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			version, err := cons.svc.Build(ctx, ds)
-			if err != nil {
-				t.Fatal(err)
-			}
+			version := buildResold(t, cons)
 			if got := transfer.ManifestEntities(cons.svc, version); got != c.want {
 				t.Errorf("consumer's own version holds %d received entities, want %d", got, c.want)
 			}
 		})
 	}
+}
+
+// agreePermissions puts on both peers' shelves an agreement on an offer
+// of the test dataset with the given ODRL permissions (a JSON list's
+// items) and returns its id.
+func agreePermissions(t testing.TB, prov, cons *peer, permissions string) string {
+	t.Helper()
+	odrl := `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-2",
+		"target": "` + datasetID + `", "assigner": "` + prov.id() + `", "permission": [` + permissions + `]}`
+	a, b := agreementFile(t, prov, cons, odrl, nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	return a.ID
+}
+
+// buildResold has the consumer build a version of a dataset of its own
+// over the entity type it received, and returns the version.
+func buildResold(t testing.TB, cons *peer) string {
+	t.Helper()
+	ds, err := catalog.ParseDataset([]byte(`{"id": "urn:mim:dataset:test:resold", "title": "Resold", "description": "x",
+		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, err := cons.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return version
 }
 
 // TestProvenanceRecordsBeforeShared: a landing points each entity at one
@@ -474,16 +491,12 @@ func TestNoDistributeNeverReserved(t *testing.T) {
 func TestProvenanceRecordsBeforeShared(t *testing.T) {
 	prov, cons := pair(t)
 	upsert(t, prov.n, entities(t, 30, 0))
-	odrl := `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-2",
-		"target": "` + datasetID + `", "assigner": "` + prov.id() + `", "permission": [{"action": "read"}, {"action": "distribute"}]}`
-	a, b := agreementFile(t, prov, cons, odrl, nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	agreement := agreePermissions(t, prov, cons, `{"action": "read"}, {"action": "distribute"}`)
+	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	landed := transfer.Provenance{Provider: prov.id(), Dataset: datasetID, Agreement: a.ID, Version: in.Version, Distribute: true}
+	landed := transfer.Provenance{Provider: prov.id(), Dataset: datasetID, Agreement: agreement, Version: in.Version, Distribute: true}
 	if v, err := transfer.ProvenanceValue(cons.svc, testID(1)); err != nil || len(v) == 0 || v[0] != '@' {
 		t.Fatalf("provenance value of a landed entity = %q, %v, want a reference to a shared record", v, err)
 	}
@@ -501,15 +514,7 @@ func TestProvenanceRecordsBeforeShared(t *testing.T) {
 			t.Errorf("ProvenanceOf(%s) = %+v, %v, %v, want %+v", c.id, got, ok, err, c.want)
 		}
 	}
-	ds, err := catalog.ParseDataset([]byte(`{"id": "urn:mim:dataset:test:resold", "title": "Resold", "description": "x",
-		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	version, err := cons.svc.Build(ctx, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
+	version := buildResold(t, cons)
 	if got := transfer.ManifestEntities(cons.svc, version); got != 25 {
 		t.Errorf("consumer's own version holds %d received entities, want 25 (5 forbid distribute)", got)
 	}
