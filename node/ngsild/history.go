@@ -338,8 +338,10 @@ func (s *Service) history(ne *Entity, explicit map[string][]*Attribute, mode int
 		k := make([]byte, 0, len(keyHist)+len(ne.ID)+1+histRecordSuffix)
 		k = append(append(append(k, keyHist...), ne.ID...), 0)
 		k = binary.BigEndian.AppendUint64(k, revTime(g.at))
-		v := bytes.Clone(g.val)
-		if mode != histRefs {
+		var v []byte
+		if mode == histRefs {
+			v = bytes.Clone(g.val)
+		} else {
 			v = packHistory(g.val)
 		}
 		recs = append(recs, histEntry{key: k, val: v})
