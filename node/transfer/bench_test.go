@@ -46,8 +46,8 @@ func consumerTune(o *transfer.Options) {
 
 // entityMaker returns a function making the i-th of the entities the
 // benchmarks store, in stored form, derived from the Smart Data Models
-// example as the provider's API stored it; salt shifts their no2 values.
-func entityMaker(b *testing.B, p *peer, salt int) func(i int) *ngsild.Entity {
+// example as the provider's API stored it.
+func entityMaker(b *testing.B, p *peer) func(i int) *ngsild.Entity {
 	b.Helper()
 	upsert(b, p.n, entities(b, 1, 0))
 	tmpl, err := p.n.NGSILD().Entity("urn:ngsi-ld:AirQualityObserved:test-000000")
@@ -67,15 +67,15 @@ func entityMaker(b *testing.B, p *peer, salt int) func(i int) *ngsild.Entity {
 			b.Fatal(err)
 		}
 		e.ID = fmt.Sprintf("urn:ngsi-ld:AirQualityObserved:bench-%08d", i)
-		e.Attrs[no2][0].Value = float64(i%997 + salt)
+		e.Attrs[no2][0].Value = float64(i % 997)
 		return e
 	}
 }
 
 // storedEntities makes the first n entities of entityMaker.
-func storedEntities(b *testing.B, p *peer, n, salt int) []*ngsild.Entity {
+func storedEntities(b *testing.B, p *peer, n int) []*ngsild.Entity {
 	b.Helper()
-	mk := entityMaker(b, p, salt)
+	mk := entityMaker(b, p)
 	out := make([]*ngsild.Entity, n)
 	for i := range out {
 		out[i] = mk(i)
@@ -87,9 +87,9 @@ func storedEntities(b *testing.B, p *peer, n, salt int) []*ngsild.Entity {
 // holding more than one chunk (a million entities in memory at once
 // would be about 10 GB), then collects the garbage the set-up left, so
 // that neither weighs on the phase measured next. It returns the maker.
-func putStored(b *testing.B, p *peer, n, salt int) func(i int) *ngsild.Entity {
+func putStored(b *testing.B, p *peer, n int) func(i int) *ngsild.Entity {
 	b.Helper()
-	mk := entityMaker(b, p, salt)
+	mk := entityMaker(b, p)
 	chunk := make([]*ngsild.Entity, 0, putChunk)
 	for i := 0; i < n; i++ {
 		chunk = append(chunk, mk(i))
@@ -155,7 +155,7 @@ func benchPair(b *testing.B) (prov, cons *peer, agreement string) {
 func BenchmarkBlockThroughput(b *testing.B) {
 	prov, cons, agreement := benchPair(b)
 	n := *benchMiB << 20 / 4600 // about 4.6 kB per stored entity line
-	putStored(b, prov, n, 0)
+	putStored(b, prov, n)
 	var t0, t1 time.Time
 	var c0, c1 time.Duration
 	var total int64
@@ -238,7 +238,7 @@ func cpuTime() time.Duration {
 func BenchmarkEndToEndEntities(b *testing.B) {
 	prov, cons, agreement := benchPair(b)
 	p0 := time.Now()
-	putStored(b, prov, *benchEntities, 0)
+	putStored(b, prov, *benchEntities)
 	// The store's own write rate, for scale: landing goes through the
 	// same ngsild.Service.Put. (It includes making the entities.)
 	putRate := float64(*benchEntities) / time.Since(p0).Seconds()
@@ -310,7 +310,7 @@ func BenchmarkOnePercentChanged(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			prov, cons, agreement := benchPair(b)
 			n := *benchEntities
-			mk := putStored(b, prov, n, 0)
+			mk := putStored(b, prov, n)
 			first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
 			if err != nil {
 				b.Fatal(err)
@@ -336,7 +336,7 @@ func BenchmarkOnePercentChanged(b *testing.B) {
 // ngsild.Service.Put) until the change has landed in the consumer's store.
 func BenchmarkLiveLatency(b *testing.B) {
 	prov, cons, agreement := benchPair(b)
-	es := storedEntities(b, prov, 100, 0)
+	es := storedEntities(b, prov, 100)
 	put(b, prov, es)
 	landed := make(chan struct{}, 1)
 	started := make(chan struct{})
