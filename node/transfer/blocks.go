@@ -228,13 +228,12 @@ func (s *Service) syncBlocks(unsynced <-chan writtenGroup, slots <-chan struct{}
 		for range batch {
 			<-slots
 		}
-		for _, g := range batch {
-			if uncache == nil || err != nil {
-				break
-			}
-			select {
-			case uncache <- g.cids:
-			default:
+		if uncache != nil && err == nil {
+			for _, g := range batch {
+				select {
+				case uncache <- g.cids:
+				default:
+				}
 			}
 		}
 	}
