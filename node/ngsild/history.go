@@ -560,13 +560,14 @@ func sharedEntries(v []byte, fn func(code uint32, inst []byte) bool) error {
 
 // histReader reads history records in one transaction, resolving those
 // that refer to their write's feed record (histFeed). It keeps the last
-// feed state it decoded: a write's records (one per instant) are read one
-// after the other.
+// feed state it resolved, as records: a write's records (one per instant)
+// are read one after the other.
 type histReader struct {
-	s   *Service
-	tx  *store.Txn
-	seq uint64  // of e
-	e   *Entity // the state of feed record seq, nil before the first
+	s    *Service
+	tx   *store.Txn
+	seq  uint64      // of recs
+	recs []histEntry // the records feed record seq resolves to
+	read bool        // recs holds those of seq (false before the first)
 }
 
 // entries is recordEntries for the record stored under history key k.
@@ -589,7 +590,7 @@ func (h *histReader) resolve(k []byte) ([]byte, error) {
 	}
 	rt := binary.BigEndian.Uint64(k[len(k)-histRecordSuffix:])
 	seq := binary.BigEndian.Uint64(k[len(k)-8:])
-	if h.e == nil || h.seq != seq {
+	if !h.read || h.seq != seq {
 		rec, err := h.tx.Get(feedKey(seq))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("decode history record: change %d it refers to is gone", seq)
@@ -604,9 +605,13 @@ func (h *histReader) resolve(k []byte) ([]byte, error) {
 		if len(body) == 0 || c.Entity == nil {
 			return nil, fmt.Errorf("decode history record: change %d it refers to holds no entity", seq)
 		}
-		h.seq, h.e = seq, c.Entity
+		recs, err := h.s.history(c.Entity, nil, histResolved)
+		if err != nil {
+			return nil, err
+		}
+		h.seq, h.recs, h.read = seq, recs, true
 	}
-	return h.s.resolvedRecord(h.e, rt)
+	return recordAt(h.recs, rt), nil
 }
 
 // resolvedRecord returns the record historyOf writes for the instances of
@@ -616,12 +621,18 @@ func (s *Service) resolvedRecord(e *Entity, rt uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return recordAt(recs, rt), nil
+}
+
+// recordAt returns the value of the record of recs filed under ^instant
+// rt (nil when none is).
+func recordAt(recs []histEntry, rt uint64) []byte {
 	for _, r := range recs {
 		if binary.BigEndian.Uint64(r.key[len(r.key)-8:]) == rt {
-			return r.val, nil
+			return r.val
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // refersTo reports whether a history record may hold instances of the
