@@ -36,7 +36,7 @@ type BenchSizes struct {
 // QuickSizes finish a whole run in under three minutes on a 2-core machine.
 func QuickSizes() BenchSizes {
 	return BenchSizes{Shape: Shape{Cities: 4, AgenciesPerCity: 4, Researchers: 4}, Startups: 3,
-		Upserts: 5000, Stored: 20_000, Queries: 100, Notify: 100, History: 20_000, Changes: 20,
+		Upserts: 20_000, Stored: 20_000, Queries: 100, Notify: 100, History: 20_000, Changes: 20,
 		Publishes: 20, Datasets: 100_000, Searches: 500, ContentBytes: 16 << 20, Evals: 500_000,
 		Negotiations: 50, Concurrent: 200, Transfer: 10_000, Live: 50, RTTs: 50}
 }
