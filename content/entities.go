@@ -96,6 +96,36 @@ func (b *EntityBuilder) Add(id string, entity []byte) error {
 	return nil
 }
 
+// Pending reports whether entities were added since the last block
+// ended: a block is being filled, and AddBlock cannot be called.
+func (b *EntityBuilder) Pending() bool { return b.cur.Len() > 0 }
+
+// AddBlock appends a block an earlier build made, without its bytes: the
+// caller vouches that the entities it holds come next in this build too,
+// unchanged, and that the entity after its last is unchanged as well
+// (a block can end because that one did not fit). A build that reaches
+// a block's start with nothing pending would cut the same entities the
+// same way (where a block ends depends only on its own entities and the
+// next one), so the block, its CID and the manifest come out as a full
+// build would make them. The block is not emitted: its holder has it.
+func (b *EntityBuilder) AddBlock(ref BlockRef) error {
+	if b.err != nil {
+		return b.err
+	}
+	switch {
+	case b.Pending():
+		return fmt.Errorf("adding block %s: %w: a block is being filled", ref.CID, ErrInput)
+	case ref.Count <= 0 || ref.First == "" || ref.Last < ref.First || ref.Size <= 0:
+		return fmt.Errorf("adding block %s: %w: not a block of entities", ref.CID, ErrInput)
+	case b.started && ref.First <= b.prev:
+		return fmt.Errorf("adding block %s: %w: ids must be strictly increasing (%q after %q)", ref.CID, ErrInput, ref.First, b.prev)
+	}
+	b.prev, b.started = ref.Last, true
+	b.m.Blocks = append(b.m.Blocks, ref)
+	b.m.Size += ref.Size
+	return nil
+}
+
 func (b *EntityBuilder) flush() error {
 	if b.cur.Len() == 0 {
 		return nil

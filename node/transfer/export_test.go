@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 
+	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -81,7 +82,31 @@ func SetProvenanceJSON(s *Service, id string, p Provenance) error {
 	if err != nil {
 		return err
 	}
-	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(provenanceKey(id), b) })
+	return s.provenanceWrite(func() error {
+		return s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(provenanceKey(id), b) })
+	})
+}
+
+// LastBuild says how the last build of dataset ds ran: whole (every
+// entity read) or from the version before, and how many blocks it wrote.
+func LastBuild(s *Service, ds string) (whole bool, recut int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.built[ds]
+	return b.whole, b.recut
+}
+
+// ForgetBuilt makes the next build of every dataset a whole one.
+func ForgetBuilt(s *Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.built)
+}
+
+// ManifestRefs returns the block references of a stored version.
+func ManifestRefs(s *Service, version string) ([]content.BlockRef, error) {
+	m, err := s.manifest(version)
+	return m.Blocks, err
 }
 
 // ProvenanceValue returns what entity id's provenance key holds.

@@ -107,7 +107,7 @@ func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, prov []b
 			return err
 		}
 	}
-	if err := wb.FlushNoSync(); err != nil {
+	if err := s.provenanceWrite(wb.FlushNoSync); err != nil {
 		return fmt.Errorf("storing provenance: %w", err)
 	}
 	// Land owns ents from here on.
@@ -121,6 +121,15 @@ func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, prov []b
 		}
 	}
 	return nil
+}
+
+// provenanceWrite runs write, which writes provenance records, between
+// two moves of provEpoch, so that a version build that may have read a
+// record before the write sees the epoch moved (rebuild.go).
+func (s *Service) provenanceWrite(write func() error) error {
+	s.provEpoch.Add(1)
+	defer s.provEpoch.Add(1)
+	return write()
 }
 
 // deleteLanded deletes entities that left the dataset, with their
@@ -145,7 +154,7 @@ func (s *Service) deleteLanded(ctx context.Context, ids []string) error {
 				return err
 			}
 		}
-		if err := wb.Flush(); err != nil {
+		if err := s.provenanceWrite(wb.Flush); err != nil {
 			return fmt.Errorf("deleting provenance: %w", err)
 		}
 	}

@@ -258,17 +258,19 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 			return err
 		}
 		next := c.Seq + 1
-		if err := s.o.Store.Update(func(tx *store.Txn) error {
-			var err error
-			if c.Op == ngsild.OpDelete {
-				err = tx.Delete(provenanceKey(c.ID))
-			} else {
-				err = tx.Set(provenanceKey(c.ID), prov)
-			}
-			if err != nil {
-				return err
-			}
-			return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", next))
+		if err := s.provenanceWrite(func() error {
+			return s.o.Store.Update(func(tx *store.Txn) error {
+				var err error
+				if c.Op == ngsild.OpDelete {
+					err = tx.Delete(provenanceKey(c.ID))
+				} else {
+					err = tx.Set(provenanceKey(c.ID), prov)
+				}
+				if err != nil {
+					return err
+				}
+				return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", next))
+			})
 		}); err != nil {
 			return fmt.Errorf("recording change %d: %w", c.Seq, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -195,6 +196,13 @@ type Service struct {
 	// built remembers the last version built per dataset and the change
 	// feed position it was built at; guarded by mu.
 	built map[string]builtVersion
+	// buildMu serialises version builds (Build).
+	buildMu sync.Mutex
+	// provEpoch moves before and after every provenance write of this
+	// node (landing, live changes): a version built while it stood still
+	// saw every entity's provenance as it still is, so a later build may
+	// start from it (rebuild.go).
+	provEpoch atomic.Uint64
 
 	// corrupt, set by tests only (export_test.go), garbles the first
 	// delivery of the named blocks on the provider side.

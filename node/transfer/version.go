@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/mimnode/mimnode/catalog"
@@ -20,6 +21,15 @@ import (
 type builtVersion struct {
 	seq     uint64
 	version string
+	// view is the viewFilter's key the version was built for, prov the
+	// provenance epoch (Service.provEpoch) when its build started: a later
+	// build may start from this one only if both are the same (rebuild.go).
+	view string
+	prov uint64
+	// whole says the build read every entity; recut is how many blocks
+	// it encoded and wrote (the others it kept from the version before).
+	whole bool
+	recut int
 }
 
 // encodeChunk is how many entities a build encodes in parallel at a time.
@@ -55,6 +65,8 @@ type viewFilter struct {
 	// they do not expand), sorted: what the entity store is asked for.
 	iris []string
 	q    *query.Q
+	// key names the view: its types and q.
+	key string
 }
 
 func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
@@ -78,6 +90,7 @@ func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
 		f.iris = append(f.iris, t)
 	}
 	slices.Sort(f.iris)
+	f.key = strings.Join(f.iris, " ") + "\x00" + v.Q
 	if v.Q != "" {
 		q, err := query.Parse(v.Q, expand)
 		if err != nil {
@@ -109,35 +122,43 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	if err != nil {
 		return "", err
 	}
+	// Builds take turns: a request that comes during a build waits for it
+	// and then finds the version built, or starts from it.
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
 	// The version holds at least every change up to last: the entities
 	// are read from a snapshot taken after it. A live feed started from
 	// last+1 may then repeat a change the version already has (landing it
-	// again changes nothing), but never misses one.
+	// again changes nothing), but never misses one. epoch is read after
+	// last and before any provenance (rebuild.go).
 	last := s.o.NGSILD.LastSeq()
+	epoch := s.provEpoch.Load()
 	s.mu.Lock()
 	b, ok := s.built[ds.ID]
 	s.mu.Unlock()
-	if ok && b.seq == last {
+	if ok && b.seq == last && b.view == f.key {
 		return b.version, nil
 	}
-	bw := s.newBlockWriter()
-	defer bw.cancel()
-	// Block files are written behind the build, which the entity walk,
-	// encoding and hashing keep busy.
-	put, wait := bw.behind()
-	defer wait()
-	eb := content.NewEntityBuilder(func(blk content.Block) error {
-		return put(blk.CID.String(), blk.Data)
-	})
-	if err := s.eachInView(ctx, f, func(id string, line []byte) error { return eb.Add(id, line) }); err != nil {
-		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+	var m content.Manifest
+	var recut int
+	done := false
+	if ok && b.view == f.key && b.prov == epoch {
+		m, recut, done, err = s.rebuild(ctx, f, b, last) // rebuild.go
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+			}
+			s.log.Warn("building a version from the last one failed; building it whole", "dataset", ds.ID, "err", err)
+			done = false
+		}
 	}
-	m, err := eb.Finish()
-	if err == nil {
-		err = wait()
-	}
-	if err != nil {
-		return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+	if !done {
+		m, recut, err = s.writeVersion(func(eb *content.EntityBuilder) error {
+			return s.eachInView(ctx, f, eb.Add)
+		})
+		if err != nil {
+			return "", fmt.Errorf("building a version of %s: %w", ds.ID, err)
+		}
 	}
 	enc, err := m.Encode()
 	if err != nil {
@@ -148,18 +169,48 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 		return "", fmt.Errorf("naming the manifest of %s: %w", ds.ID, err)
 	}
 	version := c.String()
-	// The blocks before the manifest that names them.
-	if err := bw.finish(); err != nil {
-		return "", fmt.Errorf("storing the blocks of version %s of %s: %w", version, ds.ID, err)
-	}
-	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(version), enc) }); err != nil {
-		return "", fmt.Errorf("storing version %s of %s: %w", version, ds.ID, err)
+	if !ok || version != b.version {
+		if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(version), enc) }); err != nil {
+			return "", fmt.Errorf("storing version %s of %s: %w", version, ds.ID, err)
+		}
 	}
 	s.mu.Lock()
 	s.manifests[version] = m
-	s.built[ds.ID] = builtVersion{seq: last, version: version}
+	s.built[ds.ID] = builtVersion{seq: last, version: version, view: f.key, prov: epoch, whole: !done, recut: recut}
 	s.mu.Unlock()
 	return version, nil
+}
+
+// writeVersion runs fill with a builder whose blocks are written behind
+// it, and returns the manifest and how many blocks it wrote once every
+// one is written and synced: the blocks are durable before the manifest
+// that names them.
+func (s *Service) writeVersion(fill func(eb *content.EntityBuilder) error) (content.Manifest, int, error) {
+	bw := s.newBlockWriter()
+	defer bw.cancel()
+	// Block files are written behind the build, which the entity walk,
+	// encoding and hashing keep busy.
+	put, wait := bw.behind()
+	defer wait()
+	written := 0
+	eb := content.NewEntityBuilder(func(blk content.Block) error {
+		written++
+		return put(blk.CID.String(), blk.Data)
+	})
+	if err := fill(eb); err != nil {
+		return content.Manifest{}, 0, err
+	}
+	m, err := eb.Finish()
+	if err == nil {
+		err = wait()
+	}
+	if err != nil {
+		return content.Manifest{}, 0, err
+	}
+	if err := bw.finish(); err != nil {
+		return content.Manifest{}, 0, fmt.Errorf("storing the blocks: %w", err)
+	}
+	return m, written, nil
 }
 
 // canonicalEntity is the one-line JSON an entity is put in a block as:

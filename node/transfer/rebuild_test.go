@@ -1,0 +1,109 @@
+package transfer_test
+
+import (
+	"testing"
+
+	"github.com/mimnode/mimnode/node/transfer"
+)
+
+// TestRebuildMatchesFullBuild: a version built from the one before (few
+// changes since) is the version a build of every entity makes, byte for
+// byte, and writes only the blocks around the changes: a reading changed,
+// an entity grown, one inserted between two others, one deleted, the
+// first entity of a block changed, one appended after the last.
+func TestRebuildMatchesFullBuild(t *testing.T) {
+	prov, _ := pair(t)
+	es := entities(t, 1500, 0)
+	upsert(t, prov.n, es)
+	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	build := func() string {
+		t.Helper()
+		v, err := prov.svc.Build(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := build()
+	refs, err := transfer.ManifestRefs(prov.svc, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) < 8 {
+		t.Fatalf("%d blocks; the test needs several", len(refs))
+	}
+	blockFirst := refs[len(refs)/2].First
+	var changed []map[string]any
+	for i, e := range es {
+		switch id := e["id"].(string); {
+		case i == 10:
+			e["no2"].(map[string]any)["value"] = 55.5
+		case i == 700:
+			e["no2"].(map[string]any)["value"] = 123456789.25
+		case id == blockFirst:
+			e["no2"].(map[string]any)["value"] = 77.75
+		default:
+			continue
+		}
+		changed = append(changed, e)
+	}
+	inserted := entities(t, 1, 0)[0]
+	inserted["id"] = testID(800) + "a"
+	appended := entities(t, 1, 0)[0]
+	appended["id"] = testID(999999)
+	changed = append(changed, inserted, appended)
+	upsert(t, prov.n, changed)
+	deleteEntity(t, prov.n, testID(1200))
+
+	second := build()
+	whole, recut := transfer.LastBuild(prov.svc, datasetID)
+	if whole {
+		t.Fatalf("the build after %d changes read every entity; want it built from the version before", len(changed)+1)
+	}
+	t.Logf("%d changes: %d of %d blocks written again", len(changed)+1, recut, len(refs))
+	// Six changes in at most five places, each re-cutting its block and
+	// perhaps the next two or three.
+	if recut == 0 || recut > 16 || recut >= len(refs)/2 {
+		t.Errorf("the build from the version before wrote %d blocks of %d", recut, len(refs))
+	}
+	transfer.ForgetBuilt(prov.svc)
+	full := build()
+	if whole, _ := transfer.LastBuild(prov.svc, datasetID); !whole {
+		t.Fatal("the build after ForgetBuilt did not read every entity")
+	}
+	if second != full {
+		t.Errorf("version built from the one before = %s, a whole build = %s", second, full)
+	}
+	if got, want := transfer.ManifestEntities(prov.svc, second), len(es)+2-1; got != want {
+		t.Errorf("version holds %d entities, want %d", got, want)
+	}
+	// Nothing changed: the same version, nothing written.
+	if again := build(); again != full {
+		t.Errorf("a build with no change since gave %s, want %s", again, full)
+	}
+}
+
+// TestRebuildAfterLandingIsWhole: a landing can make an entity
+// unservable without changing it (the consumer held the same entity
+// already, and receives it under an agreement that forbids distribute);
+// the next build reads every entity again, and leaves it out.
+func TestRebuildAfterLandingIsWhole(t *testing.T) {
+	prov, cons := pair(t)
+	es := entities(t, 30, 0)
+	upsert(t, prov.n, es)
+	upsert(t, cons.n, es)
+	if got := transfer.ManifestEntities(cons.svc, buildResold(t, cons)); got != len(es) {
+		t.Fatalf("consumer's own version holds %d of its entities, want %d", got, len(es))
+	}
+	agreement := agreePermissions(t, prov, cons, `{"action": "read"}`)
+	if _, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	version := buildResold(t, cons)
+	if got := transfer.ManifestEntities(cons.svc, version); got != 0 {
+		t.Errorf("consumer's own version holds %d entities received without distribute, want 0", got)
+	}
+	if whole, _ := transfer.LastBuild(cons.svc, "urn:mim:dataset:test:resold"); !whole {
+		t.Error("the build after a landing started from the version before")
+	}
+}
