@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -40,5 +41,31 @@ func eachExample(t testing.TB, n *testNode, fn func(name string, e *Entity, tc *
 			}
 			fn(m+"/"+file, e, tc)
 		}
+	}
+}
+
+// BenchmarkCheck measures the MIM2 check of one AirQualityObserved-shaped
+// entity as a batch upsert makes it (the keyValues form with the model's
+// @context, then the schema), apart from the store's noise.
+func BenchmarkCheck(b *testing.B) {
+	n := newTestNode(b, nil)
+	tc, err := n.svc.ctx.resolve(envContext)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	ents := make([]*Entity, 100)
+	for i := range ents {
+		if ents[i], err = decodeEntity(aqoEntity(rng, i), tc, time.Now(), true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := n.svc.val.check(ents[i%len(ents)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -91,6 +91,7 @@ func (m Model) Description() string { return m.description }
 type entry struct {
 	model  Model
 	schema *jsonschema.Schema // without the attributes in fast
+	cert   *checker           // certify's tree of schema (certify.go)
 	fast   []fastProp
 	// unread are the attributes of fast the reduced schema never looks
 	// at (see unreadByGeneral): they are left out of the instance it
@@ -103,6 +104,7 @@ type entry struct {
 	points      []string
 	plain       []func(any) bool // the check of each of points
 	pointSchema *jsonschema.Schema
+	pointCert   *checker
 	pointUnread []string
 }
 
@@ -280,9 +282,10 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 		}
 	}
 	m.Attributes = declared(sch)
-	e := entry{model: m, schema: sch, fast: fast, unread: unreadByGeneral(sch, fast)}
+	e := entry{model: m, schema: sch, cert: newCertifier(sch), fast: fast, unread: unreadByGeneral(sch, fast)}
 	if pointSch != nil {
 		e.points, e.plain, e.pointSchema, e.pointUnread = points, plain, pointSch, unreadByGeneral(pointSch, fast)
+		e.pointCert = newCertifier(pointSch)
 	}
 	return e, nil
 }

@@ -75,23 +75,27 @@ func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
 			}
 		}
 	}
-	sch, unread := e.schema, e.unread
+	sch, cert, unread := e.schema, e.cert, e.unread
 	if e.pointSchema != nil && plainPoints(inst, e.points, e.plain) {
-		sch, unread = e.pointSchema, e.pointUnread
+		sch, cert, unread = e.pointSchema, e.pointCert, e.pointUnread
 	}
 	for _, name := range unread {
 		delete(inst, name)
 	}
-	if err := sch.Validate(inst); err != nil {
-		var ve *jsonschema.ValidationError
-		if !errors.As(err, &ve) {
-			// Not a verdict on the data: the value held something that is not JSON.
-			return fmt.Errorf("model: validating an entity of type %s: %w", typeIRI, err)
-		}
-		n := len(probs)
-		problems(ve, &probs)
-		if len(probs) == n {
-			probs = append(probs, ValidationError{Reason: reasonOf(ve)})
+	// certify answers for nearly every valid entity; the general validator
+	// decides the rest and words their errors.
+	if cert.certify(inst) != valid {
+		if err := sch.Validate(inst); err != nil {
+			var ve *jsonschema.ValidationError
+			if !errors.As(err, &ve) {
+				// Not a verdict on the data: the value held something that is not JSON.
+				return fmt.Errorf("model: validating an entity of type %s: %w", typeIRI, err)
+			}
+			n := len(probs)
+			problems(ve, &probs)
+			if len(probs) == n {
+				probs = append(probs, ValidationError{Reason: reasonOf(ve)})
+			}
 		}
 	}
 	if len(probs) == 0 {
