@@ -101,6 +101,7 @@ type Service struct {
 	ctx    context.Context // cancelled by Close; ends exchanges in flight
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // work in flight: handlers, sends, ticks
+	work   chan func()    // background work for an idle worker (goDo); unbuffered
 
 	// firstMu serialises the lookup and creation of provider-side
 	// negotiations for first requests that hash alike (firstLock): two
@@ -350,7 +351,7 @@ func New(o Options) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, work: make(chan func()),
 		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan Info{},
 		settling: map[negotiation.Key]*entry{}, idle: map[peer.ID][]idleStream{},
 	}, nil
@@ -468,15 +469,44 @@ func (s *Service) enter() bool {
 	return true
 }
 
-// goDo runs fn in the background as tracked work.
+// goDo runs fn in the background as tracked work, on a goroutine that
+// waits for more (worker) or, if none waits, a new one.
 func (s *Service) goDo(fn func()) {
 	if !s.enter() {
 		return
 	}
-	go func() {
-		defer s.wg.Done()
+	select {
+	case s.work <- fn:
+	default:
+		go s.worker(fn)
+	}
+}
+
+// workerIdle is how long a goroutine that did background work waits for
+// more before it ends. Background work goes deep (a negotiation's whole
+// conversation as consumer: stepping, reading and signing the
+// agreement), and a fresh goroutine grew its stack to that depth by
+// copying it two or three times, for every negotiation: a goroutine that
+// did it once has the stack already.
+const workerIdle = 2 * time.Second
+
+// worker runs fn, then whatever goDo hands it, until it has waited
+// workerIdle for work or the service closes.
+func (s *Service) worker(fn func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
 		fn()
-	}()
+		s.wg.Done()
+		idle.Reset(workerIdle)
+		select {
+		case fn = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
 }
 
 func decodeEntry(b []byte) (*entry, error) {
