@@ -83,8 +83,8 @@ func (v *validator) check(e *Entity) error {
 		if err != nil {
 			return fmt.Errorf("load context of data model %s: %w", m.ShortName, err)
 		}
-		kv := validationForm(e, tc)
-		if err := v.reg.Validate(typ, kv); err != nil {
+		kv := validationForm(e, tc) // made for this check: ValidateOwned may change it
+		if err := v.reg.ValidateOwned(typ, kv); err != nil {
 			var ve *model.ValidationError
 			if errors.As(err, &ve) {
 				return &Error{Type: BadRequestData, Title: "entity does not match its data model",

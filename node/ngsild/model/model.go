@@ -93,6 +93,7 @@ type entry struct {
 	schema *jsonschema.Schema // without the attributes in fast
 	cert   *checker           // certify's tree of schema (certify.go)
 	fast   []fastProp
+	fastAt map[string]int // index in fast by name
 	// unread are the attributes of fast the reduced schema never looks
 	// at (see unreadByGeneral): they are left out of the instance it
 	// validates.
@@ -283,6 +284,12 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 	}
 	m.Attributes = declared(sch)
 	e := entry{model: m, schema: sch, cert: newCertifier(sch), fast: fast, unread: unreadByGeneral(sch, fast)}
+	if len(fast) > 0 {
+		e.fastAt = make(map[string]int, len(fast))
+		for i, fp := range fast {
+			e.fastAt[fp.name] = i
+		}
+	}
 	if pointSch != nil {
 		e.points, e.plain, e.pointSchema, e.pointUnread = points, plain, pointSch, unreadByGeneral(pointSch, fast)
 		e.pointCert = newCertifier(pointSch)

@@ -53,25 +53,34 @@ func (e *ValidationError) write(b *strings.Builder) {
 // several types, or carry its type expanded). "@context" is ignored. An unbound
 // type gives an error wrapping ErrNoModel.
 func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
-	r.mu.RLock()
-	e, ok := r.models[typeIRI]
-	r.mu.RUnlock()
-	if !ok {
-		return fmt.Errorf("model: validating an entity of type %s: %w", typeIRI, ErrNoModel)
-	}
 	inst := make(map[string]any, len(keyValues))
 	for k, v := range keyValues {
 		if k != "@context" {
 			inst[k] = v
 		}
 	}
+	return r.ValidateOwned(typeIRI, inst)
+}
+
+// ValidateOwned is Validate of a keyValues map the caller hands over:
+// it may change the map's members (not the values), which saves Validate
+// its copy. A node validating the form it made for the check uses it.
+func (r *Registry) ValidateOwned(typeIRI string, inst map[string]any) error {
+	r.mu.RLock()
+	e, ok := r.models[typeIRI]
+	r.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("model: validating an entity of type %s: %w", typeIRI, ErrNoModel)
+	}
+	delete(inst, "@context")
 	inst["type"] = e.model.ShortName
 	var probs []ValidationError
-	for i := range e.fast {
-		fp := &e.fast[i]
-		if v, ok := inst[fp.name]; ok {
-			if reason := fp.check(v); reason != "" {
-				probs = append(probs, ValidationError{Attribute: fp.name, Reason: reason})
+	// An entity has fewer attributes than a model declares: look up
+	// each of them (the problems are sorted by attribute below).
+	for name, v := range inst {
+		if i, ok := e.fastAt[name]; ok {
+			if reason := e.fast[i].check(v); reason != "" {
+				probs = append(probs, ValidationError{Attribute: name, Reason: reason})
 			}
 		}
 	}
@@ -79,12 +88,14 @@ func (r *Registry) Validate(typeIRI string, keyValues map[string]any) error {
 	if e.pointSchema != nil && plainPoints(inst, e.points, e.plain) {
 		sch, cert, unread = e.pointSchema, e.pointCert, e.pointUnread
 	}
-	for _, name := range unread {
-		delete(inst, name)
-	}
 	// certify answers for nearly every valid entity; the general validator
-	// decides the rest and words their errors.
+	// decides the rest and words their errors. The attributes it never
+	// reads (unread) leave its verdict as it is, so certify needs them
+	// not left out.
 	if cert.certify(inst) != valid {
+		for _, name := range unread {
+			delete(inst, name)
+		}
 		if err := sch.Validate(inst); err != nil {
 			var ve *jsonschema.ValidationError
 			if !errors.As(err, &ve) {
