@@ -68,7 +68,11 @@
 // current entities of the view's types (ngsild.Service.EachOfType, straight
 // from the store), filtered by the view's q, cut into blocks by
 // content.NewEntityBuilder over the entities' canonical JSON (stored form,
-// keys sorted) in id order; Build keeps it until the change feed moves.
+// keys sorted) in id order; Build keeps it until the change feed moves,
+// and builds the next from it when few entities changed: only the blocks
+// around the changes are cut, encoded and hashed again (rebuild.go). The
+// node's version loop builds after changes, so a request finds the version
+// built.
 //
 // # Live feed
 //
