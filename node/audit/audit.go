@@ -82,11 +82,14 @@ type head struct {
 // use.
 type Log struct {
 	db *store.DB
-	// leader is held by the one Update call that commits a batch; the
+	// leader holds a token while one Update call commits a batch; the
 	// others queue meanwhile and are committed together by the next
 	// leader (group commit: one synced write for many appenders, and no
-	// conflicts on the head key between them).
-	leader sync.Mutex
+	// conflicts on the head key between them). A queued caller waits for
+	// either its result or the token, so that a batch's callers return
+	// as soon as it is committed, each on its own, not one after another
+	// through a lock that the next leader then waits for as well.
+	leader chan struct{} // capacity 1: full while a leader commits
 
 	mu    sync.Mutex
 	queue []*pending // guarded by mu
@@ -99,7 +102,7 @@ type pending struct {
 }
 
 // Open returns the log kept in db.
-func Open(db *store.DB) *Log { return &Log{db: db} }
+func Open(db *store.DB) *Log { return &Log{db: db, leader: make(chan struct{}, 1)} }
 
 // Hash computes e's hash from its fields and e.Prev, ignoring e.Hash.
 func Hash(e Entry) (string, error) {
@@ -547,8 +550,12 @@ func (l *Log) commit(fn func(tx *store.Txn) error) error {
 	l.queue = append(l.queue, p)
 	l.mu.Unlock()
 
-	l.leader.Lock()
-	defer l.leader.Unlock()
+	select {
+	case err := <-p.done: // committed by a leader
+		return err
+	case l.leader <- struct{}{}:
+	}
+	defer func() { <-l.leader }()
 	select {
 	case err := <-p.done: // committed by the previous leader
 		return err
