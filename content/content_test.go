@@ -2,6 +2,7 @@ package content
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 )
 
 // entity is one test entity: the real Smart Data Models AirQualityObserved
@@ -91,16 +93,56 @@ func versionID(t testing.TB, m Manifest) string {
 	return c.String()
 }
 
-func TestBlockCIDIsRawSHA256CIDv1(t *testing.T) {
-	// The CID every IPFS implementation gives the bytes "hello world" as a raw block.
-	if got := BlockCID([]byte("hello world")).String(); got != "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e" {
+func TestBlockCIDIsRawBLAKE3CIDv1(t *testing.T) {
+	c := BlockCID([]byte("hello world"))
+	p := c.Prefix()
+	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != multihash.BLAKE3 || p.MhLength != 32 {
+		t.Fatalf("BlockCID(hello world) = %s, prefix %+v, want CIDv1 raw blake3-256", c, p)
+	}
+	// The BLAKE3 of "hello world" that b3sum and the reference
+	// implementation give.
+	d, err := multihash.Decode(c.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(d.Digest); got != "d74981efa70a0c880b8d8c1985d075dbcbf679b99a5f9914e5aaf96b831a9e24" {
+		t.Errorf("BlockCID(hello world) digest = %s", got)
+	}
+	if got := c.String(); got != "bafkr4igxjga67jykbseaxdmmdgc5a5o3zp3htom2l6mrjznk7fvyggu6eq" {
 		t.Errorf("BlockCID(hello world) = %s", got)
+	}
+}
+
+// TestVerifyBlockSHA256: blocks named with SHA2-256 before BLAKE3 still
+// verify, by their own hash.
+func TestVerifyBlockSHA256(t *testing.T) {
+	// The CID every IPFS implementation gives the bytes "hello world" as a raw block.
+	c, err := cid.Decode("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := blockCID(multihash.SHA2_256, []byte("hello world")); !got.Equals(c) {
+		t.Errorf("blockCID(sha2-256, hello world) = %s, want %s", got, c)
+	}
+	if err := VerifyBlock(c, []byte("hello world")); err != nil {
+		t.Errorf("VerifyBlock(sha2-256 CID, its bytes) = %v", err)
+	}
+	if err := VerifyBlock(c, []byte("hello World")); !errors.Is(err, ErrBlockMismatch) {
+		t.Errorf("VerifyBlock(sha2-256 CID, other bytes) = %v, want ErrBlockMismatch", err)
 	}
 }
 
 func TestVerifyBlock(t *testing.T) {
 	data := []byte(strings.Repeat("NO2 reading 42\n", 100))
-	c := BlockCID(data)
+	for _, code := range []uint64{multihash.BLAKE3, multihash.SHA2_256} {
+		c := blockCID(code, data)
+		t.Run(multihash.Codes[code], func(t *testing.T) {
+			testVerifyBlock(t, c, data)
+		})
+	}
+}
+
+func testVerifyBlock(t *testing.T, c cid.Cid, data []byte) {
 	if err := VerifyBlock(c, data); err != nil {
 		t.Fatalf("VerifyBlock(good block): %v", err)
 	}
@@ -110,6 +152,8 @@ func TestVerifyBlock(t *testing.T) {
 		return d
 	}
 	dagJSON := cid.NewCidV1(cid.DagJSON, c.Hash())
+	sha512, _ := multihash.Sum(data, multihash.SHA2_512, -1)
+	shortBLAKE3, _ := multihash.Sum(data, multihash.BLAKE3, 16)
 	cases := []struct {
 		name string
 		c    cid.Cid
@@ -123,7 +167,9 @@ func TestVerifyBlock(t *testing.T) {
 		{"extended", c, append(bytes.Clone(data), 0), ErrBlockMismatch},
 		{"empty", c, nil, ErrBlockMismatch},
 		{"CID with another codec", dagJSON, data, ErrUnsupportedCID},
-		{"CIDv0", cid.NewCidV0(c.Hash()), data, ErrUnsupportedCID},
+		{"CID with another hash", cid.NewCidV1(cid.Raw, sha512), data, ErrUnsupportedCID},
+		{"CID with a short hash", cid.NewCidV1(cid.Raw, shortBLAKE3), data, ErrUnsupportedCID},
+		{"CIDv0", cid.NewCidV0(blockCID(multihash.SHA2_256, data).Hash()), data, ErrUnsupportedCID},
 		{"undefined CID", cid.Undef, data, ErrUnsupportedCID},
 	}
 	for _, tc := range cases {

@@ -1,7 +1,8 @@
 // Package content makes content-addressed versions of datasets (DESIGN.md,
 // Catalogue and Transfer). A version's data is cut into blocks, each named
-// by its CID (CIDv1, raw codec, SHA2-256); a Manifest lists the blocks in
-// order, and the manifest's own CID (CIDv1, dag-json codec, SHA2-256 of its
+// by its CID (CIDv1, raw codec, BLAKE3-256; blocks built before were named
+// with SHA2-256 and still verify); a Manifest lists the blocks in order,
+// and the manifest's own CID (CIDv1, dag-json codec, SHA2-256 of its
 // canonical DAG-JSON bytes) is the version id. The same data always gives
 // the same blocks and the same version id, so any party can check what it
 // received and later prove which version an agreement or a KPI used.
@@ -58,7 +59,8 @@
 // In an entities manifest each BlockRef also says how many entities the
 // block holds and its first and last entity id.
 //
-// ManifestFormat ("mimnode-manifest/1") covers the chunking rules as well
-// as the encoding: changing either would change version ids, so it needs a
-// new format name.
+// ManifestFormat ("mimnode-manifest/2") covers the chunking rules and the
+// block hash as well as the encoding: changing any would change version
+// ids, so it needs a new format name. A manifest of SHA2-256 blocks only,
+// as earlier nodes built them, stays "mimnode-manifest/1" (ManifestFormatV1).
 package content

@@ -7,13 +7,36 @@ import (
 
 	"github.com/gowebpki/jcs"
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 )
 
-// ManifestFormat names the manifest format and the chunking rules behind it
-// (entity boundaries, the gear table and masks of the file chunker). Any
-// change to those rules is a new format: the same data must always give the
-// same version id.
-const ManifestFormat = "mimnode-manifest/1"
+// ManifestFormat names the manifest format and the rules behind it (entity
+// boundaries, the gear table and masks of the file chunker, the hash that
+// names blocks). Any change to those rules is a new format: the same data
+// must always give the same version id.
+//
+// Format 2 names new blocks with BLAKE3-256 (BlockCID); blocks named with
+// SHA2-256 by earlier nodes may appear in it too (a file's blocks kept
+// from its own earlier manifest). A manifest whose blocks are all SHA2-256
+// (or that has none) is written in format 1, as earlier nodes wrote it, so
+// the versions they built keep their bytes and ids. Encode picks the
+// format from the blocks and DecodeManifest accepts only that one, so a
+// manifest still has one byte form.
+const (
+	ManifestFormat   = "mimnode-manifest/2"
+	ManifestFormatV1 = "mimnode-manifest/1"
+)
+
+// format is the format m is written in: 2 once a block is named with
+// BLAKE3.
+func (m Manifest) format() string {
+	for _, b := range m.Blocks {
+		if b.CID.Prefix().MhType == multihash.BLAKE3 {
+			return ManifestFormat
+		}
+	}
+	return ManifestFormatV1
+}
 
 // Kinds of version.
 const (
@@ -84,7 +107,7 @@ func (m Manifest) Encode() ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, fmt.Errorf("encoding manifest: %w", err)
 	}
-	w := manifestJSON{Format: ManifestFormat, Kind: m.Kind, Size: m.Size, Blocks: make([]blockRefJSON, len(m.Blocks))}
+	w := manifestJSON{Format: m.format(), Kind: m.Kind, Size: m.Size, Blocks: make([]blockRefJSON, len(m.Blocks))}
 	for i, b := range m.Blocks {
 		w.Blocks[i] = blockRefJSON{CID: linkJSON{b.CID.String()}, Size: b.Size, Count: b.Count, First: b.First, Last: b.Last}
 	}
@@ -135,8 +158,8 @@ func DecodeManifest(data []byte) (Manifest, error) {
 	if err := dec.Decode(&w); err != nil {
 		return Manifest{}, fmt.Errorf("%w: %v", ErrMalformedManifest, err)
 	}
-	if w.Format != ManifestFormat {
-		return Manifest{}, fmt.Errorf("%w: format %q, want %s", ErrMalformedManifest, w.Format, ManifestFormat)
+	if w.Format != ManifestFormat && w.Format != ManifestFormatV1 {
+		return Manifest{}, fmt.Errorf("%w: format %q, want %s or %s", ErrMalformedManifest, w.Format, ManifestFormat, ManifestFormatV1)
 	}
 	m := Manifest{Kind: w.Kind, Size: w.Size, Blocks: make([]BlockRef, len(w.Blocks))}
 	for i, b := range w.Blocks {

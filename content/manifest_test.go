@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/codec/dagjson"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
+	"github.com/multiformats/go-multihash"
 )
 
 func sampleManifests(t testing.TB) []Manifest {
@@ -82,11 +83,56 @@ func TestManifestIsDAGJSON(t *testing.T) {
 	}
 }
 
+// TestManifestFormats: a manifest of SHA2-256 blocks only, as earlier
+// nodes built every version, keeps format 1 and its bytes; one with a
+// BLAKE3 block is format 2, also when SHA2-256 blocks are kept in it.
+func TestManifestFormats(t *testing.T) {
+	old := `{"blocks":[{"cid":{"/":"bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"},"size":11}],"format":"mimnode-manifest/1","kind":"file","size":11}`
+	m, err := DecodeManifest([]byte(old))
+	if err != nil {
+		t.Fatalf("DecodeManifest(format 1): %v", err)
+	}
+	if b, _ := m.Encode(); string(b) != old {
+		t.Errorf("format 1 manifest encodes as\n%s\nwant\n%s", b, old)
+	}
+	c, _ := m.CID()
+	if _, err := VerifyManifest(c, []byte(old)); err != nil {
+		t.Errorf("VerifyManifest(format 1): %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		blocks []cid.Cid
+		want   string
+	}{
+		{"none", nil, ManifestFormatV1},
+		{"sha2-256", []cid.Cid{blockCID(multihash.SHA2_256, []byte("a"))}, ManifestFormatV1},
+		{"blake3", []cid.Cid{BlockCID([]byte("a"))}, ManifestFormat},
+		{"mixed", []cid.Cid{blockCID(multihash.SHA2_256, []byte("a")), BlockCID([]byte("b"))}, ManifestFormat},
+	} {
+		m := Manifest{Kind: KindFile}
+		for _, c := range tc.blocks {
+			m.Blocks = append(m.Blocks, BlockRef{CID: c, Size: 1})
+			m.Size++
+		}
+		b, err := m.Encode()
+		if err != nil {
+			t.Fatalf("%s: Encode: %v", tc.name, err)
+		}
+		if !strings.Contains(string(b), `"format":"`+tc.want+`"`) {
+			t.Errorf("%s: Encode = %s, want format %s", tc.name, b, tc.want)
+		}
+		if _, err := DecodeManifest(b); err != nil {
+			t.Errorf("%s: DecodeManifest(Encode) = %v", tc.name, err)
+		}
+	}
+}
+
 func TestDecodeManifestRejects(t *testing.T) {
 	m := sampleManifests(t)[1]
 	good, _ := m.Encode()
 	s := string(good)
 	blk := m.Blocks[0].CID.String()
+	sha256Manifest, _ := Manifest{Kind: KindFile, Size: 11, Blocks: []BlockRef{{CID: blockCID(multihash.SHA2_256, []byte("hello world")), Size: 11}}}.Encode()
 	cases := []struct {
 		name, doc string
 	}{
@@ -94,7 +140,9 @@ func TestDecodeManifestRejects(t *testing.T) {
 		{"whitespace", strings.Replace(s, `,"kind"`, `, "kind"`, 1)},
 		{"keys out of order", strings.Replace(s, `{"blocks":`, `{"kind":"x","blocks":`, 1)},
 		{"unknown field", strings.Replace(s, `"format"`, `"extra":1,"format"`, 1)},
-		{"other format", strings.Replace(s, ManifestFormat, "mimnode-manifest/2", 1)},
+		{"other format", strings.Replace(s, ManifestFormat, "mimnode-manifest/3", 1)},
+		{"format 1 with BLAKE3 blocks", strings.Replace(s, ManifestFormat, ManifestFormatV1, 1)},
+		{"format 2 with SHA2-256 blocks only", strings.Replace(string(sha256Manifest), ManifestFormatV1, ManifestFormat, 1)},
 		{"unknown kind", strings.Replace(s, KindEntities, "tiles", 1)},
 		{"size does not add up", strings.Replace(s, `"size":`+strconv.FormatInt(m.Size, 10)+`}`, `"size":1}`, 1)},
 		{"bad CID", strings.Replace(s, blk, "bafy-not-a-cid", 1)},
@@ -148,6 +196,7 @@ func FuzzDecodeManifest(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"blocks":[],"format":"mimnode-manifest/1","kind":"file","size":0}`))
+	f.Add([]byte(`{"blocks":[{"cid":{"/":"bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"},"size":11}],"format":"mimnode-manifest/1","kind":"file","size":11}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := DecodeManifest(data)
 		if err != nil {
