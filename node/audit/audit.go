@@ -95,10 +95,11 @@ type Log struct {
 	queue []*pending // guarded by mu
 }
 
-// pending is one Update waiting to be committed.
+// pending is one Update waiting to be committed and synced.
 type pending struct {
-	fn   func(tx *store.Txn) error
-	done chan error
+	fn    func(tx *store.Txn) error
+	done  chan error
+	taken bool // guarded by Log.mu; in a leader's batch
 }
 
 // Open returns the log kept in db.
@@ -535,36 +536,63 @@ func readHead(tx *store.Txn) (head, error) {
 // callers queued behind: the next batch commits while this one's sync
 // runs (the chain's order is the commit order, and a crash of the machine
 // loses a suffix of it, never a middle entry).
+//
+// The leader that committed a batch asks for the sync once for all of it
+// and hands each caller the outcome: a sync that starts after the commit
+// covers every write in it. Callers that each asked for it themselves
+// after the commit found the leader's sync running, and waited for
+// another one after it.
 func (l *Log) Update(fn func(tx *store.Txn) error) error {
-	if err := l.commit(fn); err != nil {
-		return err
-	}
-	return l.db.Sync()
-}
-
-// commit is Update without the sync: fn's batch is committed (visible,
-// not yet durable) when it returns.
-func (l *Log) commit(fn func(tx *store.Txn) error) error {
 	p := &pending{fn: fn, done: make(chan error, 1)}
 	l.mu.Lock()
 	l.queue = append(l.queue, p)
 	l.mu.Unlock()
 
 	select {
-	case err := <-p.done: // committed by a leader
+	case err := <-p.done: // committed and synced by a leader
 		return err
 	case l.leader <- struct{}{}:
 	}
-	defer func() { <-l.leader }()
-	select {
-	case err := <-p.done: // committed by the previous leader
-		return err
-	default:
-	}
 	l.mu.Lock()
+	if p.taken {
+		// Committed by the previous leader, which is syncing it: its
+		// outcome comes from there. Leading the next batch would hold
+		// this caller up for that batch's sync as well.
+		l.mu.Unlock()
+		<-l.leader
+		return <-p.done
+	}
 	batch := l.queue
 	l.queue = nil
+	for _, b := range batch {
+		b.taken = true
+	}
 	l.mu.Unlock()
+	errs := l.commit(batch)
+	<-l.leader
+	var synced error
+	needSync := true
+	for i, b := range batch {
+		if errs[i] != nil {
+			b.done <- errs[i]
+			continue
+		}
+		if needSync {
+			synced, needSync = l.db.Sync(), false
+		}
+		b.done <- synced
+	}
+	return <-p.done
+}
+
+// commit commits batch's functions in one transaction, not synced, and
+// returns each one's error; if that transaction fails, each is committed
+// alone.
+func (l *Log) commit(batch []*pending) []error {
+	errs := make([]error, len(batch))
+	if len(batch) == 0 {
+		return errs
+	}
 	err := l.db.UpdateNoSync(func(tx *store.Txn) error {
 		for _, b := range batch {
 			if err := b.fn(tx); err != nil {
@@ -574,15 +602,15 @@ func (l *Log) commit(fn func(tx *store.Txn) error) error {
 		return nil
 	})
 	if err != nil && len(batch) > 1 {
-		for _, b := range batch {
-			b.done <- l.db.UpdateNoSync(b.fn)
+		for i, b := range batch {
+			errs[i] = l.db.UpdateNoSync(b.fn)
 		}
-	} else {
-		for _, b := range batch {
-			b.done <- err
-		}
+		return errs
 	}
-	return <-p.done
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // Append appends e in a transaction of its own and returns it as stored.
