@@ -3,6 +3,8 @@ package ngsild
 import (
 	"bytes"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -200,13 +202,29 @@ func (p *jsonParser) recordAttrs(depth int, keep func(attr string) bool) (map[st
 	if depth > maxJSONDepth {
 		return nil, p.errorf("nested too deeply")
 	}
-	out := map[string][]*Attribute{}
+	hint := 0
+	if depth == 1 {
+		hint = int(lastAttrCount.Load())
+	}
+	out := make(map[string][]*Attribute, hint)
+	// The one-instance lists are cut from a shared array (as in
+	// decodeBodyEntity), one allocation for all of them; a list has no
+	// room to grow into its neighbour's.
+	var lists []*Attribute
 	err := p.members(func(k []byte) error {
-		name := string(k)
+		name := attrName(k)
 		var insts []*Attribute
 		keepValue := keep == nil || keep(name)
 		err := p.elements(func() error {
 			a, err := p.recordAttr(depth+1, keep != nil, keepValue)
+			if insts == nil {
+				if len(lists) == cap(lists) {
+					lists = make([]*Attribute, 0, max(hint, 8))
+				}
+				lists = append(lists, a)
+				insts = lists[len(lists)-1 : len(lists) : len(lists)]
+				return err
+			}
 			insts = append(insts, a)
 			return err
 		})
@@ -216,7 +234,49 @@ func (p *jsonParser) recordAttrs(depth int, keep func(attr string) bool) (map[st
 		out[name] = insts
 		return err
 	})
+	if depth == 1 && err == nil {
+		lastAttrCount.Store(int32(min(len(out), maxAttrHint)))
+	}
 	return out, err
+}
+
+// lastAttrCount is the number of attributes of the entity record decoded
+// last: the size the next one's map is made with, since the records a
+// node reads (the states its writes replace, the entities a query
+// returns) are mostly of one model, and a map of 20 grown from nothing is
+// rehashed twice.
+var lastAttrCount atomic.Int32
+
+// maxAttrHint caps lastAttrCount: one huge entity does not make every
+// later map huge.
+const maxAttrHint = 64
+
+// attrNames holds the attribute IRIs records name, shared by every
+// decoded record instead of a string made for each (the same few dozen
+// names, in every state a replace reads); guarded by attrNamesMu. It stops
+// growing at maxAttrNames.
+var (
+	attrNamesMu sync.RWMutex
+	attrNames   = map[string]string{}
+)
+
+const maxAttrNames = 4096
+
+// attrName is string(k), shared when attrNames has it.
+func attrName(k []byte) string {
+	attrNamesMu.RLock()
+	s, ok := attrNames[string(k)]
+	attrNamesMu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(k)
+	attrNamesMu.Lock()
+	if len(attrNames) < maxAttrNames {
+		attrNames[s] = s
+	}
+	attrNamesMu.Unlock()
+	return s
 }
 
 // recordAttr reads one attribute instance; when summary is set, its
