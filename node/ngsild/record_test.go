@@ -3,7 +3,10 @@ package ngsild
 import (
 	"bytes"
 	"errors"
+	"maps"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -363,6 +366,53 @@ func TestUnpackEntityInto(t *testing.T) {
 		_, want := store.Unpack(b, maxUnpackedEntity)
 		if err == nil || want == nil || !errors.Is(err, store.ErrPacked) {
 			t.Errorf("unpackEntityInto(%x) = %v, store.Unpack %v; want both to fail with ErrPacked", b, err, want)
+		}
+	}
+}
+
+// BenchmarkPackAirQuality measures encoding the states of a batch of
+// AirQualityObserved-shaped entities (one model, the same attributes), as
+// a batch upsert writes them.
+func BenchmarkPackAirQuality(b *testing.B) {
+	tc, err := newTestNode(b, nil).svc.ctx.resolve(envContext)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ents := make([]*Entity, 100)
+	for i := range ents {
+		if ents[i], err = decodeEntity(aqoEntity(rng, i), tc, now, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i, cpu0 := 0, cpuTime()
+	for b.Loop() {
+		packEntity(ents[i%len(ents)])
+		i++
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(i), "cpu-ns/op")
+}
+
+// TestSortedAttrNames checks that the names kept from the entity encoded
+// before are used only for an entity with the same set of names.
+func TestSortedAttrNames(t *testing.T) {
+	set := func(names ...string) map[string][]*Attribute {
+		m := map[string][]*Attribute{}
+		for _, n := range names {
+			m[n] = nil
+		}
+		return m
+	}
+	for _, names := range [][]string{
+		{"c", "a", "b"}, {"b", "c", "a"}, {"a", "b", "d"}, {"a", "b"}, {"a", "b", "c", "d"}, {}, {"z"}, {"c", "a", "b"},
+	} {
+		var buf [4]string
+		got := appendSortedAttrNames(buf[:0], set(names...))
+		want := slices.Sorted(maps.Keys(set(names...)))
+		if !slices.Equal(got, want) {
+			t.Errorf("appendSortedAttrNames(%v) = %v, want %v", names, got, want)
 		}
 	}
 }
