@@ -2,7 +2,9 @@ package transfer_test
 
 import (
 	"testing"
+	"time"
 
+	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/transfer"
 )
 
@@ -80,6 +82,52 @@ func TestRebuildMatchesFullBuild(t *testing.T) {
 	// Nothing changed: the same version, nothing written.
 	if again := build(); again != full {
 		t.Errorf("a build with no change since gave %s, want %s", again, full)
+	}
+}
+
+// TestRebuildOfViewWithQ: for a view with q, the build from the version
+// before takes in an entity that came into q, leaves out one that left
+// it, and makes the version a whole build makes.
+func TestRebuildOfViewWithQ(t *testing.T) {
+	prov, _ := pair(t)
+	ds, err := catalog.ParseDataset([]byte(`{"id": "`+datasetID+`", "title": "Air quality", "description": "Lower NO2 readings.",
+		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Source = &catalog.Source{View: &catalog.View{Q: "no2<50"}}
+	if _, err := prov.cat.Put(ds, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	es := entities(t, 1500, 0) // no2 is i%97: below 50 for about half
+	upsert(t, prov.n, es)
+	ds, _ = transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+	first, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out, kept := es[60], es[400], es[402] // no2 60 (out of q), 12 and 14 (in q)
+	in["no2"].(map[string]any)["value"] = 5.0
+	out["no2"].(map[string]any)["value"] = 70.0
+	kept["no2"].(map[string]any)["value"] = 15.0
+	upsert(t, prov.n, []map[string]any{in, out, kept})
+	second, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole, _ := transfer.LastBuild(prov.svc, datasetID); whole {
+		t.Fatal("the build after 3 changes read every entity; want it built from the version before")
+	}
+	transfer.ForgetBuilt(prov.svc)
+	full, err := prov.svc.Build(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != full || second == first {
+		t.Errorf("version built from the one before = %s, a whole build = %s (first %s)", second, full, first)
+	}
+	if got, want := transfer.ManifestEntities(prov.svc, second), transfer.ManifestEntities(prov.svc, first); got != want {
+		t.Errorf("version holds %d entities, want %d (one came into q, one left)", got, want)
 	}
 }
 

@@ -175,6 +175,11 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 		}
 	}
 	s.mu.Lock()
+	if ok && b.version != version {
+		// A version loop may build every minute; the versions it
+		// replaced are read back from the store when asked for.
+		delete(s.manifests, b.version)
+	}
 	s.manifests[version] = m
 	s.built[ds.ID] = builtVersion{seq: last, version: version, view: f.key, prov: epoch, whole: !done, recut: recut}
 	s.mu.Unlock()
