@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -8,50 +9,87 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // ErrBadBlobName is returned for a blob name that is not 3 to 255 ASCII
 // letters and digits.
 var ErrBadBlobName = errors.New("store: bad blob name")
 
-// Blobs is a directory of immutable named files beside the database, for
+// Blobs is a directory of immutable named values beside the database, for
 // large values written once and read whole (transfer blocks, named by
-// their CIDs): a file is written with one write and read with one read,
+// their CIDs): a value is written with one write and read with one read,
 // with no log, compaction or memory mapping in between.
 //
-// Layout: <dir>/<shard>/<name>, shard being the next-to-last two
-// characters of the name (so names that share a prefix, as CIDs do,
-// spread over the shards), created on first use. A blob is written to
-// <name>.<n>.tmp in its shard and renamed to <name>, so a name holds a whole
-// blob once the process wrote it; a name never changes its bytes while
-// it exists.
+// Layout: Put appends each blob to a segment, <dir>/seg/<n>.blk, and then
+// a record of its name, offset and length to the segment's index,
+// <dir>/seg/<n>.idx; a process starts a new segment on its first Put and
+// another once one holds segmentBytes. The indexes are read into memory
+// on first use. Blobs written by nodes before segments are files
+// <dir>/<shard>/<name>, shard being the next-to-last two characters of the
+// name; they are still read, counted and deleted. One file per blob cost
+// about three times the CPU of appending to a segment (file creation and
+// first-touch page cache), which a transfer pays on every block.
 //
 // Durability: Put does not sync. Sync makes every blob Put before it on
 // disk, with one syncfs of the blobs' file system on Linux (which also
-// covers the renames and new shard directories) instead of a sync per
-// file, or an fsync of each file and directory written since the last
-// Sync elsewhere. A blob whose Put returned but that no Sync covered may,
-// after a crash of the machine, be missing or hold other bytes (a rename
+// covers the indexes and new directories) instead of a sync per file, or
+// an fsync of each file and directory written since the last Sync
+// elsewhere. A blob whose Put returned but that no Sync covered may, after
+// a crash of the machine, be missing or hold other bytes (an index record
 // can reach the disk before the data); a caller that puts without a sync
 // each therefore reports a blob only after a Sync, and checks blobs it
-// reads against their names when they may come from before a crash.
+// reads against their names when they may come from before a crash. After
+// a crash of the process alone every blob whose Put returned is there.
 type Blobs struct {
-	dir  string
-	tmps atomic.Uint64 // numbers the temporary files
+	dir string
 	// syncfs says Sync uses syncfs (haveSyncfs; tests turn it off to
 	// try the other way).
 	syncfs bool
 
+	// wmu serializes appends to the current segment and its index.
+	wmu sync.Mutex
+	cur *segment // the segment Put appends to, nil before the first; guarded by wmu
+
 	mu      sync.Mutex
-	root    *os.File        // dir, open from the first Put on; guarded by mu
-	shards  map[string]bool // shard directories known to exist; guarded by mu
-	pending []string        // files and directories to sync where syncfs is missing; guarded by mu
+	root    *os.File            // dir, open from the first Put on; guarded by mu
+	pending []string            // directories to sync where syncfs is missing; guarded by mu
+	loaded  bool                // index read from the segment indexes; guarded by mu
+	index   map[string]blobLoc  // blobs in segments; guarded by mu
+	segs    map[uint32]*os.File // segment data files open for reading; guarded by mu
+	next    uint32              // the number of the next new segment; guarded by mu
 }
 
+// segmentBytes is the size past which Put starts a new segment.
+const segmentBytes = 1 << 30
+
+// segment is a segment open for appending.
+type segment struct {
+	n         uint32
+	data, idx *os.File
+	size      int64 // bytes in data
+	dirty     bool  // written since the last Sync (where syncfs is missing)
+}
+
+// blobLoc is where a blob lives in a segment.
+type blobLoc struct {
+	seg    uint32
+	off, n int64
+}
+
+// An index record: kind (recPut, recDelete), the name's length (1 byte),
+// the name, then offset and length (little-endian uint64, zero for a
+// deletion). Records are appended; a later one for a name wins.
+const (
+	recPut    = 1
+	recDelete = 2
+	recFixed  = 2 + 16 // kind, name length, offset, length
+)
+
 func newBlobs(dir string) *Blobs {
-	return &Blobs{dir: dir, shards: map[string]bool{}, syncfs: haveSyncfs}
+	return &Blobs{dir: dir, syncfs: haveSyncfs}
 }
 
 // Blobs returns the database's blob directory, or nil for an in-memory
@@ -61,109 +99,257 @@ func (d *DB) Blobs() *Blobs { return d.blobs }
 // Dir is the directory the blobs live in.
 func (b *Blobs) Dir() string { return b.dir }
 
-func (b *Blobs) path(name string) (shard, path string, err error) {
+func (b *Blobs) segDir() string { return filepath.Join(b.dir, "seg") }
+
+func segPath(dir string, n uint32, ext string) string {
+	return filepath.Join(dir, fmt.Sprintf("%08d.%s", n, ext))
+}
+
+func checkName(name string) error {
 	if len(name) < 3 || len(name) > 255 {
-		return "", "", fmt.Errorf("%w: %q", ErrBadBlobName, name)
+		return fmt.Errorf("%w: %q", ErrBadBlobName, name)
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
-			return "", "", fmt.Errorf("%w: %q", ErrBadBlobName, name)
+			return fmt.Errorf("%w: %q", ErrBadBlobName, name)
 		}
 	}
-	shard = name[len(name)-3 : len(name)-1]
-	return shard, filepath.Join(b.dir, shard, name), nil
+	return nil
+}
+
+// path is where an earlier node kept the blob name as a file of its own.
+func (b *Blobs) path(name string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	return filepath.Join(b.dir, name[len(name)-3:len(name)-1], name), nil
+}
+
+// load reads the segment indexes once; the caller holds mu.
+func (b *Blobs) load() error {
+	if b.loaded {
+		return nil
+	}
+	index := map[string]blobLoc{}
+	var next uint32
+	entries, err := os.ReadDir(b.segDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading blob segments: %w", err)
+	}
+	// ReadDir sorts by name, and the numbers have a fixed width: oldest first.
+	for _, e := range entries {
+		num, ok := strings.CutSuffix(e.Name(), ".idx")
+		n, err := strconv.ParseUint(num, 10, 32)
+		if !ok || err != nil {
+			continue
+		}
+		if err := readIndex(b.segDir(), uint32(n), index); err != nil {
+			return err
+		}
+		next = max(next, uint32(n)+1)
+	}
+	b.index, b.next, b.loaded = index, next, true
+	if b.segs == nil {
+		b.segs = map[uint32]*os.File{}
+	}
+	return nil
+}
+
+// readIndex reads the records of segment n into index. It stops at the
+// first record that is cut short or does not make sense (what a crash can
+// leave at the end); a blob whose record is lost that way is missing.
+func readIndex(dir string, n uint32, index map[string]blobLoc) error {
+	raw, err := os.ReadFile(segPath(dir, n, "idx"))
+	if err != nil {
+		return fmt.Errorf("reading blob segment index: %w", err)
+	}
+	fi, err := os.Stat(segPath(dir, n, "blk"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading blob segment: %w", err)
+	}
+	var size int64
+	if err == nil {
+		size = fi.Size()
+	}
+	for len(raw) >= recFixed {
+		kind, l := raw[0], int(raw[1])
+		if len(raw) < recFixed+l || kind != recPut && kind != recDelete {
+			break
+		}
+		name := string(raw[2 : 2+l])
+		off := int64(binary.LittleEndian.Uint64(raw[2+l:]))
+		size1 := int64(binary.LittleEndian.Uint64(raw[10+l:]))
+		if checkName(name) != nil || off < 0 || size1 < 0 || off > size || size1 > size-off {
+			break
+		}
+		if kind == recPut {
+			index[name] = blobLoc{seg: n, off: off, n: size1}
+		} else {
+			delete(index, name)
+		}
+		raw = raw[recFixed+l:]
+	}
+	return nil
+}
+
+// appendRecord appends an index record to the current segment, which the
+// caller holds wmu for.
+func (b *Blobs) appendRecord(kind byte, name string, off, n int64) error {
+	rec := make([]byte, 0, recFixed+len(name))
+	rec = append(rec, kind, byte(len(name)))
+	rec = append(rec, name...)
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(off))
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(n))
+	_, err := b.cur.idx.Write(rec)
+	return err
+}
+
+// segment returns the segment to append n bytes to, starting one when
+// there is none yet or the current one is full; the caller holds wmu.
+func (b *Blobs) segment(n int) (*segment, error) {
+	if b.cur != nil && (b.cur.size == 0 || b.cur.size+int64(n) <= segmentBytes) {
+		return b.cur, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.load(); err != nil {
+		return nil, err
+	}
+	if err := b.ensureDir(); err != nil {
+		return nil, err
+	}
+	num := b.next
+	// Numbers come from the indexes: a data file left without one by a
+	// crash is written over.
+	data, err := os.OpenFile(segPath(b.segDir(), num, "blk"), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating blob segment: %w", err)
+	}
+	idx, err := os.OpenFile(segPath(b.segDir(), num, "idx"), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
+	if err != nil {
+		data.Close()
+		return nil, fmt.Errorf("creating blob segment index: %w", err)
+	}
+	if b.cur != nil {
+		if !b.syncfs && b.cur.dirty {
+			b.pending = append(b.pending, segPath(b.segDir(), b.cur.n, "blk"), segPath(b.segDir(), b.cur.n, "idx"))
+		}
+		b.cur.idx.Close() // its data file stays open for reading (segs)
+	}
+	b.next++
+	b.segs[num] = data
+	b.cur = &segment{n: num, data: data, idx: idx}
+	if !b.syncfs {
+		b.pending = append(b.pending, b.segDir())
+	}
+	return b.cur, nil
+}
+
+// ensureDir creates the blob and segment directories once and opens the
+// blob directory; the caller holds mu.
+func (b *Blobs) ensureDir() error {
+	if b.root != nil {
+		return nil
+	}
+	if err := os.MkdirAll(b.segDir(), 0o750); err != nil {
+		return fmt.Errorf("creating blob directory: %w", err)
+	}
+	f, err := os.Open(b.dir)
+	if err != nil {
+		return fmt.Errorf("opening blob directory: %w", err)
+	}
+	b.root = f
+	if !b.syncfs {
+		b.pending = append(b.pending, b.dir, filepath.Dir(b.dir))
+	}
+	return nil
 }
 
 // Put writes data as the blob name, not yet synced (see Sync). A blob
 // that exists is written again (its bytes are the same by contract, or
-// a corrupted copy being replaced).
+// a corrupted copy being replaced); the later copy is the one read.
 func (b *Blobs) Put(name string, data []byte) error {
-	shard, path, err := b.path(name)
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return err
 	}
-	if err := b.ensureShard(shard); err != nil {
-		return err
-	}
-	// A name of its own for each write: two writers of one blob must not
-	// write into the same file. One left by a process that crashed
-	// before its rename is truncated and used again.
-	tmp := fmt.Sprintf("%s.%d.tmp", path, b.tmps.Add(1))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	seg, err := b.segment(len(data))
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	off := seg.size
+	if _, err := seg.data.WriteAt(data, off); err != nil {
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
-	if !b.syncfs {
-		b.mu.Lock()
-		b.pending = append(b.pending, path, filepath.Dir(path))
-		b.mu.Unlock()
+	// The bytes are in the file before the record names them (and a
+	// failed record leaves them unnamed).
+	seg.size += int64(len(data))
+	seg.dirty = true
+	if err := b.appendRecord(recPut, name, off, int64(len(data))); err != nil {
+		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
+	b.mu.Lock()
+	b.index[name] = blobLoc{seg: seg.n, off: off, n: int64(len(data))}
+	b.mu.Unlock()
 	return nil
 }
 
-// ensureShard creates the blob directory and the shard directory once.
-func (b *Blobs) ensureShard(shard string) error {
+// lookup returns where the blob name is in a segment, and the segment's
+// file, or ok false for a blob not in a segment.
+func (b *Blobs) lookup(name string) (loc blobLoc, f *os.File, ok bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.shards[shard] {
-		return nil
+	if err := b.load(); err != nil {
+		return blobLoc{}, nil, false, err
 	}
-	// Mkdir, not MkdirAll: each shard is made once per process, and
-	// MkdirAll stats it and its parent first.
-	err := os.Mkdir(filepath.Join(b.dir, shard), 0o750)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(b.dir, 0o750); err == nil {
-			err = os.Mkdir(filepath.Join(b.dir, shard), 0o750)
+	loc, ok = b.index[name]
+	if !ok {
+		return blobLoc{}, nil, false, nil
+	}
+	f = b.segs[loc.seg]
+	if f == nil {
+		if f, err = os.Open(segPath(b.segDir(), loc.seg, "blk")); err != nil {
+			return blobLoc{}, nil, false, fmt.Errorf("opening blob segment: %w", err)
 		}
+		b.segs[loc.seg] = f
 	}
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("creating blob directory: %w", err)
-	}
-	if !b.syncfs {
-		b.pending = append(b.pending, b.dir) // the shard's name
-	}
-	if b.root == nil {
-		f, err := os.Open(b.dir)
-		if err != nil {
-			return fmt.Errorf("opening blob directory: %w", err)
-		}
-		b.root = f
-		if !b.syncfs {
-			b.pending = append(b.pending, b.dir, filepath.Dir(b.dir))
-		}
-	}
-	b.shards[shard] = true
-	return nil
+	return loc, f, true, nil
 }
 
 // Sync returns once every blob whose Put returned before the call is on
 // disk, with its name.
 func (b *Blobs) Sync() error {
-	b.mu.Lock()
-	root := b.root
-	pending := b.pending
-	b.pending = nil
-	b.mu.Unlock()
-	if root == nil {
-		return nil // nothing was ever put
-	}
 	if b.syncfs {
+		b.mu.Lock()
+		root := b.root
+		b.mu.Unlock()
+		if root == nil {
+			return nil // nothing was ever put
+		}
 		if err := syncfs(root); err != nil {
 			return fmt.Errorf("syncing blobs: %w", err)
 		}
 		return nil
 	}
+	// The current segment's files, then the directories naming them.
+	b.wmu.Lock()
+	if seg := b.cur; seg != nil && seg.dirty {
+		err := seg.data.Sync()
+		if err == nil {
+			err = seg.idx.Sync()
+		}
+		if err != nil {
+			b.wmu.Unlock()
+			return fmt.Errorf("syncing blobs: %w", err)
+		}
+		seg.dirty = false
+	}
+	b.wmu.Unlock()
+	b.mu.Lock()
+	pending := b.pending
+	b.pending = nil
+	b.mu.Unlock()
 	done := map[string]bool{}
 	for i, p := range pending {
 		if done[p] {
@@ -184,14 +370,24 @@ func (b *Blobs) Sync() error {
 // disk, for blobs not read again soon (fetched transfer blocks): their
 // pages go back to the kernel at once, to be used for the next writes,
 // rather than growing the cache until reclaim takes them. Pages not yet
-// written back stay. A missing blob is skipped.
+// written back stay, and so do those a blob shares with its neighbours
+// in a segment. A missing blob is skipped.
 func (b *Blobs) Uncache(names ...string) error {
 	for _, name := range names {
-		_, path, err := b.path(name)
+		path, err := b.path(name)
 		if err != nil {
 			return err
 		}
-		if err := uncache(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		loc, f, ok, err := b.lookup(name)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			err = uncacheRange(f, loc.off, loc.n)
+		default:
+			err = uncache(path)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("uncaching blob %s: %w", name, err)
 		}
 	}
@@ -201,11 +397,23 @@ func (b *Blobs) Uncache(names ...string) error {
 // AppendTo appends the blob name to dst and returns the extended slice,
 // or ErrNotFound.
 func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {
-	_, path, err := b.path(name)
+	path, err := b.path(name)
 	if err != nil {
 		return dst, err
 	}
-	f, err := os.Open(path)
+	loc, f, ok, err := b.lookup(name)
+	if err != nil {
+		return dst, err
+	}
+	if ok {
+		start := len(dst)
+		dst = slices.Grow(dst, int(loc.n))[:start+int(loc.n)]
+		if _, err := f.ReadAt(dst[start:], loc.off); err != nil {
+			return dst[:start], fmt.Errorf("reading blob %s: %w", name, err)
+		}
+		return dst, nil
+	}
+	f, err = os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return dst, ErrNotFound
 	}
@@ -229,9 +437,12 @@ func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {
 
 // Has reports whether the blob name exists.
 func (b *Blobs) Has(name string) (bool, error) {
-	_, path, err := b.path(name)
+	path, err := b.path(name)
 	if err != nil {
 		return false, err
+	}
+	if _, _, ok, err := b.lookup(name); ok || err != nil {
+		return ok, err
 	}
 	_, err = os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -240,11 +451,33 @@ func (b *Blobs) Has(name string) (bool, error) {
 	return err == nil, err
 }
 
-// Delete removes the blob name; one that does not exist needs nothing.
+// Delete removes the blob name; one that does not exist needs nothing. A
+// blob in a segment is deleted by a record in the current segment's
+// index (its bytes stay where they are, unnamed); Delete does not sync
+// either.
 func (b *Blobs) Delete(name string) error {
-	_, path, err := b.path(name)
+	path, err := b.path(name)
 	if err != nil {
 		return err
+	}
+	if _, _, ok, err := b.lookup(name); err != nil {
+		return err
+	} else if ok {
+		b.wmu.Lock()
+		seg, err := b.segment(0)
+		if err == nil {
+			err = b.appendRecord(recDelete, name, 0, 0)
+		}
+		if err == nil {
+			seg.dirty = true
+			b.mu.Lock()
+			delete(b.index, name)
+			b.mu.Unlock()
+		}
+		b.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("deleting blob %s: %w", name, err)
+		}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting blob %s: %w", name, err)
@@ -252,12 +485,23 @@ func (b *Blobs) Delete(name string) error {
 	return nil
 }
 
-// close releases the blob directory.
+// close releases the blob directory and segments.
 func (b *Blobs) close() {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.cur != nil {
+		b.cur.idx.Close()
+		b.cur = nil
+	}
+	for n, f := range b.segs {
+		f.Close()
+		delete(b.segs, n)
+	}
 	if b.root != nil {
 		b.root.Close()
 		b.root = nil
 	}
+	b.loaded, b.index = false, nil
 }

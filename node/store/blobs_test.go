@@ -50,14 +50,25 @@ func testBlobs(t *testing.T, syncfs bool) {
 	if _, err := b.AppendTo(nil, "bafkreimissing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("AppendTo(missing) err = %v, want ErrNotFound", err)
 	}
-	// A temporary file left by a crash does not stop a later Put.
-	_, path, _ := b.path(name)
-	if err := os.WriteFile(path+".1.tmp", []byte("left over"), 0o600); err != nil {
+	// A blob kept as a file of its own, as nodes before segments wrote
+	// them, is read, and a Put of it again goes to a segment.
+	old := bytes.Repeat([]byte("old "), 10_000)
+	const oldName = "bafkreioldfileblob"
+	oldPath, _ := b.path(oldName)
+	if err := os.MkdirAll(filepath.Dir(oldPath), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	b.tmps.Store(0)
-	if err := b.Put(name, data); err != nil {
-		t.Fatalf("Put over a leftover temporary file: %v", err)
+	if err := os.WriteFile(oldPath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Has(oldName); !ok || err != nil {
+		t.Fatalf("Has(file blob) = %v, %v, want true", ok, err)
+	}
+	if got, err := b.AppendTo(nil, oldName); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("AppendTo(file blob) = %d bytes, %v, want %d", len(got), err, len(old))
+	}
+	if err := b.Uncache(oldName); err != nil {
+		t.Fatalf("Uncache(file blob): %v", err)
 	}
 	for _, bad := range []string{"", "ab", "../../etc", "a/b/c", "name.tmp", strings.Repeat("x", 256)} {
 		if err := b.Put(bad, data); !errors.Is(err, ErrBadBlobName) {
@@ -75,14 +86,106 @@ func testBlobs(t *testing.T, syncfs bool) {
 	if got, err := b.AppendTo(nil, name); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("after reopen AppendTo(%q) = %d bytes, %v", name, len(got), err)
 	}
-	if err := b.Delete(name); err != nil {
+	if got, err := b.AppendTo(nil, oldName); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("after reopen AppendTo(file blob) = %d bytes, %v", len(got), err)
+	}
+	for _, n := range []string{name, oldName} {
+		if err := b.Delete(n); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := b.Has(n); ok {
+			t.Fatalf("Has(%s) after Delete = true", n)
+		}
+		if err := b.Delete(n); err != nil {
+			t.Fatalf("Delete of a missing blob: %v", err)
+		}
+	}
+	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := b.Has(name); ok {
-		t.Fatal("Has after Delete = true")
+	db.Close()
+
+	// The deletions hold after a restart.
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := b.Delete(name); err != nil {
-		t.Fatalf("Delete of a missing blob: %v", err)
+	defer db.Close()
+	b = db.Blobs()
+	b.syncfs = syncfs
+	for _, n := range []string{name, oldName} {
+		if ok, err := b.Has(n); ok || err != nil {
+			t.Fatalf("after reopen Has(%s) = %v, %v, want deleted", n, ok, err)
+		}
+		if _, err := b.AppendTo(nil, n); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after reopen AppendTo(%s) err = %v, want ErrNotFound", n, err)
+		}
+	}
+}
+
+// TestBlobsAfterCrash: what a crash can leave at the end of a segment (a
+// record cut short, bytes no record names, a record naming bytes past the
+// end) loses no blob put before it, and later Puts work and are read
+// after the next restart.
+func TestBlobsAfterCrash(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.Blobs()
+	blob := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 70_000+i) }
+	names := []string{"bafkr4iblob0", "bafkr4iblob1", "bafkr4iblob2"}
+	for i, n := range names[:2] {
+		if err := b.Put(n, blob(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	seg := filepath.Join(b.Dir(), "seg")
+	idx, _ := filepath.Glob(filepath.Join(seg, "*.idx"))
+	if len(idx) != 1 {
+		t.Fatalf("segment indexes %v, want one", idx)
+	}
+	for _, tail := range []struct {
+		file string
+		add  []byte
+	}{
+		{strings.TrimSuffix(idx[0], ".idx") + ".blk", []byte("bytes no record names")},
+		// A put record naming 1 MiB past the end of the data.
+		{idx[0], append([]byte{recPut, 12}, append([]byte("bafkr4iblobX"), bytes.Repeat([]byte{0, 0, 0, 1, 0, 0, 0, 0}, 2)...)...)},
+		{idx[0], []byte{recPut, 12, 'b', 'a'}}, // cut short
+	} {
+		f, err := os.OpenFile(tail.file, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(tail.add)
+		f.Close()
+	}
+	for round := range 2 {
+		db, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := db.Blobs()
+		if ok, _ := b.Has("bafkr4iblobX"); ok {
+			t.Errorf("round %d: a record naming bytes past the end of its segment counts", round)
+		}
+		if round == 0 {
+			if err := b.Put(names[2], blob(2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, n := range names {
+			if got, err := b.AppendTo(nil, n); err != nil || !bytes.Equal(got, blob(i)) {
+				t.Errorf("round %d: AppendTo(%s) = %d bytes, %v, want %d", round, n, len(got), err, len(blob(i)))
+			}
+		}
+		db.Close()
 	}
 }
 

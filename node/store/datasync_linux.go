@@ -59,3 +59,8 @@ func uncache(path string) error {
 	}
 	return err
 }
+
+// uncacheRange is uncache for n bytes of f from off.
+func uncacheRange(f *os.File, off, n int64) error {
+	return unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+}

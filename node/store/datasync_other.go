@@ -17,3 +17,6 @@ func rename(from, to string) error { return os.Rename(from, to) }
 
 // uncache does nothing where posix_fadvise is not at hand.
 func uncache(string) error { return nil }
+
+// uncacheRange does nothing where posix_fadvise is not at hand.
+func uncacheRange(*os.File, int64, int64) error { return nil }

@@ -10,13 +10,14 @@ import (
 
 // Where blocks live.
 //
-// A block is a file of the store's blob directory named by its CID
-// (store.Blobs: <blobs>/<shard>/<cid>, written to a temporary name and
-// renamed, synced by one syncfs for many files). Nodes before that kept
+// A block is a blob of the store's blob directory named by its CID
+// (store.Blobs: appended to a segment file and named in the segment's
+// index, synced by one syncfs for many blocks; nodes before segments wrote
+// a file per block, which Blobs still reads). Nodes before blobs kept
 // blocks in the database under t/b/<cid>, and an in-memory store (tests)
-// still does: every read looks in the file first and then under the key,
+// still does: every read looks in the blobs first and then under the key,
 // so blocks an existing node holds are still found and served, and a
-// dropped block is removed from both. New blocks go to files only.
+// dropped block is removed from both. New blocks go to blobs only.
 //
 // Durability: a block written by a fetch is reported held only once a
 // blob sync that started after its write has finished (blocks.go); a

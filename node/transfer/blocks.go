@@ -25,8 +25,8 @@ import (
 // Consumer: Streams workers each ask for a run of blocks on their own
 // stream and verify every block against its CID as it arrives; verified
 // blocks go to one storer, which writes them in groups of BatchBlocks
-// blocks or syncBytes bytes, whichever comes first, each block to its own
-// file (blockfiles.go) without a sync, while the workers keep reading
+// blocks or syncBytes bytes, whichever comes first, to the store's blobs
+// (blockfiles.go) without a sync, while the workers keep reading
 // about one group ahead. A syncer makes the written groups durable with
 // one sync of the block files (store.Blobs.Sync: one syncfs) per
 // syncEvery bytes or so, while the next groups are written, so the disk
@@ -39,7 +39,7 @@ import (
 // bytes; landing checks every block against its CID and drops one that
 // fails (heldBlock in land.go), so the next fetch fetches it again.
 //
-// Provider: each block is read from its file with one read into the
+// Provider: each block is read from its blob with one read into the
 // frame buffer (from the database, in one read transaction per request,
 // for blocks kept there) and written as one frame with one stream write.
 
@@ -178,7 +178,7 @@ type writtenGroup struct {
 
 // syncBlocks syncs the store for the groups written on unsynced, several
 // at a time, reports their blocks once synced, and frees their slots.
-// Once synced, the blocks' files leave the page cache (store.Blobs.Uncache):
+// Once synced, the blocks leave the page cache (store.Blobs.Uncache):
 // landing reads each once, and a fetch larger than the cache would
 // otherwise make the kernel reclaim pages as it writes (write(2) into the
 // block files was 16-39% of a 1 GiB block phase's CPU, most where the
