@@ -148,10 +148,18 @@ func (p *jsonParser) bodyAttr(a *Attribute, now time.Time) error {
 			}
 		case "observedAt":
 			if err = once(hasObservedAt); err == nil {
+				if p.sameStr(p.lastObserved) {
+					// Accepted before; a date has no escapes.
+					a.ObservedAt = p.lastObserved
+					break
+				}
 				if s, err = str(); err == nil && !isDateTime(s) {
 					err = errBodyShape
 				}
 				a.ObservedAt = s
+				if err == nil {
+					p.lastObserved = s
+				}
 			}
 		case "unitCode":
 			if err = once(hasUnitCode); err == nil {

@@ -288,6 +288,10 @@ func (s *Service) history(ne *Entity, explicit map[string][]*Attribute, mode int
 			histScratch.Put(g.buf)
 		}
 	}()
+	// Instances observed together carry the same observedAt: it is
+	// parsed once (instantOf).
+	var observed string
+	var observedAt time.Time
 	for attr, insts := range src {
 		var code uint32
 		coded := false
@@ -301,7 +305,12 @@ func (s *Service) history(ne *Entity, explicit map[string][]*Attribute, mode int
 				}
 				coded = true
 			}
-			at := instantOf(a)
+			var at time.Time
+			if a.ObservedAt != "" && a.ObservedAt == observed {
+				at = observedAt
+			} else if at = instantOf(a); a.ObservedAt != "" && !at.Equal(a.ModifiedAt) {
+				observed, observedAt = a.ObservedAt, at
+			}
 			g := -1
 			for i := range groups {
 				if groups[i].at.Equal(at) {

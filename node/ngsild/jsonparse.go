@@ -37,6 +37,20 @@ type jsonParser struct {
 	// the last time recordTime parsed, and its text (in b)
 	lastTimeRaw []byte
 	lastTime    time.Time
+	// the last observedAt bodyAttr accepted: an entity's instances
+	// observed together carry the same one
+	lastObserved string
+}
+
+// sameStr reads the string s when it comes next, written without escapes,
+// and reports whether it did.
+func (p *jsonParser) sameStr(s string) bool {
+	end := p.i + 1 + len(s)
+	if s == "" || end >= len(p.b) || p.b[p.i] != '"' || p.b[end] != '"' || string(p.b[p.i+1:end]) != s {
+		return false
+	}
+	p.i = end + 1
+	return true
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
