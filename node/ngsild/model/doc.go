@@ -21,7 +21,13 @@
 //
 // Validate expects attribute names as the schema writes them (short names), so
 // the caller compacts the entity with the model's @context (Model.ContextURL)
-// before calling KeyValues. An admin binds a further type with Bind; such a
+// before calling KeyValues. A caller that made the keyValues map for the
+// check alone hands it over with ValidateOwned, which spares Validate's copy.
+//
+// Most entities written are valid: Validate first asks certify (certify.go),
+// a direct walk of the compiled schema that answers only when it is sure, and
+// runs the general validator (santhosh-tekuri/jsonschema) for the rest, so
+// every error is the general validator's. An admin binds a further type with Bind; such a
 // schema may $ref the shipped shared schemas by their published URLs.
 //
 // Contexts gives the embedded @context documents by the URLs the Smart Data
