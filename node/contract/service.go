@@ -197,6 +197,16 @@ type meta struct {
 	plainDecision bool
 }
 
+// namedSigner is a Signer with its peer ID kept as text: policy asks for
+// it twice at every signature, and the node's signer encodes it in base58
+// each time.
+type namedSigner struct {
+	policy.Signer
+	id string
+}
+
+func (s namedSigner) PeerID() string { return s.id }
+
 // peerNames remembers the text form of the peer IDs the driver names:
 // base58-encoding one costs more than looking it up, and the same few
 // peers are named at every step of every negotiation.
@@ -345,9 +355,11 @@ func New(o Options) (*Service, error) {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 5 * time.Second
 	}
-	if o.Signer.PeerID() != o.Host.ID().String() {
-		return nil, fmt.Errorf("creating contract service: %w: signer %s is not the host %s", ErrBadRequest, o.Signer.PeerID(), o.Host.ID())
+	id := o.Signer.PeerID()
+	if id != o.Host.ID().String() {
+		return nil, fmt.Errorf("creating contract service: %w: signer %s is not the host %s", ErrBadRequest, id, o.Host.ID())
 	}
+	o.Signer = namedSigner{Signer: o.Signer, id: id}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
