@@ -568,8 +568,7 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 		b.taken = true
 	}
 	l.mu.Unlock()
-	errs := l.commit(batch)
-	<-l.leader
+	errs := l.commitLeading(batch)
 	var synced error
 	needSync := true
 	for i, b := range batch {
@@ -583,6 +582,14 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 		b.done <- synced
 	}
 	return <-p.done
+}
+
+// commitLeading is commit by the leader, which hands the token on when it
+// returns, even by a panic in a caller's fn (an HTTP handler's panic is
+// recovered, and the log must not stay locked after it).
+func (l *Log) commitLeading(batch []*pending) []error {
+	defer func() { <-l.leader }()
+	return l.commit(batch)
 }
 
 // commit commits batch's functions in one transaction, not synced, and

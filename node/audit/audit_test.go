@@ -319,6 +319,27 @@ func TestFailingUpdateFailsOnlyItsCaller(t *testing.T) {
 	}
 }
 
+// TestUpdateAfterAPanic: a panic in an Update's fn (recovered by its
+// caller, as net/http recovers a handler's) leaves the log usable.
+func TestUpdateAfterAPanic(t *testing.T) {
+	db, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := audit.Open(db)
+	func() {
+		defer func() { _ = recover() }()
+		_ = l.Update(func(tx *store.Txn) error { panic("boom") })
+	}()
+	if _, err := l.Append(audit.Entry{Time: t0, Kind: "decision", Subject: "x"}); err != nil {
+		t.Fatalf("Append after a panicking Update: %v", err)
+	}
+	if rep, err := l.Verify(); err != nil || rep.Entries != 1 {
+		t.Fatalf("Verify = %+v, %v; want 1 entry", rep, err)
+	}
+}
+
 func BenchmarkAppendParallel(b *testing.B) {
 	db, err := store.Open(b.TempDir(), store.Options{})
 	if err != nil {
