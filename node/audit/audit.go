@@ -100,7 +100,38 @@ type pending struct {
 	fn    func(tx *store.Txn) error
 	done  chan error
 	taken bool // guarded by Log.mu; in a leader's batch
+	// panicked says fn panicked with panicVal, which its caller panics
+	// with in turn: a panic runs on the leader's goroutine, whose caller
+	// is not fn's. Set by the leader before done is sent.
+	panicked bool
+	panicVal any
 }
+
+// errPanicked is the error of a fn that panicked, which aborts its batch.
+var errPanicked = errors.New("audit: update function panicked")
+
+// run runs p.fn in tx, recovering a panic as errPanicked.
+func (p *pending) run(tx *store.Txn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.panicked, p.panicVal, err = true, r, errPanicked
+		}
+	}()
+	return p.fn(tx)
+}
+
+// outcome returns err, received from p.done, or panics as p.fn did.
+func (p *pending) outcome(err error) error {
+	if p.panicked {
+		panic(p.panicVal)
+	}
+	return err
+}
+
+// errLeaderGone is the outcome of an Update whose batch's leader left
+// before it handed the outcomes (a panic or runtime.Goexit outside the
+// callers' functions).
+var errLeaderGone = errors.New("audit: the commit of the batch was abandoned")
 
 // Open returns the log kept in db.
 func Open(db *store.DB) *Log { return &Log{db: db, leader: make(chan struct{}, 1)} }
@@ -542,6 +573,9 @@ func readHead(tx *store.Txn) (head, error) {
 // covers every write in it. Callers that each asked for it themselves
 // after the commit found the leader's sync running, and waited for
 // another one after it.
+//
+// A panic in fn is its caller's: the others in its batch are committed
+// without it, and Update panics with the same value in fn's caller.
 func (l *Log) Update(fn func(tx *store.Txn) error) error {
 	p := &pending{fn: fn, done: make(chan error, 1)}
 	l.mu.Lock()
@@ -550,7 +584,7 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 
 	select {
 	case err := <-p.done: // committed and synced by a leader
-		return err
+		return p.outcome(err)
 	case l.leader <- struct{}{}:
 	}
 	l.mu.Lock()
@@ -560,7 +594,7 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 		// this caller up for that batch's sync as well.
 		l.mu.Unlock()
 		<-l.leader
-		return <-p.done
+		return p.outcome(<-p.done)
 	}
 	batch := l.queue
 	l.queue = nil
@@ -568,25 +602,34 @@ func (l *Log) Update(fn func(tx *store.Txn) error) error {
 		b.taken = true
 	}
 	l.mu.Unlock()
+	// Every caller in the batch waits for its outcome from here, so each
+	// gets one even if this goroutine leaves early.
+	handed := 0
+	defer func() {
+		for _, b := range batch[handed:] {
+			b.done <- errLeaderGone
+		}
+	}()
 	errs := l.commitLeading(batch)
 	var synced error
 	needSync := true
 	for i, b := range batch {
-		if errs[i] != nil {
-			b.done <- errs[i]
-			continue
-		}
-		if needSync {
+		if errs[i] == nil && needSync {
 			synced, needSync = l.db.Sync(), false
 		}
-		b.done <- synced
+		if errs[i] != nil {
+			b.done <- errs[i]
+		} else {
+			b.done <- synced
+		}
+		handed++
 	}
-	return <-p.done
+	return p.outcome(<-p.done)
 }
 
 // commitLeading is commit by the leader, which hands the token on when it
-// returns, even by a panic in a caller's fn (an HTTP handler's panic is
-// recovered, and the log must not stay locked after it).
+// returns, even by a panic (an HTTP handler's panic is recovered, and the
+// log must not stay locked after it).
 func (l *Log) commitLeading(batch []*pending) []error {
 	defer func() { <-l.leader }()
 	return l.commit(batch)
@@ -594,7 +637,9 @@ func (l *Log) commitLeading(batch []*pending) []error {
 
 // commit commits batch's functions in one transaction, not synced, and
 // returns each one's error; if that transaction fails, each is committed
-// alone.
+// alone but those that panicked, which are not run again. A panic in a
+// function is its error (errPanicked), and the leader goes on: it is a
+// caller's, and the other callers wait for their outcome.
 func (l *Log) commit(batch []*pending) []error {
 	errs := make([]error, len(batch))
 	if len(batch) == 0 {
@@ -602,7 +647,7 @@ func (l *Log) commit(batch []*pending) []error {
 	}
 	err := l.db.UpdateNoSync(func(tx *store.Txn) error {
 		for _, b := range batch {
-			if err := b.fn(tx); err != nil {
+			if err := b.run(tx); err != nil {
 				return err
 			}
 		}
@@ -610,7 +655,11 @@ func (l *Log) commit(batch []*pending) []error {
 	})
 	if err != nil && len(batch) > 1 {
 		for i, b := range batch {
-			errs[i] = l.db.UpdateNoSync(b.fn)
+			if b.panicked {
+				errs[i] = errPanicked
+				continue
+			}
+			errs[i] = l.db.UpdateNoSync(b.run)
 		}
 		return errs
 	}

@@ -9,7 +9,9 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -337,6 +339,198 @@ func TestUpdateAfterAPanic(t *testing.T) {
 	}
 	if rep, err := l.Verify(); err != nil || rep.Entries != 1 {
 		t.Fatalf("Verify = %+v, %v; want 1 entry", rep, err)
+	}
+}
+
+// TestPanicInABatchFailsOnlyItsCaller: a caller's fn that panics in a
+// batch with others (one caller's fn holds the leader while two more
+// queue, and they go in the next batch together) panics in that caller
+// only; the other is committed and returns, and neither waits forever.
+func TestPanicInABatchFailsOnlyItsCaller(t *testing.T) {
+	db, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := audit.Open(db)
+	held, release := make(chan struct{}), make(chan struct{})
+	var holding sync.Once
+	first := make(chan error, 1)
+	go func() {
+		first <- l.Update(func(tx *store.Txn) error {
+			holding.Do(func() { close(held) })
+			<-release
+			_, err := audit.AppendTx(tx, audit.Entry{Time: t0, Kind: "decision", Subject: "first"})
+			return err
+		})
+	}()
+	<-held
+	type outcome struct {
+		who      string
+		err      error
+		panicked any
+	}
+	out := make(chan outcome, 2)
+	call := func(who string, fn func(tx *store.Txn) error) {
+		defer func() {
+			if r := recover(); r != nil {
+				out <- outcome{who: who, panicked: r}
+			}
+		}()
+		out <- outcome{who: who, err: l.Update(fn)}
+	}
+	go call("panicking", func(tx *store.Txn) error { panic("boom") })
+	go call("appending", func(tx *store.Txn) error {
+		_, err := audit.AppendTx(tx, audit.Entry{Time: t0, Kind: "decision", Subject: "second"})
+		return err
+	})
+	for audit.Queued(l) < 2 {
+		runtime.Gosched()
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("first Update: %v", err)
+	}
+	for range 2 {
+		var o outcome
+		select {
+		case o = <-out:
+		case <-time.After(time.Minute): // a liveness bound, not a timing: it hangs otherwise
+			t.Fatal("an Update in the batch with a panicking fn never returned")
+		}
+		switch {
+		case o.who == "panicking" && o.panicked != "boom":
+			t.Errorf("panicking Update: err %v, panic %v; want panic boom", o.err, o.panicked)
+		case o.who == "appending" && (o.err != nil || o.panicked != nil):
+			t.Errorf("appending Update: err %v, panic %v; want nil", o.err, o.panicked)
+		}
+	}
+	if rep, err := l.Verify(); err != nil || rep.Entries != 2 {
+		t.Fatalf("Verify = %+v, %v; want 2 entries", rep, err)
+	}
+}
+
+// TestGroupCommitStress appends from many goroutines on disk, a step's
+// two or three entries in one Update or one entry by Append, with some
+// fns failing after they appended and some panicking, and checks the
+// chain after: it verifies (one line, no gap, no two entries with the
+// same prev), holds every entry of the calls that succeeded, in one run
+// per call, and none of the others, and Append returned each entry as
+// stored.
+func TestGroupCommitStress(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := audit.Open(db)
+	const workers, calls = 16, 40
+	boom := errors.New("boom")
+	type call struct {
+		subjects []string
+		appended audit.Entry // by Append
+	}
+	var mu sync.Mutex
+	var ok []call
+	failed := map[string]bool{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				subject := func(k int) string { return fmt.Sprintf("w%d-c%d-e%d", w, i, k) }
+				if i%3 == 0 {
+					e, err := l.Append(audit.Entry{Time: t0, Kind: "decision", Subject: subject(0)})
+					if err != nil {
+						t.Errorf("Append: %v", err)
+						return
+					}
+					mu.Lock()
+					ok = append(ok, call{subjects: []string{subject(0)}, appended: e})
+					mu.Unlock()
+					continue
+				}
+				n := 2 + i%2
+				es := make([]audit.Entry, n)
+				subjects := make([]string, n)
+				for k := range es {
+					subjects[k] = subject(k)
+					es[k] = audit.Entry{Time: t0, Kind: "negotiation.transition", Subject: subjects[k]}
+				}
+				var err error
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							err = fmt.Errorf("panicked: %v", r)
+						}
+					}()
+					err = l.Update(func(tx *store.Txn) error {
+						if err := audit.AppendAllTx(tx, es); err != nil {
+							return err
+						}
+						switch {
+						case (w+i)%7 == 0:
+							return boom
+						case (w+i)%11 == 0:
+							panic("boom")
+						}
+						return nil
+					})
+				}()
+				mu.Lock()
+				if err == nil {
+					ok = append(ok, call{subjects: subjects})
+				} else {
+					if (w+i)%7 != 0 && (w+i)%11 != 0 {
+						t.Errorf("Update %s: %v", subject(0), err)
+					}
+					for _, s := range subjects {
+						failed[s] = true
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	rep, err := l.Verify()
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	es, err := l.List(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := map[string]int{}
+	prevs := map[string]bool{}
+	for i, e := range es {
+		if _, dup := at[e.Subject]; dup {
+			t.Errorf("%s appended twice", e.Subject)
+		}
+		if failed[e.Subject] {
+			t.Errorf("%s of a failed call is in the chain", e.Subject)
+		}
+		if prevs[e.Prev] {
+			t.Errorf("entry %d: another entry has the same prev", e.Seq)
+		}
+		at[e.Subject], prevs[e.Prev] = i, true
+	}
+	want := 0
+	for _, c := range ok {
+		want += len(c.subjects)
+		first, found := at[c.subjects[0]]
+		for k, s := range c.subjects {
+			if i, found2 := at[s]; !found || !found2 || i != first+k {
+				t.Errorf("entries of a call that succeeded: %s at %d (found %v), want %d", s, i, found2, first+k)
+			}
+		}
+		if a := c.appended; a.Subject != "" && found && (a.Seq != es[first].Seq || a.Prev != es[first].Prev || a.Hash != es[first].Hash) {
+			t.Errorf("Append returned %+v, stored %+v", c.appended, es[first])
+		}
+	}
+	if rep.Entries != uint64(want) || len(es) != want {
+		t.Fatalf("Verify: %d entries, listed %d; want %d", rep.Entries, len(es), want)
 	}
 }
 
