@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,10 +35,11 @@ var ErrBadBlobName = errors.New("store: bad blob name")
 // first-touch page cache), which a transfer pays on every block.
 //
 // Durability: Put does not sync. Sync makes every blob Put before it on
-// disk, with one syncfs of the blobs' file system on Linux (which also
-// covers the indexes and new directories) instead of a sync per file, or
-// an fsync of each file and directory written since the last Sync
-// elsewhere. A blob whose Put returned but that no Sync covered may, after
+// disk: an fdatasync of each segment and index written since the last
+// Sync (one or two) and of each directory made. (With a file per blob
+// that was one syncfs of the whole file system, which also waited for
+// every other writer's dirty data there: the database's, other
+// processes'.) A blob whose Put returned but that no Sync covered may, after
 // a crash of the machine, be missing or hold other bytes (an index record
 // can reach the disk before the data); a caller that puts without a sync
 // each therefore reports a blob only after a Sync, and checks blobs it
@@ -45,32 +47,32 @@ var ErrBadBlobName = errors.New("store: bad blob name")
 // a crash of the process alone every blob whose Put returned is there.
 type Blobs struct {
 	dir string
-	// syncfs says Sync uses syncfs (haveSyncfs; tests turn it off to
-	// try the other way).
-	syncfs bool
 
 	// wmu serializes appends to the current segment and its index.
-	wmu sync.Mutex
-	cur *segment // the segment Put appends to, nil before the first; guarded by wmu
+	wmu      sync.Mutex
+	cur      *segment   // the segment Put appends to, nil before the first; guarded by wmu
+	unsynced []*segment // segments written since the last Sync; guarded by wmu
+	idxs     []*os.File // indexes of earlier segments, closed by close; guarded by wmu
 
 	mu      sync.Mutex
-	root    *os.File            // dir, open from the first Put on; guarded by mu
-	pending []string            // directories to sync where syncfs is missing; guarded by mu
+	made    bool                // the blob and segment directories exist; guarded by mu
+	pending []string            // directories made since the last Sync; guarded by mu
 	loaded  bool                // index read from the segment indexes; guarded by mu
 	index   map[string]blobLoc  // blobs in segments; guarded by mu
 	segs    map[uint32]*os.File // segment data files open for reading; guarded by mu
 	next    uint32              // the number of the next new segment; guarded by mu
 }
 
-// segmentBytes is the size past which Put starts a new segment.
-const segmentBytes = 1 << 30
+// segmentBytes is the size past which Put starts a new segment (a
+// variable for tests).
+var segmentBytes int64 = 1 << 30
 
 // segment is a segment open for appending.
 type segment struct {
 	n         uint32
 	data, idx *os.File
 	size      int64 // bytes in data
-	dirty     bool  // written since the last Sync (where syncfs is missing)
+	dirty     bool  // in Blobs.unsynced; guarded by Blobs.wmu
 }
 
 // blobLoc is where a blob lives in a segment.
@@ -89,7 +91,7 @@ const (
 )
 
 func newBlobs(dir string) *Blobs {
-	return &Blobs{dir: dir, syncfs: haveSyncfs}
+	return &Blobs{dir: dir}
 }
 
 // Blobs returns the database's blob directory, or nil for an in-memory
@@ -231,37 +233,28 @@ func (b *Blobs) segment(n int) (*segment, error) {
 		return nil, fmt.Errorf("creating blob segment index: %w", err)
 	}
 	if b.cur != nil {
-		if !b.syncfs && b.cur.dirty {
-			b.pending = append(b.pending, segPath(b.segDir(), b.cur.n, "blk"), segPath(b.segDir(), b.cur.n, "idx"))
-		}
-		b.cur.idx.Close() // its data file stays open for reading (segs)
+		// Its data file stays open for reading (segs); a Sync may be
+		// syncing both.
+		b.idxs = append(b.idxs, b.cur.idx)
 	}
 	b.next++
 	b.segs[num] = data
 	b.cur = &segment{n: num, data: data, idx: idx}
-	if !b.syncfs {
-		b.pending = append(b.pending, b.segDir())
-	}
+	b.pending = append(b.pending, b.segDir()) // the new names
 	return b.cur, nil
 }
 
-// ensureDir creates the blob and segment directories once and opens the
-// blob directory; the caller holds mu.
+// ensureDir creates the blob and segment directories once; the caller
+// holds mu.
 func (b *Blobs) ensureDir() error {
-	if b.root != nil {
+	if b.made {
 		return nil
 	}
 	if err := os.MkdirAll(b.segDir(), 0o750); err != nil {
 		return fmt.Errorf("creating blob directory: %w", err)
 	}
-	f, err := os.Open(b.dir)
-	if err != nil {
-		return fmt.Errorf("opening blob directory: %w", err)
-	}
-	b.root = f
-	if !b.syncfs {
-		b.pending = append(b.pending, b.dir, filepath.Dir(b.dir))
-	}
+	b.made = true
+	b.pending = append(b.pending, b.dir, filepath.Dir(b.dir))
 	return nil
 }
 
@@ -285,7 +278,7 @@ func (b *Blobs) Put(name string, data []byte) error {
 	// The bytes are in the file before the record names them (and a
 	// failed record leaves them unnamed).
 	seg.size += int64(len(data))
-	seg.dirty = true
+	b.written(seg)
 	if err := b.appendRecord(recPut, name, off, int64(len(data))); err != nil {
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
@@ -317,35 +310,38 @@ func (b *Blobs) lookup(name string) (loc blobLoc, f *os.File, ok bool, err error
 	return loc, f, true, nil
 }
 
-// Sync returns once every blob whose Put returned before the call is on
-// disk, with its name.
-func (b *Blobs) Sync() error {
-	if b.syncfs {
-		b.mu.Lock()
-		root := b.root
-		b.mu.Unlock()
-		if root == nil {
-			return nil // nothing was ever put
-		}
-		if err := syncfs(root); err != nil {
-			return fmt.Errorf("syncing blobs: %w", err)
-		}
-		return nil
+// written notes that seg has writes to sync; the caller holds wmu.
+func (b *Blobs) written(seg *segment) {
+	if !seg.dirty {
+		seg.dirty = true
+		b.unsynced = append(b.unsynced, seg)
 	}
-	// The current segment's files, then the directories naming them.
+}
+
+// Sync returns once every blob whose Put returned before the call is on
+// disk, with its name. Puts go on while it syncs.
+func (b *Blobs) Sync() error {
 	b.wmu.Lock()
-	if seg := b.cur; seg != nil && seg.dirty {
-		err := seg.data.Sync()
-		if err == nil {
-			err = seg.idx.Sync()
-		}
-		if err != nil {
-			b.wmu.Unlock()
-			return fmt.Errorf("syncing blobs: %w", err)
-		}
+	segs := b.unsynced
+	b.unsynced = nil
+	for _, seg := range segs {
 		seg.dirty = false
 	}
 	b.wmu.Unlock()
+	for i, seg := range segs {
+		err := datasync(seg.data)
+		if err == nil {
+			err = datasync(seg.idx)
+		}
+		if err != nil {
+			b.wmu.Lock()
+			for _, seg := range segs[i:] {
+				b.written(seg)
+			}
+			b.wmu.Unlock()
+			return fmt.Errorf("syncing blobs: %w", err)
+		}
+	}
 	b.mu.Lock()
 	pending := b.pending
 	b.pending = nil
@@ -370,9 +366,15 @@ func (b *Blobs) Sync() error {
 // disk, for blobs not read again soon (fetched transfer blocks): their
 // pages go back to the kernel at once, to be used for the next writes,
 // rather than growing the cache until reclaim takes them. Pages not yet
-// written back stay, and so do those a blob shares with its neighbours
-// in a segment. A missing blob is skipped.
+// written back stay, and so do those a blob shares with a neighbour in
+// its segment that is not uncached with it. A missing blob is skipped.
 func (b *Blobs) Uncache(names ...string) error {
+	type span struct {
+		f      *os.File
+		seg    uint32
+		off, n int64
+	}
+	var spans []span
 	for _, name := range names {
 		path, err := b.path(name)
 		if err != nil {
@@ -383,12 +385,25 @@ func (b *Blobs) Uncache(names ...string) error {
 		case err != nil:
 			return err
 		case ok:
-			err = uncacheRange(f, loc.off, loc.n)
-		default:
-			err = uncache(path)
+			spans = append(spans, span{f, loc.seg, loc.off, loc.n})
+			continue
 		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := uncache(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("uncaching blob %s: %w", name, err)
+		}
+	}
+	// Blobs written one after another (a fetch's group) are one call.
+	slices.SortFunc(spans, func(a, b span) int {
+		return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.off, b.off))
+	})
+	for i := 0; i < len(spans); {
+		s := spans[i]
+		end := s.off + s.n
+		for i++; i < len(spans) && spans[i].seg == s.seg && spans[i].off <= end; i++ {
+			end = max(end, spans[i].off+spans[i].n)
+		}
+		if err := uncacheRange(s.f, s.off, end-s.off); err != nil {
+			return fmt.Errorf("uncaching blobs: %w", err)
 		}
 	}
 	return nil
@@ -469,7 +484,7 @@ func (b *Blobs) Delete(name string) error {
 			err = b.appendRecord(recDelete, name, 0, 0)
 		}
 		if err == nil {
-			seg.dirty = true
+			b.written(seg)
 			b.mu.Lock()
 			delete(b.index, name)
 			b.mu.Unlock()
@@ -495,13 +510,13 @@ func (b *Blobs) close() {
 		b.cur.idx.Close()
 		b.cur = nil
 	}
+	for _, f := range b.idxs {
+		f.Close()
+	}
+	b.idxs, b.unsynced = nil, nil
 	for n, f := range b.segs {
 		f.Close()
 		delete(b.segs, n)
-	}
-	if b.root != nil {
-		b.root.Close()
-		b.root = nil
 	}
 	b.loaded, b.index = false, nil
 }

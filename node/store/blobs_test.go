@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,18 +15,12 @@ import (
 // store is reopened; deleting it leaves ErrNotFound; names that are not
 // plain letters and digits are refused.
 func TestBlobs(t *testing.T) {
-	t.Run("syncfs", func(t *testing.T) { testBlobs(t, haveSyncfs) })
-	t.Run("fsync each", func(t *testing.T) { testBlobs(t, false) })
-}
-
-func testBlobs(t *testing.T, syncfs bool) {
 	dir := filepath.Join(t.TempDir(), "db")
 	db, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := db.Blobs()
-	b.syncfs = syncfs
 	if _, err := os.Stat(b.Dir()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("blob directory exists before the first Put: %v", err)
 	}
@@ -37,7 +32,7 @@ func testBlobs(t *testing.T, syncfs bool) {
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(b.pending); n != 0 {
+	if n := len(b.pending) + len(b.unsynced); n != 0 {
 		t.Fatalf("%d files and directories left to sync after Sync", n)
 	}
 	if ok, err := b.Has(name); !ok || err != nil {
@@ -112,7 +107,6 @@ func testBlobs(t *testing.T, syncfs bool) {
 	}
 	defer db.Close()
 	b = db.Blobs()
-	b.syncfs = syncfs
 	for _, n := range []string{name, oldName} {
 		if ok, err := b.Has(n); ok || err != nil {
 			t.Fatalf("after reopen Has(%s) = %v, %v, want deleted", n, ok, err)
@@ -205,11 +199,27 @@ func TestBlobsUncache(t *testing.T) {
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Uncache("bafkreiuncache", "bafkreimissing"); err != nil {
+	// Blobs put one after another are dropped as one range.
+	names := []string{"bafkreiuncache", "bafkreiuncache1", "bafkreiuncache2", "bafkreiuncache3"}
+	for _, n := range names[1:] {
+		if err := b.Put(n, append(bytes.Clone(data), n...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Uncache("bafkreiuncache", "bafkreiuncache3", "bafkreimissing", "bafkreiuncache1"); err != nil {
 		t.Fatalf("Uncache: %v", err)
 	}
-	if got, err := b.AppendTo(nil, "bafkreiuncache"); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("AppendTo after Uncache = %d bytes, %v, want %d", len(got), err, len(data))
+	for i, n := range names {
+		want := data
+		if i > 0 {
+			want = append(bytes.Clone(data), n...)
+		}
+		if got, err := b.AppendTo(nil, n); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("AppendTo(%s) after Uncache = %d bytes, %v, want %d", n, len(got), err, len(want))
+		}
 	}
 	if err := b.Uncache("../x"); !errors.Is(err, ErrBadBlobName) {
 		t.Fatalf("Uncache(../x) err = %v, want ErrBadBlobName", err)
@@ -229,9 +239,14 @@ func TestBlobsConcurrentPuts(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			for range 20 {
+			for i := range 20 {
 				if err := b.Put("bafkreisame", data); err != nil {
 					t.Error(err)
+				}
+				if i%5 == 0 {
+					if err := b.Sync(); err != nil {
+						t.Error(err)
+					}
 				}
 			}
 		})
@@ -246,6 +261,61 @@ func TestBlobsConcurrentPuts(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestBlobsSegments: Put starts a new segment once one is full; blobs in
+// every segment, and a deletion recorded in a later one, hold after a
+// restart.
+func TestBlobsSegments(t *testing.T) {
+	defer func(n int64) { segmentBytes = n }(segmentBytes)
+	segmentBytes = 150_000
+	dir := filepath.Join(t.TempDir(), "db")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := db.Blobs()
+	blob := func(i int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, 60_000+i) }
+	var names []string
+	for i := range 7 {
+		names = append(names, fmt.Sprintf("bafkr4iseg%d", i))
+		if err := b.Put(names[i], blob(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			if err := b.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Delete(names[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _ := filepath.Glob(filepath.Join(b.Dir(), "seg", "*.idx")); len(idx) < 3 {
+		t.Errorf("%d segments for 7 blobs of 60 kB, at most 150 kB each, want 3 or more", len(idx))
+	}
+	db.Close()
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b = db.Blobs()
+	for i, n := range names {
+		got, err := b.AppendTo(nil, n)
+		if i == 0 {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("AppendTo(deleted %s) err = %v, want ErrNotFound", n, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, blob(i)) {
+			t.Errorf("AppendTo(%s) = %d bytes, %v, want %d", n, len(got), err, len(blob(i)))
+		}
+	}
 }
 
 // TestInMemoryHasNoBlobs: an in-memory store keeps everything in memory,

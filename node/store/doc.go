@@ -44,9 +44,11 @@
 // after a Sync.
 //
 // Large values written once and read whole (transfer blocks) can live
-// outside badger, as files of DB.Blobs (blobs.go): <dir>.blobs/<shard>/<name>,
-// written without a sync and made durable by Blobs.Sync, one syncfs for
-// many files. An in-memory store has none.
+// outside badger, in DB.Blobs (blobs.go): appended to segment files
+// <dir>.blobs/seg/<n>.blk and named in <n>.idx, written without a sync and
+// made durable by Blobs.Sync, an fdatasync of the segments written since
+// the last (files <dir>.blobs/<shard>/<name> of earlier nodes are still
+// read). An in-memory store has none.
 //
 // Update retries a transaction that lost a write conflict, so callers write
 // their transaction as a pure function of what it reads. Large imports use

@@ -12,7 +12,7 @@ import (
 //
 // A block is a blob of the store's blob directory named by its CID
 // (store.Blobs: appended to a segment file and named in the segment's
-// index, synced by one syncfs for many blocks; nodes before segments wrote
+// index, synced by one fdatasync for many blocks; nodes before segments wrote
 // a file per block, which Blobs still reads). Nodes before blobs kept
 // blocks in the database under t/b/<cid>, and an in-memory store (tests)
 // still does: every read looks in the blobs first and then under the key,
@@ -73,11 +73,11 @@ func (s *Service) dropBlock(c string) error {
 	return s.o.Store.Update(func(tx *store.Txn) error { return tx.Delete(blockKey(c)) })
 }
 
-// blockWriter writes blocks without a sync each: to files, or to a store
+// blockWriter writes blocks without a sync each: to blobs, or to a store
 // batch when there are none. sync makes what it wrote durable.
 type blockWriter struct {
 	s  *Service
-	wb *store.Batch // nil when blocks go to files
+	wb *store.Batch // nil when blocks go to blobs
 }
 
 func (s *Service) newBlockWriter() *blockWriter {
@@ -102,7 +102,7 @@ func (w *blockWriter) put(c string, data []byte) error {
 	return nil
 }
 
-// flush commits what a store batch holds (files are written by put), not
+// flush commits what a store batch holds (blobs are written by put), not
 // yet synced; the writer is done after it.
 func (w *blockWriter) flush() error {
 	if w.wb == nil {
@@ -169,7 +169,7 @@ func (w *blockWriter) behind() (put func(c string, data []byte) error, wait func
 }
 
 // finish commits what the writer wrote so that a durable store write
-// after it (a manifest's) covers it: files are synced, a store batch is
+// after it (a manifest's) covers it: blobs are synced, a store batch is
 // flushed for the store's next sync.
 func (w *blockWriter) finish() error {
 	if w.wb == nil {

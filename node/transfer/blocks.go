@@ -28,7 +28,7 @@ import (
 // blocks or syncBytes bytes, whichever comes first, to the store's blobs
 // (blockfiles.go) without a sync, while the workers keep reading
 // about one group ahead. A syncer makes the written groups durable with
-// one sync of the block files (store.Blobs.Sync: one syncfs) per
+// one sync of the blobs (store.Blobs.Sync: an fdatasync of the segment) per
 // syncEvery bytes or so, while the next groups are written, so the disk
 // works while the network does. A block is reported (and counted as
 // held) only once a sync that started after it was written has finished,
