@@ -93,7 +93,9 @@ type entry struct {
 	schema *jsonschema.Schema // without the attributes in fast
 	cert   *checker           // certify's tree of schema (certify.go)
 	fast   []fastProp
-	fastAt map[string]int // index in fast by name
+	// fastAt indexes fast by name: a name splitSimple found in the
+	// properties and in allOf branches has a check for each.
+	fastAt map[string][]int
 	// unread are the attributes of fast the reduced schema never looks
 	// at (see unreadByGeneral): they are left out of the instance it
 	// validates.
@@ -285,9 +287,9 @@ func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 	m.Attributes = declared(sch)
 	e := entry{model: m, schema: sch, cert: newCertifier(sch), fast: fast, unread: unreadByGeneral(sch, fast)}
 	if len(fast) > 0 {
-		e.fastAt = make(map[string]int, len(fast))
+		e.fastAt = make(map[string][]int, len(fast))
 		for i, fp := range fast {
-			e.fastAt[fp.name] = i
+			e.fastAt[fp.name] = append(e.fastAt[fp.name], i)
 		}
 	}
 	if pointSch != nil {

@@ -78,7 +78,7 @@ func (r *Registry) ValidateOwned(typeIRI string, inst map[string]any) error {
 	// An entity has fewer attributes than a model declares: look up
 	// each of them (the problems are sorted by attribute below).
 	for name, v := range inst {
-		if i, ok := e.fastAt[name]; ok {
+		for _, i := range e.fastAt[name] {
 			if reason := e.fast[i].check(v); reason != "" {
 				probs = append(probs, ValidationError{Attribute: name, Reason: reason})
 			}
