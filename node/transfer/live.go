@@ -254,20 +254,28 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		if o.OnChange != nil {
 			_ = json.Unmarshal(b, &seen)
 		}
+		// A new state's provenance goes in before the entity, without a
+		// sync (Land's covers it), as a landing's does (landChunk): a crash
+		// between the two leaves provenance without its change, never the
+		// change without provenance, which this node would serve onwards
+		// as its own. A deletion's goes after the entity.
+		if c.Op != ngsild.OpDelete && c.Entity != nil {
+			if err := s.provenanceWrite(func() error {
+				return s.o.Store.UpdateNoSync(func(tx *store.Txn) error { return tx.Set(provenanceKey(c.ID), prov) })
+			}); err != nil {
+				return fmt.Errorf("recording the provenance of change %d: %w", c.Seq, err)
+			}
+		}
 		if err := s.landChange(ctx, c); err != nil {
 			return err
 		}
 		next := c.Seq + 1
 		if err := s.provenanceWrite(func() error {
 			return s.o.Store.Update(func(tx *store.Txn) error {
-				var err error
 				if c.Op == ngsild.OpDelete {
-					err = tx.Delete(provenanceKey(c.ID))
-				} else {
-					err = tx.Set(provenanceKey(c.ID), prov)
-				}
-				if err != nil {
-					return err
+					if err := tx.Delete(provenanceKey(c.ID)); err != nil {
+						return err
+					}
 				}
 				return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", next))
 			})

@@ -86,6 +86,13 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 			t.Fatalf("entity %d differs after the feed:\nprovider %s\nconsumer %s", i, want[i], got[i])
 		}
 	}
+	// An entity the feed brings (not in the snapshot) carries the
+	// agreement's provenance, as a landed one does.
+	upsert(t, prov.n, entities(t, 51, 0)[50:])
+	eventually(t, 10*time.Second, "a new entity delivered", func() bool { return received() == 21 })
+	if p, ok, err := cons.svc.ProvenanceOf(testID(50)); err != nil || !ok || p.Agreement != a.ID || p.Provider != prov.id() {
+		t.Errorf("ProvenanceOf(%s) = %+v, %v, %v, want provider %s, agreement %s", testID(50), p, ok, err, prov.id(), a.ID)
+	}
 
 	if _, err := cons.svc.Suspend(ctx, in.ID, "pause for maintenance"); err != nil {
 		t.Fatalf("Suspend: %v", err)
