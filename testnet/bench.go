@@ -134,7 +134,7 @@ type scenario struct {
 //	rep.Markdown(os.Stdout) // the README's performance section
 //
 // The scenarios without a network run first (node start against a bare
-// libp2p host, policy evaluation, version building against SHA-256,
+// libp2p host, policy evaluation, version building against BLAKE3,
 // catalogue search over an index of Datasets against one of 1,000). Then
 // one testnet of Sizes.Shape is started, federated, seeded and published,
 // and everything else runs on it, one measurement after another so that

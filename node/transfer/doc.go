@@ -106,15 +106,17 @@
 // # Block files
 //
 // Blocks live in the store's blob directory (store.Blobs, by default
-// DATA/badger.blobs beside the database): <shard>/<cid>, shard being the
-// CID's next-to-last two characters, each written to a temporary name
-// and renamed. Durability rule: a fetched block is reported held only
-// once a sync of the block files that started after its write has
-// finished (one syncfs for many blocks), and a version's or file's blocks
-// are synced before its manifest is stored; a block whose bytes do not
-// match its CID when read is dropped and fetched again. Fetched blocks
-// leave the page cache once synced (store.Blobs.Uncache). Blocks that
-// earlier nodes kept in the database (t/b/<cid>) are still read, served
-// and counted as held; new blocks are not written there, except by an
-// in-memory store, which has no blob directory (blockfiles.go).
+// DATA/badger.blobs beside the database), appended to segment files
+// (seg/<n>.blk) and named in each segment's index (seg/<n>.idx); blocks
+// that earlier nodes wrote as files of their own (<shard>/<cid>) are still
+// read. Durability rule: a fetched block is reported held only once a
+// sync of the blob segments that started after its write has finished
+// (fdatasync of the segments and indexes written since the last sync, for
+// many blocks at once), and a version's or file's blocks are synced
+// before its manifest is stored; a block whose bytes do not match its CID
+// when read is dropped and fetched again. Fetched blocks leave the page
+// cache once synced (store.Blobs.Uncache). Blocks that earlier nodes kept
+// in the database (t/b/<cid>) are still read, served and counted as held;
+// new blocks are not written there, except by an in-memory store, which
+// has no blob directory (blockfiles.go).
 package transfer
