@@ -148,7 +148,17 @@ func TestCertifyKeywords(t *testing.T) {
 	insts := []string{`"a"`, `"aa"`, `"aaaa"`, `"b"`, `""`, `null`, `true`, `0`, `0.1`, `0.10000000000000001`, `1`, `1.5`, `2`, `3`, `2.9999999999999996`,
 		`[]`, `["a"]`, `["a", 1]`, `["a", 1, 1]`, `["a", "a"]`, `[1]`, `[{"a": 1}]`, `{}`, `{"a": 0.1}`, `{"a": 0.2}`, `{"a": "x"}`, `{"a": 0, "b": 1, "c": 2}`, `{"b": 1}`,
 		`"2016-03-15T11:00:00Z"`, `"2016-13-15T11:00:00Z"`}
-	decided := 0
+	decided := certifyEach(t, "urn:test:", schemas, insts)
+	t.Logf("%d decided by certify", decided)
+}
+
+// certifyEach compiles each schema (draft 2020-12 unless it says, under
+// ids prefix+index) and compares certify with the general validator on
+// each instance, decoded as the validator decodes JSON, as float64
+// numbers, and with integral numbers as int64 (Go numbers the node's
+// forms may hold). It returns how many verdicts certify gave.
+func certifyEach(t *testing.T, prefix string, schemas, insts []string) (decided int) {
+	t.Helper()
 	for i, src := range schemas {
 		doc, err := jsonschema.UnmarshalJSON(strings.NewReader(src))
 		if err != nil {
@@ -156,7 +166,7 @@ func TestCertifyKeywords(t *testing.T) {
 		}
 		c := jsonschema.NewCompiler()
 		c.DefaultDraft(jsonschema.Draft2020)
-		id := fmt.Sprintf("urn:test:%d", i)
+		id := fmt.Sprintf("%s%d", prefix, i)
 		if err := c.AddResource(id, doc); err != nil {
 			t.Fatal(err)
 		}
@@ -176,9 +186,12 @@ func TestCertifyKeywords(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareCertify(t, src+" on "+in+" (float64)", sch, cert, f, &decided)
+			if n, ok := f.(float64); ok && n == float64(int64(n)) {
+				compareCertify(t, src+" on "+in+" (int64)", sch, cert, int64(n), &decided)
+			}
 		}
 	}
-	t.Logf("%d decided by certify", decided)
+	return decided
 }
 
 // FuzzCertify compares certify with the general validator on arbitrary
