@@ -93,9 +93,9 @@ func FuzzQuickHeader(f *testing.F) {
 	})
 }
 
-// agreementMessageBody is the wire form of the agreement message of
-// BenchmarkEncodeAgreementMessage.
-func agreementMessageBody(b *testing.B) []byte {
+// The agreement message of BenchmarkEncodeAgreementMessage read back:
+// Decode, and the two encoding/json passes it takes otherwise.
+func BenchmarkDecodeAgreementMessage(b *testing.B) {
 	rule := `{"action":"use","constraint":[{"leftOperand":"purpose","operator":"eq","rightOperand":"research"},{"leftOperand":"mim:role","operator":"isAnyOf","rightOperand":["researcher","agency"]}]}`
 	agreement := `{"@context":["http://www.w3.org/ns/odrl.jsonld",{"dct":"http://purl.org/dc/terms/","mim":"https://w3id.org/mimnode/policy/"}],"@id":"urn:uuid:03fd9cf5","@type":"Agreement","assignee":"12D3KooWS2x9fFmV8YHU1A4xqhLe1Bk57x9kNJuHCsrhuYKs4MaM","assigner":"12D3KooWLqMFH2rpDsMeZNGa9cdmPt8P5Q6MkQNLaVRdWfXyU8Gs","permission":[` +
 		rule + `,` + rule + `,` + rule + `,` + rule + `,` + rule + `,` + rule + `,` + rule + `,` + rule + `],"target":"urn:ngsi-ld:Dataset:noise-levels-2025"}`
@@ -104,13 +104,6 @@ func agreementMessageBody(b *testing.B) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return body
-}
-
-// The agreement message of BenchmarkEncodeAgreementMessage read back:
-// Decode, and the two encoding/json passes it takes otherwise.
-func BenchmarkDecodeAgreementMessage(b *testing.B) {
-	body := agreementMessageBody(b)
 	for _, bc := range []struct {
 		name   string
 		decode func([]byte) (Message, error)

@@ -376,7 +376,7 @@ func ObjectMembers(raw []byte, names []string, vals [][]byte) bool {
 // would decode into that field (quickBody).
 func objectMembers(raw []byte, names []string, vals [][]byte, fold bool) bool {
 	clear(vals)
-	if !validJSON(raw) {
+	if !json.Valid(raw) {
 		return false
 	}
 	i := skipSpace(raw, 0)
