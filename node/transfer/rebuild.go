@@ -106,20 +106,14 @@ func (s *Service) rebuild(ctx context.Context, f *viewFilter, base builtVersion,
 				}
 				continue
 			}
-			data, err := s.heldBlock(r)
-			if err != nil {
-				return err
-			}
-			for len(data) > 0 {
-				line := data
-				if j := slices.Index(data, '\n'); j >= 0 {
-					line, data = data[:j], data[j+1:]
-				} else {
-					data = nil
-				}
-				id, err := lineID(line)
+			lines := s.blockLines([]content.BlockRef{r})
+			for {
+				line, id, err := lines()
 				if err != nil {
 					return err
+				}
+				if line == nil {
+					break
 				}
 				if err := addChanged(id); err != nil {
 					return err
