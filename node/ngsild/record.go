@@ -266,11 +266,15 @@ const maxAttrNames = 4096
 func attrName(k []byte) string {
 	attrNamesMu.RLock()
 	s, ok := attrNames[string(k)]
+	full := len(attrNames) >= maxAttrNames
 	attrNamesMu.RUnlock()
 	if ok {
 		return s
 	}
 	s = string(k)
+	if full {
+		return s // no write lock for a name a full table will not take
+	}
 	attrNamesMu.Lock()
 	if len(attrNames) < maxAttrNames {
 		attrNames[s] = s
