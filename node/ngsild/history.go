@@ -732,7 +732,10 @@ func decodeInstanceBytes(v []byte, at time.Time) (*Attribute, error) {
 		a.ObservedAt = at.UTC().Format(time.RFC3339Nano)
 	}
 	a.ModifiedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
-	if a.CreatedAt.IsZero() {
+	// An instance was created when it was written: appendInstance keeps
+	// "c" only as the time its sub-attributes take, so a "c" without
+	// them is not the instance's.
+	if a.CreatedAt.IsZero() || len(a.Sub) == 0 {
 		a.CreatedAt = a.ModifiedAt
 	}
 	fillTimes(a.Sub, a.CreatedAt)
