@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // BenchSizes say how much work each benchmark scenario does. Quick and
@@ -64,6 +69,11 @@ type BenchOptions struct {
 	Binary string
 	// Date is the report's date (the caller's clock).
 	Date time.Time
+	// ProfileDir, when set, receives a CPU profile of the whole process
+	// for each scenario and each step of the federation scenario, named
+	// after it (e.g. "ngsi-ld-ingest-and-queries.pprof"), for finding where
+	// a row's time goes, other nodes' background work included.
+	ProfileDir string
 }
 
 // ErrBenchCancelled is returned when the context ends a run early; the
@@ -107,6 +117,52 @@ func (b *bench) skip(reason string, ids ...string) {
 	}
 }
 
+// profile starts a CPU profile of name into BenchOptions.ProfileDir and
+// returns what stops it; without ProfileDir it does nothing. A profile
+// that cannot be written is reported in the progress lines and does not
+// stop the run.
+func (b *bench) profile(name string) (stop func()) {
+	if b.o.ProfileDir == "" {
+		return func() {}
+	}
+	path := filepath.Join(b.o.ProfileDir, profileName(name)+".pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		b.logf("  no profile for %s: %v", name, err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.logf("  no profile for %s: %v", name, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.logf("  profile for %s: %v", name, err)
+		}
+	}
+}
+
+// profileName is name as a file name: lower case, runs of anything but
+// letters and digits as one '-'.
+func profileName(name string) string {
+	var sb strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if dash && sb.Len() > 0 {
+				sb.WriteByte('-')
+			}
+			sb.WriteRune(r)
+			dash = false
+			continue
+		}
+		dash = true
+	}
+	return sb.String()
+}
+
 func (b *bench) logf(format string, args ...any) {
 	if b.progress != nil {
 		fmt.Fprintf(b.progress, "bench: "+format+"\n", args...)
@@ -119,6 +175,9 @@ type scenario struct {
 	name string
 	rows []string
 	run  func(ctx context.Context, b *bench) error
+	// stepped scenarios profile each of their steps themselves
+	// (BenchOptions.ProfileDir) instead of being profiled whole.
+	stepped bool
 }
 
 // RunBench runs every benchmark scenario, each with its baseline measured
@@ -168,7 +227,13 @@ func RunBench(ctx context.Context, o BenchOptions) (Report, error) {
 		}
 		b.logf("%s ...", s.name)
 		t0 := time.Now()
-		if serr := s.run(ctx, b); serr != nil {
+		stop := func() {}
+		if !s.stepped {
+			stop = b.profile(s.name)
+		}
+		serr := s.run(ctx, b)
+		stop()
+		if serr != nil {
 			b.skip(fmt.Sprintf("%s: %v", s.name, serr), s.rows...)
 			b.logf("%s failed after %s: %v", s.name, time.Since(t0).Round(time.Millisecond), serr)
 			continue
@@ -187,14 +252,14 @@ func RunBench(ctx context.Context, o BenchOptions) (Report, error) {
 // everything that shares the federation.
 func scenarios() []scenario {
 	return []scenario{
-		{"node start", []string{"node.ready", "node.rss"}, benchStartup},
-		{"policy evaluation", []string{"policy.evaluate"}, benchPolicy},
-		{"version building", []string{"content.build"}, benchContent},
-		{"catalogue search", []string{"catalog.search"}, benchSearch},
+		{"node start", []string{"node.ready", "node.rss"}, benchStartup, false},
+		{"policy evaluation", []string{"policy.evaluate"}, benchPolicy, false},
+		{"version building", []string{"content.build"}, benchContent, false},
+		{"catalogue search", []string{"catalog.search"}, benchSearch, false},
 		{"federation", []string{"ngsild.upsert", "ngsild.query.q", "ngsild.query.near", "ngsild.size",
 			"ngsild.notify", "ngsild.upsert.subs", "ngsild.lastn", "federation.propagation", "catalog.propagation",
 			"contract.latency", "contract.throughput", "transfer.blocks", "transfer.entities", "transfer.delta",
-			"transfer.live"}, benchFederation},
+			"transfer.live"}, benchFederation, true},
 	}
 }
 

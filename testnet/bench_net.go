@@ -47,7 +47,10 @@ func (b *bench) step(ctx context.Context, name string, rows []string, fn func() 
 		return
 	}
 	t0 := time.Now()
-	if err := fn(); err != nil {
+	stop := b.profile(name)
+	err := fn()
+	stop()
+	if err != nil {
 		b.skip(fmt.Sprintf("%s: %v", name, err), rows...)
 		b.logf("  %s failed after %s: %v", name, time.Since(t0).Round(time.Millisecond), err)
 		return

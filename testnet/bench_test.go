@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +29,9 @@ func TestRunBenchTiny(t *testing.T) {
 	}
 	var progress bytes.Buffer
 	date := time.Date(2026, 11, 27, 7, 0, 0, 0, time.UTC)
-	rep, err := RunBench(context.Background(), BenchOptions{Sizes: func() *BenchSizes { s := tinySizes(); return &s }(), Progress: &progress, Date: date})
+	profiles := t.TempDir()
+	rep, err := RunBench(context.Background(), BenchOptions{Sizes: func() *BenchSizes { s := tinySizes(); return &s }(), Progress: &progress, Date: date,
+		ProfileDir: profiles})
 	t.Logf("progress:\n%s", progress.String())
 	if err != nil {
 		t.Fatalf("RunBench: %v", err)
@@ -83,6 +87,29 @@ func TestRunBenchTiny(t *testing.T) {
 		t.Errorf("markdown has %d table lines, want %d:\n%s", got, len(want)+1, md.String())
 	}
 	t.Logf("\n%s", md.String())
+	// A CPU profile of each scenario, and of each federation step rather
+	// than of the federation as a whole.
+	for _, name := range []string{"node-start", "catalogue-search", "ngsi-ld-ingest-and-queries", "negotiation", "transfer"} {
+		st, err := os.Stat(filepath.Join(profiles, name+".pprof"))
+		if err != nil || st.Size() == 0 {
+			t.Errorf("profile %s: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(profiles, "federation.pprof")); err == nil {
+		t.Errorf("the federation scenario was profiled whole as well as by steps")
+	}
+}
+
+func TestProfileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"NGSI-LD ingest and queries": "ngsi-ld-ingest-and-queries",
+		"node start":                 "node-start",
+		"  x/y  ":                    "x-y",
+	} {
+		if got := profileName(in); got != want {
+			t.Errorf("profileName(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestRowJudge(t *testing.T) {

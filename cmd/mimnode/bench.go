@@ -16,7 +16,7 @@ import (
 // as the markdown report the README's performance section shows.
 func benchCmd(g *globals) *cobra.Command {
 	var quick bool
-	var out, binary string
+	var out, binary, profile string
 	c := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the node against its performance targets and write a report",
@@ -35,7 +35,12 @@ executable (or --binary).`,
   mimnode bench --quick --json > report.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// Check the output path before a run of minutes, not after.
+			// Check the output paths before a run of minutes, not after.
+			if profile != "" {
+				if st, err := os.Stat(profile); err != nil || !st.IsDir() {
+					return fmt.Errorf("bench: --profile %s: not an existing directory", profile)
+				}
+			}
 			var f *os.File
 			if out != "" {
 				var err error
@@ -54,7 +59,7 @@ executable (or --binary).`,
 			// Interrupted, the run still reports what it measured, then
 			// says it was cut short.
 			rep, runErr := testnet.RunBench(cmd.Context(), testnet.BenchOptions{Quick: quick, Progress: g.stderr,
-				Binary: binary, Date: time.Now()})
+				Binary: binary, Date: time.Now(), ProfileDir: profile})
 			var buf bytes.Buffer
 			if g.json {
 				if err := (&globals{stdout: &buf}).printJSON(rep); err != nil {
@@ -81,6 +86,7 @@ executable (or --binary).`,
 	}
 	c.Flags().BoolVar(&quick, "quick", false, "smaller sizes: the whole run in under 3 minutes")
 	c.Flags().StringVar(&out, "out", "", "write the report to this file (default: standard output)")
+	c.Flags().StringVar(&profile, "profile", "", "write a CPU profile of each scenario and federation step into this existing directory")
 	c.Flags().StringVar(&binary, "binary", "", "mimnode executable for the node start and memory measurement (default: this one)")
 	return c
 }

@@ -17,6 +17,7 @@ func TestBenchBadOutFailsBeforeRunning(t *testing.T) {
 		want string
 	}{
 		{"missing directory", []string{"--quick", "--out", filepath.Join(t.TempDir(), "no", "such", "report.md")}, "report file"},
+		{"profile directory missing", []string{"--quick", "--profile", filepath.Join(t.TempDir(), "none")}, "not an existing directory"},
 		{"stray argument", []string{"--quick", "now"}, "unknown command"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
