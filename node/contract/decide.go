@@ -114,7 +114,7 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 		return refuse(protocol.CodeRefused, fmt.Sprintf("the requested terms differ from offer %s as this node offers it", own.ID))
 	}
 	e.meta.Dataset, e.meta.OfferID = own.Target, own.ID
-	consumer, err := peer.Decode(e.n.Peer())
+	consumer, err := s.names.id(e.n.Peer())
 	if err != nil {
 		return refuse(protocol.CodeRefused, "the consumer's peer ID does not parse: "+err.Error())
 	}

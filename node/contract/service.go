@@ -207,12 +207,15 @@ type namedSigner struct {
 
 func (s namedSigner) PeerID() string { return s.id }
 
-// peerNames remembers the text form of the peer IDs the driver names:
-// base58-encoding one costs more than looking it up, and the same few
-// peers are named at every step of every negotiation.
+// peerNames remembers the text form of the peer IDs the driver names, and
+// the IDs of the texts it reads: base58-encoding or decoding one costs
+// more than looking it up, and the same few peers are named at every step
+// of every negotiation (a negotiation keeps its peer as text, and the
+// provider's decision and every send decode it).
 type peerNames struct {
-	mu sync.Mutex
-	m  map[peer.ID]string // guarded by mu; up to maxPeerNames, then forgotten
+	mu  sync.Mutex
+	m   map[peer.ID]string // guarded by mu; up to maxPeerNames, then forgotten
+	ids map[string]peer.ID // guarded by mu; texts that decode, as m
 }
 
 const maxPeerNames = 1024
@@ -230,6 +233,27 @@ func (pn *peerNames) of(p peer.ID) string {
 		pn.m[p] = s
 	}
 	return s
+}
+
+// id returns peer.Decode(s). Only texts that decode are remembered.
+func (pn *peerNames) id(s string) (peer.ID, error) {
+	pn.mu.Lock()
+	p, ok := pn.ids[s]
+	pn.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := peer.Decode(s)
+	if err != nil {
+		return "", err
+	}
+	pn.mu.Lock()
+	defer pn.mu.Unlock()
+	if pn.ids == nil || len(pn.ids) >= maxPeerNames {
+		pn.ids = make(map[string]peer.ID)
+	}
+	pn.ids[s] = p
+	return p, nil
 }
 
 // appendJSON appends json.Marshal(m) to dst for the metadata the driver

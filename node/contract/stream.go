@@ -258,7 +258,7 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []outMsg) {
 	if len(msgs) == 0 {
 		return
 	}
-	p, err := peer.Decode(peerID)
+	p, err := s.names.id(peerID)
 	if err != nil {
 		s.log.Error("negotiation peer", "pid", k.Pid, "peer", peerID, "err", err)
 		return

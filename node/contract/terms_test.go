@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mimnode/mimnode/policy"
 )
 
@@ -51,5 +53,29 @@ func TestOfferMemoReadsAsParse(t *testing.T) {
 	}
 	if len(m.m) > memoOffers {
 		t.Fatalf("remembers %d offers, at most %d allowed", len(m.m), memoOffers)
+	}
+}
+
+func TestPeerNamesIDIsDecode(t *testing.T) {
+	var pn peerNames
+	for _, s := range []string{
+		"12D3KooWQLRbAdyTeAgwxkRWdPJYttbBNAFKPVk9kV74GCf28G9L",
+		"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
+		"12D3KooWQLRbAdyTeAgwxkRWdPJYttbBNAFKPVk9kV74GCf28G9L", // remembered
+		"not a peer", "", "12D3KooW",
+	} {
+		for range 2 { // the second time from the memo, if remembered
+			want, wantErr := peer.Decode(s)
+			got, err := pn.id(s)
+			if got != want || (err == nil) != (wantErr == nil) {
+				t.Errorf("id(%q) = %v, %v, want %v, %v", s, got, err, want, wantErr)
+			}
+			if err == nil && pn.of(got) != want.String() {
+				t.Errorf("of(id(%q)) = %q, want %q", s, pn.of(got), want.String())
+			}
+		}
+	}
+	if len(pn.ids) != 2 {
+		t.Errorf("%d texts remembered, want the 2 that decode", len(pn.ids))
 	}
 }
