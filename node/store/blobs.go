@@ -194,15 +194,15 @@ func readIndex(dir string, n uint32, index map[string]blobLoc) error {
 	return nil
 }
 
-// appendRecord appends an index record to the current segment, which the
-// caller holds wmu for.
-func (b *Blobs) appendRecord(kind byte, name string, off, n int64) error {
+// appendRecord appends an index record to a segment's index idx; the
+// caller holds wmu.
+func appendRecord(idx *os.File, kind byte, name string, off, n int64) error {
 	rec := make([]byte, 0, recFixed+len(name))
 	rec = append(rec, kind, byte(len(name)))
 	rec = append(rec, name...)
 	rec = binary.LittleEndian.AppendUint64(rec, uint64(off))
 	rec = binary.LittleEndian.AppendUint64(rec, uint64(n))
-	_, err := b.cur.idx.Write(rec)
+	_, err := idx.Write(rec)
 	return err
 }
 
@@ -265,21 +265,29 @@ func (b *Blobs) Put(name string, data []byte) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	// The room is taken under wmu and written outside it, so that
+	// concurrent Puts (a fetch's streams) copy into the page cache at the
+	// same time; the record follows the bytes, under wmu again.
 	b.wmu.Lock()
-	defer b.wmu.Unlock()
 	seg, err := b.segment(len(data))
 	if err != nil {
+		b.wmu.Unlock()
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
 	off := seg.size
+	seg.size += int64(len(data))
+	b.wmu.Unlock()
 	if _, err := seg.data.WriteAt(data, off); err != nil {
+		// The room stays unnamed, as a deleted blob's bytes do.
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
 	// The bytes are in the file before the record names them (and a
-	// failed record leaves them unnamed).
-	seg.size += int64(len(data))
+	// failed record leaves them unnamed). The record goes to the index of
+	// the blob's segment, which may no longer be the current one.
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.written(seg)
-	if err := b.appendRecord(recPut, name, off, int64(len(data))); err != nil {
+	if err := appendRecord(seg.idx, recPut, name, off, int64(len(data))); err != nil {
 		return fmt.Errorf("writing blob %s: %w", name, err)
 	}
 	b.mu.Lock()
@@ -481,7 +489,7 @@ func (b *Blobs) Delete(name string) error {
 		b.wmu.Lock()
 		seg, err := b.segment(0)
 		if err == nil {
-			err = b.appendRecord(recDelete, name, 0, 0)
+			err = appendRecord(seg.idx, recDelete, name, 0, 0)
 		}
 		if err == nil {
 			b.written(seg)

@@ -23,11 +23,14 @@ import (
 // The block phase of a snapshot pull, both sides.
 //
 // Consumer: Streams workers each ask for a run of blocks on their own
-// stream and verify every block against its CID as it arrives; verified
-// blocks go to one storer, which writes them in groups of BatchBlocks
-// blocks or syncBytes bytes, whichever comes first, to the store's blobs
-// (blockfiles.go) without a sync, while the workers keep reading
-// about one group ahead. A syncer makes the written groups durable with
+// stream, verify every block against its CID as it arrives and write it
+// to the store's blobs (blockfiles.go) without a sync, at once, while its
+// bytes are still in the CPU's cache, and put its frame buffer back for
+// the next block (so a fetch reads into a few cached buffers rather than
+// cycling through groups of cold ones). The written blocks go to one
+// storer, which gathers them in groups of BatchBlocks blocks or syncBytes
+// bytes, whichever comes first (an in-memory store, which has no blobs,
+// gets a group's blocks in one batch there). A syncer makes the groups durable with
 // one sync of the blobs (store.Blobs.Sync: an fdatasync of the segment) per
 // syncEvery bytes or so, while the next groups are written, so the disk
 // works while the network does. A block is reported (and counted as
@@ -54,10 +57,12 @@ const (
 	maxUnsyncedGroups = 8
 )
 
-// verifiedBlock is a block that matched its CID and waits to be stored.
+// verifiedBlock is a block that matched its CID: written to the blobs
+// (data nil) or waiting to be stored in a batch (no blobs).
 type verifiedBlock struct {
 	ref  content.BlockRef
-	data []byte
+	size int64
+	data []byte  // nil once written
 	buf  *[]byte // data's frame buffer, back to framePools once stored; nil for a rebuilt delta
 }
 
@@ -113,12 +118,13 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	return moved.Load(), context.Cause(ctx)
 }
 
-// storeBlocks writes the blocks arriving on in, in groups of BatchBlocks
-// blocks or syncBytes bytes, without a sync each; a syncer makes them
-// durable in the background, at least syncEvery bytes (or half of
-// maxUnsyncedGroups groups) per sync, and only then reports them. At most
-// maxUnsyncedGroups groups wait for a sync, which bounds what a machine
-// crash can cost. It reads in to its end even after a failed write (so
+// storeBlocks gathers the blocks arriving on in (written already, or
+// written here when there are no blobs) in groups of BatchBlocks blocks
+// or syncBytes bytes, without a sync each; a syncer makes them durable in
+// the background, at least syncEvery bytes (or half of maxUnsyncedGroups
+// groups) per sync, and only then reports them. At most
+// maxUnsyncedGroups groups wait for a sync, and in stops being read
+// until one is free, which bounds what a machine crash can cost. It reads in to its end even after a failed write (so
 // that no fetching worker blocks), and cancels the fetch with the failure.
 func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), cancel context.CancelCauseFunc) error {
 	groups := make(chan []verifiedBlock, 1)
@@ -139,7 +145,7 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 			}
 			w := writtenGroup{sizes: make([]int64, len(g)), cids: make([]string, len(g))}
 			for i, b := range g {
-				w.sizes[i], w.cids[i] = int64(len(b.data)), b.ref.CID.String()
+				w.sizes[i], w.cids[i] = b.size, b.ref.CID.String()
 				if b.buf != nil {
 					putFrameBuf(b.buf) // the store copied it
 				}
@@ -154,7 +160,7 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 	n := 0
 	for b := range in {
 		g = append(g, b)
-		if n += len(b.data); n >= syncBytes || len(g) >= s.o.BatchBlocks {
+		if n += int(b.size); n >= syncBytes || len(g) >= s.o.BatchBlocks {
 			groups <- g
 			g, n = nil, 0
 		}
@@ -247,11 +253,15 @@ func sum(sizes []int64) (n int64) {
 	return n
 }
 
-// putBlocks writes verified blocks, not yet synced.
+// putBlocks writes the verified blocks of g that a worker did not write
+// already, not yet synced.
 func (s *Service) putBlocks(g []verifiedBlock) error {
 	w := s.newBlockWriter()
 	defer w.cancel()
 	for _, b := range g {
+		if b.data == nil {
+			continue
+		}
 		if err := w.put(b.ref.CID.String(), b.data); err != nil {
 			return err
 		}
@@ -334,7 +344,18 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 			bad = append(bad, ref)
 			continue
 		}
-		out <- verifiedBlock{ref: ref, data: data, buf: buf}
+		v := verifiedBlock{ref: ref, size: int64(len(data)), data: data, buf: buf}
+		if blobs := s.blobs(); blobs != nil {
+			err := blobs.Put(ref.CID.String(), data)
+			if buf != nil {
+				putFrameBuf(buf) // Put copied it
+			}
+			if err != nil {
+				return nil, fmt.Errorf("storing block %s: %w", ref.CID, err)
+			}
+			v.data, v.buf = nil, nil
+		}
+		out <- v
 	}
 	return bad, nil
 }
