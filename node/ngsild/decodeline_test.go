@@ -41,18 +41,40 @@ func TestDecodeLine(t *testing.T) {
 }
 
 // FuzzDecodeLine: whatever both DecodeLine and json.Unmarshal accept,
-// they decode to entities with the same line.
+// they decode to entities with the same line; and a LineDecoder that
+// decoded every seed line before decodes it as DecodeLine does, or
+// fails where it fails.
 func FuzzDecodeLine(f *testing.F) {
+	var seeds [][]byte
 	for _, e := range lineEntities(f) {
 		line, err := json.Marshal(e)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(line)
+		seeds = append(seeds, line)
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		var got, want Entity
-		if DecodeLine(line, &got) != nil || json.Unmarshal(line, &want) != nil {
+		var got, want, reused Entity
+		derr := DecodeLine(line, &got)
+		var d LineDecoder
+		for _, s := range seeds {
+			if err := d.Decode(s, new(Entity)); err != nil {
+				t.Fatalf("seed %s: %v", s, err)
+			}
+		}
+		rerr := d.Decode(line, &reused)
+		if (derr == nil) != (rerr == nil) {
+			t.Fatalf("DecodeLine(%s) = %v, a used LineDecoder %v", line, derr, rerr)
+		}
+		if derr == nil {
+			gb, gerr := json.Marshal(&got)
+			rb, rerr := json.Marshal(&reused)
+			if (gerr == nil) != (rerr == nil) || !bytes.Equal(gb, rb) {
+				t.Fatalf("DecodeLine(%s) gives %s (%v), a used LineDecoder %s (%v)", line, gb, gerr, rb, rerr)
+			}
+		}
+		if derr != nil || json.Unmarshal(line, &want) != nil {
 			return
 		}
 		// Where a line leaves a member out, DecodeLine's record decoder
@@ -80,7 +102,8 @@ func FuzzDecodeLine(f *testing.F) {
 }
 
 // BenchmarkDecodeLine: decoding an AirQualityObserved line, with the
-// record decoder against encoding/json.
+// record decoder's way (alone, and a LineDecoder decoding line after
+// line) against encoding/json.
 func BenchmarkDecodeLine(b *testing.B) {
 	var lines [][]byte
 	for _, e := range storedEntities(b, 1000) {
@@ -94,6 +117,15 @@ func BenchmarkDecodeLine(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if err := DecodeLine(lines[i%len(lines)], new(Entity)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("LineDecoder", func(b *testing.B) {
+		b.ReportAllocs()
+		var d LineDecoder
+		for i := 0; i < b.N; i++ {
+			if err := d.Decode(lines[i%len(lines)], new(Entity)); err != nil {
 				b.Fatal(err)
 			}
 		}
