@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -134,6 +135,48 @@ func benchUpsert(b *testing.B, mod func(*Options)) {
 
 	// On a shared machine wall time depends on the neighbours; CPU time
 	// per entity (all threads, including badger's) does not.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
+}
+
+// BenchmarkBatchUpsertConcurrent measures batch upserts of new
+// AirQualityObserved-shaped entities, 1,000 per request, with two requests
+// in flight as the testnet ingest measurement sends them: the second
+// request's decoding, validation and encoding should use the core the
+// first one's write leaves free. Every request creates 1,000 entities no
+// earlier one wrote. Run it with -cpu 2 to see the machine class of issue
+// #3.
+func BenchmarkBatchUpsertConcurrent(b *testing.B) {
+	const per, inFlight = 1000, 2
+	n := newTestNodeOn(b, openDisk(b), nil)
+	bodies := batchBodies(b, b.N*per, per, 7)
+	h := link(envContext)
+	var next atomic.Int64
+	errs := make(chan error, inFlight)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	for g := 0; g < inFlight; g++ {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) {
+					errs <- nil
+					return
+				}
+				rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", bodies[i], h...)
+				if rec.Code != http.StatusCreated {
+					errs <- fmt.Errorf("upsert: %d %s", rec.Code, rec.Body.String())
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < inFlight; g++ {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	el, cpu := time.Since(start), cpuTime()-cpu0
+	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
 }
 

@@ -30,6 +30,9 @@ type change struct {
 	// attribute instances' types and datasetIds (a replace): prepare
 	// may then give it a summary (decodeRecordKeeping).
 	summary bool
+	// ahead, when set, is what workAhead works out of the entity apply
+	// returns before the write lock is taken (ahead.go).
+	ahead *ahead
 }
 
 // outcome is what happened to one change.
@@ -83,6 +86,7 @@ type prepared struct {
 // notified; wmu is let go before that sync, so the next commit writes
 // while this one's sync runs, and concurrent commits share syncs.
 func (s *Service) commit(chs []change) ([]outcome, error) {
+	s.workAhead(chs)
 	outs, wrote, err := s.commitNoSync(chs)
 	if wrote {
 		if serr := s.db.Sync(); err == nil && serr != nil {
@@ -253,17 +257,29 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 			}
 		}
 	}
+	// What workAhead made of the entity holds when it is the new state:
+	// its history records whatever it replaces, its encoding when
+	// nothing was there, as workAhead guessed.
+	a := ch.ahead
+	fromAhead := a != nil && a.e == ne && ch.history == nil
 	mode := histRefs // the instances are in the feed record the write adds
 	if ch.history != nil {
 		mode = histFull
 	}
-	if p.hist, err = s.history(ne, ch.history, mode); err != nil {
+	if fromAhead && a.histOK {
+		p.hist = a.hist
+	} else if p.hist, err = s.history(ne, ch.history, mode); err != nil {
 		return err
 	}
 	if p.mark, err = s.markOf(tx, ch.id, old, ne, ch.history, marks); err != nil {
 		return err
 	}
-	p.types, p.body = ne.Types, packEntity(ne)
+	p.types = ne.Types
+	if fromAhead && old == nil && a.body != nil {
+		p.body = a.body
+	} else {
+		p.body = packEntity(ne)
+	}
 	p.out.created, p.out.entity = old == nil, ne
 	return nil
 }
