@@ -81,10 +81,12 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	if o.Provider == s.self {
 		return "", fmt.Errorf("requesting a contract: %w: the provider is this node itself", ErrBadRequest)
 	}
+	// The offer is only read until it is written as requested: one read
+	// from o.Offer is shared (offerMemo).
 	var offer policy.Policy
+	var read readOffer
 	var err error
 	if len(o.Offer) > 0 {
-		var read readOffer
 		read, err = s.offers.read(o.Offer)
 		offer = read.p
 	} else {
@@ -93,7 +95,6 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("requesting a contract for %s: %w: %w", o.Dataset, ErrBadRequest, err)
 	}
-	offer = offer.Clone()
 	switch {
 	case offer.ID == "":
 		return "", fmt.Errorf("requesting a contract: %w: the offer has no @id", ErrBadRequest)
@@ -104,8 +105,14 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	case offer.Assigner != "" && offer.Assigner != s.names.of(o.Provider):
 		return "", fmt.Errorf("requesting a contract: %w: the offer is made by %s, not %s", ErrBadRequest, offer.Assigner, o.Provider)
 	}
-	offer.Type, offer.Target = policy.TypeOffer, o.Dataset
-	raw, err := policy.Marshal(offer)
+	var raw []byte
+	if len(o.Offer) > 0 {
+		raw, err = s.offers.asRequested(o.Offer, read, o.Dataset)
+	} else {
+		offer = offer.Clone()
+		offer.Type, offer.Target = policy.TypeOffer, o.Dataset
+		raw, err = policy.Marshal(offer)
+	}
 	if err != nil {
 		return "", fmt.Errorf("requesting a contract: %w: %w", ErrBadRequest, err)
 	}

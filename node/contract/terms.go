@@ -26,7 +26,14 @@ const (
 type offerMemo struct {
 	mu sync.Mutex
 	m  map[string]readOffer // guarded by mu
+	// req holds asRequested's offers, by dataset and offer bytes, bounded
+	// as m is. Guarded by mu.
+	req map[requestKey][]byte
 }
+
+// requestKey names an offer as a consumer requests it: the offer's bytes
+// as advertised, for one dataset.
+type requestKey struct{ dataset, raw string }
 
 // readOffer is an offer as policy.Parse read it (compiled; shared, so
 // never modified: Clone it first) and its terms (termsOf).
@@ -60,6 +67,38 @@ func (o *offerMemo) read(raw []byte) (readOffer, error) {
 		o.mu.Unlock()
 	}
 	return r, nil
+}
+
+// asRequested returns policy.Marshal of r, read from raw, as a consumer
+// requests it for dataset: of type Offer with dataset as its target. A
+// consumer requests the same offer over and over, and cloning and
+// writing it depend on the offer's bytes and the dataset alone. The
+// bytes returned are shared: their capacity is their length, so that an
+// append copies them, and they must not be changed in place.
+func (o *offerMemo) asRequested(raw []byte, r readOffer, dataset string) ([]byte, error) {
+	k := requestKey{dataset: dataset, raw: string(raw)}
+	o.mu.Lock()
+	b, ok := o.req[k]
+	o.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	p := r.p.Clone()
+	p.Type, p.Target = policy.TypeOffer, dataset
+	b, err := policy.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b):len(b)]
+	if len(raw) <= maxMemoOffer {
+		o.mu.Lock()
+		if o.req == nil || len(o.req) >= memoOffers {
+			o.req = make(map[requestKey][]byte, memoOffers)
+		}
+		o.req[k] = b
+		o.mu.Unlock()
+	}
+	return b, nil
 }
 
 // termsOf is what p says, whatever its id, type and parties: the form two

@@ -79,3 +79,50 @@ func TestPeerNamesIDIsDecode(t *testing.T) {
 		t.Errorf("%d texts remembered, want the 2 that decode", len(pn.ids))
 	}
 }
+
+func TestAsRequestedIsMarshal(t *testing.T) {
+	p, err := OfferRequest{Dataset: "urn:ngsi-ld:Dataset:noise", Template: "research-only"}.Build("12D3KooWProvider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := policy.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m offerMemo
+	r, err := m.read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ds := range []string{"urn:ngsi-ld:Dataset:noise", "urn:ngsi-ld:Dataset:other", "", "urn:ngsi-ld:Dataset:noise"} {
+		want := p.Clone()
+		want.Type, want.Target = policy.TypeOffer, ds
+		wantRaw, err := policy.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 { // made, then remembered
+			got, err := m.asRequested(raw, r, ds)
+			if err != nil || !bytes.Equal(got, wantRaw) {
+				t.Fatalf("asRequested(%q) #%d = %s, %v, want %s", ds, i, got, err, wantRaw)
+			}
+			if cap(got) != len(got) {
+				t.Fatalf("asRequested(%q) has room to append in place: cap %d, len %d", ds, cap(got), len(got))
+			}
+		}
+	}
+	if fresh, _ := policy.Parse(raw); !reflect.DeepEqual(r.p, fresh) {
+		t.Fatalf("the remembered offer was changed: %+v, read %+v", r.p, fresh)
+	}
+	if len(m.req) != 3 {
+		t.Fatalf("remembers %d requested offers, want 3", len(m.req))
+	}
+	for i := range memoOffers + 1 {
+		if _, err := m.asRequested(raw, r, "urn:ds:"+string(rune('a'+i%26))+string(rune('a'+i/26))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(m.req) > memoOffers {
+		t.Fatalf("remembers %d requested offers, at most %d allowed", len(m.req), memoOffers)
+	}
+}
