@@ -25,8 +25,13 @@ type ahead struct {
 	hist    []histEntry // s.history(e, nil, histRefs), when histOK
 	histOK  bool
 	// body is packEntity(e) when the store held no entity e.ID as
-	// workAhead read it: e is the new state unchanged when created.
-	body []byte
+	// workAhead read it (after sequence number absentAt was committed):
+	// e is the new state unchanged when created.
+	body     []byte
+	absentAt uint64
+	// absent is set by commitNoSync, under the write lock, when no
+	// commit since absentAt wrote e.ID: prepare need not read it again.
+	absent bool
 }
 
 // check returns the verdict of s.val.check(e): the one worked out ahead
@@ -52,6 +57,9 @@ func (s *Service) workAhead(chs []change) {
 		return
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), (len(chs)+31)/32))
+	// Every commit up to seq is in the transactions' snapshots: a commit
+	// stores its last number after its transaction.
+	seq := s.seq.Load()
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -60,7 +68,7 @@ func (s *Service) workAhead(chs []change) {
 			// A failed read only leaves bodies out; prepare reads again.
 			_ = s.db.View(func(tx *store.Txn) error {
 				for i := w; i < len(chs); i += workers {
-					if err := s.workOut(tx, chs[i].ahead); err != nil {
+					if err := s.workOut(tx, chs[i].ahead, seq); err != nil {
 						return err
 					}
 				}
@@ -72,7 +80,7 @@ func (s *Service) workAhead(chs []change) {
 }
 
 // workOut fills in a for one change (nil: nothing to do).
-func (s *Service) workOut(tx *store.Txn, a *ahead) error {
+func (s *Service) workOut(tx *store.Txn, a *ahead, seq uint64) error {
 	if a == nil || a.e == nil {
 		return nil
 	}
@@ -91,9 +99,61 @@ func (s *Service) workOut(tx *store.Txn, a *ahead) error {
 	_, err := tx.Get(entityKey(e.ID))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.body = packEntity(e)
+		a.body, a.absentAt = packEntity(e), seq
 	case err != nil:
 		return err
 	}
 	return nil
+}
+
+// writtenLog lists the ids the latest commits that wrote anything wrote,
+// newest last, so a commit can trust workAhead's finding that an entity
+// is absent when none of the commits since wrote it: one existence read
+// per created entity instead of two. Commits are logged in the order they
+// hold the write lock, and only they give out sequence numbers, so the
+// logged ranges follow each other.
+type writtenLog struct {
+	recs [writtenKept]writtenRec
+	n    int // commits logged; the newest is recs[(n-1)%writtenKept]
+}
+
+// writtenKept is how many commits the log keeps: with two requests in
+// flight one or two commit between a request's workAhead and its own.
+const writtenKept = 8
+
+// writtenRec is one commit: the sequence numbers before and after it and
+// the ids it wrote (or may have: a failed commit lists all it prepared).
+type writtenRec struct {
+	from, to uint64
+	ids      map[string]struct{}
+}
+
+// add logs a commit that moved the sequence from from to to.
+func (l *writtenLog) add(from, to uint64, ids map[string]struct{}) {
+	l.recs[l.n%writtenKept] = writtenRec{from: from, to: to, ids: ids}
+	l.n++
+}
+
+// unwritten reports whether no commit after sequence number since and up
+// to now wrote id; false when the log does not reach back to since.
+func (l *writtenLog) unwritten(id string, since, now uint64) bool {
+	if since >= now {
+		return true
+	}
+	reached := false
+	for k := 0; k < min(l.n, writtenKept); k++ {
+		r := &l.recs[(l.n-1-k)%writtenKept]
+		if r.to <= since {
+			reached = true
+			break
+		}
+		if _, ok := r.ids[id]; ok {
+			return false
+		}
+		if r.from <= since {
+			reached = true
+			break
+		}
+	}
+	return reached
 }

@@ -50,6 +50,9 @@ func TestWorkAheadStaleGuess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if chs[0].ahead.absent || !chs[1].ahead.absent {
+		t.Errorf("absent after the commit: %v, %v; want false (created meanwhile), true", chs[0].ahead.absent, chs[1].ahead.absent)
+	}
 	if outs[0].err != nil || outs[0].created {
 		t.Errorf("replace of the entity created meanwhile: err %v, created %v; want a replace", outs[0].err, outs[0].created)
 	}
@@ -77,5 +80,55 @@ func TestWorkAheadStaleGuess(t *testing.T) {
 	}
 	if e, _ := s.Entity(chs[2].id); e != nil {
 		t.Errorf("the entity breaking its model was written")
+	}
+}
+
+func TestWrittenLog(t *testing.T) {
+	ids := func(list ...string) map[string]struct{} {
+		m := map[string]struct{}{}
+		for _, id := range list {
+			m[id] = struct{}{}
+		}
+		return m
+	}
+	var l writtenLog
+	if !l.unwritten("a", 5, 5) {
+		t.Errorf("empty log, nothing committed since: want unwritten")
+	}
+	if l.unwritten("a", 4, 5) {
+		t.Errorf("empty log, a commit since: want unknown (false)")
+	}
+	l.add(5, 7, ids("a", "b"))
+	l.add(7, 8, ids("c"))
+	for i := 0; i < writtenKept-2; i++ {
+		l.add(uint64(8+i), uint64(9+i), ids("x"))
+	}
+	now := uint64(8 + writtenKept - 2)
+	tests := []struct {
+		name  string
+		id    string
+		since uint64
+		want  bool
+	}{
+		{"nothing since", "a", now, true},
+		{"written in the oldest kept", "a", 5, false},
+		{"written in the oldest kept, partly seen", "b", 6, false},
+		{"written before since", "a", 7, true},
+		{"written after since", "c", 7, false},
+		{"never written", "z", 5, true},
+		{"before the log", "z", 4, false},
+		{"written in the newest", "x", now - 1, false},
+	}
+	for _, tt := range tests {
+		if got := l.unwritten(tt.id, tt.since, now); got != tt.want {
+			t.Errorf("%s: unwritten(%q, %d, %d) = %v, want %v", tt.name, tt.id, tt.since, now, got, tt.want)
+		}
+	}
+	l.add(now, now+1, ids("y")) // the oldest, 5..7, is dropped
+	if l.unwritten("z", 6, now+1) {
+		t.Errorf("since before the oldest kept commit: want unknown (false)")
+	}
+	if !l.unwritten("z", 7, now+1) {
+		t.Errorf("since the oldest kept commit, never written: want unwritten")
 	}
 }

@@ -104,6 +104,23 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 	defer s.wmu.Unlock()
 	outs = make([]outcome, len(chs))
 	preps := make([]prepared, len(chs))
+	from := s.seq.Load()
+	for i := range chs {
+		if a := chs[i].ahead; a != nil && a.body != nil {
+			a.absent = s.written.unwritten(chs[i].id, a.absentAt, from)
+		}
+	}
+	defer func() {
+		if to := s.seq.Load(); to != from {
+			ids := make(map[string]struct{}, len(chs))
+			for i := range preps {
+				if preps[i].write || err != nil {
+					ids[chs[i].id] = struct{}{}
+				}
+			}
+			s.written.add(from, to, ids)
+		}
+	}()
 	workers := max(1, min(runtime.GOMAXPROCS(0), (len(chs)+31)/32))
 	// Read before any change is prepared: when a subscription wants
 	// previous states only from now on, the changes it gets have
@@ -184,6 +201,10 @@ func fnv32(s string) uint32 {
 // a summary for a change that needs no more (change.summary).
 func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, marks map[string][]byte, p *prepared) error {
 	old, seen := overlay[ch.id]
+	if a := ch.ahead; !seen && a != nil && a.absent {
+		// workAhead found none, and no commit wrote one since: old is nil.
+		seen = true
+	}
 	if !seen {
 		var keep func(string) bool
 		if summaries && ch.summary {
