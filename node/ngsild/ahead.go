@@ -9,7 +9,7 @@ import (
 )
 
 // ahead is the part of a change that does not depend on the state it
-// replaces, worked out by workAhead before commit takes the write lock:
+// replaces, worked out by workAhead while commit waits for the write lock:
 // two requests in flight then validate and encode on both cores while
 // one of them holds the lock to read old states and write. A change's
 // apply and prepare take from it only what still holds for the state

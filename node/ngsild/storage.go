@@ -85,8 +85,16 @@ type prepared struct {
 // last makes all of them durable before commit returns or anyone is
 // notified; wmu is let go before that sync, so the next commit writes
 // while this one's sync runs, and concurrent commits share syncs.
+//
+// A commit that finds wmu taken works out meanwhile what does not need the
+// stored states (workAhead), on the cores the holder's write leaves free;
+// one that finds it free goes straight in, where preparing a chunk
+// overlaps writing the one before, as a lone writer's commits did.
 func (s *Service) commit(chs []change) ([]outcome, error) {
-	s.workAhead(chs)
+	if !s.wmu.TryLock() {
+		s.workAhead(chs)
+		s.wmu.Lock()
+	}
 	outs, wrote, err := s.commitNoSync(chs)
 	if wrote {
 		if serr := s.db.Sync(); err == nil && serr != nil {
@@ -97,10 +105,9 @@ func (s *Service) commit(chs []change) ([]outcome, error) {
 	return outs, err
 }
 
-// commitNoSync is commit up to the sync; wrote says whether it wrote
-// anything.
+// commitNoSync is commit up to the sync, called with wmu held, which it
+// lets go; wrote says whether it wrote anything.
 func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err error) {
-	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	outs = make([]outcome, len(chs))
 	preps := make([]prepared, len(chs))
