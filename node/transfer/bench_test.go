@@ -32,7 +32,25 @@ var (
 	benchBatch    = flag.Int("transfer.batch", 0, "consumer's blocks per request (0: the default)")
 	blockProfile  = flag.String("transfer.blockprofile", "", "write a CPU profile of the block phase alone to this file (not with -cpuprofile)")
 	phaseProfile  = flag.String("transfer.phaseprofile", "", "write a CPU profile of each phase of the end-to-end benchmark to this path prefix: PREFIX-build.prof, -request, -blocks, -landing (not with -cpuprofile)")
+	heapProfile   = flag.String("transfer.heapprofile", "", "write a heap profile at the end of each phase of the end-to-end benchmark, and halfway through its landing, to this path prefix: PREFIX-build.heap, -request, -blocks, -landing-half, -landing (each after a collection, which the phase measured next then pays)")
 )
+
+// writeHeap writes a heap profile of the live heap (after a collection)
+// to path, if one is asked for (path has the prefix).
+func writeHeap(b *testing.B, path string) {
+	if *heapProfile == "" {
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
 
 // consumerTune applies the benchmark flags to consumers made by pair.
 func consumerTune(o *transfer.Options) {
@@ -261,7 +279,12 @@ func BenchmarkEndToEndEntities(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	last := ""
 	phase := func(name string) {
+		if last != "" {
+			writeHeap(b, *heapProfile+"-"+last+".heap")
+		}
+		last = name
 		if *phaseProfile != "" {
 			pprof.StopCPUProfile()
 			if name != "done" {
@@ -281,7 +304,12 @@ func BenchmarkEndToEndEntities(b *testing.B) {
 	phase("request")
 	phases := map[string]time.Time{}
 	cpu := map[string]time.Duration{}
+	halfway := false
 	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{Progress: func(p transfer.Progress) {
+		if p.Phase == "landing" && !halfway && p.Entities >= p.TotalEntites/2 {
+			halfway = true
+			writeHeap(b, *heapProfile+"-landing-half.heap")
+		}
 		if _, ok := phases[p.Phase]; !ok {
 			phases[p.Phase], cpu[p.Phase] = time.Now(), cpuTime()
 			switch p.Phase {
