@@ -17,34 +17,63 @@ import (
 // errClosed is returned by a sync asked for after Close.
 var errClosed = errors.New("store: closed")
 
+// maxSyncs is how many syncs may run at once. A writer that commits while
+// a sync runs cannot share it (it may have started before the commit);
+// with a second sync started at once instead of after the running one, it
+// waits about one sync time instead of one and a half, and the disk
+// flushes the two together. Writers asking while maxSyncs run share the
+// next one.
+const maxSyncs = 2
+
 // syncer makes committed writes durable with as few syncs as it can: a
 // writer that committed asks for a sync that starts after its commit
-// (wait); writers asking while a sync runs all share the next one. One
-// sync runs at a time.
+// (wait); with fewer than max syncs running it starts one at once,
+// otherwise it waits for the next, which every writer asking meanwhile
+// shares.
 type syncer struct {
 	db  *badger.DB
 	dir string
 	do  func() error // one sync: syncOnce, or a test's stand-in
+	// max is how many syncs may run at once (maxSyncs; tests set it).
+	max int
+	// syncDB and fsync sync badger's logs (DB.Sync) and a file
+	// (datasync); tests make them fail.
+	syncDB func() error
+	fsync  func(*os.File) error
 
 	mu      sync.Mutex
-	idle    *sync.Cond // signalled when running turns false
-	running bool       // a sync is running; guarded by mu
-	next    *syncRound // the sync to start after the running one; guarded by mu
+	idle    *sync.Cond // signalled when a sync ends
+	running int        // syncs running; guarded by mu
+	next    *syncRound // the sync to start when a running one ends; guarded by mu
 	closed  bool       // guarded by mu
 	// vlogDirty says a value may have been committed to the value log
-	// since the last sync that synced it. Writers set it after their
-	// commit (DB.wroteValueLog), a sync clears it before it syncs.
+	// since the start of the last sync that synced it. Writers set it
+	// after their commit (DB.wroteValueLog), a sync clears it (under
+	// mu) when it starts and syncs the value log (it claimed it).
 	vlogDirty atomic.Bool
+	// vlogClaims is the number of running syncs that claimed vlogDirty;
+	// a sync that starts while one runs syncs the value log too.
+	// Guarded by mu.
+	vlogClaims int
 
-	// The fields below are used by the running sync only.
-
-	// newestMem is the number of the newest memtable log the last sync
+	// newestMem is the number of the newest memtable log a finished sync
 	// found (every older one is synced), -1 before the first sync;
-	// newestVlog is the newest value-log file's, -1 for none.
+	// newestVlog is the newest value-log file's, -1 for none. A sync
+	// reads them when it starts and raises them when it has synced what
+	// it found. Guarded by mu.
 	newestMem, newestVlog int
-	// wal is the newest memtable log, open while it is the newest (walName).
-	wal     *os.File
-	walName string
+	// wal is the newest memtable log a sync opened, kept open while it
+	// is the newest; guarded by mu.
+	wal *walFile
+}
+
+// walFile is an open memtable log.
+type walFile struct {
+	f   *os.File
+	fid int
+	// refs counts the syncs using f; the last one closes it once it is
+	// no longer syncer.wal. Guarded by syncer.mu.
+	refs int
 }
 
 // syncRound is one sync and the writers waiting for it.
@@ -55,23 +84,26 @@ type syncRound struct {
 }
 
 func newSyncer(db *badger.DB, dir string) *syncer {
-	s := &syncer{db: db, dir: dir, newestMem: -1, newestVlog: -1}
+	s := &syncer{db: db, dir: dir, max: maxSyncs, fsync: datasync, newestMem: -1, newestVlog: -1}
 	s.do = s.syncOnce
+	if db != nil {
+		s.syncDB = db.Sync
+	}
 	s.idle = sync.NewCond(&s.mu)
 	return s
 }
 
 // wait returns once a sync that started after the call has finished. With
-// no sync running the caller runs one itself (a lone writer pays no hand
-// off); otherwise it waits for the next one, which the running sync
-// starts when it ends.
+// fewer than max syncs running the caller runs one itself (a lone writer
+// pays no hand off); otherwise it waits for the next one, which the first
+// running sync to end starts when it ends.
 func (s *syncer) wait() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errClosed
 	}
-	if s.running {
+	if s.running >= s.max {
 		if s.next == nil {
 			s.next = &syncRound{done: make(chan struct{})}
 		}
@@ -81,14 +113,15 @@ func (s *syncer) wait() error {
 		<-r.done
 		return r.err
 	}
-	s.running = true
+	s.running++
 	s.mu.Unlock()
 	r := &syncRound{done: make(chan struct{})}
 	s.run(r)
 	return r.err
 }
 
-// run syncs for r, then starts the round queued meanwhile, if any.
+// run syncs for r, then starts the round queued meanwhile, if any, in
+// r's place among the running ones.
 func (s *syncer) run(r *syncRound) {
 	r.err = s.do()
 	close(r.done)
@@ -101,7 +134,7 @@ func (s *syncer) run(r *syncRound) {
 		n = nil
 	}
 	if n == nil {
-		s.running = false
+		s.running--
 		s.idle.Broadcast()
 		s.mu.Unlock()
 		return
@@ -110,22 +143,26 @@ func (s *syncer) run(r *syncRound) {
 	go s.run(n)
 }
 
-// close fails later syncs and waits for the running one to end; the
+// close fails later syncs and waits for the running ones to end; the
 // database is closed after it.
 func (s *syncer) close() {
 	s.mu.Lock()
 	s.closed = true
-	for s.running {
+	for s.running > 0 {
 		s.idle.Wait()
 	}
+	w := s.wal
+	s.wal = nil
 	s.mu.Unlock()
-	if s.wal != nil {
-		s.wal.Close()
-		s.wal = nil
+	if w != nil {
+		w.f.Close() // no sync runs: no refs
 	}
 }
 
-// syncOnce puts on disk every write committed before it started.
+// syncOnce puts on disk every write committed before it started. Up to
+// max syncs run at once (wait); each reads what the finished ones found
+// when it starts and records what it found only once it has synced it,
+// so a sync never counts on another one that is still running.
 //
 // badger's DB.Sync syncs the active memtable's write-ahead log and the
 // current value-log file. A value-log file that was full is synced by
@@ -134,19 +171,28 @@ func (s *syncer) close() {
 // (synced) table. So each memtable log that is no longer the newest one
 // (no longer written) is synced here once, and the directory is synced
 // when a log file appeared since the last sync (badger does not sync it
-// when it creates one). The logs already synced are not synced again: a
-// sync of a clean file still costs a disk cache flush.
+// when it creates one). The logs a finished sync synced are not synced
+// again: a sync of a clean file still costs a disk cache flush. Syncs
+// running at once may each sync the same retired logs and the directory
+// (none records them before it has synced them), which costs a flush but
+// leaves nothing out.
 //
 // The value log is synced only when a value of valueThreshold bytes or
-// more was committed since the last sync that synced it (vlogDirty);
-// smaller values live in the memtable log with their keys, and nothing
-// else writes to the value log (the store runs no value-log GC). A writer
-// sets vlogDirty after its commit returned and before it asks for a sync,
-// so a sync that clears it started after the commit and syncs the value,
-// and a later sync it waits for finds it still set or follows one that
-// synced the value. Otherwise only the newest memtable log is synced,
-// with fdatasync on its file, which on Linux writes back the pages badger
-// dirtied through its shared mapping as msync(MS_SYNC) would.
+// more may have been committed since the start of the last sync that
+// synced it; smaller values live in the memtable log with their keys,
+// and nothing else writes to the value log (the store runs no value-log
+// GC). A writer sets vlogDirty after its commit returned and before it
+// asks for a sync; a sync clears it when it starts (under mu) and then
+// syncs the value log, having claimed it. So when the writer's own sync
+// starts (after the writer set it), vlogDirty is still set (the sync
+// claims it), or a sync that started after the commit cleared it and
+// either finished having synced the value, or failed and set vlogDirty
+// again before it stopped counting in vlogClaims (so under mu: the new
+// sync sees one or the other), or still runs, counted in vlogClaims; the
+// new sync then syncs the value log too rather than count on it. When
+// neither holds, only the newest memtable log is synced, with fdatasync
+// on its file, which on Linux writes back the pages badger dirtied
+// through its shared mapping as msync(MS_SYNC) would.
 //
 // The first sync lists the directory (logs left by an earlier run, and
 // the newest of each kind); later ones find new logs without listing it:
@@ -162,59 +208,90 @@ func (s *syncer) close() {
 // writer goroutine writes a memtable's log and creates the next one in
 // turn, so a log that is no longer the newest received its last write
 // before its successor appeared. If the commit's log is the newest found,
-// it is synced as the newest; if not, it is a retired log, which is
-// synced once when a sync first finds it retired. The newest log is never
-// counted as synced: when it retires, the next sync syncs it again.
+// it is synced as the newest; if not, it is a retired log, which this
+// sync syncs unless a finished sync recorded it as synced, having synced
+// it after it found it retired, so after its last write. The newest log
+// is never counted as synced: when it retires, the next sync syncs it
+// again. The newest log's handle stays open for the syncs that follow,
+// and is closed only by the last sync using it once a newer log replaced
+// it (openWAL, releaseWAL).
+//
+// A sync that fails records nothing it found and leaves vlogDirty set, so
+// a later one syncs it all again; its error goes to the writers waiting
+// for it only.
 func (s *syncer) syncOnce() (err error) {
-	full := s.vlogDirty.Swap(false)
-	if full {
-		// A sync that fails leaves the value log to the next one.
+	s.mu.Lock()
+	claimed := s.vlogDirty.Swap(false)
+	full := claimed || s.vlogClaims > 0
+	if claimed {
+		s.vlogClaims++
+	}
+	knownMem, knownVlog := s.newestMem, s.newestVlog
+	s.mu.Unlock()
+	if claimed {
 		defer func() {
+			s.mu.Lock()
 			if err != nil {
+				// A sync that fails leaves the value log to a later one.
 				s.vlogDirty.Store(true)
 			}
+			s.vlogClaims--
+			s.mu.Unlock()
 		}()
-		if err := s.db.Sync(); err != nil {
+	}
+	if full {
+		if err := s.syncDB(); err != nil {
 			return err
 		}
 	}
-	if s.newestMem < 0 {
+	if knownMem < 0 {
 		return s.syncListed(full)
 	}
 	newFile := false
-	newestVlog := s.newestVlog
+	newestVlog := knownVlog
 	if full {
 		if newestVlog, err = s.follow(newestVlog, vlogName); err != nil {
 			return err
 		}
-		newFile = newestVlog != s.newestVlog
+		newFile = newestVlog != knownVlog
 	}
-	newest, err := s.follow(s.newestMem, memName)
+	newest, err := s.follow(knownMem, memName)
 	if err != nil {
 		return err
 	}
-	if newest != s.newestMem {
+	if newest != knownMem {
 		newFile = true
 	}
 	if !full {
-		if err := s.syncWAL(memName(newest)); err != nil {
+		if err := s.syncWAL(newest); err != nil {
 			return err
 		}
 	}
-	// The logs that retired since the last sync. A sync that fails
-	// leaves what it found unrecorded, so the next one syncs them again.
-	for fid := s.newestMem; fid < newest; fid++ {
-		if err := syncFile(filepath.Join(s.dir, memName(fid))); err != nil {
+	// The logs that retired since the last finished sync. A sync that
+	// fails leaves what it found unrecorded, so a later one syncs them
+	// again.
+	for fid := knownMem; fid < newest; fid++ {
+		if err := s.syncFile(filepath.Join(s.dir, memName(fid))); err != nil {
 			return err
 		}
 	}
 	if newFile {
-		if err := syncFile(s.dir); err != nil {
+		if err := s.syncFile(s.dir); err != nil {
 			return err
 		}
 	}
-	s.newestMem, s.newestVlog = newest, newestVlog
+	s.found(newest, newestVlog)
 	return nil
+}
+
+// found records the newest memtable log and value-log file a sync found
+// and synced (the newest log as the newest, those before it retired);
+// with syncs finishing out of order, the newest recorded stay.
+func (s *syncer) found(mem, vlog int) {
+	s.mu.Lock()
+	s.newestMem = max(s.newestMem, mem)
+	s.newestVlog = max(s.newestVlog, vlog)
+	s.mu.Unlock()
 }
 
 // follow returns the number of the newest log file of a kind (name gives
@@ -263,7 +340,7 @@ func (s *syncer) syncListed(full bool) error {
 		return fmt.Errorf("no memtable log in %s", s.dir)
 	}
 	if !full {
-		if err := s.syncWAL(memName(newest)); err != nil {
+		if err := s.syncWAL(newest); err != nil {
 			return err
 		}
 	}
@@ -271,14 +348,14 @@ func (s *syncer) syncListed(full bool) error {
 		if fid == newest {
 			continue
 		}
-		if err := syncFile(filepath.Join(s.dir, memName(fid))); err != nil {
+		if err := s.syncFile(filepath.Join(s.dir, memName(fid))); err != nil {
 			return err
 		}
 	}
-	if err := syncFile(s.dir); err != nil {
+	if err := s.syncFile(s.dir); err != nil {
 		return err
 	}
-	s.newestMem, s.newestVlog = newest, newestVlog
+	s.found(newest, newestVlog)
 	return nil
 }
 
@@ -287,30 +364,80 @@ func (s *syncer) syncListed(full bool) error {
 func memName(fid int) string  { return fmt.Sprintf("%05d.mem", fid) }
 func vlogName(fid int) string { return fmt.Sprintf("%06d.vlog", fid) }
 
-// syncWAL syncs the newest memtable log, name, keeping it open while it
-// is the newest.
-func (s *syncer) syncWAL(name string) error {
-	if s.walName != name {
-		if s.wal != nil {
-			s.wal.Close()
-			s.wal = nil
-		}
-		f, err := os.Open(filepath.Join(s.dir, name))
-		if err != nil {
-			return fmt.Errorf("opening %s: %w", name, err)
-		}
-		s.wal, s.walName = f, name
+// syncWAL syncs the newest memtable log, numbered fid.
+func (s *syncer) syncWAL(fid int) error {
+	w, err := s.openWAL(fid)
+	if err != nil {
+		return err
 	}
-	if err := datasync(s.wal); err != nil {
-		return fmt.Errorf("syncing %s: %w", s.walName, err)
+	err = s.fsync(w.f)
+	s.releaseWAL(w)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", memName(fid), err)
 	}
 	return nil
 }
 
+// openWAL returns memtable log fid open, with a reference for the caller:
+// syncer.wal when it is that log, else a new handle, which becomes
+// syncer.wal unless that is a newer log already (a sync that found fid
+// the newest may open it after one that found its successor).
+func (s *syncer) openWAL(fid int) (*walFile, error) {
+	s.mu.Lock()
+	if w := s.wal; w != nil && w.fid == fid {
+		w.refs++
+		s.mu.Unlock()
+		return w, nil
+	}
+	s.mu.Unlock()
+	f, err := os.Open(filepath.Join(s.dir, memName(fid)))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", memName(fid), err)
+	}
+	w := &walFile{f: f, fid: fid, refs: 1}
+	var drop *os.File
+	s.mu.Lock()
+	switch old := s.wal; {
+	case old != nil && old.fid == fid:
+		// Another sync opened it meanwhile.
+		old.refs++
+		w, drop = old, f
+	case old == nil || old.fid < fid:
+		s.wal = w
+		if old != nil && old.refs == 0 {
+			drop = old.f
+		}
+		// Otherwise the last sync using old closes it.
+	}
+	s.mu.Unlock()
+	if drop != nil {
+		drop.Close()
+	}
+	return w, nil
+}
+
+// releaseWAL drops the caller's reference to w, closing it if no sync
+// uses it and it is no longer syncer.wal.
+func (s *syncer) releaseWAL(w *walFile) {
+	s.mu.Lock()
+	w.refs--
+	last := w.refs == 0 && s.wal != w
+	s.mu.Unlock()
+	if last {
+		w.f.Close()
+	}
+}
+
 // syncFile syncs the data of the file or directory at path (what msync,
-// which badger uses, does too: not the modification time); one deleted meanwhile (a
-// memtable log whose table is written) needs nothing.
-func syncFile(path string) error {
+// which badger uses, does too: not the modification time); one deleted
+// meanwhile (a memtable log whose table is written) needs nothing.
+func syncFile(path string) error { return syncPath(path, datasync) }
+
+// syncFile is syncFile with the syncer's fsync.
+func (s *syncer) syncFile(path string) error { return syncPath(path, s.fsync) }
+
+// syncPath is syncFile with fsync for datasync.
+func syncPath(path string, fsync func(*os.File) error) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -318,7 +445,7 @@ func syncFile(path string) error {
 	if err != nil {
 		return err
 	}
-	err = datasync(f)
+	err = fsync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -1,12 +1,16 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,12 +62,13 @@ func TestFlushNoSyncThenSync(t *testing.T) {
 	}
 }
 
-// TestSyncStartsAfterCommit: a writer asking for a sync while one runs
-// does not share the running one (it may have started before the
-// writer's commit) but waits for the next, which every writer asking
-// meanwhile shares.
+// TestSyncStartsAfterCommit: with one sync at a time, a writer asking
+// for a sync while one runs does not share the running one (it may have
+// started before the writer's commit) but waits for the next, which every
+// writer asking meanwhile shares.
 func TestSyncStartsAfterCommit(t *testing.T) {
 	s := newSyncer(nil, "")
+	s.max = 1
 	release := make(chan struct{})
 	started := make(chan int, 8)
 	rounds := 0
@@ -126,6 +131,331 @@ func TestSyncStartsAfterCommit(t *testing.T) {
 	}
 }
 
+// gatedSyncs stands in for syncOnce: round r (from 1) reports its start
+// on started and returns what is sent on release[r].
+type gatedSyncs struct {
+	mu      sync.Mutex
+	rounds  int // guarded by mu
+	started chan int
+	release []chan error
+}
+
+func newGatedSyncs(n int) *gatedSyncs {
+	g := &gatedSyncs{started: make(chan int, n), release: make([]chan error, n+1)}
+	for i := range g.release {
+		g.release[i] = make(chan error, 1)
+	}
+	return g
+}
+
+func (g *gatedSyncs) do() error {
+	g.mu.Lock()
+	g.rounds++
+	r := g.rounds
+	g.mu.Unlock()
+	g.started <- r
+	return <-g.release[r]
+}
+
+// queuedFor waits until n writers wait for the sync after the running ones.
+func queuedFor(s *syncer, n int) {
+	for {
+		s.mu.Lock()
+		queued := s.next != nil && s.next.waiters == n
+		s.mu.Unlock()
+		if queued {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestSyncStartsAfterCommitConcurrent: with two syncs at a time, a writer
+// asking while one runs starts its own at once (the running one may have
+// started before its commit); writers asking while two run share the
+// next, which starts when one of them ends, and none returns before its
+// own sync ended; a failing sync reports to its own writers only.
+func TestSyncStartsAfterCommitConcurrent(t *testing.T) {
+	s := newSyncer(nil, "")
+	if s.max != 2 {
+		t.Fatalf("max %d syncs at once, want 2", s.max)
+	}
+	g := newGatedSyncs(8)
+	s.do = g.do
+	first := make(chan error, 1)
+	go func() { first <- s.wait() }()
+	if r := <-g.started; r != 1 {
+		t.Fatalf("first sync is round %d", r)
+	}
+	second := make(chan error, 1)
+	go func() { second <- s.wait() }()
+	if r := <-g.started; r != 2 {
+		t.Fatalf("sync of a writer that committed during round 1 is round %d, want 2", r)
+	}
+	// Three writers commit while rounds 1 and 2 run.
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() { errs <- s.wait() })
+	}
+	queuedFor(s, 3)
+	fail := errors.New("disk on fire")
+	g.release[2] <- fail // round 2 ends first, failing
+	if err := <-second; !errors.Is(err, fail) {
+		t.Fatalf("writer of the failed round 2: %v, want its error", err)
+	}
+	if r := <-g.started; r != 3 {
+		t.Fatalf("sync started after round 2 is round %d, want 3", r)
+	}
+	if len(errs) != 0 || len(first) != 0 {
+		t.Fatal("a writer returned before its sync ended")
+	}
+	g.release[1] <- nil
+	if err := <-first; err != nil {
+		t.Fatalf("writer of round 1: %v (round 2 failed, not 1)", err)
+	}
+	if len(errs) != 0 {
+		t.Fatal("writers of round 3 returned before it ended")
+	}
+	g.release[3] <- nil
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.rounds != 3 {
+		t.Fatalf("%d syncs for 5 writers, want 3 (the three queued share one)", g.rounds)
+	}
+	s.close()
+	if err := s.wait(); err == nil {
+		t.Fatal("wait after close: nil error")
+	}
+}
+
+// TestSyncCloseWaitsForRunning: close returns only after every running
+// sync ended, and fails the writers queued for the next one.
+func TestSyncCloseWaitsForRunning(t *testing.T) {
+	s := newSyncer(nil, "")
+	g := newGatedSyncs(8)
+	var closed atomic.Bool
+	s.do = func() error {
+		err := g.do()
+		if closed.Load() {
+			t.Error("close returned while a sync ran")
+		}
+		return err
+	}
+	running := [2]chan error{make(chan error, 1), make(chan error, 1)}
+	for _, c := range running {
+		go func() { c <- s.wait() }()
+		<-g.started
+	}
+	queued := make(chan error, 1)
+	go func() { queued <- s.wait() }()
+	queuedFor(s, 1)
+	done := make(chan struct{})
+	go func() {
+		s.close()
+		closed.Store(true)
+		close(done)
+	}()
+	for {
+		s.mu.Lock()
+		c := s.closed
+		s.mu.Unlock()
+		if c {
+			break
+		}
+		runtime.Gosched()
+	}
+	g.release[1] <- nil
+	if err := <-running[0]; err != nil {
+		t.Fatal(err)
+	}
+	// The queued writer is failed, not run: round 1's end starts no sync.
+	if err := <-queued; !errors.Is(err, errClosed) {
+		t.Fatalf("writer queued at close: %v, want errClosed", err)
+	}
+	select {
+	case <-done:
+		t.Fatal("close returned while round 2 ran")
+	default:
+	}
+	g.release[2] <- nil
+	if err := <-running[1]; err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if g.rounds != 2 {
+		t.Fatalf("%d syncs, want 2", g.rounds)
+	}
+}
+
+// fsyncGate stands in for datasync: it holds the first calls for a file
+// name (as hold says) until a result is sent on the held call's release,
+// and records the names of the files it synced.
+type fsyncGate struct {
+	mu     sync.Mutex
+	hold   map[string]int // guarded by mu
+	synced []string       // guarded by mu
+	held   chan heldSync
+}
+
+type heldSync struct {
+	f       *os.File
+	release chan error
+}
+
+func newFsyncGate() *fsyncGate {
+	return &fsyncGate{hold: map[string]int{}, held: make(chan heldSync)}
+}
+
+func (g *fsyncGate) fsync(f *os.File) error {
+	name := filepath.Base(f.Name())
+	g.mu.Lock()
+	if g.hold[name] > 0 {
+		g.hold[name]--
+		g.mu.Unlock()
+		c := make(chan error)
+		g.held <- heldSync{f, c}
+		if err := <-c; err != nil {
+			return err
+		}
+		g.mu.Lock()
+	}
+	g.synced = append(g.synced, name)
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *fsyncGate) syncedSince(n int) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.synced[n:])
+}
+
+// fakeLogs makes a syncer for a directory holding the named files, with
+// its file syncs through the returned gate and badger's DB.Sync counted.
+func fakeLogs(t *testing.T, names ...string) (s *syncer, dir string, g *fsyncGate, dbSyncs *atomic.Int32) {
+	dir = t.TempDir()
+	for _, n := range names {
+		touch(t, dir, n)
+	}
+	s = newSyncer(nil, dir)
+	g = newFsyncGate()
+	s.fsync = g.fsync
+	dbSyncs = new(atomic.Int32)
+	s.syncDB = func() error { dbSyncs.Add(1); return nil }
+	return s, dir, g, dbSyncs
+}
+
+func touch(t *testing.T, dir, name string) {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSyncFailureConcurrent: of two syncs running at once, the one that
+// fails records nothing it found and leaves the value log it claimed to a
+// later sync; the other, started while the claim ran, syncs the value
+// log itself rather than count on the claim, and the retired log and the
+// directory; each writer gets its own sync's outcome.
+func TestSyncFailureConcurrent(t *testing.T) {
+	s, dir, g, dbSyncs := fakeLogs(t, "00001.mem", "000001.vlog")
+	defer s.close()
+	if err := s.wait(); err != nil { // the first sync lists the directory
+		t.Fatal(err)
+	}
+	if s.newestMem != 1 || s.newestVlog != 1 {
+		t.Fatalf("first sync found logs %d and %d, want 1 and 1", s.newestMem, s.newestVlog)
+	}
+	touch(t, dir, "00002.mem") // log 1 retires
+	s.vlogDirty.Store(true)    // a writer committed a large value
+	g.mu.Lock()
+	g.hold["00001.mem"] = 2 // the retired log's syncs
+	g.mu.Unlock()
+	x := make(chan error, 1)
+	go func() { x <- s.wait() }()
+	hx := <-g.held
+	y := make(chan error, 1)
+	go func() { y <- s.wait() }()
+	hy := <-g.held
+	if n := dbSyncs.Load(); n != 2 {
+		t.Fatalf("%d value-log syncs by the two syncs, want 2 (the second cannot count on the first)", n)
+	}
+	n := len(g.syncedSince(0))
+	fail := errors.New("disk on fire")
+	hx.release <- fail
+	if err := <-x; !errors.Is(err, fail) {
+		t.Fatalf("writer of the failed sync: %v, want its error", err)
+	}
+	s.mu.Lock()
+	mem, vlogDirty := s.newestMem, s.vlogDirty.Load()
+	s.mu.Unlock()
+	if mem != 1 {
+		t.Fatalf("after the failed sync the newest log known is %d, want 1 (nothing recorded)", mem)
+	}
+	if !vlogDirty {
+		t.Fatal("the failed sync did not leave the value log to a later one")
+	}
+	hy.release <- nil
+	if err := <-y; err != nil {
+		t.Fatalf("writer of the sync that ran with the failed one: %v", err)
+	}
+	if got, want := g.syncedSince(n), []string{"00001.mem", filepath.Base(dir)}; !slices.Equal(got, want) {
+		t.Fatalf("second sync then synced %q, want %q", got, want)
+	}
+	if s.newestMem != 2 {
+		t.Fatalf("newest log known %d, want 2", s.newestMem)
+	}
+	// A later sync syncs the value log the failed one left.
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := dbSyncs.Load(); n != 3 {
+		t.Fatalf("%d value-log syncs, want 3", n)
+	}
+}
+
+// TestSyncWALHandleConcurrent: a newer memtable log replacing the open
+// one does not close the old handle under a sync still using it; the last
+// sync using it closes it.
+func TestSyncWALHandleConcurrent(t *testing.T) {
+	s, dir, g, _ := fakeLogs(t, "00001.mem")
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.hold["00001.mem"] = 1
+	g.mu.Unlock()
+	x := make(chan error, 1)
+	go func() { x <- s.wait() }()
+	hx := <-g.held // x syncs log 1, the newest, on the open handle
+	touch(t, dir, "00002.mem")
+	if err := s.wait(); err != nil { // finds log 2 and opens it
+		t.Fatal(err)
+	}
+	if s.wal == nil || s.wal.fid != 2 {
+		t.Fatal("the open memtable log is not the newest, 2")
+	}
+	if _, err := hx.f.Stat(); err != nil {
+		t.Fatalf("handle of log 1 closed under a running sync: %v", err)
+	}
+	hx.release <- nil
+	if err := <-x; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hx.f.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("handle of log 1 after its last sync: %v, want closed", err)
+	}
+	s.close()
+	if s.wal != nil {
+		t.Fatal("close left the memtable log open")
+	}
+}
+
 // TestConcurrentUpdates: writers on many goroutines all get their writes,
 // durably acknowledged, on disk and in memory.
 func TestConcurrentUpdates(t *testing.T) {
@@ -163,7 +493,7 @@ func TestUpdateSyncsOnlyWrites(t *testing.T) {
 	defer db.Close()
 	syncs := 0
 	do := db.sync.do
-	db.sync.do = func() error { syncs++; return do() } // syncs never overlap
+	db.sync.do = func() error { syncs++; return do() } // one writer: syncs never overlap
 	k := Key(PrefixMeta, "k")
 	for _, c := range []struct {
 		name  string
@@ -260,6 +590,51 @@ func BenchmarkUpdate(b *testing.B) {
 			// kernel's share of the syncs included) says more than wall time.
 			b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
 		})
+	}
+}
+
+// BenchmarkUpdateWait: small durable writes from several writers at once
+// (writers times GOMAXPROCS goroutines, as in BenchmarkUpdate), with one
+// sync at a time (max=1, as before overlapping syncs) and two:
+// the mean time a writer waits for its sync after its commit (wait-µs),
+// syncs per write and CPU per write.
+func BenchmarkUpdateWait(b *testing.B) {
+	for _, writers := range []int{2, 4, 8} {
+		for _, max := range []int{1, 2} {
+			b.Run(fmt.Sprintf("writers=%d/max=%d", writers, max), func(b *testing.B) {
+				db, err := Open(b.TempDir(), Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				db.sync.max = max
+				var syncs atomic.Int64
+				do := db.sync.do
+				db.sync.do = func() error { syncs.Add(1); return do() }
+				b.SetParallelism(writers)
+				var n, waited atomic.Int64
+				b.ResetTimer()
+				cpu := processCPU()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						k := Key(PrefixMeta, fmt.Sprint(n.Add(1)))
+						if err := db.UpdateNoSync(func(tx *Txn) error { return tx.Set(k, make([]byte, 200)) }); err != nil {
+							b.Error(err)
+							return
+						}
+						start := time.Now()
+						if err := db.Sync(); err != nil {
+							b.Error(err)
+							return
+						}
+						waited.Add(int64(time.Since(start)))
+					}
+				})
+				b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
+				b.ReportMetric(float64(waited.Load())/1000/float64(b.N), "wait-µs/op")
+				b.ReportMetric(float64(syncs.Load())/float64(b.N), "syncs/op")
+			})
+		}
 	}
 }
 
