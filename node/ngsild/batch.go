@@ -424,7 +424,8 @@ func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
 // putChange creates e or replaces the stored entity with it, keeping
 // createdAt of what survives.
 func (s *Service) putChange(e *Entity, validate bool) change {
-	return change{id: e.ID, summary: true, apply: func(old *Entity) (*Entity, error) {
+	a := &ahead{e: e, validate: validate}
+	return change{id: e.ID, summary: true, ahead: a, apply: func(old *Entity) (*Entity, error) {
 		// Put and Land own e (their callers hand it over), so it becomes
 		// the new state without a copy.
 		ne := e
@@ -433,7 +434,7 @@ func (s *Service) putChange(e *Entity, validate bool) change {
 			keepCreated(old, ne)
 		}
 		if validate {
-			if err := s.val.check(ne); err != nil {
+			if err := a.check(s, ne); err != nil {
 				return nil, err
 			}
 		}

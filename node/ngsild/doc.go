@@ -53,12 +53,15 @@
 // attribute (or at start for Options.IndexedAttributes), because indexing
 // every attribute of every entity halved write throughput (valueindex.go).
 //
-// All writes go through one commit path (storage.go): the new states,
-// validation, encoding and index changes are prepared on all cores, then
-// the entity pointer, index changes, type/attribute counters and a
-// change-feed record holding the new state are written in one badger
-// transaction per chunk; commit returns only once badger has synced it, so
-// a 201, 204 or 207 is on disk.
+// All writes go through one commit path (storage.go): a commit that has
+// to wait for the write lock works out meanwhile what does not depend on
+// the stored states (validation, history records, the encoding of
+// entities not stored yet) on all cores (ahead.go), so concurrent
+// requests overlap; under the lock the new states and index changes are
+// prepared on all cores, then the entity pointer, index changes,
+// type/attribute counters and a change-feed record holding the new state
+// are written in one badger transaction per chunk; commit returns only
+// once badger has synced it, so a 201, 204 or 207 is on disk.
 //
 // # Change feed
 //

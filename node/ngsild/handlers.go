@@ -56,11 +56,12 @@ func (s *Service) createEntity(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Service) createChange(e *Entity) change {
-	return change{id: e.ID, apply: func(old *Entity) (*Entity, error) {
+	a := &ahead{e: e, validate: true}
+	return change{id: e.ID, ahead: a, apply: func(old *Entity) (*Entity, error) {
 		if old != nil {
 			return nil, newError(AlreadyExists, "entity already exists", "an entity with id %q exists", e.ID)
 		}
-		if err := s.val.check(e); err != nil {
+		if err := a.check(s, e); err != nil {
 			return nil, err
 		}
 		return e, nil
@@ -220,7 +221,8 @@ func (s *Service) replaceEntity(w http.ResponseWriter, r *http.Request) error {
 // replaceChange replaces an entity; mustExist makes a missing one
 // ResourceNotFound, otherwise it is created (upsert).
 func (s *Service) replaceChange(e *Entity, mustExist bool) change {
-	return change{id: e.ID, summary: true, apply: func(old *Entity) (*Entity, error) {
+	a := &ahead{e: e, validate: true}
+	return change{id: e.ID, summary: true, ahead: a, apply: func(old *Entity) (*Entity, error) {
 		if old == nil {
 			if mustExist {
 				return nil, errNotFound(e.ID)
@@ -228,7 +230,7 @@ func (s *Service) replaceChange(e *Entity, mustExist bool) change {
 			if len(e.Types) == 0 {
 				return nil, newError(BadRequestData, "invalid entity", "an entity needs a type")
 			}
-			if err := s.val.check(e); err != nil {
+			if err := a.check(s, e); err != nil {
 				return nil, err
 			}
 			return e, nil
@@ -242,7 +244,8 @@ func (s *Service) replaceChange(e *Entity, mustExist bool) change {
 		}
 		ne.CreatedAt = old.CreatedAt
 		keepCreated(old, ne)
-		if err := s.val.check(ne); err != nil {
+		// Neither createdAt is part of the form checked (validationForm).
+		if err := a.check(s, ne); err != nil {
 			return nil, err
 		}
 		return ne, nil

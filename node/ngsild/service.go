@@ -98,6 +98,9 @@ type Service struct {
 	// in order (see commit).
 	wmu sync.Mutex
 	seq atomic.Uint64 // last committed sequence number
+	// written lists the ids the latest commits wrote (ahead.go); guarded
+	// by wmu.
+	written writtenLog
 
 	subsMu sync.Mutex
 	subs   map[chan struct{}]struct{} // guarded by subsMu

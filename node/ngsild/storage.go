@@ -30,6 +30,9 @@ type change struct {
 	// attribute instances' types and datasetIds (a replace): prepare
 	// may then give it a summary (decodeRecordKeeping).
 	summary bool
+	// ahead, when set, is what workAhead works out of the entity apply
+	// returns before the write lock is taken (ahead.go).
+	ahead *ahead
 }
 
 // outcome is what happened to one change.
@@ -82,7 +85,16 @@ type prepared struct {
 // last makes all of them durable before commit returns or anyone is
 // notified; wmu is let go before that sync, so the next commit writes
 // while this one's sync runs, and concurrent commits share syncs.
+//
+// A commit that finds wmu taken works out meanwhile what does not need the
+// stored states (workAhead), on the cores the holder's write leaves free;
+// one that finds it free goes straight in, where preparing a chunk
+// overlaps writing the one before, as a lone writer's commits did.
 func (s *Service) commit(chs []change) ([]outcome, error) {
+	if !s.wmu.TryLock() {
+		s.workAhead(chs)
+		s.wmu.Lock()
+	}
 	outs, wrote, err := s.commitNoSync(chs)
 	if wrote {
 		if serr := s.db.Sync(); err == nil && serr != nil {
@@ -93,13 +105,29 @@ func (s *Service) commit(chs []change) ([]outcome, error) {
 	return outs, err
 }
 
-// commitNoSync is commit up to the sync; wrote says whether it wrote
-// anything.
+// commitNoSync is commit up to the sync, called with wmu held, which it
+// lets go; wrote says whether it wrote anything.
 func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err error) {
-	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	outs = make([]outcome, len(chs))
 	preps := make([]prepared, len(chs))
+	from := s.seq.Load()
+	for i := range chs {
+		if a := chs[i].ahead; a != nil && a.body != nil {
+			a.absent = s.written.unwritten(chs[i].id, a.absentAt, from)
+		}
+	}
+	defer func() {
+		if to := s.seq.Load(); to != from {
+			ids := make(map[string]struct{}, len(chs))
+			for i := range preps {
+				if preps[i].write || err != nil {
+					ids[chs[i].id] = struct{}{}
+				}
+			}
+			s.written.add(from, to, ids)
+		}
+	}()
 	workers := max(1, min(runtime.GOMAXPROCS(0), (len(chs)+31)/32))
 	// Read before any change is prepared: when a subscription wants
 	// previous states only from now on, the changes it gets have
@@ -180,6 +208,10 @@ func fnv32(s string) uint32 {
 // a summary for a change that needs no more (change.summary).
 func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, marks map[string][]byte, p *prepared) error {
 	old, seen := overlay[ch.id]
+	if a := ch.ahead; !seen && a != nil && a.absent {
+		// workAhead found none, and no commit wrote one since: old is nil.
+		seen = true
+	}
 	if !seen {
 		var keep func(string) bool
 		if summaries && ch.summary {
@@ -253,17 +285,29 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 			}
 		}
 	}
+	// What workAhead made of the entity holds when it is the new state:
+	// its history records whatever it replaces, its encoding when
+	// nothing was there, as workAhead guessed.
+	a := ch.ahead
+	fromAhead := a != nil && a.e == ne && ch.history == nil
 	mode := histRefs // the instances are in the feed record the write adds
 	if ch.history != nil {
 		mode = histFull
 	}
-	if p.hist, err = s.history(ne, ch.history, mode); err != nil {
+	if fromAhead && a.histOK {
+		p.hist = a.hist
+	} else if p.hist, err = s.history(ne, ch.history, mode); err != nil {
 		return err
 	}
 	if p.mark, err = s.markOf(tx, ch.id, old, ne, ch.history, marks); err != nil {
 		return err
 	}
-	p.types, p.body = ne.Types, packEntity(ne)
+	p.types = ne.Types
+	if fromAhead && old == nil && a.body != nil {
+		p.body = a.body
+	} else {
+		p.body = packEntity(ne)
+	}
 	p.out.created, p.out.entity = old == nil, ne
 	return nil
 }
