@@ -27,7 +27,8 @@ type offerMemo struct {
 	mu sync.Mutex
 	m  map[string]readOffer // guarded by mu
 	// req holds asRequested's offers, by dataset and offer bytes, bounded
-	// as m is. Guarded by mu.
+	// as m is (offer and dataset together up to maxMemoOffer bytes).
+	// Guarded by mu.
 	req map[requestKey][]byte
 }
 
@@ -90,7 +91,9 @@ func (o *offerMemo) asRequested(raw []byte, r readOffer, dataset string) ([]byte
 		return nil, err
 	}
 	b = b[:len(b):len(b)]
-	if len(raw) <= maxMemoOffer {
+	// The dataset counts too: it is the API client's, in a body of up
+	// to 1 MiB, and both the key and the bytes hold it.
+	if len(raw)+len(dataset) <= maxMemoOffer {
 		o.mu.Lock()
 		if o.req == nil || len(o.req) >= memoOffers {
 			o.req = make(map[requestKey][]byte, memoOffers)

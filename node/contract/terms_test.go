@@ -2,7 +2,9 @@ package contract
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -124,5 +126,46 @@ func TestAsRequestedIsMarshal(t *testing.T) {
 	}
 	if len(m.req) > memoOffers {
 		t.Fatalf("remembers %d requested offers, at most %d allowed", len(m.req), memoOffers)
+	}
+}
+
+// TestAsRequestedBoundedBytes: the requested offers remembered hold
+// about memoOffers offers of maxMemoOffer bytes at most, however long
+// the datasets they are requested for (a request's dataset comes from the
+// API client, in a body of up to 1 MiB).
+func TestAsRequestedBoundedBytes(t *testing.T) {
+	p, err := OfferRequest{Dataset: "urn:ngsi-ld:Dataset:noise", Template: "research-only"}.Build("12D3KooWProvider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Target = "" // an offer for any dataset
+	raw, err := policy.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m offerMemo
+	r, err := m.read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 4*maxMemoOffer)
+	for i := range memoOffers {
+		ds := fmt.Sprintf("urn:ngsi-ld:Dataset:%d:%s", i, long)
+		want := r.p.Clone()
+		want.Type, want.Target = policy.TypeOffer, ds
+		wantRaw, err := policy.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := m.asRequested(raw, r, ds); err != nil || !bytes.Equal(got, wantRaw) {
+			t.Fatalf("asRequested(dataset %d) = %.80s, %v, want %.80s", i, got, err, wantRaw)
+		}
+	}
+	held := 0
+	for k, b := range m.req {
+		held += len(k.dataset) + len(k.raw) + len(b)
+	}
+	if limit := 3 * memoOffers * maxMemoOffer; held > limit {
+		t.Fatalf("remembers %d bytes of requested offers, more than %d", held, limit)
 	}
 }
