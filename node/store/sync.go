@@ -195,13 +195,17 @@ func (s *syncer) close() {
 // through its shared mapping as msync(MS_SYNC) would.
 //
 // The first sync lists the directory (logs left by an earlier run, and
-// the newest of each kind); later ones find new logs without listing it:
-// badger numbers the memtable logs it creates after opening one by one
-// (nextMemFid) and the value-log files likewise (maxFid+1), so a new log
-// is the file one past the newest known, which a stat finds. The value
-// log only grows a file when a large value is written, after which its
-// writer sets vlogDirty, so only a sync that syncs the value log looks
-// for a new value-log file.
+// the newest of each kind). Later ones list it for the newest memtable
+// log (newestMemLog): badger numbers the logs it creates one by one
+// (nextMemFid), but deletes a log once its memtable is flushed into a
+// table, which may happen to a log that appeared after the last sync
+// before the next one looks, so the file one past the newest known may
+// be gone while a later one is written. Value-log files are never
+// deleted (no value-log GC) and numbered likewise (maxFid+1), so a new
+// one is the file one past the newest known, which a stat finds; the
+// value log only grows a file when a large value is written, after which
+// its writer sets vlogDirty, so only a sync that syncs the value log
+// looks for a new value-log file.
 //
 // A commit that landed in a memtable log before the sync started is
 // covered whichever log is the newest when the sync looks: badger's one
@@ -255,7 +259,7 @@ func (s *syncer) syncOnce() (err error) {
 		}
 		newFile = newestVlog != knownVlog
 	}
-	newest, err := s.follow(knownMem, memName)
+	newest, err := s.newestMemLog(knownMem)
 	if err != nil {
 		return err
 	}
@@ -296,7 +300,8 @@ func (s *syncer) found(mem, vlog int) {
 
 // follow returns the number of the newest log file of a kind (name gives
 // its file name), starting from fid, the newest known: badger creates
-// them one number after another.
+// them one number after another. Only for value-log files, which are
+// never deleted (memtable logs are: newestMemLog).
 func (s *syncer) follow(fid int, name func(int) string) (int, error) {
 	for {
 		_, err := os.Stat(filepath.Join(s.dir, name(fid+1)))
@@ -308,6 +313,31 @@ func (s *syncer) follow(fid int, name func(int) string) (int, error) {
 		}
 		fid++
 	}
+}
+
+// newestMemLog returns the number of the newest memtable log, fid (the
+// newest known) or a later one. It lists the directory rather than
+// follow the numbers: a log that appeared after fid may have been deleted
+// already (its memtable flushed into a table) while a later one is
+// written, so the next number's absence does not say fid is the newest.
+func (s *syncer) newestMemLog(fid int) (int, error) {
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fid, fmt.Errorf("listing %s: %w", s.dir, err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return fid, fmt.Errorf("listing %s: %w", s.dir, err)
+	}
+	for _, name := range names {
+		if base, ok := strings.CutSuffix(name, ".mem"); ok {
+			if n, err := strconv.Atoi(base); err == nil {
+				fid = max(fid, n)
+			}
+		}
+	}
+	return fid, nil
 }
 
 // syncListed is the first sync: it lists the directory for the logs an

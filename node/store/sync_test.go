@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -456,6 +457,47 @@ func TestSyncWALHandleConcurrent(t *testing.T) {
 	}
 }
 
+// TestSyncNewestAfterDeletedLog: a memtable log that appeared and was
+// deleted (its memtable flushed into a table) between two syncs does not
+// hide the logs after it: the next sync syncs the newest log and the
+// directory, not only the log it knew, whether that one is still there
+// (a reader holds its memtable) or deleted too (its handle still open).
+func TestSyncNewestAfterDeletedLog(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		deleted []string
+	}{
+		{"known log kept", []string{"00002.mem"}},
+		{"known log deleted", []string{"00001.mem", "00002.mem"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, dir, g, _ := fakeLogs(t, "00001.mem")
+			defer s.close()
+			if err := s.wait(); err != nil {
+				t.Fatal(err)
+			}
+			touch(t, dir, "00002.mem")
+			touch(t, dir, "00003.mem") // a commit lands in log 3
+			for _, name := range c.deleted {
+				if err := os.Remove(filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := len(g.syncedSince(0))
+			if err := s.wait(); err != nil {
+				t.Fatal(err)
+			}
+			got := g.syncedSince(n)
+			if !slices.Contains(got, "00003.mem") || !slices.Contains(got, filepath.Base(dir)) {
+				t.Fatalf("sync after log 2 came and went synced %q, want the newest log 00003.mem and the directory", got)
+			}
+			if s.newestMem != 3 {
+				t.Fatalf("newest log known %d, want 3", s.newestMem)
+			}
+		})
+	}
+}
+
 // TestConcurrentUpdates: writers on many goroutines all get their writes,
 // durably acknowledged, on disk and in memory.
 func TestConcurrentUpdates(t *testing.T) {
@@ -515,8 +557,7 @@ func TestUpdateSyncsOnlyWrites(t *testing.T) {
 }
 
 // TestSyncFollowsNewLogs: after writes that fill several memtables, the
-// syncer knows the newest memtable log the directory holds, without
-// listing it after its first sync.
+// syncer knows the newest memtable log the directory holds.
 func TestSyncFollowsNewLogs(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(dir, Options{})
@@ -645,4 +686,169 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// logModel is a fake badger log directory: commits go to the newest
+// memtable log (and, for a large value, the newest value-log file), which
+// one writer at a time retires, creates and deletes; it records what each
+// file sync covered.
+type logModel struct {
+	mu        sync.Mutex
+	dir       string
+	mem, vlog int            // newest fids; guarded by mu
+	oldest    int            // oldest memtable log not deleted; guarded by mu
+	ver       map[string]int // writes to a file; guarded by mu
+	synced    map[string]int // writes a sync covered; guarded by mu
+	inDir     map[string]bool
+	gone      map[string]bool // flushed to a table, then deleted
+}
+
+type modelCommit struct {
+	mem, vlog       string
+	memVer, vlogVer int
+}
+
+func (m *logModel) create(name string) {
+	if err := os.WriteFile(filepath.Join(m.dir, name), nil, 0o600); err != nil {
+		panic(err)
+	}
+	m.ver[name] = 0
+}
+
+func (m *logModel) commit(rng *rand.Rand, big bool) modelCommit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rng.IntN(6) == 0 {
+		m.mem++
+		m.create(memName(m.mem))
+	}
+	if m.oldest < m.mem && rng.IntN(8) == 0 {
+		n := memName(m.oldest)
+		os.Remove(filepath.Join(m.dir, n))
+		m.gone[n] = true
+		m.oldest++
+	}
+	var c modelCommit
+	c.mem = memName(m.mem)
+	m.ver[c.mem]++
+	c.memVer = m.ver[c.mem]
+	if big {
+		if rng.IntN(6) == 0 {
+			old := vlogName(m.vlog)
+			m.synced[old] = m.ver[old] // badger syncs a full value-log file
+			m.vlog++
+			m.create(vlogName(m.vlog))
+		}
+		c.vlog = vlogName(m.vlog)
+		m.ver[c.vlog]++
+		c.vlogVer = m.ver[c.vlog]
+	}
+	return c
+}
+
+func (m *logModel) durable(name string, v int) bool {
+	return m.gone[name] || (m.synced[name] >= v && m.inDir[name])
+}
+
+var errModel = errors.New("model: sync failed")
+
+// fsync records what a datasync of f covers: the writes before the call.
+func (m *logModel) fsync(rng func() int, f *os.File) error {
+	name := filepath.Base(f.Name())
+	m.mu.Lock()
+	var covered map[string]int
+	var entries []string
+	if f.Name() == m.dir {
+		for n := range m.ver {
+			entries = append(entries, n)
+		}
+	} else {
+		covered = map[string]int{name: m.ver[name]}
+	}
+	m.mu.Unlock()
+	return m.finish(rng, covered, entries)
+}
+
+func (m *logModel) syncDB(rng func() int) error {
+	m.mu.Lock()
+	covered := map[string]int{memName(m.mem): m.ver[memName(m.mem)], vlogName(m.vlog): m.ver[vlogName(m.vlog)]}
+	m.mu.Unlock()
+	return m.finish(rng, covered, nil)
+}
+
+func (m *logModel) finish(rng func() int, covered map[string]int, entries []string) error {
+	for range rng() % 3 {
+		runtime.Gosched()
+	}
+	if rng()%25 == 0 {
+		return errModel
+	}
+	m.mu.Lock()
+	for n, v := range covered {
+		m.synced[n] = max(m.synced[n], v)
+	}
+	for _, n := range entries {
+		m.inDir[n] = true
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// TestSyncModelStress: writers commit to a fake log directory (logModel)
+// while the syncer runs up to two syncs at once with file syncs that
+// yield and fail at random; every wait that returns nil finds its commit
+// synced: its memtable log (and value-log file for a large value) synced
+// after the commit, and the directory after the file appeared, or the
+// log deleted after its memtable was flushed.
+func TestSyncModelStress(t *testing.T) {
+	for seed := range uint64(8) {
+		dir := t.TempDir()
+		m := &logModel{dir: dir, mem: 1, vlog: 1, oldest: 1, ver: map[string]int{}, synced: map[string]int{},
+			inDir: map[string]bool{}, gone: map[string]bool{}}
+		m.create(memName(1))
+		m.create(vlogName(1))
+		s := newSyncer(nil, dir)
+		var rmu sync.Mutex
+		r := rand.New(rand.NewPCG(seed, 1))
+		rng := func() int { rmu.Lock(); defer rmu.Unlock(); return r.IntN(1 << 20) }
+		s.fsync = func(f *os.File) error { return m.fsync(rng, f) }
+		s.syncDB = func() error { return m.syncDB(rng) }
+		var wg sync.WaitGroup
+		var checked, failed, bigs int
+		var cmu sync.Mutex
+		for w := range 6 {
+			wg.Go(func() {
+				wr := rand.New(rand.NewPCG(seed, uint64(w)+2))
+				for range 300 {
+					big := wr.IntN(3) == 0
+					c := m.commit(wr, big)
+					if big {
+						s.vlogDirty.Store(true)
+					}
+					err := s.wait()
+					m.mu.Lock()
+					ok := m.durable(c.mem, c.memVer) && (!big || m.durable(c.vlog, c.vlogVer))
+					m.mu.Unlock()
+					cmu.Lock()
+					if err != nil {
+						failed++
+					} else {
+						checked++
+						if big {
+							bigs++
+						}
+						if !ok {
+							t.Errorf("seed %d: wait returned nil before commit %+v was durable", seed, c)
+						}
+					}
+					cmu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		s.close()
+		if checked == 0 || bigs == 0 || m.mem < 10 || m.vlog < 5 {
+			t.Fatalf("seed %d: %d durable, %d large, %d failed; logs %d, value log %d: too few to check", seed, checked, bigs, failed, m.mem, m.vlog)
+		}
+	}
 }
