@@ -22,6 +22,7 @@ type ahead struct {
 	// Set by workAhead; read only once it has returned.
 	checked bool
 	err     error       // s.val.check(e), when checked
+	gen     uint64      // s.val.gen before that check
 	hist    []histEntry // s.history(e, nil, histRefs), when histOK
 	histOK  bool
 	// body is packEntity(e) when the store held no entity e.ID as
@@ -35,9 +36,10 @@ type ahead struct {
 }
 
 // check returns the verdict of s.val.check(e): the one worked out ahead
-// when it was for this entity, with the types it has now.
+// when it was for this entity, with the types it has now, and no schema
+// was bound since (apply runs under the write lock, as BindModel does).
 func (a *ahead) check(s *Service, e *Entity) error {
-	if a != nil && a.checked && a.e == e {
+	if a != nil && a.checked && a.e == e && a.gen == s.val.gen.Load() {
 		return a.err
 	}
 	return s.val.check(e)
@@ -88,6 +90,7 @@ func (s *Service) workOut(tx *store.Txn, a *ahead, seq uint64) error {
 	// A replace without types takes the stored entity's: its verdict
 	// waits for them.
 	if a.validate && len(e.Types) > 0 {
+		a.gen = s.val.gen.Load() // before the check: a binding during it changes gen after
 		a.err, a.checked = s.val.check(e), true
 		if a.err != nil {
 			return nil

@@ -132,3 +132,45 @@ func TestWrittenLog(t *testing.T) {
 		t.Errorf("since the oldest kept commit, never written: want unwritten")
 	}
 }
+
+// TestWorkAheadSchemaBoundMeanwhile: a schema bound between workAhead and
+// the commit applies to the commit's entities (BindModel holds the write
+// lock so that writes after it are checked against it): the verdicts
+// workAhead found before it are not taken.
+func TestWorkAheadSchemaBoundMeanwhile(t *testing.T) {
+	n := newTestNode(t, nil)
+	s := n.svc
+	const typ = "https://city.example/Bench"
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	entity := func(id string) *Entity {
+		e := &Entity{ID: id, Types: []string{typ}, Attrs: map[string][]*Attribute{
+			coreVocab + "name": {{Type: Property, Value: "bench"}},
+		}}
+		stampNew(e, at, at)
+		return e
+	}
+	chs := []change{s.createChange(entity("urn:bench:1")), s.putChange(entity("urn:bench:2"), true)}
+	s.workAhead(chs)
+	for i, ch := range chs {
+		if !ch.ahead.checked || ch.ahead.err != nil {
+			t.Fatalf("change %d: workAhead checked %v, err %v; want a pass (no schema yet)", i, ch.ahead.checked, ch.ahead.err)
+		}
+	}
+	schema := `{"type": "object", "properties": {"seats": {"type": "integer"}}, "required": ["seats"]}`
+	if err := s.BindModel(typ, "", []byte(schema)); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := s.commit(chs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		var de *Error
+		if !errors.As(o.err, &de) || de.Type != BadRequestData {
+			t.Errorf("change %d (no seats, bound meanwhile): %v, want BadRequestData", i, o.err)
+		}
+		if e, _ := s.Entity(chs[i].id); e != nil {
+			t.Errorf("change %d: %s was written against the schema bound before the commit", i, chs[i].id)
+		}
+	}
+}

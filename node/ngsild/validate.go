@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mimnode/mimnode/node/ngsild/model"
 	"github.com/mimnode/mimnode/node/store"
@@ -20,6 +21,11 @@ type validator struct {
 
 	mu       sync.RWMutex
 	contexts map[string]string // type IRI -> context URL of admin bindings; guarded by mu
+
+	// gen counts the bindings made since start (BindModel, under the
+	// write lock): a verdict worked out ahead of the lock holds only
+	// while it is unchanged.
+	gen atomic.Uint64
 }
 
 // binding is an admin's schema binding as stored at n/m/<typeIRI>.
@@ -153,6 +159,7 @@ func (s *Service) BindModel(typeIRI, contextURL string, schemaJSON []byte) error
 	s.val.mu.Lock()
 	s.val.contexts[typeIRI] = contextURL
 	s.val.mu.Unlock()
+	s.val.gen.Add(1)
 	if err := s.db.Update(func(tx *store.Txn) error { return tx.Set([]byte(keyModel+typeIRI), rec) }); err != nil {
 		return fmt.Errorf("store schema binding for %s: %w", typeIRI, err)
 	}
