@@ -583,6 +583,8 @@ type LineDecoder struct {
 	// insts is how many attribute instances the entity decoded last had:
 	// the size of the next one's slab.
 	insts int
+	// timeRaw is the decoder's copy of p.lastTimeRaw between lines.
+	timeRaw []byte
 }
 
 // seqVal is a shared value and its JSON text.
@@ -603,6 +605,12 @@ const (
 func (d *LineDecoder) Decode(b []byte, e *Entity) error {
 	err := d.entity(b, e)
 	d.p.b = nil // the line is the caller's
+	// So is the text of the time the parser keeps for the next line: a
+	// caller reading each line into the buffer of the one before would
+	// otherwise have the next line's times compared with its own bytes
+	// and given the time of the line before.
+	d.timeRaw = append(d.timeRaw[:0], d.p.lastTimeRaw...)
+	d.p.lastTimeRaw = d.timeRaw
 	if !errors.Is(err, errRecordShape) {
 		return err
 	}
