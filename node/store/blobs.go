@@ -48,6 +48,10 @@ var ErrBadBlobName = errors.New("store: bad blob name")
 type Blobs struct {
 	dir string
 
+	// smu serializes Syncs: a Sync takes the segments written since the
+	// last one, so one that runs while another syncs what it took must
+	// wait for it before it returns.
+	smu sync.Mutex
 	// wmu serializes appends to the current segment and its index.
 	wmu      sync.Mutex
 	cur      *segment   // the segment Put appends to, nil before the first; guarded by wmu
@@ -66,6 +70,10 @@ type Blobs struct {
 // segmentBytes is the size past which Put starts a new segment (a
 // variable for tests).
 var segmentBytes int64 = 1 << 30
+
+// blobsDatasync is how Sync syncs a segment's files (a variable for
+// tests).
+var blobsDatasync = datasync
 
 // segment is a segment open for appending.
 type segment struct {
@@ -327,8 +335,11 @@ func (b *Blobs) written(seg *segment) {
 }
 
 // Sync returns once every blob whose Put returned before the call is on
-// disk, with its name. Puts go on while it syncs.
+// disk, with its name. Puts go on while it syncs; Syncs run one at a
+// time.
 func (b *Blobs) Sync() error {
+	b.smu.Lock()
+	defer b.smu.Unlock()
 	b.wmu.Lock()
 	segs := b.unsynced
 	b.unsynced = nil
@@ -337,9 +348,9 @@ func (b *Blobs) Sync() error {
 	}
 	b.wmu.Unlock()
 	for i, seg := range segs {
-		err := datasync(seg.data)
+		err := blobsDatasync(seg.data)
 		if err == nil {
-			err = datasync(seg.idx)
+			err = blobsDatasync(seg.idx)
 		}
 		if err != nil {
 			b.wmu.Lock()

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestBlobs: a blob put and synced is read back whole, also after the
@@ -486,4 +488,61 @@ func TestBlobsFailedPut(t *testing.T) {
 	defer db.Close()
 	b = db.Blobs()
 	check("after restart")
+}
+
+// TestBlobsSyncWaitsForRunningSync: a Sync called while another syncs
+// the segment a returned Put wrote to returns only once that one has
+// synced it (two fetches, or a build and a fetch, syncing at once): the
+// running Sync took the segment off the list, and the second one, which
+// found nothing to sync, returned at once and had its caller report the
+// blob on disk before it was. The test lets the first Sync go once the
+// second returns or after half a second; it checks only the order.
+func TestBlobsSyncWaitsForRunningSync(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := db.Blobs()
+	if err := b.Put("bafkr4isynced", bytes.Repeat([]byte("x"), 70_000)); err != nil {
+		t.Fatal(err)
+	}
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var firstDone atomic.Bool
+	defer func(f func(*os.File) error) { blobsDatasync = f }(blobsDatasync)
+	blobsDatasync = func(f *os.File) error {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return datasync(f)
+		}
+		close(inSync)
+		<-release
+		err := datasync(f)
+		firstDone.Store(true)
+		return err
+	}
+	first := make(chan error, 1)
+	go func() { first <- b.Sync() }()
+	<-inSync
+	second := make(chan error, 1)
+	go func() { second <- b.Sync() }()
+	var err2 error
+	select {
+	case err2 = <-second:
+		if !firstDone.Load() {
+			t.Error("a Sync returned while the running one had not yet synced the blob put before both")
+		}
+		close(release)
+	case <-time.After(500 * time.Millisecond):
+		close(release)
+		err2 = <-second
+		if !firstDone.Load() {
+			t.Error("a Sync returned before the running one had synced the blob put before both")
+		}
+	}
+	if err := <-first; err != nil || err2 != nil {
+		t.Fatalf("Syncs: %v, %v", err, err2)
+	}
 }
