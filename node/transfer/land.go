@@ -28,9 +28,7 @@ import (
 // version and are not in this one are deleted. The consumer's copy of
 // unchanged entities is left as it is.
 //
-// Entities are decoded on every core, in chunks of landBatch (one
-// ngsild.LineDecoder per chunk: its lines share names, units and short
-// values), and written
+// Entities are decoded on every core, in chunks of landBatch, and written
 // with ngsild.Service.Land (no schema validation: the provider validated
 // them, and each block matched the agreed version's CID), each chunk with
 // its provenance.
@@ -55,10 +53,9 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		return s.changedLines(fresh, gone, emit, func(id string) { deletes = append(deletes, id) })
 	}, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
-		var d ngsild.LineDecoder
 		for i, line := range lines {
 			ents[i] = new(ngsild.Entity)
-			if err := d.Decode(line, ents[i]); err != nil {
+			if err := ngsild.DecodeLine(line, ents[i]); err != nil {
 				return nil, fmt.Errorf("decoding a received entity: %w", err)
 			}
 		}
