@@ -321,23 +321,38 @@ func (s *syncer) follow(fid int, name func(int) string) (int, error) {
 // already (its memtable flushed into a table) while a later one is
 // written, so the next number's absence does not say fid is the newest.
 func (s *syncer) newestMemLog(fid int) (int, error) {
+	mems, _, err := s.listLogs()
+	for _, n := range mems {
+		fid = max(fid, n)
+	}
+	return fid, err
+}
+
+// listLogs lists the directory for the numbers of its memtable logs and
+// of its newest value-log file (-1 for none).
+func (s *syncer) listLogs() (mems []int, newestVlog int, err error) {
+	newestVlog = -1
 	d, err := os.Open(s.dir)
 	if err != nil {
-		return fid, fmt.Errorf("listing %s: %w", s.dir, err)
+		return nil, -1, fmt.Errorf("listing %s: %w", s.dir, err)
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return fid, fmt.Errorf("listing %s: %w", s.dir, err)
+		return nil, -1, fmt.Errorf("listing %s: %w", s.dir, err)
 	}
 	for _, name := range names {
 		if base, ok := strings.CutSuffix(name, ".mem"); ok {
-			if n, err := strconv.Atoi(base); err == nil {
-				fid = max(fid, n)
+			if fid, err := strconv.Atoi(base); err == nil {
+				mems = append(mems, fid)
+			}
+		} else if base, ok := strings.CutSuffix(name, ".vlog"); ok {
+			if fid, err := strconv.Atoi(base); err == nil {
+				newestVlog = max(newestVlog, fid)
 			}
 		}
 	}
-	return fid, nil
+	return mems, newestVlog, nil
 }
 
 // syncListed is the first sync: it lists the directory for the logs an
@@ -345,24 +360,13 @@ func (s *syncer) newestMemLog(fid int) (int, error) {
 // too unless the value log was synced, which synced it) and the
 // directory, and notes the newest memtable log and value-log file.
 func (s *syncer) syncListed(full bool) error {
-	entries, err := os.ReadDir(s.dir)
+	mems, newestVlog, err := s.listLogs()
 	if err != nil {
-		return fmt.Errorf("listing %s: %w", s.dir, err)
+		return err
 	}
-	var mems []int
-	newest, newestVlog := -1, -1
-	for _, e := range entries {
-		name := e.Name()
-		if base, ok := strings.CutSuffix(name, ".mem"); ok {
-			if fid, err := strconv.Atoi(base); err == nil {
-				mems = append(mems, fid)
-				newest = max(newest, fid)
-			}
-		} else if base, ok := strings.CutSuffix(name, ".vlog"); ok {
-			if fid, err := strconv.Atoi(base); err == nil {
-				newestVlog = max(newestVlog, fid)
-			}
-		}
+	newest := -1
+	for _, fid := range mems {
+		newest = max(newest, fid)
 	}
 	if newest < 0 {
 		// badger.Open creates a memtable log; without one there is
