@@ -17,6 +17,10 @@ import (
 // errClosed is returned by a sync asked for after Close.
 var errClosed = errors.New("store: closed")
 
+// errSyncPanicked is returned to the writers waiting for a sync that
+// panicked; the panic's value follows it in the error.
+var errSyncPanicked = errors.New("store: sync panicked")
+
 // maxSyncs is how many syncs may run at once. A writer that commits while
 // a sync runs cannot share it (it may have started before the commit);
 // with a second sync started at once instead of after the running one, it
@@ -123,7 +127,7 @@ func (s *syncer) wait() error {
 // run syncs for r, then starts the round queued meanwhile, if any, in
 // r's place among the running ones.
 func (s *syncer) run(r *syncRound) {
-	r.err = s.do()
+	r.err = s.doOnce()
 	close(r.done)
 	s.mu.Lock()
 	n := s.next
@@ -141,6 +145,19 @@ func (s *syncer) run(r *syncRound) {
 	}
 	s.mu.Unlock()
 	go s.run(n)
+}
+
+// doOnce is one sync (do); a sync that panics fails with
+// errSyncPanicked instead, so that run still releases its place among the
+// running ones and its writers get an error: otherwise close would wait
+// for it forever, and its writers too.
+func (s *syncer) doOnce() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errSyncPanicked, p)
+		}
+	}()
+	return s.do()
 }
 
 // close fails later syncs and waits for the running ones to end; the
@@ -218,12 +235,18 @@ func (s *syncer) close() {
 // is never counted as synced: when it retires, the next sync syncs it
 // again. The newest log's handle stays open for the syncs that follow,
 // and is closed only by the last sync using it once a newer log replaced
-// it (openWAL, releaseWAL).
+// it (openWAL, releaseWAL). A log that is gone when a sync opens or syncs
+// it holds nothing to sync: badger deletes a memtable log only when its
+// memtable's last reference is dropped, which (the store never drops
+// keys or runs value-log GC) happens after the memtable was written into
+// a table synced with msync(MS_SYNC) and named in the manifest, synced
+// with fsync (handleMemTableFlush, CreateTable, manifest addChanges), or
+// for a memtable that held nothing.
 //
-// A sync that fails records nothing it found and leaves vlogDirty set, so
-// a later one syncs it all again; its error goes to the writers waiting
-// for it only.
-func (s *syncer) syncOnce() (err error) {
+// A sync that fails (or panics) records nothing it found and leaves
+// vlogDirty set, so a later one syncs it all again; its error goes to the
+// writers waiting for it only.
+func (s *syncer) syncOnce() error {
 	s.mu.Lock()
 	claimed := s.vlogDirty.Swap(false)
 	full := claimed || s.vlogClaims > 0
@@ -232,17 +255,29 @@ func (s *syncer) syncOnce() (err error) {
 	}
 	knownMem, knownVlog := s.newestMem, s.newestVlog
 	s.mu.Unlock()
-	if claimed {
-		defer func() {
-			s.mu.Lock()
-			if err != nil {
-				// A sync that fails leaves the value log to a later one.
-				s.vlogDirty.Store(true)
-			}
-			s.vlogClaims--
-			s.mu.Unlock()
-		}()
+	if !claimed {
+		return s.syncFrom(full, knownMem, knownVlog)
 	}
+	synced := false
+	defer func() {
+		s.mu.Lock()
+		if !synced {
+			// A sync that fails (or panics) leaves the value log to
+			// a later one.
+			s.vlogDirty.Store(true)
+		}
+		s.vlogClaims--
+		s.mu.Unlock()
+	}()
+	err := s.syncFrom(full, knownMem, knownVlog)
+	synced = err == nil
+	return err
+}
+
+// syncFrom is syncOnce once it has read what finished syncs found (the
+// newest memtable log and value-log file, knownMem and knownVlog) and
+// whether it syncs the value log (full).
+func (s *syncer) syncFrom(full bool, knownMem, knownVlog int) (err error) {
 	if full {
 		if err := s.syncDB(); err != nil {
 			return err
@@ -398,15 +433,18 @@ func (s *syncer) syncListed(full bool) error {
 func memName(fid int) string  { return fmt.Sprintf("%05d.mem", fid) }
 func vlogName(fid int) string { return fmt.Sprintf("%06d.vlog", fid) }
 
-// syncWAL syncs the newest memtable log, numbered fid.
+// syncWAL syncs the newest memtable log, numbered fid. One that is gone
+// was flushed into a synced table (syncOnce): nothing to sync.
 func (s *syncer) syncWAL(fid int) error {
 	w, err := s.openWAL(fid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	err = s.fsync(w.f)
-	s.releaseWAL(w)
-	if err != nil {
+	defer s.releaseWAL(w)
+	if err := s.fsync(w.f); err != nil {
 		return fmt.Errorf("syncing %s: %w", memName(fid), err)
 	}
 	return nil

@@ -852,3 +852,139 @@ func TestSyncModelStress(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSync: one small durable write at a time (one sync each) with
+// about 20 and 2,000 files in the store's directory (other files than
+// badger's, which it ignores): the CPU per synced commit, all threads and
+// the kernel's share included.
+func BenchmarkSync(b *testing.B) {
+	for _, files := range []int{20, 2000} {
+		b.Run(fmt.Sprintf("files=%d", files), func(b *testing.B) {
+			dir := b.TempDir()
+			db, err := Open(dir, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := len(entries); i < files; i++ {
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("filler-%04d.tmp", i)), nil, 0o600); err != nil {
+					b.Fatal(err)
+				}
+			}
+			write := func(i int) {
+				k := Key(PrefixMeta, strconv.Itoa(i))
+				if err := db.Update(func(tx *Txn) error { return tx.Set(k, make([]byte, 200)) }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			write(-1) // the first sync lists the directory
+			b.ResetTimer()
+			cpu := processCPU()
+			for i := range b.N {
+				write(i)
+			}
+			b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// TestSyncPanic: a sync that panics releases its place among the running
+// syncs and fails its writers, those queued for it too, with an error;
+// later syncs run, and close does not wait for it.
+func TestSyncPanic(t *testing.T) {
+	s := newSyncer(nil, "")
+	g := newGatedSyncs(8)
+	s.do = func() error {
+		g.mu.Lock()
+		r := g.rounds + 1
+		g.mu.Unlock()
+		if r == 3 {
+			g.mu.Lock()
+			g.rounds++
+			g.mu.Unlock()
+			panic("disk driver bug")
+		}
+		return g.do()
+	}
+	// A lone writer's sync panics: it gets the error.
+	running := [2]chan error{make(chan error, 1), make(chan error, 1)}
+	for _, c := range running {
+		go func() { c <- s.wait() }()
+		<-g.started
+	}
+	// Round 3, started for the writers queued while 1 and 2 run, panics.
+	queued := make(chan error, 2)
+	for range 2 {
+		go func() { queued <- s.wait() }()
+	}
+	queuedFor(s, 2)
+	g.release[1] <- nil
+	if err := <-running[0]; err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-queued; !errors.Is(err, errSyncPanicked) || !strings.Contains(err.Error(), "disk driver bug") {
+			t.Fatalf("writer of the sync that panicked: %v, want errSyncPanicked with the panic", err)
+		}
+	}
+	g.release[2] <- nil
+	if err := <-running[1]; err != nil {
+		t.Fatal(err)
+	}
+	// An inline sync (no other running) that panics.
+	g.mu.Lock()
+	g.rounds = 2
+	g.mu.Unlock()
+	if err := s.wait(); !errors.Is(err, errSyncPanicked) {
+		t.Fatalf("lone writer of a sync that panicked: %v, want errSyncPanicked", err)
+	}
+	g.release[4] <- nil
+	if err := s.wait(); err != nil {
+		t.Fatalf("sync after the panics: %v", err)
+	}
+	s.close() // returns: no sync counted as running
+	if s.running != 0 {
+		t.Fatalf("%d syncs running after close", s.running)
+	}
+}
+
+// TestSyncPanicLeavesValueLog: a sync that claimed the value log and
+// panicked leaves it to the next sync, as one that failed does.
+func TestSyncPanicLeavesValueLog(t *testing.T) {
+	s, _, _, dbSyncs := fakeLogs(t, "00001.mem", "000001.vlog")
+	defer s.close()
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.vlogDirty.Store(true)
+	syncDB := s.syncDB
+	s.syncDB = func() error { panic("badger bug") }
+	if err := s.wait(); !errors.Is(err, errSyncPanicked) {
+		t.Fatalf("writer of the sync that panicked: %v, want errSyncPanicked", err)
+	}
+	if !s.vlogDirty.Load() || s.vlogClaims != 0 {
+		t.Fatalf("after the panic: value log dirty %v (want true), %d claims (want 0)", s.vlogDirty.Load(), s.vlogClaims)
+	}
+	s.syncDB = syncDB
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := dbSyncs.Load(); n != 1 || s.vlogDirty.Load() {
+		t.Fatalf("%d value-log syncs after the panic (want 1), dirty %v", n, s.vlogDirty.Load())
+	}
+}
+
+// TestSyncWALGone: a newest memtable log that is gone when the sync
+// opens it (badger flushed its memtable into a synced table and deleted
+// it after the sync found it) needs no sync.
+func TestSyncWALGone(t *testing.T) {
+	s, _, _, _ := fakeLogs(t, "00001.mem")
+	defer s.close()
+	if err := s.syncWAL(2); err != nil {
+		t.Fatalf("sync of a newest log that is gone: %v, want nil (flushed into a synced table)", err)
+	}
+}
