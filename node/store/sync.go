@@ -21,6 +21,10 @@ var errClosed = errors.New("store: closed")
 // panicked; the panic's value follows it in the error.
 var errSyncPanicked = errors.New("store: sync panicked")
 
+// errWatchOverflow says a directory watch lost events (the kernel's queue
+// was full) or there is no watch: the directory must be listed.
+var errWatchOverflow = errors.New("store: directory watch lost events")
+
 // maxSyncs is how many syncs may run at once. A writer that commits while
 // a sync runs cannot share it (it may have started before the commit);
 // with a second sync started at once instead of after the running one, it
@@ -69,6 +73,22 @@ type syncer struct {
 	// wal is the newest memtable log a sync opened, kept open while it
 	// is the newest; guarded by mu.
 	wal *walFile
+
+	// watch reports the files created in dir since the first sync set
+	// it up, before it listed the directory: a sync drains it (under
+	// mu) instead of listing the directory. Nil before the first sync
+	// and where there is none (noWatch: none to be had, or it failed),
+	// when every sync lists the directory. Guarded by mu.
+	watch   *logWatch
+	noWatch bool // guarded by mu
+	// seenMem and seenVlog are the newest memtable log and value-log
+	// file the watch reported created (or a listing after it lost
+	// events found), -1 for none; relist says it lost events and the
+	// directory was not listed since. Guarded by mu.
+	seenMem, seenVlog int
+	relist            bool
+	// listings counts directory listings (tests read it).
+	listings atomic.Int64
 }
 
 // walFile is an open memtable log.
@@ -88,7 +108,7 @@ type syncRound struct {
 }
 
 func newSyncer(db *badger.DB, dir string) *syncer {
-	s := &syncer{db: db, dir: dir, max: maxSyncs, fsync: datasync, newestMem: -1, newestVlog: -1}
+	s := &syncer{db: db, dir: dir, max: maxSyncs, fsync: datasync, newestMem: -1, newestVlog: -1, seenMem: -1, seenVlog: -1}
 	s.do = s.syncOnce
 	if db != nil {
 		s.syncDB = db.Sync
@@ -160,8 +180,8 @@ func (s *syncer) doOnce() (err error) {
 	return s.do()
 }
 
-// close fails later syncs and waits for the running ones to end; the
-// database is closed after it.
+// close fails later syncs, waits for the running ones to end and stops
+// the directory watch; the database is closed after it.
 func (s *syncer) close() {
 	s.mu.Lock()
 	s.closed = true
@@ -170,9 +190,15 @@ func (s *syncer) close() {
 	}
 	w := s.wal
 	s.wal = nil
+	watch := s.watch
+	s.watch = nil
+	s.noWatch = true
 	s.mu.Unlock()
 	if w != nil {
 		w.f.Close() // no sync runs: no refs
+	}
+	if watch != nil {
+		watch.close()
 	}
 }
 
@@ -211,18 +237,26 @@ func (s *syncer) close() {
 // on its file, which on Linux writes back the pages badger dirtied
 // through its shared mapping as msync(MS_SYNC) would.
 //
-// The first sync lists the directory (logs left by an earlier run, and
-// the newest of each kind). Later ones list it for the newest memtable
-// log (newestMemLog): badger numbers the logs it creates one by one
-// (nextMemFid), but deletes a log once its memtable is flushed into a
-// table, which may happen to a log that appeared after the last sync
-// before the next one looks, so the file one past the newest known may
-// be gone while a later one is written. Value-log files are never
-// deleted (no value-log GC) and numbered likewise (maxFid+1), so a new
-// one is the file one past the newest known, which a stat finds; the
-// value log only grows a file when a large value is written, after which
-// its writer sets vlogDirty, so only a sync that syncs the value log
-// looks for a new value-log file.
+// The first sync sets up a watch on the directory (inotify, logWatch),
+// then lists the directory (logs left by an earlier run, and the newest
+// of each kind). Later ones drain the watch (under mu) for the logs
+// created since: the kernel queues a file's event before the call that
+// created it returns, so the file that received a commit before the sync
+// started, or a later one, was reported by this drain or an earlier one,
+// unless it existed before the watch, when the first listing found it.
+// The newest memtable log is then the newest of those (badger numbers the
+// logs it creates one by one, nextMemFid), whether or not it still
+// exists: badger deletes a log once its memtable is flushed into a table,
+// which may happen to a log that appeared after the last sync before the
+// next one looks. When the watch lost events (its queue was full) the
+// sync lists the directory under mu after the drain; where there is no
+// watch, or it failed, each sync lists the directory (newestMemLog) and
+// follows value-log files by number: they are never deleted (no
+// value-log GC) and numbered likewise (maxFid+1), so a new one is the
+// file one past the newest known, which a stat finds. The value log only
+// grows a file when a large value is written, after which its writer
+// sets vlogDirty, so only a sync that syncs the value log looks for a
+// new value-log file.
 //
 // A commit that landed in a memtable log before the sync started is
 // covered whichever log is the newest when the sync looks: badger's one
@@ -277,6 +311,11 @@ func (s *syncer) syncOnce() error {
 // syncFrom is syncOnce once it has read what finished syncs found (the
 // newest memtable log and value-log file, knownMem and knownVlog) and
 // whether it syncs the value log (full).
+//
+// It looks for the newest memtable log after DB.Sync, not before: DB.Sync
+// syncs the log that is the newest when it runs, and a log found newest
+// before it may have retired meanwhile, synced neither as the newest nor
+// as a retired one.
 func (s *syncer) syncFrom(full bool, knownMem, knownVlog int) (err error) {
 	if full {
 		if err := s.syncDB(); err != nil {
@@ -286,21 +325,31 @@ func (s *syncer) syncFrom(full bool, knownMem, knownVlog int) (err error) {
 	if knownMem < 0 {
 		return s.syncListed(full)
 	}
-	newFile := false
-	newestVlog := knownVlog
-	if full {
-		if newestVlog, err = s.follow(newestVlog, vlogName); err != nil {
-			return err
+	newest, newestVlog := knownMem, knownVlog
+	s.mu.Lock()
+	watched := s.watch != nil
+	if watched {
+		watched, err = s.drainLocked()
+		newest = max(newest, s.seenMem)
+		if full {
+			newestVlog = max(newestVlog, s.seenVlog)
 		}
-		newFile = newestVlog != knownVlog
 	}
-	newest, err := s.newestMemLog(knownMem)
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if newest != knownMem {
-		newFile = true
+	if !watched {
+		if full {
+			if newestVlog, err = s.follow(newestVlog, vlogName); err != nil {
+				return err
+			}
+		}
+		if newest, err = s.newestMemLog(knownMem); err != nil {
+			return err
+		}
 	}
+	newFile := newest != knownMem || newestVlog != knownVlog
 	if !full {
 		if err := s.syncWAL(newest); err != nil {
 			return err
@@ -321,6 +370,59 @@ func (s *syncer) syncFrom(full bool, knownMem, knownVlog int) (err error) {
 	}
 	s.found(newest, newestVlog)
 	return nil
+}
+
+// drainLocked reads the files the watch reported created since the last
+// drain into seenMem and seenVlog, and lists the directory into them when
+// the watch lost events (now or in a drain whose listing failed). It
+// returns false when the watch failed: it is closed, and the caller and
+// every later sync list the directory themselves. The listing runs under
+// mu, so no sync counts on what the drain read before it found the rest;
+// the kernel queues about 16,000 events, so it is rare. Called with mu
+// held.
+func (s *syncer) drainLocked() (bool, error) {
+	err := s.watch.drain(s.created)
+	switch {
+	case errors.Is(err, errWatchOverflow):
+		s.relist = true
+	case err != nil:
+		s.watch.close()
+		s.watch = nil
+		s.noWatch = true
+		return false, nil
+	}
+	if s.relist {
+		mems, vlog, err := s.listLogs()
+		if err != nil {
+			return true, err
+		}
+		for _, fid := range mems {
+			s.seenMem = max(s.seenMem, fid)
+		}
+		s.seenVlog = max(s.seenVlog, vlog)
+		s.relist = false
+	}
+	return true, nil
+}
+
+// created notes a file the watch reported created. Called with mu held.
+func (s *syncer) created(name []byte) {
+	if fid, ok := logNumber(name, ".mem"); ok {
+		s.seenMem = max(s.seenMem, fid)
+	} else if fid, ok := logNumber(name, ".vlog"); ok {
+		s.seenVlog = max(s.seenVlog, fid)
+	}
+}
+
+// logNumber returns the number of a log file's name with the given
+// extension, and whether name is one.
+func logNumber[T string | []byte](name T, ext string) (int, bool) {
+	base, ok := strings.CutSuffix(string(name), ext)
+	if !ok {
+		return 0, false
+	}
+	fid, err := strconv.Atoi(base)
+	return fid, err == nil
 }
 
 // found records the newest memtable log and value-log file a sync found
@@ -366,6 +468,7 @@ func (s *syncer) newestMemLog(fid int) (int, error) {
 // listLogs lists the directory for the numbers of its memtable logs and
 // of its newest value-log file (-1 for none).
 func (s *syncer) listLogs() (mems []int, newestVlog int, err error) {
+	s.listings.Add(1)
 	newestVlog = -1
 	d, err := os.Open(s.dir)
 	if err != nil {
@@ -377,24 +480,32 @@ func (s *syncer) listLogs() (mems []int, newestVlog int, err error) {
 		return nil, -1, fmt.Errorf("listing %s: %w", s.dir, err)
 	}
 	for _, name := range names {
-		if base, ok := strings.CutSuffix(name, ".mem"); ok {
-			if fid, err := strconv.Atoi(base); err == nil {
-				mems = append(mems, fid)
-			}
-		} else if base, ok := strings.CutSuffix(name, ".vlog"); ok {
-			if fid, err := strconv.Atoi(base); err == nil {
-				newestVlog = max(newestVlog, fid)
-			}
+		if fid, ok := logNumber(name, ".mem"); ok {
+			mems = append(mems, fid)
+		} else if fid, ok := logNumber(name, ".vlog"); ok {
+			newestVlog = max(newestVlog, fid)
 		}
 	}
 	return mems, newestVlog, nil
 }
 
-// syncListed is the first sync: it lists the directory for the logs an
-// earlier run left, syncs every memtable log but the newest (the newest
-// too unless the value log was synced, which synced it) and the
-// directory, and notes the newest memtable log and value-log file.
+// syncListed is the first sync: it sets up the directory watch, then
+// lists the directory for the logs an earlier run left, syncs every
+// memtable log but the newest (the newest too unless the value log was
+// synced, which synced it) and the directory, and notes the newest
+// memtable log and value-log file.
 func (s *syncer) syncListed(full bool) error {
+	s.mu.Lock()
+	if s.watch == nil && !s.noWatch {
+		// Before the listing: a file created after the listing read
+		// the directory must be reported by the watch.
+		if w, err := newLogWatch(s.dir); err == nil {
+			s.watch = w
+		} else {
+			s.noWatch = true // every sync lists the directory
+		}
+	}
+	s.mu.Unlock()
 	mems, newestVlog, err := s.listLogs()
 	if err != nil {
 		return err

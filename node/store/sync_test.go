@@ -470,31 +470,34 @@ func TestSyncNewestAfterDeletedLog(t *testing.T) {
 		{"known log kept", []string{"00002.mem"}},
 		{"known log deleted", []string{"00001.mem", "00002.mem"}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			s, dir, g, _ := fakeLogs(t, "00001.mem")
-			defer s.close()
-			if err := s.wait(); err != nil {
-				t.Fatal(err)
-			}
-			touch(t, dir, "00002.mem")
-			touch(t, dir, "00003.mem") // a commit lands in log 3
-			for _, name := range c.deleted {
-				if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		for _, mode := range syncModes {
+			t.Run(c.name+"/"+mode.name, func(t *testing.T) {
+				s, dir, g, _ := fakeLogs(t, "00001.mem")
+				s.noWatch = mode.noWatch
+				defer s.close()
+				if err := s.wait(); err != nil {
 					t.Fatal(err)
 				}
-			}
-			n := len(g.syncedSince(0))
-			if err := s.wait(); err != nil {
-				t.Fatal(err)
-			}
-			got := g.syncedSince(n)
-			if !slices.Contains(got, "00003.mem") || !slices.Contains(got, filepath.Base(dir)) {
-				t.Fatalf("sync after log 2 came and went synced %q, want the newest log 00003.mem and the directory", got)
-			}
-			if s.newestMem != 3 {
-				t.Fatalf("newest log known %d, want 3", s.newestMem)
-			}
-		})
+				touch(t, dir, "00002.mem")
+				touch(t, dir, "00003.mem") // a commit lands in log 3
+				for _, name := range c.deleted {
+					if err := os.Remove(filepath.Join(dir, name)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n := len(g.syncedSince(0))
+				if err := s.wait(); err != nil {
+					t.Fatal(err)
+				}
+				got := g.syncedSince(n)
+				if !slices.Contains(got, "00003.mem") || !slices.Contains(got, filepath.Base(dir)) {
+					t.Fatalf("sync after log 2 came and went synced %q, want the newest log 00003.mem and the directory", got)
+				}
+				if s.newestMem != 3 {
+					t.Fatalf("newest log known %d, want 3", s.newestMem)
+				}
+			})
+		}
 	}
 }
 
@@ -801,6 +804,20 @@ func (m *logModel) finish(rng func() int, covered map[string]int, entries []stri
 // after the commit, and the directory after the file appeared, or the
 // log deleted after its memtable was flushed.
 func TestSyncModelStress(t *testing.T) {
+	for _, mode := range syncModes {
+		t.Run(mode.name, func(t *testing.T) { syncModelStress(t, mode.noWatch) })
+	}
+}
+
+// syncModes are the two ways a sync finds new logs: the directory watch
+// (where the platform has one) and a listing of the directory at each
+// sync (where it has none, or the watch failed).
+var syncModes = []struct {
+	name    string
+	noWatch bool
+}{{"watch", false}, {"listing", true}}
+
+func syncModelStress(t *testing.T, noWatch bool) {
 	for seed := range uint64(8) {
 		dir := t.TempDir()
 		m := &logModel{dir: dir, mem: 1, vlog: 1, oldest: 1, ver: map[string]int{}, synced: map[string]int{},
@@ -808,6 +825,7 @@ func TestSyncModelStress(t *testing.T) {
 		m.create(memName(1))
 		m.create(vlogName(1))
 		s := newSyncer(nil, dir)
+		s.noWatch = noWatch
 		var rmu sync.Mutex
 		r := rand.New(rand.NewPCG(seed, 1))
 		rng := func() int { rmu.Lock(); defer rmu.Unlock(); return r.IntN(1 << 20) }
@@ -828,6 +846,7 @@ func TestSyncModelStress(t *testing.T) {
 					err := s.wait()
 					m.mu.Lock()
 					ok := m.durable(c.mem, c.memVer) && (!big || m.durable(c.vlog, c.vlogVer))
+					state := fmt.Sprintf("log synced up to write %d, in the directory %v", m.synced[c.mem], m.inDir[c.mem])
 					m.mu.Unlock()
 					cmu.Lock()
 					if err != nil {
@@ -838,7 +857,7 @@ func TestSyncModelStress(t *testing.T) {
 							bigs++
 						}
 						if !ok {
-							t.Errorf("seed %d: wait returned nil before commit %+v was durable", seed, c)
+							t.Errorf("seed %d: wait returned nil before commit %+v was durable (%s)", seed, c, state)
 						}
 					}
 					cmu.Unlock()
