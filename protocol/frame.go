@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Framing errors. Every error ReadFrame returns for bad input wraps one of
@@ -31,7 +32,11 @@ const maxVarintLen = 9
 // and bodies over MaxFrameSize are refused because no peer would accept them.
 //
 // Small frames are written with a single Write call so that a stream
-// multiplexer sends prefix and body in one packet.
+// multiplexer sends prefix and body in one packet. A writer that buffers
+// (bufio.Writer, bytes.Buffer: it has AvailableBuffer) gets the frame
+// assembled in its own free space, so that nothing is allocated or copied
+// twice for it: the negotiation driver writes every message of a
+// conversation that way.
 func WriteFrame(w io.Writer, body []byte) error {
 	if len(body) == 0 {
 		return fmt.Errorf("writing frame: %w: empty body", ErrMalformedFrame)
@@ -42,9 +47,11 @@ func WriteFrame(w io.Writer, body []byte) error {
 	var prefix [maxVarintLen]byte
 	n := putUvarint(prefix[:], uint64(len(body)))
 	if len(body) <= 16<<10 {
-		buf := make([]byte, n+len(body))
-		copy(buf, prefix[:n])
-		copy(buf[n:], body)
+		var buf []byte
+		if bw, ok := w.(interface{ AvailableBuffer() []byte }); ok {
+			buf = bw.AvailableBuffer() // empty, with the writer's free space as capacity
+		}
+		buf = append(append(slices.Grow(buf, n+len(body)), prefix[:n]...), body...)
 		if _, err := w.Write(buf); err != nil {
 			return fmt.Errorf("writing frame: %w", err)
 		}

@@ -246,3 +246,66 @@ func byteSize(n int) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
+
+// countingWriter records each Write call's bytes and hides any buffer
+// of the writer under it, as a libp2p stream does.
+type countingWriter struct{ writes [][]byte }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestWriteFrameSameBytesWhateverWriter: a frame written into a buffering
+// writer's own free space (bufio.Writer, bytes.Buffer), or past it, reads
+// the same as one written to a plain writer, which gets a small frame in
+// one Write call (one multiplexer packet).
+func TestWriteFrameSameBytesWhateverWriter(t *testing.T) {
+	for _, size := range []int{1, 127, 128, 3000, 16 << 10, 16<<10 + 1} {
+		body := bytes.Repeat([]byte{'z'}, size)
+		var plain countingWriter
+		if err := WriteFrame(&plain, body); err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Join(plain.writes, nil)
+		if size <= 16<<10 && len(plain.writes) != 1 {
+			t.Errorf("WriteFrame(%d bytes) to a plain writer took %d Write calls, want 1", size, len(plain.writes))
+		}
+		for _, used := range []int{0, 1, 4000, 16<<10 - 2} {
+			var out bytes.Buffer
+			bw := bufio.NewWriterSize(&out, 16<<10)
+			bw.Write(bytes.Repeat([]byte{'-'}, used))
+			if err := WriteFrame(bw, body); err != nil {
+				t.Fatal(err)
+			}
+			if err := bw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.Bytes()[used:]; !bytes.Equal(got, want) {
+				t.Errorf("WriteFrame(%d bytes) after %d buffered: %d bytes out, want the %d of a plain writer", size, used, len(got), len(want))
+			}
+		}
+		var buf bytes.Buffer
+		buf.WriteString("before")
+		if err := WriteFrame(&buf, body); err != nil {
+			t.Fatal(err)
+		}
+		if got := buf.Bytes()[len("before"):]; !bytes.Equal(got, want) {
+			t.Errorf("WriteFrame(%d bytes) to a bytes.Buffer: %d bytes, want the %d of a plain writer", size, len(got), len(want))
+		}
+	}
+}
+
+// BenchmarkWriteFrameBuffered writes a negotiation message's frame into a
+// conversation's buffered writer, as the driver does.
+func BenchmarkWriteFrameBuffered(b *testing.B) {
+	body := bytes.Repeat([]byte{'x'}, 3000)
+	bw := bufio.NewWriterSize(io.Discard, 16<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := WriteFrame(bw, body); err != nil {
+			b.Fatal(err)
+		}
+		bw.Flush()
+	}
+}
