@@ -61,7 +61,7 @@ func TestSyncSeesLogsCreatedBetweenSyncs(t *testing.T) {
 			t.Errorf("%s: newest logs known %d and %d, want %d and %d", c.name, s.newestMem, s.newestVlog, c.newest, c.newestVL)
 		}
 	}
-	if runtime.GOOS == "linux" {
+	if s.watch != nil { // none where inotify is not at hand or used up
 		if n := s.listings.Load(); n != 1 {
 			t.Errorf("%d listings of the watched directory, want 1 (the first sync's)", n)
 		}
@@ -87,6 +87,9 @@ func TestSyncWatchOverflow(t *testing.T) {
 	defer s.close()
 	if err := s.wait(); err != nil {
 		t.Fatal(err)
+	}
+	if s.watch == nil {
+		t.Skip("no inotify instance to be had")
 	}
 	for i := range queue + 1 {
 		f, err := os.Create(filepath.Join(dir, "filler-"+strconv.Itoa(i)))
