@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -146,8 +147,11 @@ func Hash(e Entry) (string, error) {
 func hashEntry(e Entry, dataCanonical bool) (string, error) {
 	// One buffer holds the previous hash and the canonical entry after it,
 	// hashed at once: Hash runs for every entry appended. Names, quotes,
-	// the sequence number and the time take under 160 bytes.
-	buf := make([]byte, 0, sha256.Size+160+len(e.Data)+len(e.Subject)+len(e.Peer)+len(e.Kind)+len(e.Prev))
+	// the sequence number and the time take under 160 bytes. The entries
+	// the contract driver appends fit in stack, which is used unless one
+	// does not (the buffer never escapes: it is only hashed).
+	var stack [1024]byte
+	buf := slices.Grow(stack[:0], sha256.Size+160+len(e.Data)+len(e.Subject)+len(e.Peer)+len(e.Kind)+len(e.Prev))
 	buf, err := hex.AppendDecode(buf, []byte(e.Prev))
 	if err != nil {
 		return "", fmt.Errorf("hashing audit entry %d: prev is not hex: %w", e.Seq, err)
@@ -158,8 +162,6 @@ func hashEntry(e Entry, dataCanonical bool) (string, error) {
 		sum := sha256.Sum256(withCanon)
 		return hex.EncodeToString(sum[:]), nil
 	}
-	h := sha256.New()
-	h.Write(buf)
 	raw, err := json.Marshal(struct {
 		Entry
 		Hash string `json:"hash,omitempty"`
@@ -171,8 +173,8 @@ func hashEntry(e Entry, dataCanonical bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hashing audit entry %d: canonical form: %w", e.Seq, err)
 	}
-	h.Write(canon)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum := sha256.Sum256(append(buf, canon...))
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // appendCanonicalEntry appends e (Hash empty, Time in UTC) to b in the
