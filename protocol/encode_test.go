@@ -95,3 +95,26 @@ func BenchmarkEncodeAgreementMessage(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendEncodeIsEncode: AppendEncode appends exactly Encode's bytes
+// after what dst holds, by the quick writer and by encoding/json alike,
+// and fails as Encode does.
+func TestAppendEncodeIsEncode(t *testing.T) {
+	offer := `{"@id":"urn:o","@type":"Offer","permission":[{"action":"use"}],"target":"urn:d"}`
+	msgs := quickMessages("urn:uuid:p", "FINALIZED", 3, json.RawMessage(offer))
+	msgs = append(msgs, quickMessages("urn:uuid:p", "a<b", 3, json.RawMessage(`{"@id": "urn:o", "@type":"Offer","permission":[{"action":"use"}]}`))...)
+	msgs = append(msgs, &ContractNegotiationTerminationMessage{Pids: Pids{ProviderPid: "urn:p", ConsumerPid: "urn:c"}, Code: "x"},
+		&ContractAgreementMessage{Pids: Pids{ProviderPid: "urn:p", ConsumerPid: "urn:c"}}) // no agreement: refused
+	for _, m := range msgs {
+		want, wantErr := Encode(m)
+		for _, dst := range [][]byte{nil, {}, []byte("prefix"), make([]byte, 3, 8)} {
+			got, err := AppendEncode(dst, m)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("AppendEncode(%q, %T) error %v, Encode's %v", dst, m, err, wantErr)
+			}
+			if err == nil && (!bytes.Equal(got[:len(dst)], dst) || !bytes.Equal(got[len(dst):], want)) {
+				t.Fatalf("AppendEncode(%q, %T) = %q, want %q after it", dst, m, got, want)
+			}
+		}
+	}
+}

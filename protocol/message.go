@@ -206,7 +206,12 @@ func decodeSlow(body []byte) (Message, error) {
 
 // Encode checks m the way Decode would and returns its JSON-LD form,
 // compacted against Context, ready for WriteFrame.
-func Encode(m Message) ([]byte, error) {
+func Encode(m Message) ([]byte, error) { return AppendEncode(nil, m) }
+
+// AppendEncode appends Encode(m) to dst and returns the extended slice,
+// or Encode's error: a caller that only hashes the wire form (a received
+// message's digest) encodes into a buffer it reuses.
+func AppendEncode(dst []byte, m Message) ([]byte, error) {
 	if m == nil {
 		return nil, fmt.Errorf("encoding message: %w: nil message", ErrMalformedMessage)
 	}
@@ -216,7 +221,7 @@ func Encode(m Message) ([]byte, error) {
 	// The policy a message carries has just been checked: the common
 	// messages are written without encoding/json when it is already
 	// compact (encode.go).
-	if b, ok := appendQuick(nil, m); ok {
+	if b, ok := appendQuick(dst, m); ok {
 		return b, nil
 	}
 	// Every message type writes itself with encoding/json, compact and
@@ -233,7 +238,10 @@ func Encode(m Message) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", m.MessageType(), err)
 	}
-	return b, nil
+	if dst == nil {
+		return b, nil
+	}
+	return append(dst, b...), nil
 }
 
 // requireString reports a missing required string property.

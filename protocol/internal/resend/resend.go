@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mimnode/mimnode/protocol"
@@ -251,10 +252,24 @@ func (s Seen) Add(digest, state string) Seen {
 // Digest identifies a message for Seen. Encode compacts embedded JSON, so
 // a resend that differs only in whitespace is the same message.
 func Digest(m protocol.Message) (string, error) {
-	b, err := protocol.Encode(m)
+	// Every message received is digested, its offer or agreement
+	// included: the wire form is only hashed, in a buffer reused.
+	bp := digestBufs.Get().(*[]byte)
+	b, err := protocol.AppendEncode((*bp)[:0], m)
 	if err != nil {
+		digestBufs.Put(bp)
 		return "", err
 	}
 	sum := sha256.Sum256(b)
+	if cap(b) <= maxDigestBuf {
+		*bp = b
+	}
+	digestBufs.Put(bp)
 	return hex.EncodeToString(sum[:16]), nil
 }
+
+// digestBufs holds Digest's buffers; one grown past maxDigestBuf (a
+// message with a large policy) is not kept.
+var digestBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxDigestBuf = 64 << 10

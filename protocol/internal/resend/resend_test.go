@@ -1,7 +1,10 @@
 package resend
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +148,35 @@ func TestSeenKeepsTheNewest(t *testing.T) {
 	}
 	if _, ok := s.Lookup(s[len(s)-1].Digest); !ok {
 		t.Fatal("the newest entry is missing")
+	}
+}
+
+// TestDigestIsEncodeHash: Digest is the first half of SHA-256 over the
+// message's Encode form, whatever the messages digested before it in a
+// reused buffer (a long agreement, then short ones).
+func TestDigestIsEncodeHash(t *testing.T) {
+	pids := protocol.Pids{ProviderPid: "urn:p", ConsumerPid: "urn:c"}
+	long := `{"@id":"urn:a","@type":"Agreement","assignee":"b","assigner":"a","permission":[` + strings.Repeat(`{"action":"use"},`, 300) + `{"action":"use"}],"target":"urn:d"}`
+	msgs := []protocol.Message{
+		&protocol.ContractAgreementMessage{Pids: pids, Agreement: json.RawMessage(long)},
+		&protocol.ContractNegotiationEventMessage{Pids: pids, EventType: "FINALIZED"},
+		&protocol.ContractAgreementVerificationMessage{Pids: pids},
+		&protocol.ContractAgreementMessage{Pids: pids, Agreement: json.RawMessage(long)},
+		&protocol.ContractNegotiationEventMessage{Pids: pids, EventType: "ACCEPTED"},
+	}
+	for i := 0; i < 3; i++ {
+		for _, m := range msgs {
+			b, err := protocol.Encode(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(b)
+			if got, err := Digest(m); err != nil || got != hex.EncodeToString(sum[:16]) {
+				t.Fatalf("Digest(%T) = %q, %v, want %x", m, got, err, sum[:16])
+			}
+		}
+	}
+	if _, err := Digest(&protocol.ContractAgreementMessage{Pids: pids}); err == nil {
+		t.Fatal("Digest of an agreement message without agreement: no error")
 	}
 }
