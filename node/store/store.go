@@ -68,18 +68,8 @@ func Open(dir string, o Options) (*DB, error) {
 	// defaults reserve hundreds of MiB). Badger does not sync its writes:
 	// DB makes them durable itself (sync.go), so that writers committing
 	// at the same time share one sync and bulk writers can sync less often.
-	//
-	// Memtables of 64 MiB (badger's default; was 16): every byte written
-	// passes through a memtable, and each flush builds, compresses and
-	// syncs a table (about 0.2 cpu-s per 16 MiB) and adds a level-0
-	// table for compaction to merge. An NGSI-LD create takes about 1.6
-	// KB of memtable, so 16 MiB held ~10,000 entities: a batch ingest
-	// flushed every half second, and how full the memtable was when it
-	// began decided whether one or two flushes fell in a one-second
-	// measurement. The arena is allocated whole but its pages are only
-	// touched as it fills, so an idle node does not pay for its size.
 	bo = bo.WithSyncWrites(false).
-		WithMemTableSize(64 << 20).
+		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
 		// Eight level-0 tables before compacting them into level 1 (was
 		// three): entity, index and history keys are spread over the whole
@@ -95,11 +85,6 @@ func Open(dir string, o Options) (*DB, error) {
 		WithCompression(options.Snappy).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{o.Logger})
-	if o.InMemory {
-		// Tests open many in-memory stores and write little to each: an
-		// arena allocated from reused heap memory is zeroed whole.
-		bo = bo.WithMemTableSize(16 << 20)
-	}
 	if !o.InMemory {
 		// Values from 32 KiB up (transfer blocks of 64 KiB to 1 MiB) go to
 		// the value log: written once and read back with one copy, instead
