@@ -35,6 +35,12 @@ func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 // render compacts e with tc into the requested representation.
 func (e *Entity) render(tc *termContext, o renderOpts) map[string]any {
 	out := make(map[string]any, len(e.Attrs)+4)
+	e.renderInto(out, tc, o)
+	return out
+}
+
+// renderInto is render into out (empty), for a caller that reuses maps.
+func (e *Entity) renderInto(out map[string]any, tc *termContext, o renderOpts) {
 	if o.keeps("id") {
 		out["id"] = e.ID
 	}
@@ -54,7 +60,6 @@ func (e *Entity) render(tc *termContext, o renderOpts) map[string]any {
 		}
 		out[tc.compact(iri)] = renderInstances(insts, tc, o)
 	}
-	return out
 }
 
 func compactTypes(types []string, tc *termContext) any {
