@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"syscall"
@@ -31,6 +32,7 @@ var (
 	benchStreams  = flag.Int("transfer.streams", 0, "consumer's parallel block streams (0: the default)")
 	benchBatch    = flag.Int("transfer.batch", 0, "consumer's blocks per request (0: the default)")
 	blockProfile  = flag.String("transfer.blockprofile", "", "write a CPU profile of the block phase alone to this file (not with -cpuprofile)")
+	blockTrace    = flag.String("transfer.blocktrace", "", "write an execution trace of the block phase alone to this file, for go tool trace (not with -trace)")
 	phaseProfile  = flag.String("transfer.phaseprofile", "", "write a CPU profile of each phase of the end-to-end benchmark to this path prefix: PREFIX-build.prof, -request, -blocks, -landing (not with -cpuprofile)")
 	heapProfile   = flag.String("transfer.heapprofile", "", "write a heap profile at the end of each phase of the end-to-end benchmark, and halfway through its landing, to this path prefix: PREFIX-build.heap, -request, -blocks, -landing-half, -landing (each after a collection, which the phase measured next then pays)")
 )
@@ -182,11 +184,15 @@ func BenchmarkBlockThroughput(b *testing.B) {
 		switch {
 		case p.Phase == "manifest":
 			startProfile(b, *blockProfile)
+			startTrace(b, *blockTrace)
 			t0, c0 = time.Now(), cpuTime()
 		case p.Phase == "blocks" && p.Blocks == p.TotalBlocks:
 			t1, c1, total = time.Now(), cpuTime(), p.TotalBytes
 			if *blockProfile != "" {
 				pprof.StopCPUProfile()
+			}
+			if *blockTrace != "" {
+				trace.Stop()
 			}
 		}
 	}})
@@ -248,6 +254,21 @@ func startProfile(b *testing.B, path string) {
 	}
 	b.Cleanup(func() { f.Close() })
 	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// startTrace starts an execution trace into path, if one is asked for.
+func startTrace(b *testing.B, path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	if err := trace.Start(f); err != nil {
 		b.Fatal(err)
 	}
 }
