@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,4 +180,40 @@ func TestDigestIsEncodeHash(t *testing.T) {
 	if _, err := Digest(&protocol.ContractAgreementMessage{Pids: pids}); err == nil {
 		t.Fatal("Digest of an agreement message without agreement: no error")
 	}
+}
+
+// TestDigestConcurrent: Digests computed at once, each in a buffer of
+// the pool, are each the hash of their own message's Encode form.
+func TestDigestConcurrent(t *testing.T) {
+	pids := protocol.Pids{ProviderPid: "urn:p", ConsumerPid: "urn:c"}
+	var msgs []protocol.Message
+	for _, n := range []int{0, 1, 40, 300} {
+		agreement := `{"@id":"urn:a","@type":"Agreement","assignee":"b","assigner":"a","permission":[` + strings.Repeat(`{"action":"use"},`, n) + `{"action":"use"}],"target":"urn:d"}`
+		msgs = append(msgs, &protocol.ContractAgreementMessage{Pids: pids, Agreement: json.RawMessage(agreement)},
+			&protocol.ContractNegotiationEventMessage{Pids: pids, EventType: "FINALIZED"})
+	}
+	want := make([]string, len(msgs))
+	for i, m := range msgs {
+		b, err := protocol.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		want[i] = hex.EncodeToString(sum[:16])
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 500 {
+				i := (k + g) % len(msgs)
+				if got, err := Digest(msgs[i]); err != nil || got != want[i] {
+					t.Errorf("Digest(message %d), 4 at once = %q, %v, want %q", i, got, err, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
