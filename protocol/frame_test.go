@@ -309,3 +309,96 @@ func BenchmarkWriteFrameBuffered(b *testing.B) {
 		bw.Flush()
 	}
 }
+
+// writeFrameBefore is WriteFrame before 52614ea, for the small frames it
+// wrote in one Write call: prefix and body copied into a new buffer.
+func writeFrameBefore(w io.Writer, body []byte) error {
+	b := append(appendUvarint(uint64(len(body))), body...)
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("writing frame: %w", err)
+	}
+	return nil
+}
+
+// limitedWriter takes n bytes in all, then writes what still fits of a
+// call and fails it; it records each call's bytes.
+type limitedWriter struct {
+	n      int
+	writes [][]byte
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	l.writes = append(l.writes, bytes.Clone(p))
+	if len(p) > l.n {
+		n := l.n
+		l.n = 0
+		return n, io.ErrClosedPipe
+	}
+	l.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriteFrameBufferedIsWriteFrameBefore: a small frame written into a
+// bufio.Writer's free space makes the calls to the writer under it that
+// the frame in a new buffer made, with the same bytes and the same
+// error, whatever the buffer's size, how full it is, the frame's size
+// around both, and the writer under it failing partway or not; a
+// bytes.Buffer read from or grown before gets the same bytes.
+func TestWriteFrameBufferedIsWriteFrameBefore(t *testing.T) {
+	sizes := []int{1, 2, 13, 14, 15, 126, 127, 128, 129, 4093, 4094, 4095, 4096, 16379, 16380, 16381, 16382, 16383, 16384}
+	for _, bufSize := range []int{16, 4096, 16 << 10} {
+		for _, used := range []int{0, 1, 2, bufSize / 2, bufSize - 4, bufSize - 3, bufSize - 2, bufSize - 1} {
+			for _, size := range sizes {
+				body := bytes.Repeat([]byte{'z'}, size)
+				body[0], body[size-1] = 'a', 'b'
+				for _, limit := range []int{1 << 30, 0, used / 2, used + size/2} {
+					run := func(write func(io.Writer, []byte) error) (under *limitedWriter, buffered int, err, flushErr error) {
+						under = &limitedWriter{n: limit}
+						bw := bufio.NewWriterSize(under, bufSize)
+						bw.Write(bytes.Repeat([]byte{'-'}, used))
+						err = write(bw, body)
+						return under, bw.Buffered(), err, bw.Flush()
+					}
+					gotW, gotBuf, gotErr, gotFlush := run(WriteFrame)
+					wantW, wantBuf, wantErr, wantFlush := run(writeFrameBefore)
+					name := fmt.Sprintf("WriteFrame(%d bytes) into bufio.Writer(%d) holding %d, writer under it failing after %d", size, bufSize, used, limit)
+					if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || fmt.Sprint(gotFlush) != fmt.Sprint(wantFlush) || gotBuf != wantBuf {
+						t.Fatalf("%s: error %v, %d buffered, Flush %v; before: %v, %d, %v", name, gotErr, gotBuf, gotFlush, wantErr, wantBuf, wantFlush)
+					}
+					if len(gotW.writes) != len(wantW.writes) {
+						t.Fatalf("%s: %d writes, before %d", name, len(gotW.writes), len(wantW.writes))
+					}
+					for i := range gotW.writes {
+						if !bytes.Equal(gotW.writes[i], wantW.writes[i]) {
+							t.Fatalf("%s: write %d of %d bytes, before %d", name, i, len(gotW.writes[i]), len(wantW.writes[i]))
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, size := range sizes {
+		body := bytes.Repeat([]byte{'z'}, size)
+		want := append(appendUvarint(uint64(size)), body...)
+		for _, prep := range []struct {
+			name string
+			fn   func(*bytes.Buffer)
+		}{
+			{"read to its end", func(b *bytes.Buffer) { b.WriteString("before"); b.Next(6) }},
+			{"read partly", func(b *bytes.Buffer) { b.WriteString("before"); b.Next(3) }},
+			{"grown", func(b *bytes.Buffer) { b.Grow(size + 3) }},
+			{"grown short", func(b *bytes.Buffer) { b.Grow(size) }},
+			{"reset", func(b *bytes.Buffer) { b.Write(make([]byte, 20000)); b.Reset() }},
+		} {
+			var b bytes.Buffer
+			prep.fn(&b)
+			kept := bytes.Clone(b.Bytes())
+			if err := WriteFrame(&b, body); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Bytes(); !bytes.Equal(got[:len(kept)], kept) || !bytes.Equal(got[len(kept):], want) {
+				t.Fatalf("WriteFrame(%d bytes) into a bytes.Buffer %s: %d bytes, want %q then the %d of the frame", size, prep.name, len(got), kept, len(want))
+			}
+		}
+	}
+}
