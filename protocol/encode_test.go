@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -114,6 +115,47 @@ func TestAppendEncodeIsEncode(t *testing.T) {
 			}
 			if err == nil && (!bytes.Equal(got[:len(dst)], dst) || !bytes.Equal(got[len(dst):], want)) {
 				t.Fatalf("AppendEncode(%q, %T) = %q, want %q after it", dst, m, got, want)
+			}
+		}
+	}
+}
+
+// TestAppendEncodeAfterLargerMessage: AppendEncode of every message kind
+// (the upstream examples, negotiation and transfer, and the quick
+// writer's messages with a compact and a spaced policy) into a buffer
+// that has just held a larger message gives Encode's bytes after dst,
+// as Digest uses it.
+func TestAppendEncodeAfterLargerMessage(t *testing.T) {
+	pids := Pids{ProviderPid: "urn:p", ConsumerPid: "urn:c"}
+	long := `{"@id":"urn:a","@type":"Agreement","assignee":"b","assigner":"a","permission":[` + strings.Repeat(`{"action":"use"},`, 500) + `{"action":"use"}],"target":"urn:d"}`
+	large := &ContractAgreementMessage{Pids: pids, Agreement: json.RawMessage(long)}
+	var msgs []Message
+	for name, doc := range examples(t) {
+		m, err := Decode(doc)
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", name, err)
+		}
+		msgs = append(msgs, m)
+	}
+	msgs = append(msgs, quickMessages("urn:uuid:p", "FINALIZED", 3, json.RawMessage(`{"@id":"urn:o","@type":"Offer","permission":[{"action":"use"}],"target":"urn:d"}`))...)
+	msgs = append(msgs, quickMessages("urn:uuid:p", "a<b", 0, json.RawMessage(`{"@id": "urn:o", "@type":"Offer","permission":[{"action":"use"}]}`))...)
+	var buf []byte
+	for _, m := range msgs {
+		want, wantErr := Encode(m)
+		for _, keep := range []int{0, 5} {
+			var err error
+			if buf, err = AppendEncode(buf[:0], large); err != nil {
+				t.Fatal(err)
+			}
+			got, err := AppendEncode(buf[:keep], m)
+			if wantErr != nil {
+				if err == nil {
+					t.Fatalf("AppendEncode(%T) = %q, want Encode's error %v", m, got, wantErr)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(got[keep:], want) || !bytes.Equal(got[:keep], []byte(`{"@co`)[:keep]) {
+				t.Fatalf("AppendEncode(%d bytes of a larger message, %T) = %q, %v; want %q after them", keep, m, got, err, want)
 			}
 		}
 	}
