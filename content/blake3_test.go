@@ -2,15 +2,11 @@ package content
 
 import (
 	"crypto/sha256"
-	"errors"
 	"math/rand/v2"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
 	"lukechampine.com/blake3"
 )
 
@@ -70,53 +66,4 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// TestBlockCheckInPieces: a block checked piece by piece as it arrives
-// (BlockCheck.Update, pieces of any size) verifies as VerifyBlock does,
-// for BLAKE3 and SHA2-256 blocks, and one changed byte anywhere fails.
-func TestBlockCheckInPieces(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	data := make([]byte, MaxBlockSize)
-	for i := range data {
-		data[i] = byte(r.Uint32())
-	}
-	sizes := []int{0, 1, 1024, 1025, 16 * 1024, 16*1024 + 1, 48*1024 - 1, TargetBlockSize, MaxBlockSize}
-	for range 40 {
-		sizes = append(sizes, r.IntN(MaxBlockSize+1))
-	}
-	var v BlockCheck
-	for _, n := range sizes {
-		for _, code := range []uint64{multihash.BLAKE3, multihash.SHA2_256} {
-			block := data[:n:n] // no capacity to spare past the block
-			c := blockCID(code, block)
-			check := func(b []byte) error {
-				if err := v.Start(c, len(b)); err != nil {
-					t.Fatalf("Start(%s, %d) = %v", c, len(b), err)
-				}
-				for got := 0; got < len(b); {
-					got = min(len(b), got+1+r.IntN(80<<10))
-					v.Update(b[:got])
-				}
-				return v.Verify(b)
-			}
-			if err := check(block); err != nil {
-				t.Fatalf("%d-byte block (hash 0x%x) in pieces: %v", n, code, err)
-			}
-			if n == 0 {
-				continue
-			}
-			bad := slices.Clone(block)
-			bad[r.IntN(n)] ^= 0x20
-			if err := check(bad); !errors.Is(err, ErrBlockMismatch) {
-				t.Fatalf("%d-byte block (hash 0x%x) with a changed byte: %v, want ErrBlockMismatch", n, code, err)
-			}
-		}
-	}
-	if err := v.Start(cid.Undef, 1); !errors.Is(err, ErrUnsupportedCID) {
-		t.Fatalf("Start(undefined CID) = %v, want ErrUnsupportedCID", err)
-	}
-	if err := v.Verify([]byte{1}); !errors.Is(err, ErrUnsupportedCID) {
-		t.Fatalf("Verify after Start(undefined CID) = %v, want ErrUnsupportedCID", err)
-	}
 }

@@ -113,69 +113,17 @@ func checkCID(c cid.Cid, codec uint64) error {
 
 // VerifyBlock checks that data is the block c names, by the hash c names.
 // A consumer calls it on every block it receives, before storing or using
-// it (or uses a BlockCheck while the block arrives).
+// it.
 func VerifyBlock(c cid.Cid, data []byte) error {
-	var v BlockCheck
-	v.Start(c, len(data))
-	return v.Verify(data)
-}
-
-// BlockCheck is VerifyBlock for a block read in pieces: Update hashes
-// each piece as it arrives, while its bytes are still in the CPU's cache,
-// and Verify finishes, instead of one pass over the whole block after it
-// arrived (a 256 KiB to 1 MiB block read off a busy stream is mostly out
-// of the cache by then). A BlockCheck is reused block after block (it
-// holds about 2 KiB of hash state and allocates nothing).
-type BlockCheck struct {
-	c    cid.Cid
-	code uint64
-	err  error // from Start: a CID that names no block
-	s    blake3Stream
-}
-
-// Start begins checking a block of n bytes as the block c. It returns
-// an error, which Verify returns again, for a CID that cannot name a
-// block (ErrUnsupportedCID).
-func (v *BlockCheck) Start(c cid.Cid, n int) error {
-	v.c, v.code, v.err = c, 0, nil
 	if err := checkCID(c, cid.Raw); err != nil {
-		v.err = fmt.Errorf("verifying block: %w", err)
-		return v.err
+		return fmt.Errorf("verifying block: %w", err)
 	}
-	v.code = c.Prefix().MhType
-	v.s.reset(n)
-	return nil
-}
-
-// Update hashes what it can of data, the block's first len(data) bytes
-// so far; the bytes it was given before must not have changed (a BLAKE3
-// block's whole 16 KiB groups are hashed at once, other blocks in
-// Verify).
-func (v *BlockCheck) Update(data []byte) {
-	if v.err == nil && v.code == multihash.BLAKE3 && len(data) <= v.s.n {
-		v.s.advance(data)
-	}
-}
-
-// Verify checks that data, the whole block, is the block Start named:
-// ErrBlockMismatch if not.
-func (v *BlockCheck) Verify(data []byte) error {
-	if v.err != nil {
-		return v.err
-	}
-	var d [32]byte
-	switch {
-	case v.code != multihash.BLAKE3:
-		d = sha256.Sum256(data)
-	case len(data) != v.s.n:
-		d = blake3Sum256(data) // not the length started with: only for the message
-	default:
-		d = v.s.sum(data)
-	}
+	code := c.Prefix().MhType
+	d := blockSum(code, data)
 	// c is CIDv1 (one byte), raw (one byte), then the multihash, whose
 	// last 32 bytes are the digest.
-	if k := v.c.KeyString(); k[len(k)-32:] != string(d[:]) {
-		return fmt.Errorf("verifying block %s (%d bytes): %w: the bytes hash to %s", v.c, len(data), ErrBlockMismatch, rawCID(v.code, d))
+	if k := c.KeyString(); k[len(k)-32:] != string(d[:]) {
+		return fmt.Errorf("verifying block %s (%d bytes): %w: the bytes hash to %s", c, len(data), ErrBlockMismatch, rawCID(code, d))
 	}
 	return nil
 }

@@ -56,14 +56,6 @@
 //		if err := content.VerifyBlock(ref.CID, data); err != nil { ... } // ErrBlockMismatch: refetch elsewhere
 //	}
 //
-// A block read in pieces can be hashed piece by piece while it arrives,
-// each piece still in the CPU's cache (node/transfer does):
-//
-//	var check content.BlockCheck // reused block after block
-//	check.Start(ref.CID, n)
-//	for got < n { got += read(buf[got:n]); check.Update(buf[:got]) }
-//	err := check.Verify(buf[:n])
-//
 // In an entities manifest each BlockRef also says how many entities the
 // block holds and its first and last entity id.
 //

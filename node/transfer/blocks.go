@@ -322,9 +322,8 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
-	check := new(content.BlockCheck)
 	for _, ref := range batch {
-		buf, data, delta, err := s.readBlockFrame(st, br, ref.CID, check)
+		buf, data, delta, err := s.readBlockFrame(st, br)
 		if err != nil {
 			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
 		}
@@ -333,11 +332,9 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 			data, err = s.applyDelta(bases[ref.CID], data)
 			putFrameBuf(buf) // data is a new slice
 			buf = nil
-			if err == nil {
-				err = content.VerifyBlock(ref.CID, data)
-			}
-		} else {
-			err = check.Verify(data) // hashed as it arrived
+		}
+		if err == nil {
+			err = content.VerifyBlock(ref.CID, data)
 		}
 		if err != nil {
 			if buf != nil {
@@ -391,10 +388,7 @@ func putFrameBuf(b *[]byte) {
 // readBlockFrame reads one answer frame within the timeout into a buffer
 // from framePools, which the caller puts back once done with payload (a
 // block answer may be a delta). It checks what protocol.ReadFrame checks.
-// A whole block (not a delta) is hashed by check (started for c) piece by
-// piece as the reads bring it; the caller finishes with
-// check.Verify(payload).
-func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader, c cid.Cid, check *content.BlockCheck) (buf *[]byte, payload []byte, delta bool, err error) {
+func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader) (buf *[]byte, payload []byte, delta bool, err error) {
 	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
 	n, err := readFrameLen(br)
 	if err != nil {
@@ -402,9 +396,9 @@ func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader, c cid.Cid,
 	}
 	buf = frameBuf(n)
 	f := *buf
-	if err := readBlockBody(br, f, c, check); err != nil {
+	if _, err := io.ReadFull(br, f); err != nil {
 		putFrameBuf(buf)
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, nil, false, fmt.Errorf("reading frame body of %d bytes: %w: %w", n, protocol.ErrTruncatedFrame, io.ErrUnexpectedEOF)
 		}
 		return nil, nil, false, fmt.Errorf("reading frame body: %w", err)
@@ -415,34 +409,6 @@ func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader, c cid.Cid,
 		return nil, nil, false, err
 	}
 	return buf, payload, delta, nil
-}
-
-// readBlockBody reads an answer frame's body into f (its length) as
-// io.ReadFull does, and when the frame is a whole block (statusData)
-// starts check for c and hashes what each read brought with it
-// (content.BlockCheck.Update) as soon as it is in f. (Reads capped at 64
-// KiB cut the consumer's hashing further, but in block-phase profiles the
-// copies in the stream's reads grew by as much.) It returns io.EOF for a
-// body cut short.
-func readBlockBody(br *bufio.Reader, f []byte, c cid.Cid, check *content.BlockCheck) error {
-	checking := false
-	for got := 0; got < len(f); {
-		m, err := br.Read(f[got:])
-		if got == 0 && m > 0 && f[0] == statusData {
-			_ = check.Start(c, len(f)-1) // an error comes again from Verify
-			checking = true
-		}
-		if got += m; checking {
-			check.Update(f[1:got])
-		}
-		if err != nil && got < len(f) {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = io.EOF
-			}
-			return err
-		}
-	}
-	return nil
 }
 
 // readFrameLen reads a frame's length prefix as protocol.ReadFrame does:

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -113,9 +111,3 @@ func ManifestRefs(s *Service, version string) ([]content.BlockRef, error) {
 
 // ProvenanceValue returns what entity id's provenance key holds.
 func ProvenanceValue(s *Service, id string) ([]byte, error) { return s.getBytes(provenanceKey(id)) }
-
-// ReadBlockBody reads a block answer frame's body of len(f) bytes from r
-// as the consumer does (in pieces, hashed with check as they arrive).
-func ReadBlockBody(r io.Reader, f []byte, c cid.Cid, check *content.BlockCheck) error {
-	return readBlockBody(bufio.NewReaderSize(r, 64<<10), f, c, check)
-}

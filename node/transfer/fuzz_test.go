@@ -1,13 +1,10 @@
 package transfer_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"testing"
 
-	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node/transfer"
 )
 
@@ -69,66 +66,6 @@ func FuzzDecodeAnswer(f *testing.F) {
 			t.Fatalf("error %v is neither a refusal nor ErrBadRequest", err)
 		}
 	})
-}
-
-// FuzzReadBlockBody: a block answer read in pieces of any size, with its
-// pieces hashed as they arrive, verifies exactly when the whole frame's
-// payload would (content.VerifyBlock); a frame cut short is io.EOF. The
-// fuzzer picks the block, the pieces the stream hands out, whether the
-// CID is the block's, and where the stream ends.
-func FuzzReadBlockBody(f *testing.F) {
-	f.Add(bytes.Repeat([]byte("entity line\n"), 3000), []byte{7, 200, 1, 64}, true, 0)
-	f.Add(bytes.Repeat([]byte{0xab}, 70000), []byte{255}, false, 0)
-	f.Add([]byte("x"), []byte{}, true, 1)
-	f.Fuzz(func(t *testing.T, block, pieces []byte, own bool, cut int) {
-		frame := append([]byte{0}, block...)
-		c := content.BlockCID(block)
-		if !own {
-			c = content.BlockCID(append(block, 'x'))
-		}
-		cut = min(max(cut, 0), len(frame))
-		r := &piecesReader{b: frame[:len(frame)-cut], sizes: pieces}
-		got := make([]byte, len(frame))
-		var check content.BlockCheck
-		err := transfer.ReadBlockBody(r, got, c, &check)
-		if cut > 0 {
-			if !errors.Is(err, io.EOF) {
-				t.Fatalf("frame cut %d bytes short: err = %v, want io.EOF", cut, err)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("reading a whole frame: %v", err)
-		}
-		if !bytes.Equal(got, frame) {
-			t.Fatal("frame read differs from the one sent")
-		}
-		if verr, want := check.Verify(got[1:]), content.VerifyBlock(c, frame[1:]); (verr == nil) != (want == nil) || (want == nil) != own {
-			t.Fatalf("checked in pieces: %v; whole: %v; own CID %v", verr, want, own)
-		}
-	})
-}
-
-// piecesReader hands out b in pieces of the sizes given (cycling, 512
-// bytes to 128 KiB), then io.EOF.
-type piecesReader struct {
-	b     []byte
-	sizes []byte
-	i     int
-}
-
-func (r *piecesReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	n := len(r.b)
-	if len(r.sizes) > 0 {
-		n = (int(r.sizes[r.i%len(r.sizes)]) + 1) << 9
-		r.i++
-	}
-	n = copy(p, r.b[:min(n, len(r.b))])
-	r.b = r.b[n:]
-	return n, nil
 }
 
 // TestBlockRequestBases: bases come one per CID or not at all, each a CID
