@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -72,17 +73,7 @@ func TestSyncSeesLogsCreatedBetweenSyncs(t *testing.T) {
 // creation of a log was not reported, the next sync lists the directory
 // and syncs that log; the watch keeps working after.
 func TestSyncWatchOverflow(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("no directory watch")
-	}
-	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
-	if err != nil {
-		t.Skip(err)
-	}
-	queue, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || queue > 1<<16 {
-		t.Skipf("inotify queue of %q events", b)
-	}
+	queue := watchQueue(t)
 	s, dir, g, _ := fakeLogs(t, "00001.mem")
 	defer s.close()
 	if err := s.wait(); err != nil {
@@ -91,13 +82,7 @@ func TestSyncWatchOverflow(t *testing.T) {
 	if s.watch == nil {
 		t.Skip("no inotify instance to be had")
 	}
-	for i := range queue + 1 {
-		f, err := os.Create(filepath.Join(dir, "filler-"+strconv.Itoa(i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	fill(t, dir, queue+1)
 	touch(t, dir, "00002.mem") // its event is lost
 	n := len(g.syncedSince(0))
 	if err := s.wait(); err != nil {
@@ -122,11 +107,13 @@ func TestSyncWatchOverflow(t *testing.T) {
 }
 
 // TestSyncWatchFails: a watch that stops working (its directory was
-// moved) is dropped, and each sync lists the directory instead.
+// moved) is dropped, its inotify instance closed, and each sync lists the
+// directory instead.
 func TestSyncWatchFails(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("no directory watch")
 	}
+	before, fdErr := inotifyFDs()
 	s, dir, g, _ := fakeLogs(t, "00001.mem")
 	defer s.close()
 	if err := s.wait(); err != nil {
@@ -152,6 +139,9 @@ func TestSyncWatchFails(t *testing.T) {
 	}
 	if s.watch != nil {
 		t.Fatal("the failed watch was kept")
+	}
+	if n, _ := inotifyFDs(); fdErr == nil && n != before {
+		t.Errorf("%d inotify descriptors after the watch failed, want %d (closed)", n, before)
 	}
 	touch(t, dir, "00003.mem")
 	if err := s.wait(); err != nil {
@@ -194,5 +184,142 @@ func TestSyncNewestLogGone(t *testing.T) {
 	}
 	if got := g.syncedSince(n); !slices.Contains(got, "00003.mem") {
 		t.Fatalf("next sync synced %q, want 00003.mem", got)
+	}
+}
+
+// TestSyncRemembersLogsAfterFailure: a sync that learned of a new log
+// (from the watch) and then failed leaves it to the next sync, which
+// syncs it as the newest, the log it retired and the directory: what a
+// drain reported is not lost with the sync that read it.
+func TestSyncRemembersLogsAfterFailure(t *testing.T) {
+	for _, mode := range syncModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s, dir, g, _ := fakeLogs(t, "00001.mem")
+			s.noWatch = mode.noWatch
+			defer s.close()
+			if err := s.wait(); err != nil {
+				t.Fatal(err)
+			}
+			touch(t, dir, "00002.mem") // log 1 retires
+			g.mu.Lock()
+			g.hold["00001.mem"] = 1 // the retired log's sync fails
+			g.mu.Unlock()
+			x := make(chan error, 1)
+			go func() { x <- s.wait() }()
+			fail := errors.New("disk on fire")
+			(<-g.held).release <- fail
+			if err := <-x; !errors.Is(err, fail) {
+				t.Fatalf("sync whose retired log failed: %v, want its error", err)
+			}
+			n := len(g.syncedSince(0))
+			if err := s.wait(); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := g.syncedSince(n), []string{"00002.mem", "00001.mem", filepath.Base(dir)}; !slices.Equal(got, want) {
+				t.Fatalf("sync after the failed one synced %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestSyncWatchOverflowListingFails: when the listing after an overflow
+// fails, the next sync lists the directory again (the events the
+// overflow lost are still unaccounted for) and syncs the log whose
+// creation was lost.
+func TestSyncWatchOverflowListingFails(t *testing.T) {
+	queue := watchQueue(t)
+	s, dir, g, _ := fakeLogs(t, "00001.mem")
+	defer s.close()
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.watch == nil {
+		t.Skip("no inotify instance to be had")
+	}
+	fill(t, dir, queue+1)
+	touch(t, dir, "00002.mem") // its event is lost
+	s.dir = dir + ".gone"      // the listing fails
+	if err := s.wait(); err == nil {
+		t.Fatal("sync whose listing failed: nil error")
+	}
+	s.dir = dir
+	n := len(g.syncedSince(0))
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.syncedSince(n); !slices.Contains(got, "00002.mem") || !slices.Contains(got, filepath.Base(dir)) {
+		t.Fatalf("after a failed listing the next sync synced %q, want 00002.mem and the directory", got)
+	}
+}
+
+// TestSyncCloseClosesWatch: close gives back the watch's inotify
+// instance (the user has 128, shared by every process), also when
+// called twice.
+func TestSyncCloseClosesWatch(t *testing.T) {
+	before, err := inotifyFDs()
+	if err != nil {
+		t.Skip(err)
+	}
+	s, _, _, _ := fakeLogs(t, "00001.mem")
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.watch == nil {
+		s.close()
+		t.Skip("no inotify instance to be had")
+	}
+	if n, _ := inotifyFDs(); n != before+1 {
+		t.Fatalf("%d inotify descriptors with the watch, want %d", n, before+1)
+	}
+	s.close()
+	s.close()
+	if n, _ := inotifyFDs(); n != before {
+		t.Fatalf("%d inotify descriptors after close, want %d", n, before)
+	}
+}
+
+// inotifyFDs counts the process's open inotify descriptors.
+func inotifyFDs() (int, error) {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, fd := range fds {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && l == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// watchQueue returns how many events the kernel queues for a watch,
+// skipping the test where there is no watch or the queue is too long to
+// fill.
+func watchQueue(t *testing.T) int {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("no directory watch")
+	}
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip(err)
+	}
+	queue, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || queue > 1<<16 {
+		t.Skipf("inotify queue of %q events", b)
+	}
+	return queue
+}
+
+// fill creates n files in dir that are not badger's.
+func fill(t *testing.T, dir string, n int) {
+	t.Helper()
+	for i := range n {
+		f, err := os.Create(filepath.Join(dir, "filler-"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
 	}
 }
