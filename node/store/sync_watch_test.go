@@ -323,3 +323,32 @@ func fill(t *testing.T, dir string, n int) {
 		f.Close()
 	}
 }
+
+// TestSyncLogRetiredDuringDBSync: a memtable log that retires while
+// DB.Sync runs (which then syncs its successor, the newest) is synced
+// as a retired log by the same sync: the sync looks for new logs after
+// DB.Sync, not before.
+func TestSyncLogRetiredDuringDBSync(t *testing.T) {
+	for _, mode := range syncModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s, dir, g, _ := fakeLogs(t, "00001.mem", "000001.vlog")
+			s.noWatch = mode.noWatch
+			defer s.close()
+			if err := s.wait(); err != nil {
+				t.Fatal(err)
+			}
+			s.syncDB = func() error {
+				touch(t, dir, "00002.mem") // log 1 retires, DB.Sync syncs log 2
+				return nil
+			}
+			s.vlogDirty.Store(true) // a large value: DB.Sync runs
+			n := len(g.syncedSince(0))
+			if err := s.wait(); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := g.syncedSince(n), []string{"00001.mem", filepath.Base(dir)}; !slices.Equal(got, want) {
+				t.Fatalf("sync during whose DB.Sync log 1 retired synced %q, want %q", got, want)
+			}
+		})
+	}
+}
