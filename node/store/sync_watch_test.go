@@ -73,17 +73,7 @@ func TestSyncSeesLogsCreatedBetweenSyncs(t *testing.T) {
 // creation of a log was not reported, the next sync lists the directory
 // and syncs that log; the watch keeps working after.
 func TestSyncWatchOverflow(t *testing.T) {
-	queue := watchQueue(t)
-	s, dir, g, _ := fakeLogs(t, "00001.mem")
-	defer s.close()
-	if err := s.wait(); err != nil {
-		t.Fatal(err)
-	}
-	if s.watch == nil {
-		t.Skip("no inotify instance to be had")
-	}
-	fill(t, dir, queue+1)
-	touch(t, dir, "00002.mem") // its event is lost
+	s, dir, g := overflowed(t)
 	n := len(g.syncedSince(0))
 	if err := s.wait(); err != nil {
 		t.Fatal(err)
@@ -227,18 +217,8 @@ func TestSyncRemembersLogsAfterFailure(t *testing.T) {
 // overflow lost are still unaccounted for) and syncs the log whose
 // creation was lost.
 func TestSyncWatchOverflowListingFails(t *testing.T) {
-	queue := watchQueue(t)
-	s, dir, g, _ := fakeLogs(t, "00001.mem")
-	defer s.close()
-	if err := s.wait(); err != nil {
-		t.Fatal(err)
-	}
-	if s.watch == nil {
-		t.Skip("no inotify instance to be had")
-	}
-	fill(t, dir, queue+1)
-	touch(t, dir, "00002.mem") // its event is lost
-	s.dir = dir + ".gone"      // the listing fails
+	s, dir, g := overflowed(t)
+	s.dir = dir + ".gone" // the listing fails
 	if err := s.wait(); err == nil {
 		t.Fatal("sync whose listing failed: nil error")
 	}
@@ -295,6 +275,25 @@ func inotifyFDs() (int, error) {
 
 // watchQueue returns how many events the kernel queues for a watch,
 // skipping the test where there is no watch or the queue is too long to
+// overflowed is a syncer over fake logs whose first sync (with 00001.mem)
+// set up a watch, after which the watch's queue overflowed and 00002.mem
+// was created, its event lost. It skips the test without a watch.
+func overflowed(t *testing.T) (s *syncer, dir string, g *fsyncGate) {
+	t.Helper()
+	queue := watchQueue(t)
+	s, dir, g, _ = fakeLogs(t, "00001.mem")
+	t.Cleanup(s.close)
+	if err := s.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s.watch == nil {
+		t.Skip("no inotify instance to be had")
+	}
+	fill(t, dir, queue+1)
+	touch(t, dir, "00002.mem") // its event is lost
+	return s, dir, g
+}
+
 // fill.
 func watchQueue(t *testing.T) int {
 	t.Helper()

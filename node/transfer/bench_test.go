@@ -244,22 +244,14 @@ func bareCopy(b *testing.B, prov, cons *peer, total int64) (wall, cpu time.Durat
 }
 
 // startProfile starts a CPU profile into path, if one is asked for.
-func startProfile(b *testing.B, path string) {
-	if path == "" {
-		return
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { f.Close() })
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-}
+func startProfile(b *testing.B, path string) { startInto(b, path, pprof.StartCPUProfile) }
 
 // startTrace starts an execution trace into path, if one is asked for.
-func startTrace(b *testing.B, path string) {
+func startTrace(b *testing.B, path string) { startInto(b, path, trace.Start) }
+
+// startInto creates path, if one is asked for, and starts writing a
+// profile or trace into it.
+func startInto(b *testing.B, path string, start func(io.Writer) error) {
 	if path == "" {
 		return
 	}
@@ -268,7 +260,7 @@ func startTrace(b *testing.B, path string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { f.Close() })
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		b.Fatal(err)
 	}
 }
