@@ -244,7 +244,7 @@ func (s *Service) replaceChange(e *Entity, mustExist bool) change {
 		}
 		ne.CreatedAt = old.CreatedAt
 		keepCreated(old, ne)
-		// Neither createdAt is part of the form checked (validationForm).
+		// Neither createdAt is part of the form checked (validationFormInto).
 		if err := a.check(s, ne); err != nil {
 			return nil, err
 		}

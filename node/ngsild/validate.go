@@ -106,19 +106,13 @@ func (v *validator) check(e *Entity) error {
 	return nil
 }
 
-// validationForm is the keyValues form model.KeyValues would make of the
-// normalized rendering, built directly since it runs on every write.
-func validationForm(e *Entity, tc *termContext) map[string]any {
-	kv := make(map[string]any, len(e.Attrs)+4)
-	validationFormInto(kv, e, tc)
-	return kv
-}
-
-// validationMaps hold the maps validator.check builds validationForm in:
-// one per entity written, each about 1.2 KB for an AirQualityObserved.
+// validationMaps hold the maps validator.check builds the validation form
+// in: one per entity written, each about 1.2 KB for an AirQualityObserved.
 var validationMaps = sync.Pool{New: func() any { return make(map[string]any, 32) }}
 
-// validationFormInto is validationForm into kv (empty).
+// validationFormInto fills kv (empty) with the keyValues form
+// model.KeyValues would make of the normalized rendering, built directly
+// since it runs on every write.
 func validationFormInto(kv map[string]any, e *Entity, tc *termContext) {
 	e.renderInto(kv, tc, renderOpts{format: keyValues})
 	for k, v := range kv {

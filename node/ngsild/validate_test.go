@@ -159,3 +159,11 @@ func TestCheckWhateverCheckedBefore(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// validationForm is validationFormInto into a new map: what validator.check
+// validates, for tests that compare it or validate it themselves.
+func validationForm(e *Entity, tc *termContext) map[string]any {
+	kv := make(map[string]any, len(e.Attrs)+4)
+	validationFormInto(kv, e, tc)
+	return kv
+}
