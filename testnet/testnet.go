@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -264,7 +265,9 @@ func (n *Net) federate(ctx context.Context) error {
 	// keep connecting to each other in the background).
 	want := min(len(n.Members)-1, meshSize)
 	head := uint64(len(n.Members) - 1)
-	return n.WaitFor(patience, "every member has the membership and its topic peers", func() bool {
+	return n.waitFor(patience, func() string {
+		return "every member has the membership and its topic peers: " + n.federationState(head, want)
+	}, func() bool {
 		for _, m := range n.Members {
 			nd := m.Node()
 			if nd == nil {
@@ -279,6 +282,45 @@ func (n *Net) federate(ctx context.Context) error {
 	})
 }
 
+// federationState describes, for a Federate that timed out, each member
+// still short of the membership version head or of want topic peers: its
+// version, and which members it is connected to and sees on the topic.
+func (n *Net) federationState(head uint64, want int) string {
+	var b strings.Builder
+	for i, m := range n.Members {
+		nd := m.Node()
+		if nd == nil {
+			fmt.Fprintf(&b, "; %s stopped", m.Name)
+			continue
+		}
+		in, err := nd.Federations().Show(n.Fed)
+		topic := nd.Federations().TopicPeers(n.Fed)
+		if err == nil && in.Seq == head && len(topic) >= want {
+			continue
+		}
+		seq := "none"
+		if err == nil {
+			seq = fmt.Sprint(in.Seq)
+		}
+		var conns, peers []string
+		for j, o := range n.Members {
+			if j != i && n.Connected(i, j) {
+				conns = append(conns, o.Name)
+			}
+		}
+		for _, p := range topic {
+			if j := n.Index(p); j >= 0 {
+				peers = append(peers, n.Members[j].Name)
+			} else {
+				peers = append(peers, p.String())
+			}
+		}
+		fmt.Fprintf(&b, "; %s (%s) has version %s of %d, connected to [%s], topic peers [%s]",
+			m.Name, nd.ID(), seq, head, strings.Join(conns, ", "), strings.Join(peers, ", "))
+	}
+	return strings.TrimPrefix(b.String(), "; ")
+}
+
 // meshSize is how many topic peers each member of a large testnet needs
 // before Federate returns (GossipSub's own mesh degree).
 const meshSize = 6
@@ -286,10 +328,19 @@ const meshSize = 6
 // WaitFor polls cond until it holds or d passes: the harness never sleeps a
 // fixed time, it waits for an event with a deadline.
 func (n *Net) WaitFor(d time.Duration, what string, cond func() bool) error {
+	if n.tb != nil {
+		n.tb.Helper()
+	}
+	return n.waitFor(d, func() string { return what }, cond)
+}
+
+// waitFor is WaitFor with a description computed when it times out, so
+// that it can say what was still missing.
+func (n *Net) waitFor(d time.Duration, what func() string, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			err := fmt.Errorf("not within %s: %s", d, what)
+			err := fmt.Errorf("not within %s: %s", d, what())
 			if n.tb != nil {
 				n.tb.Helper()
 				n.tb.Fatalf("testnet: %v", err)
