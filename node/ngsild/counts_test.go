@@ -3,6 +3,7 @@ package ngsild
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"net/http"
 	"testing"
@@ -89,4 +90,71 @@ func TestCountersThroughReplaces(t *testing.T) {
 			t.Errorf("%s: counters %v, want %v", st.name, got, want)
 		}
 	}
+}
+
+// TestCountersOfMixedCreates checks the counters after batches of creates
+// whose counters repeat in runs and change between them (writeTxn adds
+// up a run of creates with the same counters once): the same attributes,
+// an attribute of another type, the types in another order, an attribute
+// more or less, two instances, and an entity created and replaced in the
+// same batch.
+func TestCountersOfMixedCreates(t *testing.T) {
+	n := newTestNode(t, nil)
+	batches := []struct {
+		name, body string
+	}{
+		{"runs", `[
+			{"id":"urn:x:1","type":"T","p":{"type":"Property","value":1}},
+			{"id":"urn:x:2","type":"T","p":{"type":"Property","value":2}},
+			{"id":"urn:x:3","type":"T","p":{"type":"Relationship","object":"urn:y:1"}},
+			{"id":"urn:x:4","type":"T","p":{"type":"Property","value":4}},
+			{"id":"urn:x:5","type":["T","U"],"p":{"type":"Property","value":5}},
+			{"id":"urn:x:6","type":["U","T"],"p":{"type":"Property","value":6}},
+			{"id":"urn:x:7","type":["U","T"],"p":{"type":"Property","value":7}},
+			{"id":"urn:x:8","type":"T","p":{"type":"Property","value":8},"q":{"type":"Property","value":8}},
+			{"id":"urn:x:9","type":"T","q":{"type":"Property","value":9}},
+			{"id":"urn:x:10","type":"T","p":[{"type":"Property","value":1},{"type":"Relationship","object":"urn:y:1","datasetId":"urn:d:1"}]},
+			{"id":"urn:x:11","type":"T","p":[{"type":"Property","value":1},{"type":"Property","value":2,"datasetId":"urn:d:1"}]},
+			{"id":"urn:x:12","type":"T","p":{"type":"Property","value":12}},
+			{"id":"urn:x:12","type":"T","q":{"type":"Property","value":12}},
+			{"id":"urn:x:13","type":"T","p":{"type":"Property","value":13}}]`},
+		{"after replaces and a run of one", `[
+			{"id":"urn:x:1","type":"T","q":{"type":"Property","value":1}},
+			{"id":"urn:x:20","type":"V","p":{"type":"Property","value":1}},
+			{"id":"urn:x:21","type":"T","p":{"type":"Property","value":1}}]`},
+	}
+	for _, b := range batches {
+		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", b.body)
+		if rec.Code != http.StatusCreated && rec.Code != http.StatusNoContent {
+			t.Fatalf("%s: %d %s", b.name, rec.Code, rec.Body.String())
+		}
+		if got, want := storedCounts(t, n), recount(t, n); !maps.Equal(got, want) {
+			t.Errorf("%s: counters %v, want %v", b.name, got, want)
+		}
+	}
+	// Land writes in the same transactions.
+	var ents []*Entity
+	for i, typ := range []string{"T", "T", "V", "T", "T"} {
+		e := &Entity{ID: fmt.Sprintf("urn:x:l%d", i), Types: []string{expandTestType(typ)}, Attrs: map[string][]*Attribute{
+			"https://example.org/p": {{Type: Property, Value: float64(i)}},
+		}}
+		ents = append(ents, e)
+	}
+	errs, err := n.svc.Land(context.Background(), ents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Land entity %d: %v", i, err)
+		}
+	}
+	if got, want := storedCounts(t, n), recount(t, n); !maps.Equal(got, want) {
+		t.Errorf("after Land: counters %v, want %v", got, want)
+	}
+}
+
+// expandTestType is a type name of the tests' default context as stored.
+func expandTestType(typ string) string {
+	return "https://uri.etsi.org/ngsi-ld/default-context/" + typ
 }

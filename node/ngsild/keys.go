@@ -249,14 +249,22 @@ func indexKeys(e *Entity, code func(iri string) uint32, counts map[countKey]int6
 	// Most attributes have no keys (only those with value indexes, and
 	// geo cells, do): a map sized for two per attribute was mostly empty.
 	keys := make(map[string]struct{}, len(e.Types)+len(e.Scope)+4)
-	for _, t := range e.Types {
-		keys[string(typeKey(code(t), e.ID))] = struct{}{}
-	}
 	if counts != nil {
 		eachCount(e, func(c countKey) { counts[c] += sign })
 	}
+	eachIndexKey(e, code, valued, func(k []byte) { keys[string(k)] = struct{}{} })
+	return keys
+}
+
+// eachIndexKey calls fn with each index key of e (indexKeys), a new slice
+// each time that fn may keep. A key may come more than once (two
+// instances with the same value or cell).
+func eachIndexKey(e *Entity, code func(iri string) uint32, valued func(string) bool, fn func(k []byte)) {
+	for _, t := range e.Types {
+		fn(typeKey(code(t), e.ID))
+	}
 	for _, sc := range e.Scope {
-		keys[string(scopeKey(sc, e.ID))] = struct{}{}
+		fn(scopeKey(sc, e.ID))
 	}
 	for attr, insts := range e.Attrs {
 		withValues := valued(attr)
@@ -264,7 +272,7 @@ func indexKeys(e *Entity, code func(iri string) uint32, counts map[countKey]int6
 			switch a.Type {
 			default:
 				if withValues {
-					addValueKeys(keys, code(attr), a, e.ID)
+					addValueKeys(fn, code(attr), a, e.ID)
 				}
 			case GeoProperty:
 				m, _ := a.Value.(map[string]any)
@@ -275,12 +283,11 @@ func indexKeys(e *Entity, code func(iri string) uint32, counts map[countKey]int6
 				pre := geoPrefix(code(attr))
 				for _, c := range geoCells(g) {
 					k := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(pre)+8+len(e.ID)), pre...), uint64(c))
-					keys[string(append(k, e.ID...))] = struct{}{}
+					fn(append(k, e.ID...))
 				}
 			}
 		}
 	}
-	return keys
 }
 
 // eachCount calls fn with each counter e adds to (indexKeys): one per
@@ -339,28 +346,29 @@ func sameCounted(a, b *Entity) bool {
 func valueKeys(e *Entity, attr string, code uint32) map[string]struct{} {
 	keys := map[string]struct{}{}
 	for _, a := range e.Attrs[attr] {
-		addValueKeys(keys, code, a, e.ID)
+		addValueKeys(func(k []byte) { keys[string(k)] = struct{}{} }, code, a, e.ID)
 	}
 	return keys
 }
 
 // addValueKeys indexes what q compares (Entity.Values): a value or object,
 // or each element of a list of them, as q matches any element (clause 4.9).
-func addValueKeys(keys map[string]struct{}, attr uint32, a *Attribute, id string) {
+// It calls fn with each key (a new slice).
+func addValueKeys(fn func(k []byte), attr uint32, a *Attribute, id string) {
 	if a.Type == GeoProperty || a.Type == LanguageProperty {
 		return
 	}
 	switch v := a.simpleValue().(type) {
 	case []any:
 		for _, x := range v {
-			addValueKey(keys, attr, x, id)
+			addValueKey(fn, attr, x, id)
 		}
 	default:
-		addValueKey(keys, attr, v, id)
+		addValueKey(fn, attr, v, id)
 	}
 }
 
-func addValueKey(keys map[string]struct{}, attr uint32, v any, id string) {
+func addValueKey(fn func(k []byte), attr uint32, v any, id string) {
 	// Room for the longest value encoding: the key is built in one slice.
 	b := make([]byte, 0, len(keyValue)+4+1+max(8, maxIndexedString)+1+len(id))
 	b = binary.BigEndian.AppendUint32(append(b, keyValue...), attr)
@@ -369,7 +377,7 @@ func addValueKey(keys map[string]struct{}, attr uint32, v any, id string) {
 		return
 	}
 	b = append(b, 0)
-	keys[string(append(b, id...))] = struct{}{}
+	fn(append(b, id...))
 }
 
 // countKey names a counter: entities of a type (attr empty), or those of

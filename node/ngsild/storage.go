@@ -61,13 +61,15 @@ type prepared struct {
 	del   [][]byte
 	set   [][]byte
 	count map[countKey]int64
-	// added are the counters a create adds one to (eachCount), listed:
-	// a create has no deltas to cancel out, so it needs no map.
-	added []countKey
-	hist  []histEntry // history records (history.go)
-	mark  *histEntry  // history attribute marker to set, if it changed
-	gone  []string    // attributes the write removed
-	old   *Entity     // the state before the write (nil: none), for notifications
+	// created is the entity a create writes: it adds one to each of its
+	// counters (eachCount), which writeTxn adds up once per run of
+	// creates with the same counters (sameCounted) instead of once per
+	// entity: a batch of one model adds to the same ~20 counters.
+	created *Entity
+	hist    []histEntry // history records (history.go)
+	mark    *histEntry  // history attribute marker to set, if it changed
+	gone    []string    // attributes the write removed
+	old     *Entity     // the state before the write (nil: none), for notifications
 	// oldSummary says old is a summary, without the values
 	// notifications compare.
 	oldSummary bool
@@ -239,9 +241,8 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 		// The counter contributions of old and ne would cancel out: an
 		// entity replaced with the same attributes, the usual update.
 	case old == nil && ne != nil:
-		// A create adds one to each of its counters: a list, no map.
-		p.added = make([]countKey, 0, len(ne.Types)*(1+len(ne.Attrs)))
-		eachCount(ne, func(c countKey) { p.added = append(p.added, c) })
+		// A create adds one to each of its counters: writeTxn counts them.
+		p.created = ne
 	case ne != nil:
 		// A counter per type and per type and attribute (indexKeys):
 		// sized for them, the map is not grown and rehashed twice.
@@ -251,24 +252,31 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 		p.count = map[countKey]int64{}
 		counts = p.count
 	}
-	var oldKeys, newKeys map[string]struct{}
-	if old != nil {
-		oldKeys = indexKeys(old, s.codes.codeOf, counts, -1, s.vidx.isWritten)
-	}
-	if ne != nil {
+	if old == nil {
+		// A create sets every key of ne and deletes none: no sets of
+		// keys to compare, so the keys go straight into p.set.
 		if err := s.codeIndexed(ne); err != nil {
 			return err
 		}
-		newKeys = indexKeys(ne, s.codes.codeOf, counts, +1, s.vidx.isWritten)
-	}
-	for k := range oldKeys {
-		if _, keep := newKeys[k]; !keep {
-			p.del = append(p.del, []byte(k))
+		eachIndexKey(ne, s.codes.codeOf, s.vidx.isWritten, func(k []byte) { p.set = append(p.set, k) })
+	} else {
+		oldKeys := indexKeys(old, s.codes.codeOf, counts, -1, s.vidx.isWritten)
+		var newKeys map[string]struct{}
+		if ne != nil {
+			if err := s.codeIndexed(ne); err != nil {
+				return err
+			}
+			newKeys = indexKeys(ne, s.codes.codeOf, counts, +1, s.vidx.isWritten)
 		}
-	}
-	for k := range newKeys {
-		if _, had := oldKeys[k]; !had {
-			p.set = append(p.set, []byte(k))
+		for k := range oldKeys {
+			if _, keep := newKeys[k]; !keep {
+				p.del = append(p.del, []byte(k))
+			}
+		}
+		for k := range newKeys {
+			if _, had := oldKeys[k]; !had {
+				p.set = append(p.set, []byte(k))
+			}
 		}
 	}
 	if ne == nil {
@@ -362,7 +370,10 @@ func (s *Service) txnFit(ps []prepared) int {
 		for _, h := range p.hist {
 			b += int64(len(h.key) + 8 + len(h.val))
 		}
-		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count) + len(p.added))
+		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count))
+		if e := p.created; e != nil {
+			n += int64(len(e.Types) * (1 + len(e.Attrs))) // its counters (eachCount), about
+		}
 		if p.mark != nil {
 			n++
 			b += int64(len(p.mark.key) + len(p.mark.val))
@@ -381,6 +392,14 @@ func (s *Service) writeTxn(ps []prepared) error {
 	err := s.db.UpdateNoSync(func(tx *store.Txn) error {
 		seq := s.seq.Load()
 		counts := map[countKey]int64{}
+		// A run of creates with the same counters adds them up once.
+		var run *Entity
+		var runN int64
+		endRun := func() {
+			if run != nil {
+				eachCount(run, func(c countKey) { counts[c] += runN })
+			}
+		}
 		for i := range ps {
 			p := &ps[i]
 			if !p.write {
@@ -399,8 +418,12 @@ func (s *Service) writeTxn(ps []prepared) error {
 			for k, d := range p.count {
 				counts[k] += d
 			}
-			for _, k := range p.added {
-				counts[k]++
+			if e := p.created; e != nil {
+				if run == nil || !sameCounted(run, e) {
+					endRun()
+					run, runN = e, 0
+				}
+				runN++
 			}
 			seq++
 			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Removed: p.gone, Entity: p.body}
@@ -428,6 +451,7 @@ func (s *Service) writeTxn(ps []prepared) error {
 				return err
 			}
 		}
+		endRun()
 		last = seq
 		if seq != s.seq.Load() {
 			if err := tx.Set([]byte(keySeq), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
