@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/mimnode/mimnode/node/store"
@@ -93,8 +94,9 @@ func TestCountersThroughReplaces(t *testing.T) {
 }
 
 // TestCountersOfMixedCreates checks the counters after batches of creates
-// whose counters repeat in runs and change between them (writeTxn adds
-// up a run of creates with the same counters once): the same attributes,
+// whose counters repeat in runs and change between them (a create
+// counts as an earlier one with the same counters, prepared.countAs, and
+// writeTxn adds each such one's counters once): the same attributes,
 // an attribute of another type, the types in another order, an attribute
 // more or less, two instances, and an entity created and replaced in the
 // same batch.
@@ -123,6 +125,14 @@ func TestCountersOfMixedCreates(t *testing.T) {
 			{"id":"urn:x:20","type":"V","p":{"type":"Property","value":1}},
 			{"id":"urn:x:21","type":"T","p":{"type":"Property","value":1}}]`},
 	}
+	// A batch prepared by more than one worker (commitNoSync), shapes
+	// cycling.
+	var many []string
+	for i := range 100 {
+		attr := []string{`"p":{"type":"Property","value":1}`, `"p":{"type":"Relationship","object":"urn:y:1"}`, `"q":{"type":"Property","value":1}`}[i%3]
+		many = append(many, fmt.Sprintf(`{"id":"urn:x:m%d","type":"T",%s}`, i, attr))
+	}
+	batches = append(batches, struct{ name, body string }{"100, shapes cycling", "[" + strings.Join(many, ",") + "]"})
 	for _, b := range batches {
 		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", b.body)
 		if rec.Code != http.StatusCreated && rec.Code != http.StatusNoContent {

@@ -61,11 +61,13 @@ type prepared struct {
 	del   [][]byte
 	set   [][]byte
 	count map[countKey]int64
-	// created is the entity a create writes: it adds one to each of its
-	// counters (eachCount), which writeTxn adds up once per run of
-	// creates with the same counters (sameCounted) instead of once per
-	// entity: a batch of one model adds to the same ~20 counters.
-	created *Entity
+	// countAs is set for a create, which adds one to each of its
+	// counters (eachCount): the entity it writes, or an earlier create of
+	// the commit with the same counters (sameCounted, found by prepare
+	// where the entity is still in the cache). writeTxn adds the creates
+	// up per countAs and each countAs's counters once, instead of ~20
+	// counters per entity: a batch of one model adds to the same ones.
+	countAs *Entity
 	hist    []histEntry // history records (history.go)
 	mark    *histEntry  // history attribute marker to set, if it changed
 	gone    []string    // attributes the write removed
@@ -137,6 +139,7 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 	summaries := !s.recent.keepPrev.Load()
 	overlays := make([]map[string]*Entity, workers)
 	marks := make([]map[string][]byte, workers) // history markers set, by id (markOf)
+	shapes := make([]*Entity, workers)          // the last create with new counters (prepared.countAs)
 	for w := range overlays {
 		overlays[w], marks[w] = map[string]*Entity{}, map[string][]byte{}
 	}
@@ -156,7 +159,7 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 						if workers > 1 && int(fnv32(chs[i].id)%uint32(workers)) != w {
 							continue
 						}
-						if err := s.prepare(tx, chs[i], summaries, overlays[w], marks[w], &preps[i]); err != nil {
+						if err := s.prepare(tx, chs[i], summaries, overlays[w], marks[w], &shapes[w], &preps[i]); err != nil {
 							return err
 						}
 					}
@@ -207,8 +210,9 @@ func fnv32(s string) uint32 {
 // prepare works out one change against the state in tx (or in overlay, when
 // an earlier change of the same commit touched the entity, and marks for
 // the history marker it set). With summaries, the stored state is read as
-// a summary for a change that needs no more (change.summary).
-func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, marks map[string][]byte, p *prepared) error {
+// a summary for a change that needs no more (change.summary). shape is
+// the last create this worker gave new counters (prepared.countAs).
+func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[string]*Entity, marks map[string][]byte, shape **Entity, p *prepared) error {
 	old, seen := overlay[ch.id]
 	if a := ch.ahead; !seen && a != nil && a.absent {
 		// workAhead found none, and no commit wrote one since: old is nil.
@@ -242,7 +246,10 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 		// entity replaced with the same attributes, the usual update.
 	case old == nil && ne != nil:
 		// A create adds one to each of its counters: writeTxn counts them.
-		p.created = ne
+		if *shape == nil || !sameCounted(*shape, ne) {
+			*shape = ne
+		}
+		p.countAs = *shape
 	case ne != nil:
 		// A counter per type and per type and attribute (indexKeys):
 		// sized for them, the map is not grown and rehashed twice.
@@ -371,7 +378,7 @@ func (s *Service) txnFit(ps []prepared) int {
 			b += int64(len(h.key) + 8 + len(h.val))
 		}
 		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count))
-		if e := p.created; e != nil {
+		if e := p.countAs; e != nil {
 			n += int64(len(e.Types) * (1 + len(e.Attrs))) // its counters (eachCount), about
 		}
 		if p.mark != nil {
@@ -392,14 +399,7 @@ func (s *Service) writeTxn(ps []prepared) error {
 	err := s.db.UpdateNoSync(func(tx *store.Txn) error {
 		seq := s.seq.Load()
 		counts := map[countKey]int64{}
-		// A run of creates with the same counters adds them up once.
-		var run *Entity
-		var runN int64
-		endRun := func() {
-			if run != nil {
-				eachCount(run, func(c countKey) { counts[c] += runN })
-			}
-		}
+		creates := map[*Entity]int64{} // by countAs
 		for i := range ps {
 			p := &ps[i]
 			if !p.write {
@@ -418,12 +418,8 @@ func (s *Service) writeTxn(ps []prepared) error {
 			for k, d := range p.count {
 				counts[k] += d
 			}
-			if e := p.created; e != nil {
-				if run == nil || !sameCounted(run, e) {
-					endRun()
-					run, runN = e, 0
-				}
-				runN++
+			if e := p.countAs; e != nil {
+				creates[e]++
 			}
 			seq++
 			rec := changeRecord{Seq: seq, ID: p.id, At: now, Types: p.types, Removed: p.gone, Entity: p.body}
@@ -451,7 +447,9 @@ func (s *Service) writeTxn(ps []prepared) error {
 				return err
 			}
 		}
-		endRun()
+		for e, n := range creates {
+			eachCount(e, func(c countKey) { counts[c] += n })
+		}
 		last = seq
 		if seq != s.seq.Load() {
 			if err := tx.Set([]byte(keySeq), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
