@@ -452,15 +452,19 @@ func rvWrite(t *testing.T, n *testNode, rng *rand.Rand, nIDs int) string {
 	}
 }
 
-// TestCountersAndIndexesOfRandomWrites: see the top of this file.
+// TestCountersAndIndexesOfRandomWrites: see the top of this file. Seeds 2
+// and 3 have a subscription, so the notification dispatcher reads each
+// written chunk while the commit prepares and writes the next.
 func TestCountersAndIndexesOfRandomWrites(t *testing.T) {
-	steps := 60
+	steps := 40
 	if testing.Short() {
 		steps = 20
 	}
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			n := newTestNode(t, nil)
+			n := newTestNode(t, func(o *Options) {
+				o.Notify.Allow, o.Notify.Retries = []string{"127.0.0.0/8"}, -1
+			})
 			// A query on p gives it a value index.
 			if rec := n.do("GET", "/ngsi-ld/v1/entities?type=T&q=p==1", nil); rec.Code != http.StatusOK {
 				t.Fatalf("query: %d %s", rec.Code, rec.Body.String())
@@ -470,6 +474,18 @@ func TestCountersAndIndexesOfRandomWrites(t *testing.T) {
 			}
 			if !n.svc.vidx.isWritten(expandTestType("p")) {
 				t.Fatal("p has no value index")
+			}
+			if seed != 1 {
+				// A subscription: the dispatcher matches and renders the
+				// entities of a commit's first chunks while it writes
+				// the next (recentChanges), where shapes are still used.
+				rec := n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{
+					"type": "Subscription", "entities": []any{map[string]any{"type": "T"}},
+					"notification": map[string]any{"format": "keyValues", "endpoint": map[string]any{"uri": "http://127.0.0.1:9/n"}},
+				})
+				if rec.Code != http.StatusCreated {
+					t.Fatalf("subscription: %d %s", rec.Code, rec.Body.String())
+				}
 			}
 			rng := rand.New(rand.NewPCG(seed, 0))
 			feed := &rvFeed{next: 1, last: map[string]uint64{}, ops: map[Op]int{}}
