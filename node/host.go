@@ -21,7 +21,7 @@ import (
 // userAgent is what identify tells peers this node runs.
 var userAgent = "mimnode/" + Version
 
-// newHost builds the node's libp2p host: TCP and QUIC, TLS 1.3 and Noise, yamux,
+// newHost builds the node's libp2p host: TCP and QUIC, Noise and TLS, yamux,
 // a resource manager with the configured limits, a connection manager,
 // identify (always on in libp2p) and ping.
 func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg prometheus.Registerer) (host.Host, error) {
@@ -56,12 +56,8 @@ func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg pr
 		libp2p.ListenAddrStrings(c.Network.Listen...),
 		tcpTransport(c.Network.TCPDialer),
 		libp2p.Transport(quic.NewTransport),
-		// TLS first: TLS 1.3 picks AES-GCM on CPUs with AES instructions,
-		// about half the CPU per byte of Noise's ChaCha20-Poly1305, which
-		// bulk transfers pay on both sides. Noise is still accepted and
-		// offered, for peers that prefer it.
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
