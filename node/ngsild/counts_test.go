@@ -168,3 +168,39 @@ func TestCountersOfMixedCreates(t *testing.T) {
 func expandTestType(typ string) string {
 	return "https://uri.etsi.org/ngsi-ld/default-context/" + typ
 }
+
+// TestCountersOfManyAttributeTypes checks that an attribute whose
+// instances have five different attribute types, some more than once,
+// counts the entity once per type, as GET /attributes reports it: the counter of each type is 1,
+// and 0 once the entity is deleted.
+func TestCountersOfManyAttributeTypes(t *testing.T) {
+	n := newTestNode(t, nil)
+	body := `{"id":"urn:x:1","type":"T","p":[
+		{"type":"Property","value":1},
+		{"type":"Relationship","object":"urn:y:1","datasetId":"urn:d:1"},
+		{"type":"LanguageProperty","languageMap":{"en":"one"},"datasetId":"urn:d:2"},
+		{"type":"VocabProperty","vocab":"monument","datasetId":"urn:d:3"},
+		{"type":"ListProperty","valueList":[1,2],"datasetId":"urn:d:4"},
+		{"type":"VocabProperty","vocab":"park","datasetId":"urn:d:5"},
+		{"type":"Property","value":2,"datasetId":"urn:d:6"},
+		{"type":"ListProperty","valueList":[3],"datasetId":"urn:d:7"}]}`
+	if rec := n.do("POST", "/ngsi-ld/v1/entities", body); rec.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body.String())
+	}
+	typ, attr := expandTestType("T"), "https://uri.etsi.org/ngsi-ld/default-context/p"
+	want := map[string]int64{countKey{typ: typ}.key(): 1}
+	for _, at := range []AttrType{Property, Relationship, LanguageProperty, VocabProperty, ListProperty} {
+		want[countKey{typ: typ, attr: attr, at: at}.key()] = 1
+	}
+	if got := storedCounts(t, n); !maps.Equal(got, want) {
+		t.Errorf("counters %v, want %v", got, want)
+	}
+	if rec := n.do("DELETE", "/ngsi-ld/v1/entities/urn:x:1", ""); rec.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body.String())
+	}
+	for k, v := range storedCounts(t, n) {
+		if v != 0 {
+			t.Errorf("after delete, counter %q = %d", k, v)
+		}
+	}
+}

@@ -297,26 +297,28 @@ func eachCount(e *Entity, fn func(countKey)) {
 		fn(countKey{typ: t})
 	}
 	for attr, insts := range e.Attrs {
-		var seen [4]AttrType // attribute types counted for this attribute
-		for _, a := range insts {
-			counted := false
-			for _, x := range seen {
-				counted = counted || x == a.Type
-			}
-			if counted {
-				continue
-			}
-			for i := range seen {
-				if seen[i] == "" {
-					seen[i] = a.Type
-					break
-				}
+		for i, a := range insts {
+			if hasType(insts[:i], a.Type) {
+				continue // counted with an earlier instance
 			}
 			for _, t := range e.Types {
 				fn(countKey{typ: t, attr: attr, at: a.Type})
 			}
 		}
 	}
+}
+
+// hasType reports whether one of insts (an attribute's earlier
+// instances) has type at: an entity counts once per attribute type,
+// however many instances of it the attribute has, and of however many
+// types (there are eight).
+func hasType(insts []*Attribute, at AttrType) bool {
+	for _, a := range insts {
+		if a.Type == at {
+			return true
+		}
+	}
+	return false
 }
 
 // sameCounted reports whether a and b add the same counters (indexKeys):
