@@ -136,10 +136,17 @@ func FuzzCertifySchema(f *testing.F) {
 	for i, src := range edgeSchemas {
 		f.Add([]byte(src), []byte([]string{`null`, `1.0`, `"é"`, `["a", 1]`, `{"a": 1}`, `1e300`, `{"a": 1, "b": "x"}`}[i%7]))
 	}
+	// Found by CI's fuzzing (the library panicked on the instance, as a
+	// json.Number big.Rat cannot hold), and a schema Bind now refuses.
+	f.Add([]byte(`{"not":{"minimum":0}}`), []byte(`0E10000000000000000000`))
+	f.Add([]byte(`{"multipleOf":1E10000000000000000000}`), []byte(`1`))
 	f.Fuzz(func(t *testing.T, schema, inst []byte) {
 		doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(schema)))
 		if err != nil {
 			return
+		}
+		if _, bad := unexactNumber(doc); bad {
+			return // Bind refuses it (TestBindNumberOutOfRange)
 		}
 		c := jsonschema.NewCompiler()
 		c.DefaultDraft(jsonschema.Draft2020)
@@ -160,6 +167,12 @@ func FuzzCertifySchema(f *testing.F) {
 			}
 			if d.Decode(&v) != nil {
 				return
+			}
+			if _, bad := unexactNumber(v); bad && number {
+				// The library panics on a json.Number big.Rat cannot hold
+				// (0E10000000000000000000); the node never hands it one:
+				// its entity parser reads numbers as float64.
+				continue
 			}
 			n := 0
 			compareCertify(t, string(schema)+" on "+string(inst), sch, cert, v, &n)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"path"
 	"sort"
 	"strings"
@@ -230,12 +231,41 @@ func shortName(iri string) string {
 	return iri
 }
 
+// unexactNumber returns a number in v (a decoded schema, numbers as
+// json.Number) that math/big cannot hold, such as 1E10000000000000000000:
+// the schema library compares numbers as big.Rat and panics on one it
+// could not convert, while compiling the schema or validating against it.
+func unexactNumber(v any) (json.Number, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		if _, ok := new(big.Rat).SetString(string(x)); !ok {
+			return x, true
+		}
+	case map[string]any:
+		for _, y := range x {
+			if n, ok := unexactNumber(y); ok {
+				return n, true
+			}
+		}
+	case []any:
+		for _, y := range x {
+			if n, ok := unexactNumber(y); ok {
+				return n, true
+			}
+		}
+	}
+	return "", false
+}
+
 // compile compiles one model schema with a fresh compiler (so a rebinding with the
 // same $id does not clash) that resolves the shared schemas offline.
 func (r *Registry) compile(doc any, typeIRI string) (entry, error) {
 	obj, ok := doc.(map[string]any)
 	if !ok {
 		return entry{}, fmt.Errorf("schema is not a JSON object: %w", ErrSchema)
+	}
+	if n, ok := unexactNumber(obj); ok {
+		return entry{}, fmt.Errorf("the number %s is out of range: %w", n, ErrSchema)
 	}
 	reduced, fast := splitSimple(obj)
 	id, _ := obj["$id"].(string)

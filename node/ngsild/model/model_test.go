@@ -352,6 +352,10 @@ func TestBindErrors(t *testing.T) {
 		{"invalid schema", "https://example.org/A", `{"type": 5}`, "type"},
 		{"external reference", "https://example.org/A", `{"$ref": "https://example.org/remote.json"}`, "not available offline"},
 		{"shared schema missing definition", "https://example.org/A", `{"$ref": "https://smart-data-models.github.io/data-models/common-schema.json#/definitions/Nope"}`, "Nope"},
+		// The schema library panicked on these (compiling the first,
+		// validating against the second).
+		{"number out of range", "https://example.org/A", `{"properties": {"a": {"multipleOf": 1E10000000000000000000}}}`, "1E10000000000000000000 is out of range"},
+		{"number out of range in a bound", "https://example.org/A", `{"properties": {"a": {"not": {"minimum": 0E-10000000000000000000}}}}`, "out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
