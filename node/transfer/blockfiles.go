@@ -42,14 +42,8 @@ func (s *Service) hasBlock(c string) (bool, error) {
 // getBlock returns the bytes of block c, or an error wrapping
 // store.ErrNotFound.
 func (s *Service) getBlock(c string) ([]byte, error) {
-	return s.getBlockInto(nil, c)
-}
-
-// getBlockInto is getBlock reading a block that is a file into dst's
-// space (dst[:0], grown if it is too small).
-func (s *Service) getBlockInto(dst []byte, c string) ([]byte, error) {
 	if b := s.blobs(); b != nil {
-		data, err := b.AppendTo(dst[:0], c)
+		data, err := b.AppendTo(nil, c)
 		if !errors.Is(err, store.ErrNotFound) {
 			return data, err
 		}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -51,12 +49,8 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	n := kept
 	progress(n)
 	var written int64
-	var bufs landBufs
 	err = ordered.Map(ctx, landBatch, func(emit func([]byte) error) error {
-		return s.changedLinesInto(fresh, gone, &bufs, func(line []byte) error {
-			bufs.emitted++
-			return emit(line)
-		}, func(id string) { deletes = append(deletes, id) })
+		return s.changedLines(fresh, gone, emit, func(id string) { deletes = append(deletes, id) })
 	}, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
 		for i, line := range lines {
@@ -72,7 +66,6 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		}
 		written += int64(len(ents))
 		n += int64(len(ents))
-		bufs.consumed(len(ents))
 		progress(n)
 		return nil
 	})
@@ -87,95 +80,6 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	}
 	return written + int64(len(deletes)), nil
 }
-
-// landBufs recycles the buffers landing reads blocks into. A block's
-// lines go to the decoders by reference, so its buffer is reused only
-// once every line taken from it has been consumed: chunks are consumed in
-// the order their lines were produced, each after its decoding, and a
-// decoded entity keeps no reference into its line (ngsild.DecodeLine
-// copies what it keeps; TestLandReusesNoDecodedBytes). Reading each block
-// into a new buffer allocated and cleared about the volume of the version
-// again (memclr was ~0.13 of a 100,000-entity landing's 7.7 cpu-s, and the
-// bytes drove collections).
-//
-// The producer calls get, release and counts emitted; the consumer calls
-// consumed. A nil *landBufs recycles nothing.
-type landBufs struct {
-	emitted int64 // lines handed on so far; the producer's
-
-	mu    sync.Mutex
-	done  int64        // lines consumed so far; guarded by mu
-	queue []pendingBuf // released buffers in release order; guarded by mu
-	free  [][]byte     // buffers ready for reuse; guarded by mu
-}
-
-type pendingBuf struct {
-	buf []byte
-	end int64 // the buffer is free once done reaches end
-}
-
-// get returns an empty buffer with room for size bytes: a free one, or
-// a new one with a quarter to spare, so that one buffer serves blocks of
-// about the same size (they cluster around content.TargetBlockSize).
-func (b *landBufs) get(size int64) []byte {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.collect()
-	for i := len(b.free) - 1; i >= 0; i-- {
-		if buf := b.free[i]; int64(cap(buf)) >= size {
-			b.free[i] = b.free[len(b.free)-1]
-			b.free[len(b.free)-1] = nil
-			b.free = b.free[:len(b.free)-1]
-			return buf[:0]
-		}
-	}
-	return make([]byte, 0, size+size/4)
-}
-
-// release says the producer is done with buf: it is free once every line
-// emitted so far is consumed.
-func (b *landBufs) release(buf []byte) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.queue = append(b.queue, pendingBuf{buf: buf, end: b.emitted})
-	b.collect()
-}
-
-// consumed counts n more lines consumed.
-func (b *landBufs) consumed(n int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.done += int64(n)
-}
-
-// collect moves the queued buffers that are free to free. Both together
-// hold no more buffers than the producer's lead over the consumer (the
-// blocks whose lines ordered.Map holds), plus those too small to reuse,
-// dropped past landBufsFree. Called with mu held.
-func (b *landBufs) collect() {
-	i := 0
-	for ; i < len(b.queue) && b.queue[i].end <= b.done; i++ {
-		b.free = append(b.free, b.queue[i].buf)
-		b.queue[i] = pendingBuf{}
-	}
-	b.queue = b.queue[i:]
-	if len(b.free) > landBufsFree {
-		// The smallest go: a buffer kept too small would never be reused.
-		slices.SortFunc(b.free, func(x, y []byte) int { return cap(y) - cap(x) })
-		clear(b.free[landBufsFree:])
-		b.free = b.free[:landBufsFree]
-	}
-}
-
-// landBufsFree is the most free buffers kept: more than the blocks of a
-// few landing chunks.
-const landBufsFree = 256
 
 // landChunk writes entities and their provenance. The provenance is
 // committed first, without a sync: Land's own sync, which covers every
@@ -300,15 +204,8 @@ func (s *Service) landDiff(agreement string, m content.Manifest) (fresh, gone []
 // gone does not hold byte for byte, and drop with every id of gone that
 // fresh does not hold.
 func (s *Service) changedLines(fresh, gone []content.BlockRef, land func(line []byte) error, drop func(id string)) error {
-	return s.changedLinesInto(fresh, gone, nil, land, drop)
-}
-
-// changedLinesInto is changedLines reading blocks into buffers from bufs
-// (none: new ones), and giving each back once every line it passed to
-// land is decoded (landBufs).
-func (s *Service) changedLinesInto(fresh, gone []content.BlockRef, bufs *landBufs, land func(line []byte) error, drop func(id string)) error {
-	next := s.blockLinesInto(fresh, bufs)
-	old := s.blockLinesInto(gone, bufs)
+	next := s.blockLines(fresh)
+	old := s.blockLines(gone)
 	nl, nid, err := next()
 	if err != nil {
 		return err
@@ -352,26 +249,13 @@ func (s *Service) changedLinesInto(fresh, gone []content.BlockRef, bufs *landBuf
 // on this node), with each line's entity id; it returns a nil line at the
 // end.
 func (s *Service) blockLines(blocks []content.BlockRef) func() ([]byte, string, error) {
-	return s.blockLinesInto(blocks, nil)
-}
-
-// blockLinesInto is blockLines reading each block into a buffer from
-// bufs (nil: a new one), handed back to bufs when the iterator moves on
-// to the next block: the caller is done with the lines it returned by
-// then, except those it passed on, which bufs keeps track of.
-func (s *Service) blockLinesInto(blocks []content.BlockRef, bufs *landBufs) func() ([]byte, string, error) {
-	var rest, data []byte
+	var rest []byte
 	return func() ([]byte, string, error) {
 		for len(rest) == 0 {
-			if data != nil {
-				bufs.release(data)
-				data = nil
-			}
 			if len(blocks) == 0 {
 				return nil, "", nil
 			}
-			var err error
-			data, err = s.heldBlockInto(bufs.get(blocks[0].Size), blocks[0])
+			data, err := s.heldBlock(blocks[0])
 			if err != nil {
 				return nil, "", err
 			}
@@ -408,14 +292,8 @@ func (s *Service) blockLinesInto(blocks []content.BlockRef, bufs *landBufs) func
 // landing phase's 10.6-13 cpu-s (EndToEndEntities -transfer.phaseprofile),
 // run on the goroutine that reads blocks ahead of the decoders.
 func (s *Service) heldBlock(ref content.BlockRef) ([]byte, error) {
-	return s.heldBlockInto(nil, ref)
-}
-
-// heldBlockInto is heldBlock reading the block into dst's space, when it
-// is a file and fits.
-func (s *Service) heldBlockInto(dst []byte, ref content.BlockRef) ([]byte, error) {
 	c := ref.CID.String()
-	data, err := s.getBlockInto(dst, c)
+	data, err := s.getBlock(c)
 	if err == nil {
 		if err = content.VerifyBlock(ref.CID, data); err == nil {
 			return data, nil

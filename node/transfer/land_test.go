@@ -129,8 +129,7 @@ func TestLiveFeedCarriesDeletes(t *testing.T) {
 }
 
 // TestLandManyBlocks: a version of several landing chunks over many
-// blocks lands every entity as the provider holds it (landing reuses the
-// buffers it reads blocks into, landBufs, only past the first chunk).
+// blocks lands every entity as the provider holds it.
 func TestLandManyBlocks(t *testing.T) {
 	prov, cons, agreement, blocks := agreedVersion(t, 2500)
 	if len(blocks) < 8 {
@@ -151,8 +150,8 @@ func TestLandManyBlocks(t *testing.T) {
 }
 
 // TestLandReusesNoDecodedBytes: an entity decoded from a block line
-// keeps no reference into the line, which landing relies on to read the
-// next blocks into the same buffer (landBufs).
+// keeps no reference into the line, so a landed entity neither pins nor
+// changes with the block bytes it was read from.
 func TestLandReusesNoDecodedBytes(t *testing.T) {
 	prov, _ := pair(t)
 	es := entities(t, 3, 0)
