@@ -45,15 +45,7 @@ func TestLand(t *testing.T) {
 	n := newTestNode(t, nil)
 	wake, stop := n.svc.Notify()
 	defer stop()
-	errs, err := n.svc.Land(context.Background(), ents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range errs {
-		if e != nil {
-			t.Fatalf("Land entity %d: %v", i, e)
-		}
-	}
+	landAll(t, n, ents)
 	select {
 	case <-wake:
 	default:

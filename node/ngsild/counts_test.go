@@ -150,15 +150,7 @@ func TestCountersOfMixedCreates(t *testing.T) {
 		}}
 		ents = append(ents, e)
 	}
-	errs, err := n.svc.Land(context.Background(), ents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("Land entity %d: %v", i, err)
-		}
-	}
+	landAll(t, n, ents)
 	if got, want := storedCounts(t, n), recount(t, n); !maps.Equal(got, want) {
 		t.Errorf("after Land: counters %v, want %v", got, want)
 	}

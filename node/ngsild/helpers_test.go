@@ -2,6 +2,7 @@ package ngsild
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -179,4 +180,18 @@ func decodeBytes(t testing.TB, b []byte) any {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// landAll lands ents on n and fails the test unless every one is written.
+func landAll(t *testing.T, n *testNode, ents []*Entity) {
+	t.Helper()
+	errs, err := n.svc.Land(context.Background(), ents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Land entity %d: %v", i, err)
+		}
+	}
 }

@@ -530,15 +530,7 @@ func TestCountersOfSplitLand(t *testing.T) {
 		if n := n.svc.txnFit(rvPrepared(n.svc, ents)); n >= commitChunk {
 			t.Fatalf("txnFit fits %d entities in a transaction: the test no longer splits a chunk", n)
 		}
-		errs, err := n.svc.Land(context.Background(), ents)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, err := range errs {
-			if err != nil {
-				t.Fatalf("entity %d: %v", i, err)
-			}
-		}
+		landAll(t, n, ents)
 		checkAgainstRecount(t, n, fmt.Sprintf("round %d", round), feed)
 	}
 }
