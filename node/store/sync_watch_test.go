@@ -273,8 +273,6 @@ func inotifyFDs() (int, error) {
 	return n, nil
 }
 
-// watchQueue returns how many events the kernel queues for a watch,
-// skipping the test where there is no watch or the queue is too long to
 // overflowed is a syncer over fake logs whose first sync (with 00001.mem)
 // set up a watch, after which the watch's queue overflowed and 00002.mem
 // was created, its event lost. It skips the test without a watch.
@@ -294,6 +292,8 @@ func overflowed(t *testing.T) (s *syncer, dir string, g *fsyncGate) {
 	return s, dir, g
 }
 
+// watchQueue returns how many events the kernel queues for a watch,
+// skipping the test where there is no watch or the queue is too long to
 // fill.
 func watchQueue(t *testing.T) int {
 	t.Helper()
