@@ -218,6 +218,11 @@ func RunBench(ctx context.Context, o BenchOptions) (Report, error) {
 	}
 	start := time.Now()
 	rep := Report{Machine: ThisMachine(o.Date), Quick: o.Quick}
+	if d, err := measureSync(os.TempDir(), 50); err == nil {
+		rep.Machine.SyncMs = float64(d.Nanoseconds()) / 1e6
+	} else {
+		b.logf("measuring the disk's sync time: %v", err)
+	}
 	var err error
 	for _, s := range scenarios() {
 		if ctx.Err() != nil {

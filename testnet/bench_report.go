@@ -2,11 +2,13 @@ package testnet
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,7 +103,24 @@ type Machine struct {
 	GoVersion string    `json:"goVersion"`
 	OS        string    `json:"os"`
 	Date      time.Time `json:"date"`
+	// Features are the CPU features, of those hot paths use when they are
+	// there (hotFeatures), that the CPU has, as /proc/cpuinfo names them:
+	// the same code gives different numbers with and without them.
+	Features []string `json:"features,omitempty"`
+	// Load is the 1-minute load average when the run started, nil where
+	// unknown: above the number of cores, other work shared the CPU.
+	Load *float64 `json:"load,omitempty"`
+	// SyncMs is the median time in milliseconds to append 4 KiB to a file
+	// and fsync it where the nodes store their data (0 when not measured):
+	// every synced write, each negotiation step and each acknowledged
+	// NGSI-LD write, waits for at least one.
+	SyncMs float64 `json:"syncMs,omitempty"`
 }
+
+// hotFeatures are the CPU features whose absence slows a benchmark down
+// by itself: AVX2 and AVX-512 for BLAKE3 (block names), SHA-NI for
+// SHA-256 (manifests, audit chain), AES-NI for TLS.
+var hotFeatures = []string{"avx2", "avx512f", "sha_ni", "aes"}
 
 // ThisMachine reads the CPU model and memory from /proc where there is one.
 func ThisMachine(date time.Time) Machine {
@@ -122,12 +141,19 @@ func ThisMachine(date time.Time) Machine {
 		}
 	}
 	scan("/proc/cpuinfo", func(k, v string) bool {
-		if k == "model name" {
+		switch k {
+		case "model name":
 			m.CPU = v
-			return true
+		case "flags":
+			m.Features = cpuFeatures(v)
 		}
-		return false
+		return m.CPU != "unknown" && m.Features != nil
 	})
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if v, ok := loadAverage(string(b)); ok {
+			m.Load = &v
+		}
+	}
 	scan("/proc/meminfo", func(k, v string) bool {
 		if k == "MemTotal" {
 			kib, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
@@ -137,6 +163,62 @@ func ThisMachine(date time.Time) Machine {
 		return false
 	})
 	return m
+}
+
+// cpuFeatures returns those of hotFeatures that a /proc/cpuinfo flags line
+// lists, in hotFeatures' order (empty, not nil, for none).
+func cpuFeatures(flags string) []string {
+	have := strings.Fields(flags)
+	out := []string{}
+	for _, f := range hotFeatures {
+		if slices.Contains(have, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// loadAverage reads the 1-minute load average from /proc/loadavg's text;
+// false if it is not there.
+func loadAverage(text string) (float64, bool) {
+	f := strings.Fields(text)
+	if len(f) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false
+	}
+	return v, true
+}
+
+// measureSync returns the median of n times appending 4 KiB to a new file
+// in dir and syncing it (File.Sync: fsync), which is what a synced write
+// of the store waits for at least once. The file is removed.
+func measureSync(dir string, n int) (time.Duration, error) {
+	f, err := os.CreateTemp(dir, "mimnode-bench-sync-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	page := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		if _, err := f.Write(page); err != nil {
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	if len(lat) == 0 {
+		return 0, errors.New("no syncs measured")
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], nil
 }
 
 // Report is the outcome of RunBench.
@@ -170,7 +252,26 @@ func (r *Report) Markdown(w io.Writer) error {
 		date = r.Machine.Date.UTC().Format("2006-01-02 15:04 UTC")
 	}
 	fmt.Fprintf(&b, "## Benchmark report\n\n")
-	fmt.Fprintf(&b, "- Machine: %s, %d cores, %d MiB memory\n", r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMiB)
+	fmt.Fprintf(&b, "- Machine: %s, %d cores, %d MiB memory", r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryMiB)
+	if r.Machine.Features != nil {
+		var missing []string
+		for _, f := range hotFeatures {
+			if !slices.Contains(r.Machine.Features, f) {
+				missing = append(missing, f)
+			}
+		}
+		fmt.Fprintf(&b, "; CPU has %s", orNone(r.Machine.Features))
+		if len(missing) > 0 {
+			fmt.Fprintf(&b, ", not %s", strings.Join(missing, ", "))
+		}
+	}
+	b.WriteString("\n")
+	if r.Machine.Load != nil {
+		fmt.Fprintf(&b, "- Load when the run started: %.2f (1-minute average; above %d, other work shared the CPU)\n", *r.Machine.Load, r.Machine.Cores)
+	}
+	if r.Machine.SyncMs > 0 {
+		fmt.Fprintf(&b, "- Disk: 4 KiB append and fsync, p50 %s ms, where the nodes store their data\n", num(r.Machine.SyncMs))
+	}
 	fmt.Fprintf(&b, "- Go: %s, %s\n", r.Machine.GoVersion, r.Machine.OS)
 	fmt.Fprintf(&b, "- Date: %s\n", date)
 	fmt.Fprintf(&b, "- Run: %s, took %s\n\n", mode, r.Duration.Round(time.Second))
@@ -193,6 +294,14 @@ func (r *Report) Markdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// orNone joins s with commas, or says none.
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }
 
 // cell keeps a table cell on one line and its pipes literal.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,8 +153,10 @@ func TestBenchSetRejectsNaN(t *testing.T) {
 }
 
 func TestMarkdown(t *testing.T) {
+	load := 0.41
 	rep := Report{
-		Machine:  Machine{CPU: "Test CPU @ 2.00GHz", Cores: 2, MemoryMiB: 7951, GoVersion: "go1.26.8", OS: "linux/amd64", Date: time.Date(2026, 11, 27, 7, 5, 0, 0, time.UTC)},
+		Machine: Machine{CPU: "Test CPU @ 2.00GHz", Cores: 2, MemoryMiB: 7951, GoVersion: "go1.26.8", OS: "linux/amd64", Date: time.Date(2026, 11, 27, 7, 5, 0, 0, time.UTC),
+			Features: []string{"avx2", "sha_ni"}, Load: &load, SyncMs: 2.345},
 		Quick:    true,
 		Duration: 95 * time.Second,
 		Rows: []Row{
@@ -170,7 +173,9 @@ func TestMarkdown(t *testing.T) {
 	}
 	got := out.String()
 	for _, line := range []string{
-		"- Machine: Test CPU @ 2.00GHz, 2 cores, 7951 MiB memory\n",
+		"- Machine: Test CPU @ 2.00GHz, 2 cores, 7951 MiB memory; CPU has avx2, sha_ni, not avx512f, aes\n",
+		"- Load when the run started: 0.41 (1-minute average; above 2, other work shared the CPU)\n",
+		"- Disk: 4 KiB append and fsync, p50 2.35 ms, where the nodes store their data\n",
 		"- Go: go1.26.8, linux/amd64\n",
 		"- Date: 2026-11-27 07:05 UTC\n",
 		"| issue | metric | value | baseline | ratio | target | result | notes |\n",
@@ -183,6 +188,67 @@ func TestMarkdown(t *testing.T) {
 		if !strings.Contains(got, line) {
 			t.Errorf("markdown lacks %q; got:\n%s", line, got)
 		}
+	}
+}
+
+// A report of a machine whose features, load and disk were not read says
+// nothing about them, rather than "none" or zero.
+func TestMarkdownWithoutMachineReadings(t *testing.T) {
+	var out bytes.Buffer
+	if err := (&Report{Machine: Machine{CPU: "unknown", Cores: 2}}).Markdown(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "- Machine: unknown, 2 cores, 0 MiB memory\n") {
+		t.Errorf("machine line missing or decorated:\n%s", got)
+	}
+	for _, no := range []string{"CPU has", "Load when", "Disk:"} {
+		if strings.Contains(got, no) {
+			t.Errorf("report of unread machine says %q:\n%s", no, got)
+		}
+	}
+	if err := (&Report{Machine: Machine{Cores: 2, Features: []string{}}}).Markdown(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "; CPU has none, not avx2, avx512f, sha_ni, aes\n") {
+		t.Errorf("CPU with none of the features:\n%s", out.String())
+	}
+}
+
+func TestCPUFeaturesAndLoad(t *testing.T) {
+	flags := "fpu vme de pse tsc msr pae mce cx8 apic sse2 aes avx avx2 sha_ni avx512fx"
+	if got := cpuFeatures(flags); !slices.Equal(got, []string{"avx2", "sha_ni", "aes"}) {
+		t.Errorf("cpuFeatures = %q, want avx2 sha_ni aes (avx512fx is not avx512f)", got)
+	}
+	if got := cpuFeatures(""); got == nil || len(got) != 0 {
+		t.Errorf("cpuFeatures of no flags = %#v, want empty and not nil", got)
+	}
+	for text, want := range map[string]float64{"0.41 0.12 0.04 1/70 999\n": 0.41, "11.22 6.42 3.14 3/200 1234": 11.22} {
+		if got, ok := loadAverage(text); !ok || got != want {
+			t.Errorf("loadAverage(%q) = %v, %v; want %v", text, got, ok, want)
+		}
+	}
+	for _, text := range []string{"", "x 1 2", "-1 0 0", "NaN 0 0"} {
+		if got, ok := loadAverage(text); ok {
+			t.Errorf("loadAverage(%q) = %v, want not there", text, got)
+		}
+	}
+}
+
+func TestMeasureSync(t *testing.T) {
+	dir := t.TempDir()
+	d, err := measureSync(dir, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d <= 0 {
+		t.Errorf("sync took %v", d)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("measureSync left %d files in %s", len(left), dir)
+	}
+	if _, err := measureSync(filepath.Join(dir, "missing"), 5); err == nil {
+		t.Error("measureSync in a directory that does not exist: no error")
 	}
 }
 
