@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -190,23 +189,27 @@ func ReadToken(dir string) (string, error) {
 }
 
 // lockDir takes an exclusive lock on DATA/lock, held until unlock is called
-// or the process dies (flock locks die with their process, so a crashed
-// daemon never leaves the directory locked).
+// or the process dies (the operating system drops the lock with its
+// process, so a crashed daemon never leaves the directory locked). The
+// lock itself is platform code: flock in lock_unix.go, LockFileEx in
+// lock_windows.go.
 func lockDir(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	locked, err := tryLock(f)
+	if err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s (stop the other daemon, or use another --data directory)", ErrLocked, dir)
-		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	if !locked {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s (stop the other daemon, or use another --data directory)", ErrLocked, dir)
+	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		unlockFile(f)
 		f.Close()
 	}, nil
 }
