@@ -136,15 +136,16 @@ type cnode struct {
 	logic Logic
 	kids  []*cnode
 
-	left  leftKind
-	op    opKind
-	strs  []string
-	num   float64
-	t     time.Time
-	dur   isoDuration
-	area  orb.MultiPolygon
-	bound orb.Bound
-	unit  string
+	left   leftKind
+	op     opKind
+	scopes uint8 // scopeMask[left]
+	strs   []string
+	num    float64
+	t      time.Time
+	dur    isoDuration
+	area   orb.MultiPolygon
+	bound  orb.Bound
+	unit   string
 }
 
 // Compile precompiles p for Evaluate. Parse and the templates call it; call it
@@ -220,6 +221,16 @@ func (c *compiler) problem(code Code, where, text string) {
 }
 
 var ruleActions = map[Action]bool{ActionUse: true, ActionRead: true, ActionDistribute: true, ActionAggregate: true, ActionDerive: true, ActionDelete: true}
+
+// isRuleAction is ruleActions[a] for Evaluate, which asks on every call: a
+// switch compares a few bytes where the map hashes the whole name.
+func isRuleAction(a Action) bool {
+	switch a {
+	case ActionUse, ActionRead, ActionDistribute, ActionAggregate, ActionDerive, ActionDelete:
+		return true
+	}
+	return false
+}
 
 // dutyActions are the duties the engine knows how to judge. delete as a duty
 // ("delete afterwards") is a promise the engine records, like attribute.
@@ -307,7 +318,7 @@ func (c *compiler) node(con *Constraint, rule, path string) *cnode {
 	if lk == lSpatialPlace && con.RightOperand.Geometry != nil {
 		lk = lSpatialArea
 	}
-	n.left, n.op = lk, ok
+	n.left, n.op, n.scopes = lk, ok, scopeMask[lk]
 	if con.Unit != "" && lk != lPayAmount {
 		c.problem(CodeUnsupportedFeature, where, fmt.Sprintf("unit is only understood on payAmount, not on %s", con.LeftOperand))
 	}

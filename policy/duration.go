@@ -18,8 +18,27 @@ type isoDuration struct {
 
 // after returns t plus d, calendar parts first, as time.AddDate does.
 func (d isoDuration) after(t time.Time) time.Time {
+	if d.years == 0 && d.months == 0 && d.days <= maxQuickDays && t.Location() == time.UTC {
+		if u := t.Unix(); u >= minQuickUnix && u <= maxQuickUnix {
+			// In UTC every day has 24 hours, so AddDate's calendar
+			// arithmetic, most of an elapsedTime check, comes to adding a
+			// duration. Round(0) drops any monotonic reading, as AddDate
+			// does, so comparisons still use the wall clock.
+			return t.Round(0).Add(time.Duration(d.days)*24*time.Hour + d.clock)
+		}
+	}
 	return t.AddDate(d.years, d.months, d.days).Add(d.clock)
 }
+
+// The quick path of after is taken for at most 100 years of days (with the
+// clock part, at most 150 years, the sum stays below time.Duration's 292) and
+// for start times in years 1 to 9999, far from where either way of adding
+// could overflow.
+const (
+	maxQuickDays = 36500
+	minQuickUnix = -62135596800 // 0001-01-01T00:00:00Z
+	maxQuickUnix = 253402300799 // 9999-12-31T23:59:59Z
+)
 
 const maxClock = 150 * 365 * 24 * time.Hour
 

@@ -41,15 +41,43 @@ type Decision struct {
 	Scope  Scope
 	Action Action
 
-	recs []reasonRec
-	ctx  *evalCtx
-}
-
-// evalCtx is what reasons need to explain themselves later.
-type evalCtx struct {
+	// What the reasons need to explain themselves later. It is held by value,
+	// with the reasons inline when they fit, so that Evaluate allocates
+	// nothing for policies of up to about a dozen constraints and a copy of
+	// a Decision shares nothing that a later evaluation writes.
 	prog  *program
 	req   Request
 	extra []problem // reasons added after evaluation (Agreement.Evaluate)
+	nrecs int32
+	inl   [inlineRecs]reasonRec
+	more  []reasonRec // every reason, instead of inl, when they do not fit
+}
+
+// inlineRecs is how many reasons a Decision holds without allocating. A
+// policy has one per rule and constraint plus the verdict's, so a single
+// permission with 13 constraints fits, and the 10-constraint benchmark policy
+// with both of Agreement.Evaluate's extra reasons.
+const inlineRecs = 16
+
+// add appends a reason.
+func (d *Decision) add(r reasonRec) {
+	if d.more == nil {
+		if int(d.nrecs) < len(d.inl) {
+			d.inl[d.nrecs] = r
+			d.nrecs++
+			return
+		}
+		d.more = append(make([]reasonRec, 0, 2*len(d.inl)), d.inl[:d.nrecs]...)
+	}
+	d.more = append(d.more, r)
+}
+
+// recs returns the reasons; the slice aliases d.
+func (d *Decision) recs() []reasonRec {
+	if d.more != nil {
+		return d.more
+	}
+	return d.inl[:d.nrecs]
 }
 
 type refKind uint8
@@ -90,37 +118,41 @@ type reasonRec struct {
 // count as holding for permissions and duties, and as not holding for
 // prohibitions, and are decided in a later scope. In the transfer scope
 // nothing is deferred.
-func Evaluate(p Policy, req Request, scope Scope) Decision {
+func Evaluate(p Policy, req Request, scope Scope) (d Decision) {
 	prog := p.prog
 	if prog == nil {
 		q := p
 		q.Compile()
 		prog = q.prog
 	}
-	ctx := &evalCtx{prog: prog, req: req}
-	e := evaluator{prog: prog, req: &ctx.req, scope: scope}
-	e.d = Decision{Scope: scope, Action: req.Action, recs: make([]reasonRec, 0, prog.maxReasons), ctx: ctx}
+	d.Scope, d.Action, d.prog, d.req = scope, req.Action, prog, req
+	if prog.maxReasons > len(d.inl) {
+		d.more = make([]reasonRec, 0, prog.maxReasons)
+	}
+	e := evaluator{prog: prog, req: &d.req, scope: scope, d: &d}
 	e.run()
-	return e.d
+	return d
 }
 
 type evaluator struct {
 	prog  *program
 	req   *Request
 	scope Scope
-	d     Decision
+	d     *Decision
+
+	scopeBit uint8 // 1<<scope, for cnode.scopes
 }
 
 func (e *evaluator) addRule(code codeIdx, r *crule, res Result, denies bool) {
-	e.d.recs = append(e.d.recs, reasonRec{code: code, result: res, denies: denies, kind: refRule, ref: r.idx})
+	e.d.add(reasonRec{code: code, result: res, denies: denies, kind: refRule, ref: r.idx})
 }
 
 func (e *evaluator) addNode(code codeIdx, n *cnode, res Result) {
-	e.d.recs = append(e.d.recs, reasonRec{code: code, result: res, kind: refNode, ref: n.idx})
+	e.d.add(reasonRec{code: code, result: res, kind: refNode, ref: n.idx})
 }
 
 func (e *evaluator) deny(code codeIdx) {
-	e.d.recs = append(e.d.recs, reasonRec{code: code, result: False, denies: true, kind: refRequest})
+	e.d.add(reasonRec{code: code, result: False, denies: true, kind: refRequest})
 	e.d.Permit = false
 }
 
@@ -129,9 +161,10 @@ func (e *evaluator) run() {
 		e.deny(cUnknownScope)
 		return
 	}
+	e.scopeBit = 1 << e.scope
 	if len(e.prog.problems) > 0 {
 		for i, pr := range e.prog.problems {
-			e.d.recs = append(e.d.recs, reasonRec{code: codeIndex(pr.code), result: False, denies: true, kind: refProblem, ref: int32(i)})
+			e.d.add(reasonRec{code: codeIndex(pr.code), result: False, denies: true, kind: refProblem, ref: int32(i)})
 		}
 		return
 	}
@@ -142,7 +175,7 @@ func (e *evaluator) run() {
 	case e.req.Action == "":
 		e.deny(cMissingAction)
 		return
-	case !ruleActions[e.req.Action]:
+	case !isRuleAction(e.req.Action):
 		e.deny(cUnknownRequestAction)
 		return
 	}
@@ -211,7 +244,7 @@ func (e *evaluator) run() {
 		e.addRule(cPermissionGranted, r, res, false)
 	}
 	if !granted {
-		e.d.recs = append(e.d.recs, reasonRec{code: cNoPermission, result: False, kind: refRequest})
+		e.d.add(reasonRec{code: cNoPermission, result: False, kind: refRequest})
 	}
 	e.d.Permit = granted && !prohibited && obligationsOK
 	if !e.d.Permit {
@@ -222,8 +255,9 @@ func (e *evaluator) run() {
 // markDenies flags the reasons that together explain a deny, so a caller can
 // show just those (Decision.Why).
 func (e *evaluator) markDenies(granted, obligationsOK bool) {
-	for i := range e.d.recs {
-		r := &e.d.recs[i]
+	recs := e.d.recs()
+	for i := range recs {
+		r := &recs[i]
 		var rule *crule
 		leaf := true
 		switch r.kind {
@@ -398,7 +432,7 @@ func boolResult(b bool) (Result, codeIdx) {
 }
 
 func (e *evaluator) atomic(n *cnode) (Result, codeIdx) {
-	if scopeMask[n.left]&(1<<e.scope) == 0 {
+	if n.scopes&e.scopeBit == 0 {
 		return Deferred, cDeferred
 	}
 	req := e.req
@@ -407,19 +441,19 @@ func (e *evaluator) atomic(n *cnode) (Result, codeIdx) {
 		if req.Purpose == "" {
 			return False, cMissingValue
 		}
-		return boolResult(setOp(n.op, one(req.Purpose), n.strs))
+		return boolResult(oneOp(n.op, req.Purpose, n.strs))
 	case lRecipient:
 		if req.PeerID == "" {
 			return False, cMissingValue
 		}
-		return boolResult(setOp(n.op, one(req.PeerID), n.strs))
+		return boolResult(oneOp(n.op, req.PeerID, n.strs))
 	case lRole:
 		if req.Role == "" {
 			return False, cMissingValue
 		}
-		return boolResult(setOp(n.op, one(req.Role), n.strs))
+		return boolResult(oneOp(n.op, req.Role, n.strs))
 	case lFederation:
-		return boolResult(setOp(n.op, many(req.Federations), n.strs))
+		return boolResult(setOp(n.op, req.Federations, n.strs))
 	case lSpatialPlace:
 		if len(req.Places) == 0 {
 			return False, cMissingValue
@@ -487,37 +521,6 @@ func cmpOp(op opKind, c int) bool {
 	return false
 }
 
-// strset is the request side of a set comparison, without allocating for
-// the common single value.
-type strset struct {
-	one   string
-	many  []string
-	isOne bool
-}
-
-func one(s string) strset    { return strset{one: s, isOne: true} }
-func many(s []string) strset { return strset{many: s} }
-func (s strset) size() int {
-	if s.isOne {
-		return 1
-	}
-	return len(s.many)
-}
-func (s strset) at(i int) string {
-	if s.isOne {
-		return s.one
-	}
-	return s.many[i]
-}
-func (s strset) has(x string) bool {
-	for i := 0; i < s.size(); i++ {
-		if s.at(i) == x {
-			return true
-		}
-	}
-	return false
-}
-
 func contains(list []string, x string) bool {
 	for _, v := range list {
 		if v == x {
@@ -527,11 +530,34 @@ func contains(list []string, x string) bool {
 	return false
 }
 
-func anyIn(l strset, r []string) bool {
-	for i := 0; i < l.size(); i++ {
-		if contains(r, l.at(i)) {
+func anyIn(l, r []string) bool {
+	for _, x := range l {
+		if contains(r, x) {
 			return true
 		}
+	}
+	return false
+}
+
+// oneOp is setOp for a request side of exactly one value x (purpose,
+// recipient, role), without the loops over L.
+func oneOp(op opKind, x string, r []string) bool {
+	switch op {
+	case oEq, oIsA:
+		return x == r[0]
+	case oNeq:
+		return x != r[0]
+	case oHasPart, oIsAllOf:
+		for _, v := range r {
+			if v != x {
+				return false
+			}
+		}
+		return true
+	case oIsPartOf, oIsAnyOf:
+		return contains(r, x)
+	case oIsNoneOf:
+		return !contains(r, x)
 	}
 	return false
 }
@@ -539,25 +565,25 @@ func anyIn(l strset, r []string) bool {
 // setOp compares the request's set L with the right operand R:
 // eq/isA r: r ∈ L; neq r: r ∉ L; hasPart/isAllOf R: R ⊆ L;
 // isPartOf R: L ≠ ∅ and L ⊆ R; isAnyOf R: L ∩ R ≠ ∅; isNoneOf R: L ∩ R = ∅.
-func setOp(op opKind, l strset, r []string) bool {
+func setOp(op opKind, l, r []string) bool {
 	switch op {
 	case oEq, oIsA:
-		return l.has(r[0])
+		return contains(l, r[0])
 	case oNeq:
-		return !l.has(r[0])
+		return !contains(l, r[0])
 	case oHasPart, oIsAllOf:
 		for _, x := range r {
-			if !l.has(x) {
+			if !contains(l, x) {
 				return false
 			}
 		}
 		return true
 	case oIsPartOf:
-		if l.size() == 0 {
+		if len(l) == 0 {
 			return false
 		}
-		for i := 0; i < l.size(); i++ {
-			if !contains(r, l.at(i)) {
+		for _, x := range l {
+			if !contains(r, x) {
 				return false
 			}
 		}
@@ -573,19 +599,18 @@ func setOp(op opKind, l strset, r []string) bool {
 // placeOp compares named places. Request.Places lists every named place that
 // contains the location, so "isPartOf EU" means EU is among them: the
 // location is part of at least one of the named areas.
-func placeOp(op opKind, places []string, r []string) bool {
-	l := many(places)
+func placeOp(op opKind, places, r []string) bool {
 	switch op {
 	case oEq:
-		return l.has(r[0])
+		return contains(places, r[0])
 	case oNeq:
-		return !l.has(r[0])
+		return !contains(places, r[0])
 	case oIsPartOf, oIsAnyOf:
-		return anyIn(l, r)
+		return anyIn(places, r)
 	case oIsAllOf:
-		return setOp(oIsAllOf, l, r)
+		return setOp(oIsAllOf, places, r)
 	case oIsNoneOf:
-		return !anyIn(l, r)
+		return !anyIn(places, r)
 	}
 	return false
 }

@@ -802,3 +802,126 @@ func nearEdge(area orb.MultiPolygon, p orb.Point) bool {
 	}
 	return false
 }
+
+// elapsedTime adds the duration to the agreement's start by the calendar:
+// days and hours in UTC take a quicker way than time.AddDate, which must
+// reach the same instant; everything else goes through AddDate.
+func TestDurationAfter(t *testing.T) {
+	utc := func(y int, m time.Month, d, h, min, s, ns int) time.Time {
+		return time.Date(y, m, d, h, min, s, ns, time.UTC)
+	}
+	cases := []struct {
+		name, dur   string
+		start, want time.Time
+	}{
+		{"days in UTC", "P30D", t0, utc(2026, 3, 31, 12, 0, 0, 0)},
+		{"days and clock in UTC", "P1DT2H30M0.5S", t0, utc(2026, 3, 2, 14, 30, 0, 5e8)},
+		{"weeks in UTC", "P2W", t0, utc(2026, 3, 15, 12, 0, 0, 0)},
+		{"over a leap day", "P1D", utc(2028, 2, 28, 23, 0, 0, 0), utc(2028, 2, 29, 23, 0, 0, 0)},
+		{"100 years of days", "P36500DT3H", t0, utc(2126, 2, 5, 15, 0, 0, 0)},
+		{"more days than the quick way takes", "P36501D", t0, utc(2126, 2, 6, 12, 0, 0, 0)},
+		{"calendar month", "P1M", utc(2026, 1, 31, 0, 0, 0, 0), utc(2026, 3, 3, 0, 0, 0, 0)},
+		{"fixed zone", "P30D", t0.In(time.FixedZone("CET", 3600)), utc(2026, 3, 31, 12, 0, 0, 0)},
+		{"from year 1", "P2D", utc(1, 1, 1, 0, 0, 0, 0), utc(1, 1, 3, 0, 0, 0, 0)},
+		{"from before year 1", "P2D", utc(0, 12, 31, 0, 0, 0, 0), utc(1, 1, 2, 0, 0, 0, 0)},
+		{"from year 9999", "P2D", utc(9999, 12, 31, 0, 0, 0, 0), utc(10000, 1, 2, 0, 0, 0, 0)},
+	}
+	if ams, err := time.LoadLocation("Europe/Amsterdam"); err == nil {
+		// Summer time starts on 29 March 2026: that day has 23 hours.
+		cases = append(cases, struct {
+			name, dur   string
+			start, want time.Time
+		}{"across a clock change", "P1D", time.Date(2026, 3, 28, 12, 0, 0, 0, ams), utc(2026, 3, 29, 10, 0, 0, 0)})
+	} else {
+		t.Logf("no time zone data, clock change case left out: %v", err)
+	}
+	for _, c := range cases {
+		d, err := parseDuration(c.dur)
+		if err != nil {
+			t.Fatalf("parseDuration(%q): %v", c.dur, err)
+		}
+		if got := d.after(c.start); !got.Equal(c.want) {
+			t.Errorf("%s: %s after %v = %v, want %v", c.name, c.dur, c.start, got, c.want)
+		}
+	}
+}
+
+// A Decision kept by the caller reads the same after later evaluations of
+// the same policy, and an agreement's extra reason added to one copy does not
+// show in another: each Decision holds its own reasons and request. Both a
+// policy whose reasons fit in the Decision and one whose do not.
+func TestDecisionKeptByCaller(t *testing.T) {
+	small := tenConstraints()
+	big := tenConstraints()
+	cs := big.Permissions[0].Constraints
+	big.Permissions[0].Constraints = append(cs[:len(cs):len(cs)], cs...)
+	big.Compile()
+	for name, p := range map[string]Policy{"10 constraints": small, "20 constraints": big} {
+		t.Run(name, func(t *testing.T) {
+			req := baseReq()
+			req.Federations = []string{"fed-nl"}
+			kept := Evaluate(p, req, ScopeTransfer)
+			if !kept.Permit {
+				t.Fatalf("policy denies:\n%s", kept)
+			}
+			text, js := kept.String(), mustJSON(t, kept)
+			n := len(kept.Reasons())
+			for i := 0; i < 3; i++ {
+				other := baseReq()
+				other.PeerID, other.Purpose, other.Usage.Count = "peer-X", "marketing", 500+i
+				if d := Evaluate(p, other, ScopeTransfer); d.Permit {
+					t.Fatalf("other request permitted:\n%s", d)
+				}
+			}
+			if got := kept.String(); got != text {
+				t.Errorf("kept decision changed after later evaluations:\n%s\nwas\n%s", got, text)
+			}
+			if got := mustJSON(t, kept); got != js {
+				t.Errorf("kept decision's JSON changed after later evaluations:\n%s\nwas\n%s", got, js)
+			}
+
+			a, b := kept, kept
+			a.addExtra(CodeNotConsumer, "first copy")
+			b.addExtra(CodeOutsideValidity, "second copy")
+			for _, c := range []struct {
+				d    Decision
+				code Code
+				text string
+			}{{a, CodeNotConsumer, "first copy"}, {b, CodeOutsideValidity, "second copy"}} {
+				rs := c.d.Reasons()
+				if last := rs[len(rs)-1]; c.d.Permit || len(rs) != n+1 || last.Code != c.code || last.Text() != c.text {
+					t.Errorf("copy with %s: permit %v, %d reasons, last %v; want deny, %d reasons, last %q", c.code, c.d.Permit, len(rs), last, n+1, c.text)
+				}
+			}
+			if kept.String() != text || len(kept.Reasons()) != n {
+				t.Errorf("adding reasons to copies changed the original:\n%s", kept)
+			}
+		})
+	}
+}
+
+// Reasons beyond what a Decision holds inline are all kept, in order.
+func TestDecisionManyReasons(t *testing.T) {
+	var d Decision
+	for i := 0; i < 3*inlineRecs; i++ {
+		d.addExtra(CodeOutsideValidity, fmt.Sprint(i))
+	}
+	why := d.Why()
+	if len(why) != 3*inlineRecs {
+		t.Fatalf("%d reasons, want %d", len(why), 3*inlineRecs)
+	}
+	for i, r := range why {
+		if r.Text() != fmt.Sprint(i) {
+			t.Errorf("reason %d says %q, want %q", i, r.Text(), fmt.Sprint(i))
+		}
+	}
+}
+
+func mustJSON(t *testing.T, d Decision) string {
+	t.Helper()
+	js, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js)
+}

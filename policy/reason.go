@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,16 +121,29 @@ func codeIndex(c Code) codeIdx {
 // obligations, prohibitions and permissions, each rule's constraints before
 // the rule itself.
 func (d Decision) Reasons() []Reason {
-	out := make([]Reason, len(d.recs))
-	for i, rec := range d.recs {
-		out[i] = d.reason(rec)
+	recs := d.recs()
+	out := make([]Reason, len(recs))
+	if len(recs) == 0 {
+		return out
+	}
+	req := d.reqCopy()
+	for i, rec := range recs {
+		out[i] = d.reason(rec, req)
 	}
 	return out
 }
 
-func (d Decision) reason(rec reasonRec) Reason {
-	r := Reason{Code: codeTable[rec.code], Result: rec.result, Denies: rec.denies, scope: d.Scope, req: &d.ctx.req}
-	prog := d.ctx.prog
+// reqCopy returns the request on the heap for Reasons to point at: d is a
+// copy that ends with the method call.
+func (d *Decision) reqCopy() *Request {
+	req := new(Request)
+	*req = d.req
+	return req
+}
+
+func (d *Decision) reason(rec reasonRec, req *Request) Reason {
+	r := Reason{Code: codeTable[rec.code], Result: rec.result, Denies: rec.denies, scope: d.Scope, req: req}
+	prog := d.prog
 	switch rec.kind {
 	case refRule:
 		r.rule = prog.rules[rec.ref]
@@ -142,17 +156,19 @@ func (d Decision) reason(rec reasonRec) Reason {
 		r.prob = &prog.problems[rec.ref]
 		r.Rule = r.prob.where
 	case refExtra:
-		r.prob = &d.ctx.extra[rec.ref]
+		r.prob = &d.extra[rec.ref]
 	}
 	return r
 }
 
 // addExtra appends a deny reason decided outside the policy (by the
-// agreement around it).
+// agreement around it). The slices are clipped first, so that appending
+// copies them rather than write into spare room a copy of d may share.
 func (d *Decision) addExtra(code Code, text string) {
 	d.Permit = false
-	d.ctx.extra = append(d.ctx.extra, problem{code: code, text: text})
-	d.recs = append(d.recs, reasonRec{code: codeIndex(code), result: False, denies: true, kind: refExtra, ref: int32(len(d.ctx.extra) - 1)})
+	d.extra = append(slices.Clip(d.extra), problem{code: code, text: text})
+	d.more = slices.Clip(d.more)
+	d.add(reasonRec{code: codeIndex(code), result: False, denies: true, kind: refExtra, ref: int32(len(d.extra) - 1)})
 }
 
 // Reason explains one step of a decision.
@@ -361,9 +377,13 @@ func (r Reason) gotWords() string {
 // Why returns the reasons that explain a deny (nil for a permit).
 func (d Decision) Why() []Reason {
 	var out []Reason
-	for _, rec := range d.recs {
+	var req *Request
+	for _, rec := range d.recs() {
 		if rec.denies {
-			out = append(out, d.reason(rec))
+			if req == nil {
+				req = d.reqCopy()
+			}
+			out = append(out, d.reason(rec, req))
 		}
 	}
 	return out

@@ -74,6 +74,9 @@ func ringContains(r orb.Ring, p orb.Point) bool {
 	in := false
 	for i, j := 0, len(r)-1; i < len(r); j, i = i, i+1 {
 		a, c := r[j], r[i]
+		if p[1] < min(a[1], c[1]) || p[1] > max(a[1], c[1]) {
+			continue // neither on the edge nor crossing it: skip the arithmetic
+		}
 		if orient(a, c, p) == 0 &&
 			min(a[0], c[0]) <= p[0] && p[0] <= max(a[0], c[0]) &&
 			min(a[1], c[1]) <= p[1] && p[1] <= max(a[1], c[1]) {
