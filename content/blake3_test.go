@@ -7,9 +7,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"lukechampine.com/blake3"
 	"lukechampine.com/blake3/guts"
@@ -62,15 +60,6 @@ func BenchmarkBlockHash(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/(float64(b.N)*float64(len(data))/(1<<20)), "cpu-ms/MiB")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // refBLAKE3 is BLAKE3-256 as its specification defines the tree (section

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,17 +83,6 @@ func BenchmarkNegotiationThroughput8Consumers(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "negotiations/s")
 	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
 	b.ReportMetric(float64(processWritten()-written)/1024/float64(b.N), "dirtied-KB/negotiation")
-}
-
-// processCPU is the CPU time the test process has used, user and system:
-// the nodes on both sides of a negotiation run in it. On a shared machine
-// it says more about the cost of a negotiation than wall-clock time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // processWritten is the number of bytes the test process has caused to be

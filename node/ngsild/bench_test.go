@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -215,15 +214,6 @@ func BenchmarkBatchUpsertHTTP(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
 }
 
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // loaded100k is a disk store holding 100,000 AirQualityObserved-shaped
 // entities, shared by the query benchmarks.
 func load(b *testing.B, total int) (*testNode, string) {
@@ -254,11 +244,7 @@ func dirSize(dir string) int64 {
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := d.Info(); err == nil {
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					total += st.Blocks * 512
-				} else {
-					total += fi.Size()
-				}
+				total += allocated(fi)
 			}
 		}
 		return nil

@@ -13,7 +13,6 @@ import (
 	"runtime/trace"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -263,15 +262,6 @@ func startInto(b *testing.B, path string, start func(io.Writer) error) {
 	if err := start(f); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkEndToEndEntities: entities per second from the provider's store

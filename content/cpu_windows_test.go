@@ -1,0 +1,22 @@
+package content
+
+import (
+	"time"
+
+	"golang.org/x/sys/windows"
+)
+
+// cpuTime is the CPU time (user and system) this process used so far.
+func cpuTime() time.Duration {
+	var creation, exit, kernel, user windows.Filetime
+	if err := windows.GetProcessTimes(windows.CurrentProcess(), &creation, &exit, &kernel, &user); err != nil {
+		return 0
+	}
+	return filetimeDuration(kernel) + filetimeDuration(user)
+}
+
+// filetimeDuration converts a FILETIME holding an interval (in 100 ns
+// ticks, not a date) to a duration.
+func filetimeDuration(f windows.Filetime) time.Duration {
+	return time.Duration(uint64(f.HighDateTime)<<32|uint64(f.LowDateTime)) * 100
+}
