@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -132,7 +133,8 @@ func Load(dir string) (Config, error) {
 	return c, err
 }
 
-// loadKey reads the identity key. The file must be private to its owner.
+// loadKey reads the identity key. The file must be private to its owner
+// (on Unix, where its mode says so).
 func loadKey(dir string) (crypto.PrivKey, error) {
 	path := filepath.Join(dir, KeyFile)
 	fi, err := os.Stat(path)
@@ -142,7 +144,10 @@ func loadKey(dir string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read identity key: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	// On Windows the mode bits say only whether the file is read-only
+	// (every writable file reads as 0666); what protects the key there is
+	// its ACL, inherited from the data directory, which is not checked.
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("identity key %s is readable by others (mode %o): run `chmod 600 %s`", path, fi.Mode().Perm(), path)
 	}
 	b, err := os.ReadFile(path)
