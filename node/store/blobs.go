@@ -370,7 +370,7 @@ func (b *Blobs) Sync() error {
 		if done[p] {
 			continue
 		}
-		if err := syncFile(p); err != nil {
+		if err := syncDir(p); err != nil {
 			b.mu.Lock()
 			b.pending = append(b.pending, pending[i:]...)
 			b.mu.Unlock()

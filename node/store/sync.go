@@ -364,7 +364,7 @@ func (s *syncer) syncFrom(full bool, knownMem, knownVlog int) (err error) {
 		}
 	}
 	if newFile {
-		if err := s.syncFile(s.dir); err != nil {
+		if err := s.syncDir(s.dir); err != nil {
 			return err
 		}
 	}
@@ -532,7 +532,7 @@ func (s *syncer) syncListed(full bool) error {
 			return err
 		}
 	}
-	if err := s.syncFile(s.dir); err != nil {
+	if err := s.syncDir(s.dir); err != nil {
 		return err
 	}
 	s.found(newest, newestVlog)
@@ -573,7 +573,7 @@ func (s *syncer) openWAL(fid int) (*walFile, error) {
 		return w, nil
 	}
 	s.mu.Unlock()
-	f, err := os.Open(filepath.Join(s.dir, memName(fid)))
+	f, err := openSyncable(filepath.Join(s.dir, memName(fid)))
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", memName(fid), err)
 	}
@@ -619,9 +619,26 @@ func syncFile(path string) error { return syncPath(path, datasync) }
 // syncFile is syncFile with the syncer's fsync.
 func (s *syncer) syncFile(path string) error { return syncPath(path, s.fsync) }
 
+// syncDir syncs the directory dir, so that the names created in it are
+// durable, where a directory is synced (dirSyncs: not on Windows).
+func syncDir(dir string) error {
+	if !dirSyncs {
+		return nil
+	}
+	return syncFile(dir)
+}
+
+// syncDir is syncDir with the syncer's fsync.
+func (s *syncer) syncDir(dir string) error {
+	if !dirSyncs {
+		return nil
+	}
+	return s.syncFile(dir)
+}
+
 // syncPath is syncFile with fsync for datasync.
 func syncPath(path string, fsync func(*os.File) error) error {
-	f, err := os.Open(path)
+	f, err := openSyncable(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
