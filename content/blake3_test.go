@@ -11,6 +11,8 @@ import (
 
 	"lukechampine.com/blake3"
 	"lukechampine.com/blake3/guts"
+
+	"github.com/mimnode/mimnode/internal/osstat"
 )
 
 func TestBLAKE3Sum256(t *testing.T) {
@@ -53,11 +55,11 @@ func BenchmarkBlockHash(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
-			c0 := cpuTime()
+			c0 := osstat.ProcessCPU()
 			for b.Loop() {
 				c.sum(data)
 			}
-			b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/(float64(b.N)*float64(len(data))/(1<<20)), "cpu-ms/MiB")
+			b.ReportMetric(float64((osstat.ProcessCPU()-c0).Microseconds())/1000/(float64(b.N)*float64(len(data))/(1<<20)), "cpu-ms/MiB")
 		})
 	}
 }

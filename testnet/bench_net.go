@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
@@ -466,10 +466,7 @@ func dirSize(dir string) (total, memLogs int64) {
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := d.Info(); err == nil {
-				n := fi.Size()
-				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					n = st.Blocks * 512
-				}
+				n := osstat.Allocated(fi)
 				total += n
 				if strings.HasSuffix(d.Name(), ".mem") {
 					memLogs += n

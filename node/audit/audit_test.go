@@ -17,6 +17,7 @@ import (
 
 	"github.com/gowebpki/jcs"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -559,7 +560,7 @@ func BenchmarkAppendParallelInMemory(b *testing.B) {
 func appendParallel(b *testing.B, l *audit.Log) {
 	b.SetParallelism(8)
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := osstat.ProcessCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := l.Append(audit.Entry{Time: t0, Kind: "decision", Subject: "x"}); err != nil {
@@ -568,7 +569,7 @@ func appendParallel(b *testing.B, l *audit.Log) {
 			}
 		}
 	})
-	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-us/op")
+	b.ReportMetric(float64((osstat.ProcessCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-us/op")
 }
 
 // refHash is the hash as the chain format defines it: SHA-256 over the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
@@ -30,7 +31,7 @@ func BenchmarkNegotiationLoopback(b *testing.B) {
 	request(b, res, prov, dsNoise, offer, policy.PurposeResearch)
 	var lat []time.Duration
 	b.ResetTimer()
-	cpu, written := processCPU(), processWritten()
+	cpu, written := osstat.ProcessCPU(), processWritten()
 	for b.Loop() {
 		start := time.Now()
 		got := request(b, res, prov, dsNoise, offer, policy.PurposeResearch)
@@ -40,7 +41,7 @@ func BenchmarkNegotiationLoopback(b *testing.B) {
 		}
 	}
 	reportPercentiles(b, lat)
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
+	b.ReportMetric(float64((osstat.ProcessCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
 	b.ReportMetric(float64(processWritten()-written)/1024/float64(b.N), "dirtied-KB/negotiation")
 }
 
@@ -62,7 +63,7 @@ func BenchmarkNegotiationThroughput8Consumers(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	cpu, written := processCPU(), processWritten()
+	cpu, written := osstat.ProcessCPU(), processWritten()
 	var left atomic.Int64
 	left.Store(int64(b.N))
 	var wg sync.WaitGroup
@@ -81,7 +82,7 @@ func BenchmarkNegotiationThroughput8Consumers(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "negotiations/s")
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
+	b.ReportMetric(float64((osstat.ProcessCPU()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/negotiation")
 	b.ReportMetric(float64(processWritten()-written)/1024/float64(b.N), "dirtied-KB/negotiation")
 }
 

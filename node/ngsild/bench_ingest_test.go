@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/store"
 	"golang.org/x/sync/errgroup"
 )
@@ -57,7 +58,7 @@ func benchIngestFresh(b *testing.B, prefillMiB int) {
 		srv := httptest.NewServer(n.mux)
 		url := srv.URL + "/ngsi-ld/v1/entityOperations/upsert"
 		b.StartTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), osstat.ProcessCPU()
 		var g errgroup.Group
 		g.SetLimit(inFlight)
 		for _, body := range bodies {
@@ -83,7 +84,7 @@ func benchIngestFresh(b *testing.B, prefillMiB int) {
 		if err := g.Wait(); err != nil {
 			b.Fatal(err)
 		}
-		el, cpu := time.Since(start), cpuTime()-cpu0
+		el, cpu := time.Since(start), osstat.ProcessCPU()-cpu0
 		b.StopTimer()
 		rates = append(rates, total/el.Seconds())
 		cpuSum += cpu

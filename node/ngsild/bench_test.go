@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -122,14 +123,14 @@ func benchUpsert(b *testing.B, mod func(*Options)) {
 	const per = 1000
 	bodies := batchBodies(b, 20*per, per, 7)
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), osstat.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", bodies[i%len(bodies)], link(envContext)...)
 		if rec.Code != http.StatusCreated && rec.Code != http.StatusNoContent {
 			b.Fatalf("upsert: %d %s", rec.Code, rec.Body.String())
 		}
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), osstat.ProcessCPU()-cpu0
 	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 
 	// On a shared machine wall time depends on the neighbours; CPU time
@@ -152,7 +153,7 @@ func BenchmarkBatchUpsertConcurrent(b *testing.B) {
 	var next atomic.Int64
 	errs := make(chan error, inFlight)
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), osstat.ProcessCPU()
 	for g := 0; g < inFlight; g++ {
 		go func() {
 			for {
@@ -174,7 +175,7 @@ func BenchmarkBatchUpsertConcurrent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), osstat.ProcessCPU()-cpu0
 	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
 }
@@ -191,7 +192,7 @@ func BenchmarkBatchUpsertHTTP(b *testing.B) {
 	h := link(envContext)
 	url := srv.URL + "/ngsi-ld/v1/entityOperations/upsert"
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), osstat.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		req, err := http.NewRequest("POST", url, bytes.NewReader(bodies[i%len(bodies)]))
 		if err != nil {
@@ -209,7 +210,7 @@ func BenchmarkBatchUpsertHTTP(b *testing.B) {
 			b.Fatalf("upsert: %d %s", resp.StatusCode, msg)
 		}
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), osstat.ProcessCPU()-cpu0
 	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
 }
@@ -244,7 +245,7 @@ func dirSize(dir string) int64 {
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if fi, err := d.Info(); err == nil {
-				total += allocated(fi)
+				total += osstat.Allocated(fi)
 			}
 		}
 		return nil

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/internal/osstat"
 )
 
 const aqoType = envVocab + "AirQualityObserved"
@@ -248,11 +250,11 @@ func BenchmarkLand(b *testing.B) {
 		b.StopTimer()
 		ents := batch(i)
 		b.StartTimer()
-		t0, c0 := time.Now(), cpuTime()
+		t0, c0 := time.Now(), osstat.ProcessCPU()
 		if _, err := n.svc.Land(context.Background(), ents); err != nil {
 			b.Fatal(err)
 		}
-		el, cpu = el+time.Since(t0), cpu+cpuTime()-c0
+		el, cpu = el+time.Since(t0), cpu+osstat.ProcessCPU()-c0
 	}
 	b.ReportMetric(float64(b.N*per)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*per), "cpu-µs/entity")
@@ -273,7 +275,7 @@ func BenchmarkEachOfType(b *testing.B) {
 		}
 	}
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), osstat.ProcessCPU()
 	for i := 0; i < b.N; i++ {
 		got := 0
 		if err := n.svc.EachOfType(context.Background(), []string{aqoType}, func(*Entity) error { got++; return nil }); err != nil {
@@ -283,7 +285,7 @@ func BenchmarkEachOfType(b *testing.B) {
 			b.Fatalf("EachOfType visited %d entities, want %d", got, total)
 		}
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu0
+	el, cpu := time.Since(start), osstat.ProcessCPU()-cpu0
 	b.ReportMetric(float64(b.N*total)/el.Seconds(), "entities/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*total), "cpu-µs/entity")
 }

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/internal/osstat"
 )
 
 // lineEntities are entities whose lines must match json.Marshal: every
@@ -253,7 +255,7 @@ func BenchmarkEachLineOfType(b *testing.B) {
 		}
 	}
 	run := func(b *testing.B, each func() (int, error)) {
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), osstat.ProcessCPU()
 		for i := 0; i < b.N; i++ {
 			got, err := each()
 			if err != nil {
@@ -263,7 +265,7 @@ func BenchmarkEachLineOfType(b *testing.B) {
 				b.Fatalf("visited %d entities, want %d", got, total)
 			}
 		}
-		el, cpu := time.Since(start), cpuTime()-cpu0
+		el, cpu := time.Since(start), osstat.ProcessCPU()-cpu0
 		b.ReportMetric(float64(b.N*total)/el.Seconds(), "entities/s")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*total), "cpu-µs/entity")
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -387,12 +388,12 @@ func BenchmarkPackAirQuality(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
-	i, cpu0 := 0, cpuTime()
+	i, cpu0 := 0, osstat.ProcessCPU()
 	for b.Loop() {
 		packEntity(ents[i%len(ents)])
 		i++
 	}
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(i), "cpu-ns/op")
+	b.ReportMetric(float64((osstat.ProcessCPU()-cpu0).Nanoseconds())/float64(i), "cpu-ns/op")
 }
 
 // TestSortedAttrNames checks that the names kept from the entity encoded

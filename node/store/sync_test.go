@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/internal/osstat"
 )
 
 // TestFlushNoSyncThenSync: writes flushed without a sync are visible at
@@ -616,7 +618,7 @@ func BenchmarkUpdate(b *testing.B) {
 			var n sync.Mutex
 			i := 0
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := osstat.ProcessCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					n.Lock()
@@ -631,7 +633,7 @@ func BenchmarkUpdate(b *testing.B) {
 			})
 			// On a shared machine CPU time per write (all threads, the
 			// kernel's share of the syncs included) says more than wall time.
-			b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((osstat.ProcessCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
 		})
 	}
 }
@@ -657,7 +659,7 @@ func BenchmarkUpdateWait(b *testing.B) {
 				b.SetParallelism(writers)
 				var n, waited atomic.Int64
 				b.ResetTimer()
-				cpu := processCPU()
+				cpu := osstat.ProcessCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						k := Key(PrefixMeta, fmt.Sprint(n.Add(1)))
@@ -673,7 +675,7 @@ func BenchmarkUpdateWait(b *testing.B) {
 						waited.Add(int64(time.Since(start)))
 					}
 				})
-				b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
+				b.ReportMetric(float64((osstat.ProcessCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
 				b.ReportMetric(float64(waited.Load())/1000/float64(b.N), "wait-µs/op")
 				b.ReportMetric(float64(syncs.Load())/float64(b.N), "syncs/op")
 			})
@@ -892,11 +894,11 @@ func BenchmarkSync(b *testing.B) {
 			}
 			write(-1) // the first sync lists the directory
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := osstat.ProcessCPU()
 			for i := range b.N {
 				write(i)
 			}
-			b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((osstat.ProcessCPU()-cpu).Nanoseconds())/1000/float64(b.N), "cpu-µs/op")
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/transfer"
 )
@@ -184,9 +185,9 @@ func BenchmarkBlockThroughput(b *testing.B) {
 		case p.Phase == "manifest":
 			startProfile(b, *blockProfile)
 			startTrace(b, *blockTrace)
-			t0, c0 = time.Now(), cpuTime()
+			t0, c0 = time.Now(), osstat.ProcessCPU()
 		case p.Phase == "blocks" && p.Blocks == p.TotalBlocks:
-			t1, c1, total = time.Now(), cpuTime(), p.TotalBytes
+			t1, c1, total = time.Now(), osstat.ProcessCPU(), p.TotalBytes
 			if *blockProfile != "" {
 				pprof.StopCPUProfile()
 			}
@@ -233,9 +234,9 @@ func bareCopy(b *testing.B, prov, cons *peer, total int64) (wall, cpu time.Durat
 	if err != nil {
 		b.Fatal(err)
 	}
-	s0, c0 := time.Now(), cpuTime()
+	s0, c0 := time.Now(), osstat.ProcessCPU()
 	got, err := io.Copy(io.Discard, st)
-	wall, cpu = time.Since(s0), cpuTime()-c0
+	wall, cpu = time.Since(s0), osstat.ProcessCPU()-c0
 	if err != nil || got != total {
 		b.Fatalf("bare stream copied %d of %d bytes: %v", got, total, err)
 	}
@@ -296,12 +297,12 @@ func BenchmarkEndToEndEntities(b *testing.B) {
 		}
 	}
 	phase("build")
-	tb, cb := time.Now(), cpuTime()
+	tb, cb := time.Now(), osstat.ProcessCPU()
 	if _, err := prov.svc.Build(ctx, ds); err != nil {
 		b.Fatal(err)
 	}
 	t0 := time.Now()
-	c0 := cpuTime()
+	c0 := osstat.ProcessCPU()
 	b.ReportMetric(t0.Sub(tb).Seconds(), "s-build")
 	b.ReportMetric((c0 - cb).Seconds(), "cpu-s-build")
 	phase("request")
@@ -314,7 +315,7 @@ func BenchmarkEndToEndEntities(b *testing.B) {
 			writeHeap(b, *heapProfile+"-landing-half.heap")
 		}
 		if _, ok := phases[p.Phase]; !ok {
-			phases[p.Phase], cpu[p.Phase] = time.Now(), cpuTime()
+			phases[p.Phase], cpu[p.Phase] = time.Now(), osstat.ProcessCPU()
 			switch p.Phase {
 			case "manifest":
 				phase("blocks")
@@ -376,12 +377,12 @@ func BenchmarkOnePercentChanged(b *testing.B) {
 			// them: the first reads every entity, the one after the
 			// change starts from it.
 			build := func(what string) {
-				t0, c0 := time.Now(), cpuTime()
+				t0, c0 := time.Now(), osstat.ProcessCPU()
 				if _, err := prov.svc.Build(ctx, ds); err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(time.Since(t0).Seconds(), "s-"+what)
-				b.ReportMetric((cpuTime() - c0).Seconds(), "cpu-s-"+what)
+				b.ReportMetric((osstat.ProcessCPU() - c0).Seconds(), "cpu-s-"+what)
 			}
 			build("build")
 			first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
