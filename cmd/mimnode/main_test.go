@@ -65,11 +65,12 @@ type daemon struct {
 	done   chan error
 }
 
-// startDaemon starts `mimnode run` on dir and waits until its API answers.
-func startDaemon(t testing.TB, dir string) *daemon {
+// startDaemon starts `mimnode run` on dir, with any further flags, and
+// waits until its API answers.
+func startDaemon(t testing.TB, dir string, flags ...string) *daemon {
 	t.Helper()
 	d := &daemon{dir: dir, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, "run", "--data", dir)
+	d.cmd = exec.Command(binary, append([]string{"run", "--data", dir}, flags...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

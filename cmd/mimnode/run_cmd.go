@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,12 +17,18 @@ import (
 
 func runCmd(g *globals) *cobra.Command {
 	var level, format string
+	var grace time.Duration
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Run the node in the foreground",
 		Long: `Run the node daemon in the foreground until Ctrl-C or SIGTERM. A data directory
 that does not exist yet is initialised with defaults first. The daemon writes
-its API address to DATA/api, so other mimnode commands find it.`,
+its API address to DATA/api, so other mimnode commands find it.
+
+Stopping waits for the node to close its store, at most --shutdown-timeout;
+a second Ctrl-C or SIGTERM stops it at once. Either way nothing acknowledged
+is lost: acknowledged writes are in the store's logs on disk, which the next
+start replays.`,
 		Example: `  mimnode run
   mimnode run --data /srv/mimnode --log-format json`,
 		Args: cobra.NoArgs,
@@ -73,7 +82,7 @@ its API address to DATA/api, so other mimnode commands find it.`,
 			}
 			<-cmd.Context().Done()
 			log.Info("shutting down")
-			if err := n.Close(); err != nil {
+			if err := closeWithin(n.Close, grace, log); err != nil {
 				return fmt.Errorf("shut down: %w", err)
 			}
 			log.Info("stopped", "data", filepath.Clean(dir))
@@ -82,7 +91,44 @@ its API address to DATA/api, so other mimnode commands find it.`,
 	}
 	c.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	c.Flags().StringVar(&format, "log-format", "text", "log format: text or json")
+	c.Flags().DurationVar(&grace, "shutdown-timeout", 30*time.Second, "how long to wait for the node to stop before exiting anyway")
+	c.PreRunE = func(*cobra.Command, []string) error {
+		if grace <= 0 {
+			return fmt.Errorf("--shutdown-timeout %s: must be positive", grace)
+		}
+		return nil
+	}
 	return c
+}
+
+// closeWithin runs close and waits for it at most grace, or until the
+// process is told to stop again (Ctrl-C, SIGTERM). A store whose directory
+// has gone, or whose disk fails, can keep close retrying forever (badger
+// retries a memtable flush every second); the daemon must still stop when
+// told to. Exiting then loses nothing acknowledged: acknowledged writes were
+// synced to the store's logs, which the next start replays.
+func closeWithin(close func() error, grace time.Duration, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	hint := time.NewTimer(min(5*time.Second, grace/2))
+	defer hint.Stop()
+	limit := time.NewTimer(grace)
+	defer limit.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-hint.C:
+			log.Warn("still shutting down; send Ctrl-C or SIGTERM again to stop at once", "waiting-at-most", grace)
+		case <-limit.C:
+			return fmt.Errorf("the node did not stop within %s (see the errors above); stopped anyway: the next start replays what the store had not yet written to its tables", grace)
+		case s := <-again:
+			return fmt.Errorf("stopped at once on a second %s, before the node had finished shutting down: the next start replays what the store had not yet written to its tables", s)
+		}
+	}
 }
 
 func newLogger(c node.LogConfig, w interface{ Write([]byte) (int, error) }) *slog.Logger {
