@@ -61,7 +61,7 @@ type daemon struct {
 	cmd    *exec.Cmd
 	dir    string
 	stdout *bytes.Buffer
-	stderr *bytes.Buffer
+	stderr *syncBuffer // read while the process writes
 	done   chan error
 }
 
@@ -69,7 +69,7 @@ type daemon struct {
 // waits until its API answers.
 func startDaemon(t testing.TB, dir string, flags ...string) *daemon {
 	t.Helper()
-	d := &daemon{dir: dir, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{dir: dir, stdout: &bytes.Buffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"run", "--data", dir}, flags...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	if err := d.cmd.Start(); err != nil {

@@ -1,53 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// lockedBuffer is a bytes.Buffer the daemon's stderr can be written to
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startBroken is brokenStoreDaemon with stderr readable during the run.
-func startBroken(t *testing.T, flags ...string) (*daemon, *lockedBuffer) {
+// startBroken starts a daemon with flags, gives its store a write to
+// flush, then removes the store's directory under it: closing the store
+// then retries its memtable flush forever, as on a failed disk.
+func startBroken(t *testing.T, flags ...string) *daemon {
 	t.Helper()
 	dir := initDir(t)
-	errb := &lockedBuffer{}
-	d := &daemon{dir: dir, stdout: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(binary, append([]string{"run", "--data", dir}, flags...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.stdout, errb
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.kill() })
-	if err := waitReady(dir, d.done, 30*time.Second); err != nil {
-		t.Fatalf("daemon on %s: %v\nstderr:\n%s", dir, err, errb)
-	}
+	d := startDaemon(t, dir, flags...)
 	body := `{"id": "urn:ngsi-ld:Thing:shutdown", "type": "Thing", "n": {"type": "Property", "value": 1}}`
 	resp, err := http.Post(apiURL(t, dir)+"/ngsi-ld/v1/entities", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -60,18 +29,18 @@ func startBroken(t *testing.T, flags ...string) (*daemon, *lockedBuffer) {
 	if err := os.RemoveAll(filepath.Join(dir, "badger")); err != nil {
 		t.Fatal(err)
 	}
-	return d, errb
+	return d
 }
 
 // exitOf waits (a liveness bound, not a speed one) for the daemon to exit.
-func exitOf(t *testing.T, d *daemon, errb *lockedBuffer) error {
+func exitOf(t *testing.T, d *daemon) error {
 	t.Helper()
 	select {
 	case err := <-d.done:
 		d.done <- err
 		return err
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("daemon still running 2 minutes after SIGTERM\nstderr:\n%s", errb)
+		t.Fatalf("daemon still running 2 minutes after SIGTERM\nstderr:\n%s", d.stderr)
 		return nil
 	}
 }
@@ -79,13 +48,13 @@ func exitOf(t *testing.T, d *daemon, errb *lockedBuffer) error {
 // A daemon whose store cannot close (its directory removed) still stops
 // when told to, after --shutdown-timeout, and says why it stopped anyway.
 func TestShutdownTimeoutStopsADaemonWhoseStoreHangs(t *testing.T) {
-	d, errb := startBroken(t, "--shutdown-timeout", "2s")
+	d := startBroken(t, "--shutdown-timeout", "2s")
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	err := exitOf(t, d, errb)
+	err := exitOf(t, d)
 	if err == nil {
-		t.Fatalf("daemon exited 0 though its store did not close\nstderr:\n%s", errb)
+		t.Fatalf("daemon exited 0 though its store did not close\nstderr:\n%s", d.stderr)
 	}
-	if got := errb.String(); !strings.Contains(got, "did not stop within 2s") {
+	if got := d.stderr.String(); !strings.Contains(got, "did not stop within 2s") {
 		t.Errorf("stderr does not say it did not stop within 2s:\n%s", got)
 	}
 }
@@ -93,24 +62,24 @@ func TestShutdownTimeoutStopsADaemonWhoseStoreHangs(t *testing.T) {
 // A second SIGTERM stops a daemon that is still shutting down at once,
 // long before the default 30 s timeout.
 func TestSecondSignalStopsShutdownAtOnce(t *testing.T) {
-	d, errb := startBroken(t)
+	d := startBroken(t)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(errb.String(), "still shutting down") {
+	for !strings.Contains(d.stderr.String(), "still shutting down") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no 'still shutting down' hint within a minute of SIGTERM\nstderr:\n%s", errb)
+			t.Fatalf("no 'still shutting down' hint within a minute of SIGTERM\nstderr:\n%s", d.stderr)
 		}
 		select {
 		case err := <-d.done:
-			t.Fatalf("daemon exited (%v) before a second signal, though its store cannot close\nstderr:\n%s", err, errb)
+			t.Fatalf("daemon exited (%v) before a second signal, though its store cannot close\nstderr:\n%s", err, d.stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	if err := exitOf(t, d, errb); err == nil {
-		t.Fatalf("daemon exited 0 on a second signal mid-shutdown\nstderr:\n%s", errb)
+	if err := exitOf(t, d); err == nil {
+		t.Fatalf("daemon exited 0 on a second signal mid-shutdown\nstderr:\n%s", d.stderr)
 	}
-	if got := errb.String(); !strings.Contains(got, "stopped at once on a second terminated") {
+	if got := d.stderr.String(); !strings.Contains(got, "stopped at once on a second terminated") {
 		t.Errorf("stderr does not say it stopped on the second signal:\n%s", got)
 	}
 }
