@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -90,4 +91,48 @@ func tcpTransport(d tcp.DialerForAddr) libp2p.Option {
 		return libp2p.Transport(tcp.NewTCPTransport)
 	}
 	return libp2p.Transport(tcp.NewTCPTransport, tcp.WithDialerForAddr(d))
+}
+
+// unopened returns the configured listen addresses the host has no
+// listener for. libp2p starts when at least one of them opens, and reports
+// the others only in its own log, which the node's log does not carry: a
+// port taken by another program, or a transport the system cannot run,
+// would otherwise leave the node unreachable there without a word. A
+// configured port 0 matches any port; a listener may add certificate
+// hashes after the configured components (WebTransport).
+func unopened(configured []string, listening []ma.Multiaddr) []string {
+	var out []string
+	for _, s := range configured {
+		want, err := ma.NewMultiaddr(s)
+		if err == nil && slices.ContainsFunc(listening, func(got ma.Multiaddr) bool { return opens(want, got) }) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// opens says whether listener address got serves the configured want.
+func opens(want, got ma.Multiaddr) bool {
+	if len(got) < len(want) {
+		return false
+	}
+	for i := range want {
+		w, g := &want[i], &got[i]
+		if w.Code() != g.Code() {
+			return false
+		}
+		if (w.Code() == ma.P_TCP || w.Code() == ma.P_UDP) && w.Value() == "0" {
+			continue
+		}
+		if w.Value() != g.Value() {
+			return false
+		}
+	}
+	for i := len(want); i < len(got); i++ {
+		if got[i].Code() != ma.P_CERTHASH {
+			return false
+		}
+	}
+	return true
 }

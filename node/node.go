@@ -111,6 +111,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if n.host, err = newHost(cfg, n.key, n.gater, n.metrics); err != nil {
 		return nil, err
 	}
+	for _, a := range unopened(cfg.Network.Listen, n.host.Network().ListenAddresses()) {
+		log.Warn("not listening on a configured address: libp2p could not open it (the port in use, or the transport not available here); peers cannot reach the node there", "address", a)
+	}
 	n.ping = ping.NewPingService(n.host)
 	n.pubsub, err = pubsub.NewGossipSub(ctx, n.host,
 		pubsub.WithMessageSigning(true),
