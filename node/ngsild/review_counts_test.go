@@ -290,11 +290,23 @@ func rvWrite(t *testing.T, n *testNode, rng *rand.Rand, nIDs int) string {
 		}
 		return ents, size
 	}
-	ok := func(what string, code int, body string) {
+	// send makes one request and returns what, failing the test on an
+	// answer no such write may give.
+	send := func(what, method, path string, body any) string {
 		t.Helper()
-		if code >= 300 && code != http.StatusMultiStatus && code != http.StatusNotFound && code != http.StatusConflict {
-			t.Fatalf("%s: %d %s", what, code, body)
+		rec := n.do(method, path, body)
+		if code := rec.Code; code >= 300 && code != http.StatusMultiStatus && code != http.StatusNotFound && code != http.StatusConflict {
+			t.Fatalf("%s: %d %s", what, code, rec.Body.String())
 		}
+		return what
+	}
+	entityPath := func(i int) string { return "/ngsi-ld/v1/entities/" + url.PathEscape(fmt.Sprintf("urn:x:%d", i)) }
+	stored := func(ents []any) []*Entity {
+		out := make([]*Entity, len(ents))
+		for i, e := range ents {
+			out[i] = rvStored(e.(map[string]any), "")
+		}
+		return out
 	}
 	switch op := rng.IntN(15); op {
 	case 0, 1, 2, 3:
@@ -310,29 +322,20 @@ func rvWrite(t *testing.T, n *testNode, rng *rand.Rand, nIDs int) string {
 				}
 			}
 		}
-		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert"+opts, ents)
-		what := fmt.Sprintf("upsert%s of %d", opts, size)
-		ok(what, rec.Code, rec.Body.String())
-		return what
+		return send(fmt.Sprintf("upsert%s of %d", opts, size), "POST", "/ngsi-ld/v1/entityOperations/upsert"+opts, ents)
 	case 4:
 		ents, size := batch(false)
-		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/create", ents)
-		ok("create batch", rec.Code, rec.Body.String())
-		return fmt.Sprintf("create batch of %d", size)
+		return send(fmt.Sprintf("create batch of %d", size), "POST", "/ngsi-ld/v1/entityOperations/create", ents)
 	case 5:
 		ents, size := batch(true)
-		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/update", ents)
-		ok("update batch", rec.Code, rec.Body.String())
-		return fmt.Sprintf("update batch of %d", size)
+		return send(fmt.Sprintf("update batch of %d", size), "POST", "/ngsi-ld/v1/entityOperations/update", ents)
 	case 6, 13:
 		var ids []string
 		for range 1 + rng.IntN(nIDs) {
 			ids = append(ids, fmt.Sprintf("urn:x:%d", id()))
 		}
 		if rng.IntN(2) == 0 {
-			rec := n.do("POST", "/ngsi-ld/v1/entityOperations/delete", ids)
-			ok("delete batch", rec.Code, rec.Body.String())
-			return fmt.Sprintf("delete batch of %d", len(ids))
+			return send(fmt.Sprintf("delete batch of %d", len(ids)), "POST", "/ngsi-ld/v1/entityOperations/delete", ids)
 		}
 		if _, err := n.svc.Delete(context.Background(), ids); err != nil {
 			t.Fatal(err)
@@ -341,15 +344,11 @@ func rvWrite(t *testing.T, n *testNode, rng *rand.Rand, nIDs int) string {
 	case 7:
 		i := id()
 		if rng.IntN(2) == 0 {
-			rec := n.do("POST", "/ngsi-ld/v1/entities", rvEntity(rng, i, false))
-			ok("POST /entities", rec.Code, rec.Body.String())
-			return "POST /entities"
+			return send("POST /entities", "POST", "/ngsi-ld/v1/entities", rvEntity(rng, i, false))
 		}
 		m := rvEntity(rng, i, false)
 		delete(m, "id")
-		rec := n.do("PUT", "/ngsi-ld/v1/entities/"+url.PathEscape(fmt.Sprintf("urn:x:%d", i)), m)
-		ok("PUT /entities/{id}", rec.Code, rec.Body.String())
-		return "PUT /entities/{id}"
+		return send("PUT /entities/{id}", "PUT", entityPath(i), m)
 	case 8:
 		i := id()
 		m := rvEntity(rng, i, true)
@@ -357,57 +356,43 @@ func rvWrite(t *testing.T, n *testNode, rng *rand.Rand, nIDs int) string {
 		if rng.IntN(2) == 0 {
 			m[rvAttrs[rng.IntN(len(rvAttrs))]] = map[string]any{"type": "Property", "value": ngsiNull}
 		}
-		rec := n.do("PATCH", "/ngsi-ld/v1/entities/"+url.PathEscape(fmt.Sprintf("urn:x:%d", i)), m)
-		ok("PATCH /entities/{id}", rec.Code, rec.Body.String())
-		return "PATCH /entities/{id}"
+		return send("PATCH /entities/{id}", "PATCH", entityPath(i), m)
 	case 9:
 		i := id()
 		m := rvEntity(rng, i, true)
 		delete(m, "id")
 		delete(m, "type")
-		path := "/ngsi-ld/v1/entities/" + url.PathEscape(fmt.Sprintf("urn:x:%d", i)) + "/attrs"
+		path := entityPath(i) + "/attrs"
 		method := []string{"POST", "PATCH"}[rng.IntN(2)]
 		if method == "POST" && rng.IntN(2) == 0 {
 			path += "?options=noOverwrite"
 		}
-		rec := n.do(method, path, m)
-		ok(method+" attrs", rec.Code, rec.Body.String())
-		return method + " " + path
+		return send(method+" "+path, method, path, m)
 	case 10:
 		i, name := id(), rvAttrs[rng.IntN(len(rvAttrs))]
-		path := "/ngsi-ld/v1/entities/" + url.PathEscape(fmt.Sprintf("urn:x:%d", i)) + "/attrs/" + name
+		path := entityPath(i) + "/attrs/" + name
 		switch rng.IntN(3) {
 		case 0: // PATCH an instance, possibly into another attribute type
 			body := rvInstance(rng, name)
 			if rng.IntN(2) == 0 {
 				body["datasetId"] = fmt.Sprintf("urn:d:%d", rng.IntN(3))
 			}
-			rec := n.do("PATCH", path, body)
-			ok("PATCH attr", rec.Code, rec.Body.String())
-			return "PATCH " + path
+			return send("PATCH "+path, "PATCH", path, body)
 		case 1:
-			rec := n.do("PUT", path, rvInstance(rng, name))
-			ok("PUT attr", rec.Code, rec.Body.String())
-			return "PUT " + path
+			return send("PUT "+path, "PUT", path, rvInstance(rng, name))
 		default:
 			q := []string{"", "?datasetId=urn:d:1", "?deleteAll=true"}[rng.IntN(3)]
-			rec := n.do("DELETE", path+q, nil)
-			ok("DELETE attr", rec.Code, rec.Body.String())
-			return "DELETE " + path + q
+			return send("DELETE "+path+q, "DELETE", path+q, nil)
 		}
 	case 11, 12:
 		ents, size := batch(false)
-		stored := make([]*Entity, len(ents))
-		for i, e := range ents {
-			stored[i] = rvStored(e.(map[string]any), "")
-		}
 		if op == 11 {
-			if _, err := n.svc.Put(stored); err != nil {
+			if _, err := n.svc.Put(stored(ents)); err != nil {
 				t.Fatal(err)
 			}
 			return fmt.Sprintf("Put of %d", size)
 		}
-		if _, err := n.svc.Land(context.Background(), stored); err != nil {
+		if _, err := n.svc.Land(context.Background(), stored(ents)); err != nil {
 			t.Fatal(err)
 		}
 		return fmt.Sprintf("Land of %d", size)
@@ -420,19 +405,16 @@ func rvWrite(t *testing.T, n *testNode, rng *rand.Rand, nIDs int) string {
 		for w := range 3 {
 			wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(w)))
 			ents, _ := batch(false)
-			stored := make([]*Entity, len(ents))
-			for i, e := range ents {
-				stored[i] = rvStored(e.(map[string]any), "")
-			}
+			es := stored(ents)
 			whats = append(whats, fmt.Sprint(len(ents)))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				switch w {
 				case 0:
-					_, errs[w] = n.svc.Put(stored)
+					_, errs[w] = n.svc.Put(es)
 				case 1:
-					_, errs[w] = n.svc.Land(context.Background(), stored)
+					_, errs[w] = n.svc.Land(context.Background(), es)
 				default:
 					var ids []string
 					for range 5 {
