@@ -9,10 +9,24 @@ import (
 
 // datasync is fdatasync: the data and the metadata needed to read it, not
 // the modification time, whose journal commit made a full fsync of a
-// memtable log cost as much as the rest of a sync.
+// memtable log cost as much as the rest of a sync. It goes through the
+// kernel's asynchronous I/O where there is some (aio_linux.go), so that
+// the goroutine waiting for it holds no processor.
 func datasync(f *os.File) error {
+	fd := int(f.Fd())
+	if r := aioSync(); r != nil {
+		if err := r.datasync(fd); err != errAIORefused {
+			return err
+		}
+	}
+	return fdatasync(fd)
+}
+
+// fdatasync is the fdatasync system call, made again if a signal
+// interrupts it.
+func fdatasync(fd int) error {
 	for {
-		err := syscall.Fdatasync(int(f.Fd()))
+		err := syscall.Fdatasync(fd)
 		if err != syscall.EINTR {
 			return err
 		}
