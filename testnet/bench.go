@@ -43,7 +43,7 @@ func QuickSizes() BenchSizes {
 	return BenchSizes{Shape: Shape{Cities: 4, AgenciesPerCity: 4, Researchers: 4}, Startups: 3,
 		Upserts: 20_000, Stored: 20_000, Queries: 100, Notify: 100, History: 20_000, Changes: 20,
 		Publishes: 20, Datasets: 100_000, Searches: 500, ContentBytes: 16 << 20, Evals: 500_000,
-		Negotiations: 50, Concurrent: 200, Transfer: 10_000, Live: 50, RTTs: 50}
+		Negotiations: 50, Concurrent: 1000, Transfer: 10_000, Live: 50, RTTs: 50}
 }
 
 // FullSizes are the sizes the issues name.

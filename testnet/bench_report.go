@@ -97,12 +97,16 @@ func (r Row) TargetText() string {
 
 // Machine describes where a report was measured.
 type Machine struct {
-	CPU       string    `json:"cpu"`
-	Cores     int       `json:"cores"`
-	MemoryMiB int64     `json:"memoryMiB"`
-	GoVersion string    `json:"goVersion"`
-	OS        string    `json:"os"`
-	Date      time.Time `json:"date"`
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	MemoryMiB int64  `json:"memoryMiB"`
+	GoVersion string `json:"goVersion"`
+	// Procs is GOMAXPROCS during the run (0 when not read): the CPUs Go
+	// code ran on, fewer than Cores where a container or the GOMAXPROCS
+	// variable limited it.
+	Procs int       `json:"gomaxprocs"`
+	OS    string    `json:"os"`
+	Date  time.Time `json:"date"`
 	// Features are the CPU features, of those hot paths use when they are
 	// there (hotFeatures), that the CPU has, as /proc/cpuinfo names them:
 	// the same code gives different numbers with and without them.
@@ -125,7 +129,7 @@ var hotFeatures = []string{"avx2", "avx512f", "sha_ni", "aes"}
 // ThisMachine reads the CPU model and memory from /proc where there is one.
 func ThisMachine(date time.Time) Machine {
 	m := Machine{CPU: "unknown", Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
-		OS: runtime.GOOS + "/" + runtime.GOARCH, Date: date}
+		Procs: runtime.GOMAXPROCS(0), OS: runtime.GOOS + "/" + runtime.GOARCH, Date: date}
 	scan := func(path string, fn func(key, val string) bool) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -272,7 +276,11 @@ func (r *Report) Markdown(w io.Writer) error {
 	if r.Machine.SyncMs > 0 {
 		fmt.Fprintf(&b, "- Disk: 4 KiB append and fsync, p50 %s ms, where the nodes store their data\n", num(r.Machine.SyncMs))
 	}
-	fmt.Fprintf(&b, "- Go: %s, %s\n", r.Machine.GoVersion, r.Machine.OS)
+	fmt.Fprintf(&b, "- Go: %s, %s", r.Machine.GoVersion, r.Machine.OS)
+	if r.Machine.Procs > 0 {
+		fmt.Fprintf(&b, ", GOMAXPROCS %d", r.Machine.Procs)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "- Date: %s\n", date)
 	fmt.Fprintf(&b, "- Run: %s, took %s\n\n", mode, r.Duration.Round(time.Second))
 	b.WriteString("| issue | metric | value | baseline | ratio | target | result | notes |\n")

@@ -155,7 +155,7 @@ func TestBenchSetRejectsNaN(t *testing.T) {
 func TestMarkdown(t *testing.T) {
 	load := 0.41
 	rep := Report{
-		Machine: Machine{CPU: "Test CPU @ 2.00GHz", Cores: 2, MemoryMiB: 7951, GoVersion: "go1.26.8", OS: "linux/amd64", Date: time.Date(2026, 11, 27, 7, 5, 0, 0, time.UTC),
+		Machine: Machine{CPU: "Test CPU @ 2.00GHz", Cores: 2, MemoryMiB: 7951, GoVersion: "go1.26.8", Procs: 4, OS: "linux/amd64", Date: time.Date(2026, 11, 27, 7, 5, 0, 0, time.UTC),
 			Features: []string{"avx2", "sha_ni"}, Load: &load, SyncMs: 2.345},
 		Quick:    true,
 		Duration: 95 * time.Second,
@@ -176,7 +176,7 @@ func TestMarkdown(t *testing.T) {
 		"- Machine: Test CPU @ 2.00GHz, 2 cores, 7951 MiB memory; CPU has avx2, sha_ni, not avx512f, aes\n",
 		"- Load when the run started: 0.41 (1-minute average; above 2, other work shared the CPU)\n",
 		"- Disk: 4 KiB append and fsync, p50 2.35 ms, where the nodes store their data\n",
-		"- Go: go1.26.8, linux/amd64\n",
+		"- Go: go1.26.8, linux/amd64, GOMAXPROCS 4\n",
 		"- Date: 2026-11-27 07:05 UTC\n",
 		"| issue | metric | value | baseline | ratio | target | result | notes |\n",
 		"| 3 | batch upsert | 23,457 entities/s | 98,765 entities/s (bare store) | 0.24 | ≥ 20,000 entities/s | pass |  |\n",
@@ -202,7 +202,7 @@ func TestMarkdownWithoutMachineReadings(t *testing.T) {
 	if !strings.Contains(got, "- Machine: unknown, 2 cores, 0 MiB memory\n") {
 		t.Errorf("machine line missing or decorated:\n%s", got)
 	}
-	for _, no := range []string{"CPU has", "Load when", "Disk:"} {
+	for _, no := range []string{"CPU has", "Load when", "Disk:", "GOMAXPROCS"} {
 		if strings.Contains(got, no) {
 			t.Errorf("report of unread machine says %q:\n%s", no, got)
 		}
