@@ -67,6 +67,40 @@ func TestAIODatasync(t *testing.T) {
 	}
 }
 
+// A sync alone is a plain fdatasync call; one asked for while another
+// runs goes through the ring.
+func TestDatasyncRoutes(t *testing.T) {
+	r := ring(t)
+	f := dirtyFile(t)
+	ids := func() uint64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.next
+	}
+	if !plainSync.CompareAndSwap(false, true) {
+		t.Fatal("a plain sync is running before the test")
+	}
+	before := ids()
+	err := datasync(f) // as if another sync were running
+	plainSync.Store(false)
+	if err != nil {
+		t.Fatalf("datasync beside another sync: %v", err)
+	}
+	if ids() == before {
+		t.Error("a sync beside another one did not go through the ring")
+	}
+	before = ids()
+	if err := datasync(f); err != nil {
+		t.Fatalf("datasync alone: %v", err)
+	}
+	if ids() != before {
+		t.Error("a sync alone went through the ring")
+	}
+	if plainSync.Load() {
+		t.Error("a plain sync is marked running after it returned")
+	}
+}
+
 // A sync of a file that is not open fails with EBADF, through the ring
 // and through the fallback alike; it does not hang.
 func TestAIODatasyncClosedFile(t *testing.T) {
