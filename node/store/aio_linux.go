@@ -198,13 +198,3 @@ func (r *aioRing) stop(err error) {
 		delete(r.waiters, id)
 	}
 }
-
-// close stops r: syncs in flight fail, later ones are refused (and made
-// with fdatasync), and the context is destroyed once the kernel is done
-// with what it holds. The process's ring is never closed; tests close
-// rings of their own.
-func (r *aioRing) close() {
-	r.ev.Close()
-	<-r.reaped
-	unix.Syscall(unix.SYS_IO_DESTROY, r.ctx, 0, 0)
-}

@@ -10,7 +10,8 @@ import (
 
 // datasync is fdatasync: the data and the metadata needed to read it, not
 // the modification time, whose journal commit made a full fsync of a
-// memtable log cost as much as the rest of a sync. It goes through the
+// memtable log cost as much as the rest of a sync. One sync at a time is
+// a plain call (plainSync); one asked for while it runs goes through the
 // kernel's asynchronous I/O where there is some (aio_linux.go), so that
 // the goroutine waiting for it holds no processor.
 func datasync(f *os.File) error {
