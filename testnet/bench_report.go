@@ -104,7 +104,7 @@ type Machine struct {
 	// Procs is GOMAXPROCS during the run (0 when not read): the CPUs Go
 	// code ran on, fewer than Cores where a container or the GOMAXPROCS
 	// variable limited it.
-	Procs int       `json:"gomaxprocs"`
+	Procs int       `json:"gomaxprocs,omitempty"`
 	OS    string    `json:"os"`
 	Date  time.Time `json:"date"`
 	// Features are the CPU features, of those hot paths use when they are
