@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -463,19 +462,7 @@ func rawStoreRate(bodies [][]byte) (float64, error) {
 // preallocates its log files sparsely, so their length overstates it),
 // and those of its memtable logs (*.mem) among them.
 func dirSize(dir string) (total, memLogs int64) {
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n := osstat.Allocated(fi)
-				total += n
-				if strings.HasSuffix(d.Name(), ".mem") {
-					memLogs += n
-				}
-			}
-		}
-		return nil
-	})
-	return total, memLogs
+	return osstat.DirAllocated(dir, func(name string) bool { return strings.HasSuffix(name, ".mem") })
 }
 
 // benchLastN writes History instances of one attribute through the

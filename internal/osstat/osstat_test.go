@@ -59,3 +59,27 @@ func TestAllocated(t *testing.T) {
 		t.Errorf("a 64 MiB sparse file takes %d bytes; want less than its length (Windows: its length)", got)
 	}
 }
+
+// A directory's files add up, those in subdirectories too, and the part
+// asked for is counted apart.
+func TestDirAllocated(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, size := range map[string]int{"a.mem": 64 << 10, "sub/b.vlog": 128 << 10, "c": 32 << 10} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total, mem := DirAllocated(dir, func(name string) bool { return filepath.Ext(name) == ".mem" })
+	if total < 224<<10 {
+		t.Errorf("total %d bytes, want at least the 224 KiB written", total)
+	}
+	if mem < 64<<10 || mem >= total {
+		t.Errorf("the .mem file takes %d of %d bytes, want at least its 64 KiB and less than the total", mem, total)
+	}
+	if again, none := DirAllocated(dir, nil); again != total || none != 0 {
+		t.Errorf("without a part: %d and %d, want %d and 0", again, none, total)
+	}
+}
