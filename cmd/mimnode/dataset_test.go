@@ -117,6 +117,26 @@ func TestTestnetCommandStartsAndAnswers(t *testing.T) {
 			t.Errorf("%s: status %q, %v", nd.Name, st, err)
 		}
 	}
+
+	// Ctrl-C stops every node, exits 0 and removes the temporary
+	// directory the nodes' data was in.
+	if _, err := os.Stat(filepath.Dir(res.Nodes[0].Data)); err != nil {
+		t.Fatalf("the demo's data directory: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("testnet exited with %v on Ctrl-C\n%s", err, errb.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("testnet did not stop within 60s of Ctrl-C\n%s", errb.String())
+	}
+	done <- nil // for the deferred stop, which finds the process gone
+	if _, err := os.Stat(filepath.Dir(res.Nodes[0].Data)); !os.IsNotExist(err) {
+		t.Errorf("the demo's data directory %s is still there after it stopped (%v)", filepath.Dir(res.Nodes[0].Data), err)
+	}
 }
 
 // TestWalkthroughNegotiateFromTheCatalogue follows the README: a researcher

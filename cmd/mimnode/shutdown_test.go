@@ -91,3 +91,10 @@ func TestShutdownTimeoutMustBePositive(t *testing.T) {
 		t.Fatalf("run --shutdown-timeout 0s: %v", err)
 	}
 }
+
+func TestTestnetShutdownTimeoutMustBePositive(t *testing.T) {
+	_, _, err := cli(t, "testnet", "--shutdown-timeout", "-1s")
+	if err == nil || !strings.Contains(err.Error(), "--shutdown-timeout -1s: must be positive") {
+		t.Fatalf("testnet --shutdown-timeout -1s: %v", err)
+	}
+}

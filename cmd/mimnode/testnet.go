@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -15,13 +16,16 @@ func testnetCmd(g *globals) *cobra.Command {
 	var shape testnet.Shape
 	var dir string
 	var entities int
+	var grace time.Duration
 	c := &cobra.Command{
 		Use:   "testnet",
 		Short: "Run a local demo federation: several real nodes on this machine, with data",
 		Long: `Start a federation of real mimnode nodes on loopback: for each city a few agencies
 (environment, transport, parking, utilities) seeded with real Smart Data Models
 entities, plus researcher nodes. Each node has its own data directory and API, so
-every mimnode command works against it with --data. Runs until Ctrl-C.`,
+every mimnode command works against it with --data. Runs until Ctrl-C.
+Stopping waits for the nodes to close their stores, at most --shutdown-timeout;
+a second Ctrl-C stops at once.`,
 		Example: `  mimnode testnet
   mimnode testnet --cities 3 --agencies 4 --researchers 2`,
 		Args: cobra.NoArgs,
@@ -31,6 +35,9 @@ every mimnode command works against it with --data. Runs until Ctrl-C.`,
 			}
 			if shape.AgenciesPerCity < 1 || shape.Researchers < 0 || shape.Size() > 60 {
 				return fmt.Errorf("--agencies must be at least 1, --researchers at least 0, and at most 60 nodes in all")
+			}
+			if grace <= 0 {
+				return fmt.Errorf("--shutdown-timeout %s: must be positive", grace)
 			}
 			start := time.Now()
 			if dir == "" {
@@ -46,7 +53,15 @@ every mimnode command works against it with --data. Runs until Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			defer net.Close()
+			// Closing is bounded as `mimnode run` bounds it: a node whose
+			// store cannot close must not keep the demo from exiting.
+			log := slog.New(slog.NewTextHandler(g.stderr, nil))
+			closed := false
+			defer func() {
+				if !closed {
+					_ = closeWithin(net.Close, grace, log)
+				}
+			}()
 			if net.Federate(); net.Err() != nil {
 				return net.Err()
 			}
@@ -96,6 +111,10 @@ Ctrl-C stops every node.
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(g.stderr, "stopping ...")
+			closed = true
+			if err := closeWithin(net.Close, grace, log); err != nil {
+				return fmt.Errorf("stop the demo federation: %w", err)
+			}
 			return nil
 		},
 	}
@@ -104,5 +123,6 @@ Ctrl-C stops every node.
 	c.Flags().IntVar(&shape.Researchers, "researchers", 1, "researcher nodes")
 	c.Flags().StringVar(&dir, "dir", "", "keep the nodes' data directories here (default: a temporary directory, removed at exit)")
 	c.Flags().IntVar(&entities, "entities", 20, "entities per data model per agency")
+	c.Flags().DurationVar(&grace, "shutdown-timeout", 30*time.Second, "how long to wait for the nodes to stop before exiting anyway")
 	return c
 }
