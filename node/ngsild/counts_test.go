@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -12,22 +13,24 @@ import (
 	"github.com/mimnode/mimnode/node/store"
 )
 
-// storedCounts reads every counter (n/k/) of n's store.
+// storedCounts reads every counter (n/k/ and n/K/) of n's store.
 func storedCounts(t *testing.T, n *testNode) map[string]int64 {
 	t.Helper()
 	got := map[string]int64{}
-	err := n.svc.db.View(func(tx *store.Txn) error {
-		return tx.Iterate(store.IterOptions{Prefix: []byte(keyCount)}, func(k, v []byte) error {
-			if len(v) != 8 {
-				t.Errorf("counter %q holds %d bytes", k, len(v))
+	for _, prefix := range []string{keyCount, keyInstCount} {
+		err := n.svc.db.View(func(tx *store.Txn) error {
+			return tx.Iterate(store.IterOptions{Prefix: []byte(prefix)}, func(k, v []byte) error {
+				if len(v) != 8 {
+					t.Errorf("counter %q holds %d bytes", k, len(v))
+					return nil
+				}
+				got[string(k)] = int64(binary.BigEndian.Uint64(v))
 				return nil
-			}
-			got[string(k)] = int64(binary.BigEndian.Uint64(v))
-			return nil
+			})
 		})
-	})
-	if err != nil {
-		t.Fatal(err)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return got
 }
@@ -163,8 +166,9 @@ func expandTestType(typ string) string {
 
 // TestCountersOfManyAttributeTypes checks that an attribute whose
 // instances have five different attribute types, some more than once,
-// counts the entity once per type, as GET /attributes reports it: the counter of each type is 1,
-// and 0 once the entity is deleted.
+// counts the entity once per type (the type's counter of each is 1) and
+// each instance once (the instance counters add up to 8), and that every
+// counter is 0 once the entity is deleted.
 func TestCountersOfManyAttributeTypes(t *testing.T) {
 	n := newTestNode(t, nil)
 	body := `{"id":"urn:x:1","type":"T","p":[
@@ -184,6 +188,9 @@ func TestCountersOfManyAttributeTypes(t *testing.T) {
 	for _, at := range []AttrType{Property, Relationship, LanguageProperty, VocabProperty, ListProperty} {
 		want[countKey{typ: typ, attr: attr, at: at}.key()] = 1
 	}
+	for at, n := range map[AttrType]int64{Property: 2, Relationship: 1, LanguageProperty: 1, VocabProperty: 2, ListProperty: 2} {
+		want[countKey{attr: attr, at: at}.key()] = n
+	}
 	if got := storedCounts(t, n); !maps.Equal(got, want) {
 		t.Errorf("counters %v, want %v", got, want)
 	}
@@ -194,5 +201,95 @@ func TestCountersOfManyAttributeTypes(t *testing.T) {
 		if v != 0 {
 			t.Errorf("after delete, counter %q = %d", k, v)
 		}
+	}
+}
+
+// TestAttributeCountCountsInstances checks GET /attributes/{attr}'s
+// attributeCount: the number of the attribute's instances, so an entity
+// with two datasetIds of it adds two and an entity of two types adds one,
+// through appends, deletes of one instance and of a whole entity; with
+// no instance left the attribute is not found.
+func TestAttributeCountCountsInstances(t *testing.T) {
+	n := newTestNode(t, nil)
+	count := func(attr string) any {
+		t.Helper()
+		rec := n.do("GET", "/ngsi-ld/v1/attributes/"+attr, nil)
+		if rec.Code == http.StatusNotFound {
+			return nil
+		}
+		wantStatus(t, rec, http.StatusOK)
+		return decode(t, rec).(map[string]any)["attributeCount"]
+	}
+	step := func(name, method, path, body string, want any) {
+		t.Helper()
+		if rec := n.do(method, path, body); rec.Code >= 300 {
+			t.Fatalf("%s: %d %s", name, rec.Code, rec.Body.String())
+		}
+		if got := count("speed"); got != want {
+			t.Errorf("%s: attributeCount %v, want %v", name, got, want)
+		}
+	}
+	step("two entities, one of two types", "POST", "/ngsi-ld/v1/entityOperations/create", `[
+		{"id":"urn:x:1","type":"Road","speed":{"type":"Property","value":50}},
+		{"id":"urn:x:2","type":["Road","Street"],"speed":{"type":"Property","value":30}}]`, 2.0)
+	step("a second instance", "POST", "/ngsi-ld/v1/entities/urn:x:1/attrs",
+		`{"speed":{"type":"Property","value":80,"datasetId":"urn:ngsi-ld:Dataset:limit"}}`, 3.0)
+	step("one instance deleted", "DELETE", "/ngsi-ld/v1/entities/urn:x:1/attrs/speed?datasetId=urn:ngsi-ld:Dataset:limit", "", 2.0)
+	step("an entity deleted", "DELETE", "/ngsi-ld/v1/entities/urn:x:2", "", 1.0)
+	details := decode(t, n.do("GET", "/ngsi-ld/v1/attributes?details=true", nil)).([]any)
+	if len(details) != 1 || details[0].(map[string]any)["attributeCount"] != 1.0 {
+		t.Errorf("details=true: %v", details)
+	}
+	step("the last deleted", "DELETE", "/ngsi-ld/v1/entities/urn:x:1", "", nil)
+}
+
+// TestInstanceCountsMigrate checks that a store written before instances
+// were counted (no n/K/ counters, no n/Kr mark) gets them at the next
+// start, counted from its entities, and that a start after that leaves
+// them alone.
+func TestInstanceCountsMigrate(t *testing.T) {
+	db, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	n := newTestNodeOn(t, db, nil)
+	rec := n.do("POST", "/ngsi-ld/v1/entityOperations/create", `[
+		{"id":"urn:x:1","type":"Road","speed":[{"type":"Property","value":50},{"type":"Property","value":80,"datasetId":"urn:d:1"}]},
+		{"id":"urn:x:2","type":"Road","speed":{"type":"Property","value":30},"name":{"type":"Property","value":"B"}}]`)
+	wantStatus(t, rec, http.StatusCreated)
+	want := storedCounts(t, n)
+	if len(want) == 0 {
+		t.Fatal("no counters")
+	}
+	n.svc.Close()
+
+	// What an older node left: no instance counters and no mark.
+	if err := db.Update(func(tx *store.Txn) error {
+		var keys [][]byte
+		err := tx.Iterate(store.IterOptions{Prefix: []byte(keyInstCount), KeysOnly: true}, func(k, _ []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		})
+		for _, k := range append(keys, []byte(keyInstReady)) {
+			if err == nil {
+				err = tx.Delete(k)
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n = newTestNodeOn(t, db, nil)
+	if got := storedCounts(t, n); !maps.Equal(got, want) {
+		t.Errorf("after the migration: counters %v, want %v", got, want)
+	}
+	if got := decode(t, n.do("GET", "/ngsi-ld/v1/attributes/speed", nil)).(map[string]any)["attributeCount"]; got != 3.0 {
+		t.Errorf("attributeCount of speed after the migration: %v, want 3", got)
+	}
+	n.svc.Close()
+	newTestNodeOn(t, db, nil) // the mark is there: nothing is counted twice
+	if got := storedCounts(t, n); !maps.Equal(got, want) {
+		t.Errorf("after another start: counters %v, want %v", got, want)
 	}
 }

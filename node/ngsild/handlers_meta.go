@@ -20,33 +20,56 @@ type typeStats struct {
 	attrs map[string]map[string]int64 // attrIRI -> attribute type -> entities
 }
 
-// stats reads the type and attribute counters (n/k/...).
-func (s *Service) stats() (map[string]*typeStats, error) {
-	out := map[string]*typeStats{}
+// metaStats is what the counters say: per entity type, and the number
+// of instances of each attribute (attrIRI -> attribute type -> instances).
+type metaStats struct {
+	types     map[string]*typeStats
+	instances map[string]map[string]int64
+}
+
+// stats reads the type and attribute counters (n/k/ and n/K/).
+func (s *Service) stats() (*metaStats, error) {
+	out := &metaStats{types: map[string]*typeStats{}, instances: map[string]map[string]int64{}}
 	err := s.db.View(func(tx *store.Txn) error {
-		return tx.Iterate(store.IterOptions{Prefix: []byte(keyCount)}, func(k, v []byte) error {
+		err := tx.Iterate(store.IterOptions{Prefix: []byte(keyCount)}, func(k, v []byte) error {
 			if len(v) != 8 {
 				return nil
 			}
 			n := int64(binary.BigEndian.Uint64(v))
 			typ, attr, at := splitCountKey(k)
-			ts := out[typ]
+			ts := out.types[typ]
 			if ts == nil {
 				ts = &typeStats{attrs: map[string]map[string]int64{}}
-				out[typ] = ts
+				out.types[typ] = ts
 			}
 			if attr == "" {
 				ts.count = n
 				return nil
 			}
-			if ts.attrs[attr] == nil {
-				ts.attrs[attr] = map[string]int64{}
+			addCount(ts.attrs, attr, at, n)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyInstCount)}, func(k, v []byte) error {
+			attr, at, ok := strings.Cut(string(k[len(keyInstCount):]), "\x00")
+			if len(v) != 8 || !ok {
+				return nil
 			}
-			ts.attrs[attr][at] = n
+			addCount(out.instances, attr, at, int64(binary.BigEndian.Uint64(v)))
 			return nil
 		})
 	})
 	return out, err
+}
+
+// addCount sets m[attr][at] to n.
+func addCount(m map[string]map[string]int64, attr, at string, n int64) {
+	if m[attr] == nil {
+		m[attr] = map[string]int64{}
+	}
+	m[attr][at] = n
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -74,15 +97,15 @@ type metaView struct {
 	what      string // "type" or "attribute", for errors
 	// describe gives, per expanded name with entities, the details=true
 	// entry and the per-name document.
-	describe func(st map[string]*typeStats, tc *termContext) map[string]metaDoc
+	describe func(st *metaStats, tc *termContext) map[string]metaDoc
 }
 
 type metaDoc struct{ detail, info map[string]any }
 
 var typesView = metaView{list: "EntityTypeList", member: "typeList", pathValue: "type", what: "type",
-	describe: func(st map[string]*typeStats, tc *termContext) map[string]metaDoc {
+	describe: func(st *metaStats, tc *termContext) map[string]metaDoc {
 		out := map[string]metaDoc{}
-		for t, ts := range st {
+		for t, ts := range st.types {
 			if ts.count == 0 {
 				continue
 			}
@@ -102,7 +125,7 @@ var typesView = metaView{list: "EntityTypeList", member: "typeList", pathValue: 
 	}}
 
 var attributesView = metaView{list: "AttributeList", member: "attributeList", pathValue: "attr", what: "attribute",
-	describe: func(st map[string]*typeStats, tc *termContext) map[string]metaDoc {
+	describe: func(st *metaStats, tc *termContext) map[string]metaDoc {
 		out := map[string]metaDoc{}
 		for a, as := range foldAttrs(st) {
 			if as.count == 0 {
@@ -191,16 +214,21 @@ func (s *Service) metaInfo(w http.ResponseWriter, r *http.Request, v metaView) e
 	return nil
 }
 
-// attrStats folds the per-type counters into per-attribute ones.
+// attrStats is what the counters say about one attribute: how many
+// instances it has, of which attribute types, in entities of which types.
 type attrStats struct {
 	count int64
 	types map[string]bool
 	kinds map[string]bool
 }
 
-func foldAttrs(st map[string]*typeStats) map[string]*attrStats {
+// foldAttrs folds the per-type counters into per-attribute ones and adds
+// the instance counts: attributeCount is the number of the attribute's
+// instances (the NGSI-LD Attribute data type), which an entity with two instances (two
+// datasetIds) adds two to and an entity of two types adds one to.
+func foldAttrs(st *metaStats) map[string]*attrStats {
 	out := map[string]*attrStats{}
-	for t, ts := range st {
+	for t, ts := range st.types {
 		for a, kinds := range ts.attrs {
 			as := out[a]
 			if as == nil {
@@ -213,8 +241,12 @@ func foldAttrs(st map[string]*typeStats) map[string]*attrStats {
 				}
 				as.types[t] = true
 				as.kinds[k] = true
-				as.count += n
 			}
+		}
+	}
+	for a, as := range out {
+		for _, n := range st.instances[a] {
+			as.count += n
 		}
 	}
 	return out

@@ -38,6 +38,9 @@ import (
 //	n/g/<attrIRI> 00 <S2 cell, 8 bytes BE><id> spatial index written before: migrated to n/G/
 //	n/k/<typeIRI> 00                          count of entities of a type (uint64 BE)
 //	n/k/<typeIRI> 00 <attrIRI> 00 <attrType>  count of those entities with the attribute
+//	n/K/<attrIRI> 00 <attrType>               count of the attribute's instances of the
+//	                                          attribute type in all entities: attributeCount
+//	n/Kr                                      n/K/ counts every entity (migrateInstanceCounts)
 //	n/f/<seq, 8 bytes BE>                     change feed: header (binary, feedHeader; JSON in
 //	                                          records written before; id and types only for
 //	                                          a delete) + the entity's state, packed JSON of
@@ -67,25 +70,27 @@ import (
 // and tables (an AirQualityObserved create: 213 bytes of type and spatial
 // keys to 114, and ~55 fewer per value key).
 const (
-	keyEntity   = store.PrefixNGSILD + "e/"
-	keyType     = store.PrefixNGSILD + "T/"
-	keyTypeIRI  = store.PrefixNGSILD + "t/" // written before (migrateIndexKeys)
-	keyValue    = store.PrefixNGSILD + "V/"
-	keyValueIRI = store.PrefixNGSILD + "v/" // written before (migrateIndexKeys)
-	keyGeo      = store.PrefixNGSILD + "G/"
-	keyGeoIRI   = store.PrefixNGSILD + "g/" // written before (migrateIndexKeys)
-	keyCount    = store.PrefixNGSILD + "k/"
-	keyFeed     = store.PrefixNGSILD + "f/"
-	keyContext  = store.PrefixNGSILD + "c/"
-	keySeq      = store.PrefixNGSILD + "q"
-	keyTrim     = store.PrefixNGSILD + "qt"
-	keyModel    = store.PrefixNGSILD + "m/"
-	keyIndexed  = store.PrefixNGSILD + "i/"
-	keyHist     = store.PrefixNGSILD + "h/"
-	keyHistCode = store.PrefixNGSILD + "hd/"
-	keyHistAttr = store.PrefixNGSILD + "ha/"
-	keySub      = store.PrefixNGSILD + "s/"
-	keySubCur   = store.PrefixNGSILD + "sc"
+	keyEntity    = store.PrefixNGSILD + "e/"
+	keyType      = store.PrefixNGSILD + "T/"
+	keyTypeIRI   = store.PrefixNGSILD + "t/" // written before (migrateIndexKeys)
+	keyValue     = store.PrefixNGSILD + "V/"
+	keyValueIRI  = store.PrefixNGSILD + "v/" // written before (migrateIndexKeys)
+	keyGeo       = store.PrefixNGSILD + "G/"
+	keyGeoIRI    = store.PrefixNGSILD + "g/" // written before (migrateIndexKeys)
+	keyCount     = store.PrefixNGSILD + "k/"
+	keyInstCount = store.PrefixNGSILD + "K/"
+	keyInstReady = store.PrefixNGSILD + "Kr"
+	keyFeed      = store.PrefixNGSILD + "f/"
+	keyContext   = store.PrefixNGSILD + "c/"
+	keySeq       = store.PrefixNGSILD + "q"
+	keyTrim      = store.PrefixNGSILD + "qt"
+	keyModel     = store.PrefixNGSILD + "m/"
+	keyIndexed   = store.PrefixNGSILD + "i/"
+	keyHist      = store.PrefixNGSILD + "h/"
+	keyHistCode  = store.PrefixNGSILD + "hd/"
+	keyHistAttr  = store.PrefixNGSILD + "ha/"
+	keySub       = store.PrefixNGSILD + "s/"
+	keySubCur    = store.PrefixNGSILD + "sc"
 )
 
 // maxIndexedString is how much of a string value the value index keeps;
@@ -290,14 +295,17 @@ func eachIndexKey(e *Entity, code func(iri string) uint32, valued func(string) b
 	}
 }
 
-// eachCount calls fn with each counter e adds to (indexKeys): one per
-// type, and one per type and attribute type of each attribute.
+// eachCount calls fn with each counter e adds one to (indexKeys): one per
+// type, one per type and attribute type of each attribute, and the
+// instance counter of each attribute instance (once per instance: an
+// attribute with two instances of one attribute type adds two).
 func eachCount(e *Entity, fn func(countKey)) {
 	for _, t := range e.Types {
 		fn(countKey{typ: t})
 	}
 	for attr, insts := range e.Attrs {
 		for i, a := range insts {
+			fn(countKey{attr: attr, at: a.Type})
 			if hasType(insts[:i], a.Type) {
 				continue // counted with an earlier instance
 			}
@@ -306,6 +314,49 @@ func eachCount(e *Entity, fn func(countKey)) {
 			}
 		}
 	}
+}
+
+// migrateInstanceCounts counts the attribute instances (n/K/) of a store
+// written before they were kept, once: their counters and the mark that
+// says they are complete (n/Kr) are written in one transaction, after
+// reading every entity. New runs it before the service writes anything.
+func (s *Service) migrateInstanceCounts() error {
+	var ready bool
+	err := s.db.View(func(tx *store.Txn) (err error) {
+		ready, err = tx.Has([]byte(keyInstReady))
+		return err
+	})
+	if err != nil || ready {
+		return err
+	}
+	counts := map[countKey]int64{}
+	err = s.db.View(func(tx *store.Txn) error {
+		keep := func(string) bool { return false } // types of instances only
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyEntity), KeysOnly: true}, func(k, _ []byte) error {
+			e, err := getEntityKeeping(tx, string(k[len(keyEntity):]), keep)
+			if err != nil || e == nil {
+				return err
+			}
+			for attr, insts := range e.Attrs {
+				for _, a := range insts {
+					counts[countKey{attr: attr, at: a.Type}]++
+				}
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		err = s.db.Update(func(tx *store.Txn) error {
+			if err := applyCounts(tx, counts); err != nil {
+				return err
+			}
+			return tx.Set([]byte(keyInstReady), []byte{1})
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("count attribute instances: %w", err)
+	}
+	return nil
 }
 
 // hasType reports whether one of insts (an attribute's earlier
@@ -382,16 +433,20 @@ func addValueKey(fn func(k []byte), attr uint32, v any, id string) {
 	fn(append(b, id...))
 }
 
-// countKey names a counter: entities of a type (attr empty), or those of
-// them with an attribute of an attribute type.
+// countKey names a counter: entities of a type (attr empty), those of
+// them with an attribute of an attribute type, or (typ empty) the
+// instances of an attribute of an attribute type in every entity.
 type countKey struct {
 	typ, attr string
 	at        AttrType
 }
 
 func (c countKey) key() string {
-	if c.attr == "" {
+	switch {
+	case c.attr == "":
 		return keyCount + c.typ + "\x00"
+	case c.typ == "":
+		return keyInstCount + c.attr + "\x00" + string(c.at)
 	}
 	return keyCount + c.typ + "\x00" + c.attr + "\x00" + string(c.at)
 }

@@ -155,6 +155,9 @@ func New(db *store.DB, opts Options) (*Service, error) {
 	if err := s.migrateIndexKeys(); err != nil {
 		return nil, err
 	}
+	if err := s.migrateInstanceCounts(); err != nil {
+		return nil, err
+	}
 	if err := s.loadValueIndexes(); err != nil {
 		return nil, err
 	}

@@ -251,9 +251,10 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 		}
 		p.countAs = *shape
 	case ne != nil:
-		// A counter per type and per type and attribute (indexKeys):
-		// sized for them, the map is not grown and rehashed twice.
-		p.count = make(map[countKey]int64, len(ne.Types)*(1+len(ne.Attrs)))
+		// A counter per type, per type and attribute, and per
+		// attribute (indexKeys): sized for them, the map is not grown
+		// and rehashed twice.
+		p.count = make(map[countKey]int64, len(ne.Types)*(1+len(ne.Attrs))+len(ne.Attrs))
 		counts = p.count
 	default:
 		p.count = map[countKey]int64{}
@@ -379,7 +380,7 @@ func (s *Service) txnFit(ps []prepared) int {
 		}
 		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count))
 		if e := p.countAs; e != nil {
-			n += int64(len(e.Types) * (1 + len(e.Attrs))) // its counters (eachCount), about
+			n += int64(len(e.Types)*(1+len(e.Attrs)) + len(e.Attrs)) // its counters (eachCount), about
 		}
 		if p.mark != nil {
 			n++
