@@ -362,6 +362,7 @@ func (s *Service) txnFit(ps []prepared) int {
 	maxBytes, maxEntries = maxBytes*3/4, maxEntries*3/4
 	const perEntry = 12 // badger's overhead per entry
 	var size, count int64
+	var shape *Entity // the last create's countAs: a run of them shares its counters
 	for i := range ps {
 		p := &ps[i]
 		if !p.write {
@@ -379,8 +380,11 @@ func (s *Service) txnFit(ps []prepared) int {
 			b += int64(len(h.key) + 8 + len(h.val))
 		}
 		n += int64(len(p.del) + len(p.set) + len(p.hist) + len(p.count))
-		if e := p.countAs; e != nil {
-			n += int64(len(e.Types)*(1+len(e.Attrs)) + len(e.Attrs)) // its counters (eachCount), about
+		if e := p.countAs; e != nil && e != shape {
+			// Its counters (eachCount), about; writeTxn writes those of
+			// creates with one countAs once.
+			n += int64(len(e.Types)*(1+len(e.Attrs)) + len(e.Attrs))
+			shape = e
 		}
 		if p.mark != nil {
 			n++
