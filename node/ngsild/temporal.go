@@ -21,11 +21,13 @@ type temporalQuery struct {
 	values       bool // options=temporalValues
 	aggr         []string
 	period       isoDuration
+	anchor       time.Time // timeAt of timerel after or between: where aggregation periods start
 	sysAttrs     bool
 }
 
 var aggrMethods = map[string]bool{
 	"totalCount": true, "distinctCount": true, "sum": true, "avg": true, "min": true, "max": true,
+	"stddev": true, "sumsq": true,
 }
 
 func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
@@ -56,6 +58,7 @@ func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
 			tq.r.to = at
 		case "after":
 			tq.r.from = at.Add(time.Nanosecond)
+			tq.anchor = at
 		case "between":
 			end, err := parseTime("endTimeAt")
 			if err != nil {
@@ -65,6 +68,7 @@ func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
 				return nil, newError(BadRequestData, "invalid temporal query", "endTimeAt must be after timeAt")
 			}
 			tq.r.from, tq.r.to = at, end
+			tq.anchor = at
 		}
 	default:
 		return nil, newError(BadRequestData, "invalid temporal query", "timerel must be before, after or between, not %q", rel)
@@ -83,19 +87,25 @@ func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
 		}
 		tq.lastN = n
 	}
+	aggregated := false
 	for _, o := range splitList(q.Get("options")) {
 		switch o {
 		case "temporalValues":
 			tq.values = true
 		case "sysAttrs":
 			tq.sysAttrs = true
+		case "aggregatedValues":
+			aggregated = true
 		}
 	}
 	for _, m := range splitList(q.Get("aggrMethods")) {
 		if !aggrMethods[m] {
-			return nil, newError(BadRequestData, "invalid temporal query", "unknown aggrMethods %q (totalCount, distinctCount, sum, avg, min, max)", m)
+			return nil, newError(BadRequestData, "invalid temporal query", "unknown aggrMethods %q (totalCount, distinctCount, sum, avg, min, max, stddev, sumsq)", m)
 		}
 		tq.aggr = append(tq.aggr, m)
+	}
+	if aggregated && tq.aggr == nil {
+		return nil, newError(BadRequestData, "invalid temporal query", "options=aggregatedValues needs aggrMethods")
 	}
 	if p := q.Get("aggrPeriodDuration"); p != "" {
 		if tq.aggr == nil {
@@ -222,7 +232,9 @@ func simplifiedTemporal(insts []Instance) map[string]any {
 // Periods without instances are left out.
 func aggregate(insts []Instance, tq *temporalQuery) map[string]any {
 	out := map[string]any{"type": string(insts[len(insts)-1].Attr.Type)}
-	start := tq.r.from
+	// timerel=after leaves an instance at timeAt out, but its periods
+	// still start at timeAt, not a nanosecond later.
+	start := tq.anchor
 	if start.IsZero() || start.After(insts[0].At) {
 		start = insts[0].At
 	}
@@ -288,7 +300,7 @@ func aggrValue(method string, insts []Instance) (any, bool) {
 		}
 		return float64(len(seen)), true
 	}
-	var sum float64
+	var sum, sumsq float64
 	lo, hi := math.Inf(1), math.Inf(-1)
 	n := 0
 	for _, in := range insts {
@@ -298,6 +310,7 @@ func aggrValue(method string, insts []Instance) (any, bool) {
 		}
 		n++
 		sum += f
+		sumsq += f * f
 		lo, hi = math.Min(lo, f), math.Max(hi, f)
 	}
 	if n == 0 {
@@ -306,13 +319,35 @@ func aggrValue(method string, insts []Instance) (any, bool) {
 	switch method {
 	case "sum":
 		return sum, true
+	case "sumsq":
+		return sumsq, true
 	case "avg":
 		return sum / float64(n), true
+	case "stddev":
+		return stddev(insts, sum/float64(n), n), true
 	case "min":
 		return lo, true
 	default:
 		return hi, true
 	}
+}
+
+// stddev is the sample standard deviation of the n numeric values of
+// insts around their mean (as SQL's stddev, which temporal brokers built
+// on PostgreSQL return), 0 for one value; computed from the deviations,
+// not from sumsq, which loses the digits that matter when the values are
+// large and close together.
+func stddev(insts []Instance, mean float64, n int) float64 {
+	if n < 2 {
+		return 0
+	}
+	var ss float64
+	for _, in := range insts {
+		if f, ok := in.Attr.Value.(float64); ok {
+			ss += (f - mean) * (f - mean)
+		}
+	}
+	return math.Sqrt(ss / float64(n-1))
 }
 
 func instanceValue(a *Attribute) any {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,10 +193,15 @@ func TestClause4_5_19_Aggregation(t *testing.T) {
 			sum += v
 			mn, mx = math.Min(mn, v), math.Max(mx, v)
 		}
+		mean, sumsq, dev := sum/float64(hi-lo), 0.0, 0.0
+		for _, v := range vals[lo:hi] {
+			sumsq += v * v
+			dev += (v - mean) * (v - mean)
+		}
 		return map[string]float64{"totalCount": float64(hi - lo), "distinctCount": float64(len(seen)),
-			"sum": sum, "avg": sum / float64(hi-lo), "min": mn, "max": mx}
+			"sum": sum, "avg": mean, "min": mn, "max": mx, "sumsq": sumsq, "stddev": math.Sqrt(dev / float64(hi-lo-1))}
 	}
-	methods := []string{"totalCount", "distinctCount", "sum", "avg", "min", "max"}
+	methods := []string{"totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq"}
 	for _, tc := range []struct {
 		name, period string
 		buckets      int
@@ -204,7 +211,7 @@ func TestClause4_5_19_Aggregation(t *testing.T) {
 		{"daily", "P1D", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := "?aggrMethods=totalCount,distinctCount,sum,avg,min,max&aggrPeriodDuration=" + tc.period +
+			q := "?options=aggregatedValues&aggrMethods=" + strings.Join(methods, ",") + "&aggrPeriodDuration=" + tc.period +
 				"&timerel=between&timeAt=" + obs(0) + "&endTimeAt=" + obs(minutes)
 			rec := n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+q, nil)
 			wantStatus(t, rec, http.StatusOK)
@@ -227,6 +234,36 @@ func TestClause4_5_19_Aggregation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAggregationPeriodsAfter checks that with timerel=after the
+// periods start at timeAt (an instance at timeAt is left out, as after
+// says), so that each period holds the instances between the start and
+// end it reports; and that options=aggregatedValues without aggrMethods
+// is refused rather than answered with the plain temporal form.
+func TestAggregationPeriodsAfter(t *testing.T) {
+	n := newTestNode(t, nil)
+	var insts []any
+	for i := range 4 { // 10, 20, 30, 40 at 0, 60, 120 and 180 minutes
+		insts = append(insts, map[string]any{"type": "Property", "value": float64(10 * (i + 1)), "observedAt": obs(60 * i)})
+	}
+	rec := n.do("POST", "/ngsi-ld/v1/temporal/entities", map[string]any{"id": sensorID, "type": "Sensor", "temperature": insts})
+	wantStatus(t, rec, http.StatusCreated)
+	q := "?options=aggregatedValues&aggrMethods=sum&aggrPeriodDuration=PT2H&timerel=after&timeAt=" + obs(0)
+	rec = n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+q, nil)
+	wantStatus(t, rec, http.StatusOK)
+	got := decode(t, rec).(map[string]any)["temperature"].(map[string]any)["sum"]
+	at := func(min int) string { return histT0.Add(time.Duration(min) * time.Minute).Format("2006-01-02T15:04:05.000000Z") }
+	want := []any{[]any{20.0, at(0), at(120)}, []any{70.0, at(120), at(240)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sum per 2 hours after timeAt = %v, want %v", got, want)
+	}
+
+	rec = n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?options=aggregatedValues", nil)
+	wantProblem(t, rec, BadRequestData)
+	if !strings.Contains(rec.Body.String(), "aggrMethods") {
+		t.Errorf("the error does not name aggrMethods: %s", rec.Body.String())
 	}
 }
 
