@@ -28,6 +28,7 @@ const (
 	LdContextNotAvailable ErrorType = "LdContextNotAvailable"
 	NotAcceptable         ErrorType = "NotAcceptable"
 	UnsupportedMediaType  ErrorType = "UnsupportedMediaType"
+	NoMultiTenantSupport  ErrorType = "NoMultiTenantSupport"
 )
 
 // errorStatus is the one table from error type to HTTP status (clause 6.3.2).
@@ -42,6 +43,7 @@ var errorStatus = map[ErrorType]int{
 	LdContextNotAvailable: http.StatusServiceUnavailable,
 	NotAcceptable:         http.StatusNotAcceptable,
 	UnsupportedMediaType:  http.StatusUnsupportedMediaType,
+	NoMultiTenantSupport:  http.StatusNotImplemented,
 }
 
 // Error is an NGSI-LD failure: an error type, a human-readable title and

@@ -86,12 +86,20 @@ func TestErrorTypes(t *testing.T) {
 		{"UnsupportedMediaType", UnsupportedMediaType, func() *httptest.ResponseRecorder {
 			return n.do("POST", "/ngsi-ld/v1/entities", `{}`, "Content-Type", "text/plain")
 		}},
+		{"NoMultiTenantSupport/write", NoMultiTenantSupport, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:tenant", "type": "T"}`, "NGSILD-Tenant", "openiot")
+		}},
+		{"NoMultiTenantSupport/read", NoMultiTenantSupport, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a", nil, "NGSILD-Tenant", "openiot")
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wantProblem(t, tt.do(), tt.typ)
 		})
 	}
+	// The write naming a tenant wrote nothing, in any tenant.
+	wantStatus(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:tenant", nil), http.StatusNotFound)
 }
 
 // TestInternalError checks a storage failure becomes InternalError without

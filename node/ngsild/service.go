@@ -234,7 +234,11 @@ func (s *Service) Register(mux *http.ServeMux) {
 	for _, rt := range routes {
 		h := rt.handler
 		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := h(s, w, r); err != nil {
+			err := checkTenant(r)
+			if err == nil {
+				err = h(s, w, r)
+			}
+			if err != nil {
 				s.writeError(w, r, err)
 			}
 		})
@@ -242,6 +246,18 @@ func (s *Service) Register(mux *http.ServeMux) {
 }
 
 // ---- request helpers ----
+
+// checkTenant refuses a request naming a tenant (the NGSILD-Tenant header,
+// clause 4.14): a node holds one agency's data, with no tenants, and
+// answering in the default tenant would mix the data of the tenants a
+// client keeps apart.
+func checkTenant(r *http.Request) error {
+	if t := r.Header.Get("NGSILD-Tenant"); t != "" {
+		return newError(NoMultiTenantSupport, "no multi-tenancy",
+			"this node has no tenants; send the request without the NGSILD-Tenant header (it names %q)", t)
+	}
+	return nil
+}
 
 const jsonldContextRel = "http://www.w3.org/ns/json-ld#context"
 
