@@ -26,6 +26,18 @@ func TestErrorTypes(t *testing.T) {
 		{"InvalidRequest/batch-not-array", InvalidRequest, func() *httptest.ResponseRecorder {
 			return n.do("POST", "/ngsi-ld/v1/entityOperations/create", `{"id": "urn:x:1"}`)
 		}},
+		{"BadRequestData/path-id-not-uri", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities/notauri", nil)
+		}},
+		{"BadRequestData/bad-type-selection", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a?type=%28Sensor", nil)
+		}},
+		{"ResourceNotFound/entity-of-other-type", ResourceNotFound, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a?type=Road", nil)
+		}},
+		{"ResourceNotFound/delete-of-other-type", ResourceNotFound, func() *httptest.ResponseRecorder {
+			return n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a?type=Road,District", nil)
+		}},
 		{"BadRequestData/no-type", BadRequestData, func() *httptest.ResponseRecorder {
 			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "p": 1}`)
 		}},
@@ -100,6 +112,11 @@ func TestErrorTypes(t *testing.T) {
 	}
 	// The write naming a tenant wrote nothing, in any tenant.
 	wantStatus(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:tenant", nil), http.StatusNotFound)
+	// The delete naming another type deleted nothing; one naming the
+	// entity's type (in a list) deletes it.
+	wantStatus(t, n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a?type=Sensor", nil), http.StatusOK)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a?type=Road,Sensor", nil), http.StatusNoContent)
+	wantStatus(t, n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a", nil), http.StatusNotFound)
 }
 
 // TestInternalError checks a storage failure becomes InternalError without

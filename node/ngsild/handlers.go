@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mimnode/mimnode/node/ngsild/query"
 )
 
 // entityBody reads and decodes the entity (or fragment) of a write request.
@@ -68,6 +70,31 @@ func (s *Service) createChange(e *Entity) change {
 	}}
 }
 
+// pathTypes reads the type query parameter of a request on one entity
+// (GET or DELETE /entities/{id}): a type selection the entity must match,
+// as the type of a query; nil without one.
+func (s *Service) pathTypes(r *http.Request) (*query.TypeSelection, error) {
+	t := queryParams(r).Get("type")
+	if t == "" {
+		return nil, nil
+	}
+	tc, err := s.queryContext(r)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := query.ParseTypes(t, tc.expand)
+	if err != nil {
+		return nil, &Error{Type: BadRequestData, Title: "invalid type selection", Detail: err.Error(), Err: err}
+	}
+	return ts, nil
+}
+
+// errNotOfType is the answer for an entity that the type parameter does
+// not select: as for one that is not there.
+func errNotOfType(id string, ts *query.TypeSelection) error {
+	return newError(ResourceNotFound, "entity not found", "no entity with id %q and type %s", id, ts)
+}
+
 // retrieveEntity is GET /entities/{id} (clause 6.5.3.1).
 func (s *Service) retrieveEntity(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
@@ -83,12 +110,19 @@ func (s *Service) retrieveEntity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ts, err := s.pathTypes(r)
+	if err != nil {
+		return err
+	}
 	e, err := s.Entity(id)
 	if err != nil {
 		return err
 	}
 	if e == nil {
 		return errNotFound(id)
+	}
+	if ts != nil && !ts.Match(e.Types) {
+		return errNotOfType(id, ts)
 	}
 	if acc == acceptGeo {
 		geoIRI := tc.expand(geometryProperty(queryParams(r)))
@@ -180,10 +214,26 @@ func splitList(s string) []string {
 	return out
 }
 
-// deleteEntity is DELETE /entities/{id} (clause 6.5.3.2).
+// deleteEntity is DELETE /entities/{id} (clause 6.5.3.2). With a type
+// parameter it deletes the entity only if the type selects it, checked in
+// the write itself.
 func (s *Service) deleteEntity(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if _, err := s.commitOne(deleteChange(id)); err != nil {
+	ts, err := s.pathTypes(r)
+	if err != nil {
+		return err
+	}
+	ch := deleteChange(id)
+	if ts != nil {
+		del := ch.apply
+		ch.apply = func(old *Entity) (*Entity, error) {
+			if old != nil && !ts.Match(old.Types) {
+				return nil, errNotOfType(id, ts)
+			}
+			return del(old)
+		}
+	}
+	if _, err := s.commitOne(ch); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

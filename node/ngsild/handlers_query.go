@@ -78,8 +78,19 @@ func (s *Service) parseEntityQuery(q map[string][]string, tc *termContext) (*ent
 		eq.geo = g
 		eq.geoIRI = tc.expand(g.Property())
 	}
-	if eq.ids == nil && eq.idPattern == nil && eq.types == nil && eq.attrs == nil && eq.q == nil && eq.geo == nil && eq.scopeQ == nil {
-		return nil, newError(BadRequestData, "query too broad", "give at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query")
+	// local=true (NGSI-LD 1.6 and later) restricts a query to this node's own
+	// entities, which are all it has: it asks for every entity, in pages,
+	// where a query without it must name something to select.
+	var local bool
+	switch l := get("local"); l {
+	case "", "false":
+	case "true":
+		local = true
+	default:
+		return nil, newError(BadRequestData, "invalid local", "local must be true or false, not %q", l)
+	}
+	if !local && eq.ids == nil && eq.idPattern == nil && eq.types == nil && eq.attrs == nil && eq.q == nil && eq.geo == nil && eq.scopeQ == nil {
+		return nil, newError(BadRequestData, "query too broad", "give at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query, or local=true for every entity")
 	}
 	if l := get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

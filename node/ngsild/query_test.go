@@ -2,6 +2,7 @@ package ngsild
 
 import (
 	"fmt"
+	"slices"
 
 	"context"
 	"github.com/mimnode/mimnode/node/store"
@@ -223,6 +224,33 @@ func TestPagination(t *testing.T) {
 	if c := rec.Header().Get("NGSILD-Results-Count"); c != "" {
 		t.Errorf("count header %q without count=true", c)
 	}
+}
+
+// TestLocalListsEverything checks that local=true alone asks for every
+// entity, in pages in id order with their count, as a dashboard lists a
+// broker's content; a local that is neither true nor false is refused.
+func TestLocalListsEverything(t *testing.T) {
+	n := newTestNode(t, nil)
+	loadFixture(t, n)
+	var all []string
+	for off := 0; off < len(fixture); off += 3 {
+		rec := n.do("GET", "/ngsi-ld/v1/entities?local=true&limit=3&count=true&offset="+strconv.Itoa(off), nil)
+		wantStatus(t, rec, http.StatusOK)
+		if c := rec.Header().Get("NGSILD-Results-Count"); c != strconv.Itoa(len(fixture)) {
+			t.Errorf("offset %d: NGSILD-Results-Count %q, want %d", off, c, len(fixture))
+		}
+		all = append(all, ids(t, rec)...)
+	}
+	var want []string
+	for _, e := range fixture {
+		want = append(want, e["id"].(string))
+	}
+	sort.Strings(want)
+	if !slices.Equal(all, want) {
+		t.Errorf("local=true pages %v, want every entity %v", all, want)
+	}
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities?local=yes", nil), BadRequestData)
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities?local=false", nil), BadRequestData)
 }
 
 // TestIndexesAvoidFullScan checks the planner answers from an index: the

@@ -236,6 +236,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			err := checkTenant(r)
 			if err == nil {
+				err = checkPathID(r)
+			}
+			if err == nil {
 				err = h(s, w, r)
 			}
 			if err != nil {
@@ -246,6 +249,19 @@ func (s *Service) Register(mux *http.ServeMux) {
 }
 
 // ---- request helpers ----
+
+// checkPathID refuses an entity id in the path that is not a URI
+// (BadRequestData, as for one in a body): no entity can have it, and a
+// client that sent it has a bug that "not found" would hide.
+func checkPathID(r *http.Request) error {
+	if !strings.Contains(r.Pattern, "/entities/{id}") {
+		return nil
+	}
+	if id := r.PathValue("id"); !isURI(id) {
+		return newError(BadRequestData, "invalid entity id", "%q is not a URI", id)
+	}
+	return nil
+}
 
 // checkTenant refuses a request naming a tenant (the NGSILD-Tenant header,
 // clause 4.14): a node holds one agency's data, with no tenants, and

@@ -254,7 +254,9 @@ func TestAggregationPeriodsAfter(t *testing.T) {
 	rec = n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+q, nil)
 	wantStatus(t, rec, http.StatusOK)
 	got := decode(t, rec).(map[string]any)["temperature"].(map[string]any)["sum"]
-	at := func(min int) string { return histT0.Add(time.Duration(min) * time.Minute).Format("2006-01-02T15:04:05.000000Z") }
+	at := func(min int) string {
+		return histT0.Add(time.Duration(min) * time.Minute).Format("2006-01-02T15:04:05.000000Z")
+	}
 	want := []any{[]any{20.0, at(0), at(120)}, []any{70.0, at(120), at(240)}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("sum per 2 hours after timeAt = %v, want %v", got, want)
