@@ -156,10 +156,20 @@ func TestMultiAttributeAndLanguage(t *testing.T) {
 	if speeds, ok := e["speed"].([]any); !ok || len(speeds) != 2 {
 		t.Fatalf("speed = %v, want two instances", e["speed"])
 	}
+	// keyValues shows a multi-attribute as {"dataset": {...}}, the
+	// default instance under @none (clause 4.5.4, NGSI-LD 1.7 and later).
 	kv := fetch(t, n, "urn:ngsi-ld:Station:1", "?options=keyValues")
-	if kv["speed"] != 50.0 {
-		t.Errorf("keyValues speed = %v, want the default instance 50", kv["speed"])
+	if want := map[string]any{"dataset": map[string]any{"@none": 50.0, "urn:ngsi-ld:Dataset:radar": 52.0}}; !reflect.DeepEqual(kv["speed"], want) {
+		t.Errorf("keyValues speed = %v, want %v", kv["speed"], want)
 	}
+	// So does a multi-attribute without a default instance.
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:ngsi-ld:Station:2", "type": "Station",
+		"speed": {"type": "Property", "value": 40, "datasetId": "urn:ngsi-ld:Dataset:radar"}}`), http.StatusCreated)
+	kv2 := fetch(t, n, "urn:ngsi-ld:Station:2", "?options=keyValues")
+	if want := map[string]any{"dataset": map[string]any{"urn:ngsi-ld:Dataset:radar": 40.0}}; !reflect.DeepEqual(kv2["speed"], want) {
+		t.Errorf("keyValues speed without a default instance = %v, want %v", kv2["speed"], want)
+	}
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Station:2", nil), http.StatusNoContent)
 	// keyValues keeps a LanguageProperty's languageMap member (clause 4.5.4).
 	label, _ := kv["label"].(map[string]any)
 	if lm, _ := label["languageMap"].(map[string]any); lm["es"] != "Puerta norte" {

@@ -26,6 +26,10 @@ type renderOpts struct {
 	// pick keeps only these members, omit drops these (projection.go);
 	// nil does neither.
 	pick, omit projection
+	// defaultOnly shows, in keyValues, one value per attribute (the
+	// default instance's) even when it has instances with datasetIds:
+	// the form a data model's schema checks (validationFormInto).
+	defaultOnly bool
 }
 
 const timeLayout = "2006-01-02T15:04:05.000000Z"
@@ -75,8 +79,22 @@ func compactTypes(types []string, tc *termContext) any {
 
 func renderInstances(insts []*Attribute, tc *termContext, o renderOpts) any {
 	if o.format == keyValues {
-		// keyValues shows one value per attribute: the default instance
-		// when there is one (clause 4.5.4).
+		if !o.defaultOnly && hasDatasets(insts) {
+			// A multi-attribute (clause 4.5.5) in keyValues (clause
+			// 4.5.4, NGSI-LD 1.7 and later): {"dataset": {datasetId:
+			// value, ...}}, the default instance under "@none".
+			ds := make(map[string]any, len(insts))
+			for _, a := range insts {
+				key := a.DatasetID
+				if key == "" {
+					key = "@none"
+				}
+				ds[key] = a.keyValue(tc, o.lang)
+			}
+			return map[string]any{"dataset": ds}
+		}
+		// One value per attribute: the default instance when there is
+		// one.
 		pick := insts[0]
 		for _, a := range insts {
 			if a.DatasetID == "" {
@@ -94,6 +112,17 @@ func renderInstances(insts []*Attribute, tc *termContext, o renderOpts) any {
 		list[i] = a.render(tc, o)
 	}
 	return list
+}
+
+// hasDatasets reports whether an attribute has an instance with a
+// datasetId.
+func hasDatasets(insts []*Attribute) bool {
+	for _, a := range insts {
+		if a.DatasetID != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // keyValue is the keyValues form of an attribute (clause 4.5.4): a

@@ -114,7 +114,7 @@ var validationMaps = sync.Pool{New: func() any { return make(map[string]any, 32)
 // model.KeyValues would make of the normalized rendering, built directly
 // since it runs on every write.
 func validationFormInto(kv map[string]any, e *Entity, tc *termContext) {
-	e.renderInto(kv, tc, renderOpts{format: keyValues})
+	e.renderInto(kv, tc, renderOpts{format: keyValues, defaultOnly: true})
 	for k, v := range kv {
 		if m, ok := v.(map[string]any); ok {
 			if inner, ok := m["@value"]; ok {
