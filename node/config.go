@@ -229,6 +229,12 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		// init always writes every setting: an empty file was truncated
+		// (a full disk, a copy cut short), and the defaults it would fall
+		// back to listen on every interface.
+		return c, fmt.Errorf("%w: %s is empty (init writes every setting; restore it from a backup, or copy the one that `mimnode init` writes into a new directory)", ErrInvalidConfig, path)
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
 	if err != nil {
 		var pe toml.ParseError

@@ -41,6 +41,10 @@ var (
 	ErrLocked = errors.New("data directory is in use by another mimnode daemon")
 	// ErrCorruptKey is returned when the key file cannot be decoded.
 	ErrCorruptKey = errors.New("identity key file is corrupt")
+	// ErrKeyMissing is returned when a data directory that was in use (it
+	// has a configuration or a store) has lost its identity key: the node
+	// must not start under a new identity, nor be initialised afresh.
+	ErrKeyMissing = errors.New("data directory has lost its identity key")
 )
 
 // ResolveDataDir picks the data directory: the flag value, else $MIMNODE_DATA,
@@ -74,9 +78,16 @@ type InitOptions struct {
 
 // Init creates a data directory: identity key (0600), config.toml and the API
 // token. It validates the configuration before writing anything, and refuses
-// to replace an existing identity unless o.Force.
+// to replace an existing identity unless o.Force. A configuration already
+// there (a forced init, or a directory whose key was lost) is kept, with
+// the options given applied to it; one that cannot be read stops Init.
 func Init(dir string, o InitOptions) (Config, error) {
 	c := Default()
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		if c, err = LoadConfig(filepath.Join(dir, ConfigFile)); err != nil {
+			return c, fmt.Errorf("%w (fix it, or remove it for the defaults)", err)
+		}
+	}
 	c.DataDir = dir
 	if o.Name != "" {
 		c.Name = o.Name
@@ -123,9 +134,18 @@ func Init(dir string, o InitOptions) (Config, error) {
 }
 
 // Load reads the data directory's configuration. It does not lock the
-// directory.
+// directory. A directory without an identity key is ErrNotInitialized when
+// nothing else is there either, and ErrKeyMissing when a configuration or
+// a store is: that node's key is lost, not yet to be made.
 func Load(dir string) (Config, error) {
 	if _, err := os.Stat(filepath.Join(dir, KeyFile)); errors.Is(err, fs.ErrNotExist) {
+		for _, f := range []string{ConfigFile, StoreDir} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				return Config{}, fmt.Errorf("%w: %s has %s but no %s. Restore the key from a backup to keep this node's identity; "+
+					"`mimnode init --force` makes a new one (the peer ID changes: federations, catalogues and agreements no longer know this node)",
+					ErrKeyMissing, dir, f, KeyFile)
+			}
+		}
 		return Config{}, fmt.Errorf("%w: %s has no %s (run `mimnode init`)", ErrNotInitialized, dir, KeyFile)
 	}
 	c, err := LoadConfig(filepath.Join(dir, ConfigFile))

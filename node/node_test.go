@@ -138,7 +138,70 @@ func TestInitRefusesToOverwriteIdentity(t *testing.T) {
 	}
 }
 
+// TestInitForceKeepsConfig checks that a forced init replaces the key
+// only: the agency's name, listen addresses and API address stay, and a
+// flag given changes just its own setting.
+func TestInitForceKeepsConfig(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "n")
+	if _, err := Init(dir, InitOptions{Name: "Keep Me", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(dir, InitOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "Keep Me" || len(c.Network.Listen) != 1 || c.Network.Listen[0] != "/ip4/127.0.0.1/tcp/0" || c.API.Listen != "127.0.0.1:0" {
+		t.Fatalf("after init --force: name %q, listen %v, api %q; want the settings before", c.Name, c.Network.Listen, c.API.Listen)
+	}
+	if _, err := Init(dir, InitOptions{Force: true, Name: "New Name"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ = Load(dir); c.Name != "New Name" || c.API.Listen != "127.0.0.1:0" {
+		t.Fatalf("after init --force --name: name %q, api %q", c.Name, c.API.Listen)
+	}
+}
+
+// TestLostKeyIsNotANewDirectory checks that a data directory with a
+// configuration but no key is ErrKeyMissing, not ErrNotInitialized (which
+// run answers by initialising it afresh, with a new identity and default
+// settings), and that nothing is written.
+func TestLostKeyIsNotANewDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "n")
+	if _, err := Init(dir, InitOptions{Name: "Water Utility", API: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	os.Remove(filepath.Join(dir, KeyFile))
+	_, err := Load(dir)
+	if !errors.Is(err, ErrKeyMissing) || errors.Is(err, ErrNotInitialized) {
+		t.Fatalf("Load without the key: %v, want ErrKeyMissing", err)
+	}
+	if !strings.Contains(err.Error(), "backup") {
+		t.Errorf("the error does not say how to recover: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, ConfigFile)); string(after) != string(cfg) {
+		t.Error("Load changed config.toml")
+	}
+	// A store alone is enough to say the directory was in use.
+	os.Remove(filepath.Join(dir, ConfigFile))
+	os.MkdirAll(filepath.Join(dir, StoreDir), 0o700)
+	if _, err := Load(dir); !errors.Is(err, ErrKeyMissing) {
+		t.Fatalf("Load with a store but no key: %v, want ErrKeyMissing", err)
+	}
+}
+
 func TestBadInputs(t *testing.T) {
+	t.Run("empty config", func(t *testing.T) {
+		c := testConfig(t)
+		os.WriteFile(filepath.Join(c.DataDir, ConfigFile), []byte("\n  \n"), 0o644)
+		_, err := Load(c.DataDir)
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "is empty") {
+			t.Fatalf("Load with an empty config.toml: err = %v, want ErrInvalidConfig saying it is empty", err)
+		}
+	})
 	t.Run("unknown config key", func(t *testing.T) {
 		c := testConfig(t)
 		path := filepath.Join(c.DataDir, ConfigFile)

@@ -16,7 +16,8 @@ func initCmd(g *globals) *cobra.Command {
 		Short: "Create a data directory: identity key, config.toml, API token",
 		Long: `Create a node's data directory with a new Ed25519 identity (its peer ID is the
 agency's identity on the network), a config.toml with defaults and an API token.
-An existing identity is never replaced unless --force is given.`,
+An existing identity is never replaced unless --force is given; a config.toml
+already there is kept, with the flags given applied to it.`,
 		Example: `  mimnode init --name "Aarhus Environment Office"
   mimnode init --data /srv/mimnode --listen /ip4/0.0.0.0/tcp/7410 --listen /ip4/0.0.0.0/udp/7410/quic-v1 --api 127.0.0.1:7480`,
 		Args: cobra.NoArgs,
@@ -43,6 +44,6 @@ An existing identity is never replaced unless --force is given.`,
 	c.Flags().StringVar(&o.Name, "name", "", "agency name shown to federation peers")
 	c.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen multiaddr (repeatable; default TCP and QUIC on port 7410)")
 	c.Flags().StringVar(&o.API, "api", "", "local API address host:port (default 127.0.0.1:7480)")
-	c.Flags().BoolVar(&o.Force, "force", false, "replace an existing identity (the peer ID changes)")
+	c.Flags().BoolVar(&o.Force, "force", false, "replace an existing identity (the peer ID changes; config.toml is kept, with the flags given applied)")
 	return c
 }

@@ -226,6 +226,26 @@ func TestRunInitialisesMissingDataDir(t *testing.T) {
 	}
 }
 
+// TestRunRefusesALostKey checks that run on a data directory that has
+// lost its key fails with a clear error and writes nothing: no new
+// identity, and config.toml as it was (it used to be rewritten with the
+// defaults, which listen on every interface).
+func TestRunRefusesALostKey(t *testing.T) {
+	dir := initDir(t)
+	cfg, _ := os.ReadFile(filepath.Join(dir, "config.toml"))
+	os.Remove(filepath.Join(dir, "key"))
+	_, stderr, err := cli(t, "run", "--data", dir)
+	if err == nil || !strings.Contains(err.Error()+stderr, "lost its identity key") {
+		t.Fatalf("run without the key: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "key")); err == nil {
+		t.Error("run made a new key")
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "config.toml")); string(after) != string(cfg) {
+		t.Error("run rewrote config.toml")
+	}
+}
+
 func TestDataDirFromEnvironment(t *testing.T) {
 	dir := initDir(t)
 	t.Setenv("MIMNODE_DATA", dir)

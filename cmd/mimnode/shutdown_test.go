@@ -98,3 +98,12 @@ func TestTestnetShutdownTimeoutMustBePositive(t *testing.T) {
 		t.Fatalf("testnet --shutdown-timeout -1s: %v", err)
 	}
 }
+
+func TestTestnetEntitiesBounded(t *testing.T) {
+	for _, n := range []string{"-5", "10001"} {
+		_, _, err := cli(t, "testnet", "--entities", n)
+		if err == nil || !strings.Contains(err.Error(), "--entities must be between 0 and 10000") {
+			t.Errorf("testnet --entities %s: %v", n, err)
+		}
+	}
+}

@@ -12,6 +12,10 @@ import (
 	"github.com/mimnode/mimnode/testnet"
 )
 
+// maxDemoEntities bounds --entities: every agency seeds that many entities
+// of each of its data models, all on this machine.
+const maxDemoEntities = 10000
+
 func testnetCmd(g *globals) *cobra.Command {
 	var shape testnet.Shape
 	var dir string
@@ -35,6 +39,9 @@ a second Ctrl-C stops at once.`,
 			}
 			if shape.AgenciesPerCity < 1 || shape.Researchers < 0 || shape.Size() > 60 {
 				return fmt.Errorf("--agencies must be at least 1, --researchers at least 0, and at most 60 nodes in all")
+			}
+			if entities < 0 || entities > maxDemoEntities {
+				return fmt.Errorf("--entities must be between 0 and %d", maxDemoEntities)
 			}
 			if grace <= 0 {
 				return fmt.Errorf("--shutdown-timeout %s: must be positive", grace)
