@@ -340,3 +340,32 @@ func readRSS(b *testing.B, pid int) int64 {
 	b.Fatal("no VmRSS")
 	return 0
 }
+
+// TestUnknownSubcommandFails checks that a mistyped subcommand of a group
+// fails (a script must not go on as if it ran), that the group alone
+// still prints its help, and that help on an unknown topic fails too.
+func TestUnknownSubcommandFails(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		unknown string
+	}{
+		{[]string{"federation", "revok", "12D3KooWx"}, "revok"},
+		{[]string{"dataset", "publsh", "f.json"}, "publsh"},
+		{[]string{"contract", "offer", "bogus"}, "bogus"},
+	} {
+		_, _, err := cli(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("unknown command %q", tc.unknown)) {
+			t.Errorf("%v: %v", tc.args, err)
+		}
+	}
+	out, _, err := cli(t, "federation")
+	if err != nil || !strings.Contains(out, "Available Commands") {
+		t.Errorf("federation alone: %v\n%s", err, out)
+	}
+	if _, _, err := cli(t, "help", "threshold"); err == nil {
+		t.Error("help on an unknown topic succeeded")
+	}
+	if out, _, err := cli(t, "help", "federation", "threshold"); err != nil || !strings.Contains(out, "threshold") {
+		t.Errorf("help federation threshold: %v\n%s", err, out)
+	}
+}

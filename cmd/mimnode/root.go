@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -71,7 +72,39 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		transferCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see 'mimnode help %s')", err, c.Name())
+		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return fmt.Errorf("no command %q (see 'mimnode --help')", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
+	refuseUnknownSubcommands(root)
 	return root.ExecuteContext(ctx)
+}
+
+// refuseUnknownSubcommands makes each command that only groups others
+// (federation, dataset, ...) fail on an argument that names none of them:
+// cobra prints such a group's help and exits 0, so a script running
+// `mimnode federation revok PEER` went on as if the member were revoked.
+// Without arguments the group still prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())
+			}
+			return c.Help()
+		}
+	}
 }
