@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -22,7 +22,10 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 		Example: "  mimnode context add https://example.org/city/context.jsonld ./context.jsonld",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := os.ReadFile(args[1])
+			if strings.TrimSpace(args[0]) == "" {
+				return fmt.Errorf("the URL is empty: give the URL clients name the context by")
+			}
+			body, err := readInput(args[1])
 			if err != nil {
 				return err
 			}

@@ -75,6 +75,17 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 		Example: `  mimnode contract request urn:ngsi-ld:Dataset:noise --provider 12D3KooW... --purpose research --wait`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var offer []byte
+			if offerFile != "" {
+				b, err := readInput(offerFile)
+				if err != nil {
+					return err
+				}
+				if !json.Valid(b) {
+					return fmt.Errorf("%s is not JSON", offerFile)
+				}
+				offer = b
+			}
 			cl, err := g.client()
 			if err != nil {
 				return err
@@ -87,17 +98,7 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 				provider = rec.Publisher
 			}
 			body := contract.NegotiationRequest{Dataset: args[0], Provider: provider, OfferID: offerID,
-				Purpose: purpose, Wait: wait, WaitSeconds: waitSeconds}
-			if offerFile != "" {
-				b, err := os.ReadFile(offerFile)
-				if err != nil {
-					return err
-				}
-				if !json.Valid(b) {
-					return fmt.Errorf("%s is not JSON", offerFile)
-				}
-				body.Offer = b
-			}
+				Purpose: purpose, Wait: wait, WaitSeconds: waitSeconds, Offer: offer}
 			var in contract.Info
 			if err := cl.do(cmd.Context(), "POST", "/api/v1/negotiations", body, &in); err != nil {
 				return err
@@ -268,9 +269,12 @@ as the node advertises it.`,
 			body := contract.OfferRequest{Dataset: args[0], ID: id, Template: template, Federation: federation,
 				Days: days, Purposes: purposes, Manual: manual}
 			if file != "" {
-				b, err := os.ReadFile(file)
+				b, err := readInput(file)
 				if err != nil {
 					return err
+				}
+				if !json.Valid(b) {
+					return fmt.Errorf("%s is not JSON", file)
 				}
 				body.ODRL = b
 			}

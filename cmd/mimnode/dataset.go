@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,7 +29,7 @@ refused with the field named.`,
 		Example: "  mimnode dataset publish air-quality.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := os.ReadFile(args[0])
+			body, err := readInput(args[0])
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -52,6 +53,15 @@ func guessMediaType(name string) string {
 // openForUpload opens path as the person running the command, and refuses
 // what is not one readable regular file with a sentence that says why.
 func openForUpload(path string) (*os.File, os.FileInfo, error) {
+	return openInput(path, "add its files one by one")
+}
+
+// openInput opens a file a command reads, refusing what is not one
+// readable regular file with a sentence that says why: a directory
+// (dirHint says what to do instead), a FIFO or device (opening one blocks
+// until a writer comes, past Ctrl-C), a file that is not there or not
+// readable.
+func openInput(path, dirHint string) (*os.File, os.FileInfo, error) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -61,7 +71,7 @@ func openForUpload(path string) (*os.File, os.FileInfo, error) {
 	case err != nil:
 		return nil, nil, err
 	case st.IsDir():
-		return nil, nil, fmt.Errorf("%s is a directory; add its files one by one", path)
+		return nil, nil, fmt.Errorf("%s is a directory; %s", path, dirHint)
 	case !st.Mode().IsRegular():
 		return nil, nil, fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
 	}
@@ -73,6 +83,28 @@ func openForUpload(path string) (*os.File, os.FileInfo, error) {
 		return nil, nil, err
 	}
 	return f, st, nil
+}
+
+// maxInputFile bounds the description, policy, agreement and @context
+// files commands read whole; the daemon refuses far smaller bodies.
+const maxInputFile = 64 << 20
+
+// readInput reads a whole file a command sends or checks (openInput says
+// what it refuses).
+func readInput(path string) ([]byte, error) {
+	f, st, err := openInput(path, "give a file")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st.Size() > maxInputFile {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d a command reads", path, st.Size(), maxInputFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxInputFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
 }
 
 func datasetFileCmds(g *globals) []*cobra.Command {

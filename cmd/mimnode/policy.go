@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,7 +93,7 @@ a policy it does not fully understand, so such a file would block all use.`,
 		Example: "  mimnode policy check offer.jsonld",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			data, err := readInput(args[0])
 			if err != nil {
 				return err
 			}
@@ -155,7 +154,7 @@ public keys inside their peer IDs. Needs no daemon and no network.`,
 		Example: "  mimnode agreement verify agreement.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			data, err := readInput(args[0])
 			if err != nil {
 				return err
 			}

@@ -127,6 +127,10 @@ func TestContextStoreEndpoints(t *testing.T) {
 	wantStatus(t, n.do("GET", hosted, nil), http.StatusOK)
 
 	wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), `{"no": "context"}`, "Content-Type", "application/ld+json"), BadRequestData)
+	for _, bad := range []string{"https://", "http:// bad host/x", "ftp://example.org/c.jsonld", "example.org/c.jsonld"} {
+		rec := n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(bad), doc, "Content-Type", "application/ld+json")
+		wantProblem(t, rec, BadRequestData)
+	}
 	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u), nil), http.StatusNoContent)
 	wantProblem(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u), nil), ResourceNotFound)
 	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(CoreContextURL), nil), OperationNotSupported)

@@ -310,8 +310,8 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 	u := queryParams(r).Get("url")
 	if u == "" {
 		u = s.opts.BaseURL + hostedContextPath + uuid.NewString()
-	} else if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return newError(BadRequestData, "invalid url", "the context URL must be http(s), got %q", u)
+	} else if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || strings.ContainsAny(u, " \t\n") {
+		return newError(BadRequestData, "invalid url", "the context URL must be an http(s) URL with a host, got %q", u)
 	}
 	if u == CoreContextURL || u == CoreContextV19URL {
 		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be replaced")
