@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/problem"
 )
 
@@ -82,6 +83,7 @@ func (c *client) send(ctx context.Context, method, path, contentType string, bod
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set(api.NodeTokenHeader, c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

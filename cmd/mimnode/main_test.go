@@ -369,3 +369,31 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		t.Errorf("help federation threshold: %v\n%s", err, out)
 	}
 }
+
+// TestStaleAPIFileReachesNoOtherNode checks that a command for a data
+// directory whose DATA/api names another node's daemon (its own daemon
+// was killed, and another took the address) is refused, not carried out
+// on the other node.
+func TestStaleAPIFileReachesNoOtherNode(t *testing.T) {
+	gone, other := initDir(t), initDir(t)
+	startDaemon(t, other)
+	addr, err := os.ReadFile(filepath.Join(other, "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(gone, "api"), addr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"federation", "create", "Stale region"}} {
+		_, _, err := cli(t, append(args, "--data", gone)...)
+		if err == nil || !strings.Contains(err.Error(), "Another node's daemon") {
+			t.Errorf("%v with a stale api file: %v", args, err)
+		}
+	}
+	if out, _, err := cli(t, "federation", "list", "--data", other, "--json"); err != nil || strings.Contains(out, "Stale region") {
+		t.Errorf("the other node: %q, %v", out, err)
+	}
+	if _, _, err := cli(t, "status", "--data", other); err != nil {
+		t.Errorf("status of the running node: %v", err)
+	}
+}

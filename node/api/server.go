@@ -160,6 +160,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests.WithLabelValues("unauthorized", "401").Inc()
 		return
 	}
+	if want := r.Header.Get(NodeTokenHeader); want != "" && !s.sameToken(want) {
+		problem.Write(w, problem.New(http.StatusMisdirectedRequest, "wrong-node", "Another node's daemon",
+			"this daemon is not the one of the data directory the request was made for (its API token differs): "+
+				"that node's daemon stopped without removing DATA/api, and another daemon took its address since; start that node with 'mimnode run'"))
+		s.requests.WithLabelValues("wrong-node", "421").Inc()
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		// The mux answers unknown paths and methods in plain text; find out
@@ -179,11 +186,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) tokenOK(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || s.o.Token == "" {
+	return ok && s.sameToken(got)
+}
+
+// sameToken reports whether got is this daemon's API token.
+func (s *Server) sameToken(got string) bool {
+	if s.o.Token == "" {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.o.Token)) == 1
 }
+
+// NodeTokenHeader carries the API token of the data directory a mimnode
+// command was run for. A daemon whose token differs refuses the request
+// (wrong-node): the command found its address in a DATA/api file that a
+// daemon killed without cleaning up left behind, and another node's daemon
+// listens there now. Other clients need not send it.
+const NodeTokenHeader = "Mimnode-Node-Token"
 
 type statusRecorder struct {
 	http.ResponseWriter
