@@ -82,6 +82,7 @@ var (
 	ErrBadThreshold    = errors.New("threshold must be between 1 and the number of admins")
 	ErrAlreadySigned   = errors.New("already signed by this admin")
 	ErrChainIncomplete = errors.New("chain does not start at the genesis document")
+	ErrNoChange        = errors.New("the change changes nothing")
 )
 
 // maxDocBytes caps a document on the wire and in a token.
@@ -389,6 +390,9 @@ func (d *Document) Next(ch Change, now time.Time) (*Document, error) {
 		if !ch.Role.Valid() {
 			return nil, fmt.Errorf("%w: role %q is not agency or researcher", ErrMalformed, ch.Role)
 		}
+		if n.Members[idx].Role == ch.Role {
+			return nil, fmt.Errorf("%w: %s is already %s", ErrNoChange, ch.PeerID, ch.Role)
+		}
 		n.Members[idx].Role = ch.Role
 	case "revoke":
 		if idx < 0 {
@@ -401,13 +405,20 @@ func (d *Document) Next(ch Change, now time.Time) (*Document, error) {
 		if idx < 0 {
 			return nil, fmt.Errorf("%w: %s (invite it first)", ErrNotMember, ch.PeerID)
 		}
-		if !slices.Contains(n.Admins, ch.PeerID) {
-			n.Admins = append(n.Admins, ch.PeerID)
+		if slices.Contains(n.Admins, ch.PeerID) {
+			return nil, fmt.Errorf("%w: %s is already an admin", ErrNoChange, ch.PeerID)
 		}
+		n.Admins = append(n.Admins, ch.PeerID)
 	case "remove-admin":
+		if !slices.Contains(n.Admins, ch.PeerID) {
+			return nil, fmt.Errorf("%w: %s is not an admin", ErrNoChange, ch.PeerID)
+		}
 		n.Admins = slices.DeleteFunc(n.Admins, func(a string) bool { return a == ch.PeerID })
 		n.Threshold = min(n.Threshold, len(n.Admins))
 	case "threshold":
+		if ch.Threshold == n.Threshold {
+			return nil, fmt.Errorf("%w: the threshold is already %d", ErrNoChange, ch.Threshold)
+		}
 		n.Threshold = ch.Threshold
 	case "bootstrap":
 		n.Bootstrap = ch.Bootstrap

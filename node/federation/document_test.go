@@ -99,6 +99,39 @@ func TestUpdateRules(t *testing.T) {
 	_ = kc
 }
 
+// TestNoOpChangesAreRefused checks that a proposed change that would
+// leave the membership as it is fails with ErrNoChange instead of being
+// signed as a new version: an admin who typed a wrong peer ID, or
+// repeated a change, hears so.
+func TestNoOpChangesAreRefused(t *testing.T) {
+	ka, a := newKey(t)
+	_, b := newKey(t)
+	g, _ := NewGenesis("Region", "A", ka, nil, t0)
+	d1, err := g.Next(Change{Op: "add", PeerID: b, Role: RoleAgency}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ch   Change
+	}{
+		{"role it has", Change{Op: "role", PeerID: b, Role: RoleAgency}},
+		{"admin already", Change{Op: "add-admin", PeerID: a}},
+		{"not an admin", Change{Op: "remove-admin", PeerID: b}},
+		{"same threshold", Change{Op: "threshold", Threshold: d1.Threshold}},
+	} {
+		if _, err := d1.Next(tc.ch, t0); !errors.Is(err, ErrNoChange) {
+			t.Errorf("%s: %v, want ErrNoChange", tc.name, err)
+		}
+	}
+	// The real changes still go through.
+	for _, ch := range []Change{{Op: "role", PeerID: b, Role: RoleResearcher}, {Op: "add-admin", PeerID: b}} {
+		if _, err := d1.Next(ch, t0); err != nil {
+			t.Errorf("%s: %v", ch.Op, err)
+		}
+	}
+}
+
 func TestKofNThreshold(t *testing.T) {
 	ka, a := newKey(t)
 	kb, b := newKey(t)

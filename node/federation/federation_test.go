@@ -150,6 +150,24 @@ func TestCreateInviteJoinAgencyAndResearcher(t *testing.T) {
 	})
 }
 
+// TestCreateRefusesATakenName checks that a node cannot create a second
+// federation with the name of one it is in (in any case), which failed
+// with an internal topic error when the two were made in one second.
+func TestCreateRefusesATakenName(t *testing.T) {
+	a := newNode(t, "Transport")
+	if _, err := a.Federations().Create(context.Background(), "Aarhus region", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Aarhus region", "aarhus REGION"} {
+		if _, err := a.Federations().Create(context.Background(), name, nil); !errors.Is(err, federation.ErrNameTaken) {
+			t.Errorf("second Create(%q): %v, want ErrNameTaken", name, err)
+		}
+	}
+	if n := len(a.Federations().List()); n != 1 {
+		t.Errorf("%d federations, want 1", n)
+	}
+}
+
 func TestNonMemberCannotConnectOrOpenProtocols(t *testing.T) {
 	a, b := newNode(t, "A"), newNode(t, "B")
 	fed := federate(t, []*node.Node{a, b}, []federation.Role{federation.RoleAgency})

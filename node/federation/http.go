@@ -52,7 +52,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		status, name = http.StatusNotFound, "federation-unknown"
 	case errors.Is(err, ErrNotAdmin):
 		status, name = http.StatusForbidden, "federation-not-admin"
-	case errors.Is(err, ErrMemberExists), errors.Is(err, ErrStale):
+	case errors.Is(err, ErrMemberExists), errors.Is(err, ErrStale), errors.Is(err, ErrNoChange), errors.Is(err, ErrNameTaken):
 		status, name = http.StatusConflict, "federation-conflict"
 	case errors.Is(err, ErrBadSignature), errors.Is(err, ErrNotEnoughSigs), errors.Is(err, ErrNotNext),
 		errors.Is(err, ErrChainIncomplete), errors.Is(err, ErrWrongFed):

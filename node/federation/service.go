@@ -360,6 +360,14 @@ func (s *Service) Create(ctx context.Context, name string, bootstrap []string) (
 	if strings.TrimSpace(name) == "" {
 		return Info{}, fmt.Errorf("%w: federation name is empty", ErrMalformed)
 	}
+	s.mu.Lock()
+	for id, f := range s.feds {
+		if strings.EqualFold(f.head().Name, strings.TrimSpace(name)) {
+			s.mu.Unlock()
+			return Info{}, fmt.Errorf("%w: this node is already in a federation named %q (%s); give the new one another name", ErrNameTaken, f.head().Name, id)
+		}
+	}
+	s.mu.Unlock()
 	if bootstrap == nil {
 		bootstrap = s.ownAddrs()
 	}
@@ -796,6 +804,10 @@ func (s *Service) RoleOf(id string, p peer.ID) (Role, bool) {
 	m, ok := f.head().Member(p)
 	return m.Role, ok
 }
+
+// ErrNameTaken is returned by Create for a name this node's federations
+// already use: members tell federations apart by name.
+var ErrNameTaken = errors.New("federation name taken")
 
 // ErrResearcher is returned when a researcher node tries to publish or serve.
 var ErrResearcher = errors.New("researcher nodes may not publish datasets or serve transfers")

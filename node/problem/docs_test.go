@@ -11,10 +11,10 @@ import (
 
 // errorNames finds the names of mimnode problem types in the repository's
 // Go sources: the name argument of New, and the names the packages' error
-// mappers choose (status, name, title = ..., "name", "title").
+// mappers choose (status, name[, title] = ..., "name"[, "title"]).
 var errorNames = []*regexp.Regexp{
 	regexp.MustCompile(`problem\.New\([^,]+,\s*"([a-z-]+)"`),
-	regexp.MustCompile(`name, title :?= [^,]+, "([a-z-]+)"`),
+	regexp.MustCompile(`status, name(?:, title)? :?= [^,]+, "([a-z-]+)"`),
 }
 
 // TestEveryErrorIsDocumented checks that each problem type the node can
