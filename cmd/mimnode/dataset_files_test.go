@@ -156,6 +156,9 @@ func TestAddFileAcrossDaemons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := cli(t, "dataset", "rm-file", id, "stations.csv", "--data", env); err == nil || !strings.HasPrefix(err.Error(), "No such file:") {
+		t.Errorf("removing the file twice: %v, want No such file", err)
+	}
 	var rec catalog.Record
 	json.Unmarshal([]byte(out), &rec)
 	if rec.Dataset.Source != nil || rec.Dataset.Version != "" {

@@ -68,6 +68,12 @@ func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
 	if _, _, err := cli(t, "dataset", "retire", "urn:mim:dataset:aarhus:air-quality", "--data", a); err != nil {
 		t.Fatal(err)
 	}
+	// Publishing a retired dataset again is the user's mistake, not the
+	// node's failure.
+	if _, _, err := cli(t, "dataset", "publish", "../../catalog/testdata/air-quality.json", "--data", a); err == nil ||
+		!strings.Contains(err.Error(), "Dataset retired") || strings.Contains(err.Error(), "Internal") {
+		t.Errorf("publishing a retired dataset again: %v, want it refused as retired", err)
+	}
 	if _, _, err := cli(t, "catalog", "search", "--bbox", "1,2,3", "--data", b); err == nil {
 		t.Fatal("a bbox with three numbers was accepted")
 	}

@@ -92,7 +92,7 @@ func (s *Service) RemoveFile(ctx context.Context, id, name string) (catalog.Reco
 		return rec, err
 	}
 	if !slices.ContainsFunc(filesOf(rec.Dataset), func(f catalog.File) bool { return f.Name == name }) {
-		return catalog.Record{}, fmt.Errorf("%w: dataset %s has no file %q", ErrNotFound, id, name)
+		return catalog.Record{}, fmt.Errorf("%w: dataset %s has no file %q", ErrNoSuchFile, id, name)
 	}
 	return s.changeFiles(ctx, id, func(files []catalog.File) []catalog.File {
 		return slices.DeleteFunc(files, func(x catalog.File) bool { return x.Name == name })

@@ -57,8 +57,12 @@ func writeErr(w http.ResponseWriter, err error) {
 		problem.Write(w, problem.New(http.StatusBadRequest, "dataset-invalid", "Invalid request", err.Error()))
 	case errors.Is(err, ErrResearcher):
 		problem.Write(w, problem.New(http.StatusForbidden, "researcher", "Researchers cannot publish", err.Error()))
+	case errors.Is(err, ErrNoSuchFile):
+		problem.Write(w, problem.New(http.StatusNotFound, "file-unknown", "No such file", err.Error()))
 	case errors.Is(err, ErrNotFound):
 		problem.Write(w, problem.New(http.StatusNotFound, "dataset-unknown", "No such dataset", err.Error()))
+	case errors.Is(err, catalog.ErrRetired):
+		problem.Write(w, problem.New(http.StatusConflict, "dataset-retired", "Dataset retired", err.Error()))
 	case errors.Is(err, ErrAmbiguous):
 		problem.Write(w, problem.New(http.StatusConflict, "dataset-ambiguous", "Several publishers use this dataset id", err.Error()))
 	case errors.Is(err, ErrBadFile):

@@ -91,6 +91,8 @@ type Service struct {
 // Errors a caller can get.
 var (
 	ErrNotFound = errors.New("no such dataset")
+	// ErrNoSuchFile is returned for a file a dataset of this node does not have.
+	ErrNoSuchFile = errors.New("no such file")
 	// ErrAmbiguous: a dataset id alone names datasets of several
 	// publishers; the caller names one as "publisher/id".
 	ErrAmbiguous  = errors.New("dataset id is used by several publishers")

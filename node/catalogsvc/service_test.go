@@ -334,7 +334,7 @@ func TestAddFileKeepsViewAndSurvivesRepublish(t *testing.T) {
 	if gone.Dataset.Source != nil || gone.Dataset.Version == "" || gone.Dataset.Version == rec.Dataset.Version {
 		t.Errorf("after rm-file: source %+v, version %q; want a plain view with a new version", gone.Dataset.Source, gone.Dataset.Version)
 	}
-	if _, err := cat.RemoveFile(ctx, id, "stations.csv"); !errors.Is(err, catalogsvc.ErrNotFound) {
-		t.Errorf("removing it twice: %v, want ErrNotFound", err)
+	if _, err := cat.RemoveFile(ctx, id, "stations.csv"); !errors.Is(err, catalogsvc.ErrNoSuchFile) {
+		t.Errorf("removing it twice: %v, want ErrNoSuchFile", err)
 	}
 }
