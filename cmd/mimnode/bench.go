@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,6 +49,11 @@ executable (or --binary).`,
 					return fmt.Errorf("bench: the report file: %w", err)
 				}
 				defer f.Close()
+			}
+			if binary != "" {
+				if st, err := os.Stat(binary); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 && runtime.GOOS != "windows" {
+					return fmt.Errorf("bench: --binary %s: not an executable file", binary)
+				}
 			}
 			if binary == "" {
 				exe, err := os.Executable()

@@ -75,6 +75,9 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 		Example: `  mimnode contract request urn:ngsi-ld:Dataset:noise --provider 12D3KooW... --purpose research --wait`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if waitSeconds <= 0 {
+				return fmt.Errorf("--wait-seconds %d: must be at least 1", waitSeconds)
+			}
 			var offer []byte
 			if offerFile != "" {
 				b, err := readInput(offerFile)

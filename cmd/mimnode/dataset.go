@@ -189,6 +189,9 @@ answered from this node's own index: no other node is asked.`,
 					return fmt.Errorf("--bbox: %w", err)
 				}
 			}
+			if limit < 0 {
+				return fmt.Errorf("--limit %d: must be 0 (the default) or more", limit)
+			}
 			if limit > 0 {
 				v.Set("limit", strconv.Itoa(limit))
 			}

@@ -397,3 +397,25 @@ func TestStaleAPIFileReachesNoOtherNode(t *testing.T) {
 		t.Errorf("status of the running node: %v", err)
 	}
 }
+
+// TestBadFlagValuesAreRefused checks flag values that used to be taken
+// without a word: an empty --data (it fell back to ~/.mimnode, which init
+// then initialised), a negative --limit, a --wait-seconds that cannot
+// wait, a --binary that is not there (bench started a run of minutes).
+func TestBadFlagValuesAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"init", "--data", ""}, "--data is empty"},
+		{[]string{"status", "--data", " "}, "--data is empty"},
+		{[]string{"catalog", "search", "air", "--limit", "-1"}, "--limit -1"},
+		{[]string{"contract", "request", "urn:mim:dataset:x", "--wait-seconds", "0"}, "--wait-seconds 0"},
+		{[]string{"bench", "--binary", filepath.Join(t.TempDir(), "nothing")}, "not an executable file"},
+	} {
+		_, _, err := cli(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -16,14 +16,22 @@ import (
 // built by run, never in package state, so tests can run commands
 // concurrently.
 type globals struct {
-	dataFlag string
-	json     bool
-	stdout   io.Writer
-	stderr   io.Writer
+	dataFlag  string
+	dataGiven bool // --data was on the command line
+	json      bool
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
-// dataDir resolves --data, then $MIMNODE_DATA, then ~/.mimnode.
-func (g *globals) dataDir() (string, error) { return node.ResolveDataDir(g.dataFlag) }
+// dataDir resolves --data, then $MIMNODE_DATA, then ~/.mimnode. An empty
+// --data given on purpose (a variable a script forgot to set) is refused,
+// not taken for the default directory.
+func (g *globals) dataDir() (string, error) {
+	if g.dataGiven && strings.TrimSpace(g.dataFlag) == "" {
+		return "", fmt.Errorf("--data is empty: name the data directory, or leave the flag out for $%s or ~/.mimnode", node.EnvDataDir)
+	}
+	return node.ResolveDataDir(g.dataFlag)
+}
 
 // printJSON writes v as indented JSON to stdout.
 func (g *globals) printJSON(v any) error {
@@ -86,6 +94,7 @@ Start a node with 'mimnode run'; the other commands talk to the running node.`,
 		},
 	})
 	refuseUnknownSubcommands(root)
+	root.PersistentPreRun = func(c *cobra.Command, _ []string) { g.dataGiven = c.Flags().Changed("data") }
 	return root.ExecuteContext(ctx)
 }
 
