@@ -340,6 +340,32 @@ func (s *Service) batchUpdate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// batchMerge is POST /entityOperations/merge (NGSI-LD 1.7 and later): each
+// entity of the body is merged into the stored one as PATCH
+// /entities/{id} merges it (attributes replaced or added, sub-attributes
+// merged, urn:ngsi-ld:null deletes); an entity that is not there is a
+// per-entity ResourceNotFound. 204 when every merge succeeded, 207 with
+// the successes and errors otherwise.
+func (s *Service) batchMerge(w http.ResponseWriter, r *http.Request) error {
+	if o := queryParams(r).Get("options"); o != "" {
+		return newError(BadRequestData, "invalid options", "merge takes no options, got %q", o)
+	}
+	items, err := s.readBatch(r, false)
+	if err != nil {
+		return err
+	}
+	res, _, err := s.runBatch(items, func(e *Entity) change { return s.mergeChange(e, mergePatch, false, nil) })
+	if err != nil {
+		return err
+	}
+	if len(res.Errors) > 0 {
+		writeBatchResult(w, http.StatusMultiStatus, res)
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // batchDelete is POST /entityOperations/delete (clause 6.17.3.1); the body
 // is an array of entity ids.
 func (s *Service) batchDelete(w http.ResponseWriter, r *http.Request) error {

@@ -84,6 +84,20 @@ func TestBatchOperations(t *testing.T) {
 			t.Errorf("after noOverwrite update: %v", e)
 		}
 	})
+	t.Run("merge", func(t *testing.T) {
+		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/merge",
+			"["+entityJSON("urn:x:b", "T", `, "p": 21, "z": "urn:ngsi-ld:null", "m": 3`)+","+entityJSON("urn:x:nothere", "T", `, "p": 1`)+"]")
+		wantStatus(t, rec, http.StatusMultiStatus)
+		res := batchResult(t, rec.Body.Bytes())
+		if !reflect.DeepEqual(res.Success, []string{"urn:x:b"}) || len(res.Errors) != 1 || res.Errors[0].Error.Type != ErrorTypeBase+"ResourceNotFound" {
+			t.Errorf("result %+v", res)
+		}
+		if e := fetch(t, n, "urn:x:b", "?options=keyValues"); e["p"] != 21.0 || e["m"] != 3.0 || e["z"] != nil {
+			t.Errorf("after merge: %v, want p 21, m 3 and z deleted", e)
+		}
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/merge", "["+entityJSON("urn:x:b", "T", `, "p": 22`)+"]"), http.StatusNoContent)
+		wantProblem(t, n.do("POST", "/ngsi-ld/v1/entityOperations/merge?options=noOverwrite", "["+entityJSON("urn:x:b", "T", "")+"]"), BadRequestData)
+	})
 	t.Run("clause6.17/delete", func(t *testing.T) {
 		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/delete", `["urn:x:c"]`), http.StatusNoContent)
 		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/delete", `["urn:x:d", "urn:x:c", 7]`)

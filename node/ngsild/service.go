@@ -207,6 +207,7 @@ var routes = []route{
 	{"POST /ngsi-ld/v1/entityOperations/upsert", (*Service).batchUpsert},
 	{"POST /ngsi-ld/v1/entityOperations/update", (*Service).batchUpdate},
 	{"POST /ngsi-ld/v1/entityOperations/delete", (*Service).batchDelete},
+	{"POST /ngsi-ld/v1/entityOperations/merge", (*Service).batchMerge},
 	{"POST /ngsi-ld/v1/entityOperations/query", (*Service).postQuery},
 	{"GET /ngsi-ld/v1/types", (*Service).listTypes},
 	{"GET /ngsi-ld/v1/types/{type}", (*Service).typeInfo},
