@@ -38,6 +38,10 @@ type notifySpec struct {
 	header http.Header
 	// context is the encoded "@context" member (ld+json), or nil.
 	context []byte
+	// geoIRI is set for an endpoint that accepts application/geo+json:
+	// data is a FeatureCollection, each entity a Feature whose geometry
+	// is this GeoProperty's (location).
+	geoIRI string
 }
 
 // compileSpec builds the notification format of a subscription body whose
@@ -63,7 +67,10 @@ func compileSpec(b *subscriptionBody, sub *Subscription, tc *termContext, ctxVal
 		}
 		sort.Strings(attrs)
 	}
-	sp.key = fmt.Sprintf("%p|%d|%t|%t|%t|%s", tc, sp.ro.format, sp.ro.sysAttrs, sp.show, sp.deleted, strings.Join(attrs, " "))
+	if nd.Endpoint.Accept == "application/geo+json" {
+		sp.geoIRI = tc.expand("location")
+	}
+	sp.key = fmt.Sprintf("%p|%d|%t|%t|%t|%s|%s", tc, sp.ro.format, sp.ro.sysAttrs, sp.show, sp.deleted, sp.geoIRI, strings.Join(attrs, " "))
 	if nd.Endpoint.Accept == "application/ld+json" {
 		sp.header.Set("Content-Type", "application/ld+json")
 		c := ctxVal
@@ -73,6 +80,9 @@ func compileSpec(b *subscriptionBody, sub *Subscription, tc *termContext, ctxVal
 		sp.context = appendValue(nil, c)
 	} else {
 		sp.header.Set("Content-Type", "application/json")
+		if sp.geoIRI != "" {
+			sp.header.Set("Content-Type", "application/geo+json")
+		}
 		link := CoreContextURL
 		if u, ok := ctxVal.(string); ok {
 			link = u
@@ -96,8 +106,25 @@ type event struct {
 // shows reports whether the spec shows attribute iri.
 func (sp *notifySpec) shows(iri string) bool { return sp.ro.attrs == nil || sp.ro.attrs[iri] }
 
-// item renders one event's entity as a Notification data member.
+// item renders one event's entity as a Notification data member: the
+// entity, or for a geo+json endpoint its Feature.
 func (sp *notifySpec) item(ev *event) []byte {
+	m := sp.entityItem(ev)
+	if sp.geoIRI == "" {
+		return appendValue(nil, m)
+	}
+	var geom any
+	if ev.Entity != nil {
+		if g := ev.Entity.geometry(sp.geoIRI); g != nil {
+			geom = g
+		}
+	}
+	delete(m, "id") // the Feature's own member
+	return appendValue(nil, map[string]any{"id": ev.ID, "type": "Feature", "geometry": geom, "properties": m})
+}
+
+// entityItem renders one event's entity as the Notification shows it.
+func (sp *notifySpec) entityItem(ev *event) map[string]any {
 	var m map[string]any
 	if ev.Entity == nil {
 		// entityDeleted: the entity's id and type; with showChanges, the
@@ -113,7 +140,7 @@ func (sp *notifySpec) item(ev *event) []byte {
 				}
 			}
 		}
-		return appendValue(nil, m)
+		return m
 	}
 	m = ev.Entity.render(sp.tc, sp.ro)
 	if sp.deleted {
@@ -146,7 +173,7 @@ func (sp *notifySpec) item(ev *event) []byte {
 			}
 		}
 	}
-	return appendValue(nil, m)
+	return m
 }
 
 // withPrevious adds the previous value of a changed instance to its
@@ -254,7 +281,7 @@ func (rc renderCache) item(sp *notifySpec, ev *event) []byte {
 // notification encodes a Notification for subscription subID holding
 // items (rendered entities).
 func (sp *notifySpec) notification(subID string, now time.Time, items [][]byte) []byte {
-	n := 160 + len(subID) + len(sp.context)
+	n := 200 + len(subID) + len(sp.context)
 	for _, it := range items {
 		n += len(it) + 1
 	}
@@ -265,7 +292,11 @@ func (sp *notifySpec) notification(subID string, now time.Time, items [][]byte) 
 	b = appendString(b, subID)
 	b = append(b, `,"notifiedAt":"`...)
 	b = append(b, fmtTime(now)...)
-	b = append(b, `","data":[`...)
+	if sp.geoIRI != "" {
+		b = append(b, `","data":{"type":"FeatureCollection","features":[`...)
+	} else {
+		b = append(b, `","data":[`...)
+	}
 	for i, it := range items {
 		if i > 0 {
 			b = append(b, ',')
@@ -273,6 +304,9 @@ func (sp *notifySpec) notification(subID string, now time.Time, items [][]byte) 
 		b = append(b, it...)
 	}
 	b = append(b, ']')
+	if sp.geoIRI != "" {
+		b = append(b, '}')
+	}
 	if sp.context != nil {
 		b = append(b, `,"@context":`...)
 		b = append(b, sp.context...)

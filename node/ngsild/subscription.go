@@ -332,9 +332,9 @@ func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, e
 		return nil, bad("notification.endpoint.uri must be an http or https URL, got %q", ep.URI)
 	}
 	switch ep.Accept {
-	case "", "application/json", "application/ld+json":
+	case "", "application/json", "application/ld+json", "application/geo+json":
 	default:
-		return nil, bad("notification.endpoint.accept must be application/json or application/ld+json")
+		return nil, bad("notification.endpoint.accept must be application/json, application/ld+json or application/geo+json")
 	}
 	switch b.Notification.Format {
 	case "", "normalized", "keyValues", "concise":

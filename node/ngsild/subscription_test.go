@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -555,4 +556,67 @@ func TestSubscriptionsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart notified %v, want the change made while down", got)
 	}
 	waitStatus(t, n, subID, func(nd map[string]any) bool { return nd["timesSent"] == 2.0 })
+}
+
+// TestGeoJSONNotifications checks a subscription whose endpoint accepts
+// application/geo+json (clause 5.2.15): each notification is sent as
+// application/geo+json with data as a FeatureCollection, each entity a
+// Feature with the location as its geometry and the rest as properties
+// (keyValues here), and a deleted entity as a Feature without geometry.
+func TestGeoJSONNotifications(t *testing.T) {
+	type delivery struct {
+		ct   string
+		body map[string]any
+	}
+	got := make(chan delivery, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Errorf("notification is not JSON: %v: %s", err, body)
+		}
+		got <- delivery{r.Header.Get("Content-Type"), m}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	n := startedNode(t, nil, nil)
+	subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Bench"}},
+		"notificationTrigger": []any{"entityCreated", "entityDeleted"},
+		"notification":        map[string]any{"format": "keyValues", "endpoint": map[string]any{"uri": srv.URL, "accept": "application/geo+json"}}})
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:g1", "type": "Bench",
+		"location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [10.2, 56.15]}},
+		"seats": {"type": "Property", "value": 4}}`), http.StatusCreated)
+	next := func() delivery {
+		t.Helper()
+		select {
+		case d := <-got:
+			return d
+		case <-time.After(10 * time.Second):
+			t.Fatal("no notification within 10s")
+			return delivery{}
+		}
+	}
+	d := next()
+	if d.ct != "application/geo+json" {
+		t.Errorf("Content-Type %q, want application/geo+json", d.ct)
+	}
+	fc, _ := d.body["data"].(map[string]any)
+	feats, _ := fc["features"].([]any)
+	if d.body["type"] != "Notification" || fc["type"] != "FeatureCollection" || len(feats) != 1 {
+		t.Fatalf("notification %v, want data as a FeatureCollection of one", d.body)
+	}
+	f := feats[0].(map[string]any)
+	want := map[string]any{"id": "urn:x:g1", "type": "Feature",
+		"geometry":   map[string]any{"type": "Point", "coordinates": []any{10.2, 56.15}},
+		"properties": map[string]any{"type": "Bench", "seats": 4.0, "location": map[string]any{"type": "Point", "coordinates": []any{10.2, 56.15}}}}
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("feature %v\nwant %v", f, want)
+	}
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/urn:x:g1", nil), http.StatusNoContent)
+	d = next()
+	fc, _ = d.body["data"].(map[string]any)
+	feats, _ = fc["features"].([]any)
+	if len(feats) != 1 || feats[0].(map[string]any)["geometry"] != nil || feats[0].(map[string]any)["id"] != "urn:x:g1" {
+		t.Errorf("deletion notified as %v, want one Feature without geometry", d.body)
+	}
 }
