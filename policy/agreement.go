@@ -570,7 +570,7 @@ func ParseAgreement(data []byte) (Agreement, error) {
 		return Agreement{}, fmt.Errorf("%w: reading agreement file: %w", ErrSyntax, err)
 	}
 	if !bytes.Equal(canon, body) {
-		return Agreement{}, fmt.Errorf("reading agreement file: %w (re-encode it with MarshalJSON)", ErrNotCanonical)
+		return Agreement{}, fmt.Errorf("reading agreement file: %w: its bytes were changed after it was written (reformatted or edited); export it again with 'mimnode agreement export'", ErrNotCanonical)
 	}
 	a, err := decodeAgreement(body)
 	if err != nil {
@@ -581,7 +581,7 @@ func ParseAgreement(data []byte) (Agreement, error) {
 	// order. A file that leaves them out or lists them otherwise means
 	// the same agreement in other bytes.
 	if out, err := a.MarshalJSON(); err != nil || !bytes.Equal(out, body) {
-		return Agreement{}, fmt.Errorf("reading agreement file: %w: not the file MarshalJSON writes (re-encode it with MarshalJSON)", ErrNotCanonical)
+		return Agreement{}, fmt.Errorf("reading agreement file: %w: not the file an export writes (its signatures are left out or reordered); export it again with 'mimnode agreement export'", ErrNotCanonical)
 	}
 	return a, nil
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,6 +179,9 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 		}
 		_ = st.SetReadDeadline(s.o.Now().Add(wait))
 		body, err := protocol.ReadFrame(br, protocol.MaxTransferFrame)
+		if isTimeout(err) {
+			return nil, fmt.Errorf("the provider %s did not answer the transfer request within %s (it may be overloaded or stopped; try again later): %w", provider, wait, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the provider's answer to the transfer request: %w", err)
 		}
@@ -454,4 +459,11 @@ func provenanceFor(a policy.Agreement, version string) []byte {
 func permits(a policy.Agreement, action policy.Action) bool {
 	d := policy.Evaluate(a.Policy, policy.Request{Now: a.NotBefore, Action: action, PeerID: a.Consumer}, policy.ScopeCatalog)
 	return d.Permit
+}
+
+// isTimeout reports whether err is a read or write deadline passing, as
+// the stream muxers and transports report it.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }

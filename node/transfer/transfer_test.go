@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/mimnode/mimnode/catalog"
-	"github.com/mimnode/mimnode/node"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/transfer"
 	"github.com/mimnode/mimnode/policy"
@@ -591,5 +594,34 @@ func TestBuildIsDeterministic(t *testing.T) {
 	upsert(t, prov.n, es[4321:4322])
 	if third := build(); third == first {
 		t.Errorf("build after a change kept version %s", first)
+	}
+}
+
+// TestSilentProviderNamed checks that a provider that takes the transfer
+// request and never answers (stopped, or overloaded) ends the fetch after
+// the timeout with an error that says so, not "deadline exceeded".
+func TestSilentProviderNamed(t *testing.T) {
+	prov, cons := &peer{cfg: initDir(t, "Provider")}, &peer{cfg: initDir(t, "Consumer"), tune: func(o *transfer.Options) { o.Timeout = 300 * time.Millisecond }}
+	prov.start(t)
+	cons.start(t)
+	federate(t, []*node.Node{prov.n, cons.n})
+	ds, err := catalog.ParseDataset([]byte(`{"id": "`+datasetID+`", "title": "Air quality", "description": "Test air quality readings.",
+		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.cat.Put(ds, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	agreement := negotiate(t, prov, cons)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	prov.n.Host().SetStreamHandler(p2pproto.ID(protocol.TransferProtocol), func(st network.Stream) {
+		defer st.Close()
+		<-hold // reads nothing, answers nothing
+	})
+	_, err = cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "did not answer the transfer request within") {
+		t.Fatalf("Fetch from a silent provider: %v, want an error saying it did not answer", err)
 	}
 }
