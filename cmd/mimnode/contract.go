@@ -307,6 +307,9 @@ as the node advertises it.`,
 			if g.json {
 				return g.printJSON(out)
 			}
+			if len(out) == 0 {
+				fmt.Fprintln(g.stdout, "no offers (add one with 'mimnode contract offer add DATASET-ID --template NAME')")
+			}
 			for _, o := range out {
 				var h struct {
 					ID     string `json:"@id"`
@@ -373,6 +376,9 @@ func agreementListCmd(g *globals) *cobra.Command {
 			}
 			if g.json {
 				return g.printJSON(list)
+			}
+			if len(list) == 0 {
+				fmt.Fprintln(g.stdout, "no agreements (ask for one with 'mimnode contract request DATASET-ID')")
 			}
 			for _, a := range list {
 				other := a.Provider

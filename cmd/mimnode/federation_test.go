@@ -88,6 +88,17 @@ func TestPolicyCheckAndTemplates(t *testing.T) {
 	if _, _, err := cli(t, "policy", "templates", "--show", "time-limited"); err == nil {
 		t.Fatal("time-limited without --days accepted")
 	}
+	// A federation that is no federation ID, or a licence that is no IRI,
+	// would make a policy that grants no one or attributes nothing.
+	if _, _, err := cli(t, "policy", "templates", "--show", "agency-internal", "--federation", "garbage"); err == nil || !strings.Contains(err.Error(), "not a federation ID") {
+		t.Errorf("agency-internal --federation garbage: %v", err)
+	}
+	if _, _, err := cli(t, "policy", "templates", "--show", "open-data", "--licence", "not an iri"); err == nil || !strings.Contains(err.Error(), "not an IRI") {
+		t.Errorf("open-data --licence 'not an iri': %v", err)
+	}
+	if out, _, err := cli(t, "policy", "templates", "--show", "open-data", "--licence", "https://creativecommons.org/licenses/by/4.0/"); err != nil || !strings.Contains(out, "creativecommons") {
+		t.Errorf("open-data with a licence IRI: %q, %v", out, err)
+	}
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.jsonld")
 	os.WriteFile(good, []byte(out), 0o644)

@@ -419,3 +419,23 @@ func TestBadFlagValuesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyListsSaySo checks that a list with nothing in it says so and
+// how to get something into it, as the other lists do, rather than
+// printing nothing.
+func TestEmptyListsSaySo(t *testing.T) {
+	dir := initDir(t)
+	startDaemon(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agreement", "list"}, "no agreements"},
+		{[]string{"contract", "offer", "list"}, "no offers"},
+	} {
+		out, _, err := cli(t, append(tc.args, "--data", dir)...)
+		if err != nil || !strings.HasPrefix(out, tc.want) {
+			t.Errorf("%v: %q, %v; want it to start with %q", tc.args, out, err, tc.want)
+		}
+	}
+}

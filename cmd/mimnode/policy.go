@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/mimnode/mimnode/node"
@@ -58,6 +60,18 @@ With --show NAME, print that template as ODRL JSON-LD, filled in with the flags 
 			t, err := policy.LookupTemplate(show)
 			if err != nil {
 				return err
+			}
+			if p.Federation != "" {
+				// Federation ids are CIDs (of the federation's first
+				// document); a policy naming anything else grants no one.
+				if _, err := cid.Decode(p.Federation); err != nil {
+					return fmt.Errorf("--federation %q is not a federation ID (mimnode federation list shows them)", p.Federation)
+				}
+			}
+			if p.Licence != "" {
+				if u, err := url.Parse(p.Licence); err != nil || u.Scheme == "" || u.Host == "" && u.Opaque == "" {
+					return fmt.Errorf("--licence %q is not an IRI (e.g. https://creativecommons.org/licenses/by/4.0/)", p.Licence)
+				}
 			}
 			pol, err := t.New(p)
 			if err != nil {
