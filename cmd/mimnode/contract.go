@@ -326,7 +326,24 @@ as the node advertises it.`,
 			return nil
 		},
 	}
-	c.AddCommand(add, list)
+	rm := &cobra.Command{
+		Use:     "rm DATASET-ID OFFER-ID",
+		Short:   "Remove an offer (negotiations under it keep their copy of its terms)",
+		Example: "  mimnode contract offer rm urn:mim:dataset:aarhus:air-quality urn:uuid:0b6f...",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := url.Values{"dataset": {args[0]}, "id": {args[1]}}
+			if err := g.call(cmd.Context(), "DELETE", "/api/v1/offers?"+v.Encode(), nil, nil); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(map[string]string{"dataset": args[0], "id": args[1], "status": "removed"})
+			}
+			fmt.Fprintf(g.stdout, "removed offer %s of %s\n", args[1], args[0])
+			return nil
+		},
+	}
+	c.AddCommand(add, list, rm)
 	return c
 }
 

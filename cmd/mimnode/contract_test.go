@@ -134,10 +134,23 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		{[]string{"contract", "approve", "urn:uuid:none"}, "unknown negotiation"},
 		{[]string{"agreement", "export", "urn:uuid:none"}, "unknown agreement"},
 		{[]string{"contract", "offer", "add", ds, "--template", "nosuch"}, "unknown template"},
+		{[]string{"contract", "offer", "add", "not a dataset", "--template", "open-data"}, "is not a dataset id"},
+		{[]string{"contract", "offer", "add", ds, "--template", "open-data", "--id", "not a urn"}, "is not a URN or URL"},
+		{[]string{"contract", "offer", "rm", ds, "urn:offer:none"}, "No such offer"},
 	} {
 		_, _, err := cli(t, append(tc.args, "--data", res)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("mimnode %v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+	// An offer can be removed; the agreement made under it stays.
+	if _, _, err := cli(t, "contract", "offer", "rm", ds, "urn:offer:noise-research", "--data", prov); err != nil {
+		t.Fatalf("offer rm: %v", err)
+	}
+	if out, _, err := cli(t, "contract", "offer", "list", "--data", prov); err != nil || strings.Contains(out, "urn:offer:noise-research") {
+		t.Errorf("offer list after rm: %q, %v", out, err)
+	}
+	if out, _, err := cli(t, "agreement", "list", "--data", prov); err != nil || !strings.Contains(out, agreementID) {
+		t.Errorf("agreement list after the offer was removed: %q, %v", out, err)
 	}
 }

@@ -104,6 +104,22 @@ func (r *Registry) Offer(dataset, offerID string) (policy.Policy, error) {
 	return read.p, nil
 }
 
+// Remove deletes offer id of dataset; ErrUnknownOffer when there is none.
+// Negotiations under it keep their copy of its terms.
+func (r *Registry) Remove(dataset, id string) error {
+	return r.db.Update(func(tx *store.Txn) error {
+		k := offerKey(dataset, id)
+		ok, err := tx.Has(k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("offer %q of dataset %s: %w", id, dataset, ErrUnknownOffer)
+		}
+		return tx.Delete(k)
+	})
+}
+
 // List returns every registered offer.
 func (r *Registry) List() ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
@@ -135,6 +151,12 @@ type OfferRequest struct {
 func (o OfferRequest) Build(assigner string) (policy.Policy, error) {
 	if o.Dataset == "" {
 		return policy.Policy{}, fmt.Errorf("%w: dataset is required", ErrBadRequest)
+	}
+	if !isIRI(o.Dataset) {
+		return policy.Policy{}, fmt.Errorf("%w: dataset %q is not a dataset id (a URN or URL)", ErrBadRequest, o.Dataset)
+	}
+	if o.ID != "" && !isIRI(o.ID) {
+		return policy.Policy{}, fmt.Errorf("%w: offer id %q is not a URN or URL", ErrBadRequest, o.ID)
 	}
 	var p policy.Policy
 	switch {
@@ -218,6 +240,28 @@ func (r *Registry) RegisterHTTP(mux *http.ServeMux, self string) {
 		w.WriteHeader(http.StatusCreated)
 		w.Write(b)
 	})
+	mux.HandleFunc("DELETE /api/v1/offers", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		if q.Get("dataset") == "" || q.Get("id") == "" {
+			writeErr(w, fmt.Errorf("%w: give the offer's dataset and id (?dataset=...&id=...)", ErrBadRequest))
+			return
+		}
+		if err := r.Remove(q.Get("dataset"), q.Get("id")); errors.Is(err, ErrUnknownOffer) {
+			problem.Write(w, problem.New(http.StatusNotFound, "offer-unknown", "No such offer", err.Error()))
+			return
+		} else if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// isIRI reports whether s is an absolute IRI without spaces: a URN or URL,
+// as dataset and offer ids are.
+func isIRI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != "" && (u.Opaque != "" || u.Host != "") && !strings.ContainsAny(s, " \t\n<>\"")
 }
 
 // writeErr maps the package's errors to problem details.
