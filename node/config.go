@@ -102,6 +102,12 @@ type NGSILDConfig struct {
 	// public addresses only, unless a range lists them. The default is
 	// loopback only; anything else must be listed (node/ngsild/notifyallow.go).
 	NotifyAllow []string `toml:"notify_allow"`
+	// ValidateModels checks entities of the types bound to a data model
+	// (the shipped Smart Data Models, and those an admin binds) against
+	// its JSON Schema on every write, refusing one that does not match
+	// (MIM2). Turn it off for clients that create entities in parts (an
+	// IoT agent sending a model's required attributes later).
+	ValidateModels bool `toml:"validate_models"`
 }
 
 // LogConfig selects the daemon's log output.
@@ -141,7 +147,7 @@ func Default() Config {
 		ConnMgr:   ConnMgrConfig{Low: 64, High: 192, GracePeriod: Duration{time.Minute}},
 		Store:     StoreConfig{CacheMiB: 32},
 		Catalog:   CatalogConfig{VersionInterval: Duration{time.Minute}, ResyncInterval: Duration{10 * time.Minute}},
-		NGSILD:    NGSILDConfig{NotifyAllow: slices.Clone(ngsild.DefaultNotifyAllow)},
+		NGSILD:    NGSILDConfig{NotifyAllow: slices.Clone(ngsild.DefaultNotifyAllow), ValidateModels: true},
 		Log:       LogConfig{Level: "info", Format: "text"},
 	}
 }

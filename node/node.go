@@ -168,7 +168,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.API.Listen, err)
 	}
 	n.apiURL = "http://" + n.apiLn.Addr().String()
-	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL, Notify: ngsild.NotifyOptions{Allow: cfg.NGSILD.NotifyAllow}})
+	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL,
+		Notify: ngsild.NotifyOptions{Allow: cfg.NGSILD.NotifyAllow}, SkipValidation: !cfg.NGSILD.ValidateModels})
 	if err != nil {
 		return nil, err
 	}

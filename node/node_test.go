@@ -393,3 +393,41 @@ func TestAPIErrorsAreProblemDetails(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateModelsSetting checks [ngsild] validate_models: on by
+// default, an entity of a Smart Data Models type without the model's
+// required attributes is refused; with it off (a client that creates
+// entities in parts) it is stored. A config.toml that does not name the
+// setting keeps the default.
+func TestValidateModelsSetting(t *testing.T) {
+	partial := `{"id": "urn:ngsi-ld:AirQualityObserved:partial", "type": "AirQualityObserved", "no2": {"type": "Property", "value": 12}}`
+	post := func(n *Node) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", n.APIURL()+"/ngsi-ld/v1/entities", strings.NewReader(partial))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Link", `<https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld>; rel="http://www.w3.org/ns/json-ld#context"`)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	c := testConfig(t)
+	if !c.NGSILD.ValidateModels {
+		t.Fatal("validate_models is off by default")
+	}
+	if code := post(startNode(t, c)); code != http.StatusBadRequest {
+		t.Errorf("partial entity with validation on: %d, want 400", code)
+	}
+	c = testConfig(t)
+	path := filepath.Join(c.DataDir, ConfigFile)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(b), "validate_models = true", "validate_models = false", 1)), 0o644)
+	if c, _ = Load(c.DataDir); c.NGSILD.ValidateModels {
+		t.Fatalf("config.toml says validate_models = false, loaded %v", c.NGSILD.ValidateModels)
+	}
+	if code := post(startNode(t, c)); code != http.StatusCreated {
+		t.Errorf("partial entity with validation off: %d, want 201", code)
+	}
+}
