@@ -14,6 +14,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mimnode/mimnode/node/problem"
 )
 
 // testConfig initialises a data directory in a temp dir with loopback
@@ -429,5 +431,40 @@ func TestValidateModelsSetting(t *testing.T) {
 	}
 	if code := post(startNode(t, c)); code != http.StatusCreated {
 		t.Errorf("partial entity with validation off: %d, want 201", code)
+	}
+}
+
+// TestUnroutedRequests checks the answers for a path no route has and a
+// method a path does not take: problem details typed as NGSI-LD errors
+// under /ngsi-ld/ and as mimnode's own elsewhere, and an Allow header
+// listing the methods the path takes.
+func TestUnroutedRequests(t *testing.T) {
+	n := startNode(t, testConfig(t))
+	do := func(method, path string) (*http.Response, problem.Details) {
+		t.Helper()
+		req, _ := http.NewRequest(method, n.APIURL()+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var d problem.Details
+		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+			t.Fatalf("%s %s: body is not problem details: %v", method, path, err)
+		}
+		return resp, d
+	}
+	resp, d := do("PUT", "/ngsi-ld/v1/entities")
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" ||
+		d.Type != "https://uri.etsi.org/ngsi-ld/errors/OperationNotSupported" {
+		t.Errorf("PUT /entities: %d, Allow %q, type %q", resp.StatusCode, resp.Header.Get("Allow"), d.Type)
+	}
+	resp, d = do("GET", "/ngsi-ld/v1/csourceRegistrations")
+	if resp.StatusCode != http.StatusNotFound || d.Type != "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound" {
+		t.Errorf("GET /csourceRegistrations: %d, type %q", resp.StatusCode, d.Type)
+	}
+	resp, d = do("GET", "/api/v1/nothing")
+	if resp.StatusCode != http.StatusNotFound || d.Type != problem.TypeBase+"not-found" {
+		t.Errorf("GET /api/v1/nothing: %d, type %q", resp.StatusCode, d.Type)
 	}
 }

@@ -264,13 +264,42 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, code int) {
+	// NGSI-LD clients get NGSI-LD problem types (ETSI GS CIM 009 clause
+	// 5.5.2) for paths under /ngsi-ld/ as for everything else there.
+	ngsi := strings.HasPrefix(r.URL.Path, "/ngsi-ld/")
 	if code == http.StatusMethodNotAllowed {
-		problem.Write(w, problem.New(code, "method-not-allowed", "Method not allowed",
-			fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+		w.Header().Set("Allow", strings.Join(s.allowed(r), ", "))
+		d := problem.New(code, "method-not-allowed", "Method not allowed",
+			fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(s.allowed(r), ", ")))
+		if ngsi {
+			d.Type = ngsiErrorBase + "OperationNotSupported"
+		}
+		problem.Write(w, d)
 		return
 	}
-	problem.Write(w, problem.New(http.StatusNotFound, "not-found", "Not found",
-		fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path)))
+	d := problem.New(http.StatusNotFound, "not-found", "Not found", fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
+	if ngsi {
+		d.Type = ngsiErrorBase + "ResourceNotFound"
+		d.Detail = fmt.Sprintf("this node has no NGSI-LD operation %s %s", r.Method, r.URL.Path)
+	}
+	problem.Write(w, d)
+}
+
+// ngsiErrorBase prefixes the NGSI-LD error type URIs (as ngsild.ErrorTypeBase).
+const ngsiErrorBase = "https://uri.etsi.org/ngsi-ld/errors/"
+
+// allowed returns the methods the mux routes for r's path, for the Allow
+// header of a 405 (RFC 9110 section 15.5.6).
+func (s *Server) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // discardWriter swallows the mux's own plain-text error page.
