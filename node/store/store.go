@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -104,7 +105,13 @@ func Open(dir string, o Options) (*DB, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) && (errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist)) {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
+		// What is left is badger finding its files unreadable: a
+		// manifest, table or log damaged on disk.
+		return nil, fmt.Errorf("open store %s: %w (the store's files look damaged: stop every process using the data directory and restore %s from a backup; its data cannot be read as it is)", dir, err, dir)
 	}
 	d := &DB{db: db}
 	if !o.InMemory {

@@ -3,7 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -159,4 +161,32 @@ func TestLargeValues(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDamagedStoreSaysSo checks that a store whose files were damaged on
+// disk (here its manifest) fails to open with an error that says the
+// files look damaged and to restore them, not badger's words alone.
+func TestDamagedStoreSaysSo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "badger")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *Txn) error { return tx.Set([]byte("k"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("not a manifest at all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{})
+	if err == nil {
+		db.Close()
+		t.Fatal("a store with a damaged manifest opened")
+	}
+	if !strings.Contains(err.Error(), "look damaged") || !strings.Contains(err.Error(), "backup") {
+		t.Errorf("error %q does not say the files are damaged and to restore them", err)
+	}
 }
