@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -137,12 +138,14 @@ func (s *Service) queryEntities(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.answerQuery(w, queryParams(r), tc, acc)
+	return s.answerQuery(w, queryParams(r), tc, acc, r.URL)
 }
 
 // answerQuery runs a query given as GET /entities parameters and writes the
-// result.
-func (s *Service) answerQuery(w http.ResponseWriter, params url.Values, tc *termContext, acc accepted) error {
+// result. With self (the request's URL, for GET), a page that has results
+// after it carries a Link to the next page and one not at the start a
+// Link to the previous (rel "next" and "prev").
+func (s *Service) answerQuery(w http.ResponseWriter, params url.Values, tc *termContext, acc accepted, self *url.URL) error {
 	ro, err := parseRenderOpts(params, tc)
 	if err != nil {
 		return err
@@ -151,12 +154,24 @@ func (s *Service) answerQuery(w http.ResponseWriter, params url.Values, tc *term
 	if err != nil {
 		return err
 	}
+	// One match more than the page says whether there is a next page.
+	limit := eq.limit
+	if self != nil && limit > 0 {
+		eq.limit++
+	}
 	page, total, err := s.run(eq)
 	if err != nil {
 		return err
 	}
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
+	}
 	if eq.count {
 		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
+	}
+	if self != nil && limit > 0 {
+		pageLinks(w.Header(), self, eq.offset, limit, more)
 	}
 	if acc == acceptGeo {
 		geoIRI := tc.expand(geometryProperty(params))
@@ -274,7 +289,7 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 			params.Set("geoproperty", g.Geoproperty)
 		}
 	}
-	return s.answerQuery(w, params, tc, acc)
+	return s.answerQuery(w, params, tc, acc, nil)
 }
 
 // plusLevels restores the '+' wildcard levels of a scopeQ that form
@@ -291,4 +306,27 @@ func plusLevels(sq string) string {
 		}
 	}
 	return string(b)
+}
+
+// pageLinks adds the Link headers of a page of results at offset: the
+// next page when more follow, the previous when it is not the first. They
+// repeat the request's other parameters as it sent them.
+func pageLinks(h http.Header, self *url.URL, offset, limit int, more bool) {
+	var keep []string
+	for _, p := range strings.Split(self.RawQuery, "&") {
+		if p == "" || strings.HasPrefix(p, "offset=") || strings.HasPrefix(p, "limit=") {
+			continue
+		}
+		keep = append(keep, p)
+	}
+	link := func(off int, rel string) {
+		q := append(slices.Clone(keep), "offset="+strconv.Itoa(off), "limit="+strconv.Itoa(limit))
+		h.Add("Link", "<"+self.EscapedPath()+"?"+strings.Join(q, "&")+`>; rel="`+rel+`"`)
+	}
+	if offset > 0 {
+		link(max(0, offset-limit), "prev")
+	}
+	if more {
+		link(offset+limit, "next")
+	}
 }

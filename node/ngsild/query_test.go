@@ -1,18 +1,20 @@
 package ngsild
 
 import (
-	"fmt"
-	"slices"
-
 	"context"
-	"github.com/mimnode/mimnode/node/store"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // fixture is a small city: sensors, a room, a road and a district, in
@@ -223,6 +225,50 @@ func TestPagination(t *testing.T) {
 	rec = n.do("GET", "/ngsi-ld/v1/entities?type=Sensor", nil)
 	if c := rec.Header().Get("NGSILD-Results-Count"); c != "" {
 		t.Errorf("count header %q without count=true", c)
+	}
+}
+
+// TestPageLinks checks the Link headers of a page of GET /entities
+// results: rel="next" while results follow, rel="prev" after the first
+// page, both repeating the query's other parameters, beside the @context
+// link; following next from the first page visits every match once.
+func TestPageLinks(t *testing.T) {
+	n := newTestNode(t, nil)
+	loadFixture(t, n)
+	pageLink := func(rec *httptest.ResponseRecorder, rel string) string {
+		for _, l := range rec.Header().Values("Link") {
+			if strings.HasSuffix(l, `rel="`+rel+`"`) {
+				return l[strings.IndexByte(l, '<')+1 : strings.IndexByte(l, '>')]
+			}
+		}
+		return ""
+	}
+	target := "/ngsi-ld/v1/entities?q=name&limit=2"
+	var all []string
+	for pages := 0; target != ""; pages++ {
+		if pages > 5 {
+			t.Fatal("next links never end")
+		}
+		rec := n.do("GET", target, nil)
+		wantStatus(t, rec, http.StatusOK)
+		if !strings.Contains(strings.Join(rec.Header().Values("Link"), "\n"), jsonldContextRel) {
+			t.Errorf("%s: the @context link is gone: %v", target, rec.Header().Values("Link"))
+		}
+		if prev := pageLink(rec, "prev"); (pages == 0) != (prev == "") || prev != "" && !strings.Contains(prev, "q=name") {
+			t.Errorf("page %d: prev link %q", pages, prev)
+		}
+		all = append(all, ids(t, rec)...)
+		target = pageLink(rec, "next")
+		if target != "" && !strings.Contains(target, "q=name") {
+			t.Errorf("next link %q lost the query", target)
+		}
+	}
+	if len(all) != 5 || !sort.StringsAreSorted(all) {
+		t.Errorf("pages through next: %v, want the 5 matches once each", all)
+	}
+	// A page that holds every match has no next link.
+	if rec := n.do("GET", "/ngsi-ld/v1/entities?q=name&limit=5", nil); pageLink(rec, "next") != "" {
+		t.Errorf("next link on the only page: %v", rec.Header().Values("Link"))
 	}
 }
 

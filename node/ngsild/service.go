@@ -476,7 +476,9 @@ func setLink(w http.ResponseWriter, tc *termContext) {
 	if tc != nil && tc.link != "" {
 		link = tc.link
 	}
-	w.Header().Set("Link", "<"+link+`>; rel="`+jsonldContextRel+`"; type="application/ld+json"`)
+	// Added, not set: a page of query results carries its next and prev
+	// links beside it (pageLinks).
+	w.Header().Add("Link", "<"+link+`>; rel="`+jsonldContextRel+`"; type="application/ld+json"`)
 }
 
 // errNotFound builds the ResourceNotFound error for an entity.
