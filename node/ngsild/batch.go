@@ -324,6 +324,14 @@ func (s *Service) batchUpdate(w http.ResponseWriter, r *http.Request) error {
 		}
 		mode = mergeNoOverwrite
 	}
+	return s.mergeBatch(w, r, mode)
+}
+
+// mergeBatch merges each entity of a batch body into the stored one in
+// mode (one that is not there is a per-entity ResourceNotFound) and
+// answers 204 when every one succeeded, 207 with the successes and errors
+// otherwise: batch update and batch merge.
+func (s *Service) mergeBatch(w http.ResponseWriter, r *http.Request, mode mergeMode) error {
 	items, err := s.readBatch(r, false)
 	if err != nil {
 		return err
@@ -350,20 +358,7 @@ func (s *Service) batchMerge(w http.ResponseWriter, r *http.Request) error {
 	if o := queryParams(r).Get("options"); o != "" {
 		return newError(BadRequestData, "invalid options", "merge takes no options, got %q", o)
 	}
-	items, err := s.readBatch(r, false)
-	if err != nil {
-		return err
-	}
-	res, _, err := s.runBatch(items, func(e *Entity) change { return s.mergeChange(e, mergePatch, false, nil) })
-	if err != nil {
-		return err
-	}
-	if len(res.Errors) > 0 {
-		writeBatchResult(w, http.StatusMultiStatus, res)
-		return nil
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.mergeBatch(w, r, mergePatch)
 }
 
 // batchDelete is POST /entityOperations/delete (clause 6.17.3.1); the body

@@ -123,7 +123,13 @@ func (p *peer) stop() {
 // the provider (the first).
 func pair(t testing.TB) (prov, cons *peer) {
 	t.Helper()
-	prov, cons = &peer{cfg: initDir(t, "Provider")}, &peer{cfg: initDir(t, "Consumer"), tune: consumerTune}
+	return pairTuned(t, consumerTune)
+}
+
+// pairTuned is pair with the consumer's transfer options adjusted by tune.
+func pairTuned(t testing.TB, tune func(*transfer.Options)) (prov, cons *peer) {
+	t.Helper()
+	prov, cons = &peer{cfg: initDir(t, "Provider")}, &peer{cfg: initDir(t, "Consumer"), tune: tune}
 	prov.start(t)
 	cons.start(t)
 	federate(t, []*node.Node{prov.n, cons.n})

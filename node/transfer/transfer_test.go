@@ -601,18 +601,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 // request and never answers (stopped, or overloaded) ends the fetch after
 // the timeout with an error that says so, not "deadline exceeded".
 func TestSilentProviderNamed(t *testing.T) {
-	prov, cons := &peer{cfg: initDir(t, "Provider")}, &peer{cfg: initDir(t, "Consumer"), tune: func(o *transfer.Options) { o.Timeout = 300 * time.Millisecond }}
-	prov.start(t)
-	cons.start(t)
-	federate(t, []*node.Node{prov.n, cons.n})
-	ds, err := catalog.ParseDataset([]byte(`{"id": "`+datasetID+`", "title": "Air quality", "description": "Test air quality readings.",
-		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := prov.cat.Put(ds, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	prov, cons := pairTuned(t, func(o *transfer.Options) { o.Timeout = 300 * time.Millisecond })
 	agreement := negotiate(t, prov, cons)
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
@@ -620,7 +609,7 @@ func TestSilentProviderNamed(t *testing.T) {
 		defer st.Close()
 		<-hold // reads nothing, answers nothing
 	})
-	_, err = cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+	_, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
 	if err == nil || !strings.Contains(err.Error(), "did not answer the transfer request within") {
 		t.Fatalf("Fetch from a silent provider: %v, want an error saying it did not answer", err)
 	}
