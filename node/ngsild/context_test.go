@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -124,6 +125,10 @@ func TestContextStoreEndpoints(t *testing.T) {
 	rec = n.do("POST", "/ngsi-ld/v1/jsonldContexts", doc, "Content-Type", "application/ld+json")
 	wantStatus(t, rec, http.StatusCreated)
 	hosted := rec.Header().Get("Location")
+	// A hosted context is named by its own id, not by its full URL.
+	if id, ok := strings.CutPrefix(hosted, "/ngsi-ld/v1/jsonldContexts/"); !ok || strings.Contains(id, "%") || strings.Contains(id, "/") {
+		t.Errorf("Location of a hosted context %q, want /ngsi-ld/v1/jsonldContexts/<id>", hosted)
+	}
 	wantStatus(t, n.do("GET", hosted, nil), http.StatusOK)
 
 	wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), `{"no": "context"}`, "Content-Type", "application/ld+json"), BadRequestData)

@@ -308,8 +308,12 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 		return newError(BadRequestData, "context too large", "a context document may have at most %d bytes", maxContextBytes)
 	}
 	u := queryParams(r).Get("url")
+	// The Location names the context by its id: a hosted one's own
+	// (/jsonldContexts/<uuid>), a cached one's URL.
+	localID := ""
 	if u == "" {
-		u = s.opts.BaseURL + hostedContextPath + uuid.NewString()
+		localID = uuid.NewString()
+		u = s.opts.BaseURL + hostedContextPath + localID
 	} else if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || strings.ContainsAny(u, " \t\n") {
 		return newError(BadRequestData, "invalid url", "the context URL must be an http(s) URL with a host, got %q", u)
 	}
@@ -319,7 +323,10 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 	if err := s.ctx.put(u, body); err != nil {
 		return err
 	}
-	w.Header().Set("Location", hostedContextPath+url.PathEscape(u))
+	if localID == "" {
+		localID = url.PathEscape(u)
+	}
+	w.Header().Set("Location", hostedContextPath+localID)
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
