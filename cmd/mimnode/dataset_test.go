@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -195,6 +196,31 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 	}
 	if out, _, err := cli(t, "agreement", "verify", file); err != nil || !strings.Contains(out, "valid") {
 		t.Fatalf("verify: %q, %v", out, err)
+	}
+	// A live fetch ends with Ctrl-C: it exits 0 and says how to resume,
+	// and running it again picks the feed up where it stopped.
+	for round := 0; round < 2; round++ {
+		ctx, stop := context.WithCancel(context.Background())
+		var out, errb syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, []string{"fetch", agreement, "--live", "--data", lab}, &out, &errb) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), "receiving changes") {
+			if time.Now().After(deadline) {
+				stop()
+				t.Fatalf("round %d: fetch --live never followed the feed:\n%s\n%s", round, out.String(), errb.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		stop()
+		select {
+		case err := <-done:
+			if err != nil || !strings.Contains(errb.String(), "--live' resumes it") {
+				t.Fatalf("round %d: Ctrl-C on fetch --live: %v\n%s", round, err, errb.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: fetch --live did not stop on Ctrl-C", round)
+		}
 	}
 	for _, d := range []string{env, lab} {
 		if _, _, err := cli(t, "audit", "--verify", "--data", d); err != nil {

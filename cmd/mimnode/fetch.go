@@ -48,7 +48,15 @@ otherwise plain progress lines are printed.`,
 			}
 			defer body.Close()
 			r := &fetchRenderer{out: g.stdout, json: g.json, bar: !g.json && isTerminal(g.stdout), start: time.Now()}
-			return r.run(body)
+			err = r.run(body)
+			if live && r.following && cmd.Context().Err() != nil {
+				// Ctrl-C is how a live fetch is meant to end: the
+				// transfer stays open at the last change landed.
+				r.finish()
+				fmt.Fprintf(g.stderr, "stopped following the live feed; 'mimnode fetch %s --live' resumes it after the last change received, 'mimnode transfer terminate ID' ends it (mimnode transfer list shows it)\n", args[0])
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&live, "live", false, "keep receiving changes after the snapshot")
@@ -102,6 +110,7 @@ type fetchRenderer struct {
 	pb        *progressbar.ProgressBar
 	phase     string
 	lastDecil int64
+	following bool // the snapshot landed and the live feed runs
 }
 
 func (r *fetchRenderer) run(body io.Reader) error {
@@ -152,6 +161,9 @@ func (r *fetchRenderer) finish() {
 }
 
 func (r *fetchRenderer) progress(p transfer.Progress) {
+	if p.Phase == "live" {
+		r.following = true
+	}
 	if r.json {
 		return
 	}
