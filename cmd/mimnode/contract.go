@@ -154,9 +154,10 @@ func describeCode(c protocol.Code) string {
 
 func contractListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List this node's negotiations, as consumer and as provider",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List this node's negotiations, as consumer and as provider",
+		Example: "  mimnode contract list --data /tmp/lab",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return listNegotiations(g, cmd, "/api/v1/negotiations")
 		},
@@ -165,9 +166,10 @@ func contractListCmd(g *globals) *cobra.Command {
 
 func contractPendingCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "pending",
-		Short: "List requests waiting for a person's approval",
-		Args:  cobra.NoArgs,
+		Use:     "pending",
+		Short:   "List requests waiting for a person's approval",
+		Example: "  mimnode contract pending --data /tmp/env",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return listNegotiations(g, cmd, "/api/v1/negotiations/pending")
 		},
@@ -201,9 +203,10 @@ func listNegotiations(g *globals, cmd *cobra.Command, path string) error {
 
 func contractShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one negotiation, with the refusal reasons if it was refused",
-		Args:  cobra.ExactArgs(1),
+		Use:     "show ID",
+		Short:   "Show one negotiation, with the refusal reasons if it was refused",
+		Example: "  mimnode contract show urn:uuid:3f2a... --data /tmp/lab",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var in contract.Info
 			if err := g.call(cmd.Context(), "GET", "/api/v1/negotiations/"+url.PathEscape(args[0]), nil, &in); err != nil {
@@ -216,9 +219,10 @@ func contractShowCmd(g *globals) *cobra.Command {
 
 func contractApproveCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "approve ID",
-		Short: "Approve a request waiting for approval; the agreement is signed and sent",
-		Args:  cobra.ExactArgs(1),
+		Use:     "approve ID",
+		Short:   "Approve a request waiting for approval; the agreement is signed and sent",
+		Example: "  mimnode contract approve urn:uuid:3f2a... --data /tmp/env   # an id 'contract pending' lists",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var in contract.Info
 			if err := g.call(cmd.Context(), "POST", "/api/v1/negotiations/"+url.PathEscape(args[0])+"/approve", struct{}{}, &in); err != nil {
@@ -296,9 +300,10 @@ as the node advertises it.`,
 	add.Flags().StringVar(&file, "file", "", "ODRL offer file instead of a template")
 	add.Flags().BoolVar(&manual, "manual", false, "require manual approval of requests")
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List recorded offers (ODRL)",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List recorded offers (ODRL)",
+		Example: "  mimnode contract offer list --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out []json.RawMessage
 			if err := g.call(cmd.Context(), "GET", "/api/v1/offers", nil, &out); err != nil {
@@ -383,9 +388,10 @@ func agreementExportCmd(g *globals) *cobra.Command {
 // agreementListCmd is `mimnode agreement list`.
 func agreementListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List the agreements this node holds",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List the agreements this node holds",
+		Example: "  mimnode agreement list --data /tmp/lab",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var list []contract.AgreementInfo
 			if err := g.call(cmd.Context(), "GET", "/api/v1/agreements", nil, &list); err != nil {

@@ -32,10 +32,13 @@ them like local data. An interrupted fetch resumes where it stopped.
 
 With --live the transfer stays open afterwards: the provider pushes every
 change to the dataset's entities as it happens, until the agreement ends,
-either side suspends the transfer, or you press Ctrl-C.
+either side suspends the transfer, or you press Ctrl-C; the transfer then
+stays open, and fetch --live again resumes after the last change received.
 
 On a terminal a progress bar shows bytes, blocks, entities, rate and ETA;
 otherwise plain progress lines are printed.`,
+		Example: `  mimnode fetch urn:uuid:9b0d... --data /tmp/lab
+  mimnode fetch urn:uuid:9b0d... --live --data /tmp/lab`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := g.client()

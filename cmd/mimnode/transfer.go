@@ -24,9 +24,10 @@ func transferCmd(g *globals) *cobra.Command {
 
 func transferListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List transfers, as consumer and as provider, newest first",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List transfers, as consumer and as provider, newest first",
+		Example: "  mimnode transfer list --data /tmp/lab",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var list []transfer.Info
 			if err := g.call(cmd.Context(), "GET", "/api/v1/transfers", nil, &list); err != nil {
@@ -50,9 +51,10 @@ func transferListCmd(g *globals) *cobra.Command {
 
 func transferShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one transfer with its usage record and, if refused, the reasons",
-		Args:  cobra.ExactArgs(1),
+		Use:     "show ID",
+		Short:   "Show one transfer with its usage record and, if refused, the reasons",
+		Example: "  mimnode transfer show urn:uuid:7c1e... --data /tmp/lab",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var in transfer.Info
 			if err := g.call(cmd.Context(), "GET", "/api/v1/transfers/"+url.PathEscape(args[0]), nil, &in); err != nil {
@@ -91,9 +93,10 @@ func printTransfer(g *globals, in transfer.Info) error {
 func transferControlCmd(g *globals, verb, short string, withReason bool) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:   verb + " ID",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:     verb + " ID",
+		Short:   short,
+		Example: "  mimnode transfer " + verb + " urn:uuid:7c1e... --data /tmp/lab   # an id 'transfer list' shows",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := g.client()
 			if err != nil {

@@ -105,8 +105,8 @@
 //
 // # Block files
 //
-// Blocks live in the store's blob directory (store.Blobs, by default
-// DATA/badger.blobs beside the database), appended to segment files
+// Blocks live in the store's blob directory (store.Blobs; a node keeps it
+// in DATA/blocks), appended to segment files
 // (seg/<n>.blk) and named in each segment's index (seg/<n>.idx); blocks
 // that earlier nodes wrote as files of their own (<shard>/<cid>) are still
 // read. Durability rule: a fetched block is reported held only once a
