@@ -270,8 +270,12 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 			return err
 		}
 		next := c.Seq + 1
+		// The change counts in the transfer's usage record (MIM3
+		// accounting), stored with the mark of the last change landed.
+		e.info.Usage.Entities++
+		e.info.Usage.Bytes += int64(len(f))
 		if err := s.provenanceWrite(func() error {
-			return s.o.Store.Update(func(tx *store.Txn) error {
+			return s.save(e, func(tx *store.Txn) error {
 				if c.Op == ngsild.OpDelete {
 					if err := tx.Delete(provenanceKey(c.ID)); err != nil {
 						return err

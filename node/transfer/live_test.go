@@ -94,6 +94,11 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 		t.Errorf("ProvenanceOf(%s) = %+v, %v, %v, want provider %s, agreement %s", testID(50), p, ok, err, prov.id(), a.ID)
 	}
 
+	// The usage record counts the snapshot's entities and every change
+	// landed since, with their bytes.
+	if got, err := cons.svc.Get(in.ID); err != nil || got.Usage.Entities != 50+21 || got.Usage.Bytes <= in.Usage.Bytes {
+		t.Errorf("usage after the snapshot and 21 changes: %+v, %v; want 71 entities and more bytes than the snapshot's %d", got.Usage, err, in.Usage.Bytes)
+	}
 	if _, err := cons.svc.Suspend(ctx, in.ID, "pause for maintenance"); err != nil {
 		t.Fatalf("Suspend: %v", err)
 	}
