@@ -264,6 +264,9 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	if _, ok := patch["expiresAt"]; ok && !sub.ExpiresAt.IsZero() && !sub.ExpiresAt.After(s.now()) {
+		return newError(BadRequestData, "invalid subscription", "expiresAt is in the past")
+	}
 	next := &subState{body: *b, context: st.context, sub: sub, spec: compileSpec(b, sub, tc, st.context), status: st.status}
 	rec, err := next.record()
 	if err != nil {

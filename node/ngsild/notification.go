@@ -51,6 +51,7 @@ func compileSpec(b *subscriptionBody, sub *Subscription, tc *termContext, ctxVal
 	sp := &notifySpec{uri: nd.Endpoint.URI, tc: tc, show: nd.ShowChanges,
 		deleted: sub.triggers()&AttributeDeleted != 0, header: http.Header{}}
 	sp.ro.sysAttrs = nd.SysAttrs
+	sp.ro.lang = b.Lang // clause 4.15: languageMaps shown in one language
 	switch nd.Format {
 	case "keyValues":
 		sp.ro.format = keyValues
@@ -70,7 +71,7 @@ func compileSpec(b *subscriptionBody, sub *Subscription, tc *termContext, ctxVal
 	if nd.Endpoint.Accept == "application/geo+json" {
 		sp.geoIRI = tc.expand("location")
 	}
-	sp.key = fmt.Sprintf("%p|%d|%t|%t|%t|%s|%s", tc, sp.ro.format, sp.ro.sysAttrs, sp.show, sp.deleted, sp.geoIRI, strings.Join(attrs, " "))
+	sp.key = fmt.Sprintf("%p|%d|%t|%t|%t|%s|%s|%s", tc, sp.ro.format, sp.ro.sysAttrs, sp.show, sp.deleted, sp.geoIRI, sp.ro.lang, strings.Join(attrs, " "))
 	if nd.Endpoint.Accept == "application/ld+json" {
 		sp.header.Set("Content-Type", "application/ld+json")
 		c := ctxVal

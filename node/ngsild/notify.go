@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,9 @@ func readCursor(db *store.DB) (uint64, error) {
 
 // checkEndpoint applies the allowlist to a new notification endpoint.
 func (n *notifier) checkEndpoint(ctx context.Context, uri string) error {
+	if u, err := url.Parse(uri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return newError(BadRequestData, "invalid subscription", "notification.endpoint.uri must be an http or https URL, got %q", uri)
+	}
 	if err := n.allow.Check(ctx, uri); err != nil {
 		return &Error{Type: BadRequestData, Title: "notification endpoint not allowed", Detail: err.Error(), Err: err}
 	}
@@ -540,7 +544,7 @@ func (s *Service) selected(sub *Subscription) ([]*Entity, error) {
 	seen := map[string]bool{}
 	var out []*Entity
 	for _, es := range sels {
-		eq := &entityQuery{idPattern: es.IDPattern, q: sub.Q, geo: sub.Geo, geoIRI: sub.GeoProperty, limit: s.opts.MaxLimit}
+		eq := &entityQuery{idPattern: es.IDPattern, q: sub.Q, geo: sub.Geo, geoIRI: sub.GeoProperty, scopeQ: sub.ScopeQ, limit: s.opts.MaxLimit}
 		if es.ID != "" {
 			eq.ids = map[string]bool{es.ID: true}
 		}

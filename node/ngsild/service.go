@@ -251,15 +251,21 @@ func (s *Service) Register(mux *http.ServeMux) {
 
 // ---- request helpers ----
 
-// checkPathID refuses an entity id in the path that is not a URI
-// (BadRequestData, as for one in a body): no entity can have it, and a
-// client that sent it has a bug that "not found" would hide.
+// checkPathID refuses an entity or subscription id in the path that is
+// not a URI (BadRequestData, as for one in a body): nothing can have it,
+// and a client that sent it has a bug that "not found" would hide.
 func checkPathID(r *http.Request) error {
-	if !strings.Contains(r.Pattern, "/entities/{id}") {
+	what := ""
+	switch {
+	case strings.Contains(r.Pattern, "/entities/{id}"):
+		what = "entity"
+	case strings.Contains(r.Pattern, "/subscriptions/{id}"):
+		what = "subscription"
+	default:
 		return nil
 	}
 	if id := r.PathValue("id"); !isURI(id) {
-		return newError(BadRequestData, "invalid entity id", "%q is not a URI", id)
+		return newError(BadRequestData, "invalid "+what+" id", "%q is not a URI", id)
 	}
 	return nil
 }

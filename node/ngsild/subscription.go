@@ -46,7 +46,9 @@ type Subscription struct {
 	Q           *query.Q
 	Geo         *query.Geo
 	GeoProperty string
-	IsActive    bool
+	// ScopeQ filters on the entity's scopes (clause 4.18).
+	ScopeQ   *query.ScopeQuery
+	IsActive bool
 	// ExpiresAt, when set, ends the subscription.
 	ExpiresAt time.Time
 	// Throttling is the least time between two notifications; matches
@@ -82,7 +84,7 @@ func (sub *Subscription) selects(id string, types []string) bool {
 
 // filter applies Q and Geo to an entity state.
 func (sub *Subscription) filter(e *Entity) bool {
-	eq := entityQuery{q: sub.Q, geo: sub.Geo, geoIRI: sub.GeoProperty}
+	eq := entityQuery{q: sub.Q, geo: sub.Geo, geoIRI: sub.GeoProperty, scopeQ: sub.ScopeQ}
 	return eq.match(e)
 }
 
@@ -206,6 +208,8 @@ type subscriptionBody struct {
 	TimeInterval      float64         `json:"timeInterval,omitempty"`
 	Q                 string          `json:"q,omitempty"`
 	GeoQ              *geoQ           `json:"geoQ,omitempty"`
+	ScopeQ            string          `json:"scopeQ,omitempty"`
+	Lang              string          `json:"lang,omitempty"`
 	IsActive          *bool           `json:"isActive,omitempty"`
 	ExpiresAt         string          `json:"expiresAt,omitempty"`
 	Throttling        float64         `json:"throttling,omitempty"`
@@ -306,6 +310,13 @@ func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, e
 			return nil, &Error{Type: BadRequestData, Title: "invalid subscription q", Detail: err.Error(), Err: err}
 		}
 		sub.Q = q
+	}
+	if b.ScopeQ != "" {
+		sq, err := query.ParseScopeQuery(plusLevels(b.ScopeQ))
+		if err != nil {
+			return nil, &Error{Type: BadRequestData, Title: "invalid subscription scopeQ", Detail: err.Error(), Err: err}
+		}
+		sub.ScopeQ = sq
 	}
 	if g := b.GeoQ; g != nil {
 		coords := string(g.Coordinates)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -618,5 +619,58 @@ func TestGeoJSONNotifications(t *testing.T) {
 	feats, _ = fc["features"].([]any)
 	if len(feats) != 1 || feats[0].(map[string]any)["geometry"] != nil || feats[0].(map[string]any)["id"] != "urn:x:g1" {
 		t.Errorf("deletion notified as %v, want one Feature without geometry", d.body)
+	}
+}
+
+// TestSubscriptionScopeQAndLang checks a subscription's scopeQ (clause
+// 4.18: only entities in a matching scope notify) and lang (clause 4.15:
+// a LanguageProperty notified as a Property in that language), which were
+// dropped without a word.
+func TestSubscriptionScopeQAndLang(t *testing.T) {
+	r := newReceiver(t)
+	n := startedNode(t, nil, nil)
+	id := subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Sign"}},
+		"scopeQ": "/Madrid", "lang": "de",
+		"notification": map[string]any{"endpoint": map[string]any{"uri": r.srv.URL}}})
+	stored := decode(t, n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil)).(map[string]any)
+	if stored["scopeQ"] != "/Madrid" || stored["lang"] != "de" {
+		t.Errorf("stored subscription %v, want its scopeQ and lang", stored)
+	}
+	label := `"label": {"type": "LanguageProperty", "languageMap": {"en": "Stop", "de": "Halt"}}`
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:berlin", "type": "Sign", "scope": "/Berlin", `+label+`}`), http.StatusCreated)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:madrid", "type": "Sign", "scope": "/Madrid", `+label+`}`), http.StatusCreated)
+	got, _ := r.entities(t, 1)
+	if got[0]["id"] != "urn:x:madrid" {
+		t.Fatalf("notified %v, want only the entity in /Madrid", got[0]["id"])
+	}
+	if l, _ := got[0]["label"].(map[string]any); l["type"] != "Property" || l["value"] != "Halt" || l["lang"] != "de" {
+		t.Errorf("label notified as %v, want the Property in German", got[0]["label"])
+	}
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Sign"}},
+		"scopeQ": "Madrid(", "notification": map[string]any{"endpoint": map[string]any{"uri": r.srv.URL}}}), BadRequestData)
+}
+
+// TestSubscriptionPathAndPatchChecks checks what a PATCH or a path may not
+// do: an id that is not a URI is BadRequestData (not "not found"), an
+// expiresAt in the past is refused as on create, and an endpoint that is
+// not http(s) is refused for its scheme before any name is looked up.
+func TestSubscriptionPathAndPatchChecks(t *testing.T) {
+	r := newReceiver(t)
+	n := startedNode(t, nil, nil)
+	id := subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Sign"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": r.srv.URL}}})
+	for _, m := range []string{"GET", "DELETE"} {
+		wantProblem(t, n.do(m, "/ngsi-ld/v1/subscriptions/nope", nil), BadRequestData)
+	}
+	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/nope", `{}`), BadRequestData)
+	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, `{"expiresAt": "2020-01-01T00:00:00Z"}`), BadRequestData)
+	rec := n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, `{"notification": {"endpoint": {"uri": "ftp://x"}}}`)
+	wantProblem(t, rec, BadRequestData)
+	if !strings.Contains(rec.Body.String(), "http or https") {
+		t.Errorf("ftp endpoint refused with %s, want the scheme named", rec.Body.String())
+	}
+	stored := decode(t, n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil)).(map[string]any)
+	if stored["expiresAt"] != nil || stored["status"] != "active" {
+		t.Errorf("refused PATCHes changed the subscription: %v", stored)
 	}
 }
