@@ -88,14 +88,22 @@ func parseTemporalQuery(q url.Values) (*temporalQuery, error) {
 		tq.lastN = n
 	}
 	aggregated := false
-	for _, o := range splitList(q.Get("options")) {
+	opts := splitList(q.Get("options"))
+	if f := q.Get("format"); f != "" {
+		opts = append(opts, f) // format= names one representation, as options= does
+	}
+	for _, o := range opts {
 		switch o {
-		case "temporalValues":
+		case "temporalValues", "simplified":
 			tq.values = true
 		case "sysAttrs":
 			tq.sysAttrs = true
 		case "aggregatedValues":
 			aggregated = true
+		case "normalized":
+		default:
+			return nil, newError(BadRequestData, "invalid temporal query",
+				"unknown or unsupported option or format %q (normalized, temporalValues, simplified, aggregatedValues, sysAttrs)", o)
 		}
 	}
 	for _, m := range splitList(q.Get("aggrMethods")) {
@@ -449,6 +457,11 @@ func (s *Service) retrieveTemporal(w http.ResponseWriter, r *http.Request) error
 			return errNotFound(id)
 		}
 		out, err = s.renderTemporal(tx, id, types, attrs, tq, tc)
+		if err == nil && e == nil && attrs == nil && len(out) <= 1 {
+			// Marks of history that was deleted, and no entity: there is
+			// no temporal representation left (only the id to show).
+			return errNotFound(id)
+		}
 		return err
 	})
 	if err != nil {
@@ -536,14 +549,16 @@ func (s *Service) deleteTemporal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if n == 0 {
+		// No history to delete (never any, or deleted before): a second
+		// DELETE is not found, as for an entity.
+		return newError(ResourceNotFound, "temporal representation not found", "entity %q has no history", id)
+	}
 	e, err := s.Entity(id)
 	if err != nil {
 		return err
 	}
 	if e == nil {
-		if n == 0 {
-			return errNotFound(id)
-		}
 		// Nothing is left to list; a new entity with this id starts over.
 		if err := s.deleteMarks(id); err != nil {
 			return err

@@ -315,6 +315,11 @@ func TestTemporalDeletes(t *testing.T) {
 	if len(m) != 2 {
 		t.Fatalf("after deleting the history only id and type remain, got %v", m)
 	}
+	// A second delete finds no history to delete; once the entity is
+	// gone too, there is no temporal representation at all.
+	wantProblem(t, n.do("DELETE", base, nil), ResourceNotFound)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/entities/"+sensorID, nil), http.StatusNoContent)
+	wantProblem(t, n.do("GET", base, nil), ResourceNotFound)
 	wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Sensor:none", nil), ResourceNotFound)
 }
 
@@ -336,12 +341,22 @@ func TestTemporalBadInput(t *testing.T) {
 		{"bad aggrPeriodDuration", "aggrMethods=sum&aggrPeriodDuration=1H"},
 		{"period without methods", "aggrPeriodDuration=PT1H"},
 		{"values and aggregation", "options=temporalValues&aggrMethods=sum"},
+		{"unknown option", "options=bogus"},
+		{"unsupported format", "format=concise"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?"+tc.query, nil), BadRequestData)
 		})
 	}
 	wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities?lastN=2", nil), BadRequestData)
+	// format= names the representation as options= does.
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
+	want := n.do("GET", base+"?options=temporalValues", nil).Body.String()
+	for _, q := range []string{"format=temporalValues", "format=simplified", "options=simplified"} {
+		if got := n.do("GET", base+"?"+q, nil).Body.String(); got != want {
+			t.Errorf("%s: %s, want the temporalValues form %s", q, got, want)
+		}
+	}
 	for name, body := range map[string]any{
 		"no id":          map[string]any{"type": "Sensor", "t": []any{map[string]any{"type": "Property", "value": 1}}},
 		"null attribute": map[string]any{"id": "urn:x:1", "type": "Sensor", "t": nil},
