@@ -198,6 +198,7 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) erro
 	sort.Strings(ids)
 	total := len(ids)
 	ids = ids[min(offset, len(ids)):]
+	more := len(ids) > limit
 	ids = ids[:min(limit, len(ids))]
 	out := make([]map[string]any, 0, len(ids))
 	for _, id := range ids {
@@ -206,6 +207,9 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) erro
 	n.mu.Unlock()
 	if q.Get("count") == "true" {
 		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
+	}
+	if limit > 0 {
+		pageLinks(w.Header(), r.URL, offset, limit, more)
 	}
 	tc, err := s.queryContext(r)
 	if err != nil {

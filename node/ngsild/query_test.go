@@ -2,6 +2,7 @@ package ngsild
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -235,14 +236,6 @@ func TestPagination(t *testing.T) {
 func TestPageLinks(t *testing.T) {
 	n := newTestNode(t, nil)
 	loadFixture(t, n)
-	pageLink := func(rec *httptest.ResponseRecorder, rel string) string {
-		for _, l := range rec.Header().Values("Link") {
-			if strings.HasSuffix(l, `rel="`+rel+`"`) {
-				return l[strings.IndexByte(l, '<')+1 : strings.IndexByte(l, '>')]
-			}
-		}
-		return ""
-	}
 	target := "/ngsi-ld/v1/entities?q=name&limit=2"
 	var all []string
 	for pages := 0; target != ""; pages++ {
@@ -269,6 +262,46 @@ func TestPageLinks(t *testing.T) {
 	// A page that holds every match has no next link.
 	if rec := n.do("GET", "/ngsi-ld/v1/entities?q=name&limit=5", nil); pageLink(rec, "next") != "" {
 		t.Errorf("next link on the only page: %v", rec.Header().Values("Link"))
+	}
+}
+
+// pageLink returns the target of rec's Link header with relation rel, ""
+// when there is none.
+func pageLink(rec *httptest.ResponseRecorder, rel string) string {
+	for _, l := range rec.Header().Values("Link") {
+		if strings.HasSuffix(l, `rel="`+rel+`"`) {
+			return l[strings.IndexByte(l, '<')+1 : strings.IndexByte(l, '>')]
+		}
+	}
+	return ""
+}
+
+// TestPageLinksOfSubscriptionsAndTemporal checks the next and prev links
+// of GET /subscriptions and GET /temporal/entities, as of GET /entities.
+func TestPageLinksOfSubscriptionsAndTemporal(t *testing.T) {
+	n := newTestNode(t, nil)
+	for i := range 3 {
+		subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+			"notification": map[string]any{"endpoint": map[string]any{"uri": fmt.Sprintf("http://127.0.0.1:9/n%d", i)}}})
+		rec := n.do("POST", "/ngsi-ld/v1/temporal/entities", map[string]any{"id": fmt.Sprintf("urn:ngsi-ld:Sensor:p%d", i), "type": "Sensor",
+			"t": []any{map[string]any{"type": "Property", "value": i, "observedAt": "2026-01-01T00:00:00Z"}}})
+		wantStatus(t, rec, http.StatusCreated)
+	}
+	for _, first := range []string{"/ngsi-ld/v1/subscriptions?limit=2", "/ngsi-ld/v1/temporal/entities?type=Sensor&limit=2"} {
+		rec := n.do("GET", first, nil)
+		wantStatus(t, rec, http.StatusOK)
+		next := pageLink(rec, "next")
+		if next == "" || pageLink(rec, "prev") != "" {
+			t.Errorf("%s: links %v, want next and no prev", first, rec.Header().Values("Link"))
+			continue
+		}
+		rec = n.do("GET", next, nil)
+		wantStatus(t, rec, http.StatusOK)
+		var page []any
+		json.Unmarshal(rec.Body.Bytes(), &page)
+		if len(page) != 1 || pageLink(rec, "next") != "" || pageLink(rec, "prev") == "" {
+			t.Errorf("%s: second page has %d items, links %v; want 1, prev and no next", next, len(page), rec.Header().Values("Link"))
+		}
 	}
 }
 

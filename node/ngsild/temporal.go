@@ -389,12 +389,24 @@ func (s *Service) queryTemporal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// One match more than the page says whether there is a next page.
+	limit := eq.limit
+	if limit > 0 {
+		eq.limit++
+	}
 	page, total, err := s.run(eq)
 	if err != nil {
 		return err
 	}
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
+	}
 	if eq.count {
 		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
+	}
+	if limit > 0 {
+		pageLinks(w.Header(), r.URL, eq.offset, limit, more)
 	}
 	out := make([]map[string]any, 0, len(page))
 	err = s.db.View(func(tx *store.Txn) error {
