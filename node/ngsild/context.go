@@ -242,7 +242,11 @@ func (cs *contextStore) LoadDocument(u string) (*ld.RemoteDocument, error) {
 type termContext struct {
 	terms map[string]string // term -> IRI
 	rev   map[string]string // IRI -> preferred term
-	vocab string
+	// prefixes are the terms usable as prefixes of compact IRIs
+	// (JSON-LD 1.1: a simple term whose IRI ends with a gen-delim
+	// character), shortest term first.
+	prefixes []prefixTerm
+	vocab    string
 	// value is the @context as the client gave it (nil: core only); it is
 	// echoed in application/ld+json responses.
 	value any
@@ -371,9 +375,15 @@ func buildTermContext(c *ld.Context) *termContext {
 		if _, ok := tc.rev[iri]; !ok {
 			tc.rev[iri] = t
 		}
+		if strings.ContainsAny(iri[len(iri)-1:], "/#:?[]@") {
+			tc.prefixes = append(tc.prefixes, prefixTerm{term: t, iri: iri})
+		}
 	}
 	return tc
 }
+
+// prefixTerm is a term that can start a compact IRI (term:suffix).
+type prefixTerm struct{ term, iri string }
 
 // expand maps a term as written by the client to its IRI (JSON-LD IRI
 // expansion with vocab=true).
@@ -403,6 +413,28 @@ func (tc *termContext) compact(iri string) string {
 		if _, taken := tc.terms[rest]; !taken && rest != "" {
 			return rest
 		}
+	}
+	// A compact IRI (JSON-LD IRI compaction): the shortest term:suffix
+	// that a prefix gives and that expands back to iri.
+	best := ""
+	for _, p := range tc.prefixes {
+		if len(iri) <= len(p.iri) || !strings.HasPrefix(iri, p.iri) {
+			continue
+		}
+		suffix := iri[len(p.iri):]
+		if strings.HasPrefix(suffix, "//") {
+			continue // would read as a URL of scheme p.term
+		}
+		c := p.term + ":" + suffix
+		if t, taken := tc.terms[c]; taken && t != iri {
+			continue
+		}
+		if best == "" || len(c) < len(best) || len(c) == len(best) && c < best {
+			best = c
+		}
+	}
+	if best != "" {
+		return best
 	}
 	return iri
 }

@@ -143,3 +143,27 @@ func TestContextStoreEndpoints(t *testing.T) {
 		t.Error("the core context is not served as embedded")
 	}
 }
+
+// TestCompactIRIs checks JSON-LD IRI compaction with a prefix term: an
+// IRI no term names comes back as prefix:suffix when the client's context
+// defines the prefix (as JSON-LD compaction gives), and reads back the same.
+func TestCompactIRIs(t *testing.T) {
+	n := newTestNode(t, nil)
+	rec := n.do("POST", "/ngsi-ld/v1/jsonldContexts", `{"@context": {"ex": "https://example.org/"}}`, "Content-Type", "application/ld+json")
+	wantStatus(t, rec, http.StatusCreated)
+	ctxURL := "http://node.test" + rec.Header().Get("Location")
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:room1", "type": "https://example.org/Room",
+		"https://example.org/temperature": {"type": "Property", "value": 21}}`), http.StatusCreated)
+	e := decode(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:room1?options=keyValues", nil, link(ctxURL)...)).(map[string]any)
+	if e["type"] != "ex:Room" || e["ex:temperature"] != 21.0 {
+		t.Errorf("entity under a context with prefix ex: %v, want type ex:Room and ex:temperature", e)
+	}
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities?type=ex:Room&attrs=ex:temperature", nil, link(ctxURL)...)); len(got) != 1 {
+		t.Errorf("query in compact IRIs found %v", got)
+	}
+	// Without the prefix in the context, the full IRI.
+	e = decode(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:room1?options=keyValues", nil)).(map[string]any)
+	if e["type"] != "https://example.org/Room" {
+		t.Errorf("entity under the core context: %v, want the full IRI", e)
+	}
+}
