@@ -202,7 +202,17 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) erro
 	ids = ids[:min(limit, len(ids))]
 	out := make([]map[string]any, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, n.subs[id].render(s.now()))
+		m := n.subs[id].render(s.now())
+		if acc == acceptLD {
+			// Its names are as its creator wrote them, under its own
+			// @context, not the one of this request.
+			c := n.subs[id].context
+			if c == nil {
+				c = CoreContextURL
+			}
+			m["@context"] = c
+		}
+		out = append(out, m)
 	}
 	n.mu.Unlock()
 	if q.Get("count") == "true" {

@@ -427,6 +427,9 @@ func negotiate(r *http.Request, geoOK bool) (accepted, error) {
 		}
 	}
 	if best < 0 {
+		if !geoOK {
+			return 0, newError(NotAcceptable, "not acceptable", "this resource is available as application/json or application/ld+json")
+		}
 		return 0, newError(NotAcceptable, "not acceptable", "this resource is available as application/json, application/ld+json or application/geo+json")
 	}
 	return best, nil
@@ -448,7 +451,9 @@ func writeJSON(w http.ResponseWriter, status int, v any, acc accepted, tc *termC
 			x["@context"] = ctxVal
 		case []map[string]any:
 			for _, m := range x {
-				m["@context"] = ctxVal
+				if _, own := m["@context"]; !own { // a subscription keeps its own
+					m["@context"] = ctxVal
+				}
 			}
 		}
 	case acceptGeo:

@@ -674,3 +674,21 @@ func TestSubscriptionPathAndPatchChecks(t *testing.T) {
 		t.Errorf("refused PATCHes changed the subscription: %v", stored)
 	}
 }
+
+// TestSubscriptionListKeepsEachContext checks that GET /subscriptions as
+// application/ld+json gives each subscription the @context it was created
+// with: its names are kept as written, and under the request's context a
+// JSON-LD reader would take them for other IRIs.
+func TestSubscriptionListKeepsEachContext(t *testing.T) {
+	n := newTestNode(t, nil)
+	own := []any{map[string]any{"Room": "https://example.org/Room"}, CoreContextURL}
+	body := map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Room"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": "http://127.0.0.1:9/n"}}, "@context": own}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/subscriptions", body, ldJSON()...), http.StatusCreated)
+	rec := n.do("GET", "/ngsi-ld/v1/subscriptions", nil, "Accept", "application/ld+json")
+	wantStatus(t, rec, http.StatusOK)
+	list := decode(t, rec).([]any)
+	if len(list) != 1 || !reflect.DeepEqual(list[0].(map[string]any)["@context"], own) {
+		t.Errorf("listed %v, want the subscription with its own @context %v", list, own)
+	}
+}
