@@ -217,6 +217,7 @@ var routes = []route{
 	{"GET /ngsi-ld/v1/temporal/entities", (*Service).queryTemporal},
 	{"GET /ngsi-ld/v1/temporal/entities/{id}", (*Service).retrieveTemporal},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}", (*Service).deleteTemporal},
+	{"POST /ngsi-ld/v1/temporal/entities/{id}/attrs", (*Service).appendTemporalAttrs},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}", (*Service).deleteTemporalAttr},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instanceId}", (*Service).deleteTemporalInstance},
 	{"POST /ngsi-ld/v1/subscriptions", (*Service).createSubscription},

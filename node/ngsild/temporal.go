@@ -490,6 +490,22 @@ func (s *Service) retrieveTemporal(w http.ResponseWriter, r *http.Request) error
 // the entity's current value, creating the entity when it is new (201) or
 // updating it (204).
 func (s *Service) createTemporal(w http.ResponseWriter, r *http.Request) error {
+	return s.writeTemporal(w, r, "")
+}
+
+// appendTemporalAttrs is POST /temporal/entities/{id}/attrs (clause
+// 6.20.3.1): the body's attribute instances are added to the history of
+// an entity that exists (ResourceNotFound otherwise), as a POST of the
+// whole entity to /temporal/entities adds them.
+func (s *Service) appendTemporalAttrs(w http.ResponseWriter, r *http.Request) error {
+	return s.writeTemporal(w, r, r.PathValue("id"))
+}
+
+// writeTemporal adds a temporal entity body's instances to its history
+// and makes each attribute's newest instance its current value: for
+// POST /temporal/entities (pathID empty: created if new), or for POST
+// /temporal/entities/{pathID}/attrs (the entity must exist).
+func (s *Service) writeTemporal(w http.ResponseWriter, r *http.Request, pathID string) error {
 	body, ldJSON, err := readBody(r)
 	if err != nil {
 		return err
@@ -504,12 +520,19 @@ func (s *Service) createTemporal(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := s.now()
 	head := map[string]any{}
-	for _, k := range []string{"id", "@id", "type", "@type"} {
-		if v, ok := m[k]; ok {
-			head[k] = v
+	if pathID != "" {
+		if v, ok := m["id"]; ok && v != pathID {
+			return newError(BadRequestData, "id mismatch", "the body's id %v differs from the URL's %q", v, pathID)
+		}
+		head["id"] = pathID
+	} else {
+		for _, k := range []string{"id", "@id", "type", "@type"} {
+			if v, ok := m[k]; ok {
+				head[k] = v
+			}
 		}
 	}
-	frag, err := decodeEntity(head, tc, now, true)
+	frag, err := decodeEntity(head, tc, now, pathID == "")
 	if err != nil {
 		return err
 	}
@@ -537,7 +560,7 @@ func (s *Service) createTemporal(w http.ResponseWriter, r *http.Request) error {
 			frag.Attrs[iri] = append(frag.Attrs[iri], a)
 		}
 	}
-	ch := s.mergeChange(frag, mergeAppend, true, nil)
+	ch := s.mergeChange(frag, mergeAppend, pathID == "", nil)
 	ch.history = history
 	out, err := s.commitOne(ch)
 	if err != nil {

@@ -456,3 +456,28 @@ func TestParseISODuration(t *testing.T) {
 
 // coreVocab is where the core context puts terms it does not define.
 const coreVocab = "https://uri.etsi.org/ngsi-ld/default-context/"
+
+// TestAppendTemporalAttrs checks POST /temporal/entities/{id}/attrs
+// (clause 6.20.3.1): instances added to the history of an existing entity
+// (the newest becomes the current value), ResourceNotFound for an entity
+// that is not there, BadRequestData for a body naming another id.
+func TestAppendTemporalAttrs(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 2)
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
+	wantStatus(t, n.do("POST", base+"/attrs", map[string]any{"temperature": []any{
+		map[string]any{"type": "Property", "value": 30, "observedAt": obs(30)},
+		map[string]any{"type": "Property", "value": 20, "observedAt": obs(20)},
+	}}), http.StatusNoContent)
+	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 1, 2, 20, 30}) {
+		t.Errorf("history after the append: %v", got)
+	}
+	if e, _ := n.svc.Entity(sensorID); e.Attrs[coreVocab+"temperature"][0].Value != 30.0 {
+		t.Errorf("current temperature %v, want the newest instance, 30", e.Attrs[coreVocab+"temperature"][0].Value)
+	}
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Sensor:none/attrs", map[string]any{
+		"temperature": []any{map[string]any{"type": "Property", "value": 1, "observedAt": obs(1)}}}), ResourceNotFound)
+	wantProblem(t, n.do("POST", base+"/attrs", map[string]any{"id": "urn:ngsi-ld:Sensor:other",
+		"temperature": []any{map[string]any{"type": "Property", "value": 1, "observedAt": obs(1)}}}), BadRequestData)
+}
