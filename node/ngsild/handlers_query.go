@@ -208,6 +208,13 @@ type queryBody struct {
 		Georel      string          `json:"georel"`
 		Geoproperty string          `json:"geoproperty"`
 	} `json:"geoQ"`
+	// TemporalQ is POST /temporal/entityOperations/query's (clause 5.2.21).
+	TemporalQ *struct {
+		Timerel      string `json:"timerel"`
+		TimeAt       string `json:"timeAt"`
+		EndTimeAt    string `json:"endTimeAt"`
+		Timeproperty string `json:"timeproperty"`
+	} `json:"temporalQ"`
 }
 
 // postQuery is POST /entityOperations/query (clause 6.23.3.1): the same
@@ -218,24 +225,35 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, ldJSON, err := readBody(r)
+	params, _, tc, err := s.queryBodyParams(r)
 	if err != nil {
 		return err
+	}
+	return s.answerQuery(w, params, tc, acc, nil)
+}
+
+// queryBodyParams reads a Query body (POST /entityOperations/query and
+// its temporal twin) into GET /entities parameters, over the URL's own
+// (limit, offset, count, options), with the body's @context.
+func (s *Service) queryBodyParams(r *http.Request) (url.Values, *queryBody, *termContext, error) {
+	body, ldJSON, err := readBody(r)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	var raw map[string]any
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
-		return newError(InvalidRequest, "invalid query", "the body must be a JSON object")
+		return nil, nil, nil, newError(InvalidRequest, "invalid query", "the body must be a JSON object")
 	}
 	tc, err := s.bodyContext(r, raw, ldJSON)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	var qb queryBody
 	if err := json.Unmarshal(body, &qb); err != nil {
-		return newError(BadRequestData, "invalid query", "%v", err)
+		return nil, nil, nil, newError(BadRequestData, "invalid query", "%v", err)
 	}
 	if qb.Type != "Query" {
-		return newError(BadRequestData, "invalid query", `the body's type must be "Query"`)
+		return nil, nil, nil, newError(BadRequestData, "invalid query", `the body's type must be "Query"`)
 	}
 	params := queryParams(r)
 	for _, k := range []string{"id", "idPattern", "type", "attrs", "q", "scopeQ", "georel", "geometry", "coordinates", "geoproperty"} {
@@ -248,7 +266,7 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 			ids = append(ids, sel.ID)
 		case sel.IDPattern != "":
 			if params.Get("idPattern") != "" {
-				return newError(OperationNotSupported, "query not supported", "at most one entity selector may use idPattern")
+				return nil, nil, nil, newError(OperationNotSupported, "query not supported", "at most one entity selector may use idPattern")
 			}
 			params.Set("idPattern", sel.IDPattern)
 		}
@@ -289,7 +307,7 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 			params.Set("geoproperty", g.Geoproperty)
 		}
 	}
-	return s.answerQuery(w, params, tc, acc, nil)
+	return params, &qb, tc, nil
 }
 
 // plusLevels restores the '+' wildcard levels of a scopeQ that form

@@ -218,6 +218,7 @@ var routes = []route{
 	{"GET /ngsi-ld/v1/temporal/entities/{id}", (*Service).retrieveTemporal},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}", (*Service).deleteTemporal},
 	{"POST /ngsi-ld/v1/temporal/entities/{id}/attrs", (*Service).appendTemporalAttrs},
+	{"POST /ngsi-ld/v1/temporal/entityOperations/query", (*Service).postTemporalQuery},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}", (*Service).deleteTemporalAttr},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instanceId}", (*Service).deleteTemporalInstance},
 	{"POST /ngsi-ld/v1/subscriptions", (*Service).createSubscription},

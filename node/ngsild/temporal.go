@@ -380,7 +380,39 @@ func (s *Service) queryTemporal(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	params := queryParams(r)
+	return s.answerTemporal(w, queryParams(r), tc, acc, r.URL)
+}
+
+// postTemporalQuery is POST /temporal/entityOperations/query (clause
+// 6.24.3.1): GET /temporal/entities with the restrictions and the
+// temporalQ in the body (a Query, as POST /entityOperations/query takes);
+// limit, offset, count, lastN and options stay in the URL.
+func (s *Service) postTemporalQuery(w http.ResponseWriter, r *http.Request) error {
+	acc, err := negotiate(r, false)
+	if err != nil {
+		return err
+	}
+	params, qb, tc, err := s.queryBodyParams(r)
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{"timerel", "timeAt", "endTimeAt", "timeproperty"} {
+		delete(params, k)
+	}
+	if t := qb.TemporalQ; t != nil {
+		for k, v := range map[string]string{"timerel": t.Timerel, "timeAt": t.TimeAt, "endTimeAt": t.EndTimeAt, "timeproperty": t.Timeproperty} {
+			if v != "" {
+				params.Set(k, v)
+			}
+		}
+	}
+	return s.answerTemporal(w, params, tc, acc, nil)
+}
+
+// answerTemporal runs a temporal query given as GET /temporal/entities
+// parameters and writes the result; with self (a GET's URL) its pages
+// carry next and prev links.
+func (s *Service) answerTemporal(w http.ResponseWriter, params url.Values, tc *termContext, acc accepted, self *url.URL) error {
 	tq, err := parseTemporalQuery(params)
 	if err != nil {
 		return err
@@ -391,7 +423,7 @@ func (s *Service) queryTemporal(w http.ResponseWriter, r *http.Request) error {
 	}
 	// One match more than the page says whether there is a next page.
 	limit := eq.limit
-	if limit > 0 {
+	if self != nil && limit > 0 {
 		eq.limit++
 	}
 	page, total, err := s.run(eq)
@@ -405,8 +437,8 @@ func (s *Service) queryTemporal(w http.ResponseWriter, r *http.Request) error {
 	if eq.count {
 		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
 	}
-	if limit > 0 {
-		pageLinks(w.Header(), r.URL, eq.offset, limit, more)
+	if self != nil && limit > 0 {
+		pageLinks(w.Header(), self, eq.offset, limit, more)
 	}
 	out := make([]map[string]any, 0, len(page))
 	err = s.db.View(func(tx *store.Txn) error {

@@ -481,3 +481,26 @@ func TestAppendTemporalAttrs(t *testing.T) {
 	wantProblem(t, n.do("POST", base+"/attrs", map[string]any{"id": "urn:ngsi-ld:Sensor:other",
 		"temperature": []any{map[string]any{"type": "Property", "value": 1, "observedAt": obs(1)}}}), BadRequestData)
 }
+
+// TestPostTemporalQuery checks POST /temporal/entityOperations/query
+// (clause 6.24.3.1): the same answer as GET /temporal/entities with the
+// restrictions and temporalQ in the body, and lastN in the URL.
+func TestPostTemporalQuery(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 4)
+	body := map[string]any{"type": "Query", "entities": []any{map[string]any{"type": "Sensor"}}, "attrs": []any{"temperature"},
+		"temporalQ": map[string]any{"timerel": "before", "timeAt": obs(3)}}
+	rec := n.do("POST", "/ngsi-ld/v1/temporal/entityOperations/query?lastN=2", body)
+	wantStatus(t, rec, http.StatusOK)
+	want := n.do("GET", "/ngsi-ld/v1/temporal/entities?type=Sensor&attrs=temperature&timerel=before&timeAt="+url.QueryEscape(obs(3))+"&lastN=2", nil)
+	wantStatus(t, want, http.StatusOK)
+	if rec.Body.String() != want.Body.String() {
+		t.Errorf("POST query answered %s\nGET answered %s", rec.Body.String(), want.Body.String())
+	}
+	list := decode(t, rec).([]any)
+	if len(list) != 1 || !equalFloats(temporalValues(t, list[0].(map[string]any), "temperature"), []float64{1, 2}) {
+		t.Errorf("POST query: %v, want the sensor's last 2 readings before minute 3", list)
+	}
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/temporal/entityOperations/query", map[string]any{"type": "Query",
+		"entities": []any{map[string]any{"type": "Sensor"}}, "temporalQ": map[string]any{"timerel": "during"}}), BadRequestData)
+}
