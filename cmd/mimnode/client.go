@@ -81,10 +81,7 @@ func (c *client) send(ctx context.Context, method, path, contentType string, bod
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-		req.Header.Set(api.NodeTokenHeader, c.token)
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -122,4 +119,15 @@ func (g *globals) call(ctx context.Context, method, path string, body, out any) 
 		return err
 	}
 	return c.do(ctx, method, path, body, out)
+}
+
+// authorize adds the data directory's API token to req: as the bearer
+// token (needed when the API listens beyond loopback) and in
+// Mimnode-Node-Token, so that a daemon of another data directory refuses
+// the request (a stale DATA/api).
+func (c *client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set(api.NodeTokenHeader, c.token)
+	}
 }

@@ -83,9 +83,7 @@ func (c *client) stream(ctx context.Context, path string, body any) (io.ReadClos
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	c.authorize(req)
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("POST %s: %w", path, err)

@@ -384,7 +384,7 @@ func TestStaleAPIFileReachesNoOtherNode(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(gone, "api"), addr, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"status"}, {"federation", "create", "Stale region"}} {
+	for _, args := range [][]string{{"status"}, {"federation", "create", "Stale region"}, {"fetch", "urn:uuid:0"}} {
 		_, _, err := cli(t, append(args, "--data", gone)...)
 		if err == nil || !strings.Contains(err.Error(), "Another node's daemon") {
 			t.Errorf("%v with a stale api file: %v", args, err)
