@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/mimnode/mimnode/node/ngsild/query"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -231,12 +233,21 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) erro
 
 // updateSubscription is PATCH /subscriptions/{id} (clause 6.11.3.2): the
 // members given replace the stored ones (notification and its endpoint
-// merge member by member); names keep the subscription's @context.
+// merge member by member). Names in the patch are read with the request's
+// @context when it has one, else with the subscription's.
 func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	patch, _, _, err := s.readSubscription(r)
+	patch, reqCtx, reqTC, err := s.readSubscription(r)
 	if err != nil {
 		return err
+	}
+	if reqCtx != nil {
+		// The patch's names are the request's @context's: they are
+		// stored expanded, which the subscription's own context reads
+		// back as they are.
+		if err := expandSubscriptionNames(patch, reqTC); err != nil {
+			return err
+		}
 	}
 	if pid, ok := patch["id"]; ok && pid != id {
 		return newError(BadRequestData, "id mismatch", "the body's id differs from the URL's")
@@ -291,6 +302,47 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	}
 	n.put(next)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// expandSubscriptionNames replaces the names in a subscription patch
+// (entity types, watchedAttributes, notification attributes, the
+// geoproperty and the attributes in q) with their IRIs under tc.
+func expandSubscriptionNames(patch map[string]any, tc *termContext) error {
+	expandList := func(v any) {
+		if l, ok := v.([]any); ok {
+			for i, x := range l {
+				if name, ok := x.(string); ok {
+					l[i] = tc.expand(name)
+				}
+			}
+		}
+	}
+	if ents, ok := patch["entities"].([]any); ok {
+		for _, e := range ents {
+			if m, ok := e.(map[string]any); ok {
+				if t, ok := m["type"].(string); ok && !strings.ContainsAny(t, ",;|()") {
+					m["type"] = tc.expand(t)
+				}
+			}
+		}
+	}
+	expandList(patch["watchedAttributes"])
+	if nd, ok := patch["notification"].(map[string]any); ok {
+		expandList(nd["attributes"])
+	}
+	if g, ok := patch["geoQ"].(map[string]any); ok {
+		if gp, ok := g["geoproperty"].(string); ok {
+			g["geoproperty"] = tc.expand(gp)
+		}
+	}
+	if qs, ok := patch["q"].(string); ok && qs != "" {
+		q, err := query.Parse(qs, tc.expand)
+		if err != nil {
+			return &Error{Type: BadRequestData, Title: "invalid subscription q", Detail: err.Error(), Err: err}
+		}
+		patch["q"] = q.String()
+	}
 	return nil
 }
 

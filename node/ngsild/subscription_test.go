@@ -692,3 +692,24 @@ func TestSubscriptionListKeepsEachContext(t *testing.T) {
 		t.Errorf("listed %v, want the subscription with its own @context %v", list, own)
 	}
 }
+
+// TestSubscriptionPatchUsesItsContext checks that a PATCH's names are
+// read with the PATCH's own @context: watchedAttributes and q patched
+// under a context that maps humidity elsewhere watch that IRI, not the
+// subscription's humidity.
+func TestSubscriptionPatchUsesItsContext(t *testing.T) {
+	r := newReceiver(t)
+	n := startedNode(t, nil, nil)
+	id := subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Room"}},
+		"watchedAttributes": []any{"temperature"}, "notification": map[string]any{"endpoint": map[string]any{"uri": r.srv.URL}}})
+	other := []any{map[string]any{"humidity": "https://other.org/humidity"}, CoreContextURL}
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, map[string]any{"watchedAttributes": []any{"humidity"},
+		"q": "humidity>50", "@context": other}, ldJSON()...), http.StatusNoContent)
+	// The core context's humidity does not fire it; the other one does.
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:r1", "type": "Room", "humidity": {"type": "Property", "value": 60}}`), http.StatusCreated)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:r2", "type": "Room", "https://other.org/humidity": {"type": "Property", "value": 60}}`), http.StatusCreated)
+	got, _ := r.entities(t, 1)
+	if got[0]["id"] != "urn:x:r2" {
+		t.Errorf("notified %v, want only the entity with the other humidity", got[0]["id"])
+	}
+}
