@@ -80,14 +80,10 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 			}
 			var offer []byte
 			if offerFile != "" {
-				b, err := readInput(offerFile)
-				if err != nil {
+				var err error
+				if offer, err = readJSONInput(offerFile); err != nil {
 					return err
 				}
-				if !json.Valid(b) {
-					return fmt.Errorf("%s is not JSON", offerFile)
-				}
-				offer = b
 			}
 			cl, err := g.client()
 			if err != nil {
@@ -276,12 +272,9 @@ as the node advertises it.`,
 			body := contract.OfferRequest{Dataset: args[0], ID: id, Template: template, Federation: federation,
 				Days: days, Purposes: purposes, Manual: manual}
 			if file != "" {
-				b, err := readInput(file)
+				b, err := readJSONInput(file)
 				if err != nil {
 					return err
-				}
-				if !json.Valid(b) {
-					return fmt.Errorf("%s is not JSON", file)
 				}
 				body.ODRL = b
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,15 @@ func openInput(path, dirHint string) (*os.File, os.FileInfo, error) {
 // maxInputFile bounds the description, policy, agreement and @context
 // files commands read whole; the daemon refuses far smaller bodies.
 const maxInputFile = 64 << 20
+
+// readJSONInput is readInput for a file that must hold JSON.
+func readJSONInput(path string) ([]byte, error) {
+	b, err := readInput(path)
+	if err == nil && !json.Valid(b) {
+		return nil, fmt.Errorf("%s is not JSON", path)
+	}
+	return b, err
+}
 
 // readInput reads a whole file a command sends or checks (openInput says
 // what it refuses).

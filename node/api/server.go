@@ -268,25 +268,23 @@ func (s *Server) notRouted(w http.ResponseWriter, r *http.Request, code int) {
 	// 5.5.2) for paths under /ngsi-ld/ as for everything else there.
 	ngsi := strings.HasPrefix(r.URL.Path, "/ngsi-ld/")
 	if code == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", strings.Join(s.allowed(r), ", "))
+		allow := strings.Join(s.allowed(r), ", ")
+		w.Header().Set("Allow", allow)
 		d := problem.New(code, "method-not-allowed", "Method not allowed",
-			fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(s.allowed(r), ", ")))
+			fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
 		if ngsi {
-			d.Type = ngsiErrorBase + "OperationNotSupported"
+			d.Type = problem.NGSILDTypeBase + "OperationNotSupported"
 		}
 		problem.Write(w, d)
 		return
 	}
 	d := problem.New(http.StatusNotFound, "not-found", "Not found", fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	if ngsi {
-		d.Type = ngsiErrorBase + "ResourceNotFound"
+		d.Type = problem.NGSILDTypeBase + "ResourceNotFound"
 		d.Detail = fmt.Sprintf("this node has no NGSI-LD operation %s %s", r.Method, r.URL.Path)
 	}
 	problem.Write(w, d)
 }
-
-// ngsiErrorBase prefixes the NGSI-LD error type URIs (as ngsild.ErrorTypeBase).
-const ngsiErrorBase = "https://uri.etsi.org/ngsi-ld/errors/"
 
 // allowed returns the methods the mux routes for r's path, for the Allow
 // header of a 405 (RFC 9110 section 15.5.6).

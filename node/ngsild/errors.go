@@ -13,7 +13,7 @@ import (
 type ErrorType string
 
 // ErrorTypeBase prefixes every NGSI-LD error type URI.
-const ErrorTypeBase = "https://uri.etsi.org/ngsi-ld/errors/"
+const ErrorTypeBase = problem.NGSILDTypeBase
 
 // The NGSI-LD error types this package returns, with the HTTP status each maps
 // to in the table below.

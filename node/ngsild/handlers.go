@@ -72,21 +72,20 @@ func (s *Service) createChange(e *Entity) change {
 
 // pathTypes reads the type query parameter of a request on one entity
 // (GET or DELETE /entities/{id}): a type selection the entity must match,
-// as the type of a query; nil without one.
-func (s *Service) pathTypes(r *http.Request) (*query.TypeSelection, error) {
+// as the type of a query; nil without one. tc is the request's context,
+// nil when the caller has not resolved it.
+func (s *Service) pathTypes(r *http.Request, tc *termContext) (*query.TypeSelection, error) {
 	t := queryParams(r).Get("type")
 	if t == "" {
 		return nil, nil
 	}
-	tc, err := s.queryContext(r)
-	if err != nil {
-		return nil, err
+	if tc == nil {
+		var err error
+		if tc, err = s.queryContext(r); err != nil {
+			return nil, err
+		}
 	}
-	ts, err := query.ParseTypes(t, tc.expand)
-	if err != nil {
-		return nil, &Error{Type: BadRequestData, Title: "invalid type selection", Detail: err.Error(), Err: err}
-	}
-	return ts, nil
+	return parseTypeSelection(t, tc)
 }
 
 // errNotOfType is the answer for an entity that the type parameter does
@@ -110,7 +109,7 @@ func (s *Service) retrieveEntity(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ts, err := s.pathTypes(r)
+	ts, err := s.pathTypes(r, tc)
 	if err != nil {
 		return err
 	}
@@ -219,7 +218,7 @@ func splitList(s string) []string {
 // the write itself.
 func (s *Service) deleteEntity(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	ts, err := s.pathTypes(r)
+	ts, err := s.pathTypes(r, nil)
 	if err != nil {
 		return err
 	}

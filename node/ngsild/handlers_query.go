@@ -39,9 +39,9 @@ func (s *Service) parseEntityQuery(q map[string][]string, tc *termContext) (*ent
 		eq.idPattern = re
 	}
 	if t := get("type"); t != "" {
-		ts, err := query.ParseTypes(t, tc.expand)
+		ts, err := parseTypeSelection(t, tc)
 		if err != nil {
-			return nil, &Error{Type: BadRequestData, Title: "invalid type selection", Detail: err.Error(), Err: err}
+			return nil, err
 		}
 		eq.types = ts.Any()
 		if !ts.IsList() {
@@ -154,24 +154,9 @@ func (s *Service) answerQuery(w http.ResponseWriter, params url.Values, tc *term
 	if err != nil {
 		return err
 	}
-	// One match more than the page says whether there is a next page.
-	limit := eq.limit
-	if self != nil && limit > 0 {
-		eq.limit++
-	}
-	page, total, err := s.run(eq)
+	page, err := s.runPage(w.Header(), eq, self)
 	if err != nil {
 		return err
-	}
-	more := len(page) > limit
-	if more {
-		page = page[:limit]
-	}
-	if eq.count {
-		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
-	}
-	if self != nil && limit > 0 {
-		pageLinks(w.Header(), self, eq.offset, limit, more)
 	}
 	if acc == acceptGeo {
 		geoIRI := tc.expand(geometryProperty(params))
@@ -324,6 +309,41 @@ func plusLevels(sq string) string {
 		}
 	}
 	return string(b)
+}
+
+// runPage runs eq for one page of an answer and sets its headers: the
+// count (with count=true) and, with self (a GET's URL), the next and prev
+// page links, for which it runs one match past the page.
+func (s *Service) runPage(h http.Header, eq *entityQuery, self *url.URL) ([]*Entity, error) {
+	limit := eq.limit
+	if self != nil && limit > 0 {
+		eq.limit++
+	}
+	page, total, err := s.run(eq)
+	if err != nil {
+		return nil, err
+	}
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
+	}
+	if eq.count {
+		h.Set("NGSILD-Results-Count", strconv.Itoa(total))
+	}
+	if self != nil && limit > 0 {
+		pageLinks(h, self, eq.offset, limit, more)
+	}
+	return page, nil
+}
+
+// parseTypeSelection reads a type parameter (a type, a list, or an
+// expression with ; | and parentheses) with names expanded by tc.
+func parseTypeSelection(t string, tc *termContext) (*query.TypeSelection, error) {
+	ts, err := query.ParseTypes(t, tc.expand)
+	if err != nil {
+		return nil, &Error{Type: BadRequestData, Title: "invalid type selection", Detail: err.Error(), Err: err}
+	}
+	return ts, nil
 }
 
 // pageLinks adds the Link headers of a page of results at offset: the

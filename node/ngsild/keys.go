@@ -322,30 +322,27 @@ func eachCount(e *Entity, fn func(countKey)) {
 // reading every entity. New runs it before the service writes anything.
 func (s *Service) migrateInstanceCounts() error {
 	var ready bool
-	err := s.db.View(func(tx *store.Txn) (err error) {
-		ready, err = tx.Has([]byte(keyInstReady))
-		return err
-	})
-	if err != nil || ready {
-		return err
-	}
 	counts := map[countKey]int64{}
-	err = s.db.View(func(tx *store.Txn) error {
+	err := s.db.View(func(tx *store.Txn) error {
+		var err error
+		if ready, err = tx.Has([]byte(keyInstReady)); err != nil || ready {
+			return err
+		}
 		keep := func(string) bool { return false } // types of instances only
 		return tx.Iterate(store.IterOptions{Prefix: []byte(keyEntity), KeysOnly: true}, func(k, _ []byte) error {
 			e, err := getEntityKeeping(tx, string(k[len(keyEntity):]), keep)
 			if err != nil || e == nil {
 				return err
 			}
-			for attr, insts := range e.Attrs {
-				for _, a := range insts {
-					counts[countKey{attr: attr, at: a.Type}]++
+			eachCount(e, func(c countKey) {
+				if c.typ == "" { // an instance counter; the others are kept already
+					counts[c]++
 				}
-			}
+			})
 			return nil
 		})
 	})
-	if err == nil {
+	if err == nil && !ready {
 		err = s.db.Update(func(tx *store.Txn) error {
 			if err := applyCounts(tx, counts); err != nil {
 				return err

@@ -114,14 +114,7 @@ func (sp *notifySpec) item(ev *event) []byte {
 	if sp.geoIRI == "" {
 		return appendValue(nil, m)
 	}
-	var geom any
-	if ev.Entity != nil {
-		if g := ev.Entity.geometry(sp.geoIRI); g != nil {
-			geom = g
-		}
-	}
-	delete(m, "id") // the Feature's own member
-	return appendValue(nil, map[string]any{"id": ev.ID, "type": "Feature", "geometry": geom, "properties": m})
+	return appendValue(nil, feature(ev.ID, ev.Entity, sp.geoIRI, m))
 }
 
 // entityItem renders one event's entity as the Notification shows it.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -250,8 +249,9 @@ func readCursor(db *store.DB) (uint64, error) {
 
 // checkEndpoint applies the allowlist to a new notification endpoint.
 func (n *notifier) checkEndpoint(ctx context.Context, uri string) error {
-	if u, err := url.Parse(uri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return newError(BadRequestData, "invalid subscription", "notification.endpoint.uri must be an http or https URL, got %q", uri)
+	// The scheme first: the allow check may resolve the name.
+	if err := checkEndpointURI(uri); err != nil {
+		return err
 	}
 	if err := n.allow.Check(ctx, uri); err != nil {
 		return &Error{Type: BadRequestData, Title: "notification endpoint not allowed", Detail: err.Error(), Err: err}

@@ -251,13 +251,21 @@ func (e *Entity) geometry(iri string) map[string]any {
 
 // renderFeature is the GeoJSON form of an entity (clause 4.5.16, MIM7).
 func (e *Entity) renderFeature(tc *termContext, o renderOpts, geoIRI string) map[string]any {
-	props := e.render(tc, o)
-	delete(props, "id") // the Feature's own member
+	return feature(e.ID, e, geoIRI, e.render(tc, o))
+}
+
+// feature is the GeoJSON Feature of entity id, rendered as props (whose
+// id member it takes for its own): its geometry is e's GeoProperty geoIRI,
+// null when e (nil for a deleted entity) has none.
+func feature(id string, e *Entity, geoIRI string, props map[string]any) map[string]any {
+	delete(props, "id")
 	var geom any
-	if g := e.geometry(geoIRI); g != nil {
-		geom = g
+	if e != nil {
+		if g := e.geometry(geoIRI); g != nil {
+			geom = g
+		}
 	}
-	return map[string]any{"id": e.ID, "type": "Feature", "geometry": geom, "properties": props}
+	return map[string]any{"id": id, "type": "Feature", "geometry": geom, "properties": props}
 }
 
 // pickLanguage chooses the string for lang from a languageMap: the exact

@@ -235,11 +235,11 @@ var routes = []route{
 // Register mounts the NGSI-LD API on mux.
 func (s *Service) Register(mux *http.ServeMux) {
 	for _, rt := range routes {
-		h := rt.handler
+		h, idKind := rt.handler, pathIDKind(rt.pattern)
 		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			err := checkTenant(r)
-			if err == nil {
-				err = checkPathID(r)
+			if err == nil && idKind != "" {
+				err = checkPathID(r, idKind)
 			}
 			if err == nil {
 				err = h(s, w, r)
@@ -253,21 +253,24 @@ func (s *Service) Register(mux *http.ServeMux) {
 
 // ---- request helpers ----
 
-// checkPathID refuses an entity or subscription id in the path that is
-// not a URI (BadRequestData, as for one in a body): nothing can have it,
-// and a client that sent it has a bug that "not found" would hide.
-func checkPathID(r *http.Request) error {
-	what := ""
+// pathIDKind says what the {id} of a route pattern names ("entity",
+// "subscription"), "" when it has none that must be a URI.
+func pathIDKind(pattern string) string {
 	switch {
-	case strings.Contains(r.Pattern, "/entities/{id}"):
-		what = "entity"
-	case strings.Contains(r.Pattern, "/subscriptions/{id}"):
-		what = "subscription"
-	default:
-		return nil
+	case strings.Contains(pattern, "/entities/{id}"):
+		return "entity"
+	case strings.Contains(pattern, "/subscriptions/{id}"):
+		return "subscription"
 	}
+	return ""
+}
+
+// checkPathID refuses an entity or subscription id (kind) in the path that
+// is not a URI (BadRequestData, as for one in a body): nothing can have
+// it, and a client that sent it has a bug that "not found" would hide.
+func checkPathID(r *http.Request, kind string) error {
 	if id := r.PathValue("id"); !isURI(id) {
-		return newError(BadRequestData, "invalid "+what+" id", "%q is not a URI", id)
+		return newError(BadRequestData, "invalid "+kind+" id", "%q is not a URI", id)
 	}
 	return nil
 }

@@ -251,6 +251,15 @@ type receiverKV struct {
 	Value string `json:"value"`
 }
 
+// checkEndpointURI refuses a notification endpoint that is not an http(s)
+// URL with a host.
+func checkEndpointURI(uri string) error {
+	if u, err := url.Parse(uri); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return newError(BadRequestData, "invalid subscription", "notification.endpoint.uri must be an http or https URL, got %q", uri)
+	}
+	return nil
+}
+
 // compileSubscription checks a subscription body and builds its matching
 // half with names expanded by tc.
 func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, error) {
@@ -338,9 +347,8 @@ func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, e
 		sub.ExpiresAt = t
 	}
 	ep := b.Notification.Endpoint
-	u, err := url.Parse(ep.URI)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, bad("notification.endpoint.uri must be an http or https URL, got %q", ep.URI)
+	if err := checkEndpointURI(ep.URI); err != nil {
+		return nil, err
 	}
 	switch ep.Accept {
 	case "", "application/json", "application/ld+json", "application/geo+json":

@@ -421,24 +421,9 @@ func (s *Service) answerTemporal(w http.ResponseWriter, params url.Values, tc *t
 	if err != nil {
 		return err
 	}
-	// One match more than the page says whether there is a next page.
-	limit := eq.limit
-	if self != nil && limit > 0 {
-		eq.limit++
-	}
-	page, total, err := s.run(eq)
+	page, err := s.runPage(w.Header(), eq, self)
 	if err != nil {
 		return err
-	}
-	more := len(page) > limit
-	if more {
-		page = page[:limit]
-	}
-	if eq.count {
-		w.Header().Set("NGSILD-Results-Count", strconv.Itoa(total))
-	}
-	if self != nil && limit > 0 {
-		pageLinks(w.Header(), self, eq.offset, limit, more)
 	}
 	out := make([]map[string]any, 0, len(page))
 	err = s.db.View(func(tx *store.Txn) error {

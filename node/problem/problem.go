@@ -17,6 +17,11 @@ type Details struct {
 	Instance string `json:"instance,omitempty"`
 }
 
+// NGSILDTypeBase prefixes the NGSI-LD error type URIs (ETSI GS CIM 009
+// clause 5.5.2): the ngsild package's errors, and the answers the API
+// server gives for paths under /ngsi-ld/ that no route takes.
+const NGSILDTypeBase = "https://uri.etsi.org/ngsi-ld/errors/"
+
 // TypeBase prefixes the type URIs of mimnode's own (non NGSI-LD) errors; the
 // fragment names the error, and docs/api.md explains each one.
 const TypeBase = "https://github.com/mimnode/mimnode/blob/main/docs/api.md#"

@@ -105,8 +105,7 @@ func Open(dir string, o Options) (*DB, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
 		}
-		var pe *fs.PathError
-		if errors.As(err, &pe) && (errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist)) {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		// What is left is badger finding its files unreadable: a
