@@ -403,6 +403,10 @@ func TestStaleAPIFileReachesNoOtherNode(t *testing.T) {
 // then initialised), a negative --limit, a --wait-seconds that cannot
 // wait, a --binary that is not there (bench started a run of minutes).
 func TestBadFlagValuesAreRefused(t *testing.T) {
+	// Should the empty --data ever be taken for the default again, the
+	// directory it initialises is this test's, not the real ~/.mimnode.
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("MIMNODE_DATA", "")
 	for _, tc := range []struct {
 		args []string
 		want string

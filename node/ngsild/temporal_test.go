@@ -351,7 +351,9 @@ func TestTemporalBadInput(t *testing.T) {
 	wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities?lastN=2", nil), BadRequestData)
 	// format= names the representation as options= does.
 	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
-	want := n.do("GET", base+"?options=temporalValues", nil).Body.String()
+	ref := n.do("GET", base+"?options=temporalValues", nil)
+	wantStatus(t, ref, http.StatusOK)
+	want := ref.Body.String()
 	for _, q := range []string{"format=temporalValues", "format=simplified", "options=simplified"} {
 		if got := n.do("GET", base+"?"+q, nil).Body.String(); got != want {
 			t.Errorf("%s: %s, want the temporalValues form %s", q, got, want)

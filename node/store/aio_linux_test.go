@@ -114,18 +114,36 @@ func TestDatasyncRoutes(t *testing.T) {
 	}
 }
 
-// A sync of a file that is not open fails with EBADF, through the ring
-// and through the fallback alike; it does not hang.
+// A sync of a file that is not open fails with EBADF, alone (a plain
+// fdatasync) and beside another sync (the ring refuses the submission and
+// datasync falls back to fdatasync); it does not hang, leaves no waiter,
+// and the ring still syncs open files afterwards.
 func TestAIODatasyncClosedFile(t *testing.T) {
-	ring(t)
+	r := ring(t)
 	f := dirtyFile(t)
-	fd := int(f.Fd())
-	f.Close()
+	f.Close() // f.Fd() is now -1: no descriptor another file could reuse
 	if err := datasync(f); !errors.Is(err, syscall.EBADF) {
-		t.Errorf("datasync of a closed file = %v, want EBADF", err)
+		t.Errorf("datasync of a closed file, alone = %v, want EBADF", err)
 	}
-	if err := fdatasync(fd); !errors.Is(err, syscall.EBADF) {
-		t.Errorf("fdatasync of a closed descriptor = %v, want EBADF", err)
+	if !plainSync.CompareAndSwap(false, true) {
+		t.Fatal("a plain sync is running before the test")
+	}
+	err := datasync(f) // as if another sync were running: through the ring
+	plainSync.Store(false)
+	if !errors.Is(err, syscall.EBADF) {
+		t.Errorf("datasync of a closed file beside another sync = %v, want EBADF", err)
+	}
+	if err := r.datasync(-1); err != errAIORefused {
+		t.Errorf("the ring's sync of a closed file = %v, want errAIORefused (datasync then falls back)", err)
+	}
+	r.mu.Lock()
+	left := len(r.waiters)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d waiters left after refused submissions", left)
+	}
+	if err := r.datasync(int(dirtyFile(t).Fd())); err != nil {
+		t.Errorf("the ring after refusing a closed file: %v", err)
 	}
 }
 

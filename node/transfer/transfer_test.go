@@ -601,7 +601,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 // request and never answers (stopped, or overloaded) ends the fetch after
 // the timeout with an error that says so, not "deadline exceeded".
 func TestSilentProviderNamed(t *testing.T) {
-	prov, cons := pairTuned(t, func(o *transfer.Options) { o.Timeout = 300 * time.Millisecond })
+	prov, cons := pairTuned(t, func(o *transfer.Options) { o.Timeout = 2 * time.Second })
 	agreement := negotiate(t, prov, cons)
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
