@@ -363,18 +363,25 @@ func TestMetricsExposeLibp2pAndNodeMetrics(t *testing.T) {
 	}
 }
 
+// TestAPIErrorsAreProblemDetails checks the API's error answers are
+// problem details; where typ is given, of that type (NGSI-LD types under
+// /ngsi-ld/, mimnode's own elsewhere), and where allow is given, with that
+// Allow header.
 func TestAPIErrorsAreProblemDetails(t *testing.T) {
 	n := startNode(t, testConfig(t))
 	for _, tc := range []struct {
 		name, method, path, body string
 		status                   int
+		typ, allow               string
 	}{
-		{"unknown route", "GET", "/api/v1/nope", "", 404},
-		{"wrong method", "DELETE", "/api/v1/status", "", 405},
-		{"malformed JSON", "POST", "/api/v1/peers/connect", "{", 400},
-		{"unknown field", "POST", "/api/v1/peers/connect", `{"address":"x"}`, 400},
-		{"bad multiaddr", "POST", "/api/v1/peers/connect", `{"addr":"/ip4/1.2.3"}`, 400},
-		{"no peer id", "POST", "/api/v1/peers/connect", `{"addr":"/ip4/127.0.0.1/tcp/1"}`, 400},
+		{"unknown route", "GET", "/api/v1/nope", "", 404, problem.TypeBase + "not-found", ""},
+		{"wrong method", "DELETE", "/api/v1/status", "", 405, problem.TypeBase + "method-not-allowed", "GET"},
+		{"NGSI-LD operation not offered", "GET", "/ngsi-ld/v1/csourceRegistrations", "", 404, problem.NGSILDTypeBase + "ResourceNotFound", ""},
+		{"NGSI-LD wrong method", "PUT", "/ngsi-ld/v1/entities", "", 405, problem.NGSILDTypeBase + "OperationNotSupported", "GET, POST"},
+		{"malformed JSON", "POST", "/api/v1/peers/connect", "{", 400, "", ""},
+		{"unknown field", "POST", "/api/v1/peers/connect", `{"address":"x"}`, 400, "", ""},
+		{"bad multiaddr", "POST", "/api/v1/peers/connect", `{"addr":"/ip4/1.2.3"}`, 400, "", ""},
+		{"no peer id", "POST", "/api/v1/peers/connect", `{"addr":"/ip4/127.0.0.1/tcp/1"}`, 400, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, n.APIURL()+tc.path, strings.NewReader(tc.body))
@@ -391,6 +398,12 @@ func TestAPIErrorsAreProblemDetails(t *testing.T) {
 			if resp.StatusCode != tc.status || p.Status != tc.status || p.Title == "" ||
 				resp.Header.Get("Content-Type") != "application/problem+json" {
 				t.Fatalf("%s %s = %d %+v (%s), want %d problem details", tc.method, tc.path, resp.StatusCode, p, resp.Header.Get("Content-Type"), tc.status)
+			}
+			if tc.typ != "" && p.Type != tc.typ {
+				t.Errorf("%s %s: type %q, want %q", tc.method, tc.path, p.Type, tc.typ)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
 			}
 		})
 	}
@@ -431,40 +444,5 @@ func TestValidateModelsSetting(t *testing.T) {
 	}
 	if code := post(startNode(t, c)); code != http.StatusCreated {
 		t.Errorf("partial entity with validation off: %d, want 201", code)
-	}
-}
-
-// TestUnroutedRequests checks the answers for a path no route has and a
-// method a path does not take: problem details typed as NGSI-LD errors
-// under /ngsi-ld/ and as mimnode's own elsewhere, and an Allow header
-// listing the methods the path takes.
-func TestUnroutedRequests(t *testing.T) {
-	n := startNode(t, testConfig(t))
-	do := func(method, path string) (*http.Response, problem.Details) {
-		t.Helper()
-		req, _ := http.NewRequest(method, n.APIURL()+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var d problem.Details
-		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
-			t.Fatalf("%s %s: body is not problem details: %v", method, path, err)
-		}
-		return resp, d
-	}
-	resp, d := do("PUT", "/ngsi-ld/v1/entities")
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, POST" ||
-		d.Type != "https://uri.etsi.org/ngsi-ld/errors/OperationNotSupported" {
-		t.Errorf("PUT /entities: %d, Allow %q, type %q", resp.StatusCode, resp.Header.Get("Allow"), d.Type)
-	}
-	resp, d = do("GET", "/ngsi-ld/v1/csourceRegistrations")
-	if resp.StatusCode != http.StatusNotFound || d.Type != "https://uri.etsi.org/ngsi-ld/errors/ResourceNotFound" {
-		t.Errorf("GET /csourceRegistrations: %d, type %q", resp.StatusCode, d.Type)
-	}
-	resp, d = do("GET", "/api/v1/nothing")
-	if resp.StatusCode != http.StatusNotFound || d.Type != problem.TypeBase+"not-found" {
-		t.Errorf("GET /api/v1/nothing: %d, type %q", resp.StatusCode, d.Type)
 	}
 }
