@@ -2,7 +2,9 @@ package policy
 
 import (
 	"encoding/json"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/paulmach/orb"
@@ -346,4 +348,12 @@ type Consent struct {
 	Given     time.Time // must not be after Request.Now
 	Expires   time.Time // zero: does not expire
 	Withdrawn bool
+}
+
+// IsIRI reports whether s is an absolute IRI, as policy, target and licence
+// identifiers are: a scheme and then a host (a URL) or an opaque part (a
+// URN), with no white space or characters IRIs exclude.
+func IsIRI(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != "" && (u.Opaque != "" || u.Host != "") && !strings.ContainsAny(s, " \t\n<>\"")
 }

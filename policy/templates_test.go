@@ -194,3 +194,20 @@ func TestTemplatesRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func TestIsIRI(t *testing.T) {
+	for s, want := range map[string]bool{
+		"urn:mim:dataset:aarhus:air-quality":           true,
+		"https://creativecommons.org/licenses/by/4.0/": true,
+		"urn:uuid:0b6f": true,
+		"not a urn":     false,
+		"https://":      false,
+		"air-quality":   false,
+		"urn:x y":       false,
+		"":              false,
+	} {
+		if got := IsIRI(s); got != want {
+			t.Errorf("IsIRI(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/ipfs/go-cid"
@@ -68,10 +67,8 @@ With --show NAME, print that template as ODRL JSON-LD, filled in with the flags 
 					return fmt.Errorf("--federation %q is not a federation ID (mimnode federation list shows them)", p.Federation)
 				}
 			}
-			if p.Licence != "" {
-				if u, err := url.Parse(p.Licence); err != nil || u.Scheme == "" || u.Host == "" && u.Opaque == "" {
-					return fmt.Errorf("--licence %q is not an IRI (e.g. https://creativecommons.org/licenses/by/4.0/)", p.Licence)
-				}
+			if p.Licence != "" && !policy.IsIRI(p.Licence) {
+				return fmt.Errorf("--licence %q is not an IRI (e.g. https://creativecommons.org/licenses/by/4.0/)", p.Licence)
 			}
 			pol, err := t.New(p)
 			if err != nil {

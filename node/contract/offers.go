@@ -152,10 +152,10 @@ func (o OfferRequest) Build(assigner string) (policy.Policy, error) {
 	if o.Dataset == "" {
 		return policy.Policy{}, fmt.Errorf("%w: dataset is required", ErrBadRequest)
 	}
-	if !isIRI(o.Dataset) {
+	if !policy.IsIRI(o.Dataset) {
 		return policy.Policy{}, fmt.Errorf("%w: dataset %q is not a dataset id (a URN or URL)", ErrBadRequest, o.Dataset)
 	}
-	if o.ID != "" && !isIRI(o.ID) {
+	if o.ID != "" && !policy.IsIRI(o.ID) {
 		return policy.Policy{}, fmt.Errorf("%w: offer id %q is not a URN or URL", ErrBadRequest, o.ID)
 	}
 	var p policy.Policy
@@ -255,13 +255,6 @@ func (r *Registry) RegisterHTTP(mux *http.ServeMux, self string) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-}
-
-// isIRI reports whether s is an absolute IRI without spaces: a URN or URL,
-// as dataset and offer ids are.
-func isIRI(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme != "" && (u.Opaque != "" || u.Host != "") && !strings.ContainsAny(s, " \t\n<>\"")
 }
 
 // writeErr maps the package's errors to problem details.
