@@ -24,6 +24,13 @@ func (r *aioRing) close() {
 	unix.Syscall(unix.SYS_IO_DESTROY, r.ctx, 0, 0)
 }
 
+// waiting is how many syncs r has taken and not yet handed back.
+func (r *aioRing) waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.waiters)
+}
+
 // ring returns the process's AIO ring, skipping where the kernel offers
 // none (syncs are then plain fdatasync calls, which other tests cover).
 func ring(t testing.TB) *aioRing {
@@ -72,10 +79,7 @@ func TestAIODatasync(t *testing.T) {
 			t.Fatalf("concurrent datasync: %v", err)
 		}
 	}
-	r.mu.Lock()
-	left := len(r.waiters)
-	r.mu.Unlock()
-	if left != 0 {
+	if left := r.waiting(); left != 0 {
 		t.Errorf("%d waiters left after every sync returned", left)
 	}
 }
@@ -136,10 +140,7 @@ func TestAIODatasyncClosedFile(t *testing.T) {
 	if err := r.datasync(-1); err != errAIORefused {
 		t.Errorf("the ring's sync of a closed file = %v, want errAIORefused (datasync then falls back)", err)
 	}
-	r.mu.Lock()
-	left := len(r.waiters)
-	r.mu.Unlock()
-	if left != 0 {
+	if left := r.waiting(); left != 0 {
 		t.Errorf("%d waiters left after refused submissions", left)
 	}
 	if err := r.datasync(int(dirtyFile(t).Fd())); err != nil {
