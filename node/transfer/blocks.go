@@ -310,6 +310,9 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	if !withBases {
 		req.Bases = nil
 	}
+	if !s.o.PlainBlocks {
+		req.Encodings = []string{EncodingS2}
+	}
 	// Timeout bounds opening the stream and then each block's frame (read
 	// deadlines), not the whole run: a long run on a slow link is fine as
 	// long as it moves.
@@ -323,14 +326,32 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for _, ref := range batch {
-		buf, data, delta, err := s.readBlockFrame(st, br)
+		buf, a, err := s.readBlockFrame(st, br)
 		if err != nil {
 			return nil, fmt.Errorf("fetching block %s: %w", ref.CID, err)
 		}
-		moved.Add(int64(len(data)))
-		if delta {
-			data, err = s.applyDelta(bases[ref.CID], data)
-			putFrameBuf(buf) // data is a new slice
+		moved.Add(int64(len(a.payload)))
+		data := a.payload
+		var base []byte
+		if a.delta {
+			base, err = s.deltaBase(bases[ref.CID])
+		}
+		if err == nil && a.s2 {
+			// Decompressed into a buffer of its own: the frame's goes
+			// back. Bytes that do not decompress are a block that fails
+			// verification.
+			var out *[]byte
+			if out, err = decompressAnswer(data, base); err == nil {
+				data = *out
+			}
+			putFrameBuf(buf)
+			buf = out
+		}
+		if err == nil && a.delta {
+			data, err = content.ApplyLineDelta(base, data)
+			if buf != nil {
+				putFrameBuf(buf) // data is a new slice
+			}
 			buf = nil
 		}
 		if err == nil {
@@ -388,27 +409,26 @@ func putFrameBuf(b *[]byte) {
 // readBlockFrame reads one answer frame within the timeout into a buffer
 // from framePools, which the caller puts back once done with payload (a
 // block answer may be a delta). It checks what protocol.ReadFrame checks.
-func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader) (buf *[]byte, payload []byte, delta bool, err error) {
+func (s *Service) readBlockFrame(st network.Stream, br *bufio.Reader) (buf *[]byte, a blockAnswer, err error) {
 	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
 	n, err := readFrameLen(br)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, a, err
 	}
 	buf = frameBuf(n)
 	f := *buf
 	if _, err := io.ReadFull(br, f); err != nil {
 		putFrameBuf(buf)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, nil, false, fmt.Errorf("reading frame body of %d bytes: %w: %w", n, protocol.ErrTruncatedFrame, io.ErrUnexpectedEOF)
+			return nil, a, fmt.Errorf("reading frame body of %d bytes: %w: %w", n, protocol.ErrTruncatedFrame, io.ErrUnexpectedEOF)
 		}
-		return nil, nil, false, fmt.Errorf("reading frame body: %w", err)
+		return nil, a, fmt.Errorf("reading frame body: %w", err)
 	}
-	payload, delta, err = decodeBlockAnswer(f)
-	if err != nil {
+	if a, err = decodeBlockAnswer(f); err != nil {
 		putFrameBuf(buf)
-		return nil, nil, false, err
+		return nil, a, err
 	}
-	return buf, payload, delta, nil
+	return buf, a, nil
 }
 
 // readFrameLen reads a frame's length prefix as protocol.ReadFrame does:
@@ -443,24 +463,23 @@ func readFrameLen(br *bufio.Reader) (uint64, error) {
 	return 0, fmt.Errorf("reading frame prefix: %w: varint too long", protocol.ErrMalformedFrame)
 }
 
-// applyDelta rebuilds a block from the held base it was asked against.
-func (s *Service) applyDelta(base cid.Cid, delta []byte) ([]byte, error) {
+// deltaBase returns the held block a delta answer was asked against.
+func (s *Service) deltaBase(base cid.Cid) ([]byte, error) {
 	if !base.Defined() {
 		return nil, fmt.Errorf("%w: a delta for a block asked for whole", ErrBadRequest)
 	}
-	b, err := s.getBlock(base.String())
-	if err != nil {
-		return nil, err
-	}
-	return content.ApplyLineDelta(b, delta)
+	return s.getBlock(base.String())
 }
 
 // serveBlocks answers a block request: one frame per CID, in order, each
 // read in the same read transaction. Where the consumer names a base it
 // holds, and that base is a block of a version this provider served it
 // under the same agreement, the frame is a line delta against the base
-// when that is less than half the block.
-func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases []string) {
+// when that is less than half the block. When the consumer reads
+// EncodingS2, a block or delta goes compressed if that saves an eighth of
+// it or more.
+func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases, encodings []string) {
+	compress := slices.Contains(encodings, EncodingS2)
 	m, err := s.manifest(info.Version)
 	if err != nil {
 		s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
@@ -484,6 +503,12 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases []string
 		defer func() { servePool.Put(pb) }()
 		buf := *pb
 		defer func() { *pb = buf[:0] }()
+		var zb []byte // compressed frames, once one is
+		if compress {
+			zp := serveBuf()
+			defer func() { *zp = zb[:0]; servePool.Put(zp) }()
+			zb = *zp
+		}
 		for i, c := range cids {
 			if !in[c] {
 				s.writeFrame(st, errorFrame(protocol.CodeWrongParty, fmt.Sprintf("block %s is not part of version %s", c, info.Version)))
@@ -496,13 +521,20 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases []string
 				return nil
 			}
 			frame, status := buf, byte(statusData)
+			var base []byte // the base of a delta, for compressing it
 			if i < len(bases) && allowed[bases[i]] {
-				if base, err := s.appendBlock(tx, nil, bases[i]); err == nil {
+				if bb, err := s.appendBlock(tx, nil, bases[i]); err == nil {
 					b := buf[frameHead:]
-					if d := content.LineDelta(base, b); len(d) < len(b)/2 {
+					if d := content.LineDelta(bb, b); len(d) < len(b)/2 {
 						frame = append(make([]byte, frameHead, frameHead+len(d)), d...)
-						status = statusDelta
+						status, base = statusDelta, bb
 					}
+				}
+			}
+			if compress {
+				var ok bool
+				if zb, ok = compressAnswer(zb, frame[frameHead:], base, buf[frameHead:]); ok {
+					frame, status = zb, compressedStatus(status)
 				}
 			}
 			if _, ok := s.corrupt.LoadAndDelete(c); ok {

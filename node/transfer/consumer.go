@@ -267,23 +267,15 @@ func (s *Service) dataStream(ctx context.Context, p peer.ID, r DataRequest, clos
 	return st, bufio.NewReaderSize(st, 64<<10), nil
 }
 
+// readAnswer reads one answer frame within the timeout: a data payload,
+// or the refusal it carries.
 func (s *Service) readAnswer(st network.Stream, br *bufio.Reader) ([]byte, error) {
-	payload, delta, err := s.readBlockAnswer(st, br)
-	if err == nil && delta {
-		return nil, errDeltaOutsideBlocks
-	}
-	return payload, err
-}
-
-// readBlockAnswer reads one answer frame within the timeout; a block
-// answer may be a delta.
-func (s *Service) readBlockAnswer(st network.Stream, br *bufio.Reader) (payload []byte, delta bool, err error) {
 	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
 	f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return decodeBlockAnswer(f)
+	return DecodeAnswer(f)
 }
 
 func (s *Service) hasKey(k []byte) (bool, error) {

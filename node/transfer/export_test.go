@@ -26,6 +26,12 @@ func ManifestBlocks(s *Service, version string) ([]string, error) {
 	return out, nil
 }
 
+// ManifestLen returns the length of a stored version's manifest bytes.
+func ManifestLen(s *Service, version string) (int, error) {
+	b, err := s.getBytes(manifestKey(version))
+	return len(b), err
+}
+
 // ManifestEntities returns the entity count of a stored version.
 func ManifestEntities(s *Service, version string) int {
 	m, err := s.manifest(version)

@@ -13,6 +13,7 @@ var seedRequests = []string{
 	`{"@type":"mim:ManifestRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c"}`,
 	`{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]}`,
 	`{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"],"bases":["","bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]}`,
+	`{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"],"encodings":["s2"]}`,
 	`{"@type":"mim:ReceiptRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","usage":{"bytes":10,"blocks":1,"entities":3,"duration":5}}`,
 	`{"@type":"mim:LiveRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","from":42}`,
 	`{"@type":"mim:Acknowledgement","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","ack":{"receipt":{"version":"x"},"providerSignature":"AAE="}}`,
@@ -49,6 +50,7 @@ func FuzzDecodeAnswer(f *testing.F) {
 	f.Add([]byte("\x00{\"id\":\"urn:ngsi-ld:x\"}\n"))
 	f.Add([]byte("\x01{\"code\":\"MIM-605\",\"reason\":[\"expired\"]}"))
 	f.Add([]byte("\x01{}"))
+	f.Add([]byte("\x03\x05\x10hello"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		p, err := transfer.DecodeAnswer(frame)
@@ -69,20 +71,26 @@ func FuzzDecodeAnswer(f *testing.F) {
 }
 
 // TestBlockRequestBases: bases come one per CID or not at all, each a CID
-// or empty.
+// or empty; a request names at most 8 encodings, and names a provider does
+// not know are no error. Deltas and compressed blocks answer only block
+// requests.
 func TestBlockRequestBases(t *testing.T) {
 	const c = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 	head := `{"@type":"mim:BlockRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","cids":["` + c + `","` + c + `"],`
 	for body, ok := range map[string]bool{
-		head + `"bases":["","` + c + `"]}`: true,
-		head + `"bases":["` + c + `"]}`:    false,
-		head + `"bases":["","x"]}`:         false,
+		head + `"bases":["","` + c + `"]}`:                          true,
+		head + `"bases":["` + c + `"]}`:                             false,
+		head + `"bases":["","x"]}`:                                  false,
+		head + `"encodings":["s2","zstd-of-the-future"]}`:           true,
+		head + `"encodings":["a","b","c","d","e","f","g","h","i"]}`: false,
 	} {
 		if _, err := transfer.DecodeDataRequest([]byte(body)); (err == nil) != ok || (err != nil && !errors.Is(err, transfer.ErrBadRequest)) {
 			t.Errorf("%s: err = %v, want ok=%v", body, err, ok)
 		}
 	}
-	if _, err := transfer.DecodeAnswer([]byte("\x02\x01\x01x")); !errors.Is(err, transfer.ErrBadRequest) {
-		t.Errorf("a delta answering something else than a block request: err = %v, want ErrBadRequest", err)
+	for _, f := range []string{"\x02\x01\x01x", "\x03\x01x", "\x04\x00\x01x"} {
+		if _, err := transfer.DecodeAnswer([]byte(f)); !errors.Is(err, transfer.ErrBadRequest) {
+			t.Errorf("status %d answering something else than a block request: err = %v, want ErrBadRequest", f[0], err)
+		}
 	}
 }

@@ -364,7 +364,13 @@ func agreedVersion(t *testing.T, n int) (prov, cons *peer, agreement string, blo
 // agreement for the test dataset, and the consumer's first fetch of it.
 func fetchedOnce(t *testing.T, n int) (prov, cons *peer, a policy.Agreement, es []map[string]any, first transfer.Info) {
 	t.Helper()
-	prov, cons = pair(t)
+	return fetchedOnceTuned(t, n, consumerTune)
+}
+
+// fetchedOnceTuned is fetchedOnce with the consumer's options tuned.
+func fetchedOnceTuned(t *testing.T, n int, tune func(*transfer.Options)) (prov, cons *peer, a policy.Agreement, es []map[string]any, first transfer.Info) {
+	t.Helper()
+	prov, cons = pairTuned(t, tune)
 	es = entities(t, n, 0)
 	upsert(t, prov.n, es)
 	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)

@@ -385,7 +385,7 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 		}
 		s.writeFrame(st, dataFrame(b))
 	case TypeBlockRequest:
-		s.serveBlocks(st, info, r.CIDs, r.Bases)
+		s.serveBlocks(st, info, r.CIDs, r.Bases, r.Encodings)
 	case TypeReceiptRequest:
 		s.serveReceipt(st, remote, info, r)
 	case TypeAcknowledgement:

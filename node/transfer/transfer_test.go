@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/libp2p/go-libp2p/core/network"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
@@ -283,34 +284,76 @@ func TestBlocksKeptInTheDatabase(t *testing.T) {
 }
 
 // TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
-// next transfer moves only the blocks that differ.
+// next transfer moves only the blocks that differ, and of the one that
+// differs the lines that changed: plain, and compressed against the
+// block the consumer holds.
 func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
-	prov, cons, a, es, first := fetchedOnce(t, 600)
-	if first.Usage.Blocks < 3 {
-		t.Fatalf("first version has %d blocks; the test needs several", first.Usage.Blocks)
-	}
-	es[300]["no2"].(map[string]any)["value"] = 1234.0
-	upsert(t, prov.n, es[300:301])
+	for _, plain := range []bool{true, false} {
+		t.Run(map[bool]string{true: "plain", false: "compressed"}[plain], func(t *testing.T) {
+			prov, cons, a, es, first := fetchedOnceTuned(t, 600, func(o *transfer.Options) { o.PlainBlocks = plain })
+			if first.Usage.Blocks < 3 {
+				t.Fatalf("first version has %d blocks; the test needs several", first.Usage.Blocks)
+			}
+			es[300]["no2"].(map[string]any)["value"] = 1234.0
+			upsert(t, prov.n, es[300:301])
 
-	second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+			second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Version == first.Version {
+				t.Fatalf("second transfer got the same version %s", first.Version)
+			}
+			if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
+				t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
+			}
+			// The changed block came as the lines that differ from the
+			// block the consumer held at the same ids, not whole.
+			mlen, err := transfer.ManifestLen(cons.svc, second.Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved := int(second.Usage.Bytes) - mlen
+			whole := changedBlockLen(t, cons, first.Version, second.Version, !plain)
+			if moved*5 > whole {
+				t.Errorf("the changed block moved %d bytes (%d with the manifest), the block whole is %d; want a delta of one entity", moved, second.Usage.Bytes, whole)
+			}
+			got := query(t, cons.n)
+			if !bytes.Contains(got[300], []byte("1234")) {
+				t.Errorf("consumer's entity 300 = %s, want the changed no2 1234", got[300])
+			}
+		})
+	}
+}
+
+// changedBlockLen is the size of the one block of version next that
+// version prev does not have, as the consumer holds it (compressed with
+// S2 when compressed is set, as it would have moved whole).
+func changedBlockLen(t *testing.T, cons *peer, prev, next string, compressed bool) int {
+	t.Helper()
+	old, err := transfer.ManifestBlocks(cons.svc, prev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Version == first.Version {
-		t.Fatalf("second transfer got the same version %s", first.Version)
+	cur, err := transfer.ManifestBlocks(cons.svc, next)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
-		t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
+	for _, c := range cur {
+		if slices.Contains(old, c) {
+			continue
+		}
+		b, err := transfer.BlockBytes(cons.svc, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if compressed {
+			return len(s2.Encode(nil, b))
+		}
+		return len(b)
 	}
-	// The changed block came as the lines that differ from the block the
-	// consumer held at the same ids, not whole.
-	if second.Usage.Bytes*20 > first.Usage.Bytes {
-		t.Errorf("second transfer moved %d bytes, the first %d; want a delta of one entity and the manifest", second.Usage.Bytes, first.Usage.Bytes)
-	}
-	got := query(t, cons.n)
-	if !bytes.Contains(got[300], []byte("1234")) {
-		t.Errorf("consumer's entity 300 = %s, want the changed no2 1234", got[300])
-	}
+	t.Fatalf("version %s has no block that %s does not", next, prev)
+	return 0
 }
 
 // TestCorruptDeltaRefetchedWhole: a delta that does not rebuild its block

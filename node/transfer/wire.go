@@ -25,6 +25,16 @@ const (
 // MaxBlocksPerRequest bounds the CIDs of one block request.
 const MaxBlocksPerRequest = 256
 
+// EncodingS2 names S2 compression (github.com/klauspost/compress/s2, its
+// block format) of block answers. An NGSI-LD block of entity lines
+// shrinks to a tenth or less (names are IRIs, and attributes repeat from
+// line to line), for about a third of a millisecond of CPU per MiB each
+// way, less than encrypting and moving the bytes saved.
+const EncodingS2 = "s2"
+
+// maxEncodings bounds the encodings one block request may name.
+const maxEncodings = 8
+
 // ErrBadRequest: a data request or answer frame is malformed.
 var ErrBadRequest = errors.New("malformed transfer data frame")
 
@@ -40,6 +50,11 @@ type DataRequest struct {
 	// agreement ("" for none). The provider may then answer with a line
 	// delta against it (statusDelta) instead of the whole block.
 	Bases []string `json:"bases,omitempty"`
+	// Encodings: TypeBlockRequest, optional: the block encodings the
+	// consumer reads besides plain bytes (EncodingS2). The provider may
+	// then send a block or delta compressed (statusS2, statusS2Delta).
+	// Names it does not know are ignored, so either end may be older.
+	Encodings []string `json:"encodings,omitempty"`
 	// Usage: TypeReceiptRequest, what the consumer counted.
 	Usage *Usage `json:"usage,omitempty"`
 	// Ack: TypeAcknowledgement, the consumer's signed acknowledgement.
@@ -88,6 +103,9 @@ func DecodeDataRequest(body []byte) (*DataRequest, error) {
 				return nil, fmt.Errorf("%w: base %q: %v", ErrBadRequest, c, err)
 			}
 		}
+		if len(r.Encodings) > maxEncodings {
+			return nil, fmt.Errorf("%w: %d encodings, want at most %d", ErrBadRequest, len(r.Encodings), maxEncodings)
+		}
 	case TypeReceiptRequest:
 		if r.Usage == nil {
 			return nil, fmt.Errorf("%w: usage is required", ErrBadRequest)
@@ -107,7 +125,18 @@ const (
 	statusData  = 0 // the rest is the payload
 	statusError = 1 // the rest is a JSON wireError
 	statusDelta = 2 // block answers only: the rest is a content.LineDelta against the base asked for
+	// Block answers to a request naming EncodingS2 only: the rest is an
+	// S2 block holding what statusData or statusDelta would carry.
+	statusS2      = 3
+	statusS2Delta = 4
 )
+
+// blockAnswer is what a block answer frame carries.
+type blockAnswer struct {
+	payload []byte
+	delta   bool // a content.LineDelta against the base asked for
+	s2      bool // payload is S2-compressed
+}
 
 type wireError struct {
 	Code   protocol.Code `json:"code"`
@@ -129,32 +158,37 @@ func errorFrame(code protocol.Code, reasons ...string) []byte {
 // DecodeAnswer splits an answer frame into its payload, or the refusal it
 // carries (a *RefusedError).
 func DecodeAnswer(frame []byte) ([]byte, error) {
-	payload, delta, err := decodeBlockAnswer(frame)
-	if err == nil && delta {
-		return nil, errDeltaOutsideBlocks
+	a, err := decodeBlockAnswer(frame)
+	if err == nil && (a.delta || a.s2) {
+		return nil, errBlockOnlyStatus
 	}
-	return payload, err
+	return a.payload, err
 }
 
-var errDeltaOutsideBlocks = fmt.Errorf("%w: a delta answers only a block request", ErrBadRequest)
+var errBlockOnlyStatus = fmt.Errorf("%w: a delta or compressed block answers only a block request", ErrBadRequest)
 
 // decodeBlockAnswer is DecodeAnswer for block requests, whose answers may
-// also be deltas.
-func decodeBlockAnswer(frame []byte) (payload []byte, delta bool, err error) {
+// also be deltas, and compressed.
+func decodeBlockAnswer(frame []byte) (blockAnswer, error) {
 	if len(frame) == 0 {
-		return nil, false, fmt.Errorf("%w: empty answer frame", ErrBadRequest)
+		return blockAnswer{}, fmt.Errorf("%w: empty answer frame", ErrBadRequest)
 	}
+	p := frame[1:]
 	switch frame[0] {
 	case statusData:
-		return frame[1:], false, nil
+		return blockAnswer{payload: p}, nil
 	case statusDelta:
-		return frame[1:], true, nil
+		return blockAnswer{payload: p, delta: true}, nil
+	case statusS2:
+		return blockAnswer{payload: p, s2: true}, nil
+	case statusS2Delta:
+		return blockAnswer{payload: p, delta: true, s2: true}, nil
 	case statusError:
 		var e wireError
-		if err := json.Unmarshal(frame[1:], &e); err != nil || e.Code == "" {
-			return nil, false, fmt.Errorf("%w: error answer is not {code, reason}", ErrBadRequest)
+		if err := json.Unmarshal(p, &e); err != nil || e.Code == "" {
+			return blockAnswer{}, fmt.Errorf("%w: error answer is not {code, reason}", ErrBadRequest)
 		}
-		return nil, false, &RefusedError{Code: e.Code, Reasons: e.Reason}
+		return blockAnswer{}, &RefusedError{Code: e.Code, Reasons: e.Reason}
 	}
-	return nil, false, fmt.Errorf("%w: status byte %d", ErrBadRequest, frame[0])
+	return blockAnswer{}, fmt.Errorf("%w: status byte %d", ErrBadRequest, frame[0])
 }

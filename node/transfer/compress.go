@@ -1,0 +1,120 @@
+package transfer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+
+	"github.com/klauspost/compress/s2"
+
+	"github.com/mimnode/mimnode/content"
+)
+
+// Compressed block answers (EncodingS2).
+//
+// A whole block goes as an S2 block (statusS2). A delta (statusS2Delta)
+// goes as a uvarint offset into its base, then an S2 block encoded with a
+// dictionary: the base's bytes from that offset, up to s2.MaxDictSize
+// (none when fewer than s2.MinDictSize remain). The provider puts the
+// offset at the line where the block first differs from its base, which
+// holds the old version of the first changed entity, so a changed line
+// costs about the bytes that changed in it: compressed alone, a line
+// shrinks far less than whole blocks do, and a delta would be a larger
+// share of a compressed snapshot than of a plain one.
+
+// compressedStatus is the status of a block answer's payload compressed.
+func compressedStatus(status byte) byte {
+	if status == statusDelta {
+		return statusS2Delta
+	}
+	return statusS2
+}
+
+// compressAnswer compresses payload (a block, or when base is set a delta
+// of target against base) into zb after room for the frame head, and
+// reports whether that saves an eighth of it or more. zb has room for a
+// block (serveBuf); it is returned grown if need be.
+func compressAnswer(zb, payload, base, target []byte) ([]byte, bool) {
+	zb = zb[:frameHead]
+	var z []byte
+	if base == nil {
+		// Encode writes into zb when it has room (a block that does not
+		// compress needs a little more than its size); append then
+		// copies z onto itself.
+		z = s2.Encode(zb[frameHead:cap(zb)], payload)
+	} else {
+		off := deltaDictAt(base, target)
+		zb = binary.AppendUvarint(zb, uint64(off))
+		if d := deltaDict(base, off); d != nil {
+			z = d.Encode(nil, payload)
+		} else {
+			z = s2.Encode(nil, payload)
+		}
+	}
+	if len(zb)-frameHead+len(z) > len(payload)-len(payload)/8 {
+		return zb, false
+	}
+	return append(zb, z...), true
+}
+
+// errBadCompression: a compressed block answer does not decompress, or
+// claims more than a block holds.
+var errBadCompression = errors.New("compressed block answer does not decompress")
+
+// decompressAnswer decompresses a compressed block answer's payload (a
+// delta against base when base is set) into a buffer from framePools. It
+// decompresses to at most content.MaxBlockSize (a delta is smaller than
+// its block), so a frame cannot make the consumer allocate more.
+func decompressAnswer(p, base []byte) (*[]byte, error) {
+	var d *s2.Dict
+	if base != nil {
+		off, n := binary.Uvarint(p)
+		if n <= 0 || off > uint64(len(base)) {
+			return nil, errBadCompression
+		}
+		p, d = p[n:], deltaDict(base, int(off))
+	}
+	n, err := s2.DecodedLen(p)
+	if err != nil || n > content.MaxBlockSize {
+		return nil, errBadCompression
+	}
+	out := frameBuf(uint64(n))
+	var got []byte
+	if d != nil {
+		got, err = d.Decode(*out, p)
+	} else {
+		got, err = s2.Decode(*out, p)
+	}
+	if err != nil || len(got) != n {
+		putFrameBuf(out)
+		return nil, errBadCompression
+	}
+	return out, nil
+}
+
+// deltaDict is the dictionary of a delta against base whose answer names
+// offset off, nil when too few bytes follow it.
+func deltaDict(base []byte, off int) *s2.Dict {
+	d := base[off:]
+	if len(d) > s2.MaxDictSize {
+		d = d[:s2.MaxDictSize]
+	}
+	if len(d) < s2.MinDictSize {
+		return nil
+	}
+	return s2.MakeDict(d, nil)
+}
+
+// deltaDictAt is where target's delta against base takes its dictionary
+// from: the start of the line holding the first byte where they differ.
+func deltaDictAt(base, target []byte) int {
+	n := 0
+	const step = 64
+	for n+step <= len(base) && n+step <= len(target) && bytes.Equal(base[n:n+step], target[n:n+step]) {
+		n += step
+	}
+	for n < len(base) && n < len(target) && base[n] == target[n] {
+		n++
+	}
+	return bytes.LastIndexByte(base[:n], '\n') + 1
+}

@@ -1,0 +1,106 @@
+package transfer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/mimnode/mimnode/content"
+)
+
+// linesBlock is an entities block of n lines, line i with value v(i).
+func linesBlock(n int, v func(i int) int) []byte {
+	var b []byte
+	for i := range n {
+		b = fmt.Appendf(b, `{"id":"urn:ngsi-ld:AirQualityObserved:%06d","t":["https://smartdatamodels.org/dataModel.Environment/AirQualityObserved"],"a":{"https://smartdatamodels.org/dataModel.Environment/no2":[{"t":"Property","v":%d,"u":"GQ"}]}}`+"\n", i, v(i))
+	}
+	return b
+}
+
+// TestCompressAnswerRoundTrip: what the provider compresses, a block or a
+// delta against the consumer's base, the consumer decompresses to the
+// same bytes; a delta of one changed line costs far less than the line
+// compressed alone, because the base's old line is its dictionary.
+func TestCompressAnswerRoundTrip(t *testing.T) {
+	base := linesBlock(2000, func(i int) int { return i * 7 % 1000 })
+	target := linesBlock(2000, func(i int) int {
+		if i == 1500 {
+			return 123456
+		}
+		return i * 7 % 1000
+	})
+	zb := *serveBuf()
+
+	z, ok := compressAnswer(zb, target, nil, nil)
+	if !ok {
+		t.Fatal("a block of entity lines did not compress")
+	}
+	out, err := decompressAnswer(z[frameHead:], nil)
+	if err != nil || !bytes.Equal(*out, target) {
+		t.Fatalf("block: decompressed %d bytes (err %v), want the %d of the block", len(*out), err, len(target))
+	}
+
+	delta := content.LineDelta(base, target)
+	z, ok = compressAnswer(zb, delta, base, target)
+	if !ok {
+		t.Fatal("a delta did not compress")
+	}
+	out, err = decompressAnswer(z[frameHead:], base)
+	if err != nil || !bytes.Equal(*out, delta) {
+		t.Fatalf("delta: decompressed to %q (err %v), want %q", *out, err, delta)
+	}
+	line := bytes.SplitAfter(target, []byte("\n"))[1500]
+	if alone, _ := compressAnswer(zb, line, nil, nil); len(z)*2 > len(alone) {
+		t.Errorf("the delta of one changed line compressed to %d bytes, the line alone to %d; want under half", len(z)-frameHead, len(alone)-frameHead)
+	}
+
+	// Against another base the consumer gets other bytes, which fail
+	// verification (or do not decompress) rather than pass as the block.
+	other := linesBlock(2000, func(i int) int { return i })
+	if out, err := decompressAnswer(z[frameHead:], other); err == nil && bytes.Equal(*out, delta) {
+		t.Error("a delta decompressed against another base gave the delta")
+	}
+}
+
+// TestCompressAnswerIncompressible: bytes that do not compress go plain.
+func TestCompressAnswerIncompressible(t *testing.T) {
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = byte(i*2654435761>>13) ^ byte(i>>8*97)
+	}
+	if _, ok := compressAnswer(*serveBuf(), b, nil, nil); ok {
+		t.Error("compressAnswer took 64 KiB of noise as compressed")
+	}
+}
+
+// FuzzDecompressAnswer: any payload against any base decompresses to at
+// most a block, or fails with errBadCompression; never a panic.
+func FuzzDecompressAnswer(f *testing.F) {
+	base := linesBlock(40, func(i int) int { return i })
+	target := linesBlock(40, func(i int) int { return i % 3 })
+	zb := *serveBuf()
+	z, _ := compressAnswer(zb, target, nil, nil)
+	f.Add(bytes.Clone(z[frameHead:]), false)
+	z, _ = compressAnswer(zb, content.LineDelta(base, target), base, target)
+	f.Add(bytes.Clone(z[frameHead:]), true)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, false)
+	f.Add([]byte{0x80}, true)
+	f.Fuzz(func(t *testing.T, p []byte, delta bool) {
+		var b []byte
+		if delta {
+			b = base
+		}
+		out, err := decompressAnswer(p, b)
+		if err != nil {
+			if !errors.Is(err, errBadCompression) {
+				t.Fatalf("error %v is not errBadCompression", err)
+			}
+			return
+		}
+		if len(*out) > content.MaxBlockSize {
+			t.Fatalf("decompressed to %d bytes, more than a block", len(*out))
+		}
+		putFrameBuf(out)
+	})
+}
