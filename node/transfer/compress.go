@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/klauspost/compress/s2"
 
@@ -90,6 +91,36 @@ func decompressAnswer(p, base []byte) (*[]byte, error) {
 		return nil, errBadCompression
 	}
 	return out, nil
+}
+
+// answerFrame is the answer frame carrying payload: compressed when the
+// request named EncodingS2 and that saves an eighth or more (manifests:
+// block answers are framed in serveBlocks, without a copy).
+func answerFrame(payload []byte, encodings []string) []byte {
+	if slices.Contains(encodings, EncodingS2) {
+		// Encode writes into f after the status byte: f has room for the
+		// largest result.
+		f := make([]byte, 1+s2.MaxEncodedLen(len(payload)))
+		if z := s2.Encode(f[1:], payload); len(z) <= len(payload)-len(payload)/8 {
+			f[0] = statusS2
+			return f[:1+len(z)]
+		}
+	}
+	return dataFrame(payload)
+}
+
+// decompressManifest decompresses a compressed manifest answer, which
+// may claim at most content.MaxManifestSize.
+func decompressManifest(p []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(p)
+	if err != nil || n > content.MaxManifestSize {
+		return nil, errBadCompression
+	}
+	b, err := s2.Decode(make([]byte, n), p)
+	if err != nil || len(b) != n {
+		return nil, errBadCompression
+	}
+	return b, nil
 }
 
 // deltaDict is the dictionary of a delta against base whose answer names

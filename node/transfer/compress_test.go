@@ -75,7 +75,8 @@ func TestCompressAnswerIncompressible(t *testing.T) {
 }
 
 // FuzzDecompressAnswer: any payload against any base decompresses to at
-// most a block, or fails with errBadCompression; never a panic.
+// most a block (as a manifest, to at most content.MaxManifestSize), or
+// fails with errBadCompression; never a panic.
 func FuzzDecompressAnswer(f *testing.F) {
 	base := linesBlock(40, func(i int) int { return i })
 	target := linesBlock(40, func(i int) int { return i % 3 })
@@ -87,6 +88,9 @@ func FuzzDecompressAnswer(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, false)
 	f.Add([]byte{0x80}, true)
 	f.Fuzz(func(t *testing.T, p []byte, delta bool) {
+		if m, err := decompressManifest(p); err != nil && !errors.Is(err, errBadCompression) || len(m) > content.MaxManifestSize {
+			t.Fatalf("manifest: %d bytes, error %v", len(m), err)
+		}
 		var b []byte
 		if delta {
 			b = base

@@ -298,11 +298,11 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 		}
 	}
 	report(Progress{Phase: "manifest"})
-	m, mb, err := s.fetchManifest(ctx, provider, pids, e.info.Version)
+	m, mbytes, err := s.fetchManifest(ctx, provider, pids, e.info.Version)
 	if err != nil {
 		return u, err
 	}
-	u.Bytes += int64(len(mb))
+	u.Bytes += mbytes
 	var missing []content.BlockRef
 	var held, heldBytes int64
 	for _, b := range m.Blocks {
@@ -397,36 +397,65 @@ func (s *Service) deltaBases(agreement string, m content.Manifest, missing []con
 	return bases, nil
 }
 
-func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids protocol.Pids, version string) (content.Manifest, []byte, error) {
+// fetchManifest returns the manifest of version, held or fetched (and
+// then stored), and the bytes that came over the wire for it.
+func (s *Service) fetchManifest(ctx context.Context, provider peer.ID, pids protocol.Pids, version string) (m content.Manifest, moved int64, err error) {
 	vc, err := cid.Decode(version)
 	if err != nil {
-		return content.Manifest{}, nil, fmt.Errorf("version %q: %w", version, err)
+		return content.Manifest{}, 0, fmt.Errorf("version %q: %w", version, err)
 	}
 	if b, err := s.getBytes(manifestKey(version)); err == nil {
 		m, err := content.VerifyManifest(vc, b)
 		if err == nil {
-			return m, nil, nil
+			return m, 0, nil
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	st, br, err := s.dataStream(cctx, provider, DataRequest{Type: TypeManifestRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}, true)
+	req := DataRequest{Type: TypeManifestRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}
+	if !s.o.PlainBlocks {
+		req.Encodings = []string{EncodingS2}
+	}
+	st, br, err := s.dataStream(cctx, provider, req, true)
 	if err != nil {
-		return content.Manifest{}, nil, err
+		return content.Manifest{}, 0, err
 	}
 	defer st.Close()
-	b, err := s.readAnswer(st, br)
+	b, moved, err := s.readManifestAnswer(st, br)
 	if err != nil {
-		return content.Manifest{}, nil, fmt.Errorf("fetching manifest %s: %w", version, err)
+		return content.Manifest{}, moved, fmt.Errorf("fetching manifest %s: %w", version, err)
 	}
-	m, err := content.VerifyManifest(vc, b)
+	m, err = content.VerifyManifest(vc, b)
 	if err != nil {
-		return content.Manifest{}, nil, fmt.Errorf("manifest %s from %s: %w", version, provider, err)
+		return content.Manifest{}, moved, fmt.Errorf("manifest %s from %s: %w", version, provider, err)
 	}
 	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(manifestKey(version), b) }); err != nil {
-		return content.Manifest{}, nil, fmt.Errorf("storing manifest %s: %w", version, err)
+		return content.Manifest{}, moved, fmt.Errorf("storing manifest %s: %w", version, err)
 	}
-	return m, b, nil
+	return m, moved, nil
+}
+
+// readManifestAnswer reads the answer to a manifest request, which may
+// come compressed, and returns the manifest bytes and the bytes that
+// came for them.
+func (s *Service) readManifestAnswer(st network.Stream, br *bufio.Reader) ([]byte, int64, error) {
+	_ = st.SetReadDeadline(s.o.Now().Add(s.o.Timeout))
+	f, err := protocol.ReadFrame(br, protocol.MaxFrameSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	a, err := decodeBlockAnswer(f)
+	moved := int64(len(a.payload))
+	switch {
+	case err != nil:
+		return nil, moved, err
+	case a.delta:
+		return nil, moved, errBlockOnlyStatus
+	case a.s2:
+		b, err := decompressManifest(a.payload)
+		return b, moved, err
+	}
+	return a.payload, moved, nil
 }
 
 // land writes the version's files and entities into the node's store

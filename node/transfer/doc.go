@@ -32,7 +32,10 @@
 // reasons. The consumer then fetches the manifest, verifies it against the
 // version id, and fetches the blocks it does not hold yet over Streams
 // parallel streams, in few long requests (a busy stream's flow-control
-// window grows). Every block is checked against its CID as it arrives; one
+// window grows). Blocks travel S2-compressed unless Options.PlainBlocks
+// (an NGSI-LD block to about a seventeenth), and a changed block as the
+// lines that changed, compressed against the block the consumer holds
+// (compress.go). Every block is checked against its CID as it arrives; one
 // that does not match is fetched again (Usage.Refetched). Verified blocks
 // are stored by one storer in groups of BatchBlocks blocks (at most 16
 // MiB), each block in a file of its own named by its CID, synced in the

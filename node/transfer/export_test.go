@@ -26,10 +26,9 @@ func ManifestBlocks(s *Service, version string) ([]string, error) {
 	return out, nil
 }
 
-// ManifestLen returns the length of a stored version's manifest bytes.
-func ManifestLen(s *Service, version string) (int, error) {
-	b, err := s.getBytes(manifestKey(version))
-	return len(b), err
+// ManifestBytes returns a stored version's manifest bytes.
+func ManifestBytes(s *Service, version string) ([]byte, error) {
+	return s.getBytes(manifestKey(version))
 }
 
 // ManifestEntities returns the entity count of a stored version.

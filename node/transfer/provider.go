@@ -383,7 +383,7 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 			s.writeFrame(st, errorFrame(protocol.CodeInternal, err.Error()))
 			return
 		}
-		s.writeFrame(st, dataFrame(b))
+		s.writeFrame(st, answerFrame(b, r.Encodings))
 	case TypeBlockRequest:
 		s.serveBlocks(st, info, r.CIDs, r.Bases, r.Encodings)
 	case TypeReceiptRequest:

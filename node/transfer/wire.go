@@ -50,10 +50,11 @@ type DataRequest struct {
 	// agreement ("" for none). The provider may then answer with a line
 	// delta against it (statusDelta) instead of the whole block.
 	Bases []string `json:"bases,omitempty"`
-	// Encodings: TypeBlockRequest, optional: the block encodings the
-	// consumer reads besides plain bytes (EncodingS2). The provider may
-	// then send a block or delta compressed (statusS2, statusS2Delta).
-	// Names it does not know are ignored, so either end may be older.
+	// Encodings: TypeBlockRequest and TypeManifestRequest, optional: the
+	// encodings the consumer reads besides plain bytes (EncodingS2). The
+	// provider may then send a block, delta or manifest compressed
+	// (statusS2, statusS2Delta). Names it does not know are ignored, so
+	// either end may be older.
 	Encodings []string `json:"encodings,omitempty"`
 	// Usage: TypeReceiptRequest, what the consumer counted.
 	Usage *Usage `json:"usage,omitempty"`
@@ -84,6 +85,9 @@ func DecodeDataRequest(body []byte) (*DataRequest, error) {
 	if r.ProviderPid == "" || r.ConsumerPid == "" {
 		return nil, fmt.Errorf("%w: providerPid and consumerPid are required", ErrBadRequest)
 	}
+	if len(r.Encodings) > maxEncodings {
+		return nil, fmt.Errorf("%w: %d encodings, want at most %d", ErrBadRequest, len(r.Encodings), maxEncodings)
+	}
 	switch r.Type {
 	case TypeManifestRequest, TypeLiveRequest:
 	case TypeBlockRequest:
@@ -102,9 +106,6 @@ func DecodeDataRequest(body []byte) (*DataRequest, error) {
 			if _, err := cid.Decode(c); c != "" && err != nil {
 				return nil, fmt.Errorf("%w: base %q: %v", ErrBadRequest, c, err)
 			}
-		}
-		if len(r.Encodings) > maxEncodings {
-			return nil, fmt.Errorf("%w: %d encodings, want at most %d", ErrBadRequest, len(r.Encodings), maxEncodings)
 		}
 	case TypeReceiptRequest:
 		if r.Usage == nil {
@@ -125,8 +126,9 @@ const (
 	statusData  = 0 // the rest is the payload
 	statusError = 1 // the rest is a JSON wireError
 	statusDelta = 2 // block answers only: the rest is a content.LineDelta against the base asked for
-	// Block answers to a request naming EncodingS2 only: the rest is an
-	// S2 block holding what statusData or statusDelta would carry.
+	// Answers to a block or manifest request naming EncodingS2 only: the
+	// rest is an S2 block holding what statusData or (blocks only)
+	// statusDelta would carry.
 	statusS2      = 3
 	statusS2Delta = 4
 )
