@@ -273,6 +273,15 @@ func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, e
 		return nil, bad("id %q is not a URI", b.ID)
 	}
 	sub := &Subscription{ID: b.ID, IsActive: b.IsActive == nil || *b.IsActive}
+	// Present, each must list something (clause 5.2.12): an empty list
+	// is no selection, and "every attribute" is said by leaving
+	// watchedAttributes out.
+	if b.Entities != nil && len(b.Entities) == 0 {
+		return nil, bad("entities must not be an empty list")
+	}
+	if b.WatchedAttributes != nil && len(b.WatchedAttributes) == 0 {
+		return nil, bad("watchedAttributes must not be an empty list; leave it out to watch every attribute")
+	}
 	if len(b.Entities) == 0 && len(b.WatchedAttributes) == 0 {
 		return nil, bad("give entities or watchedAttributes")
 	}

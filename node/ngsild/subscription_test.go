@@ -489,6 +489,8 @@ func TestSubscriptionCRUD(t *testing.T) {
 		{"interval with watched", map[string]any{"type": "Subscription", "entities": sel, "timeInterval": 5, "watchedAttributes": []any{"a"}, "notification": ep}},
 		{"negative throttling", map[string]any{"type": "Subscription", "entities": sel, "throttling": -1, "notification": ep}},
 		{"wrong member type", map[string]any{"type": "Subscription", "entities": "Sensor", "notification": ep}},
+		{"empty entities", map[string]any{"type": "Subscription", "entities": []any{}, "watchedAttributes": []any{"a"}, "notification": ep}},
+		{"empty watchedAttributes", map[string]any{"type": "Subscription", "entities": sel, "watchedAttributes": []any{}, "notification": ep}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantProblem(t, n.do("POST", "/ngsi-ld/v1/subscriptions", tc.body), BadRequestData)
@@ -652,7 +654,8 @@ func TestSubscriptionScopeQAndLang(t *testing.T) {
 
 // TestSubscriptionPathAndPatchChecks checks what a PATCH or a path may not
 // do: an id that is not a URI is BadRequestData (not "not found"), an
-// expiresAt in the past is refused as on create, and an endpoint that is
+// expiresAt in the past or an empty watchedAttributes is refused as on
+// create, and an endpoint that is
 // not http(s) is refused for its scheme before any name is looked up.
 func TestSubscriptionPathAndPatchChecks(t *testing.T) {
 	r := newReceiver(t)
@@ -664,6 +667,7 @@ func TestSubscriptionPathAndPatchChecks(t *testing.T) {
 	}
 	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/nope", `{}`), BadRequestData)
 	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, `{"expiresAt": "2020-01-01T00:00:00Z"}`), BadRequestData)
+	wantProblem(t, n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, `{"watchedAttributes": []}`), BadRequestData)
 	rec := n.do("PATCH", "/ngsi-ld/v1/subscriptions/"+id, `{"notification": {"endpoint": {"uri": "ftp://x"}}}`)
 	wantProblem(t, rec, BadRequestData)
 	if !strings.Contains(rec.Body.String(), "http or https") {
