@@ -134,7 +134,7 @@ func (r *fetchRenderer) run(body io.Reader) error {
 			r.finish()
 			if !r.json {
 				d := ev.Done
-				fmt.Fprintf(r.out, "transfer %s %s: version %s, %d entities, %d blocks fetched (%d already held), %s in %s\n",
+				fmt.Fprintf(r.out, "transfer %s %s: version %s, %d entities, %d blocks fetched (%d already held), %s moved in %s\n",
 					d.ID, d.State, d.Version, d.Usage.Entities, d.Usage.Blocks, d.Usage.Skipped, humanBytes(d.Usage.Bytes), d.Usage.Duration.Round(time.Millisecond))
 			}
 			return nil

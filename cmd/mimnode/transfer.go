@@ -76,7 +76,7 @@ func printTransfer(g *globals, in transfer.Info) error {
 		fmt.Fprintf(w, "version    %s\n", in.Version)
 	}
 	u := in.Usage
-	fmt.Fprintf(w, "usage      %d entities, %d blocks fetched, %d already held, %d refetched, %s, %s\n",
+	fmt.Fprintf(w, "usage      %d entities, %d blocks fetched, %d already held, %d refetched, %s moved, %s\n",
 		u.Entities, u.Blocks, u.Skipped, u.Refetched, humanBytes(u.Bytes), u.Duration)
 	if in.Receipt {
 		fmt.Fprintln(w, "receipt    signed by the provider, acknowledged by the consumer")

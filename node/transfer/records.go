@@ -120,6 +120,8 @@ const (
 // Usage is the accounting of one transfer (MIM3): what moved and how long
 // it took.
 type Usage struct {
+	// Bytes is what came over the wire: the manifest and the blocks as
+	// they travelled (compressed, or as deltas), not the version's size.
 	Bytes     int64 `json:"bytes"`
 	Blocks    int64 `json:"blocks"`
 	Entities  int64 `json:"entities"`
