@@ -40,16 +40,17 @@ func compressAnswer(zb, payload, base, target []byte) ([]byte, bool) {
 	var z []byte
 	if base == nil {
 		// Encode writes into zb when it has room (a block that does not
-		// compress needs a little more than its size); append then
+		// compress needs a little more than its size); append below then
 		// copies z onto itself.
 		z = s2.Encode(zb[frameHead:cap(zb)], payload)
 	} else {
 		off := deltaDictAt(base, target)
 		zb = binary.AppendUvarint(zb, uint64(off))
+		// A delta is at most half a block: zb has room after the offset.
 		if d := deltaDict(base, off); d != nil {
-			z = d.Encode(nil, payload)
+			z = d.Encode(zb[len(zb):cap(zb)], payload)
 		} else {
-			z = s2.Encode(nil, payload)
+			z = s2.Encode(zb[len(zb):cap(zb)], payload)
 		}
 	}
 	if len(zb)-frameHead+len(z) > len(payload)-len(payload)/8 {

@@ -51,7 +51,7 @@ func TestCompressAnswerRoundTrip(t *testing.T) {
 		t.Fatalf("delta: decompressed to %q (err %v), want %q", *out, err, delta)
 	}
 	line := bytes.SplitAfter(target, []byte("\n"))[1500]
-	if alone, _ := compressAnswer(zb, line, nil, nil); len(z)*2 > len(alone) {
+	if alone, _ := compressAnswer(*serveBuf(), line, nil, nil); len(z)*2 > len(alone) { // z is in zb
 		t.Errorf("the delta of one changed line compressed to %d bytes, the line alone to %d; want under half", len(z)-frameHead, len(alone)-frameHead)
 	}
 
@@ -60,6 +60,9 @@ func TestCompressAnswerRoundTrip(t *testing.T) {
 	other := linesBlock(2000, func(i int) int { return i })
 	if out, err := decompressAnswer(z[frameHead:], other); err == nil && bytes.Equal(*out, delta) {
 		t.Error("a delta decompressed against another base gave the delta")
+	}
+	if out, err := decompressAnswer(z[frameHead:], base); err != nil || !bytes.Equal(*out, delta) {
+		t.Errorf("the delta no longer decompresses against its base (err %v): the checks above used other bytes", err)
 	}
 }
 

@@ -299,10 +299,10 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	}
 	report(Progress{Phase: "manifest"})
 	m, mbytes, err := s.fetchManifest(ctx, provider, pids, e.info.Version)
+	u.Bytes += mbytes
 	if err != nil {
 		return u, err
 	}
-	u.Bytes += mbytes
 	var missing []content.BlockRef
 	var held, heldBytes int64
 	for _, b := range m.Blocks {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/contract"
@@ -347,7 +349,13 @@ func manifestBlocks(t testing.TB, p *peer, version string) []string {
 // them for the dataset, and the version's blocks.
 func agreedVersion(t *testing.T, n int) (prov, cons *peer, agreement string, blocks []string) {
 	t.Helper()
-	prov, cons = pair(t)
+	return agreedVersionTuned(t, n, consumerTune)
+}
+
+// agreedVersionTuned is agreedVersion with the consumer's options tuned.
+func agreedVersionTuned(t *testing.T, n int, tune func(*transfer.Options)) (prov, cons *peer, agreement string, blocks []string) {
+	t.Helper()
+	prov, cons = pairTuned(t, tune)
 	upsert(t, prov.n, entities(t, n, 0))
 	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
 	prov.shelf.put(a.ID, b)
@@ -381,4 +389,25 @@ func fetchedOnceTuned(t *testing.T, n int, tune func(*transfer.Options)) (prov, 
 		t.Fatal(err)
 	}
 	return prov, cons, a, es, first
+}
+
+// eachEncoding runs test once with a consumer that asks for plain blocks
+// and once with one that takes them compressed (the default), each with
+// tune for its options.
+func eachEncoding(t *testing.T, test func(t *testing.T, plain bool, tune func(*transfer.Options))) {
+	for _, plain := range []bool{true, false} {
+		t.Run(map[bool]string{true: "plain", false: "compressed"}[plain], func(t *testing.T) {
+			test(t, plain, func(o *transfer.Options) { consumerTune(o); o.PlainBlocks = plain })
+		})
+	}
+}
+
+// wireLen is how many bytes b takes on the wire whole: its size plain,
+// its S2 size compressed (the provider sends it so when that saves an
+// eighth or more).
+func wireLen(b []byte, plain bool) int {
+	if z := s2.Encode(nil, b); !plain && len(z) <= len(b)-len(b)/8 {
+		return len(z)
+	}
+	return len(b)
 }

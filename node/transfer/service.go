@@ -156,9 +156,9 @@ type Options struct {
 	// background, several at a time), and the least number of blocks one
 	// block request asks for (default 64).
 	BatchBlocks int
-	// PlainBlocks makes a pull ask for blocks as they are, not compressed
-	// (EncodingS2): for measuring, or a link faster than the CPU
-	// compresses. A provider answers either kind of request.
+	// PlainBlocks makes a pull ask for blocks and the manifest as they
+	// are, not compressed (EncodingS2): for measuring, or a link faster
+	// than the CPU compresses. A provider answers either kind of request.
 	PlainBlocks bool
 	// Timeout bounds one exchange or one block batch (default 30 s).
 	Timeout time.Duration

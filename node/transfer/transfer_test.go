@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/s2"
 	"github.com/libp2p/go-libp2p/core/network"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
@@ -204,19 +203,21 @@ func logged(t *testing.T, p *peer, kind, agreement string) bool {
 // TestCorruptBlockRefetched: a block that does not hash to its CID is
 // caught before use and fetched again; the landed data is right.
 func TestCorruptBlockRefetched(t *testing.T) {
-	prov, cons, agreement, blocks := agreedVersion(t, 300)
-	transfer.CorruptOnce(prov.svc, blocks[len(blocks)/2])
+	eachEncoding(t, func(t *testing.T, _ bool, tune func(*transfer.Options)) {
+		prov, cons, agreement, blocks := agreedVersionTuned(t, 300, tune)
+		transfer.CorruptOnce(prov.svc, blocks[len(blocks)/2])
 
-	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatalf("Fetch: %v", err)
-	}
-	if in.Usage.Refetched != 1 {
-		t.Errorf("refetched = %d, want 1", in.Usage.Refetched)
-	}
-	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
-		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
-	}
+		in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		if in.Usage.Refetched != 1 {
+			t.Errorf("refetched = %d, want 1", in.Usage.Refetched)
+		}
+		if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
+			t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
+		}
+	})
 }
 
 // TestUnreadableHeldBlockDropped: a block the consumer holds by its key
@@ -288,52 +289,45 @@ func TestBlocksKeptInTheDatabase(t *testing.T) {
 // differs the lines that changed: plain, and compressed against the
 // block the consumer holds (with the manifest compressed).
 func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
-	for _, plain := range []bool{true, false} {
-		t.Run(map[bool]string{true: "plain", false: "compressed"}[plain], func(t *testing.T) {
-			prov, cons, a, es, first := fetchedOnceTuned(t, 600, func(o *transfer.Options) { o.PlainBlocks = plain })
-			if first.Usage.Blocks < 3 {
-				t.Fatalf("first version has %d blocks; the test needs several", first.Usage.Blocks)
-			}
-			es[300]["no2"].(map[string]any)["value"] = 1234.0
-			upsert(t, prov.n, es[300:301])
+	eachEncoding(t, func(t *testing.T, plain bool, tune func(*transfer.Options)) {
+		prov, cons, a, es, first := fetchedOnceTuned(t, 600, tune)
+		if first.Usage.Blocks < 3 {
+			t.Fatalf("first version has %d blocks; the test needs several", first.Usage.Blocks)
+		}
+		es[300]["no2"].(map[string]any)["value"] = 1234.0
+		upsert(t, prov.n, es[300:301])
 
-			second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if second.Version == first.Version {
-				t.Fatalf("second transfer got the same version %s", first.Version)
-			}
-			if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
-				t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
-			}
-			// The changed block came as the lines that differ from the
-			// block the consumer held at the same ids, not whole.
-			mb, err := transfer.ManifestBytes(cons.svc, second.Version)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mlen := len(mb)
-			if !plain {
-				mlen = len(s2.Encode(nil, mb)) // the manifest comes compressed too
-			}
-			moved := int(second.Usage.Bytes) - mlen
-			whole := changedBlockLen(t, cons, first.Version, second.Version, !plain)
-			if moved*5 > whole {
-				t.Errorf("the changed block moved %d bytes (%d with the manifest), the block whole is %d; want a delta of one entity", moved, second.Usage.Bytes, whole)
-			}
-			got := query(t, cons.n)
-			if !bytes.Contains(got[300], []byte("1234")) {
-				t.Errorf("consumer's entity 300 = %s, want the changed no2 1234", got[300])
-			}
-		})
-	}
+		second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.Version == first.Version {
+			t.Fatalf("second transfer got the same version %s", first.Version)
+		}
+		if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
+			t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
+		}
+		// The changed block came as the lines that differ from the block
+		// the consumer held at the same ids, not whole.
+		mb, err := transfer.ManifestBytes(cons.svc, second.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := int(second.Usage.Bytes) - wireLen(mb, plain)
+		whole := wireLen(changedBlock(t, cons, first.Version, second.Version), plain)
+		if moved*5 > whole {
+			t.Errorf("the changed block moved %d bytes (%d with the manifest), the block whole %d; want a delta of one entity", moved, second.Usage.Bytes, whole)
+		}
+		got := query(t, cons.n)
+		if !bytes.Contains(got[300], []byte("1234")) {
+			t.Errorf("consumer's entity 300 = %s, want the changed no2 1234", got[300])
+		}
+	})
 }
 
-// changedBlockLen is the size of the one block of version next that
-// version prev does not have, as the consumer holds it (compressed with
-// S2 when compressed is set, as it would have moved whole).
-func changedBlockLen(t *testing.T, cons *peer, prev, next string, compressed bool) int {
+// changedBlock is the one block of version next that version prev does
+// not have, as the consumer holds it.
+func changedBlock(t *testing.T, cons *peer, prev, next string) []byte {
 	t.Helper()
 	old, err := transfer.ManifestBlocks(cons.svc, prev)
 	if err != nil {
@@ -344,58 +338,62 @@ func changedBlockLen(t *testing.T, cons *peer, prev, next string, compressed boo
 		t.Fatal(err)
 	}
 	for _, c := range cur {
-		if slices.Contains(old, c) {
-			continue
+		if !slices.Contains(old, c) {
+			b, err := transfer.BlockBytes(cons.svc, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
 		}
-		b, err := transfer.BlockBytes(cons.svc, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if compressed {
-			return len(s2.Encode(nil, b))
-		}
-		return len(b)
 	}
 	t.Fatalf("version %s has no block that %s does not", next, prev)
-	return 0
+	return nil
 }
 
 // TestCorruptDeltaRefetchedWhole: a delta that does not rebuild its block
 // is caught, and the block is fetched again whole.
 func TestCorruptDeltaRefetchedWhole(t *testing.T) {
-	prov, cons, a, es, first := fetchedOnce(t, 600)
-	es[300]["no2"].(map[string]any)["value"] = 4321.0
-	upsert(t, prov.n, es[300:301])
-	ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
-	version, err := prov.svc.Build(ctx, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := manifestBlocks(t, prov, first.Version)
-	changedLen := 0
-	for _, c := range manifestBlocks(t, prov, version) {
-		if !slices.Contains(old, c) {
-			transfer.CorruptOnce(prov.svc, c)
-			if changedLen, err = transfer.BlockLen(prov.svc, c); err != nil {
-				t.Fatal(err)
+	eachEncoding(t, func(t *testing.T, plain bool, tune func(*transfer.Options)) {
+		prov, cons, a, es, first := fetchedOnceTuned(t, 600, tune)
+		es[300]["no2"].(map[string]any)["value"] = 4321.0
+		upsert(t, prov.n, es[300:301])
+		ds, _ := transfer.CatalogDatasets{Catalog: prov.cat}.Dataset(datasetID)
+		version, err := prov.svc.Build(ctx, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := manifestBlocks(t, prov, first.Version)
+		whole := 0 // the changed block's bytes on the wire, sent whole
+		for _, c := range manifestBlocks(t, prov, version) {
+			if !slices.Contains(old, c) {
+				transfer.CorruptOnce(prov.svc, c)
+				b, err := transfer.BlockBytes(prov.svc, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				whole = wireLen(b, plain)
 			}
 		}
-	}
-	second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.Usage.Blocks != 1 || second.Usage.Refetched != 1 {
-		t.Errorf("second transfer fetched %d blocks, %d again; want 1 and 1", second.Usage.Blocks, second.Usage.Refetched)
-	}
-	// The first answer was a delta, so the refetch cost about one block,
-	// not the two a corrupt whole block would.
-	if second.Usage.Bytes > int64(changedLen)*3/2 {
-		t.Errorf("second transfer moved %d bytes for one changed block of %d; want a delta and one whole block", second.Usage.Bytes, changedLen)
-	}
-	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[300], want[300]) || !bytes.Contains(got[300], []byte("4321")) {
-		t.Errorf("consumer's entity 300 = %s, want the provider's %s", got[300], want[300])
-	}
+		second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.Usage.Blocks != 1 || second.Usage.Refetched != 1 {
+			t.Errorf("second transfer fetched %d blocks, %d again; want 1 and 1", second.Usage.Blocks, second.Usage.Refetched)
+		}
+		// The first answer was a delta, so the refetch cost about one
+		// block, not the two a corrupt whole block would.
+		mb, err := transfer.ManifestBytes(cons.svc, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved := int(second.Usage.Bytes) - wireLen(mb, plain); moved > whole*3/2 {
+			t.Errorf("second transfer moved %d bytes besides the manifest for one changed block of %d; want a delta and one whole block", moved, whole)
+		}
+		if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[300], want[300]) || !bytes.Contains(got[300], []byte("4321")) {
+			t.Errorf("consumer's entity 300 = %s, want the provider's %s", got[300], want[300])
+		}
+	})
 }
 
 // TestResumeAfterKill: either side is killed in the middle of the block
