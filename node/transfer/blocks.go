@@ -64,6 +64,7 @@ type verifiedBlock struct {
 	size int64
 	data []byte  // nil once written
 	buf  *[]byte // data's frame buffer, back to framePools once stored; nil for a rebuilt delta
+	name string  // the blob it is written as (blockfiles.go)
 }
 
 // fetchBlocks fetches refs over Streams parallel streams and stores them,
@@ -145,7 +146,7 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 			}
 			w := writtenGroup{sizes: make([]int64, len(g)), cids: make([]string, len(g))}
 			for i, b := range g {
-				w.sizes[i], w.cids[i] = b.size, b.ref.CID.String()
+				w.sizes[i], w.cids[i] = b.size, b.name
 				if b.buf != nil {
 					putFrameBuf(b.buf) // the store copied it
 				}
@@ -179,7 +180,7 @@ func (s *Service) storeBlocks(in <-chan verifiedBlock, onBlock func(int64), canc
 // writtenGroup is a group of blocks written and waiting for a sync.
 type writtenGroup struct {
 	sizes []int64
-	cids  []string
+	cids  []string // the blobs' names
 }
 
 // syncBlocks syncs the store for the groups written on unsynced, several
@@ -336,15 +337,22 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 		if a.delta {
 			base, err = s.deltaBase(bases[ref.CID])
 		}
+		// A whole block that came compressed is kept as it came (see
+		// blockfiles.go), from its frame buffer, until it is stored.
+		var zbuf *[]byte
+		var z []byte
 		if err == nil && a.s2 {
-			// Decompressed into a buffer of its own: the frame's goes
-			// back. Bytes that do not decompress are a block that fails
-			// verification.
+			// Decompressed into a buffer of its own. Bytes that do not
+			// decompress are a block that fails verification.
 			var out *[]byte
 			if out, err = decompressAnswer(data, base); err == nil {
 				data = *out
 			}
-			putFrameBuf(buf)
+			if err == nil && !a.delta {
+				zbuf, z = buf, a.payload
+			} else {
+				putFrameBuf(buf)
+			}
 			buf = out
 		}
 		if err == nil && a.delta {
@@ -361,20 +369,29 @@ func (s *Service) fetchOnce(ctx context.Context, provider peer.ID, pids protocol
 			if buf != nil {
 				putFrameBuf(buf)
 			}
+			if zbuf != nil {
+				putFrameBuf(zbuf)
+			}
 			s.log.Warn("block failed verification; fetching it again", "cid", ref.CID, "err", err)
 			bad = append(bad, ref)
 			continue
 		}
-		v := verifiedBlock{ref: ref, size: int64(len(data)), data: data, buf: buf}
+		v := verifiedBlock{ref: ref, size: int64(len(data)), data: data, buf: buf, name: ref.CID.String()}
 		if blobs := s.blobs(); blobs != nil {
-			err := blobs.Put(ref.CID.String(), data)
+			name, err := putBlob(blobs, ref.CID.String(), data, z)
 			if buf != nil {
 				putFrameBuf(buf) // Put copied it
 			}
 			if err != nil {
+				if zbuf != nil {
+					putFrameBuf(zbuf)
+				}
 				return nil, fmt.Errorf("storing block %s: %w", ref.CID, err)
 			}
-			v.data, v.buf = nil, nil
+			v.data, v.buf, v.name = nil, nil, name
+		}
+		if zbuf != nil {
+			putFrameBuf(zbuf)
 		}
 		out <- v
 	}
@@ -515,7 +532,19 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases, encodin
 				return nil
 			}
 			var err error
-			buf, err = s.appendBlock(tx, buf[:frameHead], c)
+			if compress && (i >= len(bases) || !allowed[bases[i]]) {
+				// Kept compressed: it goes as it is kept.
+				var kept bool
+				if zb, kept, err = s.appendCompressedBlock(zb[:frameHead], c); err == nil && kept {
+					if err := s.writeServed(st, c, statusS2, zb); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if err == nil {
+				buf, err = s.appendBlock(tx, buf[:frameHead], c)
+			}
 			if err != nil {
 				s.writeFrame(st, errorFrame(protocol.CodeInternal, fmt.Sprintf("reading block %s: %v", c, err)))
 				return nil
@@ -537,11 +566,7 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases, encodin
 					frame, status = zb, compressedStatus(status)
 				}
 			}
-			if _, ok := s.corrupt.LoadAndDelete(c); ok {
-				b := frame[frameHead:]
-				b[len(b)/2] ^= 0xff
-			}
-			if err := s.writeFramed(st, status, frame); err != nil {
+			if err := s.writeServed(st, c, status, frame); err != nil {
 				return err
 			}
 		}
@@ -550,6 +575,16 @@ func (s *Service) serveBlocks(st network.Stream, info Info, cids, bases, encodin
 	if err != nil {
 		st.Reset()
 	}
+}
+
+// writeServed writes the answer for block c (the test hook CorruptOnce
+// garbles it first).
+func (s *Service) writeServed(st network.Stream, c string, status byte, frame []byte) error {
+	if _, ok := s.corrupt.LoadAndDelete(c); ok {
+		b := frame[frameHead:]
+		b[len(b)/2] ^= 0xff
+	}
+	return s.writeFramed(st, status, frame)
 }
 
 // servePool holds the frame buffers block requests are served from

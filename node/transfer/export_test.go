@@ -67,14 +67,48 @@ func StoreBlock(s *Service, c string, data []byte) error {
 // key where nodes kept blocks before they were files.
 func MoveBlockToDB(s *Service, c string) error {
 	b := s.blobs()
-	data, err := b.AppendTo(nil, c)
+	data, err := appendBlob(b, nil, c)
 	if err != nil {
 		return err
 	}
 	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(blockKey(c), data) }); err != nil {
 		return err
 	}
+	if err := b.Delete(zName(c)); err != nil {
+		return err
+	}
 	return b.Delete(c)
+}
+
+// StoreCompressedBlob writes z as block c kept compressed, synced, as a
+// fault of the disk can leave it: whatever z is.
+func StoreCompressedBlob(s *Service, c string, z []byte) error {
+	if err := s.blobs().Put(zName(c), z); err != nil {
+		return err
+	}
+	return s.blobs().Sync()
+}
+
+// KeepBlockPlain rewrites block c as nodes before compressed blobs kept
+// it: the blob named c, its bytes as they are. It reports whether the
+// block was kept compressed.
+func KeepBlockPlain(s *Service, c string) (bool, error) {
+	b := s.blobs()
+	was, err := b.Has(zName(c))
+	if err != nil {
+		return false, err
+	}
+	data, err := appendBlob(b, nil, c)
+	if err != nil {
+		return false, err
+	}
+	if err := b.Put(c, data); err != nil {
+		return false, err
+	}
+	if err := b.Delete(zName(c)); err != nil {
+		return false, err
+	}
+	return was, b.Sync()
 }
 
 // ReadFrameLen exposes the block reader's frame-length parser.

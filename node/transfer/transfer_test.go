@@ -221,12 +221,25 @@ func TestCorruptBlockRefetched(t *testing.T) {
 }
 
 // TestUnreadableHeldBlockDropped: a block the consumer holds by its key
-// but with other bytes (what a machine crash before a sync can leave) is
-// caught when landing, dropped, and fetched again by the next Fetch.
+// but with other bytes (what a machine crash before a sync can leave), or
+// kept compressed with bytes that do not decompress, is caught when
+// landing, dropped, and fetched again by the next Fetch.
 func TestUnreadableHeldBlockDropped(t *testing.T) {
+	for name, garble := range map[string]func(s *transfer.Service, c string) error{
+		"other bytes": func(s *transfer.Service, c string) error { return transfer.StoreBlock(s, c, make([]byte, 40<<10)) },
+		// Kept compressed, the bytes do not decompress.
+		"not compressed data": func(s *transfer.Service, c string) error {
+			return transfer.StoreCompressedBlob(s, c, []byte("\xff\xff\xff\xff\x0fnot s2"))
+		},
+	} {
+		t.Run(name, func(t *testing.T) { unreadableHeldBlockDropped(t, garble) })
+	}
+}
+
+func unreadableHeldBlockDropped(t *testing.T, garble func(s *transfer.Service, c string) error) {
 	prov, cons, agreement, blocks := agreedVersion(t, 300)
 	bad := blocks[len(blocks)/2]
-	if err := transfer.StoreBlock(cons.svc, bad, make([]byte, 40<<10)); err != nil {
+	if err := garble(cons.svc, bad); err != nil {
 		t.Fatal(err)
 	}
 
@@ -282,6 +295,47 @@ func TestBlocksKeptInTheDatabase(t *testing.T) {
 	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
 		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
 	}
+}
+
+// TestBlocksKeptPlain: blocks are kept compressed in the blobs by the
+// provider that built them and the consumer that fetched them; blocks
+// kept plain, as nodes did before, are still served (to consumers that
+// take them compressed or not), count as held and land.
+func TestBlocksKeptPlain(t *testing.T) {
+	eachEncoding(t, func(t *testing.T, _ bool, tune func(*transfer.Options)) {
+		prov, cons, agreement, blocks := agreedVersionTuned(t, 300, tune)
+		keepPlain := func(p *peer) {
+			t.Helper()
+			for _, c := range blocks {
+				was, err := transfer.KeepBlockPlain(p.svc, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !was {
+					t.Errorf("block %s was not kept compressed", c)
+				}
+			}
+		}
+		keepPlain(prov)
+		first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+		if err != nil {
+			t.Fatalf("Fetch from plain blocks: %v", err)
+		}
+		if first.Usage.Blocks != int64(len(blocks)) {
+			t.Fatalf("first Fetch fetched %d blocks, want %d", first.Usage.Blocks, len(blocks))
+		}
+		keepPlain(cons)
+		second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+		if err != nil {
+			t.Fatalf("Fetch over plain blocks held: %v", err)
+		}
+		if second.Usage.Blocks != 0 || second.Usage.Skipped != int64(len(blocks)) {
+			t.Errorf("second Fetch fetched %d blocks and reused %d, want 0 and %d", second.Usage.Blocks, second.Usage.Skipped, len(blocks))
+		}
+		if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
+			t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
+		}
+	})
 }
 
 // TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
