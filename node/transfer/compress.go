@@ -110,11 +110,19 @@ func answerFrame(payload []byte, encodings []string) []byte {
 	return dataFrame(payload)
 }
 
+// maxManifestRatio bounds how many times its compressed size a manifest
+// may claim to decompress to. A manifest is mostly CIDs, which do not
+// compress: real ones shrink to a half or a third. Without the bound a
+// frame of a few bytes could make the consumer allocate
+// content.MaxManifestSize before decoding failed.
+const maxManifestRatio = 16
+
 // decompressManifest decompresses a compressed manifest answer, which
-// may claim at most content.MaxManifestSize.
+// may claim at most content.MaxManifestSize, and at most maxManifestRatio
+// times its own size (plus 4 KiB for tiny ones).
 func decompressManifest(p []byte) ([]byte, error) {
 	n, err := s2.DecodedLen(p)
-	if err != nil || n > content.MaxManifestSize {
+	if err != nil || n > content.MaxManifestSize || n > maxManifestRatio*len(p)+4096 {
 		return nil, errBadCompression
 	}
 	b, err := s2.Decode(make([]byte, n), p)

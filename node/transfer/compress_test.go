@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/mimnode/mimnode/content"
 )
 
@@ -74,6 +76,26 @@ func TestCompressAnswerIncompressible(t *testing.T) {
 	}
 	if _, ok := compressAnswer(*serveBuf(), b, nil, nil); ok {
 		t.Error("compressAnswer took 64 KiB of noise as compressed")
+	}
+}
+
+// TestDecompressManifestBounded: a manifest answer of a few bytes that
+// claims megabytes (zeros compress to almost nothing) is refused before
+// anything that size is allocated; a manifest of real shape, which
+// compresses two or three times, decompresses.
+func TestDecompressManifestBounded(t *testing.T) {
+	z := s2.Encode(nil, make([]byte, 8<<20))
+	if _, err := decompressManifest(z); !errors.Is(err, errBadCompression) {
+		t.Errorf("8 MiB of zeros in a %d-byte answer: err = %v, want errBadCompression", len(z), err)
+	}
+	var m []byte
+	for i := range 2000 {
+		c := content.BlockCID(fmt.Appendf(nil, "block %d", i))
+		m = fmt.Appendf(m, `{"cid":{"/":%q},"count":56,"first":"urn:ngsi-ld:AirQualityObserved:%06d","last":"urn:ngsi-ld:AirQualityObserved:%06d","size":262144},`, c, i*56, i*56+55)
+	}
+	got, err := decompressManifest(s2.Encode(nil, m))
+	if err != nil || !bytes.Equal(got, m) {
+		t.Errorf("a manifest-shaped %d bytes: err = %v", len(m), err)
 	}
 }
 
