@@ -122,12 +122,12 @@ func appendBlob(b *store.Blobs, dst []byte, c string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	n, err := s2.DecodedLen(z)
-	if err != nil || n > content.MaxBlockSize {
-		return dst, fmt.Errorf("block %s: %w", c, errStoredBlock)
+	n, err := decodedLen(z, content.MaxBlockSize)
+	if err == nil {
+		dst = slices.Grow(dst, n)
+		err = decodeS2(dst[len(dst):len(dst)+n], z, nil)
 	}
-	dst = slices.Grow(dst, n)
-	if _, err := s2.Decode(dst[len(dst):len(dst)+n], z); err != nil {
+	if err != nil {
 		return dst, fmt.Errorf("block %s: %w", c, errStoredBlock)
 	}
 	return dst[:len(dst)+n], nil
@@ -144,7 +144,7 @@ func putBlob(b *store.Blobs, c string, data, z []byte) (string, error) {
 	if z == nil {
 		zp := zPool.Get().(*[]byte)
 		defer zPool.Put(zp)
-		if e := s2.Encode((*zp)[:cap(*zp)], data); len(e) <= len(data)-len(data)/8 {
+		if e := s2.Encode((*zp)[:cap(*zp)], data); worthCompressing(len(e), len(data)) {
 			z = e
 		}
 	}

@@ -53,7 +53,7 @@ func compressAnswer(zb, payload, base, target []byte) ([]byte, bool) {
 			z = s2.Encode(zb[len(zb):cap(zb)], payload)
 		}
 	}
-	if len(zb)-frameHead+len(z) > len(payload)-len(payload)/8 {
+	if !worthCompressing(len(zb)-frameHead+len(z), len(payload)) {
 		return zb, false
 	}
 	return append(zb, z...), true
@@ -76,22 +76,47 @@ func decompressAnswer(p, base []byte) (*[]byte, error) {
 		}
 		p, d = p[n:], deltaDict(base, int(off))
 	}
-	n, err := s2.DecodedLen(p)
-	if err != nil || n > content.MaxBlockSize {
-		return nil, errBadCompression
+	n, err := decodedLen(p, content.MaxBlockSize)
+	if err != nil {
+		return nil, err
 	}
 	out := frameBuf(uint64(n))
-	var got []byte
-	if d != nil {
-		got, err = d.Decode(*out, p)
-	} else {
-		got, err = s2.Decode(*out, p)
-	}
-	if err != nil || len(got) != n {
+	if err := decodeS2(*out, p, d); err != nil {
 		putFrameBuf(out)
-		return nil, errBadCompression
+		return nil, err
 	}
 	return out, nil
+}
+
+// worthCompressing reports whether n compressed bytes save an eighth or
+// more of plain bytes: what makes an answer go, or a block be kept,
+// compressed.
+func worthCompressing(n, plain int) bool { return n <= plain-plain/8 }
+
+// decodedLen is the length the S2 block p claims to decompress to, which
+// must be at most limit.
+func decodedLen(p []byte, limit int) (int, error) {
+	n, err := s2.DecodedLen(p)
+	if err != nil || n > limit {
+		return 0, errBadCompression
+	}
+	return n, nil
+}
+
+// decodeS2 decompresses the S2 block p, with dictionary d if set, into
+// dst, which is as long as p claims (decodedLen).
+func decodeS2(dst, p []byte, d *s2.Dict) error {
+	var got []byte
+	var err error
+	if d != nil {
+		got, err = d.Decode(dst, p)
+	} else {
+		got, err = s2.Decode(dst, p)
+	}
+	if err != nil || len(got) != len(dst) {
+		return errBadCompression
+	}
+	return nil
 }
 
 // answerFrame is the answer frame carrying payload: compressed when the
@@ -102,7 +127,7 @@ func answerFrame(payload []byte, encodings []string) []byte {
 		// Encode writes into f after the status byte: f has room for the
 		// largest result.
 		f := make([]byte, 1+s2.MaxEncodedLen(len(payload)))
-		if z := s2.Encode(f[1:], payload); len(z) <= len(payload)-len(payload)/8 {
+		if z := s2.Encode(f[1:], payload); worthCompressing(len(z), len(payload)) {
 			f[0] = statusS2
 			return f[:1+len(z)]
 		}
@@ -121,15 +146,12 @@ const maxManifestRatio = 16
 // may claim at most content.MaxManifestSize, and at most maxManifestRatio
 // times its own size (plus 4 KiB for tiny ones).
 func decompressManifest(p []byte) ([]byte, error) {
-	n, err := s2.DecodedLen(p)
-	if err != nil || n > content.MaxManifestSize || n > maxManifestRatio*len(p)+4096 {
-		return nil, errBadCompression
+	n, err := decodedLen(p, min(content.MaxManifestSize, maxManifestRatio*len(p)+4096))
+	if err != nil {
+		return nil, err
 	}
-	b, err := s2.Decode(make([]byte, n), p)
-	if err != nil || len(b) != n {
-		return nil, errBadCompression
-	}
-	return b, nil
+	b := make([]byte, n)
+	return b, decodeS2(b, p, nil)
 }
 
 // deltaDict is the dictionary of a delta against base whose answer names

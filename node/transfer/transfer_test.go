@@ -267,34 +267,11 @@ func unreadableHeldBlockDropped(t *testing.T, garble func(s *transfer.Service, c
 // and count as held by a consumer, which lands them without fetching
 // them again.
 func TestBlocksKeptInTheDatabase(t *testing.T) {
-	prov, cons, agreement, blocks := agreedVersion(t, 300)
-	for _, c := range blocks {
-		if err := transfer.MoveBlockToDB(prov.svc, c); err != nil {
+	blocksKeptElsewhere(t, agreedVersion, func(t *testing.T, s *transfer.Service, c string) {
+		if err := transfer.MoveBlockToDB(s, c); err != nil {
 			t.Fatal(err)
 		}
-	}
-	first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatalf("Fetch from blocks in the provider's database: %v", err)
-	}
-	if first.Usage.Blocks != int64(len(blocks)) {
-		t.Fatalf("first Fetch fetched %d blocks, want %d", first.Usage.Blocks, len(blocks))
-	}
-	for _, c := range blocks {
-		if err := transfer.MoveBlockToDB(cons.svc, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
-	if err != nil {
-		t.Fatalf("Fetch over blocks in the consumer's database: %v", err)
-	}
-	if second.Usage.Blocks != 0 || second.Usage.Skipped != int64(len(blocks)) {
-		t.Errorf("second Fetch fetched %d blocks and reused %d, want 0 and %d", second.Usage.Blocks, second.Usage.Skipped, len(blocks))
-	}
-	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
-		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
-	}
+	})
 }
 
 // TestBlocksKeptPlain: blocks are kept compressed in the blobs by the
@@ -303,39 +280,49 @@ func TestBlocksKeptInTheDatabase(t *testing.T) {
 // take them compressed or not), count as held and land.
 func TestBlocksKeptPlain(t *testing.T) {
 	eachEncoding(t, func(t *testing.T, _ bool, tune func(*transfer.Options)) {
-		prov, cons, agreement, blocks := agreedVersionTuned(t, 300, tune)
-		keepPlain := func(p *peer) {
-			t.Helper()
-			for _, c := range blocks {
-				was, err := transfer.KeepBlockPlain(p.svc, c)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !was {
-					t.Errorf("block %s was not kept compressed", c)
-				}
+		agreed := func(t *testing.T, n int) (*peer, *peer, string, []string) { return agreedVersionTuned(t, n, tune) }
+		blocksKeptElsewhere(t, agreed, func(t *testing.T, s *transfer.Service, c string) {
+			was, err := transfer.KeepBlockPlain(s, c)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		keepPlain(prov)
-		first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
-		if err != nil {
-			t.Fatalf("Fetch from plain blocks: %v", err)
-		}
-		if first.Usage.Blocks != int64(len(blocks)) {
-			t.Fatalf("first Fetch fetched %d blocks, want %d", first.Usage.Blocks, len(blocks))
-		}
-		keepPlain(cons)
-		second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
-		if err != nil {
-			t.Fatalf("Fetch over plain blocks held: %v", err)
-		}
-		if second.Usage.Blocks != 0 || second.Usage.Skipped != int64(len(blocks)) {
-			t.Errorf("second Fetch fetched %d blocks and reused %d, want 0 and %d", second.Usage.Blocks, second.Usage.Skipped, len(blocks))
-		}
-		if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
-			t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
-		}
+			if !was {
+				t.Errorf("block %s was not kept compressed", c)
+			}
+		})
 	})
+}
+
+// blocksKeptElsewhere moves the blocks of an agreed version where nodes
+// before kept them (move), on the provider, then on the consumer after
+// its first fetch: the provider still serves them, the consumer's second
+// fetch counts them as held and fetches none, and it lands them.
+func blocksKeptElsewhere(t *testing.T, agreed func(t *testing.T, n int) (prov, cons *peer, agreement string, blocks []string),
+	move func(t *testing.T, s *transfer.Service, c string)) {
+	prov, cons, agreement, blocks := agreed(t, 300)
+	for _, c := range blocks {
+		move(t, prov.svc, c)
+	}
+	first, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("Fetch from the provider's moved blocks: %v", err)
+	}
+	if first.Usage.Blocks != int64(len(blocks)) {
+		t.Fatalf("first Fetch fetched %d blocks, want %d", first.Usage.Blocks, len(blocks))
+	}
+	for _, c := range blocks {
+		move(t, cons.svc, c)
+	}
+	second, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatalf("Fetch over the consumer's moved blocks: %v", err)
+	}
+	if second.Usage.Blocks != 0 || second.Usage.Skipped != int64(len(blocks)) {
+		t.Errorf("second Fetch fetched %d blocks and reused %d, want 0 and %d", second.Usage.Blocks, second.Usage.Skipped, len(blocks))
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != len(want) || !bytes.Equal(got[150], want[150]) {
+		t.Errorf("consumer holds %d entities, want %d identical ones", len(got), len(want))
+	}
 }
 
 // TestNewVersionFetchesOnlyChangedBlocks: after one entity changes, the
