@@ -30,7 +30,9 @@ var ErrBadBlobName = errors.New("store: bad blob name")
 // another once one holds segmentBytes. The indexes are read into memory
 // on first use. Blobs written by nodes before segments are files
 // <dir>/<shard>/<name>, shard being the next-to-last two characters of the
-// name; they are still read, counted and deleted. One file per blob cost
+// name; they are still read, counted and deleted, when the directory held
+// a shard directory as the indexes were read (no Put writes one: a store
+// that had none asks the index alone). One file per blob cost
 // about three times the CPU of appending to a segment (file creation and
 // first-touch page cache), which a transfer pays on every block.
 //
@@ -62,6 +64,7 @@ type Blobs struct {
 	made    bool                // the blob and segment directories exist; guarded by mu
 	pending []string            // directories made since the last Sync; guarded by mu
 	loaded  bool                // index read from the segment indexes; guarded by mu
+	legacy  bool                // dir held shard directories at load: blobs may be files; guarded by mu
 	index   map[string]blobLoc  // blobs in segments; guarded by mu
 	segs    map[uint32]*os.File // segment data files open for reading; guarded by mu
 	next    uint32              // the number of the next new segment; guarded by mu
@@ -127,12 +130,10 @@ func checkName(name string) error {
 	return nil
 }
 
-// path is where an earlier node kept the blob name as a file of its own.
-func (b *Blobs) path(name string) (string, error) {
-	if err := checkName(name); err != nil {
-		return "", err
-	}
-	return filepath.Join(b.dir, name[len(name)-3:len(name)-1], name), nil
+// path is where an earlier node kept the blob name, a valid name
+// (checkName), as a file of its own.
+func (b *Blobs) path(name string) string {
+	return filepath.Join(b.dir, name[len(name)-3:len(name)-1], name)
 }
 
 // load reads the segment indexes once; the caller holds mu.
@@ -158,11 +159,30 @@ func (b *Blobs) load() error {
 		}
 		next = max(next, uint32(n)+1)
 	}
-	b.index, b.next, b.loaded = index, next, true
+	legacy, err := hasShards(b.dir)
+	if err != nil {
+		return err
+	}
+	b.index, b.next, b.loaded, b.legacy = index, next, true, legacy
 	if b.segs == nil {
 		b.segs = map[uint32]*os.File{}
 	}
 	return nil
+}
+
+// hasShards says whether dir holds a shard directory of the per-file
+// layout (any directory but the segments'), where blobs may be files.
+func hasShards(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("reading blob directory: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "seg" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // readIndex reads the records of segment n into index. It stops at the
@@ -305,25 +325,33 @@ func (b *Blobs) Put(name string, data []byte) error {
 }
 
 // lookup returns where the blob name is in a segment, and the segment's
-// file, or ok false for a blob not in a segment.
-func (b *Blobs) lookup(name string) (loc blobLoc, f *os.File, ok bool, err error) {
+// file, or ok false for a blob not in a segment; file is the path where
+// it may also be a file of its own, "" unless the store has the per-file
+// layout.
+func (b *Blobs) lookup(name string) (loc blobLoc, f *os.File, ok bool, file string, err error) {
+	if err := checkName(name); err != nil {
+		return blobLoc{}, nil, false, "", err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.load(); err != nil {
-		return blobLoc{}, nil, false, err
+		return blobLoc{}, nil, false, "", err
+	}
+	if b.legacy {
+		file = b.path(name)
 	}
 	loc, ok = b.index[name]
 	if !ok {
-		return blobLoc{}, nil, false, nil
+		return blobLoc{}, nil, false, file, nil
 	}
 	f = b.segs[loc.seg]
 	if f == nil {
 		if f, err = os.Open(segPath(b.segDir(), loc.seg, "blk")); err != nil {
-			return blobLoc{}, nil, false, fmt.Errorf("opening blob segment: %w", err)
+			return blobLoc{}, nil, false, "", fmt.Errorf("opening blob segment: %w", err)
 		}
 		b.segs[loc.seg] = f
 	}
-	return loc, f, true, nil
+	return loc, f, true, file, nil
 }
 
 // written notes that seg has writes to sync; the caller holds wmu.
@@ -395,16 +423,14 @@ func (b *Blobs) Uncache(names ...string) error {
 	}
 	var spans []span
 	for _, name := range names {
-		path, err := b.path(name)
-		if err != nil {
-			return err
-		}
-		loc, f, ok, err := b.lookup(name)
+		loc, f, ok, path, err := b.lookup(name)
 		switch {
 		case err != nil:
 			return err
 		case ok:
 			spans = append(spans, span{f, loc.seg, loc.off, loc.n})
+			continue
+		case path == "":
 			continue
 		}
 		if err := uncache(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -431,11 +457,7 @@ func (b *Blobs) Uncache(names ...string) error {
 // AppendTo appends the blob name to dst and returns the extended slice,
 // or ErrNotFound.
 func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {
-	path, err := b.path(name)
-	if err != nil {
-		return dst, err
-	}
-	loc, f, ok, err := b.lookup(name)
+	loc, f, ok, path, err := b.lookup(name)
 	if err != nil {
 		return dst, err
 	}
@@ -446,6 +468,9 @@ func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {
 			return dst[:start], fmt.Errorf("reading blob %s: %w", name, err)
 		}
 		return dst, nil
+	}
+	if path == "" {
+		return dst, ErrNotFound
 	}
 	f, err = os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -471,11 +496,8 @@ func (b *Blobs) AppendTo(dst []byte, name string) ([]byte, error) {
 
 // Has reports whether the blob name exists.
 func (b *Blobs) Has(name string) (bool, error) {
-	path, err := b.path(name)
-	if err != nil {
-		return false, err
-	}
-	if _, _, ok, err := b.lookup(name); ok || err != nil {
+	_, _, ok, path, err := b.lookup(name)
+	if ok || path == "" || err != nil {
 		return ok, err
 	}
 	_, err = os.Stat(path)
@@ -490,11 +512,8 @@ func (b *Blobs) Has(name string) (bool, error) {
 // index (its bytes stay where they are, unnamed); Delete does not sync
 // either.
 func (b *Blobs) Delete(name string) error {
-	path, err := b.path(name)
+	_, _, ok, path, err := b.lookup(name)
 	if err != nil {
-		return err
-	}
-	if _, _, ok, err := b.lookup(name); err != nil {
 		return err
 	} else if ok {
 		b.wmu.Lock()
@@ -512,6 +531,9 @@ func (b *Blobs) Delete(name string) error {
 		if err != nil {
 			return fmt.Errorf("deleting blob %s: %w", name, err)
 		}
+	}
+	if path == "" {
+		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting blob %s: %w", name, err)
