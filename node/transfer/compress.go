@@ -131,6 +131,9 @@ func answerFrame(payload []byte, encodings []string) []byte {
 			f[0] = statusS2
 			return f[:1+len(z)]
 		}
+		// Not worth it: the plain frame fits in the same room.
+		f[0] = statusData
+		return f[:1+copy(f[1:], payload)]
 	}
 	return dataFrame(payload)
 }

@@ -79,6 +79,47 @@ func TestCompressAnswerIncompressible(t *testing.T) {
 	}
 }
 
+// TestManifestAnswerFrame: a manifest goes compressed to a consumer that
+// names s2 when that saves enough, plain otherwise, and plain always to
+// one that names no encoding; each frame reads back as the manifest.
+func TestManifestAnswerFrame(t *testing.T) {
+	var m []byte
+	for i := range 500 {
+		m = fmt.Appendf(m, `{"first":"urn:ngsi-ld:AirQualityObserved:%06d","size":262144},`, i*56)
+	}
+	noise := make([]byte, 4096)
+	for i := range noise {
+		noise[i] = byte(i*2654435761>>13) ^ byte(i>>8*97)
+	}
+	for _, c := range []struct {
+		name      string
+		payload   []byte
+		encodings []string
+		status    byte
+	}{
+		{"compressible, s2 named", m, []string{"zstd", EncodingS2}, statusS2},
+		{"compressible, none named", m, nil, statusData},
+		{"incompressible, s2 named", noise, []string{EncodingS2}, statusData},
+	} {
+		f := answerFrame(c.payload, c.encodings)
+		if f[0] != c.status {
+			t.Errorf("%s: status %d, want %d", c.name, f[0], c.status)
+			continue
+		}
+		got := f[1:]
+		if f[0] == statusS2 {
+			var err error
+			if got, err = decompressManifest(got); err != nil {
+				t.Errorf("%s: %v", c.name, err)
+				continue
+			}
+		}
+		if !bytes.Equal(got, c.payload) {
+			t.Errorf("%s: the frame reads back as %d bytes, want the %d sent", c.name, len(got), len(c.payload))
+		}
+	}
+}
+
 // TestDecompressManifestBounded: a manifest answer of a few bytes that
 // claims megabytes (zeros compress to almost nothing) is refused before
 // anything that size is allocated; a manifest of real shape, which
