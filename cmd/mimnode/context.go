@@ -44,12 +44,12 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 		},
 	}, &cobra.Command{
 		Use:     "list",
-		Short:   "List the @context documents the node holds",
+		Short:   "List the @context documents the node holds: kind (Cached: a copy of the document at its URL; Hosted: served by this node), when stored, URL",
 		Example: "  mimnode context list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var list []any
-			if err := g.call(cmd.Context(), "GET", "/ngsi-ld/v1/jsonldContexts", nil, &list); err != nil {
+			if err := g.call(cmd.Context(), "GET", "/ngsi-ld/v1/jsonldContexts?details=true", nil, &list); err != nil {
 				return err
 			}
 			if g.json {
@@ -57,10 +57,10 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 			}
 			for _, c := range list {
 				switch v := c.(type) {
-				case string:
+				case string: // a daemon that lists URLs only
 					fmt.Fprintln(g.stdout, v)
 				case map[string]any:
-					fmt.Fprintln(g.stdout, v["url"])
+					fmt.Fprintf(g.stdout, "%-7v %v  %v\n", v["kind"], v["timestamp"], v["URL"])
 				}
 			}
 			return nil

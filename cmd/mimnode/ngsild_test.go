@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -104,8 +105,8 @@ func TestContextAdd(t *testing.T) {
 		t.Fatalf("context add: %v", err)
 	}
 	out, _, err := cli(t, "context", "list", "--data", dir)
-	if err != nil || !strings.Contains(out, "https://example.org/city/context.jsonld") {
-		t.Fatalf("context list = %q, %v", out, err)
+	if err != nil || !regexp.MustCompile(`(?m)^Cached +\d{4}-\d\d-\d\dT\S+  https://example.org/city/context.jsonld$`).MatchString(out) {
+		t.Fatalf("context list = %q, %v; want the added context as Cached with the time it was stored", out, err)
 	}
 	os.WriteFile(file, []byte(`not json`), 0o644)
 	if _, _, err := cli(t, "context", "add", "https://example.org/bad.jsonld", file, "--data", dir); err == nil {

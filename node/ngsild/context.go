@@ -67,7 +67,39 @@ func newContextStore(db *store.DB, client *http.Client, timeout time.Duration) (
 	return &contextStore{db: db, client: client, timeout: timeout, docs: map[string]any{}, resolved: c}, nil
 }
 
-func contextKey(url string) []byte { return []byte(keyContext + url) }
+func contextKey(url string) []byte     { return []byte(keyContext + url) }
+func contextMetaKey(url string) []byte { return []byte(keyCtxMeta + url) }
+
+// Kinds of stored @contexts (clause 5.13.1): a copy of the document at a
+// URL (the core context, the preloaded ones, one an admin added for a
+// URL, one fetched once), or one the node hosts under its own URL
+// (POST /jsonldContexts without a URL). The node creates none implicitly.
+const (
+	contextCached   = "Cached"
+	contextHosted   = "Hosted"
+	contextImplicit = "ImplicitlyCreated"
+)
+
+// contextMeta is what the store keeps about a document beside it: its
+// kind and when it was stored. Documents stored before the metadata was
+// kept get it when a node first starts with it (New: contextStore.backfill),
+// timestamped then.
+type contextMeta struct {
+	Kind      string    `json:"kind"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// setDoc stores doc under url with its metadata, in tx.
+func setDoc(tx *store.Txn, url string, doc []byte, kind string, now time.Time) error {
+	meta, err := json.Marshal(contextMeta{Kind: kind, Timestamp: now.UTC()})
+	if err != nil {
+		return err
+	}
+	if err := tx.Set(contextKey(url), doc); err != nil {
+		return err
+	}
+	return tx.Set(contextMetaKey(url), meta)
+}
 
 // preload stores doc under url unless the store already has a document there
 // (an admin's replacement survives restarts).
@@ -77,17 +109,68 @@ func (cs *contextStore) preload(url string, doc []byte) error {
 		if err != nil || ok {
 			return err
 		}
-		return tx.Set(contextKey(url), doc)
+		return setDoc(tx, url, doc, contextCached, time.Now())
 	})
 }
 
-// put validates and stores doc under url, replacing what was there.
-func (cs *contextStore) put(url string, doc []byte) error {
+// backfill gives every document stored without metadata (by nodes before
+// it was kept) its kind, from its URL (hostedPrefix: the node's hosted
+// contexts), and the time of this call.
+func (cs *contextStore) backfill(hostedPrefix string) error {
+	var missing []string
+	err := cs.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
+			u := string(k[len(keyContext):])
+			ok, err := tx.Has(contextMetaKey(u))
+			if err == nil && !ok {
+				missing = append(missing, u)
+			}
+			return err
+		})
+	})
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	now := time.Now().UTC()
+	return cs.db.Update(func(tx *store.Txn) error {
+		for _, u := range missing {
+			kind := contextCached
+			if strings.HasPrefix(u, hostedPrefix) {
+				kind = contextHosted
+			}
+			meta, err := json.Marshal(contextMeta{Kind: kind, Timestamp: now})
+			if err != nil {
+				return err
+			}
+			if err := tx.Set(contextMetaKey(u), meta); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// meta returns the metadata of the document stored under url.
+func (cs *contextStore) meta(url string) (contextMeta, error) {
+	var m contextMeta
+	err := cs.db.View(func(tx *store.Txn) error {
+		v, err := tx.Get(contextMetaKey(url))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, &m)
+	})
+	return m, err
+}
+
+// put validates and stores doc under url as kind, replacing what was
+// there.
+func (cs *contextStore) put(url string, doc []byte, kind string) error {
 	parsed, err := parseContextDoc(doc)
 	if err != nil {
 		return err
 	}
-	if err := cs.db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(url), doc) }); err != nil {
+	if err := cs.db.Update(func(tx *store.Txn) error { return setDoc(tx, url, doc, kind, time.Now()) }); err != nil {
 		return fmt.Errorf("store context %s: %w", url, err)
 	}
 	cs.mu.Lock()
@@ -112,6 +195,9 @@ func (cs *contextStore) get(url string) ([]byte, error) {
 func (cs *contextStore) remove(url string) error {
 	err := cs.db.Update(func(tx *store.Txn) error {
 		if _, err := tx.Get(contextKey(url)); err != nil {
+			return err
+		}
+		if err := tx.Delete(contextMetaKey(url)); err != nil {
 			return err
 		}
 		return tx.Delete(contextKey(url))
@@ -193,7 +279,7 @@ func (cs *contextStore) fetchAndKeep(url string) ([]byte, error) {
 	if _, perr := parseContextDoc(raw); perr != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrContextNotAvailable, url, perr)
 	}
-	if err := cs.db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(url), raw) }); err != nil {
+	if err := cs.db.Update(func(tx *store.Txn) error { return setDoc(tx, url, raw, contextCached, time.Now()) }); err != nil {
 		return nil, fmt.Errorf("cache context %s: %w", url, err)
 	}
 	return raw, nil

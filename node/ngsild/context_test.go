@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -165,5 +166,181 @@ func TestCompactIRIs(t *testing.T) {
 	e = decode(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:room1?options=keyValues", nil)).(map[string]any)
 	if e["type"] != "https://example.org/Room" {
 		t.Errorf("entity under the core context: %v, want the full IRI", e)
+	}
+}
+
+// contextDetailsOf lists the context store with details=true (and query
+// extra), by URL.
+func contextDetailsOf(t *testing.T, n *testNode, extra string) map[string]map[string]any {
+	t.Helper()
+	rec := n.do("GET", "/ngsi-ld/v1/jsonldContexts?details=true"+extra, nil)
+	wantStatus(t, rec, http.StatusOK)
+	out := map[string]map[string]any{}
+	for _, x := range decode(t, rec).([]any) {
+		d := x.(map[string]any)
+		out[d["URL"].(string)] = d
+	}
+	return out
+}
+
+// TestContextStoreDetails covers the metadata of the context store
+// (clauses 5.13.3 and 5.13.4): details=true describes each stored @context
+// by URL, local id, kind and time stored; kind= filters; a context's own
+// details are served; bad values of details and kind are refused.
+func TestContextStoreDetails(t *testing.T) {
+	n := newTestNode(t, nil)
+	const u = "https://city.example/contexts/parking.jsonld"
+	doc := `{"@context": {"Garage": "https://city.example/Garage"}}`
+	before := time.Now().Add(-time.Second)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), doc, "Content-Type", "application/ld+json"), http.StatusCreated)
+	rec := n.do("POST", "/ngsi-ld/v1/jsonldContexts", doc, "Content-Type", "application/ld+json")
+	wantStatus(t, rec, http.StatusCreated)
+	hostedID := strings.TrimPrefix(rec.Header().Get("Location"), "/ngsi-ld/v1/jsonldContexts/")
+	hostedURL := "http://node.test/ngsi-ld/v1/jsonldContexts/" + hostedID
+
+	all := contextDetailsOf(t, n, "")
+	for _, want := range []struct{ url, localID, kind string }{
+		{u, url.PathEscape(u), "Cached"},
+		{hostedURL, hostedID, "Hosted"},
+		{CoreContextURL, url.PathEscape(CoreContextURL), "Cached"},
+		{envContext, url.PathEscape(envContext), "Cached"},
+	} {
+		d, ok := all[want.url]
+		if !ok {
+			t.Errorf("details list lacks %s", want.url)
+			continue
+		}
+		if d["localId"] != want.localID || d["kind"] != want.kind {
+			t.Errorf("%s: localId %v kind %v, want %s %s", want.url, d["localId"], d["kind"], want.localID, want.kind)
+		}
+		if ts, err := time.Parse(time.RFC3339Nano, d["timestamp"].(string)); err != nil || ts.Before(before) || ts.After(time.Now()) {
+			t.Errorf("%s: timestamp %v (%v), want the time it was stored", want.url, d["timestamp"], err)
+		}
+	}
+	// Every local id names the context in the other operations.
+	for _, d := range all {
+		wantStatus(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+d["localId"].(string), nil), http.StatusOK)
+	}
+
+	if hosted := contextDetailsOf(t, n, "&kind=Hosted"); len(hosted) != 1 || hosted[hostedURL] == nil {
+		t.Errorf("kind=Hosted lists %v, want the one hosted context", hosted)
+	}
+	if cached := contextDetailsOf(t, n, "&kind=Cached"); cached[hostedURL] != nil || cached[u] == nil {
+		t.Errorf("kind=Cached lists %d contexts, the hosted one among them or without %s", len(cached), u)
+	}
+	rec = n.do("GET", "/ngsi-ld/v1/jsonldContexts?kind=ImplicitlyCreated", nil)
+	if got := decode(t, rec).([]any); len(got) != 0 {
+		t.Errorf("kind=ImplicitlyCreated lists %v; the node creates none", got)
+	}
+	rec = n.do("GET", "/ngsi-ld/v1/jsonldContexts?kind=Hosted", nil)
+	if got := decode(t, rec).([]any); len(got) != 1 || got[0] != hostedURL {
+		t.Errorf("kind=Hosted without details lists %v, want [%s]", got, hostedURL)
+	}
+
+	d := decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+hostedID+"?details=true", nil)).(map[string]any)
+	if d["URL"] != hostedURL || d["kind"] != "Hosted" || d["localId"] != hostedID {
+		t.Errorf("details of the hosted context: %v", d)
+	}
+
+	for _, bad := range []string{"?details=yes", "?kind=cached", "?kind=Remote"} {
+		wantProblem(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts"+bad, nil), BadRequestData)
+	}
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+hostedID+"?details=1", nil), BadRequestData)
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/no-such-id?details=true", nil), ResourceNotFound)
+
+	// A deleted context is gone from the details too.
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+hostedID, nil), http.StatusNoContent)
+	if got := contextDetailsOf(t, n, ""); got[hostedURL] != nil {
+		t.Errorf("deleted context still listed: %v", got[hostedURL])
+	}
+}
+
+// TestContextReload covers DELETE /jsonldContexts/{id}?reload=true
+// (clause 5.13.5): a cached context is fetched again from its URL and
+// replaces the stored copy; a failed fetch keeps the copy and answers 504;
+// hosted contexts cannot be reloaded.
+func TestContextReload(t *testing.T) {
+	var body atomic.Value
+	body.Store(`{"@context": {"speed": "https://example.org/v1/speed"}}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := body.Load().(string)
+		if b == "" {
+			http.Error(w, "gone", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ld+json")
+		_, _ = w.Write([]byte(b))
+	}))
+	defer srv.Close()
+	ctxURL := srv.URL + "/context.jsonld"
+	n := newTestNode(t, func(o *Options) { o.HTTPClient = srv.Client() })
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:car:1", "Car", `, "speed": 50`), link(ctxURL)...), http.StatusCreated)
+	id := "/ngsi-ld/v1/jsonldContexts/" + url.PathEscape(ctxURL)
+	if d := contextDetailsOf(t, n, "&kind=Cached")[ctxURL]; d == nil {
+		t.Fatal("the fetched context is not listed as cached")
+	}
+
+	v2 := `{"@context": {"speed": "https://example.org/v2/speed"}}`
+	body.Store(v2)
+	wantStatus(t, n.do("DELETE", id+"?reload=true", nil), http.StatusNoContent)
+	if rec := n.do("GET", id, nil); rec.Body.String() != v2 {
+		t.Errorf("after reload the store serves %s, want %s", rec.Body.String(), v2)
+	}
+	// The new copy is the one used from now on.
+	if e := fetch(t, n, "urn:car:1", "?options=keyValues", link(ctxURL)...); e["speed"] != nil || e["https://example.org/v1/speed"] != 50.0 {
+		t.Errorf("after reload, speed (v1) read under the new context: %v", e)
+	}
+
+	body.Store("")
+	rec := n.do("DELETE", id+"?reload=true", nil)
+	if p, _ := decode(t, rec).(map[string]any); rec.Code != http.StatusGatewayTimeout || p["type"] != ErrorTypeBase+string(LdContextNotAvailable) {
+		t.Errorf("failed reload answered %d %s, want 504 LdContextNotAvailable", rec.Code, rec.Body.String())
+	}
+	if rec := n.do("GET", id, nil); rec.Body.String() != v2 {
+		t.Errorf("a failed reload left %s, want the stored copy %s", rec.Body.String(), v2)
+	}
+
+	rec = n.do("POST", "/ngsi-ld/v1/jsonldContexts", v2, "Content-Type", "application/ld+json")
+	wantStatus(t, rec, http.StatusCreated)
+	wantProblem(t, n.do("DELETE", rec.Header().Get("Location")+"?reload=true", nil), BadRequestData)
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/no-such-id?reload=true", nil), ResourceNotFound)
+	wantProblem(t, n.do("DELETE", id+"?reload=please", nil), BadRequestData)
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(CoreContextURL)+"?reload=true", nil), OperationNotSupported)
+}
+
+// TestContextDetailsOfEarlierStore: documents stored by nodes before the
+// store kept their kind and time get both when a node starts on it.
+func TestContextDetailsOfEarlierStore(t *testing.T) {
+	db, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	const cached = "https://city.example/old.jsonld"
+	hosted := "http://node.test" + hostedContextPath + "0b5a3c1e-old"
+	doc := []byte(`{"@context": {"Garage": "https://city.example/Garage"}}`)
+	if err := db.Update(func(tx *store.Txn) error {
+		if err := tx.Set(contextKey(cached), doc); err != nil {
+			return err
+		}
+		return tx.Set(contextKey(hosted), doc)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Second)
+	n := newTestNodeOn(t, db, nil)
+	all := contextDetailsOf(t, n, "")
+	if d := all[cached]; d == nil || d["kind"] != "Cached" {
+		t.Errorf("earlier cached context: %v", d)
+	}
+	if d := all[hosted]; d == nil || d["kind"] != "Hosted" || d["localId"] != "0b5a3c1e-old" {
+		t.Errorf("earlier hosted context: %v", d)
+	}
+	for _, u := range []string{cached, hosted} {
+		if d := all[u]; d != nil {
+			if ts, err := time.Parse(time.RFC3339Nano, d["timestamp"].(string)); err != nil || ts.Before(start) {
+				t.Errorf("%s: timestamp %v, want the node's start", u, d["timestamp"])
+			}
+		}
 	}
 }

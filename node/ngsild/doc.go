@@ -40,7 +40,13 @@
 // more with POST /ngsi-ld/v1/jsonldContexts?url=URL (the `mimnode context
 // add URL FILE` command). Any other URL is fetched once (Options.HTTPClient,
 // ContextTimeout), kept in badger, and never fetched again; when it cannot
-// be loaded the request fails with LdContextNotAvailable.
+// be loaded the request fails with LdContextNotAvailable. The store keeps
+// each document's kind (Cached: a copy of the document at its URL; Hosted:
+// one the node serves under its own URL, added without ?url=) and when it
+// was stored: GET /jsonldContexts?details=true&kind=K lists them (clause
+// 5.13.3), GET /jsonldContexts/{id}?details=true describes one, and
+// DELETE /jsonldContexts/{id}?reload=true fetches a cached one again,
+// keeping the stored copy when that fails (504).
 //
 // # Storage and durability
 //

@@ -53,6 +53,9 @@ type Error struct {
 	Title  string
 	Detail string
 	Err    error
+	// HTTPStatus, when set, replaces the status of the type (clause 5.13.5
+	// answers a failed reload of a cached @context with 504).
+	HTTPStatus int
 }
 
 func (e *Error) Error() string {
@@ -66,6 +69,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Status is the HTTP status code for the error's type.
 func (e *Error) Status() int {
+	if e.HTTPStatus != 0 {
+		return e.HTTPStatus
+	}
 	if s, ok := errorStatus[e.Type]; ok {
 		return s
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -277,17 +278,75 @@ func (s *Service) contextURL(id string) string {
 	return s.opts.BaseURL + hostedContextPath + id
 }
 
-// listContexts is GET /jsonldContexts: the URLs in the context store.
+// listContexts is GET /jsonldContexts (clause 5.13.3): the URLs in the
+// context store, or with details=true what it keeps about each
+// (contextDetails); kind=Cached|Hosted|ImplicitlyCreated lists those of
+// one kind.
 func (s *Service) listContexts(w http.ResponseWriter, r *http.Request) error {
+	q := queryParams(r)
+	details, err := boolParam(q, "details")
+	if err != nil {
+		return err
+	}
+	kind := q.Get("kind")
+	switch kind {
+	case "", contextCached, contextHosted, contextImplicit:
+	default:
+		return newError(BadRequestData, "invalid kind", "kind must be Cached, Hosted or ImplicitlyCreated, got %q", kind)
+	}
 	urls, err := s.ctx.list()
 	if err != nil {
 		return err
 	}
-	if urls == nil {
-		urls = []string{}
+	out := []any{}
+	for _, u := range urls {
+		m, err := s.ctx.meta(u)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if kind != "" && m.Kind != kind {
+			continue
+		}
+		if details {
+			out = append(out, s.contextDetails(u, m))
+		} else {
+			out = append(out, u)
+		}
 	}
-	writeBatchResult(w, http.StatusOK, urls)
+	writeBatchResult(w, http.StatusOK, out)
 	return nil
+}
+
+// boolParam reads the query parameter name, true or false (absent:
+// false).
+func boolParam(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, newError(BadRequestData, "invalid "+name, "%s must be true or false, got %q", name, v)
+	}
+}
+
+// contextNotFound is the error for a URL the context store does not hold.
+func contextNotFound(u string) error {
+	return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
+}
+
+// contextDetails is the description of a stored @context (clause
+// 5.13.3.5): its URL, the id this API names it by, its kind and when it
+// was stored.
+func (s *Service) contextDetails(u string, m contextMeta) map[string]any {
+	id, hosted := strings.CutPrefix(u, s.opts.BaseURL+hostedContextPath)
+	if !hosted {
+		id = url.PathEscape(u)
+	}
+	return map[string]any{"URL": u, "localId": id, "kind": m.Kind, "timestamp": m.Timestamp.UTC().Format(time.RFC3339Nano)}
 }
 
 // addContext is POST /jsonldContexts. The body is a context document
@@ -320,7 +379,11 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 	if u == CoreContextURL || u == CoreContextV19URL {
 		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be replaced")
 	}
-	if err := s.ctx.put(u, body); err != nil {
+	kind := contextCached
+	if localID != "" {
+		kind = contextHosted
+	}
+	if err := s.ctx.put(u, body, kind); err != nil {
 		return err
 	}
 	if localID == "" {
@@ -331,12 +394,28 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// serveContext is GET /jsonldContexts/{id}.
+// serveContext is GET /jsonldContexts/{id}: the document, or with
+// details=true what the store keeps about it (contextDetails).
 func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
+	details, err := boolParam(queryParams(r), "details")
+	if err != nil {
+		return err
+	}
 	u := s.contextURL(r.PathValue("id"))
+	if details {
+		m, err := s.ctx.meta(u)
+		if errors.Is(err, store.ErrNotFound) {
+			return contextNotFound(u)
+		}
+		if err != nil {
+			return err
+		}
+		writeBatchResult(w, http.StatusOK, s.contextDetails(u, m))
+		return nil
+	}
 	doc, err := s.ctx.get(u)
 	if errors.Is(err, store.ErrNotFound) {
-		return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
+		return contextNotFound(u)
 	}
 	if err != nil {
 		return err
@@ -346,17 +425,55 @@ func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// deleteContext is DELETE /jsonldContexts/{id}.
+// deleteContext is DELETE /jsonldContexts/{id} (clause 5.13.5). With
+// reload=true a cached context is fetched again from its URL and
+// replaces the stored copy; when the fetch fails the copy stays and the
+// answer is 504.
 func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
 	u := s.contextURL(r.PathValue("id"))
 	if u == CoreContextURL || u == CoreContextV19URL {
 		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be deleted")
 	}
-	err := s.ctx.remove(u)
+	reload, err := boolParam(queryParams(r), "reload")
+	if err != nil {
+		return err
+	}
+	if reload {
+		return s.reloadContext(w, u)
+	}
+	err = s.ctx.remove(u)
 	if errors.Is(err, store.ErrNotFound) {
-		return newError(ResourceNotFound, "context not found", "the context store has no %q", u)
+		return contextNotFound(u)
 	}
 	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// reloadContext is DELETE /jsonldContexts/{id}?reload=true.
+func (s *Service) reloadContext(w http.ResponseWriter, u string) error {
+	m, err := s.ctx.meta(u)
+	if errors.Is(err, store.ErrNotFound) {
+		return contextNotFound(u)
+	}
+	if err != nil {
+		return err
+	}
+	if m.Kind != contextCached {
+		return newError(BadRequestData, "not a cached context", "only a cached context can be reloaded from its URL; %q is %s", u, m.Kind)
+	}
+	doc, err := s.ctx.fetch(u)
+	if err == nil {
+		_, err = parseContextDoc(doc)
+	}
+	if err != nil {
+		e := newError(LdContextNotAvailable, "reload failed", "fetching %s again failed, the stored copy is kept: %v", u, err)
+		e.HTTPStatus = http.StatusGatewayTimeout
+		return e
+	}
+	if err := s.ctx.put(u, doc, contextCached); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -82,6 +82,7 @@ const (
 	keyInstReady = store.PrefixNGSILD + "Kr"
 	keyFeed      = store.PrefixNGSILD + "f/"
 	keyContext   = store.PrefixNGSILD + "c/"
+	keyCtxMeta   = store.PrefixNGSILD + "cm/" // contextMeta of each keyContext document
 	keySeq       = store.PrefixNGSILD + "q"
 	keyTrim      = store.PrefixNGSILD + "qt"
 	keyModel     = store.PrefixNGSILD + "m/"
