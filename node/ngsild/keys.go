@@ -49,6 +49,7 @@ import (
 //	n/q                                       last sequence number given out (uint64 BE)
 //	n/qt                                      trim mark: Changes starts at or after it
 //	n/c/<url>                                 JSON-LD context store (the document)
+//	n/cm/<url>                                its kind and time stored (contextMeta)
 //	n/h/<id> 00 <^instant><seq>               attribute history: the instances of one write
 //	                                          with one instant, or a reference to feed record
 //	                                          seq holding them (history.go has the details)
