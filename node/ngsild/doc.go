@@ -108,7 +108,8 @@
 // An instance without observedAt is filed under its modifiedAt.
 // POST /temporal/entities adds instances (the newest of each attribute
 // becomes the current value); DELETE removes an entity's history, an
-// attribute's, or one instance by instanceId. Go code reads it with
+// attribute's, or one instance by instanceId; PATCH corrects one instance
+// (its members, not its place in time or dataset). Go code reads it with
 // Service.History.
 //
 // History is kept forever unless Options.Retention gives a duration for

@@ -947,10 +947,22 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 	}
 }
 
-// deleteInstance removes one instance; ok is false when there is none.
+// deleteInstance removes instance ref of id's history; ok says it was
+// there.
 func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error) {
+	return s.editInstance(id, ref, func([]byte, time.Time) ([]byte, error) { return nil, nil })
+}
+
+// editInstance rewrites instance ref of id's history: edit gets the
+// instance as appendInstance wrote it, filed at instant at, and returns
+// its replacement (written for the same instant), or nil to delete it; ok
+// says the instance was there. The record is written in the older layout
+// (one entry per instance, each with its modifiedAt).
+func (s *Service) editInstance(id string, ref instanceRef, edit func(inst []byte, at time.Time) ([]byte, error)) (ok bool, err error) {
 	k := ref.key(id)
+	at := time.Unix(0, int64(^ref.rt)).UTC()
 	err = s.db.Update(func(tx *store.Txn) error {
+		ok = false
 		v, err := tx.Get(k)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -959,6 +971,7 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 			return err
 		}
 		var out []byte
+		var editErr error
 		n := 0
 		hr := histReader{s: s, tx: tx}
 		if err := hr.entries(k, v, func(code uint32, inst []byte) bool {
@@ -966,7 +979,9 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 				n++
 				if n-1 == ref.n {
 					ok = true
-					return true
+					if inst, editErr = edit(inst, at); editErr != nil || inst == nil {
+						return editErr == nil
+					}
 				}
 			}
 			out = binary.BigEndian.AppendUint32(out, code)
@@ -977,6 +992,8 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 			return err
 		}
 		switch {
+		case editErr != nil:
+			return editErr
 		case !ok:
 			return nil
 		case len(out) == 0:
@@ -986,7 +1003,11 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 		}
 	})
 	if err != nil {
-		return false, fmt.Errorf("delete instance %s: %w", ref, err)
+		var e *Error
+		if errors.As(err, &e) {
+			return false, err
+		}
+		return false, fmt.Errorf("edit instance %s: %w", ref, err)
 	}
 	return ok, nil
 }

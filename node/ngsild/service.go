@@ -224,6 +224,7 @@ var routes = []route{
 	{"POST /ngsi-ld/v1/temporal/entityOperations/query", (*Service).postTemporalQuery},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}", (*Service).deleteTemporalAttr},
 	{"DELETE /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instanceId}", (*Service).deleteTemporalInstance},
+	{"PATCH /ngsi-ld/v1/temporal/entities/{id}/attrs/{attr}/{instanceId}", (*Service).patchTemporalInstance},
 	{"POST /ngsi-ld/v1/subscriptions", (*Service).createSubscription},
 	{"GET /ngsi-ld/v1/subscriptions", (*Service).listSubscriptions},
 	{"GET /ngsi-ld/v1/subscriptions/{id}", (*Service).retrieveSubscription},

@@ -667,6 +667,103 @@ func (s *Service) deleteTemporalInstance(w http.ResponseWriter, r *http.Request)
 	return nil
 }
 
+// patchTemporalInstance is PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId}
+// (clause 5.6.14): it corrects one instance of an attribute's history.
+// The body is the instance's members, as for PATCH
+// /entities/{id}/attrs/{attr}, or an entity fragment holding the
+// attribute with one instance. The members given replace the instance's
+// (patchInstance: sub-attributes not named stay). The instance keeps its
+// place in time: an observedAt other than its instant, or another
+// datasetId, is refused. Its modifiedAt becomes now when it is filed by
+// observedAt; an instance filed by its modifiedAt keeps it. The entity's
+// current value is not touched.
+func (s *Service) patchTemporalInstance(w http.ResponseWriter, r *http.Request) error {
+	id, instanceID := r.PathValue("id"), r.PathValue("instanceId")
+	attr, raw, tc, err := s.attrFragment(r)
+	if err != nil {
+		return err
+	}
+	notFound := newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", instanceID, r.PathValue("attr"), id)
+	ref, ok := parseInstanceID(instanceID)
+	if !ok {
+		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", instanceID)
+	}
+	if raw, err = instanceMembers(raw, attr, id, tc); err != nil {
+		return err
+	}
+	if code, known := s.codes.lookup(attr); !known || code != ref.code {
+		return notFound
+	}
+	now := s.now()
+	found, err := s.editInstance(id, ref, func(inst []byte, at time.Time) ([]byte, error) {
+		old, err := decodeInstanceBytes(inst, at)
+		if err != nil {
+			return nil, err
+		}
+		n, err := patchInstance(old, tc.compact(attr), raw, tc, now)
+		if err != nil {
+			return nil, err
+		}
+		if n.DatasetID != old.DatasetID {
+			return nil, newError(BadRequestData, "datasetId differs", "the instance has datasetId %q, the body %q; an instance keeps its dataset", old.DatasetID, n.DatasetID)
+		}
+		if n.ObservedAt != "" {
+			if t, err := time.Parse(time.RFC3339Nano, n.ObservedAt); err != nil || !t.Equal(at) {
+				return nil, newError(BadRequestData, "observedAt differs", "the instance is at %s, the body says %s: delete it and add one at the other time instead",
+					at.Format(time.RFC3339Nano), n.ObservedAt)
+			}
+		} else {
+			n.ModifiedAt = old.ModifiedAt // filed by it
+		}
+		return appendInstance(nil, n, at), nil
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return notFound
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// instanceMembers returns the members of the one instance a PATCH of a
+// temporal instance gives: raw itself, or, when raw is an entity fragment
+// holding attribute attr, that attribute's instance.
+func instanceMembers(raw map[string]any, attr, id string, tc *termContext) (map[string]any, error) {
+	var frag any
+	for k, v := range raw {
+		if k != "type" && !attrReserved[k] && tc.expand(k) == attr {
+			frag = v
+		}
+	}
+	if frag == nil {
+		return raw, nil
+	}
+	for k, v := range raw {
+		switch {
+		case k == "id" || k == "@id":
+			if v != id {
+				return nil, newError(BadRequestData, "id mismatch", "the body's id %v differs from the URL's %q", v, id)
+			}
+		case entityReserved[k] || tc.expand(k) == attr:
+		default:
+			return nil, newError(BadRequestData, "other attribute", "the body gives %q besides the instance patched", k)
+		}
+	}
+	if list, ok := frag.([]any); ok {
+		if len(list) != 1 {
+			return nil, newError(BadRequestData, "one instance", "the body gives %d instances; one instance is patched", len(list))
+		}
+		frag = list[0]
+	}
+	m, ok := frag.(map[string]any)
+	if !ok {
+		return nil, newError(BadRequestData, "invalid instance", "the attribute's instance must be a JSON object")
+	}
+	return m, nil
+}
+
 // startRetention trims history every RetentionInterval until ctx ends.
 func (s *Service) startRetention(ctx context.Context) {
 	if len(s.opts.Retention) == 0 {

@@ -323,6 +323,85 @@ func TestTemporalDeletes(t *testing.T) {
 	wantProblem(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Sensor:none", nil), ResourceNotFound)
 }
 
+// TestTemporalPatchInstance checks PATCH of one instance of an
+// attribute's history (clause 5.6.14): the members given replace the
+// instance's, which keeps its instanceId, place in time and other
+// members; the entity's current value stays; an instance cannot move in
+// time or to another dataset, and a patch that is refused changes nothing.
+func TestTemporalPatchInstance(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 3)
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
+	instances := func() []map[string]any {
+		m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+		var out []map[string]any
+		for _, x := range m["temperature"].([]any) {
+			out = append(out, x.(map[string]any))
+		}
+		return out
+	}
+	id := instances()[1]["instanceId"].(string)
+	path := base + "/attrs/temperature/" + url.PathEscape(id)
+
+	wantStatus(t, n.do("PATCH", path, map[string]any{"value": 10, "unitCode": "CEL",
+		"accuracy": map[string]any{"type": "Property", "value": 0.5}}), http.StatusNoContent)
+	got := instances()
+	if v := temporalValues(t, map[string]any{"temperature": toAny(got)}, "temperature"); !equalFloats(v, []float64{0, 10, 2, 3}) {
+		t.Fatalf("history after the patch: %v", v)
+	}
+	p := got[1]
+	if p["instanceId"] != id || p["unitCode"] != "CEL" || p["observedAt"] != histT0.Add(time.Minute).Format(time.RFC3339Nano) {
+		t.Errorf("patched instance %v: want the same instanceId, unitCode CEL and observedAt kept", p)
+	}
+	if acc, _ := p["accuracy"].(map[string]any); acc == nil || acc["value"] != 0.5 {
+		t.Errorf("patched instance lacks the sub-attribute given: %v", p)
+	}
+	if e := fetch(t, n, sensorID, "?options=keyValues"); e["temperature"] != 3.0 {
+		t.Errorf("current temperature %v after patching history, want 3", e["temperature"])
+	}
+
+	// The entity-fragment form; sub-attributes not named stay.
+	wantStatus(t, n.do("PATCH", path, map[string]any{"temperature": []any{map[string]any{"type": "Property", "value": 11}}}), http.StatusNoContent)
+	p = instances()[1]
+	if p["value"] != 11.0 || p["unitCode"] != "CEL" || p["accuracy"] == nil {
+		t.Errorf("after the fragment patch: %v", p)
+	}
+
+	for _, bad := range []struct {
+		name string
+		body any
+	}{
+		{"another instant", map[string]any{"value": 12, "observedAt": obs(7)}},
+		{"another dataset", map[string]any{"value": 12, "datasetId": "urn:ngsi-ld:Dataset:other"}},
+		{"two instances", map[string]any{"temperature": []any{map[string]any{"value": 12}, map[string]any{"value": 13}}}},
+		{"another attribute too", map[string]any{"temperature": map[string]any{"value": 12}, "name": map[string]any{"type": "Property", "value": "x"}}},
+		{"not an object", map[string]any{"temperature": 12}},
+	} {
+		rec := n.do("PATCH", path, bad.body)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", bad.name, rec.Code, rec.Body.String())
+		}
+	}
+	if p := instances()[1]; p["value"] != 11.0 {
+		t.Errorf("refused patches changed the instance: %v", p)
+	}
+	wantProblem(t, n.do("PATCH", base+"/attrs/temperature/not-an-instance", map[string]any{"value": 1}), BadRequestData)
+	wantProblem(t, n.do("PATCH", base+"/attrs/name/"+url.PathEscape(id), map[string]any{"value": 1}), ResourceNotFound)
+	wantStatus(t, n.do("DELETE", path, nil), http.StatusNoContent)
+	wantProblem(t, n.do("PATCH", path, map[string]any{"value": 1}), ResourceNotFound)
+	if v := temporalValues(t, map[string]any{"temperature": toAny(instances())}, "temperature"); !equalFloats(v, []float64{0, 2, 3}) {
+		t.Errorf("history after deleting the patched instance: %v", v)
+	}
+}
+
+func toAny(ms []map[string]any) []any {
+	out := make([]any, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out
+}
+
 // TestTemporalBadInput checks malformed temporal queries are
 // BadRequestData, never a crash or an empty answer.
 func TestTemporalBadInput(t *testing.T) {
