@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -168,6 +170,67 @@ func FuzzParseNotifyAllow(f *testing.F) {
 		a.resolver = noDNS{}
 		if err := a.Check(t.Context(), uri); err != nil && !errors.Is(err, ErrEndpointNotAllowed) {
 			t.Fatalf("Check(%q) under %q = %v, not ErrEndpointNotAllowed", uri, entry, err)
+		}
+	})
+}
+
+// FuzzTemporalInstancePatch sends arbitrary bodies to PATCH one instance
+// of a history: 204 or a 4xx problem, never a panic or a 5xx; a refused
+// patch leaves the history as it was, an accepted one leaves it readable
+// with the instance under the same instanceId.
+func FuzzTemporalInstancePatch(f *testing.F) {
+	for _, s := range []string{
+		`{"value": 10, "unitCode": "CEL", "accuracy": {"type": "Property", "value": 0.5}}`,
+		`{"temperature": [{"type": "Property", "value": 11}]}`,
+		`{"value": 12, "observedAt": "2026-03-01T00:07:00Z"}`,
+		`{"type": "Relationship", "object": "urn:ngsi-ld:Building:b1"}`,
+		`{"id": "urn:ngsi-ld:Sensor:s1", "temperature": {"value": 1, "datasetId": "urn:d:1"}}`,
+		`[]`, `{"temperature": 12}`,
+	} {
+		f.Add([]byte(s))
+	}
+	shared := newTestNode(f, nil)
+	var next atomic.Int64
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n := *shared
+		n.t = t
+		// An entity of its own per input, with two updates' history.
+		id := fmt.Sprintf("urn:ngsi-ld:Sensor:f%d", next.Add(1))
+		reading := func(i int) map[string]any {
+			return map[string]any{"type": "Property", "value": i, "observedAt": obs(i)}
+		}
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": id, "type": "Sensor", "temperature": reading(0)}), http.StatusCreated)
+		for i := 1; i <= 2; i++ {
+			wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/"+url.PathEscape(id)+"/attrs", map[string]any{"temperature": reading(i)}), http.StatusNoContent)
+		}
+		base := "/ngsi-ld/v1/temporal/entities/" + url.PathEscape(id)
+		read := func() (string, []any) {
+			rec := n.do("GET", base+"?attrs=temperature", nil)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("history unreadable: %d %s", rec.Code, rec.Body.String())
+			}
+			m := decode(t, rec).(map[string]any)
+			list, _ := m["temperature"].([]any)
+			return rec.Body.String(), list
+		}
+		before, list := read()
+		if len(list) != 3 {
+			t.Fatalf("history of three updates: %s", before)
+		}
+		inst := list[1].(map[string]any)["instanceId"].(string)
+		rec := n.do("PATCH", base+"/attrs/temperature/"+url.PathEscape(inst), body, "Content-Type", "application/json")
+		after, list := read()
+		switch {
+		case rec.Code == http.StatusNoContent:
+			if len(list) != 3 || list[1].(map[string]any)["instanceId"] != inst {
+				t.Fatalf("accepted %s; history now %s", body, after)
+			}
+		case rec.Code >= 400 && rec.Code < 500:
+			if after != before {
+				t.Fatalf("refused %s (%d) but the history changed:\n%s\n%s", body, rec.Code, before, after)
+			}
+		default:
+			t.Fatalf("%s: status %d: %s", body, rec.Code, rec.Body.String())
 		}
 	})
 }
