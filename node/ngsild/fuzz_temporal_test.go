@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func FuzzHistoryRecord(f *testing.F) {
 			if err != nil {
 				return true
 			}
-			again := appendInstance(nil, a, at)
+			again := appendInstance(nil, a, at, len(inst) > 8 && inst[8]&instOwnCreated != 0)
 			back, err := decodeInstanceBytes(again, at)
 			if err != nil {
 				t.Fatalf("re-encoded instance does not decode: %v\n%s", err, again)
@@ -205,7 +206,7 @@ func FuzzTemporalInstancePatch(f *testing.F) {
 		}
 		base := "/ngsi-ld/v1/temporal/entities/" + url.PathEscape(id)
 		read := func() (string, []any) {
-			rec := n.do("GET", base+"?attrs=temperature", nil)
+			rec := n.do("GET", base+"?attrs=temperature&options=sysAttrs", nil)
 			if rec.Code != http.StatusOK {
 				t.Fatalf("history unreadable: %d %s", rec.Code, rec.Body.String())
 			}
@@ -213,17 +214,19 @@ func FuzzTemporalInstancePatch(f *testing.F) {
 			list, _ := m["temperature"].([]any)
 			return rec.Body.String(), list
 		}
-		before, list := read()
-		if len(list) != 3 {
+		before, was := read()
+		if len(was) != 3 {
 			t.Fatalf("history of three updates: %s", before)
 		}
-		inst := list[1].(map[string]any)["instanceId"].(string)
+		inst := was[1].(map[string]any)["instanceId"].(string)
 		rec := n.do("PATCH", base+"/attrs/temperature/"+url.PathEscape(inst), body, "Content-Type", "application/json")
 		after, list := read()
 		switch {
 		case rec.Code == http.StatusNoContent:
-			if len(list) != 3 || list[1].(map[string]any)["instanceId"] != inst {
-				t.Fatalf("accepted %s; history now %s", body, after)
+			if len(list) != 3 || list[1].(map[string]any)["instanceId"] != inst ||
+				list[1].(map[string]any)["createdAt"] != was[1].(map[string]any)["createdAt"] ||
+				!reflect.DeepEqual(list[0], was[0]) || !reflect.DeepEqual(list[2], was[2]) {
+				t.Fatalf("accepted %s; history was %s, now %s", body, before, after)
 			}
 		case rec.Code >= 400 && rec.Code < 500:
 			if after != before {

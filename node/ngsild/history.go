@@ -421,14 +421,22 @@ func (s *Service) markOf(tx *store.Txn, id string, old, ne *Entity, explicit map
 // appendAttribute writes it without the timestamps, the type when it is
 // Property, and observedAt when it is the record's instant (flag 1).
 // History is written with every change, so its size is write cost.
-func appendInstance(b []byte, a *Attribute, at time.Time) []byte {
+//
+// With own (an instance corrected after it was written, whose createdAt
+// is no longer its modifiedAt) a's createdAt is the instance's and is
+// kept in "c" (flag 2); otherwise "c" is only the time its sub-attributes
+// take.
+func appendInstance(b []byte, a *Attribute, at time.Time, own bool) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(a.ModifiedAt.UnixNano()))
 	oa := a.ObservedAt
+	var flags byte
 	if oa != "" && len(oa) <= 40 && string(at.UTC().AppendFormat(make([]byte, 0, 40), time.RFC3339Nano)) == oa {
-		b, oa = append(b, 1), ""
-	} else {
-		b = append(b, 0)
+		flags, oa = instObservedAt, ""
 	}
+	if own {
+		flags |= instOwnCreated
+	}
+	b = append(b, flags)
 	b = append(b, '{')
 	comma := false
 	member := func(k string) {
@@ -462,9 +470,11 @@ func appendInstance(b []byte, a *Attribute, at time.Time) []byte {
 			b = appendString(b, f.v)
 		}
 	}
-	if len(a.Sub) > 0 {
+	if len(a.Sub) > 0 || own {
 		member("c")
 		b = appendTime(b, a.CreatedAt)
+	}
+	if len(a.Sub) > 0 {
 		member("s")
 		b = appendAttrMap(b, a.Sub, a.CreatedAt)
 	}
@@ -477,7 +487,7 @@ func appendHistEntry(v []byte, shared bool, code uint32, a *Attribute, at time.T
 	if !shared {
 		v = binary.BigEndian.AppendUint32(v, code)
 		lenAt := len(v)
-		v = appendInstance(append(v, 0, 0, 0, 0), a, at)
+		v = appendInstance(append(v, 0, 0, 0, 0), a, at, false)
 		binary.BigEndian.PutUint32(v[lenAt:], uint32(len(v)-lenAt-4))
 		return v
 	}
@@ -486,7 +496,7 @@ func appendHistEntry(v []byte, shared bool, code uint32, a *Attribute, at time.T
 	// (modifiedAt).
 	v = binary.AppendUvarint(v, uint64(code))
 	at0 := len(v)
-	v = appendInstance(append(v, make([]byte, binary.MaxVarintLen64)...), a, at)
+	v = appendInstance(append(v, make([]byte, binary.MaxVarintLen64)...), a, at, false)
 	inst := v[at0+binary.MaxVarintLen64+8:]
 	n := binary.PutUvarint(v[at0:], uint64(len(inst)))
 	m := copy(v[at0+n:], inst)
@@ -728,19 +738,25 @@ func decodeInstanceBytes(v []byte, at time.Time) (*Attribute, error) {
 	if a.Type == "" {
 		a.Type = Property
 	}
-	if v[8]&1 != 0 {
+	if v[8]&instObservedAt != 0 {
 		a.ObservedAt = at.UTC().Format(time.RFC3339Nano)
 	}
 	a.ModifiedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
 	// An instance was created when it was written: appendInstance keeps
 	// "c" only as the time its sub-attributes take, so a "c" without
-	// them is not the instance's.
-	if a.CreatedAt.IsZero() || len(a.Sub) == 0 {
+	// them is not the instance's, unless it says so (a corrected one).
+	if a.CreatedAt.IsZero() || len(a.Sub) == 0 && v[8]&instOwnCreated == 0 {
 		a.CreatedAt = a.ModifiedAt
 	}
 	fillTimes(a.Sub, a.CreatedAt)
 	return a, nil
 }
+
+// Flags of a stored instance (appendInstance).
+const (
+	instObservedAt = 1 // observedAt is the record's instant
+	instOwnCreated = 2 // "c" is the instance's createdAt
+)
 
 // instanceRef names one instance: its record and its place in it.
 type instanceRef struct {
@@ -877,7 +893,10 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 		start = binary.BigEndian.AppendUint64(bytes.Clone(pre), revTime(before)+1)
 	}
 	for {
-		type rewrite struct{ k, v []byte }
+		type rewrite struct {
+			k, old, v []byte
+			dropped   int
+		}
 		var edits []rewrite
 		more := false
 		err := s.db.View(func(tx *store.Txn) error {
@@ -914,8 +933,7 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 					return err
 				}
 				if dropped > 0 {
-					removed += dropped
-					edits = append(edits, rewrite{bytes.Clone(k), packHistory(out)})
+					edits = append(edits, rewrite{bytes.Clone(k), bytes.Clone(v), packHistory(out), dropped})
 				}
 				return nil
 			})
@@ -924,22 +942,40 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 			return removed, fmt.Errorf("edit history of %s: %w", id, err)
 		}
 		if len(edits) > 0 {
-			b := s.db.NewBatch()
-			for _, e := range edits {
-				var err error
-				if len(e.v) == 0 {
-					err = b.Delete(e.k)
-				} else {
-					err = b.Set(e.k, e.v)
+			// Each record is written only if it is still what was read: a
+			// record another write changed meanwhile (a PATCH or DELETE
+			// of one instance, editInstance) is left for the next pass
+			// rather than overwritten with the bytes from before it.
+			n := 0
+			err := s.db.Update(func(tx *store.Txn) error {
+				n = 0
+				for _, e := range edits {
+					cur, err := tx.Get(e.k)
+					if errors.Is(err, store.ErrNotFound) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					if !bytes.Equal(cur, e.old) {
+						continue
+					}
+					if len(e.v) == 0 {
+						err = tx.Delete(e.k)
+					} else {
+						err = tx.Set(e.k, e.v)
+					}
+					if err != nil {
+						return err
+					}
+					n += e.dropped
 				}
-				if err != nil {
-					b.Cancel()
-					return removed, fmt.Errorf("edit history of %s: %w", id, err)
-				}
-			}
-			if err := b.Flush(); err != nil {
+				return nil
+			})
+			if err != nil {
 				return removed, fmt.Errorf("edit history of %s: %w", id, err)
 			}
+			removed += n
 		}
 		if !more {
 			return removed, nil

@@ -691,6 +691,9 @@ func (s *Service) patchTemporalInstance(w http.ResponseWriter, r *http.Request) 
 	if raw, err = instanceMembers(raw, attr, id, tc); err != nil {
 		return err
 	}
+	if len(raw) == 0 {
+		return newError(BadRequestData, "nothing to patch", "the body gives no member of the instance")
+	}
 	if code, known := s.codes.lookup(attr); !known || code != ref.code {
 		return notFound
 	}
@@ -715,7 +718,7 @@ func (s *Service) patchTemporalInstance(w http.ResponseWriter, r *http.Request) 
 		} else {
 			n.ModifiedAt = old.ModifiedAt // filed by it
 		}
-		return appendInstance(nil, n, at), nil
+		return appendInstance(nil, n, at, true), nil
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -329,23 +330,32 @@ func TestTemporalDeletes(t *testing.T) {
 // members; the entity's current value stays; an instance cannot move in
 // time or to another dataset, and a patch that is refused changes nothing.
 func TestTemporalPatchInstance(t *testing.T) {
-	n := newTestNode(t, nil)
+	n := newTestNode(t, func(o *Options) { o.Now = fixedClock() })
 	writeReadings(t, n, 3)
 	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
 	instances := func() []map[string]any {
-		m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+		m := decode(t, n.do("GET", base+"?attrs=temperature&options=sysAttrs", nil)).(map[string]any)
 		var out []map[string]any
 		for _, x := range m["temperature"].([]any) {
 			out = append(out, x.(map[string]any))
 		}
 		return out
 	}
-	id := instances()[1]["instanceId"].(string)
+	orig := instances()
+	id := orig[1]["instanceId"].(string)
 	path := base + "/attrs/temperature/" + url.PathEscape(id)
 
-	wantStatus(t, n.do("PATCH", path, map[string]any{"value": 10, "unitCode": "CEL",
-		"accuracy": map[string]any{"type": "Property", "value": 0.5}}), http.StatusNoContent)
+	wantStatus(t, n.do("PATCH", path, map[string]any{"value": 10, "unitCode": "CEL"}), http.StatusNoContent)
 	got := instances()
+	for _, i := range []int{0, 2, 3} {
+		if !reflect.DeepEqual(got[i], orig[i]) {
+			t.Errorf("instance %d changed by patching instance 1: %v, was %v", i, got[i], orig[i])
+		}
+	}
+	if got[1]["createdAt"] != orig[1]["createdAt"] || got[1]["modifiedAt"] == orig[1]["modifiedAt"] {
+		t.Errorf("patched instance: createdAt %v modifiedAt %v, was %v %v; want createdAt kept and modifiedAt now",
+			got[1]["createdAt"], got[1]["modifiedAt"], orig[1]["createdAt"], orig[1]["modifiedAt"])
+	}
 	if v := temporalValues(t, map[string]any{"temperature": toAny(got)}, "temperature"); !equalFloats(v, []float64{0, 10, 2, 3}) {
 		t.Fatalf("history after the patch: %v", v)
 	}
@@ -353,18 +363,24 @@ func TestTemporalPatchInstance(t *testing.T) {
 	if p["instanceId"] != id || p["unitCode"] != "CEL" || p["observedAt"] != histT0.Add(time.Minute).Format(time.RFC3339Nano) {
 		t.Errorf("patched instance %v: want the same instanceId, unitCode CEL and observedAt kept", p)
 	}
-	if acc, _ := p["accuracy"].(map[string]any); acc == nil || acc["value"] != 0.5 {
-		t.Errorf("patched instance lacks the sub-attribute given: %v", p)
-	}
 	if e := fetch(t, n, sensorID, "?options=keyValues"); e["temperature"] != 3.0 {
 		t.Errorf("current temperature %v after patching history, want 3", e["temperature"])
 	}
 
-	// The entity-fragment form; sub-attributes not named stay.
-	wantStatus(t, n.do("PATCH", path, map[string]any{"temperature": []any{map[string]any{"type": "Property", "value": 11}}}), http.StatusNoContent)
+	// The entity-fragment form, with a sub-attribute; members not named
+	// stay.
+	wantStatus(t, n.do("PATCH", path, map[string]any{"temperature": []any{map[string]any{"type": "Property", "value": 11,
+		"accuracy": map[string]any{"type": "Property", "value": 0.5}}}}), http.StatusNoContent)
 	p = instances()[1]
-	if p["value"] != 11.0 || p["unitCode"] != "CEL" || p["accuracy"] == nil {
+	if acc, _ := p["accuracy"].(map[string]any); acc == nil || acc["value"] != 0.5 {
+		t.Errorf("patched instance lacks the sub-attribute given: %v", p)
+	}
+	if p["value"] != 11.0 || p["unitCode"] != "CEL" || p["createdAt"] != orig[1]["createdAt"] {
 		t.Errorf("after the fragment patch: %v", p)
+	}
+	wantStatus(t, n.do("PATCH", path, map[string]any{"value": 12}), http.StatusNoContent)
+	if p := instances()[1]; p["value"] != 12.0 || p["accuracy"] == nil || p["createdAt"] != orig[1]["createdAt"] {
+		t.Errorf("sub-attributes not named in a patch stay: %v", p)
 	}
 
 	for _, bad := range []struct {
@@ -376,13 +392,14 @@ func TestTemporalPatchInstance(t *testing.T) {
 		{"two instances", map[string]any{"temperature": []any{map[string]any{"value": 12}, map[string]any{"value": 13}}}},
 		{"another attribute too", map[string]any{"temperature": map[string]any{"value": 12}, "name": map[string]any{"type": "Property", "value": "x"}}},
 		{"not an object", map[string]any{"temperature": 12}},
+		{"nothing", map[string]any{}},
 	} {
 		rec := n.do("PATCH", path, bad.body)
 		if rec.Code != http.StatusBadRequest {
 			t.Errorf("%s: %d %s, want 400", bad.name, rec.Code, rec.Body.String())
 		}
 	}
-	if p := instances()[1]; p["value"] != 11.0 {
+	if p := instances()[1]; p["value"] != 12.0 {
 		t.Errorf("refused patches changed the instance: %v", p)
 	}
 	wantProblem(t, n.do("PATCH", base+"/attrs/temperature/not-an-instance", map[string]any{"value": 1}), BadRequestData)
@@ -391,6 +408,38 @@ func TestTemporalPatchInstance(t *testing.T) {
 	wantProblem(t, n.do("PATCH", path, map[string]any{"value": 1}), ResourceNotFound)
 	if v := temporalValues(t, map[string]any{"temperature": toAny(instances())}, "temperature"); !equalFloats(v, []float64{0, 2, 3}) {
 		t.Errorf("history after deleting the patched instance: %v", v)
+	}
+}
+
+// TestHistoryEditKeepsConcurrentCorrection: trimming history (retention,
+// DELETE of an attribute's history) rewrites records it read earlier; a
+// record an instance PATCH changed in between is left as patched, not
+// written back with the bytes from before the patch.
+func TestHistoryEditKeepsConcurrentCorrection(t *testing.T) {
+	n := newTestNode(t, nil)
+	writeReadings(t, n, 3)
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
+	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	id := m["temperature"].([]any)[1].(map[string]any)["instanceId"].(string)
+	var once sync.Once
+	at1, _ := time.Parse(time.RFC3339, obs(1))
+	_, err := n.svc.editHistory(context.Background(), sensorID, time.Time{}, func(_ uint32, at time.Time, _ int) bool {
+		if !at.Equal(at1) {
+			return true
+		}
+		// The trim has read this record; a correction lands before it
+		// writes.
+		once.Do(func() {
+			wantStatus(t, n.do("PATCH", base+"/attrs/temperature/"+url.PathEscape(id), map[string]any{"value": 42}), http.StatusNoContent)
+		})
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 42, 2, 3}) {
+		t.Errorf("history after a trim raced a correction: %v, want the correction kept", got)
 	}
 }
 
