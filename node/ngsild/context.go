@@ -113,32 +113,51 @@ func (cs *contextStore) preload(url string, doc []byte) error {
 	})
 }
 
+// kindOf is the kind of a document stored without metadata, from its
+// URL: hosted when it is under hostedPrefix (the node's hosted contexts).
+func kindOf(url, hostedPrefix string) string {
+	if strings.HasPrefix(url, hostedPrefix) {
+		return contextHosted
+	}
+	return contextCached
+}
+
 // backfill gives every document stored without metadata (by nodes before
-// it was kept) its kind, from its URL (hostedPrefix: the node's hosted
-// contexts), and the time of this call.
+// it was kept) its kind (kindOf) and the time of this call, and drops
+// metadata left without its document (a node before deletes the
+// document alone).
 func (cs *contextStore) backfill(hostedPrefix string) error {
-	var missing []string
+	var missing, orphans []string
 	err := cs.db.View(func(tx *store.Txn) error {
-		return tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
-			u := string(k[len(keyContext):])
-			ok, err := tx.Has(contextMetaKey(u))
-			if err == nil && !ok {
-				missing = append(missing, u)
-			}
+		docs := map[string]bool{}
+		if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
+			docs[string(k[len(keyContext):])] = true
+			return nil
+		}); err != nil {
 			return err
-		})
+		}
+		if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyCtxMeta), KeysOnly: true}, func(k, _ []byte) error {
+			u := string(k[len(keyCtxMeta):])
+			if !docs[u] {
+				orphans = append(orphans, u)
+			}
+			delete(docs, u)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for u := range docs {
+			missing = append(missing, u)
+		}
+		return nil
 	})
-	if err != nil || len(missing) == 0 {
+	if err != nil || len(missing)+len(orphans) == 0 {
 		return err
 	}
 	now := time.Now().UTC()
 	return cs.db.Update(func(tx *store.Txn) error {
 		for _, u := range missing {
-			kind := contextCached
-			if strings.HasPrefix(u, hostedPrefix) {
-				kind = contextHosted
-			}
-			meta, err := json.Marshal(contextMeta{Kind: kind, Timestamp: now})
+			meta, err := json.Marshal(contextMeta{Kind: kindOf(u, hostedPrefix), Timestamp: now})
 			if err != nil {
 				return err
 			}
@@ -146,15 +165,60 @@ func (cs *contextStore) backfill(hostedPrefix string) error {
 				return err
 			}
 		}
+		for _, u := range orphans {
+			if err := tx.Delete(contextMetaKey(u)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
 
-// meta returns the metadata of the document stored under url.
-func (cs *contextStore) meta(url string) (contextMeta, error) {
+// metas returns the metadata of every stored document, by URL; a
+// document without any (written meanwhile by nothing this node runs, but
+// not to be hidden) gets its kindOf and no time.
+func (cs *contextStore) metas(hostedPrefix string) (map[string]contextMeta, error) {
+	out := map[string]contextMeta{}
+	err := cs.db.View(func(tx *store.Txn) error {
+		if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
+			u := string(k[len(keyContext):])
+			out[u] = contextMeta{Kind: kindOf(u, hostedPrefix)}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Iterate(store.IterOptions{Prefix: []byte(keyCtxMeta)}, func(k, v []byte) error {
+			u := string(k[len(keyCtxMeta):])
+			if _, ok := out[u]; !ok {
+				return nil // its document went
+			}
+			var m contextMeta
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("context metadata of %s: %w", u, err)
+			}
+			out[u] = m
+			return nil
+		})
+	})
+	return out, err
+}
+
+// meta returns the metadata of the document stored under url
+// (store.ErrNotFound when there is none), as metas does.
+func (cs *contextStore) meta(url, hostedPrefix string) (contextMeta, error) {
 	var m contextMeta
 	err := cs.db.View(func(tx *store.Txn) error {
+		if ok, err := tx.Has(contextKey(url)); err != nil || !ok {
+			if err == nil {
+				err = store.ErrNotFound
+			}
+			return err
+		}
 		v, err := tx.Get(contextMetaKey(url))
+		if errors.Is(err, store.ErrNotFound) {
+			m = contextMeta{Kind: kindOf(url, hostedPrefix)}
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -319,8 +319,14 @@ func TestContextDetailsOfEarlierStore(t *testing.T) {
 	const cached = "https://city.example/old.jsonld"
 	hosted := "http://node.test" + hostedContextPath + "0b5a3c1e-old"
 	doc := []byte(`{"@context": {"Garage": "https://city.example/Garage"}}`)
+	// A node before this kept no metadata; one of them deleted a
+	// document and left the metadata a later version had written.
+	const orphan = "https://city.example/gone.jsonld"
 	if err := db.Update(func(tx *store.Txn) error {
 		if err := tx.Set(contextKey(cached), doc); err != nil {
+			return err
+		}
+		if err := tx.Set(contextMetaKey(orphan), []byte(`{"kind":"Cached","timestamp":"2026-01-01T00:00:00Z"}`)); err != nil {
 			return err
 		}
 		return tx.Set(contextKey(hosted), doc)
@@ -342,5 +348,29 @@ func TestContextDetailsOfEarlierStore(t *testing.T) {
 				t.Errorf("%s: timestamp %v, want the node's start", u, d["timestamp"])
 			}
 		}
+	}
+	if err := db.View(func(tx *store.Txn) error {
+		if ok, err := tx.Has(contextMetaKey(orphan)); err != nil || ok {
+			t.Errorf("metadata without its document kept: %v, %v", ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if all[orphan] != nil {
+		t.Errorf("a context whose document is gone is listed: %v", all[orphan])
+	}
+
+	// A document that has no metadata is still listed, by its kind,
+	// without a time.
+	const bare = "https://city.example/bare.jsonld"
+	if err := db.Update(func(tx *store.Txn) error { return tx.Set(contextKey(bare), doc) }); err != nil {
+		t.Fatal(err)
+	}
+	if d := contextDetailsOf(t, n, "&kind=Cached")[bare]; d == nil || d["timestamp"] != nil {
+		t.Errorf("document without metadata: %v", d)
+	}
+	if d := decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(bare)+"?details=true", nil)).(map[string]any); d["kind"] != "Cached" {
+		t.Errorf("details of a document without metadata: %v", d)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -275,7 +277,7 @@ func (s *Service) contextURL(id string) string {
 	if strings.Contains(id, "://") {
 		return id
 	}
-	return s.opts.BaseURL + hostedContextPath + id
+	return s.hostedPrefix() + id
 }
 
 // listContexts is GET /jsonldContexts (clause 5.13.3): the URLs in the
@@ -294,19 +296,23 @@ func (s *Service) listContexts(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return newError(BadRequestData, "invalid kind", "kind must be Cached, Hosted or ImplicitlyCreated, got %q", kind)
 	}
-	urls, err := s.ctx.list()
+	if !details && kind == "" {
+		urls, err := s.ctx.list()
+		if urls == nil {
+			urls = []string{}
+		}
+		if err == nil {
+			writeBatchResult(w, http.StatusOK, urls)
+		}
+		return err
+	}
+	metas, err := s.ctx.metas(s.hostedPrefix())
 	if err != nil {
 		return err
 	}
 	out := []any{}
-	for _, u := range urls {
-		m, err := s.ctx.meta(u)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
+	for _, u := range slices.Sorted(maps.Keys(metas)) {
+		m := metas[u]
 		if kind != "" && m.Kind != kind {
 			continue
 		}
@@ -319,6 +325,10 @@ func (s *Service) listContexts(w http.ResponseWriter, r *http.Request) error {
 	writeBatchResult(w, http.StatusOK, out)
 	return nil
 }
+
+// hostedPrefix is what the URLs of the contexts this node hosts start
+// with.
+func (s *Service) hostedPrefix() string { return s.opts.BaseURL + hostedContextPath }
 
 // boolParam reads the query parameter name, true or false (absent:
 // false).
@@ -342,11 +352,15 @@ func contextNotFound(u string) error {
 // 5.13.3.5): its URL, the id this API names it by, its kind and when it
 // was stored.
 func (s *Service) contextDetails(u string, m contextMeta) map[string]any {
-	id, hosted := strings.CutPrefix(u, s.opts.BaseURL+hostedContextPath)
+	id, hosted := strings.CutPrefix(u, s.hostedPrefix())
 	if !hosted {
 		id = url.PathEscape(u)
 	}
-	return map[string]any{"URL": u, "localId": id, "kind": m.Kind, "timestamp": m.Timestamp.UTC().Format(time.RFC3339Nano)}
+	d := map[string]any{"URL": u, "localId": id, "kind": m.Kind}
+	if !m.Timestamp.IsZero() {
+		d["timestamp"] = m.Timestamp.UTC().Format(time.RFC3339Nano)
+	}
+	return d
 }
 
 // addContext is POST /jsonldContexts. The body is a context document
@@ -403,7 +417,7 @@ func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
 	}
 	u := s.contextURL(r.PathValue("id"))
 	if details {
-		m, err := s.ctx.meta(u)
+		m, err := s.ctx.meta(u, s.hostedPrefix())
 		if errors.Is(err, store.ErrNotFound) {
 			return contextNotFound(u)
 		}
@@ -454,7 +468,7 @@ func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
 
 // reloadContext is DELETE /jsonldContexts/{id}?reload=true.
 func (s *Service) reloadContext(w http.ResponseWriter, u string) error {
-	m, err := s.ctx.meta(u)
+	m, err := s.ctx.meta(u, s.hostedPrefix())
 	if errors.Is(err, store.ErrNotFound) {
 		return contextNotFound(u)
 	}

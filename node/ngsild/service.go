@@ -139,7 +139,7 @@ func New(db *store.DB, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("preload context %s: %w", u, err)
 		}
 	}
-	if err := cs.backfill(opts.BaseURL + hostedContextPath); err != nil {
+	if err := cs.backfill(s.hostedPrefix()); err != nil {
 		return nil, fmt.Errorf("context store: %w", err)
 	}
 	if s.val, err = newValidator(s, opts.Models); err != nil {
