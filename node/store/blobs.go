@@ -171,14 +171,16 @@ func (b *Blobs) load() error {
 }
 
 // hasShards says whether dir holds a shard directory of the per-file
-// layout (any directory but the segments'), where blobs may be files.
+// layout (any directory but the segments', or a symbolic link), where
+// blobs may be files.
 func hasShards(dir string) (bool, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("reading blob directory: %w", err)
 	}
 	for _, e := range entries {
-		if e.IsDir() && e.Name() != "seg" {
+		// A symbolic link may be a shard moved elsewhere.
+		if (e.IsDir() || e.Type()&fs.ModeSymlink != 0) && e.Name() != "seg" {
 			return true, nil
 		}
 	}
