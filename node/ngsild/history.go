@@ -878,6 +878,11 @@ func (s *Service) historyAttrs(tx *store.Txn, id string) ([]string, error) {
 	return out, nil
 }
 
+// editTxnBytes bounds the keys and values one transaction of editHistory
+// writes: well under badger's limit for a transaction (15% of a 16 MiB
+// memtable).
+const editTxnBytes = 512 << 10
+
 // editHistory rewrites the records of id with instants before before
 // (all when zero), in batches so no transaction grows too big: keep says
 // which entries stay (by code, instant and the entry's position among the
@@ -941,15 +946,23 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 		if err != nil {
 			return removed, fmt.Errorf("edit history of %s: %w", id, err)
 		}
-		if len(edits) > 0 {
-			// Each record is written only if it is still what was read: a
-			// record another write changed meanwhile (a PATCH or DELETE
-			// of one instance, editInstance) is left for the next pass
-			// rather than overwritten with the bytes from before it.
+		// Each record is written only if it is still what was read: a
+		// record another write changed meanwhile (a PATCH or DELETE of
+		// one instance, editInstance) is left for the next pass rather
+		// than overwritten with the bytes from before it. Transactions
+		// are kept to editTxnBytes (a history record can be large).
+		for len(edits) > 0 {
+			size, m := 0, 0
+			for m < len(edits) && (m == 0 || size+len(edits[m].k)+len(edits[m].v) <= editTxnBytes) {
+				size += len(edits[m].k) + len(edits[m].v)
+				m++
+			}
+			chunk := edits[:m]
+			edits = edits[m:]
 			n := 0
 			err := s.db.Update(func(tx *store.Txn) error {
 				n = 0
-				for _, e := range edits {
+				for _, e := range chunk {
 					cur, err := tx.Get(e.k)
 					if errors.Is(err, store.ErrNotFound) {
 						continue

@@ -343,6 +343,10 @@ func (s *Service) writeChunk(ps []prepared) error {
 
 // writeSplit writes prepared changes in one transaction, or in halves when
 // badger finds it too big after all (txnFit only estimates).
+//
+// One change too big for a transaction alone (a temporal write of many
+// mid-sized instances: values of valueThreshold and more go to the value
+// log and count little) is the client's to split: BadRequestData.
 func (s *Service) writeSplit(ps []prepared) error {
 	err := s.writeTxn(ps)
 	if store.IsTooBig(err) && len(ps) > 1 {
@@ -350,6 +354,11 @@ func (s *Service) writeSplit(ps []prepared) error {
 			return err
 		}
 		return s.writeSplit(ps[len(ps)/2:])
+	}
+	if store.IsTooBig(err) {
+		maxBytes, _ := s.db.TxnLimits()
+		return newError(BadRequestData, "write too large", "the change of entity %q, with its history, feed record and index entries, is more than one write of this node holds (%d MiB); send it in smaller requests (fewer instances or attributes in each)",
+			ps[0].id, maxBytes>>20)
 	}
 	return err
 }

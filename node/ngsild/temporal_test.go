@@ -2,8 +2,10 @@ package ngsild
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -496,6 +498,40 @@ func TestTemporalBadInput(t *testing.T) {
 		t.Run("POST "+name, func(t *testing.T) {
 			wantProblem(t, n.do("POST", "/ngsi-ld/v1/temporal/entities", body), BadRequestData)
 		})
+	}
+}
+
+// TestHistoryEditLargeRecords: a temporal write of more history than one
+// transaction holds (700 instants of a 4 KiB reading beside a small one)
+// is refused with BadRequestData and writes nothing; sent in two halves
+// it is stored, and deleting the small attribute's history then rewrites
+// more than one transaction takes, in several.
+func TestHistoryEditLargeRecords(t *testing.T) {
+	n := newTestNode(t, nil)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var temp, hum []any
+	const count = 700
+	for i := range count {
+		big := make([]byte, 2048)
+		for j := range big {
+			big[j] = byte(rnd.Uint32())
+		}
+		temp = append(temp, map[string]any{"type": "Property", "value": hex.EncodeToString(big), "observedAt": obs(i)})
+		hum = append(hum, map[string]any{"type": "Property", "value": i, "observedAt": obs(i)})
+	}
+	body := func(lo, hi int) map[string]any {
+		return map[string]any{"id": sensorID, "type": "Sensor", "reading": temp[lo:hi], "humidity": hum[lo:hi]}
+	}
+	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/temporal/entities", body(0, count)), BadRequestData)
+	wantProblem(t, n.do("GET", base, nil), ResourceNotFound)
+
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/temporal/entities", body(0, count/2)), http.StatusCreated)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/temporal/entities", body(count/2, count)), http.StatusNoContent)
+	wantStatus(t, n.do("DELETE", base+"/attrs/humidity", nil), http.StatusNoContent)
+	m := decode(t, n.do("GET", base+"?lastN=1000", nil)).(map[string]any)
+	if readings, _ := m["reading"].([]any); len(readings) != count || m["humidity"] != nil {
+		t.Fatalf("after deleting humidity's history: %d readings (want %d), humidity left: %v", len(readings), count, m["humidity"] != nil)
 	}
 }
 
