@@ -300,6 +300,12 @@ func TestContextReload(t *testing.T) {
 		t.Errorf("a failed reload left %s, want the stored copy %s", rec.Body.String(), v2)
 	}
 
+	body.Store(`{"not": "a context"}`)
+	wantProblem(t, n.do("DELETE", id+"?reload=true", nil), LdContextNotAvailable)
+	if rec := n.do("GET", id, nil); rec.Body.String() != v2 {
+		t.Errorf("a reload that fetched no context left %s, want the stored copy %s", rec.Body.String(), v2)
+	}
+
 	rec = n.do("POST", "/ngsi-ld/v1/jsonldContexts", v2, "Content-Type", "application/ld+json")
 	wantStatus(t, rec, http.StatusCreated)
 	wantProblem(t, n.do("DELETE", rec.Header().Get("Location")+"?reload=true", nil), BadRequestData)

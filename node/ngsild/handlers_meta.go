@@ -442,7 +442,8 @@ func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
 // deleteContext is DELETE /jsonldContexts/{id} (clause 5.13.5). With
 // reload=true a cached context is fetched again from its URL and
 // replaces the stored copy; when the fetch fails the copy stays and the
-// answer is 504.
+// answer is 504 (503 when the URL answers with something that is not a
+// context).
 func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
 	u := s.contextURL(r.PathValue("id"))
 	if u == CoreContextURL || u == CoreContextV19URL {
@@ -479,13 +480,13 @@ func (s *Service) reloadContext(w http.ResponseWriter, u string) error {
 		return newError(BadRequestData, "not a cached context", "only a cached context can be reloaded from its URL; %q is %s", u, m.Kind)
 	}
 	doc, err := s.ctx.fetch(u)
-	if err == nil {
-		_, err = parseContextDoc(doc)
-	}
 	if err != nil {
 		e := newError(LdContextNotAvailable, "reload failed", "fetching %s again failed, the stored copy is kept: %v", u, err)
 		e.HTTPStatus = http.StatusGatewayTimeout
 		return e
+	}
+	if _, err := parseContextDoc(doc); err != nil {
+		return newError(LdContextNotAvailable, "reload failed", "%s now serves no JSON-LD context, the stored copy is kept: %v", u, err)
 	}
 	if err := s.ctx.put(u, doc, contextCached); err != nil {
 		return err
