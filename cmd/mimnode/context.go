@@ -43,6 +43,26 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 			return nil
 		},
 	}, &cobra.Command{
+		Use:     "remove URL",
+		Short:   "Remove the @context document stored for URL (a cached copy or one this node hosts)",
+		Example: "  mimnode context remove https://example.org/city/context.jsonld",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return contextOp(cmd, g, args[0], "", "removed")
+		},
+	}, &cobra.Command{
+		Use:   "reload URL",
+		Short: "Fetch the @context at URL again and replace the stored copy (kept when the fetch fails)",
+		Long: `Fetches the document at URL again and stores it in place of the cached copy. When the
+URL cannot be fetched, or answers with something that is not a JSON-LD context, the stored
+copy stays and the command fails. Contexts this node hosts have no URL elsewhere to reload
+from.`,
+		Example: "  mimnode context reload https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return contextOp(cmd, g, args[0], "?reload=true", "reloaded")
+		},
+	}, &cobra.Command{
 		Use:     "list",
 		Short:   "List the @context documents the node holds: kind (Cached: a copy of the document at its URL; Hosted: served by this node), when stored, URL",
 		Example: "  mimnode context list --json",
@@ -67,4 +87,20 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 		},
 	})
 	return c
+}
+
+// contextOp sends DELETE for the stored @context u, with query (reload),
+// and says done.
+func contextOp(cmd *cobra.Command, g *globals, u, query, done string) error {
+	if strings.TrimSpace(u) == "" {
+		return fmt.Errorf("the URL is empty: give the URL the context is stored under (mimnode context list)")
+	}
+	if err := g.call(cmd.Context(), "DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u)+query, nil, nil); err != nil {
+		return err
+	}
+	if g.json {
+		return g.printJSON(map[string]string{"url": u, "status": done})
+	}
+	fmt.Fprintf(g.stdout, "%s %s\n", done, u)
+	return nil
 }

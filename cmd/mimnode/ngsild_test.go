@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -111,5 +114,54 @@ func TestContextAdd(t *testing.T) {
 	os.WriteFile(file, []byte(`not json`), 0o644)
 	if _, _, err := cli(t, "context", "add", "https://example.org/bad.jsonld", file, "--data", dir); err == nil {
 		t.Fatal("context add accepted a file that is not JSON")
+	}
+
+	// Reload from a server on loopback, then when it fails (the copy
+	// stays); remove, then remove what is gone.
+	var doc atomic.Value
+	doc.Store(`{"@context":{"speed":"https://example.org/v2/speed"}}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d := doc.Load().(string); d != "" {
+			w.Write([]byte(d))
+			return
+		}
+		http.Error(w, "gone", http.StatusNotFound)
+	}))
+	defer srv.Close()
+	u := srv.URL + "/ctx.jsonld"
+	os.WriteFile(file, []byte(`{"@context":{"speed":"https://example.org/v1/speed"}}`), 0o644)
+	if _, _, err := cli(t, "context", "add", u, file, "--data", dir); err != nil {
+		t.Fatalf("context add: %v", err)
+	}
+	if out, _, err := cli(t, "context", "reload", u, "--data", dir); err != nil || !strings.Contains(out, "reloaded "+u) {
+		t.Fatalf("context reload = %q, %v", out, err)
+	}
+	served := func() string {
+		resp, err := http.Get(apiURL(t, dir) + "/ngsi-ld/v1/jsonldContexts/" + url.PathEscape(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := served(); !strings.Contains(got, "v2/speed") {
+		t.Fatalf("after reload the node serves %s", got)
+	}
+	doc.Store("")
+	if _, _, err := cli(t, "context", "reload", u, "--data", dir); err == nil || !strings.Contains(err.Error(), "copy is kept") {
+		t.Fatalf("reload from a URL that answers 404: %v; want a failure saying the copy is kept", err)
+	}
+	if got := served(); !strings.Contains(got, "v2/speed") {
+		t.Fatalf("after a failed reload the node serves %s", got)
+	}
+	if out, _, err := cli(t, "context", "remove", u, "--data", dir); err != nil || !strings.Contains(out, "removed "+u) {
+		t.Fatalf("context remove = %q, %v", out, err)
+	}
+	if out, _, _ := cli(t, "context", "list", "--data", dir); strings.Contains(out, u) {
+		t.Fatalf("removed context still listed: %q", out)
+	}
+	if _, _, err := cli(t, "context", "remove", u, "--data", dir); err == nil {
+		t.Fatal("removing a context the node does not hold succeeded")
 	}
 }
