@@ -227,6 +227,9 @@ func instantOf(a *Attribute) time.Time {
 
 func revTime(t time.Time) uint64 { return ^uint64(t.UnixNano()) }
 
+// fromRevTime is the instant revTime gave rt for.
+func fromRevTime(rt uint64) time.Time { return time.Unix(0, int64(^rt)).UTC() }
+
 // histEntry is one history record of a prepared write; seq is filled in
 // (the 8 bytes after key) when the transaction gives out numbers.
 type histEntry struct {
@@ -479,6 +482,15 @@ func appendInstance(b []byte, a *Attribute, at time.Time, own bool) []byte {
 		b = appendAttrMap(b, a.Sub, a.CreatedAt)
 	}
 	return append(b, '}')
+}
+
+// appendEntry appends an entry of the older record layout, an instance
+// as appendInstance wrote it, to v: what records rewritten whole are
+// written in.
+func appendEntry(v []byte, code uint32, inst []byte) []byte {
+	v = binary.BigEndian.AppendUint32(v, code)
+	v = binary.BigEndian.AppendUint32(v, uint32(len(inst)))
+	return append(v, inst...)
 }
 
 // appendHistEntry appends a's entry to a record: in the shared layout
@@ -817,7 +829,7 @@ func (s *Service) scanInstances(tx *store.Txn, id string, code uint32, r timeRan
 			return store.ErrStop
 		}
 		ref := instanceRef{rt: rt, seq: binary.BigEndian.Uint64(k[len(pre)+8:]), code: code}
-		at := time.Unix(0, int64(^rt)).UTC()
+		at := fromRevTime(rt)
 		if !refersTo(v, code) {
 			return nil
 		}
@@ -918,7 +930,7 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 				if len(k) != len(pre)+histRecordSuffix {
 					return nil
 				}
-				at := time.Unix(0, int64(^binary.BigEndian.Uint64(k[len(pre):]))).UTC()
+				at := fromRevTime(binary.BigEndian.Uint64(k[len(pre):]))
 				var out []byte
 				dropped := 0
 				counts := map[uint32]int{}
@@ -926,9 +938,7 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 					n := counts[code]
 					counts[code]++
 					if keep(code, at, n) {
-						out = binary.BigEndian.AppendUint32(out, code)
-						out = binary.BigEndian.AppendUint32(out, uint32(len(inst)))
-						out = append(out, inst...)
+						out = appendEntry(out, code, inst)
 					} else {
 						dropped++
 					}
@@ -996,11 +1006,8 @@ func (s *Service) editHistory(ctx context.Context, id string, before time.Time, 
 	}
 }
 
-// deleteInstance removes instance ref of id's history; ok says it was
-// there.
-func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error) {
-	return s.editInstance(id, ref, func([]byte, time.Time) ([]byte, error) { return nil, nil })
-}
+// dropInstance is the edit (editInstance) that deletes the instance.
+func dropInstance([]byte, time.Time) ([]byte, error) { return nil, nil }
 
 // editInstance rewrites instance ref of id's history: edit gets the
 // instance as appendInstance wrote it, filed at instant at, and returns
@@ -1009,7 +1016,7 @@ func (s *Service) deleteInstance(id string, ref instanceRef) (ok bool, err error
 // (one entry per instance, each with its modifiedAt).
 func (s *Service) editInstance(id string, ref instanceRef, edit func(inst []byte, at time.Time) ([]byte, error)) (ok bool, err error) {
 	k := ref.key(id)
-	at := time.Unix(0, int64(^ref.rt)).UTC()
+	at := fromRevTime(ref.rt)
 	err = s.db.Update(func(tx *store.Txn) error {
 		ok = false
 		v, err := tx.Get(k)
@@ -1033,9 +1040,7 @@ func (s *Service) editInstance(id string, ref instanceRef, edit func(inst []byte
 					}
 				}
 			}
-			out = binary.BigEndian.AppendUint32(out, code)
-			out = binary.BigEndian.AppendUint32(out, uint32(len(inst)))
-			out = append(out, inst...)
+			out = appendEntry(out, code, inst)
 			return true
 		}); err != nil {
 			return err
@@ -1052,10 +1057,6 @@ func (s *Service) editInstance(id string, ref instanceRef, edit func(inst []byte
 		}
 	})
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return false, err
-		}
 		return false, fmt.Errorf("edit instance %s: %w", ref, err)
 	}
 	return ok, nil

@@ -648,22 +648,33 @@ func (s *Service) deleteTemporalInstance(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	id, attr := r.PathValue("id"), tc.expand(r.PathValue("attr"))
-	ref, ok := parseInstanceID(r.PathValue("instanceId"))
-	if !ok {
-		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", r.PathValue("instanceId"))
-	}
-	if code, known := s.codes.lookup(attr); !known || code != ref.code {
-		return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", r.PathValue("instanceId"), r.PathValue("attr"), id)
-	}
-	found, err := s.deleteInstance(id, ref)
-	if err != nil {
+	if err := s.editPathInstance(r, tc.expand(r.PathValue("attr")), dropInstance); err != nil {
 		return err
 	}
-	if !found {
-		return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", r.PathValue("instanceId"), r.PathValue("attr"), id)
-	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// editPathInstance runs edit (editInstance) on the instance a temporal
+// instance operation names in its URL: instanceId of attribute attr
+// (expanded) of entity id. An instanceId this node did not give out is
+// BadRequestData, an instance that is not there ResourceNotFound.
+func (s *Service) editPathInstance(r *http.Request, attr string, edit func(inst []byte, at time.Time) ([]byte, error)) error {
+	id, instanceID := r.PathValue("id"), r.PathValue("instanceId")
+	ref, ok := parseInstanceID(instanceID)
+	if !ok {
+		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", instanceID)
+	}
+	found := false
+	if code, known := s.codes.lookup(attr); known && code == ref.code {
+		var err error
+		if found, err = s.editInstance(id, ref, edit); err != nil {
+			return err
+		}
+	}
+	if !found {
+		return newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", instanceID, r.PathValue("attr"), id)
+	}
 	return nil
 }
 
@@ -678,27 +689,18 @@ func (s *Service) deleteTemporalInstance(w http.ResponseWriter, r *http.Request)
 // observedAt; an instance filed by its modifiedAt keeps it. The entity's
 // current value is not touched.
 func (s *Service) patchTemporalInstance(w http.ResponseWriter, r *http.Request) error {
-	id, instanceID := r.PathValue("id"), r.PathValue("instanceId")
 	attr, raw, tc, err := s.attrFragment(r)
 	if err != nil {
 		return err
 	}
-	notFound := newError(ResourceNotFound, "instance not found", "no instance %q of %q in entity %q", instanceID, r.PathValue("attr"), id)
-	ref, ok := parseInstanceID(instanceID)
-	if !ok {
-		return newError(BadRequestData, "invalid instanceId", "%q is not an instanceId this node gave out", instanceID)
-	}
-	if raw, err = instanceMembers(raw, attr, id, tc); err != nil {
+	if raw, err = instanceMembers(raw, attr, r.PathValue("id"), tc); err != nil {
 		return err
 	}
 	if len(raw) == 0 {
 		return newError(BadRequestData, "nothing to patch", "the body gives no member of the instance")
 	}
-	if code, known := s.codes.lookup(attr); !known || code != ref.code {
-		return notFound
-	}
 	now := s.now()
-	found, err := s.editInstance(id, ref, func(inst []byte, at time.Time) ([]byte, error) {
+	err = s.editPathInstance(r, attr, func(inst []byte, at time.Time) ([]byte, error) {
 		old, err := decodeInstanceBytes(inst, at)
 		if err != nil {
 			return nil, err
@@ -722,9 +724,6 @@ func (s *Service) patchTemporalInstance(w http.ResponseWriter, r *http.Request) 
 	})
 	if err != nil {
 		return err
-	}
-	if !found {
-		return notFound
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
