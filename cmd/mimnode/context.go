@@ -22,8 +22,8 @@ cached. On an isolated network, add the contexts your clients use by hand.`,
 		Example: "  mimnode context add https://example.org/city/context.jsonld ./context.jsonld",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(args[0]) == "" {
-				return fmt.Errorf("the URL is empty: give the URL clients name the context by")
+			if err := checkContextURL(args[0]); err != nil {
+				return err
 			}
 			body, err := readInput(args[1])
 			if err != nil {
@@ -92,8 +92,8 @@ from.`,
 // contextOp sends DELETE for the stored @context u, with query (reload),
 // and says done.
 func contextOp(cmd *cobra.Command, g *globals, u, query, done string) error {
-	if strings.TrimSpace(u) == "" {
-		return fmt.Errorf("the URL is empty: give the URL the context is stored under (mimnode context list)")
+	if err := checkContextURL(u); err != nil {
+		return err
 	}
 	if err := g.call(cmd.Context(), "DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u)+query, nil, nil); err != nil {
 		return err
@@ -102,5 +102,13 @@ func contextOp(cmd *cobra.Command, g *globals, u, query, done string) error {
 		return g.printJSON(map[string]string{"url": u, "status": done})
 	}
 	fmt.Fprintf(g.stdout, "%s %s\n", done, u)
+	return nil
+}
+
+// checkContextURL refuses an empty context URL argument.
+func checkContextURL(u string) error {
+	if strings.TrimSpace(u) == "" {
+		return fmt.Errorf("the URL is empty: give the URL clients name the context by (mimnode context list shows those stored)")
+	}
 	return nil
 }

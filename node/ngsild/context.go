@@ -89,16 +89,30 @@ type contextMeta struct {
 	Timestamp time.Time `json:"timestamp"`
 }
 
-// setDoc stores doc under url with its metadata, in tx.
-func setDoc(tx *store.Txn, url string, doc []byte, kind string, now time.Time) error {
-	meta, err := json.Marshal(contextMeta{Kind: kind, Timestamp: now.UTC()})
+// setMeta stores the metadata of the document under url, in tx.
+func setMeta(tx *store.Txn, url, kind string, at time.Time) error {
+	meta, err := json.Marshal(contextMeta{Kind: kind, Timestamp: at.UTC()})
 	if err != nil {
 		return err
 	}
+	return tx.Set(contextMetaKey(url), meta)
+}
+
+// decodeMeta reads the metadata of the document under url as stored.
+func decodeMeta(url string, v []byte) (contextMeta, error) {
+	var m contextMeta
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, fmt.Errorf("context metadata of %s: %w", url, err)
+	}
+	return m, nil
+}
+
+// setDoc stores doc under url with its metadata, in tx.
+func setDoc(tx *store.Txn, url string, doc []byte, kind string, now time.Time) error {
 	if err := tx.Set(contextKey(url), doc); err != nil {
 		return err
 	}
-	return tx.Set(contextMetaKey(url), meta)
+	return setMeta(tx, url, kind, now)
 }
 
 // preload stores doc under url unless the store already has a document there
@@ -154,14 +168,10 @@ func (cs *contextStore) backfill(hostedPrefix string) error {
 	if err != nil || len(missing)+len(orphans) == 0 {
 		return err
 	}
-	now := time.Now().UTC()
+	now := time.Now()
 	return cs.db.Update(func(tx *store.Txn) error {
 		for _, u := range missing {
-			meta, err := json.Marshal(contextMeta{Kind: kindOf(u, hostedPrefix), Timestamp: now})
-			if err != nil {
-				return err
-			}
-			if err := tx.Set(contextMetaKey(u), meta); err != nil {
+			if err := setMeta(tx, u, kindOf(u, hostedPrefix), now); err != nil {
 				return err
 			}
 		}
@@ -192,12 +202,9 @@ func (cs *contextStore) metas(hostedPrefix string) (map[string]contextMeta, erro
 			if _, ok := out[u]; !ok {
 				return nil // its document went
 			}
-			var m contextMeta
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("context metadata of %s: %w", u, err)
-			}
+			m, err := decodeMeta(u, v)
 			out[u] = m
-			return nil
+			return err
 		})
 	})
 	return out, err
@@ -219,10 +226,10 @@ func (cs *contextStore) meta(url, hostedPrefix string) (contextMeta, error) {
 			m = contextMeta{Kind: kindOf(url, hostedPrefix)}
 			return nil
 		}
-		if err != nil {
-			return err
+		if err == nil {
+			m, err = decodeMeta(url, v)
 		}
-		return json.Unmarshal(v, &m)
+		return err
 	})
 	return m, err
 }
