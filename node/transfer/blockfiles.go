@@ -48,6 +48,10 @@ func (s *Service) blobs() *store.Blobs { return s.o.Store.Blobs() }
 // with "s2".
 func zName(c string) string { return "s2" + c }
 
+// blobNames are the names block c may be kept under in the blobs,
+// compressed first.
+func blobNames(c string) [2]string { return [2]string{zName(c), c} }
+
 // errStoredBlock: a block kept compressed does not decompress to a
 // block (a fault of the disk, or a writer outside this node).
 var errStoredBlock = errors.New("stored block does not decompress")
@@ -56,7 +60,7 @@ var errStoredBlock = errors.New("stored block does not decompress")
 // bad; landing checks them).
 func (s *Service) hasBlock(c string) (bool, error) {
 	if b := s.blobs(); b != nil {
-		for _, name := range [...]string{zName(c), c} {
+		for _, name := range blobNames(c) {
 			if ok, err := b.Has(name); err != nil || ok {
 				return ok, err
 			}
@@ -157,7 +161,7 @@ func putBlob(b *store.Blobs, c string, data, z []byte) (string, error) {
 // dropBlock removes block c from wherever it is held.
 func (s *Service) dropBlock(c string) error {
 	if b := s.blobs(); b != nil {
-		for _, name := range [...]string{zName(c), c} {
+		for _, name := range blobNames(c) {
 			if err := b.Delete(name); err != nil {
 				return err
 			}
