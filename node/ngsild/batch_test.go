@@ -2,8 +2,10 @@ package ngsild
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -119,4 +121,45 @@ func TestBatchOperations(t *testing.T) {
 			t.Errorf("index after two writes in one batch: %v", got)
 		}
 	})
+}
+
+// TestBatchTooLargeEntityFailsAlone: an entity whose write is more than
+// one transaction of the store holds (tens of thousands of attributes,
+// each with its counters and history record) fails alone in a batch
+// upsert, with BadRequestData, as does a later change of the same entity
+// in the batch; the entities around them are written, before and after,
+// and the failed one is not there at all.
+func TestBatchTooLargeEntityFailsAlone(t *testing.T) {
+	n := newTestNode(t, nil)
+	var huge strings.Builder
+	for i := range 20_000 {
+		fmt.Fprintf(&huge, `, "a%d": {"type": "Property", "value": %d}`, i, i)
+	}
+	big := entityJSON("urn:x:huge", "T", huge.String())
+	small := func(id string) string { return entityJSON(id, "T", `, "p": {"type": "Property", "value": 1}`) }
+	body := "[" + small("urn:x:before") + "," + big + "," + small("urn:x:after") + "," + small("urn:x:huge") + "]"
+	rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert", body)
+	wantStatus(t, rec, http.StatusMultiStatus)
+	res := batchResult(t, rec.Body.Bytes())
+	if !reflect.DeepEqual(res.Success, []string{"urn:x:before", "urn:x:after"}) || len(res.Errors) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	for _, e := range res.Errors {
+		if e.EntityID != "urn:x:huge" || e.Error.Type != ErrorTypeBase+"BadRequestData" {
+			t.Errorf("error for %s: %s %s, want BadRequestData for urn:x:huge", e.EntityID, e.Error.Type, e.Error.Detail)
+		}
+	}
+	for _, id := range []string{"urn:x:before", "urn:x:after"} {
+		wantStatus(t, n.do("GET", "/ngsi-ld/v1/entities/"+id, nil), http.StatusOK)
+	}
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:huge", nil), ResourceNotFound)
+
+	// Alone, it answers the same error, not a 500.
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/entities", big), BadRequestData)
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:huge", nil), ResourceNotFound)
+	// The types and attributes it would have counted are not counted.
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/types/T", nil)).(map[string]any)
+	if got := m["entityCount"]; got != float64(2) {
+		t.Errorf("entityCount of T = %v, want 2", got)
+	}
 }

@@ -173,6 +173,7 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 	if len(chs) > 0 {
 		err = prep(0, min(commitChunk, len(chs)))
 	}
+	tooBig := map[string]bool{}
 	for lo := 0; lo < len(chs) && err == nil; lo += commitChunk {
 		hi := min(lo+commitChunk, len(chs))
 		next := make(chan error, 1)
@@ -184,7 +185,7 @@ func (s *Service) commitNoSync(chs []change) (outs []outcome, wrote bool, err er
 		for i := lo; i < hi && !wrote; i++ {
 			wrote = preps[i].write
 		}
-		err = s.writeChunk(preps[lo:hi])
+		err = s.writeChunk(preps[lo:hi], tooBig)
 		if perr := <-next; err == nil {
 			err = perr
 		}
@@ -329,11 +330,12 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 }
 
 // writeChunk writes prepared changes, giving each a sequence number, in
-// transactions of as many changes as fit (txnFit).
-func (s *Service) writeChunk(ps []prepared) error {
+// transactions of as many changes as fit (txnFit). tooBig holds the ids
+// of the commit's changes that failed for their size (writeSplit).
+func (s *Service) writeChunk(ps []prepared, tooBig map[string]bool) error {
 	for len(ps) > 0 {
 		n := s.txnFit(ps)
-		if err := s.writeSplit(ps[:n]); err != nil {
+		if err := s.writeSplit(ps[:n], tooBig); err != nil {
 			return err
 		}
 		ps = ps[n:]
@@ -345,20 +347,33 @@ func (s *Service) writeChunk(ps []prepared) error {
 // badger finds it too big after all (txnFit only estimates).
 //
 // One change too big for a transaction alone (a temporal write of many
-// mid-sized instances: values of valueThreshold and more go to the value
-// log and count little) is the client's to split: BadRequestData.
-func (s *Service) writeSplit(ps []prepared) error {
+// mid-sized instances, an entity of tens of thousands of attributes:
+// values of valueThreshold and more go to the value log and count little)
+// is the client's to split: it fails alone with BadRequestData, as its
+// outcome, and the rest of the commit is written. Its id goes into
+// tooBig: a later change of the commit to the same entity was worked out
+// from the state it would have made, and fails too.
+func (s *Service) writeSplit(ps []prepared, tooBig map[string]bool) error {
+	for i := range ps {
+		if p := &ps[i]; p.write && tooBig[p.id] {
+			p.write, p.out = false, outcome{err: newError(BadRequestData, "earlier change too large",
+				"an earlier change of entity %q in this request was too large to write, and this one was worked out from it; nothing of either was written", p.id)}
+		}
+	}
 	err := s.writeTxn(ps)
 	if store.IsTooBig(err) && len(ps) > 1 {
-		if err := s.writeSplit(ps[:len(ps)/2]); err != nil {
+		if err := s.writeSplit(ps[:len(ps)/2], tooBig); err != nil {
 			return err
 		}
-		return s.writeSplit(ps[len(ps)/2:])
+		return s.writeSplit(ps[len(ps)/2:], tooBig)
 	}
 	if store.IsTooBig(err) {
 		maxBytes, _ := s.db.TxnLimits()
-		return newError(BadRequestData, "write too large", "the change of entity %q, with its history, feed record and index entries, is more than one write of this node holds (%d MiB); send it in smaller requests (fewer instances or attributes in each)",
-			ps[0].id, maxBytes>>20)
+		p := &ps[0]
+		tooBig[p.id] = true
+		p.write, p.out = false, outcome{err: newError(BadRequestData, "write too large", "the change of entity %q, with its history, feed record and index entries, is more than one write of this node holds (%d MiB); send it in smaller requests (fewer instances or attributes in each)",
+			p.id, maxBytes>>20)}
+		return nil
 	}
 	return err
 }
