@@ -65,6 +65,7 @@ start replays.`,
 			if err := n.Start(cmd.Context()); err != nil {
 				return err
 			}
+			go releaseStartGarbage()
 			if g.json {
 				st := n.Status()
 				if err := g.printJSON(map[string]any{"peerId": st.PeerID, "addresses": st.Addresses, "api": n.APIURL()}); err != nil {
