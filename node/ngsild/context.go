@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -136,35 +137,46 @@ func kindOf(url, hostedPrefix string) string {
 	return contextCached
 }
 
+// storedMetas reads, in tx, every stored document's metadata as stored,
+// by URL (nil: the document has none), and the URLs of metadata whose
+// document is gone.
+func storedMetas(tx *store.Txn) (docs map[string][]byte, orphans []string, err error) {
+	docs = map[string][]byte{}
+	if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
+		docs[string(k[len(keyContext):])] = nil
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	err = tx.Iterate(store.IterOptions{Prefix: []byte(keyCtxMeta)}, func(k, v []byte) error {
+		u := string(k[len(keyCtxMeta):])
+		if _, ok := docs[u]; ok {
+			docs[u] = bytes.Clone(v)
+		} else {
+			orphans = append(orphans, u)
+		}
+		return nil
+	})
+	return docs, orphans, err
+}
+
 // backfill gives every document stored without metadata (by nodes before
 // it was kept) its kind (kindOf) and the time of this call, and drops
 // metadata left without its document (a node before deletes the
 // document alone).
 func (cs *contextStore) backfill(hostedPrefix string) error {
-	var missing, orphans []string
-	err := cs.db.View(func(tx *store.Txn) error {
-		docs := map[string]bool{}
-		if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
-			docs[string(k[len(keyContext):])] = true
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyCtxMeta), KeysOnly: true}, func(k, _ []byte) error {
-			u := string(k[len(keyCtxMeta):])
-			if !docs[u] {
-				orphans = append(orphans, u)
-			}
-			delete(docs, u)
-			return nil
-		}); err != nil {
-			return err
-		}
-		for u := range docs {
+	var docs map[string][]byte
+	var orphans []string
+	err := cs.db.View(func(tx *store.Txn) (err error) {
+		docs, orphans, err = storedMetas(tx)
+		return err
+	})
+	var missing []string
+	for u, meta := range docs {
+		if meta == nil {
 			missing = append(missing, u)
 		}
-		return nil
-	})
+	}
 	if err != nil || len(missing)+len(orphans) == 0 {
 		return err
 	}
@@ -188,26 +200,25 @@ func (cs *contextStore) backfill(hostedPrefix string) error {
 // document without any (written meanwhile by nothing this node runs, but
 // not to be hidden) gets its kindOf and no time.
 func (cs *contextStore) metas(hostedPrefix string) (map[string]contextMeta, error) {
-	out := map[string]contextMeta{}
-	err := cs.db.View(func(tx *store.Txn) error {
-		if err := tx.Iterate(store.IterOptions{Prefix: []byte(keyContext), KeysOnly: true}, func(k, _ []byte) error {
-			u := string(k[len(keyContext):])
-			out[u] = contextMeta{Kind: kindOf(u, hostedPrefix)}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.Iterate(store.IterOptions{Prefix: []byte(keyCtxMeta)}, func(k, v []byte) error {
-			u := string(k[len(keyCtxMeta):])
-			if _, ok := out[u]; !ok {
-				return nil // its document went
-			}
-			m, err := decodeMeta(u, v)
-			out[u] = m
-			return err
-		})
+	var docs map[string][]byte
+	err := cs.db.View(func(tx *store.Txn) (err error) {
+		docs, _, err = storedMetas(tx)
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]contextMeta, len(docs))
+	for u, meta := range docs {
+		if meta == nil {
+			out[u] = contextMeta{Kind: kindOf(u, hostedPrefix)}
+			continue
+		}
+		if out[u], err = decodeMeta(u, meta); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // meta returns the metadata of the document stored under url
