@@ -354,7 +354,7 @@ func (s *Service) writeChunk(ps []prepared, tooBig map[string]bool) error {
 // tooBig: a later change of the commit to the same entity was worked out
 // from the state it would have made, and fails too.
 func (s *Service) writeSplit(ps []prepared, tooBig map[string]bool) error {
-	for i := range ps {
+	for i := 0; i < len(ps) && len(tooBig) > 0; i++ {
 		if p := &ps[i]; p.write && tooBig[p.id] {
 			p.write, p.out = false, outcome{err: newError(BadRequestData, "earlier change too large",
 				"an earlier change of entity %q in this request was too large to write, and this one was worked out from it; nothing of either was written", p.id)}
