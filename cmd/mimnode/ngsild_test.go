@@ -129,7 +129,9 @@ func TestContextAdd(t *testing.T) {
 	}))
 	defer srv.Close()
 	u := srv.URL + "/ctx.jsonld"
-	os.WriteFile(file, []byte(`{"@context":{"speed":"https://example.org/v1/speed"}}`), 0o644)
+	if err := os.WriteFile(file, []byte(`{"@context":{"speed":"https://example.org/v1/speed"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := cli(t, "context", "add", u, file, "--data", dir); err != nil {
 		t.Fatalf("context add: %v", err)
 	}

@@ -283,10 +283,9 @@ func TestHistoryOutlivesTrim(t *testing.T) {
 		t.Errorf("temporal representation changed by the trim:\n%s\nwant\n%s", after, before)
 	}
 	// The instances the trim wrote out are deleted as any other.
-	m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
-	first := m["temperature"].([]any)[1].(map[string]any)["instanceId"].(string)
+	first := temperatureInstance(t, n, 1)
 	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/temporal/entities/"+sensorID+"/attrs/temperature/"+url.PathEscape(first), nil), http.StatusNoContent)
-	m = decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
 	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 2, 3, 4, 5}) {
 		t.Fatalf("after deleting instance of value 1: %v", got)
 	}

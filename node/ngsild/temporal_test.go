@@ -25,6 +25,15 @@ func obs(i int) string { return histT0.Add(time.Duration(i) * time.Minute).Forma
 
 // writeReadings creates the sensor with temperature 0 observed at minute
 // 0, then updates it n times: temperature i observed at minute i.
+// temperatureInstance returns the instanceId of the sensor's i-th
+// temperature instance, in the order the temporal representation lists
+// them.
+func temperatureInstance(t testing.TB, n *testNode, i int) string {
+	t.Helper()
+	m := decode(t, n.do("GET", "/ngsi-ld/v1/temporal/entities/"+sensorID+"?attrs=temperature", nil)).(map[string]any)
+	return m["temperature"].([]any)[i].(map[string]any)["instanceId"].(string)
+}
+
 func writeReadings(t testing.TB, n *testNode, count int) {
 	t.Helper()
 	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{
@@ -299,12 +308,11 @@ func TestTemporalDeletes(t *testing.T) {
 	n := newTestNode(t, nil)
 	writeReadings(t, n, 3)
 	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
-	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
-	first := m["temperature"].([]any)[1].(map[string]any)["instanceId"].(string)
+	first := temperatureInstance(t, n, 1)
 	wantStatus(t, n.do("DELETE", base+"/attrs/temperature/"+url.PathEscape(first), nil), http.StatusNoContent)
 	wantProblem(t, n.do("DELETE", base+"/attrs/temperature/"+url.PathEscape(first), nil), ResourceNotFound)
 	wantProblem(t, n.do("DELETE", base+"/attrs/temperature/not-an-instance", nil), BadRequestData)
-	m = decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
 	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 2, 3}) {
 		t.Fatalf("after deleting instance of value 1: %v", got)
 	}
@@ -421,8 +429,7 @@ func TestHistoryEditKeepsConcurrentCorrection(t *testing.T) {
 	n := newTestNode(t, nil)
 	writeReadings(t, n, 3)
 	base := "/ngsi-ld/v1/temporal/entities/" + sensorID
-	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
-	id := m["temperature"].([]any)[1].(map[string]any)["instanceId"].(string)
+	id := temperatureInstance(t, n, 1)
 	var once sync.Once
 	at1, _ := time.Parse(time.RFC3339, obs(1))
 	_, err := n.svc.editHistory(context.Background(), sensorID, time.Time{}, func(_ uint32, at time.Time, _ int) bool {
@@ -439,7 +446,7 @@ func TestHistoryEditKeepsConcurrentCorrection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m = decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	m := decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
 	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 42, 2, 3}) {
 		t.Errorf("history after a trim raced a correction: %v, want the correction kept", got)
 	}
