@@ -3,6 +3,9 @@
 // federation's GossipSub topic, answers /mim/catalog/1.0.0 and pulls what
 // changed from publishers (by sequence number, so a node that was offline
 // catches up), and serves search and dataset management over the local API.
+// A publisher announces its sequence number again whenever members start
+// following a topic, for the change announced while GossipSub did not yet
+// know of them (after the pull they made on connecting).
 // The catalogue logic itself (records, visibility, index, search) is in the
 // pure package catalog.
 //

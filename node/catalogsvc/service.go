@@ -237,6 +237,58 @@ func (s *Service) followTopics(ctx context.Context) {
 			continue
 		}
 		s.spawn(func() { s.readAnnouncements(ctx, sub) })
+		if h, err := t.EventHandler(); err == nil {
+			s.spawn(func() { s.greetFollowers(ctx, id, h) })
+		}
+	}
+}
+
+// greetGather is how long greetFollowers waits for further members to
+// start following before it announces once for all of them, and
+// greetGatherMax bounds that wait while they keep coming.
+const (
+	greetGather    = 100 * time.Millisecond
+	greetGatherMax = time.Second
+)
+
+// greetFollowers announces this node's catalogue sequence number again on
+// federation id's topic each time members start following it. A member
+// pulls when it connects, but GossipSub learns of its subscription a
+// moment later: a change announced in between reaches nobody, and without
+// this the member would not hear of it before the next change or the
+// periodic resync. Members that hold the number already ignore it. Joins
+// that come together (a federation starting) share one announcement.
+func (s *Service) greetFollowers(ctx context.Context, id string, h *pubsub.TopicEventHandler) {
+	defer h.Cancel()
+	for {
+		ev, err := h.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type != pubsub.PeerJoin {
+			continue
+		}
+		until := time.Now().Add(greetGatherMax)
+		for time.Now().Before(until) {
+			wctx, cancel := context.WithTimeout(ctx, greetGather)
+			_, err := h.NextPeerEvent(wctx)
+			cancel()
+			if err != nil {
+				break // quiet for a moment (or closing)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if role, _ := s.o.Federations.RoleOf(id, s.self); role != federation.RoleAgency {
+			continue
+		}
+		s.pubMu.Lock()
+		seq := s.cat.Seq()
+		s.pubMu.Unlock()
+		if seq > 0 {
+			s.announceIn(ctx, id, seq)
+		}
 	}
 }
 
@@ -597,11 +649,16 @@ func (s *Service) change(ctx context.Context, do func(time.Time) (catalog.Record
 }
 
 func (s *Service) announce(ctx context.Context, seq uint64) {
-	b, _ := json.Marshal(announcement{Publisher: s.self.String(), Seq: seq})
 	for _, id := range s.o.Federations.IDs() {
-		if err := s.o.Federations.Announce(ctx, id, b); err != nil {
-			s.log.Warn("announce catalogue change", "federation", id, "err", err)
-		}
+		s.announceIn(ctx, id, seq)
+	}
+}
+
+// announceIn tells federation id's members this node's catalogue is at seq.
+func (s *Service) announceIn(ctx context.Context, id string, seq uint64) {
+	b, _ := json.Marshal(announcement{Publisher: s.self.String(), Seq: seq})
+	if err := s.o.Federations.Announce(ctx, id, b); err != nil {
+		s.log.Warn("announce catalogue change", "federation", id, "err", err)
 	}
 }
 

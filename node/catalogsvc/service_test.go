@@ -338,3 +338,43 @@ func TestAddFileKeepsViewAndSurvivesRepublish(t *testing.T) {
 		t.Errorf("removing it twice: %v, want ErrNoSuchFile", err)
 	}
 }
+
+// TestNewFollowerHearsCurrentSeq: a member that starts following a
+// federation's catalogue topic after a change was announced is told the
+// publisher's current sequence number. A member pulls when it connects, but
+// GossipSub learns of its subscription a moment later, so it may miss the
+// announcement of a change made in between; without this it would not
+// hear of the change before the next one or the periodic resync.
+func TestNewFollowerHearsCurrentSeq(t *testing.T) {
+	net := testnet.New(t, testnet.Shape{Cities: 1, AgenciesPerCity: 2}).Federate()
+	a, b := net.Members[0].Node(), net.Members[1].Node()
+	id := "urn:mim:dataset:aarhus:air-quality"
+	rec, err := a.Catalog().Publish(ctx, dataset(id, "Air quality", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b finds the dataset", func() bool { return found(b.Catalog(), catalog.Query{}, id) })
+	// b stops following the topic, and a sees it gone.
+	b.Catalog().Close()
+	eventually(t, 10*time.Second, "a sees b leave the catalogue topic", func() bool {
+		return !slices.Contains(a.Federations().CatalogTopicHandle(net.Fed).ListPeers(), b.ID())
+	})
+	sub, err := b.Federations().CatalogTopicHandle(net.Fed).Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	msg, err := sub.Next(wctx)
+	if err != nil {
+		t.Fatalf("no announcement reached a member that started following after the change: %v", err)
+	}
+	var got struct {
+		Publisher string
+		Seq       uint64
+	}
+	if err := json.Unmarshal(msg.Data, &got); err != nil || got.Publisher != a.ID().String() || got.Seq != rec.Seq {
+		t.Fatalf("announcement %s (%v); want publisher %s at seq %d", msg.Data, err, a.ID(), rec.Seq)
+	}
+}
