@@ -425,12 +425,24 @@ type termContext struct {
 // resolve processes an @context value (nil, a URL, an object or a list of
 // them), always with the core context last so core terms cannot be
 // redefined (clause 5.5.7).
+// resolvedKey is the key of an @context value in contextStore.resolved:
+// the URL itself for a lone URL (asked for on every validated write, so
+// not marshalled), the JSON text otherwise. A URL starts with a letter
+// (its scheme) and has a colon; no JSON text does both (null, true and
+// false have no colon).
+func resolvedKey(value any) (string, error) {
+	if s, ok := value.(string); ok && s != "" && ('a' <= s[0]|0x20 && s[0]|0x20 <= 'z') && strings.IndexByte(s, ':') > 0 {
+		return s, nil
+	}
+	b, err := json.Marshal(value)
+	return string(b), err
+}
+
 func (cs *contextStore) resolve(value any) (*termContext, error) {
-	keyb, err := json.Marshal(value)
+	key, err := resolvedKey(value)
 	if err != nil {
 		return nil, newError(BadRequestData, "invalid @context", "%v", err)
 	}
-	key := string(keyb)
 	if tc, ok := cs.resolved.Get(key); ok {
 		return tc, nil
 	}

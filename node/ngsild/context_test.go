@@ -380,3 +380,28 @@ func TestContextDetailsOfEarlierStore(t *testing.T) {
 		t.Errorf("details of a document without metadata: %v", d)
 	}
 }
+
+// TestResolvedKeysDistinct: the processed-context cache never gives one
+// @context value the entry of another (a lone URL is keyed by itself, the
+// rest by their JSON text).
+func TestResolvedKeysDistinct(t *testing.T) {
+	values := []any{nil, "null", "true", "1", `"https://a.example/c"`, "https://a.example/c",
+		"urn:x:y", []any{"https://a.example/c"}, map[string]any{"a": "https://a.example/a"}, "", "{}"}
+	seen := map[string]any{}
+	for _, v := range values {
+		k, err := resolvedKey(v)
+		if err != nil {
+			t.Fatalf("resolvedKey(%#v): %v", v, err)
+		}
+		if other, dup := seen[k]; dup {
+			t.Errorf("%#v and %#v share the cache key %q", v, other, k)
+		}
+		seen[k] = v
+	}
+	// The store still tells a URL named "null" from no @context.
+	n := newTestNode(t, nil)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:car:1", "Car", "")), http.StatusCreated)
+	if rr := n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:car:2", "Car", ""), link("null")...); rr.Code == http.StatusCreated {
+		t.Errorf("a Link to the relative URL null was taken as no @context: %d %s", rr.Code, rr.Body)
+	}
+}
