@@ -5,7 +5,9 @@
 // catches up), and serves search and dataset management over the local API.
 // A publisher announces its sequence number again whenever members start
 // following a topic, for the change announced while GossipSub did not yet
-// know of them (after the pull they made on connecting).
+// know of them (after the pull they made on connecting). A pull from a
+// peer that is not an agency is skipped, and made once a membership change
+// makes it one.
 // The catalogue logic itself (records, visibility, index, search) is in the
 // pure package catalog.
 //

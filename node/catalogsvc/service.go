@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -80,6 +81,10 @@ type Service struct {
 	// from a further connection to a peer that is still connected.
 	met  map[peer.ID]bool
 	gone map[peer.ID]bool
+	// skipped (guarded by heldMu) holds the peers whose pull was skipped
+	// as they were not agencies then, each with whether the pull was to
+	// be a full resync: a membership change may make one an agency.
+	skipped map[peer.ID]bool
 
 	filesMu sync.Mutex // serialises AddFile and RemoveFile (read, change, publish)
 	files   Files      // set by UseFiles before Start
@@ -118,7 +123,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{o: o, log: o.Logger.With("component", "catalog"), self: o.Host.ID(),
 		index: catalog.NewIndex(), held: map[string]uint64{}, pulls: map[string]*pending{}, subbed: map[string]bool{},
-		met: map[peer.ID]bool{}, gone: map[peer.ID]bool{}}
+		met: map[peer.ID]bool{}, gone: map[peer.ID]bool{}, skipped: map[peer.ID]bool{}}
 	var own, all []catalog.Record
 	err := o.Store.View(func(tx *store.Txn) error {
 		if err := tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixCatalog, "own", "")}, func(k, v []byte) error {
@@ -182,7 +187,10 @@ func (s *Service) Start(ctx context.Context) error {
 		},
 	}
 	s.o.Host.Network().Notify(s.notifee)
-	s.o.Federations.OnChange(func(string) { s.followTopics(ctx) })
+	s.o.Federations.OnChange(func(string) {
+		s.followTopics(ctx)
+		s.retrySkipped(ctx)
+	})
 	s.followTopics(ctx)
 	// Catch up from the members already connected (the service may start
 	// after the host has connected to them).
@@ -338,10 +346,16 @@ func (s *Service) pull(ctx context.Context, p peer.ID, full bool) {
 		return
 	}
 	if role, ok := s.roleOf(p); !ok || role != federation.RoleAgency {
-		return // only agencies publish
+		// Only agencies publish; retrySkipped asks again should p
+		// become one.
+		s.heldMu.Lock()
+		s.skipped[p] = s.skipped[p] || full
+		s.heldMu.Unlock()
+		return
 	}
 	key := p.String()
 	s.heldMu.Lock()
+	delete(s.skipped, p)
 	if st, running := s.pulls[key]; running {
 		// A pull is under way; it may have asked before this change was
 		// made, so have it ask once more when it is done.
@@ -379,6 +393,22 @@ func (s *Service) pull(ctx context.Context, p peer.ID, full bool) {
 	s.heldMu.Lock()
 	delete(s.pulls, key)
 	s.heldMu.Unlock()
+}
+
+// retrySkipped pulls from the connected peers whose pull was skipped and
+// that are agencies now. A member connected to a peer before it learnt
+// that the peer became an agency (the membership update may even come
+// over that connection) would otherwise not see the new agency's
+// catalogue before its next announcement or the periodic resync.
+func (s *Service) retrySkipped(ctx context.Context) {
+	s.heldMu.Lock()
+	skipped := maps.Clone(s.skipped)
+	s.heldMu.Unlock()
+	for p, full := range skipped {
+		if role, ok := s.roleOf(p); ok && role == federation.RoleAgency && s.o.Host.Network().Connectedness(p) == network.Connected {
+			s.spawn(func() { s.pull(ctx, p, full) })
+		}
+	}
 }
 
 // returning reports whether a connection to p is the first since start or

@@ -378,3 +378,47 @@ func TestNewFollowerHearsCurrentSeq(t *testing.T) {
 		t.Fatalf("announcement %s (%v); want publisher %s at seq %d", msg.Data, err, a.ID(), rec.Seq)
 	}
 }
+
+// TestNewAgencyCaughtUpOnMembershipChange: a member that learns another
+// member became an agency only after connecting to it (the membership
+// update came over that connection) still pulls the new agency's
+// catalogue, though its announcement went out while the member was cut
+// off and the pull made on connecting was skipped (not an agency then).
+func TestNewAgencyCaughtUpOnMembershipChange(t *testing.T) {
+	net := testnet.New(t, testnet.Shape{Cities: 1, AgenciesPerCity: 2, Researchers: 1}).Federate()
+	admin, a, lab := net.Members[0].Node(), net.Members[1].Node(), net.Members[2].Node()
+	setRole := func(role federation.Role) {
+		t.Helper()
+		if _, _, err := admin.Federations().Change(ctx, net.Fed, federation.Change{Op: "role", PeerID: a.ID().String(), Role: role}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roleIs := func(on *node.Node, role federation.Role) func() bool {
+		return func() bool { r, _ := on.Federations().RoleOf(net.Fed, a.ID()); return r == role }
+	}
+	setRole(federation.RoleResearcher)
+	eventually(t, 10*time.Second, "the lab sees the agency become a researcher", roleIs(lab, federation.RoleResearcher))
+	net.Partition([]int{2}, []int{0, 1})
+	setRole(federation.RoleAgency)
+	eventually(t, 10*time.Second, "the new agency sees its role", roleIs(a, federation.RoleAgency))
+	id := "urn:mim:dataset:aarhus:parking"
+	if _, err := a.Catalog().Publish(ctx, dataset(id, "Parking", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if !roleIs(lab, federation.RoleResearcher)() {
+		t.Fatal("the cut-off lab learnt of the role change")
+	}
+	// Only the lab and the new agency meet again.
+	lab.Gater().Unblock(a.ID())
+	a.Gater().Unblock(lab.ID())
+	eventually(t, 10*time.Second, "the lab reconnects to the new agency", func() bool {
+		for _, addr := range a.P2PAddrs() {
+			if _, err := lab.Connect(ctx, addr); err == nil {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, 10*time.Second, "the lab learns the role", roleIs(lab, federation.RoleAgency))
+	eventually(t, 10*time.Second, "the lab finds the new agency's dataset", func() bool { return found(lab.Catalog(), catalog.Query{}, id) })
+}
