@@ -422,9 +422,6 @@ type termContext struct {
 	link string
 }
 
-// resolve processes an @context value (nil, a URL, an object or a list of
-// them), always with the core context last so core terms cannot be
-// redefined (clause 5.5.7).
 // resolvedKey is the key of an @context value in contextStore.resolved:
 // the URL itself for a lone URL (asked for on every validated write, so
 // not marshalled), the JSON text otherwise. A URL starts with a letter
@@ -438,6 +435,9 @@ func resolvedKey(value any) (string, error) {
 	return string(b), err
 }
 
+// resolve processes an @context value (nil, a URL, an object or a list of
+// them), always with the core context last so core terms cannot be
+// redefined (clause 5.5.7).
 func (cs *contextStore) resolve(value any) (*termContext, error) {
 	key, err := resolvedKey(value)
 	if err != nil {
