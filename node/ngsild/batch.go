@@ -382,7 +382,10 @@ func (s *Service) batchDelete(w http.ResponseWriter, r *http.Request) error {
 	for i, v := range ids {
 		id, ok := v.(string)
 		if !ok || !isURI(id) {
-			items[i].err = newError(BadRequestData, "invalid id", "%v is not an entity id", v)
+			// The error names the string it refuses, so a client can tell
+			// which element of its array failed (only a non-string has
+			// no entityId).
+			items[i] = batchItem{id: id, err: newError(BadRequestData, "invalid id", "%v is not an entity id", v)}
 			continue
 		}
 		items[i] = batchItem{id: id, entity: &Entity{ID: id}}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,11 +103,21 @@ func TestBatchOperations(t *testing.T) {
 	})
 	t.Run("clause6.17/delete", func(t *testing.T) {
 		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/delete", `["urn:x:c"]`), http.StatusNoContent)
-		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/delete", `["urn:x:d", "urn:x:c", 7]`)
+		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/delete", `["urn:x:d", "urn:x:c", 7, "not a uri"]`)
 		wantStatus(t, rec, http.StatusMultiStatus)
 		res := batchResult(t, rec.Body.Bytes())
-		if !reflect.DeepEqual(res.Success, []string{"urn:x:d"}) || len(res.Errors) != 2 {
+		if !reflect.DeepEqual(res.Success, []string{"urn:x:d"}) || len(res.Errors) != 3 {
 			t.Errorf("result %+v", res)
+		}
+		// Each error names the id it is about, so that the client can
+		// match it to its array; a non-string id has none to give.
+		var named []string
+		for _, e := range res.Errors {
+			named = append(named, e.EntityID)
+		}
+		slices.Sort(named)
+		if !reflect.DeepEqual(named, []string{"", "not a uri", "urn:x:c"}) {
+			t.Errorf("errors name %q, want \"\", \"not a uri\" and urn:x:c", named)
 		}
 		wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:d", nil), ResourceNotFound)
 	})

@@ -306,17 +306,21 @@ func (cs *contextStore) list() ([]string, error) {
 	return urls, err
 }
 
+// parseContextDoc parses a context document: a JSON object with an
+// @context member. A document that is not one is an InvalidRequest
+// (clause 5.13.2.4: "if the payload is incorrect"); callers reading a
+// document fetched from elsewhere report it as LdContextNotAvailable.
 func parseContextDoc(doc []byte) (any, error) {
 	var v any
 	if err := json.Unmarshal(doc, &v); err != nil {
-		return nil, newError(BadRequestData, "invalid JSON-LD context", "not JSON: %v", err)
+		return nil, newError(InvalidRequest, "invalid JSON-LD context", "not JSON: %v", err)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, newError(BadRequestData, "invalid JSON-LD context", "a context document must be a JSON object")
+		return nil, newError(InvalidRequest, "invalid JSON-LD context", "a context document must be a JSON object")
 	}
 	if _, ok := m["@context"]; !ok {
-		return nil, newError(BadRequestData, "invalid JSON-LD context", "the document has no @context member")
+		return nil, newError(InvalidRequest, "invalid JSON-LD context", "the document has no @context member")
 	}
 	return v, nil
 }

@@ -132,7 +132,16 @@ func TestContextStoreEndpoints(t *testing.T) {
 	}
 	wantStatus(t, n.do("GET", hosted, nil), http.StatusOK)
 
-	wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), `{"no": "context"}`, "Content-Type", "application/ld+json"), BadRequestData)
+	// A payload that is no context document is an InvalidRequest (clause
+	// 5.13.2.4; the ETSI conformance suite's 050_02_01 and 050_02_02),
+	// hosted or cached, and stores nothing.
+	for _, bad := range []string{`{"no": "context"}`, `{"@context": `, `["@context"]`} {
+		wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), bad, "Content-Type", "application/ld+json"), InvalidRequest)
+		wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts", bad, "Content-Type", "application/ld+json"), InvalidRequest)
+	}
+	if got := decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(u), nil)); !reflect.DeepEqual(got, decodeBytes(t, []byte(doc))) {
+		t.Errorf("after refused payloads %s serves %v, want the document stored before", u, got)
+	}
 	for _, bad := range []string{"https://", "http:// bad host/x", "ftp://example.org/c.jsonld", "example.org/c.jsonld"} {
 		rec := n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(bad), doc, "Content-Type", "application/ld+json")
 		wantProblem(t, rec, BadRequestData)
@@ -309,7 +318,12 @@ func TestContextReload(t *testing.T) {
 	rec = n.do("POST", "/ngsi-ld/v1/jsonldContexts", v2, "Content-Type", "application/ld+json")
 	wantStatus(t, rec, http.StatusCreated)
 	wantProblem(t, n.do("DELETE", rec.Header().Get("Location")+"?reload=true", nil), BadRequestData)
-	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/no-such-id?reload=true", nil), ResourceNotFound)
+	// An id that names no context: deleting it is ResourceNotFound, asking
+	// to reload it a bad request, as for a hosted one (clause 5.13.5.4;
+	// the ETSI conformance suite's 051_04_01 and 051_04_02).
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/no-such-id?reload=true", nil), BadRequestData)
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/no-such-id", nil), ResourceNotFound)
+	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/no-such-id?reload=false", nil), ResourceNotFound)
 	wantProblem(t, n.do("DELETE", id+"?reload=please", nil), BadRequestData)
 	wantProblem(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+url.PathEscape(CoreContextURL)+"?reload=true", nil), OperationNotSupported)
 }

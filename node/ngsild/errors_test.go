@@ -98,6 +98,9 @@ func TestErrorTypes(t *testing.T) {
 		{"UnsupportedMediaType", UnsupportedMediaType, func() *httptest.ResponseRecorder {
 			return n.do("POST", "/ngsi-ld/v1/entities", `{}`, "Content-Type", "text/plain")
 		}},
+		{"UnsupportedMediaType/merge-patch-to-create", UnsupportedMediaType, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:mp", "type": "T"}`, "Content-Type", "application/merge-patch+json")
+		}},
 		{"NoMultiTenantSupport/write", NoMultiTenantSupport, func() *httptest.ResponseRecorder {
 			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:tenant", "type": "T"}`, "NGSILD-Tenant", "openiot")
 		}},

@@ -471,7 +471,10 @@ func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
 func (s *Service) reloadContext(w http.ResponseWriter, u string) error {
 	m, err := s.ctx.meta(u, s.hostedPrefix())
 	if errors.Is(err, store.ErrNotFound) {
-		return contextNotFound(u)
+		// Reload is a request about a cached context; for an id that
+		// names none the request itself is wrong (clause 5.13.5.4; the
+		// ETSI conformance suite's 051_04_01), as for a hosted one.
+		return newError(BadRequestData, "no cached context", "only a cached context can be reloaded from its URL, and this node holds no context %q", u)
 	}
 	if err != nil {
 		return err

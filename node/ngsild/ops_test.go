@@ -247,16 +247,57 @@ func TestRepresentations(t *testing.T) {
 	if f["type"] != "Feature" || f["id"] != id || geom["type"] != "Point" || props["name"] != "alpha" {
 		t.Errorf("GeoJSON feature: %v", f)
 	}
+	// GeoJSON carries its @context in the body, at the top (clause
+	// 6.3.15), as well as in the Link header.
+	if f["@context"] != CoreContextURL || rec.Header().Get("Link") == "" {
+		t.Errorf("GeoJSON feature @context %v, Link %q: want the core context in both", f["@context"], rec.Header().Get("Link"))
+	}
 	rec = n.do("GET", "/ngsi-ld/v1/entities?type=Room,Road", nil, "Accept", "application/geo+json")
 	wantStatus(t, rec, http.StatusOK)
 	fc := decode(t, rec).(map[string]any)
 	if feats, _ := fc["features"].([]any); fc["type"] != "FeatureCollection" || len(feats) != 2 {
 		t.Errorf("GeoJSON collection: %v", fc)
 	}
+	if fc["@context"] != CoreContextURL {
+		t.Errorf("GeoJSON collection @context %v, want the core context", fc["@context"])
+	}
+	// The request's own context is the one given back.
+	rec = n.do("GET", "/ngsi-ld/v1/entities?type=https://smartdatamodels.org/dataModel.Environment/AirQualityObserved", nil,
+		"Accept", "application/geo+json", link(envContext)[0], link(envContext)[1])
+	wantStatus(t, rec, http.StatusOK)
+	if c := decode(t, rec).(map[string]any)["@context"]; c != envContext {
+		t.Errorf("GeoJSON collection under a Link context has @context %v, want %s", c, envContext)
+	}
+
+	// q=0 marks a type as not acceptable (RFC 9110 section 12.4.2).
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities/"+id, nil, "Accept", "application/ld+json;q=0, text/html"), NotAcceptable)
+	rec = n.do("GET", "/ngsi-ld/v1/entities/"+id, nil, "Accept", "application/ld+json;q=0, application/json;q=0.5")
+	wantStatus(t, rec, http.StatusOK)
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Accept with ld+json;q=0 answered as %q, want application/json", ct)
+	}
 }
 
 // TestTypesAndAttributes checks GET /types, /types/{type}, /attributes
 // (clause 6.25 to 6.28) follow writes and deletes.
+// TestMergePatchMediaType: a PATCH body may come as
+// application/merge-patch+json (RFC 7396), which merges like
+// application/json; other methods refuse it (see TestErrorTypes).
+func TestMergePatchMediaType(t *testing.T) {
+	n := newTestNode(t, nil)
+	loadFixture(t, n)
+	const id = "urn:ngsi-ld:Sensor:a"
+	wantStatus(t, n.do("PATCH", "/ngsi-ld/v1/entities/"+id, `{"name": {"type": "Property", "value": "patched"}}`,
+		"Content-Type", "application/merge-patch+json"), http.StatusNoContent)
+	if e := fetch(t, n, id, "?options=keyValues"); e["name"] != "patched" {
+		t.Errorf("after a merge-patch PATCH: %v, want name patched", e)
+	}
+	wantProblem(t, n.do("PUT", "/ngsi-ld/v1/entities/"+id, `{"type": "Sensor"}`, "Content-Type", "application/merge-patch+json"), UnsupportedMediaType)
+	if e := fetch(t, n, id, "?options=keyValues"); e["name"] != "patched" {
+		t.Errorf("a refused merge-patch PUT changed the entity: %v", e)
+	}
+}
+
 func TestTypesAndAttributes(t *testing.T) {
 	n := newTestNode(t, nil)
 	loadFixture(t, n)

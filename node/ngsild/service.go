@@ -331,7 +331,14 @@ func readBody(r *http.Request) (body []byte, ldJSON bool, err error) {
 	switch mediaType(r) {
 	case "application/ld+json":
 		ldJSON = true
-	case "application/json", "application/merge-patch+json":
+	case "application/json":
+	case "application/merge-patch+json":
+		// A merge patch is a PATCH body (RFC 7396); creating or
+		// replacing with one is a client's mistake worth saying.
+		if r.Method != http.MethodPatch {
+			return nil, false, newError(UnsupportedMediaType, "unsupported media type",
+				"application/merge-patch+json is for PATCH; send %s bodies as application/json or application/ld+json", r.Method)
+		}
 	default:
 		return nil, false, newError(UnsupportedMediaType, "unsupported media type",
 			"send application/json or application/ld+json, not %q", r.Header.Get("Content-Type"))
@@ -417,6 +424,10 @@ func negotiate(r *http.Request, geoOK bool) (accepted, error) {
 				q = 0
 			}
 		}
+		if q <= 0 {
+			// q=0 marks a type as not acceptable (RFC 9110 section 12.4.2).
+			continue
+		}
 		var a accepted
 		switch mt {
 		case "application/json", "*/*", "application/*":
@@ -446,7 +457,8 @@ func negotiate(r *http.Request, geoOK bool) (accepted, error) {
 
 // writeJSON sends v with the @context placed as the negotiated type asks:
 // in the body for ld+json (objects and each array element), in a Link header
-// otherwise.
+// for json, and both for geo+json (at the top of the Feature or
+// FeatureCollection).
 func writeJSON(w http.ResponseWriter, status int, v any, acc accepted, tc *termContext) {
 	ctxVal := any(CoreContextURL)
 	if tc != nil && tc.value != nil {
@@ -466,7 +478,14 @@ func writeJSON(w http.ResponseWriter, status int, v any, acc accepted, tc *termC
 			}
 		}
 	case acceptGeo:
+		// A Feature or FeatureCollection carries the @context as a
+		// top-level member (clause 6.3.15; the ETSI conformance suite's
+		// 019_05_01 expects it on the collection), and the Link header
+		// as well, for clients that read it there.
 		w.Header().Set("Content-Type", "application/geo+json")
+		if x, ok := v.(map[string]any); ok {
+			x["@context"] = ctxVal
+		}
 		setLink(w, tc)
 	default:
 		w.Header().Set("Content-Type", "application/json")
