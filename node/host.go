@@ -86,11 +86,18 @@ func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg pr
 }
 
 // tcpTransport is the TCP transport, dialling through d when it is set.
+//
+// Without SO_REUSEPORT: libp2p sets it by default so that outgoing
+// connections leave from the listening port, which only NAT hole punching
+// needs (the node does none), and with it a second node started on the
+// same machine and port binds that port too, silently, and the kernel
+// then shares incoming connections between the two. Without it the
+// second node cannot open the port and says so (unopened).
 func tcpTransport(d tcp.DialerForAddr) libp2p.Option {
 	if d == nil {
-		return libp2p.Transport(tcp.NewTCPTransport)
+		return libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport())
 	}
-	return libp2p.Transport(tcp.NewTCPTransport, tcp.WithDialerForAddr(d))
+	return libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport(), tcp.WithDialerForAddr(d))
 }
 
 // unopened returns the configured listen addresses the host has no

@@ -75,6 +75,41 @@ func TestNodeWarnsOfAListenAddressItCouldNotOpen(t *testing.T) {
 	}
 }
 
+// A second node started on the TCP port of one already running on the
+// machine does not share it (libp2p's default SO_REUSEPORT would let it
+// bind the port too, and the kernel would hand each node part of the
+// other's incoming connections): it warns, as for any port in use.
+func TestSecondNodeDoesNotShareATCPPort(t *testing.T) {
+	first, err := New(context.Background(), testConfig(t, "/ip4/127.0.0.1/tcp/0"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	var taken string
+	for _, a := range first.Host().Network().ListenAddresses() {
+		if port, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			taken = "/ip4/127.0.0.1/tcp/" + port
+		}
+	}
+	if taken == "" {
+		t.Fatalf("first node listens on no TCP address: %v", first.Host().Network().ListenAddresses())
+	}
+	var logs bytes.Buffer
+	second, err := New(context.Background(), testConfig(t, "/ip4/127.0.0.1/tcp/0", taken), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("New with one of two listen addresses taken by another node: %v", err)
+	}
+	defer second.Close()
+	for _, a := range second.Host().Network().ListenAddresses() {
+		if opens(ma.StringCast(taken), a) {
+			t.Errorf("second node listens on %s, the first node's port", a)
+		}
+	}
+	if !strings.Contains(logs.String(), "address="+taken) {
+		t.Errorf("second node's log does not name %s as not opened:\n%s", taken, logs.String())
+	}
+}
+
 // A node whose addresses all open (TCP and QUIC, as init configures them)
 // warns of none.
 func TestNodeOnFreeAddressesWarnsOfNone(t *testing.T) {
