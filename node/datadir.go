@@ -76,11 +76,20 @@ type InitOptions struct {
 	Force  bool     // replace an existing identity
 }
 
+// settings reports whether o changes any setting of config.toml.
+func (o InitOptions) settings() bool { return o.Name != "" || len(o.Listen) > 0 || o.API != "" }
+
 // Init creates a data directory: identity key (0600), config.toml and the API
-// token. It validates the configuration before writing anything, and refuses
-// to replace an existing identity unless o.Force. A configuration already
+// token. It validates the configuration before writing anything, and never
+// replaces an existing identity unless o.Force. A configuration already
 // there (a forced init, or a directory whose key was lost) is kept, with
 // the options given applied to it; one that cannot be read stops Init.
+//
+// On a directory that has its identity, Init with settings (name, listen
+// addresses, API address) applies them to config.toml and keeps the
+// identity, as `mimnode init --help` says; without any it is ErrExists.
+// The directory must not be in use: a running node would not see the
+// change until it restarts, so that is refused (ErrLocked).
 func Init(dir string, o InitOptions) (Config, error) {
 	c := Default()
 	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
@@ -102,7 +111,16 @@ func Init(dir string, o InitOptions) (Config, error) {
 		return c, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil && !o.Force {
-		return c, fmt.Errorf("%w: %s (use --force to create a new identity; the peer ID will change)", ErrExists, dir)
+		if !o.settings() {
+			return c, fmt.Errorf("%w: %s (nothing to do: give --name, --listen or --api to change its config.toml, keeping the identity; "+
+				"--force makes a new identity, and the peer ID changes)", ErrExists, dir)
+		}
+		unlock, err := lockDir(dir)
+		if err != nil {
+			return c, err
+		}
+		defer unlock()
+		return c, WriteConfig(filepath.Join(dir, ConfigFile), c)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return c, fmt.Errorf("create data directory: %w", err)

@@ -115,6 +115,14 @@ func TestSecondDaemonOnSameDataDirFails(t *testing.T) {
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second New on %s: err = %v, want ErrLocked", c.DataDir, err)
 	}
+	// Nor does init change the settings of a running node, which would
+	// not see them before it restarts.
+	if _, err := Init(c.DataDir, InitOptions{Name: "Changed while running"}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Init with settings on a running node's dir: err = %v, want ErrLocked", err)
+	}
+	if got, _ := Load(c.DataDir); got.Name == "Changed while running" {
+		t.Fatal("Init changed a running node's config.toml")
+	}
 }
 
 func TestInitRefusesToOverwriteIdentity(t *testing.T) {
@@ -126,6 +134,23 @@ func TestInitRefusesToOverwriteIdentity(t *testing.T) {
 	key2, _ := os.ReadFile(filepath.Join(c.DataDir, KeyFile))
 	if string(key1) != string(key2) {
 		t.Fatal("refused Init still changed the key")
+	}
+	// Settings given change config.toml and keep the identity.
+	if _, err := Init(c.DataDir, InitOptions{API: "127.0.0.1:0", Name: "Renamed office"}); err != nil {
+		t.Fatalf("Init with settings on an existing dir: %v", err)
+	}
+	if key, _ := os.ReadFile(filepath.Join(c.DataDir, KeyFile)); string(key) != string(key1) {
+		t.Fatal("Init with settings changed the key")
+	}
+	if got, err := Load(c.DataDir); err != nil || got.Name != "Renamed office" || got.API.Listen != "127.0.0.1:0" {
+		t.Fatalf("after Init with settings: name %q, api %q, err %v", got.Name, got.API.Listen, err)
+	}
+	// A bad setting changes nothing.
+	if _, err := Init(c.DataDir, InitOptions{API: "no port"}); err == nil {
+		t.Fatal("Init with a bad API address succeeded")
+	}
+	if got, _ := Load(c.DataDir); got.API.Listen != "127.0.0.1:0" {
+		t.Fatalf("a refused Init changed api.listen to %q", got.API.Listen)
 	}
 	if _, err := Init(c.DataDir, InitOptions{Force: true}); err != nil {
 		t.Fatalf("Init --force: %v", err)

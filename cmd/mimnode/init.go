@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -16,8 +17,10 @@ func initCmd(g *globals) *cobra.Command {
 		Short: "Create a data directory: identity key, config.toml, API token",
 		Long: `Create a node's data directory with a new Ed25519 identity (its peer ID is the
 agency's identity on the network), a config.toml with defaults and an API token.
-An existing identity is never replaced unless --force is given; a config.toml
-already there is kept, with the flags given applied to it.`,
+An existing identity is never replaced unless --force is given. On a directory
+that already has one, the flags given (--name, --listen, --api) are applied to
+its config.toml and the identity is kept; stop the node first, it reads its
+config when it starts.`,
 		Example: `  mimnode init --name "Aarhus Environment Office"
   mimnode init --data /srv/mimnode --listen /ip4/0.0.0.0/tcp/7410 --listen /ip4/0.0.0.0/udp/7410/quic-v1 --api 127.0.0.1:7480`,
 		Args: cobra.NoArgs,
@@ -26,6 +29,8 @@ already there is kept, with the flags given applied to it.`,
 			if err != nil {
 				return err
 			}
+			_, err = os.Stat(filepath.Join(dir, node.KeyFile))
+			kept := err == nil && !o.Force
 			if _, err := node.Init(dir, o); err != nil {
 				return err
 			}
@@ -35,6 +40,11 @@ already there is kept, with the flags given applied to it.`,
 			}
 			if g.json {
 				return g.printJSON(map[string]string{"dataDir": dir, "peerId": id.String()})
+			}
+			if kept {
+				fmt.Fprintf(g.stdout, "updated %s (identity kept)\npeer ID: %s\nstart the node with: mimnode run --data %s\n",
+					filepath.Join(dir, node.ConfigFile), id, dir)
+				return nil
 			}
 			fmt.Fprintf(g.stdout, "initialised %s\npeer ID: %s\nconfig:  %s\nstart the node with: mimnode run --data %s\n",
 				dir, id, filepath.Join(dir, node.ConfigFile), dir)

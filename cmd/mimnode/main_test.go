@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/node"
 )
 
 // binary is the mimnode executable built once for the subprocess tests.
@@ -123,6 +125,30 @@ func statusOf(t *testing.T, dir string) map[string]any {
 	return st
 }
 
+// init on a directory that has its identity applies the flags given to
+// config.toml and keeps the peer ID, as its help says; without flags it
+// has nothing to do and says how to change settings.
+func TestInitAgainAppliesSettings(t *testing.T) {
+	dir := initDir(t)
+	before, err := node.PeerIDOf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := cli(t, "init", "--data", dir, "--name", "Renamed office", "--api", "127.0.0.1:0")
+	if err != nil || !strings.Contains(out, "identity kept") {
+		t.Fatalf("init with settings again: %v\n%s", err, out)
+	}
+	if after, _ := node.PeerIDOf(dir); after != before {
+		t.Fatalf("peer ID changed from %s to %s", before, after)
+	}
+	if c, err := node.Load(dir); err != nil || c.Name != "Renamed office" {
+		t.Fatalf("config name %q after init --name, err %v", c.Name, err)
+	}
+	if _, _, err := cli(t, "init", "--data", dir); err == nil || !strings.Contains(err.Error(), "--name, --listen or --api") {
+		t.Fatalf("init without flags on an existing directory: %v, want it to say how to change settings", err)
+	}
+}
+
 func TestInitRunStatusConnect(t *testing.T) {
 	a, b := initDir(t), initDir(t)
 	startDaemon(t, a)
@@ -130,6 +156,10 @@ func TestInitRunStatusConnect(t *testing.T) {
 	idOut, _, err := cli(t, "init", "--data", a)
 	if err == nil {
 		t.Fatalf("second init succeeded: %s", idOut)
+	}
+	// Nor are a running node's settings changed under it.
+	if out, _, err := cli(t, "init", "--data", a, "--name", "Renamed"); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("init with settings on a running node's directory: %v (%s), want it refused as in use", err, out)
 	}
 	sa, sb := statusOf(t, a), statusOf(t, b)
 	if !strings.HasPrefix(sa["peerId"].(string), "12D3KooW") {
