@@ -257,7 +257,7 @@ func (x *Index) add(r Record) {
 		facets = append(facets, "n:"+strings.ToLower(ds.Publisher.Name))
 	}
 	for _, t := range ds.EntityTypes {
-		short := shortType(t)
+		short := ShortType(t)
 		facets = append(facets, "t:"+t, "t:"+short)
 		addText(splitCamel(short), weightOther)
 	}
@@ -638,9 +638,10 @@ func queryTerms(s string) []string {
 	return slices.Compact(ts)
 }
 
-// shortType is the last segment of an entity type IRI
-// (".../AirQualityObserved" -> "AirQualityObserved").
-func shortType(t string) string {
+// ShortType is the local name of a type IRI (what follows its last '/',
+// '#' or ':'), or t itself when it has none: a short type name such as
+// AirQualityObserved stands for the types with that local name.
+func ShortType(t string) string {
 	if i := strings.LastIndexAny(t, "/#:"); i >= 0 && i < len(t)-1 {
 		return t[i+1:]
 	}

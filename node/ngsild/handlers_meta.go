@@ -140,6 +140,23 @@ var attributesView = metaView{list: "AttributeList", member: "attributeList", pa
 		return out
 	}}
 
+// StoredTypes returns the expanded type IRIs of the entities the store
+// holds, sorted.
+func (s *Service) StoredTypes() ([]string, error) {
+	st, err := s.stats()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for t, ts := range st.types {
+		if ts.count > 0 {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // listTypes is GET /types (clause 6.25.3.1).
 func (s *Service) listTypes(w http.ResponseWriter, r *http.Request) error {
 	return s.listMeta(w, r, typesView)

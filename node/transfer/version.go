@@ -83,9 +83,29 @@ func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
 		}
 		return iri
 	}
+	// A short name (AirQualityObserved) also stands for each stored type
+	// with that local name, as in a catalogue search: expanded with the
+	// core context alone it names the default-context IRI, which misses
+	// entities written under a Smart Data Models context, and the
+	// dataset would hold none of them.
+	var stored []string
 	for _, t := range v.EntityTypes {
 		f.types[t] = true
 		f.types[expand(t)] = true
+		if catalog.ShortType(t) != t {
+			continue
+		}
+		if stored == nil {
+			var err error
+			if stored, err = s.o.NGSILD.StoredTypes(); err != nil {
+				return nil, fmt.Errorf("dataset %s: reading the stored entity types: %w", ds.ID, err)
+			}
+		}
+		for _, st := range stored {
+			if catalog.ShortType(st) == t {
+				f.types[st] = true
+			}
+		}
 	}
 	for t := range f.types {
 		f.iris = append(f.iris, t)
