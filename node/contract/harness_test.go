@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mimnode/mimnode/node"
+	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/policy"
@@ -162,8 +163,28 @@ func verifyAudit(t testing.TB, nodes ...*node.Node) []map[string]int {
 			t.Fatal(err)
 		}
 		kinds := map[string]int{}
+		// Each negotiation's story starts with its request: no
+		// decision or signature is logged before it.
+		opened := map[string]bool{}
 		for _, e := range es {
 			kinds[e.Kind]++
+			pid := e.Subject
+			switch e.Kind {
+			case audit.KindNegotiationRequested:
+				opened[pid] = true
+				continue
+			case audit.KindAgreementSigned:
+				var d struct{ Negotiation string }
+				json.Unmarshal(e.Data, &d)
+				pid = d.Negotiation
+			case audit.KindDecision:
+			default:
+				continue
+			}
+			if !opened[pid] {
+				t.Errorf("%s audit log: entry %d (%s) about negotiation %s comes before its %s entry",
+					n.Config().Name, e.Seq, e.Kind, pid, audit.KindNegotiationRequested)
+			}
 		}
 		out = append(out, kinds)
 	}

@@ -689,13 +689,22 @@ func (s *Service) persist(e *entry, rd negotiation.Ready, now time.Time) error {
 	// Finished negotiations waiting to store their settled state ride
 	// along (settle.go).
 	settled := s.takeSettled(e, now)
+	// The log tells the negotiation in the order it happened: the request
+	// that opens it first, then what the step decided and signed (staged:
+	// policy decisions, signatures), then the transitions it led to. A
+	// provider that agrees at once takes all of them in one step.
 	entries := make([]audit.Entry, 0, len(rd.Transitions)+len(e.staged))
+	rest := rd.Transitions
+	for len(rest) > 0 && rest[0].From == negotiation.Initial {
+		entries = append(entries, s.transitionEntry(e, rest[0], now))
+		rest = rest[1:]
+	}
 	for _, st := range e.staged {
 		if st.audit != nil {
 			entries = append(entries, *st.audit)
 		}
 	}
-	for _, t := range rd.Transitions {
+	for _, t := range rest {
 		entries = append(entries, s.transitionEntry(e, t, now))
 	}
 	write := func(tx *store.Txn) error {
