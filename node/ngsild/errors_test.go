@@ -95,6 +95,9 @@ func TestErrorTypes(t *testing.T) {
 		{"NotAcceptable", NotAcceptable, func() *httptest.ResponseRecorder {
 			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a", nil, "Accept", "text/html")
 		}},
+		{"BadRequestData/link-without-rel", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("GET", "/ngsi-ld/v1/entities?type=Sensor", nil, "Link", "<https://example.org/context.jsonld>")
+		}},
 		{"UnsupportedMediaType", UnsupportedMediaType, func() *httptest.ResponseRecorder {
 			return n.do("POST", "/ngsi-ld/v1/entities", `{}`, "Content-Type", "text/plain")
 		}},

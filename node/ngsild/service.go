@@ -300,6 +300,15 @@ func linkContext(r *http.Request) (string, error) {
 		for _, part := range strings.Split(h, ",") {
 			part = strings.TrimSpace(part)
 			if !strings.Contains(part, jsonldContextRel) {
+				// Links of other relations are not the node's business,
+				// but a link without any is malformed (RFC 8288 section
+				// 3.3), and usually an @context link missing its rel:
+				// ignored, it would leave the request under the core
+				// context and its short names matching nothing.
+				if part != "" && !strings.Contains(strings.ToLower(part), "rel=") {
+					return "", newError(BadRequestData, "invalid Link header",
+						"the link %q has no rel; an @context is linked as <URL>; rel=\"%s\"; type=\"application/ld+json\"", part, jsonldContextRel)
+				}
 				continue
 			}
 			i, j := strings.IndexByte(part, '<'), strings.IndexByte(part, '>')
