@@ -353,8 +353,11 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	if err != nil {
 		return u, err
 	}
+	// Landed, the store holds every entity of the version. Land's count
+	// (n, the usage record's) is only those it wrote and deleted: a new
+	// version that changed 1 of 600 entities would end as "1/600".
 	p := total
-	p.Phase, p.Blocks, p.Bytes, p.Entities = "done", total.TotalBlocks, total.TotalBytes, n
+	p.Phase, p.Blocks, p.Bytes, p.Entities = "done", total.TotalBlocks, total.TotalBytes, total.TotalEntites
 	report(p)
 	return u, nil
 }

@@ -338,12 +338,21 @@ func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
 		es[300]["no2"].(map[string]any)["value"] = 1234.0
 		upsert(t, prov.n, es[300:301])
 
-		second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+		var last transfer.Progress
+		second, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{Progress: func(p transfer.Progress) { last = p }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if second.Version == first.Version {
 			t.Fatalf("second transfer got the same version %s", first.Version)
+		}
+		// The progress ends with every entity of the version held, those
+		// kept from the first one included, though one was written.
+		if last.Phase != "done" || last.Entities != int64(len(es)) || last.TotalEntites != int64(len(es)) {
+			t.Errorf("second transfer ended reporting %s %d/%d entities, want done %d/%d", last.Phase, last.Entities, last.TotalEntites, len(es), len(es))
+		}
+		if second.Usage.Entities != 1 {
+			t.Errorf("second transfer's usage counts %d entities, want the 1 it wrote", second.Usage.Entities)
 		}
 		if second.Usage.Blocks != 1 || second.Usage.Skipped != first.Usage.Blocks-1 {
 			t.Errorf("second transfer fetched %d blocks and reused %d; want 1 and %d", second.Usage.Blocks, second.Usage.Skipped, first.Usage.Blocks-1)
