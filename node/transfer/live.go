@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -50,6 +51,11 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
+	// What the feed pushes counts in this side's usage record (MIM3
+	// accounting), as the consumer counts what it lands: added to the
+	// record at every recheck and when the feed ends.
+	var pushed, pushedBytes atomic.Int64
+	defer s.addPushed(info, &pushed, &pushedBytes)
 	// The consumer sends nothing more; its side ending (close or reset)
 	// means it left.
 	go func() {
@@ -66,6 +72,7 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				s.addPushed(info, &pushed, &pushedBytes)
 				if _, refused := s.checkData(remote, r, FormatLive); refused != nil {
 					cancel(refused)
 					return
@@ -84,7 +91,12 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 		if err != nil {
 			return err
 		}
-		return s.writeFrame(st, dataFrame(b))
+		if err := s.writeFrame(st, dataFrame(b)); err != nil {
+			return err
+		}
+		pushed.Add(1)
+		pushedBytes.Add(int64(len(b)))
+		return nil
 	})
 	var re *RefusedError
 	if errors.As(context.Cause(ctx), &re) {
@@ -95,6 +107,26 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 		s.log.Debug("live feed ended", "transfer", info.ID, "err", err)
 	}
 	st.Reset()
+}
+
+// addPushed adds the changes a live feed pushed since the last call to
+// the provider's record of the transfer, and resets the counts.
+func (s *Service) addPushed(info Info, n, bytes *atomic.Int64) {
+	unlock := s.lockProc(info.Role, info.ID)
+	defer unlock()
+	dn, db := n.Swap(0), bytes.Swap(0)
+	if dn == 0 && db == 0 {
+		return
+	}
+	e, err := s.load(info.Role, info.ID)
+	if err == nil {
+		e.info.Usage.Entities += dn
+		e.info.Usage.Bytes += db
+		err = s.save(e, nil)
+	}
+	if err != nil {
+		s.log.Warn("recording a live feed's usage", "transfer", info.ID, "entities", dn, "bytes", db, "err", err)
+	}
 }
 
 // LiveOptions tune a live feed.
@@ -173,6 +205,14 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		}
 		u.Duration = s.o.Now().Sub(started)
 		e.info.Usage = u
+		// The snapshot gets its receipt and acknowledgement, as a fetch's
+		// does: the provider's usage record and both logs then hold it
+		// (MIM3); the changes pushed after it count on both sides.
+		unlock := s.lockProc(dsp.Consumer, e.info.ID)
+		if err := s.exchangeReceipt(ctx, provider, e); err != nil {
+			s.log.Warn("receipt exchange failed", "transfer", e.info.ID, "err", err)
+		}
+		unlock()
 		var da struct {
 			Seq uint64 `json:"urn:mimnode:feedSeq"`
 		}

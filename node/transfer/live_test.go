@@ -115,4 +115,11 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 		l, _ := prov.svc.List()
 		return len(l) == 1 && l[0].State == dsp.Suspended
 	})
+	// The provider's record counts the same: the snapshot, from its
+	// acknowledged receipt, and the 21 changes it pushed, across its
+	// restart.
+	eventually(t, 5*time.Second, "provider's usage record holds the snapshot and the changes", func() bool {
+		l, _ := prov.svc.List()
+		return len(l) == 1 && l[0].Receipt && l[0].Usage.Entities == 50+21
+	})
 }
