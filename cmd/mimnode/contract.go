@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/node/catalogsvc"
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/protocol"
 	"github.com/mimnode/mimnode/protocol/negotiation"
@@ -92,7 +93,7 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 			if provider == "" {
 				var rec catalog.Record
 				if err := cl.do(cmd.Context(), "GET", "/api/v1/datasets/"+url.PathEscape(args[0]), nil, &rec); err != nil {
-					return fmt.Errorf("find the dataset's publisher (or give --provider): %w", err)
+					return fmt.Errorf("find the publisher of %s: %w%s", args[0], err, providerHint(err, offerFile))
 				}
 				provider = rec.Publisher
 			}
@@ -121,13 +122,15 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 				}
 				return nil
 			case negotiation.Terminated:
-				if !g.json {
-					fmt.Fprintf(g.stdout, "refused (%s):\n", string(in.Code))
-					for _, r := range in.Reasons {
-						fmt.Fprintf(g.stdout, "  - %s\n", r)
-					}
+				// The reasons are part of the error, so they go to stderr:
+				// a script reading the agreement id from stdout
+				// (`A=$(mimnode contract request ... | sed ...)`) must not
+				// swallow them.
+				var reasons strings.Builder
+				for _, r := range in.Reasons {
+					fmt.Fprintf(&reasons, "\n  - %s", r)
 				}
-				return fmt.Errorf("negotiation %s ended without an agreement: %s", in.ID, describeCode(in.Code))
+				return fmt.Errorf("negotiation %s ended without an agreement: refused (%s): %s%s", in.ID, string(in.Code), describeCode(in.Code), reasons.String())
 			}
 			return fmt.Errorf("negotiation %s still %s; follow it with 'mimnode contract show %s'", in.ID, in.State, in.ID)
 		},
@@ -139,6 +142,20 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 	c.Flags().BoolVar(&wait, "wait", false, "wait until the negotiation ends")
 	c.Flags().IntVar(&waitSeconds, "wait-seconds", 30, "how long --wait waits")
 	return c
+}
+
+// providerHint says when --provider helps after the dataset's publisher
+// could not be found in the catalogue: when the id names datasets of several
+// publishers, or when the offer came in a file (so the dataset need not be
+// in the catalogue at all). For a mistyped id it would only mislead.
+func providerHint(err error, offerFile string) string {
+	switch {
+	case strings.Contains(err.Error(), catalogsvc.ErrAmbiguous.Error()):
+		return "; give the one you mean with --provider PEER"
+	case offerFile != "":
+		return "; with --offer-file, name the peer that made the offer with --provider PEER"
+	}
+	return ""
 }
 
 func describeCode(c protocol.Code) string {
@@ -199,7 +216,7 @@ func listNegotiations(g *globals, cmd *cobra.Command, path string) error {
 
 func contractShowCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "show ID",
+		Use:     "show NEGOTIATION-ID",
 		Short:   "Show one negotiation, with the refusal reasons if it was refused",
 		Example: "  mimnode contract show urn:uuid:3f2a... --data /tmp/lab",
 		Args:    cobra.ExactArgs(1),
@@ -215,7 +232,7 @@ func contractShowCmd(g *globals) *cobra.Command {
 
 func contractApproveCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "approve ID",
+		Use:     "approve NEGOTIATION-ID",
 		Short:   "Approve a request waiting for approval; the agreement is signed and sent",
 		Example: "  mimnode contract approve urn:uuid:3f2a... --data /tmp/env   # an id 'contract pending' lists",
 		Args:    cobra.ExactArgs(1),
@@ -232,7 +249,7 @@ func contractApproveCmd(g *globals) *cobra.Command {
 func contractRejectCmd(g *globals) *cobra.Command {
 	var reason string
 	c := &cobra.Command{
-		Use:     "reject ID --reason TEXT",
+		Use:     "reject NEGOTIATION-ID --reason TEXT",
 		Short:   "Reject a request waiting for approval; the reason goes to the consumer",
 		Example: `  mimnode contract reject urn:uuid:... --reason "send us your research plan first"`,
 		Args:    cobra.ExactArgs(1),

@@ -69,9 +69,11 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		t.Errorf("consumer and provider export different agreement files")
 	}
 
+	// The reasons are in the error (stderr), not on stdout, where a
+	// script reading the agreement id would swallow them.
 	out, _, err = cli(t, "contract", "request", ds, "--provider", provID, "--offer-file", offerFile, "--purpose", "advertising", "--wait", "--data", res)
-	if err == nil || !strings.Contains(out, "refused (MIM-601)") || !strings.Contains(out, "purpose") {
-		t.Fatalf("request with the wrong purpose: %v\n%s", err, out)
+	if err == nil || !strings.Contains(err.Error(), "refused (MIM-601)") || !strings.Contains(err.Error(), "\n  - ") || !strings.Contains(err.Error(), "purpose") || out != "" {
+		t.Fatalf("request with the wrong purpose: %v\nstdout: %q", err, out)
 	}
 
 	// Manual approval: the request waits in the provider's pending list
@@ -128,7 +130,10 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"contract", "request", ds}, "or give --provider"},
+		{[]string{"contract", "request", ds}, "is not in this node's catalogue (check the spelling; 'mimnode catalog search'"},
+		{[]string{"contract", "request", ds, "--offer-file", offerFile}, "name the peer that made the offer with --provider"},
+		{[]string{"dataset", "show", ds}, "No such dataset: " + ds + " is not in this node's catalogue"},
+		{[]string{"dataset", "retire", ds}, "No such dataset: this node publishes no dataset " + ds},
 		{[]string{"contract", "request", ds, "--provider", "nope"}, "not a peer ID"},
 		{[]string{"contract", "show", "urn:uuid:none"}, "unknown negotiation"},
 		{[]string{"contract", "approve", "urn:uuid:none"}, "unknown negotiation"},
@@ -142,6 +147,10 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("mimnode %v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+	// A mistyped dataset id is not helped by --provider.
+	if _, _, err := cli(t, "contract", "request", ds+"x", "--data", res); err == nil || strings.Contains(err.Error(), "--provider") {
+		t.Errorf("request for a mistyped dataset id: %v, want no advice to give --provider", err)
 	}
 	// An offer can be removed; the agreement made under it stays.
 	if _, _, err := cli(t, "contract", "offer", "rm", ds, "urn:offer:noise-research", "--data", prov); err != nil {

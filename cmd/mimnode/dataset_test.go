@@ -183,8 +183,8 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 	}
 	// Wrong purpose: refused with the policy's reasons.
 	out, _, err = cli(t, "contract", "request", id, "--purpose", "marketing", "--wait", "--data", lab)
-	if err == nil || !strings.Contains(out, "refused") {
-		t.Fatalf("marketing request: %q, %v; want a refusal with reasons", out, err)
+	if err == nil || !strings.Contains(err.Error(), "refused") || out != "" {
+		t.Fatalf("marketing request: %q, %v; want a refusal with reasons, and nothing on stdout", out, err)
 	}
 	out, _, err = cli(t, "contract", "request", id, "--purpose", "research", "--wait", "--data", lab)
 	if err != nil || !strings.HasPrefix(out, "agreement ") {

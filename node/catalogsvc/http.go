@@ -2,10 +2,12 @@ package catalogsvc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/api"
@@ -60,7 +62,10 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNoSuchFile):
 		problem.Write(w, problem.New(http.StatusNotFound, "file-unknown", "No such file", err.Error()))
 	case errors.Is(err, ErrNotFound):
-		problem.Write(w, problem.New(http.StatusNotFound, "dataset-unknown", "No such dataset", err.Error()))
+		// The error starts with what the title says; the detail is the
+		// rest, which names the dataset.
+		detail := strings.TrimPrefix(err.Error(), ErrNotFound.Error()+": ")
+		problem.Write(w, problem.New(http.StatusNotFound, "dataset-unknown", "No such dataset", detail))
 	case errors.Is(err, catalog.ErrRetired):
 		problem.Write(w, problem.New(http.StatusConflict, "dataset-retired", "Dataset retired", err.Error()))
 	case errors.Is(err, ErrAmbiguous):
@@ -112,7 +117,14 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.Get(r.PathValue("id"))
+	id := r.PathValue("id")
+	rec, err := s.Get(id)
+	if errors.Is(err, ErrNotFound) {
+		// Most often a mistyped id: say where the node looked and how to
+		// see what it has.
+		writeErr(w, fmt.Errorf("%w: %s is not in this node's catalogue (check the spelling; 'mimnode catalog search' lists the datasets this node knows)", ErrNotFound, id))
+		return
+	}
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -121,7 +133,12 @@ func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleRetire(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.Retire(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	rec, err := s.Retire(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		writeErr(w, fmt.Errorf("%w: this node publishes no dataset %s (check the spelling; 'mimnode dataset list' lists its datasets)", ErrNotFound, id))
+		return
+	}
 	if err != nil {
 		writeErr(w, err)
 		return

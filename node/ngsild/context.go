@@ -475,7 +475,7 @@ func (cs *contextStore) resolve(value any) (*termContext, error) {
 	active, err := parseContextSafely(ld.NewContext(nil, opts), list)
 	if err != nil {
 		if errors.Is(err, ErrContextNotAvailable) || strings.Contains(err.Error(), ErrContextNotAvailable.Error()) {
-			return nil, &Error{Type: LdContextNotAvailable, Title: "JSON-LD context not available", Detail: err.Error(), Err: err}
+			return nil, &Error{Type: LdContextNotAvailable, Title: "JSON-LD context not available", Detail: contextNotAvailableDetail(err), Err: err}
 		}
 		return nil, &Error{Type: BadRequestData, Title: "invalid @context", Detail: err.Error(), Err: err}
 	}
@@ -495,6 +495,27 @@ func (cs *contextStore) resolve(value any) (*termContext, error) {
 	}
 	cs.resolved.Add(key, tc)
 	return tc, nil
+}
+
+// contextNotAvailableDetail says which @context URL could not be loaded,
+// why, and how to give it to a node that cannot fetch it. json-gold wraps
+// the loader's error in its own words around the same URL, and the HTTP
+// client's error names the URL again; the client needs it once. The text
+// parsed is what load and fetchAndKeep write ("%w: URL: cause"); anything
+// else is reported as it is.
+func contextNotAvailableDetail(err error) string {
+	msg := err.Error()
+	i := strings.LastIndex(msg, ErrContextNotAvailable.Error()+": ")
+	if i < 0 {
+		return msg
+	}
+	u, cause, ok := strings.Cut(msg[i+len(ErrContextNotAvailable.Error())+2:], ": ")
+	if !ok {
+		return msg
+	}
+	cause = strings.TrimPrefix(cause, fmt.Sprintf("Get %q: ", u))
+	return fmt.Sprintf("the @context %s could not be loaded (%s); on a node without internet, add it with 'mimnode context add %s FILE' or by POSTing the document to /ngsi-ld/v1/jsonldContexts?url=%s",
+		u, cause, u, u)
 }
 
 // dedupeContexts drops the core context (it is always applied last) and

@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -87,6 +88,41 @@ func TestRemoteContextFetchedOnce(t *testing.T) {
 	}
 	if h := hits.Load(); h != 1 {
 		t.Errorf("context fetched %d times after restart, want once", h)
+	}
+}
+
+// TestContextNotAvailableSaysWhatToDo checks the detail of an
+// LdContextNotAvailable answer: one sentence naming the URL and why it could
+// not be loaded (it used to repeat the failure three times, in json-gold's
+// words and ours), and how to give the context to an isolated node.
+func TestContextNotAvailableSaysWhatToDo(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		name   string
+		url    string
+		client *http.Client
+		cause  string
+	}{
+		{"no network", "https://city.example/contexts/parking.jsonld", noNetwork, "no network to reach https://city.example/contexts/parking.jsonld"},
+		{"not found", srv.URL + "/context.jsonld", srv.Client(), "GET returned 404 Not Found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNode(t, func(o *Options) { o.HTTPClient = tc.client })
+			rec := n.do("POST", "/ngsi-ld/v1/entities", entityJSON("urn:g:1", "Garage", ""), link(tc.url)...)
+			wantProblem(t, rec, LdContextNotAvailable)
+			var p ProblemDetails
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			want := "the @context " + tc.url + " could not be loaded (" + tc.cause + "); on a node without internet, add it with 'mimnode context add " + tc.url + " FILE'"
+			if !strings.HasPrefix(p.Detail, want) {
+				t.Errorf("detail %q, want it to start %q", p.Detail, want)
+			}
+			if strings.Contains(p.Detail, ErrContextNotAvailable.Error()) || strings.Contains(p.Detail, "loading remote context failed") {
+				t.Errorf("detail %q repeats the failure", p.Detail)
+			}
+		})
 	}
 }
 
