@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/paulmach/orb"
+
+	"github.com/mimnode/mimnode/policy"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -201,5 +203,29 @@ func TestTOMLErrorsNameTheField(t *testing.T) {
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "licence" {
 		t.Errorf("ParseDataset(TOML with licence typo) = %v, want an error naming licence", err)
+	}
+}
+
+// A template offer marked "manual" asks for a person's approval: its
+// policy carries policy.ManualApproval, and the dataset written back
+// keeps the mark.
+func TestManualTemplateOffer(t *testing.T) {
+	d, err := ParseDataset(edit(t, "offers", `[{"template":"research-only","manual":true},{"template":"open-data"}]`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := string(d.Offers[0].Policy.Extra[policy.ManualApproval]); !d.Offers[0].Manual || v != "true" {
+		t.Errorf("manual offer: Manual %v, %s = %q; want true and true", d.Offers[0].Manual, policy.ManualApproval, v)
+	}
+	if _, ok := d.Offers[1].Policy.Extra[policy.ManualApproval]; ok || d.Offers[1].Manual {
+		t.Errorf("an offer without \"manual\" asks for approval: %+v", d.Offers[1])
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ParseDataset(b, "json")
+	if err != nil || !e.Offers[0].Manual || e.Offers[1].Manual {
+		t.Errorf("written back and read again: %v, offers %+v\n%s", err, e.Offers, b)
 	}
 }

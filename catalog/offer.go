@@ -16,7 +16,11 @@ import (
 type Offer struct {
 	Template string      // template name, e.g. "research-only"; empty for inline policies
 	Params   OfferParams // template parameters
-	Policy   policy.Policy
+	// Manual asks for a person's approval of each request the template's
+	// policy permits ("manual": true; the policy then carries
+	// policy.ManualApproval). An inline policy says so itself.
+	Manual bool
+	Policy policy.Policy
 
 	// canon is the published policy's canonical JSON (RFC 8785); set once
 	// the offer is resolved for a publisher or read from a signed record.
@@ -35,11 +39,13 @@ type OfferParams struct {
 type templateOfferJSON struct {
 	Template string       `json:"template"`
 	Params   *OfferParams `json:"params,omitempty"`
+	Manual   bool         `json:"manual,omitempty"`
 }
 
 type templateOfferIn struct {
 	Template string          `json:"template"`
 	Params   json.RawMessage `json:"params"`
+	Manual   bool            `json:"manual"`
 }
 
 func decodeOffer(field string, raw json.RawMessage) (Offer, error) {
@@ -52,7 +58,7 @@ func decodeOffer(field string, raw json.RawMessage) (Offer, error) {
 		if err := decodeAt(field, raw, &t); err != nil {
 			return Offer{}, err
 		}
-		o := Offer{Template: t.Template}
+		o := Offer{Template: t.Template, Manual: t.Manual}
 		if present(t.Params) {
 			if err := decodeAt(field+".params", t.Params, &o.Params); err != nil {
 				return Offer{}, err
@@ -114,6 +120,12 @@ func (o Offer) build(id, datasetID, publisher string) (policy.Policy, error) {
 	if err != nil {
 		return policy.Policy{}, err
 	}
+	if o.Manual {
+		if p.Extra == nil {
+			p.Extra = map[string]json.RawMessage{}
+		}
+		p.Extra[policy.ManualApproval] = json.RawMessage("true")
+	}
 	if err := policy.Validate(p); err != nil {
 		return policy.Policy{}, err
 	}
@@ -168,7 +180,7 @@ func (o Offer) MarshalJSON() ([]byte, error) {
 		return o.canon, nil
 	}
 	if o.Template != "" {
-		t := templateOfferJSON{Template: o.Template}
+		t := templateOfferJSON{Template: o.Template, Manual: o.Manual}
 		if o.Params.Federation != "" || o.Params.Days != 0 || len(o.Params.Purposes) > 0 || o.Params.Licence != "" {
 			p := o.Params
 			t.Params = &p

@@ -91,6 +91,12 @@ const (
 	odrlCtx = "http://www.w3.org/ns/odrl.jsonld"
 )
 
+// ManualApproval is the policy-level property an offer carries to ask for
+// a person's approval before an agreement ("mim:manualApproval": true). It
+// takes no part in evaluation: the provider evaluates the policy first,
+// and queues only requests the policy permits.
+const ManualApproval = "mim:manualApproval"
+
 // mimTerms are the terms mimnode adds to ODRL.
 var mimTerms = map[string]bool{string(LeftRole): true, string(LeftFederation): true}
 

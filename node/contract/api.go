@@ -240,13 +240,28 @@ func (s *Service) Pending() ([]Info, error) {
 	return out, nil
 }
 
+// pendingByConsumerPid returns this node's id of the request waiting for
+// approval that the consumer names consumerPid, or "" for none.
+func (s *Service) pendingByConsumerPid(consumerPid string) (string, error) {
+	pending, err := s.Pending()
+	if err != nil {
+		return "", err
+	}
+	for _, in := range pending {
+		if in.Role == negotiation.Provider && in.ConsumerPid == consumerPid {
+			return in.ID, nil
+		}
+	}
+	return "", nil
+}
+
 // Approve is a person's approval of a queued request: the policy is
 // evaluated once more (time has passed) and, if it still permits, the
 // agreement is signed and sent.
 func (s *Service) Approve(ctx context.Context, id string) (Info, error) {
 	return s.judge(id, func(e *entry, now time.Time) negotiation.Msg {
 		e.meta.Approved = true
-		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision, Subject: id,
+		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision, Subject: e.key.Pid,
 			Peer: e.n.Peer(), Data: json.RawMessage(`{"manual":"approved"}`)}})
 		return s.decideLocked(e, now)
 	})
@@ -260,7 +275,7 @@ func (s *Service) Reject(ctx context.Context, id, reason string) (Info, error) {
 	}
 	return s.judge(id, func(e *entry, now time.Time) negotiation.Msg {
 		data, _ := json.Marshal(map[string]string{"manual": "rejected", "reason": reason})
-		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision, Subject: id,
+		e.staged = append(e.staged, staged{audit: &audit.Entry{Time: now, Kind: audit.KindDecision, Subject: e.key.Pid,
 			Peer: e.n.Peer(), Data: data}})
 		return refuse(protocol.CodeRejected, reason)
 	})
@@ -274,7 +289,16 @@ func (s *Service) judge(id string, decide func(*entry, time.Time) negotiation.Ms
 	k := negotiation.Key{Role: negotiation.Provider, Pid: id}
 	e := s.lock(k)
 	if e == nil {
-		return Info{}, fmt.Errorf("negotiation %s: %w", id, ErrUnknownNegotiation)
+		// The consumer's id of a queued request, which its user may have
+		// sent ("please approve urn:uuid:..."): each side names the
+		// negotiation by its own id.
+		if pid, err := s.pendingByConsumerPid(id); err == nil && pid != "" {
+			k.Pid = pid
+			e = s.lock(k)
+		}
+	}
+	if e == nil {
+		return Info{}, fmt.Errorf("negotiation %s: %w (give the id 'mimnode contract pending' lists: this node's, or the consumer's)", id, ErrUnknownNegotiation)
 	}
 	if e.n.Todo() != negotiation.TodoApprove {
 		st := e.n.State()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/contract"
@@ -156,6 +157,17 @@ func TestManualApproval(t *testing.T) {
 			t.Errorf("approving twice succeeded, want ErrNotPending")
 		}
 	})
+	t.Run("approve by the consumer's id", func(t *testing.T) {
+		// The researcher quotes its own id; the provider's person
+		// approves with it.
+		cid, _ := start(t)
+		if _, err := prov.Contracts().Approve(ctx, cid); err != nil {
+			t.Fatalf("approving by the consumer's id %s: %v", cid, err)
+		}
+		if got := wait(t, res, cid); got.State != negotiation.Finalized {
+			t.Fatalf("after approval consumer is %s %v, want FINALIZED", got.State, got.Reasons)
+		}
+	})
 	t.Run("reject with a reason", func(t *testing.T) {
 		cid, pid := start(t)
 		if _, err := prov.Contracts().Reject(ctx, pid, "the data steward wants a research plan first"); err != nil {
@@ -284,4 +296,41 @@ func TestFinishedNegotiationsAreNotResumed(t *testing.T) {
 	if n := prov.Contracts().Live(); n != 0 {
 		t.Errorf("after restart %d negotiations resumed, want none (%s is finished)", n, pid)
 	}
+}
+
+// TestManualApprovalFromTheCatalogue: a dataset published with a template
+// offer marked "manual" queues the requests made under it from the
+// catalogue (no offer given by hand) for a person's approval.
+func TestManualApprovalFromTheCatalogue(t *testing.T) {
+	prov := startAt(t, initDir(t, "Transport"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	const ds = "urn:ngsi-ld:Dataset:noise-by-approval"
+	rec, err := prov.Catalog().Publish(ctx, catalog.Dataset{ID: ds, Title: "Noise levels", Description: "Noise levels, by approval.",
+		License: "CC-BY-4.0", Offers: []catalog.Offer{{Template: "research-only", Manual: true}}, Dissemination: catalog.Federation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contract.IsManual(rec.Dataset.Offers[0].Policy) {
+		t.Fatalf("published offer %+v does not carry %s", rec.Dataset.Offers[0].Policy.Extra, contract.ManualApproval)
+	}
+	eventually(t, 10*time.Second, "the researcher's catalogue holds the dataset", func() bool {
+		_, err := res.Catalog().Offer(ds, "")
+		return err == nil
+	})
+	id, err := res.Contracts().Request(ctx, contract.RequestOptions{Provider: prov.ID(), Dataset: ds, Purpose: policy.PurposeResearch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the request is queued for approval", func() bool {
+		pending, _ := prov.Contracts().Pending()
+		return slices.ContainsFunc(pending, func(in contract.Info) bool { return in.ConsumerPid == id })
+	})
+	if _, err := prov.Contracts().Approve(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, res, id); got.State != negotiation.Finalized {
+		t.Fatalf("after approval consumer is %s %v, want FINALIZED", got.State, got.Reasons)
+	}
+	verifyAudit(t, prov, res)
 }

@@ -32,12 +32,10 @@ type Offers interface {
 // ErrUnknownOffer: the dataset has no such offer on this node.
 var ErrUnknownOffer = errors.New("unknown offer")
 
-// ManualApproval is the policy-level property an offer carries to ask for
-// a person's approval before an agreement ("mim:manualApproval": true, the
-// mim: prefix being policy.MimNS). It takes no part in policy evaluation:
-// the provider evaluates the policy first, and queues only requests the
-// policy permits.
-const ManualApproval = "mim:manualApproval"
+// ManualApproval is policy.ManualApproval: an offer carrying it
+// ("mim:manualApproval": true) queues the requests its policy permits for
+// a person's approval.
+const ManualApproval = policy.ManualApproval
 
 // IsManual reports whether offer p asks for manual approval.
 func IsManual(p policy.Policy) bool {
