@@ -570,6 +570,12 @@ func ParseAgreement(data []byte) (Agreement, error) {
 		return Agreement{}, fmt.Errorf("%w: reading agreement file: %w", ErrSyntax, err)
 	}
 	if !bytes.Equal(canon, body) {
+		// Some other JSON document (a dataset, an offer) is not an edited
+		// agreement: say what it lacks instead.
+		var top map[string]json.RawMessage
+		if json.Unmarshal(body, &top) != nil || top["agreement"] == nil {
+			return Agreement{}, fmt.Errorf("%w: not an agreement file: it has no \"agreement\" object (an agreement file is what 'mimnode agreement export' writes)", ErrSyntax)
+		}
 		return Agreement{}, fmt.Errorf("reading agreement file: %w: its bytes were changed after it was written (reformatted or edited); export it again with 'mimnode agreement export'", ErrNotCanonical)
 	}
 	a, err := decodeAgreement(body)

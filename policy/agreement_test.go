@@ -313,6 +313,13 @@ func TestAgreementFileStrictness(t *testing.T) {
 	if _, err := ParseAgreement(indented); !errors.Is(err, ErrNotCanonical) {
 		t.Errorf("indented file: err = %v, want ErrNotCanonical", err)
 	}
+	// Another document given by mistake is not called an edited agreement.
+	for _, other := range []string{`{"id": "urn:mim:dataset:x", "title": "Air quality"}`, `[1, 2]`, `{"@type": "Offer",  "uid": "x"}`} {
+		_, err := ParseAgreement([]byte(other))
+		if !errors.Is(err, ErrSyntax) || errors.Is(err, ErrNotCanonical) || !strings.Contains(err.Error(), "not an agreement file") {
+			t.Errorf("ParseAgreement(%s) = %v, want it called not an agreement file", other, err)
+		}
+	}
 }
 
 // An agreement embedded in another JSON document (a negotiation record) is

@@ -114,6 +114,11 @@ func TestPolicyCheckAndTemplates(t *testing.T) {
 	if _, _, err := cli(t, "policy", "check", bad); err == nil {
 		t.Fatal("check of malformed JSON succeeded")
 	}
+	// A JSON document with no policy in it says what one looks like.
+	os.WriteFile(bad, []byte(`{"permission": [{"action": "use"}]}`), 0o644)
+	if _, _, err := cli(t, "policy", "check", bad); err == nil || !strings.Contains(err.Error(), `"@type" Offer, Set or Agreement`) {
+		t.Errorf("check of a document without @type: %v, want it to say what a policy is", err)
+	}
 }
 
 func TestAgreementVerifyOffline(t *testing.T) {

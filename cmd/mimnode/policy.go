@@ -113,7 +113,7 @@ a policy it does not fully understand, so such a file would block all use.`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if len(pols) == 0 {
-				return fmt.Errorf("%s: no ODRL policy found", args[0])
+				return fmt.Errorf("%s: no ODRL policy found: a policy is a JSON object with \"@type\" Offer, Set or Agreement and its rules (permission, prohibition, obligation), alone or inside a DSP message or DCAT dataset; 'mimnode policy templates --show NAME' prints examples", args[0])
 			}
 			type result struct {
 				ID          string `json:"id,omitempty"`
