@@ -73,8 +73,9 @@ func contextMetaKey(url string) []byte { return []byte(keyCtxMeta + url) }
 
 // Kinds of stored @contexts (clause 5.13.1): a copy of the document at a
 // URL (the core context, the preloaded ones, one an admin added for a
-// URL, one fetched once), or one the node hosts under its own URL
-// (POST /jsonldContexts without a URL). The node creates none implicitly.
+// URL, one fetched once), one the node hosts under its own URL (POST
+// /jsonldContexts without a URL), or one it created to name a
+// subscription's @context that is no single URL (notificationContext).
 const (
 	contextCached   = "Cached"
 	contextHosted   = "Hosted"

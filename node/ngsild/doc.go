@@ -42,8 +42,10 @@
 // ContextTimeout), kept in badger, and never fetched again; when it cannot
 // be loaded the request fails with LdContextNotAvailable. The store keeps
 // each document's kind (Cached: a copy of the document at its URL; Hosted:
-// one the node serves under its own URL, added without ?url=) and when it
-// was stored: GET /jsonldContexts?details=true&kind=K lists them (clause
+// one the node serves under its own URL, added without ?url=;
+// ImplicitlyCreated: one it made for a subscription whose @context is not
+// a single URL, named in the subscription's jsonldContext and linked from
+// its application/json notifications) and when it was stored: GET /jsonldContexts?details=true&kind=K lists them (clause
 // 5.13.3), GET /jsonldContexts/{id}?details=true describes one, and
 // DELETE /jsonldContexts/{id}?reload=true fetches a cached one again,
 // keeping the stored copy when that fails (504).

@@ -1,7 +1,10 @@
 package ngsild
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -69,6 +72,9 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) err
 	}
 	if b.ID == "" {
 		b.ID = "urn:ngsi-ld:Subscription:" + randomID()
+	}
+	if err := s.notificationContext(b, ctxVal); err != nil {
+		return err
 	}
 	sub, err := compileSubscription(b, tc)
 	if err != nil {
@@ -281,6 +287,9 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	if err := s.notificationContext(b, st.context); err != nil {
+		return err
+	}
 	tc, err := s.ctx.resolve(st.context)
 	if err != nil {
 		return err
@@ -302,6 +311,41 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	}
 	n.put(next)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// notificationContext checks the jsonldContext a subscription names, or
+// gives it one when its @context is no single URL (an array, an object):
+// a notification sent as application/json carries its @context as a Link
+// to one document, and its names are compacted with the whole @context, so
+// the Link must name a document holding all of it. The node stores that
+// document as an ImplicitlyCreated context (clause 5.13.1) under its own
+// URL, named by a digest of the @context, so subscriptions with the same
+// one share it.
+func (s *Service) notificationContext(b *subscriptionBody, ctxVal any) error {
+	if b.JSONLDContext != "" {
+		if !isURI(b.JSONLDContext) {
+			return newError(BadRequestData, "invalid subscription", "jsonldContext %q is not a URL", b.JSONLDContext)
+		}
+		return nil
+	}
+	if _, single := ctxVal.(string); single || ctxVal == nil {
+		return nil
+	}
+	doc, err := json.Marshal(map[string]any{"@context": ctxVal})
+	if err != nil {
+		return newError(BadRequestData, "invalid @context", "%v", err)
+	}
+	sum := sha256.Sum256(doc)
+	u := s.hostedPrefix() + "implicit-" + hex.EncodeToString(sum[:12])
+	if _, err := s.ctx.meta(u, s.hostedPrefix()); errors.Is(err, store.ErrNotFound) {
+		if err := s.ctx.put(u, doc, contextImplicit); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	b.JSONLDContext = u
 	return nil
 }
 

@@ -88,6 +88,9 @@ func compileSpec(b *subscriptionBody, sub *Subscription, tc *termContext, ctxVal
 		if u, ok := ctxVal.(string); ok {
 			link = u
 		}
+		if b.JSONLDContext != "" {
+			link = b.JSONLDContext
+		}
 		sp.header.Set("Link", "<"+link+`>; rel="`+jsonldContextRel+`"; type="application/ld+json"`)
 	}
 	for _, kv := range nd.Endpoint.ReceiverInfo {

@@ -215,6 +215,11 @@ type subscriptionBody struct {
 	Throttling        float64         `json:"throttling,omitempty"`
 	Triggers          []string        `json:"notificationTrigger,omitempty"`
 	Notification      notificationDef `json:"notification"`
+	// JSONLDContext is the URL given in the Link header of notifications
+	// sent as application/json (clause 5.2.12): the client's, or one the
+	// node creates for a subscription whose @context is no single URL
+	// (implicitContext).
+	JSONLDContext string `json:"jsonldContext,omitempty"`
 }
 
 type entitySel struct {

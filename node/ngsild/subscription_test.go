@@ -717,3 +717,70 @@ func TestSubscriptionPatchUsesItsContext(t *testing.T) {
 		t.Errorf("notified %v, want only the entity with the other humidity", got[0]["id"])
 	}
 }
+
+// TestImplicitContextForNotifications: a subscription whose @context is an
+// array gets an ImplicitlyCreated context holding it (clause 5.13.1; the
+// ETSI suite's 051_06), named in its jsonldContext, and its application/json
+// notifications link to it: their names are compacted with the whole
+// @context, which the core context (linked before) does not give back.
+func TestImplicitContextForNotifications(t *testing.T) {
+	links := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		links <- r.Header.Get("Link")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	n := startedNode(t, nil, nil)
+	compound := []any{envContext, map[string]any{"Bench": "https://example.org/vocab/Bench", "seats": "https://example.org/vocab/seats"}}
+	sub := func(id string) string {
+		t.Helper()
+		rec := n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{"id": id, "type": "Subscription",
+			"entities": []any{map[string]any{"type": "Bench"}}, "@context": compound,
+			"notification": map[string]any{"endpoint": map[string]any{"uri": srv.URL, "accept": "application/json"}}},
+			"Content-Type", "application/ld+json")
+		wantStatus(t, rec, http.StatusCreated)
+		got := decode(t, n.do("GET", "/ngsi-ld/v1/subscriptions/"+id, nil)).(map[string]any)
+		u, _ := got["jsonldContext"].(string)
+		return u
+	}
+	u := sub("urn:ngsi-ld:Subscription:compound-1")
+	local, ok := strings.CutPrefix(u, n.svc.hostedPrefix())
+	if !ok || local == "" {
+		t.Fatalf("jsonldContext %q, want a context this node hosts", u)
+	}
+	if again := sub("urn:ngsi-ld:Subscription:compound-2"); again != u {
+		t.Errorf("a second subscription with the same @context got %s, want the same %s", again, u)
+	}
+	if got := decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts/"+local, nil)).(map[string]any); !reflect.DeepEqual(got["@context"], compound) {
+		t.Errorf("the implicit context serves %v, want the subscription's @context %v", got["@context"], compound)
+	}
+	listed := decode(t, n.do("GET", "/ngsi-ld/v1/jsonldContexts?kind=ImplicitlyCreated&details=true", nil)).([]any)
+	if len(listed) != 1 || listed[0].(map[string]any)["URL"] != u {
+		t.Errorf("ImplicitlyCreated contexts %v, want the one %s", listed, u)
+	}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:ngsi-ld:Bench:c1", "type": "Bench",
+		"seats": {"type": "Property", "value": 4}, "@context": `+string(mustJSON(t, compound))+`}`, "Content-Type", "application/ld+json"), http.StatusCreated)
+	select {
+	case l := <-links:
+		if !strings.Contains(l, "<"+u+">") {
+			t.Errorf("notification Link %q, want the implicit context %s", l, u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification within 10s")
+	}
+	// A subscription naming its own jsonldContext keeps it; one that is
+	// no URL is refused.
+	rec := n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{"type": "Subscription", "jsonldContext": "not a url",
+		"entities": []any{map[string]any{"type": "T"}}, "notification": map[string]any{"endpoint": map[string]any{"uri": srv.URL}}})
+	wantProblem(t, rec, BadRequestData)
+	wantStatus(t, n.do("DELETE", "/ngsi-ld/v1/jsonldContexts/"+local, nil), http.StatusNoContent)
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
