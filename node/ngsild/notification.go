@@ -181,12 +181,7 @@ func withPrevious(r any, a *Attribute, e *Entity, was []*Attribute) any {
 	if !a.ModifiedAt.Equal(e.ModifiedAt) {
 		return r // not changed by this write
 	}
-	var old *Attribute
-	for _, o := range was {
-		if o.DatasetID == a.DatasetID {
-			old = o
-		}
-	}
+	old := findInstance(was, a.DatasetID)
 	if old == nil {
 		return r // created by this write: nothing before it
 	}

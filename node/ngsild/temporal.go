@@ -579,6 +579,16 @@ func (s *Service) writeTemporal(w http.ResponseWriter, r *http.Request, pathID s
 	}
 	ch := s.mergeChange(frag, mergeAppend, pathID == "", nil)
 	ch.history = history
+	// The history takes every instance; the current state only those
+	// newer than what it holds (by observedAt, else modifiedAt): late
+	// readings, back-filled history, must not replace the latest value.
+	merge := ch.apply
+	ch.apply = func(old *Entity) (*Entity, error) {
+		if old != nil {
+			dropOlderInstances(frag, old)
+		}
+		return merge(old)
+	}
 	out, err := s.commitOne(ch)
 	if err != nil {
 		return err
@@ -590,6 +600,24 @@ func (s *Service) writeTemporal(w http.ResponseWriter, r *http.Request, pathID s
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// dropOlderInstances removes from frag each attribute instance older than
+// the instance of the same attribute and datasetId that cur holds.
+func dropOlderInstances(frag, cur *Entity) {
+	for iri, insts := range frag.Attrs {
+		kept := insts[:0]
+		for _, a := range insts {
+			if held := findInstance(cur.Attrs[iri], a.DatasetID); held == nil || !instantOf(a).Before(instantOf(held)) {
+				kept = append(kept, a)
+			}
+		}
+		if len(kept) == 0 {
+			delete(frag.Attrs, iri)
+		} else {
+			frag.Attrs[iri] = kept
+		}
+	}
 }
 
 // deleteTemporal is DELETE /temporal/entities/{id} (clause 6.19.3.2): it

@@ -649,6 +649,18 @@ func TestAppendTemporalAttrs(t *testing.T) {
 	if e, _ := n.svc.Entity(sensorID); e.Attrs[coreVocab+"temperature"][0].Value != 30.0 {
 		t.Errorf("current temperature %v, want the newest instance, 30", e.Attrs[coreVocab+"temperature"][0].Value)
 	}
+	// A late reading (back-filled history) goes into the history and
+	// leaves the current value, which is newer, as it is.
+	wantStatus(t, n.do("POST", base+"/attrs", map[string]any{"temperature": []any{
+		map[string]any{"type": "Property", "value": 5, "observedAt": obs(5)},
+	}}), http.StatusNoContent)
+	m = decode(t, n.do("GET", base+"?attrs=temperature", nil)).(map[string]any)
+	if got := temporalValues(t, m, "temperature"); !equalFloats(got, []float64{0, 1, 2, 5, 20, 30}) {
+		t.Errorf("history after a late reading: %v", got)
+	}
+	if e, _ := n.svc.Entity(sensorID); e.Attrs[coreVocab+"temperature"][0].Value != 30.0 {
+		t.Errorf("current temperature %v after a late reading, want the newest, 30", e.Attrs[coreVocab+"temperature"][0].Value)
+	}
 	wantProblem(t, n.do("POST", "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:Sensor:none/attrs", map[string]any{
 		"temperature": []any{map[string]any{"type": "Property", "value": 1, "observedAt": obs(1)}}}), ResourceNotFound)
 	wantProblem(t, n.do("POST", base+"/attrs", map[string]any{"id": "urn:ngsi-ld:Sensor:other",

@@ -110,13 +110,22 @@ func stampInstances(insts []*Attribute, now time.Time) {
 func keepCreated(old, ne *Entity) {
 	for name, insts := range ne.Attrs {
 		for _, a := range insts {
-			for _, o := range old.Attrs[name] {
-				if o.DatasetID == a.DatasetID {
-					a.CreatedAt = o.CreatedAt
-				}
+			if o := findInstance(old.Attrs[name], a.DatasetID); o != nil {
+				a.CreatedAt = o.CreatedAt
 			}
 		}
 	}
+}
+
+// findInstance returns the instance among insts with datasetID ("" the
+// default instance), or nil.
+func findInstance(insts []*Attribute, datasetID string) *Attribute {
+	for _, a := range insts {
+		if a.DatasetID == datasetID {
+			return a
+		}
+	}
+	return nil
 }
 
 // deleteInstances removes an attribute's instance with datasetID, or all of
