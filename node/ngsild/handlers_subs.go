@@ -70,6 +70,9 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	if _, given := raw["id"]; given && b.ID == "" {
+		return newError(BadRequestData, "invalid subscription", "id is empty; leave it out for the node to choose one")
+	}
 	if b.ID == "" {
 		b.ID = "urn:ngsi-ld:Subscription:" + randomID()
 	}
@@ -150,8 +153,9 @@ func (s *Service) subscriptionView(r *http.Request, id string) (map[string]any, 
 	st := n.subs[id]
 	var m map[string]any
 	var ctxVal any
+	var link string
 	if st != nil {
-		m, ctxVal = st.render(s.now()), st.context
+		m, ctxVal, link = st.render(s.now()), st.context, st.body.JSONLDContext
 	}
 	n.mu.Unlock()
 	if st == nil {
@@ -160,6 +164,13 @@ func (s *Service) subscriptionView(r *http.Request, id string) (map[string]any, 
 	tc, err := s.ctx.resolve(ctxVal)
 	if err != nil {
 		return nil, nil, err
+	}
+	if tc.link == "" && link != "" {
+		// An @context that is no single URL is linked as the document
+		// holding it (notificationContext), as its notifications are.
+		linked := *tc
+		linked.link = link
+		tc = &linked
 	}
 	return m, tc, nil
 }

@@ -748,6 +748,13 @@ func TestImplicitContextForNotifications(t *testing.T) {
 	if !ok || local == "" {
 		t.Fatalf("jsonldContext %q, want a context this node hosts", u)
 	}
+	// Retrieved as application/json, the subscription links it too.
+	if l := n.do("GET", "/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:compound-1", nil).Header().Get("Link"); !strings.Contains(l, "<"+u+">") {
+		t.Errorf("retrieved subscription's Link %q, want the implicit context %s", l, u)
+	}
+	// An empty id is refused, not replaced by one the node chooses.
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/subscriptions", map[string]any{"id": "", "type": "Subscription",
+		"entities": []any{map[string]any{"type": "T"}}, "notification": map[string]any{"endpoint": map[string]any{"uri": srv.URL}}}), BadRequestData)
 	if again := sub("urn:ngsi-ld:Subscription:compound-2"); again != u {
 		t.Errorf("a second subscription with the same @context got %s, want the same %s", again, u)
 	}
