@@ -121,6 +121,18 @@ func TestBatchOperations(t *testing.T) {
 		}
 		wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:d", nil), ResourceNotFound)
 	})
+	t.Run("unknown-attribute-type", func(t *testing.T) {
+		// An attribute type that is none of NGSI-LD's fails its entity
+		// alone, and nothing of it is written.
+		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert",
+			"["+entityJSON("urn:x:f1", "T", `, "fp": 1`)+","+entityJSON("urn:x:f2", "T", `, "fp": {"type": "Foo", "value": 1}`)+"]")
+		wantStatus(t, rec, http.StatusMultiStatus)
+		res := batchResult(t, rec.Body.Bytes())
+		if !reflect.DeepEqual(res.Success, []string{"urn:x:f1"}) || len(res.Errors) != 1 || res.Errors[0].EntityID != "urn:x:f2" {
+			t.Errorf("result %+v, want urn:x:f1 written and urn:x:f2 refused", res)
+		}
+		wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities/urn:x:f2", nil), ResourceNotFound)
+	})
 	t.Run("same-id-twice", func(t *testing.T) {
 		rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert?options=update",
 			"["+entityJSON("urn:x:e", "T", `, "p": 1`)+","+entityJSON("urn:x:e", "T", `, "q": 2`)+"]")

@@ -298,6 +298,11 @@ func decodeInstance(name string, v any, tc *termContext, now time.Time) (*Attrib
 	}
 	t, _ := m["type"].(string)
 	at, known := explicitTypes[t]
+	if !known && m["type"] != nil {
+		// Concise attributes leave the type out; one given must be an
+		// NGSI-LD attribute type, not guessed over.
+		return nil, newError(BadRequestData, "invalid attribute", "attribute %q has type %v, which is no NGSI-LD attribute type (Property, Relationship, GeoProperty, LanguageProperty, VocabProperty, JsonProperty, ListProperty, ListRelationship)", name, m["type"])
+	}
 	if !known {
 		switch et, extended := extendedMember(m); {
 		case extended:

@@ -95,6 +95,12 @@ func TestErrorTypes(t *testing.T) {
 		{"NotAcceptable", NotAcceptable, func() *httptest.ResponseRecorder {
 			return n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:a", nil, "Accept", "text/html")
 		}},
+		{"BadRequestData/unknown-attribute-type", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:foo", "type": "T", "a": {"type": "Foo", "value": 1}}`)
+		}},
+		{"BadRequestData/unknown-attribute-type-temporal", BadRequestData, func() *httptest.ResponseRecorder {
+			return n.do("POST", "/ngsi-ld/v1/temporal/entities", `{"id": "urn:x:foo", "type": "T", "a": [{"type": "Foo", "value": 1, "observedAt": "2026-01-01T00:00:00Z"}]}`)
+		}},
 		{"BadRequestData/link-without-rel", BadRequestData, func() *httptest.ResponseRecorder {
 			return n.do("GET", "/ngsi-ld/v1/entities?type=Sensor", nil, "Link", "<https://example.org/context.jsonld>")
 		}},
