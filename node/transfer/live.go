@@ -87,6 +87,19 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 		if c.Op == ngsild.OpDelete && !f.match(c.Types, nil) {
 			return nil
 		}
+		if c.Op != ngsild.OpDelete {
+			// An entity this node received under an agreement that does
+			// not let it pass the data on is not pushed, as a version
+			// leaves it out (servable): its provenance is written before
+			// the entity lands, so the change is never seen without it.
+			keep, err := s.servable(1, func(int) string { return c.ID })
+			if err != nil {
+				return err
+			}
+			if !keep[0] {
+				return nil
+			}
+		}
 		b, err := json.Marshal(LiveChange{Seq: c.Seq, Op: c.Op, ID: c.ID, Entity: c.Entity})
 		if err != nil {
 			return err

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/transfer"
+	"github.com/mimnode/mimnode/policy"
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
 )
 
@@ -122,4 +125,67 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 		l, _ := prov.svc.List()
 		return len(l) == 1 && l[0].Receipt && l[0].Usage.Entities == 50+21
 	})
+}
+
+// TestLiveFeedNeverRelaysUndistributable: a node that received entities
+// under an agreement that does not let it distribute them does not push
+// changes to them on a live feed of a dataset of its own, as its versions
+// leave them out; changes to its own entities it pushes.
+func TestLiveFeedNeverRelaysUndistributable(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 10, 0))
+	if _, err := cons.svc.Fetch(ctx, agreePermissions(t, prov, cons, `{"action": "read"}`), transfer.FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const resold = "urn:mim:dataset:test:resold"
+	ds, err := catalog.ParseDataset([]byte(`{"id": "`+resold+`", "title": "Resold", "description": "x",
+		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cons.cat.Put(ds, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	a, b := agreementFile(t, cons, prov, readOffer(resold, cons.id(), ""), func(a *policy.Agreement) {
+		a.ID, a.Dataset = "urn:uuid:agreement-resold", resold
+	})
+	cons.shelf.put(a.ID, b)
+	prov.shelf.put(a.ID, b)
+
+	var mu sync.Mutex
+	var got []string
+	started := make(chan struct{})
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- prov.svc.Live(lctx, a.ID, transfer.LiveOptions{Retry: 50 * time.Millisecond,
+			Started: func(transfer.Info) { close(started) },
+			OnChange: func(c transfer.LiveChange) {
+				mu.Lock()
+				got = append(got, c.ID)
+				mu.Unlock()
+			}})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("Live ended before the feed opened: %v", err)
+	}
+	// A local edit of a received entity is still the provider's data; an
+	// entity of the relay's own is its to share.
+	es := entities(t, 11, 0)
+	es[3]["no2"].(map[string]any)["value"] = 777.0
+	upsert(t, cons.n, es[3:4])
+	upsert(t, cons.n, es[10:11])
+	eventually(t, 10*time.Second, "the relay's own entity pushed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(got, testID(10))
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(got, testID(3)) {
+		t.Errorf("the live feed pushed %s, received under an agreement without distribute: %v", testID(3), got)
+	}
 }
