@@ -186,6 +186,20 @@ type Viewer struct {
 	Now         time.Time
 }
 
+// OpenTo reports whether peer, not the publisher, may see and ask for the
+// dataset: not if it is private, nor if it is restricted to an audience
+// without peer. Negotiations and transfers are refused to whom it is
+// not open, whatever its offers say.
+func (d Dataset) OpenTo(peer string) bool {
+	switch d.Dissemination {
+	case Private:
+		return false
+	case Restricted:
+		return slices.Contains(d.Audience, peer)
+	}
+	return true
+}
+
 // Visible returns the copy of r that v may see: the publisher sees
 // everything; a private dataset nobody else; a restricted one only the
 // peers in its audience. Offers v may not see (policy.Evaluate in the
@@ -196,13 +210,8 @@ func Visible(r Record, v Viewer) (Record, bool) {
 	if v.PeerID != "" && v.PeerID == r.Publisher {
 		return r, true
 	}
-	switch r.Dataset.Dissemination {
-	case Private:
+	if !r.Dataset.OpenTo(v.PeerID) {
 		return Record{}, false
-	case Restricted:
-		if !slices.Contains(r.Dataset.Audience, v.PeerID) {
-			return Record{}, false
-		}
 	}
 	if r.Retired {
 		r.Dataset.Offers = nil

@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.offers = contract.NewRegistry(n.store)
 	n.deals, err = contract.New(contract.Options{
 		Host: n.host, Store: n.store, Audit: n.audit, Members: n.fed, Signer: signer,
-		Verifier: PeerIDVerifier{}, Offers: offerSources{n.catalog, n.offers}, Logger: log,
+		Verifier: PeerIDVerifier{}, Offers: offerSources{n.catalog, n.offers}, OpenTo: n.catalog.OpenTo, Logger: log,
 	})
 	if err != nil {
 		return nil, err

@@ -38,3 +38,13 @@ func (s *Service) Offer(dataset, offerID string) (policy.Policy, error) {
 	}
 	return policy.Policy{}, fmt.Errorf("%w: dataset %s has no offer %q", contract.ErrUnknownOffer, dataset, offerID)
 }
+
+// OpenTo reports whether peer may ask for dataset (catalog.Dataset.OpenTo)
+// as this node publishes it; a dataset it does not publish is open, as far
+// as the catalogue knows (its offers come from elsewhere).
+func (s *Service) OpenTo(dataset, peer string) bool {
+	s.pubMu.Lock()
+	r, ok := s.cat.Get(dataset)
+	s.pubMu.Unlock()
+	return !ok || r.Dataset.OpenTo(peer)
+}

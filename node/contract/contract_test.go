@@ -334,3 +334,47 @@ func TestManualApprovalFromTheCatalogue(t *testing.T) {
 	}
 	verifyAudit(t, prov, res)
 }
+
+// TestDatasetNotOpenToThePeerIsRefused: a dataset its publisher keeps
+// private, or restricts to an audience, is refused to any other peer
+// that asks with a valid offer obtained some other way (the offer ids
+// follow a pattern); a peer in the audience gets its agreement.
+func TestDatasetNotOpenToThePeerIsRefused(t *testing.T) {
+	prov := startAt(t, initDir(t, "Transport"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	for _, c := range []struct {
+		name     string
+		dis      catalog.Dissemination
+		audience []string
+		open     bool
+	}{
+		{"private", catalog.Private, nil, false},
+		{"restricted to another peer", catalog.Restricted, []string{prov.ID().String()}, false},
+		{"restricted to the researcher", catalog.Restricted, []string{res.ID().String()}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ds := "urn:ngsi-ld:Dataset:" + strings.ReplaceAll(c.name, " ", "-")
+			if _, err := prov.Catalog().Publish(ctx, catalog.Dataset{ID: ds, Title: "Noise", Description: "Noise levels.",
+				License: "CC-BY-4.0", Offers: []catalog.Offer{{Template: "research-only"}}, Dissemination: c.dis, Audience: c.audience}); err != nil {
+				t.Fatal(err)
+			}
+			own, err := prov.Catalog().Offer(ds, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			offer, err := policy.Marshal(own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := request(t, res, prov, ds, offer, policy.PurposeResearch)
+			if c.open && got.State != negotiation.Finalized {
+				t.Fatalf("a peer in the audience got %s %v, want FINALIZED", got.State, got.Reasons)
+			}
+			if !c.open && (got.State != negotiation.Terminated || !anyContains(got.Reasons, "not open to this peer")) {
+				t.Fatalf("got %s %v, want a refusal saying the dataset is not open to it", got.State, got.Reasons)
+			}
+		})
+	}
+	verifyAudit(t, prov, res)
+}

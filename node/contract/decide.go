@@ -118,6 +118,9 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return refuse(protocol.CodeRefused, "the consumer's peer ID does not parse: "+err.Error())
 	}
+	if s.o.OpenTo != nil && !s.o.OpenTo(own.Target, s.names.of(consumer)) {
+		return refuse(protocol.CodeRefused, fmt.Sprintf("dataset %s is not open to this peer: its publisher keeps it private or restricted to others", own.Target))
+	}
 	feds := s.o.Members.SharedFederations(consumer)
 	req := policy.Request{Now: now, Action: policy.ActionUse, PeerID: s.names.of(consumer),
 		Role: s.roleOf(consumer, feds), Federations: feds, Purpose: e.n.Purpose()}

@@ -73,6 +73,12 @@ type Options struct {
 	Signer   policy.Signer
 	Verifier policy.Verifier
 	Offers   Offers
+	// OpenTo, if set, says whether the provider's dataset may be asked
+	// for by peer (catalog.Dataset.OpenTo: not a private one, nor a
+	// restricted one outside its audience); a request for one it is not
+	// open to is refused, whatever the offer says. Datasets it does not
+	// know are open.
+	OpenTo func(dataset, peer string) bool
 	// Retry is the resend schedule and timeouts of new negotiations
 	// (negotiation.RetryPolicy; zero values take its defaults).
 	Retry negotiation.RetryPolicy

@@ -264,6 +264,12 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 // evaluate returns nil when the agreement allows remote a transfer now
 // after count earlier ones, else the reasons it does not.
 func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []string {
+	// Whom the dataset is open to is the publisher's to change at any
+	// time; an agreement made before (or for a private dataset, whose
+	// offer reached the consumer some other way) does not outlast it.
+	if ds, err := s.o.Datasets.Dataset(a.Dataset); err == nil && !ds.OpenTo(remote.String()) {
+		return []string{fmt.Sprintf("dataset %s is %s: its publisher does not open it to this peer", a.Dataset, ds.Dissemination)}
+	}
 	feds := s.o.Members.SharedFederations(remote)
 	d := a.Evaluate(policy.Request{Now: s.o.Now(), Action: policy.ActionRead, PeerID: remote.String(), Purpose: s.agreedPurpose(a.ID),
 		Role: s.roleOf(remote, feds), Federations: feds, Usage: policy.Usage{Count: count}})

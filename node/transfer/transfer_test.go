@@ -709,3 +709,37 @@ func TestSilentProviderNamed(t *testing.T) {
 		t.Fatalf("Fetch from a silent provider: %v, want an error saying it did not answer", err)
 	}
 }
+
+// TestTransferRefusedWhenDatasetNotOpen: whom a dataset is open to is
+// checked on every transfer: once its publisher makes it private, or
+// restricts it to an audience without the consumer, an agreement made
+// before no longer gets the data.
+func TestTransferRefusedWhenDatasetNotOpen(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 5, 0))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	for _, c := range []struct {
+		dis      string
+		audience string
+	}{{"restricted", `"` + prov.id() + `"`}, {"private", ""}} {
+		ds, err := catalog.ParseDataset([]byte(`{"id": "`+datasetID+`", "title": "Air quality", "description": "Test air quality readings.",
+			"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}],
+			"dissemination": "`+c.dis+`", "audience": [`+c.audience+`]}`), "json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := prov.cat.Put(ds, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+		var re *transfer.RefusedError
+		if !errors.As(err, &re) || !strings.Contains(strings.Join(re.Reasons, " "), "does not open it to this peer") {
+			t.Errorf("fetch of a %s dataset: %v, want a refusal saying it is not open to the consumer", c.dis, err)
+		}
+	}
+	if n := len(query(t, cons.n)); n != 0 {
+		t.Errorf("consumer holds %d entities, want none", n)
+	}
+}
