@@ -471,3 +471,58 @@ func TestValidateModelsSetting(t *testing.T) {
 		t.Errorf("partial entity with validation off: %d, want 201", code)
 	}
 }
+
+// A web page the user visits cannot drive the loopback API, which asks
+// for no token: not by a cross-site request (a form or fetch carrying the
+// page's Origin, or a text/plain body), nor by DNS rebinding (its own name
+// resolved to 127.0.0.1, sent as Host). Clients that are not browsers
+// work as before.
+func TestAPIRefusesWhatABrowserPageWouldSend(t *testing.T) {
+	n := startNode(t, testConfig(t))
+	base := n.APIURL()
+	do := func(method, path, body string, header ...string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			if header[i] == "Host" {
+				req.Host = header[i+1]
+				continue
+			}
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	fed := `{"name": "evil"}`
+	if code, body := do("POST", "/api/v1/federations", fed, "Content-Type", "application/json", "Origin", "http://evil.example"); code != http.StatusForbidden {
+		t.Errorf("cross-origin POST: %d %s, want 403", code, body)
+	}
+	if code, body := do("POST", "/api/v1/federations", fed, "Content-Type", "text/plain"); code != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain POST: %d %s, want 415", code, body)
+	}
+	if code, body := do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:1", "type": "T"}`, "Content-Type", "application/json", "Origin", "http://evil.example"); code != http.StatusForbidden {
+		t.Errorf("cross-origin NGSI-LD POST: %d %s, want 403", code, body)
+	}
+	if code, body := do("GET", "/api/v1/federations", "", "Host", "evil.example"); code != http.StatusForbidden {
+		t.Errorf("GET with a foreign Host (DNS rebinding): %d %s, want 403", code, body)
+	}
+	if code, body := do("GET", "/api/v1/federations", ""); code != http.StatusOK || strings.Contains(body, "evil") {
+		t.Errorf("after the refused requests: %d %s, want 200 and no federation evil", code, body)
+	}
+	if code, _ := do("GET", "/ngsi-ld/v1/entities/urn:x:1", ""); code != http.StatusNotFound {
+		t.Errorf("the refused NGSI-LD POST created the entity (GET answered %d)", code)
+	}
+	// The page's own origin, localhost, and no Origin at all are fine.
+	_, port, _ := strings.Cut(strings.TrimPrefix(base, "http://"), ":")
+	if code, body := do("POST", "/api/v1/federations", `{"name": "ok"}`, "Content-Type", "application/json", "Host", "localhost:"+port, "Origin", "http://localhost:"+port); code != http.StatusCreated && code != http.StatusOK {
+		t.Errorf("same-origin POST to localhost: %d %s", code, body)
+	}
+}

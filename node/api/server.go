@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -153,6 +155,11 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ct
 
 // ServeHTTP checks the token, then routes the request and counts it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if why := s.browserRefusal(r); why != "" {
+		problem.Write(w, problem.New(http.StatusForbidden, "forbidden", "Request refused", why))
+		s.requests.WithLabelValues("forbidden", "403").Inc()
+		return
+	}
 	if s.o.RequireToken && !s.tokenOK(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mimnode"`)
 		problem.Write(w, problem.New(http.StatusUnauthorized, "unauthorized", "API token required",
@@ -182,6 +189,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// request's path values ({id} in a pattern).
 	s.mux.ServeHTTP(rec, r)
 	s.requests.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
+}
+
+// browserRefusal says why r is refused as something a web page the user
+// visits could make the browser send, or "" when it is not. A loopback
+// API asks for no token, so without this any page could drive the node:
+//   - DNS rebinding: a page whose own name the attacker then resolves to
+//     127.0.0.1 is same-origin with the API as the browser sees it, and
+//     may read its answers (the join token, say); its requests carry that
+//     name as Host, which a loopback API refuses unless it is a loopback
+//     name or address.
+//   - Cross-site requests: a form, or a fetch with a simple body, may
+//     POST to the API from any page without the browser asking first;
+//     such requests carry the page's Origin, and a request that changes
+//     anything is refused from an origin other than the API's own.
+//
+// Clients that are not browsers (the CLI, curl, NGSI-LD tools) send no
+// Origin and name the address they connect to.
+func (s *Server) browserRefusal(r *http.Request) string {
+	if !s.o.RequireToken {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		host = strings.Trim(host, "[]")
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Sprintf("this API listens on loopback and answers only requests addressed to it there (Host 127.0.0.1, ::1 or localhost), not Host %q", r.Host)
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return ""
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
+			return fmt.Sprintf("a %s from the web page at %s is refused: only clients of this node change it", r.Method, origin)
+		}
+	}
+	return ""
 }
 
 func (s *Server) tokenOK(r *http.Request) bool {
@@ -320,6 +365,16 @@ const maxBody = 1 << 20
 // ReadJSON decodes the request body into v, answering 400 (and returning
 // false) when it is not a single JSON value of the right shape.
 func ReadJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A body a browser may send without asking (text/plain, a form) is
+	// not taken for JSON: such a request could come from any web page.
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			problem.Write(w, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+				fmt.Sprintf("send the body as application/json, not %q", ct)))
+			return false
+		}
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
