@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
 )
 
 // ErrNotFound is returned by Txn.Get when the key does not exist.
@@ -100,6 +102,13 @@ func Open(dir string, o Options) (*DB, error) {
 			// bytes are at its offset.
 			WithVerifyValueChecksum(true)
 	}
+	var kept []string
+	if !o.InMemory {
+		var err error
+		if kept, err = keepOrphanTables(dir, bo); err != nil {
+			return nil, fmt.Errorf("open store %s: %w (the store's files look damaged: stop every process using the data directory and restore %s from a backup; its data cannot be read as it is)", dir, err, dir)
+		}
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -112,6 +121,11 @@ func Open(dir string, o Options) (*DB, error) {
 		// manifest, table or log damaged on disk.
 		return nil, fmt.Errorf("open store %s: %w (the store's files look damaged: stop every process using the data directory and restore %s from a backup; its data cannot be read as it is)", dir, err, dir)
 	}
+	if len(kept) > 0 && o.Logger != nil {
+		o.Logger.Warn("the store's MANIFEST does not list some of its table files; they were kept aside instead of deleted. "+
+			"After a crash during a compaction this is expected and they may be removed; if the node now misses data, stop it and restore the store from a backup, or ask for help with the kept files",
+			"dir", filepath.Join(dir, orphanDir), "tables", len(kept))
+	}
 	d := &DB{db: db}
 	if !o.InMemory {
 		d.sync = newSyncer(db, dir)
@@ -122,6 +136,56 @@ func Open(dir string, o Options) (*DB, error) {
 		d.blobs = newBlobs(blobs)
 	}
 	return d, nil
+}
+
+// orphanDir is where Open keeps the table files the MANIFEST does not
+// list, inside the store's directory (badger reads only its top level).
+const orphanDir = "orphaned-tables"
+
+// keepOrphanTables moves the table files in dir that its MANIFEST does not
+// list into dir/orphanDir, and returns their names. Badger deletes such
+// files when it opens: after a crash during a compaction they are its
+// unfinished output, whose data is still in the tables listed; but a
+// MANIFEST cut short by damage lists fewer tables than hold data, and
+// opening would delete the store's data for good. Kept aside, nothing is
+// lost either way. Called before badger takes its directory lock: the
+// node holds the data directory's lock (node.lockDir) whenever it opens
+// the store.
+func keepOrphanTables(dir string, bo badger.Options) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // a new store, or one badger refuses below
+	}
+	if err != nil {
+		return nil, err
+	}
+	mf, _, err := badger.ReplayManifestFile(f, bo.ExternalMagicVersion, bo)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the MANIFEST: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var kept []string
+	for _, e := range entries {
+		id, ok := table.ParseFileID(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		if _, listed := mf.Tables[id]; listed {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(dir, orphanDir), 0o700); err != nil {
+			return kept, err
+		}
+		if err := os.Rename(filepath.Join(dir, e.Name()), filepath.Join(dir, orphanDir, e.Name())); err != nil {
+			return kept, err
+		}
+		kept = append(kept, e.Name())
+	}
+	return kept, nil
 }
 
 // Close flushes and closes the database.

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,4 +190,61 @@ func TestDamagedStoreSaysSo(t *testing.T) {
 	if !strings.Contains(err.Error(), "look damaged") || !strings.Contains(err.Error(), "backup") {
 		t.Errorf("error %q does not say the files are damaged and to restore them", err)
 	}
+}
+
+// A MANIFEST cut short lists fewer tables than hold the store's data:
+// badger would delete the others when it opens. They are kept aside
+// instead, with a warning, so the data can still be recovered.
+func TestTruncatedStoreFilesLoseNothing(t *testing.T) {
+	write := func(t *testing.T) string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "badger")
+		db, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			if err := db.Update(func(tx *Txn) error { return tx.Set(fmt.Appendf(nil, "k%03d", i), []byte("value")) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Close(); err != nil { // flushes the memtable into a table file
+			t.Fatal(err)
+		}
+		return dir
+	}
+	tables := func(dir string) []string {
+		m, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+		return m
+	}
+
+	t.Run("manifest", func(t *testing.T) {
+		dir := write(t)
+		before := tables(dir)
+		if len(before) == 0 {
+			t.Fatal("no table file written")
+		}
+		man := filepath.Join(dir, "MANIFEST")
+		b, err := os.ReadFile(man)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(man, b[:10], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		db, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatalf("reopening with the MANIFEST cut short: %v", err)
+		}
+		db.Close()
+		for _, f := range before {
+			if _, err := os.Stat(filepath.Join(dir, orphanDir, filepath.Base(f))); err != nil {
+				t.Errorf("table %s was not kept: %v", filepath.Base(f), err)
+			}
+		}
+		if !strings.Contains(logs.String(), "kept aside") {
+			t.Errorf("no warning about the kept tables in the log:\n%s", logs.String())
+		}
+	})
 }
