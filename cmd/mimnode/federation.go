@@ -50,14 +50,23 @@ func printFed(g *globals, in federation.Info) error {
 	return nil
 }
 
-func printChange(g *globals, res federation.ChangeResult, what string) error {
+// printChange reports a membership change. The token is printed when
+// someone needs it: the other admins, while signatures are missing, and
+// the new member, for an applied invitation (joins says whether the
+// change may be one). An applied revocation or role change prints none:
+// nobody is to be handed the chain then.
+func printChange(g *globals, res federation.ChangeResult, what string, joins bool) error {
 	if g.json {
 		return g.printJSON(res)
 	}
-	if res.Applied {
-		fmt.Fprintf(g.stdout, "%s: done\n", what)
-	} else {
+	switch {
+	case !res.Applied:
 		fmt.Fprintf(g.stdout, "%s: needs more admin signatures; give this token to another admin ('mimnode federation sign TOKEN'):\n", what)
+	case joins:
+		fmt.Fprintf(g.stdout, "%s: done; the new member joins with this token ('mimnode federation join TOKEN'):\n", what)
+	default:
+		fmt.Fprintf(g.stdout, "%s: done\n", what)
+		return nil
 	}
 	fmt.Fprintln(g.stdout, res.Token)
 	return nil
@@ -111,7 +120,7 @@ func change(g *globals, cmd *cobra.Command, fed string, req federation.ChangeReq
 	if err := c.do(cmd.Context(), "POST", "/api/v1/federations/"+fed+"/changes", req, &res); err != nil {
 		return err
 	}
-	return printChange(g, res, what)
+	return printChange(g, res, what, req.Op == "add")
 }
 
 func fedInviteCmd(g *globals) *cobra.Command {
@@ -295,7 +304,7 @@ func fedSignCmd(g *globals) *cobra.Command {
 			if err := postToken(g, cmd, "/api/v1/federations/sign", args[0], &res); err != nil {
 				return err
 			}
-			return printChange(g, res, "sign")
+			return printChange(g, res, "sign", true)
 		},
 	}
 }
