@@ -132,7 +132,11 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 				}
 				return fmt.Errorf("negotiation %s ended without an agreement: refused (%s): %s%s", in.ID, string(in.Code), describeCode(in.Code), reasons.String())
 			}
-			return fmt.Errorf("negotiation %s still %s; follow it with 'mimnode contract show %s'", in.ID, in.State, in.ID)
+			why := ""
+			if in.State == negotiation.Requested {
+				why = ": the provider has not decided yet (its offer may wait for a person's approval) or has not been reached (is it online, and does it share a federation with this node?)"
+			}
+			return fmt.Errorf("negotiation %s still %s%s; follow it with 'mimnode contract show %s'", in.ID, in.State, why, in.ID)
 		},
 	}
 	c.Flags().StringVar(&provider, "provider", "", "peer ID of the provider")
