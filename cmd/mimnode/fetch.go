@@ -168,9 +168,16 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 	if r.json {
 		return
 	}
-	if p.Phase == "live" {
+	switch p.Phase {
+	case "live":
 		r.finish()
 		fmt.Fprintln(r.out, "snapshot landed; receiving changes as they happen (Ctrl-C to stop)")
+		return
+	case "interrupted":
+		fmt.Fprintf(r.out, "lost the provider (%s); reconnecting until it answers again (Ctrl-C to stop)\n", p.Note)
+		return
+	case "resumed":
+		fmt.Fprintln(r.out, "reconnected; receiving changes again, from the last one landed")
 		return
 	}
 	if r.bar && p.TotalBytes > 0 {

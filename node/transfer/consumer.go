@@ -26,13 +26,16 @@ import (
 
 // Progress is reported while a fetch runs.
 type Progress struct {
-	Phase        string // "manifest", "blocks", "landing", "done"
+	Phase        string // "manifest", "blocks", "landing", "done"; a live feed's "live", "interrupted", "resumed"
 	Blocks       int64  // blocks held of the version so far
 	TotalBlocks  int64
 	Bytes        int64 // bytes held of the version so far
 	TotalBytes   int64
 	Entities     int64 // entities landed so far
 	TotalEntites int64
+	// Note says what happened, for the phases that are events of a live
+	// feed: "interrupted" (what broke it) and "resumed".
+	Note string `json:",omitempty"`
 }
 
 // FetchOptions tune one fetch.

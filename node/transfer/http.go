@@ -109,6 +109,10 @@ func (s *Service) handleFetch(w http.ResponseWriter, r *http.Request) {
 			Progress: progress,
 			Started:  func(Info) { emit(Event{Progress: &Progress{Phase: "live"}}) },
 			OnChange: func(c LiveChange) { emit(Event{Change: &c}) },
+			Interrupted: func(err error) {
+				emit(Event{Progress: &Progress{Phase: "interrupted", Note: err.Error()}})
+			},
+			Resumed: func() { emit(Event{Progress: &Progress{Phase: "resumed"}}) },
 		})
 	} else {
 		in, err = s.Fetch(r.Context(), req.Agreement, FetchOptions{Progress: progress})

@@ -154,6 +154,12 @@ type LiveOptions struct {
 	Started func(Info)
 	// Progress, if set, reports the snapshot as FetchOptions.Progress does.
 	Progress func(Progress)
+	// Interrupted, if set, is called when the feed breaks and the node
+	// starts reconnecting (once per outage, with what broke it), and
+	// Resumed when a stream to the provider is open again: a provider
+	// gone, or a federation that let this node go, shows.
+	Interrupted func(error)
+	Resumed     func()
 }
 
 func liveSeqKey(pid string) []byte {
@@ -239,8 +245,15 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		o.Started(e.info)
 	}
 	prov := provenanceFor(a, e.info.Version)
+	down := false // the feed broke, and no stream was opened since
+	opened := func() {
+		if down && o.Resumed != nil {
+			o.Resumed()
+		}
+		down = false
+	}
 	for {
-		err := s.follow(ctx, provider, e, &from, prov, o)
+		err := s.follow(ctx, provider, e, &from, prov, o, opened)
 		var re *RefusedError
 		if errors.As(err, &re) {
 			s.auditf(KindRefused, e.info.ID, provider.String(), map[string]any{"agreement": a.ID, "code": re.Code, "reasons": re.Reasons})
@@ -248,6 +261,12 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if !down {
+			down = true
+			if o.Interrupted != nil {
+				o.Interrupted(err)
+			}
 		}
 		s.log.Debug("live feed broke; reconnecting", "transfer", e.info.ID, "from", from, "err", err)
 		select {
@@ -275,12 +294,13 @@ func (s *Service) liveFrom(e *entry) (uint64, error) {
 
 // follow reads one live stream, landing each change and recording the
 // next sequence number in the same store transaction as its provenance.
-func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *uint64, prov []byte, o LiveOptions) error {
+func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *uint64, prov []byte, o LiveOptions, opened func()) error {
 	pids := e.p.Pids()
 	st, br, err := s.dataStream(ctx, provider, DataRequest{Type: TypeLiveRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid, From: *from}, false)
 	if err != nil {
 		return err
 	}
+	opened()
 	defer st.Reset()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()

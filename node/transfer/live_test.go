@@ -30,6 +30,7 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 	var mu sync.Mutex
 	var seqs []uint64
 	var ids []string
+	var interrupted, resumed int // outages reported, and ends of them
 	started := make(chan transfer.Info, 1)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -42,7 +43,9 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 				seqs = append(seqs, c.Seq)
 				ids = append(ids, c.ID)
 				mu.Unlock()
-			}})
+			},
+			Interrupted: func(error) { mu.Lock(); interrupted++; mu.Unlock() },
+			Resumed:     func() { mu.Lock(); resumed++; mu.Unlock() }})
 	}()
 	var in transfer.Info
 	select {
@@ -70,6 +73,13 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 		change(i, 2000+float64(i))
 	}
 	eventually(t, 20*time.Second, "20 changes delivered across the restart", func() bool { return received() == 20 })
+	// The restart showed as one outage, reported when it began and when
+	// it ended.
+	mu.Lock()
+	if interrupted != 1 || resumed != 1 {
+		t.Errorf("the provider's restart was reported as %d interruptions and %d resumptions, want 1 and 1", interrupted, resumed)
+	}
+	mu.Unlock()
 
 	mu.Lock()
 	for i := 1; i < len(seqs); i++ {
