@@ -53,7 +53,7 @@ func compileSpec(b *subscriptionBody, sub *Subscription, tc *termContext, ctxVal
 	sp.ro.sysAttrs = nd.SysAttrs
 	sp.ro.lang = b.Lang // clause 4.15: languageMaps shown in one language
 	switch nd.Format {
-	case "keyValues":
+	case "keyValues", "simplified": // simplified is keyValues' name since 1.6
 		sp.ro.format = keyValues
 	case "concise":
 		sp.ro.format = concise

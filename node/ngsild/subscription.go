@@ -370,12 +370,12 @@ func compileSubscription(b *subscriptionBody, tc *termContext) (*Subscription, e
 		return nil, bad("notification.endpoint.accept must be application/json, application/ld+json or application/geo+json")
 	}
 	switch b.Notification.Format {
-	case "", "normalized", "keyValues", "concise":
+	case "", "normalized", "keyValues", "simplified", "concise":
 	default:
-		return nil, bad("notification.format must be normalized, keyValues or concise")
+		return nil, bad("notification.format must be normalized, keyValues (or simplified) or concise")
 	}
-	if b.Notification.ShowChanges && b.Notification.Format == "keyValues" {
-		return nil, bad("notification.showChanges cannot be true with format keyValues")
+	if b.Notification.ShowChanges && (b.Notification.Format == "keyValues" || b.Notification.Format == "simplified") {
+		return nil, bad("notification.showChanges cannot be true with format %s", b.Notification.Format)
 	}
 	for _, t := range b.Triggers {
 		k, ok := triggerNames[t]

@@ -791,3 +791,29 @@ func mustJSON(t testing.TB, v any) []byte {
 	}
 	return b
 }
+
+// TestSimplifiedNotificationFormat: "simplified", keyValues' name since
+// NGSI-LD 1.6, is accepted as a notification format and gives keyValues.
+func TestSimplifiedNotificationFormat(t *testing.T) {
+	got := make(chan map[string]any, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		got <- m
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	n := startedNode(t, nil, nil)
+	subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Bench"}},
+		"notification": map[string]any{"format": "simplified", "endpoint": map[string]any{"uri": srv.URL}}})
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", `{"id": "urn:x:s1", "type": "Bench", "seats": {"type": "Property", "value": 4}}`), http.StatusCreated)
+	select {
+	case m := <-got:
+		data, _ := m["data"].([]any)
+		if len(data) != 1 || data[0].(map[string]any)["seats"] != 4.0 {
+			t.Errorf("notification %v, want the entity in keyValues form (seats: 4)", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification within 10s")
+	}
+}
