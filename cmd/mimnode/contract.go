@@ -315,7 +315,7 @@ as the node advertises it.`,
 	add.Flags().BoolVar(&manual, "manual", false, "require manual approval of requests")
 	list := &cobra.Command{
 		Use:     "list",
-		Short:   "List recorded offers (ODRL)",
+		Short:   "List the offers recorded with 'offer add' (a published dataset's own offers are in its record: 'mimnode dataset show ID')",
 		Example: "  mimnode contract offer list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -327,7 +327,7 @@ as the node advertises it.`,
 				return g.printJSON(out)
 			}
 			if len(out) == 0 {
-				fmt.Fprintln(g.stdout, "no offers (add one with 'mimnode contract offer add DATASET-ID --template NAME')")
+				fmt.Fprintln(g.stdout, "no offers recorded with 'mimnode contract offer add'; the offers of a dataset this node publishes are in its record ('mimnode dataset show ID')")
 			}
 			for _, o := range out {
 				var h struct {
