@@ -451,6 +451,9 @@ func (n *Node) Connect(ctx context.Context, addr string) (api.ConnectResult, err
 		return api.ConnectResult{}, api.BadRequest("%s is this node itself", ai.ID)
 	}
 	n.gater.AllowExplicit(ai.ID)
+	// libp2p does not dial a peer it is connected to: say so, rather than
+	// let the answer vouch for an address nobody tried.
+	already := n.host.Network().Connectedness(ai.ID) == network.Connected
 	if err := n.host.Connect(ctx, *ai); err != nil {
 		return api.ConnectResult{}, fmt.Errorf("connect to %s: %w", ai.ID, err)
 	}
@@ -458,7 +461,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (api.ConnectResult, err
 	if err != nil {
 		return api.ConnectResult{}, err
 	}
-	return api.ConnectResult{PeerID: ai.ID.String(), Latency: rtt.String()}, nil
+	return api.ConnectResult{PeerID: ai.ID.String(), Latency: rtt.String(), AlreadyConnected: already}, nil
 }
 
 // Ping measures one round trip to a connected peer.

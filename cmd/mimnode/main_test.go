@@ -176,6 +176,12 @@ func TestInitRunStatusConnect(t *testing.T) {
 	if res["peerId"] != sb["peerId"] {
 		t.Fatalf("connect answered %v, want peer %v", res, sb["peerId"])
 	}
+	// Connected already, libp2p dials nothing: the answer says so rather
+	// than vouch for an address nobody tried.
+	bogus := "/ip4/127.0.0.1/tcp/1/p2p/" + sb["peerId"].(string)
+	if out, _, err := cli(t, "connect", bogus, "--data", a); err != nil || !strings.Contains(out, "already connected") {
+		t.Errorf("connect to a connected peer at another address: %q, %v; want it to say the address was not dialled", out, err)
+	}
 	out, _, err = cli(t, "peers", "--data", b)
 	if err != nil || !strings.Contains(out, sa["peerId"].(string)) {
 		t.Fatalf("peers on b = %q, %v; want a's peer ID", out, err)

@@ -80,6 +80,10 @@ func connectCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(res)
 			}
+			if res.AlreadyConnected {
+				fmt.Fprintf(g.stdout, "already connected to %s (round trip %s); the address given was not dialled\n", res.PeerID, res.Latency)
+				return nil
+			}
 			fmt.Fprintf(g.stdout, "connected to %s (round trip %s)\n", res.PeerID, res.Latency)
 			return nil
 		},

@@ -51,6 +51,9 @@ type ConnectRequest struct {
 type ConnectResult struct {
 	PeerID  string `json:"peerId"`
 	Latency string `json:"latency"`
+	// AlreadyConnected says the peer was connected before: the address
+	// given was not dialled, so whether it works is not known.
+	AlreadyConnected bool `json:"alreadyConnected,omitempty"`
 }
 
 // Backend is what the API needs from a node.
