@@ -450,6 +450,11 @@ func (n *Node) Connect(ctx context.Context, addr string) (api.ConnectResult, err
 	if ai.ID == n.host.ID() {
 		return api.ConnectResult{}, api.BadRequest("%s is this node itself", ai.ID)
 	}
+	// A key-bearing ID (12D3KooW...) cut short still parses as a
+	// multihash; dialling it could only fail later, and less clearly.
+	if _, err := ai.ID.ExtractPublicKey(); err != nil && !errors.Is(err, peer.ErrNoPublicKey) {
+		return api.ConnectResult{}, api.BadRequest("%q does not end in a valid peer ID: %v", addr, err)
+	}
 	n.gater.AllowExplicit(ai.ID)
 	// libp2p does not dial a peer it is connected to: say so, rather than
 	// let the answer vouch for an address nobody tried.

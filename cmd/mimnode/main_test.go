@@ -182,6 +182,10 @@ func TestInitRunStatusConnect(t *testing.T) {
 	if out, _, err := cli(t, "connect", bogus, "--data", a); err != nil || !strings.Contains(out, "already connected") {
 		t.Errorf("connect to a connected peer at another address: %q, %v; want it to say the address was not dialled", out, err)
 	}
+	// A peer ID cut short parses as a multihash; it is refused, not dialled.
+	if _, _, err := cli(t, "connect", "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWAAAA", "--data", a); err == nil || !strings.Contains(err.Error(), "not end in a valid peer ID") {
+		t.Errorf("connect to a peer ID cut short: %v, want it refused as no valid peer ID", err)
+	}
 	out, _, err = cli(t, "peers", "--data", b)
 	if err != nil || !strings.Contains(out, sa["peerId"].(string)) {
 		t.Fatalf("peers on b = %q, %v; want a's peer ID", out, err)
