@@ -158,7 +158,15 @@ func fedJoinCmd(g *globals) *cobra.Command {
 			if err := postToken(g, cmd, "/api/v1/federations/join", args[0], &in); err != nil {
 				return err
 			}
-			return printFed(g, in)
+			if err := printFed(g, in); err != nil {
+				return err
+			}
+			if !g.json && in.Connected == 0 && len(in.Members) > 1 {
+				// The token is checked here alone; only the members can
+				// tell whether this node is still one of them.
+				fmt.Fprintln(g.stderr, "no member answered yet: they may be offline or unreachable from here, or this node may have been removed since the invitation (an admin's 'mimnode federation show' tells)")
+			}
+			return nil
 		},
 	}
 }

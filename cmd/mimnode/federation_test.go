@@ -166,3 +166,28 @@ func TestAgreementVerifyOffline(t *testing.T) {
 		t.Fatal("agreement naming another consumer verified")
 	}
 }
+
+// Joining while no member answers (the inviter offline, or this node
+// removed since its invitation) says so: the token alone cannot tell.
+func TestJoinWithNoMemberAnsweringSaysSo(t *testing.T) {
+	a, b := initDir(t), initDir(t)
+	da := startDaemon(t, a)
+	startDaemon(t, b)
+	if _, _, err := cli(t, "federation", "create", "Aarhus region", "--data", a); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	out, _, err := cli(t, "federation", "invite", statusOf(t, b)["peerId"].(string), "--role", "researcher", "--data", a, "--json")
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	var res struct{ Token string }
+	json.Unmarshal([]byte(out), &res)
+	da.kill()
+	_, stderr, err := cli(t, "federation", "join", res.Token, "--data", b)
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	if !strings.Contains(stderr, "no member answered") {
+		t.Errorf("join with the only other member offline said nothing of it on stderr: %q", stderr)
+	}
+}
