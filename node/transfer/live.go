@@ -90,13 +90,14 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 		if c.Op != ngsild.OpDelete {
 			// An entity this node received under an agreement that does
 			// not let it pass the data on is not pushed, as a version
-			// leaves it out (servable): its provenance is written before
-			// the entity lands, so the change is never seen without it.
-			keep, err := s.servable(1, func(int) string { return c.ID })
+			// leaves it out (servable, the same rule for many ids): its
+			// provenance is written before the entity lands, so the
+			// change is never seen without it.
+			p, ok, err := s.ProvenanceOf(c.ID)
 			if err != nil {
 				return err
 			}
-			if !keep[0] {
+			if ok && !p.Distribute {
 				return nil
 			}
 		}
