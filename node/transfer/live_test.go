@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/transfer"
 	"github.com/mimnode/mimnode/policy"
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
@@ -147,17 +146,11 @@ func TestLiveFeedNeverRelaysUndistributable(t *testing.T) {
 	if _, err := cons.svc.Fetch(ctx, agreePermissions(t, prov, cons, `{"action": "read"}`), transfer.FetchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	const resold = "urn:mim:dataset:test:resold"
-	ds, err := catalog.ParseDataset([]byte(`{"id": "`+resold+`", "title": "Resold", "description": "x",
-		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
-	if err != nil {
+	if _, err := cons.cat.Put(resoldDataset(t), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cons.cat.Put(ds, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	a, b := agreementFile(t, cons, prov, readOffer(resold, cons.id(), ""), func(a *policy.Agreement) {
-		a.ID, a.Dataset = "urn:uuid:agreement-resold", resold
+	a, b := agreementFile(t, cons, prov, readOffer(resoldID, cons.id(), ""), func(a *policy.Agreement) {
+		a.ID, a.Dataset = "urn:uuid:agreement-resold", resoldID
 	})
 	cons.shelf.put(a.ID, b)
 	prov.shelf.put(a.ID, b)

@@ -569,16 +569,27 @@ func agreePermissions(t testing.TB, prov, cons *peer, permissions string) string
 // over the entity type it received, and returns the version.
 func buildResold(t testing.TB, cons *peer) string {
 	t.Helper()
-	ds, err := catalog.ParseDataset([]byte(`{"id": "urn:mim:dataset:test:resold", "title": "Resold", "description": "x",
-		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	version, err := cons.svc.Build(ctx, ds)
+	version, err := cons.svc.Build(ctx, resoldDataset(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return version
+}
+
+// resoldID is the consumer's own dataset over the entity type it
+// received (resoldDataset).
+const resoldID = "urn:mim:dataset:test:resold"
+
+// resoldDataset is a dataset of resoldID over AirQualityObserved, open
+// data, as a consumer might publish over what it received.
+func resoldDataset(t testing.TB) catalog.Dataset {
+	t.Helper()
+	ds, err := catalog.ParseDataset([]byte(`{"id": "`+resoldID+`", "title": "Resold", "description": "x",
+		"entityTypes": ["AirQualityObserved"], "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
 
 // TestProvenanceRecordsBeforeShared: a landing points each entity at one
