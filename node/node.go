@@ -186,7 +186,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(n.deals.Register)
 	n.api.Mount(n.catalog.Register)
 	n.transfers, err = transfer.New(transfer.Options{
-		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Purposes: n.deals, Audit: n.audit,
+		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Purposes: n.deals, Revocations: n.deals, Audit: n.audit,
 		Members: n.fed, Datasets: transfer.PublishedDatasets{Catalog: n.catalog, Self: n.host.ID().String()},
 		Signer: signer, Verifier: PeerIDVerifier{}, FilesDir: filepath.Join(cfg.DataDir, "received"), Logger: log,
 	})
@@ -194,6 +194,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		return nil, err
 	}
 	n.catalog.UseFiles(n.transfers)
+	n.deals.UseTransfers(n.transfers)
 	n.api.Mount(n.transfers.Register)
 	n.api.Mount(func(mux *http.ServeMux) { mux.HandleFunc("POST /api/v1/datasets/{id}/version", n.handleVersion) })
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -422,9 +423,55 @@ func agreementListCmd(g *globals) *cobra.Command {
 				if a.Role == "provider" {
 					other = a.Consumer
 				}
-				fmt.Fprintf(g.stdout, "%s  %-8s %s  %s\n", a.ID, a.Role, other, a.Dataset)
+				revoked := ""
+				if a.Revoked != nil {
+					revoked = "  REVOKED " + a.Revoked.Time.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(g.stdout, "%s  %-8s %s  %s%s\n", a.ID, a.Role, other, a.Dataset, revoked)
 			}
 			return nil
 		},
 	}
+}
+
+// agreementRevokeCmd is `mimnode agreement revoke`.
+func agreementRevokeCmd(g *globals) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "revoke AGREEMENT-ID [--reason TEXT]",
+		Short: "Withdraw an agreement this node granted: every transfer under it is refused from now on",
+		Long: `Revoke an agreement this node signed as provider. From now on the node refuses every
+transfer under it; the transfers running under it are terminated and their live feeds stop
+at once, with the reason, which the consumer sees. The agreement file itself is unchanged
+(its signatures still prove what was agreed); the revocation is recorded beside it and in
+the transaction log ('mimnode audit'). It cannot be undone: negotiate a new agreement
+instead. Only the provider's node enforces an agreement, so only it can revoke one.`,
+		Example: `  mimnode agreement revoke urn:uuid:... --reason "the dataset holds personal data"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out contract.RevokeResult
+			if err := g.call(cmd.Context(), "POST", "/api/v1/agreements/"+url.PathEscape(args[0])+"/revoke",
+				contract.RevokeRequest{Reason: reason}, &out); err != nil {
+				return err
+			}
+			if g.json {
+				return g.printJSON(out)
+			}
+			if out.AlreadyRevoked {
+				fmt.Fprintf(g.stdout, "agreement %s was already revoked at %s", out.Agreement, out.Time.Local().Format(time.DateTime))
+				if out.Reason != "" {
+					fmt.Fprintf(g.stdout, ": %s", out.Reason)
+				}
+				fmt.Fprintln(g.stdout)
+			} else {
+				fmt.Fprintf(g.stdout, "revoked agreement %s: %s can no longer fetch under it\n", out.Agreement, out.Consumer)
+			}
+			for _, id := range out.EndedTransfers {
+				fmt.Fprintf(g.stdout, "terminated transfer %s\n", id)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "why, for the consumer and the log")
+	return c
 }

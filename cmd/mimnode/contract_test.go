@@ -9,22 +9,20 @@ import (
 	"time"
 )
 
-// TestContractRequestWaitExportVerify runs the CLI story against
-// two daemons: a provider records a research-only offer, a researcher
-// requests it with --wait and gets an agreement id, exports the agreement
-// and verifies it offline; a request with the wrong purpose prints the
-// refusal reasons and fails; both audit logs verify.
-func TestContractRequestWaitExportVerify(t *testing.T) {
-	prov, res := initDir(t), initDir(t)
+// providerAndResearcher starts two daemons, an agency that creates a
+// federation and a researcher it invites; it returns their data
+// directories and the agency's peer ID.
+func providerAndResearcher(t *testing.T) (prov, res, provID string) {
+	t.Helper()
+	prov, res = initDir(t), initDir(t)
 	startDaemon(t, prov)
 	startDaemon(t, res)
-	out, _, err := cli(t, "federation", "create", "Region", "--data", prov, "--json")
-	if err != nil {
+	if _, _, err := cli(t, "federation", "create", "Region", "--data", prov); err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	resID := statusOf(t, res)["peerId"].(string)
-	provID := statusOf(t, prov)["peerId"].(string)
-	out, _, err = cli(t, "federation", "invite", resID, "--role", "researcher", "--name", "Lab", "--data", prov, "--json")
+	provID = statusOf(t, prov)["peerId"].(string)
+	out, _, err := cli(t, "federation", "invite", resID, "--role", "researcher", "--name", "Lab", "--data", prov, "--json")
 	if err != nil {
 		t.Fatalf("invite: %v", err)
 	}
@@ -33,6 +31,16 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 	if _, _, err := cli(t, "federation", "join", inv.Token, "--data", res); err != nil {
 		t.Fatalf("join: %v", err)
 	}
+	return prov, res, provID
+}
+
+// TestContractRequestWaitExportVerify runs the CLI story against
+// two daemons: a provider records a research-only offer, a researcher
+// requests it with --wait and gets an agreement id, exports the agreement
+// and verifies it offline; a request with the wrong purpose prints the
+// refusal reasons and fails; both audit logs verify.
+func TestContractRequestWaitExportVerify(t *testing.T) {
+	prov, res, provID := providerAndResearcher(t)
 
 	const ds = "urn:ngsi-ld:Dataset:noise-levels-2025"
 	offer, _, err := cli(t, "contract", "offer", "add", ds, "--template", "research-only", "--id", "urn:offer:noise-research", "--data", prov)
@@ -42,7 +50,7 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 	offerFile := filepath.Join(t.TempDir(), "offer.json")
 	os.WriteFile(offerFile, []byte(offer), 0o644)
 
-	out, _, err = cli(t, "contract", "request", ds, "--provider", provID, "--offer-file", offerFile, "--purpose", "research", "--wait", "--data", res)
+	out, _, err := cli(t, "contract", "request", ds, "--provider", provID, "--offer-file", offerFile, "--purpose", "research", "--wait", "--data", res)
 	if err != nil {
 		t.Fatalf("request --wait: %v\n%s", err, out)
 	}
@@ -161,5 +169,46 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 	}
 	if out, _, err := cli(t, "agreement", "list", "--data", prov); err != nil || !strings.Contains(out, agreementID) {
 		t.Errorf("agreement list after the offer was removed: %q, %v", out, err)
+	}
+}
+
+// TestAgreementRevoke: the provider revokes an agreement from the CLI;
+// the consumer's fetch is then refused with the reason, the consumer
+// cannot revoke, and the provider's list and log show the revocation.
+func TestAgreementRevoke(t *testing.T) {
+	prov, res, provID := providerAndResearcher(t)
+	const ds = "urn:ngsi-ld:Dataset:noise-levels-2025"
+	offer, _, err := cli(t, "contract", "offer", "add", ds, "--template", "research-only", "--data", prov)
+	if err != nil {
+		t.Fatalf("offer add: %v", err)
+	}
+	offerFile := filepath.Join(t.TempDir(), "offer.json")
+	os.WriteFile(offerFile, []byte(offer), 0o644)
+	out, _, err := cli(t, "contract", "request", ds, "--provider", provID, "--offer-file", offerFile, "--purpose", "research", "--wait", "--data", res)
+	agreementID, ok := strings.CutPrefix(strings.TrimSpace(out), "agreement ")
+	if err != nil || !ok {
+		t.Fatalf("request --wait: %v\n%s", err, out)
+	}
+
+	if _, _, err := cli(t, "agreement", "revoke", agreementID, "--data", res); err == nil || !strings.Contains(err.Error(), "its provider "+provID+" can revoke it") {
+		t.Errorf("revoke on the consumer: %v, want it to name the provider", err)
+	}
+	out, _, err = cli(t, "agreement", "revoke", agreementID, "--reason", "consent withdrawn", "--data", prov)
+	if err != nil || !strings.Contains(out, "revoked agreement "+agreementID) {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	out, _, err = cli(t, "agreement", "revoke", agreementID, "--data", prov)
+	if err != nil || !strings.Contains(out, "already revoked") || !strings.Contains(out, "consent withdrawn") {
+		t.Errorf("second revoke: %v\n%s", err, out)
+	}
+	if out, _, err := cli(t, "agreement", "list", "--data", prov); err != nil || !strings.Contains(out, "REVOKED") {
+		t.Errorf("agreement list on the provider: %q, %v", out, err)
+	}
+	_, _, err = cli(t, "fetch", agreementID, "--data", res)
+	if err == nil || !strings.Contains(err.Error(), "revoked by its provider") || !strings.Contains(err.Error(), "consent withdrawn") {
+		t.Errorf("fetch after the revocation: %v, want the refusal with the reason", err)
+	}
+	if out, _, err := cli(t, "audit", "--verify", "--data", prov); err != nil || !strings.Contains(out, "agreement.revoked") {
+		t.Errorf("audit --verify on the provider: %v\n%s", err, out)
 	}
 }

@@ -184,6 +184,6 @@ public keys inside their peer IDs. Needs no daemon and no network.`,
 			return nil
 		},
 	})
-	c.AddCommand(agreementExportCmd(g), agreementListCmd(g))
+	c.AddCommand(agreementExportCmd(g), agreementListCmd(g), agreementRevokeCmd(g))
 	return c
 }

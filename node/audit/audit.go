@@ -36,6 +36,7 @@ const (
 	KindNegotiationTransition = "negotiation.transition"
 	KindNegotiationRefused    = "negotiation.refused"
 	KindAgreementSigned       = "agreement.signed"
+	KindAgreementRevoked      = "agreement.revoked"
 	KindDecision              = "decision"
 )
 

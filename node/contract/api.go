@@ -329,6 +329,8 @@ type AgreementInfo struct {
 	Created   time.Time `json:"created"`
 	NotBefore time.Time `json:"notBefore"`
 	NotAfter  time.Time `json:"notAfter,omitzero"`
+	// Revoked is set when this node, its provider, revoked it.
+	Revoked *Revocation `json:"revoked,omitempty"`
 }
 
 // Agreement returns the agreement file of agreement id: the canonical,
@@ -355,6 +357,10 @@ func (s *Service) Agreement(id string) ([]byte, error) {
 func (s *Service) Agreements() ([]AgreementInfo, error) {
 	out := []AgreementInfo{}
 	err := s.o.Store.View(func(tx *store.Txn) error {
+		revoked, err := revocations(tx)
+		if err != nil {
+			return err
+		}
 		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "a", "")}, func(k, v []byte) error {
 			file, err := unpackAgreement(v)
 			var a policy.Agreement
@@ -369,8 +375,12 @@ func (s *Service) Agreements() ([]AgreementInfo, error) {
 			if a.Provider == s.names.of(s.self) {
 				role = policy.RoleProvider
 			}
-			out = append(out, AgreementInfo{ID: a.ID, Dataset: a.Dataset, Provider: a.Provider, Consumer: a.Consumer,
-				Role: role, Created: a.Created, NotBefore: a.NotBefore, NotAfter: a.NotAfter})
+			in := AgreementInfo{ID: a.ID, Dataset: a.Dataset, Provider: a.Provider, Consumer: a.Consumer,
+				Role: role, Created: a.Created, NotBefore: a.NotBefore, NotAfter: a.NotAfter}
+			if r, ok := revoked[a.ID]; ok {
+				in.Revoked = &r
+			}
+			out = append(out, in)
 			return nil
 		})
 	})

@@ -43,6 +43,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 		{"POST /api/v1/negotiations/{id}/reject", s.handleReject},
 		{"GET /api/v1/agreements", s.handleAgreements},
 		{"GET /api/v1/agreements/{id}", s.handleAgreement},
+		{"POST /api/v1/agreements/{id}/revoke", s.handleRevoke},
 	} {
 		mux.HandleFunc(r.pattern, r.h)
 	}

@@ -265,6 +265,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		status, name, title = http.StatusNotFound, "contract-unknown", "No such negotiation or agreement"
 	case errors.Is(err, ErrNotPending):
 		status, name, title = http.StatusConflict, "contract-not-pending", "Negotiation is not waiting for approval"
+	case errors.Is(err, ErrNotProvider):
+		status, name, title = http.StatusForbidden, "contract-not-provider", "Not this node's to revoke"
 	}
 	problem.Write(w, problem.New(status, name, title, err.Error()))
 }

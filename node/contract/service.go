@@ -115,8 +115,9 @@ type Service struct {
 	// rarely, so that they do not queue behind each other's store reads.
 	firstMu [64]sync.Mutex
 
-	offers offerMemo // offers read lately (terms.go)
-	names  peerNames // text forms of peer IDs
+	offers offerMemo     // offers read lately (terms.go)
+	names  peerNames     // text forms of peer IDs
+	ender  TransferEnder // set once by UseTransfers, before Start
 
 	mu   sync.Mutex
 	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left

@@ -26,7 +26,11 @@ var Rules = map[protocol.ID]Rule{
 	// researcher's request later, after manual approval), so researchers
 	// accept negotiation streams too.
 	protocol.ID(mimproto.NegotiationProtocol): {Member: true},
-	protocol.ID(mimproto.TransferProtocol):    {Member: true, ServeAgencyOnly: true},
+	// A provider tells its consumer when it suspends, completes or ends
+	// a transfer (a revoked agreement ends them all), so researchers
+	// accept transfer streams too; the transfer service serves data and
+	// takes new transfer requests only on an agency (IsAgency).
+	protocol.ID(mimproto.TransferProtocol): {Member: true},
 }
 
 // Authorize reports whether p may open proto here now.

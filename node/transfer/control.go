@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -43,13 +44,28 @@ func (s *Service) local(ctx context.Context, id string, m dsp.Msg) (Info, error)
 	if err != nil {
 		return Info{}, err
 	}
-	unlock := s.lockProc(in.Role, id)
+	return s.localAs(ctx, in.Role, id, m, nil)
+}
+
+// localAs is local for this node's process in role; stepped, if set, is
+// called once the step is stored (or failed), before the peer is told.
+func (s *Service) localAs(ctx context.Context, role dsp.Role, id string, m dsp.Msg, stepped func()) (Info, error) {
+	if stepped != nil {
+		var once sync.Once
+		done := stepped
+		stepped = func() { once.Do(done) }
+		defer stepped()
+	}
+	unlock := s.lockProc(role, id)
 	defer unlock()
-	e, err := s.load(in.Role, id)
+	e, err := s.load(role, id)
 	if err != nil {
 		return Info{}, err
 	}
 	rd, err := s.step(e, m)
+	if stepped != nil {
+		stepped()
+	}
 	if err != nil {
 		if errors.Is(err, dsp.ErrNotAllowed) {
 			return e.info, fmt.Errorf("transfer %s is %s: %w: %w", id, e.p.State(), ErrBadState, err)

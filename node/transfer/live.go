@@ -51,6 +51,12 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
+	// A revocation stops the feed at once (EndAgreement); one stored
+	// between the check of this request and here is seen now.
+	defer s.liveFeed(info.Agreement, cancel)()
+	if reasons := s.revokedReasons(info.Agreement); reasons != nil {
+		cancel(&RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: reasons})
+	}
 	// What the feed pushes counts in this side's usage record (MIM3
 	// accounting), as the consumer counts what it lands: added to the
 	// record at every recheck and when the feed ends.
@@ -100,6 +106,11 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 			if ok && !p.Distribute {
 				return nil
 			}
+		}
+		if ctx.Err() != nil {
+			// Stopped (revoked, suspended, consumer gone) while Follow
+			// had this change in hand: not pushed.
+			return context.Cause(ctx)
 		}
 		b, err := json.Marshal(LiveChange{Seq: c.Seq, Op: c.Op, ID: c.ID, Entity: c.Entity})
 		if err != nil {

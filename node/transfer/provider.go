@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -45,7 +46,14 @@ func (s *Service) handleStream(st network.Stream) {
 		st.Reset()
 		return
 	}
+	// A researcher node serves no data and grants no transfer; it takes
+	// the messages of the transfers it asked for (a provider ending one).
+	serves := s.o.Members.IsAgency()
 	if isDataFrame(body) {
+		if !serves {
+			st.Reset()
+			return
+		}
 		s.serveData(st, remote, body)
 		return
 	}
@@ -53,6 +61,10 @@ func (s *Service) handleStream(st network.Stream) {
 	if err != nil {
 		s.writeMsg(st, protocol.TransferErrorFor(nil, err))
 		st.Close()
+		return
+	}
+	if _, isNew := dsp.Route(msg); isNew && !serves {
+		st.Reset()
 		return
 	}
 	s.serveDSP(st, br, remote, msg)
@@ -264,6 +276,9 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 // evaluate returns nil when the agreement allows remote a transfer now
 // after count earlier ones, else the reasons it does not.
 func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []string {
+	if reasons := s.revokedReasons(a.ID); reasons != nil {
+		return reasons
+	}
 	// Whom the dataset is open to is the publisher's to change at any
 	// time; an agreement made before (or for a private dataset, whose
 	// offer reached the consumer some other way) does not outlast it.
@@ -335,7 +350,11 @@ func (s *Service) checkData(remote peer.ID, r *DataRequest, wantFormat string) (
 		return Info{}, &RefusedError{Code: protocol.CodeWrongParty, Reasons: []string{"the transfer is not this peer's"}}
 	}
 	if e.p.State() != dsp.Started {
-		return Info{}, &RefusedError{Code: protocol.CodeInvalidTransition, Reasons: []string{fmt.Sprintf("transfer is %s, not STARTED", e.p.State())}}
+		why := fmt.Sprintf("transfer is %s, not STARTED", e.p.State())
+		if len(e.info.Reasons) > 0 {
+			why += " (" + strings.Join(e.info.Reasons, "; ") + ")"
+		}
+		return Info{}, &RefusedError{Code: protocol.CodeInvalidTransition, Reasons: []string{why}}
 	}
 	if wantFormat != "" && e.info.Format != wantFormat {
 		return Info{}, &RefusedError{Code: protocol.CodeInvalidTransition, Reasons: []string{fmt.Sprintf("transfer format is %s", e.info.Format)}}

@@ -93,6 +93,10 @@ type Membership interface {
 	Guard(proto p2pproto.ID, h network.StreamHandler) network.StreamHandler
 	SharedFederations(p peer.ID) []string
 	RoleOf(fed string, p peer.ID) (federation.Role, bool)
+	// IsAgency: this node is an agency in some federation. A researcher
+	// node serves no data: it takes only the messages of the transfers
+	// it asked for.
+	IsAgency() bool
 }
 
 var (
@@ -143,11 +147,14 @@ type Options struct {
 	// Purposes, when set, gives the purpose each agreement was negotiated
 	// for; without it transfers are evaluated with no purpose.
 	Purposes Purposes
-	Audit    Auditor
-	Members  Membership
-	Datasets Datasets
-	Signer   policy.Signer
-	Verifier policy.Verifier
+	// Revocations, when set, tells the agreements this node revoked as
+	// their provider; transfers under them are refused.
+	Revocations Revocations
+	Audit       Auditor
+	Members     Membership
+	Datasets    Datasets
+	Signer      policy.Signer
+	Verifier    policy.Verifier
 	// Streams is how many block streams a snapshot pull opens in parallel
 	// (default 4).
 	Streams int
@@ -195,6 +202,9 @@ type Service struct {
 	mu      sync.Mutex
 	closed  bool                          // guarded by mu
 	cancels map[string]context.CancelFunc // guarded by mu; running fetches by pid
+	// lives are the live feeds this node serves, by agreement; guarded
+	// by mu (revoke.go).
+	lives map[string]map[*context.CancelCauseFunc]context.CancelCauseFunc
 	// manifests caches decoded manifests by version; guarded by mu.
 	manifests map[string]content.Manifest
 	// built remembers the last version built per dataset and the change

@@ -1,0 +1,183 @@
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mimnode/mimnode/node/api"
+	"github.com/mimnode/mimnode/node/audit"
+	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
+)
+
+// A provider may withdraw an agreement it signed: an agency that finds it
+// should not share a dataset after all, or a consumer that broke the
+// terms. The agreement file stays as it was (both signatures still
+// verify: they prove what was agreed), and the provider's node records
+// the revocation beside it and in its hash-chained log. From then on it
+// refuses every transfer under the agreement, ends the running ones, and
+// stops its live feeds (node/transfer). Only the provider's node enforces
+// an agreement, so only it can revoke one.
+
+// ErrNotProvider: a node asked to revoke an agreement it is the consumer
+// of.
+var ErrNotProvider = errors.New("only the agreement's provider can revoke it")
+
+// Revocation records that this node, the provider, revoked an agreement.
+type Revocation struct {
+	Agreement string    `json:"agreement"`
+	Consumer  string    `json:"consumer"`
+	Reason    string    `json:"reason,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Why is the refusal reason a transfer under the revoked agreement gets.
+func (r Revocation) Why() string {
+	s := fmt.Sprintf("agreement %s was revoked by its provider at %s", r.Agreement, r.Time.UTC().Format(time.RFC3339))
+	if r.Reason != "" {
+		s += ": " + r.Reason
+	}
+	return s
+}
+
+// RevokeRequest is the body of POST /api/v1/agreements/{id}/revoke.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// RevokeResult answers it.
+type RevokeResult struct {
+	Revocation
+	// AlreadyRevoked: the agreement was revoked before; Revocation is
+	// that first revocation, and nothing changed.
+	AlreadyRevoked bool `json:"alreadyRevoked,omitempty"`
+	// EndedTransfers are the provider's transfer processes under the
+	// agreement that the revocation terminated.
+	EndedTransfers []string `json:"endedTransfers"`
+}
+
+// TransferEnder ends the transfers under an agreement (transfer.Service).
+type TransferEnder interface {
+	EndAgreement(agreementID, reason string) []string
+}
+
+// UseTransfers gives the service the transfers to end when it revokes an
+// agreement. Without it, a revocation still refuses every later request
+// (node/transfer checks Revoked), but running transfers end only at their
+// next check.
+func (s *Service) UseTransfers(t TransferEnder) { s.ender = t }
+
+func revocationKey(id string) []byte {
+	return store.Key(store.PrefixNegotiation, "x", url.PathEscape(id))
+}
+
+// maxReason bounds a revocation's reason: it goes into the log and into
+// every refusal.
+const maxReason = 1000
+
+// Revoke revokes agreement id, of which this node must be the provider.
+// The revocation and its log entry are stored in one synced write. A
+// second revocation changes nothing and returns the first, with fresh
+// false.
+func (s *Service) Revoke(id, reason string) (rev Revocation, fresh bool, err error) {
+	reason = strings.TrimSpace(reason)
+	if len(reason) > maxReason {
+		return Revocation{}, false, fmt.Errorf("%w: the reason is %d bytes long; at most %d", ErrBadRequest, len(reason), maxReason)
+	}
+	file, err := s.Agreement(id)
+	if err != nil {
+		return Revocation{}, false, err
+	}
+	a, err := policy.ParseAgreement(file)
+	if err != nil {
+		return Revocation{}, false, fmt.Errorf("reading agreement %s: %w", id, err)
+	}
+	if a.Provider != s.names.of(s.self) {
+		return Revocation{}, false, fmt.Errorf("agreement %s: %w: this node is its consumer; its provider %s can revoke it", id, ErrNotProvider, a.Provider)
+	}
+	rev = Revocation{Agreement: a.ID, Consumer: a.Consumer, Reason: reason, Time: s.o.Now().UTC()}
+	b, err := json.Marshal(rev)
+	if err != nil {
+		return Revocation{}, false, err
+	}
+	var first Revocation
+	err = s.o.Audit.Update(func(tx *store.Txn) error {
+		v, err := tx.Get(revocationKey(a.ID))
+		if err == nil {
+			return json.Unmarshal(v, &first)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := tx.Set(revocationKey(a.ID), b); err != nil {
+			return err
+		}
+		return audit.AppendAllTx(tx, []audit.Entry{{Time: rev.Time, Kind: audit.KindAgreementRevoked, Subject: a.ID, Peer: a.Consumer, Data: b}})
+	})
+	if err != nil {
+		return Revocation{}, false, fmt.Errorf("revoking agreement %s: %w", id, err)
+	}
+	if first.Agreement != "" {
+		return first, false, nil
+	}
+	return rev, true, nil
+}
+
+// Revoked returns the revocation of agreement id, if this node revoked it.
+func (s *Service) Revoked(id string) (Revocation, bool, error) {
+	var r Revocation
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		v, err := tx.Get(revocationKey(id))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, &r)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Revocation{}, false, nil
+	}
+	if err != nil {
+		return Revocation{}, false, fmt.Errorf("reading the revocation of agreement %s: %w", id, err)
+	}
+	return r, true, nil
+}
+
+// revocations reads every revocation this node made, by agreement id.
+func revocations(tx *store.Txn) (map[string]Revocation, error) {
+	out := map[string]Revocation{}
+	err := tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "x", "")}, func(_, v []byte) error {
+		var r Revocation
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("reading a revocation: %w", err)
+		}
+		out[r.Agreement] = r
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	var req RevokeRequest
+	if r.ContentLength != 0 && !api.ReadJSON(w, r, &req) {
+		return
+	}
+	rev, fresh, err := s.Revoke(r.PathValue("id"), req.Reason)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := RevokeResult{Revocation: rev, AlreadyRevoked: !fresh, EndedTransfers: []string{}}
+	// Ended on a repeated revocation too: a transfer started between a
+	// revocation and the end of its transfers (the node stopped) ends now.
+	if s.ender != nil {
+		if ended := s.ender.EndAgreement(rev.Agreement, rev.Why()); ended != nil {
+			out.EndedTransfers = ended
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
