@@ -175,6 +175,9 @@ func keepOrphanTables(dir string, bo badger.Options) ([]string, error) {
 			continue
 		}
 		if _, listed := mf.Tables[id]; listed {
+			if err := checkTable(filepath.Join(dir, e.Name())); err != nil {
+				return kept, fmt.Errorf("table file %s is damaged: %w", e.Name(), err)
+			}
 			continue
 		}
 		if err := os.MkdirAll(filepath.Join(dir, orphanDir), 0o700); err != nil {
