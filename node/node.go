@@ -251,6 +251,13 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.stopBG = cancel
+	// Transfers of agreements revoked just before the node stopped end
+	// now (a revocation ends them after it is stored).
+	n.bg.Go(func() {
+		if err := n.deals.EndRevoked(); err != nil {
+			n.log.Error("ending the transfers of revoked agreements", "err", err)
+		}
+	})
 	n.bg.Go(func() { n.versionLoop(bg, n.cfg.Catalog.VersionInterval.Duration) })
 	if n.cfg.Network.MDNS {
 		n.mdns = mdns.NewMdnsService(n.host, mdnsService, mdnsNotifee{n})

@@ -15,6 +15,7 @@ import (
 
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/contract"
@@ -42,19 +43,14 @@ func revoke(t *testing.T, n *node.Node, id, reason string) (int, contract.Revoke
 	return resp.StatusCode, out
 }
 
-// TestRevokedAgreementStopsEveryTransfer: the provider revokes an
-// agreement while the consumer follows its live feed. The feed ends at
-// once with the provider's reason, a change written after the revocation
-// never reaches the consumer, both sides' transfer records end
-// TERMINATED, a new fetch under the agreement is refused, and the
-// revocation is in the provider's verified log. Only the provider can
-// revoke, and a second revocation changes nothing.
-func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	net := New(t, Shape{Cities: 1, AgenciesPerCity: 1, Researchers: 1}, Options{EntitiesPerModel: 5}).Federate().Seed().Publish()
-	holder := net.Agencies()[0]
-	env, lab := holder.Node(), net.Researchers()[0].Node()
+// agreed starts an agency and a researcher, publishes the agency's
+// datasets and gets the researcher an agreement for its air quality; it
+// returns the net, the agency, the two nodes and the agreement id.
+func agreed(t *testing.T, ctx context.Context, o Options) (net *Net, holder *Member, env, lab *node.Node, agreement string) {
+	t.Helper()
+	net = New(t, Shape{Cities: 1, AgenciesPerCity: 1, Researchers: 1}, o).Federate().Seed().Publish()
+	holder = net.Agencies()[0]
+	env, lab = holder.Node(), net.Researchers()[0].Node()
 	dataset := DatasetID(holder, "AirQualityObserved")
 	net.WaitFor(10*time.Second, "the researcher sees the dataset", func() bool {
 		_, err := lab.Catalog().Get(dataset)
@@ -68,7 +64,21 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	if err != nil || neg.State != negotiation.Finalized {
 		t.Fatalf("negotiation ended %s (%v): %v", neg.State, neg.Reasons, err)
 	}
-	agreement := neg.AgreementID
+	return net, holder, env, lab, neg.AgreementID
+}
+
+// TestRevokedAgreementStopsEveryTransfer: the provider revokes an
+// agreement while the consumer follows its live feed. The feed ends at
+// once with the provider's reason, a change written after the revocation
+// never reaches the consumer, both sides' transfer records end
+// TERMINATED, a new fetch under the agreement is refused, and the
+// revocation is in the provider's verified log. Only the provider can
+// revoke, and a second revocation changes nothing.
+func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	net, holder, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 5})
+	dataset := DatasetID(holder, "AirQualityObserved")
 
 	started := make(chan transfer.Info, 1)
 	done := make(chan error, 1)
@@ -87,6 +97,17 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	}
 	if code, _ := revoke(t, env, "urn:uuid:no-such-agreement", ""); code != http.StatusNotFound {
 		t.Errorf("revoke of an unknown agreement answered %d, want 404", code)
+	}
+
+	// A body that is not JSON is refused even when empty, as a form a
+	// web page could post would be.
+	resp, err := http.Post(env.APIURL()+"/api/v1/agreements/"+url.PathEscape(agreement)+"/revoke", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("revoke with an empty text/plain body answered %d, want 415", resp.StatusCode)
 	}
 
 	code, res := revoke(t, env, agreement, "the readings hold personal data")
@@ -155,6 +176,31 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 		t.Errorf("provider's agreements: %+v, %v; want the one, marked revoked", list, err)
 	}
 
+	// Asking again does not get a new agreement by itself: the request
+	// waits for a person, who is told why; approved, it gets one.
+	nid, err := lab.Contracts().Request(ctx, contract.RequestOptions{Provider: env.ID(), Dataset: dataset, Purpose: "research"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held contract.Info
+	net.WaitFor(10*time.Second, "the new request waits for a person on the provider", func() bool {
+		pending, err := env.Contracts().Pending()
+		if err != nil || len(pending) != 1 {
+			return false
+		}
+		held = pending[0]
+		return true
+	})
+	if !strings.Contains(held.Held, "was revoked") || !strings.Contains(held.Held, "the readings hold personal data") {
+		t.Errorf("the held request says %q, want the revocation", held.Held)
+	}
+	if _, err := env.Contracts().Approve(ctx, held.ID); err != nil {
+		t.Fatal(err)
+	}
+	if neg, err := lab.Contracts().Wait(ctx, nid); err != nil || neg.State != negotiation.Finalized || neg.AgreementID == agreement {
+		t.Errorf("the approved request ended %s with agreement %s (%v), want a new agreement", neg.State, neg.AgreementID, err)
+	}
+
 	// The revocation is in the provider's log, which verifies.
 	if _, err := env.Audit().Verify(); err != nil {
 		t.Errorf("provider's audit log: %v", err)
@@ -204,4 +250,116 @@ func TestResearcherServesNoTransfer(t *testing.T) {
 		}
 		st.Reset()
 	}
+}
+
+// TestRevokeStopsABlockRequestInFlight: a block request the provider is
+// answering when the agreement is revoked ends there, on a slow link
+// where the rest would take many seconds; it is not answered to the end.
+func TestRevokeStopsABlockRequestInFlight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	net, _, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 1500, Shaping: true})
+	// A fetch's first step only: the transfer process, STARTED on both
+	// sides; the test asks for the data itself, as a consumer would.
+	started := make(chan transfer.Info, 1)
+	go lab.Transfers().Live(ctx, agreement, transfer.LiveOptions{Started: func(in transfer.Info) { started <- in }})
+	in := <-started
+	pids := protocol.Pids{ConsumerPid: in.ID}
+	provList, err := env.Transfers().List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range provList {
+		if p.Agreement == agreement {
+			pids.ProviderPid = p.ID
+		}
+	}
+	ask := func(r transfer.DataRequest) *bufio.Reader {
+		b, _ := json.Marshal(r)
+		st, err := lab.Host().NewStream(ctx, env.ID(), p2pproto.ID(protocol.TransferProtocol))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Reset() })
+		if err := protocol.WriteFrame(st, b); err != nil {
+			t.Fatal(err)
+		}
+		return bufio.NewReader(st)
+	}
+	f, err := protocol.ReadFrame(ask(transfer.DataRequest{Type: transfer.TypeManifestRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid}), protocol.MaxTransferFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := transfer.DecodeAnswer(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := content.DecodeManifest(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cids []string
+	for _, b := range m.Blocks {
+		cids = append(cids, b.CID.String())
+	}
+	if len(cids) < 8 {
+		t.Fatalf("the version has %d blocks; the test needs a request that takes long", len(cids))
+	}
+	// 256 KiB/s: the blocks take many seconds to arrive whole.
+	net.Shape(net.Index(env.ID()), net.Index(lab.ID()), Link{Bandwidth: 256 << 10})
+	br := ask(transfer.DataRequest{Type: transfer.TypeBlockRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid, CIDs: cids})
+	if _, err := protocol.ReadFrame(br, protocol.MaxTransferFrame); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := revoke(t, env, agreement, "stop now"); code != http.StatusOK {
+		t.Fatalf("revoke answered %d", code)
+	}
+	after := 0
+	for ; after < len(cids)-1; after++ {
+		if _, err := protocol.ReadFrame(br, protocol.MaxTransferFrame); err != nil {
+			break
+		}
+	}
+	if after == len(cids)-1 {
+		t.Errorf("every one of the %d blocks asked for arrived after the revocation", len(cids))
+	}
+}
+
+// TestTransfersOfARevocationCutShortEndAtRestart: a node that stopped
+// after storing a revocation and before ending the agreement's transfers
+// (here: it had no transfers to end then) ends them when it starts again.
+func TestTransfersOfARevocationCutShortEndAtRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	net, holder, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 5})
+	if _, err := lab.Transfers().Fetch(ctx, agreement, transfer.FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan transfer.Info, 1)
+	liveCtx, stopLive := context.WithCancel(ctx)
+	defer stopLive()
+	go lab.Transfers().Live(liveCtx, agreement, transfer.LiveOptions{Started: func(in transfer.Info) { started <- in }})
+	<-started
+	env.Contracts().UseTransfers(nil) // the revocation is stored, its transfers are not ended
+	if res, err := env.Contracts().Revoke(agreement, "cut short"); err != nil || len(res.EndedTransfers) != 0 {
+		t.Fatalf("Revoke: %+v, %v", res, err)
+	}
+	liveState := func() dsp.State {
+		list, err := holder.Node().Transfers().List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range list {
+			if in.Agreement == agreement && in.Format == transfer.FormatLive {
+				return in.State
+			}
+		}
+		return ""
+	}
+	if st := liveState(); st != dsp.Started {
+		t.Fatalf("provider's live transfer is %s before the restart, want STARTED", st)
+	}
+	i := net.Index(env.ID())
+	net.Stop(i).Restart(i)
+	net.WaitFor(10*time.Second, "the live transfer TERMINATED after the restart", func() bool { return liveState() == dsp.Terminated })
 }

@@ -48,6 +48,9 @@ func printNegotiation(g *globals, in contract.Info) error {
 	}
 	if in.Pending {
 		fmt.Fprintf(g.stdout, "waiting for: approval ('mimnode contract approve %s' or 'reject')\n", in.ID)
+		if in.Held != "" {
+			fmt.Fprintf(g.stdout, "held:        %s\n", in.Held)
+		}
 	}
 	if in.AgreementID != "" {
 		fmt.Fprintf(g.stdout, "agreement:   %s\n", in.AgreementID)
@@ -213,6 +216,9 @@ func listNegotiations(g *globals, cmd *cobra.Command, path string) error {
 		}
 		if in.Pending {
 			extra = "awaiting approval"
+			if in.Held != "" {
+				extra += " (an earlier agreement was revoked)"
+			}
 		}
 		fmt.Fprintf(g.stdout, "%s  %-8s %-10s %s  %s  %s\n", in.ID, in.Role, in.State, in.Peer, in.Dataset, extra)
 	}
@@ -444,8 +450,9 @@ func agreementRevokeCmd(g *globals) *cobra.Command {
 transfer under it; the transfers running under it are terminated and their live feeds stop
 at once, with the reason, which the consumer sees. The agreement file itself is unchanged
 (its signatures still prove what was agreed); the revocation is recorded beside it and in
-the transaction log ('mimnode audit'). It cannot be undone: negotiate a new agreement
-instead. Only the provider's node enforces an agreement, so only it can revoke one.`,
+the transaction log ('mimnode audit'). It cannot be undone. The consumer's later requests
+for the dataset wait for a person ('mimnode contract pending'), whatever the offer says.
+Only the provider's node enforces an agreement, so only it can revoke one.`,
 		Example: `  mimnode agreement revoke urn:uuid:... --reason "the dataset holds personal data"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

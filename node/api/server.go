@@ -1,11 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -368,15 +370,8 @@ const maxBody = 1 << 20
 // ReadJSON decodes the request body into v, answering 400 (and returning
 // false) when it is not a single JSON value of the right shape.
 func ReadJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	// A body a browser may send without asking (text/plain, a form) is
-	// not taken for JSON: such a request could come from any web page.
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			problem.Write(w, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-				fmt.Sprintf("send the body as application/json, not %q", ct)))
-			return false
-		}
+	if !jsonContentType(w, r) {
+		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
@@ -389,6 +384,43 @@ func ReadJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// jsonContentType answers 415 (and returns false) when the request's
+// Content-Type is given and is not JSON. A body a browser may send without
+// asking (text/plain, a form) is not taken for JSON: such a request could
+// come from any web page.
+func jsonContentType(w http.ResponseWriter, r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		problem.Write(w, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			fmt.Sprintf("send the body as application/json, not %q", ct)))
+		return false
+	}
+	return true
+}
+
+// ReadOptionalJSON is ReadJSON for a body that may be left out (a reason,
+// say): an empty body leaves v as it is. A body of another content type is
+// refused all the same, empty or not.
+func ReadOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !jsonContentType(w, r) {
+		return false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Malformed JSON body", err.Error()))
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return ReadJSON(w, r, v)
 }
 
 // WriteJSON sends v as JSON with the given status.

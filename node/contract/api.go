@@ -48,6 +48,9 @@ type Info struct {
 	ConsumerPid string            `json:"consumerPid,omitempty"`
 	// Pending: a person must approve or reject (provider side).
 	Pending bool `json:"pending,omitempty"`
+	// Held says why a person must, when the offer does not ask for one
+	// (an earlier agreement of the consumer for the dataset was revoked).
+	Held string `json:"held,omitempty"`
 	// Code and Reasons say why it TERMINATED (for a refusal, one reason
 	// per failed policy constraint).
 	Code        protocol.Code   `json:"code,omitempty"`
@@ -64,6 +67,9 @@ func infoOf(n *negotiation.Negotiation, m meta) Info {
 		ID: n.Pid(), Role: n.Role(), State: n.State(), Peer: n.Peer(), Dataset: m.Dataset, OfferID: m.OfferID,
 		Purpose: n.Purpose(), ProviderPid: n.Pids().ProviderPid, ConsumerPid: n.Pids().ConsumerPid,
 		Pending: n.Pending(), Code: code, Reasons: reasons, Decision: m.Decision, Created: m.Created, Updated: m.Updated,
+	}
+	if in.Pending {
+		in.Held = m.Held
 	}
 	if n.State() == negotiation.Finalized {
 		in.AgreementID = m.AgreementID

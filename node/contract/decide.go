@@ -146,6 +146,18 @@ func (s *Service) decideLocked(e *entry, now time.Time) negotiation.Msg {
 	if IsManual(own) && !e.meta.Approved {
 		return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Queue}
 	}
+	if !e.meta.Approved {
+		// A consumer whose agreement for the dataset was revoked does not
+		// get a new one by asking again: a person decides.
+		held, err := s.heldFor(s.names.of(consumer), own.Target)
+		if err != nil {
+			return refuse(protocol.CodeInternal, err.Error())
+		}
+		if held != "" {
+			e.meta.Held = held
+			return negotiation.Msg{Type: negotiation.MsgDecide, Verdict: negotiation.Queue}
+		}
+	}
 	return s.agreeLocked(e, own, consumer, now)
 }
 

@@ -124,7 +124,7 @@ func (s *Service) handleApprove(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleReject(w http.ResponseWriter, r *http.Request) {
 	var req RejectRequest
-	if r.ContentLength != 0 && !api.ReadJSON(w, r, &req) {
+	if !api.ReadOptionalJSON(w, r, &req) {
 		return
 	}
 	in, err := s.Reject(r.Context(), r.PathValue("id"), req.Reason)

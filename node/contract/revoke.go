@@ -31,6 +31,7 @@ var ErrNotProvider = errors.New("only the agreement's provider can revoke it")
 // Revocation records that this node, the provider, revoked an agreement.
 type Revocation struct {
 	Agreement string    `json:"agreement"`
+	Dataset   string    `json:"dataset"`
 	Consumer  string    `json:"consumer"`
 	Reason    string    `json:"reason,omitempty"`
 	Time      time.Time `json:"time"`
@@ -61,9 +62,10 @@ type RevokeResult struct {
 	EndedTransfers []string `json:"endedTransfers"`
 }
 
-// TransferEnder ends the transfers under an agreement (transfer.Service).
+// TransferEnder ends the transfers under agreements (transfer.Service),
+// given the refusal reason of each.
 type TransferEnder interface {
-	EndAgreement(agreementID, reason string) []string
+	EndAgreements(reasons map[string]string) []string
 }
 
 // UseTransfers gives the service the transfers to end when it revokes an
@@ -71,6 +73,25 @@ type TransferEnder interface {
 // (node/transfer checks Revoked), but running transfers end only at their
 // next check.
 func (s *Service) UseTransfers(t TransferEnder) { s.ender = t }
+
+// EndRevoked ends the transfers still running under agreements revoked
+// before: the node may have stopped between storing a revocation and
+// ending them. A node calls it once it has started.
+func (s *Service) EndRevoked() error {
+	var all map[string]Revocation
+	if err := s.o.Store.View(func(tx *store.Txn) (err error) { all, err = revocations(tx); return err }); err != nil {
+		return err
+	}
+	if len(all) == 0 || s.ender == nil {
+		return nil
+	}
+	reasons := make(map[string]string, len(all))
+	for id, r := range all {
+		reasons[id] = r.Why()
+	}
+	s.ender.EndAgreements(reasons)
+	return nil
+}
 
 func revocationKey(id string) []byte {
 	return store.Key(store.PrefixNegotiation, "x", url.PathEscape(id))
@@ -80,11 +101,26 @@ func revocationKey(id string) []byte {
 // every refusal.
 const maxReason = 1000
 
-// Revoke revokes agreement id, of which this node must be the provider.
-// The revocation and its log entry are stored in one synced write. A
-// second revocation changes nothing and returns the first, with fresh
-// false.
-func (s *Service) Revoke(id, reason string) (rev Revocation, fresh bool, err error) {
+// Revoke revokes agreement id, of which this node must be the provider:
+// the revocation and its log entry are stored in one synced write, then
+// the transfers running under it end (UseTransfers). A second revocation
+// stores nothing and returns the first, with AlreadyRevoked; it ends the
+// transfers all the same, in case the node stopped before it did.
+func (s *Service) Revoke(id, reason string) (RevokeResult, error) {
+	rev, fresh, err := s.revoke(id, reason)
+	if err != nil {
+		return RevokeResult{}, err
+	}
+	out := RevokeResult{Revocation: rev, AlreadyRevoked: !fresh, EndedTransfers: []string{}}
+	if s.ender != nil {
+		if ended := s.ender.EndAgreements(map[string]string{rev.Agreement: rev.Why()}); ended != nil {
+			out.EndedTransfers = ended
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) revoke(id, reason string) (rev Revocation, fresh bool, err error) {
 	reason = strings.TrimSpace(reason)
 	if len(reason) > maxReason {
 		return Revocation{}, false, fmt.Errorf("%w: the reason is %d bytes long; at most %d", ErrBadRequest, len(reason), maxReason)
@@ -100,7 +136,7 @@ func (s *Service) Revoke(id, reason string) (rev Revocation, fresh bool, err err
 	if a.Provider != s.names.of(s.self) {
 		return Revocation{}, false, fmt.Errorf("agreement %s: %w: this node is its consumer; its provider %s can revoke it", id, ErrNotProvider, a.Provider)
 	}
-	rev = Revocation{Agreement: a.ID, Consumer: a.Consumer, Reason: reason, Time: s.o.Now().UTC()}
+	rev = Revocation{Agreement: a.ID, Dataset: a.Dataset, Consumer: a.Consumer, Reason: reason, Time: s.o.Now().UTC()}
 	b, err := json.Marshal(rev)
 	if err != nil {
 		return Revocation{}, false, err
@@ -122,6 +158,7 @@ func (s *Service) Revoke(id, reason string) (rev Revocation, fresh bool, err err
 	if err != nil {
 		return Revocation{}, false, fmt.Errorf("revoking agreement %s: %w", id, err)
 	}
+	s.anyRevoked.Store(true)
 	if first.Agreement != "" {
 		return first, false, nil
 	}
@@ -147,6 +184,33 @@ func (s *Service) Revoked(id string) (Revocation, bool, error) {
 	return r, true, nil
 }
 
+// heldFor says why a new request of consumer for dataset must wait for
+// a person: an agreement of the consumer for the dataset was revoked
+// ("" when none was). Revocations are few; reading them all costs one
+// seek when there are none.
+func (s *Service) heldFor(consumer, dataset string) (string, error) {
+	if !s.anyRevoked.Load() {
+		return "", nil
+	}
+	var latest *Revocation
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		all, err := revocations(tx)
+		for _, r := range all {
+			if r.Consumer == consumer && r.Dataset == dataset && (latest == nil || r.Time.After(latest.Time)) {
+				latest = &r
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("reading revocations: %w", err)
+	}
+	if latest == nil {
+		return "", nil
+	}
+	return latest.Why() + "; a person decides on this consumer's new requests for the dataset", nil
+}
+
 // revocations reads every revocation this node made, by agreement id.
 func revocations(tx *store.Txn) (map[string]Revocation, error) {
 	out := map[string]Revocation{}
@@ -163,21 +227,13 @@ func revocations(tx *store.Txn) (map[string]Revocation, error) {
 
 func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	var req RevokeRequest
-	if r.ContentLength != 0 && !api.ReadJSON(w, r, &req) {
+	if !api.ReadOptionalJSON(w, r, &req) {
 		return
 	}
-	rev, fresh, err := s.Revoke(r.PathValue("id"), req.Reason)
+	out, err := s.Revoke(r.PathValue("id"), req.Reason)
 	if err != nil {
 		writeErr(w, err)
 		return
-	}
-	out := RevokeResult{Revocation: rev, AlreadyRevoked: !fresh, EndedTransfers: []string{}}
-	// Ended on a repeated revocation too: a transfer started between a
-	// revocation and the end of its transfers (the node stopped) ends now.
-	if s.ender != nil {
-		if ended := s.ender.EndAgreement(rev.Agreement, rev.Why()); ended != nil {
-			out.EndedTransfers = ended
-		}
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,6 +119,9 @@ type Service struct {
 	offers offerMemo     // offers read lately (terms.go)
 	names  peerNames     // text forms of peer IDs
 	ender  TransferEnder // set once by UseTransfers, before Start
+	// anyRevoked: this node revoked an agreement once (set by Start and
+	// revoke), so that a decision looks for revocations only then.
+	anyRevoked atomic.Bool
 
 	mu   sync.Mutex
 	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left
@@ -196,6 +200,9 @@ type meta struct {
 	File []byte `json:"file,omitempty"`
 	// Approved: a person approved this request (manual approval).
 	Approved bool `json:"approved,omitempty"`
+	// Held says why the request waits for a person although its offer
+	// does not ask for one (revoke.go).
+	Held string `json:"held,omitempty"`
 	// Decision is the provider's last policy decision (policy.Decision JSON).
 	Decision json.RawMessage `json:"decision,omitempty"`
 	// plainDecision says Decision is known to be written as it is
@@ -270,7 +277,7 @@ func (pn *peerNames) id(s string) (peer.ID, error) {
 // makes it so). For anything else it says false, and the caller takes
 // json.Marshal.
 func (m *meta) appendJSON(dst []byte) ([]byte, bool) {
-	if len(m.Canonical) > 0 || len(m.File) > 0 || !plainJSONString(m.Dataset) || !plainJSONString(m.OfferID) ||
+	if len(m.Canonical) > 0 || len(m.File) > 0 || m.Held != "" || !plainJSONString(m.Dataset) || !plainJSONString(m.OfferID) ||
 		!plainJSONString(m.AgreementID) || (len(m.Decision) > 0 && !m.plainDecision && !marshalledJSON(m.Decision)) {
 		return nil, false
 	}
@@ -406,6 +413,11 @@ func New(o Options) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	var keys []negotiation.Key
 	err := s.o.Store.View(func(tx *store.Txn) error {
+		revoked, err := revocations(tx)
+		if err != nil {
+			return err
+		}
+		s.anyRevoked.Store(len(revoked) > 0)
 		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "n", "")}, func(k, v []byte) error {
 			e, err := decodeEntry(v)
 			if err != nil {

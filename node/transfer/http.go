@@ -149,10 +149,7 @@ func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) readReason(w http.ResponseWriter, r *http.Request) (string, bool) {
 	var c ControlRequest
-	if r.ContentLength == 0 {
-		return "", true
-	}
-	if !api.ReadJSON(w, r, &c) {
+	if !api.ReadOptionalJSON(w, r, &c) {
 		return "", false
 	}
 	return c.Reason, true

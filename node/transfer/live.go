@@ -51,11 +51,11 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 	}
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
-	// A revocation stops the feed at once (EndAgreement); one stored
-	// between the check of this request and here is seen now.
-	defer s.liveFeed(info.Agreement, cancel)()
-	if reasons := s.revokedReasons(info.Agreement); reasons != nil {
-		cancel(&RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: reasons})
+	// A revocation stops the feed at once (EndAgreements).
+	done, refused := s.serve(info.Agreement, func(re *RefusedError) { cancel(re) })
+	defer done()
+	if refused != nil {
+		cancel(refused)
 	}
 	// What the feed pushes counts in this side's usage record (MIM3
 	// accounting), as the consumer counts what it lands: added to the

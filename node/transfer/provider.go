@@ -392,6 +392,16 @@ func (s *Service) serveData(st network.Stream, remote peer.ID, body []byte) {
 		s.writeFrame(st, errorFrame(refused.Code, refused.Reasons...))
 		return
 	}
+	if r.Type != TypeLiveRequest {
+		// A revocation ends the answer where it is (EndAgreements): a
+		// block request may run long on a slow link.
+		done, refused := s.serve(info.Agreement, func(*RefusedError) { st.Reset() })
+		defer done()
+		if refused != nil {
+			s.writeFrame(st, errorFrame(refused.Code, refused.Reasons...))
+			return
+		}
+	}
 	switch r.Type {
 	case TypeManifestRequest:
 		b, err := s.getBytes(manifestKey(info.Version))

@@ -37,23 +37,33 @@ func (s *Service) revokedReasons(id string) []string {
 // tellTimeout bounds telling a consumer that its transfer ended.
 const tellTimeout = 10 * time.Second
 
-// EndAgreement ends what this node, as provider, serves under agreement
-// id, after its revocation: its live feeds stop at once with reason as
-// the refusal, and each of its transfer processes not yet COMPLETED or
-// TERMINATED is TERMINATED, stored before EndAgreement returns. Their
-// consumers are told in the background; one that cannot be reached learns
-// it at its next request, which is refused. It returns the ended
-// processes' ids.
-func (s *Service) EndAgreement(id, reason string) []string {
-	refusal := &RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: []string{reason}}
+// EndAgreements ends what this node, as provider, serves under the
+// agreements in reasons (agreement id to refusal reason), after their
+// revocation: the data requests it is answering (a block request, a live
+// feed) stop at once, and each of its transfer processes not yet
+// COMPLETED or TERMINATED is TERMINATED, stored before EndAgreements
+// returns. Their consumers are told in the background; one that cannot be
+// reached learns it at its next request, which is refused. It returns the
+// ended processes' ids.
+func (s *Service) EndAgreements(reasons map[string]string) []string {
+	type stopping struct {
+		stop func(*RefusedError)
+		why  string
+	}
+	var stops []stopping
 	s.mu.Lock()
-	for _, cancel := range s.lives[id] {
-		cancel(refusal)
+	for id, why := range reasons {
+		for _, stop := range s.serving[id] {
+			stops = append(stops, stopping{stop, why})
+		}
 	}
 	s.mu.Unlock()
+	for _, st := range stops {
+		st.stop(&RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: []string{st.why}})
+	}
 	list, err := s.List()
 	if err != nil {
-		s.log.Error("listing the transfers of a revoked agreement", "agreement", id, "err", err)
+		s.log.Error("listing the transfers of revoked agreements", "err", err)
 		return nil
 	}
 	if !s.enter() {
@@ -63,7 +73,8 @@ func (s *Service) EndAgreement(id, reason string) []string {
 	var stepped sync.WaitGroup
 	ended := []string{}
 	for _, in := range list {
-		if in.Role != dsp.Provider || in.Agreement != id || in.State.Terminal() {
+		why, revoked := reasons[in.Agreement]
+		if in.Role != dsp.Provider || !revoked || in.State.Terminal() {
 			continue
 		}
 		ended = append(ended, in.ID)
@@ -73,7 +84,7 @@ func (s *Service) EndAgreement(id, reason string) []string {
 			defer s.wg.Done()
 			ctx, cancel := context.WithTimeout(s.ctx, tellTimeout)
 			defer cancel()
-			m := dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeAgreementNotValid, Reasons: []string{reason}}
+			m := dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeAgreementNotValid, Reasons: []string{why}}
 			if _, err := s.localAs(ctx, dsp.Provider, pid, m, stepped.Done); err != nil {
 				s.log.Warn("ending a transfer of a revoked agreement", "transfer", pid, "err", err)
 			}
@@ -83,25 +94,35 @@ func (s *Service) EndAgreement(id, reason string) []string {
 	return ended
 }
 
-// liveFeeds registers a live feed serving agreement id, so that
-// EndAgreement can stop it; the returned func unregisters it.
-func (s *Service) liveFeed(id string, cancel context.CancelCauseFunc) func() {
+// serve registers a data request this node is answering under agreement
+// id, so that EndAgreements can stop it with the refusal; the returned
+// func unregisters it. It returns the refusal at once, unregistered, if
+// the agreement was revoked since the request was checked.
+func (s *Service) serve(id string, stop func(*RefusedError)) (func(), *RefusedError) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lives == nil {
-		s.lives = map[string]map[*context.CancelCauseFunc]context.CancelCauseFunc{}
+	if s.serving == nil {
+		s.serving = map[string]map[uint64]func(*RefusedError){}
 	}
-	if s.lives[id] == nil {
-		s.lives[id] = map[*context.CancelCauseFunc]context.CancelCauseFunc{}
+	if s.serving[id] == nil {
+		s.serving[id] = map[uint64]func(*RefusedError){}
 	}
-	key := &cancel
-	s.lives[id][key] = cancel
-	return func() {
+	s.servingN++
+	n := s.servingN
+	s.serving[id][n] = stop
+	s.mu.Unlock()
+	done := func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(s.lives[id], key)
-		if len(s.lives[id]) == 0 {
-			delete(s.lives, id)
+		delete(s.serving[id], n)
+		if len(s.serving[id]) == 0 {
+			delete(s.serving, id)
 		}
 	}
+	// A revocation stored between the request's check and here found
+	// nothing to stop: seen now.
+	if reasons := s.revokedReasons(id); reasons != nil {
+		done()
+		return func() {}, &RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: reasons}
+	}
+	return done, nil
 }

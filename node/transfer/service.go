@@ -202,9 +202,11 @@ type Service struct {
 	mu      sync.Mutex
 	closed  bool                          // guarded by mu
 	cancels map[string]context.CancelFunc // guarded by mu; running fetches by pid
-	// lives are the live feeds this node serves, by agreement; guarded
-	// by mu (revoke.go).
-	lives map[string]map[*context.CancelCauseFunc]context.CancelCauseFunc
+	// serving holds how to stop each data request this node is
+	// answering, by agreement and a number from servingN; guarded by mu
+	// (revoke.go).
+	serving  map[string]map[uint64]func(*RefusedError)
+	servingN uint64
 	// manifests caches decoded manifests by version; guarded by mu.
 	manifests map[string]content.Manifest
 	// built remembers the last version built per dataset and the change
