@@ -31,12 +31,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	dir := initDir(t)
 	d := startDaemon(t, dir)
 	base := apiURL(t, dir)
-	example, err := os.ReadFile("../../node/ngsild/testdata/smart-data-models/WeatherObserved/example-normalized.jsonld")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tmpl map[string]any
-	json.Unmarshal(example, &tmpl)
+	tmpl := weatherExample(t)
 	var batch []map[string]any
 	for i := 0; i < 200; i++ {
 		e := map[string]any{}
@@ -166,4 +161,19 @@ func TestContextAdd(t *testing.T) {
 	if _, _, err := cli(t, "context", "remove", u, "--data", dir); err == nil {
 		t.Fatal("removing a context the node does not hold succeeded")
 	}
+}
+
+// weatherExample is the Smart Data Models WeatherObserved example, in
+// normalized form, to make entities from.
+func weatherExample(t *testing.T) map[string]any {
+	t.Helper()
+	example, err := os.ReadFile("../../node/ngsild/testdata/smart-data-models/WeatherObserved/example-normalized.jsonld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(example, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
 }

@@ -26,3 +26,17 @@ func interval(f windows.Filetime) time.Duration {
 // Allocated is the file's length: os.Stat on Windows does not report the
 // space a sparse file takes, so badger's preallocated logs count in full.
 func Allocated(fi fs.FileInfo) int64 { return fi.Size() }
+
+// DiskFree is the space the caller may still use on the volume holding
+// path, in bytes.
+func DiskFree(path string) (uint64, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return 0, err
+	}
+	var avail, total, free uint64
+	if err := windows.GetDiskFreeSpaceEx(p, &avail, &total, &free); err != nil {
+		return 0, err
+	}
+	return avail, nil
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/mimnode/mimnode/node/problem"
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // ErrorType is an NGSI-LD error type (ETSI GS CIM 009 clause 5.5.2). Its
@@ -92,6 +93,11 @@ func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, store.ErrDiskFull) {
+		// Nothing was written; the client may send it again once the
+		// node's administrator has freed space (store/room.go).
+		return &Error{Type: InternalError, Title: "disk nearly full", Detail: err.Error(), HTTPStatus: http.StatusInsufficientStorage, Err: err}
 	}
 	return &Error{Type: InternalError, Title: "internal error", Detail: "the node failed to handle the request", Err: err}
 }

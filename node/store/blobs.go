@@ -49,6 +49,8 @@ var ErrBadBlobName = errors.New("store: bad blob name")
 // a crash of the process alone every blob whose Put returned is there.
 type Blobs struct {
 	dir string
+	// room refuses writes while the disk is nearly full (room.go).
+	room *room
 
 	// smu serializes Syncs: a Sync takes the segments written since the
 	// last one, so one that runs while another syncs what it took must
@@ -293,6 +295,9 @@ func (b *Blobs) ensureDir() error {
 // a corrupted copy being replaced); the later copy is the one read.
 func (b *Blobs) Put(name string, data []byte) error {
 	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := b.room.check(); err != nil {
 		return err
 	}
 	// The room is taken under wmu and written outside it, so that

@@ -9,10 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/table"
+
+	"github.com/mimnode/mimnode/internal/osstat"
 )
 
 // ErrNotFound is returned by Txn.Get when the key does not exist.
@@ -39,15 +43,29 @@ type Options struct {
 	// directory with ".blobs" appended, beside it: badger walks its own
 	// directory every minute to size its files). Created on first use.
 	BlobsDir string
+	// MinFree is the free disk space, in bytes, below which writes fail
+	// with ErrDiskFull (default DefaultMinFree; room.go).
+	MinFree int64
+	// DiskFree, if set, replaces the reading of the disk's free space
+	// (tests).
+	DiskFree func(dir string) (uint64, error)
 }
 
 // DB is a node's database. It is safe for concurrent use.
 type DB struct {
-	db *badger.DB
+	db  *badger.DB
+	dir string // "" in memory
+	// room refuses writes while the disk is nearly full; nil in memory.
+	room *room
 	// sync makes committed writes durable; nil for an in-memory store.
 	sync *syncer
 	// blobs is the blob directory; nil for an in-memory store.
 	blobs *Blobs
+
+	// disk is the last DiskBytes measurement, taken at diskAt.
+	diskMu sync.Mutex
+	disk   int64
+	diskAt time.Time
 }
 
 const updateRetries = 16
@@ -103,9 +121,18 @@ func Open(dir string, o Options) (*DB, error) {
 			WithVerifyValueChecksum(true)
 	}
 	var kept []string
+	var rm *room
 	if !o.InMemory {
+		rm = newRoom(dir, o)
+		// Opening writes too (a new memtable, the log's replay): on a
+		// full disk it would crash inside badger.
+		if err := rm.check(); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 		var err error
-		if kept, err = keepOrphanTables(dir, bo); err != nil {
+		if kept, err = keepOrphanTables(dir, bo); errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("open store %s: %w (the user running mimnode must own the data directory and be able to read and write every file in it)", dir, err)
+		} else if err != nil {
 			return nil, fmt.Errorf("open store %s: %w (the store's files look damaged: stop every process using the data directory and restore %s from a backup; its data cannot be read as it is)", dir, err, dir)
 		}
 	}
@@ -114,7 +141,10 @@ func Open(dir string, o Options) (*DB, error) {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("open store %s: %w", dir, ErrLocked)
 		}
-		if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("open store %s: %w (the user running mimnode must own the data directory and be able to read and write every file in it)", dir, err)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 		// What is left is badger finding its files unreadable: a
@@ -126,7 +156,7 @@ func Open(dir string, o Options) (*DB, error) {
 			"After a crash during a compaction this is expected and they may be removed; if the node now misses data, stop it and restore the store from a backup, or ask for help with the kept files",
 			"dir", filepath.Join(dir, orphanDir), "tables", len(kept))
 	}
-	d := &DB{db: db}
+	d := &DB{db: db, dir: dir, room: rm}
 	if !o.InMemory {
 		d.sync = newSyncer(db, dir)
 		blobs := o.BlobsDir
@@ -134,6 +164,7 @@ func Open(dir string, o Options) (*DB, error) {
 			blobs = filepath.Clean(dir) + ".blobs"
 		}
 		d.blobs = newBlobs(blobs)
+		d.blobs.room = rm
 	}
 	return d, nil
 }
@@ -240,6 +271,9 @@ func (d *DB) UpdateNoSync(fn func(tx *Txn) error) error {
 // update commits fn's transaction, retrying conflicts, and reports
 // whether the committed run of fn wrote anything.
 func (d *DB) update(fn func(tx *Txn) error) (wrote bool, err error) {
+	if err := d.room.check(); err != nil {
+		return false, err
+	}
 	for i := 0; i < updateRetries; i++ {
 		var tx *Txn
 		err := d.db.Update(func(t *badger.Txn) error {
@@ -292,8 +326,31 @@ func (d *DB) TxnLimits() (bytes, entries int64) {
 	return d.db.MaxBatchSize(), d.db.MaxBatchCount()
 }
 
-// Size returns the on-disk size of the LSM tree and the value log in bytes.
-func (d *DB) Size() (lsm, vlog int64) { return d.db.Size() }
+// diskEvery is how long DiskBytes reuses a measurement: it walks the
+// store's directories, and status and metrics may ask often.
+const diskEvery = 10 * time.Second
+
+// DiskBytes returns the disk space the store takes: the blocks allocated
+// to its database files (tables, logs, value log; not the sparse part of
+// files badger sizes ahead) and to its blob files. 0 in memory. (Badger's
+// own Size is 0 unless its metrics are on, which cost every write.)
+func (d *DB) DiskBytes() int64 {
+	if d.dir == "" {
+		return 0
+	}
+	d.diskMu.Lock()
+	defer d.diskMu.Unlock()
+	if time.Since(d.diskAt) < diskEvery {
+		return d.disk
+	}
+	n, _ := osstat.DirAllocated(d.dir, nil)
+	if d.blobs != nil {
+		b, _ := osstat.DirAllocated(d.blobs.Dir(), nil)
+		n += b
+	}
+	d.disk, d.diskAt = n, time.Now()
+	return n
+}
 
 // Txn is one transaction. It must not be used after the function that
 // received it returns.
@@ -463,6 +520,9 @@ func (d *DB) NewBatch() *Batch { return &Batch{wb: d.db.NewWriteBatch(), d: d} }
 
 // Set queues a write.
 func (b *Batch) Set(key, value []byte) error {
+	if err := b.d.room.check(); err != nil {
+		return err
+	}
 	if len(value) >= valueThreshold {
 		b.big = true
 	}
