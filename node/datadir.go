@@ -292,3 +292,28 @@ func PeerIDOf(dir string) (peer.ID, error) {
 	}
 	return peer.IDFromPrivateKey(k)
 }
+
+// Running reports whether a daemon holds data directory dir: whether its
+// lock is taken. A CLI command checks it before it trusts DATA/api, which
+// in a copy of a running node's directory (a backup being restored, say)
+// names the original's daemon. A directory without a lock file has never
+// been run.
+func Running(dir string) (bool, error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	locked, err := tryLock(f)
+	if err != nil {
+		return false, err
+	}
+	if locked {
+		unlockFile(f)
+		return false, nil
+	}
+	return true, nil
+}

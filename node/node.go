@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/catalogsvc"
@@ -225,8 +227,18 @@ func (n *Node) registerMetrics() {
 			Name: "mimnode_connected_peers", Help: "Peers with an open connection.",
 		}, func() float64 { return float64(len(n.host.Network().Peers())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "mimnode_store_bytes", Help: "Size of the badger store on disk (LSM tree plus value log).",
-		}, func() float64 { lsm, vlog := n.store.Size(); return float64(lsm + vlog) }),
+			Name: "mimnode_disk_free_bytes", Help: "Free space on the disk holding the store; below 100 MiB the node stops writing.",
+		}, func() float64 {
+			free, err := osstat.DiskFree(filepath.Join(n.cfg.DataDir, StoreDir))
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(free)
+		}),
+		entityCollector{n, prometheus.NewDesc("mimnode_entities", "NGSI-LD entities in the store, by type (expanded IRI).", []string{"type"}, nil)},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mimnode_store_bytes", Help: "Disk space the node's store takes (database files and blobs), measured at most every 10 s.",
+		}, func() float64 { return float64(n.store.DiskBytes()) }),
 	)
 }
 
@@ -397,14 +409,13 @@ func (n *Node) P2PAddrs() []string {
 
 // Status implements api.Backend.
 func (n *Node) Status() api.Status {
-	lsm, vlog := n.store.Size()
 	return api.Status{
 		PeerID:         n.host.ID().String(),
 		Name:           n.cfg.Name,
 		Addresses:      n.P2PAddrs(),
 		Version:        Version,
 		UptimeSeconds:  time.Since(n.started).Seconds(),
-		StoreBytes:     lsm + vlog,
+		StoreBytes:     n.store.DiskBytes(),
 		ConnectedPeers: len(n.host.Network().Peers()),
 		DataDir:        n.cfg.DataDir,
 	}
@@ -528,4 +539,27 @@ func (o offerSources) Offer(dataset, offerID string) (policy.Policy, error) {
 		}
 	}
 	return policy.Policy{}, first
+}
+
+// entityCollector exports the store's entity counts by type, read when
+// scraped (the counters the NGSI-LD /types answers come from).
+type entityCollector struct {
+	n    *Node // its NGSI-LD service is made after the metrics
+	desc *prometheus.Desc
+}
+
+func (c entityCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c entityCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.ngsi == nil {
+		return
+	}
+	counts, err := c.n.ngsi.EntityCounts()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for t, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), t)
+	}
 }

@@ -367,6 +367,15 @@ func TestMetricsExposeLibp2pAndNodeMetrics(t *testing.T) {
 	if _, err := a.Connect(ctx, b.P2PAddrs()[0]); err != nil {
 		t.Fatal(err)
 	}
+	created, err := http.Post(a.APIURL()+"/ngsi-ld/v1/entities", "application/json",
+		strings.NewReader(`{"id": "urn:ngsi-ld:WeatherObserved:m1", "type": "WeatherObserved", "temperature": {"type": "Property", "value": 3}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Body.Close()
+	if created.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d", created.StatusCode)
+	}
 	resp, err := http.Get(a.APIURL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -381,9 +390,18 @@ func TestMetricsExposeLibp2pAndNodeMetrics(t *testing.T) {
 		"mimnode_connected_peers 1", // the node's own gauge, with the peer just dialled
 		"mimnode_store_bytes",
 		"mimnode_uptime_seconds",
+		"mimnode_disk_free_bytes",
+		`mimnode_entities{type="https://uri.etsi.org/ngsi-ld/default-context/WeatherObserved"} 1`,
 	} {
 		if !strings.Contains(body.String(), want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// The store's size is its files' size: badger's own reading was 0
+	// unless its metrics were on.
+	for _, line := range strings.Split(body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "mimnode_store_bytes "); ok && (v == "0" || strings.HasPrefix(v, "-")) {
+			t.Errorf("mimnode_store_bytes is %s", v)
 		}
 	}
 }

@@ -41,9 +41,18 @@ func (g *globals) client() (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read API address: %w", err)
 	}
+	base := strings.TrimSpace(string(b))
+	// A copy of a running node's directory has its api and token files
+	// too: without this check the copy's commands went to the original.
+	// (A lock that cannot be checked, say for want of permission, leaves
+	// the token check below to the daemon.)
+	if running, err := node.Running(dir); err == nil && !running {
+		return nil, fmt.Errorf("%w for %s: its api file names %s, but no daemon holds this directory (a copy of another node's data directory, or a daemon that stopped without cleaning up); start one with 'mimnode run --data %s'",
+			errNoDaemon, dir, base, dir)
+	}
 	tok, _ := node.ReadToken(dir)
 	return &client{
-		base:  strings.TrimSpace(string(b)),
+		base:  base,
 		token: tok,
 		http:  &http.Client{Timeout: 60 * time.Second},
 	}, nil

@@ -412,8 +412,8 @@ func TestUnknownSubcommandFails(t *testing.T) {
 
 // TestStaleAPIFileReachesNoOtherNode checks that a command for a data
 // directory whose DATA/api names another node's daemon (its own daemon
-// was killed, and another took the address) is refused, not carried out
-// on the other node.
+// was killed, and another took the address; or the directory is a copy
+// of the running node's) is refused, not carried out on the other node.
 func TestStaleAPIFileReachesNoOtherNode(t *testing.T) {
 	gone, other := initDir(t), initDir(t)
 	startDaemon(t, other)
@@ -424,10 +424,18 @@ func TestStaleAPIFileReachesNoOtherNode(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(gone, "api"), addr, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"status"}, {"federation", "create", "Stale region"}, {"fetch", "urn:uuid:0"}} {
-		_, _, err := cli(t, append(args, "--data", gone)...)
-		if err == nil || !strings.Contains(err.Error(), "Another node's daemon") {
-			t.Errorf("%v with a stale api file: %v", args, err)
+	// A copy of the running node's directory (a backup, say) holds its
+	// api and token files: its commands do not reach the original either.
+	copied := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(copied, os.DirFS(other)); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{gone, copied} {
+		for _, args := range [][]string{{"status"}, {"federation", "create", "Stale region"}, {"fetch", "urn:uuid:0"}} {
+			_, _, err := cli(t, append(args, "--data", dir)...)
+			if err == nil || !strings.Contains(err.Error(), "no daemon holds this directory") {
+				t.Errorf("%v on %s: %v, want it refused", args, dir, err)
+			}
 		}
 	}
 	if out, _, err := cli(t, "federation", "list", "--data", other, "--json"); err != nil || strings.Contains(out, "Stale region") {

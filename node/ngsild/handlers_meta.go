@@ -143,17 +143,27 @@ var attributesView = metaView{list: "AttributeList", member: "attributeList", pa
 // StoredTypes returns the expanded type IRIs of the entities the store
 // holds, sorted.
 func (s *Service) StoredTypes() ([]string, error) {
+	counts, err := s.EntityCounts()
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Sorted(maps.Keys(counts))
+	return out, nil
+}
+
+// EntityCounts returns how many entities of each type (expanded IRI) the
+// store holds; an entity of several types counts in each.
+func (s *Service) EntityCounts() (map[string]int64, error) {
 	st, err := s.stats()
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	out := make(map[string]int64, len(st.types))
 	for t, ts := range st.types {
 		if ts.count > 0 {
-			out = append(out, t)
+			out[t] = ts.count
 		}
 	}
-	slices.Sort(out)
 	return out, nil
 }
 
