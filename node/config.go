@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -232,6 +234,9 @@ func (c *Config) Validate() error {
 func LoadConfig(path string) (Config, error) {
 	c := Default()
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("read config: %w (to write it again with the defaults, keeping the node's identity: mimnode init --data %s, with --name, --listen or --api for other settings)", err, filepath.Dir(path))
+	}
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}

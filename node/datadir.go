@@ -87,12 +87,15 @@ func (o InitOptions) settings() bool { return o.Name != "" || len(o.Listen) > 0 
 //
 // On a directory that has its identity, Init with settings (name, listen
 // addresses, API address) applies them to config.toml and keeps the
-// identity, as `mimnode init --help` says; without any it is ErrExists.
+// identity, as `mimnode init --help` says; without any it is ErrExists,
+// unless config.toml is missing: it is written with the defaults.
 // The directory must not be in use: a running node would not see the
 // change until it restarts, so that is refused (ErrLocked).
 func Init(dir string, o InitOptions) (Config, error) {
 	c := Default()
-	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+	_, err := os.Stat(filepath.Join(dir, ConfigFile))
+	hasConfig := err == nil
+	if hasConfig {
 		if c, err = LoadConfig(filepath.Join(dir, ConfigFile)); err != nil {
 			return c, fmt.Errorf("%w (fix it, or remove it for the defaults)", err)
 		}
@@ -111,7 +114,9 @@ func Init(dir string, o InitOptions) (Config, error) {
 		return c, err
 	}
 	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil && !o.Force {
-		if !o.settings() {
+		// A lost config.toml is written again, with the defaults and the
+		// settings given.
+		if !o.settings() && hasConfig {
 			return c, fmt.Errorf("%w: %s (nothing to do: give --name, --listen or --api to change its config.toml, keeping the identity; "+
 				"--force makes a new identity, and the peer ID changes)", ErrExists, dir)
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -31,6 +33,8 @@ config when it starts.`,
 			}
 			_, err = os.Stat(filepath.Join(dir, node.KeyFile))
 			kept := err == nil && !o.Force
+			_, err = os.Stat(filepath.Join(dir, node.ConfigFile))
+			lostConfig := kept && errors.Is(err, fs.ErrNotExist)
 			if _, err := node.Init(dir, o); err != nil {
 				return err
 			}
@@ -40,6 +44,11 @@ config when it starts.`,
 			}
 			if g.json {
 				return g.printJSON(map[string]string{"dataDir": dir, "peerId": id.String()})
+			}
+			if lostConfig {
+				fmt.Fprintf(g.stdout, "wrote %s again with the defaults and the flags given (identity kept; review its ports and name)\npeer ID: %s\nstart the node with: mimnode run --data %s\n",
+					filepath.Join(dir, node.ConfigFile), id, dir)
+				return nil
 			}
 			if kept {
 				fmt.Fprintf(g.stdout, "updated %s (identity kept)\npeer ID: %s\nstart the node with: mimnode run --data %s\n",

@@ -147,6 +147,25 @@ func TestInitAgainAppliesSettings(t *testing.T) {
 	if _, _, err := cli(t, "init", "--data", dir); err == nil || !strings.Contains(err.Error(), "--name, --listen or --api") {
 		t.Fatalf("init without flags on an existing directory: %v, want it to say how to change settings", err)
 	}
+
+	// A lost config.toml: run says how to write it again, and init does,
+	// keeping the identity.
+	if err := os.Remove(filepath.Join(dir, node.ConfigFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli(t, "run", "--data", dir); err == nil || !strings.Contains(err.Error(), "mimnode init --data "+dir) {
+		t.Fatalf("run without config.toml: %v, want it to say how to write it again", err)
+	}
+	out, _, err = cli(t, "init", "--data", dir, "--api", "127.0.0.1:0")
+	if err != nil || !strings.Contains(out, "again with the defaults") {
+		t.Fatalf("init without config.toml: %v\n%s", err, out)
+	}
+	if after, _ := node.PeerIDOf(dir); after != before {
+		t.Fatalf("peer ID changed from %s to %s", before, after)
+	}
+	if _, err := node.Load(dir); err != nil {
+		t.Fatalf("config after init wrote it again: %v", err)
+	}
 }
 
 func TestInitRunStatusConnect(t *testing.T) {
