@@ -2,10 +2,12 @@ package testnet
 
 import (
 	"encoding/json"
-	"github.com/mimnode/mimnode/catalog"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/catalog"
 )
 
 func TestFederateAndSeed(t *testing.T) {
@@ -87,4 +89,19 @@ func TestPublishReachesEveryone(t *testing.T) {
 			return err == nil && res.Total == want
 		})
 	}
+}
+
+// TestFounderBackOnANewAddressFindsTheMembers: the founder, whose
+// address is the federation's only bootstrap address, restarts on
+// another port. The members cannot reach it at the old one; it finds them
+// at the addresses they announced before the restart, which it kept.
+func TestFounderBackOnANewAddressFindsTheMembers(t *testing.T) {
+	net := New(t, Shape{Cities: 1, AgenciesPerCity: 3}).Federate()
+	net.WaitFor(10*time.Second, "all connected", func() bool { return net.Connected(0, 1) && net.Connected(0, 2) })
+	before := net.Members[0].Node().P2PAddrs()
+	net.Stop(0).Restart(0)
+	if after := net.Members[0].Node().P2PAddrs(); slices.Equal(before, after) {
+		t.Fatalf("the founder came back on the same addresses %v; the test needs new ones", after)
+	}
+	net.WaitFor(20*time.Second, "the founder reconnects to the members", func() bool { return net.Connected(0, 1) && net.Connected(0, 2) })
 }

@@ -138,6 +138,12 @@ func (s *Service) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// Members' addresses from before a restart (addrs.go), for the
+	// reconnect loop's first round.
+	s.recallAddrs()
+	if err := s.rememberAddrs(ctx); err != nil {
+		return err
+	}
 	s.spawn(func() { s.reconnectLoop(ctx) })
 	return nil
 }
