@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -169,7 +170,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if err != nil {
 		return nil, fmt.Errorf("listen for the API on %s: %w", cfg.API.Listen, err)
 	}
-	n.apiURL = "http://" + n.apiLn.Addr().String()
+	n.apiURL = apiURLOf(n.apiLn.Addr())
 	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL,
 		Notify: ngsild.NotifyOptions{Allow: cfg.NGSILD.NotifyAllow}, SkipValidation: !cfg.NGSILD.ValidateModels})
 	if err != nil {
@@ -202,6 +203,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
 }
+
+// apiURLOf is the URL clients on this machine reach a listener at: an API
+// bound to every interface (0.0.0.0, ::) is reached on loopback, not at
+// "http://[::]:7480".
+func apiURLOf(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
+		// Go listens on "::" for IPv4 too (dual stack).
+		return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Port))
+	}
+	return "http://" + a.String()
+}
+
+// APIOpen reports whether the API listens beyond loopback, where every
+// request needs the bearer token in DATA/api.token.
+func (n *Node) APIOpen() bool { return !isLoopback(n.cfg.API.Listen) }
 
 // isLoopback reports whether host:port binds only to the loopback interface.
 func isLoopback(hostport string) bool {

@@ -321,9 +321,13 @@ func TestAPITokenRequiredOffLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := startNode(t, c)
-	// The server listens on all interfaces; reach it through loopback, which
-	// must not make the token optional.
-	url := strings.Replace(n.APIURL(), "0.0.0.0", "127.0.0.1", 1) + "/api/v1/status"
+	// The server listens on all interfaces; clients on this machine are
+	// given its loopback address (not "http://[::]:PORT"), which must not
+	// make the token optional.
+	if !strings.HasPrefix(n.APIURL(), "http://127.0.0.1:") || !n.APIOpen() {
+		t.Errorf("APIURL %s, open %v; want a loopback URL to an open API", n.APIURL(), n.APIOpen())
+	}
+	url := n.APIURL() + "/api/v1/status"
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
