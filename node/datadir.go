@@ -213,6 +213,11 @@ func ensureToken(dir string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		tok := strings.TrimSpace(string(b))
 		if len(tok) >= 32 {
+			// Whoever reads it controls the node through an API open
+			// beyond loopback, as whoever reads the key is the node.
+			if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+				return "", fmt.Errorf("API token %s is readable by others (mode %o): run `chmod 600 %s`", path, fi.Mode().Perm(), path)
+			}
 			return tok, nil
 		}
 	}

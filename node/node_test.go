@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -306,6 +307,20 @@ func TestBadInputs(t *testing.T) {
 		os.Chmod(filepath.Join(c.DataDir, KeyFile), 0o644)
 		if _, err := New(context.Background(), c, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 			t.Fatalf("New: err = %v, want advice to chmod 600", err)
+		}
+	})
+	t.Run("API token readable by others", func(t *testing.T) {
+		if runtime.GOOS == "windows" {
+			t.Skip("no Unix modes")
+		}
+		c := testConfig(t)
+		os.Chmod(filepath.Join(c.DataDir, TokenFile), 0o644)
+		_, err := New(context.Background(), c, nil)
+		if err == nil || !strings.Contains(err.Error(), "API token") || !strings.Contains(err.Error(), "chmod 600") {
+			t.Fatalf("New: err = %v, want advice to chmod 600 the token", err)
+		}
+		if _, err := lockDir(c.DataDir); err != nil {
+			t.Fatalf("directory still locked after failed start: %v", err)
 		}
 	})
 	t.Run("uninitialised data directory", func(t *testing.T) {
