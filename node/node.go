@@ -26,7 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/mimnode/mimnode/internal/osstat"
 	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/catalogsvc"
@@ -245,7 +244,7 @@ func (n *Node) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mimnode_disk_free_bytes", Help: "Free space on the disk holding the store; below 100 MiB the node stops writing.",
 		}, func() float64 {
-			free, err := osstat.DiskFree(filepath.Join(n.cfg.DataDir, StoreDir))
+			free, err := n.store.DiskFree()
 			if err != nil {
 				return math.NaN()
 			}

@@ -259,8 +259,9 @@ func TestRevokeStopsABlockRequestInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	net, _, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 1500, Shaping: true})
-	// A fetch's first step only: the transfer process, STARTED on both
-	// sides; the test asks for the data itself, as a consumer would.
+	// A live fetch makes the transfer process, STARTED on both sides
+	// (and lands the snapshot); the test then asks for the blocks
+	// itself, as a consumer would, to hold a block request open.
 	started := make(chan transfer.Info, 1)
 	go lab.Transfers().Live(ctx, agreement, transfer.LiveOptions{Started: func(in transfer.Info) { started <- in }})
 	in := <-started

@@ -373,7 +373,13 @@ func ReadJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if !jsonContentType(w, r) {
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeJSON(w, http.MaxBytesReader(w, r.Body, maxBody), v)
+}
+
+// decodeJSON decodes one JSON value from body into v, answering 400 when
+// it is not one value of the right shape.
+func decodeJSON(w http.ResponseWriter, body io.Reader, v any) bool {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Malformed JSON body", err.Error()))
@@ -419,8 +425,7 @@ func ReadOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return true
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return ReadJSON(w, r, v)
+	return decodeJSON(w, bytes.NewReader(body), v)
 }
 
 // WriteJSON sends v as JSON with the given status.

@@ -142,12 +142,9 @@ func (s *Service) revoke(id, reason string) (rev Revocation, fresh bool, err err
 		return Revocation{}, false, err
 	}
 	var first Revocation
+	var before bool
 	err = s.o.Audit.Update(func(tx *store.Txn) error {
-		v, err := tx.Get(revocationKey(a.ID))
-		if err == nil {
-			return json.Unmarshal(v, &first)
-		}
-		if !errors.Is(err, store.ErrNotFound) {
+		if first, before, err = readRevocation(tx, a.ID); err != nil || before {
 			return err
 		}
 		if err := tx.Set(revocationKey(a.ID), b); err != nil {
@@ -159,27 +156,30 @@ func (s *Service) revoke(id, reason string) (rev Revocation, fresh bool, err err
 		return Revocation{}, false, fmt.Errorf("revoking agreement %s: %w", id, err)
 	}
 	s.anyRevoked.Store(true)
-	if first.Agreement != "" {
+	if before {
 		return first, false, nil
 	}
 	return rev, true, nil
 }
 
 // Revoked returns the revocation of agreement id, if this node revoked it.
-func (s *Service) Revoked(id string) (Revocation, bool, error) {
+func (s *Service) Revoked(id string) (r Revocation, ok bool, err error) {
+	err = s.o.Store.View(func(tx *store.Txn) error { r, ok, err = readRevocation(tx, id); return err })
+	return r, ok, err
+}
+
+// readRevocation reads the revocation of agreement id, if there is one.
+func readRevocation(tx *store.Txn, id string) (Revocation, bool, error) {
 	var r Revocation
-	err := s.o.Store.View(func(tx *store.Txn) error {
-		v, err := tx.Get(revocationKey(id))
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(v, &r)
-	})
+	v, err := tx.Get(revocationKey(id))
 	if errors.Is(err, store.ErrNotFound) {
-		return Revocation{}, false, nil
+		return r, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(v, &r)
 	}
 	if err != nil {
-		return Revocation{}, false, fmt.Errorf("reading the revocation of agreement %s: %w", id, err)
+		return r, false, fmt.Errorf("reading the revocation of agreement %s: %w", id, err)
 	}
 	return r, true, nil
 }

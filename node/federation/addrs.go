@@ -46,7 +46,7 @@ func (s *Service) rememberAddrs(ctx context.Context) error {
 				return
 			case ev := <-sub.Out():
 				e := ev.(event.EvtPeerIdentificationCompleted)
-				if len(e.ListenAddrs) == 0 || !s.isAnyMember(e.Peer) {
+				if len(e.ListenAddrs) == 0 || len(s.SharedFederations(e.Peer)) == 0 {
 					continue
 				}
 				if err := s.keepAddrs(e.Peer, e.ListenAddrs); err != nil {
@@ -107,10 +107,4 @@ func (s *Service) recallAddrs() {
 		}
 		s.o.Host.Peerstore().AddAddrs(p, addrs, keptAddrsTTL)
 	}
-}
-
-// isAnyMember reports whether p is a member of any of this node's
-// federations.
-func (s *Service) isAnyMember(p peer.ID) bool {
-	return slices.Contains(s.memberPeers(), p)
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mimnode/mimnode/internal/osstat"
@@ -37,35 +38,50 @@ type room struct {
 	min  uint64
 	free func(string) (uint64, error)
 
-	mu  sync.Mutex
-	at  time.Time // of the last reading
-	err error     // what it found
+	mu   sync.Mutex              // one reading at a time
+	last atomic.Pointer[reading] // the last one, read without mu
+}
+
+// reading is what one reading of the free space found.
+type reading struct {
+	until time.Time // it stands until then
+	err   error
 }
 
 // check returns ErrDiskFull (wrapped, with the numbers) when the disk has
-// less than min free. A reading that fails lets the write try.
+// less than min free. A reading that fails lets the write try. Every
+// write calls it: while a reading stands, it takes no lock.
 func (r *room) check() error {
 	if r == nil {
 		return nil
 	}
+	if rd := r.last.Load(); rd != nil && time.Now().Before(rd.until) {
+		return rd.err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.at.IsZero() && time.Since(r.at) < roomEvery {
-		return r.err
+	if rd := r.last.Load(); rd != nil && time.Now().Before(rd.until) {
+		return rd.err // another writer just read it
 	}
-	// A store not created yet is on the disk of its nearest parent.
+	rd := &reading{until: time.Now().Add(roomEvery)}
+	if n, err := r.diskFree(); err == nil && n < r.min {
+		rd.err = fmt.Errorf("%w: %d MiB free on the disk holding %s; mimnode stops writing below %d MiB so that a full disk cannot damage its store. Free some space (or move the data directory to a larger disk) and writing resumes",
+			ErrDiskFull, n>>20, r.dir, r.min>>20)
+	}
+	r.last.Store(rd)
+	return rd.err
+}
+
+// diskFree reads the free space of the disk holding the store; a store
+// not created yet is on the disk of its nearest parent.
+func (r *room) diskFree() (uint64, error) {
 	dir := r.dir
 	n, err := r.free(dir)
 	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(dir) != dir {
 		dir = filepath.Dir(dir)
 		n, err = r.free(dir)
 	}
-	r.at, r.err = time.Now(), nil
-	if err == nil && n < r.min {
-		r.err = fmt.Errorf("%w: %d MiB free on the disk holding %s; mimnode stops writing below %d MiB so that a full disk cannot damage its store. Free some space (or move the data directory to a larger disk) and writing resumes",
-			ErrDiskFull, n>>20, r.dir, r.min>>20)
-	}
-	return r.err
+	return n, err
 }
 
 func newRoom(dir string, o Options) *room {

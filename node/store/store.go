@@ -326,6 +326,15 @@ func (d *DB) TxnLimits() (bytes, entries int64) {
 	return d.db.MaxBatchSize(), d.db.MaxBatchCount()
 }
 
+// DiskFree returns the free space of the disk holding the store, as the
+// writes' guard reads it (room.go); 0 in memory.
+func (d *DB) DiskFree() (uint64, error) {
+	if d.room == nil {
+		return 0, nil
+	}
+	return d.room.diskFree()
+}
+
 // diskEvery is how long DiskBytes reuses a measurement: it walks the
 // store's directories, and status and metrics may ask often.
 const diskEvery = 10 * time.Second

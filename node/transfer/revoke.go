@@ -50,9 +50,18 @@ func (s *Service) EndAgreements(reasons map[string]string) []string {
 		stop func(*RefusedError)
 		why  string
 	}
+	if !s.enter() {
+		return nil
+	}
+	defer s.wg.Done()
 	var stops []stopping
 	s.mu.Lock()
+	if s.revoked == nil {
+		s.revoked = map[string]string{}
+	}
 	for id, why := range reasons {
+		// A data request registering from now on is refused by serve.
+		s.revoked[id] = why
 		for _, stop := range s.serving[id] {
 			stops = append(stops, stopping{stop, why})
 		}
@@ -66,10 +75,6 @@ func (s *Service) EndAgreements(reasons map[string]string) []string {
 		s.log.Error("listing the transfers of revoked agreements", "err", err)
 		return nil
 	}
-	if !s.enter() {
-		return nil
-	}
-	defer s.wg.Done()
 	var stepped sync.WaitGroup
 	ended := []string{}
 	for _, in := range list {
@@ -97,9 +102,15 @@ func (s *Service) EndAgreements(reasons map[string]string) []string {
 // serve registers a data request this node is answering under agreement
 // id, so that EndAgreements can stop it with the refusal; the returned
 // func unregisters it. It returns the refusal at once, unregistered, if
-// the agreement was revoked since the request was checked.
+// EndAgreements ended the agreement: a request checked (evaluate) before
+// the revocation was stored, and registering after EndAgreements looked,
+// is caught here, under the same lock.
 func (s *Service) serve(id string, stop func(*RefusedError)) (func(), *RefusedError) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why, ok := s.revoked[id]; ok {
+		return func() {}, &RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: []string{why}}
+	}
 	if s.serving == nil {
 		s.serving = map[string]map[uint64]func(*RefusedError){}
 	}
@@ -109,20 +120,12 @@ func (s *Service) serve(id string, stop func(*RefusedError)) (func(), *RefusedEr
 	s.servingN++
 	n := s.servingN
 	s.serving[id][n] = stop
-	s.mu.Unlock()
-	done := func() {
+	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(s.serving[id], n)
 		if len(s.serving[id]) == 0 {
 			delete(s.serving, id)
 		}
-	}
-	// A revocation stored between the request's check and here found
-	// nothing to stop: seen now.
-	if reasons := s.revokedReasons(id); reasons != nil {
-		done()
-		return func() {}, &RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: reasons}
-	}
-	return done, nil
+	}, nil
 }

@@ -207,6 +207,9 @@ type Service struct {
 	// (revoke.go).
 	serving  map[string]map[uint64]func(*RefusedError)
 	servingN uint64
+	// revoked holds the agreements EndAgreements ended, with their
+	// refusal reason; guarded by mu.
+	revoked map[string]string
 	// manifests caches decoded manifests by version; guarded by mu.
 	manifests map[string]content.Manifest
 	// built remembers the last version built per dataset and the change
