@@ -52,12 +52,16 @@ const (
 	// did not verify.
 	CodeInvalidAgreement Code = "MIM-604"
 	// CodeAgreementNotValid: the agreement does not allow this transfer now
-	// (expired, revoked, count exceeded, wrong consumer).
+	// (expired, count exceeded, wrong consumer).
 	CodeAgreementNotValid Code = "MIM-605"
 	// CodePeerRejected: the peer answered one of our messages with a
 	// non-retryable error; used as the reason of the resulting local
 	// termination.
 	CodePeerRejected Code = "MIM-606"
+	// CodeAgreementRevoked: the provider revoked the agreement; it allows
+	// no transfer any more. Only the agreement's provider sends it, and
+	// its consumer records the revocation.
+	CodeAgreementRevoked Code = "MIM-607"
 )
 
 // CodeInfo describes one code.
@@ -89,8 +93,9 @@ var codeTable = []CodeInfo{
 	{CodeRejected, "rejected", "a person rejected the request", false},
 	{CodeCancelled, "cancelled", "a party ended the process of its own will", false},
 	{CodeInvalidAgreement, "invalid_agreement", "the agreement's signatures, parties or contents did not verify", false},
-	{CodeAgreementNotValid, "agreement_not_valid", "the agreement does not allow this now (expired, revoked, count exceeded, wrong consumer)", false},
+	{CodeAgreementNotValid, "agreement_not_valid", "the agreement does not allow this now (expired, count exceeded, wrong consumer)", false},
 	{CodePeerRejected, "peer_rejected", "the peer refused one of our messages with a final error", false},
+	{CodeAgreementRevoked, "agreement_revoked", "the provider revoked the agreement: it allows no transfer any more", false},
 }
 
 // Codes returns a copy of the code table, in documentation order.

@@ -91,6 +91,11 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 		t.Fatalf("live feed ended before it started: %v", err)
 	}
 
+	// Only the provider's word marks the consumer's agreement revoked.
+	if err := lab.Contracts().Told(agreement, lab.ID(), []string{"revoked, says someone"}); !errors.Is(err, contract.ErrNotProvider) {
+		t.Errorf("a revocation told by another peer: %v, want ErrNotProvider", err)
+	}
+
 	// The consumer cannot revoke what it does not enforce.
 	if code, _ := revoke(t, lab, agreement, "no longer needed"); code != http.StatusForbidden {
 		t.Errorf("revoke on the consumer answered %d, want 403", code)
@@ -138,6 +143,12 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	if got := getEntity(t, lab, EntityID("AirQualityObserved", holder, 5)); got != "" {
 		t.Errorf("a reading written after the revocation reached the consumer: %s", got)
 	}
+	// The consumer's node, told by the provider, marks the agreement
+	// revoked, with the provider's reason, and logs it.
+	if list, err := lab.Contracts().Agreements(); err != nil || len(list) != 1 || list[0].Revoked == nil || !list[0].Revoked.Told ||
+		!strings.Contains(list[0].Revoked.Reason, "the readings hold personal data") {
+		t.Errorf("consumer's agreements: %+v, %v; want the one, marked revoked as its provider said", list, err)
+	}
 
 	// Both sides' records of the transfer end TERMINATED, with the reason.
 	for _, side := range []struct {
@@ -162,7 +173,7 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	// Asking again is refused, with the reason.
 	_, err = lab.Transfers().Fetch(ctx, agreement, transfer.FetchOptions{})
 	var re *transfer.RefusedError
-	if !errors.As(err, &re) || !strings.Contains(strings.Join(re.Reasons, " "), "revoked by its provider") {
+	if !errors.As(err, &re) || re.Code != protocol.CodeAgreementRevoked || !strings.Contains(strings.Join(re.Reasons, " "), "revoked by its provider") {
 		t.Fatalf("fetch after the revocation: %v, want a refusal saying it was revoked", err)
 	}
 
@@ -217,6 +228,24 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	}
 	if len(revoked) != 1 || revoked[0].Subject != agreement {
 		t.Errorf("provider's log holds agreement.revoked entries %+v, want one for %s", revoked, agreement)
+	}
+	// The consumer's log holds one notice, though the provider said it
+	// more than once (the feed's end, the process's termination, the
+	// refused fetch).
+	if _, err := lab.Audit().Verify(); err != nil {
+		t.Errorf("consumer's audit log: %v", err)
+	}
+	if entries, err = lab.Audit().List(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	revoked = nil
+	for _, e := range entries {
+		if e.Kind == audit.KindAgreementRevoked {
+			revoked = append(revoked, e)
+		}
+	}
+	if len(revoked) != 1 || revoked[0].Subject != agreement || revoked[0].Peer != env.ID().String() {
+		t.Errorf("consumer's log holds agreement.revoked entries %+v, want one for %s from its provider", revoked, agreement)
 	}
 }
 

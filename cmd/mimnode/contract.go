@@ -432,6 +432,9 @@ func agreementListCmd(g *globals) *cobra.Command {
 				revoked := ""
 				if a.Revoked != nil {
 					revoked = "  REVOKED " + a.Revoked.Time.Local().Format(time.DateTime)
+					if a.Revoked.Told {
+						revoked = "  REVOKED (its provider said so at " + a.Revoked.Time.Local().Format(time.DateTime) + ")"
+					}
 				}
 				fmt.Fprintf(g.stdout, "%s  %-8s %s  %s%s\n", a.ID, a.Role, other, a.Dataset, revoked)
 			}

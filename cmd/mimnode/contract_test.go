@@ -211,4 +211,12 @@ func TestAgreementRevoke(t *testing.T) {
 	if out, _, err := cli(t, "audit", "--verify", "--data", prov); err != nil || !strings.Contains(out, "agreement.revoked") {
 		t.Errorf("audit --verify on the provider: %v\n%s", err, out)
 	}
+	// The refusal told the researcher's node, which now marks the
+	// agreement and logs the revocation too.
+	if out, _, err := cli(t, "agreement", "list", "--data", res); err != nil || !strings.Contains(out, "REVOKED (its provider said so") {
+		t.Errorf("agreement list on the consumer: %q, %v", out, err)
+	}
+	if out, _, err := cli(t, "audit", "--verify", "--data", res); err != nil || !strings.Contains(out, "agreement.revoked") {
+		t.Errorf("audit --verify on the consumer: %v\n%s", err, out)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"sort"
 	"time"
@@ -335,7 +336,8 @@ type AgreementInfo struct {
 	Created   time.Time `json:"created"`
 	NotBefore time.Time `json:"notBefore"`
 	NotAfter  time.Time `json:"notAfter,omitzero"`
-	// Revoked is set when this node, its provider, revoked it.
+	// Revoked is set when this node, its provider, revoked it, or when
+	// its provider told this node, its consumer, that it did (Told).
 	Revoked *Revocation `json:"revoked,omitempty"`
 }
 
@@ -367,6 +369,11 @@ func (s *Service) Agreements() ([]AgreementInfo, error) {
 		if err != nil {
 			return err
 		}
+		told, err := notices(tx)
+		if err != nil {
+			return err
+		}
+		maps.Copy(revoked, told)
 		return tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "a", "")}, func(k, v []byte) error {
 			file, err := unpackAgreement(v)
 			var a policy.Agreement

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/store"
@@ -28,13 +30,18 @@ import (
 // of.
 var ErrNotProvider = errors.New("only the agreement's provider can revoke it")
 
-// Revocation records that this node, the provider, revoked an agreement.
+// Revocation records that this node, the provider, revoked an agreement,
+// or, with Told set, that this node, its consumer, was told so by the
+// provider.
 type Revocation struct {
 	Agreement string    `json:"agreement"`
 	Dataset   string    `json:"dataset"`
 	Consumer  string    `json:"consumer"`
 	Reason    string    `json:"reason,omitempty"`
 	Time      time.Time `json:"time"`
+	// Told: the agreement's provider told this node, its consumer, of
+	// the revocation at Time; Reason is what the provider said.
+	Told bool `json:"told,omitempty"`
 }
 
 // Why is the refusal reason a transfer under the revoked agreement gets.
@@ -168,10 +175,73 @@ func (s *Service) Revoked(id string) (r Revocation, ok bool, err error) {
 	return r, ok, err
 }
 
-// readRevocation reads the revocation of agreement id, if there is one.
+// Told records that the provider of agreement id, of which this node is
+// the consumer, told it that it revoked the agreement, saying reasons:
+// the consumer's agreement list then marks it, and its log holds the
+// notice. A provider that ends a transfer or refuses a request with
+// protocol.CodeAgreementRevoked tells it (node/transfer). A notice from
+// any other peer is refused (ErrNotProvider); a second notice changes
+// nothing.
+func (s *Service) Told(id string, from peer.ID, reasons []string) error {
+	file, err := s.Agreement(id)
+	if err != nil {
+		return err
+	}
+	a, err := policy.ParseAgreement(file)
+	if err != nil {
+		return fmt.Errorf("reading agreement %s: %w", id, err)
+	}
+	if a.Consumer != s.names.of(s.self) {
+		return fmt.Errorf("agreement %s: this node is not its consumer", id)
+	}
+	if a.Provider != s.names.of(from) {
+		return fmt.Errorf("agreement %s: %w: %s says it was revoked, but its provider is %s", id, ErrNotProvider, from, a.Provider)
+	}
+	reason := strings.Join(reasons, "; ")
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	rev := Revocation{Agreement: a.ID, Dataset: a.Dataset, Consumer: a.Consumer, Reason: reason, Time: s.o.Now().UTC(), Told: true}
+	b, err := json.Marshal(rev)
+	if err != nil {
+		return err
+	}
+	err = s.o.Audit.Update(func(tx *store.Txn) error {
+		if _, before, err := readNotice(tx, a.ID); err != nil || before {
+			return err
+		}
+		if err := tx.Set(noticeKey(a.ID), b); err != nil {
+			return err
+		}
+		return audit.AppendAllTx(tx, []audit.Entry{{Time: rev.Time, Kind: audit.KindAgreementRevoked, Subject: a.ID, Peer: a.Provider, Data: b}})
+	})
+	if err != nil {
+		return fmt.Errorf("recording the revocation of agreement %s: %w", id, err)
+	}
+	return nil
+}
+
+// noticeKey holds the revocation this node was told of as consumer
+// (Told), apart from those it made as provider (revocationKey), which
+// its own decisions read.
+func noticeKey(id string) []byte {
+	return store.Key(store.PrefixNegotiation, "y", url.PathEscape(id))
+}
+
+// readRevocation reads the revocation of agreement id, if this node made
+// one.
 func readRevocation(tx *store.Txn, id string) (Revocation, bool, error) {
+	return readRevocationAt(tx, revocationKey(id), id)
+}
+
+// readNotice reads the revocation of agreement id this node was told of.
+func readNotice(tx *store.Txn, id string) (Revocation, bool, error) {
+	return readRevocationAt(tx, noticeKey(id), id)
+}
+
+func readRevocationAt(tx *store.Txn, key []byte, id string) (Revocation, bool, error) {
 	var r Revocation
-	v, err := tx.Get(revocationKey(id))
+	v, err := tx.Get(key)
 	if errors.Is(err, store.ErrNotFound) {
 		return r, false, nil
 	}
@@ -213,8 +283,17 @@ func (s *Service) heldFor(consumer, dataset string) (string, error) {
 
 // revocations reads every revocation this node made, by agreement id.
 func revocations(tx *store.Txn) (map[string]Revocation, error) {
+	return revocationsAt(tx, "x")
+}
+
+// notices reads every revocation this node was told of, by agreement id.
+func notices(tx *store.Txn) (map[string]Revocation, error) {
+	return revocationsAt(tx, "y")
+}
+
+func revocationsAt(tx *store.Txn, kind string) (map[string]Revocation, error) {
 	out := map[string]Revocation{}
-	err := tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, "x", "")}, func(_, v []byte) error {
+	err := tx.Iterate(store.IterOptions{Prefix: store.Key(store.PrefixNegotiation, kind, "")}, func(_, v []byte) error {
 		var r Revocation
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("reading a revocation: %w", err)

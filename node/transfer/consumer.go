@@ -116,6 +116,9 @@ func (s *Service) refused(ctx context.Context, e *entry, err error) (Info, error
 		return e.info, err
 	}
 	s.auditf(KindRefused, e.info.ID, e.p.Peer(), map[string]any{"agreement": e.info.Agreement, "code": re.Code, "reasons": re.Reasons})
+	if p, err := peer.Decode(e.p.Peer()); err == nil {
+		s.told(e.info.Agreement, p, re.Code, re.Reasons)
+	}
 	in, terr := s.Terminate(ctx, e.info.ID, fmt.Sprintf("provider refused data [%s]: %s", re.Code, strings.Join(re.Reasons, "; ")))
 	if terr != nil && !errors.Is(terr, ErrBadState) {
 		s.log.Warn("ending a refused transfer", "transfer", e.info.ID, "err", terr)

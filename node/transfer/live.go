@@ -269,6 +269,7 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		var re *RefusedError
 		if errors.As(err, &re) {
 			s.auditf(KindRefused, e.info.ID, provider.String(), map[string]any{"agreement": a.ID, "code": re.Code, "reasons": re.Reasons})
+			s.told(a.ID, provider, re.Code, re.Reasons)
 			return err
 		}
 		if ctx.Err() != nil {

@@ -248,8 +248,8 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 	}); err != nil {
 		return refuse(protocol.CodeInternal, err.Error())
 	}
-	if reasons := s.evaluate(remote, a, int(count)); reasons != nil {
-		return refuse(protocol.CodeAgreementNotValid, reasons...)
+	if code, reasons := s.evaluate(remote, a, int(count)); reasons != nil {
+		return refuse(code, reasons...)
 	}
 	version, err := s.versionFor(a)
 	if err != nil {
@@ -275,21 +275,21 @@ func (s *Service) decide(remote peer.ID, e *entry) dsp.Msg {
 
 // evaluate returns nil when the agreement allows remote a transfer now
 // after count earlier ones, else the reasons it does not.
-func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []string {
-	if reasons := s.revokedReasons(a.ID); reasons != nil {
-		return reasons
+func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) (protocol.Code, []string) {
+	if code, reasons := s.revokedReasons(a.ID); reasons != nil {
+		return code, reasons
 	}
 	// Whom the dataset is open to is the publisher's to change at any
 	// time; an agreement made before (or for a private dataset, whose
 	// offer reached the consumer some other way) does not outlast it.
 	if ds, err := s.o.Datasets.Dataset(a.Dataset); err == nil && !ds.OpenTo(remote.String()) {
-		return []string{fmt.Sprintf("dataset %s is %s: its publisher does not open it to this peer", a.Dataset, ds.Dissemination)}
+		return protocol.CodeAgreementNotValid, []string{fmt.Sprintf("dataset %s is %s: its publisher does not open it to this peer", a.Dataset, ds.Dissemination)}
 	}
 	feds := s.o.Members.SharedFederations(remote)
 	d := a.Evaluate(policy.Request{Now: s.o.Now(), Action: policy.ActionRead, PeerID: remote.String(), Purpose: s.agreedPurpose(a.ID),
 		Role: s.roleOf(remote, feds), Federations: feds, Usage: policy.Usage{Count: count}})
 	if d.Permit {
-		return nil
+		return "", nil
 	}
 	var out []string
 	for _, r := range d.Why() {
@@ -298,7 +298,7 @@ func (s *Service) evaluate(remote peer.ID, a policy.Agreement, count int) []stri
 	if len(out) == 0 {
 		out = []string{"the agreement's policy does not permit read now"}
 	}
-	return out
+	return protocol.CodeAgreementNotValid, out
 }
 
 // agreedPurpose is the purpose agreement id was negotiated for ("" when
@@ -368,8 +368,8 @@ func (s *Service) checkData(remote peer.ID, r *DataRequest, wantFormat string) (
 	if count > 0 {
 		count--
 	}
-	if reasons := s.evaluate(remote, a, int(count)); reasons != nil {
-		return Info{}, &RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: reasons}
+	if code, reasons := s.evaluate(remote, a, int(count)); reasons != nil {
+		return Info{}, &RefusedError{Code: code, Reasons: reasons}
 	}
 	return e.info, nil
 }

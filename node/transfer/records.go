@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/protocol"
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
@@ -230,6 +232,13 @@ func (s *Service) step(e *entry, m dsp.Msg) (dsp.Ready, error) {
 		s.auditf(KindTransition, e.info.ID, e.p.Peer(), map[string]any{
 			"role": e.p.Role(), "agreement": e.info.Agreement, "from": t.From, "to": t.To,
 			"cause": t.Cause, "code": t.Code, "reasons": t.Reasons})
+		if t.To == dsp.Terminated && m.Type == dsp.MsgReceive && e.p.Role() == dsp.Consumer {
+			// The provider ended it (the process takes a message from
+			// its peer only).
+			if p, err := peer.Decode(e.p.Peer()); err == nil {
+				s.told(e.info.Agreement, p, t.Code, t.Reasons)
+			}
+		}
 	}
 	e.p.Advance()
 	return rd, err

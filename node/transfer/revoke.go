@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/protocol"
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
@@ -12,26 +14,41 @@ import (
 
 // Revocations tells whether this node, as provider, revoked an agreement
 // (contract.Service implements it). A revoked agreement allows no
-// transfer: evaluate refuses every request under it.
+// transfer: evaluate refuses every request under it. Told records, on the
+// consumer, that the agreement's provider said it revoked it.
 type Revocations interface {
 	Revoked(agreementID string) (contract.Revocation, bool, error)
+	Told(agreementID string, from peer.ID, reasons []string) error
 }
 
-// revokedReasons returns the refusal reasons of agreement id if it is
-// revoked (or its revocation cannot be read: refused, not served), else
-// nil.
-func (s *Service) revokedReasons(id string) []string {
+// told records, on the consumer, that provider ended a transfer or
+// refused a request under agreement with code: a revocation when code
+// says so (contract.Service.Told checks that the agreement's provider
+// said it).
+func (s *Service) told(agreement string, provider peer.ID, code protocol.Code, reasons []string) {
+	if code != protocol.CodeAgreementRevoked || s.o.Revocations == nil {
+		return
+	}
+	if err := s.o.Revocations.Told(agreement, provider, reasons); err != nil {
+		s.log.Warn("recording a revocation the provider told of", "agreement", agreement, "peer", provider, "err", err)
+	}
+}
+
+// revokedReasons returns the refusal of agreement id if it is revoked
+// (or its revocation cannot be read: refused, not served), else nil
+// reasons.
+func (s *Service) revokedReasons(id string) (protocol.Code, []string) {
 	if s.o.Revocations == nil {
-		return nil
+		return "", nil
 	}
 	r, ok, err := s.o.Revocations.Revoked(id)
 	if err != nil {
-		return []string{err.Error()}
+		return protocol.CodeInternal, []string{err.Error()}
 	}
 	if ok {
-		return []string{r.Why()}
+		return protocol.CodeAgreementRevoked, []string{r.Why()}
 	}
-	return nil
+	return "", nil
 }
 
 // tellTimeout bounds telling a consumer that its transfer ended.
@@ -68,7 +85,7 @@ func (s *Service) EndAgreements(reasons map[string]string) []string {
 	}
 	s.mu.Unlock()
 	for _, st := range stops {
-		st.stop(&RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: []string{st.why}})
+		st.stop(&RefusedError{Code: protocol.CodeAgreementRevoked, Reasons: []string{st.why}})
 	}
 	list, err := s.List()
 	if err != nil {
@@ -89,7 +106,7 @@ func (s *Service) EndAgreements(reasons map[string]string) []string {
 			defer s.wg.Done()
 			ctx, cancel := context.WithTimeout(s.ctx, tellTimeout)
 			defer cancel()
-			m := dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeAgreementNotValid, Reasons: []string{why}}
+			m := dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeAgreementRevoked, Reasons: []string{why}}
 			if _, err := s.localAs(ctx, dsp.Provider, pid, m, stepped.Done); err != nil {
 				s.log.Warn("ending a transfer of a revoked agreement", "transfer", pid, "err", err)
 			}
@@ -109,7 +126,7 @@ func (s *Service) serve(id string, stop func(*RefusedError)) (func(), *RefusedEr
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if why, ok := s.revoked[id]; ok {
-		return func() {}, &RefusedError{Code: protocol.CodeAgreementNotValid, Reasons: []string{why}}
+		return func() {}, &RefusedError{Code: protocol.CodeAgreementRevoked, Reasons: []string{why}}
 	}
 	if s.serving == nil {
 		s.serving = map[string]map[uint64]func(*RefusedError){}
