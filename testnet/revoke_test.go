@@ -216,17 +216,7 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	if _, err := env.Audit().Verify(); err != nil {
 		t.Errorf("provider's audit log: %v", err)
 	}
-	entries, err := env.Audit().List(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var revoked []audit.Entry
-	for _, e := range entries {
-		if e.Kind == audit.KindAgreementRevoked {
-			revoked = append(revoked, e)
-		}
-	}
-	if len(revoked) != 1 || revoked[0].Subject != agreement {
+	if revoked := revokedEntries(t, env); len(revoked) != 1 || revoked[0].Subject != agreement {
 		t.Errorf("provider's log holds agreement.revoked entries %+v, want one for %s", revoked, agreement)
 	}
 	// The consumer's log holds one notice, though the provider said it
@@ -235,17 +225,72 @@ func TestRevokedAgreementStopsEveryTransfer(t *testing.T) {
 	if _, err := lab.Audit().Verify(); err != nil {
 		t.Errorf("consumer's audit log: %v", err)
 	}
-	if entries, err = lab.Audit().List(0, 0); err != nil {
+	if revoked := revokedEntries(t, lab); len(revoked) != 1 || revoked[0].Subject != agreement || revoked[0].Peer != env.ID().String() {
+		t.Errorf("consumer's log holds agreement.revoked entries %+v, want one for %s from its provider", revoked, agreement)
+	}
+}
+
+// revokedEntries returns the agreement.revoked entries of n's log.
+func revokedEntries(t *testing.T, n *node.Node) []audit.Entry {
+	t.Helper()
+	entries, err := n.Audit().List(0, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	revoked = nil
+	var out []audit.Entry
 	for _, e := range entries {
 		if e.Kind == audit.KindAgreementRevoked {
-			revoked = append(revoked, e)
+			out = append(out, e)
 		}
 	}
-	if len(revoked) != 1 || revoked[0].Subject != agreement || revoked[0].Peer != env.ID().String() {
-		t.Errorf("consumer's log holds agreement.revoked entries %+v, want one for %s from its provider", revoked, agreement)
+	return out
+}
+
+// TestConsumerToldOfARevocationAtOnce: a consumer that runs no transfer
+// under the agreement learns of its revocation when it happens: its
+// agreement list marks it and its log holds it. A node that says it
+// revoked an agreement it is not the provider of is not believed.
+func TestConsumerToldOfARevocationAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	net, _, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 1})
+
+	// The consumer tells the provider the agreement was revoked.
+	st, err := lab.Host().NewStream(ctx, env.ID(), p2pproto.ID(protocol.TransferProtocol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice, _ := json.Marshal(transfer.DataRequest{Type: transfer.TypeRevocation, Agreement: agreement, Reasons: []string{"revoked, honest"}})
+	if err := protocol.WriteFrame(st, notice); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxTransferFrame)
+	st.Reset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var re *transfer.RefusedError
+	if _, err := transfer.DecodeAnswer(answer); !errors.As(err, &re) || re.Code != protocol.CodeWrongParty {
+		t.Errorf("a revocation notice from the consumer: %v, want %s", err, protocol.CodeWrongParty)
+	}
+	if list, err := env.Contracts().Agreements(); err != nil || len(list) != 1 || list[0].Revoked != nil {
+		t.Errorf("provider's agreements after a notice from its consumer: %+v, %v; want it not revoked", list, err)
+	}
+
+	if code, _ := revoke(t, env, agreement, "the study ended"); code != http.StatusOK {
+		t.Fatalf("revoke answered %d", code)
+	}
+	net.WaitFor(10*time.Second, "the consumer marks the agreement revoked", func() bool {
+		list, err := lab.Contracts().Agreements()
+		return err == nil && len(list) == 1 && list[0].Revoked != nil && list[0].Revoked.Told &&
+			strings.Contains(list[0].Revoked.Reason, "the study ended")
+	})
+	if ts, err := lab.Transfers().List(); err != nil || len(ts) != 0 {
+		t.Errorf("consumer's transfers: %+v, %v; want none (it was told outside any)", ts, err)
+	}
+	if revoked := revokedEntries(t, lab); len(revoked) != 1 || revoked[0].Peer != env.ID().String() {
+		t.Errorf("consumer's log holds agreement.revoked entries %+v, want one from its provider", revoked)
 	}
 }
 

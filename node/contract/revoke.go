@@ -30,6 +30,10 @@ import (
 // of.
 var ErrNotProvider = errors.New("only the agreement's provider can revoke it")
 
+// ErrNotConsumer: a node was told of the revocation of an agreement it is
+// not the consumer of.
+var ErrNotConsumer = errors.New("this node is not the agreement's consumer")
+
 // Revocation records that this node, the provider, revoked an agreement,
 // or, with Told set, that this node, its consumer, was told so by the
 // provider.
@@ -70,9 +74,11 @@ type RevokeResult struct {
 }
 
 // TransferEnder ends the transfers under agreements (transfer.Service),
-// given the refusal reason of each.
+// given the refusal reason of each, and tells a revoked agreement's
+// consumer.
 type TransferEnder interface {
 	EndAgreements(reasons map[string]string) []string
+	TellRevoked(agreement, consumer, why string)
 }
 
 // UseTransfers gives the service the transfers to end when it revokes an
@@ -123,6 +129,7 @@ func (s *Service) Revoke(id, reason string) (RevokeResult, error) {
 		if ended := s.ender.EndAgreements(map[string]string{rev.Agreement: rev.Why()}); ended != nil {
 			out.EndedTransfers = ended
 		}
+		s.ender.TellRevoked(rev.Agreement, rev.Consumer, rev.Why())
 	}
 	return out, nil
 }
@@ -192,7 +199,7 @@ func (s *Service) Told(id string, from peer.ID, reasons []string) error {
 		return fmt.Errorf("reading agreement %s: %w", id, err)
 	}
 	if a.Consumer != s.names.of(s.self) {
-		return fmt.Errorf("agreement %s: this node is not its consumer", id)
+		return fmt.Errorf("agreement %s: %w", id, ErrNotConsumer)
 	}
 	if a.Provider != s.names.of(from) {
 		return fmt.Errorf("agreement %s: %w: %s says it was revoked, but its provider is %s", id, ErrNotProvider, from, a.Provider)

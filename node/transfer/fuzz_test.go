@@ -17,6 +17,7 @@ var seedRequests = []string{
 	`{"@type":"mim:ReceiptRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","usage":{"bytes":10,"blocks":1,"entities":3,"duration":5}}`,
 	`{"@type":"mim:LiveRequest","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","from":42}`,
 	`{"@type":"mim:Acknowledgement","providerPid":"urn:uuid:p","consumerPid":"urn:uuid:c","ack":{"receipt":{"version":"x"},"providerSignature":"AAE="}}`,
+	`{"@type":"mim:Revocation","agreement":"urn:uuid:a","reasons":["agreement urn:uuid:a was revoked by its provider"]}`,
 }
 
 // FuzzDecodeDataRequest: any frame body gives a request that passes its

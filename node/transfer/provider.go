@@ -49,7 +49,11 @@ func (s *Service) handleStream(st network.Stream) {
 	// A researcher node serves no data and grants no transfer; it takes
 	// the messages of the transfers it asked for (a provider ending one).
 	serves := s.o.Members.IsAgency()
-	if isDataFrame(body) {
+	if typ, ok := dataFrameType(body); ok {
+		if typ == TypeRevocation {
+			s.serveRevocation(st, remote, body)
+			return
+		}
 		if !serves {
 			st.Reset()
 			return

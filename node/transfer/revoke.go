@@ -2,9 +2,11 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mimnode/mimnode/node/contract"
@@ -145,4 +147,57 @@ func (s *Service) serve(id string, stop func(*RefusedError)) (func(), *RefusedEr
 			delete(s.serving, id)
 		}
 	}, nil
+}
+
+// TellRevoked tells consumer, in the background, that this node revoked
+// agreement, saying why (a TypeRevocation frame, answered by
+// serveRevocation): the consumer's node records it at once instead of at
+// its next request. A consumer that cannot be reached learns it then.
+func (s *Service) TellRevoked(agreement, consumer, why string) {
+	p, err := peer.Decode(consumer)
+	if err != nil || !s.enter() {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, tellTimeout)
+		defer cancel()
+		st, br, err := s.dataStream(ctx, p, DataRequest{Type: TypeRevocation, Agreement: agreement, Reasons: []string{why}}, true)
+		if err == nil {
+			_, err = s.readAnswer(st, br)
+			st.Close()
+		}
+		if err != nil {
+			s.log.Info("the consumer was not told of the revocation; it learns it at its next request", "agreement", agreement, "consumer", p, "err", err)
+		}
+	}()
+}
+
+// serveRevocation answers a TypeRevocation frame: the sender says it
+// revoked an agreement this node is the consumer of. Only the agreement's
+// provider is believed (contract.Service.Told).
+func (s *Service) serveRevocation(st network.Stream, remote peer.ID, body []byte) {
+	defer st.Close()
+	r, err := DecodeDataRequest(body)
+	if err != nil {
+		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, err.Error()))
+		return
+	}
+	if s.o.Revocations == nil {
+		s.writeFrame(st, errorFrame(protocol.CodeInternal, "this node keeps no agreements"))
+		return
+	}
+	if err := s.o.Revocations.Told(r.Agreement, remote, r.Reasons); err != nil {
+		code := protocol.CodeInternal
+		switch {
+		case errors.Is(err, contract.ErrNotProvider), errors.Is(err, contract.ErrNotConsumer):
+			code = protocol.CodeWrongParty
+			s.log.Warn("a peer that is not the provider said an agreement was revoked", "agreement", r.Agreement, "peer", remote, "err", err)
+		case errors.Is(err, contract.ErrUnknownAgreement):
+			code = protocol.CodeAgreementNotValid
+		}
+		s.writeFrame(st, errorFrame(code, err.Error()))
+		return
+	}
+	s.writeFrame(st, []byte{statusData})
 }

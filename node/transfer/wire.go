@@ -20,6 +20,10 @@ const (
 	TypeReceiptRequest  = "mim:ReceiptRequest"  // answer: the provider's signed receipt
 	TypeAcknowledgement = "mim:Acknowledgement" // answer: empty data frame
 	TypeLiveRequest     = "mim:LiveRequest"     // answer: changes as they happen
+	// TypeRevocation goes the other way, from an agreement's provider to
+	// its consumer, outside any transfer: the provider revoked the
+	// agreement (Agreement, Reasons). Answer: empty data frame.
+	TypeRevocation = "mim:Revocation"
 )
 
 // MaxBlocksPerRequest bounds the CIDs of one block request.
@@ -63,18 +67,25 @@ type DataRequest struct {
 	Ack *Signed `json:"ack,omitempty"`
 	// From: TypeLiveRequest, the first change sequence number wanted.
 	From uint64 `json:"from,omitempty"`
+	// Agreement and Reasons: TypeRevocation, the revoked agreement and
+	// what its provider says of it.
+	Agreement string   `json:"agreement,omitempty"`
+	Reasons   []string `json:"reasons,omitempty"`
 }
 
-// isDataFrame reports whether a first frame is a data request rather
-// than a DSP message.
-func isDataFrame(body []byte) bool {
+// maxRevocationReasons bounds the reasons of a revocation notice.
+const maxRevocationReasons = 4
+
+// dataFrameType returns the @type of a first frame that is a data
+// request rather than a DSP message, and whether it is one.
+func dataFrameType(body []byte) (string, bool) {
 	var h struct {
 		Type string `json:"@type"`
 	}
 	if json.Unmarshal(body, &h) != nil {
-		return false
+		return "", false
 	}
-	return strings.HasPrefix(h.Type, "mim:")
+	return h.Type, strings.HasPrefix(h.Type, "mim:")
 }
 
 // DecodeDataRequest reads and checks one data request frame body.
@@ -82,6 +93,12 @@ func DecodeDataRequest(body []byte) (*DataRequest, error) {
 	var r DataRequest
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if r.Type == TypeRevocation {
+		if r.Agreement == "" || len(r.Reasons) > maxRevocationReasons {
+			return nil, fmt.Errorf("%w: a revocation names its agreement, with at most %d reasons", ErrBadRequest, maxRevocationReasons)
+		}
+		return &r, nil
 	}
 	if r.ProviderPid == "" || r.ConsumerPid == "" {
 		return nil, fmt.Errorf("%w: providerPid and consumerPid are required", ErrBadRequest)
