@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,4 +439,74 @@ func TestTransfersOfARevocationCutShortEndAtRestart(t *testing.T) {
 	i := net.Index(env.ID())
 	net.Stop(i).Restart(i)
 	net.WaitFor(10*time.Second, "the live transfer TERMINATED after the restart", func() bool { return liveState() == dsp.Terminated })
+}
+
+// logLines collects log output from many goroutines.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestOperatorLogTellsOutcomes: what an operator acts on or asks about
+// is in the nodes' own log at the default level, not only in the
+// transaction log: agreements made, transfers started and completed, a
+// revocation on both sides, and a request that waits for a person.
+func TestOperatorLogTellsOutcomes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var lines logLines
+	net, holder, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 2,
+		Logger: slog.New(slog.NewTextHandler(&lines, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if _, err := lab.Transfers().Fetch(ctx, agreement, transfer.FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := revoke(t, env, agreement, "the study ended"); code != http.StatusOK {
+		t.Fatalf("revoke answered %d", code)
+	}
+	if _, err := lab.Contracts().Request(ctx, contract.RequestOptions{Provider: env.ID(), Dataset: DatasetID(holder, "AirQualityObserved"), Purpose: "research"}); err != nil {
+		t.Fatal(err)
+	}
+	// Each outcome is a line with its message and what it names.
+	want := [][2]string{
+		{`msg="contract agreed"`, "role=provider"},
+		{`msg="contract agreed"`, "role=consumer"},
+		{`msg="transfer started"`, "role=provider"},
+		{`msg="transfer completed"`, "entities=2"},
+		{`msg="agreement revoked"`, "agreement=" + agreement},
+		{`msg="the provider revoked an agreement this node holds"`, "agreement=" + agreement},
+		{`msg="a contract request waits for approval`, "why="},
+	}
+	logged := func(w [2]string) bool {
+		for _, l := range strings.Split(lines.String(), "\n") {
+			if strings.Contains(l, w[0]) && strings.Contains(l, w[1]) {
+				return true
+			}
+		}
+		return false
+	}
+	defer func() {
+		if t.Failed() {
+			t.Log(lines.String())
+		}
+	}()
+	net.WaitFor(10*time.Second, "every outcome in the log", func() bool {
+		for _, w := range want {
+			if !logged(w) {
+				return false
+			}
+		}
+		return true
+	})
 }

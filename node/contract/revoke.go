@@ -125,6 +125,9 @@ func (s *Service) Revoke(id, reason string) (RevokeResult, error) {
 		return RevokeResult{}, err
 	}
 	out := RevokeResult{Revocation: rev, AlreadyRevoked: !fresh, EndedTransfers: []string{}}
+	if fresh {
+		s.log.Info("agreement revoked", "agreement", rev.Agreement, "dataset", rev.Dataset, "consumer", rev.Consumer, "reason", rev.Reason)
+	}
 	if s.ender != nil {
 		if ended := s.ender.EndAgreements(map[string]string{rev.Agreement: rev.Why()}); ended != nil {
 			out.EndedTransfers = ended
@@ -213,8 +216,11 @@ func (s *Service) Told(id string, from peer.ID, reasons []string) error {
 	if err != nil {
 		return err
 	}
+	fresh := false
 	err = s.o.Audit.Update(func(tx *store.Txn) error {
-		if _, before, err := readNotice(tx, a.ID); err != nil || before {
+		_, before, err := readNotice(tx, a.ID)
+		fresh = err == nil && !before // read again if the update is retried
+		if err != nil || before {
 			return err
 		}
 		if err := tx.Set(noticeKey(a.ID), b); err != nil {
@@ -224,6 +230,9 @@ func (s *Service) Told(id string, from peer.ID, reasons []string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("recording the revocation of agreement %s: %w", id, err)
+	}
+	if fresh {
+		s.log.Info("the provider revoked an agreement this node holds", "agreement", a.ID, "dataset", a.Dataset, "provider", a.Provider, "reason", reason)
 	}
 	return nil
 }

@@ -649,6 +649,7 @@ func (s *Service) load(k negotiation.Key) (*entry, error) {
 // local steps (autoLocked), which every call takes after m.
 func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Message, out []outMsg, err error) {
 	var stepErr error
+	wasPending := e.n.Pending()
 	if m.Type != 0 {
 		stepErr = e.n.Step(m)
 	}
@@ -674,6 +675,7 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 		if e.n.State().Terminal() {
 			s.notify(e.key.Pid, infoOf(e.n, e.meta))
 		}
+		s.logOutcome(e, rd.Transitions, wasPending)
 	} else if rd.MustPersist {
 		e.dirty = true
 	}
@@ -685,6 +687,33 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 	e.n.Advance()
 	s.scheduleLocked(e)
 	return reply, out, stepErr
+}
+
+// logOutcome tells the node's log what an operator acts on or asks
+// about: a request that waits for a person, and how a negotiation ended.
+// The transaction log (mimnode audit) holds every step.
+func (s *Service) logOutcome(e *entry, ts []negotiation.Transition, wasPending bool) {
+	if e.n.Pending() && !wasPending {
+		held := "its offer asks for manual approval"
+		if e.meta.Held != "" {
+			held = e.meta.Held
+		}
+		s.log.Info("a contract request waits for approval: 'mimnode contract approve ID' or 'reject ID --reason ...'",
+			"id", e.key.Pid, "peer", e.n.Peer(), "dataset", e.meta.Dataset, "why", held)
+	}
+	for _, t := range ts {
+		if t.From == t.To {
+			continue
+		}
+		switch t.To {
+		case negotiation.Finalized:
+			s.log.Info("contract agreed", "role", e.n.Role(), "peer", e.n.Peer(), "dataset", e.meta.Dataset, "agreement", e.meta.AgreementID, "id", e.key.Pid)
+		case negotiation.Terminated:
+			code, reasons := e.n.Termination()
+			s.log.Info("contract negotiation ended without agreement", "role", e.n.Role(), "peer", e.n.Peer(), "dataset", e.meta.Dataset,
+				"code", code, "reasons", reasons, "id", e.key.Pid)
+		}
+	}
 }
 
 // persist stores e's negotiation, the audit entries of rd's transitions

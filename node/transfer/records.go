@@ -232,6 +232,7 @@ func (s *Service) step(e *entry, m dsp.Msg) (dsp.Ready, error) {
 		s.auditf(KindTransition, e.info.ID, e.p.Peer(), map[string]any{
 			"role": e.p.Role(), "agreement": e.info.Agreement, "from": t.From, "to": t.To,
 			"cause": t.Cause, "code": t.Code, "reasons": t.Reasons})
+		s.logTransition(e, t)
 		if t.To == dsp.Terminated && m.Type == dsp.MsgReceive && e.p.Role() == dsp.Consumer {
 			// The provider ended it (the process takes a message from
 			// its peer only).
@@ -242,6 +243,30 @@ func (s *Service) step(e *entry, m dsp.Msg) (dsp.Ready, error) {
 	}
 	e.p.Advance()
 	return rd, err
+}
+
+// logTransition tells the node's log when a transfer starts and how it
+// ends (the transaction log, mimnode audit, holds every step).
+func (s *Service) logTransition(e *entry, t dsp.Transition) {
+	if t.From == t.To {
+		return
+	}
+	in := e.info
+	switch t.To {
+	case dsp.Started:
+		if t.From == dsp.Suspended {
+			s.log.Info("transfer resumed", "role", in.Role, "peer", e.p.Peer(), "id", in.ID)
+			return
+		}
+		s.log.Info("transfer started", "role", in.Role, "peer", e.p.Peer(), "dataset", in.Dataset, "agreement", in.Agreement, "format", in.Format, "id", in.ID)
+	case dsp.Suspended:
+		s.log.Info("transfer suspended", "role", in.Role, "peer", e.p.Peer(), "id", in.ID)
+	case dsp.Completed:
+		s.log.Info("transfer completed", "role", in.Role, "peer", e.p.Peer(), "dataset", in.Dataset, "version", in.Version,
+			"entities", in.Usage.Entities, "bytes", in.Usage.Bytes, "id", in.ID)
+	case dsp.Terminated:
+		s.log.Info("transfer ended", "role", in.Role, "peer", e.p.Peer(), "dataset", in.Dataset, "code", t.Code, "reasons", t.Reasons, "id", in.ID)
+	}
 }
 
 // List returns every transfer on this node, newest first.
