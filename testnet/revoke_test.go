@@ -11,13 +11,13 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/mimnode/mimnode/content"
+	"github.com/mimnode/mimnode/internal/syncbuf"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/contract"
@@ -441,24 +441,6 @@ func TestTransfersOfARevocationCutShortEndAtRestart(t *testing.T) {
 	net.WaitFor(10*time.Second, "the live transfer TERMINATED after the restart", func() bool { return liveState() == dsp.Terminated })
 }
 
-// logLines collects log output from many goroutines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestOperatorLogTellsOutcomes: what an operator acts on or asks about
 // is in the nodes' own log at the default level, not only in the
 // transaction log: agreements made, transfers started and completed, a
@@ -466,7 +448,7 @@ func (l *logLines) String() string {
 func TestOperatorLogTellsOutcomes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var lines logLines
+	var lines syncbuf.Buffer
 	net, holder, env, lab, agreement := agreed(t, ctx, Options{EntitiesPerModel: 2,
 		Logger: slog.New(slog.NewTextHandler(&lines, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if _, err := lab.Transfers().Fetch(ctx, agreement, transfer.FetchOptions{}); err != nil {

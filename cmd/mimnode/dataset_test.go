@@ -9,10 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/internal/syncbuf"
 )
 
 func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
@@ -247,23 +248,5 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a subprocess writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// Bytes returns a copy of what was written so far.
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuffer) String() string { return string(s.Bytes()) }
+// syncBuffer is a buffer a subprocess writes while the test reads.
+type syncBuffer = syncbuf.Buffer
