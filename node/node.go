@@ -109,6 +109,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if err != nil {
 		return nil, err
 	}
+	if err = checkFormat(n.store, cfg.DataDir); err != nil {
+		return nil, err
+	}
 	n.gater = federation.NewGater()
 	if n.host, err = newHost(cfg, n.key, n.gater, n.metrics); err != nil {
 		return nil, err

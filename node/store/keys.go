@@ -3,7 +3,8 @@ package store
 // Key prefixes: the whole key layout of a node's database. Each package owns
 // the keys under its prefix and documents their shape next to its code.
 const (
-	// PrefixMeta holds node metadata (schema version, counters).
+	// PrefixMeta holds node metadata (the store's format, node/format.go;
+	// members' last addresses, node/federation).
 	PrefixMeta = "m/"
 	// PrefixNGSILD holds entities, their indexes, attribute history and the
 	// JSON-LD context store (package node/ngsild).
