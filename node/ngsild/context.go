@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,20 @@ const (
 
 //go:embed contexts/ngsi-ld-core-context-v1.9.jsonld
 var coreContextDoc []byte
+
+// coreContextPattern matches the URLs of every published version of the
+// core context, which clients name as they were written (Smart Data
+// Models examples and FIWARE tutorials use v1.3 to v1.8, some over http).
+var coreContextPattern = regexp.MustCompile(`^https?://uri\.etsi\.org/ngsi-ld/v1/ngsi-ld-core-context(-v1\.[0-9]+)?\.jsonld$`)
+
+// isCoreContext reports whether u names the NGSI-LD core context, in any
+// version. Each is taken as the embedded one, with no fetch: the core
+// context is always applied last (clause 5.5.7), so the terms a client
+// uses mean what the embedded copy says, and a node without internet
+// takes such payloads as one with it does.
+func isCoreContext(u string) bool {
+	return u == CoreContextURL || u == CoreContextV19URL || coreContextPattern.MatchString(u)
+}
 
 // ErrContextNotAvailable is wrapped by context loading failures: the URL is
 // neither in the node's context store nor fetchable.
@@ -532,7 +547,7 @@ func dedupeContexts(list []any) []any {
 	out := list[:0:0]
 	for i, item := range list {
 		if u, ok := item.(string); ok {
-			if u == CoreContextURL || u == CoreContextV19URL || last[u] != i {
+			if isCoreContext(u) || last[u] != i {
 				continue
 			}
 		}

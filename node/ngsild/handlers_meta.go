@@ -417,7 +417,7 @@ func (s *Service) addContext(w http.ResponseWriter, r *http.Request) error {
 	} else if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || strings.ContainsAny(u, " \t\n") {
 		return newError(BadRequestData, "invalid url", "the context URL must be an http(s) URL with a host, got %q", u)
 	}
-	if u == CoreContextURL || u == CoreContextV19URL {
+	if isCoreContext(u) {
 		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be replaced")
 	}
 	kind := contextCached
@@ -473,7 +473,7 @@ func (s *Service) serveContext(w http.ResponseWriter, r *http.Request) error {
 // context).
 func (s *Service) deleteContext(w http.ResponseWriter, r *http.Request) error {
 	u := s.contextURL(r.PathValue("id"))
-	if u == CoreContextURL || u == CoreContextV19URL {
+	if isCoreContext(u) {
 		return newError(OperationNotSupported, "core context is fixed", "the NGSI-LD core context cannot be deleted")
 	}
 	reload, err := boolParam(queryParams(r), "reload")

@@ -596,7 +596,7 @@ func (n *notifier) send(ctx context.Context, subID string, evs []*event, rc rend
 		select {
 		case n.receiver(ctx, j.uri).jobs <- j:
 		default:
-			n.failed(subID, errors.New("receiver queue full: notification dropped"))
+			n.failed(subID, errors.New("receiver queue full: notification dropped"), false)
 		}
 	}
 }
@@ -652,7 +652,7 @@ func (n *notifier) deliver(ctx context.Context, j job) {
 			return
 		}
 	}
-	n.failed(j.subID, err)
+	n.failed(j.subID, err, true)
 }
 
 func (n *notifier) post(ctx context.Context, j job) error {
@@ -674,13 +674,22 @@ func (n *notifier) post(ctx context.Context, j job) error {
 	return nil
 }
 
-func (n *notifier) failed(subID string, err error) {
+// failed records a notification that failed: sent, and answered with an
+// error or not at all, or dropped unsent (a full queue).
+func (n *notifier) failed(subID string, err error, sent bool) {
 	first := false
 	n.record(subID, func(st *subStatus, now time.Time) {
 		// Log when a subscription starts failing, not every drop: a dead
 		// receiver fails every notification, and logging each one cost
 		// more than the matching.
 		first = st.LastFailure.IsZero() || st.LastSuccess.After(st.LastFailure)
+		// timesSent counts every notification sent, timesFailed those
+		// that failed (clause 5.2.14), so a monitor's success rate is
+		// (timesSent - timesFailed) / timesSent; a dropped one is a
+		// failure that was never sent.
+		if sent {
+			st.TimesSent++
+		}
 		st.TimesFailed++
 		st.LastNotification, st.LastFailure = now, now
 		st.LastError = err.Error()

@@ -236,11 +236,13 @@ var routes = []route{
 	{"DELETE /ngsi-ld/v1/jsonldContexts/{id}", (*Service).deleteContext},
 }
 
-// Register mounts the NGSI-LD API on mux.
+// Register mounts the NGSI-LD API on mux. Each path is also served with
+// a trailing slash: the FIWARE IoT Agent posts every measurement to
+// /entityOperations/upsert/, and other brokers take either form.
 func (s *Service) Register(mux *http.ServeMux) {
 	for _, rt := range routes {
 		h, idKind := rt.handler, pathIDKind(rt.pattern)
-		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+		handle := func(w http.ResponseWriter, r *http.Request) {
 			err := checkTenant(r)
 			if err == nil && idKind != "" {
 				err = checkPathID(r, idKind)
@@ -251,7 +253,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 			if err != nil {
 				s.writeError(w, r, err)
 			}
-		})
+		}
+		mux.HandleFunc(rt.pattern, handle)
+		mux.HandleFunc(rt.pattern+"/{$}", handle)
 	}
 }
 

@@ -1,0 +1,76 @@
+package ngsild
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// Tests of what common NGSI-LD clients send that the specification's
+// text alone does not settle.
+
+// TestTrailingSlashPaths: the FIWARE IoT Agent posts every measurement to
+// /entityOperations/upsert/ (with the slash), and clients written against
+// other brokers send /entities/ and /subscriptions/: each path works with
+// a trailing slash as without.
+func TestTrailingSlashPaths(t *testing.T) {
+	n := newTestNode(t, nil)
+	body := []map[string]any{{"id": "urn:ngsi-ld:Device:d9", "type": "Device", "t": map[string]any{"type": "Property", "value": 1}}}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entityOperations/upsert/?options=update", body), http.StatusCreated)
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities/", map[string]any{"id": "urn:ngsi-ld:Device:d10", "type": "Device"}), http.StatusCreated)
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities/?type=Device", nil)); len(got) != 2 {
+		t.Errorf("GET /entities/?type=Device found %v, want both devices", got)
+	}
+	rec := n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:d9/", nil)
+	wantStatus(t, rec, http.StatusOK)
+	if e := decode(t, rec).(map[string]any); e["t"] == nil {
+		t.Errorf("GET /entities/{id}/ answered %v, want the entity", e)
+	}
+	// Only one slash more: a path with another segment is still unknown.
+	if rec := n.do("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:d9/x", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /entities/{id}/x answered %d, want 404", rec.Code)
+	}
+}
+
+// TestVersionedCoreContextsNeedNoNetwork: payloads naming a versioned core
+// context URL, as Smart Data Models examples and FIWARE tutorials do (v1.3
+// to v1.8), are taken on a node with no internet, in the body and in the
+// Link header; the core context cannot be replaced in any version.
+func TestVersionedCoreContextsNeedNoNetwork(t *testing.T) {
+	n := newTestNode(t, nil)
+	for i, u := range []string{
+		"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.3.jsonld",
+		"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.6.jsonld",
+		"https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld",
+		"http://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld",
+	} {
+		id := "urn:ngsi-ld:T:core-" + string(rune('a'+i))
+		body := map[string]any{"@context": []any{envContext, u}, "id": id, "type": "Reading",
+			"NO2": map[string]any{"type": "Property", "value": 22}}
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...), http.StatusCreated)
+		rec := n.do("GET", "/ngsi-ld/v1/entities/"+id, nil, link(u)...)
+		wantStatus(t, rec, http.StatusOK)
+		if e := decode(t, rec).(map[string]any); e["type"] == nil {
+			t.Errorf("%s in the Link header: answered %v", u, e)
+		}
+		wantProblem(t, n.do("POST", "/ngsi-ld/v1/jsonldContexts?url="+url.QueryEscape(u), map[string]any{"@context": map[string]any{}}), OperationNotSupported)
+	}
+	// A URL that only looks like one is fetched (and here fails).
+	body := map[string]any{"@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld.evil", "id": "urn:ngsi-ld:T:x", "type": "T"}
+	wantProblem(t, n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...), LdContextNotAvailable)
+}
+
+// TestTimesSentCountsFailures: a notification the receiver refuses counts
+// in timesSent and in timesFailed (clause 5.2.14), so that a monitor
+// computing (timesSent - timesFailed) / timesSent sees the failure.
+func TestTimesSentCountsFailures(t *testing.T) {
+	n := startedNode(t, nil, func(o *Options) { o.Notify.Retries = -1 })
+	rcv := newReceiver(t)
+	rcv.fail.Store(1)
+	id := subscribe(t, n, map[string]any{"type": "Subscription", "entities": []any{map[string]any{"type": "Sensor"}},
+		"notification": map[string]any{"endpoint": map[string]any{"uri": rcv.srv.URL}}})
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:s1", "type": "Sensor"}), http.StatusCreated)
+	waitStatus(t, n, id, func(nd map[string]any) bool { return nd["timesSent"] == 1.0 && nd["timesFailed"] == 1.0 })
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:s2", "type": "Sensor"}), http.StatusCreated)
+	waitStatus(t, n, id, func(nd map[string]any) bool { return nd["timesSent"] == 2.0 && nd["timesFailed"] == 1.0 })
+}
