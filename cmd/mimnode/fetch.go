@@ -56,7 +56,7 @@ otherwise plain progress lines are printed.`,
 				// Ctrl-C is how a live fetch is meant to end: the
 				// transfer stays open at the last change landed.
 				r.finish()
-				fmt.Fprintf(g.stderr, "stopped following the live feed; 'mimnode fetch %s --live' resumes it after the last change received, 'mimnode transfer terminate ID' ends it (mimnode transfer list shows it)\n", args[0])
+				fmt.Fprintf(g.stderr, "stopped following the live feed; 'mimnode fetch %s --live' resumes it after the last change received, 'mimnode transfer terminate %s' ends it\n", args[0], r.transfer)
 				return nil
 			}
 			return err
@@ -111,7 +111,8 @@ type fetchRenderer struct {
 	pb        *progressbar.ProgressBar
 	phase     string
 	lastDecil int64
-	following bool // the snapshot landed and the live feed runs
+	following bool   // the snapshot landed and the live feed runs
+	transfer  string // the live feed's transfer
 }
 
 func (r *fetchRenderer) run(body io.Reader) error {
@@ -148,9 +149,9 @@ func (r *fetchRenderer) run(body io.Reader) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading the daemon's progress: %w", err)
+		return fmt.Errorf("lost the daemon during the fetch (%w): if it stopped, start it again ('mimnode run') and fetch again; the transfer resumes with the blocks already received", err)
 	}
-	return errors.New("the daemon ended the fetch without an outcome")
+	return errors.New("the daemon ended the fetch without an outcome: if it stopped, start it again ('mimnode run') and fetch again; the transfer resumes with the blocks already received")
 }
 
 func (r *fetchRenderer) finish() {
@@ -163,7 +164,7 @@ func (r *fetchRenderer) finish() {
 
 func (r *fetchRenderer) progress(p transfer.Progress) {
 	if p.Phase == "live" {
-		r.following = true
+		r.following, r.transfer = true, p.Transfer
 	}
 	if r.json {
 		return
@@ -171,7 +172,7 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 	switch p.Phase {
 	case "live":
 		r.finish()
-		fmt.Fprintln(r.out, "snapshot landed; receiving changes as they happen (Ctrl-C to stop)")
+		fmt.Fprintf(r.out, "snapshot landed; transfer %s receives changes as they happen (Ctrl-C to stop)\n", p.Transfer)
 		return
 	case "interrupted":
 		fmt.Fprintf(r.out, "lost the provider (%s); reconnecting until it answers again (Ctrl-C to stop)\n", p.Note)
@@ -186,7 +187,7 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 				progressbar.OptionShowTotalBytes(true), progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionShowDescriptionAtLineEnd())
 		}
-		r.pb.Describe(fmt.Sprintf("%s: blocks %d/%d, entities %d/%d", p.Phase, p.Blocks, p.TotalBlocks, p.Entities, p.TotalEntites))
+		r.pb.Describe(fmt.Sprintf("%s: blocks %d/%d, entities %d/%d", p.Phase, p.Blocks, p.TotalBlocks, p.Entities, p.TotalEntities))
 		_ = r.pb.Set64(p.Bytes)
 		return
 	}
@@ -195,8 +196,8 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 	switch {
 	case p.Phase == "blocks" && p.TotalBlocks > 0:
 		decil = p.Blocks * 10 / p.TotalBlocks
-	case p.Phase == "landing" && p.TotalEntites > 0:
-		decil = p.Entities * 10 / p.TotalEntites
+	case p.Phase == "landing" && p.TotalEntities > 0:
+		decil = p.Entities * 10 / p.TotalEntities
 	}
 	if p.Phase == r.phase && decil == r.lastDecil {
 		return
@@ -208,7 +209,7 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 // plainLine is one progress line: bytes, blocks, entities, rate and ETA.
 func plainLine(p transfer.Progress, elapsed time.Duration) string {
 	line := fmt.Sprintf("%-8s %s/%s  blocks %d/%d  entities %d/%d", p.Phase, humanBytes(p.Bytes), humanBytes(p.TotalBytes),
-		p.Blocks, p.TotalBlocks, p.Entities, p.TotalEntites)
+		p.Blocks, p.TotalBlocks, p.Entities, p.TotalEntities)
 	if secs := elapsed.Seconds(); secs > 0 && p.Bytes > 0 && p.Phase == "blocks" {
 		rate := float64(p.Bytes) / secs
 		eta := time.Duration(float64(p.TotalBytes-p.Bytes) / rate * float64(time.Second))

@@ -19,22 +19,22 @@ func TestFetchRendererPlainLines(t *testing.T) {
 		wantLines []string
 		wantErr   string
 	}{
-		{"completed", `{"progress":{"Phase":"manifest"}}
-{"progress":{"Phase":"blocks","Blocks":1,"TotalBlocks":2,"Bytes":500000,"TotalBytes":1000000,"TotalEntites":10}}
-{"progress":{"Phase":"blocks","Blocks":2,"TotalBlocks":2,"Bytes":1000000,"TotalBytes":1000000,"TotalEntites":10}}
-{"progress":{"Phase":"landing","Blocks":2,"TotalBlocks":2,"Bytes":1000000,"TotalBytes":1000000,"Entities":10,"TotalEntites":10}}
+		{"completed", `{"progress":{"phase":"manifest"}}
+{"progress":{"phase":"blocks","blocks":1,"totalBlocks":2,"bytes":500000,"totalBytes":1000000,"totalEntities":10}}
+{"progress":{"phase":"blocks","blocks":2,"totalBlocks":2,"bytes":1000000,"totalBytes":1000000,"totalEntities":10}}
+{"progress":{"phase":"landing","blocks":2,"totalBlocks":2,"bytes":1000000,"totalBytes":1000000,"entities":10,"totalEntities":10}}
 {"done":{"id":"urn:uuid:1","state":"COMPLETED","version":"bafy","usage":{"bytes":1000000,"blocks":2,"entities":10,"duration":1000000}}}
 `, []string{"manifest", "blocks   500.0 kB/1.0 MB  blocks 1/2  entities 0/10", "blocks   1.0 MB/1.0 MB  blocks 2/2",
 			"landing", "transfer urn:uuid:1 COMPLETED: version bafy, 10 entities, 2 blocks fetched (0 already held), 1.0 MB moved in 1ms"}, ""},
 		{"refused", `{"error":{"message":"refused","code":"MIM-605","reasons":["count: at most 1","expired"]}}
 `, nil, "refused [MIM-605]:\n  count: at most 1\n  expired"},
-		{"live", `{"progress":{"Phase":"manifest"}}
-{"progress":{"Phase":"live"}}
+		{"live", `{"progress":{"phase":"manifest"}}
+{"progress":{"phase":"live","transfer":"urn:uuid:7"}}
 {"change":{"seq":7,"op":"update","id":"urn:ngsi-ld:x:1"}}
 {"error":{"message":"transfer refused","code":"MIM-605","reasons":["transfer is SUSPENDED, not STARTED"]}}
-`, []string{"manifest", "snapshot landed", "change 7: update urn:ngsi-ld:x:1"}, "SUSPENDED"},
-		{"cut short", `{"progress":{"Phase":"manifest"}}
-`, []string{"manifest"}, "without an outcome"},
+`, []string{"manifest", "snapshot landed; transfer urn:uuid:7 receives", "change 7: update urn:ngsi-ld:x:1"}, "SUSPENDED"},
+		{"cut short", `{"progress":{"phase":"manifest"}}
+`, []string{"manifest"}, "start it again ('mimnode run') and fetch again"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -334,7 +334,7 @@ func BenchmarkEndToEndEntities(b *testing.B) {
 	cpu := map[string]time.Duration{}
 	halfway := false
 	in, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{Progress: func(p transfer.Progress) {
-		if p.Phase == "landing" && !halfway && p.Entities >= p.TotalEntites/2 {
+		if p.Phase == "landing" && !halfway && p.Entities >= p.TotalEntities/2 {
 			halfway = true
 			writeHeap(b, *heapProfile+"-landing-half.heap")
 		}

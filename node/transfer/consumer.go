@@ -26,16 +26,18 @@ import (
 
 // Progress is reported while a fetch runs.
 type Progress struct {
-	Phase        string // "manifest", "blocks", "landing", "done"; a live feed's "live", "interrupted", "resumed"
-	Blocks       int64  // blocks held of the version so far
-	TotalBlocks  int64
-	Bytes        int64 // bytes held of the version so far
-	TotalBytes   int64
-	Entities     int64 // entities landed so far
-	TotalEntites int64
+	Phase         string `json:"phase"`  // "manifest", "blocks", "landing", "done"; a live feed's "live", "interrupted", "resumed"
+	Blocks        int64  `json:"blocks"` // blocks held of the version so far
+	TotalBlocks   int64  `json:"totalBlocks"`
+	Bytes         int64  `json:"bytes"` // bytes held of the version so far
+	TotalBytes    int64  `json:"totalBytes"`
+	Entities      int64  `json:"entities"` // entities landed so far
+	TotalEntities int64  `json:"totalEntities"`
 	// Note says what happened, for the phases that are events of a live
 	// feed: "interrupted" (what broke it) and "resumed".
-	Note string `json:",omitempty"`
+	Note string `json:"note,omitempty"`
+	// Transfer names the live feed's transfer, in its "live" phase.
+	Transfer string `json:"transfer,omitempty"`
 }
 
 // FetchOptions tune one fetch.
@@ -328,7 +330,7 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	var nBlocks, nBytes atomic.Int64
 	nBlocks.Store(held)
 	nBytes.Store(heldBytes)
-	total := Progress{TotalBlocks: int64(len(m.Blocks)), TotalBytes: m.Size, TotalEntites: m.Entities()}
+	total := Progress{TotalBlocks: int64(len(m.Blocks)), TotalBytes: m.Size, TotalEntities: m.Entities()}
 	var refetched atomic.Int64
 	onBlock := func(size int64) {
 		nBlocks.Add(1)
@@ -363,7 +365,7 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	// (n, the usage record's) is only those it wrote and deleted: a new
 	// version that changed 1 of 600 entities would end as "1/600".
 	p := total
-	p.Phase, p.Blocks, p.Bytes, p.Entities = "done", total.TotalBlocks, total.TotalBytes, total.TotalEntites
+	p.Phase, p.Blocks, p.Bytes, p.Entities = "done", total.TotalBlocks, total.TotalBytes, total.TotalEntities
 	report(p)
 	return u, nil
 }

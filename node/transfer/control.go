@@ -15,6 +15,9 @@ import (
 // Suspend pauses transfer id (either role, STARTED); a live feed under it
 // ends, and Resume starts it again.
 func (s *Service) Suspend(ctx context.Context, id, reason string) (Info, error) {
+	if reason == "" {
+		reason = fmt.Sprintf("suspended by the user; 'mimnode transfer resume %s' starts it again", id)
+	}
 	return s.local(ctx, id, dsp.Msg{Type: dsp.MsgSuspend, Code: protocol.CodeCancelled, Reasons: reasonList(reason)})
 }
 

@@ -107,7 +107,7 @@ func (s *Service) handleFetch(w http.ResponseWriter, r *http.Request) {
 	if req.Live {
 		err = s.Live(r.Context(), req.Agreement, LiveOptions{
 			Progress: progress,
-			Started:  func(Info) { emit(Event{Progress: &Progress{Phase: "live"}}) },
+			Started:  func(in Info) { emit(Event{Progress: &Progress{Phase: "live", Transfer: in.ID}}) },
 			OnChange: func(c LiveChange) { emit(Event{Change: &c}) },
 			Interrupted: func(err error) {
 				emit(Event{Progress: &Progress{Phase: "interrupted", Note: err.Error()}})

@@ -35,6 +35,10 @@ func TestHTTPRoutes(t *testing.T) {
 		var events []transfer.Event
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
+			// Members are named as everywhere else in the API.
+			if strings.Contains(sc.Text(), `"progress"`) && !strings.Contains(sc.Text(), `"totalEntities"`) {
+				t.Errorf("progress event %s does not name totalEntities", sc.Text())
+			}
 			var ev transfer.Event
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				t.Fatalf("event %q: %v", sc.Text(), err)

@@ -209,13 +209,26 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 	if err != nil {
 		return err
 	}
+	suspended := ""
 	for _, in := range list {
-		if in.Role == dsp.Consumer && in.Agreement == a.ID && in.State == dsp.Started && in.Format == FormatLive {
+		if in.Role != dsp.Consumer || in.Agreement != a.ID || in.Format != FormatLive {
+			continue
+		}
+		if in.State == dsp.Suspended && suspended == "" {
+			suspended = in.ID
+		}
+		if in.State == dsp.Started {
 			if e, err = s.load(dsp.Consumer, in.ID); err != nil {
 				return err
 			}
 			break
 		}
+	}
+	if e == nil && suspended != "" {
+		// A second feed beside the suspended one would land the
+		// snapshot again and leave two feeds once both run.
+		return fmt.Errorf("the live transfer %s under agreement %s is SUSPENDED: resume it with 'mimnode transfer resume %s' and follow it again with 'mimnode fetch %s --live', or end it with 'mimnode transfer terminate %s': %w",
+			suspended, a.ID, suspended, a.ID, suspended, ErrBadState)
 	}
 	if e == nil {
 		if e, err = s.request(ctx, a, provider, FormatLive); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,35 @@ func TestLiveFeedAcrossProviderRestart(t *testing.T) {
 		l, _ := prov.svc.List()
 		return len(l) == 1 && l[0].Receipt && l[0].Usage.Entities == 50+21
 	})
+	// Following the agreement again does not start a second feed beside
+	// the suspended one: it says how to resume it.
+	err := cons.svc.Live(ctx, a.ID, transfer.LiveOptions{})
+	if !errors.Is(err, transfer.ErrBadState) || !strings.Contains(err.Error(), "mimnode transfer resume "+in.ID) {
+		t.Errorf("Live while the feed is suspended: %v, want ErrBadState saying how to resume %s", err, in.ID)
+	}
+	if l, _ := cons.svc.List(); len(l) != 1 {
+		t.Errorf("consumer holds %d transfers after asking again, want the suspended one alone", len(l))
+	}
+	// Resumed, the same transfer is followed again, from where it was.
+	if _, err := cons.svc.Resume(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	started = make(chan transfer.Info, 1)
+	done = make(chan error, 1)
+	go func() {
+		done <- cons.svc.Live(lctx, a.ID, transfer.LiveOptions{Started: func(in transfer.Info) { started <- in },
+			OnChange: func(c transfer.LiveChange) { mu.Lock(); seqs = append(seqs, c.Seq); mu.Unlock() }})
+	}()
+	select {
+	case again := <-started:
+		if again.ID != in.ID {
+			t.Errorf("the resumed feed runs as transfer %s, want %s", again.ID, in.ID)
+		}
+	case err := <-done:
+		t.Fatalf("the resumed feed ended at once: %v", err)
+	}
+	upsert(t, prov.n, entities(t, 52, 0)[51:])
+	eventually(t, 10*time.Second, "a change after the resumption delivered", func() bool { return received() == 22 })
 }
 
 // TestLiveFeedNeverRelaysUndistributable: a node that received entities

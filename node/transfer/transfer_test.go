@@ -348,8 +348,8 @@ func TestNewVersionFetchesOnlyChangedBlocks(t *testing.T) {
 		}
 		// The progress ends with every entity of the version held, those
 		// kept from the first one included, though one was written.
-		if last.Phase != "done" || last.Entities != int64(len(es)) || last.TotalEntites != int64(len(es)) {
-			t.Errorf("second transfer ended reporting %s %d/%d entities, want done %d/%d", last.Phase, last.Entities, last.TotalEntites, len(es), len(es))
+		if last.Phase != "done" || last.Entities != int64(len(es)) || last.TotalEntities != int64(len(es)) {
+			t.Errorf("second transfer ended reporting %s %d/%d entities, want done %d/%d", last.Phase, last.Entities, last.TotalEntities, len(es), len(es))
 		}
 		if second.Usage.Entities != 1 {
 			t.Errorf("second transfer's usage counts %d entities, want the 1 it wrote", second.Usage.Entities)
