@@ -43,7 +43,7 @@ type Index struct {
 	retired  map[Key]uint64      // seq of the retirement, so that an older live record arriving late is ignored
 	free     []uint32
 	postings map[string]*postingList
-	facet    map[string]bitset // "t:"+type, "h:"+theme, "p:"+peer, "n:"+name, "l:"+licence IRI
+	facet    map[string]bitset // typeFacet, "h:"+theme, "p:"+peer, "n:"+name, licenceFacet
 	live     int
 	totalLen float64 // sum of the weighted lengths of live slots
 
@@ -233,6 +233,29 @@ func (x *Index) remove(k Key) bool {
 	return true
 }
 
+// typeFacet and licenceFacet are the index keys of an entity type (an
+// IRI or its short name) and a licence (an SPDX id or an IRI): in lower
+// case, as themes and publisher names are matched, so that a search for
+// airqualityobserved or cc-by-4.0 finds what AirQualityObserved and
+// CC-BY-4.0 find.
+func typeFacet(t string) string { return "t:" + strings.ToLower(t) }
+
+func licenceFacet(l string) string {
+	if id, ok := spdxByLower[strings.ToLower(l)]; ok {
+		l = id
+	}
+	return "l:" + strings.ToLower(LicenceIRI(l))
+}
+
+// spdxByLower maps the licences' SPDX ids in lower case to their spelling.
+var spdxByLower = func() map[string]string {
+	m := make(map[string]string, len(licences))
+	for id := range licences {
+		m[strings.ToLower(id)] = id
+	}
+	return m
+}()
+
 func themeCode(t string) string {
 	return strings.ToUpper(strings.TrimPrefix(t, ThemeIRI))
 }
@@ -252,13 +275,13 @@ func (x *Index) add(r Record) {
 		addText(kw, weightKeyword)
 	}
 	addText(ds.Description, weightOther)
-	facets := []string{"p:" + r.Publisher, "l:" + LicenceIRI(ds.License)}
+	facets := []string{"p:" + r.Publisher, licenceFacet(ds.License)}
 	if ds.Publisher.Name != "" {
 		facets = append(facets, "n:"+strings.ToLower(ds.Publisher.Name))
 	}
 	for _, t := range ds.EntityTypes {
 		short := ShortType(t)
-		facets = append(facets, "t:"+t, "t:"+short)
+		facets = append(facets, typeFacet(t), typeFacet(short))
 		addText(splitCamel(short), weightOther)
 	}
 	for _, th := range ds.Themes {
@@ -438,13 +461,13 @@ func (q Query) check() (Query, error) {
 func (x *Index) filter(q *Query) (bitset, bool) {
 	var sets []bitset
 	if q.Type != "" {
-		sets = append(sets, x.facet["t:"+q.Type])
+		sets = append(sets, x.facet[typeFacet(q.Type)])
 	}
 	if q.Theme != "" {
 		sets = append(sets, x.facet["h:"+themeCode(q.Theme)])
 	}
 	if q.License != "" {
-		sets = append(sets, x.facet["l:"+LicenceIRI(q.License)])
+		sets = append(sets, x.facet[licenceFacet(q.License)])
 	}
 	if q.Publisher != "" {
 		byID, byName := x.facet["p:"+q.Publisher], x.facet["n:"+strings.ToLower(q.Publisher)]

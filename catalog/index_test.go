@@ -98,6 +98,8 @@ func TestSearch(t *testing.T) {
 		{"publisher by name", Query{Publisher: "aarhus kommune"}, "aarhus:parking aarhus:air-quality"},
 		{"licence SPDX id", Query{License: "ODbL-1.0"}, "aarhus:parking"},
 		{"licence IRI", Query{License: "https://spdx.org/licenses/ODbL-1.0"}, "aarhus:parking"},
+		{"licence SPDX id in another case", Query{License: "odbl-1.0"}, "aarhus:parking"},
+		{"type in another case", Query{Type: "airqualityobserved"}, "aarhus:air-quality lyon:air"},
 		{"bbox intersects polygon and point", Query{BBox: &aarhus}, "aarhus:parking aarhus:air-quality"},
 		{"bbox far away", Query{BBox: &far}, ""},
 		{"text and filters together", Query{Text: "air", Publisher: "peerA", Theme: "ENVI"}, "aarhus:air-quality"},

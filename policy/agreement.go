@@ -592,6 +592,23 @@ func ParseAgreement(data []byte) (Agreement, error) {
 	return a, nil
 }
 
+// ParseReformattedAgreement reads an agreement file that may have been
+// reformatted since it was written (pretty-printed, its members reordered
+// by another tool): the signatures cover the agreement's canonical form
+// (RFC 8785), which any such reformatting keeps, so the file is read as
+// that form. reformatted says whether its bytes differed from it. Nodes
+// store and exchange only the canonical bytes (ParseAgreement); this is
+// for files people hand around.
+func ParseReformattedAgreement(data []byte) (a Agreement, reformatted bool, err error) {
+	body := bytes.TrimSuffix(data, []byte("\n"))
+	canon, err := jcs.Transform(body)
+	if err != nil {
+		return Agreement{}, false, fmt.Errorf("%w: reading agreement file: %w", ErrSyntax, err)
+	}
+	a, err = ParseAgreement(canon)
+	return a, err == nil && !bytes.Equal(canon, body), err
+}
+
 func decodeAgreement(data []byte) (Agreement, error) {
 	v, ok := quickTree(data)
 	if !ok {

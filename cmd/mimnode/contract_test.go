@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -63,8 +64,28 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		t.Fatalf("export: %v", err)
 	}
 	out, _, err = cli(t, "agreement", "verify", file)
-	if err != nil || !strings.Contains(out, "valid") || !strings.Contains(out, provID) {
+	if err != nil || !strings.Contains(out, "valid") || !strings.Contains(out, provID) || strings.Contains(out, "reformatted") {
 		t.Fatalf("verify exported agreement: %q, %v", out, err)
+	}
+	// Pretty-printed by another tool, it still verifies, and says so;
+	// with a term changed, it does not.
+	raw, _ := os.ReadFile(file)
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, raw, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	prettyFile := filepath.Join(t.TempDir(), "pretty.json")
+	os.WriteFile(prettyFile, pretty.Bytes(), 0o644)
+	if out, _, err := cli(t, "agreement", "verify", prettyFile); err != nil || !strings.Contains(out, "valid") || !strings.Contains(out, "reformatted") {
+		t.Errorf("verify a pretty-printed agreement: %q, %v", out, err)
+	}
+	edited := bytes.Replace(pretty.Bytes(), []byte(`"research"`), []byte(`"commercial"`), 1)
+	if bytes.Equal(edited, pretty.Bytes()) {
+		t.Fatalf("no purpose to edit in %s", pretty.Bytes())
+	}
+	os.WriteFile(prettyFile, edited, 0o644)
+	if out, _, err := cli(t, "agreement", "verify", prettyFile); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Errorf("verify an edited, pretty-printed agreement: %q, %v; want it refused", out, err)
 	}
 	// The provider holds the same agreement.
 	provFile := filepath.Join(t.TempDir(), "provider.json")

@@ -160,8 +160,10 @@ func agreementCmd(g *globals) *cobra.Command {
 		Use:   "verify FILE",
 		Short: "Check an agreement's two signatures offline and print its terms",
 		Long: `Verify a signed agreement file (as written by 'mimnode agreement export'): both the
-provider's and the consumer's signatures over its canonical form, checked against the
-public keys inside their peer IDs. Needs no daemon and no network.`,
+provider's and the consumer's signatures over its canonical form (RFC 8785), checked
+against the public keys inside their peer IDs. A file reformatted since (pretty-printed,
+say) verifies as its canonical form. Needs no daemon and no network, so it cannot tell
+whether the provider has revoked the agreement since.`,
 		Example: "  mimnode agreement verify agreement.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -169,7 +171,7 @@ public keys inside their peer IDs. Needs no daemon and no network.`,
 			if err != nil {
 				return err
 			}
-			a, err := policy.ParseAgreement(data)
+			a, reformatted, err := policy.ParseReformattedAgreement(data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -177,10 +179,15 @@ public keys inside their peer IDs. Needs no daemon and no network.`,
 				return fmt.Errorf("%s does not verify: %w", args[0], err)
 			}
 			if g.json {
-				return g.printJSON(map[string]any{"valid": true, "id": a.ID, "dataset": a.Dataset,
+				return g.printJSON(map[string]any{"valid": true, "reformatted": reformatted, "id": a.ID, "dataset": a.Dataset,
 					"provider": a.Provider, "consumer": a.Consumer, "description": a.Describe()})
 			}
-			fmt.Fprintf(g.stdout, "valid: signed by provider %s and consumer %s\n%s\n", a.Provider, a.Consumer, a.Describe())
+			fmt.Fprintf(g.stdout, "valid: signed by provider %s and consumer %s\n", a.Provider, a.Consumer)
+			if reformatted {
+				fmt.Fprintln(g.stdout, "(the file was reformatted since it was written; its canonical form, which the signatures cover, is what verified)")
+			}
+			fmt.Fprintln(g.stdout, a.Describe())
+			fmt.Fprintln(g.stdout, "A revocation is not checked offline: 'mimnode agreement list' on the provider's or consumer's node shows one.")
 			return nil
 		},
 	})
