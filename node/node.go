@@ -427,9 +427,18 @@ func (n *Node) P2PAddrs() []string {
 
 // Status implements api.Backend.
 func (n *Node) Status() api.Status {
+	role := "stand-alone"
+	if roles := n.fed.Roles(); len(roles) > 0 {
+		role = string(federation.RoleResearcher)
+		if n.fed.IsAgency() {
+			role = string(federation.RoleAgency)
+		}
+	}
 	return api.Status{
 		PeerID:         n.host.ID().String(),
 		Name:           n.cfg.Name,
+		Role:           role,
+		API:            n.apiURL,
 		Addresses:      n.P2PAddrs(),
 		Version:        Version,
 		UptimeSeconds:  time.Since(n.started).Seconds(),

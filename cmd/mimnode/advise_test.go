@@ -25,6 +25,12 @@ func TestMissingDataDirIsNamed(t *testing.T) {
 	if _, _, err := cli(t, "audit", "--data", initDir(t)); err == nil || !strings.Contains(err.Error(), "start one with 'mimnode run") {
 		t.Errorf("audit without a daemon: %v", err)
 	}
+	// A directory that is no node's (a parent, /tmp) is not one to run
+	// a node in: the advice is to name the right one.
+	if _, _, err := cli(t, "status", "--data", t.TempDir()); err == nil || !strings.Contains(err.Error(), "is not a node's data directory") ||
+		strings.Contains(err.Error(), "start one with") {
+		t.Errorf("status on a directory that is no node's: %v", err)
+	}
 }
 
 // TestBusyAPIPortSaysWhatToDo checks that run on an API port another

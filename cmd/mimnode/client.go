@@ -36,6 +36,10 @@ func (g *globals) client() (*client, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(dir, node.APIFile))
 	if errors.Is(err, os.ErrNotExist) {
+		if _, cerr := os.Stat(filepath.Join(dir, node.ConfigFile)); errors.Is(cerr, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s is not a node's data directory (it has no %s): name one with --data, or make one with 'mimnode init --data %s'",
+				errNoDaemon, dir, node.ConfigFile, dir)
+		}
 		return nil, fmt.Errorf("%w for %s (start one with 'mimnode run --data %s')", errNoDaemon, dir, dir)
 	}
 	if err != nil {

@@ -211,6 +211,12 @@ func TestAgreementRevoke(t *testing.T) {
 		t.Fatalf("request --wait: %v\n%s", err, out)
 	}
 
+	// Each says what it is.
+	for dir, role := range map[string]string{prov: "agency", res: "researcher"} {
+		if out, _, err := cli(t, "status", "--data", dir); err != nil || !strings.Contains(out, "role:     "+role) || !strings.Contains(out, "API:      http://127.0.0.1:") {
+			t.Errorf("status of the %s: %q, %v", role, out, err)
+		}
+	}
 	if _, _, err := cli(t, "agreement", "revoke", agreementID, "--data", res); err == nil || !strings.Contains(err.Error(), "its provider "+provID+" can revoke it") {
 		t.Errorf("revoke on the consumer: %v, want it to name the provider", err)
 	}

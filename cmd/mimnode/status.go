@@ -23,8 +23,8 @@ func statusCmd(g *globals) *cobra.Command {
 			if g.json {
 				return g.printJSON(st)
 			}
-			fmt.Fprintf(g.stdout, "agency:   %s\npeer ID:  %s\nversion:  %s\nuptime:   %s\npeers:    %d\nstore:    %.1f MiB\ndata:     %s\n",
-				st.Name, st.PeerID, st.Version, (time.Duration(st.UptimeSeconds) * time.Second).String(),
+			fmt.Fprintf(g.stdout, "name:     %s\nrole:     %s\npeer ID:  %s\nAPI:      %s\nversion:  %s\nuptime:   %s\npeers:    %d\nstore:    %.1f MiB\ndata:     %s\n",
+				st.Name, st.Role, st.PeerID, st.API, st.Version, (time.Duration(st.UptimeSeconds) * time.Second).String(),
 				st.ConnectedPeers, float64(st.StoreBytes)/(1<<20), st.DataDir)
 			for _, a := range st.Addresses {
 				fmt.Fprintf(g.stdout, "address:  %s\n", a)

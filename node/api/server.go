@@ -24,8 +24,12 @@ import (
 
 // Status is the body of GET /api/v1/status.
 type Status struct {
-	PeerID         string   `json:"peerId"`
-	Name           string   `json:"name"`
+	PeerID string `json:"peerId"`
+	Name   string `json:"name"`
+	// Role is "agency" or "researcher" (its role in its federations; an
+	// agency in any is an agency), "stand-alone" in none.
+	Role           string   `json:"role"`
+	API            string   `json:"api"`
 	Addresses      []string `json:"addresses"`
 	Version        string   `json:"version"`
 	UptimeSeconds  float64  `json:"uptimeSeconds"`
