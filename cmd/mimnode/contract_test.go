@@ -167,6 +167,7 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		{[]string{"contract", "show", "urn:uuid:none"}, "unknown negotiation"},
 		{[]string{"contract", "approve", "urn:uuid:none"}, "unknown negotiation"},
 		{[]string{"agreement", "export", "urn:uuid:none"}, "unknown agreement"},
+		{[]string{"fetch", ds}, "first ask for an agreement with 'mimnode contract request DATASET-ID --wait'"},
 		{[]string{"contract", "offer", "add", ds, "--template", "nosuch"}, "unknown template"},
 		{[]string{"contract", "offer", "add", "not a dataset", "--template", "open-data"}, "is not a dataset id"},
 		{[]string{"contract", "offer", "add", ds, "--template", "open-data", "--id", "not a urn"}, "is not a URN or URL"},

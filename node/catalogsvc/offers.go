@@ -3,6 +3,7 @@ package catalogsvc
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/policy"
@@ -36,7 +37,19 @@ func (s *Service) Offer(dataset, offerID string) (policy.Policy, error) {
 			return p, nil
 		}
 	}
-	return policy.Policy{}, fmt.Errorf("%w: dataset %s has no offer %q", contract.ErrUnknownOffer, dataset, offerID)
+	names := []string{}
+	for i, o := range rec.Dataset.Offers {
+		n := strconv.Itoa(i + 1)
+		if o.Template != "" {
+			n += " (" + o.Template + ")"
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		names = []string{"none"}
+	}
+	return policy.Policy{}, fmt.Errorf("%w: dataset %s has no offer %q; its offers are %s ('mimnode dataset show %s' shows their terms)",
+		contract.ErrUnknownOffer, dataset, offerID, strings.Join(names, ", "), dataset)
 }
 
 // OpenTo reports whether peer may ask for dataset (catalog.Dataset.OpenTo)

@@ -15,6 +15,7 @@ import (
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/catalogsvc"
+	"github.com/mimnode/mimnode/node/contract"
 	"github.com/mimnode/mimnode/node/federation"
 	"github.com/mimnode/mimnode/testnet"
 )
@@ -421,4 +422,21 @@ func TestNewAgencyCaughtUpOnMembershipChange(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, "the lab learns the role", roleIs(lab, federation.RoleAgency))
 	eventually(t, 10*time.Second, "the lab finds the new agency's dataset", func() bool { return found(lab.Catalog(), catalog.Query{}, id) })
+}
+
+// TestUnknownOfferListsTheOffers: asking for an offer a dataset does not
+// have says which it has, as a consumer's --offer names them.
+func TestUnknownOfferListsTheOffers(t *testing.T) {
+	_, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 1})
+	id := "urn:mim:dataset:aarhus:air"
+	if _, err := ms[0].cat.Publish(ctx, dataset(id, "Air", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms[0].cat.Offer(id, "research-only"); err != nil {
+		t.Fatalf("the offer by its template: %v", err)
+	}
+	_, err := ms[0].cat.Offer(id, "7")
+	if !errors.Is(err, contract.ErrUnknownOffer) || !strings.Contains(err.Error(), `has no offer "7"; its offers are 1 (research-only)`) {
+		t.Errorf("Offer(%s, 7) = %v, want ErrUnknownOffer listing offer 1 (research-only)", id, err)
+	}
 }

@@ -64,7 +64,7 @@ func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions)
 	defer s.wg.Done()
 	ctx, cancel := s.bind(ctx)
 	defer cancel()
-	a, err := s.agreement(agreementID)
+	a, err := s.heldAgreement(agreementID)
 	if err != nil {
 		return Info{}, err
 	}

@@ -196,7 +196,7 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 	if o.Retry <= 0 {
 		o.Retry = 500 * time.Millisecond
 	}
-	a, err := s.agreement(agreementID)
+	a, err := s.heldAgreement(agreementID)
 	if err != nil {
 		return err
 	}

@@ -313,6 +313,17 @@ func (s *Service) lockProc(role dsp.Role, pid string) func() {
 
 // agreement reads, parses and verifies agreement id: both signatures, by
 // the peers named for each role.
+// heldAgreement is agreement for a fetch this node asked for: an id it
+// does not hold gets what to do (a dataset id where an agreement id
+// belongs is the usual slip).
+func (s *Service) heldAgreement(id string) (policy.Agreement, error) {
+	a, err := s.agreement(id)
+	if errors.Is(err, contract.ErrUnknownAgreement) {
+		return a, fmt.Errorf("%w: fetch takes an agreement id, as 'mimnode agreement list' shows; for a dataset, first ask for an agreement with 'mimnode contract request DATASET-ID --wait'", err)
+	}
+	return a, err
+}
+
 func (s *Service) agreement(id string) (policy.Agreement, error) {
 	b, err := s.o.Agreements.Agreement(id)
 	if err != nil {
