@@ -167,7 +167,7 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(octx, "transfer"), provider, p2pproto.ID(protocol.TransferProtocol))
 	ocancel()
 	if err != nil {
-		return nil, fmt.Errorf("opening a transfer stream to %s: %w", provider, err)
+		return nil, fmt.Errorf("the provider %s cannot be reached (offline, or no address of it known here): try again later; 'mimnode peers' lists the peers connected now: %w", provider, err)
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })

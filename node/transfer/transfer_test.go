@@ -754,3 +754,18 @@ func TestTransferRefusedWhenDatasetNotOpen(t *testing.T) {
 		t.Errorf("consumer holds %d entities, want none", n)
 	}
 }
+
+// TestFetchFromAnOfflineProviderSaysSo: with the provider stopped, a
+// fetch fails saying the provider cannot be reached and what to try, not
+// with the dialer's error alone.
+func TestFetchFromAnOfflineProviderSaysSo(t *testing.T) {
+	prov, cons := pair(t)
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	cons.shelf.put(a.ID, b)
+	prov.stop()
+	cons.n.Host().Network().ClosePeer(prov.n.ID())
+	_, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "cannot be reached") || !strings.Contains(err.Error(), "try again later") {
+		t.Fatalf("fetch from a stopped provider: %v, want it to say the provider cannot be reached", err)
+	}
+}
