@@ -112,6 +112,7 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 					return g.printJSON(in)
 				}
 				fmt.Fprintf(g.stdout, "negotiation %s: %s\n", in.ID, in.State)
+				fmt.Fprintf(g.stderr, "'mimnode contract show %s' follows it, and names the agreement once it is FINALIZED\n", in.ID)
 				return nil
 			}
 			if g.json {
@@ -138,7 +139,7 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 			}
 			why := ""
 			if in.State == negotiation.Requested {
-				why = ": the provider has not decided yet (its offer may wait for a person's approval) or has not been reached (is it online, and does it share a federation with this node?)"
+				why = ": the provider has not decided yet (a person approves its offer, or approves new requests of a consumer whose earlier agreement for the dataset it revoked) or has not been reached (is it online, and does it share a federation with this node?)"
 			}
 			return fmt.Errorf("negotiation %s still %s%s; follow it with 'mimnode contract show %s'", in.ID, in.State, why, in.ID)
 		},

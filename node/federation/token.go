@@ -3,7 +3,9 @@ package federation
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -48,7 +50,9 @@ func DecodeToken(s string) (Token, error) {
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
+	if err := dec.Decode(&t); errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return t, fmt.Errorf("%w: token is incomplete (cut short when copied?): copy the whole line 'mimnode federation invite' printed", ErrMalformed)
+	} else if err != nil {
 		return t, fmt.Errorf("%w: token: %v", ErrMalformed, err)
 	}
 	if len(t.Chain) == 0 {
