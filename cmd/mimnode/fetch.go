@@ -21,7 +21,7 @@ import (
 )
 
 func fetchCmd(g *globals) *cobra.Command {
-	var live bool
+	var live, full bool
 	cmd := &cobra.Command{
 		Use:   "fetch AGREEMENT-ID",
 		Short: "Fetch a dataset from its provider under an agreement",
@@ -29,6 +29,11 @@ func fetchCmd(g *globals) *cobra.Command {
 agreement allows, fetches its blocks over parallel streams (verifying each),
 and lands the entities in this node's store, where the NGSI-LD API serves
 them like local data. An interrupted fetch resumes where it stopped.
+
+A later fetch under the same agreement moves and lands only what changed in the
+provider's data since the version landed last. Received entities changed or deleted on
+this node stay as they are then; --full lands every entity of the version again,
+putting them back as the provider has them.
 
 With --live the transfer stays open afterwards: the provider pushes every
 change to the dataset's entities as it happens, until the agreement ends,
@@ -45,7 +50,7 @@ otherwise plain progress lines are printed.`,
 			if err != nil {
 				return err
 			}
-			body, err := cl.stream(cmd.Context(), "/api/v1/transfers", transfer.FetchRequest{Agreement: args[0], Live: live})
+			body, err := cl.stream(cmd.Context(), "/api/v1/transfers", transfer.FetchRequest{Agreement: args[0], Live: live, Full: full})
 			if err != nil {
 				return err
 			}
@@ -63,6 +68,8 @@ otherwise plain progress lines are printed.`,
 		},
 	}
 	cmd.Flags().BoolVar(&live, "live", false, "keep receiving changes after the snapshot")
+	cmd.Flags().BoolVar(&full, "full", false, "land every entity of the version, putting back received entities changed or deleted here")
+	cmd.MarkFlagsMutuallyExclusive("live", "full")
 	return cmd
 }
 

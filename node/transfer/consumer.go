@@ -45,6 +45,10 @@ type FetchOptions struct {
 	// Progress, if set, is called as blocks arrive and entities land,
 	// from the fetching goroutines (serialised).
 	Progress func(Progress)
+	// Full lands every entity of the version, not only those that changed
+	// since the version landed last under the agreement: it puts back
+	// received entities changed or deleted on this node since.
+	Full bool
 }
 
 // maxBlockTries bounds how often one block is fetched when it keeps
@@ -352,7 +356,7 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	}
 	u.Blocks = int64(len(missing))
 	u.Refetched = refetched.Load()
-	n, err := s.land(ctx, e, a, m, func(n int64) {
+	n, err := s.land(ctx, e, a, m, o.Full, func(n int64) {
 		p := total
 		p.Phase, p.Blocks, p.Bytes, p.Entities = "landing", total.TotalBlocks, total.TotalBytes, n
 		report(p)
@@ -471,12 +475,12 @@ func (s *Service) readManifestAnswer(st network.Stream, br *bufio.Reader) ([]byt
 
 // land writes the version's files and entities into the node's store
 // with provenance (land.go).
-func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, progress func(int64)) (int64, error) {
+func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m content.Manifest, full bool, progress func(int64)) (int64, error) {
 	m, err := s.landFiles(e, a, m) // files.go: a version's files, then its entities here
 	if err != nil {
 		return 0, err
 	}
-	return s.landEntities(ctx, a, e.info.Version, m, progress)
+	return s.landEntities(ctx, a, e.info.Version, m, full, progress)
 }
 
 func provenanceFor(a policy.Agreement, version string) []byte {

@@ -16,6 +16,8 @@ type FetchRequest struct {
 	// Live keeps the feed open after the snapshot until the client
 	// disconnects or the provider ends it.
 	Live bool `json:"live,omitempty"`
+	// Full lands every entity of the version (FetchOptions.Full).
+	Full bool `json:"full,omitempty"`
 }
 
 // ControlRequest is the body of POST /api/v1/transfers/{id}/suspend and
@@ -86,6 +88,10 @@ func (s *Service) handleFetch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, api.BadRequest("agreement is required"))
 		return
 	}
+	if req.Live && req.Full {
+		writeErr(w, api.BadRequest("full and live do not go together: a live feed lands every change as it comes"))
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
@@ -115,7 +121,7 @@ func (s *Service) handleFetch(w http.ResponseWriter, r *http.Request) {
 			Resumed: func() { emit(Event{Progress: &Progress{Phase: "resumed"}}) },
 		})
 	} else {
-		in, err = s.Fetch(r.Context(), req.Agreement, FetchOptions{Progress: progress})
+		in, err = s.Fetch(r.Context(), req.Agreement, FetchOptions{Progress: progress, Full: req.Full})
 	}
 	if err != nil {
 		ee := &EventError{Message: err.Error()}

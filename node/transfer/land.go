@@ -39,19 +39,32 @@ const landBatch = 1000
 // landEntities lands the entities of m (a KindEntities manifest whose
 // blocks are all stored) and records version as landed under a. It
 // returns how many entities it wrote and deleted.
-func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version string, m content.Manifest, progress func(int64)) (int64, error) {
+//
+// With full, every entity of m is written, changed or not: a received
+// entity changed or deleted on this node since is put back as the
+// version has it. Ids that left the dataset are deleted as always.
+func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version string, m content.Manifest, full bool, progress func(int64)) (int64, error) {
 	prov := provenanceFor(a, version)
 	fresh, gone, kept, err := s.landDiff(a.ID, m)
 	if err != nil {
 		return 0, err
 	}
 	var deletes []string
+	drop := func(id string) { deletes = append(deletes, id) }
+	lines := func(emit func([]byte) error) error { return s.changedLines(fresh, gone, emit, drop) }
+	if full {
+		// The ids that left are what the usual merge drops; then every
+		// line of m lands, compared with nothing.
+		if err := s.changedLines(fresh, gone, func([]byte) error { return nil }, drop); err != nil {
+			return 0, err
+		}
+		kept = 0
+		lines = func(emit func([]byte) error) error { return s.changedLines(m.Blocks, nil, emit, nil) }
+	}
 	n := kept
 	progress(n)
 	var written int64
-	err = ordered.Map(ctx, landBatch, func(emit func([]byte) error) error {
-		return s.changedLines(fresh, gone, emit, func(id string) { deletes = append(deletes, id) })
-	}, func(lines [][]byte) ([]*ngsild.Entity, error) {
+	err = ordered.Map(ctx, landBatch, lines, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
 		for i, line := range lines {
 			ents[i] = new(ngsild.Entity)

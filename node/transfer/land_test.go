@@ -92,6 +92,47 @@ func TestNewVersionLandsOnlyChanges(t *testing.T) {
 	}
 }
 
+// TestFullFetchPutsBackLocalChanges: received entities changed or deleted
+// on the consumer stay so through a fetch that finds nothing new at the
+// provider; a full fetch puts them back as the provider has them, and
+// still deletes what left the dataset.
+func TestFullFetchPutsBackLocalChanges(t *testing.T) {
+	prov, cons, a, es, _ := fetchedOnce(t, 300)
+	deleteEntity(t, cons.n, testID(10))
+	local := es[11]
+	local["no2"].(map[string]any)["value"] = 7777.0
+	upsert(t, cons.n, []map[string]any{local})
+
+	again, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Usage.Entities != 0 || entityWithSysAttrs(t, cons.n, testID(10)) != nil {
+		t.Errorf("a fetch with nothing new wrote %d entities, or put back the deleted one", again.Usage.Entities)
+	}
+
+	deleteEntity(t, prov.n, testID(200)) // leaves the dataset
+	full, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{Full: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Usage.Entities != 299+1 {
+		t.Errorf("full fetch wrote or deleted %d entities, want 300 (299 written, 1 deleted)", full.Usage.Entities)
+	}
+	if got, want := query(t, cons.n), query(t, prov.n); len(got) != 299 || len(want) != 299 {
+		t.Fatalf("consumer holds %d entities, provider %d; want 299 each", len(got), len(want))
+	} else {
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("after the full fetch, entity %d differs:\nprovider %s\nconsumer %s", i, want[i], got[i])
+			}
+		}
+	}
+	if entityWithSysAttrs(t, cons.n, testID(200)) != nil {
+		t.Error("the full fetch kept an entity that left the dataset")
+	}
+}
+
 // TestLiveFeedCarriesDeletes: an entity the provider deletes while a live
 // feed is open is deleted on the consumer too.
 func TestLiveFeedCarriesDeletes(t *testing.T) {
