@@ -144,6 +144,9 @@ func (r *fetchRenderer) run(body io.Reader) error {
 				d := ev.Done
 				fmt.Fprintf(r.out, "transfer %s %s: version %s, %d entities, %d blocks fetched (%d already held), %s moved in %s\n",
 					d.ID, d.State, d.Version, d.Usage.Entities, d.Usage.Blocks, d.Usage.Skipped, humanBytes(d.Usage.Bytes), d.Usage.Duration.Round(time.Millisecond))
+				if d.FilesDir != "" {
+					fmt.Fprintf(r.out, "files in %s\n", d.FilesDir)
+				}
 			}
 			return nil
 		case ev.Error != nil:

@@ -26,6 +26,8 @@ func TestFetchRendererPlainLines(t *testing.T) {
 {"done":{"id":"urn:uuid:1","state":"COMPLETED","version":"bafy","usage":{"bytes":1000000,"blocks":2,"entities":10,"duration":1000000}}}
 `, []string{"manifest", "blocks   500.0 kB/1.0 MB  blocks 1/2  entities 0/10", "blocks   1.0 MB/1.0 MB  blocks 2/2",
 			"landing", "transfer urn:uuid:1 COMPLETED: version bafy, 10 entities, 2 blocks fetched (0 already held), 1.0 MB moved in 1ms"}, ""},
+		{"files", `{"done":{"id":"urn:uuid:2","state":"COMPLETED","version":"bafy","filesDir":"/data/received/x/bafy","usage":{"blocks":1}}}
+`, []string{"transfer urn:uuid:2 COMPLETED", "files in /data/received/x/bafy"}, ""},
 		{"refused", `{"error":{"message":"refused","code":"MIM-605","reasons":["count: at most 1","expired"]}}
 `, nil, "refused [MIM-605]:\n  count: at most 1\n  expired"},
 		{"live", `{"progress":{"phase":"manifest"}}

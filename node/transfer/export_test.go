@@ -9,6 +9,9 @@ import (
 	"github.com/mimnode/mimnode/node/store"
 )
 
+// DatasetDirName is datasetDirName, for a test of its form on every OS.
+var DatasetDirName = datasetDirName
+
 // CorruptOnce makes the provider garble the next delivery of block c, as
 // a bad link or disk would, so tests can watch the consumer catch it.
 func CorruptOnce(s *Service, c string) { s.corrupt.Store(c, struct{}{}) }

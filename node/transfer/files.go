@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/content"
@@ -196,7 +198,18 @@ type ReceivedVersion struct {
 // ReceivedDir returns the directory the files of version of dataset land
 // in on a consumer.
 func (s *Service) ReceivedDir(dataset, version string) string {
-	return filepath.Join(s.o.FilesDir, url.PathEscape(dataset), version)
+	return filepath.Join(s.o.FilesDir, datasetDirName(dataset, runtime.GOOS), version)
+}
+
+// datasetDirName is the name of the directory of a dataset's received
+// files on goos: its id, path-escaped. Windows allows no ':' in a file
+// name, and a dataset id is a URN, so there ':' is escaped too.
+func datasetDirName(dataset, goos string) string {
+	n := url.PathEscape(dataset)
+	if goos == "windows" {
+		n = strings.ReplaceAll(n, ":", "%3A")
+	}
+	return n
 }
 
 // landFiles writes the files of version m (held as verified blocks) into
@@ -225,6 +238,7 @@ func (s *Service) landFiles(e *entry, a policy.Agreement, m content.Manifest) (c
 		rv.Files = append(rv.Files, ReceivedFile{Name: p.Name, MediaType: p.MediaType, Size: p.Size, SHA256: p.SHA256, Path: path})
 	}
 	if len(rv.Files) > 0 {
+		e.info.FilesDir = dir
 		b, err := json.MarshalIndent(rv, "", "  ")
 		if err != nil {
 			return m, err

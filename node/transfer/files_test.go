@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,6 +212,22 @@ func TestFileVersionSurvivesRestart(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(cons.svc.ReceivedDir(datasetID, in.Version), "stations.csv"))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("received file after the provider's restart: %d bytes, err %v; want the original %d bytes", len(got), err, len(data))
+	}
+	// The transfer says where its files are.
+	if in.FilesDir != cons.svc.ReceivedDir(datasetID, in.Version) {
+		t.Errorf("the transfer names files dir %q, want %q", in.FilesDir, cons.svc.ReceivedDir(datasetID, in.Version))
+	}
+}
+
+// TestReceivedDirNamesAreFileNames: a dataset id becomes one directory
+// name, with nothing Windows refuses in a file name there.
+func TestReceivedDirNamesAreFileNames(t *testing.T) {
+	id := "urn:mim:dataset:aarhus:air-quality/2025"
+	if got := transfer.DatasetDirName(id, "linux"); got != "urn:mim:dataset:aarhus:air-quality%2F2025" {
+		t.Errorf("on Linux: %q", got)
+	}
+	if got := transfer.DatasetDirName(id, "windows"); strings.ContainsAny(got, `:/\<>"|?*`) {
+		t.Errorf("on Windows: %q holds a character Windows refuses in a file name", got)
 	}
 }
 

@@ -148,8 +148,11 @@ type Info struct {
 	Reasons   []string      `json:"reasons,omitempty"`
 	Usage     Usage         `json:"usage"`
 	Receipt   bool          `json:"receipt,omitempty"` // a signed receipt and acknowledgement were exchanged
-	Created   time.Time     `json:"created"`
-	Updated   time.Time     `json:"updated"`
+	// FilesDir is where the version's files landed on the consumer, when
+	// it has any (FilesDir/<dataset>/<version>).
+	FilesDir string    `json:"filesDir,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 }
 
 type record struct {
