@@ -82,6 +82,10 @@ func TestPolicyCheckAndTemplates(t *testing.T) {
 	if err != nil || !strings.Contains(out, "research-only") || !strings.Contains(out, "agency-internal") {
 		t.Fatalf("templates = %q, %v", out, err)
 	}
+	// The list says how a dataset file gives a template what it needs.
+	if out, _, err := cli(t, "policy", "templates"); err != nil || !strings.Contains(out, `"params": {"federation": "FEDERATION-ID"}`) {
+		t.Errorf("templates = %q, %v; want how a dataset file gives params", out, err)
+	}
 	out, _, err = cli(t, "policy", "templates", "--show", "time-limited", "--days", "30")
 	if err != nil || !strings.Contains(out, "elapsedTime") {
 		t.Fatalf("templates --show time-limited = %q, %v", out, err)

@@ -50,10 +50,14 @@ With --show NAME, print that template as ODRL JSON-LD, filled in with the flags 
 				for _, r := range rows {
 					needs := ""
 					if len(r.Needs) > 0 {
-						needs = " (needs --" + strings.Join(r.Needs, ", --") + ")"
+						needs = " (needs " + strings.Join(r.Needs, ", ") + ")"
 					}
 					fmt.Fprintf(g.stdout, "%-16s %s%s\n", r.Name, r.Description, needs)
 				}
+				fmt.Fprintln(g.stdout, `
+In a dataset file, an offer names a template and gives what it needs as params:
+  "offers": [{"template": "agency-internal", "params": {"federation": "FEDERATION-ID"}}]
+'mimnode policy templates --show NAME' prints one as ODRL, given the same as flags (--federation ID).`)
 				return nil
 			}
 			t, err := policy.LookupTemplate(show)

@@ -107,3 +107,17 @@ func TestTestnetEntitiesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestTestnetRefusesAUsedDir: the nodes of an earlier run are federated
+// already; a second run there could only fail halfway, so it says at
+// once what to do.
+func TestTestnetRefusesAUsedDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "aarhus-environment"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := cli(t, "testnet", "--dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "is not empty") || !strings.Contains(err.Error(), "give a new or empty directory") {
+		t.Fatalf("testnet --dir on a used directory: %v", err)
+	}
+}

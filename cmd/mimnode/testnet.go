@@ -47,6 +47,13 @@ a second Ctrl-C stops at once.`,
 				return fmt.Errorf("--shutdown-timeout %s: must be positive", grace)
 			}
 			start := time.Now()
+			if dir != "" {
+				// The nodes of an earlier run are federated already: a
+				// second federation of the same name cannot be made there.
+				if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+					return fmt.Errorf("--dir %s is not empty (an earlier testnet's nodes?): give a new or empty directory, or remove it first", dir)
+				}
+			}
 			if dir == "" {
 				d, err := os.MkdirTemp("", "mimnode-testnet-")
 				if err != nil {
