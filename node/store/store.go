@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -105,7 +106,7 @@ func Open(dir string, o Options) (*DB, error) {
 		WithNumCompactors(2).
 		WithCompression(options.Snappy).
 		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{o.Logger})
+		WithLogger(badgerLogger{l: o.Logger, cacheMiB: cache, cacheNote: new(atomic.Int64)})
 	if !o.InMemory {
 		// Values from 32 KiB up (transfer blocks of 64 KiB to 1 MiB) go to
 		// the value log: written once and read back with one copy, instead
@@ -577,7 +578,34 @@ func (b *Batch) noteValueLog() {
 }
 
 // badgerLogger sends badger's log lines to slog; nil discards them.
-type badgerLogger struct{ l *slog.Logger }
+type badgerLogger struct {
+	l        *slog.Logger
+	cacheMiB int64
+	// cacheNote is when the last note on the cache's size was logged
+	// (unix seconds).
+	cacheNote *atomic.Int64
+}
+
+// cacheNoteEvery spaces the notes on the cache's size: badger checks it
+// every minute and warns in two multi-line messages each time, which is
+// noise after a large transfer (a burst of reads the cache cannot hold).
+const cacheNoteEvery = time.Hour
+
+// cacheWarning reports whether msg is one of badger's warnings that its
+// block or index cache seems small, and logs a note saying which setting
+// to change instead, at most every cacheNoteEvery.
+func (b badgerLogger) cacheWarning(msg string) bool {
+	if !strings.Contains(msg, "might be too small. Metrics:") && !strings.HasPrefix(msg, "Cache life expectancy") {
+		return false
+	}
+	now := time.Now().Unix()
+	last := b.cacheNote.Load()
+	if now-last >= int64(cacheNoteEvery/time.Second) && b.cacheNote.CompareAndSwap(last, now) {
+		b.l.Info("the store's cache holds less than recent reads used; if reads are slow, raise [store] cache_mib in config.toml",
+			"component", "badger", "cache_mib", b.cacheMiB)
+	}
+	return true
+}
 
 func (b badgerLogger) Errorf(f string, a ...any) {
 	if b.l != nil {
@@ -586,9 +614,14 @@ func (b badgerLogger) Errorf(f string, a ...any) {
 }
 
 func (b badgerLogger) Warningf(f string, a ...any) {
-	if b.l != nil {
-		b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	if b.l == nil {
+		return
 	}
+	msg := strings.TrimSpace(fmt.Sprintf(f, a...))
+	if b.cacheWarning(msg) {
+		return
+	}
+	b.l.Warn(msg, "component", "badger")
 }
 
 func (b badgerLogger) Infof(string, ...any)  {}

@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -288,4 +290,27 @@ func TestTruncatedStoreFilesLoseNothing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCacheWarningsBecomeOneNote: badger's minute-by-minute warnings that
+// its cache seems small become one note, at most hourly, naming the
+// setting to change; other warnings pass as they are.
+func TestCacheWarningsBecomeOneNote(t *testing.T) {
+	var out bytes.Buffer
+	b := badgerLogger{l: slog.New(slog.NewTextHandler(&out, nil)), cacheMiB: 32, cacheNote: new(atomic.Int64)}
+	for range 3 {
+		b.Warningf("%s might be too small. Metrics: %s\n", "Block cache", "hit: 1 miss: 9")
+		b.Warningf("Cache life expectancy (in seconds): %+v\n", "-- Histogram: ...")
+	}
+	b.Warningf("Value log %d is corrupt\n", 7)
+	got := out.String()
+	if n := strings.Count(got, "raise [store] cache_mib"); n != 1 || !strings.Contains(got, "cache_mib=32") {
+		t.Errorf("cache notes: %d, want 1 naming cache_mib=32:\n%s", n, got)
+	}
+	if strings.Contains(got, "Histogram") || strings.Contains(got, "might be too small") {
+		t.Errorf("badger's cache warnings passed through:\n%s", got)
+	}
+	if !strings.Contains(got, "Value log 7 is corrupt") {
+		t.Errorf("another warning was dropped:\n%s", got)
+	}
 }
