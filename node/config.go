@@ -110,6 +110,11 @@ type NGSILDConfig struct {
 	// (MIM2). Turn it off for clients that create entities in parts (an
 	// IoT agent sending a model's required attributes later).
 	ValidateModels bool `toml:"validate_models"`
+	// Tenants are tenant names (the NGSILD-Tenant header) the node answers
+	// as its own data, for clients that always name one: the FIWARE IoT
+	// Agent sends its fiware-service. A request naming another tenant is
+	// refused: the node holds one agency's data, with no tenants.
+	Tenants []string `toml:"tenants"`
 }
 
 // LogConfig selects the daemon's log output.
@@ -215,6 +220,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ngsild.ParseNotifyAllow(c.NGSILD.NotifyAllow); err != nil {
 		return bad("ngsild.notify_allow", "%v", err)
+	}
+	for _, t := range c.NGSILD.Tenants {
+		if strings.TrimSpace(t) == "" || t != strings.TrimSpace(t) {
+			return bad("ngsild.tenants", "%q is not a tenant name (empty, or with spaces around it)", t)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

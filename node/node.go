@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	}
 	n.apiURL = apiURLOf(n.apiLn.Addr())
 	n.ngsi, err = ngsild.New(n.store, ngsild.Options{Logger: log.With("component", "ngsild"), BaseURL: n.apiURL,
-		Notify: ngsild.NotifyOptions{Allow: cfg.NGSILD.NotifyAllow}, SkipValidation: !cfg.NGSILD.ValidateModels})
+		Notify: ngsild.NotifyOptions{Allow: cfg.NGSILD.NotifyAllow}, SkipValidation: !cfg.NGSILD.ValidateModels, Tenants: cfg.NGSILD.Tenants})
 	if err != nil {
 		return nil, err
 	}

@@ -273,6 +273,15 @@ func TestBadInputs(t *testing.T) {
 			t.Fatalf("Load: err = %v, want ErrInvalidConfig naming ngsild.notify_allow and the entry", err)
 		}
 	})
+	t.Run("blank tenant names the field", func(t *testing.T) {
+		c := testConfig(t)
+		path := filepath.Join(c.DataDir, ConfigFile)
+		os.WriteFile(path, []byte("[ngsild]\ntenants = [\"openiot\", \" \"]\n"), 0o644)
+		_, err := Load(c.DataDir)
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ngsild.tenants") {
+			t.Fatalf("Load: err = %v, want ErrInvalidConfig naming ngsild.tenants", err)
+		}
+	})
 	t.Run("unwritable data directory", func(t *testing.T) {
 		if os.Geteuid() == 0 {
 			// root ignores permission bits; use a path under a regular file instead.

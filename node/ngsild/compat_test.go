@@ -74,3 +74,21 @@ func TestTimesSentCountsFailures(t *testing.T) {
 	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": "urn:ngsi-ld:Sensor:s2", "type": "Sensor"}), http.StatusCreated)
 	waitStatus(t, n, id, func(nd map[string]any) bool { return nd["timesSent"] == 2.0 && nd["timesFailed"] == 1.0 })
 }
+
+// TestListedTenantIsTheNodesData: the FIWARE IoT Agent names its service
+// as the tenant on every request. A tenant listed in Options.Tenants is
+// the node's own data, and the answer names it back; any other tenant is
+// still refused.
+func TestListedTenantIsTheNodesData(t *testing.T) {
+	n := newTestNode(t, func(o *Options) { o.Tenants = []string{"openiot"} })
+	tenant := []string{"NGSILD-Tenant", "openiot"}
+	rec := n.do("POST", "/ngsi-ld/v1/entityOperations/upsert/?options=update", []map[string]any{{"id": "urn:ngsi-ld:Device:t1", "type": "Device"}}, tenant...)
+	wantStatus(t, rec, http.StatusCreated)
+	if got := rec.Header().Get("NGSILD-Tenant"); got != "openiot" {
+		t.Errorf("answer names tenant %q, want openiot", got)
+	}
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities?type=Device", nil)); len(got) != 1 {
+		t.Errorf("without a tenant the node finds %v, want the device written as openiot", got)
+	}
+	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities?type=Device", nil, "NGSILD-Tenant", "other"), NoMultiTenantSupport)
+}

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,9 @@ type Options struct {
 	// SkipValidation turns MIM2 validation off, for importing data that
 	// predates its model (some upstream examples break their own schema).
 	SkipValidation bool
+	// Tenants are NGSILD-Tenant names answered as the node's own data
+	// (node.NGSILDConfig.Tenants); a request naming another is refused.
+	Tenants []string
 	// IndexedAttributes are attribute IRIs to keep a value index on from
 	// the start; others get one when a query first filters on them (see
 	// valueIndexes).
@@ -243,7 +247,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	for _, rt := range routes {
 		h, idKind := rt.handler, pathIDKind(rt.pattern)
 		handle := func(w http.ResponseWriter, r *http.Request) {
-			err := checkTenant(r)
+			err := s.checkTenant(w, r)
 			if err == nil && idKind != "" {
 				err = checkPathID(r, idKind)
 			}
@@ -284,15 +288,21 @@ func checkPathID(r *http.Request, kind string) error {
 }
 
 // checkTenant refuses a request naming a tenant (the NGSILD-Tenant header,
-// clause 4.14): a node holds one agency's data, with no tenants, and
-// answering in the default tenant would mix the data of the tenants a
-// client keeps apart.
-func checkTenant(r *http.Request) error {
-	if t := r.Header.Get("NGSILD-Tenant"); t != "" {
-		return newError(NoMultiTenantSupport, "no multi-tenancy",
-			"this node has no tenants; send the request without the NGSILD-Tenant header (it names %q)", t)
+// clause 4.14) that is not one of Options.Tenants: a node holds one
+// agency's data, with no tenants, and answering in the default tenant
+// would mix the data of the tenants a client keeps apart. A listed name
+// is the node's own data, and the answer names it back (clause 6.3.14).
+func (s *Service) checkTenant(w http.ResponseWriter, r *http.Request) error {
+	t := r.Header.Get("NGSILD-Tenant")
+	if t == "" {
+		return nil
 	}
-	return nil
+	if slices.Contains(s.opts.Tenants, t) {
+		w.Header().Set("NGSILD-Tenant", t)
+		return nil
+	}
+	return newError(NoMultiTenantSupport, "no multi-tenancy",
+		"this node has no tenants; send the request without the NGSILD-Tenant header (it names %q), or list the name in [ngsild] tenants in config.toml to answer it as this node's data", t)
 }
 
 const jsonldContextRel = "http://www.w3.org/ns/json-ld#context"
