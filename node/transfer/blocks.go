@@ -68,16 +68,15 @@ type verifiedBlock struct {
 }
 
 // fetchBlocks fetches refs over Streams parallel streams and stores them,
-// and returns the bytes that came over the wire. A block with a base in
+// adding the bytes that come over the wire to moved. A block with a base in
 // bases is asked for as a delta against it. A block that fails
 // verification is fetched again, whole, up to maxBlockTries times.
 // onBlock is called for every block once it is on disk.
 func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protocol.Pids, refs []content.BlockRef,
-	bases map[cid.Cid]cid.Cid, onBlock func(int64), refetched *atomic.Int64) (int64, error) {
+	bases map[cid.Cid]cid.Cid, onBlock func(int64), refetched, moved *atomic.Int64) error {
 	if len(refs) == 0 {
-		return 0, nil
+		return nil
 	}
-	var moved atomic.Int64
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	verified := make(chan verifiedBlock, min(s.o.BatchBlocks, 16))
@@ -89,7 +88,7 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	for range s.o.Streams {
 		wg.Go(func() {
 			for batch := range batches {
-				if err := s.fetchBatch(ctx, provider, pids, batch, bases, verified, refetched, &moved); err != nil {
+				if err := s.fetchBatch(ctx, provider, pids, batch, bases, verified, refetched, moved); err != nil {
 					cancel(err)
 					return
 				}
@@ -114,9 +113,9 @@ func (s *Service) fetchBlocks(ctx context.Context, provider peer.ID, pids protoc
 	// Whatever was verified is stored, also when the fetch was cut off.
 	close(verified)
 	if err := <-stored; err != nil {
-		return moved.Load(), err
+		return err
 	}
-	return moved.Load(), context.Cause(ctx)
+	return context.Cause(ctx)
 }
 
 // storeBlocks gathers the blocks arriving on in (written already, or

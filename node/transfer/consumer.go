@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -300,10 +301,55 @@ func (s *Service) hasKey(k []byte) (bool, error) {
 	return ok, err
 }
 
+// movedSoFar is what the runs of a consumer process moved before the
+// current one: a fetch cut off (the node stopped, the link broke) and
+// resumed moves only the blocks it still lacks, and its usage record and
+// receipt count what every run moved.
+type movedSoFar struct {
+	Bytes  int64 `json:"bytes"`
+	Blocks int64 `json:"blocks"`
+}
+
+// movedEvery spaces the records of movedSoFar during a fetch.
+const movedEvery = 500 * time.Millisecond
+
+func (s *Service) readMoved(pid string) (movedSoFar, error) {
+	var m movedSoFar
+	b, err := s.getBytes(movedKey(pid))
+	if errors.Is(err, store.ErrNotFound) {
+		return m, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return m, fmt.Errorf("reading what transfer %s moved before: %w", pid, err)
+	}
+	return m, nil
+}
+
+// noteMoved records m for pid without a sync: a crash loses at most the
+// last moments' count.
+func (s *Service) noteMoved(pid string, m movedSoFar) {
+	b, _ := json.Marshal(m)
+	wb := s.o.Store.NewBatch()
+	defer wb.Cancel()
+	if err := wb.Set(movedKey(pid), b); err == nil {
+		err = wb.FlushNoSync()
+		if err != nil {
+			s.log.Debug("recording what a transfer moved", "transfer", pid, "err", err)
+		}
+	}
+}
+
 // pull fetches the manifest and the missing blocks and lands the entities.
 func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy.Agreement, o FetchOptions) (Usage, error) {
 	var u Usage
 	pids := e.p.Pids()
+	earlier, err := s.readMoved(e.info.ID)
+	if err != nil {
+		return u, err
+	}
 	report := func(p Progress) {
 		if o.Progress != nil {
 			o.Progress(p)
@@ -311,7 +357,7 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 	}
 	report(Progress{Phase: "manifest"})
 	m, mbytes, err := s.fetchManifest(ctx, provider, pids, e.info.Version)
-	u.Bytes += mbytes
+	u.Bytes = earlier.Bytes + mbytes
 	if err != nil {
 		return u, err
 	}
@@ -329,13 +375,17 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 		}
 		missing = append(missing, b)
 	}
-	u.Skipped = held
+	// Blocks an earlier run of this process fetched are held now, but
+	// were moved for this transfer, not skipped.
+	u.Skipped = max(0, held-earlier.Blocks)
 	var mu sync.Mutex // serialises progress reports
 	var nBlocks, nBytes atomic.Int64
 	nBlocks.Store(held)
 	nBytes.Store(heldBytes)
 	total := Progress{TotalBlocks: int64(len(m.Blocks)), TotalBytes: m.Size, TotalEntities: m.Entities()}
-	var refetched atomic.Int64
+	var refetched, moved atomic.Int64
+	moved.Store(u.Bytes)
+	lastNote := time.Now()
 	onBlock := func(size int64) {
 		nBlocks.Add(1)
 		nBytes.Add(size)
@@ -343,18 +393,24 @@ func (s *Service) pull(ctx context.Context, provider peer.ID, e *entry, a policy
 		p := total
 		p.Phase, p.Blocks, p.Bytes = "blocks", nBlocks.Load(), nBytes.Load()
 		report(p)
+		if time.Since(lastNote) >= movedEvery {
+			lastNote = time.Now()
+			s.noteMoved(e.info.ID, movedSoFar{Bytes: moved.Load(), Blocks: earlier.Blocks + nBlocks.Load() - held})
+		}
 		mu.Unlock()
 	}
 	bases, err := s.deltaBases(a.ID, m, missing)
 	if err != nil {
 		return u, err
 	}
-	moved, err := s.fetchBlocks(ctx, provider, pids, missing, bases, onBlock, &refetched)
-	u.Bytes += moved
+	err = s.fetchBlocks(ctx, provider, pids, missing, bases, onBlock, &refetched, &moved)
+	// Cut off or done, the count is exact here; the notes on the way
+	// cover a crash.
+	u.Bytes, u.Blocks = moved.Load(), earlier.Blocks+nBlocks.Load()-held
+	s.noteMoved(e.info.ID, movedSoFar{Bytes: u.Bytes, Blocks: u.Blocks})
 	if err != nil {
 		return u, err
 	}
-	u.Blocks = int64(len(missing))
 	u.Refetched = refetched.Load()
 	n, err := s.land(ctx, e, a, m, o.Full, func(n int64) {
 		p := total

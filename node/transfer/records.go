@@ -49,6 +49,12 @@ func blockKey(c string) []byte    { return store.Key(store.PrefixTransfer, "b", 
 func servedKey(agreement, version string) []byte {
 	return store.Key(store.PrefixTransfer, "s", url.PathEscape(agreement), version)
 }
+// movedKey holds what earlier, interrupted runs of consumer process pid
+// moved (movedSoFar), so that its usage record counts them too.
+func movedKey(pid string) []byte {
+	return store.Key(store.PrefixTransfer, "w", url.PathEscape(pid))
+}
+
 func landedKey(agreement string) []byte {
 	return store.Key(store.PrefixTransfer, "v", url.PathEscape(agreement))
 }
