@@ -49,6 +49,7 @@ func blockKey(c string) []byte    { return store.Key(store.PrefixTransfer, "b", 
 func servedKey(agreement, version string) []byte {
 	return store.Key(store.PrefixTransfer, "s", url.PathEscape(agreement), version)
 }
+
 // movedKey holds what earlier, interrupted runs of consumer process pid
 // moved (movedSoFar), so that its usage record counts them too.
 func movedKey(pid string) []byte {
