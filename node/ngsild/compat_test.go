@@ -1,8 +1,10 @@
 package ngsild
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -91,4 +93,33 @@ func TestListedTenantIsTheNodesData(t *testing.T) {
 		t.Errorf("without a tenant the node finds %v, want the device written as openiot", got)
 	}
 	wantProblem(t, n.do("GET", "/ngsi-ld/v1/entities?type=Device", nil, "NGSILD-Tenant", "other"), NoMultiTenantSupport)
+}
+
+// TestPageLinksAreURIs: a client that sends q unencoded (q=t>0|t<0) gets
+// next and prev links that are URIs, which a Link header parser takes,
+// and that ask for the same query.
+func TestPageLinksAreURIs(t *testing.T) {
+	n := newTestNode(t, nil)
+	for i := range 3 {
+		wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", map[string]any{"id": fmt.Sprintf("urn:ngsi-ld:Device:p%d", i), "type": "Device",
+			"t": map[string]any{"type": "Property", "value": i + 1}}), http.StatusCreated)
+	}
+	rec := n.do("GET", `/ngsi-ld/v1/entities?type=Device&q=t>0|t<0&limit=1&offset=1`, nil)
+	wantStatus(t, rec, http.StatusOK)
+	links := rec.Header().Values("Link")
+	var next string
+	for _, l := range links {
+		if strings.HasSuffix(l, `rel="next"`) {
+			next = strings.TrimSuffix(strings.TrimPrefix(strings.Split(l, ">;")[0], "<"), ">")
+		}
+		if strings.ContainsAny(strings.Split(l, ">;")[0], `<>|" `[1:]) {
+			t.Errorf("Link %q holds a character a URI may not", l)
+		}
+	}
+	if next == "" {
+		t.Fatalf("no next link in %q", links)
+	}
+	if got := ids(t, n.do("GET", next, nil)); len(got) != 1 || got[0] != "urn:ngsi-ld:Device:p2" {
+		t.Errorf("the next link %s found %v, want the third device", next, got)
+	}
 }

@@ -348,14 +348,17 @@ func parseTypeSelection(t string, tc *termContext) (*query.TypeSelection, error)
 
 // pageLinks adds the Link headers of a page of results at offset: the
 // next page when more follow, the previous when it is not the first. They
-// repeat the request's other parameters as it sent them.
+// repeat the request's other parameters as it sent them, but for
+// characters a URI may not hold, which a client may send unencoded
+// (q=temperature>12) and which would break the Link header: those are
+// percent-encoded (uriSafe).
 func pageLinks(h http.Header, self *url.URL, offset, limit int, more bool) {
 	var keep []string
 	for _, p := range strings.Split(self.RawQuery, "&") {
 		if p == "" || strings.HasPrefix(p, "offset=") || strings.HasPrefix(p, "limit=") {
 			continue
 		}
-		keep = append(keep, p)
+		keep = append(keep, uriSafe(p))
 	}
 	link := func(off int, rel string) {
 		q := append(slices.Clone(keep), "offset="+strconv.Itoa(off), "limit="+strconv.Itoa(limit))
@@ -367,4 +370,31 @@ func pageLinks(h http.Header, self *url.URL, offset, limit int, more bool) {
 	if more {
 		link(offset+limit, "next")
 	}
+}
+
+// uriSafe percent-encodes the bytes of a query parameter that RFC 3986
+// allows nowhere in a URI (space, <, >, ", {, }, |, \, ^, `, controls and
+// non-ASCII), leaving the rest, escapes included, as they are.
+func uriSafe(p string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`<>"{}|\^`+"`", c) >= 0 {
+			if b.Len() == 0 {
+				b.WriteString(p[:i])
+			}
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(c)
+		}
+	}
+	if b.Len() == 0 {
+		return p
+	}
+	return b.String()
 }
