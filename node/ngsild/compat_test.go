@@ -123,3 +123,26 @@ func TestPageLinksAreURIs(t *testing.T) {
 		t.Errorf("the next link %s found %v, want the third device", next, got)
 	}
 }
+
+// TestTemporalValuesOfVocabProperty: a VocabProperty's history in the
+// temporalValues form is under "vocabs", its terms compacted as a plain
+// GET shows them (clause 4.5.9), not its IRIs under "values".
+func TestTemporalValuesOfVocabProperty(t *testing.T) {
+	n := newTestNode(t, nil)
+	ctx := []any{map[string]any{"park": "https://example.org/vocab/park", "category": "https://example.org/category"}}
+	body := map[string]any{"@context": ctx, "id": "urn:ngsi-ld:Place:v1", "type": "Place",
+		"category": map[string]any{"type": "VocabProperty", "vocab": "park", "observedAt": "2026-03-01T00:00:00Z"}}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...), http.StatusCreated)
+	q := url.Values{"options": {"temporalValues"}}
+	rec := n.do("POST", "/ngsi-ld/v1/temporal/entityOperations/query?"+q.Encode(),
+		map[string]any{"@context": ctx, "type": "Query", "entities": []any{map[string]any{"type": "Place"}}}, ldJSON()...)
+	wantStatus(t, rec, http.StatusOK)
+	got := decode(t, rec).([]any)
+	if len(got) != 1 {
+		t.Fatalf("temporal query found %v", got)
+	}
+	cat, _ := got[0].(map[string]any)["category"].(map[string]any)
+	if cat["type"] != "VocabProperty" || fmt.Sprint(cat["vocabs"]) != "[[park 2026-03-01T00:00:00.000000Z]]" {
+		t.Errorf("category's history = %v, want VocabProperty with vocabs [[park 2026-03-01T00:00:00.000000Z]]", cat)
+	}
+}

@@ -195,7 +195,7 @@ func (s *Service) renderTemporal(tx *store.Txn, id string, types []string, attrs
 		case tq.aggr != nil:
 			out[name] = aggregate(insts, tq)
 		case tq.values:
-			out[name] = simplifiedTemporal(insts)
+			out[name] = simplifiedTemporal(insts, tc)
 		default:
 			list := make([]any, len(insts))
 			for i, in := range insts {
@@ -209,23 +209,33 @@ func (s *Service) renderTemporal(tx *store.Txn, id string, types []string, attrs
 	return out, nil
 }
 
-func simplifiedTemporal(insts []Instance) map[string]any {
+// simplifiedTemporal is the temporalValues form of an attribute's
+// instances (clause 4.5.9): its content and time in pairs, under the
+// plural of the member the content has ("values", "objects",
+// "languageMaps", and for the types of clause 4.5.18 "vocabs",
+// "valueLists", "objectLists", "jsons"), terms compacted with tc.
+func simplifiedTemporal(insts []Instance, tc *termContext) map[string]any {
 	typ := insts[len(insts)-1].Attr.Type
 	key := "values"
-	switch typ {
-	case Relationship:
+	switch {
+	case typ == Relationship:
 		key = "objects"
-	case LanguageProperty:
+	case typ == LanguageProperty:
 		key = "languageMaps"
+	case isExtended(typ):
+		member, _ := insts[len(insts)-1].Attr.renderContent(tc, true)
+		key = member + "s"
 	}
 	pairs := make([]any, len(insts))
 	for i, in := range insts {
 		var v any
-		switch typ {
-		case Relationship:
+		switch {
+		case typ == Relationship:
 			v = in.Attr.Object
-		case LanguageProperty:
+		case typ == LanguageProperty:
 			v = in.Attr.LanguageMap
+		case isExtended(typ) && in.Attr.Type == typ:
+			_, v = in.Attr.renderContent(tc, true)
 		default:
 			v = in.Attr.Value
 		}
