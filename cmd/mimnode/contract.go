@@ -138,8 +138,11 @@ or the provider's reasons for refusing; it then fails if there is no agreement.`
 				return fmt.Errorf("negotiation %s ended without an agreement: refused (%s): %s%s", in.ID, string(in.Code), describeCode(in.Code), reasons.String())
 			}
 			why := ""
-			if in.State == negotiation.Requested {
-				why = ": the provider has not decided yet (a person approves its offer, or approves new requests of a consumer whose earlier agreement for the dataset it revoked) or has not been reached (is it online, and does it share a federation with this node?)"
+			switch {
+			case in.Unreached != "":
+				why = fmt.Sprintf(": the provider has not been reached (is it online, and does it share a federation with this node?); this node keeps trying. Last attempt: %s", in.Unreached)
+			case in.State == negotiation.Requested:
+				why = ": the provider has not decided yet (a person approves its offer, or approves new requests of a consumer whose earlier agreement for the dataset it revoked)"
 			}
 			return fmt.Errorf("negotiation %s still %s%s; follow it with 'mimnode contract show %s'", in.ID, in.State, why, in.ID)
 		},

@@ -52,6 +52,10 @@ type Info struct {
 	// Held says why a person must, when the offer does not ask for one
 	// (an earlier agreement of the consumer for the dataset was revoked).
 	Held string `json:"held,omitempty"`
+	// Unreached says why the last message to the peer could not be sent
+	// or got no answer; the node keeps resending it. Empty once one got
+	// through (and after a restart, until a send fails again).
+	Unreached string `json:"unreached,omitempty"`
 	// Code and Reasons say why it TERMINATED (for a refusal, one reason
 	// per failed policy constraint).
 	Code        protocol.Code   `json:"code,omitempty"`
@@ -154,7 +158,11 @@ func (s *Service) Get(id string) (Info, error) {
 	for _, role := range []negotiation.Role{negotiation.Consumer, negotiation.Provider} {
 		e, err := s.load(negotiation.Key{Role: role, Pid: id})
 		if err == nil {
-			return infoOf(e.n, e.meta), nil
+			in := infoOf(e.n, e.meta)
+			if why, ok := s.unreached.Load(id); ok && !in.State.Terminal() {
+				in.Unreached = why.(string)
+			}
+			return in, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return Info{}, fmt.Errorf("reading negotiation %s: %w", id, err)

@@ -267,6 +267,30 @@ func TestProviderVanishes(t *testing.T) {
 	verifyAudit(t, res)
 }
 
+// TestUnreachedProviderIsSaid: while the provider cannot be reached, the
+// consumer's negotiation says so, with the last attempt's error, rather
+// than leaving the user to guess whether it waits for a person.
+func TestUnreachedProviderIsSaid(t *testing.T) {
+	prov := startAt(t, initDir(t, "Transport"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	offer := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	res.Contracts().SetRetry(negotiation.RetryPolicy{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Timeout: time.Minute})
+	prov.Close()
+	id, err := res.Contracts().Request(ctx, contract.RequestOptions{Provider: prov.ID(), Dataset: dsNoise, Offer: offer, Purpose: policy.PurposeResearch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in contract.Info
+	eventually(t, 10*time.Second, "the negotiation says the provider was not reached", func() bool {
+		in, err = res.Contracts().Get(id)
+		return err == nil && in.Unreached != ""
+	})
+	if in.State != negotiation.Requested {
+		t.Errorf("state %s, want REQUESTED while it keeps trying", in.State)
+	}
+}
+
 func anyContains(list []string, sub string) bool {
 	for _, s := range list {
 		if strings.Contains(strings.ToLower(s), strings.ToLower(sub)) {

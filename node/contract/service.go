@@ -122,6 +122,10 @@ type Service struct {
 	// anyRevoked: this node revoked an agreement once (set by Start and
 	// revoke), so that a decision looks for revocations only then.
 	anyRevoked atomic.Bool
+	// unreached holds, by negotiation id, why the last message to the
+	// peer could not be sent or got no answer (Info.Unreached), until one
+	// gets through.
+	unreached sync.Map
 
 	mu   sync.Mutex
 	live map[negotiation.Key]*entry // guarded by mu; negotiations with work left

@@ -277,8 +277,10 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []outMsg) {
 		cancel()
 		if err != nil {
 			s.log.Debug("negotiation message unsent", "pid", k.Pid, "err", err)
+			s.unreached.Store(k.Pid, err.Error())
 			return
 		}
+		s.unreached.Delete(k.Pid)
 		s.converse(newConversation(st, p), nil, q, false)
 		return
 	}
@@ -286,8 +288,10 @@ func (s *Service) sendAll(k negotiation.Key, peerID string, msgs []outMsg) {
 		ans, err := s.exchange(p, m)
 		if err != nil {
 			s.log.Debug("negotiation message unanswered", "pid", k.Pid, "type", m.msg.MessageType(), "err", err)
+			s.unreached.Store(k.Pid, err.Error())
 			return
 		}
+		s.unreached.Delete(k.Pid)
 		s.sendAll(k, peerID, s.stepAnswer(k, peerID, ans))
 	}
 }
