@@ -182,7 +182,7 @@ func (r *fetchRenderer) progress(p transfer.Progress) {
 	switch p.Phase {
 	case "live":
 		r.finish()
-		fmt.Fprintf(r.out, "snapshot landed; transfer %s receives changes as they happen (Ctrl-C to stop)\n", p.Transfer)
+		fmt.Fprintf(r.out, "snapshot landed; receiving changes as they happen on transfer %s (Ctrl-C to stop)\n", p.Transfer)
 		return
 	case "interrupted":
 		fmt.Fprintf(r.out, "lost the provider (%s); reconnecting until it answers again (Ctrl-C to stop)\n", p.Note)

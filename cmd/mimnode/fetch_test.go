@@ -34,7 +34,7 @@ func TestFetchRendererPlainLines(t *testing.T) {
 {"progress":{"phase":"live","transfer":"urn:uuid:7"}}
 {"change":{"seq":7,"op":"update","id":"urn:ngsi-ld:x:1"}}
 {"error":{"message":"transfer refused","code":"MIM-605","reasons":["transfer is SUSPENDED, not STARTED"]}}
-`, []string{"manifest", "snapshot landed; transfer urn:uuid:7 receives", "change 7: update urn:ngsi-ld:x:1"}, "SUSPENDED"},
+`, []string{"manifest", "snapshot landed; receiving changes as they happen on transfer urn:uuid:7", "change 7: update urn:ngsi-ld:x:1"}, "SUSPENDED"},
 		{"cut short", `{"progress":{"phase":"manifest"}}
 `, []string{"manifest"}, "start it again ('mimnode run') and fetch again"},
 	}
