@@ -146,3 +146,33 @@ func TestTemporalValuesOfVocabProperty(t *testing.T) {
 		t.Errorf("category's history = %v, want VocabProperty with vocabs [[park 2026-03-01T00:00:00.000000Z]]", cat)
 	}
 }
+
+// TestQueryAnswerLinksItsWholeContext: a query whose body carries an
+// @context of several entries is answered in application/json with a
+// Link to a document holding all of them, with which its names were
+// compacted (clause 6.3.6), not to the core context.
+func TestQueryAnswerLinksItsWholeContext(t *testing.T) {
+	n := newTestNode(t, nil)
+	ctx := []any{envContext, map[string]any{"room": "http://ex.org/room"}}
+	body := map[string]any{"@context": ctx, "id": "urn:ngsi-ld:AirQualityObserved:q1", "type": "AirQualityObserved",
+		"dateObserved": map[string]any{"type": "Property", "value": "2026-03-01T00:00:00Z"},
+		"location":     map[string]any{"type": "GeoProperty", "value": map[string]any{"type": "Point", "coordinates": []any{10.2, 56.1}}},
+		"room":         map[string]any{"type": "Property", "value": "r1"}}
+	wantStatus(t, n.do("POST", "/ngsi-ld/v1/entities", body, ldJSON()...), http.StatusCreated)
+	rec := n.do("POST", "/ngsi-ld/v1/entityOperations/query", map[string]any{"@context": ctx, "type": "Query",
+		"entities": []any{map[string]any{"type": "AirQualityObserved"}}, "attrs": []any{"room"}}, append(ldJSON(), "Accept", "application/json")...)
+	wantStatus(t, rec, http.StatusOK)
+	link := rec.Header().Get("Link")
+	target := strings.TrimPrefix(strings.Split(link, ">")[0], "<")
+	if !strings.Contains(target, "/jsonldContexts/implicit-") {
+		t.Fatalf("Link %q, want the implicitly created document of the query's @context", link)
+	}
+	got := decode(t, rec).([]any)
+	if len(got) != 1 || got[0].(map[string]any)["room"] == nil {
+		t.Fatalf("answer %v, want the entity with room", got)
+	}
+	doc := decode(t, n.do("GET", strings.TrimPrefix(target, "http://node.test"), nil)).(map[string]any)
+	if fmt.Sprint(doc["@context"]) != fmt.Sprint(ctx) {
+		t.Errorf("the linked document holds %v, want the query's @context %v", doc["@context"], ctx)
+	}
+}

@@ -211,6 +211,9 @@ func (s *Service) postQuery(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	params, _, tc, err := s.queryBodyParams(r)
+	if err == nil {
+		tc, err = s.linkable(tc, acc)
+	}
 	if err != nil {
 		return err
 	}

@@ -343,21 +343,51 @@ func (s *Service) notificationContext(b *subscriptionBody, ctxVal any) error {
 	if _, single := ctxVal.(string); single || ctxVal == nil {
 		return nil
 	}
+	u, err := s.implicitContext(ctxVal)
+	if err != nil {
+		return err
+	}
+	b.JSONLDContext = u
+	return nil
+}
+
+// implicitContext returns the URL of a document holding @context ctxVal
+// (no single URL: an array, an object), stored as an ImplicitlyCreated
+// context (clause 5.13.1) named by a digest of it, so that every use of
+// the same @context shares one.
+func (s *Service) implicitContext(ctxVal any) (string, error) {
 	doc, err := json.Marshal(map[string]any{"@context": ctxVal})
 	if err != nil {
-		return newError(BadRequestData, "invalid @context", "%v", err)
+		return "", newError(BadRequestData, "invalid @context", "%v", err)
 	}
 	sum := sha256.Sum256(doc)
 	u := s.hostedPrefix() + "implicit-" + hex.EncodeToString(sum[:12])
 	if _, err := s.ctx.meta(u, s.hostedPrefix()); errors.Is(err, store.ErrNotFound) {
 		if err := s.ctx.put(u, doc, contextImplicit); err != nil {
-			return err
+			return "", err
 		}
 	} else if err != nil {
-		return err
+		return "", err
 	}
-	b.JSONLDContext = u
-	return nil
+	return u, nil
+}
+
+// linkable returns tc, for an answer in application/json, with a Link
+// target that holds the whole @context: an @context of several entries
+// (the body of a query may carry one) is linked as its implicitly
+// created document, since the answer's names are compacted with all of
+// it (clause 6.3.6).
+func (s *Service) linkable(tc *termContext, acc accepted) (*termContext, error) {
+	if acc == acceptLD || tc.link != "" || tc.value == nil {
+		return tc, nil
+	}
+	u, err := s.implicitContext(tc.value)
+	if err != nil {
+		return nil, err
+	}
+	linked := *tc
+	linked.link = u
+	return &linked, nil
 }
 
 // expandSubscriptionNames replaces the names in a subscription patch

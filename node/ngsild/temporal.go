@@ -403,6 +403,9 @@ func (s *Service) postTemporalQuery(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	params, qb, tc, err := s.queryBodyParams(r)
+	if err == nil {
+		tc, err = s.linkable(tc, acc)
+	}
 	if err != nil {
 		return err
 	}
