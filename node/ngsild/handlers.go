@@ -321,10 +321,11 @@ func (s *Service) mergeChange(frag *Entity, mode mergeMode, create bool, skipped
 			return frag, nil
 		}
 		ne := old.clone()
+		changed := false
 		for _, t := range frag.Types {
 			if !contains(ne.Types, t) {
 				ne.Types = append(ne.Types, t)
-				ne.ModifiedAt = frag.ModifiedAt
+				ne.ModifiedAt, changed = frag.ModifiedAt, true
 			}
 		}
 		if frag.Scope != nil {
@@ -334,11 +335,21 @@ func (s *Service) mergeChange(frag *Entity, mode mergeMode, create bool, skipped
 			} else {
 				ne.Scope = frag.Scope
 			}
-			ne.ModifiedAt = frag.ModifiedAt
+			ne.ModifiedAt, changed = frag.ModifiedAt, true
 		}
 		sk := mergeAttrs(ne, frag.Attrs, mode, frag.ModifiedAt)
 		if skipped != nil {
 			*skipped = sk
+		}
+		if !changed && len(sk) == len(frag.Attrs) {
+			// Every attribute was skipped (noOverwrite, or none there to
+			// update) and no type or scope was given: the write changes
+			// nothing (clauses 5.6.2, 5.6.3). Storing ne would leave the
+			// attributes last written stamped with the entity's
+			// modifiedAt, which is how history and subscriptions tell
+			// what a write touched: they would be recorded and notified
+			// again.
+			return old, nil
 		}
 		if err := s.val.check(ne); err != nil {
 			return nil, err

@@ -18,9 +18,12 @@ import (
 type change struct {
 	id string
 	// apply computes the new state from the stored one (nil when absent).
-	// Returning (nil, nil) deletes the entity; an error fails this entity
-	// only. It runs once, possibly on another goroutine than the caller's
-	// and concurrently with other changes' apply; it must not modify old.
+	// Returning (nil, nil) deletes the entity; returning old itself says
+	// the change leaves it as it is (every attribute skipped), so nothing
+	// is written, stamped or notified unless history is set; an error
+	// fails this entity only. It runs once, possibly on another goroutine
+	// than the caller's and concurrently with other changes' apply; it
+	// must not modify old.
 	apply func(old *Entity) (*Entity, error)
 	// history, when set, are the temporal instances to keep for this write
 	// (POST /temporal/entities); otherwise every instance the write
@@ -235,7 +238,7 @@ func (s *Service) prepare(tx *store.Txn, ch change, summaries bool, overlay map[
 		p.out.err = err
 		return nil
 	}
-	if ne == nil && old == nil {
+	if ne == old && (old == nil || ch.history == nil) {
 		return nil
 	}
 	overlay[ch.id] = ne
