@@ -31,7 +31,9 @@ const (
 	// mergeUpdateOnly replaces existing instances only (PATCH .../attrs).
 	mergeUpdateOnly
 	// mergePatch is mergeAppend where a value of "urn:ngsi-ld:null"
-	// deletes the instance (PATCH /entities/{id}, clause 5.6.17).
+	// deletes the instance and an existing instance is merged with the
+	// fragment's rather than replaced (mergeInstance): PATCH
+	// /entities/{id}, clause 5.6.17, and batch merge.
 	mergePatch
 )
 
@@ -54,7 +56,7 @@ func mergeAttrs(dst *Entity, src map[string][]*Attribute, mode mergeMode, now ti
 				}
 			}
 			switch {
-			case mode == mergePatch && (in.Value == ngsiNull || in.Object == ngsiNull):
+			case mode == mergePatch && in.isNull():
 				if idx >= 0 {
 					cur = append(append([]*Attribute(nil), cur[:idx]...), cur[idx+1:]...)
 				}
@@ -62,6 +64,8 @@ func mergeAttrs(dst *Entity, src map[string][]*Attribute, mode mergeMode, now ti
 				continue
 			case idx < 0 && mode == mergeUpdateOnly:
 				continue
+			case idx >= 0 && mode == mergePatch:
+				cur = append(append(append([]*Attribute(nil), cur[:idx]...), mergeInstance(cur[idx], in, now)), cur[idx+1:]...)
 			case idx >= 0:
 				n := *in
 				n.CreatedAt, n.ModifiedAt = cur[idx].CreatedAt, now
@@ -86,6 +90,75 @@ func mergeAttrs(dst *Entity, src map[string][]*Attribute, mode mergeMode, now ti
 	}
 	sort.Strings(skipped)
 	return skipped
+}
+
+// isNull reports whether a is the NGSI-LD null of a merge: an instance
+// whose value or object is urn:ngsi-ld:null, asking for its removal.
+func (a *Attribute) isNull() bool { return a.Value == ngsiNull || a.Object == ngsiNull }
+
+// mergeInstance is what a merge makes of the stored instance old and the
+// fragment's instance in for the same datasetId (clause 5.6.17): in's
+// content (type and value, object, languageMap...) replaces old's, and
+// what in leaves out is kept: observedAt, unitCode and the
+// sub-attributes it does not name. A client sending {"value": 100} to a
+// reading with a unit and an observation time means to change the
+// reading, not to strip what qualifies it. Sub-attributes in names merge
+// the same way, and one given as urn:ngsi-ld:null is removed.
+func mergeInstance(old, in *Attribute, now time.Time) *Attribute {
+	n := *in
+	if n.ObservedAt == "" {
+		n.ObservedAt = old.ObservedAt
+	}
+	if n.UnitCode == "" {
+		n.UnitCode = old.UnitCode
+	}
+	if len(old.Sub) > 0 || len(in.Sub) > 0 {
+		n.Sub = make(map[string][]*Attribute, len(old.Sub)+len(in.Sub))
+		for k, v := range old.Sub {
+			n.Sub[k] = v
+		}
+		for k, insts := range in.Sub {
+			if merged := mergeSubInstances(old.Sub[k], insts, now); len(merged) > 0 {
+				n.Sub[k] = merged
+			} else {
+				delete(n.Sub, k)
+			}
+		}
+		if len(n.Sub) == 0 {
+			n.Sub = nil
+		}
+	}
+	n.CreatedAt, n.ModifiedAt = old.CreatedAt, now
+	return &n
+}
+
+// mergeSubInstances merges a fragment's instances of one sub-attribute
+// into the stored ones, by datasetId, as mergeAttrs does in mergePatch
+// mode for attributes.
+func mergeSubInstances(cur, in []*Attribute, now time.Time) []*Attribute {
+	out := append([]*Attribute(nil), cur...)
+	for _, a := range in {
+		idx := -1
+		for i, c := range out {
+			if c.DatasetID == a.DatasetID {
+				idx = i
+				break
+			}
+		}
+		switch {
+		case a.isNull():
+			if idx >= 0 {
+				out = append(out[:idx], out[idx+1:]...)
+			}
+		case idx >= 0:
+			out[idx] = mergeInstance(out[idx], a, now)
+		default:
+			n := *a
+			n.CreatedAt, n.ModifiedAt = now, now
+			out = append(out, &n)
+		}
+	}
+	return out
 }
 
 // stampNew sets createdAt/modifiedAt of a new entity and all its instances.
