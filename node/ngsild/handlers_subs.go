@@ -258,14 +258,6 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if reqCtx != nil {
-		// The patch's names are the request's @context's: they are
-		// stored expanded, which the subscription's own context reads
-		// back as they are.
-		if err := expandSubscriptionNames(patch, reqTC); err != nil {
-			return err
-		}
-	}
 	if pid, ok := patch["id"]; ok && pid != id {
 		return newError(BadRequestData, "id mismatch", "the body's id differs from the URL's")
 	}
@@ -285,6 +277,21 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 	if st == nil {
 		return newError(ResourceNotFound, "subscription not found", "no subscription with id %q", id)
 	}
+	tc, err := s.ctx.resolve(st.context)
+	if err != nil {
+		return err
+	}
+	if reqCtx != nil {
+		// The stored body is in the terms of the subscription's own
+		// @context, which reads it and which a GET shows it with: the
+		// patch's names are taken to their IRIs with the request's
+		// @context and back to terms with the subscription's. An IRI
+		// the subscription's @context has no term for stays whole.
+		err := mapSubscriptionNames(patch, func(name string) string { return tc.compact(reqTC.expand(name)) })
+		if err != nil {
+			return err
+		}
+	}
 	j, err := json.Marshal(&st.body)
 	if err != nil {
 		return err
@@ -299,10 +306,6 @@ func (s *Service) updateSubscription(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if err := s.notificationContext(b, st.context); err != nil {
-		return err
-	}
-	tc, err := s.ctx.resolve(st.context)
-	if err != nil {
 		return err
 	}
 	sub, err := compileSubscription(b, tc)
@@ -390,15 +393,15 @@ func (s *Service) linkable(tc *termContext, acc accepted) (*termContext, error) 
 	return &linked, nil
 }
 
-// expandSubscriptionNames replaces the names in a subscription patch
+// mapSubscriptionNames replaces the names in a subscription patch
 // (entity types, watchedAttributes, notification attributes, the
-// geoproperty and the attributes in q) with their IRIs under tc.
-func expandSubscriptionNames(patch map[string]any, tc *termContext) error {
-	expandList := func(v any) {
+// geoproperty and the attributes in q) with what rename makes of them.
+func mapSubscriptionNames(patch map[string]any, rename func(string) string) error {
+	renameList := func(v any) {
 		if l, ok := v.([]any); ok {
 			for i, x := range l {
 				if name, ok := x.(string); ok {
-					l[i] = tc.expand(name)
+					l[i] = rename(name)
 				}
 			}
 		}
@@ -407,22 +410,22 @@ func expandSubscriptionNames(patch map[string]any, tc *termContext) error {
 		for _, e := range ents {
 			if m, ok := e.(map[string]any); ok {
 				if t, ok := m["type"].(string); ok && !strings.ContainsAny(t, ",;|()") {
-					m["type"] = tc.expand(t)
+					m["type"] = rename(t)
 				}
 			}
 		}
 	}
-	expandList(patch["watchedAttributes"])
+	renameList(patch["watchedAttributes"])
 	if nd, ok := patch["notification"].(map[string]any); ok {
-		expandList(nd["attributes"])
+		renameList(nd["attributes"])
 	}
 	if g, ok := patch["geoQ"].(map[string]any); ok {
 		if gp, ok := g["geoproperty"].(string); ok {
-			g["geoproperty"] = tc.expand(gp)
+			g["geoproperty"] = rename(gp)
 		}
 	}
 	if qs, ok := patch["q"].(string); ok && qs != "" {
-		q, err := query.Parse(qs, tc.expand)
+		q, err := query.Parse(qs, rename)
 		if err != nil {
 			return &Error{Type: BadRequestData, Title: "invalid subscription q", Detail: err.Error(), Err: err}
 		}
