@@ -161,6 +161,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.deals, err = contract.New(contract.Options{
 		Host: n.host, Store: n.store, Audit: n.audit, Members: n.fed, Signer: signer,
 		Verifier: PeerIDVerifier{}, Offers: offerSources{n.catalog, n.offers}, OpenTo: n.catalog.OpenTo, Logger: log,
+		Metrics: n.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -194,6 +195,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Purposes: n.deals, Revocations: n.deals, Audit: n.audit,
 		Members: n.fed, Datasets: transfer.PublishedDatasets{Catalog: n.catalog, Self: n.host.ID().String()},
 		Signer: signer, Verifier: PeerIDVerifier{}, FilesDir: filepath.Join(cfg.DataDir, "received"), Logger: log,
+		Metrics: n.metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -491,4 +492,22 @@ func TestOperatorLogTellsOutcomes(t *testing.T) {
 		}
 		return true
 	})
+	// And in each node's metrics, for a dashboard.
+	for n, lines := range map[*node.Node][]string{
+		env: {`mimnode_negotiations_total{outcome="agreed",role="provider"} 1`, `mimnode_transfers_total{outcome="completed",role="provider"} 1`},
+		lab: {`mimnode_negotiations_total{outcome="agreed",role="consumer"} 1`, `mimnode_transfers_total{outcome="completed",role="consumer"} 1`,
+			`mimnode_transfer_entities_total{role="consumer"} 2`},
+	} {
+		resp, err := http.Get(n.APIURL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, l := range lines {
+			if !strings.Contains(string(body), l) {
+				t.Errorf("%s's metrics lack %s", n.Config().Name, l)
+			}
+		}
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/federation"
@@ -67,6 +68,10 @@ var _ Membership = (*federation.Service)(nil)
 // Options configure a Service. Host, Store, Audit, Members, Signer,
 // Verifier and Offers are required.
 type Options struct {
+	// Metrics, when set, gets the service's counters
+	// (mimnode_negotiations_total).
+	Metrics prometheus.Registerer
+
 	Host     host.Host
 	Store    *store.DB
 	Audit    *audit.Log
@@ -122,6 +127,8 @@ type Service struct {
 	// anyRevoked: this node revoked an agreement once (set by Start and
 	// revoke), so that a decision looks for revocations only then.
 	anyRevoked atomic.Bool
+	// outcomes counts ended negotiations (Options.Metrics).
+	outcomes *prometheus.CounterVec
 	// unreached holds, by negotiation id, why the last message to the
 	// peer could not be sent or got no answer (Info.Unreached), until one
 	// gets through.
@@ -402,8 +409,16 @@ func New(o Options) (*Service, error) {
 		return nil, fmt.Errorf("creating contract service: %w: signer %s is not the host %s", ErrBadRequest, id, o.Host.ID())
 	}
 	o.Signer = namedSigner{Signer: o.Signer, id: id}
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mimnode_negotiations_total", Help: "Contract negotiations ended here, by this node's role and outcome (agreed, ended without agreement).",
+	}, []string{"role", "outcome"})
+	if o.Metrics != nil {
+		if err := o.Metrics.Register(outcomes); err != nil {
+			return nil, fmt.Errorf("creating contract service: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	return &Service{outcomes: outcomes,
 		o: o, log: o.Logger.With("component", "contract"), self: o.Host.ID(),
 		ctx: ctx, cancel: cancel, work: make(chan func()),
 		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan Info{},
@@ -711,8 +726,10 @@ func (s *Service) logOutcome(e *entry, ts []negotiation.Transition, wasPending b
 		}
 		switch t.To {
 		case negotiation.Finalized:
+			s.outcomes.WithLabelValues(string(e.n.Role()), "agreed").Inc()
 			s.log.Info("contract agreed", "role", e.n.Role(), "peer", e.n.Peer(), "dataset", e.meta.Dataset, "agreement", e.meta.AgreementID, "id", e.key.Pid)
 		case negotiation.Terminated:
+			s.outcomes.WithLabelValues(string(e.n.Role()), "ended").Inc()
 			code, reasons := e.n.Termination()
 			s.log.Info("contract negotiation ended without agreement", "role", e.n.Role(), "peer", e.n.Peer(), "dataset", e.meta.Dataset,
 				"code", code, "reasons", reasons, "id", e.key.Pid)

@@ -272,9 +272,14 @@ func (s *Service) logTransition(e *entry, t dsp.Transition) {
 	case dsp.Suspended:
 		s.log.Info("transfer suspended", "role", in.Role, "peer", e.p.Peer(), "id", in.ID)
 	case dsp.Completed:
+		role := string(in.Role)
+		s.metrics.ended.WithLabelValues(role, "completed").Inc()
+		s.metrics.bytes.WithLabelValues(role).Add(float64(in.Usage.Bytes))
+		s.metrics.entities.WithLabelValues(role).Add(float64(in.Usage.Entities))
 		s.log.Info("transfer completed", "role", in.Role, "peer", e.p.Peer(), "dataset", in.Dataset, "version", in.Version,
 			"entities", in.Usage.Entities, "bytes", in.Usage.Bytes, "id", in.ID)
 	case dsp.Terminated:
+		s.metrics.ended.WithLabelValues(string(in.Role), "terminated").Inc()
 		s.log.Info("transfer ended", "role", in.Role, "peer", e.p.Peer(), "dataset", in.Dataset, "code", t.Code, "reasons", t.Reasons, "id", in.ID)
 	}
 }

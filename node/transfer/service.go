@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/content"
@@ -45,6 +46,11 @@ var (
 	// ErrClosed: the service has been closed.
 	ErrClosed = errors.New("transfer service closed")
 )
+
+// transferMetrics are the service's counters (Options.Metrics).
+type transferMetrics struct {
+	ended, bytes, entities *prometheus.CounterVec
+}
 
 // RefusedError is a refusal by the provider, with the protocol code and
 // the reasons it gave (each failed constraint).
@@ -140,6 +146,11 @@ func (p PublishedDatasets) Dataset(id string) (catalog.Dataset, error) {
 // Options configure a Service. Host, Store, NGSILD, Agreements, Audit,
 // Members, Datasets, Signer and Verifier are required.
 type Options struct {
+	// Metrics, when set, gets the service's counters
+	// (mimnode_transfers_total, mimnode_transfer_bytes_total,
+	// mimnode_transfer_entities_total).
+	Metrics prometheus.Registerer
+
 	Host       host.Host
 	Store      *store.DB
 	NGSILD     *ngsild.Service
@@ -206,6 +217,7 @@ type Service struct {
 	// answering, by agreement and a number from servingN; guarded by mu
 	// (revoke.go).
 	serving  map[string]map[uint64]func(*RefusedError)
+	metrics  transferMetrics
 	servingN uint64
 	// revoked holds the agreements EndAgreements ended, with their
 	// refusal reason; guarded by mu.
@@ -256,8 +268,26 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	m := transferMetrics{
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimnode_transfers_total", Help: "Transfers ended here, by this node's role and outcome (completed, terminated).",
+		}, []string{"role", "outcome"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimnode_transfer_bytes_total", Help: "Bytes moved over the wire by completed transfers, by this node's role.",
+		}, []string{"role"}),
+		entities: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mimnode_transfer_entities_total", Help: "Entities landed (consumer) or sent (provider) by completed transfers, by this node's role.",
+		}, []string{"role"}),
+	}
+	if o.Metrics != nil {
+		for _, c := range []prometheus.Collector{m.ended, m.bytes, m.entities} {
+			if err := o.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("transfer: %w", err)
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{o: o, log: o.Logger.With("component", "transfer"), self: o.Host.ID(),
+	return &Service{metrics: m, o: o, log: o.Logger.With("component", "transfer"), self: o.Host.ID(),
 		ctx: ctx, cancel: cancel, cancels: map[string]context.CancelFunc{},
 		manifests: map[string]content.Manifest{}, built: map[string]builtVersion{}}, nil
 }
