@@ -99,6 +99,7 @@ func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions)
 	if err != nil {
 		return e.info, fmt.Errorf("completing transfer %s: %w", e.info.ID, err)
 	}
+	s.forgetMoved(e.info.ID)
 	for _, m := range rd.Messages {
 		ans, err := s.exchange(ctx, provider, m)
 		if err != nil {
@@ -123,9 +124,7 @@ func (s *Service) refused(ctx context.Context, e *entry, err error) (Info, error
 		return e.info, err
 	}
 	s.auditf(KindRefused, e.info.ID, e.p.Peer(), map[string]any{"agreement": e.info.Agreement, "code": re.Code, "reasons": re.Reasons})
-	if p, err := peer.Decode(e.p.Peer()); err == nil {
-		s.told(e.info.Agreement, p, re.Code, re.Reasons)
-	}
+	s.told(e.info.Agreement, e.p.Peer(), re.Code, re.Reasons)
 	in, terr := s.Terminate(ctx, e.info.ID, fmt.Sprintf("provider refused data [%s]: %s", re.Code, strings.Join(re.Reasons, "; ")))
 	if terr != nil && !errors.Is(terr, ErrBadState) {
 		s.log.Warn("ending a refused transfer", "transfer", e.info.ID, "err", terr)
@@ -332,13 +331,27 @@ func (s *Service) readMoved(pid string) (movedSoFar, error) {
 // last moments' count.
 func (s *Service) noteMoved(pid string, m movedSoFar) {
 	b, _ := json.Marshal(m)
+	s.writeNoSync("recording what a transfer moved", pid, func(wb *store.Batch) error { return wb.Set(movedKey(pid), b) })
+}
+
+// forgetMoved drops pid's movedSoFar once its usage record, stored,
+// holds what every run moved.
+func (s *Service) forgetMoved(pid string) {
+	s.writeNoSync("forgetting what a finished transfer moved", pid, func(wb *store.Batch) error { return wb.Delete(movedKey(pid)) })
+}
+
+// writeNoSync writes what put adds to a batch, without a sync, logging a
+// failure: the records it serves are kept for the usage record's sake
+// and must not fail a fetch.
+func (s *Service) writeNoSync(what, pid string, put func(*store.Batch) error) {
 	wb := s.o.Store.NewBatch()
 	defer wb.Cancel()
-	if err := wb.Set(movedKey(pid), b); err == nil {
+	err := put(wb)
+	if err == nil {
 		err = wb.FlushNoSync()
-		if err != nil {
-			s.log.Debug("recording what a transfer moved", "transfer", pid, "err", err)
-		}
+	}
+	if err != nil {
+		s.log.Debug(what, "transfer", pid, "err", err)
 	}
 }
 

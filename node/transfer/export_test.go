@@ -153,3 +153,10 @@ func ManifestRefs(s *Service, version string) ([]content.BlockRef, error) {
 
 // ProvenanceValue returns what entity id's provenance key holds.
 func ProvenanceValue(s *Service, id string) ([]byte, error) { return s.getBytes(provenanceKey(id)) }
+
+// MovedRecorded reports whether transfer pid still keeps the record of
+// what its earlier runs moved.
+func MovedRecorded(s *Service, pid string) bool {
+	ok, err := s.hasKey(movedKey(pid))
+	return ok || err != nil
+}

@@ -265,6 +265,7 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		if err := s.save(e, func(tx *store.Txn) error { return tx.Set(liveSeqKey(e.info.ID), fmt.Appendf(nil, "%d", from)) }); err != nil {
 			return err
 		}
+		s.forgetMoved(e.info.ID)
 	}
 	if o.Started != nil {
 		o.Started(e.info)
@@ -282,7 +283,7 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		var re *RefusedError
 		if errors.As(err, &re) {
 			s.auditf(KindRefused, e.info.ID, provider.String(), map[string]any{"agreement": a.ID, "code": re.Code, "reasons": re.Reasons})
-			s.told(a.ID, provider, re.Code, re.Reasons)
+			s.told(a.ID, provider.String(), re.Code, re.Reasons)
 			return err
 		}
 		if ctx.Err() != nil {

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/mimnode/mimnode/node/store"
 	"github.com/mimnode/mimnode/protocol"
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
@@ -242,22 +240,21 @@ func (s *Service) step(e *entry, m dsp.Msg) (dsp.Ready, error) {
 		s.auditf(KindTransition, e.info.ID, e.p.Peer(), map[string]any{
 			"role": e.p.Role(), "agreement": e.info.Agreement, "from": t.From, "to": t.To,
 			"cause": t.Cause, "code": t.Code, "reasons": t.Reasons})
-		s.logTransition(e, t)
+		s.noteTransition(e, t)
 		if t.To == dsp.Terminated && m.Type == dsp.MsgReceive && e.p.Role() == dsp.Consumer {
 			// The provider ended it (the process takes a message from
 			// its peer only).
-			if p, err := peer.Decode(e.p.Peer()); err == nil {
-				s.told(e.info.Agreement, p, t.Code, t.Reasons)
-			}
+			s.told(e.info.Agreement, e.p.Peer(), t.Code, t.Reasons)
 		}
 	}
 	e.p.Advance()
 	return rd, err
 }
 
-// logTransition tells the node's log when a transfer starts and how it
-// ends (the transaction log, mimnode audit, holds every step).
-func (s *Service) logTransition(e *entry, t dsp.Transition) {
+// noteTransition tells the node's log when a transfer starts and how it
+// ends (the transaction log, mimnode audit, holds every step), and counts
+// the ends in the service's metrics.
+func (s *Service) noteTransition(e *entry, t dsp.Transition) {
 	if t.From == t.To {
 		return
 	}

@@ -23,15 +23,19 @@ type Revocations interface {
 	Told(agreementID string, from peer.ID, reasons []string) error
 }
 
-// told records, on the consumer, that provider ended a transfer or
-// refused a request under agreement with code: a revocation when code
-// says so (contract.Service.Told checks that the agreement's provider
-// said it).
-func (s *Service) told(agreement string, provider peer.ID, code protocol.Code, reasons []string) {
+// told records, on the consumer, that provider (a peer ID) ended a
+// transfer or refused a request under agreement with code: a revocation
+// when code says so (contract.Service.Told checks that the agreement's
+// provider said it).
+func (s *Service) told(agreement, provider string, code protocol.Code, reasons []string) {
 	if code != protocol.CodeAgreementRevoked || s.o.Revocations == nil {
 		return
 	}
-	if err := s.o.Revocations.Told(agreement, provider, reasons); err != nil {
+	p, err := peer.Decode(provider)
+	if err == nil {
+		err = s.o.Revocations.Told(agreement, p, reasons)
+	}
+	if err != nil {
 		s.log.Warn("recording a revocation the provider told of", "agreement", agreement, "peer", provider, "err", err)
 	}
 }

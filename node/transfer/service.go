@@ -341,8 +341,6 @@ func (s *Service) lockProc(role dsp.Role, pid string) func() {
 	return mu.Unlock
 }
 
-// agreement reads, parses and verifies agreement id: both signatures, by
-// the peers named for each role.
 // heldAgreement is agreement for a fetch this node asked for: an id it
 // does not hold gets what to do (a dataset id where an agreement id
 // belongs is the usual slip).
@@ -354,6 +352,8 @@ func (s *Service) heldAgreement(id string) (policy.Agreement, error) {
 	return a, err
 }
 
+// agreement reads, parses and verifies agreement id: both signatures, by
+// the peers named for each role.
 func (s *Service) agreement(id string) (policy.Agreement, error) {
 	b, err := s.o.Agreements.Agreement(id)
 	if err != nil {

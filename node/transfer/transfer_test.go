@@ -515,6 +515,9 @@ func TestResumeAfterKill(t *testing.T) {
 			if got.Usage.Blocks != total || got.Usage.Skipped != 0 {
 				t.Errorf("usage record: %d blocks moved, %d skipped; want all %d moved for this transfer, over both runs", got.Usage.Blocks, got.Usage.Skipped, total)
 			}
+			if transfer.MovedRecorded(cons.svc, got.ID) {
+				t.Error("the completed transfer still keeps the count of its earlier runs beside its usage record")
+			}
 
 			if n := len(query(t, cons.n)); n != 3000 {
 				t.Errorf("consumer holds %d entities, want 3000", n)
