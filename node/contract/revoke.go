@@ -142,41 +142,58 @@ func (s *Service) revoke(id, reason string) (rev Revocation, fresh bool, err err
 	if len(reason) > maxReason {
 		return Revocation{}, false, fmt.Errorf("%w: the reason is %d bytes long; at most %d", ErrBadRequest, len(reason), maxReason)
 	}
-	file, err := s.Agreement(id)
+	a, err := s.parsedAgreement(id)
 	if err != nil {
 		return Revocation{}, false, err
-	}
-	a, err := policy.ParseAgreement(file)
-	if err != nil {
-		return Revocation{}, false, fmt.Errorf("reading agreement %s: %w", id, err)
 	}
 	if a.Provider != s.names.of(s.self) {
 		return Revocation{}, false, fmt.Errorf("agreement %s: %w: this node is its consumer; its provider %s can revoke it", id, ErrNotProvider, a.Provider)
 	}
 	rev = Revocation{Agreement: a.ID, Dataset: a.Dataset, Consumer: a.Consumer, Reason: reason, Time: s.o.Now().UTC()}
-	b, err := json.Marshal(rev)
-	if err != nil {
-		return Revocation{}, false, err
-	}
-	var first Revocation
-	var before bool
-	err = s.o.Audit.Update(func(tx *store.Txn) error {
-		if first, before, err = readRevocation(tx, a.ID); err != nil || before {
-			return err
-		}
-		if err := tx.Set(revocationKey(a.ID), b); err != nil {
-			return err
-		}
-		return audit.AppendAllTx(tx, []audit.Entry{{Time: rev.Time, Kind: audit.KindAgreementRevoked, Subject: a.ID, Peer: a.Consumer, Data: b}})
-	})
+	rev, fresh, err = s.recordOnce(revocationKey(a.ID), rev, a.Consumer)
 	if err != nil {
 		return Revocation{}, false, fmt.Errorf("revoking agreement %s: %w", id, err)
 	}
 	s.anyRevoked.Store(true)
-	if before {
-		return first, false, nil
+	return rev, fresh, nil
+}
+
+// parsedAgreement reads and parses agreement id.
+func (s *Service) parsedAgreement(id string) (policy.Agreement, error) {
+	file, err := s.Agreement(id)
+	if err != nil {
+		return policy.Agreement{}, err
 	}
-	return rev, true, nil
+	a, err := policy.ParseAgreement(file)
+	if err != nil {
+		return policy.Agreement{}, fmt.Errorf("reading agreement %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// recordOnce stores rev under key, with its agreement.revoked entry in the
+// log (peer: the agreement's other party), in one synced write, unless a
+// revocation is stored there already. It returns the revocation stored
+// and whether it is rev.
+func (s *Service) recordOnce(key []byte, rev Revocation, peer string) (stored Revocation, fresh bool, err error) {
+	b, err := json.Marshal(rev)
+	if err != nil {
+		return Revocation{}, false, err
+	}
+	err = s.o.Audit.Update(func(tx *store.Txn) error {
+		// Read again if the update is retried.
+		first, before, err := readRevocationAt(tx, key, rev.Agreement)
+		if err != nil || before {
+			stored, fresh = first, false
+			return err
+		}
+		stored, fresh = rev, true
+		if err := tx.Set(key, b); err != nil {
+			return err
+		}
+		return audit.AppendAllTx(tx, []audit.Entry{{Time: rev.Time, Kind: audit.KindAgreementRevoked, Subject: rev.Agreement, Peer: peer, Data: b}})
+	})
+	return stored, fresh, err
 }
 
 // Revoked returns the revocation of agreement id, if this node revoked it.
@@ -193,13 +210,9 @@ func (s *Service) Revoked(id string) (r Revocation, ok bool, err error) {
 // any other peer is refused (ErrNotProvider); a second notice changes
 // nothing.
 func (s *Service) Told(id string, from peer.ID, reasons []string) error {
-	file, err := s.Agreement(id)
+	a, err := s.parsedAgreement(id)
 	if err != nil {
 		return err
-	}
-	a, err := policy.ParseAgreement(file)
-	if err != nil {
-		return fmt.Errorf("reading agreement %s: %w", id, err)
 	}
 	if a.Consumer != s.names.of(s.self) {
 		return fmt.Errorf("agreement %s: %w", id, ErrNotConsumer)
@@ -212,22 +225,7 @@ func (s *Service) Told(id string, from peer.ID, reasons []string) error {
 		reason = reason[:maxReason]
 	}
 	rev := Revocation{Agreement: a.ID, Dataset: a.Dataset, Consumer: a.Consumer, Reason: reason, Time: s.o.Now().UTC(), Told: true}
-	b, err := json.Marshal(rev)
-	if err != nil {
-		return err
-	}
-	fresh := false
-	err = s.o.Audit.Update(func(tx *store.Txn) error {
-		_, before, err := readNotice(tx, a.ID)
-		fresh = err == nil && !before // read again if the update is retried
-		if err != nil || before {
-			return err
-		}
-		if err := tx.Set(noticeKey(a.ID), b); err != nil {
-			return err
-		}
-		return audit.AppendAllTx(tx, []audit.Entry{{Time: rev.Time, Kind: audit.KindAgreementRevoked, Subject: a.ID, Peer: a.Provider, Data: b}})
-	})
+	_, fresh, err := s.recordOnce(noticeKey(a.ID), rev, a.Provider)
 	if err != nil {
 		return fmt.Errorf("recording the revocation of agreement %s: %w", id, err)
 	}
