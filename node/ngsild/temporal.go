@@ -223,8 +223,7 @@ func simplifiedTemporal(insts []Instance, tc *termContext) map[string]any {
 	case typ == LanguageProperty:
 		key = "languageMaps"
 	case isExtended(typ):
-		member, _ := insts[len(insts)-1].Attr.renderContent(tc, true)
-		key = member + "s"
+		key = memberOf(typ) + "s"
 	}
 	pairs := make([]any, len(insts))
 	for i, in := range insts {

@@ -1,6 +1,7 @@
 package ngsild
 
 import (
+	"maps"
 	"sort"
 	"time"
 )
@@ -112,53 +113,23 @@ func mergeInstance(old, in *Attribute, now time.Time) *Attribute {
 	if n.UnitCode == "" {
 		n.UnitCode = old.UnitCode
 	}
-	if len(old.Sub) > 0 || len(in.Sub) > 0 {
-		n.Sub = make(map[string][]*Attribute, len(old.Sub)+len(in.Sub))
-		for k, v := range old.Sub {
-			n.Sub[k] = v
+	if len(in.Sub) > 0 {
+		// Sub-attributes merge as attributes do (mergeAttrs), into a
+		// copy of old's.
+		sub := &Entity{Attrs: maps.Clone(old.Sub)}
+		if sub.Attrs == nil {
+			sub.Attrs = map[string][]*Attribute{}
 		}
-		for k, insts := range in.Sub {
-			if merged := mergeSubInstances(old.Sub[k], insts, now); len(merged) > 0 {
-				n.Sub[k] = merged
-			} else {
-				delete(n.Sub, k)
-			}
-		}
+		mergeAttrs(sub, in.Sub, mergePatch, now)
+		n.Sub = sub.Attrs
 		if len(n.Sub) == 0 {
 			n.Sub = nil
 		}
+	} else {
+		n.Sub = maps.Clone(old.Sub)
 	}
 	n.CreatedAt, n.ModifiedAt = old.CreatedAt, now
 	return &n
-}
-
-// mergeSubInstances merges a fragment's instances of one sub-attribute
-// into the stored ones, by datasetId, as mergeAttrs does in mergePatch
-// mode for attributes.
-func mergeSubInstances(cur, in []*Attribute, now time.Time) []*Attribute {
-	out := append([]*Attribute(nil), cur...)
-	for _, a := range in {
-		idx := -1
-		for i, c := range out {
-			if c.DatasetID == a.DatasetID {
-				idx = i
-				break
-			}
-		}
-		switch {
-		case a.isNull():
-			if idx >= 0 {
-				out = append(out[:idx], out[idx+1:]...)
-			}
-		case idx >= 0:
-			out[idx] = mergeInstance(out[idx], a, now)
-		default:
-			n := *a
-			n.CreatedAt, n.ModifiedAt = now, now
-			out = append(out, &n)
-		}
-	}
-	return out
 }
 
 // stampNew sets createdAt/modifiedAt of a new entity and all its instances.
