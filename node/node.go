@@ -429,11 +429,11 @@ func (n *Node) P2PAddrs() []string {
 
 // Status implements api.Backend.
 func (n *Node) Status() api.Status {
+	// An agency in any federation is an agency (federation.IsAgency).
 	role := "stand-alone"
-	if roles := n.fed.Roles(); len(roles) > 0 {
-		role = string(federation.RoleResearcher)
-		if n.fed.IsAgency() {
-			role = string(federation.RoleAgency)
+	for _, r := range n.fed.Roles() {
+		if role = string(r); r == federation.RoleAgency {
+			break
 		}
 	}
 	return api.Status{
