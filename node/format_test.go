@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -49,16 +50,17 @@ func TestNewerStoreIsRefused(t *testing.T) {
 	}
 	id := n.ID()
 	n.Close()
-	if got := formatStamp(t, c); got != "1" {
-		t.Fatalf("a new store is stamped %q, want 1", got)
+	this, newer := strconv.Itoa(StoreFormat), strconv.Itoa(StoreFormat+1)
+	if got := formatStamp(t, c); got != this {
+		t.Fatalf("a new store is stamped %q, want %s", got, this)
 	}
 
-	setFormatStamp(t, c, "2")
+	setFormatStamp(t, c, newer)
 	_, err = New(context.Background(), c, nil)
-	if !errors.Is(err, ErrNewerStore) || !strings.Contains(err.Error(), "store format 2") || !strings.Contains(err.Error(), c.DataDir) {
+	if !errors.Is(err, ErrNewerStore) || !strings.Contains(err.Error(), "store format "+newer) || !strings.Contains(err.Error(), c.DataDir) {
 		t.Fatalf("New on a newer store: %v, want ErrNewerStore naming the format and the directory", err)
 	}
-	if got := formatStamp(t, c); got != "2" {
+	if got := formatStamp(t, c); got != newer {
 		t.Errorf("the refused store's stamp became %q", got)
 	}
 
@@ -68,7 +70,7 @@ func TestNewerStoreIsRefused(t *testing.T) {
 	}
 
 	// Stamped with this node's format again, the store opens as before.
-	setFormatStamp(t, c, "1")
+	setFormatStamp(t, c, this)
 	if n := startNode(t, c); n.ID() != id {
 		t.Errorf("peer ID %s after the refusals, want %s", n.ID(), id)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -28,12 +27,7 @@ func TestFullDiskRefusesWritesAndKeepsRunning(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs here (%v): needs root", err)
 	}
 	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
-	dir := filepath.Join(mnt, "data")
-	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"init", "--data", dir, "--name", "Small disk",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}, &out, &errb); err != nil {
-		t.Fatalf("init: %v\n%s", err, errb.String())
-	}
+	dir := initDirAt(t, filepath.Join(mnt, "data"))
 	d := startDaemon(t, dir)
 	base := apiURL(t, dir)
 	tmpl := weatherExample(t)

@@ -48,7 +48,12 @@ func cli(t *testing.T, args ...string) (string, string, error) {
 // initDir initialises a data directory with loopback listeners on free ports.
 func initDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "data")
+	return initDirAt(t, filepath.Join(t.TempDir(), "data"))
+}
+
+// initDirAt is initDir in dir.
+func initDirAt(t testing.TB, dir string) string {
+	t.Helper()
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"init", "--data", dir, "--name", "Test agency",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--api", "127.0.0.1:0"}, &out, &errb)

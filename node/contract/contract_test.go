@@ -289,6 +289,9 @@ func TestUnreachedProviderIsSaid(t *testing.T) {
 	if in.State != negotiation.Requested {
 		t.Errorf("state %s, want REQUESTED while it keeps trying", in.State)
 	}
+	if !strings.Contains(in.Unreached, prov.ID().String()) {
+		t.Errorf("unreached = %q, want the failed attempt naming the provider %s", in.Unreached, prov.ID())
+	}
 }
 
 func anyContains(list []string, sub string) bool {

@@ -110,6 +110,9 @@ func TestFullFetchPutsBackLocalChanges(t *testing.T) {
 	if again.Usage.Entities != 0 || entityWithSysAttrs(t, cons.n, testID(10)) != nil {
 		t.Errorf("a fetch with nothing new wrote %d entities, or put back the deleted one", again.Usage.Entities)
 	}
+	if got := entityWithSysAttrs(t, cons.n, testID(11)); !bytes.Contains(got, []byte("7777")) {
+		t.Errorf("a fetch with nothing new overwrote the local change: %s", got)
+	}
 
 	deleteEntity(t, prov.n, testID(200)) // leaves the dataset
 	full, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{Full: true})
