@@ -73,3 +73,32 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexReadyDuringQuery completes a value index after a query's
+// snapshot opened and before it plans: the query must not read the index
+// its snapshot predates, or it finds nothing.
+func TestIndexReadyDuringQuery(t *testing.T) {
+	n := newTestNode(t, nil)
+	body := `[{"id": "urn:x:1", "type": "T", "p": 1}, {"id": "urn:x:2", "type": "T", "p": 2}]`
+	if rec := n.do("POST", "/ngsi-ld/v1/entityOperations/create", body); rec.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body.String())
+	}
+	const p = "https://uri.etsi.org/ngsi-ld/default-context/p"
+	testHookQuerySnapshot = func() {
+		testHookQuerySnapshot = nil
+		n.svc.requestIndex(p)
+		if err := n.svc.waitIndexes(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if !n.svc.vidx.isReady(p) {
+			t.Error("index not built")
+		}
+	}
+	t.Cleanup(func() { testHookQuerySnapshot = nil })
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities?type=T&q=p==2", nil)); len(got) != 1 || got[0] != "urn:x:2" {
+		t.Errorf("q=p==2 while its index completed found %v, want [urn:x:2]", got)
+	}
+	if got := ids(t, n.do("GET", "/ngsi-ld/v1/entities?type=T&q=p==2", nil)); len(got) != 1 || got[0] != "urn:x:2" {
+		t.Errorf("q=p==2 on the index found %v, want [urn:x:2]", got)
+	}
+}

@@ -372,7 +372,7 @@ func TestIndexesAvoidFullScan(t *testing.T) {
 			var cands []string
 			err = n.db.View(func(tx *storeTxn) error {
 				var err error
-				cands, err = n.svc.candidates(tx, eq)
+				cands, err = n.svc.candidates(tx, eq, n.svc.vidx.isReady)
 				return err
 			})
 			if err != nil {

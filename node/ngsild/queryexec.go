@@ -376,13 +376,23 @@ func geoSource(attr uint32, cells s2.CellUnion) func(*store.Txn, int) ([]string,
 	}
 }
 
+// testHookQuerySnapshot, when set by a test, runs in run once its
+// snapshot is open.
+var testHookQuerySnapshot func()
+
 // run executes eq: it picks the most selective index, loads the candidates
 // in id order and filters them. total counts every match (when eq.count, or
 // when every candidate had to be checked anyway); otherwise it is -1.
 func (s *Service) run(eq *entityQuery) (page []*Entity, total int, err error) {
 	total = -1
+	// The value indexes complete before the snapshot opens: one marked
+	// ready while View starts may miss keys its backfill wrote after.
+	ready := s.vidx.ready.Load()
 	err = s.db.View(func(tx *store.Txn) error {
-		ids, err := s.candidates(tx, eq)
+		if testHookQuerySnapshot != nil {
+			testHookQuerySnapshot()
+		}
+		ids, err := s.candidates(tx, eq, func(attr string) bool { return (*ready)[attr] })
 		if err != nil {
 			return err
 		}
@@ -444,7 +454,9 @@ func (s *Service) run(eq *entityQuery) (page []*Entity, total int, err error) {
 }
 
 // candidates returns the sorted candidate ids, or nil for a full scan.
-func (s *Service) candidates(tx *store.Txn, eq *entityQuery) ([]string, error) {
+// ready says whether an attribute's value index was complete before tx
+// began.
+func (s *Service) candidates(tx *store.Txn, eq *entityQuery, ready func(string) bool) ([]string, error) {
 	if eq.ids != nil {
 		ids := make([]string, 0, len(eq.ids))
 		for id := range eq.ids {
@@ -453,7 +465,7 @@ func (s *Service) candidates(tx *store.Txn, eq *entityQuery) ([]string, error) {
 		sort.Strings(ids)
 		return ids, nil
 	}
-	srcs := eq.plan(s.vidx.isReady, s.requestIndex, s.codes.codeOf)
+	srcs := eq.plan(ready, s.requestIndex, s.codes.codeOf)
 	if len(srcs) == 0 {
 		return nil, nil
 	}

@@ -155,7 +155,7 @@ func TestScopeQueryUsesScopeIndex(t *testing.T) {
 		}
 		var cands []string
 		if err := n.db.View(func(tx *storeTxn) error {
-			cands, err = n.svc.candidates(tx, eq)
+			cands, err = n.svc.candidates(tx, eq, n.svc.vidx.isReady)
 			return err
 		}); err != nil {
 			t.Fatal(err)
