@@ -150,6 +150,40 @@ func (s *Service) startedConsumer(ctx context.Context, a policy.Agreement, provi
 	return s.request(ctx, a, provider, FormatBlocks)
 }
 
+// abandon ends this side of a consumer process whose request the
+// provider did not get, without telling it (there is nothing to tell).
+// The caller holds the process's lock.
+func (s *Service) abandon(e *entry, reason string) {
+	if _, err := s.step(e, dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeCancelled, Reasons: []string{reason}}); err != nil {
+		s.log.Warn("ending an unsent transfer request", "transfer", e.info.ID, "err", err)
+	}
+}
+
+// abandonSent ends this side of a consumer process whose request was
+// sent but not answered as it should (no answer in time, a broken stream,
+// a malformed answer), and tells the provider in the background, which
+// may have started its side: each failed fetch would otherwise leave a
+// process behind on both nodes. The caller holds the process's lock.
+func (s *Service) abandonSent(e *entry, provider peer.ID, cause error) {
+	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeCancelled,
+		Reasons: []string{"the transfer request failed here: " + cause.Error()}})
+	if err != nil {
+		s.log.Warn("ending a failed transfer request", "transfer", e.info.ID, "err", err)
+		return
+	}
+	if len(rd.Messages) == 0 || !s.enter() {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		for _, m := range rd.Messages {
+			if _, err := s.exchange(s.ctx, provider, m); err != nil {
+				s.log.Debug("telling the provider a failed request ended", "transfer", e.info.ID, "err", err)
+			}
+		}
+	}()
+}
+
 // request asks the provider for a transfer and waits on the same stream
 // for its start or termination.
 func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer.ID, format string) (*entry, error) {
@@ -171,15 +205,22 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(octx, "transfer"), provider, p2pproto.ID(protocol.TransferProtocol))
 	ocancel()
 	if err != nil {
+		// The provider never heard of this process: it ends here, so
+		// that 'transfer list' does not keep a request nobody got.
+		s.abandon(e, "the provider could not be reached; the request was not sent")
 		return nil, fmt.Errorf("the provider %s cannot be reached (offline, or no address of it known here): try again later; 'mimnode peers' lists the peers connected now: %w", provider, err)
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	br := bufio.NewReader(st)
+	fail := func(err error) (*entry, error) {
+		s.abandonSent(e, provider, err)
+		return nil, err
+	}
 	for _, m := range rd.Messages {
 		if err := s.writeMsg(st, m); err != nil {
-			return nil, fmt.Errorf("sending the transfer request to %s: %w", provider, err)
+			return fail(fmt.Errorf("sending the transfer request to %s: %w", provider, err))
 		}
 	}
 	// The answer, then the provider's start or termination.
@@ -192,22 +233,22 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 		_ = st.SetReadDeadline(s.o.Now().Add(wait))
 		body, err := protocol.ReadFrame(br, protocol.MaxTransferFrame)
 		if isTimeout(err) {
-			return nil, fmt.Errorf("the provider %s did not answer the transfer request within %s (it may be overloaded or stopped; try again later): %w", provider, wait, err)
+			return fail(fmt.Errorf("the provider %s did not answer the transfer request within %s (it may be overloaded or stopped; try again later): %w", provider, wait, err))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the provider's answer to the transfer request: %w", err)
+			return fail(fmt.Errorf("reading the provider's answer to the transfer request: %w", err))
 		}
 		m, err := protocol.Decode(body)
 		if err != nil {
-			return nil, fmt.Errorf("provider's answer to the transfer request: %w", err)
+			return fail(fmt.Errorf("provider's answer to the transfer request: %w", err))
 		}
 		rd, err := s.step(e, dsp.Msg{Type: dsp.MsgReceive, From: provider.String(), Body: m})
 		if err != nil {
-			return nil, fmt.Errorf("stepping the provider's %s: %w", m.MessageType(), err)
+			return fail(fmt.Errorf("stepping the provider's %s: %w", m.MessageType(), err))
 		}
 		if rd.Reply != nil {
 			if err := s.writeMsg(st, rd.Reply); err != nil {
-				return nil, fmt.Errorf("answering the provider: %w", err)
+				return fail(fmt.Errorf("answering the provider: %w", err))
 			}
 		}
 	}
@@ -217,7 +258,7 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 			Version string `json:"urn:mimnode:version"`
 		}
 		if err := json.Unmarshal(e.p.DataAddress(), &da); err != nil || da.Version == "" {
-			return nil, fmt.Errorf("provider's start names no version: %w", ErrBadRequest)
+			return fail(fmt.Errorf("provider's start names no version: %w", ErrBadRequest))
 		}
 		e.info.Version = da.Version
 		if err := s.save(e, nil); err != nil {

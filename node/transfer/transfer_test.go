@@ -780,4 +780,17 @@ func TestFetchFromAnOfflineProviderSaysSo(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot be reached") || !strings.Contains(err.Error(), "try again later") {
 		t.Fatalf("fetch from a stopped provider: %v, want it to say the provider cannot be reached", err)
 	}
+	// The request never left: no process waits for an answer.
+	list, err := cons.svc.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range list {
+		if in.State != dsp.Terminated || !strings.Contains(strings.Join(in.Reasons, " "), "could not be reached") {
+			t.Errorf("transfer %s is %s (%v) after an unsent request, want TERMINATED saying the provider could not be reached", in.ID, in.State, in.Reasons)
+		}
+	}
+	if len(list) != 1 {
+		t.Errorf("%d transfers listed, want the one ended", len(list))
+	}
 }
