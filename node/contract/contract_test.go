@@ -405,3 +405,30 @@ func TestDatasetNotOpenToThePeerIsRefused(t *testing.T) {
 	}
 	verifyAudit(t, prov, res)
 }
+
+// TestReusedAgreementIDIsRefused: a provider gives a new agreement the id
+// of one the consumer holds already. The consumer refuses to countersign
+// it, saying why, and keeps the agreement it had.
+func TestReusedAgreementIDIsRefused(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	research := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	const id = "urn:uuid:0c6f7a52-6a43-4c1b-9d0e-0d7b1f3a9a11"
+	contract.ReuseAgreementID(t, id)
+	first := request(t, res, prov, dsNoise, research, policy.PurposeResearch)
+	if first.State != negotiation.Finalized || first.AgreementID != id {
+		t.Fatalf("first negotiation ended %s with %q (%v), want FINALIZED with %s", first.State, first.AgreementID, first.Reasons, id)
+	}
+	held, err := res.Contracts().Agreement(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := request(t, res, prov, dsNoise, research, policy.PurposeResearch)
+	if second.State != negotiation.Terminated || !anyContains(second.Reasons, "holds an agreement") {
+		t.Fatalf("second negotiation ended %s (%s %v), want TERMINATED saying the id is held", second.State, second.Code, second.Reasons)
+	}
+	if now, err := res.Contracts().Agreement(id); err != nil || !bytes.Equal(now, held) {
+		t.Errorf("the consumer's agreement %s changed (%v)", id, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -167,7 +168,7 @@ func (s *Service) agreeLocked(e *entry, own policy.Policy, consumer peer.ID, now
 	// Manual approval is about how the agreement was reached, not about
 	// its use; it does not belong in the signed terms.
 	delete(terms.Extra, ManualApproval)
-	a := policy.Agreement{ID: newPid(), Dataset: own.Target, Provider: s.names.of(s.self), Consumer: s.names.of(consumer),
+	a := policy.Agreement{ID: newAgreementID(), Dataset: own.Target, Provider: s.names.of(s.self), Consumer: s.names.of(consumer),
 		Policy: terms, Created: now}
 	if s.o.Validity > 0 {
 		a.NotAfter = now.Add(s.o.Validity)
@@ -209,6 +210,13 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 		return bad(fmt.Sprintf("the agreement names consumer %s, not this node", a.Consumer))
 	case a.Dataset != e.meta.Dataset:
 		return bad(fmt.Sprintf("the agreement is for dataset %s, not %s", a.Dataset, e.meta.Dataset))
+	}
+	// The provider picks the id; one this node holds already (from any
+	// provider) would replace that agreement and what is keyed by it.
+	if _, err := s.Agreement(a.ID); err == nil {
+		return bad(fmt.Sprintf("this node holds an agreement %s already; the provider must give a new agreement a new id", a.ID))
+	} else if !errors.Is(err, ErrUnknownAgreement) {
+		return bad(err.Error())
 	}
 	asked, err := s.offers.read(e.n.Offer())
 	if err != nil || !sameTermsAs(a.Policy, asked) {

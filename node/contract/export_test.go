@@ -16,3 +16,11 @@ func (s *Service) KeptStreams(p peer.ID) []network.Stream {
 	}
 	return out
 }
+
+// ReuseAgreementID makes every agreement this process's providers make
+// take id, as a careless or malicious provider's would, until the test
+// ends.
+func ReuseAgreementID(t interface{ Cleanup(func()) }, id string) {
+	newAgreementID = func() string { return id }
+	t.Cleanup(func() { newAgreementID = newPid })
+}

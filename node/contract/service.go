@@ -1063,6 +1063,10 @@ func (s *Service) tick(k negotiation.Key) {
 // newPid returns a fresh process id.
 func newPid() string { return "urn:uuid:" + uuid.NewString() }
 
+// newAgreementID returns the id of an agreement this node makes as a
+// provider; a test stands in for a provider that reuses one.
+var newAgreementID = newPid
+
 func isAnswer(m protocol.Message) bool {
 	switch m.(type) {
 	case *protocol.ContractNegotiation, *protocol.ContractNegotiationError:
