@@ -86,8 +86,18 @@ func (s *Service) serveReceipt(st network.Stream, remote peer.ID, info Info, r *
 
 // takeAck checks and logs the consumer's acknowledgement.
 func (s *Service) takeAck(st network.Stream, remote peer.ID, info Info, r *DataRequest) {
-	if err := s.verifySigned(*r.Ack, true); err != nil || r.Ack.Receipt.ProviderPid != info.ID || r.Ack.Receipt.Consumer != remote.String() {
-		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: %v", errors.Join(err, ErrReceipt))))
+	// Only a receipt this node signed for this transfer can be
+	// acknowledged: its provider is this node (whose signature then
+	// verifies against its own key), and it names this transfer's
+	// process, agreement, dataset, version and consumer.
+	rc := r.Ack.Receipt
+	if rc.Provider != info.Provider || rc.ProviderPid != info.ID || rc.Consumer != info.Consumer || rc.Consumer != remote.String() ||
+		rc.Agreement != info.Agreement || rc.Dataset != info.Dataset || rc.Version != info.Version {
+		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: %v: it is not of a receipt this node signed for transfer %s", ErrReceipt, info.ID)))
+		return
+	}
+	if err := s.verifySigned(*r.Ack, true); err != nil {
+		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: %v", err)))
 		return
 	}
 	unlock := s.lockProc(info.Role, info.ID)

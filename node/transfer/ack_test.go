@@ -1,0 +1,87 @@
+package transfer_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	p2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/mimnode/mimnode/node/transfer"
+	"github.com/mimnode/mimnode/protocol"
+	dsp "github.com/mimnode/mimnode/protocol/transfer"
+)
+
+// TestForgedAcknowledgementIsRefused: a consumer acknowledges a receipt it
+// made and signed itself, naming itself as the provider, with a usage of
+// one byte. The provider refuses it, and its usage record and log keep
+// the receipt it signed and the acknowledgement of that one.
+func TestForgedAcknowledgementIsRefused(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 20, 0))
+	a := agreePermissions(t, prov, cons, `{"action": "read"}`)
+	started := make(chan transfer.Info, 1)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Live exchanges the snapshot's receipt before it calls Started.
+	go cons.svc.Live(lctx, a, transfer.LiveOptions{Started: func(in transfer.Info) { started <- in }})
+	cin := <-started
+	var before transfer.Info
+	list, err := prov.svc.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range list {
+		if in.Role == dsp.Provider && in.State == dsp.Started {
+			before = in
+		}
+	}
+	if !before.Receipt || before.Usage.Entities != 20 {
+		t.Fatalf("provider's record before: receipt %v, usage %+v; want the snapshot's acknowledged", before.Receipt, before.Usage)
+	}
+	rc := transfer.Receipt{ProviderPid: before.ID, ConsumerPid: cin.ID, Agreement: "urn:uuid:some-other-agreement", Dataset: "urn:mim:dataset:fake",
+		Version: "fake", Provider: cons.id(), Consumer: cons.id(), Consumed: transfer.Usage{Bytes: 1}, Time: time.Now().UTC()}
+	rb, err := json.Marshal(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt := append([]byte("mimnode transfer receipt\n"), rb...)
+	psig, err := cons.n.Signer().Sign(receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csig, err := cons.n.Signer().Sign(append(append([]byte("mimnode transfer acknowledgement\n"), receipt...), psig...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := json.Marshal(map[string]any{"@type": transfer.TypeAcknowledgement, "providerPid": before.ID, "consumerPid": cin.ID,
+		"ack": transfer.Signed{Receipt: rc, ProviderSignature: psig, ConsumerSignature: csig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cons.n.Host().NewStream(ctx, prov.n.ID(), p2pproto.ID(protocol.TransferProtocol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := protocol.WriteFrame(st, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.CloseWrite()
+	f, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transfer.DecodeAnswer(f); err == nil {
+		t.Error("the provider took an acknowledgement of a receipt it never signed")
+	}
+	after, err := prov.svc.Get(before.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Usage != before.Usage {
+		t.Errorf("provider's usage record became %+v, was %+v", after.Usage, before.Usage)
+	}
+}
