@@ -147,6 +147,9 @@ func (r *fetchRenderer) run(body io.Reader) error {
 				if d.FilesDir != "" {
 					fmt.Fprintf(r.out, "files in %s\n", d.FilesDir)
 				}
+				if d.NotLanded > 0 {
+					fmt.Fprintf(r.out, "%d entities not landed: this node holds entities with the same ids that are its own or came from another provider or dataset, and a transfer never replaces those (the node log names some)\n", d.NotLanded)
+				}
 			}
 			return nil
 		case ev.Error != nil:

@@ -149,7 +149,7 @@ func TestWorkAheadSchemaBoundMeanwhile(t *testing.T) {
 		stampNew(e, at, at)
 		return e
 	}
-	chs := []change{s.createChange(entity("urn:bench:1")), s.putChange(entity("urn:bench:2"), true)}
+	chs := []change{s.createChange(entity("urn:bench:1")), s.putChange(entity("urn:bench:2"), true, false)}
 	s.workAhead(chs)
 	for i, ch := range chs {
 		if !ch.ahead.checked || ch.ahead.err != nil {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // BatchOperationResult is the 207 body of a batch operation (clause 5.2.16).
@@ -429,7 +432,43 @@ func (s *Service) Land(ctx context.Context, entities []*Entity) (errs []error, e
 	return s.put(entities, false)
 }
 
+// LandNew is Land for entities the caller believes absent: each is
+// created, and one whose id the store holds by the time it is written
+// fails alone with AlreadyExists, so a received entity never replaces one
+// this node did not get from the same source.
+func (s *Service) LandNew(ctx context.Context, entities []*Entity) (errs []error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.putAs(entities, false, true)
+}
+
+// Held reports which of ids name an entity the store holds now.
+func (s *Service) Held(ids []string) ([]bool, error) {
+	held := make([]bool, len(ids))
+	err := s.db.View(func(tx *store.Txn) error {
+		for i, id := range ids {
+			ok, err := tx.Has(entityKey(id))
+			if err != nil {
+				return err
+			}
+			held[i] = ok
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading which entities are held: %w", err)
+	}
+	return held, nil
+}
+
 func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
+	return s.putAs(entities, validate, false)
+}
+
+// putAs is put; with createOnly, an entity that exists is not replaced
+// but fails with AlreadyExists.
+func (s *Service) putAs(entities []*Entity, validate, createOnly bool) ([]error, error) {
 	now := s.now()
 	chs := make([]change, len(entities))
 	for i, e := range entities {
@@ -439,17 +478,24 @@ func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
 			}}
 			continue
 		}
+		if err := checkInstances(e); err != nil {
+			chs[i] = change{id: "", apply: func(*Entity) (*Entity, error) { return nil, err }}
+			continue
+		}
 		stampNew(e, now, now)
-		chs[i] = s.putChange(e, validate)
+		chs[i] = s.putChange(e, validate, createOnly)
 	}
 	return s.commitErrs(chs)
 }
 
 // putChange creates e or replaces the stored entity with it, keeping
-// createdAt of what survives.
-func (s *Service) putChange(e *Entity, validate bool) change {
+// createdAt of what survives; with createOnly it only creates.
+func (s *Service) putChange(e *Entity, validate, createOnly bool) change {
 	a := &ahead{e: e, validate: validate}
 	return change{id: e.ID, summary: true, ahead: a, apply: func(old *Entity) (*Entity, error) {
+		if createOnly && old != nil {
+			return nil, newError(AlreadyExists, "entity exists", "entity %q exists already and is not replaced", e.ID)
+		}
 		// Put and Land own e (their callers hand it over), so it becomes
 		// the new state without a copy.
 		ne := e
@@ -493,4 +539,26 @@ func (s *Service) commitErrs(chs []change) ([]error, error) {
 		errs[i] = o.err
 	}
 	return errs, nil
+}
+
+// checkInstances refuses an entity given in stored form with a missing
+// attribute instance (JSON null in an instance list), at any depth: Put
+// and Land take entities from other parts of the node and from other
+// nodes, whose decoders may let one through.
+func checkInstances(e *Entity) error {
+	var walk func(attrs map[string][]*Attribute) error
+	walk = func(attrs map[string][]*Attribute) error {
+		for name, insts := range attrs {
+			for _, a := range insts {
+				if a == nil {
+					return newError(BadRequestData, "invalid entity", "entity %q has an empty instance of attribute %q", e.ID, name)
+				}
+				if err := walk(a.Sub); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(e.Attrs)
 }

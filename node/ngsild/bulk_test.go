@@ -344,3 +344,43 @@ func BenchmarkParseBatch(b *testing.B) {
 		}
 	}
 }
+
+// TestLandRefusesEmptyInstances: an entity received with a missing
+// attribute instance (JSON null in its list, at any depth) fails alone
+// with BadRequestData instead of bringing the write down, and LandNew
+// creates but never replaces.
+func TestLandRefusesEmptyInstances(t *testing.T) {
+	n := newTestNode(t, nil)
+	now := time.Now().UTC()
+	top := &Entity{ID: "urn:x:top", Types: []string{"urn:t:T"}, CreatedAt: now, ModifiedAt: now,
+		Attrs: map[string][]*Attribute{"urn:a:p": {nil}}}
+	sub := &Entity{ID: "urn:x:sub", Types: []string{"urn:t:T"}, CreatedAt: now, ModifiedAt: now,
+		Attrs: map[string][]*Attribute{"urn:a:p": {{Type: Property, Value: 1.0, Sub: map[string][]*Attribute{"urn:a:q": {nil}}}}}}
+	good := &Entity{ID: "urn:x:good", Types: []string{"urn:t:T"}, CreatedAt: now, ModifiedAt: now,
+		Attrs: map[string][]*Attribute{"urn:a:p": {{Type: Property, Value: 1.0}}}}
+	errs, err := n.svc.Land(context.Background(), []*Entity{top, sub, good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	for i := 0; i < 2; i++ {
+		if !errors.As(errs[i], &e) || e.Type != BadRequestData {
+			t.Errorf("Land entity %d with an empty instance = %v, want BadRequestData", i, errs[i])
+		}
+	}
+	if errs[2] != nil {
+		t.Errorf("Land of a whole entity: %v", errs[2])
+	}
+	again := &Entity{ID: "urn:x:good", Types: []string{"urn:t:T"}, CreatedAt: now, ModifiedAt: now,
+		Attrs: map[string][]*Attribute{"urn:a:p": {{Type: Property, Value: 2.0}}}}
+	errs, err = n.svc.LandNew(context.Background(), []*Entity{again})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.As(errs[0], &e) || e.Type != AlreadyExists {
+		t.Errorf("LandNew of an entity that exists = %v, want AlreadyExists", errs[0])
+	}
+	if got, err := n.svc.Entity("urn:x:good"); err != nil || got.Attrs["urn:a:p"][0].Value != 1.0 {
+		t.Errorf("after LandNew the entity holds %v (%v), want the first value", got, err)
+	}
+}

@@ -590,7 +590,9 @@ func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m cont
 	if err != nil {
 		return 0, err
 	}
-	return s.landEntities(ctx, a, e.info.Version, m, full, progress)
+	n, notLanded, err := s.landEntities(ctx, a, e.info.Version, m, full, progress)
+	e.info.NotLanded = notLanded
+	return n, err
 }
 
 func provenanceFor(a policy.Agreement, version string) []byte {

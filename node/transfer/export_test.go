@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/mimnode/mimnode/content"
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -160,3 +162,7 @@ func MovedRecorded(s *Service, pid string) bool {
 	ok, err := s.hasKey(movedKey(pid))
 	return ok || err != nil
 }
+
+// HandleStream runs the service's transfer stream handler on st, so a test
+// can stand in front of it (a provider that answers some requests itself).
+func HandleStream(s *Service, st network.Stream) { s.handleStream(st) }

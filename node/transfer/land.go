@@ -38,16 +38,18 @@ const landBatch = 1000
 
 // landEntities lands the entities of m (a KindEntities manifest whose
 // blocks are all stored) and records version as landed under a. It
-// returns how many entities it wrote and deleted.
+// returns how many entities it wrote and deleted, and how many it refused
+// to write because their ids are not the dataset's to write here
+// (ownership).
 //
 // With full, every entity of m is written, changed or not: a received
 // entity changed or deleted on this node since is put back as the
 // version has it. Ids that left the dataset are deleted as always.
-func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version string, m content.Manifest, full bool, progress func(int64)) (int64, error) {
+func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version string, m content.Manifest, full bool, progress func(int64)) (written, refused int64, err error) {
 	prov := provenanceFor(a, version)
 	fresh, gone, kept, err := s.landDiff(a.ID, m)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var deletes []string
 	drop := func(id string) { deletes = append(deletes, id) }
@@ -56,14 +58,14 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		// The ids that left are what the usual merge drops; then every
 		// line of m lands, compared with nothing.
 		if err := s.changedLines(fresh, gone, func([]byte) error { return nil }, drop); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		kept = 0
 		lines = func(emit func([]byte) error) error { return s.changedLines(m.Blocks, nil, emit, nil) }
 	}
 	n := kept
 	progress(n)
-	var written int64
+
 	err = ordered.Map(ctx, landBatch, lines, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
 		for i, line := range lines {
@@ -74,66 +76,190 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		}
 		return ents, nil
 	}, func(ents []*ngsild.Entity) error {
-		if err := s.landChunk(ctx, ents, prov); err != nil {
+		r, err := s.landChunk(ctx, ents, a, prov)
+		if err != nil {
 			return err
 		}
-		written += int64(len(ents))
+		written += int64(len(ents)) - r
+		refused += r
 		n += int64(len(ents))
 		progress(n)
 		return nil
 	})
 	if err != nil {
-		return written, err
+		return written, refused, err
 	}
-	if err := s.deleteLanded(ctx, deletes); err != nil {
-		return written, err
+	deleted, err := s.deleteLanded(ctx, a, deletes)
+	if err != nil {
+		return written, refused, err
 	}
 	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(landedKey(a.ID), []byte(version)) }); err != nil {
-		return written, fmt.Errorf("recording the landed version: %w", err)
+		return written, refused, fmt.Errorf("recording the landed version: %w", err)
 	}
-	return written + int64(len(deletes)), nil
+	return written + deleted, refused, nil
 }
 
-// landChunk writes entities and their provenance. The provenance is
-// committed first, without a sync: Land's own sync, which covers every
-// write committed before it, makes both durable at once (one sync per
-// chunk, not two), and a crash of the machine can leave provenance
-// without its entity (the id is then served as received, not as local:
-// the cautious side) but not an entity without its provenance, which
-// this node would serve as its own. A chunk in which Land writes nothing
-// is made durable by the synced write of the landed version at the end.
+// landChunk writes entities and their provenance, and returns how many
+// it left out because their ids are not this dataset's to write
+// (ownership). The provenance is committed first, without a sync: Land's
+// own sync, which covers every write committed before it, makes both
+// durable at once (one sync per chunk, not two), and a crash of the
+// machine can leave provenance without its entity (the id is then served
+// as received, not as local: the cautious side) but not an entity without
+// its provenance, which this node would serve as its own. A chunk in
+// which Land writes nothing is made durable by the synced write of the
+// landed version at the end.
 //
 // The chunk's entities share one provenance record (sharedProvenance),
 // written again with each chunk (the same key and bytes) so that it is in
 // the same durable write as the entities that point at it.
-func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, prov []byte) error {
-	ids := make([]string, len(ents))
+func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, a policy.Agreement, prov []byte) (int64, error) {
+	owned, fresh, refused, err := s.ownership(a, ents)
+	if err != nil {
+		return 0, err
+	}
+	if len(owned)+len(fresh) == 0 {
+		return int64(len(refused)), nil
+	}
 	wb := s.o.Store.NewBatch()
 	defer wb.Cancel()
 	key, ref := sharedProvenance(prov)
 	if err := wb.Set(key, prov); err != nil {
-		return err
+		return 0, err
 	}
-	for i, e := range ents {
-		ids[i] = e.ID
-		if err := wb.Set(provenanceKey(e.ID), ref); err != nil {
-			return err
+	for _, group := range [][]*ngsild.Entity{owned, fresh} {
+		for _, e := range group {
+			if err := wb.Set(provenanceKey(e.ID), ref); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := s.provenanceWrite(wb.FlushNoSync); err != nil {
-		return fmt.Errorf("storing provenance: %w", err)
+		return 0, fmt.Errorf("storing provenance: %w", err)
 	}
-	// Land owns ents from here on.
-	errs, err := s.o.NGSILD.Land(ctx, ents)
-	if err != nil {
-		return fmt.Errorf("landing entities: %w", err)
-	}
-	for i, id := range ids {
-		if errs[i] != nil {
-			return fmt.Errorf("landing entity %s: %w", id, errs[i])
+	// Land owns the entities from here on: their ids are kept apart.
+	ownedIDs, freshIDs := entityIDs(owned), entityIDs(fresh)
+	if len(owned) > 0 {
+		errs, err := s.o.NGSILD.Land(ctx, owned)
+		if err != nil {
+			return 0, fmt.Errorf("landing entities: %w", err)
+		}
+		for i, id := range ownedIDs {
+			if errs[i] != nil {
+				return 0, fmt.Errorf("landing entity %s: %w", id, errs[i])
+			}
 		}
 	}
+	if len(fresh) > 0 {
+		errs, err := s.o.NGSILD.LandNew(ctx, fresh)
+		if err != nil {
+			return 0, fmt.Errorf("landing entities: %w", err)
+		}
+		var raced []string
+		for i, id := range freshIDs {
+			var ne *ngsild.Error
+			switch {
+			case errs[i] == nil:
+			case errors.As(errs[i], &ne) && ne.Type == ngsild.AlreadyExists:
+				// Created here since ownership looked: it is this
+				// node's, and keeps no provenance of ours.
+				raced = append(raced, id)
+			default:
+				return 0, fmt.Errorf("landing entity %s: %w", id, errs[i])
+			}
+		}
+		if len(raced) > 0 {
+			if err := s.dropProvenance(raced); err != nil {
+				return 0, err
+			}
+			refused = append(refused, raced...)
+		}
+	}
+	s.noteRefused(a, refused)
+	return int64(len(refused)), nil
+}
+
+func entityIDs(ents []*ngsild.Entity) []string {
+	ids := make([]string, len(ents))
+	for i, e := range ents {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// ownership sorts received entities by whether agreement a may write
+// them. An id this node received before from the same provider and
+// dataset (under a or an earlier agreement) is owned: it is replaced. An
+// id it has no provenance for and does not hold is fresh: it is created.
+// Any other id is refused and left as it is: an entity of this node's own
+// (two agencies may use one id), or one received from another provider
+// or dataset. A provider cannot overwrite, relabel or delete what it did
+// not send.
+func (s *Service) ownership(a policy.Agreement, ents []*ngsild.Entity) (owned, fresh []*ngsild.Entity, refused []string, err error) {
+	var unknown []*ngsild.Entity
+	err = s.o.Store.View(func(tx *store.Txn) error {
+		r := provenanceReader{tx: tx}
+		for _, e := range ents {
+			p, ok, err := r.read(e.ID)
+			switch {
+			case err != nil:
+				return err
+			case !ok:
+				unknown = append(unknown, e)
+			case sameSource(p, a):
+				owned = append(owned, e)
+			default:
+				refused = append(refused, e.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(unknown) == 0 {
+		return owned, nil, refused, err
+	}
+	held, err := s.o.NGSILD.Held(entityIDs(unknown))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i, e := range unknown {
+		if held[i] {
+			refused = append(refused, e.ID)
+		} else {
+			fresh = append(fresh, e)
+		}
+	}
+	return owned, fresh, refused, nil
+}
+
+// sameSource reports whether provenance p came from a's provider and
+// dataset.
+func sameSource(p Provenance, a policy.Agreement) bool {
+	return p.Provider == a.Provider && p.Dataset == a.Dataset
+}
+
+// dropProvenance deletes the provenance records of ids.
+func (s *Service) dropProvenance(ids []string) error {
+	wb := s.o.Store.NewBatch()
+	for _, id := range ids {
+		if err := wb.Delete(provenanceKey(id)); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	if err := s.provenanceWrite(wb.Flush); err != nil {
+		return fmt.Errorf("deleting provenance: %w", err)
+	}
 	return nil
+}
+
+// noteRefused logs entities a provider sent that this node did not land
+// (ownership), naming a few.
+func (s *Service) noteRefused(a policy.Agreement, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	s.log.Warn("received entities not landed: this node holds entities with these ids that are its own or came from another provider or dataset, and a transfer never replaces or deletes those",
+		"agreement", a.ID, "provider", a.Provider, "dataset", a.Dataset, "count", len(ids), "ids", ids[:min(len(ids), 5)])
 }
 
 // provenanceWrite runs write, which writes provenance records, between
@@ -146,32 +272,59 @@ func (s *Service) provenanceWrite(write func() error) error {
 }
 
 // deleteLanded deletes entities that left the dataset, with their
-// provenance. One already gone from the store (deleted locally) is fine.
-func (s *Service) deleteLanded(ctx context.Context, ids []string) error {
+// provenance, and returns how many it deleted. One already gone from the
+// store (deleted locally) is fine; one whose provenance no longer names
+// a's provider and dataset is not a's to delete (ownership) and stays.
+func (s *Service) deleteLanded(ctx context.Context, a policy.Agreement, ids []string) (int64, error) {
+	ids, err := s.ownedIDs(a, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(ids))
 	for len(ids) > 0 {
 		batch := ids[:min(len(ids), landBatch)]
 		ids = ids[len(batch):]
 		errs, err := s.o.NGSILD.Delete(ctx, batch)
 		if err != nil {
-			return fmt.Errorf("deleting entities that left the dataset: %w", err)
+			return 0, fmt.Errorf("deleting entities that left the dataset: %w", err)
 		}
 		wb := s.o.Store.NewBatch()
 		for i, id := range batch {
 			var ne *ngsild.Error
 			if errs[i] != nil && !(errors.As(errs[i], &ne) && ne.Type == ngsild.ResourceNotFound) {
 				wb.Cancel()
-				return fmt.Errorf("deleting entity %s that left the dataset: %w", id, errs[i])
+				return 0, fmt.Errorf("deleting entity %s that left the dataset: %w", id, errs[i])
 			}
 			if err := wb.Delete(provenanceKey(id)); err != nil {
 				wb.Cancel()
-				return err
+				return 0, err
 			}
 		}
 		if err := s.provenanceWrite(wb.Flush); err != nil {
-			return fmt.Errorf("deleting provenance: %w", err)
+			return 0, fmt.Errorf("deleting provenance: %w", err)
 		}
 	}
-	return nil
+	return n, nil
+}
+
+// ownedIDs returns those of ids whose provenance names a's provider and
+// dataset (ownership).
+func (s *Service) ownedIDs(a policy.Agreement, ids []string) ([]string, error) {
+	var own []string
+	err := s.o.Store.View(func(tx *store.Txn) error {
+		r := provenanceReader{tx: tx}
+		for _, id := range ids {
+			p, ok, err := r.read(id)
+			if err != nil {
+				return err
+			}
+			if ok && sameSource(p, a) {
+				own = append(own, id)
+			}
+		}
+		return nil
+	})
+	return own, err
 }
 
 // landDiff splits m against the version landed last under agreement:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/node/store"
+	"github.com/mimnode/mimnode/policy"
 	"github.com/mimnode/mimnode/protocol"
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
 )
@@ -279,7 +280,7 @@ func (s *Service) Live(ctx context.Context, agreementID string, o LiveOptions) e
 		down = false
 	}
 	for {
-		err := s.follow(ctx, provider, e, &from, prov, o, opened)
+		err := s.follow(ctx, provider, e, &from, a, prov, o, opened)
 		var re *RefusedError
 		if errors.As(err, &re) {
 			s.auditf(KindRefused, e.info.ID, provider.String(), map[string]any{"agreement": a.ID, "code": re.Code, "reasons": re.Reasons})
@@ -321,7 +322,8 @@ func (s *Service) liveFrom(e *entry) (uint64, error) {
 
 // follow reads one live stream, landing each change and recording the
 // next sequence number in the same store transaction as its provenance.
-func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *uint64, prov []byte, o LiveOptions, opened func()) error {
+// src is the agreement the feed runs under (ownership, liveOwnership).
+func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *uint64, src policy.Agreement, prov []byte, o LiveOptions, opened func()) error {
 	pids := e.p.Pids()
 	st, br, err := s.dataStream(ctx, provider, DataRequest{Type: TypeLiveRequest, ProviderPid: pids.ProviderPid, ConsumerPid: pids.ConsumerPid, From: *from}, false)
 	if err != nil {
@@ -359,15 +361,23 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		// between the two leaves provenance without its change, never the
 		// change without provenance, which this node would serve onwards
 		// as its own. A deletion's goes after the entity.
-		if c.Op != ngsild.OpDelete && c.Entity != nil {
+		// Only what this dataset sent may be written or deleted here
+		// (ownership, land.go): a change to any other id is passed over.
+		create, mine, err := s.liveOwnership(src, &c)
+		if err != nil {
+			return err
+		}
+		if mine && c.Op != ngsild.OpDelete && c.Entity != nil {
 			if err := s.provenanceWrite(func() error {
 				return s.o.Store.UpdateNoSync(func(tx *store.Txn) error { return tx.Set(provenanceKey(c.ID), prov) })
 			}); err != nil {
 				return fmt.Errorf("recording the provenance of change %d: %w", c.Seq, err)
 			}
 		}
-		if err := s.landChange(ctx, c); err != nil {
-			return err
+		if mine {
+			if err := s.landChange(ctx, c, create); err != nil {
+				return err
+			}
 		}
 		next := c.Seq + 1
 		// The change counts in the transfer's usage record (MIM3
@@ -376,7 +386,7 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		e.info.Usage.Bytes += int64(len(f))
 		if err := s.provenanceWrite(func() error {
 			return s.save(e, func(tx *store.Txn) error {
-				if c.Op == ngsild.OpDelete {
+				if mine && c.Op == ngsild.OpDelete {
 					if err := tx.Delete(provenanceKey(c.ID)); err != nil {
 						return err
 					}
@@ -396,14 +406,16 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 // landChange writes one pushed change into the node's store: the entity's
 // new state, or its deletion. An entity the store refuses, or a delete of
 // one that is not there, is logged and passed over, so the feed goes on.
-func (s *Service) landChange(ctx context.Context, c LiveChange) error {
+func (s *Service) landChange(ctx context.Context, c LiveChange, create bool) error {
 	var errs []error
 	var err error
 	switch {
 	case c.Op == ngsild.OpDelete:
 		errs, err = s.o.NGSILD.Delete(ctx, []string{c.ID})
-	case c.Entity != nil:
+	case c.Entity != nil && create:
 		// Land owns the entity from here on; c keeps only its id.
+		errs, err = s.o.NGSILD.LandNew(ctx, []*ngsild.Entity{c.Entity})
+	case c.Entity != nil:
 		errs, err = s.o.NGSILD.Land(ctx, []*ngsild.Entity{c.Entity})
 	default:
 		return nil
@@ -411,8 +423,41 @@ func (s *Service) landChange(ctx context.Context, c LiveChange) error {
 	if err != nil {
 		return fmt.Errorf("landing change %d: %w", c.Seq, err)
 	}
+	var ne *ngsild.Error
+	if create && errs[0] != nil && errors.As(errs[0], &ne) && ne.Type == ngsild.AlreadyExists {
+		// Created here since ownership looked: it is this node's.
+		return s.dropProvenance([]string{c.ID})
+	}
 	if errs[0] != nil {
 		s.log.Warn("received change refused by the store", "id", c.ID, "op", c.Op, "err", errs[0])
 	}
 	return nil
+}
+
+// liveOwnership decides whether change c of a live feed from src (the
+// provider and dataset of its agreement) may land (mine), and whether its
+// entity is created rather than replaced (create), by the rules a
+// snapshot's landing follows (ownership, land.go). A change whose entity
+// names another id than the change does is passed over too.
+func (s *Service) liveOwnership(src policy.Agreement, c *LiveChange) (create, mine bool, err error) {
+	if c.Entity != nil && c.Entity.ID != c.ID {
+		s.log.Warn("received change passed over: its entity's id is not the change's", "provider", src.Provider, "change", c.Seq, "id", c.ID, "entity", c.Entity.ID)
+		return false, false, nil
+	}
+	if c.Op == ngsild.OpDelete || c.Entity == nil {
+		own, err := s.ownedIDs(src, []string{c.ID})
+		if err != nil {
+			return false, false, err
+		}
+		if len(own) == 0 {
+			s.noteRefused(src, []string{c.ID})
+		}
+		return false, len(own) == 1, nil
+	}
+	owned, fresh, refused, err := s.ownership(src, []*ngsild.Entity{c.Entity})
+	if err != nil {
+		return false, false, err
+	}
+	s.noteRefused(src, refused)
+	return len(fresh) == 1, len(owned)+len(fresh) == 1, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/transfer"
+	"github.com/mimnode/mimnode/policy"
 )
 
 // TestRebuildMatchesFullBuild: a version built from the one before (few
@@ -132,19 +133,27 @@ func TestRebuildOfViewWithQ(t *testing.T) {
 }
 
 // TestRebuildAfterLandingIsWhole: a landing can make an entity
-// unservable without changing it (the consumer held the same entity
-// already, and receives it under an agreement that forbids distribute);
-// the next build reads every entity again, and leaves it out.
+// unservable without changing it (the consumer received it under an
+// agreement that let it pass the data on, and receives it again under one
+// that forbids distribute); the next build reads every entity again, and
+// leaves it out.
 func TestRebuildAfterLandingIsWhole(t *testing.T) {
 	prov, cons := pair(t)
 	es := entities(t, 30, 0)
 	upsert(t, prov.n, es)
-	upsert(t, cons.n, es)
-	if got := transfer.ManifestEntities(cons.svc, buildResold(t, cons)); got != len(es) {
-		t.Fatalf("consumer's own version holds %d of its entities, want %d", got, len(es))
+	first := agreePermissions(t, prov, cons, `{"action": "use"}`)
+	if _, err := cons.svc.Fetch(ctx, first, transfer.FetchOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	agreement := agreePermissions(t, prov, cons, `{"action": "read"}`)
-	if _, err := cons.svc.Fetch(ctx, agreement, transfer.FetchOptions{}); err != nil {
+	if got := transfer.ManifestEntities(cons.svc, buildResold(t, cons)); got != len(es) {
+		t.Fatalf("consumer's own version holds %d of the entities it may pass on, want %d", got, len(es))
+	}
+	a, b := agreementFile(t, prov, cons, `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-3",
+		"target": "`+datasetID+`", "assigner": "`+prov.id()+`", "permission": [{"action": "read"}]}`,
+		func(a *policy.Agreement) { a.ID = "urn:uuid:agreement-read-only" })
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	if _, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	version := buildResold(t, cons)

@@ -155,9 +155,13 @@ type Info struct {
 	Receipt   bool          `json:"receipt,omitempty"` // a signed receipt and acknowledgement were exchanged
 	// FilesDir is where the version's files landed on the consumer, when
 	// it has any (FilesDir/<dataset>/<version>).
-	FilesDir string    `json:"filesDir,omitempty"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	FilesDir string `json:"filesDir,omitempty"`
+	// NotLanded counts the version's entities the consumer did not write
+	// because it holds entities with their ids that are its own or came
+	// from another provider or dataset (ownership, land.go).
+	NotLanded int64     `json:"notLanded,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
 }
 
 type record struct {
