@@ -72,6 +72,31 @@ func (d *Decision) add(r reasonRec) {
 	d.more = append(d.more, r)
 }
 
+// Unconditional reports whether d permits its request whatever the
+// constraints it could not decide in its scope (Deferred) turn out to be:
+// a permission granted with none of its constraints or duties deferred,
+// and no prohibition left undecided. A consumer deciding once whether it
+// may pass received data on (distribute), without the later requests'
+// purpose or time, takes only such a permit.
+func (d Decision) Unconditional() bool {
+	if !d.Permit {
+		return false
+	}
+	outright := false
+	for _, r := range d.recs() {
+		if r.kind != refRule {
+			continue
+		}
+		switch {
+		case r.code == cPermissionGranted && r.result == True:
+			outright = true
+		case r.code == cDeferred:
+			return false // a prohibition that may apply
+		}
+	}
+	return outright
+}
+
 // recs returns the reasons; the slice aliases d.
 func (d *Decision) recs() []reasonRec {
 	if d.more != nil {

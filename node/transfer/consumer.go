@@ -602,11 +602,14 @@ func provenanceFor(a policy.Agreement, version string) []byte {
 }
 
 // permits reports whether the agreement's policy permits action for its
-// consumer at all (constraints aside): a data copy whose agreement does not
-// permit distribute must never be served onwards.
+// consumer whatever the purpose, time or count of later requests: a data
+// copy whose agreement does not permit distribute outright (only for some
+// purpose, after an embargo, for a number of days) must never be served
+// onwards, as this node decides it once, at landing, without knowing
+// those requests.
 func permits(a policy.Agreement, action policy.Action) bool {
 	d := policy.Evaluate(a.Policy, policy.Request{Now: a.NotBefore, Action: action, PeerID: a.Consumer}, policy.ScopeCatalog)
-	return d.Permit
+	return d.Unconditional()
 }
 
 // isTimeout reports whether err is a read or write deadline passing, as
