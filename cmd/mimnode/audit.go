@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +14,7 @@ import (
 
 func auditCmd(g *globals) *cobra.Command {
 	var verify bool
+	var anchors []string
 	var from uint64
 	var limit int
 	c := &cobra.Command{
@@ -20,8 +23,14 @@ func auditCmd(g *globals) *cobra.Command {
 		Long: `Every negotiation step, policy decision, agreement and refusal is appended to the
 node's transaction log (MIM3). Each entry's hash covers the one before, so --verify
 finds any entry changed, removed or inserted, and names the first one. The command
-fails when the chain is broken.`,
-		Example: "  mimnode audit --verify\n  mimnode audit --from 100 --limit 20 --json",
+fails when the chain is broken.
+
+Someone who can write the data directory could rewrite the log from some entry on,
+or cut its end, and recompute the chain. --verify prints an anchor (SEQ:HASH) for the
+head: keep it somewhere else (a ticket, the other agency's records), and pass it
+back with --anchor later; the check then fails unless that entry is still there,
+unchanged.`,
+		Example: "  mimnode audit --verify\n  mimnode audit --verify --anchor 1832:9f3c…(64 hex digits)\n  mimnode audit --from 100 --limit 20 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := g.client()
@@ -29,7 +38,13 @@ fails when the chain is broken.`,
 				return err
 			}
 			path := "/api/v1/audit?from=" + strconv.FormatUint(from, 10) + "&limit=" + strconv.Itoa(limit)
-			if verify {
+			for _, a := range anchors {
+				if _, err := audit.ParseAnchor(a); err != nil {
+					return fmt.Errorf("--anchor: %w", err)
+				}
+				path += "&anchor=" + url.QueryEscape(a)
+			}
+			if verify || len(anchors) > 0 {
 				path += "&verify=true"
 			}
 			var out audit.Listing
@@ -53,6 +68,12 @@ fails when the chain is broken.`,
 				}
 				if out.Verified {
 					fmt.Fprintf(g.stdout, "chain verified: %d entries, head %s\n", out.Report.Entries, out.Report.Head)
+					if len(anchors) > 0 {
+						fmt.Fprintf(g.stdout, "anchors found unchanged: %s\n", strings.Join(anchors, ", "))
+					}
+					if out.Report.Anchor != "" {
+						fmt.Fprintf(g.stdout, "anchor for a later check (keep it outside this node): %s\n", out.Report.Anchor)
+					}
 				}
 			}
 			if out.Broken != nil {
@@ -62,6 +83,7 @@ fails when the chain is broken.`,
 		},
 	}
 	c.Flags().BoolVar(&verify, "verify", false, "check the whole hash chain")
+	c.Flags().StringArrayVar(&anchors, "anchor", nil, "an anchor an earlier --verify printed (SEQ:HASH) that must still be in the log; implies --verify; repeatable")
 	c.Flags().Uint64Var(&from, "from", 1, "first entry to print")
 	c.Flags().IntVar(&limit, "limit", 0, "number of entries to print (0: all)")
 	return c

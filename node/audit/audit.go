@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -725,6 +726,28 @@ func (e *BrokenError) Unwrap() error { return ErrBroken }
 type Report struct {
 	Entries uint64 `json:"entries"`
 	Head    string `json:"head"`
+	// Anchor names the head for a later Verify ("SEQ:HASH"); kept
+	// outside the node, it shows a rewrite or a cut of the log up to it.
+	Anchor string `json:"anchor,omitempty"`
+}
+
+// Anchor is an entry a later Verify must find unchanged: its sequence
+// number and hash, as Report.Anchor wrote them.
+type Anchor struct {
+	Seq  uint64
+	Hash string
+}
+
+func (a Anchor) String() string { return strconv.FormatUint(a.Seq, 10) + ":" + a.Hash }
+
+// ParseAnchor reads an anchor written as "SEQ:HASH" (Report.Anchor).
+func ParseAnchor(s string) (Anchor, error) {
+	seq, hash, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || n == 0 || len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return Anchor{}, fmt.Errorf("anchor %q: want SEQ:HASH as 'mimnode audit --verify' prints it (an entry number, a colon and 64 hex digits)", s)
+	}
+	return Anchor{Seq: n, Hash: hash}, nil
 }
 
 // Verify walks the whole chain: every entry must be stored under its own
@@ -732,8 +755,19 @@ type Report struct {
 // predecessor's hash as Prev and carry the hash of its own content. The
 // head must name the last entry. The first entry that fails is reported as
 // a *BrokenError (errors.Is ErrBroken).
-func (l *Log) Verify() (Report, error) {
+//
+// The chain alone shows changes made without recomputing the hashes after
+// them: accidental damage, a careless edit. Someone who can write the
+// data directory can rewrite the chain from an entry on, or cut its end,
+// and recompute it. An anchor defeats that: the head Verify reported
+// once (Report.Anchor), kept outside the node; given back, Verify checks
+// that the entry it names is still there with that hash.
+func (l *Log) Verify(anchors ...Anchor) (Report, error) {
 	var rep Report
+	anchored := make(map[uint64]string, len(anchors))
+	for _, a := range anchors {
+		anchored[a.Seq] = a.Hash
+	}
 	err := l.db.View(func(tx *store.Txn) error {
 		prev := ""
 		var want uint64 = 1
@@ -764,12 +798,20 @@ func (l *Log) Verify() (Report, error) {
 			if h != e.Hash {
 				return &BrokenError{Seq: want, Reason: "content does not match its hash"}
 			}
+			if a, ok := anchored[want]; ok && a != e.Hash {
+				return &BrokenError{Seq: want, Reason: fmt.Sprintf("entry %d is not the one anchored (hash %s, now %s): the log was rewritten from here or before", want, a, e.Hash)}
+			}
 			prev = e.Hash
 			want++
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		for seq := range anchored {
+			if seq >= want {
+				return &BrokenError{Seq: seq, Reason: fmt.Sprintf("the log ends at entry %d, before anchored entry %d: it was cut", want-1, seq)}
+			}
 		}
 		h, err := readHead(tx)
 		if err != nil {
@@ -779,6 +821,9 @@ func (l *Log) Verify() (Report, error) {
 			return &BrokenError{Seq: want - 1, Reason: fmt.Sprintf("head names entry %d, last stored is %d", h.Seq, want-1)}
 		}
 		rep = Report{Entries: want - 1, Head: prev}
+		if want > 1 {
+			rep.Anchor = Anchor{Seq: want - 1, Hash: prev}.String()
+		}
 		return nil
 	})
 	if err != nil {

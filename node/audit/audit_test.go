@@ -198,7 +198,7 @@ func TestHTTPListAndVerify(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	l := audit.Open(db)
-	fill(t, l, 4)
+	es := fill(t, l, 4)
 	mux := http.NewServeMux()
 	l.Register(mux)
 	for _, tc := range []struct {
@@ -212,6 +212,10 @@ func TestHTTPListAndVerify(t *testing.T) {
 		{"verify", "?verify=true", 200, 4, true},
 		{"bad from", "?from=x", 400, 0, false},
 		{"bad limit", "?limit=-1", 400, 0, false},
+		{"verify with an anchor", "?verify=true&anchor=4:" + es[3].Hash, 200, 4, true},
+		{"verify with an anchor it does not hold", "?verify=true&anchor=4:" + es[2].Hash, 200, 4, false},
+		{"bad anchor", "?verify=true&anchor=4", 400, 0, false},
+		{"anchor without verify", "?anchor=4:" + es[3].Hash, 400, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
@@ -768,5 +772,86 @@ func TestAppendDataInAnyForm(t *testing.T) {
 	}
 	if _, err := l.Verify(); err != nil {
 		t.Fatalf("Verify: %v", err)
+	}
+}
+
+// TestAnchorsCatchRewritesAndCuts: someone with write access to the data
+// directory rewrites an entry and recomputes the chain after it, or cuts
+// the log's end and moves its head. The chain alone still verifies; an
+// anchor an earlier Verify printed, given back, does not.
+func TestAnchorsCatchRewritesAndCuts(t *testing.T) {
+	key := func(seq uint64) []byte { return store.Key(store.PrefixAudit, "e", fmt.Sprintf("%020d", seq)) }
+	setHead := func(tx *store.Txn, seq uint64, hash string) error {
+		b, _ := json.Marshal(map[string]any{"seq": seq, "hash": hash})
+		return tx.Set(store.Key(store.PrefixAudit, "head"), b)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(tx *store.Txn, es []audit.Entry) error
+		says string
+	}{
+		{"rewrite entry 2 and rehash the rest", func(tx *store.Txn, es []audit.Entry) error {
+			prev := es[0].Hash
+			for i := 1; i < len(es); i++ {
+				e := es[i]
+				if i == 1 {
+					e.Subject = "urn:uuid:nothing-happened"
+				}
+				e.Prev = prev
+				e.Hash, _ = audit.Hash(e)
+				b, _ := json.Marshal(e)
+				if err := tx.Set(key(e.Seq), b); err != nil {
+					return err
+				}
+				prev = e.Hash
+			}
+			return setHead(tx, 5, prev)
+		}, "rewritten"},
+		{"cut entries 4 and 5", func(tx *store.Txn, es []audit.Entry) error {
+			for _, s := range []uint64{4, 5} {
+				if err := tx.Delete(key(s)); err != nil {
+					return err
+				}
+			}
+			return setHead(tx, 3, es[2].Hash)
+		}, "cut"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			l := audit.Open(db)
+			es := fill(t, l, 5)
+			rep, err := l.Verify()
+			if err != nil {
+				t.Fatal(err)
+			}
+			anchor, err := audit.ParseAnchor(rep.Anchor)
+			if err != nil || anchor.Seq != 5 || anchor.Hash != es[4].Hash {
+				t.Fatalf("report's anchor %q (%v), want entry 5 and its hash", rep.Anchor, err)
+			}
+			if _, err := l.Verify(anchor); err != nil {
+				t.Fatalf("Verify with the anchor of an untouched log: %v", err)
+			}
+			if err := db.Update(func(tx *store.Txn) error { return tc.edit(tx, es) }); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Verify(); err != nil {
+				t.Fatalf("the edited chain alone: %v (the test's edit should keep it consistent)", err)
+			}
+			_, err = l.Verify(anchor)
+			var be *audit.BrokenError
+			if !errors.As(err, &be) || !strings.Contains(be.Reason, tc.says) {
+				t.Errorf("Verify with the anchor = %v, want a BrokenError saying the log was %s", err, tc.says)
+			}
+			first, _ := audit.ParseAnchor(fmt.Sprintf("1:%s", es[0].Hash))
+			if _, err := l.Verify(first); err != nil {
+				t.Errorf("Verify with an anchor before the edit: %v", err)
+			}
+		})
+	}
+	for _, bad := range []string{"", "5", "x:" + strings.Repeat("a", 64), "0:" + strings.Repeat("a", 64), "5:abc", "5:" + strings.Repeat("G", 64)} {
+		if _, err := audit.ParseAnchor(bad); err == nil {
+			t.Errorf("ParseAnchor(%q) took it", bad)
+		}
 	}
 }

@@ -20,7 +20,8 @@ type Listing struct {
 	Broken *BrokenError `json:"broken,omitempty"`
 }
 
-// Register mounts GET /api/v1/audit?from=&limit=&verify=true on mux.
+// Register mounts GET /api/v1/audit?from=&limit=&verify=true&anchor= on
+// mux (anchor, repeatable: SEQ:HASH, as Report.Anchor).
 func (l *Log) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/audit", l.handleList)
 }
@@ -45,9 +46,22 @@ func (l *Log) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = v
 	}
+	var anchors []Anchor
+	for _, s := range q["anchor"] {
+		a, err := ParseAnchor(s)
+		if err != nil {
+			problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Invalid query", err.Error()))
+			return
+		}
+		anchors = append(anchors, a)
+	}
+	if len(anchors) > 0 && q.Get("verify") != "true" {
+		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Invalid query", "anchor is checked by verify=true; add it"))
+		return
+	}
 	var out Listing
 	if q.Get("verify") == "true" {
-		rep, err := l.Verify()
+		rep, err := l.Verify(anchors...)
 		var be *BrokenError
 		switch {
 		case errors.As(err, &be):
