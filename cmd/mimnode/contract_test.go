@@ -154,6 +154,21 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		if err != nil || !strings.Contains(out, "chain verified") || !strings.Contains(out, "agreement.signed") {
 			t.Fatalf("audit --verify: %v\n%s", err, out)
 		}
+		const says = "anchor for a later check (keep it outside this node): "
+		i := strings.Index(out, says)
+		if i < 0 {
+			t.Fatalf("audit --verify prints no anchor:\n%s", out)
+		}
+		anchor := strings.TrimSpace(out[i+len(says):])
+		if out, _, err := cli(t, "audit", "--anchor", anchor, "--data", dir); err != nil || !strings.Contains(out, "anchors found unchanged: "+anchor) {
+			t.Errorf("audit --anchor %s: %v\n%s", anchor, err, out)
+		}
+		if _, _, err := cli(t, "audit", "--anchor", "1:"+strings.Repeat("0", 64), "--data", dir); err == nil || !strings.Contains(err.Error(), "not the one anchored") {
+			t.Errorf("audit --anchor of an entry the log does not hold: %v, want it to say the entry is not the one anchored", err)
+		}
+		if _, _, err := cli(t, "audit", "--anchor", "12", "--data", dir); err == nil || !strings.Contains(err.Error(), "SEQ:HASH") {
+			t.Errorf("audit --anchor 12: %v, want it to say the form", err)
+		}
 	}
 	for _, tc := range []struct {
 		args []string
