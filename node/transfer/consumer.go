@@ -597,7 +597,7 @@ func (s *Service) land(ctx context.Context, e *entry, a policy.Agreement, m cont
 
 func provenanceFor(a policy.Agreement, version string) []byte {
 	b, _ := json.Marshal(Provenance{Provider: a.Provider, Dataset: a.Dataset, Agreement: a.ID, Version: version,
-		Distribute: permits(a, policy.ActionDistribute)})
+		Distribute: permits(a, policy.ActionDistribute), Until: a.NotAfter})
 	return b
 }
 

@@ -104,8 +104,14 @@ func (s *Service) serveLive(st network.Stream, remote peer.ID, info Info, r *Dat
 			if err != nil {
 				return err
 			}
-			if ok && !p.Distribute {
-				return nil
+			if ok {
+				pass, err := s.passable(p, s.o.Now(), map[string]bool{})
+				if err != nil {
+					return err
+				}
+				if !pass {
+					return nil
+				}
 			}
 		}
 		if ctx.Err() != nil {

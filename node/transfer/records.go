@@ -353,6 +353,10 @@ type Provenance struct {
 	// Distribute is false when the agreement's policy does not permit
 	// distribute: the node must never serve the entity onwards.
 	Distribute bool `json:"distribute"`
+	// Until is the end of the agreement's validity (zero: open-ended):
+	// from then on the entity is not served onwards either, nor once the
+	// agreement is revoked (passable).
+	Until time.Time `json:"until,omitzero"`
 }
 
 // ProvenanceOf returns the provenance of a received entity; ok is false

@@ -37,7 +37,17 @@ func (s *Service) told(agreement, provider string, code protocol.Code, reasons [
 	}
 	if err != nil {
 		s.log.Warn("recording a revocation the provider told of", "agreement", agreement, "peer", provider, "err", err)
+		return
 	}
+	s.revokedHere()
+}
+
+// revokedHere moves the provenance epoch once this node learns that an
+// agreement it holds as consumer was revoked: the data it received under
+// it is not passed on any more (passable), so the next version of each
+// dataset is built whole (rebuild.go).
+func (s *Service) revokedHere() {
+	_ = s.provenanceWrite(func() error { return nil })
 }
 
 // revokedReasons returns the refusal of agreement id if it is revoked
@@ -203,5 +213,6 @@ func (s *Service) serveRevocation(st network.Stream, remote peer.ID, body []byte
 		s.writeFrame(st, errorFrame(code, err.Error()))
 		return
 	}
+	s.revokedHere()
 	s.writeFrame(st, []byte{statusData})
 }

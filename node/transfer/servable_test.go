@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mimnode/mimnode/node/store"
 )
@@ -35,7 +36,7 @@ func TestServableFindsEveryProvenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s := &Service{o: Options{Store: db}}
+	s := &Service{o: Options{Store: db, Now: time.Now}}
 
 	forbid, err := json.Marshal(Provenance{Provider: "p", Agreement: "a1", Distribute: false})
 	if err != nil {

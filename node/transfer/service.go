@@ -229,6 +229,9 @@ type Service struct {
 	built map[string]builtVersion
 	// buildMu serialises version builds (Build).
 	buildMu sync.Mutex
+	// expires is the first end of an agreement whose received entities
+	// the running build keeps (servable); guarded by buildMu.
+	expires time.Time
 	// provEpoch moves before and after every provenance write of this
 	// node (landing, live changes): a version built while it stood still
 	// saw every entity's provenance as it still is, so a later build may

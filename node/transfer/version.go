@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/content"
@@ -31,6 +32,10 @@ type builtVersion struct {
 	// it encoded and wrote (the others it kept from the version before).
 	whole bool
 	recut int
+	// expires is when the first agreement ends under which the version
+	// holds entities this node received (zero: none ends): from then on
+	// the version is built whole again, without them (passable).
+	expires time.Time
 }
 
 // encodeChunk is how many entities a build encodes in parallel at a time.
@@ -157,13 +162,16 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 	s.mu.Lock()
 	b, ok := s.built[ds.ID]
 	s.mu.Unlock()
-	if ok && b.seq == last && b.view == f.key {
+	now := s.o.Now()
+	current := ok && b.view == f.key && b.prov == epoch && (b.expires.IsZero() || now.Before(b.expires))
+	if current && b.seq == last {
 		return b.version, nil
 	}
 	var m content.Manifest
 	var recut int
 	done := false
-	if ok && b.view == f.key && b.prov == epoch {
+	s.expires = time.Time{} // servable notes the first end of what it keeps
+	if current {
 		m, recut, done, err = s.rebuild(ctx, f, b, last) // rebuild.go
 		if err != nil {
 			if ctx.Err() != nil {
@@ -202,7 +210,11 @@ func (s *Service) Build(ctx context.Context, ds catalog.Dataset) (string, error)
 		delete(s.manifests, b.version)
 	}
 	s.manifests[version] = m
-	s.built[ds.ID] = builtVersion{seq: last, version: version, view: f.key, prov: epoch, whole: !done, recut: recut}
+	expires := s.expires
+	if done && !b.expires.IsZero() && (expires.IsZero() || b.expires.Before(expires)) {
+		expires = b.expires // the blocks kept from b keep its entities
+	}
+	s.built[ds.ID] = builtVersion{seq: last, version: version, view: f.key, prov: epoch, whole: !done, recut: recut, expires: expires}
 	s.mu.Unlock()
 	return version, nil
 }
@@ -347,8 +359,10 @@ func inChunks[T any](each func(fn func(T) error) error, keep func(T) bool, flush
 }
 
 // servable reports which of n entities (entity i has id id(i)) this node
-// may serve: all but those it received under an agreement whose policy
-// does not permit distribute.
+// may serve: all but those it received under an agreement that does not
+// let it pass them on now (passable). Called by builds, under buildMu: it
+// notes in s.expires the first end of an agreement whose entities it
+// keeps.
 //
 // The entities' provenance keys are visited in key order with one
 // iterator over keys only, and only the keys it finds are read: a node
@@ -369,6 +383,8 @@ func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
 	}
 	// Ids come in order, escaped keys nearly so.
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	now := s.o.Now()
+	revoked := map[string]bool{}
 	err := s.o.Store.View(func(tx *store.Txn) error {
 		r := provenanceReader{tx: tx}
 		it := tx.NewIterator(store.IterOptions{Prefix: provenanceKey(""), Start: keys[order[0]], KeysOnly: true})
@@ -387,9 +403,39 @@ func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
 			if err != nil {
 				return err
 			}
-			keep[i] = !ok || p.Distribute
+			if !ok {
+				continue
+			}
+			if keep[i], err = s.passable(p, now, revoked); err != nil {
+				return err
+			}
+			if keep[i] && !p.Until.IsZero() && (s.expires.IsZero() || p.Until.Before(s.expires)) {
+				s.expires = p.Until
+			}
 		}
 		return nil
 	})
 	return keep, err
+}
+
+// passable reports whether this node may pass on, at now, an entity it
+// received with provenance p: the agreement permits distribute outright,
+// is still valid, and is not revoked. revoked caches the last by
+// agreement id for one caller's run.
+func (s *Service) passable(p Provenance, now time.Time, revoked map[string]bool) (bool, error) {
+	if !p.Distribute || (!p.Until.IsZero() && !now.Before(p.Until)) {
+		return false, nil
+	}
+	if s.o.Revocations == nil {
+		return true, nil
+	}
+	gone, seen := revoked[p.Agreement]
+	if !seen {
+		_, r, err := s.o.Revocations.Revoked(p.Agreement)
+		if err != nil {
+			return false, fmt.Errorf("reading whether agreement %s was revoked: %w", p.Agreement, err)
+		}
+		gone, revoked[p.Agreement] = r, r
+	}
+	return !gone, nil
 }
