@@ -196,32 +196,41 @@ func entityIDs(ents []*ngsild.Entity) []string {
 // or dataset. A provider cannot overwrite, relabel or delete what it did
 // not send.
 func (s *Service) ownership(a policy.Agreement, ents []*ngsild.Entity) (owned, fresh []*ngsild.Entity, refused []string, err error) {
-	var unknown []*ngsild.Entity
-	err = s.o.Store.View(func(tx *store.Txn) error {
-		r := provenanceReader{tx: tx}
-		for _, e := range ents {
-			p, ok, err := r.read(e.ID)
-			switch {
-			case err != nil:
-				return err
-			case !ok:
-				unknown = append(unknown, e)
-			case sameSource(p, a):
-				owned = append(owned, e)
-			default:
-				refused = append(refused, e.ID)
-			}
+	const (
+		unknown = iota
+		mine
+		theirs
+	)
+	whose := make([]int8, len(ents))
+	err = s.eachProvenance(len(ents), func(i int) string { return ents[i].ID }, func(i int, p Provenance) error {
+		whose[i] = theirs
+		if sameSource(p, a) {
+			whose[i] = mine
 		}
 		return nil
 	})
-	if err != nil || len(unknown) == 0 {
-		return owned, nil, refused, err
-	}
-	held, err := s.o.NGSILD.Held(entityIDs(unknown))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	for i, e := range unknown {
+	var rest []*ngsild.Entity
+	for i, e := range ents {
+		switch whose[i] {
+		case mine:
+			owned = append(owned, e)
+		case theirs:
+			refused = append(refused, e.ID)
+		default:
+			rest = append(rest, e)
+		}
+	}
+	if len(rest) == 0 {
+		return owned, nil, refused, nil
+	}
+	held, err := s.o.NGSILD.Held(entityIDs(rest))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for i, e := range rest {
 		if held[i] {
 			refused = append(refused, e.ID)
 		} else {
@@ -311,16 +320,9 @@ func (s *Service) deleteLanded(ctx context.Context, a policy.Agreement, ids []st
 // dataset (ownership).
 func (s *Service) ownedIDs(a policy.Agreement, ids []string) ([]string, error) {
 	var own []string
-	err := s.o.Store.View(func(tx *store.Txn) error {
-		r := provenanceReader{tx: tx}
-		for _, id := range ids {
-			p, ok, err := r.read(id)
-			if err != nil {
-				return err
-			}
-			if ok && sameSource(p, a) {
-				own = append(own, id)
-			}
+	err := s.eachProvenance(len(ids), func(i int) string { return ids[i] }, func(i int, p Provenance) error {
+		if sameSource(p, a) {
+			own = append(own, ids[i])
 		}
 		return nil
 	})

@@ -371,21 +371,43 @@ func inChunks[T any](each func(fn func(T) error) error, keep func(T) bool, flush
 // 1,000,000 spent 1.1 of 53 cpu-s in the lookups).
 func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
 	keep := make([]bool, n)
+	for i := range keep {
+		keep[i] = true
+	}
+	now := s.o.Now()
+	revoked := map[string]bool{}
+	err := s.eachProvenance(n, id, func(i int, p Provenance) error {
+		var err error
+		if keep[i], err = s.passable(p, now, revoked); err != nil {
+			return err
+		}
+		if keep[i] && !p.Until.IsZero() && (s.expires.IsZero() || p.Until.Before(s.expires)) {
+			s.expires = p.Until
+		}
+		return nil
+	})
+	return keep, err
+}
+
+// eachProvenance calls fn with the provenance of each of n entities
+// (entity i has id id(i)) that this node received, in key order. The
+// provenance keys are visited with one iterator over keys only, and only
+// the keys it finds are read: a node's own entities have no provenance
+// key, and one seek per call costs less than a lookup per entity (a
+// build of 1,000,000 spent 1.1 of 53 cpu-s in the lookups).
+func (s *Service) eachProvenance(n int, id func(int) string, fn func(i int, p Provenance) error) error {
 	if n == 0 {
-		return keep, nil
+		return nil
 	}
 	keys := make([][]byte, n)
 	order := make([]int, n)
-	for i := range keep {
-		keep[i] = true
+	for i := range keys {
 		keys[i] = provenanceKey(id(i))
 		order[i] = i
 	}
 	// Ids come in order, escaped keys nearly so.
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
-	now := s.o.Now()
-	revoked := map[string]bool{}
-	err := s.o.Store.View(func(tx *store.Txn) error {
+	return s.o.Store.View(func(tx *store.Txn) error {
 		r := provenanceReader{tx: tx}
 		it := tx.NewIterator(store.IterOptions{Prefix: provenanceKey(""), Start: keys[order[0]], KeysOnly: true})
 		defer it.Close()
@@ -403,19 +425,14 @@ func (s *Service) servable(n int, id func(int) string) ([]bool, error) {
 			if err != nil {
 				return err
 			}
-			if !ok {
-				continue
-			}
-			if keep[i], err = s.passable(p, now, revoked); err != nil {
-				return err
-			}
-			if keep[i] && !p.Until.IsZero() && (s.expires.IsZero() || p.Until.Before(s.expires)) {
-				s.expires = p.Until
+			if ok {
+				if err := fn(i, p); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
-	return keep, err
 }
 
 // passable reports whether this node may pass on, at now, an entity it
