@@ -75,7 +75,7 @@ func Templates() []Template {
 			Needs:       []string{"federation"},
 			build: func(p Params) (Policy, error) {
 				if p.Federation == "" {
-					return Policy{}, fmt.Errorf("%w: agency-internal needs a federation", ErrTemplateParams)
+					return Policy{}, fmt.Errorf("%w: agency-internal needs a federation: give the offer \"params\": {\"federation\": \"ID or name\"} ('mimnode federation list' shows them)", ErrTemplateParams)
 				}
 				return Policy{Permissions: []Rule{{Action: ActionUse, Constraints: []Constraint{
 					Atomic(LeftRole, OpEq, Lit(RoleAgency)),

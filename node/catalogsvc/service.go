@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -632,6 +633,23 @@ func (s *Service) Publish(ctx context.Context, d catalog.Dataset) (catalog.Recor
 		return catalog.Record{}, fmt.Errorf("publish %s: %w", d.ID, ErrResearcher)
 	}
 	d.Publisher = catalog.Publisher{PeerID: s.self.String(), Name: s.o.Agency}
+	// A template's federation may be given as the operator knows it (a
+	// name or an ID prefix, as the federation commands take); the offer
+	// names the ID, which is what a consumer's federation is checked
+	// against. One this node does not belong to would hide the dataset
+	// from everyone.
+	d.Offers = slices.Clone(d.Offers)
+	for i, o := range d.Offers {
+		if o.Template == "" || o.Params.Federation == "" {
+			continue
+		}
+		id, err := s.o.Federations.Resolve(o.Params.Federation)
+		if err != nil {
+			return catalog.Record{}, &catalog.FieldError{Field: fmt.Sprintf("offers[%d].params.federation", i),
+				Msg: fmt.Sprintf("%q is not a federation this node belongs to (%v); 'mimnode federation list' shows their IDs and names", o.Params.Federation, err)}
+		}
+		d.Offers[i].Params.Federation = id
+	}
 	return s.change(ctx, func(now time.Time) (catalog.Record, error) { return s.cat.Put(d, now) })
 }
 

@@ -440,3 +440,34 @@ func TestUnknownOfferListsTheOffers(t *testing.T) {
 		t.Errorf("Offer(%s, 7) = %v, want ErrUnknownOffer listing offer 1 (research-only)", id, err)
 	}
 }
+
+// TestOfferFederationByName: an agency-internal offer may name its
+// federation as the operator knows it; the published offer holds the
+// federation's ID, so the members see the dataset. A federation the node
+// does not belong to is refused, saying where to find the right one.
+func TestOfferFederationByName(t *testing.T) {
+	_, ms := federation3(t, testnet.Shape{Cities: 1, AgenciesPerCity: 2})
+	feds := ms[0].n.Federations().List()
+	if len(feds) != 1 {
+		t.Fatalf("the node is in %d federations, want 1", len(feds))
+	}
+	fed := feds[0]
+	id := "urn:mim:dataset:aarhus:traffic-flow"
+	internal := func(ref string) func(*catalog.Dataset) {
+		return func(d *catalog.Dataset) {
+			d.Offers = []catalog.Offer{{Template: "agency-internal", Params: catalog.OfferParams{Federation: ref}}}
+		}
+	}
+	if _, err := ms[0].cat.Publish(ctx, dataset(id, "Traffic flow", internal("Nowhere region"))); err == nil ||
+		!strings.Contains(err.Error(), "offers[0].params.federation") || !strings.Contains(err.Error(), "mimnode federation list") {
+		t.Errorf("publishing for a federation this node is not in: %v, want it refused naming the field and where to look", err)
+	}
+	rec, err := ms[0].cat.Publish(ctx, dataset(id, "Traffic flow", internal(fed.Name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Dataset.Offers[0].Params.Federation; got != fed.ID {
+		t.Errorf("published offer names federation %q, want its ID %s", got, fed.ID)
+	}
+	eventually(t, 5*time.Second, "the other agency finds the dataset", func() bool { return found(ms[1].cat, catalog.Query{}, id) })
+}
