@@ -92,23 +92,19 @@ func (s *Service) Fetch(ctx context.Context, agreementID string, o FetchOptions)
 	unlock := s.lockProc(dsp.Consumer, e.info.ID)
 	defer unlock()
 	e.info.Usage = u
-	if err := s.exchangeReceipt(ctx, provider, e); err != nil {
-		s.log.Warn("receipt exchange failed", "transfer", e.info.ID, "err", err)
+	receiptErr := s.exchangeReceipt(ctx, provider, e)
+	if receiptErr != nil {
+		s.log.Warn("receipt exchange failed; it is tried again", "transfer", e.info.ID, "err", receiptErr)
 	}
-	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgComplete})
+	// The completion is owed to the provider from here on: noted in the
+	// step's own write, cleared once the provider has it (notice.go).
+	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgComplete}, func(tx *store.Txn) error { return tx.Set(noticeKey(e.info.ID), nil) })
 	if err != nil {
 		return e.info, fmt.Errorf("completing transfer %s: %w", e.info.ID, err)
 	}
 	s.forgetMoved(e.info.ID)
-	for _, m := range rd.Messages {
-		ans, err := s.exchange(ctx, provider, m)
-		if err != nil {
-			// The data is here; the provider learns of the completion
-			// when it is resent (state kept on disk).
-			s.log.Warn("sending completion", "transfer", e.info.ID, "err", err)
-			break
-		}
-		s.step(e, dsp.Msg{Type: dsp.MsgReceive, From: provider.String(), Body: ans})
+	if receiptErr == nil {
+		s.tellCompleted(ctx, provider, e, rd.Messages)
 	}
 	return e.info, nil
 }

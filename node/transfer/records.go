@@ -230,13 +230,25 @@ func (s *Service) save(e *entry, extra func(tx *store.Txn) error) error {
 
 // step feeds m to the process, persists it with its Info on every
 // transition and logs the transitions, as the state machine's driver must.
-// The returned Ready carries the reply and messages to send.
-func (s *Service) step(e *entry, m dsp.Msg) (dsp.Ready, error) {
+// The returned Ready carries the reply and messages to send. also run in
+// the same write as the process, when it is written.
+func (s *Service) step(e *entry, m dsp.Msg, also ...func(tx *store.Txn) error) (dsp.Ready, error) {
 	m.Now = s.o.Now()
 	err := e.p.Step(m)
 	rd := e.p.Ready()
 	if rd.MustPersist || len(rd.Transitions) > 0 {
-		if perr := s.save(e, nil); perr != nil {
+		var with func(tx *store.Txn) error
+		if len(also) > 0 {
+			with = func(tx *store.Txn) error {
+				for _, fn := range also {
+					if err := fn(tx); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+		}
+		if perr := s.save(e, with); perr != nil {
 			return rd, perr
 		}
 	}

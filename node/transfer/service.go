@@ -188,6 +188,10 @@ type Options struct {
 	// receives (DATA/received); see files.go. Empty: versions with files
 	// cannot be landed.
 	FilesDir string
+	// NoticeRetry is how often a consumer tries again to tell a provider
+	// that a transfer completed, with its receipt, when the provider could
+	// not be reached at the end (default 30 s; notice.go).
+	NoticeRetry time.Duration
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -262,6 +266,9 @@ func New(o Options) (*Service, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
+	if o.NoticeRetry <= 0 {
+		o.NoticeRetry = 30 * time.Second
+	}
 	if o.BuildTimeout <= 0 {
 		o.BuildTimeout = 10 * time.Minute
 	}
@@ -300,6 +307,12 @@ func New(o Options) (*Service, error) {
 func (s *Service) Start(context.Context) error {
 	s.o.Host.SetStreamHandler(p2pproto.ID(protocol.TransferProtocol),
 		s.o.Members.Guard(p2pproto.ID(protocol.TransferProtocol), s.handleStream))
+	if s.enter() {
+		go func() {
+			defer s.wg.Done()
+			s.noticeLoop() // notice.go
+		}()
+	}
 	return nil
 }
 
