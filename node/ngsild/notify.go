@@ -712,16 +712,44 @@ func (n *notifier) record(subID string, fn func(*subStatus, time.Time)) {
 func (n *notifier) flushLoop(ctx context.Context) {
 	t := time.NewTicker(n.opts.StatusInterval)
 	defer t.Stop()
+	// A full disk refuses this write every tick until space is freed:
+	// said once an hour, and again when writing works, not every second.
+	var rep repeated
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := n.flush(); err != nil {
-				n.s.log.Error("persist subscription status", "err", err)
+			err := n.flush()
+			switch say := rep.say(err, time.Now()); {
+			case say && err == nil:
+				n.s.log.Info("saving the subscriptions' delivery state works again")
+			case say:
+				n.s.log.Error("saving the subscriptions' delivery state (and where notifications are up to) failed; it is tried again every tick, and said again hourly", "err", err)
 			}
 		}
 	}
+}
+
+// repeated tells a loop that retries a failing step which outcomes to
+// log: a new failure, the same one once an hour, and the first success
+// after failures.
+type repeated struct {
+	failing string // the last failure's text; "" while the step works
+	said    time.Time
+}
+
+func (r *repeated) say(err error, now time.Time) bool {
+	if err == nil {
+		was := r.failing != ""
+		r.failing = ""
+		return was
+	}
+	if err.Error() == r.failing && now.Sub(r.said) < time.Hour {
+		return false
+	}
+	r.failing, r.said = err.Error(), now
+	return true
 }
 
 // flush writes the dispatcher's cursor and the status of subscriptions

@@ -72,6 +72,17 @@ func (r *room) check() error {
 	return rd.err
 }
 
+// checkToStart is check for opening the store: the process then ends, so
+// nothing resumes by itself; the message says to start it again.
+func (r *room) checkToStart() error {
+	n, err := r.diskFree()
+	if err != nil || n >= r.min {
+		return nil
+	}
+	return fmt.Errorf("%w: %d MiB free on the disk holding %s; mimnode needs %d MiB free to open its store, so that a full disk cannot damage it. Free some space (or move the data directory to a larger disk), then start it again",
+		ErrDiskFull, n>>20, r.dir, r.min>>20)
+}
+
 // diskFree reads the free space of the disk holding the store; a store
 // not created yet is on the disk of its nearest parent.
 func (r *room) diskFree() (uint64, error) {

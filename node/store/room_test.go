@@ -45,8 +45,8 @@ func TestNearlyFullDiskStopsWritesNotReads(t *testing.T) {
 		t.Errorf("a read on a nearly full disk: %v", err)
 	}
 	db.Close()
-	if _, err := Open(dir, o); !errors.Is(err, ErrDiskFull) {
-		t.Errorf("Open on a nearly full disk: %v, want ErrDiskFull", err)
+	if _, err := Open(dir, o); !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "start it again") || strings.Contains(err.Error(), "writing resumes") {
+		t.Errorf("Open on a nearly full disk: %v, want ErrDiskFull saying to start again once space is freed", err)
 	}
 
 	free.Store(1 << 30)

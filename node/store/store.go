@@ -127,7 +127,7 @@ func Open(dir string, o Options) (*DB, error) {
 		rm = newRoom(dir, o)
 		// Opening writes too (a new memtable, the log's replay): on a
 		// full disk it would crash inside badger.
-		if err := rm.check(); err != nil {
+		if err := rm.checkToStart(); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		var err error
