@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
@@ -79,6 +80,12 @@ func newHost(c Config, key crypto.PrivKey, gater connmgr.ConnectionGater, reg pr
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
 	}
 	h, err := libp2p.New(opts...)
+	if err != nil && strings.Contains(err.Error(), "address already in use") {
+		// The swarm joins its listen errors as text: errors.Is cannot
+		// find the cause.
+		return nil, fmt.Errorf("start libp2p host: %w: another node (or another program) uses a port of [network] listen in this node's config.toml (%s); give this node other ports there (each node on one machine needs its own)",
+			err, strings.Join(c.Network.Listen, ", "))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}

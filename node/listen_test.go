@@ -123,3 +123,23 @@ func TestNodeOnFreeAddressesWarnsOfNone(t *testing.T) {
 		t.Errorf("warned though every address opened (%v):\n%s", n.Host().Network().ListenAddresses(), logs.String())
 	}
 }
+
+// TestNodeWhoseOnlyPortIsTakenSaysWhatToChange: with every listen address
+// taken, the node does not start, and says which setting to change
+// rather than only libp2p's "failed to listen on any addresses".
+func TestNodeWhoseOnlyPortIsTakenSaysWhatToChange(t *testing.T) {
+	taken, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)
+	n, err := New(context.Background(), testConfig(t, busy), slog.New(slog.DiscardHandler))
+	if err == nil {
+		n.Close()
+		t.Fatal("a node started with its only listen address taken")
+	}
+	if !strings.Contains(err.Error(), "[network] listen") || !strings.Contains(err.Error(), busy) {
+		t.Errorf("error %q, want it to name [network] listen and %s", err, busy)
+	}
+}
