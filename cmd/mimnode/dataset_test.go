@@ -199,6 +199,15 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 	if out, _, err := cli(t, "agreement", "verify", file); err != nil || !strings.Contains(out, "valid") {
 		t.Fatalf("verify: %q, %v", out, err)
 	}
+	// Ctrl-C on a fetch (here before the daemon answers) says the fetch
+	// was interrupted and how to resume it, not that the daemon is lost.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var iout, ierr bytes.Buffer
+	if err := run(cancelled, []string{"fetch", agreement, "--data", lab}, &iout, &ierr); err == nil ||
+		!strings.Contains(err.Error(), "fetch interrupted") || !strings.Contains(err.Error(), "'mimnode fetch "+agreement+"' resumes") {
+		t.Errorf("an interrupted fetch: %v, want it to say it was interrupted and how to resume", err)
+	}
 	// A live fetch ends with Ctrl-C: it exits 0 and says how to resume,
 	// and running it again picks the feed up where it stopped: an entity
 	// written while nobody followed arrives as a change on the second run.

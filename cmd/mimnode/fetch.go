@@ -50,7 +50,18 @@ otherwise plain progress lines are printed.`,
 			if err != nil {
 				return err
 			}
+			again := "'mimnode fetch " + args[0]
+			if live {
+				again += " --live"
+			}
+			again += "'"
+			interrupted := func() error {
+				return fmt.Errorf("fetch interrupted: the daemon keeps what it received so far, and %s resumes from there", again)
+			}
 			body, err := cl.stream(cmd.Context(), "/api/v1/transfers", transfer.FetchRequest{Agreement: args[0], Live: live, Full: full})
+			if err != nil && cmd.Context().Err() != nil {
+				return interrupted()
+			}
 			if err != nil {
 				return err
 			}
@@ -63,6 +74,12 @@ otherwise plain progress lines are printed.`,
 				r.finish()
 				fmt.Fprintf(g.stderr, "stopped following the live feed; 'mimnode fetch %s --live' resumes it after the last change received, 'mimnode transfer terminate %s' ends it\n", args[0], r.transfer)
 				return nil
+			}
+			if err != nil && cmd.Context().Err() != nil {
+				// Interrupted here (Ctrl-C): the daemon is fine, and
+				// ends the fetch with this command.
+				r.finish()
+				return interrupted()
 			}
 			return err
 		},
