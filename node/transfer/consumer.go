@@ -204,7 +204,7 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 		// The provider never heard of this process: it ends here, so
 		// that 'transfer list' does not keep a request nobody got.
 		s.abandon(e, "the provider could not be reached; the request was not sent")
-		return nil, fmt.Errorf("the provider %s cannot be reached (offline, or no address of it known here): try again later; 'mimnode peers' lists the peers connected now: %w", provider, err)
+		return nil, fmt.Errorf("the provider %s cannot be reached (offline, no address of it known here, or it no longer lets this node in: the members of a federation cut off a node removed from it): try again later; 'mimnode peers' lists the peers connected now, 'mimnode federation show' this node's membership as it last heard: %w", provider, err)
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
