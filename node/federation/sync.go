@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -166,6 +167,7 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 	state := map[peer.ID]*backoff{}
 	t := time.NewTicker(s.o.ReconnectInterval)
 	defer t.Stop()
+	var iso isolation
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,7 +177,15 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 		case <-s.kick:
 		}
 		now := time.Now()
-		for _, p := range s.memberPeers() {
+		members := s.memberPeers()
+		connected := 0
+		for _, p := range members {
+			if s.o.Host.Network().Connectedness(p) == network.Connected {
+				connected++
+			}
+		}
+		iso.note(s.log, len(members), connected, now)
+		for _, p := range members {
 			cm := s.o.Host.ConnManager()
 			cm.Protect(p, "federation")
 			if s.o.Host.Network().Connectedness(p) == network.Connected {
@@ -200,6 +210,38 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 				b.delay = min(2*b.delay, time.Minute)
 			}
 		}
+	}
+}
+
+// isolatedAfter is how long a node reaches none of the other members of
+// its federations before it says so.
+const isolatedAfter = 5 * time.Minute
+
+// isolation notes how long the node has reached no other member, and
+// says so in the log (once an hour while it lasts, and when it ends): the
+// node then neither hears of changes nor serves anyone, and nothing else
+// shows it. The usual cause is addresses gone stale: nodes that listen on
+// port 0 take new ports when they restart.
+type isolation struct {
+	since time.Time // when the node last went from some members to none; zero while it reaches one
+	said  time.Time // when it last said so
+}
+
+func (i *isolation) note(log *slog.Logger, members, connected int, now time.Time) {
+	switch {
+	case members == 0 || connected > 0:
+		if !i.said.IsZero() {
+			log.Info("reaching federation members again", "connected", connected, "members", members)
+		}
+		*i = isolation{}
+	case i.since.IsZero():
+		i.since = now
+	case now.Sub(i.since) >= isolatedAfter && now.Sub(i.said) >= time.Hour:
+		log.Warn("this node has reached none of the other members of its federations for a while: it hears of no change and serves no one. "+
+			"The addresses known for them may be stale (a node listening on port 0 takes a new port when it restarts): "+
+			"'mimnode connect MULTIADDR' of one member reconnects, and fixed ports in [network] listen (with [network] announce behind NAT) avoid it",
+			"members", members, "since", i.since.UTC().Format(time.RFC3339))
+		i.said = now
 	}
 }
 
