@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/api"
 	"github.com/mimnode/mimnode/node/audit"
 	"github.com/mimnode/mimnode/node/catalogsvc"
@@ -151,6 +153,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.catalog, err = catalogsvc.New(catalogsvc.Options{
 		Host: n.host, Store: n.store, Signer: signer, Verifier: PeerIDVerifier{},
 		Federations: n.fed, Agency: cfg.Name, ResyncInterval: cfg.Catalog.ResyncInterval.Duration, Logger: log,
+		Warn: n.datasetWarnings,
 	})
 	if err != nil {
 		return nil, err
@@ -591,4 +594,40 @@ func (c entityCollector) Collect(ch chan<- prometheus.Metric) {
 	for t, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), t)
 	}
+}
+
+// datasetWarnings says which of a published dataset's entity types no
+// entity stored here has (a typo in entityTypes leaves every version
+// empty, and consumers would get agreements for nothing). A type matches
+// as a version build matches it: its IRI, or a short name for any stored
+// type with that local name.
+func (n *Node) datasetWarnings(d catalog.Dataset) []string {
+	v, ok := d.EffectiveView()
+	if !ok || n.ngsi == nil {
+		return nil
+	}
+	stored, err := n.ngsi.StoredTypes()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, t := range v.EntityTypes {
+		iri, err := n.ngsi.Expand(nil, t)
+		if err != nil {
+			iri = t
+		}
+		if !slices.ContainsFunc(stored, func(st string) bool { return st == t || st == iri || catalog.ShortType(st) == t }) {
+			names := make([]string, 0, len(stored))
+			for _, st := range stored {
+				names = append(names, catalog.ShortType(st))
+			}
+			slices.Sort(names)
+			have := "this node stores no entities yet"
+			if names = slices.Compact(names); len(names) > 0 {
+				have = "stored types: " + strings.Join(names, ", ")
+			}
+			out = append(out, fmt.Sprintf("no entity stored on this node has type %q (%s): the dataset's versions hold none until such entities are written; check entityTypes", t, have))
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/catalogsvc"
+	"github.com/mimnode/mimnode/policy"
 )
 
 func datasetCmd(g *globals) *cobra.Command {
@@ -41,7 +42,7 @@ refused with the field named.`,
 			if err != nil {
 				return err
 			}
-			var rec catalog.Record
+			var rec catalogsvc.Published
 			if err := c.doRaw(cmd.Context(), "POST", "/api/v1/datasets", ct, body, &rec); err != nil {
 				return err
 			}
@@ -49,6 +50,9 @@ refused with the field named.`,
 				return g.printJSON(rec)
 			}
 			fmt.Fprintf(g.stdout, "published %s (catalogue sequence %d)\n", rec.Dataset.ID, rec.Seq)
+			for _, w := range rec.Warnings {
+				fmt.Fprintf(g.stderr, "warning: %s\n", w)
+			}
 			return nil
 		},
 	}, &cobra.Command{
@@ -139,11 +143,19 @@ func printDataset(g *globals, r catalog.Record) {
 		d.Title, d.ID, d.Publisher.Name, d.Publisher.PeerID, d.License, strings.Join(d.Themes, ", "),
 		strings.Join(d.Keywords, ", "), strings.Join(d.EntityTypes, ", "), d.Dissemination)
 	for i, o := range d.Offers {
+		// A published offer is its policy (a template's name is not
+		// part of what the publisher signs): it is shown in words.
 		name := o.Template
 		if name == "" {
-			name = "inline ODRL policy"
+			name = o.Policy.ID
+		}
+		if _, manual := o.Policy.Extra[policy.ManualApproval]; manual || o.Manual {
+			name += ", each request approved by a person"
 		}
 		fmt.Fprintf(g.stdout, "  offer %d:    %s\n", i+1, name)
+		for _, l := range strings.Split(strings.TrimRight(policy.Describe(o.Policy), "\n"), "\n")[1:] {
+			fmt.Fprintf(g.stdout, "              %s\n", l)
+		}
 	}
 	if d.Source != nil {
 		for _, f := range d.Source.Files {

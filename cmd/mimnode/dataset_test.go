@@ -36,13 +36,39 @@ func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
 	}
 	// The issue's example as written, and its TOML equivalent.
 	for _, f := range []string{"../../catalog/testdata/air-quality.json", "../../catalog/testdata/air-quality.toml"} {
-		if out, _, err := cli(t, "dataset", "publish", f, "--data", a); err != nil {
+		out, errOut, err := cli(t, "dataset", "publish", f, "--data", a)
+		if err != nil {
 			t.Fatalf("publish %s: %v %s", f, err, out)
 		}
+		// a stores no entity yet: the dataset's versions would be empty.
+		if !strings.Contains(errOut, `warning: no entity stored on this node has type "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved"`) || !strings.Contains(errOut, "stores no entities yet") {
+			t.Errorf("publishing a dataset of a type a does not store warned %q", errOut)
+		}
+	}
+	entity, err := os.ReadFile("../../node/ngsild/testdata/smart-data-models/AirQualityObserved/example.jsonld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := os.ReadFile(filepath.Join(a, "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(strings.TrimSpace(string(api))+"/ngsi-ld/v1/entities", "application/ld+json", bytes.NewReader(entity))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("writing an entity on a: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, errOut, err := cli(t, "dataset", "publish", "../../catalog/testdata/air-quality.json", "--data", a); err != nil || strings.Contains(errOut, "warning") {
+		t.Errorf("publishing a dataset of a type a stores: %v, warned %q", err, errOut)
 	}
 	out, _, err = cli(t, "dataset", "list", "--data", a)
 	if err != nil || !strings.Contains(out, "urn:mim:dataset:aarhus:air-quality") {
 		t.Fatalf("dataset list = %q, %v", out, err)
+	}
+	// Each offer is shown in words, as it was published.
+	out, _, err = cli(t, "dataset", "show", "urn:mim:dataset:aarhus:air-quality", "--data", a)
+	if err != nil || !strings.Contains(out, "offer 1:    urn:mim:dataset:aarhus:air-quality:offer:1") || !strings.Contains(out, "Permission 1: may") {
+		t.Errorf("dataset show = %q, %v; want each offer's policy in words", out, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

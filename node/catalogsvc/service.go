@@ -55,8 +55,12 @@ type Options struct {
 	// resync also runs on the first connection to a publisher after start
 	// and on every reconnection after a gap.
 	ResyncInterval time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Warn, when set, looks over a dataset this node published and says
+	// what may not be what its publisher meant (an entity type no stored
+	// entity has); the publish answer carries it.
+	Warn   func(catalog.Dataset) []string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service is a node's catalogue.
