@@ -121,9 +121,16 @@ func (c *client) send(ctx context.Context, method, path, contentType string, bod
 		if err := json.Unmarshal(data, out); err != nil {
 			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 		}
+		if h, ok := out.(headerReader); ok {
+			h.readHeader(resp.Header)
+		}
 	}
 	return nil
 }
+
+// headerReader is an answer that also takes what the response's header
+// says.
+type headerReader interface{ readHeader(http.Header) }
 
 // call finds the running daemon and makes one API call (see client.do).
 func (g *globals) call(ctx context.Context, method, path string, body, out any) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -42,17 +43,17 @@ refused with the field named.`,
 			if err != nil {
 				return err
 			}
-			var rec catalogsvc.Published
+			var rec published
 			if err := c.doRaw(cmd.Context(), "POST", "/api/v1/datasets", ct, body, &rec); err != nil {
 				return err
 			}
-			if g.json {
-				return g.printJSON(rec)
-			}
-			fmt.Fprintf(g.stdout, "published %s (catalogue sequence %d)\n", rec.Dataset.ID, rec.Seq)
 			for _, w := range rec.Warnings {
 				fmt.Fprintf(g.stderr, "warning: %s\n", w)
 			}
+			if g.json {
+				return g.printJSON(rec.Record)
+			}
+			fmt.Fprintf(g.stdout, "published %s (catalogue sequence %d)\n", rec.Dataset.ID, rec.Seq)
 			return nil
 		},
 	}, &cobra.Command{
@@ -231,3 +232,12 @@ answered from this node's own index: no other node is asked.`,
 	c.AddCommand(search)
 	return c
 }
+
+// published is the answer of a publish: the record, and the node's
+// warnings about it (catalogsvc.WarningHeader).
+type published struct {
+	catalog.Record
+	Warnings []string
+}
+
+func (p *published) readHeader(h http.Header) { p.Warnings = h.Values(catalogsvc.WarningHeader) }

@@ -1,7 +1,6 @@
 package catalogsvc
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,50 +105,18 @@ func (s *Service) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	out := Published{Record: rec}
 	if s.o.Warn != nil {
-		out.Warnings = s.o.Warn(rec.Dataset)
-	}
-	api.WriteJSON(w, http.StatusCreated, out)
-}
-
-// Published is the answer of POST /api/v1/datasets: the record, and what
-// the node noticed that may not be what the publisher meant, as a
-// "warnings" member beside the record's own.
-type Published struct {
-	catalog.Record
-	Warnings []string
-}
-
-func (p Published) MarshalJSON() ([]byte, error) {
-	b, err := p.Record.MarshalJSON()
-	if err != nil || len(p.Warnings) == 0 {
-		return b, err
-	}
-	w, err := json.Marshal(p.Warnings)
-	if err != nil {
-		return nil, err
-	}
-	return append(append(append(b[:len(b)-1], `,"warnings":`...), w...), '}'), nil
-}
-
-func (p *Published) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	if w, ok := m["warnings"]; ok {
-		if err := json.Unmarshal(w, &p.Warnings); err != nil {
-			return fmt.Errorf("warnings: %w", err)
-		}
-		delete(m, "warnings")
-		var err error
-		if b, err = json.Marshal(m); err != nil {
-			return err
+		for _, warning := range s.o.Warn(rec.Dataset) {
+			w.Header().Add(WarningHeader, warning)
 		}
 	}
-	return p.Record.UnmarshalJSON(b)
+	api.WriteJSON(w, http.StatusCreated, rec)
 }
+
+// WarningHeader carries, on the answer of POST /api/v1/datasets, each
+// thing the node noticed that may not be what the publisher meant (one
+// field per warning); the body is the signed record, as ever.
+const WarningHeader = "Mimnode-Warning"
 
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	recs := s.Own()
