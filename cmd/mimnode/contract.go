@@ -39,7 +39,7 @@ func printNegotiation(g *globals, in contract.Info) error {
 		return g.printJSON(in)
 	}
 	fmt.Fprintf(g.stdout, "negotiation: %s\nrole:        %s\nstate:       %s\npeer:        %s\ndataset:     %s\n",
-		in.ID, in.Role, in.State, in.Peer, in.Dataset)
+		in.ID, in.Role, in.State, peerAndName(in), in.Dataset)
 	if in.OfferID != "" {
 		fmt.Fprintf(g.stdout, "offer:       %s\n", in.OfferID)
 	}
@@ -224,7 +224,7 @@ func listNegotiations(g *globals, cmd *cobra.Command, path string) error {
 				extra += " (an earlier agreement was revoked)"
 			}
 		}
-		fmt.Fprintf(g.stdout, "%s  %-8s %-10s %s  %s  %s\n", in.ID, in.Role, in.State, in.Peer, in.Dataset, extra)
+		fmt.Fprintf(g.stdout, "%s  %-8s %-10s %s  %s  %s\n", in.ID, in.Role, in.State, peerAndName(in), in.Dataset, extra)
 	}
 	return nil
 }
@@ -488,4 +488,13 @@ Only the provider's node enforces an agreement, so only it can revoke one.`,
 	}
 	c.Flags().StringVar(&reason, "reason", "", "why, for the consumer and the log")
 	return c
+}
+
+// peerAndName is a negotiation's peer ID, with who it is when a shared
+// federation names it: a person approving a request sees who asks.
+func peerAndName(in contract.Info) string {
+	if in.PeerName == "" {
+		return in.Peer
+	}
+	return in.Peer + " (" + in.PeerName + ")"
 }

@@ -131,6 +131,10 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 	if len(pending) != 1 || pending[0].ConsumerPid != started.ID {
 		t.Fatalf("pending on the provider = %s, want the request %s", out, started.ID)
 	}
+	// The person deciding sees who asks, not only a peer ID.
+	if out, _, err := cli(t, "contract", "pending", "--data", prov); err != nil || !strings.Contains(out, "(Lab, researcher in Region)") {
+		t.Errorf("contract pending = %q, %v; want the requester named as the federation names it", out, err)
+	}
 	if out, _, err = cli(t, "contract", "reject", pending[0].ID, "--reason", "send a research plan first", "--data", prov); err != nil || !strings.Contains(out, "MIM-602") {
 		t.Fatalf("reject: %v\n%s", err, out)
 	}

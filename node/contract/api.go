@@ -38,15 +38,18 @@ type RequestOptions struct {
 // Info describes one negotiation for the API and CLI.
 type Info struct {
 	// ID is this node's process id for the negotiation.
-	ID          string            `json:"id"`
-	Role        negotiation.Role  `json:"role"`
-	State       negotiation.State `json:"state"`
-	Peer        string            `json:"peer"`
-	Dataset     string            `json:"dataset,omitempty"`
-	OfferID     string            `json:"offerId,omitempty"`
-	Purpose     string            `json:"purpose,omitempty"`
-	ProviderPid string            `json:"providerPid,omitempty"`
-	ConsumerPid string            `json:"consumerPid,omitempty"`
+	ID    string            `json:"id"`
+	Role  negotiation.Role  `json:"role"`
+	State negotiation.State `json:"state"`
+	Peer  string            `json:"peer"`
+	// PeerName is who the peer is in a federation this node shares with
+	// it: its member name and role ("" when none names it).
+	PeerName    string `json:"peerName,omitempty"`
+	Dataset     string `json:"dataset,omitempty"`
+	OfferID     string `json:"offerId,omitempty"`
+	Purpose     string `json:"purpose,omitempty"`
+	ProviderPid string `json:"providerPid,omitempty"`
+	ConsumerPid string `json:"consumerPid,omitempty"`
 	// Pending: a person must approve or reject (provider side).
 	Pending bool `json:"pending,omitempty"`
 	// Held says why a person must, when the offer does not ask for one
@@ -66,7 +69,35 @@ type Info struct {
 	Updated     time.Time       `json:"updated"`
 }
 
-func infoOf(n *negotiation.Negotiation, m meta) Info {
+// MemberNames is what a Membership may also tell: who a peer is (its
+// member name and role in a federation this node shares with it), for a
+// person deciding on its request. federation.Service implements it.
+type MemberNames interface {
+	MemberName(p peer.ID) string
+}
+
+// infoOf describes a negotiation, naming its peer when the federation
+// does.
+func (s *Service) infoOf(n *negotiation.Negotiation, m meta) Info {
+	in := negotiationInfo(n, m)
+	in.PeerName = s.peerName(n.Peer())
+	return in
+}
+
+// peerName is who peer id is in this node's federations ("" unknown).
+func (s *Service) peerName(id string) string {
+	names, ok := s.o.Members.(MemberNames)
+	if !ok {
+		return ""
+	}
+	p, err := peer.Decode(id)
+	if err != nil {
+		return ""
+	}
+	return names.MemberName(p)
+}
+
+func negotiationInfo(n *negotiation.Negotiation, m meta) Info {
 	code, reasons := n.Termination()
 	in := Info{
 		ID: n.Pid(), Role: n.Role(), State: n.State(), Peer: n.Peer(), Dataset: m.Dataset, OfferID: m.OfferID,
@@ -158,7 +189,7 @@ func (s *Service) Get(id string) (Info, error) {
 	for _, role := range []negotiation.Role{negotiation.Consumer, negotiation.Provider} {
 		e, err := s.load(negotiation.Key{Role: role, Pid: id})
 		if err == nil {
-			in := infoOf(e.n, e.meta)
+			in := s.infoOf(e.n, e.meta)
 			if why, ok := s.unreached.Load(id); ok && !in.State.Terminal() {
 				in.Unreached = why.(string)
 			}
@@ -229,7 +260,7 @@ func (s *Service) List() ([]Info, error) {
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", k, err)
 			}
-			out = append(out, infoOf(e.n, e.meta))
+			out = append(out, s.infoOf(e.n, e.meta))
 			return nil
 		})
 	})
@@ -325,7 +356,7 @@ func (s *Service) judge(id string, decide func(*entry, time.Time) negotiation.Ms
 	m.Now = now
 	peerID := e.n.Peer()
 	_, out, err := s.stepLocked(e, m)
-	in := infoOf(e.n, e.meta)
+	in := s.infoOf(e.n, e.meta)
 	e.mu.Unlock()
 	if err != nil {
 		return Info{}, fmt.Errorf("deciding negotiation %s: %w", id, err)

@@ -692,7 +692,7 @@ func (s *Service) stepLocked(e *entry, m negotiation.Msg) (reply protocol.Messag
 		}
 		e.dirty = false
 		if e.n.State().Terminal() {
-			s.notify(e.key.Pid, infoOf(e.n, e.meta))
+			s.notify(e.key.Pid, s.infoOf(e.n, e.meta))
 		}
 		s.logOutcome(e, rd.Transitions, wasPending)
 	} else if rd.MustPersist {
@@ -718,7 +718,7 @@ func (s *Service) logOutcome(e *entry, ts []negotiation.Transition, wasPending b
 			held = e.meta.Held
 		}
 		s.log.Info("a contract request waits for approval: 'mimnode contract approve ID' or 'reject ID --reason ...'",
-			"id", e.key.Pid, "peer", e.n.Peer(), "dataset", e.meta.Dataset, "why", held)
+			"id", e.key.Pid, "peer", e.n.Peer(), "who", s.peerName(e.n.Peer()), "dataset", e.meta.Dataset, "why", held)
 	}
 	for _, t := range ts {
 		if t.From == t.To {

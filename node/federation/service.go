@@ -811,6 +811,35 @@ func (s *Service) RoleOf(id string, p peer.ID) (Role, bool) {
 	return m.Role, ok
 }
 
+// MemberName says who p is in the federations this node shares with it:
+// its member name and role, with the federation's name ("env, agency
+// in Aarhus region"); "" when no such federation names it.
+func (s *Service) MemberName(p peer.ID) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.feds))
+	for id := range s.feds {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		h := s.feds[id].head()
+		if _, me := h.Member(s.self); !me {
+			continue
+		}
+		m, ok := h.Member(p)
+		if !ok {
+			continue
+		}
+		name := m.Name
+		if name == "" {
+			name = "unnamed member"
+		}
+		return fmt.Sprintf("%s, %s in %s", name, m.Role, h.Name)
+	}
+	return ""
+}
+
 // ErrNameTaken is returned by Create for a name this node's federations
 // already use: members tell federations apart by name.
 var ErrNameTaken = errors.New("federation name taken")
