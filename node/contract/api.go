@@ -158,6 +158,10 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("requesting a contract: %w: %w", ErrBadRequest, err)
 	}
+	if id := s.underWay(s.names.of(o.Provider), o.Dataset, offer.ID, o.Purpose); id != "" {
+		return "", fmt.Errorf("requesting a contract for %s: %w: the same request (offer %s, purpose %q) is under way as %s: 'mimnode contract show %s' follows it",
+			o.Dataset, ErrBadRequest, offer.ID, o.Purpose, id, id)
+	}
 	n, err := negotiation.NewConsumer(negotiation.Config{Pid: newPid(), Peer: s.names.of(o.Provider),
 		CallbackAddress: "/p2p/" + s.names.of(s.self), Retry: s.retry()})
 	if err != nil {
@@ -182,6 +186,28 @@ func (s *Service) Request(ctx context.Context, o RequestOptions) (string, error)
 	k, provider := e.key, s.names.of(o.Provider)
 	s.goDo(func() { s.sendAll(k, provider, out) })
 	return k.Pid, nil
+}
+
+// underWay returns this node's negotiation, as consumer, of the same
+// request (provider, dataset, offer and purpose) that has not ended, if
+// there is one: asking again would queue a second request for the
+// provider (and a second approval for its person) instead of following
+// the first.
+func (s *Service) underWay(provider, dataset, offerID, purpose string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.live {
+		if k.Role != negotiation.Consumer || !e.mu.TryLock() {
+			continue
+		}
+		same := e.n.Peer() == provider && e.meta.Dataset == dataset && e.meta.OfferID == offerID &&
+			e.n.Purpose() == purpose && !e.n.State().Terminal()
+		e.mu.Unlock()
+		if same {
+			return k.Pid
+		}
+	}
+	return ""
 }
 
 // Get returns negotiation id as stored (either role).

@@ -168,6 +168,33 @@ func TestManualApproval(t *testing.T) {
 			t.Fatalf("after approval consumer is %s %v, want FINALIZED", got.State, got.Reasons)
 		}
 	})
+	t.Run("the same request again while one waits", func(t *testing.T) {
+		cid, pid := start(t)
+		_, err := res.Contracts().Request(ctx, contract.RequestOptions{Provider: prov.ID(), Dataset: dsNoise, Offer: offer, Purpose: policy.PurposeResearch})
+		if err == nil || !strings.Contains(err.Error(), "under way as "+cid) {
+			t.Errorf("asking again while the first request waits: %v, want it refused naming %s", err, cid)
+		}
+		if pending, _ := prov.Contracts().Pending(); len(pending) != 1 {
+			t.Errorf("the provider holds %d pending requests, want 1", len(pending))
+		}
+		if _, err := prov.Contracts().Approve(ctx, pid); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, res, cid)
+		// Once the first has ended, the same request may be asked again.
+		other, err := res.Contracts().Request(ctx, contract.RequestOptions{Provider: prov.ID(), Dataset: dsNoise, Offer: offer, Purpose: policy.PurposeResearch})
+		if err != nil {
+			t.Fatalf("the same request after the first ended: %v", err)
+		}
+		eventually(t, 10*time.Second, "the other request is queued", func() bool {
+			pending, _ := prov.Contracts().Pending()
+			return len(pending) == 1 && pending[0].ConsumerPid == other
+		})
+		if _, err := prov.Contracts().Reject(ctx, other, "one agreement is enough"); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, res, other)
+	})
 	t.Run("reject with a reason", func(t *testing.T) {
 		cid, pid := start(t)
 		if _, err := prov.Contracts().Reject(ctx, pid, "the data steward wants a research plan first"); err != nil {
