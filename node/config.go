@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,12 +177,12 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range c.Network.Listen {
 		if _, err := ma.NewMultiaddr(s); err != nil {
-			return bad(fmt.Sprintf("network.listen[%d]", i), "%q is not a multiaddr: %v", s, err)
+			return bad(fmt.Sprintf("network.listen[%d]", i), "%q is not a multiaddr: %v%s", s, err, multiaddrHint(s))
 		}
 	}
 	for i, s := range c.Network.Announce {
 		if _, err := ma.NewMultiaddr(s); err != nil {
-			return bad(fmt.Sprintf("network.announce[%d]", i), "%q is not a multiaddr: %v", s, err)
+			return bad(fmt.Sprintf("network.announce[%d]", i), "%q is not a multiaddr: %v%s", s, err, multiaddrHint(s))
 		}
 	}
 	host, port, err := net.SplitHostPort(c.API.Listen)
@@ -288,4 +289,22 @@ func WriteConfig(path string, c Config) error {
 		return fmt.Errorf("write config: %w", err)
 	}
 	return nil
+}
+
+// multiaddrHint suggests the multiaddr an address written as host:port
+// (what most tools take) stands for, or says nothing.
+func multiaddrHint(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Sprintf(" (for host %s port %s, write /dns/%s/tcp/%s)", host, port, host, port)
+	}
+	v := "ip4"
+	if ip.Is6() {
+		v = "ip6"
+	}
+	return fmt.Sprintf(" (for %s, write /%s/%s/tcp/%s, and /%s/%s/udp/%s/quic-v1 for QUIC)", s, v, ip, port, v, ip, port)
 }

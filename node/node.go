@@ -409,6 +409,10 @@ func (n *Node) Config() Config { return n.cfg }
 // APIURL is the base URL of the API (bound in New, served after Start).
 func (n *Node) APIURL() string { return n.apiURL }
 
+// APIListenAddr is the address the API listens on, as bound (the port a
+// configured port 0 got).
+func (n *Node) APIListenAddr() string { return n.apiLn.Addr().String() }
+
 // NGSILD is the node's entity store and NGSI-LD API.
 func (n *Node) NGSILD() *ngsild.Service { return n.ngsi }
 

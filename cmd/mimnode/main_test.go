@@ -330,6 +330,7 @@ func TestBadFlagsAndArguments(t *testing.T) {
 		{"unknown flag", []string{"status", "--bogus", "--data", dir}, "unknown flag: --bogus"},
 		{"connect without address", []string{"connect", "--data", dir}, "accepts 1 arg"},
 		{"bad listen multiaddr", []string{"init", "--data", filepath.Join(t.TempDir(), "x"), "--listen", "/ip4/nope"}, "network.listen[0]"},
+		{"listen as host:port", []string{"init", "--data", filepath.Join(t.TempDir(), "z"), "--listen", "127.0.0.1:7410"}, "write /ip4/127.0.0.1/tcp/7410"},
 		{"bad api address", []string{"init", "--data", filepath.Join(t.TempDir(), "y"), "--api", "localhost"}, "api.listen"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 	} {

@@ -79,7 +79,7 @@ start replays.`,
 				fmt.Fprintf(g.stdout, "API:     %s\n", n.APIURL())
 				if n.APIOpen() {
 					fmt.Fprintf(g.stdout, "         listening on %s beyond loopback: every request needs 'Authorization: Bearer' with the token in %s, sent in clear over HTTP (put a TLS reverse proxy in front for other machines)\n",
-						cfg.API.Listen, filepath.Join(dir, node.TokenFile))
+						n.APIListenAddr(), filepath.Join(dir, node.TokenFile))
 				}
 				if f, ok := g.stdout.(*os.File); ok {
 					f.Sync()

@@ -189,7 +189,7 @@ func (a *Allowlist) Check(ctx context.Context, uri string) error {
 		if a.listed(ip) {
 			return nil
 		}
-		return fmt.Errorf("%w: %s: address %s is not in notify_allow", ErrEndpointNotAllowed, uri, ip)
+		return fmt.Errorf("%w: %s: address %s is not in [ngsild] notify_allow of the node's config.toml", ErrEndpointNotAllowed, uri, ip)
 	}
 	if a.named(u.Scheme, host, effectivePort(u)) {
 		return nil
@@ -198,14 +198,14 @@ func (a *Allowlist) Check(ctx context.Context, uri string) error {
 	defer cancel()
 	ips, err := a.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("%w: %s: host %s matches no notify_allow name and cannot be resolved: %v", ErrEndpointNotAllowed, uri, host, err)
+		return fmt.Errorf("%w: %s: host %s matches no name in [ngsild] notify_allow of the node's config.toml and cannot be resolved: %v", ErrEndpointNotAllowed, uri, host, err)
 	}
 	for _, ip := range ips {
 		if a.listed(ip) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s: host %s matches no notify_allow name and resolves to %v, outside its ranges", ErrEndpointNotAllowed, uri, host, ips)
+	return fmt.Errorf("%w: %s: host %s matches no name in [ngsild] notify_allow of the node's config.toml and resolves to %v, outside its ranges", ErrEndpointNotAllowed, uri, host, ips)
 }
 
 // byNameKey carries, in a request's context, whether a name rule admitted
@@ -245,7 +245,7 @@ func (a *Allowlist) dial(d *net.Dialer) func(ctx context.Context, network, addr 
 		if dialErr != nil {
 			return nil, dialErr
 		}
-		return nil, fmt.Errorf("%w: %s resolves to %v, which notify_allow does not admit", ErrEndpointNotAllowed, host, ips)
+		return nil, fmt.Errorf("%w: %s resolves to %v, which [ngsild] notify_allow of the node's config.toml does not admit", ErrEndpointNotAllowed, host, ips)
 	}
 }
 

@@ -71,7 +71,7 @@ func (s *Service) localAs(ctx context.Context, role dsp.Role, id string, m dsp.M
 	}
 	if err != nil {
 		if errors.Is(err, dsp.ErrNotAllowed) {
-			return e.info, fmt.Errorf("transfer %s is %s: %w: %w", id, e.p.State(), ErrBadState, err)
+			return e.info, &stateError{id: id, state: e.p.State(), msg: m.Type, err: err}
 		}
 		return e.info, fmt.Errorf("%s transfer %s: %w", m.Type, id, err)
 	}
@@ -89,3 +89,23 @@ func (s *Service) localAs(ctx context.Context, role dsp.Role, id string, m dsp.M
 	}
 	return e.info, nil
 }
+
+// stateError says that a transfer's state does not take what was asked
+// (terminate a COMPLETED one), in one sentence; it is ErrBadState and
+// the state machine's refusal for errors.Is.
+type stateError struct {
+	id    string
+	state dsp.State
+	msg   dsp.MsgType
+	err   error
+}
+
+func (e *stateError) Error() string {
+	done := map[dsp.MsgType]string{dsp.MsgStart: "resumed", dsp.MsgSuspend: "suspended", dsp.MsgTerminate: "terminated", dsp.MsgComplete: "completed"}[e.msg]
+	if done == "" {
+		done = "changed by " + e.msg.String()
+	}
+	return fmt.Sprintf("transfer %s is %s: it cannot be %s now", e.id, e.state, done)
+}
+
+func (e *stateError) Unwrap() []error { return []error{ErrBadState, e.err} }

@@ -1,6 +1,7 @@
 package transfer_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -39,5 +40,20 @@ func TestCompletionReachesAProviderThatWasAway(t *testing.T) {
 	got, err := cons.svc.Get(in.ID)
 	if err != nil || !got.Receipt {
 		t.Errorf("consumer's transfer %+v (%v), want it to hold the receipt", got, err)
+	}
+}
+
+// TestEndedTransferSaysItCannotChange: terminating a transfer that
+// completed says so in one sentence (and is ErrBadState).
+func TestEndedTransferSaysItCannotChange(t *testing.T) {
+	prov, cons := pair(t)
+	upsert(t, prov.n, entities(t, 5, 0))
+	in, err := cons.svc.Fetch(ctx, agreePermissions(t, prov, cons, `{"action": "read"}`), transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cons.svc.Terminate(ctx, in.ID, "")
+	if !errors.Is(err, transfer.ErrBadState) || err.Error() != "transfer "+in.ID+" is COMPLETED: it cannot be terminated now" {
+		t.Errorf("terminating a completed transfer: %v", err)
 	}
 }
