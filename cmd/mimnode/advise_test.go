@@ -22,8 +22,8 @@ func TestMissingDataDirIsNamed(t *testing.T) {
 	}
 	// A data directory that exists, with no daemon, keeps the advice to
 	// start one.
-	if _, _, err := cli(t, "audit", "--data", initDir(t)); err == nil || !strings.Contains(err.Error(), "start one with 'mimnode run") {
-		t.Errorf("audit without a daemon: %v", err)
+	if _, _, err := cli(t, "status", "--data", initDir(t)); err == nil || !strings.Contains(err.Error(), "start one with 'mimnode run") {
+		t.Errorf("status without a daemon: %v", err)
 	}
 	// A directory that is no node's (a parent, /tmp) is not one to run
 	// a node in: the advice is to name the right one.

@@ -2,13 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/audit"
 )
 
@@ -33,23 +37,39 @@ unchanged.`,
 		Example: "  mimnode audit --verify\n  mimnode audit --verify --anchor 1832:9f3c…(64 hex digits)\n  mimnode audit --from 100 --limit 20 --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.client()
-			if err != nil {
-				return err
-			}
+			var parsed []audit.Anchor
 			path := "/api/v1/audit?from=" + strconv.FormatUint(from, 10) + "&limit=" + strconv.Itoa(limit)
 			for _, a := range anchors {
-				if _, err := audit.ParseAnchor(a); err != nil {
+				an, err := audit.ParseAnchor(a)
+				if err != nil {
 					return fmt.Errorf("--anchor: %w", err)
 				}
+				parsed = append(parsed, an)
 				path += "&anchor=" + url.QueryEscape(a)
 			}
 			if verify || len(anchors) > 0 {
 				path += "&verify=true"
 			}
 			var out audit.Listing
-			if err := cl.do(cmd.Context(), "GET", path, nil, &out); err != nil {
+			cl, err := g.client()
+			switch {
+			case errors.Is(err, errNoDaemon) && isNodeDir(g):
+				// A stopped node or a backup: its log is read from the
+				// store itself, without starting the node.
+				dir, derr := g.dataDir()
+				if derr != nil {
+					return err
+				}
+				if out, err = node.ReadAuditOffline(dir, from, limit, verify || len(anchors) > 0, parsed); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stderr, "no daemon runs for %s: read its transaction log from the store directly\n", dir)
+			case err != nil:
 				return err
+			default:
+				if err := cl.do(cmd.Context(), "GET", path, nil, &out); err != nil {
+					return err
+				}
 			}
 			if g.json {
 				if err := g.printJSON(out); err != nil {
@@ -96,4 +116,15 @@ func compactJSON(b json.RawMessage) string {
 	}
 	out, _ := json.Marshal(v)
 	return string(out)
+}
+
+// isNodeDir reports whether the data directory holds a node (its config
+// file): one that does not is a mistyped --data, which advise names.
+func isNodeDir(g *globals) bool {
+	dir, err := g.dataDir()
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, node.ConfigFile))
+	return err == nil
 }

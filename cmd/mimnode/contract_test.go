@@ -153,6 +153,7 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 	if err != nil || strings.Count(out, "consumer") != 3 || !strings.Contains(out, "FINALIZED") || !strings.Contains(out, "TERMINATED") {
 		t.Fatalf("contract list: %v\n%s", err, out)
 	}
+	offline := map[string]string{} // the anchors, for the check with the daemons stopped
 	for _, dir := range []string{prov, res} {
 		out, _, err = cli(t, "audit", "--verify", "--data", dir)
 		if err != nil || !strings.Contains(out, "chain verified") || !strings.Contains(out, "agreement.signed") {
@@ -173,6 +174,7 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 		if _, _, err := cli(t, "audit", "--anchor", "12", "--data", dir); err == nil || !strings.Contains(err.Error(), "SEQ:HASH") {
 			t.Errorf("audit --anchor 12: %v, want it to say the form", err)
 		}
+		offline[dir] = anchor
 	}
 	for _, tc := range []struct {
 		args []string
@@ -210,6 +212,16 @@ func TestContractRequestWaitExportVerify(t *testing.T) {
 	}
 	if out, _, err := cli(t, "agreement", "list", "--data", prov); err != nil || !strings.Contains(out, agreementID) {
 		t.Errorf("agreement list after the offer was removed: %q, %v", out, err)
+	}
+	// With the daemons stopped, the logs are read and checked from the
+	// stores themselves (a stopped node, a backup), anchors included.
+	for dir, anchor := range offline {
+		stopDaemon(t, dir)
+		out, errOut, err := cli(t, "audit", "--anchor", anchor, "--data", dir)
+		if err != nil || !strings.Contains(out, "chain verified") || !strings.Contains(out, "anchors found unchanged: "+anchor) ||
+			!strings.Contains(out, "agreement.signed") || !strings.Contains(errOut, "no daemon runs for") {
+			t.Errorf("audit --anchor with the daemon stopped: %v\n%s\n%s", err, out, errOut)
+		}
 	}
 }
 

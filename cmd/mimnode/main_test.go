@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -84,10 +85,24 @@ func startDaemon(t testing.TB, dir string, flags ...string) *daemon {
 	}
 	go func() { d.done <- d.cmd.Wait() }()
 	t.Cleanup(func() { d.kill() })
+	daemons.Store(dir, d)
 	if err := waitReady(dir, d.done, 30*time.Second); err != nil {
 		t.Fatalf("daemon on %s: %v\nstderr:\n%s", dir, err, d.stderr)
 	}
 	return d
+}
+
+// daemons holds the daemon startDaemon started last on each directory.
+var daemons sync.Map
+
+// stopDaemon kills the daemon running on dir (started by startDaemon).
+func stopDaemon(t testing.TB, dir string) {
+	t.Helper()
+	d, ok := daemons.Load(dir)
+	if !ok {
+		t.Fatalf("no daemon was started on %s", dir)
+	}
+	d.(*daemon).kill()
 }
 
 func (d *daemon) kill() {
