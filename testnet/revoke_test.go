@@ -292,6 +292,10 @@ func TestConsumerToldOfARevocationAtOnce(t *testing.T) {
 	if ts, err := lab.Transfers().List(); err != nil || len(ts) != 0 {
 		t.Errorf("consumer's transfers: %+v, %v; want none (it was told outside any)", ts, err)
 	}
+	// What the transfer service asks before passing received data on.
+	if r, ok, err := lab.Contracts().ToldRevoked(agreement); err != nil || !ok || !r.Told {
+		t.Errorf("ToldRevoked on the consumer = %+v, %v, %v; want the revocation it was told of", r, ok, err)
+	}
 	if revoked := revokedEntries(t, lab); len(revoked) != 1 || revoked[0].Peer != env.ID().String() {
 		t.Errorf("consumer's log holds agreement.revoked entries %+v, want one from its provider", revoked)
 	}

@@ -202,6 +202,13 @@ func (s *Service) Revoked(id string) (r Revocation, ok bool, err error) {
 	return r, ok, err
 }
 
+// ToldRevoked returns the revocation of agreement id that its provider
+// told this node of, as its consumer, if one did (Told).
+func (s *Service) ToldRevoked(id string) (r Revocation, ok bool, err error) {
+	err = s.o.Store.View(func(tx *store.Txn) error { r, ok, err = readNotice(tx, id); return err })
+	return r, ok, err
+}
+
 // Told records that the provider of agreement id, of which this node is
 // the consumer, told it that it revoked the agreement, saying reasons:
 // the consumer's agreement list then marks it, and its log holds the

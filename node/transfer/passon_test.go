@@ -17,24 +17,32 @@ import (
 	"github.com/mimnode/mimnode/protocol"
 )
 
-// revocations is a consumer's record of the revocations its providers
-// told of, as contract.Service keeps them for agreements it holds.
+// revocations keeps, as contract.Service does, the revocations this node
+// made as a provider apart from those its providers told it of.
 type revocations struct {
-	mu sync.Mutex
-	m  map[string]contract.Revocation // guarded by mu
+	mu   sync.Mutex
+	made map[string]contract.Revocation // guarded by mu
+	told map[string]contract.Revocation // guarded by mu
 }
 
 func (r *revocations) Revoked(id string) (contract.Revocation, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rv, ok := r.m[id]
+	rv, ok := r.made[id]
+	return rv, ok, nil
+}
+
+func (r *revocations) ToldRevoked(id string) (contract.Revocation, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rv, ok := r.told[id]
 	return rv, ok, nil
 }
 
 func (r *revocations) Told(id string, from libp2ppeer.ID, reasons []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.m[id] = contract.Revocation{Agreement: id, Time: time.Now(), Told: true}
+	r.told[id] = contract.Revocation{Agreement: id, Time: time.Now(), Told: true}
 	return nil
 }
 
@@ -47,7 +55,7 @@ func TestReceivedDataIsPassedOnOnlyWhileAgreed(t *testing.T) {
 	for _, end := range []string{"revoked", "expired"} {
 		t.Run(end, func(t *testing.T) {
 			var skew atomic.Int64 // the consumer's clock runs ahead by this
-			rv := &revocations{m: map[string]contract.Revocation{}}
+			rv := &revocations{made: map[string]contract.Revocation{}, told: map[string]contract.Revocation{}}
 			prov, cons := pairTuned(t, func(o *transfer.Options) {
 				o.Revocations = rv
 				o.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }

@@ -14,13 +14,17 @@ import (
 	dsp "github.com/mimnode/mimnode/protocol/transfer"
 )
 
-// Revocations tells whether this node, as provider, revoked an agreement
-// (contract.Service implements it). A revoked agreement allows no
+// Revocations tells whether this node, as provider, revoked an agreement,
+// or was told as consumer that its provider did (contract.Service
+// implements it). A revoked agreement allows no
 // transfer: evaluate refuses every request under it. Told records, on the
 // consumer, that the agreement's provider said it revoked it.
 type Revocations interface {
 	Revoked(agreementID string) (contract.Revocation, bool, error)
 	Told(agreementID string, from peer.ID, reasons []string) error
+	// ToldRevoked: the provider told this node, the consumer, that it
+	// revoked the agreement (what Told recorded).
+	ToldRevoked(agreementID string) (contract.Revocation, bool, error)
 }
 
 // told records, on the consumer, that provider (a peer ID) ended a

@@ -448,7 +448,9 @@ func (s *Service) passable(p Provenance, now time.Time, revoked map[string]bool)
 	}
 	gone, seen := revoked[p.Agreement]
 	if !seen {
-		_, r, err := s.o.Revocations.Revoked(p.Agreement)
+		// Data is received as the agreement's consumer: its provider's
+		// word is what says the agreement was revoked.
+		_, r, err := s.o.Revocations.ToldRevoked(p.Agreement)
 		if err != nil {
 			return false, fmt.Errorf("reading whether agreement %s was revoked: %w", p.Agreement, err)
 		}
