@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 
@@ -65,6 +66,7 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	}
 	n := kept
 	progress(n)
+	var lastID string
 
 	err = ordered.Map(ctx, landBatch, lines, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
@@ -76,6 +78,9 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		}
 		return ents, nil
 	}, func(ents []*ngsild.Entity) error {
+		if err := inOrder(ents, &lastID); err != nil {
+			return err
+		}
 		r, err := s.landChunk(ctx, ents, a, prov)
 		if err != nil {
 			return err
@@ -114,11 +119,16 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 // written again with each chunk (the same key and bytes) so that it is in
 // the same durable write as the entities that point at it.
 func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, a policy.Agreement, prov []byte) (int64, error) {
+	// From the ownership check to the landing, no other landing may
+	// write these ids (two datasets holding one id, fetched at once).
+	s.landMu.Lock()
+	defer s.landMu.Unlock()
 	owned, fresh, refused, err := s.ownership(a, ents)
 	if err != nil {
 		return 0, err
 	}
 	if len(owned)+len(fresh) == 0 {
+		s.noteRefused(a, refused)
 		return int64(len(refused)), nil
 	}
 	wb := s.o.Store.NewBatch()
@@ -155,28 +165,49 @@ func (s *Service) landChunk(ctx context.Context, ents []*ngsild.Entity, a policy
 		if err != nil {
 			return 0, fmt.Errorf("landing entities: %w", err)
 		}
-		var raced []string
+		// An id not created keeps no provenance of ours: one created
+		// here meanwhile is this node's, and one the store refused would
+		// otherwise pass as ours when this node later creates it.
+		var raced, failed []string
+		var firstErr error
 		for i, id := range freshIDs {
 			var ne *ngsild.Error
 			switch {
 			case errs[i] == nil:
 			case errors.As(errs[i], &ne) && ne.Type == ngsild.AlreadyExists:
-				// Created here since ownership looked: it is this
-				// node's, and keeps no provenance of ours.
 				raced = append(raced, id)
 			default:
-				return 0, fmt.Errorf("landing entity %s: %w", id, errs[i])
+				failed = append(failed, id)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("landing entity %s: %w", id, errs[i])
+				}
 			}
 		}
-		if len(raced) > 0 {
-			if err := s.dropProvenance(raced); err != nil {
-				return 0, err
-			}
-			refused = append(refused, raced...)
+		if err := s.dropProvenance(append(slices.Clone(raced), failed...)); err != nil {
+			return 0, err
 		}
+		if firstErr != nil {
+			return 0, firstErr
+		}
+		refused = append(refused, raced...)
 	}
 	s.noteRefused(a, refused)
 	return int64(len(refused)), nil
+}
+
+// inOrder checks that ents continue a landing in strictly increasing id
+// order after *last, as a version lists its entities (content.EntityBuilder),
+// and moves *last on. A version that repeats an id is not landed: within
+// one chunk, the second copy would fail as created here by someone else,
+// and the first would lose its provenance with it.
+func inOrder(ents []*ngsild.Entity, last *string) error {
+	for _, e := range ents {
+		if e.ID <= *last {
+			return fmt.Errorf("the received version lists entity %s out of order or twice: %w", e.ID, ErrBadRequest)
+		}
+		*last = e.ID
+	}
+	return nil
 }
 
 func entityIDs(ents []*ngsild.Entity) []string {
@@ -248,6 +279,9 @@ func sameSource(p Provenance, a policy.Agreement) bool {
 
 // dropProvenance deletes the provenance records of ids.
 func (s *Service) dropProvenance(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	wb := s.o.Store.NewBatch()
 	for _, id := range ids {
 		if err := wb.Delete(provenanceKey(id)); err != nil {

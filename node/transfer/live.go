@@ -369,21 +369,11 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		// as its own. A deletion's goes after the entity.
 		// Only what this dataset sent may be written or deleted here
 		// (ownership, land.go): a change to any other id is passed over.
-		create, mine, err := s.liveOwnership(src, &c)
+		s.landMu.Lock() // as a snapshot's landing holds it (landChunk)
+		mine, err := s.landLive(ctx, src, prov, c)
+		s.landMu.Unlock()
 		if err != nil {
 			return err
-		}
-		if mine && c.Op != ngsild.OpDelete && c.Entity != nil {
-			if err := s.provenanceWrite(func() error {
-				return s.o.Store.UpdateNoSync(func(tx *store.Txn) error { return tx.Set(provenanceKey(c.ID), prov) })
-			}); err != nil {
-				return fmt.Errorf("recording the provenance of change %d: %w", c.Seq, err)
-			}
-		}
-		if mine {
-			if err := s.landChange(ctx, c, create); err != nil {
-				return err
-			}
 		}
 		next := c.Seq + 1
 		// The change counts in the transfer's usage record (MIM3
@@ -409,6 +399,24 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 	}
 }
 
+// landLive lands change c of a feed from src with provenance prov, when
+// it is the feed's to land (liveOwnership), and says whether it was.
+// Called with landMu held.
+func (s *Service) landLive(ctx context.Context, src policy.Agreement, prov []byte, c LiveChange) (mine bool, err error) {
+	create, mine, err := s.liveOwnership(src, &c)
+	if err != nil || !mine {
+		return false, err
+	}
+	if c.Op != ngsild.OpDelete && c.Entity != nil {
+		if err := s.provenanceWrite(func() error {
+			return s.o.Store.UpdateNoSync(func(tx *store.Txn) error { return tx.Set(provenanceKey(c.ID), prov) })
+		}); err != nil {
+			return false, fmt.Errorf("recording the provenance of change %d: %w", c.Seq, err)
+		}
+	}
+	return true, s.landChange(ctx, c, create)
+}
+
 // landChange writes one pushed change into the node's store: the entity's
 // new state, or its deletion. An entity the store refuses, or a delete of
 // one that is not there, is logged and passed over, so the feed goes on.
@@ -429,13 +437,14 @@ func (s *Service) landChange(ctx context.Context, c LiveChange, create bool) err
 	if err != nil {
 		return fmt.Errorf("landing change %d: %w", c.Seq, err)
 	}
-	var ne *ngsild.Error
-	if create && errs[0] != nil && errors.As(errs[0], &ne) && ne.Type == ngsild.AlreadyExists {
-		// Created here since ownership looked: it is this node's.
-		return s.dropProvenance([]string{c.ID})
-	}
 	if errs[0] != nil {
 		s.log.Warn("received change refused by the store", "id", c.ID, "op", c.Op, "err", errs[0])
+	}
+	if create && errs[0] != nil {
+		// Not created: the id keeps no provenance of ours (one created
+		// here meanwhile is this node's; one refused would otherwise
+		// pass as ours when this node later creates it).
+		return s.dropProvenance([]string{c.ID})
 	}
 	return nil
 }

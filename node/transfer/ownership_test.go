@@ -136,6 +136,12 @@ func TestLiveFeedTouchesOnlyItsOwnEntities(t *testing.T) {
 				{Seq: r.From + 1, Op: ngsild.OpUpdate, ID: testID(4),
 					Entity: &ngsild.Entity{ID: testID(4), Types: []string{"https://example.org/Junk"}, CreatedAt: now, ModifiedAt: now}},
 				{Seq: r.From + 2, Op: ngsild.OpDelete, ID: "urn:ngsi-ld:AirQualityObserved:v-own"},
+				// A new id whose entity the store refuses (an empty
+				// instance): it must not keep M's provenance, or M
+				// would own the id once V creates an entity there.
+				{Seq: r.From + 3, Op: ngsild.OpUpdate, ID: "urn:ngsi-ld:AirQualityObserved:v-later",
+					Entity: &ngsild.Entity{ID: "urn:ngsi-ld:AirQualityObserved:v-later", Types: []string{"https://example.org/Junk"},
+						Attrs: map[string][]*ngsild.Attribute{"https://example.org/p": {nil}}, CreatedAt: now, ModifiedAt: now}},
 			} {
 				cb, _ := json.Marshal(c)
 				if err := protocol.WriteFrame(st, append([]byte{0}, cb...)); err != nil {
@@ -157,12 +163,15 @@ func TestLiveFeedTouchesOnlyItsOwnEntities(t *testing.T) {
 	defer cancel()
 	changes := make(chan transfer.LiveChange, 10)
 	go V.svc.Live(lctx, am.ID, transfer.LiveOptions{Retry: time.Hour, OnChange: func(c transfer.LiveChange) { changes <- c }})
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		select {
 		case <-changes:
 		case <-lctx.Done():
-			t.Fatalf("%d of the 3 pushed changes were handled", i)
+			t.Fatalf("%d of the 4 pushed changes were handled", i)
 		}
+	}
+	if p, ok, err := V.svc.ProvenanceOf("urn:ngsi-ld:AirQualityObserved:v-later"); err != nil || ok {
+		t.Errorf("an id whose entity the store refused keeps provenance %+v (%v)", p, err)
 	}
 	cancel()
 	for _, id := range []string{testID(3), testID(4)} {

@@ -233,6 +233,9 @@ type Service struct {
 	built map[string]builtVersion
 	// buildMu serialises version builds (Build).
 	buildMu sync.Mutex
+	// landMu serialises landings, each from its ownership check to its
+	// write (land.go, live.go): two datasets may hold one id.
+	landMu sync.Mutex
 	// expires is the first end of an agreement whose received entities
 	// the running build keeps (servable); guarded by buildMu.
 	expires time.Time
