@@ -745,10 +745,15 @@ func (r *repeated) say(err error, now time.Time) bool {
 		r.failing = ""
 		return was
 	}
-	if err.Error() == r.failing && now.Sub(r.said) < time.Hour {
+	// A full disk is one failure however many MiB its text says are free.
+	kind := err.Error()
+	if errors.Is(err, store.ErrDiskFull) {
+		kind = store.ErrDiskFull.Error()
+	}
+	if kind == r.failing && now.Sub(r.said) < time.Hour {
 		return false
 	}
-	r.failing, r.said = err.Error(), now
+	r.failing, r.said = kind, now
 	return true
 }
 

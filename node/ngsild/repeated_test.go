@@ -2,8 +2,11 @@ package ngsild
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/mimnode/mimnode/node/store"
 )
 
 // TestRepeatedFailuresAreSaidHourly: a step failing every second for a
@@ -12,10 +15,11 @@ import (
 func TestRepeatedFailuresAreSaidHourly(t *testing.T) {
 	var r repeated
 	t0 := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	full := errors.New("the disk is nearly full: 99 MiB free")
+	full := fmt.Errorf("%w: 99 MiB free", store.ErrDiskFull)
 	said := 0
 	for s := 0; s < 48*3600; s++ {
-		if r.say(full, t0.Add(time.Duration(s)*time.Second)) {
+		// The free space it reports moves; the failure is the same.
+		if r.say(fmt.Errorf("%w: %d MiB free", store.ErrDiskFull, 90+s%10), t0.Add(time.Duration(s)*time.Second)) {
 			said++
 		}
 	}

@@ -77,6 +77,41 @@ func TestForgedAcknowledgementIsRefused(t *testing.T) {
 	if _, err := transfer.DecodeAnswer(f); err == nil {
 		t.Error("the provider took an acknowledgement of a receipt it never signed")
 	}
+	// A receipt the provider does sign, for a usage of one byte, asked
+	// for after the transfer's own was acknowledged: its acknowledgement
+	// is refused too.
+	exchange := func(req transfer.DataRequest) ([]byte, error) {
+		st, err := cons.n.Host().NewStream(ctx, prov.n.ID(), p2pproto.ID(protocol.TransferProtocol))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		b, _ := json.Marshal(req)
+		if err := protocol.WriteFrame(st, b); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.CloseWrite()
+		f, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxFrameSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return transfer.DecodeAnswer(f)
+	}
+	b, err := exchange(transfer.DataRequest{Type: transfer.TypeReceiptRequest, ProviderPid: before.ID, ConsumerPid: cin.ID, Usage: &transfer.Usage{Bytes: 1}})
+	if err != nil {
+		t.Fatalf("a second receipt request: %v", err)
+	}
+	var sg transfer.Signed
+	if err := json.Unmarshal(b, &sg); err != nil {
+		t.Fatal(err)
+	}
+	rb2, _ := json.Marshal(sg.Receipt)
+	if sg.ConsumerSignature, err = cons.n.Signer().Sign(append(append([]byte("mimnode transfer acknowledgement\nmimnode transfer receipt\n"), rb2...), sg.ProviderSignature...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exchange(transfer.DataRequest{Type: transfer.TypeAcknowledgement, ProviderPid: before.ID, ConsumerPid: cin.ID, Ack: &sg}); err == nil {
+		t.Error("the provider took a second acknowledgement of the transfer")
+	}
 	after, err := prov.svc.Get(before.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -78,8 +78,18 @@ func (s *Service) tellOwedOne(ctx context.Context, pid string) {
 		s.forgetNotice(pid)
 		return
 	}
+	if !s.owes(pid) {
+		return // told meanwhile (the fetch itself, as this tick began)
+	}
 	if !e.info.Receipt {
-		if err := s.exchangeReceipt(ctx, provider, e); err != nil {
+		err := s.exchangeReceipt(ctx, provider, e)
+		var re *RefusedError
+		switch {
+		case errors.As(err, &re):
+			// The provider will not sign one now (the agreement ended or
+			// was revoked since): the completion is still its to know.
+			s.log.Warn("the provider refused the receipt owed for a transfer; telling it the transfer completed without one", "transfer", pid, "code", re.Code, "reasons", re.Reasons)
+		case err != nil:
 			s.log.Debug("receipt exchange owed to the provider failed again", "transfer", pid, "err", err)
 			return
 		}
@@ -106,6 +116,12 @@ func (s *Service) tellCompleted(ctx context.Context, provider peer.ID, e *entry,
 		}
 	}
 	s.forgetNotice(e.info.ID)
+}
+
+// owes reports whether the completion of pid is still owed.
+func (s *Service) owes(pid string) bool {
+	err := s.o.Store.View(func(tx *store.Txn) error { _, err := tx.Get(noticeKey(pid)); return err })
+	return err == nil
 }
 
 func (s *Service) forgetNotice(pid string) {

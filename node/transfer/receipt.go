@@ -100,6 +100,12 @@ func (s *Service) takeAck(st network.Stream, remote peer.ID, info Info, r *DataR
 		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: %v", err)))
 		return
 	}
+	if info.Receipt {
+		// One acknowledgement per transfer: a second one would replace
+		// the usage record with whatever a later receipt request said.
+		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: transfer %s is acknowledged already", info.ID)))
+		return
+	}
 	unlock := s.lockProc(info.Role, info.ID)
 	if e, err := s.load(info.Role, info.ID); err == nil {
 		e.info.Receipt = true
