@@ -118,11 +118,16 @@ func (s *Service) distributable(name, sum string) error {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return fmt.Errorf("provenance of received file %s: %w", sum, err)
 	}
-	if p.Distribute {
-		return nil
+	pass, err := s.passable(p, s.o.Now(), map[string]bool{})
+	if err != nil || pass {
+		return err
 	}
-	return fmt.Errorf("file %s: %w: it is %s of dataset %s from %s, agreement %s", name, catalogsvc.ErrNotDistributable,
-		"a copy of a file", p.Dataset, p.Provider, p.Agreement)
+	why := "does not let this node pass it on"
+	if p.Distribute {
+		why = "has ended or was revoked"
+	}
+	return fmt.Errorf("file %s: %w: it is a copy of a file of dataset %s from %s, whose agreement %s %s", name, catalogsvc.ErrNotDistributable,
+		p.Dataset, p.Provider, p.Agreement, why)
 }
 
 // buildWithFiles makes the version of a dataset with files: the entities

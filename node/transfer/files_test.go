@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mimnode/mimnode/node"
 	"github.com/mimnode/mimnode/node/catalogsvc"
 	"github.com/mimnode/mimnode/node/transfer"
+	"github.com/mimnode/mimnode/policy"
 )
 
 // filePair is pair with a received-files directory on both nodes.
@@ -254,5 +256,47 @@ func BenchmarkStoreFile100MB(b *testing.B) {
 		if _, err := p.svc.Build(ctx, ds); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReceivedFileNotPassedOnAfterItsAgreement: a file received under an
+// agreement that permits distribute, valid for a day, may be added to a
+// dataset of the consumer during that day, and not after it.
+func TestReceivedFileNotPassedOnAfterItsAgreement(t *testing.T) {
+	var skew atomic.Int64
+	dir := func(o *transfer.Options) { o.FilesDir = filepath.Join(t.TempDir(), "received") }
+	prov := &peer{cfg: initDir(t, "Provider"), tune: dir}
+	cons := &peer{cfg: initDir(t, "Consumer"), tune: func(o *transfer.Options) {
+		dir(o)
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	}}
+	prov.start(t)
+	cons.start(t)
+	federate(t, []*node.Node{prov.n, cons.n})
+	publishFiles(t, prov, nil, map[string][]byte{"plan.pdf": randomFile(100<<10, 9)})
+	a, b := agreementFile(t, prov, cons, `{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Offer", "uid": "urn:uuid:offer-files",
+		"target": "`+datasetID+`", "assigner": "`+prov.id()+`", "permission": [{"action": "read"}, {"action": "distribute"}]}`,
+		func(a *policy.Agreement) { a.NotAfter = time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second) })
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(name string) error {
+		f, err := os.Open(filepath.Join(cons.svc.ReceivedDir(datasetID, in.Version), "plan.pdf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		_, err = cons.svc.StoreFile(ctx, name, "application/pdf", f)
+		return err
+	}
+	if err := add("during.pdf"); err != nil {
+		t.Fatalf("adding the received file while its agreement holds: %v", err)
+	}
+	skew.Store(int64(25 * time.Hour))
+	if err := add("after.pdf"); !errors.Is(err, catalogsvc.ErrNotDistributable) || !strings.Contains(err.Error(), "has ended or was revoked") {
+		t.Errorf("adding the received file after its agreement ended: %v, want it refused saying so", err)
 	}
 }
