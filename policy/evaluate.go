@@ -73,9 +73,10 @@ func (d *Decision) add(r reasonRec) {
 }
 
 // Unconditional reports whether d permits its request whatever the
-// constraints it could not decide in its scope (Deferred) turn out to be:
-// a permission granted with none of its constraints or duties deferred,
-// and no prohibition left undecided. A consumer deciding once whether it
+// constraints it could not decide in its scope (Deferred) turn out to be,
+// and at any later time: a permission granted with none of its
+// constraints or duties deferred and no dateTime bound, and no
+// prohibition left undecided or bounded by dateTime. A consumer deciding once whether it
 // may pass received data on (distribute), without the later requests'
 // purpose or time, takes only such a permit.
 func (d Decision) Unconditional() bool {
@@ -87,14 +88,29 @@ func (d Decision) Unconditional() bool {
 		if r.kind != refRule {
 			continue
 		}
+		rule := d.prog.rules[r.ref]
 		switch {
-		case r.code == cPermissionGranted && r.result == True:
+		case r.code == cPermissionGranted && r.result == True && !timeBound(rule.cons):
+			// A permission bounded by dateTime ends, whatever it
+			// says at the instant asked.
 			outright = true
 		case r.code == cDeferred:
 			return false // a prohibition that may apply
+		case rule.kind == kindProhibition && r.code == cConstraintsNotSatisfied && timeBound(rule.cons):
+			return false // a prohibition that applies from some date
 		}
 	}
 	return outright
+}
+
+// timeBound reports whether a constraint tree names dateTime anywhere.
+func timeBound(nodes []*cnode) bool {
+	for _, n := range nodes {
+		if n.left == lDateTime || timeBound(n.kids) {
+			return true
+		}
+	}
+	return false
 }
 
 // recs returns the reasons; the slice aliases d.

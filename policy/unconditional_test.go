@@ -22,6 +22,8 @@ func TestUnconditional(t *testing.T) {
 		{"use for research, distribute outright", `"permission": [{"action": "use", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "research"}]}, {"action": "distribute"}]`, true},
 		{"embargo on distribute", `"permission": [{"action": "use"}], "prohibition": [{"action": "distribute", "constraint": [{"leftOperand": "elapsedTime", "operator": "lteq", "rightOperand": {"@value": "P30D", "@type": "xsd:duration"}}]}]`, false},
 		{"use for 30 days", `"permission": [{"action": "use", "constraint": [{"leftOperand": "elapsedTime", "operator": "lteq", "rightOperand": {"@value": "P30D", "@type": "xsd:duration"}}]}]`, false},
+		{"distribute until a date", `"permission": [{"action": "read"}, {"action": "distribute", "constraint": [{"leftOperand": "dateTime", "operator": "lteq", "rightOperand": {"@value": "2027-01-01T00:00:00Z", "@type": "xsd:dateTime"}}]}]`, false},
+		{"distribute prohibited from a date", `"permission": [{"action": "use"}], "prohibition": [{"action": "distribute", "constraint": [{"leftOperand": "dateTime", "operator": "gteq", "rightOperand": {"@value": "2027-01-01T00:00:00Z", "@type": "xsd:dateTime"}}]}]`, false},
 	}
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	for _, c := range cases {
