@@ -1,15 +1,12 @@
 package ngsild
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -446,33 +443,16 @@ func (s *Service) LandNew(ctx context.Context, entities []*Entity) (errs []error
 	return s.putAs(entities, false, true)
 }
 
-// Held reports which of ids name an entity the store holds now. The
-// entity keys are visited in key order with one iterator over keys only:
-// for a chunk of ids in order (a landing's), one seek costs less than a
-// lookup per id.
+// Held reports which of ids name an entity the store holds now
+// (store.Txn.Present: one keys-only pass for a chunk of ids in order).
 func (s *Service) Held(ids []string) ([]bool, error) {
-	held := make([]bool, len(ids))
-	if len(ids) == 0 {
-		return held, nil
+	keys := make([][]byte, len(ids))
+	for i, id := range ids {
+		keys[i] = entityKey(id)
 	}
-	order := make([]int, len(ids))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
+	var held []bool
 	err := s.db.View(func(tx *store.Txn) error {
-		it := tx.NewIterator(store.IterOptions{Prefix: []byte(keyEntity), Start: entityKey(ids[order[0]]), KeysOnly: true})
-		defer it.Close()
-		for _, i := range order {
-			k := entityKey(ids[i])
-			for it.Valid() && bytes.Compare(it.Key(), k) < 0 {
-				it.Next()
-			}
-			if !it.Valid() {
-				break
-			}
-			held[i] = bytes.Equal(it.Key(), k)
-		}
+		held = tx.Present([]byte(keyEntity), keys)
 		return nil
 	})
 	if err != nil {

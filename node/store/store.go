@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -508,6 +509,35 @@ func (it *Iterator) Next() { it.it.Next() }
 
 // Close releases the iterator.
 func (it *Iterator) Close() { it.it.Close() }
+
+// Present reports which of keys (all under prefix) the store holds. The
+// keys are visited in key order with one iterator over keys only: for
+// keys that lie close together (a chunk of ids in order), one seek costs
+// less than a lookup per key, and a key that is absent costs nothing more
+// than stepping past its neighbours.
+func (tx *Txn) Present(prefix []byte, keys [][]byte) []bool {
+	present := make([]bool, len(keys))
+	if len(keys) == 0 {
+		return present
+	}
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	it := tx.NewIterator(IterOptions{Prefix: prefix, Start: keys[order[0]], KeysOnly: true})
+	defer it.Close()
+	for _, i := range order {
+		for it.Valid() && bytes.Compare(it.Key(), keys[i]) < 0 {
+			it.Next()
+		}
+		if !it.Valid() {
+			break
+		}
+		present[i] = bytes.Equal(it.Key(), keys[i])
+	}
+	return present
+}
 
 // prefixEnd returns a key just past every key with prefix p, for reverse
 // seeks.
