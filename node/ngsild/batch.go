@@ -412,7 +412,7 @@ func (s *Service) batchDelete(w http.ResponseWriter, r *http.Request) error {
 // createdAt is kept for entities that exist. Put takes ownership of the
 // entities: the caller must not use or change them afterwards.
 func (s *Service) Put(entities []*Entity) (errs []error, err error) {
-	return s.put(entities, true)
+	return s.put(entities, true, false)
 }
 
 // Land writes entities received in a transfer, as Put does but without MIM2
@@ -429,7 +429,7 @@ func (s *Service) Land(ctx context.Context, entities []*Entity) (errs []error, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.put(entities, false)
+	return s.put(entities, false, false)
 }
 
 // LandNew is Land for entities the caller believes absent: each is
@@ -440,7 +440,7 @@ func (s *Service) LandNew(ctx context.Context, entities []*Entity) (errs []error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return s.putAs(entities, false, true)
+	return s.put(entities, false, true)
 }
 
 // Held reports which of ids name an entity the store holds now
@@ -461,23 +461,14 @@ func (s *Service) Held(ids []string) ([]bool, error) {
 	return held, nil
 }
 
-func (s *Service) put(entities []*Entity, validate bool) ([]error, error) {
-	return s.putAs(entities, validate, false)
-}
-
-// putAs is put; with createOnly, an entity that exists is not replaced
-// but fails with AlreadyExists.
-func (s *Service) putAs(entities []*Entity, validate, createOnly bool) ([]error, error) {
+// put writes entities in stored form for Put, Land and LandNew; with
+// createOnly, an entity that exists is not replaced but fails with
+// AlreadyExists.
+func (s *Service) put(entities []*Entity, validate, createOnly bool) ([]error, error) {
 	now := s.now()
 	chs := make([]change, len(entities))
 	for i, e := range entities {
-		if e == nil || !isURI(e.ID) || len(e.Types) == 0 {
-			chs[i] = change{id: "", apply: func(*Entity) (*Entity, error) {
-				return nil, newError(BadRequestData, "invalid entity", "an entity needs an id URI and a type")
-			}}
-			continue
-		}
-		if err := checkInstances(e); err != nil {
+		if err := storable(e); err != nil {
 			chs[i] = change{id: "", apply: func(*Entity) (*Entity, error) { return nil, err }}
 			continue
 		}
@@ -540,11 +531,14 @@ func (s *Service) commitErrs(chs []change) ([]error, error) {
 	return errs, nil
 }
 
-// checkInstances refuses an entity given in stored form with a missing
-// attribute instance (JSON null in an instance list), at any depth: Put
-// and Land take entities from other parts of the node and from other
-// nodes, whose decoders may let one through.
-func checkInstances(e *Entity) error {
+// storable refuses an entity given in stored form without an id URI and a
+// type, or with a missing attribute instance (JSON null in an instance
+// list) at any depth: Put and Land take entities from other parts of the
+// node and from other nodes, whose decoders may let one through.
+func storable(e *Entity) error {
+	if e == nil || !isURI(e.ID) || len(e.Types) == 0 {
+		return newError(BadRequestData, "invalid entity", "an entity needs an id URI and a type")
+	}
 	var walk func(attrs map[string][]*Attribute) error
 	walk = func(attrs map[string][]*Attribute) error {
 		for name, insts := range attrs {

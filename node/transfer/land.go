@@ -67,7 +67,6 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	n := kept
 	progress(n)
 	var lastID string
-
 	err = ordered.Map(ctx, landBatch, lines, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
 		for i, line := range lines {
@@ -331,20 +330,14 @@ func (s *Service) deleteLanded(ctx context.Context, a policy.Agreement, ids []st
 		if err != nil {
 			return 0, fmt.Errorf("deleting entities that left the dataset: %w", err)
 		}
-		wb := s.o.Store.NewBatch()
 		for i, id := range batch {
 			var ne *ngsild.Error
 			if errs[i] != nil && !(errors.As(errs[i], &ne) && ne.Type == ngsild.ResourceNotFound) {
-				wb.Cancel()
 				return 0, fmt.Errorf("deleting entity %s that left the dataset: %w", id, errs[i])
 			}
-			if err := wb.Delete(provenanceKey(id)); err != nil {
-				wb.Cancel()
-				return 0, err
-			}
 		}
-		if err := s.provenanceWrite(wb.Flush); err != nil {
-			return 0, fmt.Errorf("deleting provenance: %w", err)
+		if err := s.dropProvenance(batch); err != nil {
+			return 0, err
 		}
 	}
 	return n, nil
