@@ -41,45 +41,7 @@ func TestForgedAcknowledgementIsRefused(t *testing.T) {
 	if !before.Receipt || before.Usage.Entities != 20 {
 		t.Fatalf("provider's record before: receipt %v, usage %+v; want the snapshot's acknowledged", before.Receipt, before.Usage)
 	}
-	rc := transfer.Receipt{ProviderPid: before.ID, ConsumerPid: cin.ID, Agreement: "urn:uuid:some-other-agreement", Dataset: "urn:mim:dataset:fake",
-		Version: "fake", Provider: cons.id(), Consumer: cons.id(), Consumed: transfer.Usage{Bytes: 1}, Time: time.Now().UTC()}
-	rb, err := json.Marshal(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	receipt := append([]byte("mimnode transfer receipt\n"), rb...)
-	psig, err := cons.n.Signer().Sign(receipt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csig, err := cons.n.Signer().Sign(append(append([]byte("mimnode transfer acknowledgement\n"), receipt...), psig...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := json.Marshal(map[string]any{"@type": transfer.TypeAcknowledgement, "providerPid": before.ID, "consumerPid": cin.ID,
-		"ack": transfer.Signed{Receipt: rc, ProviderSignature: psig, ConsumerSignature: csig}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := cons.n.Host().NewStream(ctx, prov.n.ID(), p2pproto.ID(protocol.TransferProtocol))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := protocol.WriteFrame(st, req); err != nil {
-		t.Fatal(err)
-	}
-	_ = st.CloseWrite()
-	f, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxFrameSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := transfer.DecodeAnswer(f); err == nil {
-		t.Error("the provider took an acknowledgement of a receipt it never signed")
-	}
-	// A receipt the provider does sign, for a usage of one byte, asked
-	// for after the transfer's own was acknowledged: its acknowledgement
-	// is refused too.
+	// exchange sends one data request as the consumer and reads the answer.
 	exchange := func(req transfer.DataRequest) ([]byte, error) {
 		st, err := cons.n.Host().NewStream(ctx, prov.n.ID(), p2pproto.ID(protocol.TransferProtocol))
 		if err != nil {
@@ -97,6 +59,30 @@ func TestForgedAcknowledgementIsRefused(t *testing.T) {
 		}
 		return transfer.DecodeAnswer(f)
 	}
+	// sign signs as the consumer: msg, after the receipt text prefix.
+	sign := func(prefix string, sg transfer.Signed, more ...byte) []byte {
+		rb, _ := json.Marshal(sg.Receipt)
+		sig, err := cons.n.Signer().Sign(append(append([]byte(prefix+"mimnode transfer receipt\n"), rb...), more...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	acknowledge := func(sg transfer.Signed) error {
+		sg.ConsumerSignature = sign("mimnode transfer acknowledgement\n", sg, sg.ProviderSignature...)
+		_, err := exchange(transfer.DataRequest{Type: transfer.TypeAcknowledgement, ProviderPid: before.ID, ConsumerPid: cin.ID, Ack: &sg})
+		return err
+	}
+
+	forged := transfer.Signed{Receipt: transfer.Receipt{ProviderPid: before.ID, ConsumerPid: cin.ID, Agreement: "urn:uuid:some-other-agreement",
+		Dataset: "urn:mim:dataset:fake", Version: "fake", Provider: cons.id(), Consumer: cons.id(), Consumed: transfer.Usage{Bytes: 1}, Time: time.Now().UTC()}}
+	forged.ProviderSignature = sign("", forged)
+	if err := acknowledge(forged); err == nil {
+		t.Error("the provider took an acknowledgement of a receipt it never signed")
+	}
+	// A receipt the provider does sign, for a usage of one byte, asked
+	// for after the transfer's own was acknowledged: its acknowledgement
+	// is refused too.
 	b, err := exchange(transfer.DataRequest{Type: transfer.TypeReceiptRequest, ProviderPid: before.ID, ConsumerPid: cin.ID, Usage: &transfer.Usage{Bytes: 1}})
 	if err != nil {
 		t.Fatalf("a second receipt request: %v", err)
@@ -105,11 +91,7 @@ func TestForgedAcknowledgementIsRefused(t *testing.T) {
 	if err := json.Unmarshal(b, &sg); err != nil {
 		t.Fatal(err)
 	}
-	rb2, _ := json.Marshal(sg.Receipt)
-	if sg.ConsumerSignature, err = cons.n.Signer().Sign(append(append([]byte("mimnode transfer acknowledgement\nmimnode transfer receipt\n"), rb2...), sg.ProviderSignature...)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exchange(transfer.DataRequest{Type: transfer.TypeAcknowledgement, ProviderPid: before.ID, ConsumerPid: cin.ID, Ack: &sg}); err == nil {
+	if err := acknowledge(sg); err == nil {
 		t.Error("the provider took a second acknowledgement of the transfer")
 	}
 	after, err := prov.svc.Get(before.ID)

@@ -100,14 +100,17 @@ func (s *Service) takeAck(st network.Stream, remote peer.ID, info Info, r *DataR
 		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: %v", err)))
 		return
 	}
-	if info.Receipt {
-		// One acknowledgement per transfer: a second one would replace
-		// the usage record with whatever a later receipt request said.
+	// One acknowledgement per transfer: a second one would replace the
+	// usage record with whatever a later receipt request said. Decided
+	// under the process's lock, so two at once cannot both be taken.
+	unlock := s.lockProc(info.Role, info.ID)
+	e, err := s.load(info.Role, info.ID)
+	if err == nil && e.info.Receipt {
+		unlock()
 		s.writeFrame(st, errorFrame(protocol.CodeMalformedMessage, fmt.Sprintf("acknowledgement: transfer %s is acknowledged already", info.ID)))
 		return
 	}
-	unlock := s.lockProc(info.Role, info.ID)
-	if e, err := s.load(info.Role, info.ID); err == nil {
+	if err == nil {
 		e.info.Receipt = true
 		e.info.Usage = r.Ack.Receipt.Consumed
 		s.save(e, nil)
