@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/mimnode/mimnode/internal/lognote"
 	"github.com/mimnode/mimnode/node/store"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -218,30 +219,29 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 const isolatedAfter = 5 * time.Minute
 
 // isolation notes how long the node has reached no other member, and
-// says so in the log (once an hour while it lasts, and when it ends): the
-// node then neither hears of changes nor serves anyone, and nothing else
-// shows it. The usual cause is addresses gone stale: nodes that listen on
-// port 0 take new ports when they restart.
+// says so in the log (lognote: hourly while it lasts, and when it ends):
+// the node then neither hears of changes nor serves anyone, and nothing
+// else shows it. The usual cause is addresses gone stale: nodes that
+// listen on port 0 take new ports when they restart.
 type isolation struct {
 	since time.Time // when the node last went from some members to none; zero while it reaches one
-	said  time.Time // when it last said so
+	told  lognote.Note
 }
 
 func (i *isolation) note(log *slog.Logger, members, connected int, now time.Time) {
 	switch {
 	case members == 0 || connected > 0:
-		if !i.said.IsZero() {
+		if i.told.End() {
 			log.Info("reaching federation members again", "connected", connected, "members", members)
 		}
-		*i = isolation{}
+		i.since = time.Time{}
 	case i.since.IsZero():
 		i.since = now
-	case now.Sub(i.since) >= isolatedAfter && now.Sub(i.said) >= time.Hour:
+	case now.Sub(i.since) >= isolatedAfter && i.told.Hold("isolated", now):
 		log.Warn("this node has reached none of the other members of its federations for a while: it hears of no change and serves no one. "+
 			"The addresses known for them may be stale (a node listening on port 0 takes a new port when it restarts): "+
 			"'mimnode connect MULTIADDR' of one member reconnects, and fixed ports in [network] listen (with [network] announce behind NAT) avoid it",
 			"members", members, "since", i.since.UTC().Format(time.RFC3339))
-		i.said = now
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mimnode/mimnode/internal/lognote"
 	"github.com/mimnode/mimnode/node/store"
 )
 
@@ -714,47 +715,32 @@ func (n *notifier) flushLoop(ctx context.Context) {
 	defer t.Stop()
 	// A full disk refuses this write every tick until space is freed:
 	// said once an hour, and again when writing works, not every second.
-	var rep repeated
+	var failing lognote.Note
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			err := n.flush()
-			switch say := rep.say(err, time.Now()); {
-			case say && err == nil:
-				n.s.log.Info("saving the subscriptions' delivery state works again")
-			case say:
+			switch {
+			case err == nil:
+				if failing.End() {
+					n.s.log.Info("saving the subscriptions' delivery state works again")
+				}
+			case failing.Hold(failureKind(err), time.Now()):
 				n.s.log.Error("saving the subscriptions' delivery state (and where notifications are up to) failed; it is tried again every tick, and said again hourly", "err", err)
 			}
 		}
 	}
 }
 
-// repeated tells a loop that retries a failing step which outcomes to
-// log: a new failure, the same one once an hour, and the first success
-// after failures.
-type repeated struct {
-	failing string // the last failure's text; "" while the step works
-	said    time.Time
-}
-
-func (r *repeated) say(err error, now time.Time) bool {
-	if err == nil {
-		was := r.failing != ""
-		r.failing = ""
-		return was
-	}
-	// A full disk is one failure however many MiB its text says are free.
-	kind := err.Error()
+// failureKind names a failure for lognote: a full disk is one failure
+// however many MiB its text says are free.
+func failureKind(err error) string {
 	if errors.Is(err, store.ErrDiskFull) {
-		kind = store.ErrDiskFull.Error()
+		return store.ErrDiskFull.Error()
 	}
-	if kind == r.failing && now.Sub(r.said) < time.Hour {
-		return false
-	}
-	r.failing, r.said = kind, now
-	return true
+	return err.Error()
 }
 
 // flush writes the dispatcher's cursor and the status of subscriptions
