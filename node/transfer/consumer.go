@@ -146,34 +146,24 @@ func (s *Service) startedConsumer(ctx context.Context, a policy.Agreement, provi
 	return s.request(ctx, a, provider, FormatBlocks)
 }
 
-// abandon ends this side of a consumer process whose request the
-// provider did not get, without telling it (there is nothing to tell).
-// The caller holds the process's lock.
-func (s *Service) abandon(e *entry, reason string) {
-	if _, err := s.step(e, dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeCancelled, Reasons: []string{reason}}); err != nil {
-		s.log.Warn("ending an unsent transfer request", "transfer", e.info.ID, "err", err)
-	}
-}
-
-// abandonSent ends this side of a consumer process whose request was
-// sent but not answered as it should (no answer in time, a broken stream,
-// a malformed answer), and tells the provider in the background, which
-// may have started its side: each failed fetch would otherwise leave a
-// process behind on both nodes. The caller holds the process's lock.
-func (s *Service) abandonSent(e *entry, provider peer.ID, cause error) {
-	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeCancelled,
-		Reasons: []string{"the transfer request failed here: " + cause.Error()}})
+// abandon ends this side of a consumer process whose request failed,
+// saying why, so that 'transfer list' does not keep a request nobody
+// answers. When the provider may have heard of it (tell is set: the
+// request was sent), it is told in the background, as it may have
+// started its side. The caller holds the process's lock.
+func (s *Service) abandon(e *entry, reason string, tell peer.ID) {
+	rd, err := s.step(e, dsp.Msg{Type: dsp.MsgTerminate, Code: protocol.CodeCancelled, Reasons: []string{reason}})
 	if err != nil {
 		s.log.Warn("ending a failed transfer request", "transfer", e.info.ID, "err", err)
 		return
 	}
-	if len(rd.Messages) == 0 || !s.enter() {
+	if tell == "" || len(rd.Messages) == 0 || !s.enter() {
 		return
 	}
 	go func() {
 		defer s.wg.Done()
 		for _, m := range rd.Messages {
-			if _, err := s.exchange(s.ctx, provider, m); err != nil {
+			if _, err := s.exchange(s.ctx, tell, m); err != nil {
 				s.log.Debug("telling the provider a failed request ended", "transfer", e.info.ID, "err", err)
 			}
 		}
@@ -201,9 +191,8 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 	st, err := s.o.Host.NewStream(network.WithAllowLimitedConn(octx, "transfer"), provider, p2pproto.ID(protocol.TransferProtocol))
 	ocancel()
 	if err != nil {
-		// The provider never heard of this process: it ends here, so
-		// that 'transfer list' does not keep a request nobody got.
-		s.abandon(e, "the provider could not be reached; the request was not sent")
+		// The provider never heard of this process: nothing to tell.
+		s.abandon(e, "the provider could not be reached; the request was not sent", "")
 		return nil, fmt.Errorf("the provider %s cannot be reached (offline, no address of it known here, or it no longer lets this node in: the members of a federation cut off a node removed from it): try again later; 'mimnode peers' lists the peers connected now, 'mimnode federation show' this node's membership as it last heard: %w", provider, err)
 	}
 	defer st.Close()
@@ -211,7 +200,7 @@ func (s *Service) request(ctx context.Context, a policy.Agreement, provider peer
 	defer stop()
 	br := bufio.NewReader(st)
 	fail := func(err error) (*entry, error) {
-		s.abandonSent(e, provider, err)
+		s.abandon(e, "the transfer request failed here: "+err.Error(), provider)
 		return nil, err
 	}
 	for _, m := range rd.Messages {
