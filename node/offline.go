@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -33,24 +32,5 @@ func ReadAuditOffline(dir string, from uint64, limit int, verify bool, anchors [
 	if err := checkFormat(db, dir); err != nil {
 		return audit.Listing{}, err
 	}
-	l := audit.Open(db)
-	var out audit.Listing
-	if verify {
-		rep, err := l.Verify(anchors...)
-		var be *audit.BrokenError
-		switch {
-		case errors.As(err, &be):
-			out.Broken = be
-		case err != nil:
-			return audit.Listing{}, err
-		default:
-			out.Verified, out.Report = true, &rep
-		}
-	}
-	entries, err := l.List(from, limit)
-	if err != nil && out.Broken == nil {
-		return audit.Listing{}, err
-	}
-	out.Entries = entries
-	return out, nil
+	return audit.Open(db).Read(from, limit, verify, anchors)
 }

@@ -59,28 +59,39 @@ func (l *Log) handleList(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.New(http.StatusBadRequest, "bad-request", "Invalid query", "anchor is checked by verify=true; add it"))
 		return
 	}
+	out, err := l.Read(from, limit, q.Get("verify") == "true", anchors)
+	if err != nil {
+		problem.Write(w, problem.New(http.StatusInternalServerError, "audit-failed", "Audit log unreadable", err.Error()))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// Read lists entries from from (limit 0: all) and, with verify, checks the
+// chain against anchors: a broken chain is reported in Listing.Broken
+// (the entries before it are still listed), an error only when the log
+// cannot be read.
+func (l *Log) Read(from uint64, limit int, verify bool, anchors []Anchor) (Listing, error) {
 	var out Listing
-	if q.Get("verify") == "true" {
+	if verify {
 		rep, err := l.Verify(anchors...)
 		var be *BrokenError
 		switch {
 		case errors.As(err, &be):
 			out.Broken = be
 		case err != nil:
-			problem.Write(w, problem.New(http.StatusInternalServerError, "audit-failed", "Audit log verification failed", err.Error()))
-			return
+			return Listing{}, err
 		default:
 			out.Verified, out.Report = true, &rep
 		}
 	}
 	entries, err := l.List(from, limit)
 	if err != nil && out.Broken == nil {
-		problem.Write(w, problem.New(http.StatusInternalServerError, "audit-failed", "Audit log unreadable", err.Error()))
-		return
+		return Listing{}, err
 	}
 	out.Entries = entries
 	if out.Entries == nil {
 		out.Entries = []Entry{}
 	}
-	api.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
