@@ -42,12 +42,7 @@ func TestUnopened(t *testing.T) {
 // A node whose configured port is taken by another program still starts
 // on its other addresses, and its log names the one it could not open.
 func TestNodeWarnsOfAListenAddressItCouldNotOpen(t *testing.T) {
-	taken, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	busy := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)
+	busy := takenPort(t)
 	c := testConfig(t, "/ip4/127.0.0.1/tcp/0", busy)
 	var logs bytes.Buffer
 	n, err := New(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)))
@@ -128,12 +123,7 @@ func TestNodeOnFreeAddressesWarnsOfNone(t *testing.T) {
 // taken, the node does not start, and says which setting to change
 // rather than only libp2p's "failed to listen on any addresses".
 func TestNodeWhoseOnlyPortIsTakenSaysWhatToChange(t *testing.T) {
-	taken, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	busy := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)
+	busy := takenPort(t)
 	n, err := New(context.Background(), testConfig(t, busy), slog.New(slog.DiscardHandler))
 	if err == nil {
 		n.Close()
@@ -142,4 +132,16 @@ func TestNodeWhoseOnlyPortIsTakenSaysWhatToChange(t *testing.T) {
 	if !strings.Contains(err.Error(), "[network] listen") || !strings.Contains(err.Error(), busy) {
 		t.Errorf("error %q, want it to name [network] listen and %s", err, busy)
 	}
+}
+
+// takenPort holds a loopback TCP port until the test ends and returns its
+// multiaddr.
+func takenPort(t *testing.T) string {
+	t.Helper()
+	taken, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", taken.Addr().(*net.TCPAddr).Port)
 }

@@ -45,19 +45,7 @@ func TestDatasetPublishAndSearchAcrossDaemons(t *testing.T) {
 			t.Errorf("publishing a dataset of a type a does not store warned %q", errOut)
 		}
 	}
-	entity, err := os.ReadFile("../../node/ngsild/testdata/smart-data-models/AirQualityObserved/example.jsonld")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := os.ReadFile(filepath.Join(a, "api"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(strings.TrimSpace(string(api))+"/ngsi-ld/v1/entities", "application/ld+json", bytes.NewReader(entity))
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("writing an entity on a: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	createExample(t, a)
 	if _, errOut, err := cli(t, "dataset", "publish", "../../catalog/testdata/air-quality.json", "--data", a); err != nil || strings.Contains(errOut, "warning") {
 		t.Errorf("publishing a dataset of a type a stores: %v, warned %q", err, errOut)
 	}
@@ -239,19 +227,7 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 	// written while nobody followed arrives as a change on the second run.
 	for round := 0; round < 2; round++ {
 		if round == 1 {
-			entity, err := os.ReadFile("../../node/ngsild/testdata/smart-data-models/AirQualityObserved/example.jsonld")
-			if err != nil {
-				t.Fatal(err)
-			}
-			api, err := os.ReadFile(filepath.Join(env, "api"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp, err := http.Post(strings.TrimSpace(string(api))+"/ngsi-ld/v1/entities", "application/ld+json", bytes.NewReader(entity))
-			if err != nil || resp.StatusCode != http.StatusCreated {
-				t.Fatalf("writing an entity on the provider between the runs: %v %v", resp, err)
-			}
-			resp.Body.Close()
+			createExample(t, env) // on the provider, between the runs
 		}
 		want := map[int]string{0: "receiving changes", 1: " urn:ngsi-ld:AirQualityObserved:Madrid-AmbientObserved-28079004-2016-03-15T11:00:00"}[round]
 		ctx, stop := context.WithCancel(context.Background())
@@ -285,3 +261,22 @@ func TestWalkthroughNegotiateFromTheCatalogue(t *testing.T) {
 
 // syncBuffer is a buffer a subprocess writes while the test reads.
 type syncBuffer = syncbuf.Buffer
+
+// createExample creates the Smart Data Models AirQualityObserved example
+// through the NGSI-LD API of the daemon running on dir.
+func createExample(t *testing.T, dir string) {
+	t.Helper()
+	entity, err := os.ReadFile("../../node/ngsild/testdata/smart-data-models/AirQualityObserved/example.jsonld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := os.ReadFile(filepath.Join(dir, "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(strings.TrimSpace(string(api))+"/ngsi-ld/v1/entities", "application/ld+json", bytes.NewReader(entity))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creating an entity on %s: %v %v", dir, resp, err)
+	}
+	resp.Body.Close()
+}
