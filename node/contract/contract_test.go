@@ -459,3 +459,45 @@ func TestReusedAgreementIDIsRefused(t *testing.T) {
 		t.Errorf("the consumer's agreement %s changed (%v)", id, err)
 	}
 }
+
+// TestAgreementIDGivenTwiceAtOnceIsRefused: a provider gives two
+// negotiations in flight at once the same agreement id, the second while
+// the first is countersigned but not finalized (no agreement stored yet).
+// The consumer refuses to countersign the second, and keeps the first's.
+func TestAgreementIDGivenTwiceAtOnceIsRefused(t *testing.T) {
+	prov := startAt(t, initDir(t, "Environment"))
+	res := startAt(t, initDir(t, "University"))
+	federate(t, []*node.Node{prov, res}, []federation.Role{federation.RoleResearcher})
+	research := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "research-only"})
+	open := addOffer(t, prov, contract.OfferRequest{Dataset: dsNoise, Template: "open-data"})
+	const id = "urn:uuid:5d0b8e8e-3c1f-4f5e-9a57-3f4f1b2a7c21"
+	contract.ReuseAgreementID(t, id)
+	started, release := contract.HoldFinalize(t)
+	first, err := res.Contracts().Request(ctx, contract.RequestOptions{Provider: prov.ID(), Dataset: dsNoise, Offer: research, Purpose: policy.PurposeResearch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started: // the consumer countersigned; the provider holds its check
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first negotiation never reached the provider's final check")
+	}
+	second := request(t, res, prov, dsNoise, open, policy.PurposeResearch)
+	if second.State != negotiation.Terminated || !anyContains(second.Reasons, "another negotiation") {
+		t.Fatalf("second negotiation ended %s (%s %v), want TERMINATED saying another negotiation has the id", second.State, second.Code, second.Reasons)
+	}
+	release()
+	got := wait(t, res, first)
+	if got.State != negotiation.Finalized || got.AgreementID != id {
+		t.Fatalf("first negotiation ended %s with %q (%v), want FINALIZED with %s", got.State, got.AgreementID, got.Reasons, id)
+	}
+	// The terms held are the first's: research-only names the purpose
+	// research, open-data no purpose.
+	file, err := res.Contracts().Agreement(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(file, []byte(`"research"`)) {
+		t.Errorf("the consumer holds other terms than the first negotiation's under %s:\n%s", id, file)
+	}
+}

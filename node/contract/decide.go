@@ -232,14 +232,26 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad(err.Error())
 	}
+	// Nor may it give the id to two negotiations at once: neither
+	// agreement is stored before its negotiation ends.
+	if !s.reserveAgreementID(a.ID, e.key) {
+		return bad(fmt.Sprintf("another negotiation of this node is countersigning an agreement %s; the provider must give a new agreement a new id", a.ID))
+	}
 	e.meta.AgreementID, e.file = a.ID, file
 	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, sha256.Sum256(canon), policy.RoleConsumer, now)})
 	return negotiation.Msg{Type: negotiation.MsgVerify, Agreement: raw}
 }
 
+// testHookFinalize, when set by a test, runs as a provider starts to
+// check a consumer's countersignature.
+var testHookFinalize func()
+
 // finalizeLocked is the provider's check of the consumer's
 // countersignature over the very terms the provider signed.
 func (s *Service) finalizeLocked(e *entry, now time.Time) negotiation.Msg {
+	if testHookFinalize != nil {
+		testHookFinalize()
+	}
 	if file, ok := s.finalizeKnown(e); ok {
 		e.file = file
 		return negotiation.Msg{Type: negotiation.MsgFinalize}

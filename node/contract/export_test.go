@@ -1,6 +1,8 @@
 package contract
 
 import (
+	"sync"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -23,4 +25,19 @@ func (s *Service) KeptStreams(p peer.ID) []network.Stream {
 func ReuseAgreementID(t interface{ Cleanup(func()) }, id string) {
 	newAgreementID = func() string { return id }
 	t.Cleanup(func() { newAgreementID = newPid })
+}
+
+// HoldFinalize makes this process's providers wait, as each starts to
+// check a consumer's countersignature, until release is called; it
+// returns a channel that gets a value as each one starts waiting.
+func HoldFinalize(t interface{ Cleanup(func()) }) (started <-chan struct{}, release func()) {
+	st, gate := make(chan struct{}, 16), make(chan struct{})
+	testHookFinalize = func() {
+		st <- struct{}{}
+		<-gate
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(func() { release(); testHookFinalize = nil })
+	return st, release
 }

@@ -148,8 +148,14 @@ type Service struct {
 	settleTimer *time.Timer
 	// idle holds conversation streams this node opened and keeps for its
 	// next messages to the same peer (stream.go, takeIdle). Guarded by mu.
-	idle   map[peer.ID][]idleStream
-	closed bool // guarded by mu
+	idle map[peer.ID][]idleStream
+	// countersigning holds the agreement ids this node countersigned as
+	// consumer in negotiations still in memory, by negotiation: a second
+	// negotiation given the same id before the first stored its agreement
+	// is refused (verifyLocked), as one given a stored agreement's id is.
+	// Guarded by mu.
+	countersigning map[string]negotiation.Key
+	closed         bool // guarded by mu
 }
 
 // entry is one negotiation in memory. Its mutex serialises Step, Ready,
@@ -423,6 +429,7 @@ func New(o Options) (*Service, error) {
 		ctx: ctx, cancel: cancel, work: make(chan func()),
 		live: map[negotiation.Key]*entry{}, firsts: map[string]string{}, waiters: map[string][]chan Info{},
 		settling: map[negotiation.Key]*entry{}, idle: map[peer.ID][]idleStream{},
+		countersigning: map[string]negotiation.Key{},
 	}, nil
 }
 
@@ -447,6 +454,9 @@ func (s *Service) Start(ctx context.Context) error {
 				return nil
 			}
 			s.live[e.key] = e
+			if e.key.Role == negotiation.Consumer && e.meta.AgreementID != "" {
+				s.countersigning[e.meta.AgreementID] = e.key
+			}
 			keys = append(keys, e.key)
 			return nil
 		})
@@ -975,6 +985,10 @@ type sortedPids struct {
 
 // reloadLocked puts e back to what is stored, or drops it if nothing is.
 func (s *Service) reloadLocked(e *entry) {
+	// What e countersigned and could not store is not reserved any more.
+	s.mu.Lock()
+	s.releaseAgreementIDLocked(e)
+	s.mu.Unlock()
 	fresh, err := s.load(e.key)
 	if err != nil {
 		e.gone = true
@@ -986,6 +1000,9 @@ func (s *Service) reloadLocked(e *entry) {
 		return
 	}
 	e.n, e.meta, e.file, e.signed, e.canon = fresh.n, fresh.meta, nil, nil, nil
+	if e.key.Role == negotiation.Consumer && e.meta.AgreementID != "" {
+		s.reserveAgreementID(e.meta.AgreementID, e.key)
+	}
 }
 
 // scheduleLocked arms e's timer for its next tick, or drops a finished
@@ -1073,4 +1090,25 @@ func isAnswer(m protocol.Message) bool {
 		return true
 	}
 	return false
+}
+
+// reserveAgreementID records that negotiation k countersigns agreement id,
+// unless another negotiation in memory countersigned one with that id.
+func (s *Service) reserveAgreementID(id string, k negotiation.Key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if held, ok := s.countersigning[id]; ok && held != k {
+		return false
+	}
+	s.countersigning[id] = k
+	return true
+}
+
+// releaseAgreementIDLocked drops e's reservation of its agreement id, as
+// e leaves memory: finished, its agreement is stored (or there is none).
+// e.mu and s.mu are held.
+func (s *Service) releaseAgreementIDLocked(e *entry) {
+	if id := e.meta.AgreementID; id != "" && s.countersigning[id] == e.key {
+		delete(s.countersigning, id)
+	}
 }
