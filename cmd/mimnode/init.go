@@ -35,7 +35,8 @@ config when it starts.`,
 			kept := err == nil && !o.Force
 			_, err = os.Stat(filepath.Join(dir, node.ConfigFile))
 			lostConfig := kept && errors.Is(err, fs.ErrNotExist)
-			if _, err := node.Init(dir, o); err != nil {
+			cfg, err := node.Init(dir, o)
+			if err != nil {
 				return err
 			}
 			id, err := node.PeerIDOf(dir)
@@ -55,8 +56,8 @@ config when it starts.`,
 					filepath.Join(dir, node.ConfigFile), id, dir)
 				return nil
 			}
-			fmt.Fprintf(g.stdout, "initialised %s\npeer ID: %s\nconfig:  %s\nstart the node with: mimnode run --data %s\n",
-				dir, id, filepath.Join(dir, node.ConfigFile), dir)
+			fmt.Fprintf(g.stdout, "initialised %s\npeer ID: %s\nname:    %s%s\nconfig:  %s\nstart the node with: mimnode run --data %s\n",
+				dir, id, cfg.Name, defaultNameNote(cfg.Name), filepath.Join(dir, node.ConfigFile), dir)
 			return nil
 		},
 	}
@@ -65,4 +66,13 @@ config when it starts.`,
 	c.Flags().StringVar(&o.API, "api", "", "local API address host:port (default 127.0.0.1:7480)")
 	c.Flags().BoolVar(&o.Force, "force", false, "replace an existing identity (the peer ID changes; config.toml is kept, with the flags given applied)")
 	return c
+}
+
+// defaultNameNote says, after a name init was not given, that every
+// federation member sees it and how to set the agency's own.
+func defaultNameNote(name string) string {
+	if name != node.Default().Name {
+		return ""
+	}
+	return ` (the default, which federation members see beside your peer ID: give your agency's with mimnode init --name "...")`
 }

@@ -145,6 +145,20 @@ func statusOf(t *testing.T, dir string) map[string]any {
 	return st
 }
 
+// init without --name says that the agency is named "mimnode", which every
+// federation member would see, and how to name it; with --name it shows
+// the name given.
+func TestInitSaysTheDefaultName(t *testing.T) {
+	out, _, err := cli(t, "init", "--data", t.TempDir(), "--api", "127.0.0.1:0")
+	if err != nil || !strings.Contains(out, "name:    mimnode (the default") || !strings.Contains(out, "--name") {
+		t.Fatalf("init without --name: %v\n%s", err, out)
+	}
+	out, _, err = cli(t, "init", "--data", t.TempDir(), "--name", "Aarhus Environment Office", "--api", "127.0.0.1:0")
+	if err != nil || !strings.Contains(out, "name:    Aarhus Environment Office\n") {
+		t.Fatalf("init with --name: %v\n%s", err, out)
+	}
+}
+
 // init on a directory that has its identity applies the flags given to
 // config.toml and keeps the peer ID, as its help says; without flags it
 // has nothing to do and says how to change settings.
