@@ -78,22 +78,7 @@ func TestReceivedDataIsPassedOnOnlyWhileAgreed(t *testing.T) {
 			}
 			switch end {
 			case "revoked":
-				st, err := prov.n.Host().NewStream(ctx, cons.n.ID(), p2pproto.ID(protocol.TransferProtocol))
-				if err != nil {
-					t.Fatal(err)
-				}
-				notice, _ := json.Marshal(transfer.DataRequest{Type: transfer.TypeRevocation, Agreement: a.ID, Reasons: []string{"the study ended"}})
-				if err := protocol.WriteFrame(st, notice); err != nil {
-					t.Fatal(err)
-				}
-				answer, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxTransferFrame)
-				st.Reset()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := transfer.DecodeAnswer(answer); err != nil {
-					t.Fatalf("the consumer refused its provider's revocation notice: %v", err)
-				}
+				tellRevoked(t, prov, cons, a.ID)
 			case "expired":
 				skew.Store(int64(25 * time.Hour))
 			}
@@ -103,6 +88,46 @@ func TestReceivedDataIsPassedOnOnlyWhileAgreed(t *testing.T) {
 			if whole, _ := transfer.LastBuild(cons.svc, resoldID); !whole {
 				t.Errorf("the build after the agreement was %s started from the version before", end)
 			}
+			if end == "revoked" {
+				// The provider says it again, and an entity of the
+				// consumer's own changes: the next build starts from the
+				// version before (one that holds that entity, as an
+				// empty one is always built whole).
+				own := entities(t, 1, 0)
+				own[0]["id"] = "urn:ngsi-ld:AirQualityObserved:own-1"
+				upsert(t, cons.n, own)
+				buildResold(t, cons)
+				tellRevoked(t, prov, cons, a.ID)
+				own = entities(t, 1, 5) // a new value
+				own[0]["id"] = "urn:ngsi-ld:AirQualityObserved:own-1"
+				upsert(t, cons.n, own)
+				buildResold(t, cons)
+				if whole, _ := transfer.LastBuild(cons.svc, resoldID); whole {
+					t.Errorf("a repeated revocation notice made the next build a whole one")
+				}
+			}
 		})
+	}
+}
+
+// tellRevoked sends cons prov's notice that it revoked agreement, as
+// contract.Service does, and checks that cons took it.
+func tellRevoked(t *testing.T, prov, cons *peer, agreement string) {
+	t.Helper()
+	st, err := prov.n.Host().NewStream(ctx, cons.n.ID(), p2pproto.ID(protocol.TransferProtocol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice, _ := json.Marshal(transfer.DataRequest{Type: transfer.TypeRevocation, Agreement: agreement, Reasons: []string{"the study ended"}})
+	if err := protocol.WriteFrame(st, notice); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := protocol.ReadFrame(bufio.NewReader(st), protocol.MaxTransferFrame)
+	st.Reset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transfer.DecodeAnswer(answer); err != nil {
+		t.Fatalf("the consumer refused its provider's revocation notice: %v", err)
 	}
 }

@@ -37,13 +37,29 @@ func (s *Service) told(agreement, provider string, code protocol.Code, reasons [
 	}
 	p, err := peer.Decode(provider)
 	if err == nil {
-		err = s.o.Revocations.Told(agreement, p, reasons)
+		err = s.recordTold(agreement, p, reasons)
 	}
 	if err != nil {
 		s.log.Warn("recording a revocation the provider told of", "agreement", agreement, "peer", provider, "err", err)
-		return
 	}
-	s.revokedHere()
+}
+
+// recordTold records that from, the agreement's provider, revoked it
+// (Revocations.Told checks who says it), and moves the provenance epoch
+// the first time only (revokedHere): a provider repeating its notice
+// cannot make every next version of the consumer's datasets be built whole.
+func (s *Service) recordTold(agreement string, from peer.ID, reasons []string) error {
+	_, before, err := s.o.Revocations.ToldRevoked(agreement)
+	if err != nil {
+		before = false // moving the epoch once too often costs a rebuild
+	}
+	if err := s.o.Revocations.Told(agreement, from, reasons); err != nil {
+		return err
+	}
+	if !before {
+		s.revokedHere()
+	}
+	return nil
 }
 
 // revokedHere moves the provenance epoch once this node learns that an
@@ -205,7 +221,7 @@ func (s *Service) serveRevocation(st network.Stream, remote peer.ID, body []byte
 		s.writeFrame(st, errorFrame(protocol.CodeInternal, "this node keeps no agreements"))
 		return
 	}
-	if err := s.o.Revocations.Told(r.Agreement, remote, r.Reasons); err != nil {
+	if err := s.recordTold(r.Agreement, remote, r.Reasons); err != nil {
 		code := protocol.CodeInternal
 		switch {
 		case errors.Is(err, contract.ErrNotProvider), errors.Is(err, contract.ErrNotConsumer):
@@ -217,6 +233,5 @@ func (s *Service) serveRevocation(st network.Stream, remote peer.ID, body []byte
 		s.writeFrame(st, errorFrame(code, err.Error()))
 		return
 	}
-	s.revokedHere()
 	s.writeFrame(st, []byte{statusData})
 }
