@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,7 +24,23 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "mimnode:", err)
-		os.Exit(1)
+		msg, code := failure(ctx, err)
+		fmt.Fprintln(os.Stderr, msg)
+		os.Exit(code)
 	}
+}
+
+// failure is what mimnode prints and its exit status when a command
+// failed with err. A command stopped by Ctrl-C or SIGTERM before it could
+// finish (a node still starting, say) says it was interrupted rather than
+// "context canceled", and exits 130 as shells do for an interrupted
+// command.
+func failure(ctx context.Context, err error) (string, int) {
+	if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+		return "mimnode: " + err.Error(), 1
+	}
+	if err.Error() == context.Canceled.Error() {
+		return "mimnode: interrupted", 130
+	}
+	return "mimnode: interrupted: " + err.Error(), 130
 }

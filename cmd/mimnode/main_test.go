@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -542,6 +543,29 @@ func TestEmptyListsSaySo(t *testing.T) {
 		out, _, err := cli(t, append(tc.args, "--data", dir)...)
 		if err != nil || !strings.HasPrefix(out, tc.want) {
 			t.Errorf("%v: %q, %v; want it to start with %q", tc.args, out, err, tc.want)
+		}
+	}
+}
+
+// A command cut short by Ctrl-C says it was interrupted and exits 130; a
+// command that failed otherwise keeps its message and exits 1, also when
+// its error is a cancellation that no signal caused.
+func TestFailureSaysInterrupted(t *testing.T) {
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		ctx  context.Context
+		err  error
+		msg  string
+		code int
+	}{
+		{stopped, context.Canceled, "mimnode: interrupted", 130},
+		{stopped, fmt.Errorf("open store: %w", context.Canceled), "mimnode: interrupted: open store: context canceled", 130},
+		{stopped, errors.New("no such agreement"), "mimnode: no such agreement", 1},
+		{context.Background(), context.Canceled, "mimnode: context canceled", 1},
+	} {
+		if msg, code := failure(c.ctx, c.err); msg != c.msg || code != c.code {
+			t.Errorf("failure(%v) = %q, %d; want %q, %d", c.err, msg, code, c.msg, c.code)
 		}
 	}
 }
