@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 		Host: n.host, Store: n.store, NGSILD: n.ngsi, Agreements: n.deals, Purposes: n.deals, Revocations: n.deals, Audit: n.audit,
 		Members: n.fed, Datasets: transfer.PublishedDatasets{Catalog: n.catalog, Self: n.host.ID().String()},
 		Signer: signer, Verifier: PeerIDVerifier{}, FilesDir: filepath.Join(cfg.DataDir, "received"), Logger: log,
-		Metrics: n.metrics,
+		Metrics: n.metrics, Described: n.described,
 	})
 	if err != nil {
 		return nil, err
@@ -209,6 +209,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(func(mux *http.ServeMux) { mux.HandleFunc("POST /api/v1/datasets/{id}/version", n.handleVersion) })
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
+}
+
+// described returns provider's dataset as the federation's catalogue
+// describes it, when this node has indexed it (transfer.Options.Described).
+func (n *Node) described(provider, dataset string) (catalog.Dataset, bool) {
+	r, err := n.catalog.Get(provider + "/" + dataset)
+	if err != nil || r.Publisher != provider {
+		return catalog.Dataset{}, false
+	}
+	return r.Dataset, true
 }
 
 // apiURLOf is the URL clients on this machine reach a listener at: an API

@@ -165,7 +165,7 @@ func (r *fetchRenderer) run(body io.Reader) error {
 					fmt.Fprintf(r.out, "files in %s\n", d.FilesDir)
 				}
 				if d.NotLanded > 0 {
-					fmt.Fprintf(r.out, "%d entities not landed: this node holds entities with the same ids that are its own or came from another provider or dataset, and a transfer never replaces those (the node log names some)\n", d.NotLanded)
+					fmt.Fprintf(r.out, "%d entities not landed: this node holds entities with the same ids that are its own or came from another provider or dataset, which a transfer never replaces, or their types are not among those the dataset's catalogue description declares (the node log names some and says which)\n", d.NotLanded)
 				}
 			}
 			return nil

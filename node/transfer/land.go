@@ -41,7 +41,7 @@ const landBatch = 1000
 // blocks are all stored) and records version as landed under a. It
 // returns how many entities it wrote and deleted, and how many it refused
 // to write because their ids are not the dataset's to write here
-// (ownership).
+// (ownership) or their types are not the dataset's (declared.go).
 //
 // With full, every entity of m is written, changed or not: a received
 // entity changed or deleted on this node since is put back as the
@@ -66,6 +66,7 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	}
 	n := kept
 	progress(n)
+	dt := s.declaredFor(a)
 	var lastID string
 	err = ordered.Map(ctx, landBatch, lines, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
@@ -80,13 +81,17 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 		if err := inOrder(ents, &lastID); err != nil {
 			return err
 		}
+		all := len(ents)
+		ents, misfits := dt.split(ents)
+		s.noteMisfits(a, misfits)
+		refused += int64(len(misfits))
 		r, err := s.landChunk(ctx, ents, a, prov)
 		if err != nil {
 			return err
 		}
 		written += int64(len(ents)) - r
 		refused += r
-		n += int64(len(ents))
+		n += int64(all)
 		progress(n)
 		return nil
 	})

@@ -337,6 +337,7 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 	}
 	opened()
 	defer st.Reset()
+	dt := s.declaredFor(src)
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for {
@@ -370,7 +371,7 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		// Only what this dataset sent may be written or deleted here
 		// (ownership, land.go): a change to any other id is passed over.
 		s.landMu.Lock() // as a snapshot's landing holds it (landChunk)
-		mine, err := s.landLive(ctx, src, prov, c)
+		mine, err := s.landLive(ctx, src, dt, prov, c)
 		s.landMu.Unlock()
 		if err != nil {
 			return err
@@ -400,9 +401,13 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 }
 
 // landLive lands change c of a feed from src with provenance prov, when
-// it is the feed's to land (liveOwnership), and says whether it was.
-// Called with landMu held.
-func (s *Service) landLive(ctx context.Context, src policy.Agreement, prov []byte, c LiveChange) (mine bool, err error) {
+// it is the feed's to land (liveOwnership) and its entity is of a type the
+// dataset declares (dt), and says whether it was. Called with landMu held.
+func (s *Service) landLive(ctx context.Context, src policy.Agreement, dt *declared, prov []byte, c LiveChange) (mine bool, err error) {
+	if c.Op != ngsild.OpDelete && c.Entity != nil && !dt.fits(c.Entity) {
+		s.noteMisfits(src, []string{c.ID})
+		return false, nil
+	}
 	create, mine, err := s.liveOwnership(src, &c)
 	if err != nil || !mine {
 		return false, err

@@ -166,6 +166,12 @@ type Options struct {
 	Datasets    Datasets
 	Signer      policy.Signer
 	Verifier    policy.Verifier
+	// Described, when set, gives a dataset of another node as its provider
+	// describes it in the federation's catalogue, where this node chose it
+	// (ok false when this node has not indexed it). A consumer lands only
+	// received entities of the entity types that description declares
+	// (declared.go).
+	Described func(provider, dataset string) (ds catalog.Dataset, ok bool)
 	// Streams is how many block streams a snapshot pull opens in parallel
 	// (default 4).
 	Streams int

@@ -1,0 +1,101 @@
+package transfer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mimnode/mimnode/catalog"
+	"github.com/mimnode/mimnode/node/transfer"
+)
+
+// TestEntitiesOfUndeclaredTypesAreNotLanded: the provider's dataset holds
+// AirQualityObserved and Thing entities, but its description, as the
+// consumer found it in the catalogue, declares AirQualityObserved only.
+// The consumer lands the air-quality readings, of the snapshot and of the
+// live feed, and none of the Things: the fetch counts them as not landed.
+func TestEntitiesOfUndeclaredTypesAreNotLanded(t *testing.T) {
+	described := datasetOf(t, `["AirQualityObserved"]`)
+	var provID string
+	prov, cons := pairTuned(t, func(o *transfer.Options) {
+		consumerTune(o)
+		o.Described = func(provider, dataset string) (catalog.Dataset, bool) {
+			return described, provider == provID && dataset == datasetID
+		}
+	})
+	provID = prov.id()
+	if _, err := prov.cat.Put(datasetOf(t, `["AirQualityObserved", "Thing"]`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	upsert(t, prov.n, entities(t, 10, 0))
+	upsert(t, prov.n, things(0, 3))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	started := make(chan transfer.Info, 1)
+	changes := make(chan transfer.LiveChange, 10)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go cons.svc.Live(lctx, a.ID, transfer.LiveOptions{
+		Started:  func(in transfer.Info) { started <- in },
+		OnChange: func(c transfer.LiveChange) { changes <- c }})
+	var in transfer.Info
+	select {
+	case in = <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the live transfer's snapshot did not land")
+	}
+	if in.NotLanded != 3 {
+		t.Errorf("the snapshot left out %d entities, want the 3 Things", in.NotLanded)
+	}
+	if n := len(query(t, cons.n)); n != 10 {
+		t.Errorf("consumer holds %d air-quality readings, want 10", n)
+	}
+	if got := entityWithSysAttrs(t, cons.n, "urn:ngsi-ld:Thing:1"); got != nil {
+		t.Errorf("a Thing of the snapshot landed: %s", got)
+	}
+	// On the feed: a Thing, then a reading.
+	upsert(t, prov.n, things(3, 1))
+	reading := entities(t, 11, 0)[10:]
+	upsert(t, prov.n, reading)
+	for deadline := time.After(10 * time.Second); ; {
+		select {
+		case c := <-changes:
+			if c.ID != reading[0]["id"] {
+				continue
+			}
+		case <-deadline:
+			t.Fatal("the reading's change was not delivered within 10 s")
+		}
+		break
+	}
+	if got := entityWithSysAttrs(t, cons.n, reading[0]["id"].(string)); got == nil {
+		t.Error("the reading pushed on the feed did not land")
+	}
+	if got := entityWithSysAttrs(t, cons.n, "urn:ngsi-ld:Thing:4"); got != nil {
+		t.Errorf("the Thing pushed on the feed landed: %s", got)
+	}
+}
+
+// datasetOf is the test dataset's description declaring types (a JSON
+// array).
+func datasetOf(t *testing.T, types string) catalog.Dataset {
+	t.Helper()
+	ds, err := catalog.ParseDataset([]byte(`{"id": "`+datasetID+`", "title": "Air quality", "description": "Test air quality readings.",
+		"entityTypes": `+types+`, "license": "CC-BY-4.0", "offers": [{"template": "open-data"}]}`), "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// things returns n entities of type Thing, numbered from from+1.
+func things(from, n int) []map[string]any {
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = map[string]any{"id": fmt.Sprintf("urn:ngsi-ld:Thing:%d", from+i+1), "type": "Thing",
+			"name": map[string]any{"type": "Property", "value": "a thing"}}
+	}
+	return out
+}
