@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 			// Only exchange a federation's topics with its members.
 			return n.fed != nil && n.fed.TopicPeerAllowed(p, topic)
 		}),
-		pubsub.WithLogger(log.With("component", "pubsub")),
+		pubsub.WithLogger(quieter(log.With("component", "pubsub"))),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start GossipSub: %w", err)
@@ -210,6 +210,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	n.api.Mount(func(mux *http.ServeMux) { n.offers.RegisterHTTP(mux, n.host.ID().String()) })
 	return n, nil
 }
+
+// quieter returns l without its info records unless l logs debug ones:
+// for a library whose info lines tell an operator nothing (pubsub says
+// "processloop shutting down" on every stop).
+func quieter(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(warnAndUp{l.Handler()})
+}
+
+// warnAndUp passes on records of level warn and above.
+type warnAndUp struct{ slog.Handler }
+
+func (h warnAndUp) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnAndUp) WithAttrs(as []slog.Attr) slog.Handler { return warnAndUp{h.Handler.WithAttrs(as)} }
+func (h warnAndUp) WithGroup(n string) slog.Handler       { return warnAndUp{h.Handler.WithGroup(n)} }
 
 // described returns provider's dataset as the federation's catalogue
 // describes it, when this node has indexed it (transfer.Options.Described).
