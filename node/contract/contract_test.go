@@ -500,4 +500,9 @@ func TestAgreementIDGivenTwiceAtOnceIsRefused(t *testing.T) {
 	if !bytes.Contains(file, []byte(`"research"`)) {
 		t.Errorf("the consumer holds other terms than the first negotiation's under %s:\n%s", id, file)
 	}
+	// Both finished: no id stays reserved (the stored agreement guards
+	// its id from here on).
+	eventually(t, 10*time.Second, "the finished negotiations release their reservations", func() bool {
+		return res.Contracts().Live() == 0 && contract.Reserved(res.Contracts()) == 0
+	})
 }

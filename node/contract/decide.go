@@ -211,8 +211,22 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	case a.Dataset != e.meta.Dataset:
 		return bad(fmt.Sprintf("the agreement is for dataset %s, not %s", a.Dataset, e.meta.Dataset))
 	}
-	// The provider picks the id; one this node holds already (from any
-	// provider) would replace that agreement and what is keyed by it.
+	// The provider picks the id. One this node holds already (from any
+	// provider) would replace that agreement and what is keyed by it, and
+	// one another negotiation in flight countersigned would do so when
+	// both are stored: neither agreement is stored before its negotiation
+	// ends. The id is reserved before the stored ones are looked at, so
+	// that an agreement stored (and its reservation dropped) in between
+	// is found there.
+	if !s.reserveAgreementID(a.ID, e.key) {
+		return bad(fmt.Sprintf("another negotiation of this node is countersigning an agreement %s; the provider must give a new agreement a new id", a.ID))
+	}
+	countersigned := false
+	defer func() {
+		if !countersigned && e.meta.AgreementID != a.ID {
+			s.releaseAgreementID(a.ID, e.key)
+		}
+	}()
 	if _, err := s.Agreement(a.ID); err == nil {
 		return bad(fmt.Sprintf("this node holds an agreement %s already; the provider must give a new agreement a new id", a.ID))
 	} else if !errors.Is(err, ErrUnknownAgreement) {
@@ -232,11 +246,7 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad(err.Error())
 	}
-	// Nor may it give the id to two negotiations at once: neither
-	// agreement is stored before its negotiation ends.
-	if !s.reserveAgreementID(a.ID, e.key) {
-		return bad(fmt.Sprintf("another negotiation of this node is countersigning an agreement %s; the provider must give a new agreement a new id", a.ID))
-	}
+	countersigned = true
 	e.meta.AgreementID, e.file = a.ID, file
 	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, sha256.Sum256(canon), policy.RoleConsumer, now)})
 	return negotiation.Msg{Type: negotiation.MsgVerify, Agreement: raw}

@@ -33,11 +33,22 @@ func ReuseAgreementID(t interface{ Cleanup(func()) }, id string) {
 func HoldFinalize(t interface{ Cleanup(func()) }) (started <-chan struct{}, release func()) {
 	st, gate := make(chan struct{}, 16), make(chan struct{})
 	testHookFinalize = func() {
-		st <- struct{}{}
+		select {
+		case st <- struct{}{}:
+		default:
+		}
 		<-gate
 	}
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(func() { release(); testHookFinalize = nil })
 	return st, release
+}
+
+// Reserved says how many agreement ids s holds reserved for negotiations
+// countersigning them (verifyLocked).
+func Reserved(s *Service) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.countersigning)
 }

@@ -150,7 +150,8 @@ type Service struct {
 	// next messages to the same peer (stream.go, takeIdle). Guarded by mu.
 	idle map[peer.ID][]idleStream
 	// countersigning holds the agreement ids this node countersigned as
-	// consumer in negotiations still in memory, by negotiation: a second
+	// consumer in negotiations still in memory (dropLocked releases them),
+	// by negotiation: a second
 	// negotiation given the same id before the first stored its agreement
 	// is refused (verifyLocked), as one given a stored agreement's id is.
 	// Guarded by mu.
@@ -985,12 +986,10 @@ type sortedPids struct {
 
 // reloadLocked puts e back to what is stored, or drops it if nothing is.
 func (s *Service) reloadLocked(e *entry) {
-	// What e countersigned and could not store is not reserved any more.
-	s.mu.Lock()
-	s.releaseAgreementIDLocked(e)
-	s.mu.Unlock()
 	fresh, err := s.load(e.key)
 	if err != nil {
+		// The stored negotiation keeps its agreement id, and so does the
+		// reservation, until it is loaded and finished.
 		e.gone = true
 		s.mu.Lock()
 		if s.live[e.key] == e {
@@ -999,10 +998,19 @@ func (s *Service) reloadLocked(e *entry) {
 		s.mu.Unlock()
 		return
 	}
-	e.n, e.meta, e.file, e.signed, e.canon = fresh.n, fresh.meta, nil, nil, nil
-	if e.key.Role == negotiation.Consumer && e.meta.AgreementID != "" {
-		s.reserveAgreementID(e.meta.AgreementID, e.key)
+	if fresh.meta.AgreementID != e.meta.AgreementID {
+		// What e countersigned and could not store is not reserved any
+		// more; what is stored stays reserved.
+		s.mu.Lock()
+		s.releaseAgreementIDLocked(e)
+		if id := fresh.meta.AgreementID; id != "" && e.key.Role == negotiation.Consumer {
+			if _, taken := s.countersigning[id]; !taken {
+				s.countersigning[id] = e.key
+			}
+		}
+		s.mu.Unlock()
 	}
+	e.n, e.meta, e.file, e.signed, e.canon = fresh.n, fresh.meta, nil, nil, nil
 }
 
 // scheduleLocked arms e's timer for its next tick, or drops a finished
@@ -1109,6 +1117,16 @@ func (s *Service) reserveAgreementID(id string, k negotiation.Key) bool {
 // e.mu and s.mu are held.
 func (s *Service) releaseAgreementIDLocked(e *entry) {
 	if id := e.meta.AgreementID; id != "" && s.countersigning[id] == e.key {
+		delete(s.countersigning, id)
+	}
+}
+
+// releaseAgreementID drops negotiation k's reservation of agreement id,
+// which it did not countersign after all.
+func (s *Service) releaseAgreementID(id string, k negotiation.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.countersigning[id] == k {
 		delete(s.countersigning, id)
 	}
 }

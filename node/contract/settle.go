@@ -42,6 +42,7 @@ func (s *Service) dropLocked(e *entry) {
 	if s.settling[e.key] == e {
 		delete(s.settling, e.key)
 	}
+	s.releaseAgreementIDLocked(e)
 	if e.key.Role == negotiation.Provider {
 		// The store index answers resends from now on.
 		delete(s.firsts, e.n.Peer()+" "+e.n.Pids().ConsumerPid)
