@@ -22,21 +22,23 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// stop cancels ctx too: whether a signal came is read before it.
+	interrupted := ctx.Err() != nil
 	stop()
 	if err != nil {
-		msg, code := failure(ctx, err)
+		msg, code := failure(interrupted, err)
 		fmt.Fprintln(os.Stderr, msg)
 		os.Exit(code)
 	}
 }
 
 // failure is what mimnode prints and its exit status when a command
-// failed with err. A command stopped by Ctrl-C or SIGTERM before it could
-// finish (a node still starting, say) says it was interrupted rather than
-// "context canceled", and exits 130 as shells do for an interrupted
-// command.
-func failure(ctx context.Context, err error) (string, int) {
-	if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+// failed with err. A command stopped by Ctrl-C or SIGTERM (interrupted)
+// before it could finish (a node still starting, say) says it was
+// interrupted rather than "context canceled", and exits 130, the status
+// of a command Ctrl-C stopped.
+func failure(interrupted bool, err error) (string, int) {
+	if !interrupted || !errors.Is(err, context.Canceled) {
 		return "mimnode: " + err.Error(), 1
 	}
 	if err.Error() == context.Canceled.Error() {

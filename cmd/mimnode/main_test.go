@@ -551,21 +551,20 @@ func TestEmptyListsSaySo(t *testing.T) {
 // command that failed otherwise keeps its message and exits 1, also when
 // its error is a cancellation that no signal caused.
 func TestFailureSaysInterrupted(t *testing.T) {
-	stopped, cancel := context.WithCancel(context.Background())
-	cancel()
 	for _, c := range []struct {
-		ctx  context.Context
-		err  error
-		msg  string
-		code int
+		interrupted bool
+		err         error
+		msg         string
+		code        int
 	}{
-		{stopped, context.Canceled, "mimnode: interrupted", 130},
-		{stopped, fmt.Errorf("open store: %w", context.Canceled), "mimnode: interrupted: open store: context canceled", 130},
-		{stopped, errors.New("no such agreement"), "mimnode: no such agreement", 1},
-		{context.Background(), context.Canceled, "mimnode: context canceled", 1},
+		{true, context.Canceled, "mimnode: interrupted", 130},
+		{true, fmt.Errorf("open store: %w", context.Canceled), "mimnode: interrupted: open store: context canceled", 130},
+		{true, errors.New("no such agreement"), "mimnode: no such agreement", 1},
+		{false, context.Canceled, "mimnode: context canceled", 1},
+		{false, fmt.Errorf("fetch: %w", context.Canceled), "mimnode: fetch: context canceled", 1},
 	} {
-		if msg, code := failure(c.ctx, c.err); msg != c.msg || code != c.code {
-			t.Errorf("failure(%v) = %q, %d; want %q, %d", c.err, msg, code, c.msg, c.code)
+		if msg, code := failure(c.interrupted, c.err); msg != c.msg || code != c.code {
+			t.Errorf("failure(%v, %v) = %q, %d; want %q, %d", c.interrupted, c.err, msg, code, c.msg, c.code)
 		}
 	}
 }
