@@ -1,6 +1,9 @@
 package transfer
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/mimnode/mimnode/catalog"
 	"github.com/mimnode/mimnode/node/ngsild"
 	"github.com/mimnode/mimnode/policy"
@@ -11,9 +14,17 @@ import (
 // the federation's catalogue, where the consumer chose it. A provider's
 // other data (a parking dataset's node sending air-quality readings) is
 // not landed, as ids the dataset does not own are not (ownership, land.go):
-// each is counted among the entities not landed and logged. When this
-// node has not indexed the description (it asked by peer ID and dataset
-// id alone, say), the entities land unchecked.
+// a snapshot counts each among the entities not landed, and both a
+// snapshot and a live feed log them. When this node has not indexed the
+// description (it asked by peer ID and dataset id alone, say), the
+// entities land unchecked.
+//
+// The description this node indexed may be older than the provider's (a
+// type added a moment ago). A landing that left entities out records the
+// description it checked against (misfitKey), and the next landing under
+// a different one lands the whole version (as fetch --full does) instead
+// of the blocks that changed, so that what was left out lands once it is
+// declared. A live feed reads the description for each change.
 
 // declared is the entity types received entities are checked against; a
 // nil *declared lets every entity through.
@@ -50,6 +61,22 @@ func (s *Service) declaredFor(a policy.Agreement) *declared {
 		}
 	}
 	return d
+}
+
+// signature names the declared types, the same for the same set.
+func (d *declared) signature() string {
+	if d == nil {
+		return ""
+	}
+	ts := make([]string, 0, len(d.iris)+len(d.short))
+	for t := range d.iris {
+		ts = append(ts, t)
+	}
+	for t := range d.short {
+		ts = append(ts, "short:"+t)
+	}
+	slices.Sort(ts)
+	return strings.Join(ts, "\n")
 }
 
 // fits reports whether e has a type the dataset declares.

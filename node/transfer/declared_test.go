@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,81 @@ func TestEntitiesOfUndeclaredTypesAreNotLanded(t *testing.T) {
 	}
 	if got := entityWithSysAttrs(t, cons.n, "urn:ngsi-ld:Thing:4"); got != nil {
 		t.Errorf("the Thing pushed on the feed landed: %s", got)
+	}
+}
+
+// TestEntitiesLeftOutLandOnceDeclared: the consumer's index holds an
+// older description of the dataset than the provider's (Thing was just
+// added). The first fetch leaves the Things out; once the index has the
+// new description, the next fetch lands them, though they sit in blocks
+// the consumer fetched before and the version changed elsewhere, and so
+// does a live feed's next Thing.
+func TestEntitiesLeftOutLandOnceDeclared(t *testing.T) {
+	var described atomic.Pointer[catalog.Dataset]
+	old := datasetOf(t, `["AirQualityObserved"]`)
+	described.Store(&old)
+	var provID string
+	prov, cons := pairTuned(t, func(o *transfer.Options) {
+		consumerTune(o)
+		o.Described = func(provider, dataset string) (catalog.Dataset, bool) {
+			return *described.Load(), provider == provID && dataset == datasetID
+		}
+	})
+	provID = prov.id()
+	if _, err := prov.cat.Put(datasetOf(t, `["AirQualityObserved", "Thing"]`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	readings := entities(t, 600, 0) // several blocks
+	upsert(t, prov.n, readings)
+	upsert(t, prov.n, things(0, 3))
+	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
+	prov.shelf.put(a.ID, b)
+	cons.shelf.put(a.ID, b)
+	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.NotLanded != 3 || entityWithSysAttrs(t, cons.n, "urn:ngsi-ld:Thing:1") != nil {
+		t.Fatalf("the first fetch left out %d entities, want the 3 Things", in.NotLanded)
+	}
+	current := datasetOf(t, `["AirQualityObserved", "Thing"]`)
+	described.Store(&current)
+	readings[0]["no2"].(map[string]any)["value"] = 1234.0
+	upsert(t, prov.n, readings[:1])
+	if in, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if in.Usage.Skipped == 0 {
+		t.Errorf("the second fetch fetched every block again, want the unchanged ones kept")
+	}
+	for i := 1; i <= 3; i++ {
+		if entityWithSysAttrs(t, cons.n, fmt.Sprintf("urn:ngsi-ld:Thing:%d", i)) == nil {
+			t.Errorf("Thing %d never landed after its type was declared (not landed: %d)", i, in.NotLanded)
+		}
+	}
+	// The feed reads the description as each change comes.
+	described.Store(&old)
+	changes := make(chan transfer.LiveChange, 10)
+	started := make(chan struct{})
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go cons.svc.Live(lctx, a.ID, transfer.LiveOptions{
+		Started:  func(transfer.Info) { close(started) },
+		OnChange: func(c transfer.LiveChange) { changes <- c }})
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the live transfer did not start")
+	}
+	described.Store(&current)
+	upsert(t, prov.n, things(3, 1))
+	select {
+	case <-changes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Thing's change was not delivered within 10 s")
+	}
+	if entityWithSysAttrs(t, cons.n, "urn:ngsi-ld:Thing:4") == nil {
+		t.Error("a Thing pushed on the feed after its type was declared did not land")
 	}
 }
 

@@ -48,6 +48,14 @@ const landBatch = 1000
 // version has it. Ids that left the dataset are deleted as always.
 func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version string, m content.Manifest, full bool, progress func(int64)) (written, refused int64, err error) {
 	prov := provenanceFor(a, version)
+	dt := s.declaredFor(a)
+	// The last landing left entities out under another description of
+	// the dataset: this one lands them all (declared.go).
+	if was, err := s.getBytes(misfitKey(a.ID)); err == nil && string(was) != dt.signature() {
+		full = true
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, 0, err
+	}
 	fresh, gone, kept, err := s.landDiff(a.ID, m)
 	if err != nil {
 		return 0, 0, err
@@ -66,8 +74,8 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	}
 	n := kept
 	progress(n)
-	dt := s.declaredFor(a)
 	var lastID string
+	var misfits int64
 	err = ordered.Map(ctx, landBatch, lines, func(lines [][]byte) ([]*ngsild.Entity, error) {
 		ents := make([]*ngsild.Entity, len(lines))
 		for i, line := range lines {
@@ -82,9 +90,9 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 			return err
 		}
 		all := len(ents)
-		ents, misfits := dt.split(ents)
-		s.noteMisfits(a, misfits)
-		refused += int64(len(misfits))
+		ents, left := dt.split(ents)
+		s.noteMisfits(a, left)
+		misfits += int64(len(left))
 		r, err := s.landChunk(ctx, ents, a, prov)
 		if err != nil {
 			return err
@@ -102,10 +110,19 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	if err != nil {
 		return written, refused, err
 	}
-	if err := s.o.Store.Update(func(tx *store.Txn) error { return tx.Set(landedKey(a.ID), []byte(version)) }); err != nil {
-		return written, refused, fmt.Errorf("recording the landed version: %w", err)
+	if err := s.o.Store.Update(func(tx *store.Txn) error {
+		if misfits > 0 {
+			if err := tx.Set(misfitKey(a.ID), []byte(dt.signature())); err != nil {
+				return err
+			}
+		} else if err := tx.Delete(misfitKey(a.ID)); err != nil {
+			return err
+		}
+		return tx.Set(landedKey(a.ID), []byte(version))
+	}); err != nil {
+		return written, refused + misfits, fmt.Errorf("recording the landed version: %w", err)
 	}
-	return written + deleted, refused, nil
+	return written + deleted, refused + misfits, nil
 }
 
 // landChunk writes entities and their provenance, and returns how many

@@ -337,7 +337,6 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 	}
 	opened()
 	defer st.Reset()
-	dt := s.declaredFor(src)
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
 	for {
@@ -371,7 +370,9 @@ func (s *Service) follow(ctx context.Context, provider peer.ID, e *entry, from *
 		// Only what this dataset sent may be written or deleted here
 		// (ownership, land.go): a change to any other id is passed over.
 		s.landMu.Lock() // as a snapshot's landing holds it (landChunk)
-		mine, err := s.landLive(ctx, src, dt, prov, c)
+		// The description is read for each change: one this node
+		// indexes meanwhile applies at once (declared.go).
+		mine, err := s.landLive(ctx, src, s.declaredFor(src), prov, c)
 		s.landMu.Unlock()
 		if err != nil {
 			return err

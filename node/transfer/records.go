@@ -57,6 +57,13 @@ func movedKey(pid string) []byte {
 func landedKey(agreement string) []byte {
 	return store.Key(store.PrefixTransfer, "v", url.PathEscape(agreement))
 }
+
+// misfitKey records that the last landing under agreement left out
+// entities whose types the dataset's description did not declare, and
+// under which description (declared.signature).
+func misfitKey(agreement string) []byte {
+	return store.Key(store.PrefixTransfer, "x", url.PathEscape(agreement))
+}
 func provenanceKey(id string) []byte {
 	return store.Key(store.PrefixTransfer, "e", url.PathEscape(id))
 }
@@ -158,7 +165,8 @@ type Info struct {
 	FilesDir string `json:"filesDir,omitempty"`
 	// NotLanded counts the version's entities the consumer did not write
 	// because it holds entities with their ids that are its own or came
-	// from another provider or dataset (ownership, land.go).
+	// from another provider or dataset (ownership, land.go), or because
+	// their types are not the dataset's (declared.go).
 	NotLanded int64     `json:"notLanded,omitempty"`
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
