@@ -81,10 +81,11 @@ func TestEntitiesOfUndeclaredTypesAreNotLanded(t *testing.T) {
 
 // TestEntitiesLeftOutLandOnceDeclared: the consumer's index holds an
 // older description of the dataset than the provider's (Thing was just
-// added). The first fetch leaves the Things out; once the index has the
-// new description, the next fetch lands them, though they sit in blocks
-// the consumer fetched before and the version changed elsewhere, and so
-// does a live feed's next Thing.
+// added). The first fetch leaves the Things out, and so does a second
+// under the same description; once the index has the new description,
+// the next fetch lands them, though they sit in blocks the consumer
+// fetched before and the version changed elsewhere, and so does a live
+// feed's next Thing.
 func TestEntitiesLeftOutLandOnceDeclared(t *testing.T) {
 	var described atomic.Pointer[catalog.Dataset]
 	old := datasetOf(t, `["AirQualityObserved"]`)
@@ -113,15 +114,22 @@ func TestEntitiesLeftOutLandOnceDeclared(t *testing.T) {
 	if in.NotLanded != 3 || entityWithSysAttrs(t, cons.n, "urn:ngsi-ld:Thing:1") != nil {
 		t.Fatalf("the first fetch left out %d entities, want the 3 Things", in.NotLanded)
 	}
-	current := datasetOf(t, `["AirQualityObserved", "Thing"]`)
-	described.Store(&current)
+	// A fetch under the old description, of a version changed in a block
+	// without Things, leaves nothing out, but the Things stay out.
 	readings[0]["no2"].(map[string]any)["value"] = 1234.0
 	upsert(t, prov.n, readings[:1])
+	if in, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil || in.NotLanded != 0 {
+		t.Fatalf("the second fetch: %v, %d left out, want none", err, in.NotLanded)
+	}
+	current := datasetOf(t, `["AirQualityObserved", "Thing"]`)
+	described.Store(&current)
+	readings[1]["no2"].(map[string]any)["value"] = 4321.0
+	upsert(t, prov.n, readings[1:2])
 	if in, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if in.Usage.Skipped == 0 {
-		t.Errorf("the second fetch fetched every block again, want the unchanged ones kept")
+		t.Errorf("the third fetch fetched every block again, want the unchanged ones kept")
 	}
 	for i := 1; i <= 3; i++ {
 		if entityWithSysAttrs(t, cons.n, fmt.Sprintf("urn:ngsi-ld:Thing:%d", i)) == nil {

@@ -110,13 +110,19 @@ func (s *Service) landEntities(ctx context.Context, a policy.Agreement, version 
 	if err != nil {
 		return written, refused, err
 	}
+	// What was left out stays recorded until a landing that read every
+	// entity of its version (full) leaves none out: one that read only
+	// the changed blocks did not look at those left out before.
 	if err := s.o.Store.Update(func(tx *store.Txn) error {
-		if misfits > 0 {
+		switch {
+		case misfits > 0:
 			if err := tx.Set(misfitKey(a.ID), []byte(dt.signature())); err != nil {
 				return err
 			}
-		} else if err := tx.Delete(misfitKey(a.ID)); err != nil {
-			return err
+		case full || len(gone) == 0 && kept == 0:
+			if err := tx.Delete(misfitKey(a.ID)); err != nil {
+				return err
+			}
 		}
 		return tx.Set(landedKey(a.ID), []byte(version))
 	}); err != nil {
