@@ -636,7 +636,7 @@ func (c entityCollector) Collect(ch chan<- prometheus.Metric) {
 // type with that local name.
 func (n *Node) datasetWarnings(d catalog.Dataset) []string {
 	v, ok := d.EffectiveView()
-	if !ok || n.ngsi == nil {
+	if !ok || n.ngsi == nil || n.transfers == nil {
 		return nil
 	}
 	stored, err := n.ngsi.StoredTypes()
@@ -645,11 +645,7 @@ func (n *Node) datasetWarnings(d catalog.Dataset) []string {
 	}
 	var out []string
 	for _, t := range v.EntityTypes {
-		iri, err := n.ngsi.Expand(nil, t)
-		if err != nil {
-			iri = t
-		}
-		if !slices.ContainsFunc(stored, func(st string) bool { return st == t || st == iri || catalog.ShortType(st) == t }) {
+		if !slices.ContainsFunc(stored, n.transfers.TypeMatch([]string{t})) {
 			names := make([]string, 0, len(stored))
 			for _, st := range stored {
 				names = append(names, catalog.ShortType(st))

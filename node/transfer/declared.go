@@ -26,12 +26,47 @@ import (
 // of the blocks that changed, so that what was left out lands once it is
 // declared. A live feed reads the description for each change.
 
+// typeMatch is how a dataset's entity types (IRIs or short names) select
+// entity types: a version build takes the entities it matches
+// (filterFor), a consumer lands only those (declared).
+type typeMatch struct {
+	iris  map[string]bool // the types, and short names expanded with the core context
+	short map[string]bool // short names: stand for every IRI with that local name
+}
+
+// typesOf returns the match of types. A short name (AirQualityObserved)
+// stands for each type with that local name, as in a catalogue search:
+// expanded with the core context alone it names the default-context IRI,
+// which misses entities written under a Smart Data Models context.
+func (s *Service) typesOf(types []string) typeMatch {
+	m := typeMatch{iris: map[string]bool{}, short: map[string]bool{}}
+	for _, t := range types {
+		m.iris[t] = true
+		if iri, err := s.o.NGSILD.Expand(nil, t); err == nil {
+			m.iris[iri] = true
+		}
+		if catalog.ShortType(t) == t {
+			m.short[t] = true
+		}
+	}
+	return m
+}
+
+// TypeMatch returns whether an entity type is one that a dataset declaring
+// types holds, as a version build selects them (for a publisher's checks
+// of its datasets).
+func (s *Service) TypeMatch(types []string) func(entityType string) bool {
+	return s.typesOf(types).has
+}
+
+// has reports whether entity type t is one m selects.
+func (m typeMatch) has(t string) bool { return m.iris[t] || m.short[catalog.ShortType(t)] }
+
 // declared is the entity types received entities are checked against; a
 // nil *declared lets every entity through.
 type declared struct {
-	dataset string
-	iris    map[string]bool // type IRIs, and short names expanded with the core context
-	short   map[string]bool // short names: stand for every IRI with that local name
+	typeMatch
+	sig string // the declared types, sorted (signature)
 }
 
 // declaredFor returns what entities received under a may be, or nil when
@@ -48,19 +83,8 @@ func (s *Service) declaredFor(a policy.Agreement) *declared {
 	if !ok {
 		return nil
 	}
-	d := &declared{dataset: a.Dataset, iris: map[string]bool{}, short: map[string]bool{}}
-	for _, t := range v.EntityTypes {
-		d.iris[t] = true
-		if iri, err := s.o.NGSILD.Expand(nil, t); err == nil {
-			d.iris[iri] = true
-		}
-		// As in a catalogue search and a provider's build (filterFor),
-		// a short name stands for each type with that local name.
-		if catalog.ShortType(t) == t {
-			d.short[t] = true
-		}
-	}
-	return d
+	types := slices.Sorted(slices.Values(v.EntityTypes))
+	return &declared{typeMatch: s.typesOf(types), sig: strings.Join(types, "\n")}
 }
 
 // signature names the declared types, the same for the same set.
@@ -68,48 +92,30 @@ func (d *declared) signature() string {
 	if d == nil {
 		return ""
 	}
-	ts := make([]string, 0, len(d.iris)+len(d.short))
-	for t := range d.iris {
-		ts = append(ts, t)
-	}
-	for t := range d.short {
-		ts = append(ts, "short:"+t)
-	}
-	slices.Sort(ts)
-	return strings.Join(ts, "\n")
+	return d.sig
 }
 
 // fits reports whether e has a type the dataset declares.
 func (d *declared) fits(e *ngsild.Entity) bool {
-	if d == nil {
-		return true
-	}
-	for _, t := range e.Types {
-		if d.iris[t] || d.short[catalog.ShortType(t)] {
-			return true
-		}
-	}
-	return false
+	return d == nil || slices.ContainsFunc(e.Types, d.has)
 }
 
-// split returns those of ents that fit and the ids of those that do not.
+// split returns those of ents that fit and the ids of those that do not;
+// ents itself when all fit.
 func (d *declared) split(ents []*ngsild.Entity) (fit []*ngsild.Entity, misfit []string) {
-	n := 0
-	for _, e := range ents {
-		if d.fits(e) {
-			n++
-		}
-	}
-	if n == len(ents) {
-		return ents, nil
-	}
-	fit = make([]*ngsild.Entity, 0, n)
-	for _, e := range ents {
-		if d.fits(e) {
-			fit = append(fit, e)
-		} else {
+	for i, e := range ents {
+		switch {
+		case !d.fits(e):
+			if misfit == nil {
+				fit = slices.Clone(ents[:i])
+			}
 			misfit = append(misfit, e.ID)
+		case misfit != nil:
+			fit = append(fit, e)
 		}
+	}
+	if misfit == nil {
+		return ents, nil
 	}
 	return fit, misfit
 }

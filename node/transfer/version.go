@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -79,34 +80,17 @@ func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
 	if !ok {
 		return nil, fmt.Errorf("dataset %s is not an NGSI-LD view: %w", ds.ID, ErrUnknownDataset)
 	}
-	f := &viewFilter{types: map[string]bool{}}
-	expand := func(t string) string {
-		iri, err := s.o.NGSILD.Expand(nil, t)
+	m := s.typesOf(v.EntityTypes)
+	f := &viewFilter{types: maps.Clone(m.iris)}
+	// The stored types a short name stands for are read only when the
+	// view names one.
+	if len(m.short) > 0 {
+		stored, err := s.o.NGSILD.StoredTypes()
 		if err != nil {
-			return t
-		}
-		return iri
-	}
-	// A short name (AirQualityObserved) also stands for each stored type
-	// with that local name, as in a catalogue search: expanded with the
-	// core context alone it names the default-context IRI, which misses
-	// entities written under a Smart Data Models context, and the
-	// dataset would hold none of them.
-	var stored []string
-	for _, t := range v.EntityTypes {
-		f.types[t] = true
-		f.types[expand(t)] = true
-		if catalog.ShortType(t) != t {
-			continue
-		}
-		if stored == nil {
-			var err error
-			if stored, err = s.o.NGSILD.StoredTypes(); err != nil {
-				return nil, fmt.Errorf("dataset %s: reading the stored entity types: %w", ds.ID, err)
-			}
+			return nil, fmt.Errorf("dataset %s: reading the stored entity types: %w", ds.ID, err)
 		}
 		for _, st := range stored {
-			if catalog.ShortType(st) == t {
+			if m.has(st) {
 				f.types[st] = true
 			}
 		}
@@ -117,6 +101,13 @@ func (s *Service) filterFor(ds catalog.Dataset) (*viewFilter, error) {
 	slices.Sort(f.iris)
 	f.key = strings.Join(f.iris, " ") + "\x00" + v.Q
 	if v.Q != "" {
+		expand := func(t string) string {
+			iri, err := s.o.NGSILD.Expand(nil, t)
+			if err != nil {
+				return t
+			}
+			return iri
+		}
 		q, err := query.Parse(v.Q, expand)
 		if err != nil {
 			return nil, fmt.Errorf("dataset %s view q: %w", ds.ID, err)
