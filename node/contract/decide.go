@@ -221,12 +221,15 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if !s.reserveAgreementID(a.ID, e.key) {
 		return bad(fmt.Sprintf("another negotiation of this node is countersigning an agreement %s; the provider must give a new agreement a new id", a.ID))
 	}
-	countersigned := false
-	defer func() {
-		if !countersigned && e.meta.AgreementID != a.ID {
+	// Refused from here on, the id is not this negotiation's to keep
+	// (unless it countersigned it before).
+	if e.meta.AgreementID != a.ID {
+		terminate := bad
+		bad = func(why string) negotiation.Msg {
 			s.releaseAgreementID(a.ID, e.key)
+			return terminate(why)
 		}
-	}()
+	}
 	if _, err := s.Agreement(a.ID); err == nil {
 		return bad(fmt.Sprintf("this node holds an agreement %s already; the provider must give a new agreement a new id", a.ID))
 	} else if !errors.Is(err, ErrUnknownAgreement) {
@@ -246,7 +249,6 @@ func (s *Service) verifyLocked(e *entry, now time.Time) negotiation.Msg {
 	if err != nil {
 		return bad(err.Error())
 	}
-	countersigned = true
 	e.meta.AgreementID, e.file = a.ID, file
 	e.staged = append(e.staged, staged{audit: s.signedEntry(e, a, sha256.Sum256(canon), policy.RoleConsumer, now)})
 	return negotiation.Msg{Type: negotiation.MsgVerify, Agreement: raw}

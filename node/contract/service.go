@@ -455,9 +455,7 @@ func (s *Service) Start(ctx context.Context) error {
 				return nil
 			}
 			s.live[e.key] = e
-			if e.key.Role == negotiation.Consumer && e.meta.AgreementID != "" {
-				s.countersigning[e.meta.AgreementID] = e.key
-			}
+			s.reserveCountersignedLocked(e)
 			keys = append(keys, e.key)
 			return nil
 		})
@@ -998,19 +996,13 @@ func (s *Service) reloadLocked(e *entry) {
 		s.mu.Unlock()
 		return
 	}
-	if fresh.meta.AgreementID != e.meta.AgreementID {
-		// What e countersigned and could not store is not reserved any
-		// more; what is stored stays reserved.
-		s.mu.Lock()
-		s.releaseAgreementIDLocked(e)
-		if id := fresh.meta.AgreementID; id != "" && e.key.Role == negotiation.Consumer {
-			if _, taken := s.countersigning[id]; !taken {
-				s.countersigning[id] = e.key
-			}
-		}
-		s.mu.Unlock()
-	}
+	// What e countersigned and could not store is not reserved any more;
+	// what is stored stays reserved.
+	s.mu.Lock()
+	s.releaseAgreementIDLocked(e)
 	e.n, e.meta, e.file, e.signed, e.canon = fresh.n, fresh.meta, nil, nil, nil
+	s.reserveCountersignedLocked(e)
+	s.mu.Unlock()
 }
 
 // scheduleLocked arms e's timer for its next tick, or drops a finished
@@ -1105,11 +1097,23 @@ func isAnswer(m protocol.Message) bool {
 func (s *Service) reserveAgreementID(id string, k negotiation.Key) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.reserveLocked(id, k)
+}
+
+func (s *Service) reserveLocked(id string, k negotiation.Key) bool {
 	if held, ok := s.countersigning[id]; ok && held != k {
 		return false
 	}
 	s.countersigning[id] = k
 	return true
+}
+
+// reserveCountersignedLocked reserves the agreement id e countersigned as
+// consumer, as stored (loaded at start or again). s.mu is held.
+func (s *Service) reserveCountersignedLocked(e *entry) {
+	if e.key.Role == negotiation.Consumer && e.meta.AgreementID != "" {
+		s.reserveLocked(e.meta.AgreementID, e.key)
+	}
 }
 
 // releaseAgreementIDLocked drops e's reservation of its agreement id, as
