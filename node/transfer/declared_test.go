@@ -31,14 +31,12 @@ func TestEntitiesOfUndeclaredTypesAreNotLanded(t *testing.T) {
 	}
 	upsert(t, prov.n, entities(t, 10, 0))
 	upsert(t, prov.n, things(0, 3))
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
+	a := agreePermissions(t, prov, cons, `{"action": "read"}`)
 	started := make(chan transfer.Info, 1)
 	changes := make(chan transfer.LiveChange, 10)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go cons.svc.Live(lctx, a.ID, transfer.LiveOptions{
+	go cons.svc.Live(lctx, a, transfer.LiveOptions{
 		Started:  func(in transfer.Info) { started <- in },
 		OnChange: func(c transfer.LiveChange) { changes <- c }})
 	var in transfer.Info
@@ -104,10 +102,8 @@ func TestEntitiesLeftOutLandOnceDeclared(t *testing.T) {
 	readings := entities(t, 600, 0) // several blocks
 	upsert(t, prov.n, readings)
 	upsert(t, prov.n, things(0, 3))
-	a, b := agreementFile(t, prov, cons, readOffer(datasetID, prov.id(), ""), nil)
-	prov.shelf.put(a.ID, b)
-	cons.shelf.put(a.ID, b)
-	in, err := cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{})
+	a := agreePermissions(t, prov, cons, `{"action": "read"}`)
+	in, err := cons.svc.Fetch(ctx, a, transfer.FetchOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,14 +114,14 @@ func TestEntitiesLeftOutLandOnceDeclared(t *testing.T) {
 	// without Things, leaves nothing out, but the Things stay out.
 	readings[0]["no2"].(map[string]any)["value"] = 1234.0
 	upsert(t, prov.n, readings[:1])
-	if in, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil || in.NotLanded != 0 {
+	if in, err = cons.svc.Fetch(ctx, a, transfer.FetchOptions{}); err != nil || in.NotLanded != 0 {
 		t.Fatalf("the second fetch: %v, %d left out, want none", err, in.NotLanded)
 	}
 	current := datasetOf(t, `["AirQualityObserved", "Thing"]`)
 	described.Store(&current)
 	readings[1]["no2"].(map[string]any)["value"] = 4321.0
 	upsert(t, prov.n, readings[1:2])
-	if in, err = cons.svc.Fetch(ctx, a.ID, transfer.FetchOptions{}); err != nil {
+	if in, err = cons.svc.Fetch(ctx, a, transfer.FetchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if in.Usage.Skipped == 0 {
@@ -142,7 +138,7 @@ func TestEntitiesLeftOutLandOnceDeclared(t *testing.T) {
 	started := make(chan struct{})
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go cons.svc.Live(lctx, a.ID, transfer.LiveOptions{
+	go cons.svc.Live(lctx, a, transfer.LiveOptions{
 		Started:  func(transfer.Info) { close(started) },
 		OnChange: func(c transfer.LiveChange) { changes <- c }})
 	select {
