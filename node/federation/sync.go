@@ -181,15 +181,10 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 		members := s.memberPeers()
 		connected := 0
 		for _, p := range members {
-			if s.o.Host.Network().Connectedness(p) == network.Connected {
-				connected++
-			}
-		}
-		iso.note(s.log, len(members), connected, now)
-		for _, p := range members {
 			cm := s.o.Host.ConnManager()
 			cm.Protect(p, "federation")
 			if s.o.Host.Network().Connectedness(p) == network.Connected {
+				connected++
 				delete(state, p)
 				continue
 			}
@@ -211,6 +206,7 @@ func (s *Service) reconnectLoop(ctx context.Context) {
 				b.delay = min(2*b.delay, time.Minute)
 			}
 		}
+		iso.note(s.log, len(members), connected, now)
 	}
 }
 
