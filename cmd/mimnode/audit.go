@@ -52,14 +52,11 @@ unchanged.`,
 			}
 			var out audit.Listing
 			cl, err := g.client()
+			dir, offline := nodeDirWithoutDaemon(g, err)
 			switch {
-			case errors.Is(err, errNoDaemon) && isNodeDir(g):
+			case offline:
 				// A stopped node or a backup: its log is read from the
 				// store itself, without starting the node.
-				dir, derr := g.dataDir()
-				if derr != nil {
-					return err
-				}
 				if out, err = node.ReadAuditOffline(dir, from, limit, verify || len(anchors) > 0, parsed); err != nil {
 					return err
 				}
@@ -118,13 +115,18 @@ func compactJSON(b json.RawMessage) string {
 	return string(out)
 }
 
-// isNodeDir reports whether the data directory holds a node (its config
-// file): one that does not is a mistyped --data, which advise names.
-func isNodeDir(g *globals) bool {
+// nodeDirWithoutDaemon returns the data directory when finding its daemon
+// failed with err because none runs and the directory holds a node (its
+// config file): one that does not is a mistyped --data, which advise
+// names.
+func nodeDirWithoutDaemon(g *globals, err error) (string, bool) {
+	if !errors.Is(err, errNoDaemon) {
+		return "", false
+	}
 	dir, err := g.dataDir()
 	if err != nil {
-		return false
+		return "", false
 	}
 	_, err = os.Stat(filepath.Join(dir, node.ConfigFile))
-	return err == nil
+	return dir, err == nil
 }
